@@ -1,0 +1,221 @@
+#include "runtime/weights/weight_loader.h"
+
+#include <cstring>
+#include <functional>
+#include <random>
+
+namespace ds {
+namespace {
+
+bool is_float(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF8E4M3;
+}
+
+float load_float(const uint8_t* p, DType t) {
+  switch (t) {
+    case DType::kF32: { float f; std::memcpy(&f, p, 4); return f; }
+    case DType::kF16: { uint16_t h; std::memcpy(&h, p, 2); return f16_to_f32(h); }
+    case DType::kBF16: { uint16_t h; std::memcpy(&h, p, 2); return bf16_to_f32(h); }
+    case DType::kF8E4M3: return f8e4m3_to_f32(*p);
+    default: return 0.0f;
+  }
+}
+
+void store_float(float f, uint8_t* p, DType t) {
+  switch (t) {
+    case DType::kF32: std::memcpy(p, &f, 4); break;
+    case DType::kF16: { uint16_t h = f32_to_f16(f); std::memcpy(p, &h, 2); break; }
+    case DType::kBF16: { uint16_t h = f32_to_bf16(f); std::memcpy(p, &h, 2); break; }
+    case DType::kF8E4M3: *p = f32_to_f8e4m3(f); break;
+    default: break;
+  }
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+int64_t prod(const std::vector<int64_t>& s, size_t begin, size_t end) {
+  int64_t n = 1;
+  for (size_t i = begin; i < end; ++i) n *= s[i];
+  return n;
+}
+
+// Copies the (sliced) source into a contiguous buffer of the source dtype.
+std::vector<uint8_t> slice_source(const uint8_t* data, const std::vector<int64_t>& shape, DType dtype,
+                                  int axis, int64_t start, int64_t size) {
+  const size_t es = dtype_size(dtype);
+  const int64_t outer = prod(shape, 0, axis);
+  const int64_t inner = prod(shape, axis + 1, shape.size()) * static_cast<int64_t>(es);
+  std::vector<uint8_t> out(static_cast<size_t>(outer * size * inner));
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(out.data() + o * size * inner, data + (o * shape[axis] + start) * inner, static_cast<size_t>(size * inner));
+  return out;
+}
+
+uint64_t name_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+Result<LoadFormat> parse_load_format(const std::string& s) {
+  if (s == "auto") return LoadFormat::kAuto;
+  if (s == "safetensors") return LoadFormat::kSafetensors;
+  if (s == "dummy") return LoadFormat::kDummy;
+  return Status::Error("unknown load format '" + s + "' (expected auto, safetensors or dummy)");
+}
+
+Status convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dtype, size_t n) {
+  if (src_dtype == dst_dtype) {
+    std::memcpy(dst, src, n * dtype_size(src_dtype));
+    return Status::Ok();
+  }
+  if (!is_float(src_dtype) || !is_float(dst_dtype))
+    return Status::Error(StrCat() << "cannot convert " << dtype_name(src_dtype) << " to " << dtype_name(dst_dtype));
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  const size_t ss = dtype_size(src_dtype), ds = dtype_size(dst_dtype);
+  for (size_t i = 0; i < n; ++i) store_float(load_float(s + i * ss, src_dtype), d + i * ds, dst_dtype);
+  return Status::Ok();
+}
+
+size_t LoadedWeights::owned_bytes() const {
+  size_t n = 0;
+  for (const auto& b : owned_) n += b.size();
+  return n;
+}
+
+Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp, const WeightLoadOptions& opt) {
+  const plan::Plan& p = lp.plan();
+  if (opt.tp_rank < 0 || opt.tp_rank >= p.tp_size())
+    return Status::Error(StrCat() << "tensor-parallel rank " << opt.tp_rank << " out of range for tp_size " << p.tp_size());
+  std::unique_ptr<LoadedWeights> lw(new LoadedWeights());
+  const size_t nw = p.weights() ? p.weights()->size() : 0;
+  lw->weights_.resize(nw);
+
+  if (opt.format == LoadFormat::kDummy) {
+    for (size_t wi = 0; wi < nw; ++wi) {
+      const plan::Weight* w = p.weights()->Get(wi);
+      WeightTensor& t = lw->weights_[wi];
+      t.name = w->name()->str();
+      t.dtype = static_cast<DType>(w->dtype());
+      t.shape.assign(w->shape()->begin(), w->shape()->end());
+      if (!is_float(t.dtype))
+        return Status::Error(StrCat() << "weight '" << t.name << "': dummy init needs a floating dtype, not "
+                                      << dtype_name(t.dtype));
+      const size_t n = static_cast<size_t>(t.numel());
+      std::vector<uint8_t> buf(n * dtype_size(t.dtype));
+      std::mt19937_64 rng(opt.dummy_seed ^ name_hash(t.name));
+      std::uniform_real_distribution<float> dist(-opt.dummy_scale, opt.dummy_scale);
+      for (size_t i = 0; i < n; ++i) store_float(dist(rng), buf.data() + i * dtype_size(t.dtype), t.dtype);
+      t.data = buf.data();
+      t.nbytes = buf.size();
+      lw->owned_.push_back(std::move(buf));
+    }
+    return lw;
+  }
+
+  std::string dir = opt.model_path;
+  if (dir.empty() && p.model()->checkpoint_path()) dir = p.model()->checkpoint_path()->str();
+  if (dir.empty())
+    return Status::Error("the plan has no checkpoint_path; pass --model-path DIR (or --load-format dummy)");
+  DS_ASSIGN_OR_RETURN(lw->checkpoint_, Checkpoint::open(dir, /*map_data=*/true));
+  lw->source_dir_ = dir;
+  const Checkpoint& ck = *lw->checkpoint_;
+
+  for (size_t wi = 0; wi < nw; ++wi) {
+    const plan::Weight* w = p.weights()->Get(wi);
+    WeightTensor& t = lw->weights_[wi];
+    t.name = w->name()->str();
+    t.dtype = static_cast<DType>(w->dtype());
+    t.shape.assign(w->shape()->begin(), w->shape()->end());
+    const std::string wctx = "weight '" + t.name + "'";
+
+    struct Piece {
+      const uint8_t* data;            // source-dtype bytes of the effective (sliced) source
+      std::vector<uint8_t> holder;
+      DType dtype;
+      std::vector<int64_t> eff_shape;
+    };
+    std::vector<Piece> pieces;
+    for (const plan::SourceTensor* s : *w->sources()) {
+      const std::string name = s->name()->str();
+      const std::string file = s->file()->str();
+      const SafetensorsFile* sf = nullptr;
+      auto fr = ck.file(file);
+      if (fr.ok()) {
+        sf = fr.value();
+      } else {
+        // --model-path may point to a checkpoint sharded differently.
+        auto other = ck.file_of(name);
+        if (!other.ok())
+          return Status::Error(StrCat() << wctx << ": tensor '" << name << "' (expected in " << file
+                                        << ") not found in checkpoint " << dir);
+        DS_ASSIGN_OR_RETURN(sf, ck.file(other.value()));
+      }
+      const TensorInfo* info = sf->find(name);
+      if (!info)
+        return Status::Error(StrCat() << wctx << ": tensor '" << name << "' not found in " << sf->path());
+      const DType want_dtype = static_cast<DType>(s->dtype());
+      const std::vector<int64_t> want_shape(s->shape()->begin(), s->shape()->end());
+      if (info->dtype != want_dtype)
+        return Status::Error(StrCat() << wctx << ": tensor '" << name << "' in " << sf->path() << " has dtype "
+                                      << dtype_name(info->dtype) << " but the plan expects " << dtype_name(want_dtype));
+      if (info->shape != want_shape)
+        return Status::Error(StrCat() << wctx << ": tensor '" << name << "' in " << sf->path() << " has shape "
+                                      << shape_str(info->shape) << " but the plan expects " << shape_str(want_shape));
+      Piece piece;
+      piece.dtype = info->dtype;
+      piece.data = sf->data(*info);
+      piece.eff_shape = want_shape;
+      if (s->slice_axis() >= 0) {
+        const int64_t start = s->slice_start() + opt.tp_rank * s->slice_rank_stride();
+        piece.holder = slice_source(piece.data, want_shape, info->dtype, s->slice_axis(), start, s->slice_size());
+        piece.data = piece.holder.data();
+        piece.eff_shape[s->slice_axis()] = s->slice_size();
+      }
+      pieces.push_back(std::move(piece));
+    }
+
+    const size_t es = dtype_size(t.dtype);
+    t.nbytes = static_cast<size_t>(t.numel()) * es;
+    if (pieces.size() == 1 && pieces[0].holder.empty() && pieces[0].dtype == t.dtype &&
+        pieces[0].eff_shape.size() == t.shape.size()) {
+      t.data = pieces[0].data;  // no transform: use the mapping
+      t.zero_copy = true;
+      continue;
+    }
+    // Cast each piece to the weight dtype and place it along concat_axis.
+    const int axis = w->concat_axis();
+    const int64_t outer = prod(t.shape, 0, axis);
+    const int64_t inner = prod(t.shape, axis + 1, t.shape.size());
+    const int64_t dst_row = t.shape[axis] * inner;  // elements per outer index
+    std::vector<uint8_t> out(t.nbytes);
+    int64_t offset = 0;  // along the axis
+    for (Piece& pc : pieces) {
+      const int64_t along = pc.eff_shape.size() == t.shape.size() ? pc.eff_shape[axis] : 1;
+      const int64_t chunk = along * inner;
+      const size_t src_es = dtype_size(pc.dtype);
+      for (int64_t o = 0; o < outer; ++o) {
+        DS_RETURN_IF_ERROR(convert_elements(pc.data + static_cast<size_t>(o * chunk) * src_es, pc.dtype,
+                                            out.data() + static_cast<size_t>(o * dst_row + offset * inner) * es,
+                                            t.dtype, static_cast<size_t>(chunk))
+                               .with_context(wctx));
+      }
+      offset += along;
+    }
+    t.data = out.data();
+    lw->owned_.push_back(std::move(out));
+  }
+  return lw;
+}
+
+}  // namespace ds
