@@ -1,0 +1,25 @@
+//===- TokenizerFiles.h - Tokenizer and generation metadata -----*- C++ -*-===//
+//
+// Private helper of the importer: reads tokenizer.json, tokenizer_config.json,
+// chat_template.jinja (optional) and generation_config.json (optional) into
+// the ModelSpec's TokenizerSpec and GenerationSpec.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DS_LIB_IMPORT_TOKENIZERFILES_H
+#define DS_LIB_IMPORT_TOKENIZERFILES_H
+
+#include <string>
+
+#include "JsonFields.h"
+#include "ds/Import/ModelSpec.h"
+
+namespace ds {
+
+/// `dir` is the absolute model directory, `config` its config.json fields
+/// (fallback for eos/bos ids).
+Status readTokenizerFiles(const std::string &dir, const JsonFields &config, ModelSpec &spec);
+
+}  // namespace ds
+
+#endif  // DS_LIB_IMPORT_TOKENIZERFILES_H
