@@ -1,0 +1,143 @@
+#include "runtime/engine/engine.h"
+
+#include <algorithm>
+
+#include "runtime/executor/cpu_executor.h"
+
+namespace ds {
+
+Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
+                                                int64_t token_capacity) {
+  const std::string target = plan->target() ? plan->target()->str() : "";
+  if (target == "cpu") {
+    DS_ASSIGN_OR_RETURN(auto e, CpuExecutor::create(plan, weights, kv, token_capacity));
+    return std::unique_ptr<Executor>(std::move(e));
+  }
+  return Status::Error(StrCat() << "plan " << plan.origin() << " targets '" << target
+                                << "', but this dsrt has only the CPU executor (compile with --target cpu)");
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const LoadedWeights& weights,
+                                               const EngineOptions& options) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->plan_ = &plan;
+  e->max_model_len_ = plan->model()->max_model_len();
+  int64_t capacity = options.token_capacity;
+  if (capacity < 0) return Status::Error(StrCat() << "chunked prefill size " << capacity << " must be positive");
+  if (capacity == 0) capacity = std::min<int64_t>(512, e->max_model_len_);
+  int64_t kv_tokens = options.kv_tokens > 0 ? options.kv_tokens : e->max_model_len_;
+  const int64_t page = plan->kv_cache()->page_size();
+  DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), (kv_tokens + page - 1) / page));
+  DS_ASSIGN_OR_RETURN(e->kv_, KvCache::create(cfg));
+  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, capacity));
+  return e;
+}
+
+std::vector<int32_t> Engine::default_eos_ids() const {
+  std::vector<int32_t> ids;
+  const plan::Plan& p = plan_->plan();
+  if (p.generation() && p.generation()->eos_token_ids() && p.generation()->eos_token_ids()->size() > 0)
+    ids.assign(p.generation()->eos_token_ids()->begin(), p.generation()->eos_token_ids()->end());
+  else if (p.tokenizer() && p.tokenizer()->eos_token_ids())
+    ids.assign(p.tokenizer()->eos_token_ids()->begin(), p.tokenizer()->eos_token_ids()->end());
+  return ids;
+}
+
+Status Engine::check_ids(const std::vector<int32_t>& ids) const {
+  if (ids.empty()) return Status::Error("the input has no tokens");
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= vocab_size())
+      return Status::Error(StrCat() << "token id " << ids[i] << " at position " << i << " is outside the vocabulary [0, "
+                                    << vocab_size() << ")");
+  if (static_cast<int64_t>(ids.size()) > max_model_len_)
+    return Status::Error(StrCat() << "the input has " << ids.size() << " tokens, more than max_model_len "
+                                  << max_model_len_);
+  return Status::Ok();
+}
+
+Status Engine::feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>* logits) {
+  const int64_t cap = executor_->token_capacity();
+  const int64_t vocab = vocab_size();
+  if (logits) logits->clear();
+  std::vector<float> step_logits;
+  for (int64_t start = 0; start < n; start += cap) {
+    const int64_t len = std::min(cap, n - start);
+    DS_RETURN_IF_ERROR(kv_->reserve(seq.pages, seq.num_cached + len));
+    StepBatch b;
+    b.tokens.assign(tokens + start, tokens + start + len);
+    b.positions.resize(static_cast<size_t>(len));
+    for (int64_t i = 0; i < len; ++i) b.positions[i] = static_cast<int32_t>(seq.num_cached + i);
+    const bool last_chunk = start + len == n;
+    if (all_logits) {
+      for (int64_t i = 0; i < len; ++i) b.logit_rows.push_back(static_cast<int32_t>(i));
+    } else if (last_chunk) {
+      b.logit_rows.push_back(static_cast<int32_t>(len - 1));
+    }
+    b.sequences.push_back(StepSequence{0, len, seq.num_cached, seq.pages.pages});
+    step_logits.assign(static_cast<size_t>(b.num_logit_rows() * vocab), 0.0f);
+    DS_RETURN_IF_ERROR(executor_->step(b, step_logits.data()));
+    seq.num_cached += len;
+    if (logits) logits->insert(logits->end(), step_logits.begin(), step_logits.end());
+  }
+  return Status::Ok();
+}
+
+Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, const GenerateOptions& options) {
+  DS_RETURN_IF_ERROR(check_ids(prompt));
+  DS_RETURN_IF_ERROR(options.sampling.validate());
+  if (options.max_new_tokens < 0)
+    return Status::Error(StrCat() << "max_new_tokens " << options.max_new_tokens << " must be >= 0");
+  const std::vector<int32_t> eos = options.eos_token_ids.empty() ? default_eos_ids() : options.eos_token_ids;
+  // Never run past the model's context.
+  const int64_t budget = std::min<int64_t>(options.max_new_tokens, max_model_len_ - static_cast<int64_t>(prompt.size()));
+  GenerateResult out;
+  out.finish_reason = "length";
+  if (budget <= 0) return out;
+  Sequence seq;
+  Sampler sampler(options.sampling);
+  std::vector<float> logits;
+  Status st = feed(seq, prompt.data(), static_cast<int64_t>(prompt.size()), false, &logits);
+  while (st.ok()) {
+    const int32_t tok = sampler.sample(logits.data(), vocab_size());
+    out.output_ids.push_back(tok);
+    if (!options.ignore_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) {
+      out.finish_reason = "stop";
+      break;
+    }
+    if (static_cast<int64_t>(out.output_ids.size()) >= budget) break;
+    st = feed(seq, &tok, 1, false, &logits);
+  }
+  Status freed = kv_->free(seq.pages);
+  DS_RETURN_IF_ERROR(st);
+  DS_RETURN_IF_ERROR(freed);
+  return out;
+}
+
+Result<std::vector<PositionScore>> Engine::score(const std::vector<int32_t>& ids, int64_t top_k) {
+  DS_RETURN_IF_ERROR(check_ids(ids));
+  if (top_k < 0) return Status::Error(StrCat() << "top_k " << top_k << " must be >= 0");
+  const int64_t vocab = vocab_size();
+  const int64_t k = std::min(top_k, vocab);
+  Sequence seq;
+  std::vector<float> logits;
+  Status st = feed(seq, ids.data(), static_cast<int64_t>(ids.size()), true, &logits);
+  Status freed = kv_->free(seq.pages);
+  DS_RETURN_IF_ERROR(st);
+  DS_RETURN_IF_ERROR(freed);
+  std::vector<PositionScore> out(ids.size());
+  std::vector<int32_t> order(static_cast<size_t>(vocab));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* row = logits.data() + i * vocab;
+    out[i].logsumexp = logsumexp(row, vocab);
+    for (int64_t v = 0; v < vocab; ++v) order[v] = static_cast<int32_t>(v);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+    for (int64_t j = 0; j < k; ++j) {
+      out[i].top_ids.push_back(order[j]);
+      out[i].top_logits.push_back(row[order[j]]);
+    }
+  }
+  return out;
+}
+
+}  // namespace ds

@@ -1,0 +1,45 @@
+// The CPU reference executor: allocates the activation arena for a fixed token
+// capacity, binds every instruction's operands once, and per step runs the
+// builtin kernels (kernels/ref) by op name and interprets fused groups op by op.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "runtime/cache/kv_cache.h"
+#include "runtime/executor/executor.h"
+#include "runtime/executor/ops.h"
+#include "runtime/plan/plan_reader.h"
+#include "runtime/weights/weight_loader.h"
+
+namespace ds {
+
+class CpuExecutor : public Executor {
+ public:
+  // `plan`, `weights` and `kv` must outlive the executor.
+  static Result<std::unique_ptr<CpuExecutor>> create(const LoadedPlan& plan, const LoadedWeights& weights,
+                                                     KvCache& kv, int64_t token_capacity);
+
+  int64_t token_capacity() const override { return capacity_; }
+  int64_t vocab_size() const override { return vocab_; }
+  Status step(const StepBatch& batch, float* logits) override;
+
+  size_t arena_bytes() const { return arena_.size() * sizeof(float); }
+
+ private:
+  CpuExecutor() = default;
+  struct Instr {
+    std::vector<PreparedOp> ops;  // one for a builtin kernel; the group's ops for a fused kernel
+  };
+  Status prepare(const LoadedPlan& plan, const LoadedWeights& weights);
+
+  KvCache* kv_ = nullptr;
+  int64_t capacity_ = 0;
+  int64_t vocab_ = 0;
+  std::vector<float> arena_;
+  std::vector<std::vector<float>> scratch_;  // fused-group intermediates
+  std::vector<Instr> program_;
+  std::vector<ref::PagedKvLayer> kv_layers_;
+};
+
+}  // namespace ds

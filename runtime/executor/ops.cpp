@@ -1,0 +1,272 @@
+#include "runtime/executor/ops.h"
+
+#include "kernels/ref/elementwise.h"
+#include "kernels/ref/linear.h"
+
+namespace ds {
+namespace {
+
+const char* val_kind_name(Val::Kind k) {
+  switch (k) {
+    case Val::kAct: return "activation";
+    case Val::kWeight: return "weight";
+    case Val::kKv: return "kv_cache layer";
+    case Val::kTokens: return "step input 0 (token ids)";
+    case Val::kPositions: return "step input 1 (positions)";
+    case Val::kLogitRows: return "step input 2 (logit rows)";
+    case Val::kLogits: return "step output 0 (logits)";
+  }
+  return "?";
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+class Checker {
+ public:
+  explicit Checker(const PreparedOp& op) : op_(op) {}
+  Status counts(size_t ins_min, size_t ins_max, size_t outs) const {
+    if (op_.ins.size() < ins_min || op_.ins.size() > ins_max)
+      return err(StrCat() << "takes " << ins_min << (ins_max != ins_min ? "-" + std::to_string(ins_max) : "")
+                          << " inputs, got " << op_.ins.size());
+    if (op_.outs.size() != outs) return err(StrCat() << "produces " << outs << " outputs, got " << op_.outs.size());
+    return Status::Ok();
+  }
+  Status kind(const Val& v, Val::Kind k, const char* role) const {
+    if (v.kind != k) return err(StrCat() << role << " must be a " << val_kind_name(k) << ", got a " << val_kind_name(v.kind));
+    return Status::Ok();
+  }
+  Status weight_shape(const Val& v, const std::vector<int64_t>& want, const char* role) const {
+    DS_RETURN_IF_ERROR(kind(v, Val::kWeight, role));
+    if (v.weight->shape != want)
+      return err(StrCat() << role << " '" << v.weight->name << "' has shape " << shape_str(v.weight->shape) << ", expected "
+                          << shape_str(want));
+    return Status::Ok();
+  }
+  Status width(const Val& v, int64_t w, const char* role) const {
+    if (v.width != w) return err(StrCat() << role << " has " << v.width << " elements per token, expected " << w);
+    return Status::Ok();
+  }
+  // Sets (fused intermediate, width 0) or checks an activation output width.
+  Status out(Val& v, int64_t w) const {
+    DS_RETURN_IF_ERROR(kind(v, Val::kAct, "output"));
+    if (v.width == 0) {
+      v.width = w;
+      return Status::Ok();
+    }
+    return width(v, w, "output");
+  }
+  Status err(const std::string& m) const { return Status::Error(op_.where + ": " + m); }
+
+ private:
+  const PreparedOp& op_;
+};
+
+Result<ref::RopeStyle> rope_style(const std::string& s, const Checker& c) {
+  if (s == "neox") return ref::RopeStyle::kNeox;
+  if (s == "interleaved") return ref::RopeStyle::kInterleaved;
+  return c.err("unknown rope style '" + s + "'");
+}
+
+Result<ref::RopeScaling> rope_scaling(const std::string& s, const Checker& c) {
+  if (s == "none" || s.empty()) return ref::RopeScaling::kNone;
+  if (s == "linear") return ref::RopeScaling::kLinear;
+  if (s == "yarn") return ref::RopeScaling::kYarn;
+  return c.err("unknown rope scaling '" + s + "'");
+}
+
+}  // namespace
+
+Result<OpKind> op_kind_from_name(const std::string& op) {
+  static const std::pair<const char*, OpKind> kOps[] = {
+      {"embedding", OpKind::kEmbedding}, {"rms_norm", OpKind::kRmsNorm},
+      {"linear", OpKind::kLinear},       {"slice", OpKind::kSlice},
+      {"rope", OpKind::kRope},           {"kv_cache_write", OpKind::kKvCacheWrite},
+      {"paged_attention", OpKind::kPagedAttention}, {"silu", OpKind::kSilu},
+      {"mul", OpKind::kMul},             {"add", OpKind::kAdd},
+      {"logits", OpKind::kLogits}};
+  for (const auto& [name, kind] : kOps)
+    if (op == name) return kind;
+  return Status::Error("op '" + op + "' is not supported by the CPU executor");
+}
+
+Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& kv, int64_t vocab) {
+  Checker c(op);
+  const std::string& ctx = op.where;
+  op.vocab = vocab;
+  switch (op.kind) {
+    case OpKind::kEmbedding: {
+      DS_RETURN_IF_ERROR(c.counts(2, 2, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kTokens, "input 0"));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kWeight, "input 1 (table)"));
+      if (op.ins[1].weight->shape.size() != 2) return c.err("embedding table must be 2-D");
+      return c.out(op.outs[0], op.ins[1].weight->shape[1]);
+    }
+    case OpKind::kRmsNorm: {
+      DS_RETURN_IF_ERROR(c.counts(2, 2, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      DS_RETURN_IF_ERROR(c.weight_shape(op.ins[1], {op.ins[0].width}, "input 1 (weight)"));
+      DS_ASSIGN_OR_RETURN(op.eps, attr_float(attrs, "eps", ctx));
+      if (!(op.eps >= 0)) return c.err("eps must be non-negative");
+      return c.out(op.outs[0], op.ins[0].width);
+    }
+    case OpKind::kLinear: {
+      DS_RETURN_IF_ERROR(c.counts(2, 3, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kWeight, "input 1 (weight)"));
+      const auto& ws = op.ins[1].weight->shape;
+      if (ws.size() != 2 || ws[1] != op.ins[0].width)
+        return c.err(StrCat() << "weight '" << op.ins[1].weight->name << "' has shape " << shape_str(ws)
+                              << ", expected [N, " << op.ins[0].width << "]");
+      if (op.ins.size() == 3) DS_RETURN_IF_ERROR(c.weight_shape(op.ins[2], {ws[0]}, "input 2 (bias)"));
+      DS_ASSIGN_OR_RETURN(std::string quant, attr_string_or(attrs, "quant", "none", ctx));
+      if (quant != "none") return c.err("quantization '" + quant + "' is not supported by the CPU executor");
+      return c.out(op.outs[0], ws[0]);
+    }
+    case OpKind::kSlice: {
+      DS_RETURN_IF_ERROR(c.counts(1, 1, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      DS_ASSIGN_OR_RETURN(op.slice_offset, attr_int(attrs, "offset", ctx));
+      DS_ASSIGN_OR_RETURN(op.slice_size, attr_int(attrs, "size", ctx));
+      if (op.slice_offset < 0 || op.slice_size <= 0 || op.slice_offset + op.slice_size > op.ins[0].width)
+        return c.err(StrCat() << "slice [" << op.slice_offset << ", " << op.slice_offset + op.slice_size
+                              << ") out of range for " << op.ins[0].width << " columns");
+      return c.out(op.outs[0], op.slice_size);
+    }
+    case OpKind::kRope: {
+      DS_RETURN_IF_ERROR(c.counts(2, 2, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kPositions, "input 1"));
+      ref::RopeParams& r = op.rope;
+      DS_ASSIGN_OR_RETURN(r.num_heads, attr_int(attrs, "num_heads", ctx));
+      DS_ASSIGN_OR_RETURN(r.head_dim, attr_int(attrs, "head_dim", ctx));
+      DS_ASSIGN_OR_RETURN(r.rotary_dim, attr_int_or(attrs, "rotary_dim", r.head_dim, ctx));
+      DS_ASSIGN_OR_RETURN(r.theta, attr_float(attrs, "theta", ctx));
+      DS_ASSIGN_OR_RETURN(std::string style, attr_string_or(attrs, "style", "neox", ctx));
+      DS_ASSIGN_OR_RETURN(r.style, rope_style(style, c));
+      DS_ASSIGN_OR_RETURN(std::string scaling, attr_string_or(attrs, "scaling", "none", ctx));
+      DS_ASSIGN_OR_RETURN(r.scaling, rope_scaling(scaling, c));
+      DS_ASSIGN_OR_RETURN(r.factor, attr_float_or(attrs, "factor", 1.0, ctx));
+      DS_ASSIGN_OR_RETURN(r.original_max_position, attr_int_or(attrs, "original_max_position", 0, ctx));
+      DS_ASSIGN_OR_RETURN(r.beta_fast, attr_float_or(attrs, "beta_fast", 32.0, ctx));
+      DS_ASSIGN_OR_RETURN(r.beta_slow, attr_float_or(attrs, "beta_slow", 1.0, ctx));
+      DS_ASSIGN_OR_RETURN(r.mscale, attr_float_or(attrs, "mscale", 1.0, ctx));
+      DS_ASSIGN_OR_RETURN(r.mscale_all_dim, attr_float_or(attrs, "mscale_all_dim", 0.0, ctx));
+      auto tables = ref::rope_tables(r);
+      if (!tables.ok()) return c.err(tables.status().message());
+      op.rope_tables = std::move(tables).value();
+      DS_RETURN_IF_ERROR(c.width(op.ins[0], r.num_heads * r.head_dim, "input 0"));
+      return c.out(op.outs[0], op.ins[0].width);
+    }
+    case OpKind::kKvCacheWrite: {
+      DS_RETURN_IF_ERROR(c.counts(2, 2, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0 (k)"));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kAct, "input 1 (v)"));
+      DS_RETURN_IF_ERROR(c.kind(op.outs[0], Val::kKv, "output 0"));
+      DS_ASSIGN_OR_RETURN(op.layer, attr_int(attrs, "layer", ctx));
+      if (op.layer != op.outs[0].kv_layer)
+        return c.err(StrCat() << "attribute layer=" << op.layer << " but the output is kv_cache layer " << op.outs[0].kv_layer);
+      const size_t l = static_cast<size_t>(op.layer);
+      DS_RETURN_IF_ERROR(c.width(op.ins[0], kv.num_kv_heads[l] * kv.k_dim[l], "input 0 (k)"));
+      return c.width(op.ins[1], kv.num_kv_heads[l] * kv.v_dim[l], "input 1 (v)");
+    }
+    case OpKind::kPagedAttention: {
+      DS_RETURN_IF_ERROR(c.counts(2, 2, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0 (q)"));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kKv, "input 1"));
+      DS_ASSIGN_OR_RETURN(op.layer, attr_int(attrs, "layer", ctx));
+      if (op.layer != op.ins[1].kv_layer)
+        return c.err(StrCat() << "attribute layer=" << op.layer << " but input 1 is kv_cache layer " << op.ins[1].kv_layer);
+      ref::PagedAttentionParams& a = op.attn;
+      DS_ASSIGN_OR_RETURN(a.num_heads, attr_int(attrs, "num_heads", ctx));
+      DS_ASSIGN_OR_RETURN(a.num_kv_heads, attr_int(attrs, "num_kv_heads", ctx));
+      DS_ASSIGN_OR_RETURN(a.head_dim, attr_int(attrs, "head_dim", ctx));
+      DS_ASSIGN_OR_RETURN(a.v_head_dim, attr_int_or(attrs, "v_head_dim", a.head_dim, ctx));
+      DS_ASSIGN_OR_RETURN(a.scale, attr_float(attrs, "scale", ctx));
+      const size_t l = static_cast<size_t>(op.layer);
+      if (a.num_heads <= 0 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0)
+        return c.err(StrCat() << "num_heads " << a.num_heads << " must be a positive multiple of num_kv_heads " << a.num_kv_heads);
+      if (a.num_kv_heads != kv.num_kv_heads[l] || a.head_dim != kv.k_dim[l] || a.v_head_dim != kv.v_dim[l])
+        return c.err(StrCat() << "num_kv_heads/head_dim/v_head_dim " << a.num_kv_heads << "/" << a.head_dim << "/"
+                              << a.v_head_dim << " do not match kv_cache layer " << l << " (" << kv.num_kv_heads[l] << "/"
+                              << kv.k_dim[l] << "/" << kv.v_dim[l] << ")");
+      DS_RETURN_IF_ERROR(c.width(op.ins[0], a.num_heads * a.head_dim, "input 0 (q)"));
+      return c.out(op.outs[0], a.num_heads * a.v_head_dim);
+    }
+    case OpKind::kSilu: {
+      DS_RETURN_IF_ERROR(c.counts(1, 1, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      return c.out(op.outs[0], op.ins[0].width);
+    }
+    case OpKind::kMul:
+    case OpKind::kAdd: {
+      DS_RETURN_IF_ERROR(c.counts(2, 2, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kAct, "input 1"));
+      DS_RETURN_IF_ERROR(c.width(op.ins[1], op.ins[0].width, "input 1"));
+      return c.out(op.outs[0], op.ins[0].width);
+    }
+    case OpKind::kLogits: {
+      DS_RETURN_IF_ERROR(c.counts(3, 3, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      DS_RETURN_IF_ERROR(c.weight_shape(op.ins[1], {vocab, op.ins[0].width}, "input 1 (weight)"));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[2], Val::kLogitRows, "input 2"));
+      return c.kind(op.outs[0], Val::kLogits, "output 0");
+    }
+  }
+  return c.err("unhandled op");
+}
+
+Status PreparedOp::run(const StepContext& ctx) const {
+  const int64_t T = ctx.num_tokens;
+  Status s;
+  switch (kind) {
+    case OpKind::kEmbedding: {
+      const WeightTensor& w = *ins[1].weight;
+      s = ref::embedding(ctx.tokens, T, w.data, w.dtype, w.shape[0], w.shape[1], outs[0].act);
+      break;
+    }
+    case OpKind::kRmsNorm:
+      s = ref::rms_norm(ins[0].act, T, ins[0].width, ins[1].weight->data, ins[1].weight->dtype, eps, outs[0].act);
+      break;
+    case OpKind::kLinear: {
+      const WeightTensor& w = *ins[1].weight;
+      const WeightTensor* b = ins.size() == 3 ? ins[2].weight : nullptr;
+      s = ref::linear(ins[0].act, w.data, w.dtype, b ? b->data : nullptr, b ? b->dtype : DType::kF32,
+                      ref::LinearParams{T, w.shape[1], w.shape[0]}, outs[0].act);
+      break;
+    }
+    case OpKind::kSlice:
+      s = ref::slice_cols(ins[0].act, T, ins[0].width, slice_offset, slice_size, outs[0].act);
+      break;
+    case OpKind::kRope:
+      s = ref::rope(ins[0].act, ctx.positions, T, rope, rope_tables, outs[0].act);
+      break;
+    case OpKind::kKvCacheWrite:
+      s = ref::kv_cache_write(ins[0].act, ins[1].act, T, ctx.seqs, ctx.num_seqs, (*ctx.kv_layers)[layer]);
+      break;
+    case OpKind::kPagedAttention:
+      s = ref::paged_attention(ins[0].act, T, ctx.seqs, ctx.num_seqs, (*ctx.kv_layers)[layer], attn, outs[0].act);
+      break;
+    case OpKind::kSilu:
+      ref::silu(ins[0].act, T * ins[0].width, outs[0].act);
+      break;
+    case OpKind::kMul:
+      ref::mul(ins[0].act, ins[1].act, T * ins[0].width, outs[0].act);
+      break;
+    case OpKind::kAdd:
+      ref::add(ins[0].act, ins[1].act, T * ins[0].width, outs[0].act);
+      break;
+    case OpKind::kLogits: {
+      const WeightTensor& w = *ins[1].weight;
+      s = ref::logits(ins[0].act, T, ins[0].width, ctx.logit_rows, ctx.num_logit_rows, w.data, w.dtype, vocab, ctx.logits);
+      break;
+    }
+  }
+  return s.with_context(where);
+}
+
+}  // namespace ds
