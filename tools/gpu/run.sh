@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (through the device tool, with `carry: [".deps"]`):
+# builds the MLIR-free targets with all cores, runs the GPU-capable tests, prints a table.
+#   tools/gpu/run.sh [build|test|all]   (default all)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
+OUT="${OUT:-$ROOT/gpu-out}"
+mkdir -p "$OUT"
+export PATH="/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH"
+what="${1:-all}"
+
+declare -a rows
+row() { rows+=("$(printf '%-34s %-6s %s' "$1" "$2" "$3")"); }
+
+t0=$(date +%s)
+cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DDS_ENABLE_MLIR=OFF \
+      -DDS_DEPS_DIR="$ROOT/.deps" -DDS_CUDA_ARCH=90a > "$OUT/configure.log" 2>&1
+rc=$?; row "configure (no MLIR)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$OUT/configure.log"
+if [ $rc = 0 ]; then
+  cmake --build "$BUILD" -j "$(nproc)" > "$OUT/build.log" 2>&1
+  rc=$?; row "build -j$(nproc)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(( $(date +%s) - t0 )) s"
+  [ $rc = 0 ] || tail -n 40 "$OUT/build.log"
+fi
+if [ $rc = 0 ] && [ "$what" != build ]; then
+  (cd "$BUILD" && ctest --output-on-failure -j 8 > "$OUT/ctest.log" 2>&1)
+  rc=$?; row "ctest" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)"
+  [ $rc = 0 ] || grep -E "Failed|\*\*\*" "$OUT/ctest.log" | head -40
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
+printf '%s\n' "${rows[@]}"
+exit $rc
