@@ -1,0 +1,43 @@
+//===- Passes.h - ds compiler passes ----------------------------*- C++ -*-===//
+//
+// The dscc pass pipeline. Each pass has its own .cpp in lib/Transforms, a flag
+// (see Passes.td) and a lit test named after the flag in
+// tests/compiler/Transforms.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DS_TRANSFORMS_PASSES_H
+#define DS_TRANSFORMS_PASSES_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir::ds {
+
+#define GEN_PASS_DECL
+#include "ds/Transforms/Passes.h.inc"
+
+/// Adds the full dscc pipeline for `target` ("cpu" or "sm_*") to `pm` (a
+/// module-level pass manager): canonicalize, ds-fuse-weights,
+/// ds-fuse-elementwise, canonicalize, ds-select-kernels, ds-plan-buffers and,
+/// for sm_* targets, ds-codegen-cuda.
+void buildCompilePipeline(OpPassManager &pm, StringRef target);
+
+/// Registers every ds pass and the `ds-compile-pipeline` pipeline with the
+/// global registry (for ds-opt / dscc command lines).
+void registerDsPasses();
+
+#define GEN_PASS_REGISTRATION
+#include "ds/Transforms/Passes.h.inc"
+
+} // namespace mlir::ds
+
+namespace ds {
+// The compiler API is also reachable as ds::... from code outside namespace
+// mlir (dscc, the exporter).
+using ::mlir::ds::buildCompilePipeline;
+using ::mlir::ds::registerDsPasses;
+} // namespace ds
+
+#endif // DS_TRANSFORMS_PASSES_H
