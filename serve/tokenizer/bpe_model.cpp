@@ -1,0 +1,329 @@
+#include "serve/tokenizer/bpe_model.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "serve/tokenizer/utf8_util.h"
+
+namespace ds::tok {
+namespace {
+
+using json = nlohmann::json;
+constexpr uint32_t kNoRank = ~uint32_t{0};
+constexpr size_t kLinearMergeMax = 48;  // words up to this many symbols use the O(n^2) loop
+
+Result<std::optional<std::string>> optional_string(const json& j, const char* key,
+                                                   const std::string& what) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return Status::Error(StrCat() << what << "." << key << " must be a string or null");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<bool> optional_bool(const json& j, const char* key, const std::string& what) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_boolean()) return Status::Error(StrCat() << what << "." << key << " must be a boolean");
+  return it->get<bool>();
+}
+
+}  // namespace
+
+void PairMap::reserve(size_t n) {
+  size_t cap = 16;
+  while (cap < n * 2) cap <<= 1;
+  entries_.assign(cap, Entry{});
+  mask_ = cap - 1;
+  size_ = 0;
+}
+
+void PairMap::insert_or_assign(int32_t a, int32_t b, Value v) {
+  DS_CHECK(size_ * 2 < entries_.size(), "PairMap over capacity");
+  const uint64_t key = (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
+  for (size_t i = slot(key);; i = (i + 1) & mask_) {
+    Entry& e = entries_[i];
+    if (e.key == key) { e.value = v; return; }
+    if (e.key == kEmpty) { e.key = key; e.value = v; ++size_; return; }
+  }
+}
+
+Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
+  if (!j.is_object()) return Status::Error(what + ": expected an object");
+  if (auto t = j.find("type"); t != j.end()) {
+    if (!t->is_string()) return Status::Error(what + ".type must be a string");
+    if (t->get<std::string>() != "BPE") {
+      return Status::Error(StrCat() << what << ": unsupported model type '" << t->get<std::string>()
+                                    << "' (only BPE is supported)");
+    }
+  }
+  BpeModel m;
+  if (auto d = j.find("dropout"); d != j.end() && !d->is_null()) {
+    if (!d->is_number()) return Status::Error(what + ".dropout must be a number or null");
+    const double p = d->get<double>();
+    if (p < 0.0 || p > 1.0) return Status::Error(StrCat() << what << ".dropout " << p << " is not in [0, 1]");
+    if (p > 0.0) return Status::Error(StrCat() << what << ".dropout " << p << " is not supported (non-deterministic)");
+  }
+  DS_ASSIGN_OR_RETURN(m.unk_token_, optional_string(j, "unk_token", what));
+  DS_ASSIGN_OR_RETURN(m.prefix_, optional_string(j, "continuing_subword_prefix", what));
+  DS_ASSIGN_OR_RETURN(m.suffix_, optional_string(j, "end_of_word_suffix", what));
+  DS_ASSIGN_OR_RETURN(m.fuse_unk_, optional_bool(j, "fuse_unk", what));
+  DS_ASSIGN_OR_RETURN(m.byte_fallback_, optional_bool(j, "byte_fallback", what));
+  DS_ASSIGN_OR_RETURN(m.ignore_merges_, optional_bool(j, "ignore_merges", what));
+
+  auto v = j.find("vocab");
+  if (v == j.end() || !v->is_object()) return Status::Error(what + ".vocab: missing or not an object");
+  m.vocab_.reserve(v->size());
+  int64_t max_id = -1;
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
+        it.value().get<int64_t>() > INT32_MAX) {
+      return Status::Error(StrCat() << what << ".vocab[\"" << it.key() << "\"]: id must be an integer in [0, 2^31)");
+    }
+    const int64_t id = it.value().get<int64_t>();
+    m.vocab_[it.key()] = static_cast<int32_t>(id);
+    max_id = std::max(max_id, id);
+  }
+  if (max_id >= static_cast<int64_t>(4 * m.vocab_.size() + (1 << 20))) {
+    return Status::Error(StrCat() << what << ".vocab: ids are too sparse (max id " << max_id << " for "
+                                  << m.vocab_.size() << " tokens)");
+  }
+  m.id_to_token_.resize(static_cast<size_t>(max_id + 1));
+  m.has_id_.assign(static_cast<size_t>(max_id + 1), 0);
+  for (const auto& [tok, id] : m.vocab_) {
+    m.id_to_token_[id] = tok;
+    m.has_id_[id] = 1;
+  }
+
+  auto mg = j.find("merges");
+  if (mg == j.end() || !mg->is_array()) return Status::Error(what + ".merges: missing or not an array");
+  m.merges_.reserve(mg->size());
+  const size_t prefix_len = m.prefix_ ? m.prefix_->size() : 0;
+  uint32_t rank = 0;
+  for (size_t i = 0; i < mg->size(); ++i) {
+    const json& e = (*mg)[i];
+    std::string a, b;
+    if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+      a = e[0].get<std::string>();
+      b = e[1].get<std::string>();
+    } else if (e.is_string()) {
+      const std::string& line = e.get_ref<const std::string&>();
+      if (line.rfind("#version", 0) == 0) continue;
+      const size_t sp = line.find(' ');
+      if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos) {
+        return Status::Error(StrCat() << what << ".merges[" << i << "]: \"" << line
+                                      << "\" is not two tokens separated by one space");
+      }
+      a = line.substr(0, sp);
+      b = line.substr(sp + 1);
+    } else {
+      return Status::Error(StrCat() << what << ".merges[" << i << "]: expected [\"a\", \"b\"] or \"a b\"");
+    }
+    auto ia = m.vocab_.find(a), ib = m.vocab_.find(b);
+    if (ia == m.vocab_.end() || ib == m.vocab_.end()) {
+      return Status::Error(StrCat() << what << ".merges[" << i << "]: token '"
+                                    << (ia == m.vocab_.end() ? a : b) << "' is not in the vocab");
+    }
+    if (b.size() < prefix_len) {
+      return Status::Error(StrCat() << what << ".merges[" << i << "]: '" << b << "' is shorter than the subword prefix");
+    }
+    const std::string merged = a + b.substr(prefix_len);
+    auto im = m.vocab_.find(merged);
+    if (im == m.vocab_.end()) {
+      return Status::Error(StrCat() << what << ".merges[" << i << "]: merged token '" << merged
+                                    << "' is not in the vocab");
+    }
+    m.merges_.insert_or_assign(ia->second, ib->second, {rank++, im->second});
+  }
+
+  const auto& tables = byte_level_tables();
+  m.all_bytes_ = !m.prefix_ && !m.suffix_;
+  for (int byte = 0; byte < 256; ++byte) {
+    std::string ch;
+    utf8_append(&ch, tables.byte_to_cp[byte]);
+    auto it = m.vocab_.find(ch);
+    m.byte_ids_[byte] = it == m.vocab_.end() ? -1 : it->second;
+    if (it == m.vocab_.end()) m.all_bytes_ = false;
+  }
+  m.cache_ = std::make_unique<WordCache>();
+  return m;
+}
+
+std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
+  auto it = vocab_.find(token);
+  if (it == vocab_.end()) return std::nullopt;
+  return it->second;
+}
+
+const std::string* BpeModel::id_to_token(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= has_id_.size() || !has_id_[id]) return nullptr;
+  return &id_to_token_[id];
+}
+
+Status BpeModel::tokenize(std::string_view word, bool byte_level, std::vector<int32_t>* out,
+                          BpeScratch* sc) const {
+  if (word.empty()) return Status::Ok();
+  if (ignore_merges_) {
+    std::string_view key = word;
+    if (byte_level) {
+      sc->mapped = byte_level_encode(word);
+      key = sc->mapped;
+    }
+    if (auto it = vocab_.find(key); it != vocab_.end()) {
+      out->push_back(it->second);
+      return Status::Ok();
+    }
+  }
+  const uint64_t h = hash_bytes(word);
+  const bool cacheable = word.size() <= WordCache::kMaxWordBytes;
+  if (cacheable && cache_->lookup(word, h, out)) return Status::Ok();
+
+  sc->symbols.clear();
+  if (byte_level && all_bytes_) {
+    for (unsigned char b : word) sc->symbols.push_back(byte_ids_[b]);
+  } else if (byte_level) {
+    sc->mapped = byte_level_encode(word);
+    DS_RETURN_IF_ERROR(initial_symbols(sc->mapped, sc));
+  } else {
+    DS_RETURN_IF_ERROR(initial_symbols(word, sc));
+  }
+  merge(sc);
+  out->insert(out->end(), sc->symbols.begin(), sc->symbols.end());
+  if (cacheable) cache_->insert(word, h, sc->symbols.data(), sc->symbols.size());
+  return Status::Ok();
+}
+
+// HF BPE::merge_word before merging: one symbol per char, with the subword
+// prefix/suffix, byte fallback and (fused) unknown tokens.
+Status BpeModel::initial_symbols(std::string_view w, BpeScratch* sc) const {
+  int32_t unk = -1;  // pending unknown token id
+  std::string s;
+  auto unk_id = [&]() -> Result<int32_t> {
+    auto id = token_to_id(*unk_token_);
+    if (!id) return Status::Error("unk_token '" + *unk_token_ + "' is not in the vocab");
+    return *id;
+  };
+  size_t i = 0;
+  while (i < w.size()) {
+    const size_t len = utf8_len(static_cast<unsigned char>(w[i]));
+    const bool first = i == 0, last = i + len >= w.size();
+    s.clear();
+    if (!first && prefix_) s += *prefix_;
+    s.append(w.substr(i, len));
+    if (last && suffix_) s += *suffix_;
+    i += len;
+    if (auto it = vocab_.find(s); it != vocab_.end()) {
+      if (unk >= 0) { sc->symbols.push_back(unk); unk = -1; }
+      sc->symbols.push_back(it->second);
+      continue;
+    }
+    if (byte_fallback_) {
+      std::vector<int32_t> bytes;
+      for (unsigned char b : s) {
+        char name[8];
+        std::snprintf(name, sizeof(name), "<0x%02X>", b);
+        auto it = vocab_.find(std::string_view(name));
+        if (it == vocab_.end()) break;
+        bytes.push_back(it->second);
+      }
+      if (bytes.size() == s.size()) {
+        sc->symbols.insert(sc->symbols.end(), bytes.begin(), bytes.end());
+        continue;
+      }
+    }
+    if (unk_token_) {
+      DS_ASSIGN_OR_RETURN(int32_t id, unk_id());
+      if (unk >= 0 && !fuse_unk_) sc->symbols.push_back(unk);
+      if (unk < 0 || !fuse_unk_) unk = id;
+    }
+  }
+  if (unk >= 0) sc->symbols.push_back(unk);
+  return Status::Ok();
+}
+
+void BpeModel::merge(BpeScratch* sc) const {
+  auto& sym = sc->symbols;
+  size_t n = sym.size();
+  if (n < 2) return;
+  if (n > kLinearMergeMax) return merge_long(sc);
+  auto& ranks = sc->ranks;
+  auto& merged = sc->merged;
+  ranks.resize(n);
+  merged.resize(n);
+  auto set_pair = [&](size_t i) {
+    const PairMap::Value* v = merges_.find(sym[i], sym[i + 1]);
+    ranks[i] = v ? v->rank : kNoRank;
+    merged[i] = v ? v->id : -1;
+  };
+  for (size_t i = 0; i + 1 < n; ++i) set_pair(i);
+  while (n > 1) {
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < n; ++i) {
+      if (ranks[i] < ranks[best]) best = i;
+    }
+    if (ranks[best] == kNoRank) break;
+    sym[best] = merged[best];
+    for (size_t i = best + 1; i + 1 < n; ++i) {
+      sym[i] = sym[i + 1];
+      ranks[i] = ranks[i + 1];
+      merged[i] = merged[i + 1];
+    }
+    --n;
+    if (best + 1 < n) set_pair(best);
+    if (best > 0) set_pair(best - 1);
+  }
+  sym.resize(n);
+}
+
+// The HF algorithm for long words: a min-heap of (rank, position) over a
+// linked list of symbols; stale entries are skipped when popped.
+void BpeModel::merge_long(BpeScratch* sc) const {
+  auto& sym = sc->symbols;
+  const size_t n = sym.size();
+  auto& prev = sc->prev;
+  auto& next = sc->next;
+  auto& heap = sc->heap;
+  prev.resize(n);
+  next.resize(n);
+  heap.clear();
+  for (size_t i = 0; i < n; ++i) {
+    prev[i] = static_cast<int32_t>(i) - 1;
+    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
+  }
+  std::vector<uint8_t> alive(n, 1);
+  auto cmp = std::greater<uint64_t>();
+  auto push = [&](size_t pos) {
+    if (next[pos] < 0) return;
+    if (const PairMap::Value* v = merges_.find(sym[pos], sym[next[pos]])) {
+      heap.push_back((uint64_t(v->rank) << 32) | pos);
+      std::push_heap(heap.begin(), heap.end(), cmp);
+    }
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), cmp);
+    const uint64_t top = heap.back();
+    heap.pop_back();
+    const uint32_t rank = static_cast<uint32_t>(top >> 32);
+    const size_t pos = static_cast<size_t>(top & 0xFFFFFFFFu);
+    if (!alive[pos] || next[pos] < 0) continue;
+    const size_t right = static_cast<size_t>(next[pos]);
+    const PairMap::Value* v = merges_.find(sym[pos], sym[right]);
+    if (v == nullptr || v->rank != rank) continue;  // stale entry
+    sym[pos] = v->id;
+    alive[right] = 0;
+    next[pos] = next[right];
+    if (next[right] >= 0) prev[next[right]] = static_cast<int32_t>(pos);
+    if (prev[pos] >= 0) push(static_cast<size_t>(prev[pos]));
+    push(pos);
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (alive[i]) sym[k++] = sym[i];
+  }
+  sym.resize(k);
+}
+
+}  // namespace ds::tok
