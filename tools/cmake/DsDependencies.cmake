@@ -24,6 +24,23 @@ _ds_header_lib(cli11 CLI/CLI.hpp)
 _ds_header_lib(httplib httplib.h)
 _ds_header_lib(json nlohmann/json.hpp)
 
+# Debian's libcpp-httplib-dev is a split build: httplib.h only declares, and
+# libcpp-httplib.so implements it, compiled with OpenSSL/zlib/brotli support.
+# The header's class layouts depend on those macros, so they must match the
+# library's. A single-file (header-only) httplib.h needs neither.
+file(STRINGS ${_inc_httplib}/httplib.h _ds_httplib_impl REGEX "^inline void ClientImpl::stop" LIMIT_COUNT 1)
+if(NOT _ds_httplib_impl)
+  find_library(DS_HTTPLIB_LIBRARY cpp-httplib HINTS ${DS_DEPS_DIR}/lib)
+  if(NOT DS_HTTPLIB_LIBRARY)
+    message(WARNING "${_inc_httplib}/httplib.h is a split (declarations-only) header "
+      "but libcpp-httplib was not found: targets using ds::httplib will not link")
+  else()
+    target_link_libraries(ds_dep_httplib INTERFACE ${DS_HTTPLIB_LIBRARY} Threads::Threads)
+    target_compile_definitions(ds_dep_httplib INTERFACE
+      CPPHTTPLIB_OPENSSL_SUPPORT CPPHTTPLIB_ZLIB_SUPPORT CPPHTTPLIB_BROTLI_SUPPORT)
+  endif()
+endif()
+
 # flatc generates the plan header. On machines without flatc (the GPU
 # machine) a header generated elsewhere is taken from DS_DEPS_DIR/gen.
 find_program(DS_FLATC flatc HINTS ${DS_DEPS_DIR}/bin)
