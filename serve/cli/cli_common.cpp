@@ -1,0 +1,87 @@
+#include "serve/cli/cli_common.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#ifdef DS_HAVE_TOKENIZER
+#include "serve/tokenizer/tokenizer.h"
+#endif
+
+namespace ds::cli {
+
+Result<LoadedModel> load_model(const LoadOptions& options) {
+  LoadedModel m;
+  DS_ASSIGN_OR_RETURN(m.plan, LoadedPlan::from_file(options.plan_path));
+  WeightLoadOptions wo;
+  wo.model_path = options.model_path;
+  DS_ASSIGN_OR_RETURN(wo.format, parse_load_format(options.load_format));
+  wo.dummy_seed = options.dummy_seed;
+  DS_ASSIGN_OR_RETURN(m.weights, LoadedWeights::load(*m.plan, wo));
+  return m;
+}
+
+Result<std::vector<int32_t>> parse_id_list(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t comma = text.find(',', i);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(i, comma - i);
+    const size_t b = item.find_first_not_of(" \t");
+    const size_t e = item.find_last_not_of(" \t");
+    item = b == std::string::npos ? "" : item.substr(b, e - b + 1);
+    if (item.empty())
+      return Status::Error(StrCat() << flag << ": empty entry in '" << text << "' (expected ids like 1,2,3)");
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0 || v > INT32_MAX)
+      return Status::Error(StrCat() << flag << ": '" << item << "' is not a token id (a non-negative integer)");
+    ids.push_back(static_cast<int32_t>(v));
+    i = comma + 1;
+  }
+  return ids;
+}
+
+#ifdef DS_HAVE_TOKENIZER
+struct PlanTokenizer::Impl {
+  std::unique_ptr<Tokenizer> tok;
+};
+bool tokenizer_available() { return true; }
+
+Result<std::unique_ptr<PlanTokenizer>> PlanTokenizer::create(const LoadedPlan& plan) {
+  const plan::TokenizerInfo* ti = plan->tokenizer();
+  if (!ti || !ti->tokenizer_json() || ti->tokenizer_json()->size() == 0)
+    return Status::Error("plan " + plan.origin() + " has no tokenizer");
+  std::unique_ptr<PlanTokenizer> t(new PlanTokenizer());
+  auto r = Tokenizer::from_json(ti->tokenizer_json()->str(),
+                                ti->tokenizer_config_json() ? ti->tokenizer_config_json()->str() : std::string());
+  if (!r.ok()) return r.status().with_context("plan " + plan.origin() + " tokenizer");
+  t->impl_->tok = std::move(r).value();
+  return t;
+}
+
+Result<std::vector<int32_t>> PlanTokenizer::encode(const std::string& text) const {
+  return impl_->tok->encode(text, /*add_special_tokens=*/true);
+}
+
+Result<std::string> PlanTokenizer::decode(const std::vector<int32_t>& ids) const {
+  return impl_->tok->decode(ids, /*skip_special_tokens=*/true);
+}
+#else
+struct PlanTokenizer::Impl {};
+bool tokenizer_available() { return false; }
+
+Result<std::unique_ptr<PlanTokenizer>> PlanTokenizer::create(const LoadedPlan&) {
+  return Status::Error("this dsrt was built without the tokenizer (ds_tokenizer); use --prompt-ids");
+}
+Result<std::vector<int32_t>> PlanTokenizer::encode(const std::string&) const {
+  return Status::Error("no tokenizer");
+}
+Result<std::string> PlanTokenizer::decode(const std::vector<int32_t>&) const { return Status::Error("no tokenizer"); }
+#endif
+
+PlanTokenizer::PlanTokenizer() : impl_(std::make_unique<Impl>()) {}
+PlanTokenizer::~PlanTokenizer() = default;
+
+}  // namespace ds::cli

@@ -1,0 +1,49 @@
+// Shared pieces of the dsrt subcommands: loading a plan + weights, id lists,
+// the tokenizer bridge.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/common/status.h"
+#include "runtime/plan/plan_reader.h"
+#include "runtime/weights/weight_loader.h"
+
+namespace ds::cli {
+
+struct LoadOptions {
+  std::string plan_path;
+  std::string model_path;
+  std::string load_format = "auto";
+  uint64_t dummy_seed = 0;
+};
+
+struct LoadedModel {
+  std::unique_ptr<LoadedPlan> plan;
+  std::unique_ptr<LoadedWeights> weights;
+};
+
+Result<LoadedModel> load_model(const LoadOptions& options);
+
+// "1,2,3" (spaces allowed) -> ids.
+Result<std::vector<int32_t>> parse_id_list(const std::string& text, const std::string& flag);
+
+// Tokenizer of the plan (ds_tokenizer); an error if this dsrt was built without it.
+class PlanTokenizer {
+ public:
+  static Result<std::unique_ptr<PlanTokenizer>> create(const LoadedPlan& plan);
+  ~PlanTokenizer();
+  Result<std::vector<int32_t>> encode(const std::string& text) const;
+  Result<std::string> decode(const std::vector<int32_t>& ids) const;
+
+ private:
+  PlanTokenizer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+bool tokenizer_available();
+
+}  // namespace ds::cli

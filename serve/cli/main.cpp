@@ -1,0 +1,85 @@
+// dsrt: runs dscc plans. Subcommands: inspect, generate, score.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "serve/cli/commands.h"
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "dsrt: error: %s\n", message.c_str());
+  return 1;
+}
+
+void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
+  cmd->add_option("plan", load.plan_path, "Plan file written by dscc")->required();
+  cmd->add_option("--model-path", load.model_path, "Checkpoint directory (overrides the plan's checkpoint_path)");
+  cmd->add_option("--load-format", load.load_format, "auto | safetensors | dummy (random weights)")
+      ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
+  cmd->add_option("--dummy-seed", load.dummy_seed, "Seed of the dummy weights");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dsrt: runs dscc plans (CPU reference backend)", "dsrt"};
+  app.require_subcommand(1);
+
+  std::string inspect_plan;
+  CLI::App* inspect = app.add_subcommand("inspect", "Print a plan readably");
+  inspect->add_option("plan", inspect_plan, "Plan file")->required();
+
+  ds::cli::GenerateArgs gen;
+  CLI::App* generate = app.add_subcommand("generate", "Generate tokens for one prompt");
+  add_load_options(generate, gen.load);
+  auto* prompt_opt = generate->add_option("--prompt", gen.prompt, "Prompt text (encoded with the plan's tokenizer)");
+  auto* ids_opt = generate->add_option("--prompt-ids", gen.prompt_ids, "Prompt token ids, e.g. 1,2,3");
+  prompt_opt->excludes(ids_opt);
+  generate->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate at most")->required();
+  generate->add_option("--temperature", gen.temperature, "0 = greedy");
+  generate->add_option("--top-p", gen.top_p, "Nucleus sampling mass in (0, 1]");
+  generate->add_option("--top-k", gen.top_k, "Keep the k most likely tokens (-1: off)");
+  generate->add_option("--min-p", gen.min_p, "Drop tokens below min_p x the top probability");
+  generate->add_option("--seed", gen.seed, "Sampling seed");
+  generate->add_flag("--ignore-eos", gen.ignore_eos, "Do not stop at end-of-sequence tokens");
+  generate->add_flag("--json", gen.json, "Print {\"output_ids\": [...], \"text\": ...}");
+  generate->add_option("--chunked-prefill-size", gen.chunked_prefill_size, "Tokens per step (arena capacity)");
+
+  ds::cli::ScoreArgs sc;
+  CLI::App* score = app.add_subcommand("score", "Teacher-forced logits for a token sequence");
+  add_load_options(score, sc.load);
+  score->add_option("--ids", sc.ids, "Token ids, e.g. 1,2,3")->required();
+  score->add_option("--top-k", sc.top_k, "Top logits reported per position");
+  score->add_flag("--json", sc.json, "Print JSON (the only output format)");
+  score->add_option("--chunked-prefill-size", sc.chunked_prefill_size, "Tokens per step (arena capacity)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(e.what());
+  }
+
+  try {
+    ds::Status st;
+    if (*inspect) {
+      st = ds::cli::run_inspect(inspect_plan);
+    } else if (*generate) {
+      gen.has_prompt = prompt_opt->count() > 0;
+      gen.has_prompt_ids = ids_opt->count() > 0;
+      st = ds::cli::run_generate(gen);
+    } else if (*score) {
+      st = ds::cli::run_score(sc);
+    }
+    if (!st.ok()) return fail(st.message());
+  } catch (const std::bad_alloc&) {
+    return fail("out of memory");
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
+  return 0;
+}
