@@ -33,7 +33,12 @@ struct RequestSampling {
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids (unless ignore_eos)
   int32_t logprobs = -1;             // -1: none; k >= 0: chosen token's logprob + top-k alternatives
+                                     // (k <= kMaxLogprobs). Logprobs are those of the model's raw
+                                     // distribution: log_softmax of the logits before penalties,
+                                     // temperature and top-k/p filtering (vLLM's default).
   bool prompt_logprobs = false;      // echo: logprob of each prompt token given its prefix
+
+  static constexpr int32_t kMaxLogprobs = 20;
 
   Status validate(int64_t vocab_size) const;  // names the offending parameter
 };
@@ -58,7 +63,8 @@ struct RequestOutput {
   std::vector<GeneratedToken> tokens;           // new tokens since the last update
   std::vector<std::optional<TokenLogprob>> prompt_logprobs;  // once, first update, if asked (first is nullopt)
   FinishReason finish = FinishReason::kNone;    // != kNone: last update
-  std::optional<int32_t> matched_stop_token;    // finish == kStop by a stop/eos token id
+  std::optional<int32_t> matched_stop_token;    // finish == kStop by a stop/eos token id; that token is
+                                                // the last entry of `tokens` (drop its text if unwanted)
   std::string error;                            // finish == kError
   int64_t prompt_tokens = 0;
   int64_t cached_prompt_tokens = 0;             // served from the prefix cache
@@ -88,6 +94,9 @@ class ServingBackend {
     int64_t prefix_cache_hit_tokens = 0, prefix_cache_query_tokens = 0;
     int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
     int64_t preemptions_total = 0;
+    // kv_pages_used counts pages held by requests (incl. prefix-cache pages they share);
+    // kv_pages_cached: pages the prefix cache holds (unreferenced ones are evictable, i.e. free).
+    int64_t kv_pages_cached = 0;
   };
   virtual Stats stats() const = 0;
   virtual int64_t max_model_len() const = 0;

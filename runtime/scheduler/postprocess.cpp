@@ -1,0 +1,129 @@
+// After the executor step: prompt logprobs, sampling, stop checks, streaming
+// outputs and retiring finished requests (their full pages go to the prefix
+// cache). Sinks are called from the loop thread with no lock held.
+#include <algorithm>
+
+#include "runtime/engine/sampler.h"
+#include "runtime/scheduler/scheduler.h"
+
+namespace ds {
+namespace {
+
+bool contains(const std::vector<int32_t>& ids, int32_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
+bool contains_ptr(const std::vector<SchedRequest*>& v, const SchedRequest* p) {
+  return std::find(v.begin(), v.end(), p) != v.end();
+}
+
+RequestOutput make_output(SchedRequest& r) {
+  RequestOutput out;
+  out.id = r.id;
+  out.prompt_tokens = r.prompt_len;
+  out.cached_prompt_tokens = r.cached_prompt_tokens;
+  if (!r.first_output_sent) {
+    if (r.sampling.prompt_logprobs) out.prompt_logprobs = std::move(r.prompt_logprobs);
+    r.prompt_logprobs.clear();
+    r.first_output_sent = true;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Scheduler::postprocess(std::vector<BatchEntry>& batch, const std::vector<float>& logits) {
+  const int64_t vocab = executor_.vocab_size();
+  std::vector<SchedRequest*> done;
+  for (BatchEntry& e : batch) {
+    SchedRequest& r = *e.req;
+    r.in_batch = false;
+    const bool prompt_rows = r.needs_prompt_logits();
+    const int64_t last = r.num_tokens() - 1;
+    r.num_computed += e.count;
+    bool sampled = false;
+    GeneratedToken tok;
+    for (size_t i = 0; i < e.rows.size(); ++i) {
+      const int64_t t = e.rows[i];
+      const float* row = logits.data() + (e.first_row + static_cast<int64_t>(i)) * vocab;
+      if (prompt_rows && t + 1 < r.prompt_len) {
+        DS_CHECK(static_cast<int64_t>(r.prompt_logprobs.size()) == t + 1, "prompt logprob rows out of order");
+        r.prompt_logprobs.emplace_back(
+            token_logprob(row, vocab, r.tokens[static_cast<size_t>(t + 1)], logsumexp(row, vocab)));
+      }
+      if (t == last) {
+        tok = r.sampler->next(row);
+        sampled = true;
+      }
+    }
+    if (!sampled) continue;  // mid-prefill chunk
+    r.tokens.push_back(tok.id);
+    ++counters_.generation_tokens_total;
+    RequestOutput out = make_output(r);
+    out.completion_tokens = r.num_generated();
+    const int32_t id = tok.id;
+    out.tokens.push_back(std::move(tok));
+    FinishReason reason = FinishReason::kNone;
+    if ((!r.sampling.ignore_eos && contains(options_.eos_token_ids, id)) || contains(r.sampling.stop_token_ids, id)) {
+      reason = FinishReason::kStop;
+      out.matched_stop_token = id;
+    } else if (r.num_generated() >= r.max_new_tokens) {
+      reason = FinishReason::kLength;
+    }
+    if (reason == FinishReason::kNone) {
+      r.sink->on_output(std::move(out));
+      continue;
+    }
+    finish(r, reason, std::move(out), true);
+    done.push_back(&r);
+  }
+  if (done.empty()) return;
+  running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                [&](const ReqPtr& p) { return contains_ptr(done, p.get()); }),
+                 running_.end());
+}
+
+void Scheduler::fail_batch(std::vector<BatchEntry>& batch, const Status& error) {
+  std::vector<SchedRequest*> done;
+  for (BatchEntry& e : batch) {
+    SchedRequest& r = *e.req;
+    r.in_batch = false;
+    RequestOutput out = make_output(r);
+    out.completion_tokens = r.num_generated();
+    out.error = error.message();
+    finish(r, FinishReason::kError, std::move(out), false);
+    done.push_back(&r);
+  }
+  running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                [&](const ReqPtr& p) { return contains_ptr(done, p.get()); }),
+                 running_.end());
+}
+
+void Scheduler::finish(SchedRequest& r, FinishReason reason, RequestOutput out, bool cache_prefix) {
+  release_kv(r, cache_prefix);
+  out.id = r.id;
+  out.finish = reason;
+  out.prompt_tokens = r.prompt_len;
+  out.cached_prompt_tokens = r.cached_prompt_tokens;
+  out.completion_tokens = r.num_generated();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    live_.erase(r.id);
+  }
+  r.sink->on_output(std::move(out));
+}
+
+void Scheduler::abort_now(RequestId id) {
+  auto w = std::find_if(waiting_.begin(), waiting_.end(), [&](const ReqPtr& p) { return p->id == id; });
+  if (w != waiting_.end()) {
+    ReqPtr owned = std::move(*w);
+    waiting_.erase(w);
+    finish(*owned, FinishReason::kAbort, make_output(*owned), false);
+    return;
+  }
+  auto it = std::find_if(running_.begin(), running_.end(), [&](const ReqPtr& p) { return p->id == id; });
+  if (it != running_.end()) {
+    ReqPtr owned = std::move(*it);
+    running_.erase(it);
+    finish(*owned, FinishReason::kAbort, make_output(*owned), false);
+  }
+}
+
+}  // namespace ds

@@ -1,0 +1,130 @@
+// Continuous-batching scheduler (SGLang / mini-sglang style). A background
+// loop repeats step(): schedule -> run -> postprocess.
+//
+//   schedule     (schedule_batch.cpp)  decode tokens of running requests first, then
+//                continuing prefill chunks, then FCFS admissions from the waiting queue
+//                (prefix-cache match, KV admission control), up to the per-step token
+//                budget; preempts the newest running request when KV pages run out.
+//   run          (scheduler.cpp)       one executor step for the whole batch.
+//   postprocess  (postprocess.cpp)     prompt logprobs, sampling, stop checks, outputs,
+//                                       prefix-cache insertion of finished requests.
+//
+// submit/abort/stats are thread-safe; sinks are called from the loop thread
+// without the scheduler lock held.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "runtime/cache/kv_cache.h"
+#include "runtime/executor/executor.h"
+#include "runtime/scheduler/radix_cache.h"
+#include "runtime/scheduler/request.h"
+#include "runtime/scheduler/sched_request.h"
+
+namespace ds {
+
+struct SchedulerOptions {
+  int64_t max_running_requests = 64;
+  int64_t chunked_prefill_size = 0;       // tokens per step; 0: the executor's token capacity
+  int64_t max_model_len = 0;              // > 0
+  std::vector<int32_t> eos_token_ids;     // the model's (plan generation defaults)
+  bool enable_prefix_cache = true;
+  // Admission reserves KV pages for this fraction of every running request's
+  // remaining max_new_tokens (1: never preempt; 0: reserve nothing, preempt on demand).
+  double new_token_reserve_ratio = 0.3;
+
+  Status validate(int64_t token_capacity) const;
+};
+
+class Scheduler : public ServingBackend {
+ public:
+  // `executor` and `kv` must outlive the scheduler. The loop thread starts with start();
+  // without it, the owner drives the scheduler with step() (tests, offline runs).
+  static Result<std::unique_ptr<Scheduler>> create(Executor& executor, KvCache& kv, const SchedulerOptions& options);
+  ~Scheduler() override;
+
+  void start();
+  // Stops the loop; unfinished requests get a final kAbort update.
+  void stop();
+
+  // One scheduling iteration; returns false when there was nothing to do.
+  // Only valid when the loop thread is not running.
+  Result<bool> step();
+  // step() until no request is left (manual mode).
+  Status run_until_idle();
+
+  Result<RequestId> submit(std::vector<int32_t> prompt, const RequestSampling& sampling,
+                           std::shared_ptr<RequestSink> sink) override;
+  void abort(RequestId id) override;
+  Stats stats() const override;
+  int64_t max_model_len() const override { return options_.max_model_len; }
+  int64_t vocab_size() const override { return executor_.vocab_size(); }
+
+  const RadixCache& prefix_cache() const { return *radix_; }
+  int64_t token_budget() const { return budget_; }
+
+ private:
+  Scheduler(Executor& executor, KvCache& kv, const SchedulerOptions& options);
+  using ReqPtr = std::unique_ptr<SchedRequest>;
+  struct BatchEntry {
+    SchedRequest* req = nullptr;
+    int64_t start = 0;   // first token index (== req->num_computed before the step)
+    int64_t count = 0;   // tokens fed this step
+    std::vector<int64_t> rows;  // token index of each logit row requested for this entry
+    int64_t first_row = 0;      // its first row in the step's logits
+  };
+
+  void loop();
+  // Moves submitted requests and abort requests in from the HTTP threads.
+  void drain_inbox();
+  // schedule_batch.cpp
+  std::vector<BatchEntry> schedule();
+  bool try_admit(SchedRequest& r, int64_t budget_left, std::vector<BatchEntry>& batch);
+  bool ensure_pages(SchedRequest& r, int64_t num_tokens);
+  bool ensure_pages_or_preempt(SchedRequest& r, int64_t num_tokens);
+  int64_t reserved_pages(const SchedRequest& r) const;
+  void preempt(SchedRequest& r);
+  void add_entry(SchedRequest& r, int64_t count, std::vector<BatchEntry>& batch);
+  // postprocess.cpp
+  void postprocess(std::vector<BatchEntry>& batch, const std::vector<float>& logits);
+  void fail_batch(std::vector<BatchEntry>& batch, const Status& error);
+  void finish(SchedRequest& r, FinishReason reason, RequestOutput out, bool cache_prefix);
+  void release_kv(SchedRequest& r, bool cache_prefix);
+  void abort_now(RequestId id);
+  void publish_stats();
+
+  int64_t pages_for(int64_t tokens) const { return (tokens + page_size_ - 1) / page_size_; }
+
+  Executor& executor_;
+  KvCache& kv_;
+  const SchedulerOptions options_;
+  const int64_t page_size_;
+  const int64_t budget_;
+  std::unique_ptr<RadixCache> radix_;
+
+  // Loop-owned state.
+  std::deque<ReqPtr> waiting_;
+  std::vector<ReqPtr> running_;  // admission order: the newest last
+  std::vector<float> logits_;
+  Stats counters_;
+
+  // Shared with the HTTP threads (mu_).
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<ReqPtr> inbox_;
+  std::vector<RequestId> abort_inbox_;
+  std::unordered_set<RequestId> live_;  // submitted and not finished
+  RequestId next_id_ = 1;
+  Stats published_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace ds

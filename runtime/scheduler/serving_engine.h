@@ -1,0 +1,66 @@
+// The serving engine: builds, from a loaded plan and weights, the KV cache, the
+// executor and the scheduler, and serves requests through ds::ServingBackend.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/cache/kv_cache.h"
+#include "runtime/executor/executor.h"
+#include "runtime/plan/plan_reader.h"
+#include "runtime/scheduler/scheduler.h"
+#include "runtime/weights/weight_loader.h"
+
+namespace ds {
+
+struct ServingOptions {
+  int64_t max_running_requests = 64;
+  int64_t chunked_prefill_size = 0;  // per-step token budget = executor capacity; 0: min(2048, max_model_len)
+  int64_t max_model_len = 0;         // 0: the plan's; at most the plan's
+  // KV budget, first that applies: kv_pages > 0; else kv_memory_fraction of
+  // kv_memory_bytes (> 0); else enough pages for max(max_model_len,
+  // max_running_requests * 256) tokens.
+  int64_t kv_pages = 0;
+  int64_t kv_memory_bytes = 0;
+  double kv_memory_fraction = 0.9;   // (0, 1]
+  bool enable_prefix_cache = true;
+  double new_token_reserve_ratio = 0.3;
+  bool start_loop = true;            // false: drive scheduler().step() yourself
+
+  Status validate() const;
+};
+
+// The plan's eos token ids: generation defaults, else the tokenizer's.
+std::vector<int32_t> plan_eos_token_ids(const LoadedPlan& plan);
+
+// Pages the KV budget of `options` gives for this plan.
+Result<int64_t> resolve_kv_pages(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len);
+
+class ServingEngine : public ServingBackend {
+ public:
+  // `plan` and `weights` must outlive the engine.
+  static Result<std::unique_ptr<ServingEngine>> create(const LoadedPlan& plan, const LoadedWeights& weights,
+                                                       const ServingOptions& options);
+  ~ServingEngine() override;
+
+  Result<RequestId> submit(std::vector<int32_t> prompt, const RequestSampling& sampling,
+                           std::shared_ptr<RequestSink> sink) override {
+    return scheduler_->submit(std::move(prompt), sampling, std::move(sink));
+  }
+  void abort(RequestId id) override { scheduler_->abort(id); }
+  Stats stats() const override { return scheduler_->stats(); }
+  int64_t max_model_len() const override { return scheduler_->max_model_len(); }
+  int64_t vocab_size() const override { return scheduler_->vocab_size(); }
+
+  Scheduler& scheduler() { return *scheduler_; }
+  const KvCache& kv_cache() const { return *kv_; }
+
+ private:
+  ServingEngine() = default;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Scheduler> scheduler_;  // declared last: stopped and destroyed first
+};
+
+}  // namespace ds
