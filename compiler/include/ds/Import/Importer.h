@@ -1,0 +1,44 @@
+//===- Importer.h - ModelSpec -> ds IR --------------------------*- C++ -*-===//
+//
+// Builds the ds module of IR_CONTRACT.md for a validated ModelSpec: one
+// ds.weight per checkpoint tensor, the ds.kv_cache symbol and func.func
+// @forward(%tokens, %positions, %logit_rows) -> logits. Every op carries a
+// NameLoc ("embed", "l3.q_proj", "l3.attn", ...) that the exporter uses to
+// name arena buffers and kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DS_IMPORT_IMPORTER_H
+#define DS_IMPORT_IMPORTER_H
+
+#include <string>
+
+#include "ds/Import/ModelSpec.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/LogicalResult.h"
+
+namespace ds {
+
+struct ImportOptions {
+  /// "cpu" (f32 activations) or a CUDA arch "sm_NN[a]" (bf16 activations).
+  std::string target = "cpu";
+  /// Tokens per KV-cache page.
+  int64_t pageSize = 16;
+};
+
+/// Checks `target` ("cpu" or "sm_<digits>[letter]"); the error names it.
+Status validateTarget(const std::string &target);
+
+/// Loads the ds and func dialects into `context`.
+void registerImportDialects(mlir::MLIRContext &context);
+
+/// Builds and verifies the module. On failure, diagnostics have been emitted
+/// to the context's handler and the result is null.
+mlir::OwningOpRef<mlir::ModuleOp> importModel(mlir::MLIRContext &context, const ModelSpec &spec,
+                                              const ImportOptions &options);
+
+}  // namespace ds
+
+#endif  // DS_IMPORT_IMPORTER_H

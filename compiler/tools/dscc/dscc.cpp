@@ -1,0 +1,172 @@
+//===- dscc.cpp - Hugging Face checkpoint -> dsrt plan --------------------===//
+//
+//   dscc compile MODEL_DIR -o PLAN [--target cpu|sm_90a|...] [--max-model-len N]
+//        [--tp N] [--emit=plan|mlir|mlir-import] [--print-ir-after-all]
+//   dscc export IR.mlir --model MODEL_DIR -o PLAN
+//
+// `export` writes the plan of an already compiled module (e.g. the output of
+// `compile --emit=mlir`, edited by hand, or ds-opt's), taking the model,
+// tokenizer and generation metadata from MODEL_DIR.
+//
+// Reads and validates the model directory (ModelSpec), imports it into ds IR,
+// runs the compile pipeline for the target and writes the plan (or prints
+// the IR). Exit status 0 on success, 1 on any error, with the message on
+// stderr starting "dscc: error: ".
+//
+//===----------------------------------------------------------------------===//
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+
+#include "ds/Export/PlanExporter.h"
+#include "ds/Import/Importer.h"
+#include "ds/Import/ModelSpec.h"
+#include "ds/Transforms/Passes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace {
+
+struct CompileArgs {
+  std::string modelDir;
+  std::string output;
+  std::string target = "cpu";
+  int64_t maxModelLen = 0;
+  int tp = 1;
+  std::string emit = "plan";
+  bool printIrAfterAll = false;
+};
+
+struct ExportArgs {
+  std::string irFile;
+  std::string modelDir;
+  std::string output;
+};
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "dscc: error: %s\n", message.c_str());
+  return 1;
+}
+
+/// Prints MLIR diagnostics as "dscc: error: LOCATION: message".
+mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diag) {
+  const char *severity = "error";
+  switch (diag.getSeverity()) {
+  case mlir::DiagnosticSeverity::Error: severity = "error"; break;
+  case mlir::DiagnosticSeverity::Warning: severity = "warning"; break;
+  case mlir::DiagnosticSeverity::Note: severity = "note"; break;
+  case mlir::DiagnosticSeverity::Remark: severity = "remark"; break;
+  }
+  std::string loc;
+  llvm::raw_string_ostream locOs(loc);
+  if (!isa<mlir::UnknownLoc>(diag.getLocation())) locOs << diag.getLocation() << ": ";
+  llvm::errs() << "dscc: " << severity << ": " << loc << diag.str() << "\n";
+  for (mlir::Diagnostic &note : diag.getNotes()) printDiagnostic(note);
+  return mlir::success();
+}
+
+mlir::LogicalResult printModule(mlir::ModuleOp module, const std::string &path) {
+  std::string error;
+  std::unique_ptr<llvm::ToolOutputFile> out = mlir::openOutputFile(path.empty() ? "-" : path, &error);
+  if (!out) {
+    fail(error);
+    return mlir::failure();
+  }
+  module->print(out->os());
+  out->os() << "\n";
+  out->keep();
+  return mlir::success();
+}
+
+int compile(const CompileArgs &args) {
+  if (args.tp != 1) return fail("tensor parallelism is not supported yet (--tp must be 1)");
+  if (args.emit != "plan" && args.emit != "mlir" && args.emit != "mlir-import")
+    return fail("--emit must be plan, mlir or mlir-import, not '" + args.emit + "'");
+  if (args.emit == "plan" && args.output.empty()) return fail("-o PLAN is required with --emit=plan");
+  if (ds::Status st = ds::validateTarget(args.target); !st.ok()) return fail(st.message());
+  if (args.maxModelLen < 0) return fail("--max-model-len must be positive");
+
+  ds::Result<ds::ModelSpec> spec = ds::loadModelSpec(args.modelDir, {args.maxModelLen});
+  if (!spec.ok()) return fail(spec.status().message());
+  for (const std::string &w : spec->warnings) std::fprintf(stderr, "dscc: warning: %s\n", w.c_str());
+
+  mlir::MLIRContext context;
+  mlir::ScopedDiagnosticHandler handler(&context, printDiagnostic);
+  ds::ImportOptions importOptions;
+  importOptions.target = args.target;
+  mlir::OwningOpRef<mlir::ModuleOp> module = ds::importModel(context, *spec, importOptions);
+  if (!module) return fail("import of " + args.modelDir + " failed");
+  if (args.emit == "mlir-import") return mlir::succeeded(printModule(*module, args.output)) ? 0 : 1;
+
+  mlir::PassManager pm(&context);
+  ds::buildCompilePipeline(pm, args.target);
+  if (args.printIrAfterAll) {
+    context.disableMultithreading();
+    pm.enableIRPrinting(/*shouldPrintBeforePass=*/nullptr,
+                        /*shouldPrintAfterPass=*/[](mlir::Pass *, mlir::Operation *) { return true; });
+  }
+  if (mlir::failed(pm.run(*module))) return fail("compilation failed");
+  if (args.emit == "mlir") return mlir::succeeded(printModule(*module, args.output)) ? 0 : 1;
+
+  ds::ExportOptions exportOptions;
+  exportOptions.tpSize = args.tp;
+  if (mlir::failed(ds::exportPlan(*module, *spec, args.output, exportOptions))) return 1;
+  return 0;
+}
+
+int exportIr(const ExportArgs &args) {
+  mlir::MLIRContext context;
+  mlir::ScopedDiagnosticHandler handler(&context, printDiagnostic);
+  ds::registerImportDialects(context);
+  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceFile<mlir::ModuleOp>(args.irFile, &context);
+  if (!module) return fail("cannot parse " + args.irFile);
+  auto maxLen = (*module)->getAttrOfType<mlir::IntegerAttr>("ds.max_model_len");
+  ds::Result<ds::ModelSpec> spec =
+      ds::loadModelSpec(args.modelDir, {maxLen ? maxLen.getInt() : int64_t{0}});
+  if (!spec.ok()) return fail(spec.status().message());
+  if (mlir::failed(ds::exportPlan(*module, *spec, args.output, ds::ExportOptions{}))) return 1;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"dscc: compiles a Hugging Face checkpoint directory into a dsrt plan", "dscc"};
+  app.set_version_flag("--version", ds::kDsccVersion);
+  app.require_subcommand(1);
+  CompileArgs args;
+  CLI::App *cmd = app.add_subcommand("compile", "Compile MODEL_DIR into a plan");
+  cmd->add_option("model_dir", args.modelDir, "Hugging Face model directory")->required();
+  cmd->add_option("-o,--output", args.output, "Output plan (or IR file with --emit=mlir*; default stdout)");
+  cmd->add_option("--target", args.target, "cpu (f32 activations) or a CUDA arch such as sm_90a")
+      ->capture_default_str();
+  cmd->add_option("--max-model-len", args.maxModelLen, "Context length (default: max_position_embeddings)");
+  cmd->add_option("--tp", args.tp, "Tensor-parallel size (only 1 is supported today)")->capture_default_str();
+  cmd->add_option("--emit", args.emit, "plan | mlir (IR after the pipeline) | mlir-import (IR before it)")
+      ->capture_default_str();
+  cmd->add_flag("--print-ir-after-all", args.printIrAfterAll, "Print the IR after every pass to stderr");
+  ExportArgs exportArgs;
+  CLI::App *exp = app.add_subcommand("export", "Write the plan of an already compiled IR file");
+  exp->add_option("ir_file", exportArgs.irFile, "Compiled ds module (.mlir)")->required();
+  exp->add_option("--model", exportArgs.modelDir, "Model directory (metadata)")->required();
+  exp->add_option("-o,--output", exportArgs.output, "Output plan")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion &e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    return fail(std::string(e.what()) + " (see dscc compile --help)");
+  }
+  if (exp->parsed()) return exportIr(exportArgs);
+  return compile(args);
+}
