@@ -8,8 +8,19 @@
 using namespace mlir;
 
 void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target) {
-  (void)target;
   pm.addPass(createCanonicalizerPass());
+  pm.addPass(createDsFuseWeights());
+  pm.addPass(createDsFuseElementwise());
+  pm.addPass(createCanonicalizerPass());
+  DsSelectKernelsOptions select;
+  select.target = target.str();
+  pm.addPass(createDsSelectKernels(select));
+  pm.addPass(createDsPlanBuffers());
+  if (isCudaTarget(target)) {
+    DsCodegenCudaOptions codegen;
+    codegen.arch = target.str();
+    pm.addPass(createDsCodegenCuda(codegen));
+  }
 }
 
 namespace {
@@ -17,9 +28,8 @@ struct CompilePipelineOptions
     : public PassPipelineOptions<CompilePipelineOptions> {
   Option<std::string> target{
       *this, "target",
-      llvm::cl::desc("Target (\"cpu\" or \"sm_*\"); default: the module's "
-                     "ds.target attribute is not visible to pipeline "
-                     "construction, so this defaults to \"cpu\""),
+      llvm::cl::desc("\"cpu\" or \"sm_<NN>[a]\" (pipeline construction cannot "
+                     "read the module's ds.target)"),
       llvm::cl::init("cpu")};
 };
 } // namespace
@@ -27,7 +37,10 @@ struct CompilePipelineOptions
 void mlir::ds::registerDsPasses() {
   registerDsTransformsPasses();
   PassPipelineRegistration<CompilePipelineOptions>(
-      "ds-compile-pipeline", "The full dscc pass pipeline",
+      "ds-compile-pipeline",
+      "The full dscc pipeline: canonicalize, ds-fuse-weights, "
+      "ds-fuse-elementwise, canonicalize, ds-select-kernels, ds-plan-buffers "
+      "and ds-codegen-cuda for sm_* targets",
       [](OpPassManager &pm, const CompilePipelineOptions &options) {
         buildCompilePipeline(pm, options.target);
       });

@@ -18,6 +18,15 @@ namespace mlir::ds {
 #define GEN_PASS_DECL
 #include "ds/Transforms/Passes.h.inc"
 
+/// True for CUDA targets "sm_<digits>[a|f]" (e.g. "sm_90a").
+bool isCudaTarget(StringRef target);
+
+/// The target a pass works for: `option` if set, else the module's
+/// `ds.target`. Emits an error naming `passName` when it is missing or is
+/// neither "cpu" nor a CUDA target.
+FailureOr<std::string> resolveTarget(ModuleOp module, StringRef option,
+                                     StringRef passName);
+
 /// Adds the full dscc pipeline for `target` ("cpu" or "sm_*") to `pm` (a
 /// module-level pass manager): canonicalize, ds-fuse-weights,
 /// ds-fuse-elementwise, canonicalize, ds-select-kernels, ds-plan-buffers and,

@@ -1,8 +1,103 @@
 //===- Passes.td - ds compiler passes ----------------------------*- tablegen -*-===//
+//
+// One pass = one .cpp in lib/Transforms = one lit test named after its flag in
+// tests/compiler/Transforms.
+//
+//===----------------------------------------------------------------------===//
 
 #ifndef DS_TRANSFORMS_PASSES_TD
 #define DS_TRANSFORMS_PASSES_TD
 
 include "mlir/Pass/PassBase.td"
+
+def DsFuseWeights : Pass<"ds-fuse-weights", "::mlir::ModuleOp"> {
+  let summary = "Merge linears that share their input into one GEMM";
+  let description = [{
+    Linears in the same block that read the same input and whose weight (and
+    bias, if any) are whole `ds.weight` symbols (`ds.get_weight` results) of
+    the same dtype, with the same `quant`, become one `ds.linear` over a new
+    `ds.weight` whose sources are the originals' sources concatenated on axis 0,
+    followed by one `ds.slice` per original result. Typical: q/k/v and
+    gate/up projections. The new weight is named after the originals
+    (`...q_proj.weight` + `...k_proj.weight` + `...v_proj.weight` ->
+    `...qkv_proj.weight`); weight symbols left without users are erased.
+  }];
+  let dependentDialects = ["::mlir::ds::DsDialect"];
+  let statistics = [
+    Statistic<"numFused", "num-fused", "Number of linears merged away">
+  ];
+}
+
+def DsFuseElementwise : Pass<"ds-fuse-elementwise", "::mlir::ModuleOp"> {
+  let summary = "Group chains of row-wise ops into ds.fused_group regions";
+  let description = [{
+    Walks the top-level ops of every function in program order. Maximal runs
+    of row-wise ops (rms_norm, add, mul, silu, rope, slice, kv_cache_write;
+    `ds.get_weight` does not break a run) are split into their def-use
+    connected components; every component of two or more ops becomes one
+    `ds.fused_group` placed at its last op. Values used outside the component
+    are yielded (e.g. both the residual sum and the normalized value).
+    GEMMs, attention, embedding and logits stay outside. Deterministic.
+  }];
+  let dependentDialects = ["::mlir::ds::DsDialect"];
+  let statistics = [
+    Statistic<"numGroups", "num-groups", "Number of fused groups formed">
+  ];
+}
+
+def DsSelectKernels : Pass<"ds-select-kernels", "::mlir::ModuleOp"> {
+  let summary = "Choose the implementation of every compute op (ds.impl)";
+  let description = [{
+    Sets `ds.impl` on every top-level compute op of every function and on every
+    `ds.fused_group`. Target "cpu": "ref.<op>" and "interp" for fused groups.
+    Targets "sm_*": "cublaslt.gemm" for linear/logits, "cuda.paged_attention",
+    "cuda.embedding", "nvrtc" for fused groups and "cuda.<op>" otherwise.
+    The target is the `target` option, else the module's `ds.target`.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"\"",
+           "cpu or sm_NN[a] (default: the module ds.target attribute)">
+  ];
+}
+
+def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
+  let summary = "Assign activation-arena offsets (bytes per token)";
+  let description = [{
+    Liveness over the top-level ops of `@forward` (a fused group is one op),
+    then greedy-by-size first-fit placement: values sorted by size (largest
+    first, ties in program order) take the lowest offset that does not overlap
+    a placed value with an intersecting live range. A result never aliases an
+    operand of the op that produces it. Every op with arena results gets
+    `ds.offsets` / `ds.sizes` (bytes per token, one entry per result, multiples
+    of the alignment); the module gets `ds.arena_bytes_per_token` and
+    `ds.arena_alignment` (16). Not in the arena: function arguments,
+    `ds.get_weight` results, the `ds.logits` result. Values must have a dynamic
+    leading (token) dimension and a static row shape.
+  }];
+  let options = [
+    Option<"alignment", "alignment", "int64_t", /*default=*/"16",
+           "Alignment of offsets and sizes in bytes per token">
+  ];
+}
+
+def DsCodegenCuda : Pass<"ds-codegen-cuda", "::mlir::ModuleOp"> {
+  let summary = "Generate and NVRTC-compile a CUDA kernel per ds.fused_group";
+  let description = [{
+    For sm_* targets (the `arch` option, else the module's `ds.target`; a
+    "cpu" module is left unchanged), emits CUDA C++ for each `ds.fused_group`
+    (one thread block per token row, float math, 16-byte vector loads when all
+    row sizes and offsets allow, block reductions for rms_norm), compiles it
+    with NVRTC and attaches `ds.cuda_source`, `ds.cuda_entry` (content-hashed,
+    identical groups share one kernel), `ds.cuda_arch`, `ds.cuda_binary` (the
+    cubin bytes in a StringAttr), `ds.nvrtc_options` (array of strings),
+    `ds.block_dim` and `ds.rows_per_block`. The kernel ABI is documented in
+    the header comment of every generated source. Without CUDA
+    (DS_ENABLE_CUDA=OFF) the pass fails on sm_* modules.
+  }];
+  let options = [
+    Option<"arch", "arch", "std::string", /*default=*/"\"\"",
+           "GPU arch, e.g. sm_90a (default: the module ds.target attribute)">
+  ];
+}
 
 #endif // DS_TRANSFORMS_PASSES_TD

@@ -1,0 +1,150 @@
+//===- PlanBuffers.cpp - activation arena planning --------------*- C++ -*-===//
+//
+// --ds-plan-buffers: bytes-per-token offsets for every activation of
+// @forward, sharing space between values whose live ranges do not overlap.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ds/Transforms/Passes.h"
+
+#include "ds/Dialect/Ds/IR/DsOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/Support/MathExtras.h"
+
+namespace mlir::ds {
+#define GEN_PASS_DEF_DSPLANBUFFERS
+#include "ds/Transforms/Passes.h.inc"
+} // namespace mlir::ds
+
+using namespace mlir;
+using namespace mlir::ds;
+
+namespace {
+
+struct Buffer {
+  Value value;
+  int64_t first; // index of the defining op
+  int64_t last;  // index of the last top-level op that uses it
+  int64_t size;  // bytes per token, aligned
+  int64_t offset = -1;
+};
+
+bool inArena(Operation *op) {
+  return !isa<GetWeightOp, LogitsOp>(op);
+}
+
+struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPass> {
+  using DsPlanBuffersBase::DsPlanBuffersBase;
+
+  /// Bytes per token of `value`, or failure with a diagnostic.
+  FailureOr<int64_t> bytesPerToken(Operation *op, Value value) {
+    auto type = dyn_cast<RankedTensorType>(value.getType());
+    if (!type || type.getRank() < 1)
+      return op->emitOpError("ds-plan-buffers: result is not a ranked tensor "
+                             "with a token dimension");
+    if (!type.isDynamicDim(0))
+      return op->emitOpError()
+             << "ds-plan-buffers: result type " << type
+             << " must have a dynamic leading (token) dimension";
+    ArrayRef<int64_t> row = type.getShape().drop_front();
+    if (ShapedType::isDynamicShape(row))
+      return op->emitOpError() << "ds-plan-buffers: result type " << type
+                               << " must have a static row shape";
+    unsigned bits = type.getElementType().getIntOrFloatBitWidth();
+    int64_t bytes = ShapedType::getNumElements(row) * llvm::divideCeil(bits, 8);
+    return static_cast<int64_t>(llvm::alignTo(bytes, alignment));
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (alignment <= 0 || !llvm::isPowerOf2_64(alignment)) {
+      module.emitError() << "ds-plan-buffers: alignment must be a power of "
+                            "two, got "
+                         << alignment;
+      return signalPassFailure();
+    }
+    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    if (!forward || forward.isExternal() || !forward.getBody().hasOneBlock()) {
+      module.emitError("ds-plan-buffers: expects a func.func @forward with a "
+                       "body of one block");
+      return signalPassFailure();
+    }
+    Block &body = forward.getBody().front();
+
+    DenseMap<Operation *, int64_t> index;
+    for (Operation &op : body)
+      index[&op] = index.size();
+
+    // Buffers in program order, with their live ranges.
+    SmallVector<Buffer> buffers;
+    for (Operation &op : body) {
+      if (op.getNumResults() == 0 || !inArena(&op) ||
+          op.hasTrait<OpTrait::IsTerminator>())
+        continue;
+      for (Value result : op.getResults()) {
+        FailureOr<int64_t> size = bytesPerToken(&op, result);
+        if (failed(size))
+          return signalPassFailure();
+        int64_t last = index[&op];
+        for (Operation *user : result.getUsers())
+          if (Operation *top = body.findAncestorOpInBlock(*user))
+            last = std::max(last, index[top]);
+        buffers.push_back({result, index[&op], last, *size});
+      }
+    }
+
+    // Greedy by size: largest first (ties in program order), lowest offset
+    // that does not overlap a placed buffer with an intersecting live range.
+    SmallVector<unsigned> order(buffers.size());
+    for (unsigned i = 0; i < order.size(); ++i)
+      order[i] = i;
+    llvm::stable_sort(order, [&](unsigned a, unsigned b) {
+      return buffers[a].size > buffers[b].size;
+    });
+    SmallVector<unsigned> placed;
+    int64_t arenaBytes = 0;
+    for (unsigned i : order) {
+      Buffer &buf = buffers[i];
+      SmallVector<std::pair<int64_t, int64_t>> busy; // [offset, end)
+      for (unsigned j : placed) {
+        const Buffer &other = buffers[j];
+        if (other.first <= buf.last && buf.first <= other.last)
+          busy.push_back({other.offset, other.offset + other.size});
+      }
+      llvm::sort(busy);
+      int64_t offset = 0;
+      for (auto [begin, end] : busy) {
+        if (begin >= offset + buf.size)
+          break;
+        offset = std::max(offset, end);
+      }
+      buf.offset = offset;
+      arenaBytes = std::max(arenaBytes, offset + buf.size);
+      placed.push_back(i);
+    }
+
+    // Attach per-op attributes (one entry per result).
+    Builder builder(&getContext());
+    DenseMap<Operation *, std::pair<SmallVector<int64_t>, SmallVector<int64_t>>>
+        perOp;
+    for (const Buffer &buf : buffers) {
+      auto &entry = perOp[buf.value.getDefiningOp()];
+      entry.first.push_back(buf.offset);
+      entry.second.push_back(buf.size);
+    }
+    for (Operation &op : body) {
+      auto it = perOp.find(&op);
+      if (it == perOp.end())
+        continue;
+      op.setAttr("ds.offsets", builder.getDenseI64ArrayAttr(it->second.first));
+      op.setAttr("ds.sizes", builder.getDenseI64ArrayAttr(it->second.second));
+    }
+    module->setAttr("ds.arena_bytes_per_token",
+                    builder.getI64IntegerAttr(arenaBytes));
+    module->setAttr("ds.arena_alignment", builder.getI64IntegerAttr(alignment));
+  }
+};
+
+} // namespace
