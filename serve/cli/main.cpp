@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    const std::string first = argc > 1 ? argv[1] : "";
+    if (!first.empty() && first[0] != '-' && first != "inspect" && first != "generate" && first != "score")
+      return fail(std::string("unknown subcommand '") + argv[1] + "' (expected inspect, generate or score)");
     return fail(e.what());
   }
 
