@@ -108,7 +108,7 @@ Status CpuExecutor::prepare(const LoadedPlan& plan, const LoadedWeights& weights
     const int n = static_cast<int>(k->fused_ops()->size());
     const int nin = k->num_inputs();
     std::vector<int> result_slot(static_cast<size_t>(n), -1);
-    const size_t nres = k->results()->size();
+    const size_t nres = k->results() ? k->results()->size() : 0;
     size_t num_arena_outs = 0;
     for (const Val& v : out_vals) num_arena_outs += v.kind == Val::kAct ? 1 : 0;
     if (num_arena_outs != nres)

@@ -167,9 +167,10 @@ Status validate_kernel(const plan::Kernel& k, size_t ki) {
                                         << " is neither a group input (< " << k.num_inputs()
                                         << ") nor an earlier fused op");
   }
-  if (!k.results() || k.results()->size() == 0) return Status::Error(ctx + ": fused kernel without results");
-  for (int r : *k.results())
-    if (r < 0 || r >= n) return Status::Error(StrCat() << ctx << ": result index " << r << " out of range [0, " << n << ")");
+  // A group may have no results when it only writes the KV cache.
+  if (k.results())
+    for (int r : *k.results())
+      if (r < 0 || r >= n) return Status::Error(StrCat() << ctx << ": result index " << r << " out of range [0, " << n << ")");
   return Status::Ok();
 }
 
