@@ -13,7 +13,7 @@ void PenaltyState::init(const std::vector<int32_t>& prompt, int64_t vocab) {
 }
 
 void PenaltyState::add_output(int32_t token) {
-  if (token >= 0 && static_cast<size_t>(token) < seen.size()) seen[static_cast<size_t>(token)] = 1;
+  if (token >= 0 && static_cast<size_t>(token) < seen.size()) seen[static_cast<size_t>(token)] = 1;  // empty: unused
   ++out_counts[token];
 }
 
@@ -66,7 +66,8 @@ SamplingParams to_sampler_params(const RequestSampling& s, uint64_t seed) {
 RequestSampler::RequestSampler(const RequestSampling& s, uint64_t seed, const std::vector<int32_t>& prompt,
                                int64_t vocab)
     : s_(s), vocab_(vocab), sampler_(to_sampler_params(s, seed)) {
-  state_.init(prompt, vocab);
+  // The seen-token mask is only read by the repetition penalty.
+  state_.init(s.repetition_penalty != 1.0f ? prompt : std::vector<int32_t>{}, s.repetition_penalty != 1.0f ? vocab : 0);
 }
 
 bool RequestSampler::needs_penalties() const {

@@ -260,5 +260,58 @@ TEST(ServingEngine, ThreadedSubmitFromManyThreadsMatchesSingleRequest) {
   EXPECT_NE(pending->finish(), FinishReason::kNone);
 }
 
+TEST(ServingEngine, KvBudgetFromPagesOrMemoryFraction) {
+  const TestModel& m = TestModel::get();
+  auto one = KvCacheConfig::from_plan(*m.plan->plan().kv_cache(), 1);
+  ASSERT_TRUE(one.ok());
+  const int64_t per_page = one.value().bytes_per_page();
+  ServingOptions so;
+  so.max_model_len = 64;
+  so.chunked_prefill_size = 16;
+  so.max_running_requests = 4;
+  so.kv_memory_bytes = per_page * 100;
+  so.kv_memory_fraction = 0.5;
+  auto pages = resolve_kv_pages(*m.plan, so, 64);
+  ASSERT_TRUE(pages.ok());
+  EXPECT_EQ(pages.value(), 50);
+  so.kv_pages = 7;  // explicit pages win
+  EXPECT_EQ(resolve_kv_pages(*m.plan, so, 64).value(), 7);
+  so.kv_pages = 0;
+  so.kv_memory_bytes = per_page / 2;
+  auto none = resolve_kv_pages(*m.plan, so, 64);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("holds no page"), std::string::npos);
+  so.kv_memory_bytes = per_page * 100;
+  so.start_loop = false;
+  auto e = ServingEngine::create(*m.plan, *m.weights, so);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e.value()->stats().kv_pages_total, 50);
+}
+
+TEST(ServingEngine, RejectsInconsistentOptions) {
+  const TestModel& m = TestModel::get();
+  const int64_t plan_len = m.plan->plan().model()->max_model_len();
+  ServingOptions so;
+  so.max_model_len = plan_len + 1;
+  auto too_long = ServingEngine::create(*m.plan, *m.weights, so);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.status().message().find("max_model_len"), std::string::npos);
+  so = ServingOptions{};
+  so.max_model_len = 64;
+  so.chunked_prefill_size = 8;
+  so.max_running_requests = 9;
+  auto too_many = ServingEngine::create(*m.plan, *m.weights, so);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_NE(too_many.status().message().find("max_running_requests"), std::string::npos);
+  so.max_running_requests = 8;
+  so.kv_pages = 1;  // cannot hold one max_model_len request
+  auto small = ServingEngine::create(*m.plan, *m.weights, so);
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.status().message().find("fewer than max_model_len"), std::string::npos);
+  so.kv_pages = 0;
+  so.kv_memory_fraction = 1.5;
+  EXPECT_FALSE(ServingEngine::create(*m.plan, *m.weights, so).ok());
+}
+
 }  // namespace
 }  // namespace ds::test
