@@ -69,6 +69,9 @@ Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
   DS_ASSIGN_OR_RETURN(m.unk_token_, optional_string(j, "unk_token", what));
   DS_ASSIGN_OR_RETURN(m.prefix_, optional_string(j, "continuing_subword_prefix", what));
   DS_ASSIGN_OR_RETURN(m.suffix_, optional_string(j, "end_of_word_suffix", what));
+  // An empty prefix / suffix changes nothing (Qwen writes "").
+  if (m.prefix_ && m.prefix_->empty()) m.prefix_.reset();
+  if (m.suffix_ && m.suffix_->empty()) m.suffix_.reset();
   DS_ASSIGN_OR_RETURN(m.fuse_unk_, optional_bool(j, "fuse_unk", what));
   DS_ASSIGN_OR_RETURN(m.byte_fallback_, optional_bool(j, "byte_fallback", what));
   DS_ASSIGN_OR_RETURN(m.ignore_merges_, optional_bool(j, "ignore_merges", what));

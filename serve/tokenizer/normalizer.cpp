@@ -1,5 +1,6 @@
 #include "serve/tokenizer/normalizer.h"
 
+#include <cstdint>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,61 @@ Result<std::string> get_string(const json& j, const char* key, const std::string
     return Status::Error(StrCat() << what << ": missing string field '" << key << "'");
   }
   return it->get<std::string>();
+}
+
+// A character before which NFC may cut the text: a starter that can never be
+// the second character of a canonical composition. Scripts with such
+// characters (Indic, Myanmar, Hangul jamo, Balinese, Brahmic) are excluded
+// wholesale; everything else only needs combining class 0.
+bool nfc_boundary(char32_t cp, const utf8proc_property_t* p) {
+  if (p->combining_class != 0) return false;
+  return !((cp >= 0x0900 && cp <= 0x0DFF) || (cp >= 0x1000 && cp <= 0x109F) ||
+           (cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0x1B00 && cp <= 0x1B7F) ||
+           (cp >= 0xA960 && cp <= 0xA97F) || (cp >= 0xD7B0 && cp <= 0xD7FF) ||
+           (cp >= 0x11000 && cp <= 0x11FFF));
+}
+
+// NFC of `in`: text between boundaries normalizes independently, so only
+// the segments holding a character that NFC might change (a non-starter, a
+// canonical decomposition or a non-boundary character) go through utf8proc.
+Status nfc(std::string_view in, std::string* out) {
+  size_t seg = 0;       // start of the current segment
+  bool dirty = false;   // the segment needs normalization
+  auto flush = [&](size_t end) -> Status {
+    if (end == seg) return Status::Ok();
+    if (!dirty) {
+      out->append(in.substr(seg, end - seg));
+      return Status::Ok();
+    }
+    std::string part;
+    DS_RETURN_IF_ERROR(unicode_normalize(in.substr(seg, end - seg), UTF8PROC_STABLE | UTF8PROC_COMPOSE, &part));
+    out->append(part);
+    return Status::Ok();
+  };
+  size_t i = 0;
+  while (i < in.size()) {
+    const auto b = static_cast<unsigned char>(in[i]);
+    if (b < 0xCC) {  // below U+0300: a clean boundary
+      if (i != seg) DS_RETURN_IF_ERROR(flush(i));
+      seg = i;
+      dirty = false;
+      i += utf8_len(b);
+      continue;
+    }
+    char32_t cp;
+    const size_t len = utf8_decode(in, i, &cp);
+    const utf8proc_property_t* p = utf8proc_get_property(static_cast<utf8proc_int32_t>(cp));
+    const bool canonical_decomposition = p->decomp_type == 0 && p->decomp_seqindex != UINT16_MAX;
+    if (nfc_boundary(cp, p)) {
+      DS_RETURN_IF_ERROR(flush(i));
+      seg = i;
+      dirty = canonical_decomposition;
+    } else {
+      dirty = true;
+    }
+    i += len;
+  }
+  return flush(in.size());
 }
 
 }  // namespace
@@ -118,7 +174,7 @@ Status Normalizer::apply(const Step& step, std::string_view in, std::string* out
     case Kind::kNfc:
       // Text below U+0300 is always in NFC (lead bytes < 0xCC).
       if (all_below(in, 0xCC)) { out->assign(in); return Status::Ok(); }
-      return unicode_normalize(in, UTF8PROC_STABLE | UTF8PROC_COMPOSE, out);
+      return nfc(in, out);
     case Kind::kNfd:
       if (all_below(in, 0x80)) { out->assign(in); return Status::Ok(); }
       return unicode_normalize(in, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, out);

