@@ -215,3 +215,23 @@ TEST_F(JsonlFile, ErrorsNameFileAndLine) {
 
 }  // namespace
 }  // namespace ds::bench
+
+#ifdef DS_HAVE_RUNTIME_TEST_UTIL
+#include "tests/runtime/test_util.h"
+
+namespace ds::bench {
+namespace {
+
+TEST(Tokenizer, PlanWithoutTokenizerIsAnError) {
+  ds::test::TempDir dir;
+  const std::string plan = dir.file("tiny.plan");
+  ds::test::write_bytes(plan, ds::test::TinyModel{}.plan_bytes(dir.path()));
+  auto t = load_bench_tokenizer(plan, "");
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("has no tokenizer"), std::string::npos) << t.status().message();
+  EXPECT_NE(t.status().message().find(plan), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ds::bench
+#endif
