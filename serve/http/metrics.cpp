@@ -1,13 +1,16 @@
 #include "serve/http/metrics.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace ds::http {
 namespace {
 
 std::string fmt(double v) {
+  // Shortest of %.15g / %.17g that reads back as the same double.
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  std::snprintf(buf, sizeof(buf), "%.15g", v);
+  if (std::strtod(buf, nullptr) != v) std::snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;
 }
 
