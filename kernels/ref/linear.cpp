@@ -1,8 +1,10 @@
 #include "kernels/ref/linear.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/ref/convert.h"
+#include "kernels/ref/parallel.h"
 
 namespace ds::ref {
 
@@ -14,12 +16,15 @@ Status linear(const float* x, const void* w, DType w_dtype, const void* bias, DT
     return Status::Error(StrCat() << "linear: invalid sizes rows=" << p.rows << " in=" << p.in << " out=" << p.out);
   std::vector<float> b(static_cast<size_t>(p.out), 0.0f);
   if (bias) load_row(bias, bias_dtype, 0, p.out, b.data());
-  // Convert each weight row once and use it for every token row.
-  std::vector<float> wrow(static_cast<size_t>(p.in));
-  for (int64_t n = 0; n < p.out; ++n) {
-    load_row(w, w_dtype, n * p.in, p.in, wrow.data());
-    for (int64_t r = 0; r < p.rows; ++r) out[r * p.out + n] = dot(x + r * p.in, wrow.data(), p.in) + b[n];
-  }
+  // Convert each weight row once and use it for every token row; output
+  // columns are split across threads.
+  parallel_for(p.out, p.in * std::max<int64_t>(p.rows, 1), [&](int64_t begin, int64_t end) {
+    std::vector<float> wrow(static_cast<size_t>(p.in));
+    for (int64_t n = begin; n < end; ++n) {
+      load_row(w, w_dtype, n * p.in, p.in, wrow.data());
+      for (int64_t r = 0; r < p.rows; ++r) out[r * p.out + n] = dot(x + r * p.in, wrow.data(), p.in) + b[n];
+    }
+  });
   return Status::Ok();
 }
 

@@ -1,10 +1,12 @@
 #include "kernels/ref/paged_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "kernels/ref/convert.h"
+#include "kernels/ref/parallel.h"
 
 namespace ds::ref {
 namespace {
@@ -73,11 +75,21 @@ Status paged_attention(const float* q, int64_t num_tokens, const AttnSequence* s
   const int64_t group = p.num_heads / p.num_kv_heads;
   const int64_t qw = p.num_heads * p.head_dim, ow = p.num_heads * p.v_head_dim;
   const float scale = static_cast<float>(p.scale);
-  std::vector<float> krow(static_cast<size_t>(p.head_dim)), vrow(static_cast<size_t>(p.v_head_dim));
-  std::vector<float> scores, acc(static_cast<size_t>(p.v_head_dim));
-  for (int64_t si = 0; si < num_seqs; ++si) {
-    const AttnSequence& s = seqs[si];
-    for (int64_t t = 0; t < s.num_tokens; ++t) {
+  // Work items: (sequence, token) pairs, split across threads.
+  std::vector<std::pair<int64_t, int64_t>> items;
+  int64_t max_ctx = 1;
+  for (int64_t si = 0; si < num_seqs; ++si)
+    for (int64_t t = 0; t < seqs[si].num_tokens; ++t) {
+      items.emplace_back(si, t);
+      max_ctx = std::max(max_ctx, seqs[si].num_cached + t + 1);
+    }
+  const int64_t cost = max_ctx * p.num_heads * (p.head_dim + p.v_head_dim);
+  parallel_for(static_cast<int64_t>(items.size()), cost, [&](int64_t begin, int64_t end) {
+    std::vector<float> krow(static_cast<size_t>(p.head_dim)), vrow(static_cast<size_t>(p.v_head_dim));
+    std::vector<float> scores, acc(static_cast<size_t>(p.v_head_dim));
+    for (int64_t it = begin; it < end; ++it) {
+      const AttnSequence& s = seqs[items[it].first];
+      const int64_t t = items[it].second;
       const int64_t row = s.first_token + t;
       const int64_t ctx = s.num_cached + t + 1;  // causal: history up to itself
       scores.resize(static_cast<size_t>(ctx));
@@ -103,7 +115,7 @@ Status paged_attention(const float* q, int64_t num_tokens, const AttnSequence* s
         for (int64_t d = 0; d < p.v_head_dim; ++d) o[d] = acc[d] / denom;
       }
     }
-  }
+  });
   return Status::Ok();
 }
 

@@ -68,6 +68,20 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearGrid,
                                             ::testing::Values(1, 5), ::testing::Values(1, 7, 64),
                                             ::testing::Values(1, 9), ::testing::Bool()));
 
+// Large enough to be split across threads: every row must equal the same row
+// computed alone (inline), bit for bit.
+TEST(Linear, ThreadedResultIsIndependentOfSplitting) {
+  const int rows = 6, in = 256, out = 700;
+  auto x = rnd(rows * in, 11);
+  Stored w = store(rnd(out * in, 12), DType::kBF16);
+  std::vector<float> all(rows * out), one(out);
+  ASSERT_TRUE(linear(x.data(), w.bytes.data(), DType::kBF16, nullptr, DType::kF32, LinearParams{rows, in, out}, all.data()).ok());
+  for (int r = 0; r < rows; ++r) {
+    ASSERT_TRUE(linear(x.data() + r * in, w.bytes.data(), DType::kBF16, nullptr, DType::kF32, LinearParams{1, in, out}, one.data()).ok());
+    for (int n = 0; n < out; ++n) ASSERT_EQ(all[r * out + n], one[n]) << r << "," << n;
+  }
+}
+
 TEST(Linear, RejectsBadInput) {
   float x = 1, y;
   int32_t w = 1;
