@@ -56,10 +56,13 @@ std::vector<Scheduler::BatchEntry> Scheduler::schedule() {
   return batch;
 }
 
+int64_t Scheduler::growth_reserve_tokens(const SchedRequest& r) const {
+  const int64_t remaining = std::clamp<int64_t>(r.remaining_new_tokens(), 0, options_.reserve_clip_tokens);
+  return static_cast<int64_t>(std::ceil(options_.new_token_reserve_ratio * static_cast<double>(remaining)));
+}
+
 int64_t Scheduler::reserved_pages(const SchedRequest& r) const {
-  const int64_t growth =
-      static_cast<int64_t>(std::ceil(options_.new_token_reserve_ratio * static_cast<double>(r.remaining_new_tokens())));
-  const int64_t target = pages_for(r.num_tokens() + std::max<int64_t>(growth, 0));
+  const int64_t target = pages_for(r.num_tokens() + growth_reserve_tokens(r));
   return std::max<int64_t>(0, target - static_cast<int64_t>(r.pages.pages.size()));
 }
 
@@ -80,9 +83,7 @@ bool Scheduler::try_admit(SchedRequest& r, int64_t budget_left, std::vector<Batc
   if (running_.empty()) {
     need = pages_for(n) - matched;  // alone it always fits (the pool holds max_model_len tokens)
   } else {
-    const int64_t growth = static_cast<int64_t>(
-        std::ceil(options_.new_token_reserve_ratio * static_cast<double>(r.remaining_new_tokens())));
-    need = pages_for(n + growth) - matched;
+    need = pages_for(n + growth_reserve_tokens(r)) - matched;
     for (const ReqPtr& q : running_) need += reserved_pages(*q);
   }
   if (need > available) {

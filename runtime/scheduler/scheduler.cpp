@@ -20,6 +20,8 @@ Status SchedulerOptions::validate(int64_t token_capacity) const {
   if (max_model_len < 2) return Status::Error(StrCat() << "max_model_len " << max_model_len << " must be >= 2");
   if (!(new_token_reserve_ratio >= 0.0 && new_token_reserve_ratio <= 1.0))
     return Status::Error(StrCat() << "new_token_reserve_ratio " << new_token_reserve_ratio << " must be in [0, 1]");
+  if (reserve_clip_tokens < 0)
+    return Status::Error(StrCat() << "reserve_clip_tokens " << reserve_clip_tokens << " must be >= 0");
   return Status::Ok();
 }
 

@@ -39,6 +39,9 @@ struct SchedulerOptions {
   // Admission reserves KV pages for this fraction of every running request's
   // remaining max_new_tokens (1: never preempt; 0: reserve nothing, preempt on demand).
   double new_token_reserve_ratio = 0.3;
+  // Remaining max_new_tokens above this count as this much in that reserve (huge
+  // defaults such as "the rest of the context" would otherwise block admission).
+  int64_t reserve_clip_tokens = 4096;
 
   Status validate(int64_t token_capacity) const;
 };
@@ -89,6 +92,7 @@ class Scheduler : public ServingBackend {
   bool try_admit(SchedRequest& r, int64_t budget_left, std::vector<BatchEntry>& batch);
   bool ensure_pages(SchedRequest& r, int64_t num_tokens);
   bool ensure_pages_or_preempt(SchedRequest& r, int64_t num_tokens);
+  int64_t growth_reserve_tokens(const SchedRequest& r) const;
   int64_t reserved_pages(const SchedRequest& r) const;
   void preempt(SchedRequest& r);
   void add_entry(SchedRequest& r, int64_t count, std::vector<BatchEntry>& batch);

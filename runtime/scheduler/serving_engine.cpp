@@ -71,6 +71,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   so.eos_token_ids = plan_eos_token_ids(plan);
   so.enable_prefix_cache = options.enable_prefix_cache;
   so.new_token_reserve_ratio = options.new_token_reserve_ratio;
+  so.reserve_clip_tokens = options.reserve_clip_tokens;
   DS_ASSIGN_OR_RETURN(e->scheduler_, Scheduler::create(*e->executor_, *e->kv_, so));
   if (options.start_loop) e->scheduler_->start();
   return e;

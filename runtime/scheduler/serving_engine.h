@@ -26,6 +26,7 @@ struct ServingOptions {
   double kv_memory_fraction = 0.9;   // (0, 1]
   bool enable_prefix_cache = true;
   double new_token_reserve_ratio = 0.3;
+  int64_t reserve_clip_tokens = 4096;
   bool start_loop = true;            // false: drive scheduler().step() yourself
 
   Status validate() const;

@@ -174,6 +174,28 @@ TEST(Preemption, TinyPoolPreemptsNewestAndOutputsStayIdentical) {
   for (size_t i = 0; i < prompts.size(); ++i) expect_same_logprobs(*sinks[i], *calm[i]);
 }
 
+TEST(Admission, DecodeReserveHoldsRequestsBackInsteadOfPreempting) {
+  const TestModel& m = TestModel::get();
+  const int64_t ps = m.page_size();
+  SchedulerOptions o = options(4, 32, 8 * ps);
+  o.new_token_reserve_ratio = 1.0;  // reserve every request's full growth: never preempt
+  SchedHarness h = make_harness(m, 8, 32, o);
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::shared_ptr<CollectSink>> sinks;
+  for (int i = 0; i < 3; ++i) {
+    prompts.push_back(make_prompt(2 * ps - 1, m.vocab(), 60 + i));
+    sinks.push_back(submit(*h.scheduler, prompts.back(), greedy(3 * ps)));  // 5 pages each at the end
+  }
+  ASSERT_TRUE(h.scheduler->step().ok());
+  ServingBackend::Stats st = h.scheduler->stats();
+  EXPECT_EQ(st.running, 1);  // a second one would need 5 + 5 > 8 pages
+  EXPECT_EQ(st.waiting, 2);
+  ASSERT_TRUE(h.scheduler->run_until_idle().ok());
+  EXPECT_EQ(h.scheduler->stats().preemptions_total, 0);
+  for (size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(sinks[i]->ids(), reference_generate(m, prompts[i], 3 * ps, SamplingParams{}, true).output_ids);
+}
+
 TEST(Abort, FreesPagesWhileWaitingMidPrefillAndDecoding) {
   const TestModel& m = TestModel::get();
   const int64_t ps = m.page_size();

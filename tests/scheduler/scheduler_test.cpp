@@ -260,6 +260,32 @@ TEST(ServingEngine, ThreadedSubmitFromManyThreadsMatchesSingleRequest) {
   EXPECT_NE(pending->finish(), FinishReason::kNone);
 }
 
+TEST(ServingEngine, AbortFromAnotherThreadEndsTheStreamAndFreesPages) {
+  const TestModel& m = TestModel::get();
+  ServingOptions so;
+  so.max_running_requests = 2;
+  so.chunked_prefill_size = 8;
+  so.max_model_len = 200;
+  so.kv_pages = 128;
+  so.enable_prefix_cache = false;
+  auto engine = ServingEngine::create(*m.plan, *m.weights, so);
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  ServingEngine& e = *engine.value();
+  auto sink = std::make_shared<CollectSink>();
+  auto id = e.submit(make_prompt(20, m.vocab(), 5), greedy(180), sink);
+  ASSERT_TRUE(id.ok());
+  sink->wait_first();
+  e.abort(id.value());
+  sink->wait();
+  EXPECT_EQ(sink->finish(), FinishReason::kAbort);
+  EXPECT_LT(sink->ids().size(), 180u);
+  // Stats are published at the end of the loop iteration that handled the abort.
+  ServingBackend::Stats st;
+  do st = e.stats(); while (st.running != 0);
+  EXPECT_EQ(st.kv_pages_used, 0);
+  EXPECT_EQ(e.kv_cache().usage().used_pages, 0);
+}
+
 TEST(ServingEngine, KvBudgetFromPagesOrMemoryFraction) {
   const TestModel& m = TestModel::get();
   auto one = KvCacheConfig::from_plan(*m.plan->plan().kv_cache(), 1);

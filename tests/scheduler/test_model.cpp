@@ -114,6 +114,11 @@ void CollectSink::wait() {
   cv_.wait(lk, [&] { return done_; });
 }
 
+void CollectSink::wait_first() {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return !outs_.empty(); });
+}
+
 bool CollectSink::finished() const {
   std::lock_guard<std::mutex> lk(mu_);
   return done_;

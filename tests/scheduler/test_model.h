@@ -55,6 +55,8 @@ class CollectSink : public RequestSink {
   void on_output(RequestOutput&& o) override;
   // Blocks until the final update arrived.
   void wait();
+  // Blocks until at least one update arrived.
+  void wait_first();
   bool finished() const;
   FinishReason finish() const;
   std::vector<int32_t> ids() const;
