@@ -48,6 +48,7 @@ struct Options {
   bool disable_ignore_eos = false;
   int64_t warmup = 1;
   double max_duration = 3600;
+  double progress_interval = 10;
   std::string extra_request_body;
 };
 
@@ -69,6 +70,7 @@ ds::Status validate(const Options& o) {
   if (o.max_concurrency < 0) return ds::Status::Error("--max-concurrency must be positive");
   if (o.warmup < 0) return ds::Status::Error("--warmup must be >= 0");
   if (!(o.max_duration > 0)) return ds::Status::Error("--max-duration must be positive");
+  if (!(o.progress_interval >= 0)) return ds::Status::Error("--progress-interval must be >= 0");
   if (o.dataset == "jsonl" && o.dataset_path.empty()) return ds::Status::Error("--dataset jsonl needs --dataset-path");
   if (o.dataset == "random" && o.plan.empty() && o.tokenizer.empty())
     return ds::Status::Error("--dataset random needs a tokenizer: --plan PLAN or --tokenizer tokenizer.json");
@@ -155,7 +157,7 @@ int run(const Options& o) {
   std::fprintf(stderr, "dsbench: %zu requests to %s (%s, model %s), request rate %s, max concurrency %s\n",
                requests.size(), o.base_url.c_str(), o.endpoint.c_str(), client.model.c_str(),
                o.request_rate.c_str(), o.max_concurrency > 0 ? std::to_string(o.max_concurrency).c_str() : "not set");
-  ds::bench::RunConfig rc{*rate, o.max_concurrency, o.max_duration, o.seed};
+  ds::bench::RunConfig rc{*rate, o.max_concurrency, o.max_duration, o.seed, o.progress_interval};
   ds::bench::RunResult result = ds::bench::run_benchmark(client, requests, rc, tok.get(), &g_interrupted);
   const ds::bench::BenchMetrics metrics = ds::bench::compute_metrics(result);
 
@@ -239,6 +241,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "Unmeasured requests sent first (all must not fail)")->capture_default_str();
   app.add_option("--max-duration", o.max_duration,
                  "Seconds after which requests in flight are aborted and the rest not sent")
+      ->capture_default_str();
+  app.add_option("--progress-interval", o.progress_interval, "Seconds between progress lines on stderr (0: none)")
       ->capture_default_str();
   app.add_option("--extra-request-body", o.extra_request_body,
                  "JSON object merged into every request body, e.g. '{\"temperature\": 0.7}'");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -138,8 +139,18 @@ RunResult run_benchmark(const ClientConfig& client, const std::vector<BenchReque
   // flight (workers then drain the queue without sending).
   {
     std::unique_lock<std::mutex> lock(mu);
+    Clock::time_point next_progress = start + std::chrono::duration_cast<Clock::duration>(
+                                                  std::chrono::duration<double>(cfg.progress_interval_s));
     while (finished < queued_total) {
       cv_done.wait_for(lock, kPoll);
+      if (cfg.progress_interval_s > 0 && Clock::now() >= next_progress) {
+        size_t failed = 0;
+        for (const RequestOutcome& o : result.outcomes) failed += o.sent && !o.success;
+        std::fprintf(stderr, "dsbench: %zu/%zu requests done (%zu failed), %.0f s\n", finished, n, failed,
+                     seconds_between(start, Clock::now()));
+        next_progress += std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(cfg.progress_interval_s));
+      }
       lock.unlock();
       if (!stopping && should_stop()) stopping = true;
       if (stopping) active.stop_all();

@@ -22,6 +22,7 @@ struct RunConfig {
   int64_t max_concurrency = 0;  // <= 0: unlimited (kMaxWorkers)
   double max_duration_s = 3600; // then in-flight requests are aborted and the rest not sent
   uint64_t seed = 0;            // arrival times
+  double progress_interval_s = 0;  // > 0: a progress line on stderr this often
 };
 
 struct RunResult {
