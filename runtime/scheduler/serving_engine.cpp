@@ -57,8 +57,10 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
     return Status::Error(StrCat() << "max_model_len " << options.max_model_len << " exceeds the plan's "
                                   << plan_len << " (recompile with dscc --max-model-len)");
   const int64_t max_len = options.max_model_len > 0 ? options.max_model_len : plan_len;
-  const int64_t chunk = options.chunked_prefill_size > 0 ? options.chunked_prefill_size
-                                                         : std::min<int64_t>(2048, max_len);
+  // Auto budget: up to 2048 prefill tokens, and always a decode slot per running request.
+  const int64_t chunk = options.chunked_prefill_size > 0
+                            ? options.chunked_prefill_size
+                            : std::max<int64_t>(std::min<int64_t>(2048, max_len), options.max_running_requests);
   DS_ASSIGN_OR_RETURN(int64_t pages, resolve_kv_pages(plan, options, max_len));
   std::unique_ptr<ServingEngine> e(new ServingEngine());
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), pages));

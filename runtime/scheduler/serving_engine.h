@@ -16,7 +16,8 @@ namespace ds {
 
 struct ServingOptions {
   int64_t max_running_requests = 64;
-  int64_t chunked_prefill_size = 0;  // per-step token budget = executor capacity; 0: min(2048, max_model_len)
+  int64_t chunked_prefill_size = 0;  // per-step token budget = executor capacity;
+                                     // 0: max(min(2048, max_model_len), max_running_requests)
   int64_t max_model_len = 0;         // 0: the plan's; at most the plan's
   // KV budget, first that applies: kv_pages > 0; else kv_memory_fraction of
   // kv_memory_bytes (> 0); else enough pages for max(max_model_len,

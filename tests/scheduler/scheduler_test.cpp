@@ -335,6 +335,12 @@ TEST(ServingEngine, RejectsInconsistentOptions) {
   ASSERT_FALSE(small.ok());
   EXPECT_NE(small.status().message().find("fewer than max_model_len"), std::string::npos);
   so.kv_pages = 0;
+  so.chunked_prefill_size = 0;  // auto: at least one decode slot per running request
+  so.max_running_requests = 100;
+  so.start_loop = false;
+  auto autosized = ServingEngine::create(*m.plan, *m.weights, so);
+  ASSERT_TRUE(autosized.ok()) << autosized.status().message();
+  EXPECT_EQ(autosized.value()->scheduler().token_budget(), 100);
   so.kv_memory_fraction = 1.5;
   EXPECT_FALSE(ServingEngine::create(*m.plan, *m.weights, so).ok());
 }
