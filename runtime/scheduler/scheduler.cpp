@@ -98,6 +98,8 @@ void Scheduler::drain_inbox() {
 }
 
 Result<bool> Scheduler::step() {
+  if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id())
+    return Status::Error("Scheduler::step() called while the loop thread runs");
   drain_inbox();
   if (running_.empty() && waiting_.empty()) {
     publish_stats();
