@@ -199,6 +199,16 @@ TEST(Client, NonStreamedRequest) {
   EXPECT_EQ(o.ttft_s, o.e2e_s);
   EXPECT_TRUE(o.itl_s.empty());
   EXPECT_EQ(o.usage_completion_tokens.value_or(-1), 4);
+  EXPECT_FALSE(o.streamed);
+  RunResult r;
+  r.outcomes = {o};
+  r.outcomes[0].output_tokens = 4;
+  r.duration_s = 1;
+  BenchMetrics m = compute_metrics(r);
+  EXPECT_EQ(m.completed, 1);
+  EXPECT_EQ(m.tpot_ms.count, 0);  // no per-token timing without streaming
+  EXPECT_EQ(m.itl_ms.count, 0);
+  EXPECT_EQ(m.ttft_ms.count, 1);
 }
 
 TEST(Client, Errors) {

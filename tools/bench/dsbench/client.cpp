@@ -113,6 +113,7 @@ RequestOutcome send_request(const ClientConfig& cfg, const BenchRequest& req, Ac
                             double read_timeout_s) {
   RequestOutcome out;
   out.sent = true;
+  out.streamed = cfg.stream;
   httplib::Client cli(cfg.server.scheme_host_port);
   if (!cli.is_valid()) {
     out.error = "invalid server URL " + cfg.server.scheme_host_port;

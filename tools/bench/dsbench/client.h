@@ -61,6 +61,7 @@ struct RequestOutcome {
   bool success = false;
   bool aborted = false;          // stopped by the deadline / interrupt
   bool sent = false;             // false: never started (deadline before its turn)
+  bool streamed = false;         // SSE response (TPOT / ITL are measured only then)
   int http_status = 0;
   std::string error;
   double start_s = 0;            // send time, seconds from the benchmark start

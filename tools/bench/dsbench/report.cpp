@@ -30,7 +30,7 @@ BenchMetrics compute_metrics(const RunResult& run) {
     ttft.push_back(o.ttft_s * 1e3);
     e2e.push_back(o.e2e_s * 1e3);
     e2e_sum += o.e2e_s;
-    if (o.output_tokens > 1) tpot.push_back((o.e2e_s - o.ttft_s) * 1e3 / static_cast<double>(o.output_tokens - 1));
+    if (o.streamed && o.output_tokens > 1) tpot.push_back((o.e2e_s - o.ttft_s) * 1e3 / static_cast<double>(o.output_tokens - 1));
     for (double g : o.itl_s) itl.push_back(g * 1e3);
   }
   if (m.duration_s > 0) {

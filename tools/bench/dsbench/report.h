@@ -32,8 +32,9 @@ struct BenchMetrics {
 };
 
 // TTFT, E2E: successful requests. TPOT = (E2E - TTFT) / (output_tokens - 1)
-// for requests with more than one output token. ITL: every gap between
-// text-carrying chunks of successful streamed requests.
+// for streamed requests with more than one output token (a non-streamed
+// request has TTFT = E2E and no TPOT). ITL: every gap between text-carrying
+// chunks of successful streamed requests.
 BenchMetrics compute_metrics(const RunResult& run);
 
 // First `max_errors` distinct error messages with their counts.
