@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "tools/bench/dsbench/random.h"
@@ -92,7 +93,20 @@ RunResult run_benchmark(const ClientConfig& client, const std::vector<BenchReque
 
   std::vector<std::thread> threads;
   threads.reserve(static_cast<size_t>(workers));
-  for (int64_t w = 0; w < workers; ++w) threads.emplace_back(worker);
+  for (int64_t w = 0; w < workers; ++w) {
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error& e) {
+      // Out of threads (ulimit): go on with those started, if any.
+      std::fprintf(stderr, "dsbench: warning: started %zu of %lld worker threads (%s)\n", threads.size(),
+                   static_cast<long long>(workers), e.what());
+      break;
+    }
+  }
+  if (threads.empty()) {
+    for (RequestOutcome& o : result.outcomes) o.error = "not sent: no worker thread could be started";
+    return result;
+  }
 
   auto should_stop = [&]() {
     if (interrupt && interrupt->load()) {
