@@ -285,7 +285,9 @@ void OpenAIServer::Impl::handle_detokenize(const httplib::Request& req, httplib:
 
 void OpenAIServer::Impl::install_routes() {
   server.set_payload_max_length(size_t{64} << 20);
-  const size_t threads = static_cast<size_t>(std::clamp<int64_t>(options.max_running_requests + 16, 16, 4096));
+  // One worker per connection (streams and keep-alive connections each hold one), so more
+  // than the backend runs at once: queued requests still get their connection served.
+  const size_t threads = static_cast<size_t>(std::clamp<int64_t>(2 * options.max_running_requests + 64, 512, 4096));
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server.set_keep_alive_timeout(5);
 

@@ -1,9 +1,5 @@
 #include "serve/http/server_options.h"
 
-#include <unistd.h>
-
-#include <cmath>
-
 #include "serve/http/reasoning_parser.h"
 
 namespace ds::http {
@@ -37,28 +33,6 @@ LogLevel ServerOptions::level() const {
   if (log_level == "warning") return LogLevel::kWarning;
   if (log_level == "error") return LogLevel::kError;
   return LogLevel::kInfo;
-}
-
-Result<int64_t> kv_cache_budget_bytes(double mem_fraction_static, int64_t total_memory_bytes,
-                                      int64_t weight_bytes) {
-  if (!(mem_fraction_static > 0.0 && mem_fraction_static <= 1.0)) {
-    return Status::Error(StrCat() << "--mem-fraction-static: " << mem_fraction_static << " is not in (0, 1]");
-  }
-  const auto static_bytes = static_cast<int64_t>(std::floor(mem_fraction_static * static_cast<double>(total_memory_bytes)));
-  const int64_t budget = static_bytes - weight_bytes;
-  if (budget <= 0) {
-    return Status::Error(StrCat() << "--mem-fraction-static " << mem_fraction_static << " of " << total_memory_bytes
-                                  << " bytes leaves no room for the KV cache after " << weight_bytes
-                                  << " bytes of weights");
-  }
-  return budget;
-}
-
-int64_t physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page_size <= 0) return 0;
-  return static_cast<int64_t>(pages) * static_cast<int64_t>(page_size);
 }
 
 }  // namespace ds::http

@@ -378,15 +378,6 @@ TEST(ServerOptions, Validation) {
   EXPECT_FALSE(o.validate().ok());
 }
 
-TEST(ServerOptions, KvBudget) {
-  auto b = kv_cache_budget_bytes(0.5, 1000, 100);
-  ASSERT_TRUE(b.ok());
-  EXPECT_EQ(*b, 400);
-  EXPECT_FALSE(kv_cache_budget_bytes(0.1, 1000, 100).ok());
-  EXPECT_FALSE(kv_cache_budget_bytes(0.0, 1000, 0).ok());
-  EXPECT_GT(physical_memory_bytes(), 0);
-}
-
 TEST(Metrics, PrometheusText) {
   ServerMetrics m;
   m.ttft_seconds.observe(0.003);

@@ -1,0 +1,43 @@
+#include "serve/cli/serve_command.h"
+
+#include "runtime/scheduler/serving_engine.h"
+#include "serve/http/openai_server.h"
+
+namespace ds::cli {
+
+void add_serve_options(CLI::App* cmd, ServeArgs& a) {
+  http::ServerOptions& o = a.server;
+  cmd->add_option("--host", o.host, "Address to listen on");
+  cmd->add_option("--port", o.port, "Port to listen on (0: a free port, printed at start)");
+  cmd->add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' on every route but /health");
+  cmd->add_option("--served-model-name", o.served_model_name, "Model name of the API (default: the plan's)");
+  cmd->add_option("--max-model-len", o.max_model_len, "Context length (default: the plan's)");
+  cmd->add_option("--max-running-requests", o.max_running_requests, "Requests in the running batch at most");
+  cmd->add_option("--chunked-prefill-size", o.chunked_prefill_size, "Tokens per step (0: min(2048, max-model-len))");
+  cmd->add_option("--mem-fraction-static", o.mem_fraction_static,
+                  "CPU backend: fraction of --kv-budget-bytes given to the KV-cache pool");
+  cmd->add_option("--kv-budget-bytes", a.kv_budget_bytes,
+                  "CPU backend: KV byte budget (0: room for max(max-model-len, 256 x max-running-requests) tokens)");
+  cmd->add_flag("--disable-radix-cache", a.disable_prefix_cache, "Turn the prefix cache off");
+  cmd->add_option("--reasoning-parser", o.reasoning_parser, "Split reasoning_content from content: deepseek_r1")
+      ->check(CLI::IsMember({"deepseek_r1"}));
+  cmd->add_option("--log-level", o.log_level, "debug | info | warning | error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+}
+
+Status run_serve(const ServeArgs& a) {
+  DS_RETURN_IF_ERROR(a.server.validate());
+  if (a.kv_budget_bytes < 0) return Status::Error("--kv-budget-bytes must be >= 0");
+  DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
+  ServingOptions so;
+  so.max_running_requests = a.server.max_running_requests;
+  so.chunked_prefill_size = a.server.chunked_prefill_size;
+  so.max_model_len = a.server.max_model_len;
+  so.kv_memory_bytes = a.kv_budget_bytes;
+  so.kv_memory_fraction = a.server.mem_fraction_static;
+  so.enable_prefix_cache = !a.disable_prefix_cache;
+  DS_ASSIGN_OR_RETURN(auto engine, ServingEngine::create(*m.plan, *m.weights, so));
+  return http::run_server(a.server, *engine, *m.plan);
+}
+
+}  // namespace ds::cli

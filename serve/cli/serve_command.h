@@ -1,0 +1,25 @@
+// dsrt serve: the OpenAI-compatible server (serve/http) over the continuous-
+// batching ServingEngine (runtime/scheduler) on the CPU backend.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+
+#include "runtime/common/status.h"
+#include "serve/cli/cli_common.h"
+#include "serve/http/server_options.h"
+
+namespace ds::cli {
+
+struct ServeArgs {
+  LoadOptions load;
+  http::ServerOptions server;
+  int64_t kv_budget_bytes = 0;  // CPU KV byte budget; the pool gets mem_fraction_static of it (0: token default)
+  bool disable_prefix_cache = false;
+};
+
+// Registers the serve flags (not the plan / load flags) on `cmd`.
+void add_serve_options(CLI::App* cmd, ServeArgs& args);
+Status run_serve(const ServeArgs& args);
+
+}  // namespace ds::cli
