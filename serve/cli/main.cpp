@@ -4,6 +4,9 @@
 #include <exception>
 
 #include "serve/cli/commands.h"
+#ifdef DS_HAVE_HTTP
+#include "serve/cli/serve_command.h"
+#endif
 
 namespace {
 
@@ -54,6 +57,13 @@ int main(int argc, char** argv) {
   score->add_flag("--json", sc.json, "Print JSON (the only output format)");
   score->add_option("--chunked-prefill-size", sc.chunked_prefill_size, "Tokens per step (arena capacity)");
 
+#ifdef DS_HAVE_HTTP
+  ds::cli::ServeArgs srv;
+  CLI::App* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
+  add_load_options(serve, srv.load);
+  ds::cli::add_serve_options(serve, srv);
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -78,6 +88,9 @@ int main(int argc, char** argv) {
     } else if (*score) {
       st = ds::cli::run_score(sc);
     }
+#ifdef DS_HAVE_HTTP
+    if (*serve) st = ds::cli::run_serve(srv);
+#endif
     if (!st.ok()) return fail(st.message());
   } catch (const std::bad_alloc&) {
     return fail("out of memory");
