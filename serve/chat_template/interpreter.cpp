@@ -99,9 +99,12 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const FramePtr& frame, s
       case Stmt::Kind::kText:
         out += s.text;
         return Flow::kNormal;
-      case Stmt::Kind::kPrint:
-        out += eval(*s.exprs[0], frame).to_str();
+      case Stmt::Kind::kPrint: {
+        Value v = eval(*s.exprs[0], frame);
+        if (v.is_string()) out += v.str();
+        else out += v.to_str();
         return Flow::kNormal;
+      }
       case Stmt::Kind::kIf:
         return exec_if(s, frame, out);
       case Stmt::Kind::kFor:
@@ -176,28 +179,30 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, const FramePtr& frame, st
   if (items.empty()) return exec(s.bodies[1], frame, out);
 
   const int64_t n = static_cast<int64_t>(items.size());
-  Value cycle_fn = Value::undefined("'loop' is undefined");
   for (int64_t i = 0; i < n; ++i) {
+    Value cycle_fn = Value::function("cycle", [i](Interpreter&, CallArgs& a) {
+      if (a.positional.empty()) fail("no items for cycling given");
+      return a.positional[static_cast<size_t>(i) % a.positional.size()];
+    });
     auto iter_frame = std::make_shared<Frame>();
     iter_frame->parent = frame;
     auto loop = std::make_shared<Dict>();
-    loop->set(Value("index"), Value(i + 1));
-    loop->set(Value("index0"), Value(i));
-    loop->set(Value("revindex"), Value(n - i));
-    loop->set(Value("revindex0"), Value(n - i - 1));
-    loop->set(Value("first"), Value(i == 0));
-    loop->set(Value("last"), Value(i == n - 1));
-    loop->set(Value("length"), Value(n));
-    loop->set(Value("depth"), Value(1));
-    loop->set(Value("depth0"), Value(0));
-    loop->set(Value("previtem"), i > 0 ? items[static_cast<size_t>(i - 1)]
-                                       : Value::undefined("there is no previous item"));
-    loop->set(Value("nextitem"), i + 1 < n ? items[static_cast<size_t>(i + 1)]
-                                           : Value::undefined("there is no next item"));
-    loop->set(Value("cycle"), Value::function("cycle", [i](Interpreter&, CallArgs& a) {
-                if (a.positional.empty()) fail("no items for cycling given");
-                return a.positional[static_cast<size_t>(i) % a.positional.size()];
-              }));
+    auto& e = loop->entries;  // distinct keys: no lookups needed
+    e.reserve(12);
+    e.emplace_back(Value("index"), Value(i + 1));
+    e.emplace_back(Value("index0"), Value(i));
+    e.emplace_back(Value("revindex"), Value(n - i));
+    e.emplace_back(Value("revindex0"), Value(n - i - 1));
+    e.emplace_back(Value("first"), Value(i == 0));
+    e.emplace_back(Value("last"), Value(i == n - 1));
+    e.emplace_back(Value("length"), Value(n));
+    e.emplace_back(Value("depth"), Value(1));
+    e.emplace_back(Value("depth0"), Value(0));
+    e.emplace_back(Value("previtem"), i > 0 ? items[static_cast<size_t>(i - 1)]
+                                            : Value::undefined("there is no previous item"));
+    e.emplace_back(Value("nextitem"), i + 1 < n ? items[static_cast<size_t>(i + 1)]
+                                                : Value::undefined("there is no next item"));
+    e.emplace_back(Value("cycle"), cycle_fn);
     iter_frame->vars["loop"] = Value::dict(std::move(loop));
     assign(s.target, items[static_cast<size_t>(i)], iter_frame);
     Flow flow = exec(s.bodies[0], iter_frame, out);

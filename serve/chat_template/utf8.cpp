@@ -118,18 +118,43 @@ std::string str_capitalize(std::string_view s) {
   });
 }
 
+// Decodes the code point starting at byte `i` (invalid bytes decode as U+FFFD, length 1).
+static char32_t decode_at(std::string_view s, size_t i, size_t* len) {
+  utf8proc_int32_t cp = 0;
+  utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                                        static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+  if (n <= 0) {
+    *len = 1;
+    return 0xFFFD;
+  }
+  *len = static_cast<size_t>(n);
+  return static_cast<char32_t>(cp);
+}
+
 std::string str_strip(std::string_view s, const std::string* chars, bool left, bool right) {
-  std::vector<char32_t> cps = utf8_decode(s);
   std::vector<char32_t> set;
   if (chars) set = utf8_decode(*chars);
   auto strip = [&](char32_t cp) {
     return chars ? std::find(set.begin(), set.end(), cp) != set.end() : is_space(cp);
   };
-  size_t b = 0, e = cps.size();
-  if (left) while (b < e && strip(cps[b])) ++b;
-  if (right) while (e > b && strip(cps[e - 1])) --e;
-  return utf8_encode(std::vector<char32_t>(cps.begin() + static_cast<std::ptrdiff_t>(b),
-                                           cps.begin() + static_cast<std::ptrdiff_t>(e)));
+  size_t b = 0, e = s.size(), len = 0;
+  if (left) {
+    while (b < e && strip(decode_at(s, b, &len))) b += len;
+  }
+  if (right) {
+    while (e > b) {
+      size_t start = e - 1;
+      while (start > b && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80 && e - start < 4) --start;
+      char32_t cp = decode_at(s.substr(0, e), start, &len);
+      if (start + len != e) {  // not one well-formed code point: treat the last byte alone
+        start = e - 1;
+        cp = 0xFFFD;
+      }
+      if (!strip(cp)) break;
+      e = start;
+    }
+  }
+  return std::string(s.substr(b, e - b));
 }
 
 static std::vector<std::string> split_whitespace(std::string_view s, int64_t maxsplit,

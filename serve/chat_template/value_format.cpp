@@ -10,7 +10,7 @@ namespace ds::jinja {
 
 // Containers nested deeper than this (possible only through a namespace holding itself)
 // are reported instead of overflowing the stack.
-constexpr int kMaxFormatDepth = 256;
+constexpr int kMaxFormatDepth = 600;
 
 static void check_depth(int depth) {
   if (depth > kMaxFormatDepth) fail("maximum recursion depth exceeded while formatting a value");
