@@ -508,11 +508,19 @@ struct CodegenCudaPass
       return signalPassFailure();
     if (*target == "cpu")
       return; // nothing to generate for the CPU executor
+#ifndef DS_HAVE_NVRTC
+    module.emitError() << "ds-codegen-cuda: target " << *target
+                       << " needs NVRTC, but dscc was built without CUDA "
+                          "(DS_ENABLE_CUDA=OFF)";
+    return signalPassFailure();
+#endif
     std::vector<std::string> options = nvrtcOptions(*target);
     Builder b(&getContext());
+    // Recorded options exclude include paths (they belong to this machine).
     SmallVector<Attribute> optionAttrs;
     for (const std::string &o : options)
-      optionAttrs.push_back(b.getStringAttr(o));
+      if (!StringRef(o).starts_with("-I"))
+        optionAttrs.push_back(b.getStringAttr(o));
 
     SymbolTableCollection symbols;
     llvm::StringMap<CompiledKernel> cache; // entry -> kernel

@@ -16,7 +16,9 @@ void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target) {
   select.target = target.str();
   pm.addPass(createDsSelectKernels(select));
   pm.addPass(createDsPlanBuffers());
-  if (isCudaTarget(target)) {
+  // An empty target means the module's ds.target (both passes read it);
+  // ds-codegen-cuda leaves "cpu" modules unchanged.
+  if (target.empty() || isCudaTarget(target)) {
     DsCodegenCudaOptions codegen;
     codegen.arch = target.str();
     pm.addPass(createDsCodegenCuda(codegen));
@@ -28,9 +30,9 @@ struct CompilePipelineOptions
     : public PassPipelineOptions<CompilePipelineOptions> {
   Option<std::string> target{
       *this, "target",
-      llvm::cl::desc("\"cpu\" or \"sm_<NN>[a]\" (pipeline construction cannot "
-                     "read the module's ds.target)"),
-      llvm::cl::init("cpu")};
+      llvm::cl::desc("\"cpu\" or \"sm_<NN>[a]\"; empty: the module's "
+                     "ds.target attribute"),
+      llvm::cl::init("")};
 };
 } // namespace
 

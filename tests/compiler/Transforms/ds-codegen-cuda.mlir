@@ -24,7 +24,7 @@ module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
     // CHECK-SAME: rsqrtf(ss / 32.f + 9.999999975e-07f)
     // CHECK-SAME: ds_store<8>(out0 + row * 32 + j, r)
     // CHECK-SAME: ds_store<8>(out1 + row * 32 + j, r)
-    // CHECK-SAME: ds.nvrtc_options = ["--gpu-architecture=sm_90a", "--std=c++17"
+    // CHECK-SAME: ds.nvrtc_options = ["--gpu-architecture=sm_90a", "--std=c++17"]
     // CHECK-SAME: ds.rows_per_block = 1 : i64
     %h:2 = ds.fused_group(%x, %o, %w) : (tensor<?x32xbf16>, tensor<?x32xbf16>, tensor<32xbf16>) -> (tensor<?x32xbf16>, tensor<?x32xbf16>) {
     ^bb0(%a: tensor<?x32xbf16>, %b: tensor<?x32xbf16>, %nw: tensor<32xbf16>):
