@@ -32,6 +32,45 @@ Result<bool> optional_bool(const json& j, const char* key, const std::string& wh
 
 }  // namespace
 
+void VocabTable::reserve(size_t n) {
+  entries_.reserve(n);
+  size_t cap = 16;
+  while (cap < n * 2) cap <<= 1;
+  if (cap > slots_.size()) {
+    slots_.assign(cap, 0);
+    mask_ = cap - 1;
+    for (size_t e = 0; e < entries_.size(); ++e) {
+      const Entry& en = entries_[e];
+      const uint64_t h = hash_bytes(std::string_view(arena_.data() + en.off, en.len));
+      size_t i = h & mask_;
+      while (slots_[i] != 0) i = (i + 1) & mask_;
+      slots_[i] = static_cast<uint32_t>(e + 1);
+    }
+  }
+}
+
+void VocabTable::grow() { reserve(std::max<size_t>(16, entries_.size() * 2)); }
+
+void VocabTable::insert(std::string_view token, int32_t id) {
+  if ((entries_.size() + 1) * 2 > slots_.size()) grow();
+  const uint64_t h = hash_bytes(token);
+  size_t i = h & mask_;
+  for (;; i = (i + 1) & mask_) {
+    const uint32_t e = slots_[i];
+    if (e == 0) break;
+    Entry& en = entries_[e - 1];
+    if (en.hash == static_cast<uint32_t>(h) && en.len == token.size() &&
+        std::memcmp(arena_.data() + en.off, token.data(), token.size()) == 0) {
+      en.id = id;
+      return;
+    }
+  }
+  entries_.push_back({static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(token.size()),
+                      static_cast<uint32_t>(h), id});
+  arena_.append(token);
+  slots_[i] = static_cast<uint32_t>(entries_.size());
+}
+
 void PairMap::reserve(size_t n) {
   size_t cap = 16;
   while (cap < n * 2) cap <<= 1;
@@ -86,25 +125,22 @@ Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
       return Status::Error(StrCat() << what << ".vocab[\"" << it.key() << "\"]: id must be an integer in [0, 2^31)");
     }
     const int64_t id = it.value().get<int64_t>();
-    m.vocab_[it.key()] = static_cast<int32_t>(id);
+    m.vocab_.insert(it.key(), static_cast<int32_t>(id));
     max_id = std::max(max_id, id);
   }
   if (max_id >= static_cast<int64_t>(4 * m.vocab_.size() + (1 << 20))) {
     return Status::Error(StrCat() << what << ".vocab: ids are too sparse (max id " << max_id << " for "
                                   << m.vocab_.size() << " tokens)");
   }
-  m.id_to_token_.resize(static_cast<size_t>(max_id + 1));
-  m.has_id_.assign(static_cast<size_t>(max_id + 1), 0);
-  for (const auto& [tok, id] : m.vocab_) {
-    m.id_to_token_[id] = tok;
-    m.has_id_[id] = 1;
-  }
+  m.id_to_entry_.assign(static_cast<size_t>(max_id + 1), 0);
+  for (size_t e = 0; e < m.vocab_.size(); ++e) m.id_to_entry_[m.vocab_.id_at(e)] = static_cast<uint32_t>(e + 1);
 
   auto mg = j.find("merges");
   if (mg == j.end() || !mg->is_array()) return Status::Error(what + ".merges: missing or not an array");
   m.merges_.reserve(mg->size());
   const size_t prefix_len = m.prefix_ ? m.prefix_->size() : 0;
   uint32_t rank = 0;
+  std::string merged;
   for (size_t i = 0; i < mg->size(); ++i) {
     const json& e = (*mg)[i];
     std::string a, b;
@@ -124,21 +160,21 @@ Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
     } else {
       return Status::Error(StrCat() << what << ".merges[" << i << "]: expected [\"a\", \"b\"] or \"a b\"");
     }
-    auto ia = m.vocab_.find(a), ib = m.vocab_.find(b);
-    if (ia == m.vocab_.end() || ib == m.vocab_.end()) {
-      return Status::Error(StrCat() << what << ".merges[" << i << "]: token '"
-                                    << (ia == m.vocab_.end() ? a : b) << "' is not in the vocab");
+    const std::optional<int32_t> ia = m.vocab_.find(a), ib = m.vocab_.find(b);
+    if (!ia || !ib) {
+      return Status::Error(StrCat() << what << ".merges[" << i << "]: token '" << (!ia ? a : b)
+                                    << "' is not in the vocab");
     }
     if (b.size() < prefix_len) {
       return Status::Error(StrCat() << what << ".merges[" << i << "]: '" << b << "' is shorter than the subword prefix");
     }
-    const std::string merged = a + b.substr(prefix_len);
-    auto im = m.vocab_.find(merged);
-    if (im == m.vocab_.end()) {
+    merged.assign(a).append(b, prefix_len);
+    const std::optional<int32_t> im = m.vocab_.find(merged);
+    if (!im) {
       return Status::Error(StrCat() << what << ".merges[" << i << "]: merged token '" << merged
                                     << "' is not in the vocab");
     }
-    m.merges_.insert_or_assign(ia->second, ib->second, {rank++, im->second});
+    m.merges_.insert_or_assign(*ia, *ib, {rank++, *im});
   }
 
   const auto& tables = byte_level_tables();
@@ -146,23 +182,19 @@ Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
   for (int byte = 0; byte < 256; ++byte) {
     std::string ch;
     utf8_append(&ch, tables.byte_to_cp[byte]);
-    auto it = m.vocab_.find(ch);
-    m.byte_ids_[byte] = it == m.vocab_.end() ? -1 : it->second;
-    if (it == m.vocab_.end()) m.all_bytes_ = false;
+    const std::optional<int32_t> id = m.vocab_.find(ch);
+    m.byte_ids_[byte] = id.value_or(-1);
+    if (!id) m.all_bytes_ = false;
   }
   m.cache_ = std::make_unique<WordCache>();
   return m;
 }
 
-std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
-  auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
-}
-
-const std::string* BpeModel::id_to_token(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= has_id_.size() || !has_id_[id]) return nullptr;
-  return &id_to_token_[id];
+std::optional<std::string_view> BpeModel::id_to_token(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= id_to_entry_.size() || id_to_entry_[id] == 0) {
+    return std::nullopt;
+  }
+  return vocab_.token_at(id_to_entry_[id] - 1);
 }
 
 Status BpeModel::tokenize(std::string_view word, bool byte_level, std::vector<int32_t>* out,
@@ -174,8 +206,8 @@ Status BpeModel::tokenize(std::string_view word, bool byte_level, std::vector<in
       sc->mapped = byte_level_encode(word);
       key = sc->mapped;
     }
-    if (auto it = vocab_.find(key); it != vocab_.end()) {
-      out->push_back(it->second);
+    if (std::optional<int32_t> id = vocab_.find(key)) {
+      out->push_back(*id);
       return Status::Ok();
     }
   }
@@ -217,9 +249,9 @@ Status BpeModel::initial_symbols(std::string_view w, BpeScratch* sc) const {
     s.append(w.substr(i, len));
     if (last && suffix_) s += *suffix_;
     i += len;
-    if (auto it = vocab_.find(s); it != vocab_.end()) {
+    if (std::optional<int32_t> id = vocab_.find(s)) {
       if (unk >= 0) { sc->symbols.push_back(unk); unk = -1; }
-      sc->symbols.push_back(it->second);
+      sc->symbols.push_back(*id);
       continue;
     }
     if (byte_fallback_) {
@@ -227,9 +259,9 @@ Status BpeModel::initial_symbols(std::string_view w, BpeScratch* sc) const {
       for (unsigned char b : s) {
         char name[8];
         std::snprintf(name, sizeof(name), "<0x%02X>", b);
-        auto it = vocab_.find(std::string_view(name));
-        if (it == vocab_.end()) break;
-        bytes.push_back(it->second);
+        std::optional<int32_t> id = vocab_.find(std::string_view(name));
+        if (!id) break;
+        bytes.push_back(*id);
       }
       if (bytes.size() == s.size()) {
         sc->symbols.insert(sc->symbols.end(), bytes.begin(), bytes.end());

@@ -6,12 +6,12 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -21,11 +21,43 @@
 
 namespace ds::tok {
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return hash_bytes(s); }
+// Token string <-> id table: strings in one arena, open addressing on a
+// 64-bit hash (no allocation per token).
+class VocabTable {
+ public:
+  void reserve(size_t n);
+  // Adds or re-maps `token`.
+  void insert(std::string_view token, int32_t id);
+  std::optional<int32_t> find(std::string_view token) const {
+    const uint64_t h = hash_bytes(token);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const uint32_t e = slots_[i];
+      if (e == 0) return std::nullopt;
+      const Entry& en = entries_[e - 1];
+      if (en.hash == static_cast<uint32_t>(h) && en.len == token.size() &&
+          std::memcmp(arena_.data() + en.off, token.data(), token.size()) == 0) {
+        return en.id;
+      }
+    }
+  }
+  size_t size() const { return entries_.size(); }
+  // Entries are numbered 0..size()-1 in insertion order.
+  std::string_view token_at(size_t entry) const {
+    return std::string_view(arena_.data() + entries_[entry].off, entries_[entry].len);
+  }
+  int32_t id_at(size_t entry) const { return entries_[entry].id; }
+
+ private:
+  struct Entry {
+    uint32_t off, len, hash;
+    int32_t id;
+  };
+  void grow();
+  std::string arena_;
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> slots_ = std::vector<uint32_t>(16, 0);  // entry index + 1, 0 = empty
+  size_t mask_ = 15;
 };
-using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
 // Open-addressing map (left id, right id) -> (rank, merged id).
 class PairMap {
@@ -81,10 +113,10 @@ class BpeModel {
   Status tokenize(std::string_view word, bool byte_level, std::vector<int32_t>* out,
                   BpeScratch* scratch) const;
 
-  std::optional<int32_t> token_to_id(std::string_view token) const;
-  // nullptr if the id is not in the vocab.
-  const std::string* id_to_token(int32_t id) const;
-  int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
+  std::optional<int32_t> token_to_id(std::string_view token) const { return vocab_.find(token); }
+  // nullopt if the id is not in the vocab.
+  std::optional<std::string_view> id_to_token(int32_t id) const;
+  int32_t max_id() const { return static_cast<int32_t>(id_to_entry_.size()) - 1; }
   size_t vocab_count() const { return vocab_.size(); }
 
  private:
@@ -92,9 +124,8 @@ class BpeModel {
   void merge(BpeScratch* sc) const;
   void merge_long(BpeScratch* sc) const;
 
-  StringIdMap vocab_;
-  std::vector<std::string> id_to_token_;
-  std::vector<uint8_t> has_id_;
+  VocabTable vocab_;
+  std::vector<uint32_t> id_to_entry_;  // id -> vocab_ entry + 1 (0: no such id)
   PairMap merges_;
   std::array<int32_t, 256> byte_ids_{};  // byte-level char of each byte -> id (-1: absent)
   bool all_bytes_ = false;               // every byte-level char is in the vocab

@@ -130,13 +130,13 @@ Status Tokenizer::Impl::load(const json& j) {
   special.assign(static_cast<size_t>(vocab_size), 0);
   for (int32_t id = 0; id < vocab_size; ++id) {
     dec_off[id] = static_cast<uint32_t>(dec_bytes.size());
-    const std::string* token = nullptr;
+    std::optional<std::string_view> token;
     if (const tok::AddedToken* a = added.by_id(id)) {
-      token = &a->content;
+      token = a->content;
     } else {
       token = model.id_to_token(id);
     }
-    if (token == nullptr) continue;
+    if (!token) continue;
     present[id] = 1;
     special[id] = added.is_special_content(*token) ? 1 : 0;
     if (decoder == Decoder::kByteLevel) {
@@ -274,7 +274,7 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const { re
 
 std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
   if (const tok::AddedToken* a = impl_->added.by_id(id)) return a->content;
-  if (const std::string* t = impl_->model.id_to_token(id)) return *t;
+  if (std::optional<std::string_view> t = impl_->model.id_to_token(id)) return std::string(*t);
   return std::nullopt;
 }
 
