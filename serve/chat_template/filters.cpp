@@ -122,6 +122,46 @@ double round_to(double v, int64_t precision) {
   return std::strtod(buf, nullptr);
 }
 
+// Python str.center(width).
+std::string center(const std::string& s, int64_t width) {
+  int64_t len = utf8_length(s);
+  if (width <= len) return s;
+  int64_t marg = width - len;
+  int64_t left = marg / 2 + (marg & width & 1);
+  return std::string(static_cast<size_t>(left), ' ') + s + std::string(static_cast<size_t>(marg - left), ' ');
+}
+
+// Jinja's truncate (leeway defaults to 5, as the environment policy does).
+std::string truncate(const std::string& s, CallArgs& a) {
+  a.check("truncate", 4, {"length", "killwords", "end", "leeway"});
+  int64_t length = arg_int(a.get(0, "length"), "length", 255);
+  bool killwords = arg_bool(a.get(1, "killwords"), false);
+  const Value* end_arg = a.get(2, "end");
+  std::string end = end_arg ? arg_string(end_arg, "end") : "...";
+  int64_t leeway = arg_int(a.get(3, "leeway"), "leeway", 5);
+  std::vector<char32_t> cps = utf8_decode(s);
+  int64_t end_len = utf8_length(end);
+  if (length < end_len) fail("expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
+  if (leeway < 0) fail("expected leeway >= 0, got " + std::to_string(leeway));
+  if (static_cast<int64_t>(cps.size()) <= length + leeway) return s;
+  cps.resize(static_cast<size_t>(length - end_len));
+  std::string head = utf8_encode(cps);
+  if (killwords) return head + end;
+  size_t space = head.rfind(' ');
+  return (space == std::string::npos ? head : head.substr(0, space)) + end;
+}
+
+size_t word_count(const std::string& s) {
+  size_t n = 0;
+  bool in_word = false;
+  for (char32_t cp : utf8_decode(s)) {
+    bool w = is_alpha(cp) || is_digit(cp) || cp == '_';
+    if (w && !in_word) ++n;
+    in_word = w;
+  }
+  return n;
+}
+
 Value round_filter(const Value& v, CallArgs& a) {
   a.check("round", 2, {"precision", "method"});
   v.require_defined();
@@ -228,6 +268,14 @@ FilterRegistry& filter_registry() {
       auto d = std::make_shared<Dict>();
       for (auto& [k, x] : a.keyword) d->set(Value(k), x);
       return Value(percent_format(v.to_str(), Value::dict(std::move(d))));
+    };
+    r["center"] = [](Interpreter&, const Value& v, CallArgs& a) {
+      a.check("center", 1, {"width"});
+      return Value(center(v.to_str(), arg_int(a.get(0, "width"), "width", 80)));
+    };
+    r["truncate"] = [](Interpreter&, const Value& v, CallArgs& a) { return Value(truncate(v.to_str(), a)); };
+    r["wordcount"] = [](Interpreter&, const Value& v, CallArgs&) {
+      return Value(static_cast<int64_t>(word_count(v.to_str())));
     };
     r["attr"] = [](Interpreter&, const Value& v, CallArgs& a) {
       a.check("attr", 1, {"name"});

@@ -197,6 +197,25 @@ void add_sequence_filters(FilterRegistry& r) {
     return Value::list(sorted(pairs, &index, arg_bool(a.get(0, "case_sensitive"), false),
                               arg_bool(a.get(2, "reverse"), false)));
   };
+  r["batch"] = [](Interpreter&, const Value& v, CallArgs& a) {
+    a.check("batch", 2, {"linecount", "fill_with"});
+    int64_t count = arg_int(a.get(0, "linecount"), "linecount", 0);
+    if (count <= 0) fail("batch needs a positive linecount");
+    const Value* fill = a.get(1, "fill_with");
+    ValueList rows, row;
+    for (const Value& item : v.iterate()) {
+      if (static_cast<int64_t>(row.size()) == count) {
+        rows.push_back(Value::list(std::move(row)));
+        row.clear();
+      }
+      row.push_back(item);
+    }
+    if (!row.empty()) {
+      while (fill && !fill->is_none() && static_cast<int64_t>(row.size()) < count) row.push_back(*fill);
+      rows.push_back(Value::list(std::move(row)));
+    }
+    return Value::list(std::move(rows));
+  };
   r["map"] = map_filter;
   r["select"] = [](Interpreter& in, const Value& v, CallArgs& a) { return select(in, v, a, false, true); };
   r["reject"] = [](Interpreter& in, const Value& v, CallArgs& a) { return select(in, v, a, false, false); };
