@@ -52,6 +52,7 @@ private:
 };
 
 Offset<flatbuffers::Vector<Offset<plan::Attr>>> Serializer::attrs(const std::vector<PlanAttr> &list) {
+  if (list.empty()) return 0;
   std::vector<Offset<plan::Attr>> out;
   for (const PlanAttr &a : list) {
     auto key = fbb.CreateString(a.key);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -66,13 +67,22 @@ std::string locName(Location loc) {
   return "";
 }
 
-/// "l12.q_proj" -> "q_proj" (names of kernels shared by several layers).
+/// "l12.q_proj" -> "q_proj", "l0.q_proj+l0.k_proj" -> "q_proj+k_proj" (names
+/// of kernels shared by several layers).
 std::string stripLayerPrefix(const std::string &name) {
-  if (name.size() < 3 || name[0] != 'l') return name;
-  size_t i = 1;
-  while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i]))) ++i;
-  if (i == 1 || i >= name.size() || name[i] != '.') return name;
-  return name.substr(i + 1);
+  std::string out;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('+', start);
+    if (end == std::string::npos) end = name.size();
+    std::string part = name.substr(start, end - start);
+    size_t i = 1;
+    while (i < part.size() && std::isdigit(static_cast<unsigned char>(part[i]))) ++i;
+    if (part.size() > 2 && part[0] == 'l' && i > 1 && i < part.size() && part[i] == '.') part = part.substr(i + 1);
+    out += (out.empty() ? "" : "+") + part;
+    start = end + 1;
+  }
+  return out;
 }
 
 std::string uniqueName(std::set<std::string> &taken, std::string name) {
@@ -466,13 +476,28 @@ int32_t Collector::addKernel(PlanKernel kernel, const std::string &name) {
   return it->second;
 }
 
-/// A kernel used by one instruction keeps that op's name ("l3.attn"); a shared
-/// one drops the layer prefix ("q_proj").
+/// A kernel used by one instruction keeps that op's name ("l3.attn"). A
+/// shared one drops the layer prefix if that gives one name for all users
+/// ("q_proj"), else it is named after what it computes ("linear",
+/// "add_rms_norm").
 void Collector::nameKernels() {
   std::set<std::string> taken;
   for (size_t k = 0; k < out.kernels.size(); ++k) {
+    const PlanKernel &kernel = out.kernels[k];
     const std::vector<std::string> &users = kernelUserNames[k];
-    std::string name = users.size() == 1 ? users.front() : stripLayerPrefix(users.front());
+    std::string name = users.front();
+    if (users.size() > 1) {
+      name = stripLayerPrefix(users.front());
+      for (const std::string &u : users) {
+        if (stripLayerPrefix(u) == name) continue;
+        name = kernel.op;
+        if (kernel.kind == plan::KernelKind::fused) {
+          name.clear();
+          for (const PlanFusedOp &f : kernel.fusedOps) name += (name.empty() ? "" : "_") + f.op;
+        }
+        break;
+      }
+    }
     out.kernels[k].name = uniqueName(taken, name);
   }
 }

@@ -54,6 +54,24 @@ int fail(const std::string &message) {
   return 1;
 }
 
+/// "file:line:col" or the op name given by the importer ("l3.q_proj"),
+/// names of fused locations joined with '+'; empty when unknown.
+std::string locString(mlir::Location loc) {
+  if (auto f = dyn_cast<mlir::FileLineColLoc>(loc))
+    return (f.getFilename().getValue() + ":" + llvm::Twine(f.getLine()) + ":" + llvm::Twine(f.getColumn())).str();
+  if (auto n = dyn_cast<mlir::NameLoc>(loc)) return n.getName().str();
+  if (auto c = dyn_cast<mlir::CallSiteLoc>(loc)) return locString(c.getCallee());
+  if (auto f = dyn_cast<mlir::FusedLoc>(loc)) {
+    std::string out;
+    for (mlir::Location part : f.getLocations()) {
+      std::string s = locString(part);
+      if (!s.empty()) out += (out.empty() ? "" : "+") + s;
+    }
+    return out;
+  }
+  return "";
+}
+
 /// Prints MLIR diagnostics as "dscc: error: LOCATION: message".
 mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diag) {
   const char *severity = "error";
@@ -63,10 +81,8 @@ mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diag) {
   case mlir::DiagnosticSeverity::Note: severity = "note"; break;
   case mlir::DiagnosticSeverity::Remark: severity = "remark"; break;
   }
-  std::string loc;
-  llvm::raw_string_ostream locOs(loc);
-  if (!isa<mlir::UnknownLoc>(diag.getLocation())) locOs << diag.getLocation() << ": ";
-  llvm::errs() << "dscc: " << severity << ": " << loc << diag.str() << "\n";
+  std::string loc = locString(diag.getLocation());
+  llvm::errs() << "dscc: " << severity << ": " << (loc.empty() ? "" : loc + ": ") << diag.str() << "\n";
   for (mlir::Diagnostic &note : diag.getNotes()) printDiagnostic(note);
   return mlir::success();
 }
@@ -97,6 +113,7 @@ int compile(const CompileArgs &args) {
   for (const std::string &w : spec->warnings) std::fprintf(stderr, "dscc: warning: %s\n", w.c_str());
 
   mlir::MLIRContext context;
+  context.printOpOnDiagnostic(false);
   mlir::ScopedDiagnosticHandler handler(&context, printDiagnostic);
   ds::ImportOptions importOptions;
   importOptions.target = args.target;
@@ -122,6 +139,7 @@ int compile(const CompileArgs &args) {
 
 int exportIr(const ExportArgs &args) {
   mlir::MLIRContext context;
+  context.printOpOnDiagnostic(false);
   mlir::ScopedDiagnosticHandler handler(&context, printDiagnostic);
   ds::registerImportDialects(context);
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceFile<mlir::ModuleOp>(args.irFile, &context);
