@@ -5,6 +5,16 @@
 //   DS_ASSIGN_OR_RETURN(auto tmpl, ds::ChatTemplate::parse(source));
 //   DS_ASSIGN_OR_RETURN(std::string prompt, tmpl->render(context));
 //
+// Context as transformers builds it: {"messages": [...], "tools": [...] or null,
+// "documents": null, "add_generation_prompt": bool, "bos_token": "...", "eos_token": "...",
+// plus extra template kwargs such as "enable_thinking"}. Templates test `tools is defined` /
+// `tools is none`, so pass null rather than omitting keys transformers always passes.
+//
+// Differences from Python Jinja2 (none affect the supported model templates): integers are
+// 64-bit (overflow is an error, JSON integers above INT64_MAX become floats); `safe`/`escape`
+// return plain strings (no Markup type, so no auto-escaping on concatenation); no recursive
+// for-loops, include/import/extends; ranges are capped at 100000 items as in Jinja's sandbox.
+//
 // A parsed template is immutable; render() may be called concurrently from several threads.
 #pragma once
 
