@@ -177,9 +177,14 @@ function smallBpe(opts) {
   };
 }
 addVariant('bpe_subword', smallBpe({ prefix: '##', suffix: '</w>', fuse_unk: true, byte_fallback: true,
-                                     ignore_merges: false }), null, false);
+                                     ignore_merges: false, normalizer: { type: 'Sequence', normalizers: [
+                                       { type: 'NFD' }, { type: 'Strip', strip_left: false, strip_right: true },
+                                     ] } }), null, false);
 addVariant('bpe_plain', smallBpe({ fuse_unk: false, byte_fallback: false, ignore_merges: true,
-                                   normalizer: { type: 'Lowercase' } }), null, false);
+                                   normalizer: { type: 'Sequence', normalizers: [
+                                     { type: 'NFKD' }, { type: 'Lowercase' }, { type: 'Prepend', prepend: 'q' },
+                                     { type: 'Replace', pattern: { String: 'th' }, content: 'z' },
+                                   ] } }), null, false);
 
 // ---- run ------------------------------------------------------------------
 async function main() {
