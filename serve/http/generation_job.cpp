@@ -96,7 +96,9 @@ std::optional<ApiError> GenerationJob::submit() {
     if (sampling.seed) sampling.seed = *sampling.seed + static_cast<uint64_t>(i % static_cast<size_t>(req_.n));
     auto id = ctx_.backend->submit(prompts_[c.prompt_index], sampling, std::make_shared<ChoiceSink>(queue_, i));
     if (!id.ok()) {
-      abort_all();
+      for (size_t k = 0; k < i; ++k) ctx_.backend->abort(choices_[k].id);
+      for (auto& other : choices_) other.submitted = false;
+      rejected_ = true;
       remaining_ = 0;
       return ApiError::bad_request(id.status().message(),
                                    req_.endpoint == Endpoint::kChat ? "messages" : "prompt");
@@ -107,12 +109,18 @@ std::optional<ApiError> GenerationJob::submit() {
   return std::nullopt;
 }
 
-void GenerationJob::abort_all() {
-  for (auto& c : choices_) {
-    if (c.submitted && !c.out->finished()) {
-      ctx_.backend->abort(c.id);
-      c.submitted = false;  // its final kAbort update (if any) may still come; it is applied when pumped
-    }
+void GenerationJob::abort_all(std::vector<json>* chunks) {
+  if (rejected_) return;  // nothing runs
+  for (size_t i = 0; i < choices_.size(); ++i) {
+    Choice& c = choices_[i];
+    if (c.out->finished()) continue;
+    if (c.submitted) ctx_.backend->abort(c.id);
+    c.submitted = false;
+    // Finish the choice here: nobody may pump the queue again (client gone), and
+    // the backend's own final update, if it still comes, is ignored.
+    RequestOutput aborted;
+    aborted.finish = FinishReason::kAbort;
+    apply(i, aborted, chunks);
   }
 }
 

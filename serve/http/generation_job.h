@@ -62,8 +62,9 @@ class GenerationJob {
 
   // Submits every choice; on a backend refusal aborts those already queued and returns a 400.
   std::optional<ApiError> submit();
-  // Aborts every backend request that has not finished (client gone, shutdown).
-  void abort_all();
+  // Aborts every backend request that has not finished (client gone, shutdown) and
+  // finishes its choice with finish_reason "abort"; streaming: appends the final chunks.
+  void abort_all(std::vector<nlohmann::json>* chunks = nullptr);
 
   // Waits up to `timeout` for updates and applies them. Streaming: returns the SSE
   // payloads to send (chunks, and after the last choice the usage chunk). Non-stream: {}.
@@ -110,6 +111,7 @@ class GenerationJob {
   size_t remaining_ = 0;
   std::string error_;
   bool usage_sent_ = false;
+  bool rejected_ = false;  // the backend refused a submit: the request never ran
 };
 
 }  // namespace ds::http

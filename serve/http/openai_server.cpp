@@ -32,8 +32,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kPumpInterval = std::chrono::milliseconds(50);
-// After an abort the backend owes each request one final update; never wait longer than this.
-constexpr auto kAbortGrace = std::chrono::seconds(10);
 
 void reply_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
@@ -167,13 +165,9 @@ void OpenAIServer::Impl::handle_generate(const httplib::Request& req, httplib::R
   if (auto e = job->submit()) return reply_error(res, *e);
 
   if (!stream) {
-    std::optional<Clock::time_point> abort_deadline;
     while (!job->finished()) {
-      if (stopping.load() && !abort_deadline) {
+      if (stopping.load()) {
         job->abort_all();
-        abort_deadline = Clock::now() + kAbortGrace;
-      }
-      if (abort_deadline && Clock::now() > *abort_deadline) {
         return reply_error(res, ApiError::unavailable());
       }
       job->pump(kPumpInterval);
@@ -184,10 +178,9 @@ void OpenAIServer::Impl::handle_generate(const httplib::Request& req, httplib::R
 
   res.set_header("Cache-Control", "no-cache");
   auto opened = std::make_shared<bool>(false);
-  auto abort_deadline = std::make_shared<std::optional<Clock::time_point>>();
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, job, opened, abort_deadline](size_t /*offset*/, httplib::DataSink& sink) {
+      [this, job, opened](size_t /*offset*/, httplib::DataSink& sink) {
         auto send = [&sink](const std::string& bytes) { return sink.write(bytes.data(), bytes.size()); };
         if (!*opened) {
           *opened = true;
@@ -195,12 +188,10 @@ void OpenAIServer::Impl::handle_generate(const httplib::Request& req, httplib::R
             if (!send(sse_event(chunk))) return job->abort_all(), false;
           }
         }
-        if (stopping.load() && !*abort_deadline) {
-          job->abort_all();
-          *abort_deadline = Clock::now() + kAbortGrace;
-        }
-        if (*abort_deadline && Clock::now() > **abort_deadline) return false;
-        for (const auto& chunk : job->pump(kPumpInterval)) {
+        std::vector<json> chunks;
+        if (stopping.load()) job->abort_all(&chunks);  // streams end with finish_reason "abort"
+        for (auto& chunk : job->pump(kPumpInterval)) chunks.push_back(std::move(chunk));
+        for (const auto& chunk : chunks) {
           if (!send(sse_event(chunk))) return job->abort_all(), false;
         }
         if (job->finished()) {
