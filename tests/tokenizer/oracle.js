@@ -9,7 +9,7 @@
 // tokenizers (R1-Distill-Qwen style BOS template, normalizer and added-token
 // flags, Split behaviors, GPT-2 style, small hand-made BPE models) into
 // <output dir>/tokenizers/<name>/ so that both implementations load the
-// exact same files. Output: <output dir>/oracle.json.
+// exact same files (the tokenizers of tests/fixtures are used in place). Output: <output dir>/oracle.json.
 'use strict';
 
 const fs = require('fs');
@@ -185,6 +185,14 @@ addVariant('bpe_plain', smallBpe({ fuse_unk: false, byte_fallback: false, ignore
                                      { type: 'NFKD' }, { type: 'Lowercase' }, { type: 'Prepend', prepend: 'q' },
                                      { type: 'Replace', pattern: { String: 'th' }, content: 'z' },
                                    ] } }), null, false);
+
+// The small derived tokenizers of the model fixtures (tests/fixtures), used as they are.
+for (const [name, dir] of [['fixture_r1', 'qwen2-tiny-r1'], ['fixture_tied', 'qwen2-tiny-tied']]) {
+  const d = path.join(repo, 'tests', 'fixtures', dir);
+  if (fs.existsSync(path.join(d, 'tokenizer.json'))) {
+    variants.push({ name, json: path.join(d, 'tokenizer.json'), config: path.join(d, 'tokenizer_config.json'), pairs: true });
+  }
+}
 
 // ---- run ------------------------------------------------------------------
 async function main() {
