@@ -71,8 +71,9 @@ void buildGroup(ArrayRef<Operation *> component) {
     op->erase();
 }
 
-/// Fuses the runs of row-wise ops of `block`.
-unsigned fuseBlock(Block &block) {
+/// Fuses the runs of row-wise ops of `block` into groups of at least
+/// `minOps` ops.
+unsigned fuseBlock(Block &block, int64_t minOps) {
   // Collect the runs first (the rewrite changes the block).
   SmallVector<SmallVector<Operation *>> runs(1);
   for (Operation &op : block) {
@@ -85,7 +86,7 @@ unsigned fuseBlock(Block &block) {
 
   unsigned numGroups = 0;
   for (ArrayRef<Operation *> run : runs) {
-    if (run.size() < 2)
+    if (static_cast<int64_t>(run.size()) < minOps)
       continue;
     llvm::SmallPtrSet<Operation *, 16> inRun(run.begin(), run.end());
     llvm::EquivalenceClasses<Operation *> classes;
@@ -100,7 +101,7 @@ unsigned fuseBlock(Block &block) {
     for (Operation *op : run)
       components[classes.getLeaderValue(op)].push_back(op);
     for (auto &entry : components) {
-      if (entry.second.size() < 2)
+      if (static_cast<int64_t>(entry.second.size()) < minOps)
         continue;
       buildGroup(entry.second);
       ++numGroups;
@@ -111,12 +112,20 @@ unsigned fuseBlock(Block &block) {
 
 struct FuseElementwisePass
     : public mlir::ds::impl::DsFuseElementwiseBase<FuseElementwisePass> {
+  using DsFuseElementwiseBase::DsFuseElementwiseBase;
+
   void runOnOperation() override {
-    for (auto func : getOperation().getOps<func::FuncOp>()) {
+    ModuleOp module = getOperation();
+    int64_t min = minOps;
+    if (min <= 0) {
+      auto target = module->getAttrOfType<StringAttr>("ds.target");
+      min = target && isCudaTarget(target.getValue()) ? 1 : 2;
+    }
+    for (auto func : module.getOps<func::FuncOp>()) {
       if (func.isExternal())
         continue;
       for (Block &block : func.getBody())
-        numGroups += fuseBlock(block);
+        numGroups += fuseBlock(block, min);
     }
   }
 };

@@ -10,7 +10,10 @@ using namespace mlir;
 void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createDsFuseWeights());
-  pm.addPass(createDsFuseElementwise());
+  DsFuseElementwiseOptions fuse;
+  if (isCudaTarget(target))
+    fuse.minOps = 1; // otherwise: from the module's ds.target
+  pm.addPass(createDsFuseElementwise(fuse));
   pm.addPass(createCanonicalizerPass());
   DsSelectKernelsOptions select;
   select.target = target.str();

@@ -31,7 +31,12 @@
 // CPU: ds.logits {{.*}}ds.impl = "ref.logits"
 // CPU-NOT: cuda
 
+// Every row-wise op runs in a generated kernel on CUDA targets.
+// SM90-NOT: ds.impl = "cuda.rms_norm"
 // SM90: ds.embedding {{.*}}ds.impl = "cuda.embedding"
+// SM90-NEXT: ds.get_weight @model.layers.0.input_layernorm.weight
+// SM90-NEXT: ds.fused_group({{.*}}ds.impl = "nvrtc"
+// SM90: ds.rms_norm
 // SM90: ds.linear {{.*}}ds.impl = "cublaslt.gemm"
 // SM90: ds.fused_group({{.*}}) {ds.block_dim = {{[0-9]+}} : i64, ds.cuda_arch = "sm_90a", ds.cuda_binary = "\7FELF
 // SM90-SAME: ds.impl = "nvrtc"

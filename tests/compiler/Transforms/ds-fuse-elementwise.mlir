@@ -1,4 +1,24 @@
 // RUN: ds-opt %s --ds-fuse-elementwise | FileCheck %s
+// RUN: ds-opt %s --ds-fuse-elementwise=min-ops=1 | FileCheck %s --check-prefix=ONE
+// RUN: sed -e "s/^module {/module attributes {ds.target = \"sm_90a\"} {/" %s | ds-opt --ds-fuse-elementwise | FileCheck %s --check-prefix=ONE
+
+// With min-ops=1 (the default for CUDA targets) lone row-wise ops become
+// groups too; the groups of several ops are the same.
+// ONE-LABEL: func.func @layer
+// ONE: ds.fused_group(%{{.*}}, %{{.*}}) : (tensor<?x32xf32>, tensor<32xbf16>) -> tensor<?x32xf32> {
+// ONE: ds.rms_norm
+// ONE: ds.linear
+// ONE-COUNT-2: ds.fused_group
+// ONE: ds.paged_attention
+// ONE: ds.fused_group
+// ONE: ds.fused_group
+// ONE: ds.linear
+// ONE-NEXT: ds.fused_group
+// ONE-NEXT: ^bb0
+// ONE-NEXT: ds.add
+// ONE-NEXT: ds.yield
+// ONE-NEXT: }
+// ONE-NEXT: return
 
 module {
   ds.weight @n1 {sources = [#ds.source<name = "n1", file = "f", dtype = bf16, shape = [32]>]} : tensor<32xbf16>

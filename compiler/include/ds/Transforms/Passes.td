@@ -34,12 +34,21 @@ def DsFuseElementwise : Pass<"ds-fuse-elementwise", "::mlir::ModuleOp"> {
     Walks the top-level ops of every function in program order. Maximal runs
     of row-wise ops (rms_norm, add, mul, silu, rope, slice, kv_cache_write;
     `ds.get_weight` does not break a run) are split into their def-use
-    connected components; every component of two or more ops becomes one
-    `ds.fused_group` placed at its last op. Values used outside the component
-    are yielded (e.g. both the residual sum and the normalized value).
-    GEMMs, attention, embedding and logits stay outside. Deterministic.
+    connected components; every component of at least `min-ops` ops becomes
+    one `ds.fused_group` placed at its last op. Values used outside the
+    component are yielded (e.g. both the residual sum and the normalized
+    value). GEMMs, attention, embedding and logits stay outside.
+    Deterministic.
+
+    `min-ops` defaults to 1 for modules whose `ds.target` is a CUDA arch (so
+    every row-wise op runs as a generated kernel and the CUDA executor needs
+    no per-op row-wise kernels) and to 2 otherwise.
   }];
   let dependentDialects = ["::mlir::ds::DsDialect"];
+  let options = [
+    Option<"minOps", "min-ops", "int64_t", /*default=*/"0",
+           "Smallest component that becomes a group (0: 1 for CUDA targets, else 2)">
+  ];
   let statistics = [
     Statistic<"numGroups", "num-groups", "Number of fused groups formed">
   ];
