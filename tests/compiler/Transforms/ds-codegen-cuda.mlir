@@ -1,5 +1,5 @@
 // REQUIRES: nvrtc
-// RUN: ds-opt %s --ds-codegen-cuda --split-input-file | FileCheck %s
+// RUN: ds-opt %s --ds-codegen-cuda --split-input-file -verify-diagnostics | FileCheck %s
 
 // The generated source is a StringAttr (newlines print as \0A, quotes as
 // \22); the cubin is an ELF image (\7FELF).
@@ -122,5 +122,35 @@ module attributes {ds.target = "cpu"} {
       ds.yield %m : tensor<?x8xf32>
     }
     return %a : tensor<?x8xf32>
+  }
+}
+
+// -----
+
+// Unsupported element types are reported on the group.
+module attributes {ds.target = "sm_90a"} {
+  ds.kv_cache @kv {num_layers = 1 : i64, num_kv_heads = 1 : i64, k_dim = 8 : i64, v_dim = 8 : i64, dtype = f8E4M3FN}
+  func.func @forward(%x: tensor<?x8xbf16>) {
+    ds.fused_group(%x) : (tensor<?x8xbf16>) -> () {
+    ^bb0(%a: tensor<?x8xbf16>):
+      // expected-error @+1 {{ds-codegen-cuda: unsupported KV cache dtype}}
+      ds.kv_cache_write %a, %a {cache = @kv, layer = 0 : i64} : tensor<?x8xbf16>, tensor<?x8xbf16>
+      ds.yield
+    }
+    return
+  }
+}
+
+// -----
+
+module attributes {ds.target = "sm_90a"} {
+  func.func @forward(%x: tensor<?x8xbf16>, %p: tensor<?xi64>) -> tensor<?x8xbf16> {
+    // expected-error @+1 {{ds-codegen-cuda: unsupported element type 'i64' of operand 1}}
+    %r = ds.fused_group(%x, %p) : (tensor<?x8xbf16>, tensor<?xi64>) -> tensor<?x8xbf16> {
+    ^bb0(%a: tensor<?x8xbf16>, %b: tensor<?xi64>):
+      %y = ds.rope %a, %b {num_heads = 1 : i64, head_dim = 8 : i64, rope = #ds.rope<rotary_dim = 8>} : tensor<?x8xbf16>, tensor<?xi64>
+      ds.yield %y : tensor<?x8xbf16>
+    }
+    return %r : tensor<?x8xbf16>
   }
 }
