@@ -420,7 +420,14 @@ Status OpenAIServer::serve() {
 }
 
 void OpenAIServer::stop() {
+  // Generation requests in flight see `stopping`, abort their backend requests and end
+  // their responses (streams with finish_reason "abort" and [DONE]); httplib's stop()
+  // would cut open streams mid-chunk, so it waits for them, boundedly.
   impl_->stopping.store(true);
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (impl_->metrics.http_requests_in_flight.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   impl_->server.stop();
 }
 

@@ -40,7 +40,8 @@ class OpenAIServer {
   int port() const;
   // Serves until stop(); requests in flight are aborted on the way out.
   Status serve();
-  // Thread-safe and async-signal-unsafe; use request_stop_from_signal() in handlers.
+  // Thread-safe (not async-signal-safe): ends the requests in flight (waiting up to 10 s
+  // for their responses to finish), then stops the listener.
   void stop();
 
   const std::string& model_name() const;

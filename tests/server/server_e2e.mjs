@@ -35,12 +35,13 @@ async function startServer(extra) {
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${stderr}`)); });
   });
   proc.stderr.on('data', (d) => process.stderr.write(d));
-  return { proc, port, base: `http://127.0.0.1:${port}` };
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return { proc, port, exited, base: `http://127.0.0.1:${port}` };
 }
 
 async function stopServer(server) {
-  const exited = new Promise((resolve) => server.proc.once('exit', (code, signal) => resolve({ code, signal })));
-  server.proc.kill('SIGTERM');
+  const exited = server.exited;
+  if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill('SIGTERM');
   const timeout = new Promise((resolve) => setTimeout(() => resolve(null), 30_000));
   const res = await Promise.race([exited, timeout]);
   if (res === null) { server.proc.kill('SIGKILL'); throw new Error('server did not stop within 30 s of SIGTERM'); }
@@ -428,13 +429,35 @@ const soak = {
         return 'done';
       })());
     }
+    const m0 = await metrics();
     const results = await Promise.all(jobs);
     const done = results.filter((r) => r === 'done').length;
     assert.ok(done >= 120, `only ${done} of ${N} completed`);
     const m = await idle();
     assert.equal(m['dsrt:kv_cache_usage_perc'], 0);
+    // Every request ended either by its length limit or by the client's disconnect.
+    const ended = (k) => m[`dsrt:request_success_total{finished_reason="${k}"}`] - m0[`dsrt:request_success_total{finished_reason="${k}"}`];
+    assert.equal(ended('length') + ended('abort'), N);
+    assert.ok(ended('length') >= done, `${ended('length')} finished by length, ${done} completed`);
+    assert.ok(ended('abort') >= 1, 'no disconnect reached the server');
     const ok = await client.completions.create({ model: 'e2e-model', prompt: 'after the soak', max_tokens: 2 });
     assert.equal(ok.choices.length, 1);
+  },
+
+  async 'SIGTERM while streaming: the stream ends with abort, the server exits 0'() {
+    const stream = await client.completions.create({ model: 'e2e-model', prompt: 'Long story:', max_tokens: 1900,
+      ignore_eos: true, stream: true });
+    let chunks = 0;
+    let finish = null;
+    for await (const c of stream) {
+      chunks += 1;
+      if (chunks === 2) S.proc.kill('SIGTERM');
+      if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+    }
+    assert.equal(finish, 'abort');
+    const res = await Promise.race([S.exited, new Promise((r) => setTimeout(() => r(null), 30_000))]);
+    assert.ok(res !== null, 'server still running 30 s after SIGTERM');
+    assert.equal(res.code, 0);
   },
 };
 
