@@ -2,6 +2,7 @@
 
 #include <pcre2.h>
 
+#include "serve/tokenizer/regex_translate.h"
 #include "serve/tokenizer/utf8_util.h"
 
 namespace ds::tok {
@@ -37,70 +38,6 @@ std::string pcre2_message(int code) {
   PCRE2_UCHAR buf[256];
   if (pcre2_get_error_message(code, buf, sizeof(buf)) < 0) return "unknown PCRE2 error";
   return std::string(reinterpret_cast<const char*>(buf));
-}
-
-// Oniguruma's \s is the Unicode White_Space property; PCRE2's (with UCP)
-// also matches U+180E. Rewrites \s and \S (outside and inside character
-// classes, except \S inside a class) to explicit White_Space sets.
-constexpr std::string_view kWhiteSpace =
-    "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
-    "\\x{205F}\\x{3000}";
-
-std::string onig_to_pcre2(std::string_view p) {
-  std::string out;
-  out.reserve(p.size() + 64);
-  bool in_class = false;
-  bool literal = false;  // inside \Q...\E
-  for (size_t i = 0; i < p.size(); ++i) {
-    const char c = p[i];
-    if (literal) {
-      out.push_back(c);
-      if (c == '\\' && i + 1 < p.size() && p[i + 1] == 'E') {
-        out.push_back('E');
-        ++i;
-        literal = false;
-      }
-      continue;
-    }
-    if (c == '\\' && i + 1 < p.size()) {
-      const char e = p[i + 1];
-      ++i;
-      if (e == 's') {
-        if (in_class) {
-          out.append(kWhiteSpace);
-        } else {
-          out.append("[").append(kWhiteSpace).append("]");
-        }
-      } else if (e == 'S' && !in_class) {
-        out.append("[^").append(kWhiteSpace).append("]");
-      } else {
-        out.push_back('\\');
-        out.push_back(e);
-        if (e == 'Q') literal = true;
-      }
-      continue;
-    }
-    if (!in_class && c == '[') {
-      in_class = true;
-      out.push_back(c);
-      // A ']' right after '[' or '[^' is a literal.
-      if (i + 1 < p.size() && p[i + 1] == '^') out.push_back(p[++i]);
-      if (i + 1 < p.size() && p[i + 1] == ']') out.push_back(p[++i]);
-      continue;
-    }
-    if (in_class && c == '[' && i + 1 < p.size() && p[i + 1] == ':') {
-      // POSIX class [:name:] inside a class.
-      const size_t end = p.find(":]", i + 2);
-      if (end != std::string_view::npos) {
-        out.append(p.substr(i, end + 2 - i));
-        i = end + 1;
-        continue;
-      }
-    }
-    if (in_class && c == ']') in_class = false;
-    out.push_back(c);
-  }
-  return out;
 }
 
 }  // namespace
