@@ -525,8 +525,17 @@ FailureOr<PlanProgram> Collector::run() {
     return ret->emitOpError("must return the result of ds.logits");
   nameKernels();
 
+  // The IR text for inspection: cubins are in the kernels already, so the
+  // copy printed here carries only their size.
+  OwningOpRef<ModuleOp> copy = module.clone();
+  copy->walk([](Operation *op) {
+    if (auto bin = op->getAttrOfType<StringAttr>("ds.cuda_binary"))
+      op->setAttr("ds.cuda_binary",
+                  StringAttr::get(op->getContext(), "<" + std::to_string(bin.size()) +
+                                                        " bytes, elided: see the plan's generated kernel>"));
+  });
   llvm::raw_string_ostream os(out.mlir);
-  module->print(os, OpPrintingFlags().elideLargeElementsAttrs(64).elideLargeResourceString(256));
+  copy->print(os, OpPrintingFlags().elideLargeElementsAttrs(64).elideLargeResourceString(256));
   return std::move(out);
 }
 

@@ -41,6 +41,7 @@ struct CompileArgs {
   int tp = 1;
   std::string emit = "plan";
   bool printIrAfterAll = false;
+  bool printDebugInfo = false;
 };
 
 struct ExportArgs {
@@ -87,14 +88,16 @@ mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diag) {
   return mlir::success();
 }
 
-mlir::LogicalResult printModule(mlir::ModuleOp module, const std::string &path) {
+mlir::LogicalResult printModule(mlir::ModuleOp module, const std::string &path, bool debugInfo) {
   std::string error;
   std::unique_ptr<llvm::ToolOutputFile> out = mlir::openOutputFile(path.empty() ? "-" : path, &error);
   if (!out) {
     fail(error);
     return mlir::failure();
   }
-  module->print(out->os());
+  mlir::OpPrintingFlags flags;
+  if (debugInfo) flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/false);
+  module->print(out->os(), flags);
   out->os() << "\n";
   out->keep();
   return mlir::success();
@@ -119,7 +122,7 @@ int compile(const CompileArgs &args) {
   importOptions.target = args.target;
   mlir::OwningOpRef<mlir::ModuleOp> module = ds::importModel(context, *spec, importOptions);
   if (!module) return fail("import of " + args.modelDir + " failed");
-  if (args.emit == "mlir-import") return mlir::succeeded(printModule(*module, args.output)) ? 0 : 1;
+  if (args.emit == "mlir-import") return mlir::succeeded(printModule(*module, args.output, args.printDebugInfo)) ? 0 : 1;
 
   mlir::PassManager pm(&context);
   ds::buildCompilePipeline(pm, args.target);
@@ -129,7 +132,7 @@ int compile(const CompileArgs &args) {
                         /*shouldPrintAfterPass=*/[](mlir::Pass *, mlir::Operation *) { return true; });
   }
   if (mlir::failed(pm.run(*module))) return fail("compilation failed");
-  if (args.emit == "mlir") return mlir::succeeded(printModule(*module, args.output)) ? 0 : 1;
+  if (args.emit == "mlir") return mlir::succeeded(printModule(*module, args.output, args.printDebugInfo)) ? 0 : 1;
 
   ds::ExportOptions exportOptions;
   exportOptions.tpSize = args.tp;
@@ -169,6 +172,8 @@ int main(int argc, char **argv) {
   cmd->add_option("--emit", args.emit, "plan | mlir (IR after the pipeline) | mlir-import (IR before it)")
       ->capture_default_str();
   cmd->add_flag("--print-ir-after-all", args.printIrAfterAll, "Print the IR after every pass to stderr");
+  cmd->add_flag("--mlir-print-debuginfo", args.printDebugInfo,
+                "With --emit=mlir*: print op locations (the names that `dscc export` gives buffers and kernels)");
   ExportArgs exportArgs;
   CLI::App *exp = app.add_subcommand("export", "Write the plan of an already compiled IR file");
   exp->add_option("ir_file", exportArgs.irFile, "Compiled ds module (.mlir)")->required();
