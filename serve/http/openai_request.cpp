@@ -168,6 +168,19 @@ void parse_common(Fields& f, int64_t vocab_size, const RequestSampling& d, OpenA
     }
   }
   r.skip_special_tokens = f.boolean("skip_special_tokens", true);
+  // Features this server does not implement are refused rather than silently ignored.
+  if (const json* bias = f.get("logit_bias")) {
+    if (!bias->is_object()) f.fail_type("logit_bias", "an object", *bias);
+    else if (!bias->empty()) f.fail("logit_bias", "logit_bias is not supported by this server");
+  }
+  if (const json* fmt = f.get("response_format")) {
+    auto type = fmt->is_object() ? fmt->find("type") : fmt->end();
+    if (!fmt->is_object() || type == fmt->end() || !type->is_string()) {
+      f.fail("response_format", "response_format: expected an object with a string \"type\"");
+    } else if (*type != "text") {
+      f.fail("response_format", "response_format type '" + type->get<std::string>() + "' is not supported (only text)");
+    }
+  }
 }
 
 }  // namespace

@@ -231,6 +231,17 @@ TEST(ChatRequest, ParsesSamplingFields) {
   EXPECT_FALSE(r->add_special_tokens);
 }
 
+TEST(ChatRequest, AcceptsNeutralValuesOfUnsupportedFeatures) {
+  ojson body = chat_body();
+  body["logit_bias"] = ojson::object();
+  body["response_format"] = {{"type", "text"}};
+  body["user"] = "someone";
+  body["seed"] = -1;
+  auto r = parse_chat_request(body, 100);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->sampling.seed, static_cast<uint64_t>(-1));
+}
+
 TEST(ChatRequest, DefaultsComeFromGenerationConfig) {
   RequestSampling defaults;
   defaults.temperature = 0.6f;
@@ -263,6 +274,7 @@ TEST(ChatRequest, RejectsBadValuesNamingTheParam) {
       {"logprobs", "yes", "logprobs"},          {"top_logprobs", 21, "top_logprobs"},
       {"stream", 1, "stream"},                  {"seed", "x", "seed"},
       {"model", 3, "model"},                    {"tools", "x", "tools"},
+      {"logit_bias", ojson{{"5", 10}}, "logit_bias"}, {"response_format", ojson{{"type", "json_object"}}, "response_format"},
   };
   for (const auto& c : cases) {
     ojson body = chat_body();
