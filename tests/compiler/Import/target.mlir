@@ -9,3 +9,12 @@
 // CHECK: ds.weight @model.embed_tokens.weight {{.*}}dtype = f32{{.*}} : tensor<320x64xf32>
 // CHECK: ds.embedding %{{.*}}, %{{.*}} : (tensor<?xi32>, tensor<320x64xf32>) -> tensor<?x64xbf16>
 // CHECK: ds.logits {{.*}} -> tensor<?x320xf32>
+
+// A context longer than max_position_embeddings (without rope scaling) is
+// allowed with a warning.
+// RUN: %dscc compile %t/m --emit=mlir-import --max-model-len 512 2>&1 >/dev/null | FileCheck %s --check-prefix=LONG
+// LONG: dscc: warning: --max-model-len 512 exceeds max_position_embeddings 256
+// RUN: %dscc compile --help | FileCheck %s --check-prefix=HELP
+// HELP: --target
+// HELP: --max-model-len
+// HELP: --emit
