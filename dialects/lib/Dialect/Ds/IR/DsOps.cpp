@@ -249,10 +249,7 @@ LogicalResult SliceOp::verify() {
 }
 
 OpFoldResult SliceOp::fold(FoldAdaptor) {
-  // A slice covering the whole row is the identity.
-  if (getOffset() == 0 && getX().getType() == getType() &&
-      getType().hasStaticShape())
-    return getX();
+  // A slice covering the whole (static) row is the identity.
   if (getOffset() == 0 && getX().getType() == getType() &&
       !ShapedType::isDynamic(getType().getShape().back()))
     return getX();
