@@ -125,21 +125,29 @@ std::string floatLit(double v) {
   return llvm::formatv("{0:e9}f", static_cast<float>(v)).str();
 }
 
-/// Inverse frequencies of `rope` (per rotary pair), as the checkpoint's
-/// reference implementation computes them (incl. linear / YaRN scaling),
-/// and the cos/sin scale (YaRN mscale).
-std::pair<SmallVector<double>, double> ropeTables(RopeAttr rope) {
-  int64_t dim = rope.getRotaryDim();
-  double theta = rope.getTheta().convertToDouble();
-  double factor = rope.getFactor().convertToDouble();
-  SmallVector<double> inv(dim / 2);
-  for (int64_t i = 0; i < dim / 2; ++i)
-    inv[i] = 1.0 / std::pow(theta, static_cast<double>(2 * i) / dim);
-  double mscale = 1.0;
-  if (rope.getScaling() == "linear") {
-    for (double &f : inv)
-      f /= factor;
-  } else if (rope.getScaling() == "yarn") {
+/// Inverse frequencies of `rope` (one per rotary pair) and the cos/sin scale
+/// (YaRN attention factor), computed in float32 as transformers does (and as
+/// the CPU reference kernels do, kernels/ref/rope.cpp), so both backends use
+/// the same tables.
+std::pair<SmallVector<float>, double> ropeTables(RopeAttr rope) {
+  const int64_t half = rope.getRotaryDim() / 2;
+  const float dim = static_cast<float>(rope.getRotaryDim());
+  const double theta = rope.getTheta().convertToDouble();
+  const double factor = rope.getFactor().convertToDouble();
+  SmallVector<float> posFreqs(half), inv(half);
+  for (int64_t i = 0; i < half; ++i)
+    posFreqs[i] = std::pow(static_cast<float>(theta),
+                           static_cast<float>(2 * i) / dim);
+  double attentionFactor = 1.0;
+  if (rope.getScaling() == "yarn") {
+    auto getMscale = [&](double m) {
+      return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0;
+    };
+    double mscale = rope.getMscale().convertToDouble();
+    double mscaleAllDim = rope.getMscaleAllDim().convertToDouble();
+    attentionFactor = mscale != 0 && mscaleAllDim != 0
+                          ? getMscale(mscale) / getMscale(mscaleAllDim)
+                          : getMscale(1.0);
     auto correctionDim = [&](double rotations) {
       return dim *
              std::log(rope.getOriginalMaxPosition() /
@@ -148,23 +156,29 @@ std::pair<SmallVector<double>, double> ropeTables(RopeAttr rope) {
     };
     double low = std::max(
         0.0, std::floor(correctionDim(rope.getBetaFast().convertToDouble())));
-    double high =
-        std::min(static_cast<double>(dim - 1),
-                 std::ceil(correctionDim(rope.getBetaSlow().convertToDouble())));
+    double high = std::min(
+        static_cast<double>(dim) - 1.0,
+        std::ceil(correctionDim(rope.getBetaSlow().convertToDouble())));
     if (low == high)
       high += 0.001;
-    for (int64_t i = 0; i < dim / 2; ++i) {
-      double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
-      double extrapolation = 1.0 - ramp;
-      inv[i] = inv[i] / factor * (1.0 - extrapolation) + inv[i] * extrapolation;
+    for (int64_t i = 0; i < half; ++i) {
+      float extrapolation = 1.0f / posFreqs[i];
+      float interpolation = 1.0f / (static_cast<float>(factor) * posFreqs[i]);
+      float ramp = std::clamp((static_cast<float>(i) - static_cast<float>(low)) /
+                                  static_cast<float>(high - low),
+                              0.0f, 1.0f);
+      float extrapolationFactor = 1.0f - ramp;
+      inv[i] = interpolation * (1.0f - extrapolationFactor) +
+               extrapolation * extrapolationFactor;
     }
-    auto getMscale = [&](double m) {
-      return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0;
-    };
-    mscale = getMscale(rope.getMscale().convertToDouble()) /
-             getMscale(rope.getMscaleAllDim().convertToDouble());
+  } else if (rope.getScaling() == "linear") {
+    for (int64_t i = 0; i < half; ++i)
+      inv[i] = (1.0f / posFreqs[i]) / static_cast<float>(factor);
+  } else {
+    for (int64_t i = 0; i < half; ++i)
+      inv[i] = 1.0f / posFreqs[i];
   }
-  return {inv, mscale};
+  return {inv, attentionFactor};
 }
 
 int64_t rowSize(Value v) {
@@ -332,16 +346,17 @@ LogicalResult GroupEmitter::emitOp(Operation *op) {
     auto [inv, mscale] = ropeTables(cfg);
     std::string table = llvm::formatv("ds_inv_freq{0}", counter).str();
     std::string values;
-    for (double f : inv)
+    for (float f : inv)
       values += floatLit(f) + ", ";
     tables += llvm::formatv("__device__ const float {0}[{1}] = {{{2}};\n",
                             table, inv.size(), values);
     int64_t headDim = rope.getHeadDim(), rot = cfg.getRotaryDim();
     std::string pos = llvm::formatv("static_cast<float>({0}[row])",
                                     operand(1));
-    std::string scale = mscale == 1.0 ? "" : " cs *= " + floatLit(mscale) +
-                                                 "; sn *= " + floatLit(mscale) +
-                                                 ";";
+    std::string scale = static_cast<float>(mscale) == 1.0f
+                            ? ""
+                            : " cs *= " + floatLit(mscale) + "; sn *= " +
+                                  floatLit(mscale) + ";";
     std::string code;
     if (cfg.getStyle() == "neox") {
       // Pairs (d, d + rot/2); vec divides rot/2 so blocks do not straddle.

@@ -51,7 +51,7 @@ module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
     // k/v: slice + neox rope + cache write; rope_dim/2 = 4 limits loads to 4.
     // CHECK: ds.fused_group(
     // CHECK-SAME: ds.cuda_source = "
-    // CHECK-SAME: __device__ const float ds_inv_freq{{[0-9]+}}[4] = {1.000000000e+00f, 3.162277490e-02f, 1.000000047e-03f, 3.162277790e-05f, };
+    // CHECK-SAME: __device__ const float ds_inv_freq{{[0-9]+}}[4] = {1.000000000e+00f, 3.162277862e-02f, 1.000000047e-03f, 3.162277426e-05f, };
     // CHECK-SAME: const int* __restrict__ in1,\0A    __nv_bfloat16* __restrict__ k_cache0,\0A    __nv_bfloat16* __restrict__ v_cache0)
     // CHECK-SAME: const long long slot = args->slot_mapping[row];
     // CHECK-SAME: (j + 32, r)
