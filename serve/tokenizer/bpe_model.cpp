@@ -89,7 +89,7 @@ void PairMap::insert_or_assign(int32_t a, int32_t b, Value v) {
   }
 }
 
-Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
+Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what, const BpeSource* source) {
   if (!j.is_object()) return Status::Error(what + ": expected an object");
   if (auto t = j.find("type"); t != j.end()) {
     if (!t->is_string()) return Status::Error(what + ".type must be a string");
@@ -117,16 +117,22 @@ Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
 
   auto v = j.find("vocab");
   if (v == j.end() || !v->is_object()) return Status::Error(what + ".vocab: missing or not an object");
-  m.vocab_.reserve(v->size());
+  const bool vocab_from_source = source != nullptr && source->has_vocab;
+  m.vocab_.reserve(vocab_from_source ? source->vocab.size() : v->size());
   int64_t max_id = -1;
-  for (auto it = v->begin(); it != v->end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-        it.value().get<int64_t>() > INT32_MAX) {
-      return Status::Error(StrCat() << what << ".vocab[\"" << it.key() << "\"]: id must be an integer in [0, 2^31)");
+  auto add_token = [&](const std::string& token, const json& value) -> Status {
+    if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > INT32_MAX) {
+      return Status::Error(StrCat() << what << ".vocab[\"" << token << "\"]: id must be an integer in [0, 2^31)");
     }
-    const int64_t id = it.value().get<int64_t>();
-    m.vocab_.insert(it.key(), static_cast<int32_t>(id));
+    const int64_t id = value.get<int64_t>();
+    m.vocab_.insert(token, static_cast<int32_t>(id));
     max_id = std::max(max_id, id);
+    return Status::Ok();
+  };
+  if (vocab_from_source) {
+    for (const auto& [token, value] : source->vocab) DS_RETURN_IF_ERROR(add_token(token, value));
+  } else {
+    for (auto it = v->begin(); it != v->end(); ++it) DS_RETURN_IF_ERROR(add_token(it.key(), it.value()));
   }
   if (max_id >= static_cast<int64_t>(4 * m.vocab_.size() + (1 << 20))) {
     return Status::Error(StrCat() << what << ".vocab: ids are too sparse (max id " << max_id << " for "
@@ -137,12 +143,14 @@ Result<BpeModel> BpeModel::from_json(const json& j, const std::string& what) {
 
   auto mg = j.find("merges");
   if (mg == j.end() || !mg->is_array()) return Status::Error(what + ".merges: missing or not an array");
-  m.merges_.reserve(mg->size());
+  const bool merges_from_source = source != nullptr && source->has_merges;
+  const size_t n_merges = merges_from_source ? source->merges.size() : mg->size();
+  m.merges_.reserve(n_merges);
   const size_t prefix_len = m.prefix_ ? m.prefix_->size() : 0;
   uint32_t rank = 0;
   std::string merged;
-  for (size_t i = 0; i < mg->size(); ++i) {
-    const json& e = (*mg)[i];
+  for (size_t i = 0; i < n_merges; ++i) {
+    const json& e = merges_from_source ? source->merges[i] : (*mg)[i];
     std::string a, b;
     if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
       a = e[0].get<std::string>();

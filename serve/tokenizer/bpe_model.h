@@ -12,9 +12,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include "runtime/common/status.h"
 #include "serve/tokenizer/word_cache.h"
@@ -100,9 +101,19 @@ struct BpeScratch {
   std::string mapped;
 };
 
+// model.vocab entries and model.merges elements taken out of the JSON document
+// while it is parsed (building them into the DOM would dominate load time).
+struct BpeSource {
+  bool has_vocab = false, has_merges = false;
+  std::vector<std::pair<std::string, nlohmann::json>> vocab;
+  std::vector<nlohmann::json> merges;
+};
+
 class BpeModel {
  public:
-  static Result<BpeModel> from_json(const nlohmann::json& j, const std::string& what);
+  // With `source`, the vocab / merges it holds replace the (then empty) ones of `j`.
+  static Result<BpeModel> from_json(const nlohmann::json& j, const std::string& what,
+                                    const BpeSource* source = nullptr);
 
   BpeModel() = default;
   BpeModel(BpeModel&&) noexcept = default;

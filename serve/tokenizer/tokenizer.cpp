@@ -66,6 +66,53 @@ Result<std::string> config_token(const json& cfg, const char* key) {
                                 << " must be a string, an AddedToken object or null");
 }
 
+// Parses tokenizer.json, moving model.vocab entries and model.merges elements
+// into *source instead of the document (they are most of the file).
+json parse_tokenizer_json(std::string_view text, tok::BpeSource* source) {
+  std::string keys[4];  // object key at depths 1..3
+  std::string pending_key;
+  bool vocab_object = false, merges_array = false;
+  using event = json::parse_event_t;
+  return json::parse(text, [&](int depth, event ev, json& parsed) -> bool {
+    const bool in_model = keys[1] == "model";
+    if (ev == event::key) {
+      if (depth <= 3) keys[depth] = parsed.get<std::string>();
+      if (depth == 3 && in_model && vocab_object && keys[2] == "vocab") {
+        pending_key = keys[3];
+        return false;
+      }
+      return true;
+    }
+    if (depth == 2 && in_model) {
+      if (ev == event::object_start && keys[2] == "vocab") vocab_object = source->has_vocab = true;
+      if (ev == event::array_start && keys[2] == "merges") merges_array = source->has_merges = true;
+      if (ev == event::object_end || ev == event::array_end) vocab_object = merges_array = false;
+      return true;
+    }
+    if (depth == 3 && in_model) {
+      if (vocab_object && keys[2] == "vocab") {
+        if (ev == event::value) {
+          source->vocab.emplace_back(std::move(pending_key), std::move(parsed));
+          return false;
+        }
+        // A container where an id belongs: keep a placeholder that fails validation.
+        if (ev == event::object_start || ev == event::array_start) {
+          source->vocab.emplace_back(std::move(pending_key), json(ev == event::object_start
+                                                                      ? json::value_t::object
+                                                                      : json::value_t::array));
+          return false;
+        }
+      }
+      if (merges_array && keys[2] == "merges" && (ev == event::value || ev == event::array_end ||
+                                                  ev == event::object_end)) {
+        source->merges.push_back(std::move(parsed));
+        return false;
+      }
+    }
+    return true;
+  });
+}
+
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -83,7 +130,7 @@ struct Tokenizer::Impl {
   std::vector<uint8_t> present, special;
   std::string bos, eos, pad;
 
-  Status load(const json& j);
+  Status load(const json& j, const tok::BpeSource& source);
   Status encode_sequence(std::string_view text, std::vector<int32_t>* out) const;
   std::optional<int32_t> lookup(std::string_view token) const {
     if (auto id = added.id_of(token)) return id;
@@ -91,7 +138,7 @@ struct Tokenizer::Impl {
   }
 };
 
-Status Tokenizer::Impl::load(const json& j) {
+Status Tokenizer::Impl::load(const json& j, const tok::BpeSource& source) {
   if (!j.is_object()) return Status::Error("expected a JSON object at the top level");
   if (auto v = j.find("version"); v != j.end() && !(v->is_string() && v->get<std::string>() == "1.0")) {
     return Status::Error("unsupported tokenizer.json version " + v->dump() + " (expected \"1.0\")");
@@ -103,7 +150,7 @@ Status Tokenizer::Impl::load(const json& j) {
   }
   auto m = j.find("model");
   if (m == j.end()) return Status::Error("missing 'model'");
-  DS_ASSIGN_OR_RETURN(model, tok::BpeModel::from_json(*m, "model"));
+  DS_ASSIGN_OR_RETURN(model, tok::BpeModel::from_json(*m, "model", &source));
   DS_ASSIGN_OR_RETURN(normalizer, tok::Normalizer::from_json(j.value("normalizer", json()), "normalizer"));
   DS_ASSIGN_OR_RETURN(pre_tokenizer,
                       tok::PreTokenizer::from_json(j.value("pre_tokenizer", json()), "pre_tokenizer"));
@@ -200,8 +247,9 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json(std::string_view tokeniz
                                                         std::string_view tokenizer_config_json) {
   auto impl = std::make_unique<Impl>();
   try {
-    const json j = json::parse(tokenizer_json);
-    DS_RETURN_IF_ERROR(impl->load(j).with_context("tokenizer.json"));
+    tok::BpeSource source;
+    const json j = parse_tokenizer_json(tokenizer_json, &source);
+    DS_RETURN_IF_ERROR(impl->load(j, source).with_context("tokenizer.json"));
     if (!tokenizer_config_json.empty()) {
       const json cfg = json::parse(tokenizer_config_json);
       if (!cfg.is_object()) return Status::Error("tokenizer_config.json: expected a JSON object");
