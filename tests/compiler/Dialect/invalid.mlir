@@ -165,3 +165,42 @@ func.func @f(%x: tensor<?x32xf32>) {
   }
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %w: tensor<16xbf16>) {
+  // expected-error @+1 {{expects a weight of shape [32], got [16]}}
+  %y = ds.rms_norm %x, %w {eps = 1.0e-06 : f64} : (tensor<?x32xf32>, tensor<16xbf16>) -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%ids: tensor<?xi32>, %t: tensor<100x32xbf16>) {
+  // expected-error @+1 {{result row size 16 does not match the table row size 32}}
+  %y = ds.embedding %ids, %t : (tensor<?xi32>, tensor<100x32xbf16>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{expects positive num_layers, got 0}}
+ds.kv_cache @kv {num_layers = 0 : i64, num_kv_heads = 2 : i64, k_dim = 8 : i64, v_dim = 8 : i64, dtype = bf16}
+
+// -----
+
+// expected-error @+1 {{source 'e1' of shape [4, 3] cannot be stacked into [2, 4, 2]}}
+ds.weight @experts {sources = [#ds.source<name = "e0", file = "f", dtype = bf16, shape = [4, 2]>, #ds.source<name = "e1", file = "f", dtype = bf16, shape = [4, 3]>]} : tensor<2x4x2xbf16>
+
+// -----
+
+ds.kv_cache @kv {num_layers = 1 : i64, num_kv_heads = 1 : i64, k_dim = 8 : i64, v_dim = 8 : i64, dtype = bf16}
+func.func @f(%x: tensor<?x8xf32>) {
+  %g = ds.fused_group(%x) : (tensor<?x8xf32>) -> (tensor<?x8xf32>) {
+  ^bb0(%a: tensor<?x8xf32>):
+    // expected-error @+1 {{is not allowed inside ds.fused_group}}
+    %o = ds.paged_attention %a {cache = @kv, layer = 0 : i64, num_heads = 1 : i64, num_kv_heads = 1 : i64, head_dim = 8 : i64, v_head_dim = 8 : i64, scale = 0.5 : f64} : tensor<?x8xf32> -> tensor<?x8xf32>
+    ds.yield %o : tensor<?x8xf32>
+  }
+  return
+}
