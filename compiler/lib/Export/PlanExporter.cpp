@@ -8,6 +8,8 @@
 
 #include "ds/Export/PlanExporter.h"
 
+#include <map>
+
 #include "ProgramExporter.h"
 #include "mlir/IR/Diagnostics.h"
 #include "runtime/common/file_util.h"
@@ -49,6 +51,7 @@ private:
   const ModelSpec &spec;
   const ExportOptions &options;
   FlatBufferBuilder fbb{1 << 20};
+  std::map<std::string, Offset<flatbuffers::Vector<uint8_t>>> binaries;
 };
 
 Offset<flatbuffers::Vector<Offset<plan::Attr>>> Serializer::attrs(const std::vector<PlanAttr> &list) {
@@ -142,9 +145,13 @@ Offset<plan::Kernel> Serializer::kernel(const PlanKernel &k) {
     const PlanGenerated &g = *k.generated;
     std::vector<Offset<flatbuffers::String>> options;
     for (const std::string &o : g.nvrtcOptions) options.push_back(fbb.CreateString(o));
-    auto binary = fbb.CreateVector(reinterpret_cast<const uint8_t *>(g.binary.data()), g.binary.size());
-    generated = plan::CreateGeneratedKernel(fbb, fbb.CreateString(g.source), fbb.CreateString(g.entry),
-                                            fbb.CreateString(g.arch), binary, fbb.CreateVector(options),
+    // Groups that differ only in attributes the generated code takes at run
+    // time (the KV layer) share their source and cubin bytes in the buffer.
+    auto [it, inserted] = binaries.try_emplace(g.binary);
+    if (inserted)
+      it->second = fbb.CreateVector(reinterpret_cast<const uint8_t *>(g.binary.data()), g.binary.size());
+    generated = plan::CreateGeneratedKernel(fbb, fbb.CreateSharedString(g.source), fbb.CreateSharedString(g.entry),
+                                            fbb.CreateSharedString(g.arch), it->second, fbb.CreateVector(options),
                                             g.blockDim, g.rowsPerBlock);
   }
   bool fused = k.kind == plan::KernelKind::fused;

@@ -379,14 +379,14 @@ FailureOr<PlanProgram> Collector::run() {
     return ret->emitOpError("must return the result of ds.logits");
   nameKernels();
 
-  // The IR text for inspection: cubins are in the kernels already, so the
-  // copy printed here carries only their size.
+  // The IR text for inspection: generated CUDA sources and cubins are in the
+  // kernels already, so the copy printed here carries only their size.
   OwningOpRef<ModuleOp> copy = module.clone();
   copy->walk([](Operation *op) {
-    if (auto bin = op->getAttrOfType<StringAttr>("ds.cuda_binary"))
-      op->setAttr("ds.cuda_binary",
-                  StringAttr::get(op->getContext(), "<" + std::to_string(bin.size()) +
-                                                        " bytes, elided: see the plan's generated kernel>"));
+    for (StringRef name : {"ds.cuda_source", "ds.cuda_binary"})
+      if (auto text = op->getAttrOfType<StringAttr>(name))
+        op->setAttr(name, StringAttr::get(op->getContext(), "<" + std::to_string(text.size()) +
+                                                                " bytes, elided: see the plan's generated kernel>"));
   });
   llvm::raw_string_ostream os(out.mlir);
   copy->print(os, OpPrintingFlags().elideLargeElementsAttrs(64).elideLargeResourceString(256));
