@@ -21,6 +21,9 @@
 // RUN: %dscc compile %t/m -o %t/plan.dsplan
 // RUN: %dscc export %t/final.mlir --model %t/m -o %t/plan2.dsplan
 // RUN: cmp %t/plan.dsplan %t/plan2.dsplan
+// Compiles are deterministic.
+// RUN: %dscc compile %t/m -o %t/plan3.dsplan
+// RUN: cmp %t/plan.dsplan %t/plan3.dsplan
 
 // RUN: %if dsrt %{ %dsrt inspect %t/plan.dsplan | FileCheck %s --check-prefix=CPU %}
 // CPU: target cpu, activation dtype f32

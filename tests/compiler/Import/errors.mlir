@@ -36,6 +36,16 @@
 // RUN: not %dscc compile %t/noshard --emit=mlir-import 2>&1 | FileCheck %s --check-prefix=NOSHARD
 // NOSHARD: dscc: error: {{.*}}model-00002-of-00002.safetensors
 
+// No weights at all; a malformed index.
+// RUN: %python %inputs/make_checkpoint.py %t/noweights
+// RUN: rm %t/noweights/model.safetensors
+// RUN: not %dscc compile %t/noweights --emit=mlir-import 2>&1 | FileCheck %s --check-prefix=NOWEIGHTS
+// NOWEIGHTS: dscc: error: {{.*}}noweights has neither model.safetensors.index.json nor model.safetensors
+// RUN: %python %inputs/make_checkpoint.py %t/badindex --sharded
+// RUN: echo '{"weight_map": 5}' > %t/badindex/model.safetensors.index.json
+// RUN: not %dscc compile %t/badindex --emit=mlir-import 2>&1 | FileCheck %s --check-prefix=BADINDEX
+// BADINDEX: dscc: error: {{.*}}badindex/model.safetensors.index.json
+
 // Malformed config.json.
 // RUN: %python %inputs/make_checkpoint.py %t/badjson
 // RUN: echo '{"architectures": ["Qwen2ForCausalLM"],' > %t/badjson/config.json
