@@ -15,6 +15,14 @@ constexpr std::string_view kWhiteSpace =
     "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
     "\\x{205F}\\x{3000}";
 
+// Oniguruma's \w (Unicode Word: alphabetic, marks, decimal digits, connector
+// punctuation, join controls); PCRE2's is letters, all numbers and '_'.
+constexpr std::string_view kWord =
+    "\\p{L}\\p{M}\\p{Nd}\\p{Nl}\\p{Pc}\\x{200C}\\x{200D}\\x{24B6}-\\x{24E9}"
+    "\\x{1F130}-\\x{1F149}\\x{1F150}-\\x{1F169}\\x{1F170}-\\x{1F189}";
+// Oniguruma's \h is a hexadecimal digit (PCRE2's: horizontal space).
+constexpr std::string_view kHex = "0-9a-fA-F";
+
 // Per utf8proc category: class fragment ("\x{A}-\x{B}...") of the code points
 // PCRE2 sees as unassigned (\p{Cn}) but utf8proc assigns to that category.
 using Fragments = std::array<std::string, 32>;
@@ -133,6 +141,15 @@ std::string onig_to_pcre2(std::string_view p) {
         }
       } else if (e == 'S' && !in_class) {
         out.append("[^").append(kWhiteSpace).append("]");
+      } else if (e == 'w' || e == 'h') {
+        const std::string_view set = e == 'w' ? kWord : kHex;
+        if (in_class) {
+          out.append(set);
+        } else {
+          out.append("[").append(set).append("]");
+        }
+      } else if ((e == 'W' || e == 'H') && !in_class) {
+        out.append("[^").append(e == 'W' ? kWord : kHex).append("]");
       } else if (e == 'p' || e == 'P') {
         // \pX or \p{Name}
         size_t end = i + 1;

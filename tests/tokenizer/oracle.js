@@ -144,6 +144,16 @@ addVariant('deepseek_v3', fs.readFileSync(path.join(dsDir, 'tokenizer.json'), 'u
   addVariant('gpt2_style', t, null, true);
 }
 
+{  // Oniguruma classes that differ from PCRE2's: \w (marks, no No), \h (hex digit), \W.
+  const t = qwen();
+  t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { Regex: '\\h+|\\w+|[^\\w\\s]+|\\s+' }, behavior: 'Isolated', invert: false },
+    { type: 'Split', pattern: { Regex: '\\W' }, behavior: 'MergedWithNext', invert: false },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+  ] };
+  addVariant('onig_classes', t, null, false);
+}
+
 // Small hand-made BPE models (no byte level).
 function smallBpe(opts) {
   const vocab = { '<unk>': 0 };

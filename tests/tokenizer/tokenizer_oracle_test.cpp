@@ -172,7 +172,7 @@ TEST_P(OracleTest, IncrementalDecodeMatchesFullDecode) {
 INSTANTIATE_TEST_SUITE_P(Tokenizers, OracleTest,
                          ::testing::Values("qwen3", "deepseek_v3", "r1_distill", "norm_added",
                                            "split_behaviors", "gpt2_style", "bpe_subword", "bpe_plain",
-                                           "fixture_r1", "fixture_tied"));
+                                           "onig_classes", "fixture_r1", "fixture_tied"));
 
 #define ASSERT_LOADED(var, name)                 \
   std::string var##_error;                       \
