@@ -271,7 +271,8 @@ std::string TinyModel::plan_bytes(const std::string& checkpoint_path) const {
                                            intermediate, layers, heads, kv_heads, head_dim, vocab, max_model_len,
                                            static_cast<float>(eps), tied, rope, "{}");
   std::vector<int> eos{static_cast<int>(vocab - 1)};
-  auto tok = plan::CreateTokenizerInfoDirect(fbb, "", "", "", -1, &eos);
+  auto tok = plan::CreateTokenizerInfoDirect(fbb, tokenizer_json.c_str(), tokenizer_config_json.c_str(),
+                                             chat_template.c_str(), -1, &eos);
   auto gen = plan::CreateGenerationDefaultsDirect(fbb, false, 1.0f, 1.0f, -1, 0.0f, 1.0f, &eos);
   auto arena = plan::CreateArenaDirect(fbb, 16, b.arena_bytes, &b.buffers);
   std::vector<Offset<plan::KvCacheLayer>> kl;

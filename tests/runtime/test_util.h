@@ -76,6 +76,10 @@ struct TinyModel {
   bool cast_weights = false;
   uint32_t format_version = 1;
   std::string target = "cpu";
+  // Tokenizer files and chat template stored in the plan (empty: none).
+  std::string tokenizer_json;
+  std::string tokenizer_config_json;
+  std::string chat_template;
 
   // HF-named checkpoint tensors (q/k/v/o, gate/up/down, norms, embed, lm_head).
   std::vector<StTensor> checkpoint(uint64_t seed) const;
