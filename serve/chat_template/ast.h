@@ -80,7 +80,7 @@ struct Stmt {
     kText,       // text
     kPrint,      // exprs[0]
     kIf,         // exprs = conditions, bodies = branches (one more when there is an else)
-    kFor,        // target, exprs = iter, filter (may be null); bodies = body, else
+    kFor,        // target, exprs = iter, filter (may be null); bodies = body, else; recursive
     kSet,        // target = exprs[0]
     kSetBlock,   // target; bodies[0]; exprs = filters applied to the rendered body
     kMacro,      // macro
@@ -100,6 +100,7 @@ struct Stmt {
   std::vector<ExprPtr> exprs;
   std::vector<Body> bodies;
   std::shared_ptr<MacroDef> macro;
+  bool recursive = false;  // {% for ... recursive %}
 
   Stmt(Kind k, size_t p) : kind(k), pos(p) {}
 };

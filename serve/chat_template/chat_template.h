@@ -12,8 +12,9 @@
 //
 // Differences from Python Jinja2 (none affect the supported model templates): integers are
 // 64-bit (overflow is an error, JSON integers above INT64_MAX become floats); `safe`/`escape`
-// return plain strings (no Markup type, so no auto-escaping on concatenation); no recursive
-// for-loops, include/import/extends; ranges are capped at 100000 items as in Jinja's sandbox.
+// return plain strings (no Markup type, so no auto-escaping on concatenation); no
+// include/import/extends (no loader); ranges are capped at 100000 items as in Jinja's sandbox;
+// macro calls and recursive loops nest at most 100 deep.
 //
 // A parsed template is immutable; render() may be called concurrently from several threads.
 #pragma once

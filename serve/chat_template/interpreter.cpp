@@ -161,11 +161,13 @@ void Interpreter::exec_set(const Stmt& s, const FramePtr& frame) {
 }
 
 Interpreter::Flow Interpreter::exec_for(const Stmt& s, const FramePtr& frame, std::string& out) {
-  Value iterable = eval(*s.exprs[0], frame);
-  if (iterable.is_none()) fail("'NoneType' object is not iterable");
+  return run_loop(s, eval(*s.exprs[0], frame), 0, frame, out);
+}
+
+Interpreter::Flow Interpreter::run_loop(const Stmt& s, const Value& iterable, int64_t depth0,
+                                        const FramePtr& frame, std::string& out) {
   ValueList items = iterable.iterate();
-  const Expr* filter = s.exprs[1].get();
-  if (filter) {
+  if (const Expr* filter = s.exprs[1].get()) {
     // The filter sees the loop variables but not `loop`; it runs before indexes are assigned.
     ValueList kept;
     for (auto& item : items) {
@@ -177,38 +179,65 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, const FramePtr& frame, st
     items = std::move(kept);
   }
   if (items.empty()) return exec(s.bodies[1], frame, out);
-
-  const int64_t n = static_cast<int64_t>(items.size());
-  for (int64_t i = 0; i < n; ++i) {
-    Value cycle_fn = Value::function("cycle", [i](Interpreter&, CallArgs& a) {
-      if (a.positional.empty()) fail("no items for cycling given");
-      return a.positional[static_cast<size_t>(i) % a.positional.size()];
-    });
+  auto last_changed = std::make_shared<ValueList>();
+  for (size_t i = 0; i < items.size(); ++i) {
     auto iter_frame = std::make_shared<Frame>();
     iter_frame->parent = frame;
-    auto loop = std::make_shared<Dict>();
-    auto& e = loop->entries;  // distinct keys: no lookups needed
-    e.reserve(12);
-    e.emplace_back(Value("index"), Value(i + 1));
-    e.emplace_back(Value("index0"), Value(i));
-    e.emplace_back(Value("revindex"), Value(n - i));
-    e.emplace_back(Value("revindex0"), Value(n - i - 1));
-    e.emplace_back(Value("first"), Value(i == 0));
-    e.emplace_back(Value("last"), Value(i == n - 1));
-    e.emplace_back(Value("length"), Value(n));
-    e.emplace_back(Value("depth"), Value(1));
-    e.emplace_back(Value("depth0"), Value(0));
-    e.emplace_back(Value("previtem"), i > 0 ? items[static_cast<size_t>(i - 1)]
-                                            : Value::undefined("there is no previous item"));
-    e.emplace_back(Value("nextitem"), i + 1 < n ? items[static_cast<size_t>(i + 1)]
-                                                : Value::undefined("there is no next item"));
-    e.emplace_back(Value("cycle"), cycle_fn);
-    iter_frame->vars["loop"] = Value::dict(std::move(loop));
-    assign(s.target, items[static_cast<size_t>(i)], iter_frame);
-    Flow flow = exec(s.bodies[0], iter_frame, out);
-    if (flow == Flow::kBreak) break;
+    iter_frame->vars["loop"] = make_loop(s, items, i, depth0, frame, last_changed);
+    assign(s.target, items[i], iter_frame);
+    if (exec(s.bodies[0], iter_frame, out) == Flow::kBreak) break;
   }
   return Flow::kNormal;
+}
+
+// Jinja's LoopContext: attributes index, index0, revindex, revindex0, first, last, length,
+// depth, depth0, previtem, nextitem, cycle(...), changed(...); callable in recursive loops.
+Value Interpreter::make_loop(const Stmt& s, const ValueList& items, size_t i, int64_t depth0,
+                             const FramePtr& frame, const std::shared_ptr<ValueList>& last_changed) {
+  const int64_t n = static_cast<int64_t>(items.size());
+  const int64_t k = static_cast<int64_t>(i);
+  auto attrs = std::make_shared<Dict>();
+  auto& e = attrs->entries;  // distinct keys: no lookups needed
+  e.reserve(13);
+  e.emplace_back(Value("index"), Value(k + 1));
+  e.emplace_back(Value("index0"), Value(k));
+  e.emplace_back(Value("revindex"), Value(n - k));
+  e.emplace_back(Value("revindex0"), Value(n - k - 1));
+  e.emplace_back(Value("first"), Value(k == 0));
+  e.emplace_back(Value("last"), Value(k == n - 1));
+  e.emplace_back(Value("length"), Value(n));
+  e.emplace_back(Value("depth"), Value(depth0 + 1));
+  e.emplace_back(Value("depth0"), Value(depth0));
+  e.emplace_back(Value("previtem"), k > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
+  e.emplace_back(Value("nextitem"), k + 1 < n ? items[i + 1] : Value::undefined("there is no next item"));
+  e.emplace_back(Value("cycle"), Value::function("cycle", [i](Interpreter&, CallArgs& a) {
+                   if (a.positional.empty()) fail("no items for cycling given");
+                   return a.positional[i % a.positional.size()];
+                 }));
+  e.emplace_back(Value("changed"), Value::function("changed", [last_changed](Interpreter&, CallArgs& a) {
+                   Value now = Value::list(a.positional, true);
+                   if (!last_changed->empty() && last_changed->front().equals(now)) return Value(false);
+                   last_changed->assign(1, now);
+                   return Value(true);
+                 }));
+  const Stmt* stmt = &s;
+  NativeFn call = [stmt, depth0, frame](Interpreter& in, CallArgs& a) {
+    if (!stmt->recursive) fail("Tried to call non recursive loop. Maybe you forgot the 'recursive' modifier.");
+    if (a.positional.size() != 1 || !a.keyword.empty()) fail("loop() takes exactly one iterable");
+    if (in.call_depth_ >= kMaxCallDepth) fail("maximum recursion depth exceeded in a recursive loop");
+    ++in.call_depth_;
+    std::string out;
+    try {
+      in.run_loop(*stmt, a.positional[0], depth0 + 1, frame, out);
+    } catch (...) {
+      --in.call_depth_;
+      throw;
+    }
+    --in.call_depth_;
+    return Value(std::move(out));
+  };
+  return Value::function("loop", std::move(call), std::move(attrs),
+                         "<LoopContext " + std::to_string(k + 1) + "/" + std::to_string(n) + ">");
 }
 
 Value Interpreter::make_macro(const std::shared_ptr<MacroDef>& def, const FramePtr& closure) {

@@ -44,6 +44,11 @@ class Interpreter {
   Flow exec_stmt(const Stmt& s, const FramePtr& frame, std::string& out);
   Flow exec_if(const Stmt& s, const FramePtr& frame, std::string& out);
   Flow exec_for(const Stmt& s, const FramePtr& frame, std::string& out);
+  // Runs a for loop over `iterable` at nesting `depth0` (recursive loops call it again).
+  Flow run_loop(const Stmt& s, const Value& iterable, int64_t depth0, const FramePtr& frame,
+                std::string& out);
+  Value make_loop(const Stmt& s, const ValueList& items, size_t i, int64_t depth0,
+                  const FramePtr& frame, const std::shared_ptr<ValueList>& last_changed);
   void exec_set(const Stmt& s, const FramePtr& frame);
   std::string render_child(const Body& body, const FramePtr& frame);
   Value apply_filters(const std::vector<ExprPtr>& filters, Value input, const FramePtr& frame);

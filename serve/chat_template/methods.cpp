@@ -102,6 +102,10 @@ Value get_attr(const Value& obj, const std::string& name, bool item_fallback) {
     case Value::Kind::kNamespace:
       if (const Value* v = obj.ns_ref().attrs.find_key(name)) return *v;
       break;
+    case Value::Kind::kFunction:
+      if (obj.fn().attrs)
+        if (const Value* v = obj.fn().attrs->find_key(name)) return *v;
+      break;
     default:
       break;
   }

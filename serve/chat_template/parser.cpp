@@ -178,7 +178,7 @@ StmtPtr Parser::parse_for(size_t pos) {
   ExprPtr filter;
   if (skip_name("if")) filter = parse_expression();
   s->exprs.push_back(std::move(filter));
-  if (is_name("recursive")) error(cur().pos, "recursive loops are not supported");
+  s->recursive = skip_name("recursive");
   expect_block_end();
   ++loop_depth_;
   s->bodies.push_back(parse_body({"endfor", "else"}));

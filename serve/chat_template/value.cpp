@@ -38,9 +38,11 @@ Value Value::ns(std::shared_ptr<Namespace> n) {
   return v;
 }
 
-Value Value::function(std::string name, NativeFn fn) {
+Value Value::function(std::string name, NativeFn fn, std::shared_ptr<const Dict> attrs,
+                       std::string display) {
   Value v;
-  v.v_ = std::make_shared<const Function>(Function{std::move(name), std::move(fn)});
+  v.v_ = std::make_shared<const Function>(
+      Function{std::move(name), std::move(fn), std::move(attrs), std::move(display)});
   return v;
 }
 

@@ -65,6 +65,10 @@ using NativeFn = std::function<Value(Interpreter&, CallArgs&)>;
 struct Function {
   std::string name;
   NativeFn fn;
+  // Attributes of callable objects (Jinja's `loop`); null for plain functions.
+  std::shared_ptr<const Dict> attrs;
+  // str() of the object; empty means "<function name>".
+  std::string display;
 };
 
 class Value {
@@ -86,7 +90,8 @@ class Value {
   static Value list(ValueList items, bool tuple = false);
   static Value dict(std::shared_ptr<Dict> d);
   static Value ns(std::shared_ptr<Namespace> n);
-  static Value function(std::string name, NativeFn fn);
+  static Value function(std::string name, NativeFn fn, std::shared_ptr<const Dict> attrs = nullptr,
+                        std::string display = "");
 
   // Converts JSON (objects keep their key order when `ordered_json` is used).
   static Value from_json(const nlohmann::ordered_json& j);

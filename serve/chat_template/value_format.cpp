@@ -121,7 +121,7 @@ std::string Value::to_str() const {
     case Kind::kInt: return std::to_string(as_int());
     case Kind::kFloat: return format_float(as_float());
     case Kind::kString: return str();
-    case Kind::kFunction: return "<function " + fn().name + ">";
+    case Kind::kFunction: return fn().display.empty() ? "<function " + fn().name + ">" : fn().display;
     default: return repr();
   }
 }

@@ -102,6 +102,8 @@ TEST(ChatTemplateRender, UndefinedBehavesLikeJinja) {
 TEST(ChatTemplateRender, RecursionIsBounded) {
   std::string msg = render_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
   EXPECT_NE(msg.find("maximum recursion depth exceeded"), std::string::npos) << msg;
+  msg = render_error("{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}");
+  EXPECT_NE(msg.find("maximum recursion depth exceeded"), std::string::npos) << msg;
   // A namespace holding itself cannot be printed forever.
   msg = render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}");
   EXPECT_NE(msg.find("recursion"), std::string::npos) << msg;
