@@ -49,7 +49,10 @@ void WordCache::insert(std::string_view word, uint64_t hash, const int32_t* ids,
   if (word.empty() || word.size() > kMaxWordBytes || n == 0) return;
   Shard& sh = shards_[hash % kShards];
   std::lock_guard<std::mutex> lock(sh.mu);
-  if (sh.count >= kMaxEntriesPerShard) return;
+  if (sh.count >= kMaxEntriesPerShard || sh.keys.size() + word.size() > kMaxKeyBytesPerShard ||
+      sh.ids.size() + n > kMaxIdsPerShard) {
+    return;
+  }
   for (size_t i = (hash >> 8) & (kSlotsPerShard - 1);; i = (i + 1) & (kSlotsPerShard - 1)) {
     Slot& s = sh.slots[i];
     if (s.key_len == 0) {

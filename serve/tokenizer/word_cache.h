@@ -30,6 +30,9 @@ class WordCache {
   static constexpr size_t kShards = 32;
   static constexpr size_t kSlotsPerShard = 8192;  // power of two
   static constexpr size_t kMaxEntriesPerShard = kSlotsPerShard / 2;
+  // Arena bounds per shard (about 12 MiB in all, whatever the input).
+  static constexpr size_t kMaxKeyBytesPerShard = 128 * 1024;
+  static constexpr size_t kMaxIdsPerShard = 64 * 1024;
   struct Slot {
     uint64_t hash = 0;
     uint32_t key_off = 0, key_len = 0;  // key_len == 0: empty
