@@ -84,6 +84,19 @@ TEST_F(DsrtCli, DummyWeightsNeedNoCheckpoint) {
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
+TEST_F(DsrtCli, ModelPathOverridesTheCheckpoint) {
+  // A plan pointing to a missing checkpoint runs with --model-path, with the
+  // same result as the plan that points to the right one.
+  ASSERT_TRUE(write_file_atomic(dir_.file("moved.dsplan"), model_.plan_bytes("/nonexistent/ckpt")).ok());
+  CmdResult bad = dsrt("score " + dir_.file("moved.dsplan") + " --ids 1,2 --json");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("/nonexistent/ckpt"), std::string::npos) << bad.err;
+  CmdResult moved = dsrt("score " + dir_.file("moved.dsplan") + " --ids 1,2 --json --model-path " + dir_.path());
+  CmdResult orig = dsrt("score " + plan_ + " --ids 1,2 --json");
+  ASSERT_EQ(moved.code, 0) << moved.err;
+  EXPECT_EQ(moved.out, orig.out);
+}
+
 TEST_F(DsrtCli, ErrorsAreOneLineAndExit1) {
   auto expect_error = [&](const std::string& args, const std::string& text) {
     CmdResult r = dsrt(args);
