@@ -1,5 +1,7 @@
 #include "serve/tokenizer/added_vocab.h"
 
+#include <cstring>
+
 #include "serve/tokenizer/utf8_util.h"
 
 namespace ds::tok {
@@ -19,6 +21,8 @@ void TokenTrie::add(std::string_view pattern, int32_t value) {
       values_.push_back(-1);
       if (node == 0) {
         root_[c] = next;
+        first_ = c;
+        ++first_bytes_;
       } else {
         edges_[(uint64_t(uint32_t(node)) << 8) | c] = next;
       }
@@ -33,6 +37,11 @@ bool TokenTrie::find(std::string_view text, size_t from, size_t* begin, size_t* 
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
   for (size_t start = from; start < n; ++start) {
+    if (first_bytes_ == 1) {  // jump to the next occurrence of the only first byte
+      const void* hit = std::memchr(p + start, first_, n - start);
+      if (hit == nullptr) return false;
+      start = static_cast<size_t>(static_cast<const unsigned char*>(hit) - p);
+    }
     int32_t node = root_[p[start]];
     if (node < 0) continue;
     int32_t best = -1;

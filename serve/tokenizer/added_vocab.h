@@ -46,6 +46,8 @@ class TokenTrie {
   std::vector<int32_t> values_{-1};  // per node: token index or -1
   std::unordered_map<uint64_t, int32_t> edges_;
   std::vector<int32_t> root_{std::vector<int32_t>(256, -1)};
+  int first_bytes_ = 0;       // distinct first bytes of the patterns
+  unsigned char first_ = 0;   // the first byte when there is only one
 };
 
 class AddedVocab {

@@ -101,6 +101,18 @@ Status PreTokenizer::run(size_t depth, std::string_view piece, WordList* out) co
   matches.clear();
   pieces.clear();
   DS_RETURN_IF_ERROR(step.regex.find_all(piece, &matches));
+  if (step.behavior == Behavior::kIsolated) {
+    // Every match and every gap is a piece (invert does not matter).
+    size_t prev = 0;
+    for (size_t k = 0; k < matches.size(); ++k) {
+      const auto [b, e] = matches[k];
+      if (prev != b) DS_RETURN_IF_ERROR(run(depth + 1, piece.substr(prev, b - prev), out));
+      DS_RETURN_IF_ERROR(run(depth + 1, piece.substr(b, e - b), out));
+      prev = e;
+    }
+    if (prev != piece.size()) DS_RETURN_IF_ERROR(run(depth + 1, piece.substr(prev), out));
+    return Status::Ok();
+  }
   // (start, end, is_match) covering the piece, as HF's Pattern::find_matches.
   size_t prev = 0;
   const bool inv = step.invert;
@@ -113,7 +125,7 @@ Status PreTokenizer::run(size_t depth, std::string_view piece, WordList* out) co
 
   // Apply the delimiter behavior in place: the result is a list of kept ranges.
   switch (step.behavior) {
-    case Behavior::kIsolated:
+    case Behavior::kIsolated:  // handled above
       break;
     case Behavior::kRemoved: {
       size_t k = 0;
