@@ -1,7 +1,16 @@
 // Byte-level BPE tokenizer driven by a Hugging Face tokenizer.json (Qwen2/3,
 // DeepSeek-V3, R1-Distill, GPT-2 style), producing the same ids as the Rust
-// `tokenizers` library. Thread-safe: all methods are const and may be called
-// concurrently.
+// `tokenizers` library (checked against it by tests/tokenizer). Thread-safe:
+// all methods are const and may be called concurrently.
+//
+// Supported: model BPE (merges as pairs or "a b", unk/fuse_unk, byte_fallback,
+// ignore_merges, subword prefix/suffix); normalizers Sequence, NFC, NFD, NFKC,
+// NFKD, Lowercase, Prepend, Replace, Strip; pre-tokenizers Sequence, Split
+// (all behaviors, invert), ByteLevel (last); post-processors
+// TemplateProcessing, Bert, Roberta, ByteLevel, Sequence; decoder ByteLevel or
+// none; added tokens with lstrip/rstrip/single_word/normalized/special.
+// Anything else (other models, normalizers, pre-tokenizers, decoders,
+// dropout > 0, truncation, padding) is a load error naming the field.
 //
 //   auto tok = ds::Tokenizer::from_files("tokenizer.json", "tokenizer_config.json");
 //   auto ids = (*tok)->encode("Hello world");          // Result<std::vector<int32_t>>
