@@ -39,12 +39,7 @@ const std::unordered_map<std::string_view, TestFn>& registry() {
          return v.is_string() || v.is_list() || v.is_dict();
        }},
       {"callable", [](const Value& v, const CallArgs&) { return v.is_function(); }},
-      {"sameas", [](const Value& v, const CallArgs& a) {
-         const Value& o = operand(a, "sameas");
-         // Python identity: singletons compare by value, containers by the object.
-         if (v.is_none() || v.is_bool() || o.is_none() || o.is_bool()) return v.kind() == o.kind() && v.equals(o);
-         return v.equals(o) && (v.is_namespace() || v.is_function());
-       }},
+      {"sameas", [](const Value& v, const CallArgs& a) { return v.identical(operand(a, "sameas")); }},
       {"escaped", [](const Value&, const CallArgs&) { return false; }},
       {"lower", [](const Value& v, const CallArgs&) { return v.is_string() && str_lower(v.str()) == v.str(); }},
       {"upper", [](const Value& v, const CallArgs&) { return v.is_string() && str_upper(v.str()) == v.str(); }},

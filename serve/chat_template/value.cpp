@@ -157,6 +157,18 @@ bool Value::equals(const Value& o) const {
   }
 }
 
+bool Value::identical(const Value& o) const {
+  if (kind() != o.kind()) return false;
+  switch (kind()) {
+    case Kind::kString: return std::get<StrPtr>(v_) == std::get<StrPtr>(o.v_);
+    case Kind::kList: return std::get<ListPtr>(v_) == std::get<ListPtr>(o.v_);
+    case Kind::kDict: return std::get<DictPtr>(v_) == std::get<DictPtr>(o.v_);
+    case Kind::kNamespace: return std::get<NsPtr>(v_) == std::get<NsPtr>(o.v_);
+    case Kind::kFunction: return std::get<FnPtr>(v_) == std::get<FnPtr>(o.v_);
+    default: return equals(o);
+  }
+}
+
 bool Value::less(const Value& o) const {
   if (is_number() && o.is_number()) {
     if (is_float() || o.is_float()) return to_double() < o.to_double();

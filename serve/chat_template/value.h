@@ -134,6 +134,9 @@ class Value {
   std::string repr() const;
   // Python ==, with int/float/bool numeric equality and element-wise containers.
   bool equals(const Value& other) const;
+  // Python `is`: the same object for str / list / dict / namespace / function, equal value for
+  // None, bools and numbers.
+  bool identical(const Value& other) const;
   // Python <: numbers, strings and sequences; other pairs fail with a TypeError.
   bool less(const Value& other) const;
   // Fails with the undefined message when undefined (for operations Jinja's Undefined rejects).
