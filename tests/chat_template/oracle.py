@@ -81,7 +81,10 @@ def load_models(root):
     ]
     for name, path in configs:
         if not path.is_file():
-            sys.exit(f"oracle: missing {path} (run tools/setup.sh to install the npm oracles)")
+            # The npm oracles are installed by tools/setup.sh (CI); machines without them (the
+            # GPU runner) still check the other templates and every feature case.
+            print(f"oracle: skipping {name}: {path} is missing (run tools/setup.sh)", file=sys.stderr)
+            continue
         cfg = json.loads(path.read_text(encoding="utf-8"))
         models.append((name, cfg["chat_template"], token_text(cfg.get("bos_token")),
                        token_text(cfg.get("eos_token"))))
