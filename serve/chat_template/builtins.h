@@ -41,7 +41,7 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& input,
 bool has_test(std::string_view name);
 bool apply_test(Interpreter& in, const std::string& name, const Value& input, CallArgs& args);
 
-// range, namespace, dict, raise_exception, strftime_now, cycler, joiner.
+// range, namespace, dict, joiner, cycler, raise_exception, strftime_now.
 void add_globals(std::unordered_map<std::string, Value>& globals);
 
 // Helpers shared by the built-ins.

@@ -1,4 +1,4 @@
-// Global functions: Jinja's range, namespace, dict, joiner, and the ones Hugging Face adds for
+// Global functions: Jinja's range, namespace, dict, joiner, cycler, and the ones Hugging Face adds for
 // chat templates: raise_exception(message) and strftime_now(format).
 #include <ctime>
 
@@ -97,11 +97,41 @@ static Value joiner_fn(Interpreter&, CallArgs& a) {
   });
 }
 
+// cycler(a, b, ...): an object with next(), reset() and `current`.
+static Value cycler_fn(Interpreter&, CallArgs& a) {
+  if (a.positional.empty()) fail("at least one item has to be provided");
+  if (!a.keyword.empty()) fail("cycler() takes no keyword arguments");
+  auto items = std::make_shared<const ValueList>(a.positional);
+  auto pos = std::make_shared<size_t>(0);
+  auto attrs = std::make_shared<Dict>();
+  // The methods update `current` in the attribute table that holds them (weakly, no cycle).
+  std::weak_ptr<Dict> table = attrs;
+  auto set_current = [items, pos, table] {
+    if (auto d = table.lock()) d->entries[0].second = (*items)[*pos];
+  };
+  attrs->entries.emplace_back(Value("current"), items->front());
+  attrs->entries.emplace_back(Value("next"), Value::function("next", [items, pos, set_current](Interpreter&, CallArgs&) {
+    Value rv = (*items)[*pos];
+    *pos = (*pos + 1) % items->size();
+    set_current();
+    return rv;
+  }));
+  attrs->entries.emplace_back(Value("reset"), Value::function("reset", [pos, set_current](Interpreter&, CallArgs&) {
+    *pos = 0;
+    set_current();
+    return Value::none();
+  }));
+  return Value::function(
+      "cycler", [](Interpreter&, CallArgs&) -> Value { fail("'Cycler' object is not callable"); },
+      std::move(attrs), "<jinja2.utils.Cycler object>");
+}
+
 void add_globals(std::unordered_map<std::string, Value>& g) {
   g["range"] = Value::function("range", range_fn);
   g["namespace"] = Value::function("namespace", namespace_fn);
   g["dict"] = Value::function("dict", dict_fn);
   g["joiner"] = Value::function("joiner", joiner_fn);
+  g["cycler"] = Value::function("cycler", cycler_fn);
   g["raise_exception"] = Value::function("raise_exception", raise_exception_fn);
   g["strftime_now"] = Value::function("strftime_now", strftime_now_fn);
 }
