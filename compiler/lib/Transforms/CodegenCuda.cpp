@@ -409,6 +409,23 @@ LogicalResult GroupEmitter::emitOp(Operation *op) {
 }
 
 FailureOr<KernelSource> GroupEmitter::emit() {
+  // Every row (and weight) must have a static size.
+  SmallVector<Value> values(group.getBodyBlock().getArguments());
+  for (Operation &op : group.getBodyBlock().without_terminator())
+    llvm::append_range(values, op.getResults());
+  for (Value v : values) {
+    auto type = cast<RankedTensorType>(v.getType());
+    bool positions = type.getRank() == 1 && type.isDynamicDim(0) &&
+                     type.getElementType().isInteger(32);
+    bool floatRows = isa<FloatType>(type.getElementType()) &&
+                     (type.getRank() == 1 || type.getRank() == 2) &&
+                     !type.isDynamicDim(type.getRank() - 1);
+    if (!positions && !floatRows)
+      return group.emitOpError()
+             << "ds-codegen-cuda: unsupported value of type " << type
+             << " (expects float [T, row] / [row] with a static row, or "
+                "i32 positions [T])";
+  }
   vec = chooseVec();
   if (failed(emitInputs()))
     return failure();

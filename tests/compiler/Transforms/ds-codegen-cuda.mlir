@@ -145,12 +145,26 @@ module attributes {ds.target = "sm_90a"} {
 
 module attributes {ds.target = "sm_90a"} {
   func.func @forward(%x: tensor<?x8xbf16>, %p: tensor<?xi64>) -> tensor<?x8xbf16> {
-    // expected-error @+1 {{ds-codegen-cuda: unsupported element type 'i64' of operand 1}}
+    // expected-error @+1 {{ds-codegen-cuda: unsupported value of type 'tensor<?xi64>'}}
     %r = ds.fused_group(%x, %p) : (tensor<?x8xbf16>, tensor<?xi64>) -> tensor<?x8xbf16> {
     ^bb0(%a: tensor<?x8xbf16>, %b: tensor<?xi64>):
       %y = ds.rope %a, %b {num_heads = 1 : i64, head_dim = 8 : i64, rope = #ds.rope<rotary_dim = 8>} : tensor<?x8xbf16>, tensor<?xi64>
       ds.yield %y : tensor<?x8xbf16>
     }
     return %r : tensor<?x8xbf16>
+  }
+}
+
+// -----
+
+module attributes {ds.target = "sm_90a"} {
+  func.func @forward(%x: tensor<?x?xf32>) -> tensor<?x?xf32> {
+    // expected-error @+1 {{ds-codegen-cuda: unsupported value of type 'tensor<?x?xf32>' (expects float [T, row] / [row] with a static row, or i32 positions [T])}}
+    %r = ds.fused_group(%x) : (tensor<?x?xf32>) -> tensor<?x?xf32> {
+    ^bb0(%a: tensor<?x?xf32>):
+      %y = ds.silu %a : tensor<?x?xf32>
+      ds.yield %y : tensor<?x?xf32>
+    }
+    return %r : tensor<?x?xf32>
   }
 }
