@@ -52,6 +52,9 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
     if (ShapedType::isDynamicShape(row))
       return op->emitOpError() << "ds-plan-buffers: result type " << type
                                << " must have a static row shape";
+    if (!type.getElementType().isIntOrFloat())
+      return op->emitOpError() << "ds-plan-buffers: result type " << type
+                               << " has no integer or float element type";
     unsigned bits = type.getElementType().getIntOrFloatBitWidth();
     int64_t bytes = ShapedType::getNumElements(row) * llvm::divideCeil(bits, 8);
     return static_cast<int64_t>(llvm::alignTo(bytes, alignment));
