@@ -9,6 +9,7 @@
 #include "ds/Import/ModelSpec.h"
 
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -109,6 +110,16 @@ Status readHyperParameters(const JsonFields &cfg, ModelSpec &spec) {
                                                << spec.numHeads << ") and head_dim is not given");
     spec.headDim = spec.hiddenSize / spec.numHeads;
   }
+  // The plan stores sizes as int32.
+  for (auto [key, value] : {std::pair<const char *, int64_t>{"hidden_size", spec.hiddenSize},
+                            {"intermediate_size", spec.intermediateSize},
+                            {"num_hidden_layers", spec.numLayers},
+                            {"num_attention_heads", spec.numHeads},
+                            {"vocab_size", spec.vocabSize},
+                            {"max_position_embeddings", spec.maxPositionEmbeddings},
+                            {"head_dim", spec.headDim}})
+    if (value > std::numeric_limits<int32_t>::max() / 4)
+      return cfg.error(key, StrCat() << value << " is too large");
   DS_ASSIGN_OR_RETURN(spec.rmsNormEps, cfg.number("rms_norm_eps", 1e-6));
   if (!(spec.rmsNormEps > 0)) return cfg.error("rms_norm_eps", "must be positive");
   DS_ASSIGN_OR_RETURN(spec.tieWordEmbeddings, cfg.boolean("tie_word_embeddings", false));
@@ -234,8 +245,9 @@ Result<ModelSpec> loadModelSpec(const std::string &modelDir, const ModelSpecOpti
   DS_RETURN_IF_ERROR(readHyperParameters(cfg, spec));
   DS_RETURN_IF_ERROR(readRope(cfg, spec));
 
+  if (options.maxModelLen < 0 || options.maxModelLen > std::numeric_limits<int32_t>::max())
+    return Status::Error(StrCat() << "--max-model-len " << options.maxModelLen << " is out of range");
   spec.maxModelLen = options.maxModelLen > 0 ? options.maxModelLen : spec.maxPositionEmbeddings;
-  if (options.maxModelLen < 0) return Status::Error("--max-model-len must be positive");
   if (spec.maxModelLen > spec.maxPositionEmbeddings && spec.rope.scaling == "none")
     spec.warnings.push_back(StrCat() << "--max-model-len " << spec.maxModelLen
                                      << " exceeds max_position_embeddings " << spec.maxPositionEmbeddings);

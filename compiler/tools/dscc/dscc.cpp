@@ -84,7 +84,7 @@ mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diag) {
   }
   std::string loc = locString(diag.getLocation());
   llvm::errs() << "dscc: " << severity << ": " << (loc.empty() ? "" : loc + ": ") << diag.str() << "\n";
-  for (mlir::Diagnostic &note : diag.getNotes()) printDiagnostic(note);
+  for (mlir::Diagnostic &note : diag.getNotes()) (void)printDiagnostic(note);
   return mlir::success();
 }
 
