@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <thread>
 
@@ -71,9 +72,15 @@ class TestServer {
     int prev = max_in_flight_.load();
     while (now > prev && !max_in_flight_.compare_exchange_weak(prev, now)) {
     }
+    // Leaves the in-flight count before the last bytes go out: a client may
+    // start its next request as soon as it sees them, before this handler ends.
+    auto released = std::make_shared<std::atomic<bool>>(false);
+    auto release = [this, released] {
+      if (!released->exchange(true)) --in_flight_;
+    };
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, body, n, chat](size_t, httplib::DataSink& sink) {
+        [this, body, n, chat, release](size_t, httplib::DataSink& sink) {
           auto send = [&](const std::string& s) { return sink.is_writable() && sink.write(s.data(), s.size()); };
           if (body.value("stall", false)) {
             for (int i = 0; i < 2000 && sink.is_writable(); ++i) {
@@ -88,6 +95,7 @@ class TestServer {
             json chunk = {{"choices", json::array({chat ? json{{"delta", {{"content", "t "}}}} : json{{"text", "t "}}})}};
             if (!send("data: " + chunk.dump() + "\n\n")) return false;
           }
+          release();
           if (!body.value("no_usage", false))
             send(R"(data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":)" + std::to_string(n) +
                  "}}\n\n");
@@ -95,7 +103,7 @@ class TestServer {
           sink.done();
           return true;
         },
-        [this](bool) { --in_flight_; });
+        [release](bool) { release(); });
   }
 
   httplib::Server server_;
