@@ -1,5 +1,7 @@
 #include "serve/http/openai_server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -8,6 +10,10 @@
 #include "serve/http/server_impl.h"
 
 namespace ds::http {
+
+namespace {
+constexpr int kListenBacklog = 1024;
+}  // namespace
 
 void OpenAIServer::Impl::install_routes() {
   server.set_payload_max_length(size_t{64} << 20);
@@ -130,6 +136,15 @@ Result<std::unique_ptr<OpenAIServer>> OpenAIServer::create(const ServerOptions& 
 }
 
 Status OpenAIServer::bind() {
+  // Our own socket options: SO_REUSEADDR (restart while old connections linger) but not
+  // cpp-httplib's default SO_REUSEPORT, which would let a second server bind the same
+  // port silently. Also remembers the listening socket, see below.
+  Impl* impl = impl_.get();
+  impl_->server.set_socket_options([impl](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    impl->listen_fd = sock;
+  });
   if (impl_->options.port == 0) {
     impl_->port = impl_->server.bind_to_any_port(impl_->options.host);
   } else {
@@ -137,6 +152,13 @@ Status OpenAIServer::bind() {
   }
   if (impl_->port <= 0) {
     return Status::Error(StrCat() << "cannot listen on " << impl_->options.host << ":" << impl_->options.port << ": "
+                                  << std::strerror(errno));
+  }
+  // Debian's libcpp-httplib is built with a listen backlog of 5: a burst of clients
+  // connecting at once would wait for SYN retransmits (seconds). Listening again on
+  // the bound socket raises the backlog.
+  if (impl_->listen_fd >= 0 && ::listen(impl_->listen_fd, kListenBacklog) != 0) {
+    return Status::Error(StrCat() << "listen on " << impl_->options.host << ":" << impl_->port << ": "
                                   << std::strerror(errno));
   }
   return Status::Ok();

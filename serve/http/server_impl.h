@@ -61,6 +61,7 @@ struct OpenAIServer::Impl {
   httplib::Server server;
   std::atomic<bool> stopping{false};
   int port = -1;
+  int listen_fd = -1;  // the listening socket (captured in bind())
   int64_t created = 0;
 
   void log(LogLevel level, const std::string& message) const {
