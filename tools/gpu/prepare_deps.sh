@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run HERE (the Debian machine) before a GPU run: fills .deps/ (git-ignored) with what the
 # GPU machine lacks: header-only libraries, the flatc-generated plan header, utf8proc,
-# PCRE2 headers and the GoogleTest sources. The run tool carries it with `carry: [".deps"]`.
+# PCRE2 headers, cpp-httplib and the GoogleTest sources. The run tool carries it with `carry: [".deps"]`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 D="$ROOT/.deps"
@@ -9,6 +9,11 @@ rm -rf "$D" && mkdir -p "$D/include" "$D/lib" "$D/gen/runtime/plan" "$D/src"
 cp -r /usr/include/flatbuffers /usr/include/CLI /usr/include/nlohmann /usr/include/httplib.h \
       /usr/include/utf8proc.h /usr/include/pcre2.h "$D/include/"
 cp -P /usr/lib/x86_64-linux-gnu/libutf8proc.so* "$D/lib/"
+# Debian's cpp-httplib is a split build (declarations-only header + library built with
+# OpenSSL/zlib/brotli support): carry the library and the headers its header includes.
+cp -P /usr/lib/x86_64-linux-gnu/libcpp-httplib.so* "$D/lib/"
+cp -r /usr/include/openssl /usr/include/brotli /usr/include/zlib.h /usr/include/zconf.h "$D/include/"
+cp -r /usr/include/x86_64-linux-gnu/openssl/* "$D/include/openssl/" 2>/dev/null || true
 flatc --cpp --scoped-enums -o "$D/gen/runtime/plan" "$ROOT/runtime/plan/plan.fbs"
 cp -r /usr/src/googletest "$D/src/"
 du -sh "$D"
