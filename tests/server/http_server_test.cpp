@@ -197,7 +197,7 @@ TEST_F(HttpServerTest, StreamingMatchesNonStreaming) {
     if (!c["choices"][0]["finish_reason"].is_null()) ++finishes;
   }
   EXPECT_EQ(finishes, 1);
-  EXPECT_EQ(text, full["choices"][0]["text"]);
+  EXPECT_EQ(text, full["choices"][0]["text"].get<std::string>());
 }
 
 TEST_F(HttpServerTest, StopStringTruncatesStreamAndNot) {
