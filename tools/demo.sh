@@ -12,7 +12,8 @@ mkdir -p "$WORK"
 
 echo "== dscc compile $MODEL"
 "$BUILD_DIR/bin/dscc" compile "$MODEL" -o "$PLAN" --target cpu
-"$BUILD_DIR/bin/dsrt" inspect "$PLAN" | head -n 12
+"$BUILD_DIR/bin/dsrt" inspect "$PLAN" > "$WORK/inspect.txt"
+head -n 12 "$WORK/inspect.txt"
 
 echo "== dsrt serve (port chosen by the OS)"
 LOG="$WORK/serve.log"
