@@ -90,7 +90,8 @@ Value ModuleImporter::weight(const CheckpointTensor &t) {
     Type elem = elementType(t.dtype);
     type = RankedTensorType::get(t.shape, elem);
     auto source = mlir::ds::SourceAttr::get(&ctx, t.name, t.file, elem, t.shape, /*slice_axis=*/-1,
-                                            /*slice_start=*/0, /*slice_size=*/0, /*slice_rank_stride=*/0);
+                                            /*slice_start=*/0, /*slice_size=*/0, /*slice_rank_stride=*/0,
+                                            /*slice_rank_divisor=*/1);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(forward);
     b.create<mlir::ds::WeightOp>(loc(t.name), b.getStringAttr(t.name), b.getArrayAttr({source}),

@@ -204,3 +204,50 @@ func.func @f(%x: tensor<?x8xf32>) {
   }
   return
 }
+
+// -----
+
+// expected-error @+1 {{slice_rank_divisor must be at least 1, got 0}}
+ds.weight @w {sources = [#ds.source<name = "a", file = "f", dtype = bf16, shape = [32, 8], slice_axis = 0, slice_size = 16, slice_rank_stride = 16, slice_rank_divisor = 0>]} : tensor<16x8xbf16>
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{unknown communicator group "dp" (expected "tp")}}
+  %s = ds.all_reduce %x {group = "dp"} : tensor<?x8xf32>
+  return %s : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xbf16> {
+  // expected-error @+1 {{requires the same type for all operands and results}}
+  %s = "ds.all_reduce"(%x) {group = "tp"} : (tensor<?x8xf32>) -> tensor<?x8xbf16>
+  return %s : tensor<?x8xbf16>
+}
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>) -> tensor<?x12xf32> {
+  // expected-error @+1 {{result row size 12 is not a multiple of the input row size 8}}
+  %g = ds.all_gather %x : tensor<?x8xf32> -> tensor<?x12xf32>
+  return %g : tensor<?x12xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{only gathers along the last axis (-1), got axis 0}}
+  %g = ds.all_gather %x {axis = 0 : i64} : tensor<?x8xf32> -> tensor<?x16xf32>
+  return %g : tensor<?x16xf32>
+}
+
+// -----
+
+module attributes {ds.tp_size = 4 : i64} {
+  func.func @f(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
+    // expected-error @+1 {{result row size 16 is not ds.tp_size (4) times the input row size 8}}
+    %g = ds.all_gather %x : tensor<?x8xf32> -> tensor<?x16xf32>
+    return %g : tensor<?x16xf32>
+  }
+}

@@ -29,7 +29,8 @@ LogicalResult SourceAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                  StringRef name, StringRef file, Type dtype,
                                  ArrayRef<int64_t> shape, int64_t sliceAxis,
                                  int64_t sliceStart, int64_t sliceSize,
-                                 int64_t sliceRankStride) {
+                                 int64_t sliceRankStride,
+                                 int64_t sliceRankDivisor) {
   if (name.empty())
     return emitError() << "#ds.source: empty tensor name";
   if (file.empty())
@@ -42,6 +43,10 @@ LogicalResult SourceAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     if (dim < 0)
       return emitError() << "#ds.source '" << name
                          << "': negative dimension in shape";
+  if (sliceRankDivisor < 1)
+    return emitError() << "#ds.source '" << name
+                       << "': slice_rank_divisor must be at least 1, got "
+                       << sliceRankDivisor;
   if (sliceAxis == -1)
     return success();
   if (sliceAxis < 0 || sliceAxis >= static_cast<int64_t>(shape.size()))

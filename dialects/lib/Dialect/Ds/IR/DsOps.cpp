@@ -164,6 +164,61 @@ LogicalResult EmbeddingOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// AllReduceOp / AllGatherOp
+//===----------------------------------------------------------------------===//
+
+static LogicalResult verifyGroup(Operation *op, StringRef group) {
+  if (group != "tp")
+    return op->emitOpError() << "unknown communicator group \"" << group
+                             << "\" (expected \"tp\")";
+  return success();
+}
+
+/// The module's ds.tp_size, or 0 when it is not set.
+static int64_t moduleTpSize(Operation *op) {
+  auto module = op->getParentOfType<ModuleOp>();
+  if (!module)
+    return 0;
+  auto attr = module->getAttrOfType<IntegerAttr>("ds.tp_size");
+  return attr ? attr.getInt() : 0;
+}
+
+LogicalResult AllReduceOp::verify() {
+  if (failed(verifyGroup(*this, getGroup())))
+    return failure();
+  return verifyRows(*this, getResult().getType(), "a result");
+}
+
+LogicalResult AllGatherOp::verify() {
+  if (failed(verifyGroup(*this, getGroup())))
+    return failure();
+  auto x = getX().getType(), result = getResult().getType();
+  if (getAxis() != -1 && getAxis() != x.getRank() - 1)
+    return emitOpError() << "only gathers along the last axis (-1), got axis "
+                         << getAxis();
+  if (x.getRank() != result.getRank() || x.getRank() < 1)
+    return emitOpError() << "expects input and result of the same rank, got "
+                         << shapeStr(x.getShape()) << " and "
+                         << shapeStr(result.getShape());
+  if (x.getElementType() != result.getElementType())
+    return emitOpError("expects the result element type to equal the input's");
+  for (int64_t i = 0; i + 1 < x.getRank(); ++i)
+    if (!dimsAgree(x.getDimSize(i), result.getDimSize(i)))
+      return emitOpError() << "dimension " << i
+                           << " differs between input and result";
+  int64_t in = x.getShape().back(), out = result.getShape().back();
+  if (ShapedType::isDynamic(in) || ShapedType::isDynamic(out))
+    return emitOpError("expects a static last dimension");
+  if (in <= 0 || out % in != 0)
+    return emitOpError() << "result row size " << out
+                         << " is not a multiple of the input row size " << in;
+  if (int64_t tp = moduleTpSize(*this); tp > 0 && out != tp * in)
+    return emitOpError() << "result row size " << out << " is not ds.tp_size ("
+                         << tp << ") times the input row size " << in;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // RmsNormOp
 //===----------------------------------------------------------------------===//
 

@@ -44,8 +44,10 @@ def Ds_SourceAttr : Ds_Attr<"Source", "source"> {
     Mirrors `SourceTensor` in runtime/plan/plan.fbs: tensor `name` of the
     safetensors `file` (relative to the checkpoint directory), with its
     checkpoint `dtype` and `shape`. An optional slice along `slice_axis`
-    (-1: none) selects elements `[slice_start + rank * slice_rank_stride,
-    +slice_size)` of that axis (the rank term is for tensor parallelism).
+    (-1: none) selects elements `[slice_start + (rank / slice_rank_divisor) *
+    slice_rank_stride, +slice_size)` of that axis (the rank term is for tensor
+    parallelism; integer division; a divisor d > 1 lets d consecutive ranks
+    share one slice, e.g. a KV head when tp_size > num_kv_heads).
 
     ```mlir
     #ds.source<name = "model.layers.0.self_attn.q_proj.weight",
@@ -63,7 +65,8 @@ def Ds_SourceAttr : Ds_Attr<"Source", "source"> {
     DefaultValuedParameter<"int64_t", "-1", "sliced axis, -1 for none">:$slice_axis,
     DefaultValuedParameter<"int64_t", "0">:$slice_start,
     DefaultValuedParameter<"int64_t", "0">:$slice_size,
-    DefaultValuedParameter<"int64_t", "0">:$slice_rank_stride
+    DefaultValuedParameter<"int64_t", "0">:$slice_rank_stride,
+    DefaultValuedParameter<"int64_t", "1">:$slice_rank_divisor
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;

@@ -28,6 +28,12 @@ struct KvCacheResource : public SideEffects::Resource::Base<KvCacheResource> {
   StringRef getName() final { return "<KvCache>"; }
 };
 
+/// The tensor-parallel communicator: ds.all_reduce and ds.all_gather read and
+/// write it, so collectives keep their order and are never erased or merged.
+struct CommResource : public SideEffects::Resource::Base<CommResource> {
+  StringRef getName() final { return "<Comm>"; }
+};
+
 } // namespace mlir::ds
 
 #define GET_OP_CLASSES

@@ -27,6 +27,11 @@ def Ds_Weight : RankedTensorOf<[AnyType]>;
 // The paged KV cache. Writers and readers are ordered through this resource.
 def Ds_KvCacheResource : Resource<"::mlir::ds::KvCacheResource">;
 
+// The tensor-parallel communicator. Collectives read and write it so that
+// they are never reordered with each other, erased or merged (every rank must
+// issue the same collectives in the same order).
+def Ds_CommResource : Resource<"::mlir::ds::CommResource">;
+
 //===----------------------------------------------------------------------===//
 // Module-level symbols
 //===----------------------------------------------------------------------===//
@@ -115,11 +120,18 @@ def Ds_EmbeddingOp : Ds_Op<"embedding", [Pure]> {
   let description = [{
     `result[t] = table[ids[t]]`, converted to the activation type.
 
+    With `vocab_parallel` (tensor parallelism), the table is this rank's slice
+    of the vocabulary: rank `r` of the `ds.tp_size` ranks holds the rows of ids
+    `[r * rows, (r + 1) * rows)`; ids outside that range give a zero row (a
+    following `ds.all_reduce` sums the ranks' partial rows).
+
     ```mlir
     %x = ds.embedding %tokens, %w : (tensor<?xi32>, tensor<151936x896xbf16>) -> tensor<?x896xf32>
+    %p = ds.embedding %tokens, %w2 {vocab_parallel} : (tensor<?xi32>, tensor<75968x896xbf16>) -> tensor<?x896xf32>
     ```
   }];
-  let arguments = (ins Ds_IndexVector:$ids, Ds_Weight:$table);
+  let arguments = (ins Ds_IndexVector:$ids, Ds_Weight:$table,
+                       UnitAttr:$vocab_parallel);
   let results = (outs Ds_Activation:$result);
   let assemblyFormat = "$ids `,` $table attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -298,6 +310,51 @@ def Ds_LogitsOp : Ds_Op<"logits", [Pure]> {
   let arguments = (ins Ds_Activation:$x, Ds_Weight:$weight, Ds_IndexVector:$rows);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = "$x `,` $weight `,` $rows attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives (tensor parallelism)
+//===----------------------------------------------------------------------===//
+
+def Ds_AllReduceOp : Ds_Op<"all_reduce", [SameOperandsAndResultType,
+    MemoryEffects<[MemRead<Ds_CommResource>, MemWrite<Ds_CommResource>]>]> {
+  let summary = "sum of a value over the ranks of a communicator group";
+  let description = [{
+    Value semantics: every rank of `group` (today only "tp", the
+    tensor-parallel group of `ds.tp_size` ranks) gets the elementwise sum of
+    `x` over the ranks. Follows row-parallel linears (o_proj, down_proj) and
+    the vocab-parallel embedding. Collectives carry a read/write effect on the
+    communicator so that passes neither reorder, merge nor erase them.
+
+    ```mlir
+    %s = ds.all_reduce %partial {group = "tp"} : tensor<?x896xf32>
+    ```
+  }];
+  let arguments = (ins Ds_Activation:$x, DefaultValuedStrAttr<StrAttr, "tp">:$group);
+  let results = (outs Ds_Activation:$result);
+  let assemblyFormat = "$x attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Ds_AllGatherOp : Ds_Op<"all_gather", [
+    MemoryEffects<[MemRead<Ds_CommResource>, MemWrite<Ds_CommResource>]>]> {
+  let summary = "concatenation of a value over the ranks along the last axis";
+  let description = [{
+    Every rank of `group` gets the rank-ordered concatenation of `x` along
+    `axis` (only -1, the last axis, today): the result row is `ds.tp_size`
+    times as wide as the input row, other dimensions are unchanged. Gathers
+    the vocab-parallel logits.
+
+    ```mlir
+    %l = ds.all_gather %part {group = "tp", axis = -1 : i64} : tensor<?x75968xf32> -> tensor<?x151936xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[AnyFloat]>:$x,
+                       DefaultValuedStrAttr<StrAttr, "tp">:$group,
+                       DefaultValuedAttr<I64Attr, "-1">:$axis);
+  let results = (outs RankedTensorOf<[AnyFloat]>:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
   let hasVerifier = 1;
 }
 
