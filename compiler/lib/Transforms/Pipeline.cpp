@@ -7,8 +7,14 @@
 
 using namespace mlir;
 
-void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target) {
+void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target,
+                                    int64_t tp) {
   pm.addPass(createCanonicalizerPass());
+  if (tp > 1) {
+    DsShardOptions shard;
+    shard.tp = tp;
+    pm.addPass(createDsShard(shard));
+  }
   pm.addPass(createDsFuseWeights());
   DsFuseElementwiseOptions fuse;
   if (isCudaTarget(target))
@@ -36,6 +42,9 @@ struct CompilePipelineOptions
       llvm::cl::desc("\"cpu\" or \"sm_<NN>[a]\"; empty: the module's "
                      "ds.target attribute"),
       llvm::cl::init("")};
+  Option<int64_t> tp{*this, "tp",
+                     llvm::cl::desc("tensor-parallel ranks (ds-shard when > 1)"),
+                     llvm::cl::init(1)};
 };
 } // namespace
 
@@ -43,10 +52,11 @@ void mlir::ds::registerDsPasses() {
   registerDsTransformsPasses();
   PassPipelineRegistration<CompilePipelineOptions>(
       "ds-compile-pipeline",
-      "The full dscc pipeline: canonicalize, ds-fuse-weights, "
+      "The full dscc pipeline: canonicalize, ds-shard (tp > 1), "
+      "ds-fuse-weights, "
       "ds-fuse-elementwise, canonicalize, ds-select-kernels, ds-plan-buffers "
       "and ds-codegen-cuda for sm_* targets",
       [](OpPassManager &pm, const CompilePipelineOptions &options) {
-        buildCompilePipeline(pm, options.target);
+        buildCompilePipeline(pm, options.target, options.tp);
       });
 }

@@ -31,8 +31,17 @@ struct Buffer {
   int64_t offset = -1;
 };
 
-bool inArena(Operation *op) {
-  return !isa<GetWeightOp, LogitsOp>(op);
+/// Weights and the step output (a ds.logits result, or under tensor
+/// parallelism the ds.all_gather of it, that @forward returns) are not in the
+/// arena; a ds.logits result that is gathered is.
+bool inArena(Operation *op, Operation *terminator) {
+  if (isa<GetWeightOp>(op))
+    return false;
+  if (!isa<LogitsOp, AllGatherOp>(op))
+    return true;
+  return llvm::none_of(op->getResults(), [&](Value v) {
+    return llvm::is_contained(terminator->getOperands(), v);
+  });
 }
 
 struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPass> {
@@ -83,7 +92,7 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
     // Buffers in program order, with their live ranges.
     SmallVector<Buffer> buffers;
     for (Operation &op : body) {
-      if (op.getNumResults() == 0 || !inArena(&op) ||
+      if (op.getNumResults() == 0 || !inArena(&op, body.getTerminator()) ||
           op.hasTrait<OpTrait::IsTerminator>())
         continue;
       for (Value result : op.getResults()) {

@@ -58,6 +58,8 @@ std::string implFor(Operation *op, bool cuda) {
     return ("ref." + name).str();
   if (isa<LinearOp, LogitsOp>(op))
     return "cublaslt.gemm";
+  if (isa<AllReduceOp, AllGatherOp>(op))
+    return ("nccl." + name).str();
   return ("cuda." + name).str();
 }
 

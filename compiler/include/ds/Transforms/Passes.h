@@ -28,11 +28,13 @@ FailureOr<std::string> resolveTarget(ModuleOp module, StringRef option,
                                      StringRef passName);
 
 /// Adds the full dscc pipeline for `target` ("cpu" or "sm_*") to `pm` (a
-/// module-level pass manager): canonicalize, ds-fuse-weights,
+/// module-level pass manager): canonicalize, ds-shard{tp} when `tp` > 1,
+/// ds-fuse-weights,
 /// ds-fuse-elementwise, canonicalize, ds-select-kernels, ds-plan-buffers and,
 /// for sm_* targets, ds-codegen-cuda. An empty `target` means the module's
 /// `ds.target` attribute (read by the passes when they run).
-void buildCompilePipeline(OpPassManager &pm, StringRef target);
+void buildCompilePipeline(OpPassManager &pm, StringRef target,
+                          int64_t tp = 1);
 
 /// Registers every ds pass and the `ds-compile-pipeline` pipeline with the
 /// global registry (for ds-opt / dscc command lines).

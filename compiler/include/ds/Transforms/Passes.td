@@ -10,6 +10,34 @@
 
 include "mlir/Pass/PassBase.td"
 
+def DsShard : Pass<"ds-shard", "::mlir::ModuleOp"> {
+  let summary = "Megatron-style tensor-parallel sharding over `tp` ranks";
+  let description = [{
+    Rewrites the imported model for `tp` ranks that all run the same program
+    on their own weight slices (the runtime computes a source's slice start
+    as `slice_start + (rank / slice_rank_divisor) * slice_rank_stride`):
+    - attention (found from each `ds.paged_attention`): q/k/v linears (and
+      biases) become column-parallel (rows sliced per rank, whole heads); when
+      `tp` > num_kv_heads each KV head is shared by `tp / num_kv_heads`
+      consecutive ranks (`slice_rank_divisor`). Head counts of `ds.rope`,
+      `ds.paged_attention` and the `ds.kv_cache` become per-rank. o_proj is
+      row-parallel (columns sliced) followed by `ds.all_reduce`;
+    - MLP (`down(silu(gate) * up)`): gate/up column-parallel, down
+      row-parallel followed by `ds.all_reduce`;
+    - the embedding is vocab-parallel (`vocab_parallel`, rows sliced) followed
+      by `ds.all_reduce`; `ds.logits` uses the rank's vocab rows and is
+      followed by `ds.all_gather` (which @forward then returns).
+    Sets the module attribute `ds.tp_size`. Reports (emitOpError) heads,
+    KV heads, intermediate size or vocab that do not split over `tp`, weights
+    that are not one whole checkpoint tensor, and row-parallel linears with a
+    bias. `tp = 1` only sets `ds.tp_size = 1`. Runs before ds-fuse-weights.
+  }];
+  let dependentDialects = ["::mlir::ds::DsDialect"];
+  let options = [
+    Option<"tp", "tp", "int64_t", /*default=*/"1", "Number of tensor-parallel ranks">
+  ];
+}
+
 def DsFuseWeights : Pass<"ds-fuse-weights", "::mlir::ModuleOp"> {
   let summary = "Merge linears that share their input into one GEMM";
   let description = [{
@@ -60,7 +88,8 @@ def DsSelectKernels : Pass<"ds-select-kernels", "::mlir::ModuleOp"> {
     Sets `ds.impl` on every top-level compute op of every function and on every
     `ds.fused_group`. Target "cpu": "ref.<op>" and "interp" for fused groups.
     Targets "sm_*": "cublaslt.gemm" for linear/logits, "cuda.paged_attention",
-    "cuda.embedding", "nvrtc" for fused groups and "cuda.<op>" otherwise.
+    "cuda.embedding", "nccl.all_reduce" / "nccl.all_gather" for collectives,
+    "nvrtc" for fused groups and "cuda.<op>" otherwise.
     The target is the `target` option, else the module's `ds.target`.
   }];
   let options = [
@@ -80,7 +109,9 @@ def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
     `ds.offsets` / `ds.sizes` (bytes per token, one entry per result, multiples
     of the alignment); the module gets `ds.arena_bytes_per_token` and
     `ds.arena_alignment` (16). Not in the arena: function arguments,
-    `ds.get_weight` results, the `ds.logits` result. Values must have a dynamic
+    `ds.get_weight` results, the step output 0 (the `ds.logits` or, under
+    tensor parallelism, `ds.all_gather` result that @forward returns; a
+    gathered `ds.logits` result lives in the arena). Values must have a dynamic
     leading (token) dimension and a static row shape.
   }];
   let options = [
