@@ -11,7 +11,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-jinja2
   libmlir-19-dev mlir-19-tools llvm-19-dev llvm-19-tools
   libflatbuffers-dev flatbuffers-compiler libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
-  libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev
+  libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libgloo-dev
   nodejs npm
 )
 missing=()

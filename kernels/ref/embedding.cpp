@@ -1,4 +1,5 @@
 // embedding and rms_norm.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -15,6 +16,22 @@ Status embedding(const int32_t* ids, int64_t num_tokens, const void* table, DTyp
       return Status::Error(StrCat() << "token id " << ids[t] << " at position " << t << " is outside the vocabulary [0, "
                                     << vocab << ")");
     load_row(table, table_dtype, static_cast<int64_t>(ids[t]) * hidden, hidden, out + t * hidden);
+  }
+  return Status::Ok();
+}
+
+Status embedding_vocab_parallel(const int32_t* ids, int64_t num_tokens, const void* table, DType table_dtype,
+                                int64_t vocab_start, int64_t rows, int64_t total_vocab, int64_t hidden, float* out) {
+  DS_RETURN_IF_ERROR(check_float_dtype(table_dtype, "embedding table"));
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    if (ids[t] < 0 || ids[t] >= total_vocab)
+      return Status::Error(StrCat() << "token id " << ids[t] << " at position " << t << " is outside the vocabulary [0, "
+                                    << total_vocab << ")");
+    const int64_t local = static_cast<int64_t>(ids[t]) - vocab_start;
+    if (local >= 0 && local < rows)
+      load_row(table, table_dtype, local * hidden, hidden, out + t * hidden);
+    else
+      std::fill(out + t * hidden, out + (t + 1) * hidden, 0.0f);
   }
   return Status::Ok();
 }

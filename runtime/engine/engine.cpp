@@ -3,12 +3,17 @@
 #include <algorithm>
 
 #include "runtime/executor/cpu_executor.h"
+#include "runtime/executor/tp_executor.h"
 
 namespace ds {
 
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
                                                 int64_t token_capacity) {
   const std::string target = plan->target() ? plan->target()->str() : "";
+  if (target == "cpu" && plan->tp_size() > 1) {
+    DS_ASSIGN_OR_RETURN(auto e, TpExecutor::create(plan, weights, kv, token_capacity, CommOptions{}));
+    return std::unique_ptr<Executor>(std::move(e));
+  }
   if (target == "cpu") {
     DS_ASSIGN_OR_RETURN(auto e, CpuExecutor::create(plan, weights, kv, token_capacity));
     return std::unique_ptr<Executor>(std::move(e));

@@ -73,7 +73,8 @@ class Engine {
   int64_t max_model_len_ = 0;
 };
 
-// The executor for the plan's target ("cpu" today).
+// The executor for the plan's target ("cpu" today). A plan with tp_size N > 1
+// gets a TpExecutor running N in-process ranks (rank 0 on `weights` and `kv`).
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
                                                 int64_t token_capacity);
 

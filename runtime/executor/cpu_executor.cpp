@@ -5,7 +5,7 @@
 namespace ds {
 
 Result<std::unique_ptr<CpuExecutor>> CpuExecutor::create(const LoadedPlan& plan, const LoadedWeights& weights,
-                                                         KvCache& kv, int64_t token_capacity) {
+                                                         KvCache& kv, int64_t token_capacity, Communicator* comm) {
   const plan::Plan& p = plan.plan();
   if (token_capacity <= 0) return Status::Error(StrCat() << "token capacity " << token_capacity << " must be positive");
   if (static_cast<DType>(p.activation_dtype()) != DType::kF32)
@@ -16,8 +16,16 @@ Result<std::unique_ptr<CpuExecutor>> CpuExecutor::create(const LoadedPlan& plan,
     return Status::Error("loaded weights do not belong to this plan");
   if (kv.config().layers.size() != p.kv_cache()->layers()->size())
     return Status::Error("kv cache does not match the plan's kv_cache layout");
+  const int tp_size = p.tp_size();
+  const int comm_size = comm ? comm->size() : 1;
+  if (comm_size != tp_size)
+    return Status::Error(StrCat() << "plan " << plan.origin() << " is sharded for " << tp_size
+                                  << " tensor-parallel ranks but the executor was given "
+                                  << (comm ? "a group of " + std::to_string(comm_size) + " ranks" : std::string("no group")));
   std::unique_ptr<CpuExecutor> e(new CpuExecutor());
   e->kv_ = &kv;
+  e->comm_ = comm;
+  e->tp_ = TpInfo{comm ? comm->rank() : 0, tp_size};
   e->capacity_ = token_capacity;
   e->vocab_ = p.model()->vocab_size();
   const int64_t arena_bytes = p.arena()->bytes_per_token() * token_capacity;
@@ -36,6 +44,7 @@ Status CpuExecutor::prepare(const LoadedPlan& plan, const LoadedWeights& weights
     kvg.v_dim.push_back(g.v_dim);
   }
   auto* base = reinterpret_cast<uint8_t*>(arena_.data());
+  std::set<int> per_logit_row;  // arena buffers holding [num_logit_rows, width] (logits and what follows)
   auto resolve = [&](const plan::ValueRef& r, const std::string& ctx) -> Result<Val> {
     Val v;
     switch (r.kind()) {
@@ -46,6 +55,7 @@ Status CpuExecutor::prepare(const LoadedPlan& plan, const LoadedWeights& weights
                                         << dtype_name(static_cast<DType>(b->dtype())) << ", the CPU executor needs f32");
         v.kind = Val::kAct;
         v.act = reinterpret_cast<float*>(base + b->offset_per_token() * capacity_);
+        v.per_logit_row = per_logit_row.count(r.index()) > 0;
         v.width = 1;
         if (b->row_shape())
           for (int64_t d : *b->row_shape()) v.width *= d;
@@ -98,7 +108,10 @@ Status CpuExecutor::prepare(const LoadedPlan& plan, const LoadedWeights& weights
       op.kind = kind.value();
       op.ins = std::move(in_vals);
       op.outs = std::move(out_vals);
-      DS_RETURN_IF_ERROR(prepare_op(op, k->attrs(), kvg, vocab_));
+      DS_RETURN_IF_ERROR(prepare_op(op, k->attrs(), kvg, vocab_, tp_));
+      if (ins->outputs())
+        for (size_t j = 0; j < op.outs.size(); ++j)
+          if (op.outs[j].kind == Val::kAct && op.outs[j].per_logit_row) per_logit_row.insert(ins->outputs()->Get(j)->index());
       instr.ops.push_back(std::move(op));
       program_.push_back(std::move(instr));
       continue;
@@ -129,7 +142,8 @@ Status CpuExecutor::prepare(const LoadedPlan& plan, const LoadedWeights& weights
       auto kind = op_kind_from_name(fname);
       if (!kind.ok()) return kind.status().with_context(op.where);
       op.kind = kind.value();
-      if (op.kind == OpKind::kEmbedding || op.kind == OpKind::kLogits || op.kind == OpKind::kPagedAttention)
+      if (op.kind == OpKind::kEmbedding || op.kind == OpKind::kLogits || op.kind == OpKind::kPagedAttention ||
+          op.kind == OpKind::kAllReduce || op.kind == OpKind::kAllGather)
         return Status::Error(op.where + ": op is not allowed inside a fused group");
       if (fo->operands())
         for (int o : *fo->operands()) op.ins.push_back(values[static_cast<size_t>(o)]);
@@ -153,7 +167,7 @@ Status CpuExecutor::prepare(const LoadedPlan& plan, const LoadedWeights& weights
         out.width = declared;
       }
       op.outs.push_back(out);
-      DS_RETURN_IF_ERROR(prepare_op(op, fo->attrs(), kvg, vocab_));
+      DS_RETURN_IF_ERROR(prepare_op(op, fo->attrs(), kvg, vocab_, tp_));
       if (declared > 0 && op.outs[0].kind == Val::kAct && op.outs[0].width != declared)
         return Status::Error(StrCat() << op.where << ": row_shape has " << declared << " elements but the op produces "
                                       << op.outs[0].width);
@@ -196,6 +210,7 @@ Status CpuExecutor::step(const StepBatch& batch, float* logits) {
   ctx.seqs = seqs.data();
   ctx.num_seqs = static_cast<int64_t>(seqs.size());
   ctx.kv_layers = &kv_layers_;
+  ctx.comm = comm_;
   for (const Instr& instr : program_)
     for (const PreparedOp& op : instr.ops) DS_RETURN_IF_ERROR(op.run(ctx));
   return Status::Ok();

@@ -16,9 +16,12 @@ namespace ds {
 
 class CpuExecutor : public Executor {
  public:
-  // `plan`, `weights` and `kv` must outlive the executor.
+  // `plan`, `weights`, `kv` and `comm` must outlive the executor. A plan with
+  // tp_size N > 1 needs `comm` with N ranks; `weights` must be loaded for
+  // comm->rank() and `kv` sized from the same plan (per-rank heads).
   static Result<std::unique_ptr<CpuExecutor>> create(const LoadedPlan& plan, const LoadedWeights& weights,
-                                                     KvCache& kv, int64_t token_capacity);
+                                                     KvCache& kv, int64_t token_capacity,
+                                                     Communicator* comm = nullptr);
 
   int64_t token_capacity() const override { return capacity_; }
   int64_t vocab_size() const override { return vocab_; }
@@ -34,6 +37,8 @@ class CpuExecutor : public Executor {
   Status prepare(const LoadedPlan& plan, const LoadedWeights& weights);
 
   KvCache* kv_ = nullptr;
+  Communicator* comm_ = nullptr;
+  TpInfo tp_;
   int64_t capacity_ = 0;
   int64_t vocab_ = 0;
   std::vector<float> arena_;

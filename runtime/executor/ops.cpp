@@ -3,6 +3,8 @@
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/linear.h"
 
+#include <algorithm>
+
 namespace ds {
 namespace {
 
@@ -87,13 +89,14 @@ Result<OpKind> op_kind_from_name(const std::string& op) {
       {"rope", OpKind::kRope},           {"kv_cache_write", OpKind::kKvCacheWrite},
       {"paged_attention", OpKind::kPagedAttention}, {"silu", OpKind::kSilu},
       {"mul", OpKind::kMul},             {"add", OpKind::kAdd},
-      {"logits", OpKind::kLogits}};
+      {"logits", OpKind::kLogits},       {"all_reduce", OpKind::kAllReduce},
+      {"all_gather", OpKind::kAllGather}};
   for (const auto& [name, kind] : kOps)
     if (op == name) return kind;
   return Status::Error("op '" + op + "' is not supported by the CPU executor");
 }
 
-Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& kv, int64_t vocab) {
+Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& kv, int64_t vocab, const TpInfo& tp) {
   Checker c(op);
   const std::string& ctx = op.where;
   op.vocab = vocab;
@@ -103,6 +106,16 @@ Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& 
       DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kTokens, "input 0"));
       DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kWeight, "input 1 (table)"));
       if (op.ins[1].weight->shape.size() != 2) return c.err("embedding table must be 2-D");
+      DS_ASSIGN_OR_RETURN(int64_t vp, attr_int_or(attrs, "vocab_parallel", 0, ctx));
+      op.vocab_parallel = vp != 0;
+      if (op.vocab_parallel) {
+        const int64_t rows = op.ins[1].weight->shape[0];
+        op.vocab_start = static_cast<int64_t>(tp.rank) * rows;
+        op.total_vocab = rows * tp.size;
+        if (op.total_vocab != vocab)
+          return c.err(StrCat() << "vocab-parallel table has " << rows << " rows per rank x " << tp.size
+                                << " ranks = " << op.total_vocab << " ids, but the vocabulary has " << vocab);
+      }
       return c.out(op.outs[0], op.ins[1].weight->shape[1]);
     }
     case OpKind::kRmsNorm: {
@@ -212,9 +225,42 @@ Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& 
     case OpKind::kLogits: {
       DS_RETURN_IF_ERROR(c.counts(3, 3, 1));
       DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
-      DS_RETURN_IF_ERROR(c.weight_shape(op.ins[1], {vocab, op.ins[0].width}, "input 1 (weight)"));
       DS_RETURN_IF_ERROR(c.kind(op.ins[2], Val::kLogitRows, "input 2"));
+      if (op.outs[0].kind == Val::kAct) {
+        // Vocab-parallel lm_head: this rank's [R, rows] part, gathered later.
+        DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kWeight, "input 1 (weight)"));
+        const WeightTensor& w = *op.ins[1].weight;
+        if (w.shape.size() != 2 || w.shape[1] != op.ins[0].width)
+          return c.err(StrCat() << "input 1 (weight) '" << w.name << "' has shape " << shape_str(w.shape)
+                                << ", expected [rows, " << op.ins[0].width << "]");
+        op.vocab = w.shape[0];
+        op.outs[0].per_logit_row = true;
+        return c.out(op.outs[0], w.shape[0]);
+      }
+      DS_RETURN_IF_ERROR(c.weight_shape(op.ins[1], {vocab, op.ins[0].width}, "input 1 (weight)"));
       return c.kind(op.outs[0], Val::kLogits, "output 0");
+    }
+    case OpKind::kAllReduce: {
+      DS_RETURN_IF_ERROR(c.counts(1, 1, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      op.outs[0].per_logit_row = op.ins[0].per_logit_row;
+      return c.out(op.outs[0], op.ins[0].width);
+    }
+    case OpKind::kAllGather: {
+      DS_RETURN_IF_ERROR(c.counts(1, 1, 1));
+      DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      DS_ASSIGN_OR_RETURN(int64_t axis, attr_int_or(attrs, "axis", -1, ctx));
+      if (axis != -1) return c.err(StrCat() << "axis " << axis << " is not supported (only -1, the last dim)");
+      const int64_t width = op.ins[0].width * tp.size;
+      if (op.outs[0].kind == Val::kLogits) {
+        if (!op.ins[0].per_logit_row) return c.err("output 0 (logits) must gather a logits result");
+        if (width != vocab)
+          return c.err(StrCat() << "gathers " << op.ins[0].width << " x " << tp.size << " ranks = " << width
+                                << " logits per row, but the vocabulary has " << vocab);
+        return Status::Ok();
+      }
+      op.outs[0].per_logit_row = op.ins[0].per_logit_row;
+      return c.out(op.outs[0], width);
     }
   }
   return c.err("unhandled op");
@@ -226,7 +272,9 @@ Status PreparedOp::run(const StepContext& ctx) const {
   switch (kind) {
     case OpKind::kEmbedding: {
       const WeightTensor& w = *ins[1].weight;
-      s = ref::embedding(ctx.tokens, T, w.data, w.dtype, w.shape[0], w.shape[1], outs[0].act);
+      s = vocab_parallel ? ref::embedding_vocab_parallel(ctx.tokens, T, w.data, w.dtype, vocab_start, w.shape[0],
+                                                         total_vocab, w.shape[1], outs[0].act)
+                         : ref::embedding(ctx.tokens, T, w.data, w.dtype, w.shape[0], w.shape[1], outs[0].act);
       break;
     }
     case OpKind::kRmsNorm:
@@ -262,7 +310,24 @@ Status PreparedOp::run(const StepContext& ctx) const {
       break;
     case OpKind::kLogits: {
       const WeightTensor& w = *ins[1].weight;
-      s = ref::logits(ins[0].act, T, ins[0].width, ctx.logit_rows, ctx.num_logit_rows, w.data, w.dtype, vocab, ctx.logits);
+      float* out = outs[0].kind == Val::kLogits ? ctx.logits : outs[0].act;
+      s = ref::logits(ins[0].act, T, ins[0].width, ctx.logit_rows, ctx.num_logit_rows, w.data, w.dtype, vocab, out);
+      break;
+    }
+    case OpKind::kAllReduce: {
+      const int64_t rows = ins[0].per_logit_row ? ctx.num_logit_rows : T;
+      const size_t n = static_cast<size_t>(rows * ins[0].width);
+      if (outs[0].act != ins[0].act) std::copy(ins[0].act, ins[0].act + n, outs[0].act);
+      if (ctx.comm && ctx.comm->size() > 1) s = ctx.comm->all_reduce_sum(outs[0].act, n);
+      break;
+    }
+    case OpKind::kAllGather: {
+      const int64_t rows = ins[0].per_logit_row ? ctx.num_logit_rows : T;
+      float* out = outs[0].kind == Val::kLogits ? ctx.logits : outs[0].act;
+      if (ctx.comm && ctx.comm->size() > 1)
+        s = all_gather_rows(*ctx.comm, ins[0].act, rows, ins[0].width, out, scratch);
+      else
+        std::copy(ins[0].act, ins[0].act + rows * ins[0].width, out);
       break;
     }
   }

@@ -8,12 +8,14 @@
 
 #include "kernels/ref/paged_attention.h"
 #include "kernels/ref/rope.h"
+#include "runtime/dist/communicator.h"
 #include "runtime/plan/plan_attrs.h"
 #include "runtime/weights/weight_loader.h"
 
 namespace ds {
 
-enum class OpKind { kEmbedding, kRmsNorm, kLinear, kSlice, kRope, kKvCacheWrite, kPagedAttention, kSilu, kMul, kAdd, kLogits };
+enum class OpKind { kEmbedding, kRmsNorm, kLinear, kSlice, kRope, kKvCacheWrite, kPagedAttention, kSilu, kMul, kAdd, kLogits,
+                    kAllReduce, kAllGather };
 
 // A resolved operand.
 struct Val {
@@ -22,6 +24,7 @@ struct Val {
   const WeightTensor* weight = nullptr; // kWeight
   int kv_layer = -1;                    // kKv
   int64_t width = 0;                    // elements per token row (kAct, kLogits)
+  bool per_logit_row = false;           // kAct written by logits: [num_logit_rows, width], not [T, width]
 };
 
 // What a step passes to every op.
@@ -35,6 +38,13 @@ struct StepContext {
   const ref::AttnSequence* seqs = nullptr;
   int64_t num_seqs = 0;
   std::vector<ref::PagedKvLayer>* kv_layers = nullptr;
+  Communicator* comm = nullptr;         // tensor-parallel group (null: one rank)
+};
+
+// The executing rank within its tensor-parallel group.
+struct TpInfo {
+  int rank = 0;
+  int size = 1;
 };
 
 struct PreparedOp {
@@ -48,6 +58,10 @@ struct PreparedOp {
   ref::PagedAttentionParams attn;
   int64_t layer = -1;
   int64_t vocab = 0;
+  bool vocab_parallel = false;          // embedding: table rows are ids [vocab_start, +rows)
+  int64_t vocab_start = 0;
+  int64_t total_vocab = 0;
+  mutable std::vector<float> scratch;   // all_gather staging (one executor runs one step at a time)
 
   // Runs the op over ctx.num_tokens rows.
   Status run(const StepContext& ctx) const;
@@ -63,6 +77,7 @@ Result<OpKind> op_kind_from_name(const std::string& op);
 // Parses attributes, checks operand kinds and widths, and sets the width of an
 // activation output whose width is 0 (fused intermediates). `expected_width`
 // of outputs already set must match.
-Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& kv, int64_t vocab);
+Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& kv, int64_t vocab,
+                  const TpInfo& tp = TpInfo{});
 
 }  // namespace ds

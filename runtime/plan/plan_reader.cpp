@@ -70,14 +70,17 @@ Status validate_weight(const plan::Plan& p, size_t wi) {
     if (s->slice_axis() != -1) {
       if (s->slice_axis() < 0 || s->slice_axis() >= srank)
         return Status::Error(StrCat() << sctx << ": slice_axis " << s->slice_axis() << " out of range for rank " << srank);
-      if (s->slice_size() <= 0 || s->slice_start() < 0 || s->slice_rank_stride() < 0)
+      if (s->slice_size() <= 0 || s->slice_start() < 0 || s->slice_rank_stride() < 0 || s->slice_rank_divisor() < 1)
         return Status::Error(StrCat() << sctx << ": invalid slice (start " << s->slice_start() << ", size "
-                                      << s->slice_size() << ", rank stride " << s->slice_rank_stride() << ")");
-      const int64_t last_start = s->slice_start() + (p.tp_size() - 1) * s->slice_rank_stride();
+                                      << s->slice_size() << ", rank stride " << s->slice_rank_stride()
+                                      << ", rank divisor " << s->slice_rank_divisor() << ")");
+      // Every rank's slice must lie inside the source (the start grows with the rank).
+      const int last_rank = p.tp_size() - 1;
+      const int64_t last_start = source_slice_start(*s, last_rank);
       if (last_start + s->slice_size() > sshape[s->slice_axis()])
         return Status::Error(StrCat() << sctx << " '" << s->name()->str() << "': slice [" << last_start << ", "
-                                      << last_start + s->slice_size() << ") on axis " << s->slice_axis()
-                                      << " exceeds its dimension " << sshape[s->slice_axis()]);
+                                      << last_start + s->slice_size() << ") of rank " << last_rank << " on axis "
+                                      << s->slice_axis() << " exceeds its dimension " << sshape[s->slice_axis()]);
     }
     std::vector<int64_t> eff = sliced_source_shape(*s);
     // A source either has the weight's rank (concatenated along concat_axis) or
@@ -191,6 +194,11 @@ Status validate_ref(const plan::Plan& p, const plan::ValueRef& v, const std::str
 }
 
 }  // namespace
+
+int64_t source_slice_start(const plan::SourceTensor& s, int rank) {
+  const int64_t divisor = s.slice_rank_divisor() >= 1 ? s.slice_rank_divisor() : 1;
+  return s.slice_start() + (rank / divisor) * s.slice_rank_stride();
+}
 
 std::vector<int64_t> sliced_source_shape(const plan::SourceTensor& s) {
   std::vector<int64_t> shape = to_vec(s.shape());

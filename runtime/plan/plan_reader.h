@@ -14,7 +14,8 @@
 namespace ds {
 
 // The plan format this dsrt reads (plan.fbs `format_version`).
-constexpr uint32_t kPlanFormatVersion = 1;
+// 2: SourceTensor.slice_rank_divisor (tensor parallelism).
+constexpr uint32_t kPlanFormatVersion = 2;
 
 // Number of step inputs (token ids, positions, logit rows) and outputs (logits).
 constexpr int kNumStepInputs = 3;
@@ -46,7 +47,11 @@ Result<uint32_t> peek_plan_format_version(std::string_view bytes, const std::str
 // Semantic checks (run by LoadedPlan; exposed for dscc's exporter tests).
 Status validate_plan(const plan::Plan& p);
 
-// Effective shape of a source after its slice for tensor-parallel rank `rank`.
+// Effective shape of a source after its slice (the same on every rank).
 std::vector<int64_t> sliced_source_shape(const plan::SourceTensor& s);
+
+// First element along slice_axis of the source's slice for tensor-parallel rank
+// `rank`: slice_start + (rank / slice_rank_divisor) * slice_rank_stride.
+int64_t source_slice_start(const plan::SourceTensor& s, int rank);
 
 }  // namespace ds

@@ -98,6 +98,7 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
   if (opt.tp_rank < 0 || opt.tp_rank >= p.tp_size())
     return Status::Error(StrCat() << "tensor-parallel rank " << opt.tp_rank << " out of range for tp_size " << p.tp_size());
   std::unique_ptr<LoadedWeights> lw(new LoadedWeights());
+  lw->options_ = opt;
   const size_t nw = p.weights() ? p.weights()->size() : 0;
   lw->weights_.resize(nw);
 
@@ -177,7 +178,7 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
       piece.data = sf->data(*info);
       piece.eff_shape = want_shape;
       if (s->slice_axis() >= 0) {
-        const int64_t start = s->slice_start() + opt.tp_rank * s->slice_rank_stride();
+        const int64_t start = source_slice_start(*s, opt.tp_rank);
         piece.holder = slice_source(piece.data, want_shape, info->dtype, s->slice_axis(), start, s->slice_size());
         piece.data = piece.holder.data();
         piece.eff_shape[s->slice_axis()] = s->slice_size();

@@ -29,7 +29,7 @@ struct WeightLoadOptions {
   LoadFormat format = LoadFormat::kAuto;
   uint64_t dummy_seed = 0;
   float dummy_scale = 0.05f;         // dummy values are uniform in [-scale, scale]
-  int tp_rank = 0;                   // tensor-parallel rank (slice_rank_stride)
+  int tp_rank = 0;                   // tensor-parallel rank: selects each source's slice
 };
 
 struct WeightTensor {
@@ -54,6 +54,9 @@ class LoadedWeights {
   // Weight `index` of plan.weights (in range: the plan was validated).
   const WeightTensor& get(size_t index) const { return weights_.at(index); }
   const std::string& source_dir() const { return source_dir_; }  // empty for dummy weights
+  // The options these weights were loaded with (tensor parallelism loads the
+  // other ranks' slices with the same options and another tp_rank).
+  const WeightLoadOptions& load_options() const { return options_; }
   size_t owned_bytes() const;
 
  private:
@@ -62,6 +65,7 @@ class LoadedWeights {
   std::vector<WeightTensor> weights_;
   std::vector<std::vector<uint8_t>> owned_;
   std::string source_dir_;
+  WeightLoadOptions options_;
 };
 
 // Converts n elements between floating dtypes (f32/f16/bf16/f8e4m3), or copies

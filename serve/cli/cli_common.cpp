@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "runtime/dist/communicator.h"
+
 #ifdef DS_HAVE_TOKENIZER
 #include "serve/tokenizer/tokenizer.h"
 #endif
@@ -12,6 +14,15 @@ namespace ds::cli {
 Result<LoadedModel> load_model(const LoadOptions& options) {
   LoadedModel m;
   DS_ASSIGN_OR_RETURN(m.plan, LoadedPlan::from_file(options.plan_path));
+  const int plan_tp = m.plan->plan().tp_size();
+  if (options.tp != plan_tp)
+    return Status::Error(StrCat() << "--tp " << options.tp << " does not match plan " << options.plan_path
+                                  << ", which is sharded for tp_size " << plan_tp << " (pass --tp " << plan_tp
+                                  << ", or compile the plan with dscc --tp " << options.tp << ")");
+  if (plan_tp > 1 && !have_collectives())
+    return Status::Error(StrCat() << "plan " << options.plan_path << " is sharded for " << plan_tp
+                                  << " tensor-parallel ranks, but this dsrt was built without Gloo collectives "
+                                     "(install libgloo-dev and rebuild)");
   WeightLoadOptions wo;
   wo.model_path = options.model_path;
   DS_ASSIGN_OR_RETURN(wo.format, parse_load_format(options.load_format));

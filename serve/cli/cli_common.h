@@ -18,6 +18,7 @@ struct LoadOptions {
   std::string model_path;
   std::string load_format = "auto";
   uint64_t dummy_seed = 0;
+  int tp = 1;  // tensor-parallel ranks; must equal the plan's tp_size
 };
 
 struct LoadedModel {

@@ -113,7 +113,12 @@ void print_weights(const plan::Plan& p, std::ostream& os) {
       os << "      <- " << str(s->name()) << " (" << str(s->file()) << ") " << dt(s->dtype()) << list(s->shape());
       if (s->slice_axis() >= 0) {
         os << " slice axis " << s->slice_axis() << " [" << s->slice_start() << ", +" << s->slice_size() << ")";
-        if (s->slice_rank_stride()) os << " + rank*" << s->slice_rank_stride();
+        if (s->slice_rank_stride()) {
+          if (s->slice_rank_divisor() > 1)
+            os << " + (rank/" << s->slice_rank_divisor() << ")*" << s->slice_rank_stride();
+          else
+            os << " + rank*" << s->slice_rank_stride();
+        }
       }
       if (s->dtype() != w->dtype()) os << " cast to " << dt(w->dtype());
       os << "\n";

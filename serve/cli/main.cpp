@@ -21,6 +21,9 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
   cmd->add_option("--load-format", load.load_format, "auto | safetensors | dummy (random weights)")
       ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
   cmd->add_option("--dummy-seed", load.dummy_seed, "Seed of the dummy weights");
+  cmd->add_option("--tp", load.tp,
+                  "Tensor-parallel ranks run in this process (one thread each); must equal the plan's tp_size "
+                  "(dscc --tp)");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "runtime/common/file_util.h"
@@ -42,7 +43,7 @@ class DsrtCli : public ::testing::Test {
 TEST_F(DsrtCli, InspectShowsThePlan) {
   CmdResult r = dsrt("inspect " + plan_);
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* s : {"format_version 1", "target cpu", "weights: ", "<- model.layers.0.self_attn.k_proj.weight",
+  for (const char* s : {"format_version 2", "target cpu", "weights: ", "<- model.layers.0.self_attn.k_proj.weight",
                         "concat(axis 0)", "kv cache: f32, page_size 4", "layers 0-1: 2 kv heads", "program: ",
                         "= rope(", "out.logits = logits."})
     EXPECT_NE(r.out.find(s), std::string::npos) << "missing '" << s << "' in:\n" << r.out;
@@ -97,6 +98,41 @@ TEST_F(DsrtCli, ModelPathOverridesTheCheckpoint) {
   EXPECT_EQ(moved.out, orig.out);
 }
 
+#ifdef DS_TEST_HAVE_GLOO
+TEST_F(DsrtCli, TensorParallelScoreMatchesUnsharded) {
+  test::TinyModel sharded = model_;
+  sharded.tp = 2;
+  const std::string tp2 = dir_.file("tp2.dsplan");
+  ASSERT_TRUE(write_file_atomic(tp2, sharded.plan_bytes(dir_.path())).ok());
+  CmdResult ref = dsrt("score " + plan_ + " --ids 1,2,3,4,5 --top-k 40 --json");
+  CmdResult got = dsrt("score " + tp2 + " --ids 1,2,3,4,5 --top-k 40 --json --tp 2");
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  ASSERT_EQ(got.code, 0) << got.err;
+  auto a = nlohmann::json::parse(ref.out)["positions"], b = nlohmann::json::parse(got.out)["positions"];
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t t = 0; t < a.size(); ++t) {
+    EXPECT_NEAR(a[t]["logsumexp"].get<double>(), b[t]["logsumexp"].get<double>(), 1e-4);
+    std::map<int, double> la;
+    for (size_t j = 0; j < a[t]["top_ids"].size(); ++j) la[a[t]["top_ids"][j].get<int>()] = a[t]["top_logits"][j].get<double>();
+    ASSERT_EQ(b[t]["top_ids"].size(), la.size());
+    for (size_t j = 0; j < b[t]["top_ids"].size(); ++j)
+      EXPECT_NEAR(la[b[t]["top_ids"][j].get<int>()], b[t]["top_logits"][j].get<double>(), 1e-4);
+  }
+  CmdResult gen1 = dsrt("generate " + plan_ + " --prompt-ids 1,2,3 --max-new-tokens 4 --ignore-eos --json");
+  CmdResult gen2 = dsrt("generate " + tp2 + " --prompt-ids 1,2,3 --max-new-tokens 4 --ignore-eos --json --tp 2");
+  ASSERT_EQ(gen2.code, 0) << gen2.err;
+  EXPECT_EQ(nlohmann::json::parse(gen1.out)["output_ids"], nlohmann::json::parse(gen2.out)["output_ids"]);
+  // --tp must match the plan.
+  CmdResult bad = dsrt("score " + tp2 + " --ids 1,2 --json");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--tp 1 does not match plan"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("tp_size 2"), std::string::npos) << bad.err;
+  bad = dsrt("score " + plan_ + " --ids 1,2 --json --tp 2");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--tp 2 does not match plan"), std::string::npos) << bad.err;
+}
+#endif
+
 TEST_F(DsrtCli, ErrorsAreOneLineAndExit1) {
   auto expect_error = [&](const std::string& args, const std::string& text) {
     CmdResult r = dsrt(args);
@@ -113,9 +149,9 @@ TEST_F(DsrtCli, ErrorsAreOneLineAndExit1) {
   expect_error("score " + plan_ + " --ids 1 --model-path " + dir_.file("nope"), "nope");
   expect_error("frobnicate", "frobnicate");
   test::TinyModel old = model_;
-  old.format_version = 2;
+  old.format_version = 1;
   ASSERT_TRUE(write_file_atomic(dir_.file("old.dsplan"), old.plan_bytes(dir_.path())).ok());
-  expect_error("inspect " + dir_.file("old.dsplan"), "has format version 2 but this dsrt reads version 1");
+  expect_error("inspect " + dir_.file("old.dsplan"), "has format version 1 but this dsrt reads version 2");
   ASSERT_TRUE(write_file_atomic(dir_.file("junk.dsplan"), "this is not a plan at all").ok());
   expect_error("score " + dir_.file("junk.dsplan") + " --ids 1", "DSPL");
 }

@@ -53,7 +53,7 @@ TEST(PlanReader, RefusesOtherFormatVersionBeforeVerifying) {
   m.format_version = 7;
   auto lp = LoadedPlan::from_bytes(m.plan_bytes("/c"), "old.dsplan");
   ASSERT_FALSE(lp.ok());
-  EXPECT_NE(lp.status().message().find("plan old.dsplan has format version 7 but this dsrt reads version 1"),
+  EXPECT_NE(lp.status().message().find("plan old.dsplan has format version 7 but this dsrt reads version 2"),
             std::string::npos)
       << lp.status().message();
 }

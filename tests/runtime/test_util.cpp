@@ -143,10 +143,18 @@ struct Builder {
   plan::ValueRef in(int i) { return plan::ValueRef(plan::ValueKind::input, i); }
   plan::ValueRef kv(int i) { return plan::ValueRef(plan::ValueKind::kv_cache, i); }
 
-  int weight(const std::string& name, std::vector<int64_t> shape, const std::vector<std::pair<std::string, std::vector<int64_t>>>& srcs) {
+  struct Src {
+    std::string name;
+    std::vector<int64_t> shape;
+    int axis = -1;  // tensor-parallel slice: [(rank / divisor) * size, +size) on axis
+    int64_t size = 0, divisor = 1;
+  };
+  int weight(const std::string& name, std::vector<int64_t> shape, const std::vector<Src>& srcs) {
     std::vector<Offset<plan::SourceTensor>> so;
-    for (const auto& [n, s] : srcs)
-      so.push_back(plan::CreateSourceTensorDirect(fbb, n.c_str(), "model.safetensors", static_cast<plan::DType>(wdt), &s));
+    for (const Src& s : srcs)
+      so.push_back(plan::CreateSourceTensorDirect(fbb, s.name.c_str(), "model.safetensors", static_cast<plan::DType>(wdt),
+                                                  &s.shape, s.axis, 0, s.size, s.axis >= 0 ? s.size : 0,
+                                                  s.divisor));
     weights.push_back(plan::CreateWeightDirect(fbb, name.c_str(), static_cast<plan::DType>(cast ? cast_dt : wdt), &shape, &so, 0));
     return static_cast<int>(weights.size()) - 1;
   }
@@ -183,31 +191,53 @@ std::string TinyModel::plan_bytes(const std::string& checkpoint_path) const {
   b.wdt = weight_dtype;
   b.cast = cast_weights;
   b.cast_dt = plan_weight_dtype;
-  const int64_t q = heads * head_dim, kvw = kv_heads * head_dim, qkv = q + 2 * kvw;
-  const int w_embed = b.weight("model.embed_tokens.weight", {vocab, hidden}, {{"model.embed_tokens.weight", {vocab, hidden}}});
+  if (tp < 1 || heads % tp || intermediate % tp || vocab % tp || (tp <= kv_heads ? kv_heads % tp : tp % kv_heads))
+    throw std::runtime_error("TinyModel: tp does not divide the model");
+  const bool sharded = tp > 1;
+  // Per-rank sizes.
+  const int64_t hq = heads / tp, hkv = tp <= kv_heads ? kv_heads / tp : 1, kv_div = tp <= kv_heads ? 1 : tp / kv_heads;
+  const int64_t q = hq * head_dim, kvw = hkv * head_dim, qkv = q + 2 * kvw;
+  const int64_t inter = intermediate / tp, vr = vocab / tp;
+  const int64_t fq = heads * head_dim, fkv = kv_heads * head_dim;  // full checkpoint sizes
+  using Src = Builder::Src;
+  auto rows = [&](const std::string& n, std::vector<int64_t> shape, int64_t size, int64_t div = 1) {
+    return sharded ? Src{n, shape, 0, size, div} : Src{n, shape};
+  };
+  auto cols = [&](const std::string& n, std::vector<int64_t> shape, int64_t size) {
+    return sharded ? Src{n, shape, 1, size} : Src{n, shape};
+  };
+  auto all_reduce = [&](plan::ValueRef in, const std::string& name, int64_t width) {
+    if (!sharded) return in;
+    plan::ValueRef out = b.buf(name, width);
+    b.op("all_reduce", {b.as("group", "tp")}, {in}, {out});
+    return out;
+  };
+  const int w_embed = b.weight("model.embed_tokens.weight", {vr, hidden},
+                               {rows("model.embed_tokens.weight", {vocab, hidden}, vr)});
   auto rope_attrs = [&](int64_t nh) {
     return AttrList{b.ai("num_heads", nh), b.ai("head_dim", head_dim), b.ai("rotary_dim", head_dim), b.af("theta", theta),
                     b.as("style", "neox"), b.as("scaling", "none")};
   };
   plan::ValueRef x = b.buf("x", hidden);
-  b.op("embedding", {}, {b.in(0), b.w(w_embed)}, {x});
+  b.op("embedding", sharded ? AttrList{b.ai("vocab_parallel", 1)} : AttrList{}, {b.in(0), b.w(w_embed)}, {x});
+  x = all_reduce(x, "x_sum", hidden);
   for (int64_t l = 0; l < layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    const int ln1 = b.weight(p + "input_layernorm.weight", {hidden}, {{p + "input_layernorm.weight", {hidden}}});
+    const int ln1 = b.weight(p + "input_layernorm.weight", {hidden}, {Src{p + "input_layernorm.weight", {hidden}}});
     const int wqkv = b.weight(p + "self_attn.qkv_proj.weight", {qkv, hidden},
-                              {{p + "self_attn.q_proj.weight", {q, hidden}},
-                               {p + "self_attn.k_proj.weight", {kvw, hidden}},
-                               {p + "self_attn.v_proj.weight", {kvw, hidden}}});
+                              {rows(p + "self_attn.q_proj.weight", {fq, hidden}, q),
+                               rows(p + "self_attn.k_proj.weight", {fkv, hidden}, kvw, kv_div),
+                               rows(p + "self_attn.v_proj.weight", {fkv, hidden}, kvw, kv_div)});
     const int bqkv = b.weight(p + "self_attn.qkv_proj.bias", {qkv},
-                              {{p + "self_attn.q_proj.bias", {q}}, {p + "self_attn.k_proj.bias", {kvw}},
-                               {p + "self_attn.v_proj.bias", {kvw}}});
-    const int wo = b.weight(p + "self_attn.o_proj.weight", {hidden, q}, {{p + "self_attn.o_proj.weight", {hidden, q}}});
-    const int ln2 = b.weight(p + "post_attention_layernorm.weight", {hidden}, {{p + "post_attention_layernorm.weight", {hidden}}});
-    const int wgu = b.weight(p + "mlp.gate_up_proj.weight", {2 * intermediate, hidden},
-                             {{p + "mlp.gate_proj.weight", {intermediate, hidden}},
-                              {p + "mlp.up_proj.weight", {intermediate, hidden}}});
-    const int wd = b.weight(p + "mlp.down_proj.weight", {hidden, intermediate},
-                            {{p + "mlp.down_proj.weight", {hidden, intermediate}}});
+                              {rows(p + "self_attn.q_proj.bias", {fq}, q), rows(p + "self_attn.k_proj.bias", {fkv}, kvw, kv_div),
+                               rows(p + "self_attn.v_proj.bias", {fkv}, kvw, kv_div)});
+    const int wo = b.weight(p + "self_attn.o_proj.weight", {hidden, q}, {cols(p + "self_attn.o_proj.weight", {hidden, fq}, q)});
+    const int ln2 = b.weight(p + "post_attention_layernorm.weight", {hidden}, {Src{p + "post_attention_layernorm.weight", {hidden}}});
+    const int wgu = b.weight(p + "mlp.gate_up_proj.weight", {2 * inter, hidden},
+                             {rows(p + "mlp.gate_proj.weight", {intermediate, hidden}, inter),
+                              rows(p + "mlp.up_proj.weight", {intermediate, hidden}, inter)});
+    const int wd = b.weight(p + "mlp.down_proj.weight", {hidden, inter},
+                            {cols(p + "mlp.down_proj.weight", {hidden, intermediate}, inter)});
     const std::string L = std::to_string(l);
     plan::ValueRef h = b.buf("h" + L, hidden), qkvb = b.buf("qkv" + L, qkv), qr = b.buf("qr" + L, q);
     b.op("rms_norm", {b.af("eps", eps)}, {x, b.w(ln1)}, {h});
@@ -218,8 +248,8 @@ std::string TinyModel::plan_bytes(const std::string& checkpoint_path) const {
               {b.fop("slice", {0}, {b.ai("offset", 0), b.ai("size", q)}, {q}),
                b.fop("slice", {0}, {b.ai("offset", q), b.ai("size", kvw)}, {kvw}),
                b.fop("slice", {0}, {b.ai("offset", q + kvw), b.ai("size", kvw)}, {kvw}),
-               b.fop("rope", {2, 1}, rope_attrs(heads), {q}),
-               b.fop("rope", {3, 1}, rope_attrs(kv_heads), {kvw}),
+               b.fop("rope", {2, 1}, rope_attrs(hq), {q}),
+               b.fop("rope", {3, 1}, rope_attrs(hkv), {kvw}),
                b.fop("kv_cache_write", {6, 4}, {b.ai("layer", l)}, {})},
               {3}, {qkvb, b.in(1)}, {qr, b.kv(static_cast<int>(l))});
     } else {
@@ -227,43 +257,52 @@ std::string TinyModel::plan_bytes(const std::string& checkpoint_path) const {
       b.op("slice", {b.ai("offset", 0), b.ai("size", q)}, {qkvb}, {qs});
       b.op("slice", {b.ai("offset", q), b.ai("size", kvw)}, {qkvb}, {ks});
       b.op("slice", {b.ai("offset", q + kvw), b.ai("size", kvw)}, {qkvb}, {vs});
-      b.op("rope", rope_attrs(heads), {qs, b.in(1)}, {qr});
-      b.op("rope", rope_attrs(kv_heads), {ks, b.in(1)}, {kr});
+      b.op("rope", rope_attrs(hq), {qs, b.in(1)}, {qr});
+      b.op("rope", rope_attrs(hkv), {ks, b.in(1)}, {kr});
       b.op("kv_cache_write", {b.ai("layer", l)}, {kr, vs}, {b.kv(static_cast<int>(l))});
     }
     plan::ValueRef att = b.buf("att" + L, q), o = b.buf("o" + L, hidden), x2 = b.buf("x2_" + L, hidden);
     b.op("paged_attention",
-         {b.ai("layer", l), b.ai("num_heads", heads), b.ai("num_kv_heads", kv_heads), b.ai("head_dim", head_dim),
+         {b.ai("layer", l), b.ai("num_heads", hq), b.ai("num_kv_heads", hkv), b.ai("head_dim", head_dim),
           b.ai("v_head_dim", head_dim), b.af("scale", 1.0 / std::sqrt(static_cast<double>(head_dim)))},
          {qr, b.kv(static_cast<int>(l))}, {att});
     b.op("linear", {}, {att, b.w(wo)}, {o});
+    o = all_reduce(o, "o_sum" + L, hidden);
     b.op("add", {}, {x, o}, {x2});
-    plan::ValueRef h2 = b.buf("h2_" + L, hidden), gu = b.buf("gu" + L, 2 * intermediate), m = b.buf("m" + L, intermediate);
+    plan::ValueRef h2 = b.buf("h2_" + L, hidden), gu = b.buf("gu" + L, 2 * inter), m = b.buf("m" + L, inter);
     b.op("rms_norm", {b.af("eps", eps)}, {x2, b.w(ln2)}, {h2});
     b.op("linear", {}, {h2, b.w(wgu)}, {gu});
     if (fused) {
       b.fused(1,
-              {b.fop("slice", {0}, {b.ai("offset", 0), b.ai("size", intermediate)}, {intermediate}),
-               b.fop("slice", {0}, {b.ai("offset", intermediate), b.ai("size", intermediate)}, {intermediate}),
-               b.fop("silu", {1}, {}, {intermediate}), b.fop("mul", {3, 2}, {}, {intermediate})},
+              {b.fop("slice", {0}, {b.ai("offset", 0), b.ai("size", inter)}, {inter}),
+               b.fop("slice", {0}, {b.ai("offset", inter), b.ai("size", inter)}, {inter}),
+               b.fop("silu", {1}, {}, {inter}), b.fop("mul", {3, 2}, {}, {inter})},
               {3}, {gu}, {m});
     } else {
-      plan::ValueRef g = b.buf("g" + L, intermediate), u = b.buf("u" + L, intermediate), sg = b.buf("sg" + L, intermediate);
-      b.op("slice", {b.ai("offset", 0), b.ai("size", intermediate)}, {gu}, {g});
-      b.op("slice", {b.ai("offset", intermediate), b.ai("size", intermediate)}, {gu}, {u});
+      plan::ValueRef g = b.buf("g" + L, inter), u = b.buf("u" + L, inter), sg = b.buf("sg" + L, inter);
+      b.op("slice", {b.ai("offset", 0), b.ai("size", inter)}, {gu}, {g});
+      b.op("slice", {b.ai("offset", inter), b.ai("size", inter)}, {gu}, {u});
       b.op("silu", {}, {g}, {sg});
       b.op("mul", {}, {sg, u}, {m});
     }
     plan::ValueRef d = b.buf("d" + L, hidden), x3 = b.buf("x3_" + L, hidden);
     b.op("linear", {}, {m, b.w(wd)}, {d});
+    d = all_reduce(d, "d_sum" + L, hidden);
     b.op("add", {}, {x2, d}, {x3});
     x = x3;
   }
-  const int wn = b.weight("model.norm.weight", {hidden}, {{"model.norm.weight", {hidden}}});
-  const int wl = tied ? w_embed : b.weight("lm_head.weight", {vocab, hidden}, {{"lm_head.weight", {vocab, hidden}}});
+  const int wn = b.weight("model.norm.weight", {hidden}, {Src{"model.norm.weight", {hidden}}});
+  const int wl = tied ? w_embed : b.weight("lm_head.weight", {vr, hidden}, {rows("lm_head.weight", {vocab, hidden}, vr)});
   plan::ValueRef n = b.buf("final", hidden);
   b.op("rms_norm", {b.af("eps", eps)}, {x, b.w(wn)}, {n});
-  b.op("logits", {}, {n, b.w(wl), b.in(2)}, {plan::ValueRef(plan::ValueKind::output, 0)});
+  const plan::ValueRef out0(plan::ValueKind::output, 0);
+  if (sharded) {
+    plan::ValueRef part = b.buf("logits_part", vr);
+    b.op("logits", {}, {n, b.w(wl), b.in(2)}, {part});
+    b.op("all_gather", {b.as("group", "tp"), b.ai("axis", -1)}, {part}, {out0});
+  } else {
+    b.op("logits", {}, {n, b.w(wl), b.in(2)}, {out0});
+  }
 
   auto& fbb = b.fbb;
   auto rope = plan::CreateRopeConfig(fbb, theta, plan::RopeStyle::neox, static_cast<int>(head_dim));
@@ -277,9 +316,9 @@ std::string TinyModel::plan_bytes(const std::string& checkpoint_path) const {
   auto arena = plan::CreateArenaDirect(fbb, 16, b.arena_bytes, &b.buffers);
   std::vector<Offset<plan::KvCacheLayer>> kl;
   for (int64_t l = 0; l < layers; ++l)
-    kl.push_back(plan::CreateKvCacheLayer(fbb, static_cast<int>(head_dim), static_cast<int>(head_dim), static_cast<int>(kv_heads)));
+    kl.push_back(plan::CreateKvCacheLayer(fbb, static_cast<int>(head_dim), static_cast<int>(head_dim), static_cast<int>(hkv)));
   auto kv = plan::CreateKvCacheLayoutDirect(fbb, static_cast<plan::DType>(kv_dtype), static_cast<int>(page_size), "NHD", &kl);
-  auto root = plan::CreatePlanDirect(fbb, format_version, "test", target.c_str(), plan::DType::f32, 1, model, tok, gen,
+  auto root = plan::CreatePlanDirect(fbb, format_version, "test", target.c_str(), plan::DType::f32, tp, model, tok, gen,
                                      &b.weights, arena, kv, &b.kernels, &b.program, "");
   plan::FinishPlanBuffer(fbb, root);
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
@@ -290,7 +329,8 @@ std::string one_weight_plan(const OneWeight& w, const std::string& checkpoint_pa
   std::vector<Offset<plan::SourceTensor>> so;
   for (const auto& s : w.sources)
     so.push_back(plan::CreateSourceTensorDirect(fbb, s.name.c_str(), s.file.c_str(), static_cast<plan::DType>(s.dtype),
-                                                &s.shape, s.slice_axis, s.slice_start, s.slice_size, s.slice_rank_stride));
+                                                &s.shape, s.slice_axis, s.slice_start, s.slice_size, s.slice_rank_stride,
+                                                s.slice_rank_divisor));
   std::vector<Offset<plan::Weight>> weights{
       plan::CreateWeightDirect(fbb, w.name.c_str(), static_cast<plan::DType>(w.dtype), &w.shape, &so, w.concat_axis)};
   const int64_t width = w.shape.size() == 2 ? w.shape[1] : 1;
@@ -308,7 +348,7 @@ std::string one_weight_plan(const OneWeight& w, const std::string& checkpoint_pa
   std::vector<Offset<plan::Instr>> program{plan::CreateInstrDirect(fbb, 0, &ins, &outs)};
   auto model = plan::CreateModelInfoDirect(fbb, "X", "x", "x", checkpoint_path.c_str(), 1, 1, 1, 1, 1, 4,
                                            w.shape.empty() ? 1 : static_cast<int>(w.shape[0]), 16);
-  auto root = plan::CreatePlanDirect(fbb, 1, "test", "cpu", plan::DType::f32, w.tp_size, model, 0, 0, &weights, arena, kv,
+  auto root = plan::CreatePlanDirect(fbb, 2, "test", "cpu", plan::DType::f32, w.tp_size, model, 0, 0, &weights, arena, kv,
                                      &kernels, &program);
   plan::FinishPlanBuffer(fbb, root);
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());

@@ -46,7 +46,7 @@ struct OneWeight {
     DType dtype = DType::kF32;
     std::vector<int64_t> shape;
     int slice_axis = -1;
-    int64_t slice_start = 0, slice_size = 0, slice_rank_stride = 0;
+    int64_t slice_start = 0, slice_size = 0, slice_rank_stride = 0, slice_rank_divisor = 1;
   };
   std::vector<Source> sources;
   int tp_size = 1;
@@ -74,7 +74,12 @@ struct TinyModel {
   bool tied = false;          // lm_head from the embedding table
   DType plan_weight_dtype = DType::kF32;  // used when cast_weights: weights cast at load
   bool cast_weights = false;
-  uint32_t format_version = 1;
+  uint32_t format_version = 2;    // kPlanFormatVersion
+  // Tensor parallelism (Megatron): the plan is sharded for `tp` ranks the way
+  // dscc --tp does (column-parallel q/k/v and gate/up, row-parallel o/down
+  // followed by all_reduce, vocab-parallel embedding and lm_head + all_gather).
+  // tp > kv_heads replicates KV heads (slice_rank_divisor).
+  int tp = 1;
   std::string target = "cpu";
   // Tokenizer files and chat template stored in the plan (empty: none).
   std::string tokenizer_json;

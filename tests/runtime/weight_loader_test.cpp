@@ -153,6 +153,23 @@ TEST(WeightLoader, ConcatSliceAndCast) {
     o.tp_rank = 2;
     EXPECT_FALSE(LoadedWeights::load(**lp, o).ok());
   }
+  {  // Rank divisor: ranks 2r and 2r+1 of 4 share slice r (a replicated KV head).
+    OneWeight w;
+    w.shape = {1, 3};
+    w.tp_size = 4;
+    w.sources = {{"b", "model.safetensors", DType::kBF16, {4, 3}, 0, 1, 1, 2, 2}};
+    w.dtype = DType::kBF16;
+    auto lp = LoadedPlan::from_bytes(test::one_weight_plan(w, d.path()), "tp-div");
+    ASSERT_TRUE(lp.ok()) << lp.status().message();
+    const std::vector<std::vector<float>> want = {{103, 104, 105}, {103, 104, 105}, {109, 110, 111}, {109, 110, 111}};
+    for (int r = 0; r < 4; ++r) {
+      WeightLoadOptions o;
+      o.tp_rank = r;
+      auto lw = LoadedWeights::load(**lp, o);
+      ASSERT_TRUE(lw.ok()) << lw.status().message();
+      EXPECT_EQ(as_f32((*lw)->get(0)), want[static_cast<size_t>(r)]) << "rank " << r;
+    }
+  }
   {  // Stacking 1-D tensors on a new leading axis (MoE-style experts).
     OneWeight w;
     w.shape = {2, 3};
@@ -206,7 +223,17 @@ TEST(WeightLoader, ErrorsNameFileTensorAndMismatch) {
   w.tp_size = 2;
   w.sources = {{"a", "model.safetensors", DType::kF32, {2, 3}, 0, 0, 2, 1}};
   expect_error(load(test::one_weight_plan(w, d.path()), d.path()).status(), {"exceeds its dimension"});
+  // With a divisor the last rank's slice is checked: rank 3 of 4, divisor 2 -> start 0 + 1*2 = 2 > rows.
+  w.shape = {1, 3};
+  w.tp_size = 4;
+  w.sources = {{"a", "model.safetensors", DType::kF32, {2, 3}, 0, 0, 1, 2, 2}};
+  expect_error(load(test::one_weight_plan(w, d.path()), d.path()).status(), {"of rank 3", "exceeds its dimension"});
+  w.sources = {{"a", "model.safetensors", DType::kF32, {2, 3}, 0, 0, 1, 1, 2}};  // divisor 2: ranks 0..3 -> rows 0,0,1,1
+  EXPECT_TRUE(LoadedPlan::from_bytes(test::one_weight_plan(w, d.path()), "ok").ok());
+  w.sources = {{"a", "model.safetensors", DType::kF32, {2, 3}, 0, 0, 1, 1, 0}};
+  expect_error(load(test::one_weight_plan(w, d.path()), d.path()).status(), {"rank divisor 0"});
   // Missing checkpoint directory.
+  w.shape = {2, 3};
   w.tp_size = 1;
   w.sources = {{"a", "model.safetensors", DType::kF32, {2, 3}}};
   expect_error(load(test::one_weight_plan(w, "/nonexistent"), "/nonexistent").status(), {"/nonexistent"});

@@ -1,0 +1,53 @@
+// Collectives between the ranks of one tensor-parallel group. Every rank calls
+// the same collectives in the same order; each call blocks until all ranks have
+// taken part or the group's timeout passes (then it returns an error naming the
+// rank, the collective and the timeout; the group is unusable afterwards).
+//
+// Backed by Gloo (runtime/dist/gloo_communicator.cpp) when dsrt is built with
+// it (DS_ENABLE_GLOO); without Gloo the factories return a clear error.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/common/status.h"
+
+namespace ds {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Every rank passes the same n; n == 0 returns at once on every rank.
+  // In place: data[i] = sum over ranks of data[i] (n floats on every rank).
+  virtual Status all_reduce_sum(float* data, size_t n) = 0;
+  // out[r * n + i] = rank r's in[i]; `out` holds size() * n floats.
+  virtual Status all_gather(const float* in, size_t n, float* out) = 0;
+  // Root's `bytes` replace every other rank's (any length; sizes travel first).
+  virtual Status broadcast(std::string& bytes, int root) = 0;
+  virtual Status barrier() = 0;
+};
+
+struct CommOptions {
+  std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // per collective and for connecting
+  std::string hostname = "127.0.0.1";                           // interface the TCP transport binds
+};
+
+// True when this dsrt was built with a collective backend.
+bool have_collectives();
+
+// `size` ranks inside this process (one per thread): connects them through an
+// in-memory store over loopback TCP. Element r is rank r.
+Result<std::vector<std::unique_ptr<Communicator>>> create_local_group(int size, const CommOptions& options);
+
+// Gathers rows of `n` floats along the last dim: `in` is [rows, n] on every rank,
+// `out` becomes [rows, size * n] (rank r's columns at r * n). `scratch` is reused.
+Status all_gather_rows(Communicator& comm, const float* in, int64_t rows, int64_t n, float* out,
+                       std::vector<float>& scratch);
+
+}  // namespace ds
