@@ -112,6 +112,8 @@ FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
       out.push_back(floatAttr("beta_slow", rope.getBetaSlow().convertToDouble()));
       out.push_back(floatAttr("mscale", rope.getMscale().convertToDouble()));
       out.push_back(floatAttr("mscale_all_dim", rope.getMscaleAllDim().convertToDouble()));
+    } else if (isa<UnitAttr>(attr)) {
+      out.push_back(intAttr(key.str(), 1));  // e.g. embedding vocab_parallel
     } else if (auto i = dyn_cast<IntegerAttr>(attr)) {
       out.push_back(intAttr(key.str(), i.getValue().getSExtValue()));
     } else if (auto f = dyn_cast<FloatAttr>(attr)) {
@@ -130,6 +132,12 @@ FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
       return op->emitOpError() << "attribute '" << key << "' cannot be written to the plan";
     }
   }
+  // Collectives: group and axis are always written (defaults included).
+  auto has = [&](StringRef k) {
+    return std::any_of(out.begin(), out.end(), [&](const PlanAttr &a) { return a.key == k; });
+  };
+  if (isa<mlir::ds::AllReduceOp, mlir::ds::AllGatherOp>(op) && !has("group")) out.push_back(stringAttr("group", "tp"));
+  if (isa<mlir::ds::AllGatherOp>(op) && !has("axis")) out.push_back(intAttr("axis", -1));
   std::sort(out.begin(), out.end(), [](const PlanAttr &a, const PlanAttr &b) { return a.key < b.key; });
   return out;
 }

@@ -6,8 +6,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include <limits>
+
 #include "ds/Export/PlanExporter.h"
 
+#include <limits>
 #include <map>
 
 #include "ProgramExporter.h"
@@ -110,7 +113,7 @@ Offset<flatbuffers::Vector<Offset<plan::Weight>>> Serializer::weights() {
       sources.push_back(plan::CreateSourceTensor(fbb, fbb.CreateString(s.name), fbb.CreateString(s.file),
                                                  toPlan(s.dtype), fbb.CreateVector(s.shape),
                                                  static_cast<int32_t>(s.sliceAxis), s.sliceStart, s.sliceSize,
-                                                 s.sliceRankStride));
+                                                 s.sliceRankStride, s.sliceRankDivisor));
     out.push_back(plan::CreateWeight(fbb, fbb.CreateString(w.name), toPlan(w.dtype), fbb.CreateVector(w.shape),
                                      fbb.CreateVector(sources), static_cast<int32_t>(w.concatAxis)));
   }
@@ -197,7 +200,21 @@ FailureOr<std::string> buildPlan(ModuleOp module, const ModelSpec &spec, const E
   if (static_cast<int64_t>(prog->kvLayers.size()) != spec.numLayers)
     return module.emitError() << "the KV cache has " << prog->kvLayers.size() << " layers but the model has "
                               << spec.numLayers;
-  std::string bytes = Serializer(*prog, spec, options).run();
+  // plan.tp_size: the module's ds.tp_size (set by ds-shard) must agree with
+  // the option when both are given.
+  ExportOptions opts = options;
+  if (auto tp = module->getAttrOfType<IntegerAttr>("ds.tp_size")) {
+    if (tp.getInt() < 1 || tp.getInt() > std::numeric_limits<int32_t>::max())
+      return module.emitError() << "ds.tp_size " << tp.getInt() << " is out of range";
+    if (opts.tpSize != 1 && opts.tpSize != tp.getInt())
+      return module.emitError() << "the module is sharded for ds.tp_size = " << tp.getInt()
+                                << " but the plan is exported for tp " << opts.tpSize;
+    opts.tpSize = static_cast<int32_t>(tp.getInt());
+  } else if (opts.tpSize != 1) {
+    return module.emitError() << "exporting for tp " << opts.tpSize
+                              << " needs a module sharded by ds-shard (no ds.tp_size attribute)";
+  }
+  std::string bytes = Serializer(*prog, spec, opts).run();
   // The runtime's reader is the judge: identifier, version, verifier and the
   // semantic checks (ValueRef ranges, weight shapes, arena bounds...).
   Result<std::unique_ptr<LoadedPlan>> check = LoadedPlan::from_bytes(bytes, "exported plan");

@@ -28,7 +28,7 @@ namespace {
 
 constexpr llvm::StringLiteral kBuiltinOps[] = {"embedding", "rms_norm", "linear", "slice", "rope",
                                                "kv_cache_write", "paged_attention", "silu", "mul",
-                                               "add", "logits"};
+                                               "add", "logits", "all_reduce", "all_gather"};
 constexpr llvm::StringLiteral kFusableOps[] = {"rms_norm", "add", "mul", "silu", "rope", "slice",
                                                "kv_cache_write"};
 
@@ -110,6 +110,7 @@ LogicalResult Collector::weightOp(mlir::ds::WeightOp op) {
     src.sliceStart = s.getSliceStart();
     src.sliceSize = s.getSliceSize();
     src.sliceRankStride = s.getSliceRankStride();
+    src.sliceRankDivisor = s.getSliceRankDivisor();
     w.sources.push_back(std::move(src));
   }
   weightIndex[w.name] = static_cast<int32_t>(out.weights.size());
@@ -209,11 +210,16 @@ LogicalResult Collector::computeOp(Operation *op, int32_t instr) {
     if (failed(r)) return failure();
     ins.inputs.push_back(*r);
   }
-  if (auto logits = dyn_cast<mlir::ds::LogitsOp>(op)) {
+  if (isa<mlir::ds::LogitsOp>(op)) {
     if (haveLogits) return op->emitOpError("a second ds.logits is not supported by the plan");
     haveLogits = true;
+  }
+  // Step output 0 is the value @forward returns: the ds.logits result, or
+  // under tensor parallelism the ds.all_gather of it (the ds.logits result
+  // then lives in the arena).
+  if (op->getNumResults() == 1 && op->getResult(0) == forward.getBody().front().getTerminator()->getOperand(0)) {
     plan::ValueRef vr(plan::ValueKind::output, 0);
-    values[logits.getResult()] = vr;
+    values[op->getResult(0)] = vr;
     ins.outputs.push_back(vr);
   } else if (failed(arenaResults(op, instr, ins))) {
     return failure();
@@ -376,7 +382,7 @@ FailureOr<PlanProgram> Collector::run() {
   Operation *ret = body.getTerminator();
   auto it = values.find(ret->getOperand(0));
   if (it == values.end() || it->second.kind() != plan::ValueKind::output)
-    return ret->emitOpError("must return the result of ds.logits");
+    return ret->emitOpError("must return the result of ds.logits (or of its ds.all_gather)");
   nameKernels();
 
   // The IR text for inspection: generated CUDA sources and cubins are in the

@@ -36,7 +36,7 @@ struct PlanSource {
   std::string name, file;
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
-  int64_t sliceAxis = -1, sliceStart = 0, sliceSize = 0, sliceRankStride = 0;
+  int64_t sliceAxis = -1, sliceStart = 0, sliceSize = 0, sliceRankStride = 0, sliceRankDivisor = 1;
 };
 
 struct PlanWeight {

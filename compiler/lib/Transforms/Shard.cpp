@@ -56,6 +56,17 @@ RankedTensorType withDim(Type type, int64_t dim, int64_t size) {
   return RankedTensorType::get(shape, t.getElementType());
 }
 
+/// `loc` named "<name>.<suffix>" when it has a name ("l0.o_proj" ->
+/// "l0.o_proj.all_reduce"), so plan buffers and kernels get readable names.
+Location suffixed(Location loc, StringRef suffix) {
+  if (auto named = dyn_cast<NameLoc>(loc))
+    return NameLoc::get(
+        StringAttr::get(loc.getContext(), named.getName().str() + "." +
+                                              suffix.str()),
+        named.getChildLoc());
+  return loc;
+}
+
 struct ShardPass : public mlir::ds::impl::DsShardBase<ShardPass> {
   using DsShardBase::DsShardBase;
 
@@ -225,7 +236,7 @@ struct ShardPass : public mlir::ds::impl::DsShardBase<ShardPass> {
   void allReduceAfter(OpBuilder &builder, Operation *op) {
     Value v = op->getResult(0);
     builder.setInsertionPointAfter(op);
-    auto reduce = builder.create<AllReduceOp>(op->getLoc(), v.getType(), v,
+    auto reduce = builder.create<AllReduceOp>(suffixed(op->getLoc(), "all_reduce"), v.getType(), v,
                                               builder.getStringAttr("tp"));
     v.replaceAllUsesExcept(reduce.getResult(), reduce);
   }
@@ -361,7 +372,7 @@ struct ShardPass : public mlir::ds::impl::DsShardBase<ShardPass> {
       setRows(l, full.getDimSize(1) / ranks);
       builder.setInsertionPointAfter(l);
       auto gather = builder.create<AllGatherOp>(
-          l.getLoc(), full, l.getResult(), builder.getStringAttr("tp"),
+          suffixed(l.getLoc(), "all_gather"), full, l.getResult(), builder.getStringAttr("tp"),
           builder.getI64IntegerAttr(-1));
       l.getResult().replaceAllUsesExcept(gather.getResult(), gather);
     }

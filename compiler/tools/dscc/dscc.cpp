@@ -103,8 +103,26 @@ mlir::LogicalResult printModule(mlir::ModuleOp module, const std::string &path, 
   return mlir::success();
 }
 
+/// The model dimensions that tensor parallelism over `tp` ranks splits
+/// (TP_CONTRACT.md), checked before compiling so the error names the config
+/// field.
+ds::Status checkTensorParallel(const ds::ModelSpec &spec, int tp) {
+  if (tp == 1) return ds::Status::Ok();
+  auto indivisible = [&](const char *field, int64_t value) {
+    return ds::Status::Error(ds::StrCat() << field << " " << value << " is not divisible by --tp " << tp);
+  };
+  if (spec.numHeads % tp != 0) return indivisible("num_attention_heads", spec.numHeads);
+  if (tp <= spec.numKvHeads && spec.numKvHeads % tp != 0) return indivisible("num_key_value_heads", spec.numKvHeads);
+  if (tp > spec.numKvHeads && tp % spec.numKvHeads != 0)
+    return ds::Status::Error(ds::StrCat() << "--tp " << tp << " is larger than num_key_value_heads "
+                                          << spec.numKvHeads << " but not a multiple of it");
+  if (spec.intermediateSize % tp != 0) return indivisible("intermediate_size", spec.intermediateSize);
+  if (spec.vocabSize % tp != 0) return indivisible("vocab_size", spec.vocabSize);
+  return ds::Status::Ok();
+}
+
 int compile(const CompileArgs &args) {
-  if (args.tp != 1) return fail("tensor parallelism is not supported yet (--tp must be 1)");
+  if (args.tp < 1) return fail("--tp must be at least 1, got " + std::to_string(args.tp));
   if (args.emit != "plan" && args.emit != "mlir" && args.emit != "mlir-import")
     return fail("--emit must be plan, mlir or mlir-import, not '" + args.emit + "'");
   if (args.emit == "plan" && args.output.empty()) return fail("-o PLAN is required with --emit=plan");
@@ -114,6 +132,7 @@ int compile(const CompileArgs &args) {
   ds::Result<ds::ModelSpec> spec = ds::loadModelSpec(args.modelDir, {args.maxModelLen});
   if (!spec.ok()) return fail(spec.status().message());
   for (const std::string &w : spec->warnings) std::fprintf(stderr, "dscc: warning: %s\n", w.c_str());
+  if (ds::Status st = checkTensorParallel(*spec, args.tp); !st.ok()) return fail(st.message());
 
   mlir::MLIRContext context;
   context.printOpOnDiagnostic(false);
@@ -125,7 +144,7 @@ int compile(const CompileArgs &args) {
   if (args.emit == "mlir-import") return mlir::succeeded(printModule(*module, args.output, args.printDebugInfo)) ? 0 : 1;
 
   mlir::PassManager pm(&context);
-  ds::buildCompilePipeline(pm, args.target);
+  ds::buildCompilePipeline(pm, args.target, args.tp);
   if (args.printIrAfterAll) {
     context.disableMultithreading();
     pm.enableIRPrinting(/*shouldPrintBeforePass=*/nullptr,
@@ -168,7 +187,7 @@ int main(int argc, char **argv) {
   cmd->add_option("--target", args.target, "cpu (f32 activations) or a CUDA arch such as sm_90a")
       ->capture_default_str();
   cmd->add_option("--max-model-len", args.maxModelLen, "Context length (default: max_position_embeddings)");
-  cmd->add_option("--tp", args.tp, "Tensor-parallel size (only 1 is supported today)")->capture_default_str();
+  cmd->add_option("--tp", args.tp, "Tensor-parallel size: ranks that share the model (Megatron-style sharding)")->capture_default_str();
   cmd->add_option("--emit", args.emit, "plan | mlir (IR after the pipeline) | mlir-import (IR before it)")
       ->capture_default_str();
   cmd->add_flag("--print-ir-after-all", args.printIrAfterAll, "Print the IR after every pass to stderr");

@@ -90,8 +90,8 @@
 // Not a directory; bad command lines.
 // RUN: not %dscc compile %t/nowhere --emit=mlir-import 2>&1 | FileCheck %s --check-prefix=NODIR
 // NODIR: dscc: error: {{.*}}nowhere: not a model directory
-// RUN: not %dscc compile %t/arch --tp 2 -o %t/x.dsplan 2>&1 | FileCheck %s --check-prefix=TP
-// TP: dscc: error: tensor parallelism is not supported yet
+// RUN: not %dscc compile %t/arch --tp 0 -o %t/x.dsplan 2>&1 | FileCheck %s --check-prefix=TP
+// TP: dscc: error: --tp must be at least 1, got 0
 // RUN: not %dscc compile %t/arch --target sm90 -o %t/x.dsplan 2>&1 | FileCheck %s --check-prefix=TARGET
 // TARGET: dscc: error: unsupported target 'sm90' (expected cpu or a CUDA arch such as sm_90a or sm_80)
 // RUN: not %dscc compile %t/arch 2>&1 | FileCheck %s --check-prefix=NOOUT
