@@ -22,4 +22,23 @@ Status all_gather_rows(Communicator& comm, const float* in, int64_t rows, int64_
   return Status::Ok();
 }
 
+Status check_same_plan(Communicator& comm, std::string_view plan_bytes) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : plan_bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  // Four 16-bit pieces travel exactly as floats.
+  float mine[4];
+  for (int i = 0; i < 4; ++i) mine[i] = static_cast<float>((h >> (16 * i)) & 0xffff);
+  std::vector<float> all(4 * static_cast<size_t>(comm.size()));
+  DS_RETURN_IF_ERROR(comm.all_gather(mine, 4, all.data()));
+  for (int r = 0; r < comm.size(); ++r)
+    for (int i = 0; i < 4; ++i)
+      if (all[static_cast<size_t>(r * 4 + i)] != all[static_cast<size_t>(i)])
+        return Status::Error(StrCat() << "rank " << r << " loaded a different plan than rank 0 (plan hashes differ); "
+                                      << "every rank must run the same plan file");
+  return Status::Ok();
+}
+
 }  // namespace ds

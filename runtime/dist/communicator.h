@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/common/status.h"
@@ -44,6 +45,21 @@ bool have_collectives();
 // `size` ranks inside this process (one per thread): connects them through an
 // in-memory store over loopback TCP. Element r is rank r.
 Result<std::vector<std::unique_ptr<Communicator>>> create_local_group(int size, const CommOptions& options);
+
+// One process per rank: `size` processes (possibly on several hosts) meet at
+// `init_addr` ("HOST:PORT"), where rank 0 serves the rendezvous key-value store
+// (only the addresses are exchanged there; collectives go rank to rank).
+struct DistInitOptions {
+  int rank = 0;
+  int size = 1;
+  std::string init_addr;  // HOST:PORT
+  CommOptions comm;       // comm.hostname: this rank's transport interface
+};
+Result<std::unique_ptr<Communicator>> connect_group(const DistInitOptions& options);
+
+// Every rank passes the bytes of the plan it loaded; an error on every rank
+// (naming the ranks) unless all ranks hold the same plan.
+Status check_same_plan(Communicator& comm, std::string_view plan_bytes);
 
 // Gathers rows of `n` floats along the last dim: `in` is [rows, n] on every rank,
 // `out` becomes [rows, size * n] (rank r's columns at r * n). `scratch` is reused.

@@ -10,9 +10,11 @@
 #include <gloo/transport/tcp/device.h>
 
 #include <exception>
+#include <stdexcept>
 #include <thread>
 
 #include "runtime/dist/communicator.h"
+#include "runtime/dist/tcp_store.h"
 
 namespace ds {
 namespace {
@@ -25,7 +27,9 @@ class GlooCommunicator : public Communicator {
   ~GlooCommunicator() override {
     context_.reset();  // pairs close before their device's event loop stops
     device_.reset();
+    server_.reset();
   }
+  void keep_server(std::unique_ptr<StoreServer> server) { server_ = std::move(server); }
 
   int rank() const override { return context_->rank; }
   int size() const override { return context_->size; }
@@ -107,11 +111,35 @@ class GlooCommunicator : public Communicator {
   std::shared_ptr<gloo::rendezvous::Context> context_;
   CommOptions options_;
   std::string broken_;
+  std::unique_ptr<StoreServer> server_;  // rank 0 of a multi-process group
+};
+
+// gloo::rendezvous::Store over our TCP store client (Gloo reports store
+// failures by exception; connect() turns them into a Status).
+class ClientStore : public gloo::rendezvous::Store {
+ public:
+  explicit ClientStore(StoreClient& c) : c_(c) {}
+  void set(const std::string& key, const std::vector<char>& data) override {
+    Status s = c_.set(key, std::string(data.begin(), data.end()));
+    if (!s.ok()) throw std::runtime_error(s.message());
+  }
+  std::vector<char> get(const std::string& key) override {
+    auto v = c_.get(key);
+    if (!v.ok()) throw std::runtime_error(v.status().message());
+    return std::vector<char>(v->begin(), v->end());
+  }
+  void wait(const std::vector<std::string>& keys) override {
+    for (const std::string& k : keys) get(k);
+  }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds&) override { wait(keys); }
+
+ private:
+  StoreClient& c_;
 };
 
 // Creates rank `rank`'s device and connects it to the others through `store`.
-Result<std::unique_ptr<Communicator>> connect(gloo::rendezvous::Store& store, int rank, int size,
-                                              const CommOptions& options) {
+Result<std::unique_ptr<GlooCommunicator>> connect(gloo::rendezvous::Store& store, int rank, int size,
+                                                  const CommOptions& options) {
   try {
     gloo::transport::tcp::attr attr;
     attr.hostname = options.hostname;
@@ -119,7 +147,7 @@ Result<std::unique_ptr<Communicator>> connect(gloo::rendezvous::Store& store, in
     auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
     context->setTimeout(options.timeout);
     context->connectFullMesh(store, device);
-    return std::unique_ptr<Communicator>(new GlooCommunicator(std::move(device), std::move(context), options));
+    return std::make_unique<GlooCommunicator>(std::move(device), std::move(context), options);
   } catch (const std::exception& e) {
     return Status::Error(StrCat() << "rank " << rank << "/" << size << ": connecting the group on "
                                   << options.hostname << " failed (timeout " << options.timeout.count()
@@ -135,7 +163,7 @@ Result<std::vector<std::unique_ptr<Communicator>>> create_local_group(int size, 
   if (size < 1) return Status::Error(StrCat() << "group size " << size << " must be at least 1");
   if (options.timeout.count() <= 0) return Status::Error("collective timeout must be positive");
   gloo::rendezvous::HashStore store;
-  std::vector<Result<std::unique_ptr<Communicator>>> results;
+  std::vector<Result<std::unique_ptr<GlooCommunicator>>> results;
   results.reserve(static_cast<size_t>(size));
   for (int r = 0; r < size; ++r) results.emplace_back(Status::Error("not connected"));
   {
@@ -147,9 +175,29 @@ Result<std::vector<std::unique_ptr<Communicator>>> create_local_group(int size, 
   std::vector<std::unique_ptr<Communicator>> group;
   for (auto& r : results) {
     if (!r.ok()) return r.status();
-    group.push_back(std::move(r).value());
+    group.push_back(std::unique_ptr<Communicator>(std::move(r).value()));
   }
   return group;
+}
+
+Result<std::unique_ptr<Communicator>> connect_group(const DistInitOptions& o) {
+  if (o.size < 1 || o.rank < 0 || o.rank >= o.size)
+    return Status::Error(StrCat() << "rank " << o.rank << " out of range for " << o.size << " ranks (--node-rank, --nnodes)");
+  if (o.comm.timeout.count() <= 0) return Status::Error("--dist-timeout must be positive");
+  std::string host;
+  int port = 0;
+  DS_RETURN_IF_ERROR(parse_host_port(o.init_addr, host, port));
+  std::unique_ptr<StoreServer> server;
+  if (o.rank == 0) {
+    DS_ASSIGN_OR_RETURN(server, StoreServer::start(host, port));
+  }
+  auto client = StoreClient::connect(host, port, o.comm.timeout);
+  if (!client.ok())
+    return client.status().with_context(StrCat() << "rank " << o.rank << "/" << o.size);
+  ClientStore store(**client);
+  DS_ASSIGN_OR_RETURN(auto comm, connect(store, o.rank, o.size, o.comm));
+  comm->keep_server(std::move(server));
+  return std::unique_ptr<Communicator>(std::move(comm));
 }
 
 }  // namespace ds

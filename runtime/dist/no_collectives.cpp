@@ -11,4 +11,9 @@ Result<std::vector<std::unique_ptr<Communicator>>> create_local_group(int size, 
                                    "(install libgloo-dev and reconfigure with -DDS_ENABLE_GLOO=ON)");
 }
 
+Result<std::unique_ptr<Communicator>> connect_group(const DistInitOptions& options) {
+  return Status::Error(StrCat() << "multi-process tensor parallelism (" << options.size
+                                << " ranks) needs collectives, but this dsrt was built without Gloo");
+}
+
 }  // namespace ds

@@ -3,13 +3,18 @@
 #include <algorithm>
 
 #include "runtime/executor/cpu_executor.h"
+#include "runtime/executor/dist_executor.h"
 #include "runtime/executor/tp_executor.h"
 
 namespace ds {
 
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
-                                                int64_t token_capacity) {
+                                                int64_t token_capacity, Communicator* dist) {
   const std::string target = plan->target() ? plan->target()->str() : "";
+  if (target == "cpu" && dist && dist->size() > 1) {
+    DS_ASSIGN_OR_RETURN(auto e, LeaderExecutor::create(plan, weights, kv, token_capacity, *dist));
+    return std::unique_ptr<Executor>(std::move(e));
+  }
   if (target == "cpu" && plan->tp_size() > 1) {
     DS_ASSIGN_OR_RETURN(auto e, TpExecutor::create(plan, weights, kv, token_capacity, CommOptions{}));
     return std::unique_ptr<Executor>(std::move(e));
@@ -34,7 +39,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   const int64_t page = plan->kv_cache()->page_size();
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), (kv_tokens + page - 1) / page));
   DS_ASSIGN_OR_RETURN(e->kv_, KvCache::create(cfg));
-  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, capacity));
+  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, capacity, options.dist));
   return e;
 }
 

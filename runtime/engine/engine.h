@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/cache/kv_cache.h"
+#include "runtime/dist/communicator.h"
 #include "runtime/engine/sampler.h"
 #include "runtime/executor/executor.h"
 #include "runtime/plan/plan_reader.h"
@@ -19,6 +20,7 @@ namespace ds {
 struct EngineOptions {
   int64_t token_capacity = 0;  // tokens per step (chunked prefill size); 0: min(512, max_model_len)
   int64_t kv_tokens = 0;       // KV cache capacity in tokens; 0: max_model_len
+  Communicator* dist = nullptr;  // multi-process TP group (this process is rank 0); null: in-process
 };
 
 struct GenerateOptions {
@@ -75,7 +77,9 @@ class Engine {
 
 // The executor for the plan's target ("cpu" today). A plan with tp_size N > 1
 // gets a TpExecutor running N in-process ranks (rank 0 on `weights` and `kv`).
+// With `dist` (a multi-process group of tp_size ranks, this process rank 0) a
+// LeaderExecutor broadcasts each step to the other processes.
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
-                                                int64_t token_capacity);
+                                                int64_t token_capacity, Communicator* dist = nullptr);
 
 }  // namespace ds

@@ -1,6 +1,9 @@
 #include "serve/cli/cli_common.h"
 
 #include <cerrno>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
 
 #include "runtime/dist/communicator.h"
@@ -15,7 +18,20 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   LoadedModel m;
   DS_ASSIGN_OR_RETURN(m.plan, LoadedPlan::from_file(options.plan_path));
   const int plan_tp = m.plan->plan().tp_size();
-  if (options.tp != plan_tp)
+  if (options.nnodes < 1) return Status::Error(StrCat() << "--nnodes " << options.nnodes << " must be at least 1");
+  if (options.nnodes > 1) {
+    if (options.nnodes != plan_tp)
+      return Status::Error(StrCat() << "--nnodes " << options.nnodes << " does not match plan " << options.plan_path
+                                    << ", which is sharded for tp_size " << plan_tp << " (one process per rank)");
+    if (options.tp != 1 && options.tp != options.nnodes)
+      return Status::Error(StrCat() << "--tp " << options.tp << " with --nnodes " << options.nnodes
+                                    << ": each process runs one rank (leave --tp out)");
+    if (options.node_rank < 0 || options.node_rank >= options.nnodes)
+      return Status::Error(StrCat() << "--node-rank " << options.node_rank << " out of range for --nnodes "
+                                    << options.nnodes);
+    if (options.dist_init_addr.empty()) return Status::Error("--nnodes > 1 needs --dist-init-addr HOST:PORT");
+    if (!(options.dist_timeout > 0)) return Status::Error("--dist-timeout must be positive (seconds)");
+  } else if (options.tp != plan_tp)
     return Status::Error(StrCat() << "--tp " << options.tp << " does not match plan " << options.plan_path
                                   << ", which is sharded for tp_size " << plan_tp << " (pass --tp " << plan_tp
                                   << ", or compile the plan with dscc --tp " << options.tp << ")");
@@ -27,7 +43,22 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   wo.model_path = options.model_path;
   DS_ASSIGN_OR_RETURN(wo.format, parse_load_format(options.load_format));
   wo.dummy_seed = options.dummy_seed;
+  wo.tp_rank = options.nnodes > 1 ? options.node_rank : 0;
   DS_ASSIGN_OR_RETURN(m.weights, LoadedWeights::load(*m.plan, wo));
+  if (options.nnodes > 1) {
+    DistInitOptions d;
+    d.rank = options.node_rank;
+    d.size = options.nnodes;
+    d.init_addr = options.dist_init_addr;
+    d.comm.timeout = std::chrono::milliseconds(static_cast<int64_t>(options.dist_timeout * 1000));
+    const std::string host = d.init_addr.substr(0, d.init_addr.rfind(':'));
+    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]") {
+      char name[256] = {0};
+      if (::gethostname(name, sizeof(name) - 1) == 0) d.comm.hostname = name;  // this node's address
+    }
+    DS_ASSIGN_OR_RETURN(m.dist, connect_group(d));
+    DS_RETURN_IF_ERROR(check_same_plan(*m.dist, m.plan->bytes()));
+  }
   return m;
 }
 

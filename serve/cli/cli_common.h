@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/common/status.h"
+#include "runtime/dist/communicator.h"
 #include "runtime/plan/plan_reader.h"
 #include "runtime/weights/weight_loader.h"
 
@@ -19,11 +20,18 @@ struct LoadOptions {
   std::string load_format = "auto";
   uint64_t dummy_seed = 0;
   int tp = 1;  // tensor-parallel ranks; must equal the plan's tp_size
+  // Multi-process tensor parallelism: one process per rank.
+  int nnodes = 1;
+  int node_rank = 0;
+  std::string dist_init_addr;  // HOST:PORT of rank 0's rendezvous store
+  double dist_timeout = 60;    // seconds, per collective and for the rendezvous
 };
 
 struct LoadedModel {
   std::unique_ptr<LoadedPlan> plan;
   std::unique_ptr<LoadedWeights> weights;
+  std::unique_ptr<Communicator> dist;  // nnodes > 1: this process's rank of the group
+  bool follower() const { return dist && dist->rank() > 0; }
 };
 
 Result<LoadedModel> load_model(const LoadOptions& options);

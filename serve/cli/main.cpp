@@ -24,6 +24,10 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
   cmd->add_option("--tp", load.tp,
                   "Tensor-parallel ranks run in this process (one thread each); must equal the plan's tp_size "
                   "(dscc --tp)");
+  cmd->add_option("--nnodes", load.nnodes, "Multi-process tensor parallelism: number of processes (one rank each)");
+  cmd->add_option("--node-rank", load.node_rank, "This process's rank (0 drives the engine)");
+  cmd->add_option("--dist-init-addr", load.dist_init_addr, "HOST:PORT where rank 0 serves the rendezvous store");
+  cmd->add_option("--dist-timeout", load.dist_timeout, "Seconds before a missing or dead peer ends every rank");
 }
 
 }  // namespace

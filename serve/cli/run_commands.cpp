@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine/engine.h"
+#include "runtime/executor/dist_executor.h"
 #include "serve/cli/commands.h"
 
 namespace ds::cli {
@@ -15,6 +16,7 @@ Result<std::unique_ptr<Engine>> make_engine(const LoadedModel& m, int64_t chunk,
   EngineOptions eo;
   eo.token_capacity = chunk;
   eo.kv_tokens = kv_tokens;
+  eo.dist = m.dist.get();
   return Engine::create(*m.plan, *m.weights, eo);
 }
 
@@ -25,6 +27,7 @@ Status run_generate(const GenerateArgs& a) {
   if (a.chunked_prefill_size < 0) return Status::Error("--chunked-prefill-size must be positive");
   if (a.max_new_tokens < 0) return Status::Error("--max-new-tokens must be >= 0");
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
+  if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);  // rank 0 prints the result
   std::unique_ptr<PlanTokenizer> tok;
   if (tokenizer_available()) {
     auto t = PlanTokenizer::create(*m.plan);
@@ -74,6 +77,7 @@ Status run_score(const ScoreArgs& a) {
   if (a.chunked_prefill_size < 0) return Status::Error("--chunked-prefill-size must be positive");
   DS_ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_id_list(a.ids, "--ids"));
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
+  if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);  // rank 0 prints the result
   DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, static_cast<int64_t>(ids.size())));
   DS_ASSIGN_OR_RETURN(std::vector<PositionScore> scores, engine->score(ids, a.top_k));
   json positions = json::array();

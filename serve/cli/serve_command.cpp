@@ -28,6 +28,9 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
 Status run_serve(const ServeArgs& a) {
   DS_RETURN_IF_ERROR(a.server.validate());
   if (a.kv_budget_bytes < 0) return Status::Error("--kv-budget-bytes must be >= 0");
+  if (a.load.nnodes > 1)
+    return Status::Error("dsrt serve runs tensor parallelism in one process (--tp N); --nnodes is for generate and "
+                         "score so far");
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
   ServingOptions so;
   so.max_running_requests = a.server.max_running_requests;

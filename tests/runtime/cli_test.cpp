@@ -1,6 +1,10 @@
 // dsrt as a process: output formats and error behaviour.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <map>
@@ -130,6 +134,72 @@ TEST_F(DsrtCli, TensorParallelScoreMatchesUnsharded) {
   bad = dsrt("score " + plan_ + " --ids 1,2 --json --tp 2");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("--tp 2 does not match plan"), std::string::npos) << bad.err;
+}
+
+// A free loopback TCP port (bound, then released).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+TEST_F(DsrtCli, TwoProcessTensorParallelScore) {
+  test::TinyModel sharded = model_;
+  sharded.tp = 2;
+  const std::string tp2 = dir_.file("tp2.dsplan");
+  ASSERT_TRUE(write_file_atomic(tp2, sharded.plan_bytes(dir_.path())).ok());
+  const int port = free_port();
+  ASSERT_GT(port, 0);
+  const std::string dist = " --nnodes 2 --dist-timeout 30 --dist-init-addr 127.0.0.1:" + std::to_string(port);
+  const std::string args = "score " + tp2 + " --ids 1,2,3,4,5 --top-k 40 --json" + dist;
+  // Rank 1 in its own process; rank 0 drives the engine and prints.
+  const std::string cmd1 = std::string(DSRT_PATH) + " " + args + " --node-rank 1 >" + dir_.file("out1") + " 2>" +
+                           dir_.file("err1");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd1.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  CmdResult r0 = dsrt(args + " --node-rank 0");
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_EQ(r0.code, 0) << r0.err;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(dir_.file("err1")).value();
+  EXPECT_EQ(read_file(dir_.file("out1")).value(), "");  // only rank 0 prints
+  CmdResult ref = dsrt("score " + plan_ + " --ids 1,2,3,4,5 --top-k 40 --json");
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  auto a = nlohmann::json::parse(ref.out)["positions"], b = nlohmann::json::parse(r0.out)["positions"];
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t t = 0; t < a.size(); ++t) {
+    EXPECT_NEAR(a[t]["logsumexp"].get<double>(), b[t]["logsumexp"].get<double>(), 1e-4);
+    std::map<int, double> la;
+    for (size_t j = 0; j < a[t]["top_ids"].size(); ++j) la[a[t]["top_ids"][j].get<int>()] = a[t]["top_logits"][j].get<double>();
+    for (size_t j = 0; j < b[t]["top_ids"].size(); ++j)
+      EXPECT_NEAR(la[b[t]["top_ids"][j].get<int>()], b[t]["top_logits"][j].get<double>(), 1e-4);
+  }
+  // A rank whose peer never comes gives up with a clear error.
+  const std::string lonely = "score " + tp2 + " --ids 1,2 --json --nnodes 2 --dist-timeout 1 --dist-init-addr 127.0.0.1:" +
+                             std::to_string(free_port());
+  CmdResult r = dsrt(lonely + " --node-rank 1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("rank 1/2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is rank 0 running?"), std::string::npos) << r.err;
+  r = dsrt(lonely + " --node-rank 0");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("rank 0/2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("a peer rank is missing"), std::string::npos) << r.err;
+  r = dsrt("score " + tp2 + " --ids 1 --nnodes 3 --node-rank 0 --dist-init-addr 127.0.0.1:1");
+  EXPECT_NE(r.err.find("--nnodes 3 does not match"), std::string::npos) << r.err;
 }
 #endif
 

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "runtime/dist/communicator.h"
+#include "runtime/dist/tcp_store.h"
 
 namespace ds {
 namespace {
@@ -99,6 +100,68 @@ TEST(Communicator, MissingPeerTimesOutWithClearError) {
   Status again = g.value()[0]->barrier();
   ASSERT_FALSE(again.ok());
   EXPECT_NE(again.message().find("earlier collective failed"), std::string::npos) << again.message();
+}
+
+// A free TCP port on the loopback interface (bound then released).
+int free_port() {
+  auto s = StoreServer::start("127.0.0.1", 0);
+  return s.ok() ? (*s)->port() : 0;
+}
+
+TEST(Communicator, ConnectGroupThroughTheTcpStore) {
+  const int n = 3;
+  const int port = free_port();
+  ASSERT_GT(port, 0);
+  std::vector<Result<std::unique_ptr<Communicator>>> res;
+  for (int r = 0; r < n; ++r) res.emplace_back(Status::Error("not run"));
+  std::vector<std::thread> ts;
+  // Rank 2 starts first: clients retry until rank 0 serves the store.
+  for (int r = n - 1; r >= 0; --r)
+    ts.emplace_back([&, r] {
+      DistInitOptions o;
+      o.rank = r;
+      o.size = n;
+      o.init_addr = "127.0.0.1:" + std::to_string(port);
+      res[static_cast<size_t>(r)] = connect_group(o);
+    });
+  for (auto& t : ts) t.join();
+  std::vector<std::unique_ptr<Communicator>> group;
+  for (int r = 0; r < n; ++r) {
+    ASSERT_TRUE(res[r].ok()) << "rank " << r << ": " << res[r].status().message();
+    group.push_back(std::move(res[r]).value());
+  }
+  std::vector<std::vector<float>> x(n, std::vector<float>(3, 1.0f));
+  auto st = run_ranks(group, [&](int r, Communicator& c) -> Status {
+    DS_RETURN_IF_ERROR(c.all_reduce_sum(x[r].data(), 3));
+    // Same plan bytes everywhere: accepted.
+    return check_same_plan(c, "plan bytes");
+  });
+  for (int r = 0; r < n; ++r) {
+    ASSERT_TRUE(st[r].ok()) << st[r].message();
+    EXPECT_EQ(x[r], std::vector<float>(3, static_cast<float>(n)));
+  }
+  // Rank 1 holds another plan: every rank refuses.
+  st = run_ranks(group, [&](int r, Communicator& c) { return check_same_plan(c, r == 1 ? "other" : "plan bytes"); });
+  for (int r = 0; r < n; ++r) {
+    ASSERT_FALSE(st[r].ok());
+    EXPECT_NE(st[r].message().find("rank 1 loaded a different plan"), std::string::npos) << st[r].message();
+  }
+}
+
+TEST(Communicator, MissingRankZeroFailsToConnect) {
+  const int port = free_port();
+  ASSERT_GT(port, 0);
+  DistInitOptions o;
+  o.rank = 1;
+  o.size = 2;
+  o.init_addr = "127.0.0.1:" + std::to_string(port);
+  o.comm.timeout = std::chrono::milliseconds(300);
+  auto c = connect_group(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("rank 1/2"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("is rank 0 running?"), std::string::npos) << c.status().message();
+  o.init_addr = "127.0.0.1";
+  EXPECT_NE(connect_group(o).status().message().find("HOST:PORT"), std::string::npos);
 }
 
 TEST(Communicator, RejectsBadGroupOptions) {

@@ -8,6 +8,7 @@
 
 #include "runtime/engine/engine.h"
 #include "runtime/executor/cpu_executor.h"
+#include "runtime/executor/dist_executor.h"
 #include "runtime/executor/tp_executor.h"
 #include "tests/runtime/test_util.h"
 
@@ -148,6 +149,29 @@ TEST(TpExecutor, BadTokenFailsOnEveryRankWithoutHanging) {
   b.tokens = {1, 2};
   Status ok = (*tpe)->step(b, logits.data());
   EXPECT_TRUE(ok.ok()) << ok.message();
+}
+
+TEST(DistExecutor, StepMessagesRoundTrip) {
+  StepBatch b;
+  b.tokens = {5, 6, 7};
+  b.positions = {3, 4, 0};
+  b.logit_rows = {1, 2};
+  b.sequences.push_back(StepSequence{0, 2, 3, {4, 9}});
+  b.sequences.push_back(StepSequence{2, 1, 0, {1}});
+  std::string bytes;
+  encode_step(b, bytes);
+  auto d = decode_step(bytes);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->tokens, b.tokens);
+  EXPECT_EQ(d->positions, b.positions);
+  EXPECT_EQ(d->logit_rows, b.logit_rows);
+  ASSERT_EQ(d->sequences.size(), 2u);
+  EXPECT_EQ(d->sequences[0].num_cached, 3);
+  EXPECT_EQ(d->sequences[0].page_table, (std::vector<int32_t>{4, 9}));
+  EXPECT_EQ(d->sequences[1].first_token, 2);
+  EXPECT_FALSE(decode_step(bytes.substr(0, bytes.size() - 1)).ok());
+  EXPECT_FALSE(decode_step(bytes + "x").ok());
+  EXPECT_FALSE(decode_step("").ok());
 }
 
 }  // namespace
