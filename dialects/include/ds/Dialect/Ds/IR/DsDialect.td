@@ -30,17 +30,19 @@ def Ds_Dialect : Dialect {
 
     Module attributes: `ds.target` (string, "cpu" or "sm_90a"...),
     `ds.activation_dtype` (type), `ds.max_model_len` (i64); set by passes:
-    `ds.arena_bytes_per_token`, `ds.arena_alignment`. Op attributes set by
-    passes: `ds.impl`, `ds.offsets`, `ds.sizes`, `ds.cuda_*`.
+    `ds.tp_size` (ds-shard), `ds.arena_bytes_per_token`, `ds.arena_alignment`.
+    Op attributes set by passes: `ds.impl`, `ds.offsets`, `ds.sizes`,
+    `ds.cuda_*`.
+
+    Tensor parallelism: one program for all `ds.tp_size` ranks. `ds.all_reduce`
+    and `ds.all_gather` are value-semantics collectives over the ranks with a
+    memory effect on a `CommResource` (never reordered, merged or erased);
+    `--ds-shard` slices `#ds.source`s per rank (`slice_axis/slice_start/
+    slice_rank_stride/slice_rank_divisor`), makes head counts per-rank and
+    inserts the collectives after row-parallel linears, the vocab-parallel
+    embedding and the logits.
 
     Planned extensions, and how they fit the dialect:
-    - Tensor parallelism: `ds.all_reduce %x {group}` and `ds.all_gather %x
-      {group, axis}` are value-semantics ops (result = collective over the
-      ranks of `group`), marked with a memory effect on a `CommResource` so that
-      they are never reordered with each other. A sharding pass rewrites
-      `#ds.source` slice fields (`slice_axis/slice_start/slice_rank_stride`) so
-      each rank loads its shard, divides `num_heads`/`num_kv_heads` and inserts
-      the collectives after row-parallel linears.
     - MLA (DeepSeek-V3): `ds.mla_attention %q_nope, %q_pe {cache = @latent,
       layer, ...}` reading a second `ds.kv_cache @latent {k_dim = kv_lora_rank +
       qk_rope_head_dim, v_dim = 0}`, with a matching `ds.mla_cache_write`; both
