@@ -31,7 +31,12 @@ class Communicator {
   virtual Status all_gather(const float* in, size_t n, float* out) = 0;
   // Root's `bytes` replace every other rank's (any length; sizes travel first).
   virtual Status broadcast(std::string& bytes, int root) = 0;
+  // Same, but a receiver waits up to `first_wait` for the message to start
+  // (an idle follower waiting for the next step); the rest uses the timeout.
+  virtual Status broadcast(std::string& bytes, int root, std::chrono::milliseconds first_wait) = 0;
   virtual Status barrier() = 0;
+  // True once a collective failed (peer gone, timeout): the group is unusable.
+  virtual bool broken() const = 0;
 };
 
 struct CommOptions {

@@ -59,7 +59,11 @@ class GlooCommunicator : public Communicator {
     });
   }
 
-  Status broadcast(std::string& bytes, int root) override {
+  Status broadcast(std::string& bytes, int root) override { return broadcast(bytes, root, options_.timeout); }
+
+  bool broken() const override { return !broken_.empty(); }
+
+  Status broadcast(std::string& bytes, int root, std::chrono::milliseconds first_wait) override {
     if (root < 0 || root >= size())
       return Status::Error(StrCat() << "broadcast root " << root << " out of range for " << size() << " ranks");
     uint64_t len = bytes.size();
@@ -67,7 +71,7 @@ class GlooCommunicator : public Communicator {
       gloo::BroadcastOptions opts(context_);
       opts.setOutput(&len, 1);
       opts.setRoot(root);
-      opts.setTimeout(options_.timeout);
+      opts.setTimeout(first_wait);
       gloo::broadcast(opts);
     }));
     if (rank() != root) bytes.resize(static_cast<size_t>(len));

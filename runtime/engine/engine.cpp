@@ -9,10 +9,12 @@
 namespace ds {
 
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
-                                                int64_t token_capacity, Communicator* dist) {
+                                                int64_t token_capacity, Communicator* dist,
+                                                std::function<void(const Status&)> on_group_failure) {
   const std::string target = plan->target() ? plan->target()->str() : "";
   if (target == "cpu" && dist && dist->size() > 1) {
     DS_ASSIGN_OR_RETURN(auto e, LeaderExecutor::create(plan, weights, kv, token_capacity, *dist));
+    e->set_on_group_failure(std::move(on_group_failure));
     return std::unique_ptr<Executor>(std::move(e));
   }
   if (target == "cpu" && plan->tp_size() > 1) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,7 +80,9 @@ class Engine {
 // gets a TpExecutor running N in-process ranks (rank 0 on `weights` and `kv`).
 // With `dist` (a multi-process group of tp_size ranks, this process rank 0) a
 // LeaderExecutor broadcasts each step to the other processes.
+// `on_group_failure` (with `dist`) runs when a step fails because the group broke.
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
-                                                int64_t token_capacity, Communicator* dist = nullptr);
+                                                int64_t token_capacity, Communicator* dist = nullptr,
+                                                std::function<void(const Status&)> on_group_failure = nullptr);
 
 }  // namespace ds

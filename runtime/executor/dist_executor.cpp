@@ -102,14 +102,21 @@ LeaderExecutor::~LeaderExecutor() {
 
 Status LeaderExecutor::step(const StepBatch& batch, float* logits) {
   encode_step(batch, buf_);
-  DS_RETURN_IF_ERROR(comm_->broadcast(buf_, 0));
-  return local_->step(batch, logits);
+  Status s = comm_->broadcast(buf_, 0);
+  if (s.ok()) s = local_->step(batch, logits);
+  if (!s.ok() && comm_->broken() && on_group_failure_) {
+    auto fn = std::move(on_group_failure_);
+    on_group_failure_ = nullptr;
+    fn(s);
+  }
+  return s;
 }
 
-Status run_follower(const LoadedPlan& plan, const LoadedWeights& weights, Communicator& comm) {
+Status run_follower(const LoadedPlan& plan, const LoadedWeights& weights, Communicator& comm,
+                    std::chrono::milliseconds idle_wait) {
   const std::string who = StrCat() << "rank " << comm.rank() << "/" << comm.size();
   std::string msg;
-  DS_RETURN_IF_ERROR(comm.broadcast(msg, 0));
+  DS_RETURN_IF_ERROR(comm.broadcast(msg, 0, idle_wait));  // rank 0 may still be loading
   if (msg.size() != 17 || msg[0] != kSetup)
     return Status::Error(who + ": expected the setup message from rank 0");
   Reader r{msg, 1};
@@ -119,7 +126,7 @@ Status run_follower(const LoadedPlan& plan, const LoadedWeights& weights, Commun
   DS_ASSIGN_OR_RETURN(auto ex, CpuExecutor::create(plan, weights, *kv, capacity, &comm));
   std::vector<float> logits;
   for (;;) {
-    DS_RETURN_IF_ERROR(comm.broadcast(msg, 0));
+    DS_RETURN_IF_ERROR(comm.broadcast(msg, 0, idle_wait));
     if (!msg.empty() && msg[0] == kStop) return Status::Ok();
     DS_ASSIGN_OR_RETURN(StepBatch b, decode_step(msg));
     logits.resize(static_cast<size_t>(b.num_logit_rows() * ex->vocab_size()));

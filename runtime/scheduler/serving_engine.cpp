@@ -65,7 +65,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   std::unique_ptr<ServingEngine> e(new ServingEngine());
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), pages));
   DS_ASSIGN_OR_RETURN(e->kv_, KvCache::create(cfg));
-  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, chunk));
+  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, chunk, options.dist, options.on_group_failure));
   SchedulerOptions so;
   so.max_running_requests = options.max_running_requests;
   so.chunked_prefill_size = chunk;

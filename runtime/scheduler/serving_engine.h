@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "runtime/cache/kv_cache.h"
+#include "runtime/dist/communicator.h"
 #include "runtime/executor/executor.h"
 #include "runtime/plan/plan_reader.h"
 #include "runtime/scheduler/scheduler.h"
@@ -29,6 +31,10 @@ struct ServingOptions {
   double new_token_reserve_ratio = 0.3;
   int64_t reserve_clip_tokens = 4096;
   bool start_loop = true;            // false: drive scheduler().step() yourself
+  // Multi-process tensor parallelism: this process is rank 0 of `dist`; each
+  // step is broadcast to the other ranks. `on_group_failure` runs when the group breaks.
+  Communicator* dist = nullptr;
+  std::function<void(const Status&)> on_group_failure;
 
   Status validate() const;
 };

@@ -1,5 +1,9 @@
 #include "serve/cli/serve_command.h"
 
+#include <cstdio>
+#include <cstdlib>
+
+#include "runtime/executor/dist_executor.h"
 #include "runtime/scheduler/serving_engine.h"
 #include "serve/http/openai_server.h"
 
@@ -28,10 +32,9 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
 Status run_serve(const ServeArgs& a) {
   DS_RETURN_IF_ERROR(a.server.validate());
   if (a.kv_budget_bytes < 0) return Status::Error("--kv-budget-bytes must be >= 0");
-  if (a.load.nnodes > 1)
-    return Status::Error("dsrt serve runs tensor parallelism in one process (--tp N); --nnodes is for generate and "
-                         "score so far");
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
+  // Ranks > 0 of a multi-process group execute rank 0's steps until it stops.
+  if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);
   ServingOptions so;
   so.max_running_requests = a.server.max_running_requests;
   so.chunked_prefill_size = a.server.chunked_prefill_size;
@@ -39,6 +42,13 @@ Status run_serve(const ServeArgs& a) {
   so.kv_memory_bytes = a.kv_budget_bytes;
   so.kv_memory_fraction = a.server.mem_fraction_static;
   so.enable_prefix_cache = !a.disable_prefix_cache;
+  so.dist = m.dist.get();
+  so.on_group_failure = [](const Status& s) {
+    // No step can run any more: end the server (the other ranks end too).
+    std::fprintf(stderr, "dsrt: error: tensor-parallel group failed, stopping: %s\n", s.message().c_str());
+    std::fflush(stderr);
+    std::_Exit(1);
+  };
   DS_ASSIGN_OR_RETURN(auto engine, ServingEngine::create(*m.plan, *m.weights, so));
   return http::run_server(a.server, *engine, *m.plan);
 }
