@@ -99,4 +99,30 @@ module {
     %h2 = ds.add %h, %d : tensor<?x32xf32>
     return %h2 : tensor<?x32xf32>
   }
+
+  // Collectives end a run: nothing is fused across a ds.all_reduce (every
+  // rank must issue it between the producer and the consumer).
+  // CHECK-LABEL: func.func @collectives
+  // CHECK: %[[G1:.*]] = ds.fused_group
+  // CHECK-NEXT: ^bb0
+  // CHECK-NEXT: ds.silu
+  // CHECK-NEXT: ds.mul
+  // CHECK-NEXT: ds.yield
+  // CHECK-NEXT: }
+  // CHECK-NEXT: %[[R:.*]] = ds.all_reduce %[[G1]]
+  // CHECK-NEXT: %[[G2:.*]] = ds.fused_group(%[[R]], %{{.*}})
+  // CHECK-NEXT: ^bb0
+  // CHECK-NEXT: ds.add
+  // CHECK-NEXT: ds.mul
+  // CHECK-NEXT: ds.yield
+  // CHECK-NEXT: }
+  // CHECK-NEXT: return %[[G2]]
+  func.func @collectives(%x: tensor<?x32xf32>) -> tensor<?x32xf32> {
+    %a = ds.silu %x : tensor<?x32xf32>
+    %b = ds.mul %a, %x : tensor<?x32xf32>
+    %r = ds.all_reduce %b {group = "tp"} : tensor<?x32xf32>
+    %c = ds.add %r, %x : tensor<?x32xf32>
+    %d = ds.mul %c, %x : tensor<?x32xf32>
+    return %d : tensor<?x32xf32>
+  }
 }
