@@ -81,6 +81,12 @@
 // PLAN-NEXT: instr logits ref.logits [] [('arena', [[X:[0-9]+]]), ('weight', {{[0-9]+}}), ('input', 2)] [('arena', [[L:[0-9]+]])]
 // PLAN-NEXT: instr all_gather ref.all_gather [('axis', -1), ('group', 'tp')] [('arena', [[L]])] [('output', 0)]
 
+// dscc export of the compiled sharded IR writes the same plan (tp_size comes
+// from the module's ds.tp_size).
+// RUN: %dscc compile %ds_src_root/tests/fixtures/qwen2-tiny-r1 --tp 4 --emit=mlir --mlir-print-debuginfo -o %t/r1.mlir
+// RUN: %dscc export %t/r1.mlir --model %ds_src_root/tests/fixtures/qwen2-tiny-r1 -o %t/r1-export.dsplan
+// RUN: cmp %t/r1.dsplan %t/r1-export.dsplan
+
 // A sm_90a plan uses NCCL for the collectives.
 // RUN: %if nvrtc %{ %dscc compile %ds_src_root/tests/fixtures/qwen2-tiny-tied --tp 2 --target sm_90a --emit=mlir | FileCheck %s --check-prefix=CUDA %}
 // CUDA: ds.all_reduce {{.*}}ds.impl = "nccl.all_reduce"
