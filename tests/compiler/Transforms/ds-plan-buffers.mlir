@@ -42,6 +42,30 @@ module {
 
 // -----
 
+// Tensor parallelism: the gathered ds.logits result (8 f32 = 32 bytes per
+// row) lives in the arena (reusing the embedding's space); the returned
+// ds.all_gather (step output 0) does not.
+// CHECK-LABEL: module attributes {ds.arena_alignment = 16 : i64, ds.arena_bytes_per_token = 256 : i64, ds.tp_size = 2 : i64}
+// CHECK: ds.embedding {{.*}} {ds.offsets = array<i64: 0>, ds.sizes = array<i64: 128>, vocab_parallel}
+// CHECK: ds.all_reduce {{.*}} {ds.offsets = array<i64: 128>, ds.sizes = array<i64: 128>}
+// CHECK: ds.logits {{.*}} {ds.offsets = array<i64: 0>, ds.sizes = array<i64: 32>}
+// CHECK-NEXT: ds.all_gather
+// CHECK-NOT: ds.offsets
+// CHECK: return
+module attributes {ds.tp_size = 2 : i64} {
+  ds.weight @e {sources = [#ds.source<name = "e", file = "f", dtype = bf16, shape = [16, 32], slice_axis = 0, slice_size = 8, slice_rank_stride = 8>]} : tensor<8x32xbf16>
+  func.func @forward(%t: tensor<?xi32>, %p: tensor<?xi32>, %r: tensor<?xi32>) -> tensor<?x16xf32> {
+    %e = ds.get_weight @e : tensor<8x32xbf16>
+    %x = ds.embedding %t, %e {vocab_parallel} : (tensor<?xi32>, tensor<8x32xbf16>) -> tensor<?x32xf32>
+    %s = ds.all_reduce %x : tensor<?x32xf32>
+    %l = ds.logits %s, %e, %r : (tensor<?x32xf32>, tensor<8x32xbf16>, tensor<?xi32>) -> tensor<?x8xf32>
+    %g = ds.all_gather %l : tensor<?x8xf32> -> tensor<?x16xf32>
+    return %g : tensor<?x16xf32>
+  }
+}
+
+// -----
+
 // bf16 rows round up to the 16-byte alignment: 9 * 2 = 18 -> 32.
 // CHECK-LABEL: module attributes {ds.arena_alignment = 16 : i64, ds.arena_bytes_per_token = 32 : i64}
 // CHECK: ds.silu {{.*}} {ds.offsets = array<i64: 0>, ds.sizes = array<i64: 32>}
