@@ -46,6 +46,23 @@ module attributes {ds.target = "cpu"} {
 
 // -----
 
+// Collectives: reference kernels on the CPU, NCCL on GPUs.
+// CPU-LABEL: func.func @collectives
+// CPU: ds.all_reduce {{.*}} {ds.impl = "ref.all_reduce"}
+// CPU: ds.all_gather {{.*}} {ds.impl = "ref.all_gather"}
+// SM90-LABEL: func.func @collectives
+// SM90: ds.all_reduce {{.*}} {ds.impl = "nccl.all_reduce"}
+// SM90: ds.all_gather {{.*}} {ds.impl = "nccl.all_gather"}
+module attributes {ds.target = "cpu", ds.tp_size = 2 : i64} {
+  func.func @collectives(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
+    %s = ds.all_reduce %x : tensor<?x8xf32>
+    %g = ds.all_gather %s : tensor<?x8xf32> -> tensor<?x16xf32>
+    return %g : tensor<?x16xf32>
+  }
+}
+
+// -----
+
 // expected-error @+1 {{ds-select-kernels: unknown target "tpu"}}
 module attributes {ds.target = "tpu"} {
 }
