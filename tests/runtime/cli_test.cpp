@@ -201,6 +201,16 @@ TEST_F(DsrtCli, TwoProcessTensorParallelScore) {
   r = dsrt("score " + tp2 + " --ids 1 --nnodes 3 --node-rank 0 --dist-init-addr 127.0.0.1:1");
   EXPECT_NE(r.err.find("--nnodes 3 does not match"), std::string::npos) << r.err;
 }
+#else
+TEST_F(DsrtCli, TensorParallelWithoutGlooIsAClearError) {
+  test::TinyModel sharded = model_;
+  sharded.tp = 2;
+  const std::string tp2 = dir_.file("tp2.dsplan");
+  ASSERT_TRUE(write_file_atomic(tp2, sharded.plan_bytes(dir_.path())).ok());
+  CmdResult r = dsrt("score " + tp2 + " --ids 1,2 --json --tp 2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("built without Gloo"), std::string::npos) << r.err;
+}
 #endif
 
 TEST_F(DsrtCli, ErrorsAreOneLineAndExit1) {
