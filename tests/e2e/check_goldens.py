@@ -79,14 +79,15 @@ def main():
     ap.add_argument("--atol", type=float, default=2e-3)
     ap.add_argument("--margin", type=float, default=1e-2)
     ap.add_argument("--tie-tol", type=float, default=1e-4)
+    ap.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (dscc --tp, dsrt --tp)")
     ap.add_argument("--extra-dsrt-args", default="")
     args = ap.parse_args()
 
     goldens = json.load(open(os.path.join(args.fixture, "goldens.json")))
     os.makedirs(args.workdir, exist_ok=True)
-    plan = os.path.join(args.workdir, os.path.basename(os.path.normpath(args.fixture)) + ".dsplan")
-    run([args.dscc, "compile", args.fixture, "-o", plan, "--target", args.target])
-    extra = args.extra_dsrt_args.split()
+    plan = os.path.join(args.workdir, os.path.basename(os.path.normpath(args.fixture)) + f".tp{args.tp}.dsplan")
+    run([args.dscc, "compile", args.fixture, "-o", plan, "--target", args.target, "--tp", str(args.tp)])
+    extra = args.extra_dsrt_args.split() + (["--tp", str(args.tp)] if args.tp > 1 else [])
 
     errors, max_err, greedy_checked = [], 0.0, 0
     top_k = goldens["top_k"]
@@ -111,7 +112,7 @@ def main():
             if via_text != got_ids:
                 errors.append(f"{case['name']}: --prompt gives {via_text[:8]}..., --prompt-ids gives {got_ids[:8]}...")
 
-    name = goldens.get("fixture", args.fixture)
+    name = goldens.get("fixture", args.fixture) + (f" (tp {args.tp})" if args.tp > 1 else "")
     print(f"{name}: {len(goldens['cases'])} cases, max |logit err| {max_err:.3e}, "
           f"{greedy_checked} greedy tokens checked")
     for e in errors[:40]:
