@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "serve/http/connection_watch.h"
 #include "serve/http/generation_job.h"
 #include "serve/http/server_impl.h"
 
@@ -91,10 +92,15 @@ void OpenAIServer::Impl::handle_generate(const httplib::Request& req, httplib::R
   if (auto e = job->submit()) return reply_error(res, *e);
 
   if (!stream) {
+    ConnectionWatch client(req.remote_addr, req.remote_port, req.local_addr, req.local_port);
     while (!job->finished()) {
       if (stopping.load()) {
         job->abort_all();
         return reply_error(res, ApiError::unavailable());
+      }
+      if (client.peer_gone()) {  // nobody to answer: free the KV pages now
+        job->abort_all();
+        return;
       }
       job->pump(kPumpInterval);
     }

@@ -338,6 +338,19 @@ const common = {
     assert.ok(generated < 1500, `the aborted request generated ${generated} tokens`);
   },
 
+  async 'client disconnect aborts a non-streaming request'() {
+    const m0 = await idle();
+    const before = m0['dsrt:request_success_total{finished_reason="abort"}'];
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 150);  // long before 2000 tokens are generated
+    await assert.rejects(client.completions.create({ model: 'e2e-model', prompt: 'Count forever:', max_tokens: 2000,
+      ignore_eos: true, temperature: 0 }, { signal: controller.signal, maxRetries: 0 }));
+    const m = await idle();
+    assert.equal(m['dsrt:request_success_total{finished_reason="abort"}'], before + 1);
+    const generated = m['dsrt:generation_tokens_total'] - m0['dsrt:generation_tokens_total'];
+    assert.ok(generated < 2000, `the aborted request generated ${generated} tokens`);
+  },
+
   async 'metrics: histograms and counters'() {
     const m = await idle();
     for (const k of ['dsrt:time_to_first_token_seconds_count', 'dsrt:inter_token_latency_seconds_count',
