@@ -1,0 +1,101 @@
+#include "runtime/cuda/device_buffer.h"
+
+namespace ds::cuda {
+
+Result<DeviceBuffer> DeviceBuffer::allocate(size_t bytes) {
+  DeviceBuffer b;
+  if (bytes == 0) return b;
+  DS_CUDA_RETURN_IF_ERROR(cudaMalloc(&b.ptr_, bytes));
+  b.bytes_ = bytes;
+  return b;
+}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+  if (this != &o) {
+    reset();
+    ptr_ = std::exchange(o.ptr_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+  }
+  return *this;
+}
+
+void DeviceBuffer::reset() {
+  if (ptr_) (void)cudaFree(ptr_);
+  ptr_ = nullptr;
+  bytes_ = 0;
+}
+
+Status DeviceBuffer::copy_from_host(const void* src, size_t n) {
+  if (n > bytes_)
+    return Status::Error(StrCat() << "DeviceBuffer: copy of " << n << " bytes into a buffer of " << bytes_);
+  DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(ptr_, src, n, cudaMemcpyHostToDevice));
+  return Status::Ok();
+}
+
+Status DeviceBuffer::copy_to_host(void* dst, size_t n) const {
+  if (n > bytes_)
+    return Status::Error(StrCat() << "DeviceBuffer: copy of " << n << " bytes out of a buffer of " << bytes_);
+  DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(dst, ptr_, n, cudaMemcpyDeviceToHost));
+  return Status::Ok();
+}
+
+Result<Stream> Stream::create() {
+  Stream s;
+  DS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&s.s_, cudaStreamNonBlocking));
+  return s;
+}
+
+Stream& Stream::operator=(Stream&& o) noexcept {
+  if (this != &o) {
+    reset();
+    s_ = std::exchange(o.s_, nullptr);
+  }
+  return *this;
+}
+
+Status Stream::synchronize() const {
+  DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s_));
+  return Status::Ok();
+}
+
+void Stream::reset() {
+  if (s_) (void)cudaStreamDestroy(s_);
+  s_ = nullptr;
+}
+
+Result<Event> Event::create() {
+  Event e;
+  DS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&e.e_));
+  return e;
+}
+
+Event& Event::operator=(Event&& o) noexcept {
+  if (this != &o) {
+    reset();
+    e_ = std::exchange(o.e_, nullptr);
+  }
+  return *this;
+}
+
+Status Event::record(const Stream& stream) {
+  DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(e_, stream.get()));
+  return Status::Ok();
+}
+
+Status Event::synchronize() const {
+  DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(e_));
+  return Status::Ok();
+}
+
+Result<float> Event::elapsed_ms_since(const Event& start) const {
+  float ms = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start.e_, e_));
+  return ms;
+}
+
+void Event::reset() {
+  if (e_) (void)cudaEventDestroy(e_);
+  e_ = nullptr;
+}
+
+}  // namespace ds::cuda
