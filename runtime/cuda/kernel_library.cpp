@@ -167,8 +167,14 @@ Result<LoadedKernel> LoadedKernel::load(const plan::GeneratedKernel& gen,
         std::string s = o->str();
         // The plan's own target is replaced by the device's.
         if (s.rfind("--gpu-architecture", 0) == 0 || s.rfind("-arch", 0) == 0) continue;
+        // Include paths are this machine's (dscc strips its own).
+        if (s.rfind("-I", 0) == 0 || s.rfind("--include-path", 0) == 0) continue;
         opts.push_back(std::move(s));
       }
+#ifdef DS_CUDA_INCLUDE_DIR
+    // Generated sources include <cuda_bf16.h>; NVRTC has no default search path.
+    opts.push_back(std::string("-I") + DS_CUDA_INCLUDE_DIR);
+#endif
     auto compiled = compile_cubin_cached(gen.source()->str(), kernel_name, opts, dev_arch,
                                          options.cache_dir);
     if (!compiled.ok()) return compiled.status();
