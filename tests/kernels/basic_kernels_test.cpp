@@ -8,17 +8,10 @@
 
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/linear.h"
+#include "tests/kernels/random_inputs.h"
 
 namespace ds::ref {
 namespace {
-
-std::vector<float> rnd(size_t n, uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(g);
-  return v;
-}
 
 // Weights stored in `t`; returns the bytes and the values they hold (rounded).
 struct Stored {

@@ -8,17 +8,10 @@
 #include <random>
 
 #include "kernels/ref/paged_attention.h"
+#include "tests/kernels/random_inputs.h"
 
 namespace ds::ref {
 namespace {
-
-std::vector<float> rnd(size_t n, uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(g);
-  return v;
-}
 
 float round_to(float v, DType t) {
   if (t == DType::kBF16) return bf16_to_f32(f32_to_bf16(v));

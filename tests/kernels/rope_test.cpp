@@ -7,17 +7,10 @@
 #include <random>
 
 #include "kernels/ref/rope.h"
+#include "tests/kernels/random_inputs.h"
 
 namespace ds::ref {
 namespace {
-
-std::vector<float> rnd(size_t n, uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(g);
-  return v;
-}
 
 class RopeGrid : public ::testing::TestWithParam<std::tuple<RopeStyle, int, int>> {};
 

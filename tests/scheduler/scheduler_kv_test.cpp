@@ -7,29 +7,6 @@
 namespace ds::test {
 namespace {
 
-RequestSampling greedy(int64_t max_new) {
-  RequestSampling s;
-  s.temperature = 0.0f;
-  s.max_new_tokens = max_new;
-  s.ignore_eos = true;
-  return s;
-}
-
-std::shared_ptr<CollectSink> submit(Scheduler& s, const std::vector<int32_t>& prompt, const RequestSampling& sp) {
-  auto sink = std::make_shared<CollectSink>();
-  auto id = s.submit(prompt, sp, sink);
-  EXPECT_TRUE(id.ok()) << id.status().message();
-  return sink;
-}
-
-SchedulerOptions options(int64_t max_running, int64_t chunk, int64_t max_len) {
-  SchedulerOptions o;
-  o.max_running_requests = max_running;
-  o.chunked_prefill_size = chunk;
-  o.max_model_len = max_len;
-  return o;
-}
-
 std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;

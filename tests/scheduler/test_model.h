@@ -70,4 +70,10 @@ class CollectSink : public RequestSink {
   bool done_ = false;
 };
 
+// Greedy sampling of exactly max_new tokens (eos ignored).
+RequestSampling greedy(int64_t max_new);
+// Submits and expects acceptance; the sink collects the request's updates.
+std::shared_ptr<CollectSink> submit(Scheduler& s, const std::vector<int32_t>& prompt, const RequestSampling& sp);
+SchedulerOptions options(int64_t max_running, int64_t chunk, int64_t max_len);
+
 }  // namespace ds::test

@@ -7,12 +7,11 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/common/file_util.h"
 #include "runtime/engine/engine.h"
 #include "runtime/plan/plan_reader.h"
 #include "runtime/scheduler/serving_engine.h"
@@ -30,11 +29,11 @@ using json = nlohmann::json;
 constexpr char kKey[] = "sk-unit";
 constexpr int64_t kMaxModelLen = 128;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// A fixture file, or a failed test naming it.
+std::string fixture_file(const std::string& path) {
+  auto bytes = ds::read_file(path);
+  EXPECT_TRUE(bytes.ok()) << bytes.status().message();
+  return bytes.ok() ? bytes.value() : std::string();
 }
 
 struct Served {
@@ -56,8 +55,8 @@ class HttpServerTest : public ::testing::Test {
     g = new Served();
     const std::string fixture = std::string(DS_SOURCE_DIR) + "/tests/fixtures/qwen2-tiny-r1/";
     test::TinyModel tm;
-    tm.tokenizer_json = read_file(fixture + "tokenizer.json");
-    tm.tokenizer_config_json = read_file(fixture + "tokenizer_config.json");
+    tm.tokenizer_json = fixture_file(fixture + "tokenizer.json");
+    tm.tokenizer_config_json = fixture_file(fixture + "tokenizer_config.json");
     tm.chat_template = json::parse(tm.tokenizer_config_json)["chat_template"].get<std::string>();
     auto tok = Tokenizer::from_json(tm.tokenizer_json, tm.tokenizer_config_json);
     ASSERT_TRUE(tok.ok()) << tok.status().message();

@@ -4,8 +4,6 @@
 // tokenizer of the qwen2-tiny-r1 fixture.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "serve/http/choice_output.h"
 #include "serve/http/metrics.h"
@@ -414,18 +412,11 @@ TEST(Metrics, PrometheusText) {
 
 // ---- choice pipeline over the fixture tokenizer --------------------------------
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class ChoiceOutputTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string dir = std::string(DS_SOURCE_DIR) + "/tests/fixtures/qwen2-tiny-r1/";
-    auto tok = Tokenizer::from_json(read_file(dir + "tokenizer.json"), read_file(dir + "tokenizer_config.json"));
+    auto tok = Tokenizer::from_files(dir + "tokenizer.json", dir + "tokenizer_config.json");
     ASSERT_TRUE(tok.ok()) << tok.status().message();
     tok_ = std::move(*tok);
   }
