@@ -101,14 +101,17 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
   lw->options_ = opt;
   const size_t nw = p.weights() ? p.weights()->size() : 0;
   lw->weights_.resize(nw);
+  for (size_t wi = 0; wi < nw; ++wi) {  // name, dtype and shape as the plan gives them
+    const plan::Weight* w = p.weights()->Get(wi);
+    WeightTensor& t = lw->weights_[wi];
+    t.name = w->name()->str();
+    t.dtype = static_cast<DType>(w->dtype());
+    t.shape.assign(w->shape()->begin(), w->shape()->end());
+  }
 
   if (opt.format == LoadFormat::kDummy) {
     for (size_t wi = 0; wi < nw; ++wi) {
-      const plan::Weight* w = p.weights()->Get(wi);
       WeightTensor& t = lw->weights_[wi];
-      t.name = w->name()->str();
-      t.dtype = static_cast<DType>(w->dtype());
-      t.shape.assign(w->shape()->begin(), w->shape()->end());
       if (!is_float(t.dtype))
         return Status::Error(StrCat() << "weight '" << t.name << "': dummy init needs a floating dtype, not "
                                       << dtype_name(t.dtype));
@@ -135,9 +138,6 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
   for (size_t wi = 0; wi < nw; ++wi) {
     const plan::Weight* w = p.weights()->Get(wi);
     WeightTensor& t = lw->weights_[wi];
-    t.name = w->name()->str();
-    t.dtype = static_cast<DType>(w->dtype());
-    t.shape.assign(w->shape()->begin(), w->shape()->end());
     const std::string wctx = "weight '" + t.name + "'";
 
     struct Piece {
