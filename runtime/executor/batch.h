@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace ds {
@@ -23,6 +24,35 @@ struct StepBatch {
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   int64_t num_logit_rows() const { return static_cast<int64_t>(logit_rows.size()); }
+};
+
+// Sampling of one logit row on the executor's device (Executor::step_sample).
+// Semantics are those of the scheduler's RequestSampler (token_sampler.h):
+// repetition penalty over prompt + output, then frequency/presence over the
+// output, then temperature, top-k, top-p, min-p and a draw; logprobs come from
+// the raw logits (before penalties and temperature). The draw is a pure function
+// of (seed, counter, logits): same seed and history -> same token.
+struct RowSampling {
+  float temperature = 1.0f;          // 0: greedy (lowest id on ties)
+  float top_p = 1.0f;
+  int32_t top_k = -1;                // <= 0: off
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  uint64_t seed = 0;
+  uint64_t counter = 0;              // e.g. the number of tokens generated so far
+  int32_t logprobs = -1;             // -1: none; k >= 0: chosen token's logprob + top-k (k <= 20)
+  const int32_t* prompt = nullptr;   // history for the repetition penalty (host memory,
+  int64_t prompt_len = 0;            //   valid during the call)
+  const int32_t* output = nullptr;   // generated tokens (frequency/presence and repetition)
+  int64_t output_len = 0;
+};
+
+struct RowSample {
+  int32_t id = 0;
+  float logprob = 0.0f;                          // valid when logprobs >= 0
+  std::vector<std::pair<int32_t, float>> top;    // logprobs > 0: best first, ties lower id first
 };
 
 }  // namespace ds

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "runtime/common/status.h"
 #include "runtime/executor/batch.h"
@@ -18,6 +19,16 @@ class Executor {
   // Runs one step; writes float32 logits [batch.logit_rows.size(), vocab_size()].
   // The KV cache must already hold pages for every sequence's new tokens.
   virtual Status step(const StepBatch& batch, float* logits) = 0;
+
+  // Device-side sampling (the CUDA executor): runs the step and samples one
+  // token for each logit row, rows[i] describing batch.logit_rows[i]; only the
+  // sampled ids (and requested logprobs) come back to the host.
+  virtual bool samples_on_device() const { return false; }
+  virtual Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                             std::vector<RowSample>* out) {
+    (void)batch, (void)rows, (void)out;
+    return Status::Error("this executor does not sample on the device");
+  }
 };
 
 }  // namespace ds

@@ -1,0 +1,64 @@
+// The CUDA executor: runs a plan compiled for an sm_* target on one GPU.
+//
+//   create   weights (DeviceWeights), KV pools for every page of `kv` (the host
+//            KvCache only does page bookkeeping), activation arena of
+//            token_capacity rows, generated kernels (LoadedKernel), cuBLASLt
+//            runner, attention workspace, device sampler; binds every
+//            instruction's operands to device pointers once.
+//   step     one H2D copy of the step description (tokens, positions, logit
+//            rows, per-sequence q_start/kv_len, page tables) into fixed device
+//            buffers, slot mapping computed on the GPU, then the program's
+//            launches on one stream; decode steps of <= cuda_graph_max_bs
+//            sequences replay a CUDA graph captured at load for the padded size.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "runtime/cache/kv_cache.h"
+#include "runtime/executor/executor.h"
+#include "runtime/plan/plan_reader.h"
+#include "runtime/weights/cuda/device_weights.h"
+
+namespace ds::cuda {
+
+struct CudaExecutorOptions {
+  int device = 0;
+  int64_t token_capacity = 0;     // most tokens per step (arena rows), > 0
+  int64_t max_seqs = 0;           // most sequences per step (metadata buffers), > 0
+  int64_t max_model_len = 0;      // page-table width = ceil(max_model_len / page_size)
+  int64_t max_logit_rows = 0;     // 0: token_capacity
+  bool enable_cuda_graph = true;
+  int64_t cuda_graph_max_bs = 256;  // decode batch sizes captured: 1,2,4,8,16,24,...,max
+
+  Status validate() const;
+};
+
+class CudaExecutor : public Executor {
+ public:
+  // `plan`, `weights` and `kv` must outlive the executor.
+  static Result<std::unique_ptr<CudaExecutor>> create(const LoadedPlan& plan, const DeviceWeights& weights,
+                                                      KvCache& kv, const CudaExecutorOptions& options);
+  ~CudaExecutor() override;
+
+  int64_t token_capacity() const override;
+  int64_t vocab_size() const override;
+  Status step(const StepBatch& batch, float* logits) override;
+  bool samples_on_device() const override { return true; }
+  Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                     std::vector<RowSample>* out) override;
+
+  // Device bytes held besides weights and KV pools (arena, logits, workspaces, graphs).
+  size_t activation_bytes() const;
+  size_t kv_pool_bytes() const;
+  // Seconds spent loading kernels and capturing graphs in create() (startup breakdown).
+  double kernel_load_seconds() const;
+  double graph_capture_seconds() const;
+
+ private:
+  CudaExecutor();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ds::cuda
