@@ -1,0 +1,47 @@
+// Collectives on device buffers for tensor parallelism on GPUs (NCCL). One
+// DeviceCommunicator per rank; every rank issues the same collectives in the
+// same order on its stream. Calls are asynchronous (enqueued on `stream`) and
+// CUDA-graph capturable.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "runtime/common/dtype.h"
+#include "runtime/common/status.h"
+#include "runtime/dist/communicator.h"
+
+namespace ds::cuda {
+
+class DeviceCommunicator {
+ public:
+  virtual ~DeviceCommunicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int device() const = 0;
+  // In place: data[i] = sum over ranks (n elements of dtype bf16/f16/f32).
+  virtual Status all_reduce_sum(void* data, DType dtype, size_t n, cudaStream_t stream) = 0;
+  // out[r * n + i] = rank r's in[i] (rank-major).
+  virtual Status all_gather(const void* in, DType dtype, size_t n, void* out, cudaStream_t stream) = 0;
+  // Waits for the rank's outstanding collectives with a timeout; an error (and
+  // the communicator aborted) when a peer does not take part in time.
+  virtual Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) = 0;
+};
+
+// In-process group: one rank per device in `devices` (one thread per GPU drives each).
+Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_local_device_group(const std::vector<int>& devices);
+
+// Multi-process group: this process is host_group.rank() of host_group.size() and
+// drives `device`; the NCCL unique id travels over `host_group` (Gloo), which
+// also checked that every rank loaded the same plan.
+Result<std::unique_ptr<DeviceCommunicator>> create_device_group(Communicator& host_group, int device);
+
+// --enable-p2p-check: every pair of `devices` can access each other (cudaDeviceCanAccessPeer);
+// an error naming the pair otherwise.
+Status check_p2p(const std::vector<int>& devices);
+
+}  // namespace ds::cuda
