@@ -29,6 +29,18 @@ if [ $rc = 0 ] && [ "$what" != build ]; then
   rc=$?; row "ctest" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)"
   [ $rc = 0 ] || grep -E "Failed|\*\*\*" "$OUT/ctest.log" | head -40
 fi
+if [ "$what" != build ] && [ -d "$BUILD" ]; then
+  # Per-part logs of the GPU test binaries (full gtest output, passes included: they print
+  # error figures and timings), packed into one file for the trip back.
+  mkdir -p "$OUT/parts"
+  for exe in $(find "$BUILD" -name 'ds_cuda_*tests' -type f -executable | sort); do
+    name=$(basename "$exe")
+    timeout 300 "$exe" --gtest_color=no > "$OUT/parts/$name.log" 2>&1
+    prc=$?
+    row "$name" "$([ $prc = 0 ] && echo ok || echo FAIL)" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/$name.log" | tr '\n' ' ' | cut -c1-80)"
+  done
+  tar -czf "$OUT/parts.tgz" -C "$OUT" parts && rm -rf "$OUT/parts"
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 printf '%s\n' "${rows[@]}"
 exit $rc
