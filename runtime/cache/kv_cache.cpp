@@ -40,6 +40,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const KvCacheConfig& config) {
   std::unique_ptr<KvCache> c(new KvCache(config));
   const int64_t es = static_cast<int64_t>(dtype_size(config.dtype));
   for (const KvLayerGeometry& l : config.layers) {
+    if (!config.host_storage) break;
     const int64_t slots = config.num_pages * config.page_size * l.num_kv_heads;
     c->k_pools_.emplace_back(static_cast<size_t>(slots * l.k_dim * es));
     c->v_pools_.emplace_back(static_cast<size_t>(slots * l.v_dim * es));
@@ -115,6 +116,7 @@ Status KvCache::free(PageTable& table) {
 }
 
 ref::PagedKvLayer KvCache::layer(size_t i) {
+  DS_CHECK(config_.host_storage, "kv cache layer " << i << " requested from a cache without host storage");
   DS_CHECK(i < config_.layers.size(), "kv layer " << i);
   const KvLayerGeometry& g = config_.layers[i];
   ref::PagedKvLayer l;

@@ -26,6 +26,10 @@ struct KvCacheConfig {
   int64_t page_size = 16;
   int64_t num_pages = 0;
   std::vector<KvLayerGeometry> layers;
+  // true: the cache owns host K/V pools (CPU executor, layer()). false: page
+  // bookkeeping only; the pools live elsewhere (the CUDA executor's device
+  // memory) and layer() must not be called.
+  bool host_storage = true;
 
   Status validate() const;
   // Layout from the plan, with a pool of `num_pages` pages.
@@ -73,7 +77,9 @@ class KvCache {
   // Releases every page of the table and clears it.
   Status free(PageTable& table);
 
-  // Kernel view of layer i's pools.
+  bool has_host_storage() const { return config_.host_storage; }
+  // Kernel view of layer i's host pools; only for a cache with host_storage
+  // (an internal invariant: checked with DS_CHECK).
   ref::PagedKvLayer layer(size_t i);
 
  private:
