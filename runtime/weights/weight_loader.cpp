@@ -1,8 +1,11 @@
 #include "runtime/weights/weight_loader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
-#include <random>
+#include <thread>
+
+#include "runtime/weights/dummy_init.h"
 
 namespace ds {
 namespace {
@@ -55,15 +58,6 @@ std::vector<uint8_t> slice_source(const uint8_t* data, const std::vector<int64_t
   return out;
 }
 
-uint64_t name_hash(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 }  // namespace
 
 Result<LoadFormat> parse_load_format(const std::string& s) {
@@ -93,6 +87,94 @@ size_t LoadedWeights::owned_bytes() const {
   return n;
 }
 
+std::vector<int64_t> SourceView::sliced_shape() const {
+  std::vector<int64_t> s = shape;
+  if (slice_axis >= 0) s[static_cast<size_t>(slice_axis)] = slice_size;
+  return s;
+}
+
+Status fill_dummy_host(void* dst, DType dtype, size_t n, uint64_t key, float scale) {
+  if (!is_float(dtype))
+    return Status::Error(StrCat() << "dummy init needs a floating dtype, not " << dtype_name(dtype));
+  const size_t es = dtype_size(dtype);
+  auto* out = static_cast<uint8_t*>(dst);
+  auto fill = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) store_float(dummy_weight_value(key, i, scale), out + i * es, dtype);
+  };
+  constexpr size_t kPerThread = size_t{1} << 20;  // below this, threads cost more than they save
+  const size_t hw = std::max(1u, std::thread::hardware_concurrency());
+  const size_t nthreads = std::min<size_t>(std::min<size_t>(hw, 8), (n + kPerThread - 1) / kPerThread);
+  if (nthreads <= 1) {
+    fill(0, n);
+    return Status::Ok();
+  }
+  std::vector<std::thread> threads;
+  const size_t per = (n + nthreads - 1) / nthreads;
+  for (size_t t = 0; t < nthreads; ++t) {
+    const size_t b = t * per, e = std::min(n, b + per);
+    if (b < e) threads.emplace_back(fill, b, e);
+  }
+  for (std::thread& th : threads) th.join();
+  return Status::Ok();
+}
+
+Result<std::string> plan_checkpoint_dir(const LoadedPlan& lp, const WeightLoadOptions& opt) {
+  std::string dir = opt.model_path;
+  if (dir.empty() && lp->model() && lp->model()->checkpoint_path()) dir = lp->model()->checkpoint_path()->str();
+  if (dir.empty())
+    return Status::Error("the plan has no checkpoint_path; pass --model-path DIR (or --load-format dummy)");
+  return dir;
+}
+
+Result<std::vector<SourceView>> resolve_weight_sources(const Checkpoint& ck, const plan::Weight& w, int tp_rank,
+                                                       bool with_data) {
+  const std::string wctx = "weight '" + w.name()->str() + "'";
+  std::vector<SourceView> out;
+  for (const plan::SourceTensor* s : *w.sources()) {
+    const std::string name = s->name()->str();
+    const std::string file = s->file()->str();
+    const SafetensorsFile* sf = nullptr;
+    auto fr = ck.file(file);
+    if (fr.ok()) {
+      sf = fr.value();
+    } else {
+      // --model-path may point to a checkpoint sharded differently.
+      auto other = ck.file_of(name);
+      if (!other.ok())
+        return Status::Error(StrCat() << wctx << ": tensor '" << name << "' (expected in " << file
+                                      << ") not found in checkpoint " << ck.dir());
+      DS_ASSIGN_OR_RETURN(sf, ck.file(other.value()));
+    }
+    const TensorInfo* info = sf->find(name);
+    if (!info) return Status::Error(StrCat() << wctx << ": tensor '" << name << "' not found in " << sf->path());
+    const DType want_dtype = static_cast<DType>(s->dtype());
+    const std::vector<int64_t> want_shape(s->shape()->begin(), s->shape()->end());
+    if (info->dtype != want_dtype)
+      return Status::Error(StrCat() << wctx << ": tensor '" << name << "' in " << sf->path() << " has dtype "
+                                    << dtype_name(info->dtype) << " but the plan expects " << dtype_name(want_dtype));
+    if (info->shape != want_shape)
+      return Status::Error(StrCat() << wctx << ": tensor '" << name << "' in " << sf->path() << " has shape "
+                                    << shape_str(info->shape) << " but the plan expects " << shape_str(want_shape));
+    SourceView v;
+    v.name = name;
+    v.path = sf->path();
+    v.dtype = info->dtype;
+    v.shape = want_shape;
+    v.slice_axis = s->slice_axis();
+    if (v.slice_axis >= 0) {
+      v.slice_start = source_slice_start(*s, tp_rank);
+      v.slice_size = s->slice_size();
+      // The plan was validated for every rank; checked again against the file's dimension.
+      if (v.slice_start < 0 || v.slice_start + v.slice_size > want_shape[static_cast<size_t>(v.slice_axis)])
+        return Status::Error(StrCat() << wctx << ": slice [" << v.slice_start << ", " << v.slice_start + v.slice_size
+                                      << ") of tensor '" << name << "' in " << sf->path() << " is out of range");
+    }
+    if (with_data) v.data = sf->data(*info);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp, const WeightLoadOptions& opt) {
   const plan::Plan& p = lp.plan();
   if (opt.tp_rank < 0 || opt.tp_rank >= p.tp_size())
@@ -107,6 +189,7 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
     t.name = w->name()->str();
     t.dtype = static_cast<DType>(w->dtype());
     t.shape.assign(w->shape()->begin(), w->shape()->end());
+    t.nbytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype);
   }
 
   if (opt.format == LoadFormat::kDummy) {
@@ -115,23 +198,18 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
       if (!is_float(t.dtype))
         return Status::Error(StrCat() << "weight '" << t.name << "': dummy init needs a floating dtype, not "
                                       << dtype_name(t.dtype));
-      const size_t n = static_cast<size_t>(t.numel());
-      std::vector<uint8_t> buf(n * dtype_size(t.dtype));
-      std::mt19937_64 rng(opt.dummy_seed ^ name_hash(t.name));
-      std::uniform_real_distribution<float> dist(-opt.dummy_scale, opt.dummy_scale);
-      for (size_t i = 0; i < n; ++i) store_float(dist(rng), buf.data() + i * dtype_size(t.dtype), t.dtype);
+      if (!opt.materialize) continue;
+      std::vector<uint8_t> buf(t.nbytes);
+      DS_RETURN_IF_ERROR(fill_dummy_host(buf.data(), t.dtype, static_cast<size_t>(t.numel()),
+                                         dummy_weight_key(opt.dummy_seed, t.name), opt.dummy_scale));
       t.data = buf.data();
-      t.nbytes = buf.size();
       lw->owned_.push_back(std::move(buf));
     }
     return lw;
   }
 
-  std::string dir = opt.model_path;
-  if (dir.empty() && p.model()->checkpoint_path()) dir = p.model()->checkpoint_path()->str();
-  if (dir.empty())
-    return Status::Error("the plan has no checkpoint_path; pass --model-path DIR (or --load-format dummy)");
-  DS_ASSIGN_OR_RETURN(lw->checkpoint_, Checkpoint::open(dir, /*map_data=*/true));
+  DS_ASSIGN_OR_RETURN(std::string dir, plan_checkpoint_dir(lp, opt));
+  DS_ASSIGN_OR_RETURN(lw->checkpoint_, Checkpoint::open(dir, /*map_data=*/opt.materialize));
   lw->source_dir_ = dir;
   const Checkpoint& ck = *lw->checkpoint_;
 
@@ -139,6 +217,8 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
     const plan::Weight* w = p.weights()->Get(wi);
     WeightTensor& t = lw->weights_[wi];
     const std::string wctx = "weight '" + t.name + "'";
+    DS_ASSIGN_OR_RETURN(std::vector<SourceView> sources, resolve_weight_sources(ck, *w, opt.tp_rank, opt.materialize));
+    if (!opt.materialize) continue;
 
     struct Piece {
       const uint8_t* data;            // source-dtype bytes of the effective (sliced) source
@@ -147,47 +227,20 @@ Result<std::unique_ptr<LoadedWeights>> LoadedWeights::load(const LoadedPlan& lp,
       std::vector<int64_t> eff_shape;
     };
     std::vector<Piece> pieces;
-    for (const plan::SourceTensor* s : *w->sources()) {
-      const std::string name = s->name()->str();
-      const std::string file = s->file()->str();
-      const SafetensorsFile* sf = nullptr;
-      auto fr = ck.file(file);
-      if (fr.ok()) {
-        sf = fr.value();
-      } else {
-        // --model-path may point to a checkpoint sharded differently.
-        auto other = ck.file_of(name);
-        if (!other.ok())
-          return Status::Error(StrCat() << wctx << ": tensor '" << name << "' (expected in " << file
-                                        << ") not found in checkpoint " << dir);
-        DS_ASSIGN_OR_RETURN(sf, ck.file(other.value()));
-      }
-      const TensorInfo* info = sf->find(name);
-      if (!info)
-        return Status::Error(StrCat() << wctx << ": tensor '" << name << "' not found in " << sf->path());
-      const DType want_dtype = static_cast<DType>(s->dtype());
-      const std::vector<int64_t> want_shape(s->shape()->begin(), s->shape()->end());
-      if (info->dtype != want_dtype)
-        return Status::Error(StrCat() << wctx << ": tensor '" << name << "' in " << sf->path() << " has dtype "
-                                      << dtype_name(info->dtype) << " but the plan expects " << dtype_name(want_dtype));
-      if (info->shape != want_shape)
-        return Status::Error(StrCat() << wctx << ": tensor '" << name << "' in " << sf->path() << " has shape "
-                                      << shape_str(info->shape) << " but the plan expects " << shape_str(want_shape));
+    for (const SourceView& v : sources) {
       Piece piece;
-      piece.dtype = info->dtype;
-      piece.data = sf->data(*info);
-      piece.eff_shape = want_shape;
-      if (s->slice_axis() >= 0) {
-        const int64_t start = source_slice_start(*s, opt.tp_rank);
-        piece.holder = slice_source(piece.data, want_shape, info->dtype, s->slice_axis(), start, s->slice_size());
+      piece.dtype = v.dtype;
+      piece.data = v.data;
+      piece.eff_shape = v.shape;
+      if (v.slice_axis >= 0) {
+        piece.holder = slice_source(piece.data, v.shape, v.dtype, v.slice_axis, v.slice_start, v.slice_size);
         piece.data = piece.holder.data();
-        piece.eff_shape[s->slice_axis()] = s->slice_size();
+        piece.eff_shape = v.sliced_shape();
       }
       pieces.push_back(std::move(piece));
     }
 
     const size_t es = dtype_size(t.dtype);
-    t.nbytes = static_cast<size_t>(t.numel()) * es;
     if (pieces.size() == 1 && pieces[0].holder.empty() && pieces[0].dtype == t.dtype &&
         pieces[0].eff_shape.size() == t.shape.size()) {
       t.data = pieces[0].data;  // no transform: use the mapping

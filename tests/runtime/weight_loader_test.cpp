@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "runtime/weights/dummy_init.h"
 #include "runtime/weights/safetensors.h"
 #include "runtime/weights/weight_loader.h"
 #include "tests/runtime/test_util.h"
@@ -261,6 +262,77 @@ TEST(WeightLoader, DummyIsDeterministicPerSeed) {
   expect_error(LoadedWeights::load(**lp, WeightLoadOptions{}).status(), {"checkpoint_path"});
   EXPECT_TRUE(parse_load_format("dummy").ok());
   EXPECT_FALSE(parse_load_format("pickle").ok());
+}
+
+TEST(WeightLoader, DummyValuesAreTheSharedCounterFunction) {
+  test::TinyModel m;
+  auto lp = LoadedPlan::from_bytes(m.plan_bytes(""), "tiny");
+  ASSERT_TRUE(lp.ok()) << lp.status().message();
+  WeightLoadOptions o;
+  o.format = LoadFormat::kDummy;
+  o.dummy_seed = 11;
+  o.dummy_scale = 0.25f;
+  auto lw = LoadedWeights::load(**lp, o);
+  ASSERT_TRUE(lw.ok()) << lw.status().message();
+  for (size_t wi = 0; wi < (*lw)->size(); ++wi) {
+    const WeightTensor& t = (*lw)->get(wi);
+    const uint64_t key = dummy_weight_key(11, t.name);
+    const std::vector<float> got = as_f32(t);
+    for (size_t i = 0; i < got.size(); ++i) {
+      // Stored in the weight dtype: compare after the same rounding.
+      const float want = dummy_weight_value(key, i, 0.25f);
+      float rounded = want;
+      if (t.dtype == DType::kBF16) rounded = bf16_to_f32(f32_to_bf16(want));
+      if (t.dtype == DType::kF16) rounded = f16_to_f32(f32_to_f16(want));
+      ASSERT_EQ(got[i], rounded) << t.name << "[" << i << "]";
+      ASSERT_LE(std::fabs(got[i]), 0.25f);
+    }
+  }
+}
+
+TEST(WeightLoader, DummyHostFillIsThreadCountIndependent) {
+  // A fill large enough to be split over threads equals the element-by-element values.
+  const size_t n = (size_t{1} << 21) + 7;
+  std::vector<uint16_t> buf(n);
+  ASSERT_TRUE(fill_dummy_host(buf.data(), DType::kBF16, n, 1234, 0.5f).ok());
+  for (size_t i : {size_t{0}, size_t{1}, n / 3, n / 2 + 1, n - 1})
+    EXPECT_EQ(buf[i], f32_to_bf16(dummy_weight_value(1234, i, 0.5f))) << i;
+  expect_error(fill_dummy_host(buf.data(), DType::kI32, 4, 1, 0.5f), {"floating dtype", "i32"});
+}
+
+TEST(WeightLoader, WithoutMaterializeChecksSourcesOnly) {
+  TempDir d;
+  test::write_bytes(d.file("model.safetensors"),
+                    test::safetensors_bytes({{"a", DType::kF32, {2, 3}, iota(6)}, {"b", DType::kBF16, {4, 3}, iota(12)}}));
+  OneWeight w;
+  w.shape = {4, 3};
+  w.sources = {{"a", "model.safetensors", DType::kF32, {2, 3}}, {"b", "model.safetensors", DType::kBF16, {4, 3}, 0, 1, 2, 0}};
+  auto lp = LoadedPlan::from_bytes(test::one_weight_plan(w, d.path()), "check");
+  ASSERT_TRUE(lp.ok()) << lp.status().message();
+  WeightLoadOptions o;
+  o.materialize = false;
+  auto lw = LoadedWeights::load(**lp, o);
+  ASSERT_TRUE(lw.ok()) << lw.status().message();
+  const WeightTensor& t = (*lw)->get(0);
+  EXPECT_EQ(t.name, "w");
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{4, 3}));
+  EXPECT_EQ(t.data, nullptr);
+  EXPECT_EQ(t.nbytes, 12 * dtype_size(t.dtype));
+  EXPECT_EQ((*lw)->owned_bytes(), 0u);
+  // Errors are the same as when loading data.
+  w.sources[1].dtype = DType::kF16;
+  auto bad = LoadedPlan::from_bytes(test::one_weight_plan(w, d.path()), "bad");
+  ASSERT_TRUE(bad.ok()) << bad.status().message();
+  expect_error(LoadedWeights::load(**bad, o).status(), {"tensor 'b'", "has dtype bf16 but the plan expects f16"});
+  // resolve_weight_sources gives this rank's slice.
+  auto ck = Checkpoint::open(d.path(), true);
+  ASSERT_TRUE(ck.ok()) << ck.status().message();
+  auto views = resolve_weight_sources(**ck, *(*lp)->plan().weights()->Get(0), 0, true);
+  ASSERT_TRUE(views.ok()) << views.status().message();
+  ASSERT_EQ(views->size(), 2u);
+  EXPECT_EQ((*views)[1].slice_start, 1);
+  EXPECT_EQ((*views)[1].sliced_shape(), (std::vector<int64_t>{2, 3}));
+  EXPECT_NE((*views)[1].data, nullptr);
 }
 
 TEST(DTypeConversion, RoundTrips) {
