@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "runtime/cache/kv_cache.h"
 #include "runtime/executor/executor.h"
@@ -39,6 +40,10 @@ class CudaExecutor : public Executor {
   // `plan`, `weights` and `kv` must outlive the executor.
   static Result<std::unique_ptr<CudaExecutor>> create(const LoadedPlan& plan, const DeviceWeights& weights,
                                                       KvCache& kv, const CudaExecutorOptions& options);
+  // Same with the weights as device tensors in plan order (DeviceWeights::get(i)
+  // for every i); the tensors' memory must outlive the executor.
+  static Result<std::unique_ptr<CudaExecutor>> create(const LoadedPlan& plan, const std::vector<DeviceTensor>& weights,
+                                                      KvCache& kv, const CudaExecutorOptions& options);
   ~CudaExecutor() override;
 
   int64_t token_capacity() const override;
@@ -55,9 +60,10 @@ class CudaExecutor : public Executor {
   double kernel_load_seconds() const;
   double graph_capture_seconds() const;
 
+  struct Impl;  // internal (executor_impl.h)
+
  private:
   CudaExecutor();
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

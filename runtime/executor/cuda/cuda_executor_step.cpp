@@ -1,0 +1,299 @@
+// CudaExecutor: step validation, packing + upload of the step description,
+// the program's launches, CUDA-graph capture and replay, device sampling.
+#include <algorithm>
+#include <numeric>
+
+#include "kernels/cuda/gemm/gather.h"
+#include "runtime/executor/cuda/executor_impl.h"
+
+namespace ds::cuda {
+namespace {
+
+// Host checks of a step (O(T + pages)); returns the sequences in token order.
+Result<std::vector<const StepSequence*>> check_batch(const StepBatch& b, const CudaExecutor::Impl& x) {
+  const int64_t T = b.num_tokens();
+  if (T <= 0 || T > x.opt.token_capacity)
+    return Status::Error(StrCat() << "step has " << T << " tokens; the executor takes 1 to " << x.opt.token_capacity);
+  if (static_cast<int64_t>(b.positions.size()) != T)
+    return Status::Error(StrCat() << "step has " << T << " tokens but " << b.positions.size() << " positions");
+  if (b.num_logit_rows() > x.opt.max_logit_rows)
+    return Status::Error(StrCat() << "step asks for " << b.num_logit_rows() << " logit rows; the executor takes at most "
+                                  << x.opt.max_logit_rows);
+  const int64_t S = static_cast<int64_t>(b.sequences.size());
+  if (S <= 0 || S > x.opt.max_seqs)
+    return Status::Error(StrCat() << "step has " << S << " sequences; the executor takes 1 to " << x.opt.max_seqs);
+  for (int64_t t = 0; t < T; ++t) {
+    if (b.tokens[t] < 0 || b.tokens[t] >= x.vocab)
+      return Status::Error(StrCat() << "step token " << t << " has id " << b.tokens[t] << ", outside the vocabulary [0, "
+                                    << x.vocab << ")");
+    if (b.positions[t] < 0) return Status::Error(StrCat() << "step token " << t << " has position " << b.positions[t]);
+  }
+  for (int64_t r = 0; r < b.num_logit_rows(); ++r)
+    if (b.logit_rows[r] < 0 || b.logit_rows[r] >= T)
+      return Status::Error(StrCat() << "logit row " << r << " = " << b.logit_rows[r] << " is outside the step's " << T
+                                    << " tokens");
+  std::vector<const StepSequence*> seqs;
+  for (const StepSequence& s : b.sequences) seqs.push_back(&s);
+  std::stable_sort(seqs.begin(), seqs.end(),
+                   [](const StepSequence* a, const StepSequence* c) { return a->first_token < c->first_token; });
+  int64_t covered = 0;
+  for (const StepSequence* s : seqs) {
+    const int64_t i = s - b.sequences.data();
+    if (s->num_tokens < 0 || s->num_cached < 0)
+      return Status::Error(StrCat() << "sequence " << i << " has " << s->num_tokens << " tokens and " << s->num_cached
+                                    << " cached");
+    if (s->num_tokens > 0 && s->first_token != covered)
+      return Status::Error(StrCat() << "sequence " << i << " starts at step token " << s->first_token << ", expected "
+                                    << covered << " (sequences must cover the step's tokens without gaps or overlap)");
+    covered += s->num_tokens;
+    const int64_t history = s->num_cached + s->num_tokens;
+    if (history > x.opt.max_model_len)
+      return Status::Error(StrCat() << "sequence " << i << " has " << history << " tokens of history; max_model_len is "
+                                    << x.opt.max_model_len);
+    const int64_t need = (history + x.page_size - 1) / x.page_size;
+    if (static_cast<int64_t>(s->page_table.size()) < need)
+      return Status::Error(StrCat() << "sequence " << i << ": " << history << " tokens need " << need
+                                    << " pages but its page table has " << s->page_table.size());
+    for (int64_t p = 0; p < need; ++p)
+      if (s->page_table[p] < 0 || s->page_table[p] >= x.kv->num_pages())
+        return Status::Error(StrCat() << "sequence " << i << ": page table entry " << p << " = " << s->page_table[p]
+                                      << " is outside the pool [0, " << x.kv->num_pages() << ")");
+  }
+  if (covered != T)
+    return Status::Error(StrCat() << "step sequences cover " << covered << " tokens but the step has " << T);
+  return seqs;
+}
+
+}  // namespace
+
+Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded) {
+  // The previous step's copy must be done before the staging is rewritten.
+  if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
+  staging_pending = false;
+  std::vector<const StepSequence*> seqs;
+  {
+    auto checked = check_batch(b, *this);
+    if (!checked.ok()) return checked.status();
+    seqs = std::move(checked).value();
+  }
+  const int64_t S_real = static_cast<int64_t>(seqs.size()), T_real = b.num_tokens(), R_real = b.num_logit_rows();
+  const int64_t S = padded > 0 ? padded : S_real;
+  const int64_t T = padded > 0 ? padded : T_real;
+  const int64_t R = padded > 0 ? padded : R_real;
+  int64_t P = 0;
+  for (const StepSequence* s : seqs) P += (s->num_cached + s->num_tokens + page_size - 1) / page_size;
+  P += S - S_real;
+  const size_t words = kStepHeaderWords + 2 * T + R + 3 * S + 2 + P;
+  if (words * sizeof(int32_t) > staging.bytes())
+    return Status::Error(StrCat() << "internal: packed step of " << words << " words exceeds the staging buffer");
+  int32_t* w = static_cast<int32_t*>(staging.data());
+  int32_t* h = w;
+  h[0] = static_cast<int32_t>(T), h[1] = static_cast<int32_t>(R), h[2] = static_cast<int32_t>(S);
+  h[3] = static_cast<int32_t>(S_real), h[4] = static_cast<int32_t>(P), h[5] = h[6] = h[7] = 0;
+  int32_t* tok = w + kStepHeaderWords;
+  int32_t* pos = tok + T;
+  int32_t* rows = pos + T;
+  int32_t* qs = rows + R;
+  int32_t* kvl = qs + S + 1;
+  int32_t* ps = kvl + S;
+  int32_t* pages = ps + S + 1;
+  std::copy(b.tokens.begin(), b.tokens.end(), tok);
+  std::copy(b.positions.begin(), b.positions.end(), pos);
+  std::fill(tok + T_real, tok + T, 0);
+  std::fill(pos + T_real, pos + T, 0);
+  std::copy(b.logit_rows.begin(), b.logit_rows.end(), rows);
+  for (int64_t r = R_real; r < R; ++r) rows[r] = static_cast<int32_t>(r);  // padding rows: any valid row
+  StepShape shape;
+  shape.num_tokens = T;
+  shape.num_logit_rows = R;
+  shape.num_seqs = S;
+  int64_t q = 0, np = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    qs[s] = static_cast<int32_t>(q);
+    ps[s] = static_cast<int32_t>(np);
+    if (s < S_real) {
+      const StepSequence& sq = *seqs[static_cast<size_t>(s)];
+      const int64_t hist = sq.num_cached + sq.num_tokens, need = (hist + page_size - 1) / page_size;
+      kvl[s] = static_cast<int32_t>(hist);
+      std::copy(sq.page_table.begin(), sq.page_table.begin() + need, pages + np);
+      q += sq.num_tokens;
+      np += need;
+      shape.max_q_len = std::max(shape.max_q_len, sq.num_tokens);
+      shape.max_kv_len = std::max(shape.max_kv_len, hist);
+    } else {  // padding: one token attending one key on the executor's scratch page, never stored
+      kvl[s] = 1;
+      pages[np++] = scratch_page;
+      q += 1;
+      shape.max_q_len = std::max<int64_t>(shape.max_q_len, 1);
+      shape.max_kv_len = std::max<int64_t>(shape.max_kv_len, 1);
+    }
+  }
+  qs[S] = static_cast<int32_t>(q);
+  ps[S] = static_cast<int32_t>(np);
+  DS_CHECK(q == T && np == P, "packed step: " << q << " rows / " << np << " pages, expected " << T << " / " << P);
+  if (padded > 0) shape.max_kv_len = opt.max_model_len;  // graphs are captured with the bound
+  DS_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(blob.data(), staging.data(), words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
+  DS_RETURN_IF_ERROR(staging_done.record(stream));
+  staging_pending = true;
+  return shape;
+}
+
+Status CudaExecutor::Impl::run_program(const StepShape& sh) {
+  cudaStream_t st = stream.get();
+  for (const BoundOp& op : program) {
+    Status s;
+    switch (op.kind) {
+      case BoundOp::Kind::kEmbedding:
+        s = embedding_gather(m.tokens, sh.num_tokens, op.table, op.table_dtype, 0, op.table_rows, op.hidden, op.out, st);
+        break;
+      case BoundOp::Kind::kLinear: {
+        GemmArgs a = op.gemm;
+        a.m = sh.num_tokens;
+        s = gemm->run(a, st);
+        break;
+      }
+      case BoundOp::Kind::kLogits: {
+        if (sh.num_logit_rows == 0) break;
+        s = gather_rows(op.x, op.hidden, 2, m.logit_rows, sh.num_logit_rows, logit_hidden.data(), st);
+        if (!s.ok()) break;
+        GemmArgs a = op.gemm;
+        a.x = logit_hidden.data();
+        a.m = sh.num_logit_rows;
+        s = gemm->run(a, st);
+        break;
+      }
+      case BoundOp::Kind::kAttention: {
+        PagedAttentionBatch pb;
+        pb.num_seqs = static_cast<int>(sh.num_seqs);
+        pb.q_start = m.q_start;
+        pb.kv_len = m.kv_len;
+        pb.page_table = m.page_table;
+        pb.page_table_stride = m.page_table_stride;
+        pb.num_tokens = static_cast<int>(sh.num_tokens);
+        pb.max_q_len = static_cast<int>(sh.max_q_len);
+        pb.max_kv_len = static_cast<int>(sh.max_kv_len);
+        s = paged_attention(op.q, 0, k_pools[static_cast<size_t>(op.layer)].data(),
+                            v_pools[static_cast<size_t>(op.layer)].data(), op.out, op.attn, pb, attn_workspace.data(),
+                            attn_workspace.bytes(), st);
+        break;
+      }
+      case BoundOp::Kind::kFused:
+        s = op.kernel->launch(st, sh.num_tokens, m.args, op.pointers);
+        break;
+    }
+    if (!s.ok()) return s.with_context(op.where);
+  }
+  return Status::Ok();
+}
+
+Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
+  if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
+  staging_pending = false;
+  int32_t* w = static_cast<int32_t*>(staging.data());
+  const int64_t T = size, S = size, P = size;
+  const size_t words = kStepHeaderWords + 2 * T + T + 3 * S + 2 + P;
+  w[0] = static_cast<int32_t>(T), w[1] = static_cast<int32_t>(T), w[2] = static_cast<int32_t>(S);
+  w[3] = 0, w[4] = static_cast<int32_t>(P), w[5] = w[6] = w[7] = 0;
+  int32_t* tok = w + kStepHeaderWords;
+  int32_t* pos = tok + T;
+  int32_t* rows = pos + T;
+  int32_t* qs = rows + T;
+  int32_t* kvl = qs + S + 1;
+  int32_t* ps = kvl + S;
+  int32_t* pages = ps + S + 1;
+  for (int64_t i = 0; i < size; ++i) {
+    tok[i] = 0, pos[i] = 0, rows[i] = static_cast<int32_t>(i);
+    qs[i] = static_cast<int32_t>(i), kvl[i] = 1, ps[i] = static_cast<int32_t>(i), pages[i] = scratch_page;
+  }
+  qs[S] = static_cast<int32_t>(S);
+  ps[S] = static_cast<int32_t>(S);
+  DS_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(blob.data(), staging.data(), words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
+  DS_RETURN_IF_ERROR(staging_done.record(stream));
+  staging_pending = true;
+  return Status::Ok();
+}
+
+Status CudaExecutor::Impl::capture_graphs() {
+  cudaStream_t st = stream.get();
+  // GEMM heuristics for every captured shape are chosen before capture.
+  for (int64_t bs : graph_sizes)
+    for (const BoundOp& op : program)
+      if (op.kind == BoundOp::Kind::kLinear || op.kind == BoundOp::Kind::kLogits)
+        DS_RETURN_IF_ERROR(gemm->prepare(bs, op.gemm.n, op.gemm.k, op.gemm.out_dtype, op.gemm.bias != nullptr)
+                               .with_context(op.where));
+  for (int64_t bs : graph_sizes) {
+    const std::string ctx = StrCat() << "CUDA graph for decode batch " << bs;
+    const StepShape sh{bs, bs, bs, 1, opt.max_model_len};
+    // Eager warm-up on padding (first launches may allocate or load lazily).
+    DS_RETURN_IF_ERROR(upload_padding_only(bs).with_context(ctx));
+    DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st).with_context(ctx));
+    DS_RETURN_IF_ERROR(run_program(sh).with_context(ctx + " (warm-up)"));
+    DS_RETURN_IF_ERROR(stream.synchronize().with_context(ctx + " (warm-up)"));
+
+    DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    Status s = launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st);
+    if (s.ok()) s = run_program(sh);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(st, &graph);
+    if (!s.ok() || end != cudaSuccess) {
+      if (graph) (void)cudaGraphDestroy(graph);
+      (void)cudaGetLastError();
+      if (!s.ok()) return s.with_context(ctx + " (capture)");
+      DS_CUDA_RETURN_IF_ERROR(end);
+    }
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    if (inst != cudaSuccess) return cuda_error_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__).with_context(ctx);
+    graphs.emplace(bs, GraphExec(exec));
+  }
+  return Status::Ok();
+}
+
+Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
+  int64_t padded = 0;
+  if (!graphs.empty() && !graph_sizes.empty() &&
+      static_cast<int64_t>(b.sequences.size()) <= graph_sizes.back() &&
+      std::all_of(b.sequences.begin(), b.sequences.end(), [](const StepSequence& s) { return s.num_tokens == 1; })) {
+    const int64_t S = static_cast<int64_t>(b.sequences.size());
+    const int64_t bs = *std::lower_bound(graph_sizes.begin(), graph_sizes.end(), S);
+    if (b.num_tokens() == S && b.num_logit_rows() <= bs) padded = bs;
+  }
+  DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
+  if (padded > 0) {
+    DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graphs.at(padded).get(), stream.get()));
+    return Status::Ok();
+  }
+  DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, stream.get()));
+  return run_program(sh);
+}
+
+Status CudaExecutor::step(const StepBatch& batch, float* logits) {
+  Impl& x = *impl_;
+  if (batch.num_logit_rows() > 0 && !logits) return Status::Error("step asks for logits but no output buffer was given");
+  DS_RETURN_IF_ERROR(x.launch_step(batch));
+  if (logits && batch.num_logit_rows() > 0)
+    DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(logits, x.logits.data(),
+                                            static_cast<size_t>(batch.num_logit_rows() * x.vocab) * sizeof(float),
+                                            cudaMemcpyDeviceToHost, x.stream.get()));
+  return x.stream.synchronize();
+}
+
+Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                                 std::vector<RowSample>* out) {
+  Impl& x = *impl_;
+  if (!out) return Status::Error("step_sample: no output vector");
+  if (static_cast<int64_t>(rows.size()) != batch.num_logit_rows())
+    return Status::Error(StrCat() << "step_sample: " << rows.size() << " sampling rows for " << batch.num_logit_rows()
+                                  << " logit rows");
+  DS_RETURN_IF_ERROR(x.launch_step(batch));
+  if (rows.empty()) {
+    out->clear();
+    return x.stream.synchronize();
+  }
+  return x.sampler->sample(static_cast<float*>(x.logits.data()), rows, out, x.stream.get());
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,137 @@
+// CudaExecutor internals shared by its translation units (not a public header).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/attention/paged_attention.h"
+#include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/sampling/device_sampler.h"
+#include "runtime/cuda/device_buffer.h"
+#include "runtime/cuda/kernel_library.h"
+#include "runtime/executor/cuda/cuda_executor.h"
+#include "runtime/executor/cuda/step_metadata.h"
+
+namespace ds::cuda {
+
+// Pinned host memory (cudaMallocHost), move-only.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  static Result<PinnedBuffer> allocate(size_t bytes);
+  ~PinnedBuffer() { reset(); }
+  PinnedBuffer(PinnedBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  void reset();
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// An instantiated CUDA graph, move-only.
+class GraphExec {
+ public:
+  GraphExec() = default;
+  explicit GraphExec(cudaGraphExec_t g) : g_(g) {}
+  ~GraphExec() { reset(); }
+  GraphExec(GraphExec&& o) noexcept : g_(std::exchange(o.g_, nullptr)) {}
+  GraphExec& operator=(GraphExec&& o) noexcept;
+  GraphExec(const GraphExec&) = delete;
+  GraphExec& operator=(const GraphExec&) = delete;
+  cudaGraphExec_t get() const { return g_; }
+  void reset();
+
+ private:
+  cudaGraphExec_t g_ = nullptr;
+};
+
+// One program instruction bound to device pointers.
+struct BoundOp {
+  enum class Kind { kEmbedding, kLinear, kLogits, kAttention, kFused };
+  Kind kind = Kind::kFused;
+  std::string where;  // "program[3] kernel 'x' (linear)"
+  // kEmbedding
+  const void* table = nullptr;
+  DType table_dtype = DType::kBF16;
+  int64_t table_rows = 0, hidden = 0;
+  void* out = nullptr;
+  // kLinear / kLogits (gemm.m is set per step; logits gather x rows first)
+  GemmArgs gemm;
+  const void* x = nullptr;
+  // kAttention
+  const void* q = nullptr;
+  int layer = -1;
+  PagedAttentionParams attn;
+  // kFused
+  const LoadedKernel* kernel = nullptr;
+  std::vector<void*> pointers;
+};
+
+// What a launch of the program needs to know on the host.
+struct StepShape {
+  int64_t num_tokens = 0;
+  int64_t num_logit_rows = 0;
+  int64_t num_seqs = 0;
+  int64_t max_q_len = 0;
+  int64_t max_kv_len = 0;
+};
+
+struct CudaExecutor::Impl {
+  CudaExecutorOptions opt;
+  const LoadedPlan* plan = nullptr;
+  KvCache* kv = nullptr;
+  int64_t vocab = 0;
+  int64_t hidden_for_logits = 0;
+  int64_t page_size = 16;
+  int64_t max_pages_per_seq = 0;
+
+  Stream stream;
+  DeviceBuffer arena;
+  std::vector<DeviceBuffer> k_pools, v_pools;
+  DeviceBuffer logits;          // f32 [max_logit_rows, vocab]
+  DeviceBuffer logit_hidden;    // bf16 [max_logit_rows, hidden]: gathered rows for the lm_head GEMM
+  DeviceBuffer meta;            // fixed step buffers (StepMetaBuffers) + DsStepArgs
+  DeviceBuffer blob;            // device copy of the packed step
+  PinnedBuffer staging;         // host packed step
+  Event staging_done;           // recorded after the H2D copy of `staging`
+  bool staging_pending = false;
+  StepMetaBuffers m;
+  std::unique_ptr<GemmRunner> gemm;
+  DeviceBuffer attn_workspace;
+  std::unique_ptr<DeviceSampler> sampler;
+
+  std::map<std::string, LoadedKernel> kernels;  // by entry + source hash (same kernel loaded once)
+  std::vector<BoundOp> program;
+
+  // CUDA graphs of decode steps, by padded batch size.
+  std::vector<int64_t> graph_sizes;  // ascending
+  std::map<int64_t, GraphExec> graphs;
+  int32_t scratch_page = -1;         // page of the padded sequences (held in kv)
+
+  double kernel_load_s = 0, graph_capture_s = 0;
+
+  ~Impl();
+  Status bind(const std::vector<DeviceTensor>& weights);
+  Status run_program(const StepShape& shape);
+  Status capture_graphs();
+  // Packs the step into `staging` (padding to `padded_seqs` decode sequences
+  // when > 0) and copies it to the device; returns the shape to launch.
+  Result<StepShape> upload(const StepBatch& batch, int64_t padded_seqs);
+  Status upload_padding_only(int64_t size);
+  Status launch_step(const StepBatch& batch);
+};
+
+// Decode batch sizes captured for a maximum: 1, 2, 4, 8, 16, 24, ..., 256 (step 8), then step 16; max last.
+std::vector<int64_t> cuda_graph_batch_sizes(int64_t max_bs);
+
+}  // namespace ds::cuda

@@ -1,0 +1,61 @@
+#include "runtime/executor/cuda/step_metadata.h"
+
+namespace ds::cuda {
+namespace {
+
+constexpr int kUnpackBlocks = 64;
+constexpr int kUnpackThreads = 256;
+
+__global__ void unpack_step_kernel(const int32_t* __restrict__ blob, StepMetaBuffers out) {
+  const int T = blob[0], R = blob[1], S = blob[2], S_real = blob[3];
+  const int32_t* tokens = blob + kStepHeaderWords;
+  const int32_t* positions = tokens + T;
+  const int32_t* logit_rows = positions + T;
+  const int32_t* q_start = logit_rows + R;
+  const int32_t* kv_len = q_start + S + 1;
+  const int32_t* page_start = kv_len + S;
+  const int32_t* pages = page_start + S + 1;
+
+  const int tid = blockIdx.x * blockDim.x + threadIdx.x;
+  const int nthreads = gridDim.x * blockDim.x;
+  if (tid == 0) out.args->num_tokens = T;
+  for (int i = tid; i < T; i += nthreads) {
+    out.tokens[i] = tokens[i];
+    out.positions[i] = positions[i];
+  }
+  for (int i = tid; i < R; i += nthreads) out.logit_rows[i] = logit_rows[i];
+  for (int i = tid; i <= S; i += nthreads) out.q_start[i] = q_start[i];
+  for (int i = tid; i < S; i += nthreads) out.kv_len[i] = kv_len[i];
+
+  // One block per sequence (grid-stride): its page-table row and its tokens' slots.
+  const int ps = out.page_size;
+  for (int s = blockIdx.x; s < S; s += gridDim.x) {
+    const int p0 = page_start[s], np = page_start[s + 1] - p0;
+    int32_t* row = out.page_table + static_cast<long long>(s) * out.page_table_stride;
+    for (int j = threadIdx.x; j < np; j += blockDim.x) row[j] = pages[p0 + j];
+    const int q0 = q_start[s], q1 = q_start[s + 1];
+    const int first = kv_len[s] - (q1 - q0);  // history position of row q0
+    for (int i = q0 + threadIdx.x; i < q1; i += blockDim.x) {
+      const int h = first + (i - q0);
+      out.slot_mapping[i] = s < S_real ? pages[p0 + h / ps] * ps + h % ps : -1;
+    }
+  }
+}
+
+}  // namespace
+
+size_t step_blob_words(int64_t token_capacity, int64_t max_logit_rows, int64_t max_seqs, int64_t max_pages_per_seq) {
+  return static_cast<size_t>(kStepHeaderWords + 2 * token_capacity + max_logit_rows + 3 * max_seqs + 2 +
+                             max_seqs * max_pages_per_seq);
+}
+
+Status launch_unpack_step(const int32_t* blob, const StepMetaBuffers& out, cudaStream_t stream) {
+  if (!blob || !out.args || !out.tokens || !out.positions || !out.logit_rows || !out.q_start || !out.kv_len ||
+      !out.page_table || !out.slot_mapping || out.page_size <= 0)
+    return Status::Error("unpack_step: null buffer or invalid page size");
+  unpack_step_kernel<<<kUnpackBlocks, kUnpackThreads, 0, stream>>>(blob, out);
+  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda
