@@ -1,0 +1,71 @@
+// Device helpers shared by the paged-attention kernels: 16-byte cp.async with
+// zero fill, bf16 packing, page-table addressing and the split-KV geometry.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace ds::cuda::attn {
+
+constexpr float kLog2e = 1.4426950408889634f;
+// Keys per split granule: every split covers a multiple of this many keys.
+constexpr int kSplitGranule = 64;
+
+// 16-byte global -> shared copy; copies nothing and zero-fills when !valid
+// (src must still be a mapped address; callers pass the pool base then).
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// 8 bf16 (one 16-byte chunk) -> 8 floats.
+__device__ __forceinline__ void unpack_bf16x8(const uint4& v, float* out) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+// Element offset of (token j of a sequence, kv head) in an NHD pool.
+__device__ __forceinline__ int64_t kv_offset(const int32_t* pages, int j, int page_size, int num_kv_heads, int kvh,
+                                             int dim) {
+  const int64_t page = pages[j / page_size];
+  return ((page * page_size + j % page_size) * num_kv_heads + kvh) * static_cast<int64_t>(dim);
+}
+
+// Number of KV splits of the decode kernel. Depends only on host-known bounds
+// (work items, head groups, the kv length bound, SM count), never on actual
+// lengths, so a CUDA graph captured with it stays valid.
+inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms) {
+  const int base = items * groups;
+  if (base <= 0 || max_kv_len <= 0) return 1;
+  const int max_by_len = (max_kv_len + 2 * kSplitGranule - 1) / (2 * kSplitGranule);  // >= 128 keys each
+  const int want = (4 * num_sms + base - 1) / base;
+  int splits = want < max_by_len ? want : max_by_len;
+  if (splits > 128) splits = 128;
+  return splits < 1 ? 1 : splits;
+}
+
+// Keys per split (a multiple of kSplitGranule).
+inline int split_chunk_len(int max_kv_len, int splits) {
+  const int per = (max_kv_len + splits - 1) / splits;
+  return (per + kSplitGranule - 1) / kSplitGranule * kSplitGranule;
+}
+
+}  // namespace ds::cuda::attn

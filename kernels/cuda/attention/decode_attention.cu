@@ -1,0 +1,413 @@
+// Split-KV ("flash-decoding") paged attention. One CTA per (work item, KV head
+// x query-head chunk, split): it streams its share of the item's K/V pages
+// through a two-stage cp.async pipeline (16-byte copies), scores every query
+// head of the chunk against each key (GQA: each page is read once per chunk),
+// keeps an online softmax per head, and writes either the final bf16 output
+// (one split) or a partial (m, l, acc) that a combine kernel merges.
+#include <cuda_bf16.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "kernels/cuda/attention/attention_common.cuh"
+#include "kernels/cuda/attention/attention_internal.h"
+#include "runtime/cuda/cuda_check.h"
+
+namespace ds::cuda::attn {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxHeads = 8;  // query heads per CTA
+
+template <int kDim>
+struct DecodeCfg {
+  static constexpr int kTile = kDim >= 256 ? 32 : 64;                   // keys per pipeline stage
+  static constexpr int kChunks = kDim / 8;                              // 16-byte chunks per row
+  static constexpr int kStride = kDim + 8;                              // smem row (bf16), +16 B: no conflicts
+  static constexpr int kScoreSlots = kThreads / kTile;                  // head slots, score phase
+  static constexpr int kScoreHeads = kMaxHeads / kScoreSlots;           // heads per thread, score phase
+  static constexpr int kPvSlots = kThreads / kChunks;                   // head slots, PV phase
+  static constexpr int kPvHeads = (kMaxHeads + kPvSlots - 1) / kPvSlots;
+  static constexpr int kPStride = kTile + 1;
+  static constexpr int kKvElems = 2 * 2 * kTile * kStride;              // 2 stages x (K, V)
+  static constexpr size_t kSmemBytes = kKvElems * sizeof(bf16) +
+                                       (kMaxHeads * kDim + kMaxHeads * kPStride + 2 * kMaxHeads) * sizeof(float);
+  static_assert(kThreads % kTile == 0 && kThreads % kChunks == 0, "thread mapping");
+  static_assert(kTile % 32 == 0, "softmax lanes");
+};
+
+struct DecodeParams {
+  const bf16* q;
+  int64_t q_ld;
+  const bf16* k;
+  const bf16* v;
+  bf16* out;
+  int64_t out_ld;
+  const int32_t* q_start;
+  const int32_t* kv_len;
+  const int32_t* page_table;
+  int64_t pt_stride;
+  int num_seqs, num_tokens;
+  int num_heads, num_kv_heads, head_dim, page_size, group;
+  int head_chunks, heads_per_chunk;
+  int splits, chunk_len;
+  float scale_log2;
+  float* part_ml;   // [items, num_heads, splits, 2]
+  float* part_acc;  // [items, num_heads, splits, head_dim]
+  bool row_mode;
+};
+
+// Resolves a work item to (query row, number of visible keys); false: nothing to do.
+__device__ __forceinline__ bool resolve_item(const DecodeParams& p, int item, int& seq, int& row, int& ctx) {
+  if (!p.row_mode) {
+    seq = item;
+    const int q0 = p.q_start[seq];
+    if (p.q_start[seq + 1] - q0 <= 0 || q0 >= p.num_tokens) return false;
+    row = q0;
+    ctx = p.kv_len[seq];
+  } else {
+    row = item;
+    int lo = 0, hi = p.num_seqs - 1;  // last seq with q_start <= row
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) >> 1;
+      if (p.q_start[mid] <= row) lo = mid; else hi = mid - 1;
+    }
+    seq = lo;
+    const int q0 = p.q_start[seq], q1 = p.q_start[seq + 1];
+    if (row < q0 || row >= q1) return false;
+    ctx = p.kv_len[seq] - (q1 - q0) + (row - q0) + 1;
+  }
+  return true;
+}
+
+template <int kDim>
+__global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) {
+  using C = DecodeCfg<kDim>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
+  float* q_s = reinterpret_cast<float*>(kv_s + C::kKvElems);  // [kMaxHeads][kDim], pre-scaled
+  float* p_s = q_s + kMaxHeads * kDim;                         // [kMaxHeads][kPStride]
+  float* alpha_s = p_s + kMaxHeads * C::kPStride;              // [kMaxHeads]
+  float* l_s = alpha_s + kMaxHeads;                            // [kMaxHeads]
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int item = blockIdx.x;
+  const int kvh = blockIdx.y / p.head_chunks;
+  const int g0 = (blockIdx.y % p.head_chunks) * p.heads_per_chunk;
+  const int ng = min(p.heads_per_chunk, p.group - g0);
+  const int head0 = kvh * p.group + g0;  // first query head of this CTA
+  const int split = blockIdx.z;
+  int seq, row, ctx;
+  if (ng <= 0 || !resolve_item(p, item, seq, row, ctx)) return;
+
+  const int kbeg = split * p.chunk_len;
+  const int kend = split == p.splits - 1 ? ctx : min(ctx, kbeg + p.chunk_len);
+  if (kbeg >= kend) {
+    if (p.splits > 1) {
+      if (tid < ng) {  // neutral partial
+        float* ml = p.part_ml + ((static_cast<int64_t>(item) * p.num_heads + head0 + tid) * p.splits + split) * 2;
+        ml[0] = -INFINITY;
+        ml[1] = 0.0f;
+      }
+    } else {
+      for (int i = tid; i < ng * p.head_dim; i += kThreads)
+        p.out[row * p.out_ld + static_cast<int64_t>(head0) * p.head_dim + i] = __float2bfloat16(0.0f);
+    }
+    return;
+  }
+
+  const int32_t* pages = p.page_table + seq * p.pt_stride;
+  auto load_tile = [&](int tile, int stage) {
+    const int key0 = kbeg + tile * C::kTile;
+    bf16* ks = kv_s + stage * 2 * C::kTile * C::kStride;
+    bf16* vs = ks + C::kTile * C::kStride;
+#pragma unroll 4
+    for (int i = tid; i < C::kTile * C::kChunks; i += kThreads) {
+      const int j = i / C::kChunks, c = i % C::kChunks;
+      const int key = key0 + j;
+      const bool valid = key < kend && c * 8 < p.head_dim;
+      const int64_t off = valid ? kv_offset(pages, key, p.page_size, p.num_kv_heads, kvh, p.head_dim) + c * 8 : 0;
+      cp_async_16(ks + j * C::kStride + c * 8, p.k + off, valid);
+      cp_async_16(vs + j * C::kStride + c * 8, p.v + off, valid);
+    }
+  };
+
+  const int ntiles = (kend - kbeg + C::kTile - 1) / C::kTile;
+  load_tile(0, 0);
+  cp_async_commit();
+
+  for (int i = tid; i < kMaxHeads * kDim; i += kThreads) {
+    const int g = i / kDim, d = i % kDim;
+    float val = 0.0f;
+    if (g < ng && d < p.head_dim)
+      val = __bfloat162float(p.q[row * p.q_ld + static_cast<int64_t>(head0 + g) * p.head_dim + d]) * p.scale_log2;
+    q_s[i] = val;
+  }
+
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // heads warp, warp + kWarps
+  float acc[C::kPvHeads][8];
+#pragma unroll
+  for (int h = 0; h < C::kPvHeads; ++h)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[h][i] = 0.0f;
+  const int dim_chunks = p.head_dim / 8;
+
+  for (int t = 0; t < ntiles; ++t) {
+    if (t + 1 < ntiles) {
+      load_tile(t + 1, (t + 1) & 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* ks = kv_s + (t & 1) * 2 * C::kTile * C::kStride;
+    const bf16* vs = ks + C::kTile * C::kStride;
+    const int key0 = kbeg + t * C::kTile;
+
+    {  // scores: thread = (key j, head slot)
+      const int j = tid % C::kTile, slot = tid / C::kTile;
+      float sc[C::kScoreHeads];
+#pragma unroll
+      for (int h = 0; h < C::kScoreHeads; ++h) sc[h] = 0.0f;
+#pragma unroll
+      for (int c = 0; c < C::kChunks; ++c) {
+        if (c >= dim_chunks) break;
+        float kf[8];
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(ks + j * C::kStride + c * 8), kf);
+#pragma unroll
+        for (int h = 0; h < C::kScoreHeads; ++h) {
+          const float4* qv = reinterpret_cast<const float4*>(q_s + (slot + h * C::kScoreSlots) * kDim + c * 8);
+          const float4 a = qv[0], b = qv[1];
+          sc[h] += a.x * kf[0] + a.y * kf[1] + a.z * kf[2] + a.w * kf[3] + b.x * kf[4] + b.y * kf[5] + b.z * kf[6] +
+                   b.w * kf[7];
+        }
+      }
+      const bool key_ok = key0 + j < kend;
+#pragma unroll
+      for (int h = 0; h < C::kScoreHeads; ++h) {
+        const int g = slot + h * C::kScoreSlots;
+        if (g < ng) p_s[g * C::kPStride + j] = key_ok ? sc[h] : -INFINITY;
+      }
+    }
+    __syncthreads();
+
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {  // online softmax: warp w owns heads w and w + kWarps
+      const int g = warp + hh * kWarps;
+      if (g < ng) {
+        float* row_p = p_s + g * C::kPStride;
+        float v[C::kTile / 32];
+        float mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < C::kTile / 32; ++i) {
+          v[i] = row_p[lane + 32 * i];
+          mx = fmaxf(mx, v[i]);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        const float m_new = fmaxf(m_run[hh], mx);  // finite: each tile has a visible key
+        const float alpha = exp2f(m_run[hh] - m_new);
+        float sum = 0.0f;
+#pragma unroll
+        for (int i = 0; i < C::kTile / 32; ++i) {
+          const float e = exp2f(v[i] - m_new);
+          row_p[lane + 32 * i] = e;
+          sum += e;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        l_run[hh] = l_run[hh] * alpha + sum;
+        m_run[hh] = m_new;
+        if (lane == 0) alpha_s[g] = alpha;
+      }
+    }
+    __syncthreads();
+
+    {  // acc = alpha * acc + P V: thread = (dim chunk, head slot)
+      const int c = tid % C::kChunks, slot = tid / C::kChunks;
+      if (c < dim_chunks) {
+        const int nkeys = min(C::kTile, kend - key0);
+#pragma unroll
+        for (int h = 0; h < C::kPvHeads; ++h) {
+          const int g = slot + h * C::kPvSlots;
+          if (g < ng) {
+            const float a = alpha_s[g];
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc[h][i] *= a;
+          }
+        }
+#pragma unroll 4
+        for (int j = 0; j < nkeys; ++j) {
+          float vf[8];
+          unpack_bf16x8(*reinterpret_cast<const uint4*>(vs + j * C::kStride + c * 8), vf);
+#pragma unroll
+          for (int h = 0; h < C::kPvHeads; ++h) {
+            const int g = slot + h * C::kPvSlots;
+            if (g < ng) {
+              const float pj = p_s[g * C::kPStride + j];
+#pragma unroll
+              for (int i = 0; i < 8; ++i) acc[h][i] = fmaf(pj, vf[i], acc[h][i]);
+            }
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  // Publish (m, l) per head; the softmax warps hold them.
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int g = warp + hh * kWarps;
+    if (g < ng && lane == 0) {
+      l_s[g] = l_run[hh];
+      alpha_s[g] = m_run[hh];
+      if (p.splits > 1) {
+        float* ml = p.part_ml + ((static_cast<int64_t>(item) * p.num_heads + head0 + g) * p.splits + split) * 2;
+        ml[0] = m_run[hh];
+        ml[1] = l_run[hh];
+      }
+    }
+  }
+  __syncthreads();
+
+  const int c = tid % C::kChunks, slot = tid / C::kChunks;
+  if (c >= dim_chunks) return;
+#pragma unroll
+  for (int h = 0; h < C::kPvHeads; ++h) {
+    const int g = slot + h * C::kPvSlots;
+    if (g >= ng) continue;
+    if (p.splits > 1) {
+      float4* dst = reinterpret_cast<float4*>(
+          p.part_acc + ((static_cast<int64_t>(item) * p.num_heads + head0 + g) * p.splits + split) * p.head_dim + c * 8);
+      dst[0] = make_float4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]);
+      dst[1] = make_float4(acc[h][4], acc[h][5], acc[h][6], acc[h][7]);
+    } else {
+      const float l = l_s[g];
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      uint4 o;
+      o.x = pack_bf16x2(acc[h][0] * inv, acc[h][1] * inv);
+      o.y = pack_bf16x2(acc[h][2] * inv, acc[h][3] * inv);
+      o.z = pack_bf16x2(acc[h][4] * inv, acc[h][5] * inv);
+      o.w = pack_bf16x2(acc[h][6] * inv, acc[h][7] * inv);
+      *reinterpret_cast<uint4*>(p.out + row * p.out_ld + static_cast<int64_t>(head0 + g) * p.head_dim + c * 8) = o;
+    }
+  }
+}
+
+// Merges the splits of one (item, query head): out = sum w_s acc_s / sum w_s l_s.
+__global__ void __launch_bounds__(64) combine_kernel(const DecodeParams p) {
+  const int item = blockIdx.x, h = blockIdx.y;
+  int seq, row, ctx;
+  if (!resolve_item(p, item, seq, row, ctx)) return;
+  const int valid = min(p.splits, max(1, (ctx + p.chunk_len - 1) / p.chunk_len));
+  const int64_t base = (static_cast<int64_t>(item) * p.num_heads + h) * p.splits;
+  const float* ml = p.part_ml + base * 2;
+  float m = -INFINITY;
+  for (int s = 0; s < valid; ++s) m = fmaxf(m, ml[2 * s]);
+  float l = 0.0f;
+  for (int s = 0; s < valid; ++s)
+    if (ml[2 * s + 1] > 0.0f) l += exp2f(ml[2 * s] - m) * ml[2 * s + 1];
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < valid; ++s)
+      if (ml[2 * s + 1] > 0.0f) o += exp2f(ml[2 * s] - m) * p.part_acc[(base + s) * p.head_dim + d];
+    p.out[row * p.out_ld + static_cast<int64_t>(h) * p.head_dim + d] = __float2bfloat16(o * inv);
+  }
+}
+
+// (m, l) floats of `partials` partials, rounded up so the accumulators after them are 16-byte aligned.
+size_t ml_floats(size_t partials) { return (partials * 2 + 3) / 4 * 4; }
+
+template <int kDim>
+Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
+  using C = DecodeCfg<kDim>;
+  static std::atomic<uint64_t> configured{0};  // bit per device: smem limit raised
+  int device = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t{1} << (device & 63);
+  if (!(configured.load(std::memory_order_acquire) & bit)) {
+    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(decode_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(C::kSmemBytes)));
+    configured.fetch_or(bit, std::memory_order_acq_rel);
+  }
+  const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
+  decode_kernel<kDim><<<grid, kThreads, C::kSmemBytes, stream>>>(p);
+  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  if (p.splits > 1) {
+    combine_kernel<<<dim3(items, p.num_heads), 64, 0, stream>>>(p);
+    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int head_dim, int max_kv_len, int num_sms) {
+  DecodeGeometry g;
+  const int group = num_heads / num_kv_heads;
+  g.head_chunks = (group + kMaxHeads - 1) / kMaxHeads;
+  g.heads_per_chunk = (group + g.head_chunks - 1) / g.head_chunks;
+  g.splits = num_kv_splits(items, num_kv_heads * g.head_chunks, max_kv_len, num_sms);
+  g.chunk_len = split_chunk_len(max_kv_len > 0 ? max_kv_len : 1, g.splits);
+  if (g.splits > 1) {
+    const size_t partials = static_cast<size_t>(items) * num_heads * g.splits;
+    g.workspace_bytes = (ml_floats(partials) + partials * head_dim) * sizeof(float);
+  }
+  return g;
+}
+
+Status launch_decode(const AttnLaunch& a, bool row_mode, void* workspace, size_t workspace_bytes, int num_sms,
+                     cudaStream_t stream) {
+  const int items = row_mode ? a.num_tokens : a.num_seqs;
+  if (items <= 0) return Status::Ok();
+  DecodeGeometry g = decode_geometry(items, a.num_heads, a.num_kv_heads, a.head_dim, a.max_kv_len, num_sms);
+  if (row_mode) {  // generic path: plenty of rows, no split
+    g.splits = 1;
+    g.chunk_len = a.max_kv_len > 0 ? a.max_kv_len : 1;
+    g.workspace_bytes = 0;
+  }
+  if (g.workspace_bytes > workspace_bytes || (g.workspace_bytes > 0 && workspace == nullptr))
+    return Status::Error(StrCat() << "paged_attention: decode of " << items << " sequences (max_kv_len " << a.max_kv_len
+                                  << ", " << g.splits << " KV splits) needs " << g.workspace_bytes
+                                  << " workspace bytes, got " << workspace_bytes
+                                  << " (size it with paged_attention_workspace_bytes)");
+  DecodeParams p{};
+  p.q = static_cast<const bf16*>(a.q);
+  p.q_ld = a.q_ld;
+  p.k = static_cast<const bf16*>(a.k);
+  p.v = static_cast<const bf16*>(a.v);
+  p.out = static_cast<bf16*>(a.out);
+  p.out_ld = a.out_ld;
+  p.q_start = a.q_start;
+  p.kv_len = a.kv_len;
+  p.page_table = a.page_table;
+  p.pt_stride = a.page_table_stride;
+  p.num_seqs = a.num_seqs;
+  p.num_tokens = a.num_tokens;
+  p.num_heads = a.num_heads;
+  p.num_kv_heads = a.num_kv_heads;
+  p.head_dim = a.head_dim;
+  p.page_size = a.page_size;
+  p.group = a.num_heads / a.num_kv_heads;
+  p.head_chunks = g.head_chunks;
+  p.heads_per_chunk = g.heads_per_chunk;
+  p.splits = g.splits;
+  p.chunk_len = g.chunk_len;
+  p.scale_log2 = a.scale * kLog2e;
+  if (g.splits > 1) {
+    p.part_ml = static_cast<float*>(workspace);
+    p.part_acc = p.part_ml + ml_floats(static_cast<size_t>(items) * a.num_heads * g.splits);
+  }
+  p.row_mode = row_mode;
+  if (a.head_dim <= 64) return launch_dim<64>(p, items, stream);
+  if (a.head_dim <= 128) return launch_dim<128>(p, items, stream);
+  return launch_dim<256>(p, items, stream);
+}
+
+}  // namespace ds::cuda::attn

@@ -1,0 +1,308 @@
+// FlashAttention-2 class paged prefill: one CTA (4 warps) per (query head,
+// 64-row query tile of one sequence). The Q tile stays in registers as mma
+// fragments; 64-key K/V tiles are gathered from the pages with 16-byte
+// cp.async into a two-stage smem pipeline; S = Q K^T and O += P V run on
+// tensor cores (mma.sync m16n8k16 bf16, ldmatrix), with an f32 online softmax
+// and the causal mask applied only on tiles that cross the diagonal.
+//
+// Ragged batches without host work per token: sequence s owns the CTA rows
+// [q_start[s] / 64 + s, q_start[s+1] / 64 + s + 1) of grid.y (at least its
+// ceil(q_len / 64) tiles, at most one spare), found by a device-side binary
+// search; grid.y = num_tokens / 64 + num_seqs. CTAs are issued heaviest-first.
+#include <cuda_bf16.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "kernels/cuda/attention/attention_common.cuh"
+#include "kernels/cuda/attention/attention_internal.h"
+#include "runtime/cuda/cuda_check.h"
+
+namespace ds::cuda::attn {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kBM = 64;  // query rows per CTA (16 per warp)
+constexpr int kBN = 64;  // keys per tile
+constexpr int kThreads = 128;
+
+template <int kD>
+struct PrefillCfg {
+  static constexpr int kStride = kD + 8;  // smem row (bf16): +16 B keeps ldmatrix conflict-free
+  static constexpr int kChunks = kD / 8;
+  static constexpr size_t kSmemBytes = static_cast<size_t>(kBM + 4 * kBN) * kStride * sizeof(bf16);
+};
+
+struct PrefillParams {
+  const bf16* q;
+  int64_t q_ld;
+  const bf16* k;
+  const bf16* v;
+  bf16* out;
+  int64_t out_ld;
+  const int32_t* q_start;
+  const int32_t* kv_len;
+  const int32_t* page_table;
+  int64_t pt_stride;
+  int num_seqs, num_tokens;
+  int num_kv_heads, head_dim, page_size, group;
+  float scale_log2;
+};
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, const bf16* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a)
+               : "memory");
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, const bf16* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a)
+               : "memory");
+}
+// d += a (16x16, row) * b (16x8, col); bf16 in, f32 accumulate.
+__device__ __forceinline__ void mma_16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <int kD>
+__global__ void __launch_bounds__(kThreads, 2) prefill_kernel(const PrefillParams p) {
+  using C = PrefillCfg<kD>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* q_s = reinterpret_cast<bf16*>(smem_raw);  // [kBM][kStride]
+  bf16* kv_s = q_s + kBM * C::kStride;            // [2 stages][K, V][kBN][kStride]
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int h = blockIdx.x;
+  const int kvh = h / p.group;
+  const int b = gridDim.y - 1 - blockIdx.y;  // late (long-context) tiles first
+
+  int lo = 0, hi = p.num_seqs - 1;  // last sequence whose first CTA row <= b
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (p.q_start[mid] / kBM + mid <= b) lo = mid; else hi = mid - 1;
+  }
+  const int seq = lo;
+  const int q0 = p.q_start[seq];
+  const int q_len = p.q_start[seq + 1] - q0;
+  const int i0 = (b - (q0 / kBM + seq)) * kBM;  // first query index of this tile within the sequence
+  if (i0 >= q_len) return;
+  const int nrows = min(kBM, min(q_len - i0, p.num_tokens - (q0 + i0)));
+  if (nrows <= 0) return;
+  const int kvl = p.kv_len[seq];
+  const int pos0 = kvl - q_len + i0;                  // history position of row 0
+  const int n_keys = max(0, min(kvl, pos0 + nrows));  // keys any row of the tile sees
+  const int ntiles = (n_keys + kBN - 1) / kBN;
+  const int32_t* pages = p.page_table + seq * p.pt_stride;
+
+  for (int i = tid; i < kBM * C::kChunks; i += kThreads) {
+    const int r = i / C::kChunks, c = i % C::kChunks;
+    const bool valid = r < nrows && c * 8 < p.head_dim;
+    const bf16* src = valid ? p.q + static_cast<int64_t>(q0 + i0 + r) * p.q_ld + static_cast<int64_t>(h) * p.head_dim + c * 8
+                            : p.q;
+    cp_async_16(q_s + r * C::kStride + c * 8, src, valid);
+  }
+  auto load_kv = [&](int tile, int stage) {
+    bf16* ks = kv_s + stage * 2 * kBN * C::kStride;
+    bf16* vs = ks + kBN * C::kStride;
+#pragma unroll
+    for (int i = tid; i < kBN * C::kChunks; i += kThreads) {
+      const int j = i / C::kChunks, c = i % C::kChunks;
+      const int key = tile * kBN + j;
+      const bool valid = key < n_keys && c * 8 < p.head_dim;
+      const int64_t off = valid ? kv_offset(pages, key, p.page_size, p.num_kv_heads, kvh, p.head_dim) + c * 8 : 0;
+      cp_async_16(ks + j * C::kStride + c * 8, p.k + off, valid);
+      cp_async_16(vs + j * C::kStride + c * 8, p.v + off, valid);
+    }
+  };
+  if (ntiles > 0) load_kv(0, 0);
+  cp_async_commit();
+
+  const int g = lane >> 2, t4 = lane & 3;
+  const int qpos_lo = pos0 + warp * 16 + g, qpos_hi = qpos_lo + 8;  // this thread's two rows
+  float o[kD / 8][4];
+#pragma unroll
+  for (int j = 0; j < kD / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[j][e] = 0.0f;
+  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
+  uint32_t qf[kD / 16][4];
+
+  for (int n = 0; n < ntiles; ++n) {
+    if (n + 1 < ntiles) {
+      load_kv(n + 1, (n + 1) & 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (n == 0) {
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk)
+        ldmatrix_x4(qf[kk], q_s + (warp * 16 + (lane & 15)) * C::kStride + kk * 16 + (lane >> 4) * 8);
+    }
+    const bf16* ks = kv_s + (n & 1) * 2 * kBN * C::kStride;
+    const bf16* vs = ks + kBN * C::kStride;
+
+    float s[kBN / 8][4];
+#pragma unroll
+    for (int j = 0; j < kBN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+#pragma unroll
+      for (int nb = 0; nb < kBN / 16; ++nb) {
+        uint32_t bk[4];
+        ldmatrix_x4(bk, ks + (nb * 16 + (lane & 7) + (lane >> 4) * 8) * C::kStride + kk * 16 + ((lane >> 3) & 1) * 8);
+        mma_16816(s[2 * nb], qf[kk], bk[0], bk[1]);
+        mma_16816(s[2 * nb + 1], qf[kk], bk[2], bk[3]);
+      }
+    }
+
+    const int key0 = n * kBN;
+    const bool diagonal = key0 + kBN - 1 > pos0;
+    float mx_lo = m_lo, mx_hi = m_hi;
+#pragma unroll
+    for (int j = 0; j < kBN / 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[j][e] * p.scale_log2;
+        if (diagonal) {
+          const int key = key0 + j * 8 + 2 * t4 + (e & 1);
+          if (key > (e < 2 ? qpos_lo : qpos_hi)) x = -INFINITY;
+        }
+        s[j][e] = x;
+      }
+      mx_lo = fmaxf(mx_lo, fmaxf(s[j][0], s[j][1]));
+      mx_hi = fmaxf(mx_hi, fmaxf(s[j][2], s[j][3]));
+    }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, off));
+      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, off));
+    }
+    // A row with no visible key yet keeps m = -inf; use 0 as its base (p = 0, no NaN).
+    const float base_lo = mx_lo == -INFINITY ? 0.0f : mx_lo;
+    const float base_hi = mx_hi == -INFINITY ? 0.0f : mx_hi;
+    const float alpha_lo = exp2f(m_lo - base_lo), alpha_hi = exp2f(m_hi - base_hi);
+    m_lo = mx_lo;
+    m_hi = mx_hi;
+    float sum_lo = 0.0f, sum_hi = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kBN / 8; ++j) {
+      s[j][0] = exp2f(s[j][0] - base_lo);
+      s[j][1] = exp2f(s[j][1] - base_lo);
+      s[j][2] = exp2f(s[j][2] - base_hi);
+      s[j][3] = exp2f(s[j][3] - base_hi);
+      sum_lo += s[j][0] + s[j][1];
+      sum_hi += s[j][2] + s[j][3];
+    }
+    l_lo = l_lo * alpha_lo + sum_lo;
+    l_hi = l_hi * alpha_hi + sum_hi;
+#pragma unroll
+    for (int j = 0; j < kD / 8; ++j) {
+      o[j][0] *= alpha_lo;
+      o[j][1] *= alpha_lo;
+      o[j][2] *= alpha_hi;
+      o[j][3] *= alpha_hi;
+    }
+
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      uint32_t pa[4];
+      pa[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+      pa[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+      pa[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int dn = 0; dn < kD / 16; ++dn) {
+        uint32_t bv[4];
+        ldmatrix_x4_trans(bv, vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * C::kStride + dn * 16 + (lane >> 4) * 8);
+        mma_16816(o[2 * dn], pa, bv[0], bv[1]);
+        mma_16816(o[2 * dn + 1], pa, bv[2], bv[3]);
+      }
+    }
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int off = 1; off <= 2; off <<= 1) {
+    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, off);
+    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, off);
+  }
+  const float inv_lo = l_lo > 0.0f ? 1.0f / l_lo : 0.0f;
+  const float inv_hi = l_hi > 0.0f ? 1.0f / l_hi : 0.0f;
+  const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
+  bf16* out_lo = p.out + static_cast<int64_t>(q0 + i0 + r_lo) * p.out_ld + static_cast<int64_t>(h) * p.head_dim;
+  bf16* out_hi = p.out + static_cast<int64_t>(q0 + i0 + r_hi) * p.out_ld + static_cast<int64_t>(h) * p.head_dim;
+#pragma unroll
+  for (int j = 0; j < kD / 8; ++j) {
+    const int d = j * 8 + 2 * t4;
+    if (d < p.head_dim) {
+      if (r_lo < nrows) *reinterpret_cast<uint32_t*>(out_lo + d) = pack_bf16x2(o[j][0] * inv_lo, o[j][1] * inv_lo);
+      if (r_hi < nrows) *reinterpret_cast<uint32_t*>(out_hi + d) = pack_bf16x2(o[j][2] * inv_hi, o[j][3] * inv_hi);
+    }
+  }
+}
+
+template <int kD>
+Status launch_dim(const PrefillParams& p, int num_heads, cudaStream_t stream) {
+  using C = PrefillCfg<kD>;
+  static std::atomic<uint64_t> configured{0};  // bit per device: smem limit raised
+  int device = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t{1} << (device & 63);
+  if (!(configured.load(std::memory_order_acquire) & bit)) {
+    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(prefill_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(C::kSmemBytes)));
+    configured.fetch_or(bit, std::memory_order_acq_rel);
+  }
+  const int64_t tiles = static_cast<int64_t>(p.num_tokens) / kBM + p.num_seqs;
+  if (tiles > 65535)
+    return Status::Error(StrCat() << "paged_attention: " << p.num_tokens << " query rows in " << p.num_seqs
+                                  << " sequences exceed the prefill grid (65535 tiles of " << kBM << ")");
+  prefill_kernel<kD><<<dim3(num_heads, static_cast<unsigned>(tiles)), kThreads, C::kSmemBytes, stream>>>(p);
+  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status launch_prefill(const AttnLaunch& a, cudaStream_t stream) {
+  if (a.num_seqs <= 0 || a.num_tokens <= 0) return Status::Ok();
+  PrefillParams p{};
+  p.q = static_cast<const bf16*>(a.q);
+  p.q_ld = a.q_ld;
+  p.k = static_cast<const bf16*>(a.k);
+  p.v = static_cast<const bf16*>(a.v);
+  p.out = static_cast<bf16*>(a.out);
+  p.out_ld = a.out_ld;
+  p.q_start = a.q_start;
+  p.kv_len = a.kv_len;
+  p.page_table = a.page_table;
+  p.pt_stride = a.page_table_stride;
+  p.num_seqs = a.num_seqs;
+  p.num_tokens = a.num_tokens;
+  p.num_kv_heads = a.num_kv_heads;
+  p.head_dim = a.head_dim;
+  p.page_size = a.page_size;
+  p.group = a.num_heads / a.num_kv_heads;
+  p.scale_log2 = a.scale * kLog2e;
+  if (a.head_dim <= 64) return launch_dim<64>(p, a.num_heads, stream);
+  if (a.head_dim <= kPrefillMaxDim) return launch_dim<128>(p, a.num_heads, stream);
+  return Status::Error(StrCat() << "paged_attention: the prefill kernel takes head_dim <= " << kPrefillMaxDim << ", got "
+                                << a.head_dim);
+}
+
+}  // namespace ds::cuda::attn
