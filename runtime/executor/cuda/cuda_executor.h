@@ -35,6 +35,10 @@ struct CudaExecutorOptions {
   Status validate() const;
 };
 
+// Decode batch sizes captured for a maximum: 1, 2, 4, 8, 16, 24, ..., 256
+// (step 8), then step 16, and the maximum itself last.
+std::vector<int64_t> cuda_graph_batch_sizes(int64_t max_bs);
+
 class CudaExecutor : public Executor {
  public:
   // `plan`, `weights` and `kv` must outlive the executor.

@@ -131,7 +131,9 @@ Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded)
   qs[S] = static_cast<int32_t>(q);
   ps[S] = static_cast<int32_t>(np);
   DS_CHECK(q == T && np == P, "packed step: " << q << " rows / " << np << " pages, expected " << T << " / " << P);
-  if (padded > 0) shape.max_kv_len = opt.max_model_len;  // graphs are captured with the bound
+  // Decode steps launch attention with the bound max_model_len, as the graphs are
+  // captured: the same batch gives bit-identical results with or without graphs.
+  if (shape.max_q_len <= 1) shape.max_kv_len = opt.max_model_len;
   DS_CUDA_RETURN_IF_ERROR(
       cudaMemcpyAsync(blob.data(), staging.data(), words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
   DS_RETURN_IF_ERROR(staging_done.record(stream));

@@ -131,7 +131,4 @@ struct CudaExecutor::Impl {
   Status launch_step(const StepBatch& batch);
 };
 
-// Decode batch sizes captured for a maximum: 1, 2, 4, 8, 16, 24, ..., 256 (step 8), then step 16; max last.
-std::vector<int64_t> cuda_graph_batch_sizes(int64_t max_bs);
-
 }  // namespace ds::cuda
