@@ -20,6 +20,15 @@
 
 namespace ds::cuda {
 
+// Which kernel computes a GEMM. kAuto: the GEMV kernel for m <= kGemvMaxM when
+// its layout conditions hold (k % 8 == 0, ldx % 8 == 0, x and w 16-byte aligned),
+// cuBLASLt otherwise. The forced paths exist for tests and the ceilings bench;
+// kGemv on arguments it cannot handle is an error.
+enum class GemmPath { kAuto, kCublasLt, kGemv };
+
+// Largest m the GEMV kernel takes in kAuto (see gemv.cu for the measurement).
+constexpr int64_t kGemvMaxM = 8;
+
 struct GemmArgs {
   const void* x = nullptr;     // [m, k] bf16, row stride ldx elements
   const void* w = nullptr;     // [n, k] bf16, contiguous
@@ -42,6 +51,7 @@ class GemmRunner {
   // Checks the arguments (null pointers, sizes, dtypes, 16-byte alignment where
   // the fast paths need it) and launches on `stream`. Never synchronizes.
   Status run(const GemmArgs& args, cudaStream_t stream);
+  Status run(const GemmArgs& args, cudaStream_t stream, GemmPath path);
 
   // Runs the heuristic for a shape ahead of time (before graph capture).
   Status prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias);

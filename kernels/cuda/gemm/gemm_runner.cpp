@@ -1,0 +1,263 @@
+// GemmRunner: cuBLASLt for general shapes, the GEMV kernel (gemv.cu) for small m.
+//
+// Row-major y[m, n] = x[m, k] · w[n, k]ᵀ is the column-major product
+// yᵀ (n x m, ld ldy) = op(A) · B with A = w viewed as a k x n column-major
+// matrix (lda = k, transa = T) and B = xᵀ (k x m, ldb = ldx, transb = N).
+// CUBLASLT_EPILOGUE_BIAS adds a vector along D's rows (= n): the per-feature bias.
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemv.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/device_buffer.h"
+
+namespace ds::cuda {
+namespace {
+
+Status lt_status(cublasStatus_t s, const char* expr, const char* file, int line) {
+  return Status::Error(StrCat() << "cuBLASLt error " << cublasLtGetStatusName(s) << " ("
+                                << cublasLtGetStatusString(s) << ") in " << expr << " [" << file << ":"
+                                << line << "]");
+}
+
+#define DS_LT_RETURN_IF_ERROR(expr)                                                    \
+  do {                                                                                 \
+    cublasStatus_t _ds_lt_status = (expr);                                             \
+    if (_ds_lt_status != CUBLAS_STATUS_SUCCESS)                                        \
+      return lt_status(_ds_lt_status, #expr, __FILE__, __LINE__);                     \
+  } while (0)
+
+struct HandleDeleter {
+  void operator()(cublasLtContext* h) const { cublasLtDestroy(h); }
+};
+struct DescDeleter {
+  void operator()(cublasLtMatmulDescOpaque_t* d) const { cublasLtMatmulDescDestroy(d); }
+};
+struct LayoutDeleter {
+  void operator()(cublasLtMatrixLayoutOpaque_t* l) const { cublasLtMatrixLayoutDestroy(l); }
+};
+struct PrefDeleter {
+  void operator()(cublasLtMatmulPreferenceOpaque_t* p) const { cublasLtMatmulPreferenceDestroy(p); }
+};
+using HandlePtr = std::unique_ptr<cublasLtContext, HandleDeleter>;
+using DescPtr = std::unique_ptr<cublasLtMatmulDescOpaque_t, DescDeleter>;
+using LayoutPtr = std::unique_ptr<cublasLtMatrixLayoutOpaque_t, LayoutDeleter>;
+using PrefPtr = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, PrefDeleter>;
+
+// One cached problem: descriptors and the heuristic's algorithm.
+struct Plan {
+  DescPtr desc;
+  LayoutPtr a, b, d;
+  cublasLtMatmulAlgo_t algo;
+  bool bias_in_epilogue = false;  // else (bias requested): bias added by a kernel after the matmul
+};
+
+struct Key {
+  int64_t m, n, k, ldx, ldy;
+  DType out;
+  bool bias;
+  uint32_t align;  // smallest 16/8/4/2-byte alignment of the pointers
+  bool operator==(const Key& o) const {
+    return m == o.m && n == o.n && k == o.k && ldx == o.ldx && ldy == o.ldy && out == o.out && bias == o.bias &&
+           align == o.align;
+  }
+};
+struct KeyHash {
+  size_t operator()(const Key& key) const {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+    mix(static_cast<uint64_t>(key.m));
+    mix(static_cast<uint64_t>(key.n));
+    mix(static_cast<uint64_t>(key.k));
+    mix(static_cast<uint64_t>(key.ldx));
+    mix(static_cast<uint64_t>(key.ldy));
+    mix(static_cast<uint64_t>(key.out) << 2 | (key.bias ? 1 : 0));
+    mix(key.align);
+    return static_cast<size_t>(h);
+  }
+};
+
+uint32_t pointer_alignment(const void* p) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  for (uint32_t a = 16; a > 2; a /= 2)
+    if (v % a == 0) return a;
+  return 2;
+}
+
+cudaDataType_t cuda_type(DType t) { return t == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
+
+}  // namespace
+
+struct GemmRunner::Impl {
+  HandlePtr handle;
+  DeviceBuffer workspace;
+  std::mutex mu;
+  std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
+
+  // Builds descriptors for `key` and asks the heuristic, with the bias fused
+  // when `fuse_bias`; returns null (no error) when no algorithm fits.
+  Result<std::unique_ptr<Plan>> try_plan(const Key& key, bool fuse_bias) {
+    auto plan = std::make_unique<Plan>();
+    cublasLtMatmulDesc_t desc = nullptr;
+    DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    plan->desc.reset(desc);
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    if (fuse_bias) {
+      const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+      const int32_t bias_type = CUDA_R_16BF;
+      DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      DS_LT_RETURN_IF_ERROR(
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+      // The heuristic reads the bias pointer's alignment: give it one of `key.align`.
+      const void* probe = static_cast<const char*>(workspace_probe()) + (key.align % 16);
+      DS_LT_RETURN_IF_ERROR(
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &probe, sizeof(probe)));
+    }
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    DS_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, key.k, key.n, key.k));
+    plan->a.reset(a);
+    DS_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, key.k, key.m, key.ldx));
+    plan->b.reset(b);
+    DS_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d, cuda_type(key.out), key.n, key.m, key.ldy));
+    plan->d.reset(d);
+
+    cublasLtMatmulPreference_t pref = nullptr;
+    DS_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
+    PrefPtr pref_owner(pref);
+    const uint64_t ws = workspace.bytes();
+    DS_LT_RETURN_IF_ERROR(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      DS_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(pref, attr, &key.align, sizeof(key.align)));
+
+    cublasLtMatmulHeuristicResult_t result;
+    std::memset(&result, 0, sizeof(result));
+    int returned = 0;
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(handle.get(), desc, a, b, d, d, pref, 1, &result, &returned);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && returned == 0))
+      return std::unique_ptr<Plan>();
+    DS_LT_RETURN_IF_ERROR(st);
+    plan->algo = result.algo;
+    plan->bias_in_epilogue = fuse_bias;
+    return plan;
+  }
+
+  const void* workspace_probe() const {
+    alignas(256) static const char kHostProbe[256] = {};
+    return workspace.data() != nullptr ? workspace.data() : kHostProbe;
+  }
+
+  // The cached plan for `key`, created on first use.
+  Result<Plan*> plan_for(const Key& key) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second.get();
+    std::unique_ptr<Plan> plan;
+    if (key.bias) {
+      // cuBLASLt may lack a bf16 bias for an f32 output: then plain matmul + bias kernel.
+      DS_ASSIGN_OR_RETURN(plan, try_plan(key, /*fuse_bias=*/true));
+    }
+    if (!plan) {
+      DS_ASSIGN_OR_RETURN(plan, try_plan(key, /*fuse_bias=*/false));
+    }
+    if (!plan)
+      return Status::Error(StrCat() << "cuBLASLt has no algorithm for m=" << key.m << " n=" << key.n << " k=" << key.k
+                                    << " out=" << dtype_name(key.out) << " ldx=" << key.ldx << " ldy=" << key.ldy
+                                    << " alignment=" << key.align);
+    Plan* raw = plan.get();
+    plans.emplace(key, std::move(plan));
+    return raw;
+  }
+
+  Status run_cublaslt(const GemmArgs& a, cudaStream_t stream) {
+    uint32_t align = std::min({pointer_alignment(a.x), pointer_alignment(a.w), pointer_alignment(a.y)});
+    if (a.bias != nullptr) align = std::min(align, pointer_alignment(a.bias));
+    const Key key{a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype, a.bias != nullptr, align};
+    DS_ASSIGN_OR_RETURN(Plan * plan, plan_for(key));
+    if (plan->bias_in_epilogue)
+      DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(plan->desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                           &a.bias, sizeof(a.bias)));
+    const float alpha = 1.0f, beta = 0.0f;
+    DS_LT_RETURN_IF_ERROR(cublasLtMatmul(handle.get(), plan->desc.get(), &alpha, a.w, plan->a.get(), a.x,
+                                         plan->b.get(), &beta, a.y, plan->d.get(), a.y, plan->d.get(), &plan->algo,
+                                         workspace.data(), workspace.bytes(), stream));
+    if (a.bias != nullptr && !plan->bias_in_epilogue) {
+      if (a.out_dtype != DType::kF32)
+        return Status::Error("internal: cuBLASLt bias epilogue unavailable for a bf16 output");
+      DS_RETURN_IF_ERROR(detail::launch_add_bias_f32(static_cast<float*>(a.y), a.bias, a.m, a.n, a.ldy, stream));
+    }
+    return Status::Ok();
+  }
+};
+
+GemmRunner::GemmRunner() : impl_(std::make_unique<Impl>()) {}
+GemmRunner::~GemmRunner() = default;
+
+Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
+  std::unique_ptr<GemmRunner> runner(new GemmRunner());
+  cublasLtHandle_t h = nullptr;
+  DS_LT_RETURN_IF_ERROR(cublasLtCreate(&h));
+  runner->impl_->handle.reset(h);
+  if (workspace_bytes > 0) {
+    DS_ASSIGN_OR_RETURN(runner->impl_->workspace, DeviceBuffer::allocate(workspace_bytes));
+  }
+  return runner;
+}
+
+size_t GemmRunner::workspace_bytes() const { return impl_->workspace.bytes(); }
+
+static Status check_args(GemmArgs& a) {
+  if (a.m < 0 || a.n <= 0 || a.k <= 0)
+    return Status::Error(StrCat() << "gemm: bad shape m=" << a.m << " n=" << a.n << " k=" << a.k
+                                  << " (m >= 0, n > 0, k > 0)");
+  if (a.out_dtype != DType::kBF16 && a.out_dtype != DType::kF32)
+    return Status::Error(StrCat() << "gemm: output dtype " << dtype_name(a.out_dtype) << " is not bf16 or f32");
+  if (a.ldx == 0) a.ldx = a.k;
+  if (a.ldy == 0) a.ldy = a.n;
+  if (a.ldx < a.k) return Status::Error(StrCat() << "gemm: ldx = " << a.ldx << " is smaller than k = " << a.k);
+  if (a.ldy < a.n) return Status::Error(StrCat() << "gemm: ldy = " << a.ldy << " is smaller than n = " << a.n);
+  if (a.m > 0 && (a.x == nullptr || a.w == nullptr || a.y == nullptr))
+    return Status::Error("gemm: x, w and y must be non-null");
+  auto odd = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 1u) != 0; };
+  if (odd(a.x) || odd(a.w) || odd(a.bias) || (a.out_dtype == DType::kF32 && (reinterpret_cast<uintptr_t>(a.y) & 3u)) ||
+      odd(a.y))
+    return Status::Error("gemm: a pointer is not aligned to its element size");
+  return Status::Ok();
+}
+
+Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream) { return run(args, stream, GemmPath::kAuto); }
+
+Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path) {
+  GemmArgs a = args;
+  DS_RETURN_IF_ERROR(check_args(a));
+  if (a.m == 0) return Status::Ok();
+  const std::string gemv_reason = detail::gemv_unsupported_reason(a);
+  if (path == GemmPath::kGemv && !gemv_reason.empty())
+    return Status::Error(StrCat() << "gemm: the GEMV path cannot run this problem: " << gemv_reason);
+  if (path == GemmPath::kGemv || (path == GemmPath::kAuto && gemv_reason.empty()))
+    return detail::launch_gemv(a, stream);
+  return impl_->run_cublaslt(a, stream);
+}
+
+Status GemmRunner::prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias) {
+  GemmArgs a;
+  a.m = m;
+  a.n = n;
+  a.k = k;
+  a.out_dtype = out_dtype;
+  DS_RETURN_IF_ERROR(check_args(a));
+  if (m == 0 || (m <= kGemvMaxM && k % 8 == 0)) return Status::Ok();  // GEMV: nothing to plan
+  const Key key{m, n, k, a.ldx, a.ldy, out_dtype, has_bias, 16};
+  return impl_->plan_for(key).status();
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,194 @@
+// Small-M GEMM (decode at batch <= kGemvMaxM): y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias).
+//
+// Decode GEMMs are bound by streaming w once from HBM, so the kernel is built
+// around keeping enough 16-byte loads of w in flight, and it does the arithmetic
+// on the tensor cores so that m = 1..8 cost the same:
+//  * A block owns a tile of 16 output rows (n) and its 8 warps split k. Per
+//    32-wide k step a lane (g = lane / 4, t = lane % 4) loads 16 bytes of w row
+//    g and of row g + 8 at k + 8t, and 16 bytes of x row g (zeros for g >= m).
+//  * Two mma.sync m16n8k16 per step consume these registers as they are: the
+//    sum over k is order-free, so the lane's 8 consecutive k values are assigned
+//    to the fragment slots {2t, 2t+1, 2t+8, 2t+9} of two MMAs, the same way for
+//    A (w rows) and B (x rows, the n8 dimension = the batch). No shuffles and no
+//    shared-memory staging of x are needed: each warp reads only its own k slice
+//    of x (once per block, from L1/L2), i.e. m/16 of the block's w bytes.
+//  * Loads are software-pipelined kUnroll steps ahead (2 * kUnroll 16-byte w
+//    loads per lane in flight); w goes through ld.global.nc.L1::no_allocate so it
+//    does not evict x from L1.
+//  * The 8 warps' 16x8 f32 accumulators are summed in shared memory; bias is
+//    added in f32 and the result stored as bf16 or f32.
+// kGemvMaxM = 8 (gemm.h): one n8 fragment covers m <= 8 at no extra weight
+// traffic; past 8, cuBLASLt's tiled kernels also stream w once per tile column
+// and win (ds_gpu_ceilings prints both paths at m = 1/8/16 to confirm per GPU).
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/gemm/gemv.h"
+#include "runtime/cuda/cuda_check.h"
+
+namespace ds::cuda::detail {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerBlock = 16;
+constexpr int kUnroll = 4;  // 32-wide k steps loaded ahead per warp
+
+struct StepFrag {
+  uint4 wlo, whi, x;
+};
+
+__device__ __forceinline__ uint4 load_stream(const __nv_bfloat16* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ uint4 load_cached(const __nv_bfloat16* p) {
+  return __ldg(reinterpret_cast<const uint4*>(p));
+}
+
+__device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                          uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+struct GemvParams {
+  const __nv_bfloat16* x;
+  const __nv_bfloat16* w;
+  const __nv_bfloat16* bias;
+  void* y;
+  int64_t m, n, k, ldx, ldy;
+  bool out_f32;
+};
+
+__global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvParams p) {
+  __shared__ float partial[kWarps][32][4];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
+
+  // This warp's contiguous range of 32-wide k steps.
+  const int64_t steps = (p.k + 31) / 32;
+  const int64_t s_begin = steps * warp / kWarps;
+  const int64_t s_end = steps * (warp + 1) / kWarps;
+
+  const bool lo_ok = row0 + g < p.n;
+  const bool hi_ok = row0 + g + 8 < p.n;
+  const bool x_ok = g < p.m;
+  const __nv_bfloat16* wlo_ptr = p.w + (lo_ok ? (row0 + g) * p.k : 0) + 8 * t;
+  const __nv_bfloat16* whi_ptr = p.w + (hi_ok ? (row0 + g + 8) * p.k : 0) + 8 * t;
+  const __nv_bfloat16* x_ptr = p.x + (x_ok ? g * p.ldx : 0) + 8 * t;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+
+  auto load = [&](StepFrag (&f)[kUnroll], int64_t s0) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t kk = (s0 + u) * 32;
+      const bool in = (s0 + u < s_end) && (kk + 8 * t < p.k);
+      f[u].wlo = (in && lo_ok) ? load_stream(wlo_ptr + kk) : zero;
+      f[u].whi = (in && hi_ok) ? load_stream(whi_ptr + kk) : zero;
+      f[u].x = (in && x_ok) ? load_cached(x_ptr + kk) : zero;
+    }
+  };
+
+  float acc0[4] = {0.f, 0.f, 0.f, 0.f};
+  float acc1[4] = {0.f, 0.f, 0.f, 0.f};
+  StepFrag cur[kUnroll];
+  load(cur, s_begin);
+  for (int64_t s = s_begin; s < s_end; s += kUnroll) {
+    StepFrag nxt[kUnroll];
+    load(nxt, s + kUnroll);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const StepFrag& f = cur[u];
+      mma_16816(acc0, f.wlo.x, f.whi.x, f.wlo.y, f.whi.y, f.x.x, f.x.y);
+      mma_16816(acc1, f.wlo.z, f.whi.z, f.wlo.w, f.whi.w, f.x.z, f.x.w);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) cur[u] = nxt[u];
+  }
+
+#pragma unroll
+  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = acc0[i] + acc1[i];
+  __syncthreads();
+  if (warp != 0) return;
+  float sum[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) sum[i] += partial[w][lane][i];
+
+  // Accumulator (i): row g + 8 * (i / 2) of the tile, column (= batch row) 2t + i % 2.
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t row = row0 + g + 8 * (i / 2);
+    const int64_t col = 2 * t + (i % 2);
+    if (row >= p.n || col >= p.m) continue;
+    float v = sum[i];
+    if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
+    if (p.out_f32)
+      static_cast<float*>(p.y)[col * p.ldy + row] = v;
+    else
+      static_cast<__nv_bfloat16*>(p.y)[col * p.ldy + row] = __float2bfloat16_rn(v);
+  }
+}
+
+__global__ void add_bias_f32_kernel(float* y, const __nv_bfloat16* bias, int64_t m, int64_t n, int64_t ldy) {
+  for (int64_t r = blockIdx.y; r < m; r += gridDim.y)
+    for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < n;
+         c += static_cast<int64_t>(gridDim.x) * blockDim.x)
+      y[r * ldy + c] += __bfloat162float(bias[c]);
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+}  // namespace
+
+std::string gemv_unsupported_reason(const GemmArgs& a) {
+  if (a.m < 1 || a.m > kGemvMaxM) return StrCat() << "m = " << a.m << " is outside [1, " << kGemvMaxM << "]";
+  if (a.k % 8 != 0) return StrCat() << "k = " << a.k << " is not a multiple of 8";
+  if (a.ldx % 8 != 0) return StrCat() << "ldx = " << a.ldx << " is not a multiple of 8";
+  if (!aligned16(a.x) || !aligned16(a.w)) return "x or w is not 16-byte aligned";
+  return {};
+}
+
+Status launch_gemv(const GemmArgs& a, cudaStream_t stream) {
+  GemvParams p;
+  p.x = static_cast<const __nv_bfloat16*>(a.x);
+  p.w = static_cast<const __nv_bfloat16*>(a.w);
+  p.bias = static_cast<const __nv_bfloat16*>(a.bias);
+  p.y = a.y;
+  p.m = a.m;
+  p.n = a.n;
+  p.k = a.k;
+  p.ldx = a.ldx;
+  p.ldy = a.ldy;
+  p.out_f32 = a.out_dtype == DType::kF32;
+  const int64_t blocks = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
+  if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << a.n << " is too large");
+  gemv_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream) {
+  if (m == 0 || n == 0) return Status::Ok();
+  const int threads = 256;
+  const int64_t col_blocks = (n + threads - 1) / threads;
+  dim3 grid(static_cast<unsigned>(col_blocks < 1024 ? col_blocks : 1024), static_cast<unsigned>(m < 65535 ? m : 65535));
+  add_bias_f32_kernel<<<grid, threads, 0, stream>>>(y, static_cast<const __nv_bfloat16*>(bias), m, n, ldy);
+  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda::detail
