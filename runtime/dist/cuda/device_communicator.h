@@ -2,6 +2,13 @@
 // DeviceCommunicator per rank; every rank issues the same collectives in the
 // same order on its stream. Calls are asynchronous (enqueued on `stream`) and
 // CUDA-graph capturable.
+//
+// Implementation notes (NCCL, runtime/dist/cuda/nccl_communicator.*): the
+// communicators are non-blocking, so NCCL enqueues each collective from a
+// helper thread: capture graphs in cudaStreamCaptureModeThreadLocal (or
+// Relaxed), not Global. Destroy graphs holding captured collectives before
+// the communicator (NCCL waits for them when finalizing). After any error the
+// communicator is aborted and every later call returns an error.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -32,13 +39,22 @@ class DeviceCommunicator {
   virtual Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) = 0;
 };
 
+// True when this dsrt was built with NCCL (DS_HAVE_NCCL); without it the
+// factories below return a clear error (check_p2p works either way).
+bool have_device_collectives();
+
+// `timeout` bounds communicator creation (a rank that never joins) and the
+// enqueueing of each collective; wait() takes its own.
+
 // In-process group: one rank per device in `devices` (one thread per GPU drives each).
-Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_local_device_group(const std::vector<int>& devices);
+Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_local_device_group(
+    const std::vector<int>& devices, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // Multi-process group: this process is host_group.rank() of host_group.size() and
 // drives `device`; the NCCL unique id travels over `host_group` (Gloo), which
 // also checked that every rank loaded the same plan.
-Result<std::unique_ptr<DeviceCommunicator>> create_device_group(Communicator& host_group, int device);
+Result<std::unique_ptr<DeviceCommunicator>> create_device_group(
+    Communicator& host_group, int device, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // --enable-p2p-check: every pair of `devices` can access each other (cudaDeviceCanAccessPeer);
 // an error naming the pair otherwise.

@@ -1,0 +1,115 @@
+// Group factories over NCCL: in-process (one thread per GPU runs the
+// non-blocking init of its rank) and multi-process (rank 0's unique id
+// travels over the host communicator).
+#include <cstring>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/dist/cuda/nccl_communicator.h"
+
+namespace ds::cuda {
+namespace {
+
+Status check_device(int device, int count, const char* what) {
+  if (device < 0 || device >= count)
+    return Status::Error(StrCat() << what << ": GPU " << device << " does not exist (" << count
+                                  << " CUDA device(s) visible)");
+  return Status::Ok();
+}
+
+Status check_timeout(std::chrono::milliseconds timeout, const char* what) {
+  if (timeout.count() <= 0)
+    return Status::Error(StrCat() << what << ": timeout must be positive, got " << timeout.count() << " ms");
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool have_device_collectives() { return true; }
+
+Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_local_device_group(
+    const std::vector<int>& devices, std::chrono::milliseconds timeout) {
+  const char* what = "create_local_device_group";
+  DS_RETURN_IF_ERROR(check_timeout(timeout, what));
+  if (devices.empty()) return Status::Error(StrCat() << what << ": no devices given");
+  const int count = device_count();
+  std::set<int> seen;
+  for (int d : devices) {
+    DS_RETURN_IF_ERROR(check_device(d, count, what));
+    if (!seen.insert(d).second)
+      return Status::Error(StrCat() << what << ": GPU " << d << " is listed twice (one rank per GPU)");
+  }
+
+  ncclUniqueId id;
+  if (ncclResult_t r = ncclGetUniqueId(&id); r != ncclSuccess)
+    return Status::Error(StrCat() << what << ": ncclGetUniqueId failed: " << ncclGetErrorString(r));
+
+  // Every rank's init must run concurrently: each waits for all the others.
+  const int n = static_cast<int>(devices.size());
+  std::vector<std::unique_ptr<NcclCommunicator>> comms(n);
+  std::vector<Status> status(n);
+  {
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (int r = 0; r < n; ++r) {
+      threads.emplace_back([&, r] {
+        auto c = NcclCommunicator::init_rank(id, r, n, devices[r], timeout);
+        if (c.ok()) {
+          comms[r] = std::move(c).value();
+        } else {
+          status[r] = c.status();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  std::string errors;
+  int failed = 0;
+  for (int r = 0; r < n; ++r) {
+    if (status[r].ok()) continue;
+    if (failed++ == 0) errors = status[r].message();
+  }
+  if (failed > 0) {
+    for (auto& c : comms)
+      if (c) c->abort();  // the group is incomplete: never finalize against missing peers
+    return Status::Error(StrCat() << what << ": " << failed << " of " << n << " ranks failed; first: " << errors);
+  }
+  std::vector<std::unique_ptr<DeviceCommunicator>> out;
+  out.reserve(n);
+  for (auto& c : comms) out.push_back(std::move(c));
+  return out;
+}
+
+Result<std::unique_ptr<DeviceCommunicator>> create_device_group(Communicator& host_group, int device,
+                                                                std::chrono::milliseconds timeout) {
+  const char* what = "create_device_group";
+  DS_RETURN_IF_ERROR(check_timeout(timeout, what));
+  // Every rank takes part in the broadcast, even one whose own checks fail,
+  // so that no peer waits for it; its own error is reported afterwards.
+  Status local = check_device(device, device_count(), what);
+  std::string id_bytes;
+  if (host_group.rank() == 0) {
+    ncclUniqueId id;
+    ncclResult_t r = ncclGetUniqueId(&id);
+    if (r == ncclSuccess) {
+      id_bytes.assign(id.internal, sizeof(id.internal));
+    } else if (local.ok()) {
+      local = Status::Error(StrCat() << what << ": ncclGetUniqueId failed on rank 0: " << ncclGetErrorString(r));
+    }
+  }
+  DS_RETURN_IF_ERROR(host_group.broadcast(id_bytes, 0).with_context(
+      StrCat() << what << ": sending the NCCL id from rank 0 to rank " << host_group.rank()));
+  DS_RETURN_IF_ERROR(local);
+  if (id_bytes.size() != sizeof(ncclUniqueId().internal))
+    return Status::Error(StrCat() << what << ": rank " << host_group.rank() << " received "
+                                  << id_bytes.size() << " bytes instead of an NCCL id of "
+                                  << sizeof(ncclUniqueId().internal) << " (rank 0 could not create it)");
+  ncclUniqueId id;
+  std::memcpy(id.internal, id_bytes.data(), id_bytes.size());
+  DS_ASSIGN_OR_RETURN(auto comm, NcclCommunicator::init_rank(id, host_group.rank(), host_group.size(), device, timeout));
+  return std::unique_ptr<DeviceCommunicator>(std::move(comm));
+}
+
+}  // namespace ds::cuda
