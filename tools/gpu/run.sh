@@ -41,6 +41,21 @@ if [ "$what" != build ] && [ -d "$BUILD" ]; then
   done
   tar -czf "$OUT/parts.tgz" -C "$OUT" parts && rm -rf "$OUT/parts"
 fi
+if [ "$what" != build ] && [ -x "$BUILD/bin/dsrt" ]; then
+  # bf16 e2e goldens: dsrt runs the fixtures' sm_90a plans (tools/gpu/make_plans.sh) with the
+  # CUDA executor; check_goldens.py --bf16 reports max abs/rel logit errors. Logs: $OUT/e2e/.
+  mkdir -p "$OUT/e2e"
+  for m in qwen2-tiny-tied qwen2-tiny-r1 qwen2-tiny-yarn; do
+    plan="$ROOT/.deps/plans/$m.sm_90a.dsplan"
+    if [ ! -f "$plan" ]; then row "e2e bf16 $m" "SKIP" "no $plan (make_plans.sh)"; continue; fi
+    timeout 300 python3 "$ROOT/tests/e2e/check_goldens.py" --bf16 --plan "$plan" --dsrt "$BUILD/bin/dsrt" \
+        --fixture "$ROOT/tests/fixtures/$m" --workdir "$OUT/e2e/$m" \
+        --extra-dsrt-args "--model-path $ROOT/tests/fixtures/$m" > "$OUT/e2e/$m.log" 2>&1
+    erc=$?
+    row "e2e bf16 $m" "$([ $erc = 0 ] && echo ok || echo FAIL)" "$(grep -E ' cases, ' "$OUT/e2e/$m.log" | cut -c1-110)"
+    [ $erc = 0 ] || tail -n 12 "$OUT/e2e/$m.log"
+  done
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 printf '%s\n' "${rows[@]}"
 exit $rc
