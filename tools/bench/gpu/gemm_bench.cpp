@@ -1,0 +1,235 @@
+// ds_gpu_ceilings: measures the current GPU's ceilings for docs/PERF.md.
+//   copy bandwidth   D2D cudaMemcpyAsync of 1 GiB, (read + write) bytes / time
+//   stream read      a 16-byte-load read-only kernel over 1 GiB
+//   GEMM             cuBLASLt bf16 TFLOP/s at 8192^3 and the 32B prefill shapes (m = 4096)
+//   GEMV             the small-M kernel's weight bytes / time at m = 1 on the 7B/32B
+//                    decode shapes (cuBLASLt beside it), and both paths over m
+// CUDA events around each launch (queued behind a spin kernel so that host
+// launch gaps are not timed), 3 warm-ups, median of --reps (>= 20) runs.
+// Weight operands rotate through a pool larger than L2 so that no run reads
+// its weights from L2. Output: a table on stdout, and JSON with --json FILE.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/gemm/gather.h"
+#include "kernels/cuda/gemm/gemm.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/device_buffer.h"
+#include "tools/bench/gpu/ceilings_kernels.h"
+
+namespace ds::cuda::bench {
+namespace {
+
+struct LayerShape {
+  const char* name;
+  int64_t n, k;
+};
+
+const LayerShape kDecodeShapes[] = {
+    {"7B qkv", 4608, 3584},    {"7B o", 3584, 3584},      {"7B gate_up", 37888, 3584}, {"7B down", 3584, 18944},
+    {"32B qkv", 7168, 5120},   {"32B o", 5120, 5120},     {"32B gate_up", 55296, 5120}, {"32B down", 5120, 27648},
+    {"lm_head", 152064, 5120},
+};
+const LayerShape kPrefillShapes[] = {
+    {"32B qkv", 7168, 5120}, {"32B o", 5120, 5120}, {"32B gate_up", 55296, 5120}, {"32B down", 5120, 27648}};
+constexpr int64_t kPrefillM = 4096;
+
+class Bench {
+ public:
+  static Result<Bench> create(int reps) {
+    Bench b;
+    b.reps_ = reps;
+    DS_ASSIGN_OR_RETURN(b.stream_, Stream::create());
+    DS_ASSIGN_OR_RETURN(b.start_, Event::create());
+    DS_ASSIGN_OR_RETURN(b.stop_, Event::create());
+    return b;
+  }
+
+  // Median milliseconds of `launch(rep)` over reps_ runs.
+  Result<double> median_ms(const std::function<Status(int)>& launch) {
+    for (int i = 0; i < 3; ++i) DS_RETURN_IF_ERROR(launch(i));
+    DS_RETURN_IF_ERROR(stream_.synchronize());
+    std::vector<double> ms;
+    for (int i = 0; i < reps_; ++i) {
+      DS_RETURN_IF_ERROR(launch_spin(50000, stream_.get()));
+      DS_RETURN_IF_ERROR(start_.record(stream_));
+      DS_RETURN_IF_ERROR(launch(i));
+      DS_RETURN_IF_ERROR(stop_.record(stream_));
+      DS_RETURN_IF_ERROR(stop_.synchronize());
+      DS_ASSIGN_OR_RETURN(float t, stop_.elapsed_ms_since(start_));
+      ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  }
+
+  cudaStream_t stream() const { return stream_.get(); }
+
+ private:
+  int reps_ = 20;
+  Stream stream_;
+  Event start_, stop_;
+};
+
+Status run(int reps, const std::string& json_path) {
+  if (device_count() == 0) return Status::Error("no CUDA device");
+  cudaDeviceProp prop;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, %.0f MiB, L2 %d MiB\n", prop.name, prop.multiProcessorCount,
+              prop.totalGlobalMem / 1048576.0, prop.l2CacheSize >> 20);
+  DS_ASSIGN_OR_RETURN(Bench bench, Bench::create(reps));
+  DS_ASSIGN_OR_RETURN(auto runner, GemmRunner::create());
+  nlohmann::json out;
+  out["device"] = prop.name;
+  out["sms"] = prop.multiProcessorCount;
+  out["reps"] = reps;
+
+  // ---- bandwidth ----
+  const size_t kGiB = size_t{1} << 30;
+  {
+    DS_ASSIGN_OR_RETURN(DeviceBuffer a, DeviceBuffer::allocate(kGiB));
+    DS_ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::allocate(kGiB));
+    DS_ASSIGN_OR_RETURN(DeviceBuffer sink, DeviceBuffer::allocate(16));
+    DS_RETURN_IF_ERROR(fill_dummy(a.data(), DType::kBF16, kGiB / 2, 1, 1.0f, bench.stream()));
+    DS_ASSIGN_OR_RETURN(double copy_ms, bench.median_ms([&](int) -> Status {
+      DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.data(), a.data(), kGiB, cudaMemcpyDeviceToDevice, bench.stream()));
+      return Status::Ok();
+    }));
+    DS_ASSIGN_OR_RETURN(double read_ms, bench.median_ms([&](int) {
+      return launch_stream_read(a.data(), kGiB, static_cast<uint32_t*>(sink.data()), prop.multiProcessorCount,
+                                bench.stream());
+    }));
+    const double copy_gbps = 2.0 * kGiB / (copy_ms * 1e6), read_gbps = kGiB / (read_ms * 1e6);
+    std::printf("\n%-28s %10.1f GB/s  (1 GiB D2D, read + write bytes, %.3f ms)\n", "copy bandwidth", copy_gbps,
+                copy_ms);
+    std::printf("%-28s %10.1f GB/s  (1 GiB, 16-byte loads, %.3f ms)\n", "stream read bandwidth", read_gbps, read_ms);
+    out["copy_bandwidth_GBps"] = copy_gbps;
+    out["stream_read_GBps"] = read_gbps;
+  }
+  const double copy_gbps = out["copy_bandwidth_GBps"].get<double>();
+
+  // Weight pool (> L2, >= the largest weight) and activations.
+  const int64_t max_w = 152064 * 5120;  // lm_head elements
+  const size_t pool_bytes = static_cast<size_t>(max_w) * 2 + (size_t{256} << 20);
+  DS_ASSIGN_OR_RETURN(DeviceBuffer pool, DeviceBuffer::allocate(pool_bytes));
+  DS_RETURN_IF_ERROR(fill_dummy(pool.data(), DType::kBF16, static_cast<int64_t>(pool_bytes / 2), 2, 0.05f,
+                                bench.stream()));
+  const int64_t max_x = std::max<int64_t>(8192 * 8192, kPrefillM * 27648);
+  const int64_t max_y = std::max<int64_t>(8192 * 8192, kPrefillM * 55296);
+  DS_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::allocate(static_cast<size_t>(max_x) * 2));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::allocate(static_cast<size_t>(max_y) * 4));
+  DS_RETURN_IF_ERROR(fill_dummy(x.data(), DType::kBF16, max_x, 3, 1.0f, bench.stream()));
+
+  // Weight copy for rep `rep`: rotates through as many copies as the pool holds (<= 16).
+  auto weight = [&](int64_t n, int64_t k, int rep) -> const void* {
+    const size_t bytes = (static_cast<size_t>(n * k) * 2 + 255) / 256 * 256;
+    const size_t copies = std::max<size_t>(1, std::min<size_t>(16, pool_bytes / bytes));
+    return static_cast<const char*>(pool.data()) + (rep % copies) * bytes;
+  };
+  auto time_gemm = [&](int64_t m, int64_t n, int64_t k, DType out_dtype, GemmPath path) -> Result<double> {
+    return bench.median_ms([&](int rep) {
+      GemmArgs a;
+      a.x = x.data();
+      a.w = weight(n, k, rep);
+      a.y = y.data();
+      a.m = m;
+      a.n = n;
+      a.k = k;
+      a.out_dtype = out_dtype;
+      return runner->run(a, bench.stream(), path);
+    });
+  };
+
+  // ---- GEMM (cuBLASLt) ----
+  std::printf("\n%-28s %8s %8s %8s %10s %10s\n", "cuBLASLt bf16 GEMM", "m", "n", "k", "ms", "TFLOP/s");
+  nlohmann::json gemms = nlohmann::json::array();
+  auto report_gemm = [&](const std::string& name, int64_t m, int64_t n, int64_t k) -> Result<double> {
+    DS_ASSIGN_OR_RETURN(double ms, time_gemm(m, n, k, DType::kBF16, GemmPath::kCublasLt));
+    const double tflops = 2.0 * m * n * k / (ms * 1e9);
+    std::printf("%-28s %8lld %8lld %8lld %10.3f %10.1f\n", name.c_str(), (long long)m, (long long)n, (long long)k,
+                ms, tflops);
+    gemms.push_back({{"name", name}, {"m", m}, {"n", n}, {"k", k}, {"ms", ms}, {"tflops", tflops}});
+    return ms;
+  };
+  DS_ASSIGN_OR_RETURN(double cube_ms, report_gemm("square 8192^3", 8192, 8192, 8192));
+  (void)cube_ms;
+  double layer_ms = 0.0, layer_flops = 0.0;
+  for (const LayerShape& s : kPrefillShapes) {
+    DS_ASSIGN_OR_RETURN(double ms, report_gemm(std::string("prefill ") + s.name, kPrefillM, s.n, s.k));
+    layer_ms += ms;
+    layer_flops += 2.0 * kPrefillM * s.n * s.k;
+  }
+  std::printf("%-28s %8lld %8s %8s %10.3f %10.1f\n", "prefill 32B layer (sum)", (long long)kPrefillM, "", "",
+              layer_ms, layer_flops / (layer_ms * 1e9));
+  out["gemm"] = gemms;
+  out["prefill_32b_layer_tflops"] = layer_flops / (layer_ms * 1e9);
+
+  // ---- GEMV (m = 1) ----
+  std::printf("\n%-28s %8s %8s %10s %10s %8s %12s %10s\n", "decode GEMV (m=1)", "n", "k", "us", "GB/s", "%copy",
+              "cuBLASLt us", "GB/s");
+  nlohmann::json gemvs = nlohmann::json::array();
+  for (const LayerShape& s : kDecodeShapes) {
+    const DType od = std::string(s.name) == "lm_head" ? DType::kF32 : DType::kBF16;
+    DS_ASSIGN_OR_RETURN(double ms, time_gemm(1, s.n, s.k, od, GemmPath::kGemv));
+    DS_ASSIGN_OR_RETURN(double lt_ms, time_gemm(1, s.n, s.k, od, GemmPath::kCublasLt));
+    const double bytes = 2.0 * s.n * s.k;
+    const double gbps = bytes / (ms * 1e6), lt_gbps = bytes / (lt_ms * 1e6);
+    std::printf("%-28s %8lld %8lld %10.2f %10.1f %7.1f%% %12.2f %10.1f\n", s.name, (long long)s.n, (long long)s.k,
+                ms * 1e3, gbps, 100.0 * gbps / copy_gbps, lt_ms * 1e3, lt_gbps);
+    gemvs.push_back({{"name", s.name}, {"n", s.n}, {"k", s.k}, {"out", dtype_name(od)}, {"us", ms * 1e3},
+                     {"GBps", gbps}, {"frac_of_copy", gbps / copy_gbps}, {"cublaslt_us", lt_ms * 1e3},
+                     {"cublaslt_GBps", lt_gbps}});
+  }
+  out["gemv"] = gemvs;
+
+  // ---- small-M threshold: both paths over m ----
+  std::printf("\n%-28s %6s %12s %12s\n", "GEMV vs cuBLASLt over m", "m", "gemv us", "cuBLASLt us");
+  nlohmann::json sweep = nlohmann::json::array();
+  for (const LayerShape& s : {kDecodeShapes[5], kDecodeShapes[6]}) {
+    for (int64_t m : {1, 2, 4, 8, 12, 16, 32}) {
+      double g_ms = -1.0;
+      if (m <= kGemvMaxM) {
+        DS_ASSIGN_OR_RETURN(g_ms, time_gemm(m, s.n, s.k, DType::kBF16, GemmPath::kGemv));
+      }
+      DS_ASSIGN_OR_RETURN(double lt_ms, time_gemm(m, s.n, s.k, DType::kBF16, GemmPath::kCublasLt));
+      std::printf("%-28s %6lld %12s %12.2f\n", s.name, (long long)m,
+                  g_ms < 0 ? "-" : std::to_string(g_ms * 1e3).substr(0, 8).c_str(), lt_ms * 1e3);
+      sweep.push_back({{"name", s.name}, {"m", m}, {"gemv_us", g_ms < 0 ? nlohmann::json() : nlohmann::json(g_ms * 1e3)},
+                       {"cublaslt_us", lt_ms * 1e3}});
+    }
+  }
+  out["small_m_sweep"] = sweep;
+
+  if (!json_path.empty()) {
+    std::ofstream f(json_path);
+    if (!f) return Status::Error(StrCat() << "cannot write " << json_path);
+    f << out.dump(2) << "\n";
+    std::printf("\nwrote %s\n", json_path.c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace ds::cuda::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"ds_gpu_ceilings: copy/stream bandwidth, cuBLASLt GEMM rate and GEMV bandwidth of this GPU"};
+  std::string json_path;
+  int reps = 20;
+  app.add_option("--json", json_path, "also write the results as JSON to this file");
+  app.add_option("--reps", reps, "timed runs per measurement (median reported)")->check(CLI::Range(20, 1000));
+  CLI11_PARSE(app, argc, argv);
+  ds::Status st = ds::cuda::bench::run(reps, json_path);
+  if (!st.ok()) {
+    std::fprintf(stderr, "ds_gpu_ceilings: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
+}
