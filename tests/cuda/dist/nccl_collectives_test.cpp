@@ -7,6 +7,7 @@
 
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/dist/cuda/gather_rows.h"
 #include "tests/cuda/dist/dist_test_util.h"
 
 namespace ds::cuda::testing {
@@ -124,6 +125,49 @@ TEST(NcclCollectives, AllGatherIsRankMajor) {
   }
 }
 
+Status gather_rows_rank(DeviceCommunicator& c, DType t, int64_t rows, int64_t n, int seed, std::string* mismatch) {
+  DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(c.device()));
+  DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
+  const size_t count = static_cast<size_t>(rows * n), es = dtype_size(t);
+  auto mine = encode(count, t, [&](size_t i) { return test_value(c.rank(), i, seed); });
+  DS_ASSIGN_OR_RETURN(DeviceBuffer in, DeviceBuffer::allocate(mine.size()));
+  DS_RETURN_IF_ERROR(in.copy_from_host(mine.data(), mine.size()));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer out, DeviceBuffer::allocate(count * es * c.size()));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer scratch,
+                      DeviceBuffer::allocate(all_gather_rows_scratch_bytes(c.size(), rows, n, t)));
+  DS_RETURN_IF_ERROR(all_gather_rows(c, in.data(), t, rows, n, out.data(), scratch.data(), stream.get()));
+  DS_RETURN_IF_ERROR(c.wait(stream.get(), kWait));
+  std::vector<uint8_t> got(out.bytes());
+  DS_RETURN_IF_ERROR(out.copy_to_host(got.data(), got.size()));
+  // out[row, r * n + j] = rank r's in[row, j].
+  const size_t width = static_cast<size_t>(n) * c.size();
+  *mismatch = compare_exact(got, t, count * c.size(), [&](size_t k) {
+    const size_t row = k / width, col = k % width;
+    return test_value(static_cast<int>(col / n), row * n + col % n, seed);
+  });
+  return Status::Ok();
+}
+
+TEST(NcclCollectives, AllGatherRowsInterleavesRanks) {
+  DS_REQUIRE_GPUS(2);
+  for (int size : group_sizes()) {
+    Group g = make_group(size);
+    ASSERT_EQ(static_cast<int>(g.size()), size);
+    int seed = 300;
+    for (auto [t, rows] : {std::pair{DType::kBF16, int64_t{1}}, std::pair{DType::kBF16, int64_t{3}},
+                           std::pair{DType::kF32, int64_t{17}}}) {
+      const int64_t n = 1001;
+      ++seed;
+      std::vector<std::string> mismatch(size);
+      auto st = run_ranks(0, size, [&](int r) { return gather_rows_rank(*g[r], t, rows, n, seed, &mismatch[r]); });
+      const std::string what = StrCat() << "all_gather_rows " << size << " GPUs, [" << rows << ", " << n << "] "
+                                        << dtype_name(t);
+      expect_all_ok(st, what);
+      for (int r = 0; r < size; ++r) EXPECT_EQ(mismatch[r], "") << what << ": rank " << r;
+    }
+  }
+}
+
 // A graph holding one all_reduce, replayed 3 times: x -> S, N*S, N^2*S
 // (S = sum over ranks of x), exact in bf16 for these values.
 TEST(NcclCollectives, GraphCapturedAllReduceReplays) {
@@ -223,6 +267,12 @@ TEST(NcclCollectives, RejectsBadArguments) {
   ASSERT_TRUE(c.wait(stream->get(), kWait).ok());
   std::vector<float> got(16);
   ASSERT_TRUE(cudaMemcpy(got.data(), base + 1024, 64, cudaMemcpyDeviceToHost) == cudaSuccess);
+  EXPECT_EQ(got, host);
+  // all_gather_rows on one rank is a copy; missing scratch is an error on > 1 rank only.
+  ASSERT_TRUE(cudaMemset(base + 2048, 0, 64) == cudaSuccess);
+  ASSERT_TRUE(all_gather_rows(c, base, DType::kF32, 4, 4, base + 2048, nullptr, stream->get()).ok());
+  ASSERT_TRUE(c.wait(stream->get(), kWait).ok());
+  ASSERT_TRUE(cudaMemcpy(got.data(), base + 2048, 64, cudaMemcpyDeviceToHost) == cudaSuccess);
   EXPECT_EQ(got, host);
 }
 
