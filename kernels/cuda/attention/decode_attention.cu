@@ -180,6 +180,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) 
         unpack_bf16x8(*reinterpret_cast<const uint4*>(ks + j * C::kStride + c * 8), kf);
 #pragma unroll
         for (int h = 0; h < C::kScoreHeads; ++h) {
+          if (slot + h * C::kScoreSlots >= ng) break;  // warp-uniform
           const float4* qv = reinterpret_cast<const float4*>(q_s + (slot + h * C::kScoreSlots) * kDim + c * 8);
           const float4 a = qv[0], b = qv[1];
           sc[h] += a.x * kf[0] + a.y * kf[1] + a.z * kf[2] + a.w * kf[3] + b.x * kf[4] + b.y * kf[5] + b.z * kf[6] +
