@@ -32,6 +32,9 @@ class DeviceCommunicator {
   virtual int device() const = 0;
   // In place: data[i] = sum over ranks (n elements of dtype bf16/f16/f32).
   virtual Status all_reduce_sum(void* data, DType dtype, size_t n, cudaStream_t stream) = 0;
+  // Out of place (the plan's all_reduce writes an arena buffer): out[i] = sum
+  // over ranks of in[i]; in == out is the in-place form, other overlaps are errors.
+  virtual Status all_reduce_sum(const void* in, void* out, DType dtype, size_t n, cudaStream_t stream) = 0;
   // out[r * n + i] = rank r's in[i] (rank-major).
   virtual Status all_gather(const void* in, DType dtype, size_t n, void* out, cudaStream_t stream) = 0;
   // Waits for the rank's outstanding collectives with a timeout; an error (and

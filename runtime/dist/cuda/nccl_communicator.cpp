@@ -151,14 +151,24 @@ Status NcclCommunicator::settle(const char* what, ncclResult_t result) {
 }
 
 Status NcclCommunicator::all_reduce_sum(void* data, DType dtype, size_t n, cudaStream_t stream) {
+  return all_reduce_sum(data, data, dtype, n, stream);
+}
+
+Status NcclCommunicator::all_reduce_sum(const void* in, void* out, DType dtype, size_t n, cudaStream_t stream) {
   if (!comm_) return aborted_error("all_reduce_sum");
   auto type = reduce_type(dtype);
   if (!type)
     return Status::Error(StrCat() << who() << ": all_reduce_sum of " << dtype_name(dtype)
                                   << " is not supported (bf16, f16, f32)");
   if (n == 0) return Status::Ok();
-  if (data == nullptr) return Status::Error(StrCat() << who() << ": all_reduce_sum of " << n << " elements on a null buffer");
-  return settle("ncclAllReduce", ncclAllReduce(data, data, n, *type, ncclSum, comm_, stream));
+  if (in == nullptr || out == nullptr)
+    return Status::Error(StrCat() << who() << ": all_reduce_sum of " << n << " elements with a null buffer");
+  const size_t bytes = n * dtype_size(dtype);
+  const auto in_at = reinterpret_cast<uintptr_t>(in);
+  const auto out_at = reinterpret_cast<uintptr_t>(out);
+  if (in_at != out_at && in_at < out_at + bytes && out_at < in_at + bytes)
+    return Status::Error(StrCat() << who() << ": all_reduce_sum input and output overlap without being equal");
+  return settle("ncclAllReduce", ncclAllReduce(in, out, n, *type, ncclSum, comm_, stream));
 }
 
 Status NcclCommunicator::all_gather(const void* in, DType dtype, size_t n, void* out, cudaStream_t stream) {

@@ -33,6 +33,7 @@ class NcclCommunicator final : public DeviceCommunicator {
   int size() const override { return size_; }
   int device() const override { return device_; }
   Status all_reduce_sum(void* data, DType dtype, size_t n, cudaStream_t stream) override;
+  Status all_reduce_sum(const void* in, void* out, DType dtype, size_t n, cudaStream_t stream) override;
   Status all_gather(const void* in, DType dtype, size_t n, void* out, cudaStream_t stream) override;
   Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) override;
 

@@ -42,15 +42,28 @@ std::vector<Case> cases() {
   return out;
 }
 
-Status all_reduce_rank(DeviceCommunicator& c, Case k, int seed, std::string* mismatch) {
+// In place, or out of place into a second buffer (`out_of_place`).
+Status all_reduce_rank(DeviceCommunicator& c, Case k, int seed, std::string* mismatch, bool out_of_place = false) {
   DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(c.device()));
   DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
   auto bytes = encode(k.n, k.dtype, [&](size_t i) { return test_value(c.rank(), i, seed); });
   DS_ASSIGN_OR_RETURN(DeviceBuffer buf, DeviceBuffer::allocate(bytes.size()));
   DS_RETURN_IF_ERROR(buf.copy_from_host(bytes.data(), bytes.size()));
-  DS_RETURN_IF_ERROR(c.all_reduce_sum(buf.data(), k.dtype, k.n, stream.get()));
+  DeviceBuffer out;
+  if (out_of_place) {
+    DS_ASSIGN_OR_RETURN(out, DeviceBuffer::allocate(bytes.size()));
+    DS_RETURN_IF_ERROR(c.all_reduce_sum(buf.data(), out.data(), k.dtype, k.n, stream.get()));
+  } else {
+    DS_RETURN_IF_ERROR(c.all_reduce_sum(buf.data(), k.dtype, k.n, stream.get()));
+  }
   DS_RETURN_IF_ERROR(c.wait(stream.get(), kWait));
-  DS_RETURN_IF_ERROR(buf.copy_to_host(bytes.data(), bytes.size()));
+  if (out_of_place) {
+    // The input is untouched.
+    std::vector<uint8_t> in_after(bytes.size());
+    DS_RETURN_IF_ERROR(buf.copy_to_host(in_after.data(), in_after.size()));
+    if (in_after != bytes) return Status::Error("out-of-place all_reduce_sum modified its input");
+  }
+  DS_RETURN_IF_ERROR((out_of_place ? out : buf).copy_to_host(bytes.data(), bytes.size()));
   *mismatch = compare_exact(bytes, k.dtype, k.n, [&](size_t i) {
     float sum = 0;
     for (int r = 0; r < c.size(); ++r) sum += test_value(r, i, seed);
@@ -98,6 +111,16 @@ TEST(NcclCollectives, AllReduceSumMatchesHostSums) {
       std::vector<std::string> mismatch(size);
       auto st = run_ranks(0, size, [&](int r) { return all_reduce_rank(*g[r], k, seed, &mismatch[r]); });
       const std::string what = StrCat() << "all_reduce_sum " << size << " GPUs, " << k.n << " x " << dtype_name(k.dtype);
+      expect_all_ok(st, what);
+      for (int r = 0; r < size; ++r) EXPECT_EQ(mismatch[r], "") << what << ": rank " << r;
+    }
+    // Out of place (the plan's all_reduce writes a separate arena buffer).
+    for (Case k : {Case{DType::kBF16, 4099}, Case{DType::kF32, (size_t{1} << 20) / 4 + 3}}) {
+      ++seed;
+      std::vector<std::string> mismatch(size);
+      auto st = run_ranks(0, size, [&](int r) { return all_reduce_rank(*g[r], k, seed, &mismatch[r], true); });
+      const std::string what = StrCat() << "out-of-place all_reduce_sum " << size << " GPUs, " << k.n << " x "
+                                        << dtype_name(k.dtype);
       expect_all_ok(st, what);
       for (int r = 0; r < size; ++r) EXPECT_EQ(mismatch[r], "") << what << ": rank " << r;
     }
@@ -254,6 +277,9 @@ TEST(NcclCollectives, RejectsBadArguments) {
   st = c.all_reduce_sum(nullptr, DType::kF32, 16, stream->get());
   EXPECT_NE(st.message().find("null"), std::string::npos) << st.message();
   EXPECT_TRUE(c.all_reduce_sum(nullptr, DType::kF32, 0, stream->get()).ok());
+  auto* bytes = static_cast<uint8_t*>(buf->data());
+  st = c.all_reduce_sum(bytes, bytes + 8, DType::kF32, 16, stream->get());
+  EXPECT_NE(st.message().find("overlap"), std::string::npos) << st.message();
   // Overlap other than "in = this rank's slice of out".
   auto* base = static_cast<uint8_t*>(buf->data());
   st = c.all_gather(base + 4, DType::kF32, 16, base, stream->get());
