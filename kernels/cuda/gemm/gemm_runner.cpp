@@ -96,6 +96,8 @@ cudaDataType_t cuda_type(DType t) { return t == DType::kF32 ? CUDA_R_32F : CUDA_
 struct GemmRunner::Impl {
   HandlePtr handle;
   DeviceBuffer workspace;
+  DeviceBuffer gemv_scratch;  // split-k partials and counters (zeroed once)
+  detail::GemvScratch scratch;
   std::mutex mu;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
 
@@ -207,9 +209,18 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
   cublasLtHandle_t h = nullptr;
   DS_LT_RETURN_IF_ERROR(cublasLtCreate(&h));
   runner->impl_->handle.reset(h);
+  Impl& impl = *runner->impl_;
   if (workspace_bytes > 0) {
-    DS_ASSIGN_OR_RETURN(runner->impl_->workspace, DeviceBuffer::allocate(workspace_bytes));
+    DS_ASSIGN_OR_RETURN(impl.workspace, DeviceBuffer::allocate(workspace_bytes));
   }
+  DS_ASSIGN_OR_RETURN(impl.gemv_scratch, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
+  DS_CUDA_RETURN_IF_ERROR(cudaMemset(impl.gemv_scratch.data(), 0, impl.gemv_scratch.bytes()));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // visible to every stream, blocking or not
+  int device = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&impl.scratch.num_sms, cudaDevAttrMultiProcessorCount, device));
+  impl.scratch.partials = static_cast<float*>(impl.gemv_scratch.data());
+  impl.scratch.counters = reinterpret_cast<unsigned*>(impl.scratch.partials + detail::kGemvMaxSplitBlocks * 128);
   return runner;
 }
 
@@ -244,7 +255,7 @@ Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path)
   if (path == GemmPath::kGemv && !gemv_reason.empty())
     return Status::Error(StrCat() << "gemm: the GEMV path cannot run this problem: " << gemv_reason);
   if (path == GemmPath::kGemv || (path == GemmPath::kAuto && gemv_reason.empty()))
-    return detail::launch_gemv(a, stream);
+    return detail::launch_gemv(a, impl_->scratch, stream);
   return impl_->run_cublaslt(a, stream);
 }
 

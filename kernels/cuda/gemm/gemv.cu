@@ -17,11 +17,17 @@
 //    does not evict x from L1.
 //  * The 8 warps' 16x8 f32 accumulators are summed in shared memory; bias is
 //    added in f32 and the result stored as bf16 or f32.
+//  * Few row tiles (n = 3584 gives 224 tiles for 132 SMs) would leave SMs idle
+//    or unevenly loaded, so k is also split across blocks (gemv_k_splits: about
+//    4 blocks per SM): each split stores its 16x8 partial tile to scratch, and
+//    the last block of a tile (arrival counter) adds the splits in split order
+//    (deterministic, unlike atomics) and resets the counter for the next launch.
 // kGemvMaxM = 8 (gemm.h): one n8 fragment covers m <= 8 at no extra weight
 // traffic; past 8, cuBLASLt's tiled kernels also stream w once per tile column
 // and win (ds_gpu_ceilings prints both paths at m = 1/8/16 to confirm per GPU).
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/gemm/gemv.h"
@@ -67,20 +73,29 @@ struct GemvParams {
   void* y;
   int64_t m, n, k, ldx, ldy;
   bool out_f32;
+  int k_splits;
+  float* partials;
+  unsigned* counters;
 };
 
+// Block b computes row tile b / k_splits over k split b % k_splits.
 __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvParams p) {
   __shared__ float partial[kWarps][32][4];
+  __shared__ unsigned arrival;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2;
   const int t = lane & 3;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
+  const int64_t tile = blockIdx.x / p.k_splits;
+  const int split = static_cast<int>(blockIdx.x % p.k_splits);
+  const int64_t row0 = tile * kRowsPerBlock;
 
-  // This warp's contiguous range of 32-wide k steps.
+  // This warp's contiguous range of 32-wide k steps: split, then warp.
   const int64_t steps = (p.k + 31) / 32;
-  const int64_t s_begin = steps * warp / kWarps;
-  const int64_t s_end = steps * (warp + 1) / kWarps;
+  const int64_t sp_begin = steps * split / p.k_splits;
+  const int64_t sp_steps = steps * (split + 1) / p.k_splits - sp_begin;
+  const int64_t s_begin = sp_begin + sp_steps * warp / kWarps;
+  const int64_t s_end = sp_begin + sp_steps * (warp + 1) / kWarps;
 
   const bool lo_ok = row0 + g < p.n;
   const bool hi_ok = row0 + g + 8 < p.n;
@@ -122,19 +137,46 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvParams p) {
   for (int i = 0; i < 4; ++i) partial[warp][lane][i] = acc0[i] + acc1[i];
   __syncthreads();
   if (warp != 0) return;
-  float sum[4] = {0.f, 0.f, 0.f, 0.f};
+  float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) sum[i] += partial[w][lane][i];
+  for (int w = 0; w < kWarps; ++w) {
+    sum.x += partial[w][lane][0];
+    sum.y += partial[w][lane][1];
+    sum.z += partial[w][lane][2];
+    sum.w += partial[w][lane][3];
+  }
+
+  if (p.k_splits > 1) {
+    // Publish this split's tile sums; the last block to arrive adds the splits
+    // in a fixed order (deterministic) and resets the tile's counter.
+    float4* part = reinterpret_cast<float4*>(p.partials) + static_cast<int64_t>(blockIdx.x) * 32;
+    __stcg(part + lane, sum);
+    __threadfence();
+    __syncwarp();
+    if (lane == 0) arrival = atomicAdd(p.counters + tile, 1u);
+    __syncwarp();
+    if (arrival != static_cast<unsigned>(p.k_splits - 1)) return;
+    __threadfence();
+    const float4* first = reinterpret_cast<const float4*>(p.partials) + tile * p.k_splits * 32;
+    sum = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int sp = 0; sp < p.k_splits; ++sp) {
+      const float4 v = __ldcg(first + sp * 32 + lane);
+      sum.x += v.x;
+      sum.y += v.y;
+      sum.z += v.z;
+      sum.w += v.w;
+    }
+    if (lane == 0) p.counters[tile] = 0;
+  }
 
   // Accumulator (i): row g + 8 * (i / 2) of the tile, column (= batch row) 2t + i % 2.
+  const float vals[4] = {sum.x, sum.y, sum.z, sum.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int64_t row = row0 + g + 8 * (i / 2);
     const int64_t col = 2 * t + (i % 2);
     if (row >= p.n || col >= p.m) continue;
-    float v = sum[i];
+    float v = vals[i];
     if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
     if (p.out_f32)
       static_cast<float*>(p.y)[col * p.ldy + row] = v;
@@ -162,7 +204,26 @@ std::string gemv_unsupported_reason(const GemmArgs& a) {
   return {};
 }
 
-Status launch_gemv(const GemmArgs& a, cudaStream_t stream) {
+size_t gemv_scratch_bytes() {
+  return static_cast<size_t>(kGemvMaxSplitBlocks) * 128 * sizeof(float) +
+         static_cast<size_t>(kGemvMaxSplitTiles) * sizeof(unsigned);
+}
+
+int gemv_k_splits(const GemmArgs& a, int num_sms) {
+  // About two waves at 2 blocks/SM, so that the last wave's imbalance is
+  // small, while every warp keeps at least one full batch of kUnroll k steps.
+  const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
+  if (tiles > kGemvMaxSplitTiles || num_sms <= 0) return 1;
+  const int64_t target_blocks = 4 * static_cast<int64_t>(num_sms);
+  int64_t splits = (target_blocks + tiles - 1) / tiles;
+  const int64_t min_k_per_split = kWarps * kUnroll * 32;
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, a.k / min_k_per_split));
+  splits = std::min<int64_t>(splits, 8);
+  splits = std::min<int64_t>(splits, kGemvMaxSplitBlocks / tiles);
+  return static_cast<int>(std::max<int64_t>(splits, 1));
+}
+
+Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits) {
   GemvParams p;
   p.x = static_cast<const __nv_bfloat16*>(a.x);
   p.w = static_cast<const __nv_bfloat16*>(a.w);
@@ -174,7 +235,14 @@ Status launch_gemv(const GemmArgs& a, cudaStream_t stream) {
   p.ldx = a.ldx;
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
-  const int64_t blocks = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
+  int64_t splits = k_splits > 0 ? k_splits : gemv_k_splits(a, scratch.num_sms);
+  if (scratch.partials == nullptr || scratch.counters == nullptr || tiles > kGemvMaxSplitTiles) splits = 1;
+  splits = std::max<int64_t>(1, std::min<int64_t>({splits, (a.k + 31) / 32, kGemvMaxSplitBlocks / tiles}));
+  p.k_splits = static_cast<int>(splits);
+  p.partials = scratch.partials;
+  p.counters = scratch.counters;
+  const int64_t blocks = tiles * splits;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << a.n << " is too large");
   gemv_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());

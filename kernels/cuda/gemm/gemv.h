@@ -16,9 +16,26 @@ namespace ds::cuda::detail {
 // ldx % 8 == 0, x and w 16-byte aligned); otherwise the reason it cannot.
 std::string gemv_unsupported_reason(const GemmArgs& a);
 
+// Device scratch of the split-k GEMV: per (row tile, split) partial sums and a
+// per-tile arrival counter. Counters must start at zero; the kernel leaves them
+// at zero, so one scratch serves any sequence of stream-ordered launches (and
+// graph replays), but not two launches running concurrently.
+struct GemvScratch {
+  float* partials = nullptr;     // kGemvMaxSplitBlocks * 128 floats
+  unsigned* counters = nullptr;  // kGemvMaxSplitTiles, zeroed
+  int num_sms = 0;               // of the device the kernel runs on
+};
+constexpr int64_t kGemvMaxSplitTiles = 2048;
+constexpr int64_t kGemvMaxSplitBlocks = 4096;
+size_t gemv_scratch_bytes();  // partials then counters, one allocation
+
+// Number of k splits the GEMV kernel uses for `a` (1 = none).
+int gemv_k_splits(const GemmArgs& a, int num_sms);
+
 // y = x · wᵀ (+ bias) with the GEMV kernel; `a` is complete (ldx/ldy resolved)
-// and gemv_unsupported_reason(a) is empty.
-Status launch_gemv(const GemmArgs& a, cudaStream_t stream);
+// and gemv_unsupported_reason(a) is empty. k_splits = 0: gemv_k_splits(a, ...);
+// an explicit value (tests, bench) is clamped to what the scratch allows.
+Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);

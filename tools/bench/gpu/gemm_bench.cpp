@@ -20,6 +20,7 @@
 
 #include "kernels/cuda/gemm/gather.h"
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemv.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "tools/bench/gpu/ceilings_kernels.h"
@@ -206,6 +207,45 @@ Status run(int reps, const std::string& json_path) {
     }
   }
   out["small_m_sweep"] = sweep;
+
+  // ---- GEMV k-split sweep (m = 1): the auto choice vs forced split counts ----
+  DS_ASSIGN_OR_RETURN(DeviceBuffer scratch_buf, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
+  DS_CUDA_RETURN_IF_ERROR(cudaMemset(scratch_buf.data(), 0, scratch_buf.bytes()));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+  detail::GemvScratch scratch;
+  scratch.partials = static_cast<float*>(scratch_buf.data());
+  scratch.counters = reinterpret_cast<unsigned*>(scratch.partials + detail::kGemvMaxSplitBlocks * 128);
+  scratch.num_sms = prop.multiProcessorCount;
+  const int split_counts[] = {1, 2, 3, 4, 6, 8};
+  std::printf("\n%-28s %6s", "GEMV GB/s by k splits (m=1)", "auto");
+  for (int sc : split_counts) std::printf(" %8d", sc);
+  std::printf("\n");
+  nlohmann::json splits_json = nlohmann::json::array();
+  for (const LayerShape& s : kDecodeShapes) {
+    GemmArgs a;
+    a.x = x.data();
+    a.y = y.data();
+    a.m = 1;
+    a.n = s.n;
+    a.k = s.k;
+    a.ldx = s.k;
+    a.ldy = s.n;
+    const int auto_splits = detail::gemv_k_splits(a, prop.multiProcessorCount);
+    std::printf("%-28s %6d", s.name, auto_splits);
+    nlohmann::json row = {{"name", s.name}, {"auto", auto_splits}};
+    for (int sc : split_counts) {
+      DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int rep) {
+        a.w = weight(s.n, s.k, rep);
+        return detail::launch_gemv(a, scratch, bench.stream(), sc);
+      }));
+      const double gbps = 2.0 * s.n * s.k / (ms * 1e6);
+      std::printf(" %8.1f", gbps);
+      row[std::to_string(sc)] = gbps;
+    }
+    std::printf("\n");
+    splits_json.push_back(row);
+  }
+  out["gemv_k_splits_GBps"] = splits_json;
 
   if (!json_path.empty()) {
     std::ofstream f(json_path);
