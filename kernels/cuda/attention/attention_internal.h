@@ -46,12 +46,15 @@ DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int h
 
 // Decode kernel (+ combine when split). row_mode: one work item per query row
 // (any q_len, no split; the generic path for head_dim > 128), else one per
-// sequence with q_len <= 1.
-Status launch_decode(const AttnLaunch& a, bool row_mode, void* workspace, size_t workspace_bytes, int num_sms,
-                     cudaStream_t stream);
+// sequence, covering the sequences with q_len == 1 (others are skipped). When
+// `workspace_bytes` is too small for the split geometry: an error if
+// `require_split`, else one split (no workspace).
+Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, void* workspace, size_t workspace_bytes,
+                     int num_sms, cudaStream_t stream);
 
-// FlashAttention-2 class tiled kernel; head_dim <= 128.
-Status launch_prefill(const AttnLaunch& a, cudaStream_t stream);
+// FlashAttention-2 class tiled kernel; head_dim <= 128. skip_single: leave
+// sequences with q_len == 1 to launch_decode.
+Status launch_prefill(const AttnLaunch& a, bool skip_single, cudaStream_t stream);
 
 // Largest head_dim the tensor-core prefill kernel takes.
 constexpr int kPrefillMaxDim = 128;

@@ -65,7 +65,7 @@ __device__ __forceinline__ bool resolve_item(const DecodeParams& p, int item, in
   if (!p.row_mode) {
     seq = item;
     const int q0 = p.q_start[seq];
-    if (p.q_start[seq + 1] - q0 <= 0 || q0 >= p.num_tokens) return false;
+    if (p.q_start[seq + 1] - q0 != 1 || q0 >= p.num_tokens) return false;
     row = q0;
     ctx = p.kv_len[seq];
   } else {
@@ -363,17 +363,18 @@ DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int h
   return g;
 }
 
-Status launch_decode(const AttnLaunch& a, bool row_mode, void* workspace, size_t workspace_bytes, int num_sms,
-                     cudaStream_t stream) {
+Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, void* workspace, size_t workspace_bytes,
+                     int num_sms, cudaStream_t stream) {
   const int items = row_mode ? a.num_tokens : a.num_seqs;
   if (items <= 0) return Status::Ok();
   DecodeGeometry g = decode_geometry(items, a.num_heads, a.num_kv_heads, a.head_dim, a.max_kv_len, num_sms);
-  if (row_mode) {  // generic path: plenty of rows, no split
+  const bool ws_short = g.workspace_bytes > workspace_bytes || (g.workspace_bytes > 0 && workspace == nullptr);
+  if (row_mode || (ws_short && !require_split)) {  // one split, no workspace
     g.splits = 1;
     g.chunk_len = a.max_kv_len > 0 ? a.max_kv_len : 1;
     g.workspace_bytes = 0;
   }
-  if (g.workspace_bytes > workspace_bytes || (g.workspace_bytes > 0 && workspace == nullptr))
+  if (g.splits > 1 && ws_short)
     return Status::Error(StrCat() << "paged_attention: decode of " << items << " sequences (max_kv_len " << a.max_kv_len
                                   << ", " << g.splits << " KV splits) needs " << g.workspace_bytes
                                   << " workspace bytes, got " << workspace_bytes
