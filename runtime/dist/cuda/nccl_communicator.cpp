@@ -11,20 +11,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Spins (yielding) for the first polls, which settle within microseconds when
-// all ranks are in step, then sleeps briefly so a long wait costs no CPU.
+// Spins (yielding) for the first 20 ms, which covers an enqueue and a decode
+// step without adding wake-up latency (CUDA's own synchronize spins too), then
+// sleeps 50 us per poll so a long wait (a slow peer) costs little CPU.
 class Backoff {
  public:
   void pause() {
-    if (polls_++ < 4000) {
+    if (Clock::now() - start_ < std::chrono::milliseconds(20)) {
       std::this_thread::yield();
     } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
 
  private:
-  int polls_ = 0;
+  Clock::time_point start_ = Clock::now();
 };
 
 std::optional<ncclDataType_t> reduce_type(DType t) {
