@@ -28,6 +28,19 @@ class Backoff {
   Clock::time_point start_ = Clock::now();
 };
 
+// NCCL's destroy/abort may switch the calling thread's current device.
+class DeviceRestorer {
+ public:
+  DeviceRestorer() { ok_ = cudaGetDevice(&device_) == cudaSuccess; }
+  ~DeviceRestorer() {
+    if (ok_) (void)cudaSetDevice(device_);
+  }
+
+ private:
+  int device_ = 0;
+  bool ok_ = false;
+};
+
 std::optional<ncclDataType_t> reduce_type(DType t) {
   switch (t) {
     case DType::kF32: return ncclFloat32;
@@ -97,6 +110,7 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::init_rank(const nccl
 
 NcclCommunicator::~NcclCommunicator() {
   if (!comm_) return;
+  DeviceRestorer restore;
   // Finalize flushes this rank's work (non-blocking: polled), then destroy
   // frees it; a finalize that fails or hangs (a dead peer) aborts instead.
   ncclResult_t r = ncclCommFinalize(comm_);
@@ -111,9 +125,15 @@ NcclCommunicator::~NcclCommunicator() {
 
 void NcclCommunicator::abort() {
   if (!comm_) return;
+  if (abort_reason_.empty()) abort_reason_ = "aborted on request";
+  abort_comm();
+}
+
+void NcclCommunicator::abort_comm() {
+  if (!comm_) return;
+  DeviceRestorer restore;
   (void)ncclCommAbort(comm_);
   comm_ = nullptr;
-  if (abort_reason_.empty()) abort_reason_ = "aborted on request";
 }
 
 std::string NcclCommunicator::who() const {
@@ -126,15 +146,12 @@ Status NcclCommunicator::aborted_error(const char* what) const {
 }
 
 Status NcclCommunicator::fail(const char* what, ncclResult_t result) {
-  std::string msg = StrCat() << who() << ": " << what << " failed: " << ncclGetErrorString(result)
-                             << last_error(comm_);
-  if (result != ncclInvalidArgument && result != ncclInvalidUsage) {
-    abort_reason_ = msg;
-    (void)ncclCommAbort(comm_);
-    comm_ = nullptr;
-    msg += "; communicator aborted";
-  }
-  return Status::Error(msg);
+  // Arguments are checked before NCCL sees them, so any NCCL error (which a
+  // non-blocking communicator also keeps as its state) ends the communicator.
+  abort_reason_ = StrCat() << who() << ": " << what << " failed: " << ncclGetErrorString(result)
+                           << last_error(comm_);
+  abort_comm();
+  return Status::Error(abort_reason_ + "; communicator aborted");
 }
 
 Status NcclCommunicator::settle(const char* what, ncclResult_t result) {
@@ -144,8 +161,7 @@ Status NcclCommunicator::settle(const char* what, ncclResult_t result) {
     std::string msg = StrCat() << who() << ": " << what << " not enqueued within " << timeout_.count()
                                << " ms (a peer rank is gone or out of step); communicator aborted";
     abort_reason_ = msg;
-    (void)ncclCommAbort(comm_);
-    comm_ = nullptr;
+    abort_comm();
     return Status::Error(msg);
   }
   return fail(what, result);
@@ -164,6 +180,8 @@ Status NcclCommunicator::all_reduce_sum(const void* in, void* out, DType dtype, 
   if (n == 0) return Status::Ok();
   if (in == nullptr || out == nullptr)
     return Status::Error(StrCat() << who() << ": all_reduce_sum of " << n << " elements with a null buffer");
+  if (n > SIZE_MAX / dtype_size(dtype))
+    return Status::Error(StrCat() << who() << ": all_reduce_sum of " << n << " elements overflows");
   const size_t bytes = n * dtype_size(dtype);
   const auto in_at = reinterpret_cast<uintptr_t>(in);
   const auto out_at = reinterpret_cast<uintptr_t>(out);
@@ -212,15 +230,13 @@ Status NcclCommunicator::wait(cudaStream_t stream, std::chrono::milliseconds tim
     if (q != cudaErrorNotReady) {
       Status st = cuda_error_status(q, "cudaStreamQuery", __FILE__, __LINE__);
       abort_reason_ = StrCat() << who() << ": " << st.message();
-      (void)ncclCommAbort(comm_);
-      comm_ = nullptr;
+      abort_comm();
       return Status::Error(abort_reason_ + "; communicator aborted");
     }
     if (Clock::now() >= deadline) {
       abort_reason_ = StrCat() << who() << ": collectives did not complete within " << timeout.count()
                                << " ms (--dist-timeout): a peer rank is gone or out of step";
-      (void)ncclCommAbort(comm_);
-      comm_ = nullptr;
+      abort_comm();
       return Status::Error(abort_reason_ + "; communicator aborted");
     }
     backoff.pause();

@@ -47,9 +47,9 @@ class NcclCommunicator final : public DeviceCommunicator {
       : comm_(comm), rank_(rank), size_(size), device_(device), timeout_(timeout) {}
 
   std::string who() const;
-  // An error for `what` failing with `result`; aborts unless the call was
-  // merely rejected (invalid argument / usage leave the communicator usable).
+  // An error for `what` failing with `result`; aborts the communicator.
   Status fail(const char* what, ncclResult_t result);
+  void abort_comm();
   // Settles the return of an NCCL call: ncclInProgress is polled until the
   // communicator leaves that state (bounded by timeout_).
   Status settle(const char* what, ncclResult_t result);
