@@ -5,7 +5,10 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
+
+#include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::attn {
 
@@ -66,6 +69,19 @@ inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms) {
 inline int split_chunk_len(int max_kv_len, int splits) {
   const int per = (max_kv_len + splits - 1) / splits;
   return (per + kSplitGranule - 1) / kSplitGranule * kSplitGranule;
+}
+
+// Raises `kernel`'s dynamic smem limit to `bytes` once per device (bit per
+// device in `done`). Not a stream operation: safe before or during capture.
+template <typename Kernel>
+Status ensure_smem_limit(Kernel kernel, size_t bytes, std::atomic<uint64_t>& done) {
+  int device = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t{1} << (device & 63);
+  if (done.load(std::memory_order_acquire) & bit) return Status::Ok();
+  DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  done.fetch_or(bit, std::memory_order_acq_rel);
+  return Status::Ok();
 }
 
 }  // namespace ds::cuda::attn

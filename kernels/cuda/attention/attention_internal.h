@@ -56,6 +56,12 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
 // sequences with q_len == 1 to launch_decode.
 Status launch_prefill(const AttnLaunch& a, bool skip_single, cudaStream_t stream);
 
+// Raise every kernel's dynamic smem limit on the current device (idempotent;
+// also done lazily by the launchers). paged_attention_workspace_bytes calls
+// these so that a CUDA graph captured later needs no attribute changes.
+Status configure_decode_kernels();
+Status configure_prefill_kernels();
+
 // Largest head_dim the tensor-core prefill kernel takes.
 constexpr int kPrefillMaxDim = 128;
 constexpr int kMaxHeadDim = 256;

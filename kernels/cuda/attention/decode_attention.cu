@@ -326,17 +326,15 @@ __global__ void __launch_bounds__(64) combine_kernel(const DecodeParams p) {
 size_t ml_floats(size_t partials) { return (partials * 2 + 3) / 4 * 4; }
 
 template <int kDim>
+Status configure_dim() {
+  static std::atomic<uint64_t> done{0};
+  return ensure_smem_limit(decode_kernel<kDim>, DecodeCfg<kDim>::kSmemBytes, done);
+}
+
+template <int kDim>
 Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
   using C = DecodeCfg<kDim>;
-  static std::atomic<uint64_t> configured{0};  // bit per device: smem limit raised
-  int device = 0;
-  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  const uint64_t bit = uint64_t{1} << (device & 63);
-  if (!(configured.load(std::memory_order_acquire) & bit)) {
-    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(decode_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(C::kSmemBytes)));
-    configured.fetch_or(bit, std::memory_order_acq_rel);
-  }
+  DS_RETURN_IF_ERROR(configure_dim<kDim>());
   const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
   decode_kernel<kDim><<<grid, kThreads, C::kSmemBytes, stream>>>(p);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
@@ -348,6 +346,12 @@ Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
 }
 
 }  // namespace
+
+Status configure_decode_kernels() {
+  DS_RETURN_IF_ERROR(configure_dim<64>());
+  DS_RETURN_IF_ERROR(configure_dim<128>());
+  return configure_dim<256>();
+}
 
 DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int head_dim, int max_kv_len, int num_sms) {
   DecodeGeometry g;

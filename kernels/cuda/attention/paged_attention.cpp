@@ -43,6 +43,10 @@ Result<int> current_sm_count() {
 size_t paged_attention_workspace_bytes(const PagedAttentionParams& p, int max_seqs, int max_tokens, int max_kv_len) {
   (void)max_tokens;  // the prefill and generic paths need no workspace
   if (!check_params(p).ok() || max_seqs <= 0 || max_kv_len <= 0) return 0;
+  // Set the kernels' smem limits now (outside any graph capture); without a
+  // device this fails harmlessly and the launchers retry.
+  if (!attn::configure_decode_kernels().ok() || !attn::configure_prefill_kernels().ok())
+    (void)cudaGetLastError();  // clear the recorded error
   Result<int> sms = current_sm_count();
   const int num_sms = sms.ok() ? sms.value() : 132;
   // items * splits(items) is not monotone in items: take the largest.

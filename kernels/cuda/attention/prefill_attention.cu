@@ -306,17 +306,15 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_kernel(const PrefillParam
 }
 
 template <int kD, int kMT>
+Status configure_dim() {
+  static std::atomic<uint64_t> done{0};
+  return ensure_smem_limit(prefill_kernel<kD, kMT>, PrefillCfg<kD, kMT>::kSmemBytes, done);
+}
+
+template <int kD, int kMT>
 Status launch_dim(const PrefillParams& p, int num_heads, cudaStream_t stream) {
   using C = PrefillCfg<kD, kMT>;
-  static std::atomic<uint64_t> configured{0};  // bit per device: smem limit raised
-  int device = 0;
-  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  const uint64_t bit = uint64_t{1} << (device & 63);
-  if (!(configured.load(std::memory_order_acquire) & bit)) {
-    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(prefill_kernel<kD, kMT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(C::kSmemBytes)));
-    configured.fetch_or(bit, std::memory_order_acq_rel);
-  }
+  DS_RETURN_IF_ERROR((configure_dim<kD, kMT>()));
   const int64_t tiles = static_cast<int64_t>(p.num_tokens) / C::kBM + p.num_seqs;
   if (tiles > 65535)
     return Status::Error(StrCat() << "paged_attention: " << p.num_tokens << " query rows in " << p.num_seqs
@@ -334,6 +332,13 @@ Status launch_rows(const PrefillParams& p, int num_heads, cudaStream_t stream) {
 }
 
 }  // namespace
+
+Status configure_prefill_kernels() {
+  DS_RETURN_IF_ERROR((configure_dim<64, 1>()));
+  DS_RETURN_IF_ERROR((configure_dim<64, 2>()));
+  DS_RETURN_IF_ERROR((configure_dim<128, 1>()));
+  return configure_dim<128, 2>();
+}
 
 Status launch_prefill(const AttnLaunch& a, bool skip_single, cudaStream_t stream) {
   if (a.num_seqs <= 0 || a.num_tokens <= 0) return Status::Ok();
