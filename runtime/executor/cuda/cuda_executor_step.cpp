@@ -255,6 +255,7 @@ Status CudaExecutor::Impl::capture_graphs() {
 }
 
 Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
+  DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(opt.device));  // steps may come from another thread
   int64_t padded = 0;
   if (!graphs.empty() && !graph_sizes.empty() &&
       static_cast<int64_t>(b.sequences.size()) <= graph_sizes.back() &&

@@ -128,9 +128,30 @@ TEST(CudaExecutorCreate, RejectsCpuPlanAndMissingDevice) {
 
   auto gpu_plan = LoadedPlan::from_file(plan_path(model, "sm_90a"));
   ASSERT_TRUE(gpu_plan.ok()) << gpu_plan.status().message();
-  auto e2 = CudaExecutor::create(**gpu_plan, std::vector<DeviceTensor>{}, **kv, o);
+  auto c2 = KvCacheConfig::from_plan(*(*gpu_plan)->plan().kv_cache(), 8);
+  ASSERT_TRUE(c2.ok());
+  c2->host_storage = false;
+  auto kv2 = KvCache::create(*c2);
+  ASSERT_TRUE(kv2.ok());
+  auto mismatched = CudaExecutor::create(**gpu_plan, std::vector<DeviceTensor>{}, **kv, o);  // f32 kv cache
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.status().message().find("kv cache"), std::string::npos) << mismatched.status().message();
+  auto e2 = CudaExecutor::create(**gpu_plan, std::vector<DeviceTensor>{}, **kv2, o);
   ASSERT_FALSE(e2.ok());
   EXPECT_NE(e2.status().message().find("device weights"), std::string::npos) << e2.status().message();
+
+  if (device_count() == 0) {  // a valid request on a machine without a GPU is an error, not a crash
+    auto host = load_host_weights(**gpu_plan, model, /*dummy=*/true);
+    ASSERT_TRUE(host.ok()) << host.status().message();
+    std::vector<DeviceTensor> t;
+    for (size_t i = 0; i < (*host)->size(); ++i) {
+      const WeightTensor& w = (*host)->get(i);
+      t.push_back(DeviceTensor{w.name, w.dtype, w.shape, const_cast<uint8_t*>(w.data), w.nbytes});
+    }
+    auto e3 = CudaExecutor::create(**gpu_plan, t, **kv2, o);
+    ASSERT_FALSE(e3.ok());
+    EXPECT_NE(e3.status().message().find("CUDA device"), std::string::npos) << e3.status().message();
+  }
 }
 
 // ---- (a) GPU vs CPU ---------------------------------------------------------
