@@ -1,0 +1,201 @@
+// DeviceSampler: host side. Everything is allocated in create(); the history
+// buffers (pinned staging, device copy, raw-logit copy) grow geometrically on
+// demand up to kMaxHistoryTokens per call. One call = one H2D copy (row params
+// followed by the penalty histories), one kernel, one D2H copy, one sync.
+#include "kernels/cuda/sampling/device_sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cuda/sampling/pinned_buffer.h"
+#include "kernels/cuda/sampling/sampling_kernel.h"
+#include "runtime/cuda/device_buffer.h"
+
+namespace ds::cuda {
+namespace {
+
+constexpr int64_t kInitialHistoryTokens = int64_t{1} << 16;
+// Most prompt + output tokens of all penalized rows of one call (256 MiB of int32).
+constexpr int64_t kMaxHistoryTokens = int64_t{1} << 26;
+
+bool needs_penalties(const RowSampling& s) {
+  return s.repetition_penalty != 1.0f || s.frequency_penalty != 0.0f || s.presence_penalty != 0.0f;
+}
+
+Status validate_row(const RowSampling& s, size_t i) {
+  auto bad = [&](const char* field, auto value, const char* rule) {
+    return Status::Error(StrCat() << "DeviceSampler: row " << i << ": " << field << " " << value << " " << rule);
+  };
+  if (!(s.temperature >= 0.0f) || !std::isfinite(s.temperature))
+    return bad("temperature", s.temperature, "must be a finite number >= 0");
+  if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return bad("top_p", s.top_p, "must be in (0, 1]");
+  if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return bad("min_p", s.min_p, "must be in [0, 1]");
+  if (!(s.repetition_penalty > 0.0f) || !std::isfinite(s.repetition_penalty))
+    return bad("repetition_penalty", s.repetition_penalty, "must be a finite number > 0");
+  if (!std::isfinite(s.frequency_penalty)) return bad("frequency_penalty", s.frequency_penalty, "must be finite");
+  if (!std::isfinite(s.presence_penalty)) return bad("presence_penalty", s.presence_penalty, "must be finite");
+  if (s.logprobs < -1 || s.logprobs > kSamplingMaxLogprobs)
+    return bad("logprobs", s.logprobs, "must be -1 (off) or in [0, 20]");
+  if (s.prompt_len < 0 || s.output_len < 0)
+    return Status::Error(StrCat() << "DeviceSampler: row " << i << ": negative history length (prompt_len "
+                                  << s.prompt_len << ", output_len " << s.output_len << ")");
+  if (s.prompt_len > 0 && !s.prompt) return bad("prompt", "null", "with prompt_len > 0");
+  if (s.output_len > 0 && !s.output) return bad("output", "null", "with output_len > 0");
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct DeviceSampler::Impl {
+  int64_t vocab = 0;
+  int64_t max_rows = 0;
+  int64_t history_capacity = 0;  // tokens
+  DeviceBuffer upload;           // [max_rows] SampleRowParams, then history tokens
+  DeviceBuffer raw_history;      // [history_capacity] float
+  DeviceBuffer scratch;          // [max_rows, vocab] int32, zero between calls
+  DeviceBuffer results;          // [max_rows] SampleRowOut
+  PinnedBuffer upload_host;
+  PinnedBuffer results_host;
+
+  size_t params_bytes() const { return static_cast<size_t>(max_rows) * sizeof(SampleRowParams); }
+
+  Status reserve_history(int64_t tokens) {
+    if (tokens <= history_capacity) return Status::Ok();
+    if (tokens > kMaxHistoryTokens)
+      return Status::Error(StrCat() << "DeviceSampler: the penalized rows' prompt + output histories hold " << tokens
+                                    << " tokens, more than the per-call limit of " << kMaxHistoryTokens);
+    const int64_t cap = std::min(kMaxHistoryTokens, std::max(tokens, 2 * history_capacity));
+    const size_t upload_bytes = params_bytes() + static_cast<size_t>(cap) * sizeof(int32_t);
+    // Release first so the old and new buffers never coexist.
+    upload.reset();
+    raw_history.reset();
+    upload_host.reset();
+    history_capacity = 0;
+    DS_ASSIGN_OR_RETURN(upload, DeviceBuffer::allocate(upload_bytes));
+    DS_ASSIGN_OR_RETURN(raw_history, DeviceBuffer::allocate(static_cast<size_t>(cap) * sizeof(float)));
+    DS_ASSIGN_OR_RETURN(upload_host, PinnedBuffer::allocate(upload_bytes));
+    history_capacity = cap;
+    return Status::Ok();
+  }
+};
+
+DeviceSampler::DeviceSampler() : impl_(std::make_unique<Impl>()) {}
+DeviceSampler::~DeviceSampler() = default;
+
+Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int64_t max_rows) {
+  if (vocab <= 0 || vocab > (int64_t{1} << 31) - 1)
+    return Status::Error(StrCat() << "DeviceSampler: vocab " << vocab << " must be in [1, 2^31)");
+  if (max_rows <= 0 || max_rows > (int64_t{1} << 31) - 1)
+    return Status::Error(StrCat() << "DeviceSampler: max_rows " << max_rows << " must be in [1, 2^31)");
+  std::unique_ptr<DeviceSampler> s(new DeviceSampler());
+  Impl& m = *s->impl_;
+  m.vocab = vocab;
+  m.max_rows = max_rows;
+  DS_RETURN_IF_ERROR(m.reserve_history(kInitialHistoryTokens));
+  const size_t scratch_bytes = static_cast<size_t>(max_rows) * static_cast<size_t>(vocab) * sizeof(int32_t);
+  DS_ASSIGN_OR_RETURN(m.scratch, DeviceBuffer::allocate(scratch_bytes));
+  DS_CUDA_RETURN_IF_ERROR(cudaMemset(m.scratch.data(), 0, scratch_bytes));
+  const size_t results_bytes = static_cast<size_t>(max_rows) * sizeof(SampleRowOut);
+  DS_ASSIGN_OR_RETURN(m.results, DeviceBuffer::allocate(results_bytes));
+  DS_ASSIGN_OR_RETURN(m.results_host, PinnedBuffer::allocate(results_bytes));
+  return s;
+}
+
+size_t DeviceSampler::device_bytes() const {
+  return impl_->upload.bytes() + impl_->raw_history.bytes() + impl_->scratch.bytes() + impl_->results.bytes();
+}
+
+Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows, std::vector<RowSample>* out,
+                             cudaStream_t stream) {
+  Impl& m = *impl_;
+  if (!out) return Status::Error("DeviceSampler::sample: out is null");
+  out->clear();
+  if (rows.empty()) return Status::Ok();
+  if (!logits) return Status::Error("DeviceSampler::sample: logits is null");
+  if (static_cast<int64_t>(rows.size()) > m.max_rows)
+    return Status::Error(StrCat() << "DeviceSampler::sample: " << rows.size() << " rows exceed max_rows "
+                                  << m.max_rows << " given at create()");
+  // Only penalized rows upload a history; frequency/presence read the output only.
+  int64_t history = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    DS_RETURN_IF_ERROR(validate_row(rows[i], i));
+    if (!needs_penalties(rows[i])) continue;
+    if (rows[i].repetition_penalty != 1.0f) history += rows[i].prompt_len;
+    history += rows[i].output_len;
+  }
+  DS_RETURN_IF_ERROR(m.reserve_history(history));
+
+  const size_t n = rows.size();
+  auto* params = static_cast<SampleRowParams*>(m.upload_host.data());
+  auto* tokens = reinterpret_cast<int32_t*>(static_cast<char*>(m.upload_host.data()) + n * sizeof(SampleRowParams));
+  int64_t offset = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const RowSampling& s = rows[i];
+    SampleRowParams& p = params[i];
+    p.temperature = s.temperature;
+    p.top_p = s.top_p;
+    p.min_p = s.min_p;
+    p.repetition_penalty = s.repetition_penalty;
+    p.frequency_penalty = s.frequency_penalty;
+    p.presence_penalty = s.presence_penalty;
+    p.top_k = s.top_k;
+    p.logprobs = s.logprobs;
+    p.seed = s.seed;
+    p.counter = s.counter;
+    p.history_offset = offset;
+    p.prompt_len = 0;
+    p.output_len = 0;
+    if (!needs_penalties(s)) continue;
+    if (s.repetition_penalty != 1.0f && s.prompt_len > 0) {
+      std::memcpy(tokens + offset, s.prompt, static_cast<size_t>(s.prompt_len) * sizeof(int32_t));
+      p.prompt_len = static_cast<int32_t>(s.prompt_len);
+      offset += s.prompt_len;
+    }
+    if (s.output_len > 0) {
+      std::memcpy(tokens + offset, s.output, static_cast<size_t>(s.output_len) * sizeof(int32_t));
+      p.output_len = static_cast<int32_t>(s.output_len);
+      offset += s.output_len;
+    }
+  }
+
+  auto fail = [&](Status st) {
+    cudaStreamSynchronize(stream);  // the staging buffers must outlive queued copies
+    return st;
+  };
+  const size_t upload_bytes = n * sizeof(SampleRowParams) + static_cast<size_t>(offset) * sizeof(int32_t);
+  cudaError_t err = cudaMemcpyAsync(m.upload.data(), m.upload_host.data(), upload_bytes, cudaMemcpyHostToDevice, stream);
+  if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling params)", __FILE__, __LINE__));
+
+  SampleLaunch launch;
+  launch.logits = logits;
+  launch.vocab = m.vocab;
+  launch.rows = static_cast<int32_t>(n);
+  launch.params = static_cast<const SampleRowParams*>(m.upload.data());
+  launch.tokens = reinterpret_cast<const int32_t*>(static_cast<char*>(m.upload.data()) + n * sizeof(SampleRowParams));
+  launch.raw_history = static_cast<float*>(m.raw_history.data());
+  launch.scratch = static_cast<int32_t*>(m.scratch.data());
+  launch.out = static_cast<SampleRowOut*>(m.results.data());
+  Status st = launch_sample_rows(launch, stream);
+  if (!st.ok()) return fail(st.with_context("DeviceSampler::sample"));
+
+  err = cudaMemcpyAsync(m.results_host.data(), m.results.data(), n * sizeof(SampleRowOut), cudaMemcpyDeviceToHost,
+                        stream);
+  if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling results)", __FILE__, __LINE__));
+  err = cudaStreamSynchronize(stream);
+  if (err != cudaSuccess) return cuda_error_status(err, "cudaStreamSynchronize(sampling)", __FILE__, __LINE__);
+
+  const auto* res = static_cast<const SampleRowOut*>(m.results_host.data());
+  out->resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    RowSample& o = (*out)[i];
+    o.id = res[i].id;
+    o.logprob = res[i].logprob;
+    o.top.clear();
+    const int k = std::max(0, std::min<int>(rows[i].logprobs, kSamplingMaxLogprobs));
+    for (int j = 0; j < k && j < m.vocab; ++j) o.top.emplace_back(res[i].top_ids[j], res[i].top_logprobs[j]);
+  }
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,54 @@
+// The device-side layout of one DeviceSampler call and the launcher of the
+// per-row sampling kernel (sampling_kernel.cu). Host code packs one
+// SampleRowParams per row followed by the rows' token histories into a single
+// buffer, uploads it with one copy, launches, and reads back SampleRowOut[rows].
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "runtime/common/status.h"
+
+namespace ds::cuda {
+
+constexpr int kSamplingMaxLogprobs = 20;
+
+struct SampleRowParams {
+  float temperature;         // 0 or top_k == 1: greedy
+  float top_p;               // (0, 1]
+  float min_p;               // [0, 1]
+  float repetition_penalty;  // > 0; 1: off
+  float frequency_penalty;
+  float presence_penalty;
+  int32_t top_k;             // <= 0 or >= vocab: off
+  int32_t logprobs;          // -1: none; 0..20
+  uint64_t seed;
+  uint64_t counter;
+  int64_t history_offset;    // first token of prompt ++ output in the token array
+  int32_t prompt_len;
+  int32_t output_len;
+};
+
+struct SampleRowOut {
+  int32_t id;
+  float logprob;                           // raw log_softmax of the chosen token
+  int32_t top_ids[kSamplingMaxLogprobs];   // best first, ties: lower id first
+  float top_logprobs[kSamplingMaxLogprobs];
+};
+
+struct SampleLaunch {
+  float* logits = nullptr;                 // [rows, vocab], modified by penalties
+  int64_t vocab = 0;
+  int32_t rows = 0;
+  const SampleRowParams* params = nullptr; // [rows]
+  const int32_t* tokens = nullptr;         // histories (device)
+  float* raw_history = nullptr;            // same length as tokens: raw logits of history tokens
+  int32_t* scratch = nullptr;              // [rows, vocab] int32, all zero between calls
+  SampleRowOut* out = nullptr;             // [rows]
+};
+
+// One CTA per row: raw logprobs, penalties, greedy argmax or filtered draw.
+Status launch_sample_rows(const SampleLaunch& args, cudaStream_t stream);
+
+}  // namespace ds::cuda

@@ -1,0 +1,163 @@
+// Exact prefix selection over a logit row without sorting it: radix select on
+// the 64-bit rank key (value bits, then inverted id bits for ties), 11/11/10
+// bits per pass, with block-wide shared-memory histograms of counts and,
+// for top-p, of probability mass in 2^-32 fixed point (integer sums: the cut
+// does not depend on the order of atomics, so a draw is reproducible).
+//
+// select_cut() returns the cut C of the shortest prefix (in the CPU sampler's
+// order: value desc, id asc) of the tokens with rank_key >= lo that holds
+//   count mode: `count` tokens;
+//   mass mode:  a mass >= top_p * (mass of all tokens >= lo),
+// so the kept set is {token: rank_key >= C}. Most rows finish after 1-2 passes
+// (the bucket holding the cut has a single token); exact value ties continue
+// into the id bits and cut the tie group at the CPU's lowest-id-first position.
+#pragma once
+
+#include "kernels/cuda/sampling/sampling_block.cuh"
+
+namespace ds::cuda::sampling {
+
+constexpr int kMaxBins = 2048;
+
+struct SelectSmem {
+  unsigned long long mass[kMaxBins];
+  unsigned int cnt[kMaxBins];
+  unsigned long long above_cnt, above_mass, bucket_cnt, bucket_mass;
+  double target;
+  unsigned int bucket;
+  int found;
+};
+
+struct SelectSpec {
+  bool by_mass = false;
+  unsigned long long count = 0;  // count mode: the prefix length
+  float top_p = 1.0f;            // mass mode
+  float max_logit = 0.0f;        // mass(x) = exp((x - max_logit) * inv_t)
+  float inv_t = 1.0f;
+  uint64_t lo = 0;               // only tokens with rank_key >= lo take part
+};
+
+// Probability mass relative to the row's best token, fixed point 2^-32.
+__device__ __forceinline__ unsigned long long fixed_mass(float x, float max_logit, float inv_t) {
+  const float e = expf((x - max_logit) * inv_t);
+  return e > 0.0f ? __float2ull_rn(e * 4294967296.0f) : 0ull;
+}
+
+// Pass geometry: value bits 63..32 in 11/11/10, id bits 31..0 in 11/11/10.
+__device__ __forceinline__ int level_shift(int level) {
+  return level == 0 ? 53 : level == 1 ? 42 : level == 2 ? 32 : level == 3 ? 21 : level == 4 ? 10 : 0;
+}
+__device__ __forceinline__ int level_width(int level) { return (level == 2 || level == 5) ? 10 : 11; }
+
+// Warp 0: find the bucket (scanning from the top) where the running total
+// reaches the goal; writes the result into sm. Lane L owns bins [L*per, (L+1)*per).
+__device__ __forceinline__ void find_bucket(SelectSmem& sm, int nb, bool by_mass, bool first_mass_pass,
+                                            float top_p, unsigned long long need, double target,
+                                            unsigned long long acc_cnt, unsigned long long acc_mass) {
+  const int lane = threadIdx.x & 31;
+  const int per = nb / 32;
+  unsigned long long lane_cnt = 0, lane_mass = 0;
+  for (int k = 0; k < per; ++k) {
+    lane_cnt += sm.cnt[lane * per + k];
+    if (by_mass) lane_mass += sm.mass[lane * per + k];
+  }
+  if (first_mass_pass) {
+    unsigned long long total = lane_mass;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(kFullMask, total, off);
+    target = static_cast<double>(top_p) * static_cast<double>(total);
+    if (lane == 0) sm.target = target;
+  }
+  // Suffix sums over lanes: lanes L..31.
+  unsigned long long sc = lane_cnt, sm_mass = lane_mass;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const unsigned long long oc = __shfl_down_sync(kFullMask, sc, off);
+    const unsigned long long om = __shfl_down_sync(kFullMask, sm_mass, off);
+    if (lane + off < 32) {
+      sc += oc;
+      sm_mass += om;
+    }
+  }
+  const bool reach = by_mass ? static_cast<double>(acc_mass + sm_mass) >= target : acc_cnt + sc >= need;
+  const unsigned ballot = __ballot_sync(kFullMask, reach);
+  if (ballot == 0) {
+    if (lane == 0) sm.found = 0;
+    return;
+  }
+  const int c = 31 - __clz(static_cast<int>(ballot));
+  if (lane != c) return;
+  unsigned long long run_c = acc_cnt + (sc - lane_cnt), run_m = acc_mass + (sm_mass - lane_mass);
+  for (int d = (c + 1) * per - 1; d >= c * per; --d) {
+    const unsigned long long nc = run_c + sm.cnt[d];
+    const unsigned long long nm = by_mass ? run_m + sm.mass[d] : 0ull;
+    const bool hit = by_mass ? static_cast<double>(nm) >= target : nc >= need;
+    if (hit || d == c * per) {  // the lane's total reaches, so the last bin always hits
+      sm.bucket = static_cast<unsigned>(d);
+      sm.above_cnt = run_c;
+      sm.above_mass = run_m;
+      sm.bucket_cnt = sm.cnt[d];
+      sm.bucket_mass = by_mass ? sm.mass[d] : 0ull;
+      sm.found = 1;
+      return;
+    }
+    run_c = nc;
+    run_m = nm;
+  }
+}
+
+__device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSpec& spec, SelectSmem& sm) {
+  bool by_mass = spec.by_mass;
+  unsigned long long need = spec.count, acc_cnt = 0, acc_mass = 0;
+  double target = 0.0;
+  uint64_t prefix = 0;
+  for (int level = 0; level < 6; ++level) {
+    const int shift = level_shift(level), width = level_width(level), nb = 1 << width;
+    for (int b = threadIdx.x; b < nb; b += kThreads) {
+      sm.cnt[b] = 0;
+      sm.mass[b] = 0;
+    }
+    __syncthreads();
+    for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
+      float v[4];
+      const int n = rv.load(g, v);
+      for (int j = 0; j < n; ++j) {
+        const uint64_t key = rank_key(v[j], static_cast<uint32_t>(g * 4 + j));
+        if (key < spec.lo) continue;
+        if (level > 0 && (key >> (shift + width)) != prefix) continue;
+        const unsigned d = static_cast<unsigned>(key >> shift) & static_cast<unsigned>(nb - 1);
+        atomicAdd(&sm.cnt[d], 1u);
+        if (by_mass) atomicAdd(&sm.mass[d], fixed_mass(v[j], spec.max_logit, spec.inv_t));
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x < 32)
+      find_bucket(sm, nb, by_mass, by_mass && level == 0, spec.top_p, need, target, acc_cnt, acc_mass);
+    __syncthreads();
+    if (!sm.found) return spec.lo;  // fewer tokens / less mass than asked: keep them all
+    if (by_mass && level == 0) target = sm.target;
+    prefix = (prefix << width) | sm.bucket;
+    acc_cnt = sm.above_cnt;
+    acc_mass = sm.above_mass;
+    const unsigned long long bucket_cnt = sm.bucket_cnt, bucket_mass = sm.bucket_mass;
+    const uint64_t whole_bucket = prefix << shift;  // the smallest key with this prefix
+    const uint64_t cut = whole_bucket > spec.lo ? whole_bucket : spec.lo;
+    if (bucket_cnt == 1) return cut;
+    if (!by_mass && acc_cnt + bucket_cnt == need) return cut;
+    if (by_mass && level == 2) {
+      // The bucket is one exact value: every token in it has the same mass e,
+      // and the CPU's cumulative sum reaches the target after n of them.
+      const unsigned long long e = bucket_mass / bucket_cnt;
+      double n = e == 0 ? 1.0 : ceil((target - static_cast<double>(acc_mass)) / static_cast<double>(e));
+      n = n < 1.0 ? 1.0 : n > static_cast<double>(bucket_cnt) ? static_cast<double>(bucket_cnt) : n;
+      if (static_cast<unsigned long long>(n) == bucket_cnt) return cut;
+      by_mass = false;
+      need = static_cast<unsigned long long>(n);
+      acc_cnt = 0;
+    }
+    __syncthreads();  // sm is cleared by the next pass
+  }
+  return prefix > spec.lo ? prefix : spec.lo;
+}
+
+}  // namespace ds::cuda::sampling

@@ -1,0 +1,116 @@
+#include "tests/cuda/sampling/sampler_cpu_oracle.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "runtime/scheduler/request.h"
+#include "runtime/scheduler/token_sampler.h"
+
+namespace ds::cuda::testing {
+
+bool AllowedSet::contains(int32_t id) const { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
+
+AllowedSet cpu_allowed_set(const float* logits, int64_t vocab, const RowSampling& s) {
+  AllowedSet out;
+  if (s.temperature == 0.0f || s.top_k == 1) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < vocab; ++i)
+      if (logits[i] > logits[best]) best = i;
+    out.ids = {static_cast<int32_t>(best)};
+    out.probs = {1.0};
+    return out;
+  }
+  // Mirrors Sampler::sample: order, top-k, probabilities, top-p prefix, min-p.
+  std::vector<int32_t> order(static_cast<size_t>(vocab));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  const int64_t keep = (s.top_k > 0 && s.top_k < vocab) ? s.top_k : vocab;
+  order.resize(static_cast<size_t>(keep));
+  const double inv_t = 1.0 / s.temperature;
+  const double mx = logits[order[0]] * inv_t;
+  std::vector<double> probs(order.size());
+  double total = 0.0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    probs[i] = std::exp(logits[order[i]] * inv_t - mx);
+    total += probs[i];
+  }
+  for (double& p : probs) p /= total;
+  if (s.top_p < 1.0f) {
+    double cum = 0.0;
+    size_t n = 0;
+    while (n < probs.size()) {
+      cum += probs[n++];
+      if (cum >= s.top_p) break;
+    }
+    probs.resize(n);
+  }
+  if (s.min_p > 0.0f) {
+    const double floor = s.min_p * probs[0];
+    size_t n = 1;
+    while (n < probs.size() && probs[n] >= floor) ++n;
+    probs.resize(n);
+  }
+  const double mass = std::accumulate(probs.begin(), probs.end(), 0.0);
+  out.ids.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(probs.size()));
+  for (double p : probs) out.probs.push_back(p / mass);
+  return out;
+}
+
+std::vector<float> cpu_penalized(const float* logits, int64_t vocab, const RowSampling& s) {
+  std::vector<float> row(logits, logits + vocab);
+  RequestSampling rs;
+  rs.repetition_penalty = s.repetition_penalty;
+  rs.frequency_penalty = s.frequency_penalty;
+  rs.presence_penalty = s.presence_penalty;
+  std::vector<int32_t> prompt(s.prompt, s.prompt + s.prompt_len);
+  PenaltyState state;
+  const bool rep = s.repetition_penalty != 1.0f;
+  state.init(rep ? prompt : std::vector<int32_t>{}, rep ? vocab : 0);
+  for (int64_t i = 0; i < s.output_len; ++i) state.add_output(s.output[i]);
+  apply_penalties(rs, state, row.data(), vocab);
+  return row;
+}
+
+std::vector<float> random_logits(int64_t rows, int64_t vocab, uint32_t seed, float scale, float step) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(rows * vocab));
+  for (float& x : v) {
+    x = nd(rng);
+    if (step > 0.0f) x = std::round(x / step) * step;
+  }
+  return v;
+}
+
+std::unique_ptr<SamplerHarness> SamplerHarness::create(int64_t vocab, int64_t max_rows) {
+  auto h = std::make_unique<SamplerHarness>();
+  h->vocab_ = vocab;
+  auto s = DeviceSampler::create(vocab, max_rows);
+  if (!s.ok()) return nullptr;
+  h->sampler_ = std::move(s.value());
+  auto st = Stream::create();
+  if (!st.ok()) return nullptr;
+  h->stream_ = std::move(st.value());
+  return h;
+}
+
+Status SamplerHarness::run(const std::vector<float>& logits, const std::vector<RowSampling>& rows,
+                           std::vector<RowSample>* out, std::vector<float>* logits_after) {
+  const size_t bytes = logits.size() * sizeof(float);
+  if (logits_.bytes() < bytes) {
+    logits_.reset();
+    DS_ASSIGN_OR_RETURN(logits_, DeviceBuffer::allocate(bytes));
+  }
+  DS_RETURN_IF_ERROR(logits_.copy_from_host(logits.data(), bytes));
+  DS_RETURN_IF_ERROR(sampler_->sample(static_cast<float*>(logits_.data()), rows, out, stream_.get()));
+  if (logits_after) {
+    logits_after->resize(logits.size());
+    DS_RETURN_IF_ERROR(logits_.copy_to_host(logits_after->data(), bytes));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda::testing
