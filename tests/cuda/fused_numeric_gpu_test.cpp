@@ -42,7 +42,7 @@ std::vector<std::string> test_plans() {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() > 15 && name.substr(name.size() - 15) == ".sm_90a.dsplan") out.push_back(e.path().string());
+    if (name.ends_with(".sm_90a.dsplan")) out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
