@@ -52,6 +52,7 @@ class CudaExecutor : public Executor {
 
   int64_t token_capacity() const override;
   int64_t vocab_size() const override;
+  // `logits` may be null: the step is then only queued (no host synchronization).
   Status step(const StepBatch& batch, float* logits) override;
   bool samples_on_device() const override { return true; }
   Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
