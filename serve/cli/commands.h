@@ -35,6 +35,7 @@ struct ScoreArgs {
   int64_t top_k = 5;
   bool json = false;
   int64_t chunked_prefill_size = 0;
+  std::string logits_out;  // --logits-out: every position's full logits, f32 .npy [T, vocab]
 };
 Status run_score(const ScoreArgs& args);
 

@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   score->add_option("--top-k", sc.top_k, "Top logits reported per position");
   score->add_flag("--json", sc.json, "Print JSON (the only output format)");
   score->add_option("--chunked-prefill-size", sc.chunked_prefill_size, "Tokens per step (arena capacity)");
+  score->add_option("--logits-out", sc.logits_out,
+                    "Also write every position's full logits to this file (float32 .npy, shape [T, vocab])");
 
 #ifdef DS_HAVE_HTTP
   ds::cli::ServeArgs srv;

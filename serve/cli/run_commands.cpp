@@ -1,8 +1,10 @@
 // dsrt generate and dsrt score.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "runtime/common/file_util.h"
 #include "runtime/engine/engine.h"
 #include "runtime/executor/dist_executor.h"
 #include "serve/cli/commands.h"
@@ -18,6 +20,22 @@ Result<std::unique_ptr<Engine>> make_engine(const LoadedModel& m, int64_t chunk,
   eo.kv_tokens = kv_tokens;
   eo.dist = m.dist.get();
   return Engine::create(*m.plan, *m.weights, eo);
+}
+
+// NumPy .npy (format 1.0) of a little-endian float32 [rows, cols] array.
+std::string npy_f32(const std::vector<float>& data, int64_t rows, int64_t cols) {
+  std::string header = StrCat() << "{'descr': '<f4', 'fortran_order': False, 'shape': (" << rows << ", " << cols
+                                << "), }";
+  // Magic (6) + version (2) + header length (2) + header + '\n', padded to a multiple of 64 bytes.
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>((header.size() >> 8) & 0xff));
+  out += header;
+  out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));  // x86/ARM: little endian
+  return out;
 }
 
 }  // namespace
@@ -79,7 +97,25 @@ Status run_score(const ScoreArgs& a) {
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
   if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);  // rank 0 prints the result
   DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, static_cast<int64_t>(ids.size())));
-  DS_ASSIGN_OR_RETURN(std::vector<PositionScore> scores, engine->score(ids, a.top_k));
+  const int64_t vocab = engine->vocab_size();
+  // --logits-out asks the engine for every logit (top-k over the whole vocabulary) and scatters them back
+  // by token id; the JSON still reports --top-k of them.
+  DS_ASSIGN_OR_RETURN(std::vector<PositionScore> scores, engine->score(ids, a.logits_out.empty() ? a.top_k : vocab));
+  if (!a.logits_out.empty()) {
+    std::vector<float> logits(scores.size() * static_cast<size_t>(vocab), 0.0f);
+    for (size_t i = 0; i < scores.size(); ++i) {
+      PositionScore& s = scores[i];
+      if (static_cast<int64_t>(s.top_ids.size()) != vocab)
+        return Status::Error(StrCat() << "--logits-out: position " << i << " has " << s.top_ids.size()
+                                      << " logits, expected the vocabulary size " << vocab);
+      for (int64_t j = 0; j < vocab; ++j) logits[i * vocab + s.top_ids[j]] = s.top_logits[j];
+      const size_t k = static_cast<size_t>(std::min(a.top_k, vocab));
+      s.top_ids.resize(k);
+      s.top_logits.resize(k);
+    }
+    Status st = write_file_atomic(a.logits_out, npy_f32(logits, static_cast<int64_t>(scores.size()), vocab));
+    if (!st.ok()) return Status::Error(StrCat() << "--logits-out " << a.logits_out << ": " << st.message());
+  }
   json positions = json::array();
   for (const PositionScore& s : scores) {
     json p;

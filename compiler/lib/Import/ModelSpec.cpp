@@ -4,6 +4,12 @@
 // tensors each layer reads (shape and dtype checked), tokenizer and generation
 // files -> metadata. Every error names the file and the field or tensor.
 //
+// With ModelSpecOptions::dummyWeights (dscc --load-format dummy) no checkpoint
+// is read: every tensor gets the header a Hugging Face checkpoint of this
+// config has (name, HF shape, the config's torch_dtype, file
+// "model.safetensors"), so the plan runs with dsrt --load-format dummy or
+// with a real checkpoint passed by --model-path.
+//
 //===----------------------------------------------------------------------===//
 
 #include "ds/Import/ModelSpec.h"
@@ -37,18 +43,22 @@ bool isFloatDType(DType t) {
   return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16;
 }
 
-/// Looks up checkpoint tensors and remembers which ones the model uses.
+/// Looks up checkpoint tensors and remembers which ones the model uses; or,
+/// without a checkpoint, synthesizes each tensor's header.
 class TensorCollector {
 public:
-  explicit TensorCollector(const Checkpoint &ckpt) : ckpt(ckpt) {}
+  explicit TensorCollector(const Checkpoint &ckpt) : ckpt(&ckpt) {}
+  /// Checkpoint-less: every tensor is `dtype`, in "model.safetensors".
+  explicit TensorCollector(DType dtype) : dummyDType(dtype) {}
 
   Result<CheckpointTensor> get(const std::string &name, const std::vector<int64_t> &shape) {
-    Result<TensorInfo> info = ckpt.info(name);
+    if (!ckpt) return CheckpointTensor{name, "model.safetensors", dummyDType, shape};
+    Result<TensorInfo> info = ckpt->info(name);
     if (!info.ok())
-      return Status::Error(StrCat() << "checkpoint " << ckpt.dir() << ": missing tensor '" << name
+      return Status::Error(StrCat() << "checkpoint " << ckpt->dir() << ": missing tensor '" << name
                                     << "' (expected shape " << shapeStr(shape) << ")");
-    DS_ASSIGN_OR_RETURN(std::string file, ckpt.file_of(name));
-    std::string path = ckpt.dir() + "/" + file;
+    DS_ASSIGN_OR_RETURN(std::string file, ckpt->file_of(name));
+    std::string path = ckpt->dir() + "/" + file;
     if (info->shape != shape)
       return Status::Error(StrCat() << path << ": tensor '" << name << "' has shape "
                                     << shapeStr(info->shape) << ", expected " << shapeStr(shape));
@@ -70,8 +80,9 @@ public:
   /// Warnings for tensors the model does not read (rotary inv_freq buffers are
   /// silently ignored).
   void warnUnused(std::vector<std::string> &warnings) const {
+    if (!ckpt) return;
     std::vector<std::string> unused;
-    for (const std::string &name : ckpt.tensor_names()) {
+    for (const std::string &name : ckpt->tensor_names()) {
       if (used.count(name)) continue;
       if (name.ends_with("rotary_emb.inv_freq")) continue;
       unused.push_back(name);
@@ -85,9 +96,34 @@ public:
   }
 
 private:
-  const Checkpoint &ckpt;
+  const Checkpoint *ckpt = nullptr;
+  DType dummyDType = DType::kBF16;
   std::set<std::string> used;
 };
+
+/// The weight dtype of a checkpoint-less model: config.json "torch_dtype"
+/// (transformers 4) or "dtype" (transformers 5), bf16 when neither is given.
+Result<DType> configWeightDType(const JsonFields &cfg) {
+  std::string key = cfg.has("dtype") ? "dtype" : "torch_dtype";
+  DS_ASSIGN_OR_RETURN(std::string name, cfg.string(key, "bfloat16"));
+  if (name == "bfloat16") return DType::kBF16;
+  if (name == "float16") return DType::kF16;
+  if (name == "float32") return DType::kF32;
+  return cfg.error(key, StrCat() << "'" << name
+                                 << "' is not a supported weight dtype (bfloat16, float16 or float32)");
+}
+
+/// The checkpoint of `dir`, or an error that suggests --load-format dummy
+/// when the directory has no weights at all.
+Result<std::unique_ptr<Checkpoint>> openCheckpoint(const std::string &dir) {
+  std::error_code ec;
+  if (!fs::exists(dir + "/model.safetensors.index.json", ec) && !fs::exists(dir + "/model.safetensors", ec))
+    return Status::Error(StrCat() << "checkpoint directory " << dir
+                                  << " has neither model.safetensors.index.json nor model.safetensors"
+                                     " (to compile from config.json alone, with random weights at run time,"
+                                     " pass --load-format dummy)");
+  return Checkpoint::open(dir, /*map_data=*/false);
+}
 
 Status readHyperParameters(const JsonFields &cfg, ModelSpec &spec) {
   DS_ASSIGN_OR_RETURN(spec.hiddenSize, cfg.positiveInt("hidden_size"));
@@ -172,7 +208,7 @@ Status readRope(const JsonFields &cfg, ModelSpec &spec) {
   return Status::Ok();
 }
 
-Status readTensors(const JsonFields &cfg, const Checkpoint &ckpt, ModelSpec &spec) {
+Status readTensors(const JsonFields &cfg, TensorCollector &tc, ModelSpec &spec) {
   bool llama = spec.architecture == "LlamaForCausalLM";
   bool qkvBias = true, oBias = false, mlpBias = false;
   if (llama) {
@@ -182,7 +218,6 @@ Status readTensors(const JsonFields &cfg, const Checkpoint &ckpt, ModelSpec &spe
   }
   const int64_t h = spec.hiddenSize, inter = spec.intermediateSize;
   const int64_t qDim = spec.numHeads * spec.headDim, kvDim = spec.numKvHeads * spec.headDim;
-  TensorCollector tc(ckpt);
   DS_ASSIGN_OR_RETURN(spec.embedTokens, tc.get("model.embed_tokens.weight", {spec.vocabSize, h}));
   for (int64_t l = 0; l < spec.numLayers; ++l) {
     std::string p = StrCat() << "model.layers." << l << ".";
@@ -252,9 +287,16 @@ Result<ModelSpec> loadModelSpec(const std::string &modelDir, const ModelSpecOpti
     spec.warnings.push_back(StrCat() << "--max-model-len " << spec.maxModelLen
                                      << " exceeds max_position_embeddings " << spec.maxPositionEmbeddings);
 
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> ckpt, Checkpoint::open(dirStr, /*map_data=*/false));
-  DS_RETURN_IF_ERROR(readTensors(cfg, *ckpt, spec));
-  DS_RETURN_IF_ERROR(readTokenizerFiles(dirStr, cfg, spec));
+  if (options.dummyWeights) {
+    DS_ASSIGN_OR_RETURN(DType dtype, configWeightDType(cfg));
+    TensorCollector tc(dtype);
+    DS_RETURN_IF_ERROR(readTensors(cfg, tc, spec));
+  } else {
+    DS_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> ckpt, openCheckpoint(dirStr));
+    TensorCollector tc(*ckpt);
+    DS_RETURN_IF_ERROR(readTensors(cfg, tc, spec));
+  }
+  DS_RETURN_IF_ERROR(readTokenizerFiles(dirStr, cfg, spec, /*required=*/!options.dummyWeights));
   return spec;
 }
 

@@ -117,12 +117,42 @@ Status readGenerationConfig(const std::string &dir, GenerationSpec &gen) {
   return Status::Ok();
 }
 
+/// Generation defaults and the id range checks, shared by the paths with and
+/// without a tokenizer.
+Status finishTokenIds(const std::string &dir, const std::vector<int64_t> &configEos, ModelSpec &spec) {
+  TokenizerSpec &tk = spec.tokenizer;
+  DS_RETURN_IF_ERROR(readGenerationConfig(dir, spec.generation));
+  if (spec.generation.eosTokenIds.empty())
+    spec.generation.eosTokenIds = configEos.empty() ? tk.eosTokenIds : configEos;
+
+  auto checkIds = [&](const std::vector<int64_t> &ids, const std::string &what) -> Status {
+    for (int64_t id : ids)
+      if (id < 0 || id >= spec.vocabSize)
+        return Status::Error(StrCat() << dir << ": " << what << " " << id << " is outside the vocabulary [0, "
+                                      << spec.vocabSize << ")");
+    return Status::Ok();
+  };
+  DS_RETURN_IF_ERROR(checkIds(tk.eosTokenIds, "eos token id"));
+  DS_RETURN_IF_ERROR(checkIds(spec.generation.eosTokenIds, "generation eos token id"));
+  if (tk.bosTokenId >= 0) DS_RETURN_IF_ERROR(checkIds({tk.bosTokenId}, "bos token id"));
+  if (tk.padTokenId >= 0) DS_RETURN_IF_ERROR(checkIds({tk.padTokenId}, "pad token id"));
+  return Status::Ok();
+}
+
 }  // namespace
 
-Status readTokenizerFiles(const std::string &dir, const JsonFields &config, ModelSpec &spec) {
+Status readTokenizerFiles(const std::string &dir, const JsonFields &config, ModelSpec &spec, bool required) {
   TokenizerSpec &tk = spec.tokenizer;
   std::string tokPath = dir + "/tokenizer.json", tokCfgPath = dir + "/tokenizer_config.json";
   std::error_code ec;
+  if (!required && !fs::exists(tokPath, ec) && !fs::exists(tokCfgPath, ec)) {
+    spec.warnings.push_back(StrCat() << dir << " has no tokenizer files: the plan has no tokenizer "
+                                     << "(dsrt then takes token-id prompts only, e.g. --prompt-ids)");
+    DS_ASSIGN_OR_RETURN(std::vector<int64_t> configEos, config.intOrIntList("eos_token_id"));
+    DS_ASSIGN_OR_RETURN(tk.bosTokenId, config.integer("bos_token_id", -1));
+    tk.eosTokenIds = configEos;
+    return finishTokenIds(dir, configEos, spec);
+  }
   for (const std::string &p : {tokPath, tokCfgPath})
     if (!fs::exists(p, ec)) return Status::Error(StrCat() << p << ": missing tokenizer file");
   DS_ASSIGN_OR_RETURN(tk.tokenizerJson, read_file(tokPath));
@@ -143,23 +173,7 @@ Status readTokenizerFiles(const std::string &dir, const JsonFields &config, Mode
   else
     tk.eosTokenIds = configEos;
   DS_ASSIGN_OR_RETURN(tk.chatTemplate, chatTemplate(dir, tokCfg, tokCfgFields, spec.warnings));
-
-  DS_RETURN_IF_ERROR(readGenerationConfig(dir, spec.generation));
-  if (spec.generation.eosTokenIds.empty())
-    spec.generation.eosTokenIds = configEos.empty() ? tk.eosTokenIds : configEos;
-
-  auto checkIds = [&](const std::vector<int64_t> &ids, const std::string &what) -> Status {
-    for (int64_t id : ids)
-      if (id < 0 || id >= spec.vocabSize)
-        return Status::Error(StrCat() << dir << ": " << what << " " << id << " is outside the vocabulary [0, "
-                                      << spec.vocabSize << ")");
-    return Status::Ok();
-  };
-  DS_RETURN_IF_ERROR(checkIds(tk.eosTokenIds, "eos token id"));
-  DS_RETURN_IF_ERROR(checkIds(spec.generation.eosTokenIds, "generation eos token id"));
-  if (tk.bosTokenId >= 0) DS_RETURN_IF_ERROR(checkIds({tk.bosTokenId}, "bos token id"));
-  if (tk.padTokenId >= 0) DS_RETURN_IF_ERROR(checkIds({tk.padTokenId}, "pad token id"));
-  return Status::Ok();
+  return finishTokenIds(dir, configEos, spec);
 }
 
 }  // namespace ds

@@ -17,8 +17,12 @@
 namespace ds {
 
 /// `dir` is the absolute model directory, `config` its config.json fields
-/// (fallback for eos/bos ids).
-Status readTokenizerFiles(const std::string &dir, const JsonFields &config, ModelSpec &spec);
+/// (fallback for eos/bos ids). Unless `required`, a directory with neither
+/// tokenizer.json nor tokenizer_config.json gives a spec without a tokenizer
+/// (eos ids from config.json, a warning); one file without the other is
+/// still an error.
+Status readTokenizerFiles(const std::string &dir, const JsonFields &config, ModelSpec &spec,
+                          bool required = true);
 
 }  // namespace ds
 

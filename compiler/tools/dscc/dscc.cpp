@@ -2,7 +2,14 @@
 //
 //   dscc compile MODEL_DIR -o PLAN [--target cpu|sm_90a|...] [--max-model-len N]
 //        [--tp N] [--emit=plan|mlir|mlir-import] [--print-ir-after-all]
-//   dscc export IR.mlir --model MODEL_DIR -o PLAN
+//        [--load-format auto|dummy]
+//   dscc export IR.mlir --model MODEL_DIR -o PLAN [--load-format auto|dummy]
+//
+// `--load-format dummy` (the SGLang/vLLM flag name) compiles from config.json
+// alone: no safetensors are read, each weight gets the header a Hugging Face
+// checkpoint of that config has, and tokenizer files are optional. The plan
+// then runs with `dsrt --load-format dummy` (random weights) or with a real
+// checkpoint given by `dsrt --model-path`.
 //
 // `export` writes the plan of an already compiled module (e.g. the output of
 // `compile --emit=mlir`, edited by hand, or ds-opt's), taking the model,
@@ -39,6 +46,7 @@ struct CompileArgs {
   std::string target = "cpu";
   int64_t maxModelLen = 0;
   int tp = 1;
+  std::string loadFormat = "auto";
   std::string emit = "plan";
   bool printIrAfterAll = false;
   bool printDebugInfo = false;
@@ -48,6 +56,7 @@ struct ExportArgs {
   std::string irFile;
   std::string modelDir;
   std::string output;
+  std::string loadFormat = "auto";
 };
 
 int fail(const std::string &message) {
@@ -103,6 +112,13 @@ mlir::LogicalResult printModule(mlir::ModuleOp module, const std::string &path, 
   return mlir::success();
 }
 
+/// --load-format: "auto" (read the checkpoint) or "dummy" (config.json alone).
+ds::Result<bool> parseLoadFormat(const std::string &format) {
+  if (format == "auto") return false;
+  if (format == "dummy") return true;
+  return ds::Status::Error("--load-format must be auto or dummy, not '" + format + "'");
+}
+
 /// The model dimensions that tensor parallelism over `tp` ranks splits
 /// (TP_CONTRACT.md), checked before compiling so the error names the config
 /// field.
@@ -128,8 +144,13 @@ int compile(const CompileArgs &args) {
   if (args.emit == "plan" && args.output.empty()) return fail("-o PLAN is required with --emit=plan");
   if (ds::Status st = ds::validateTarget(args.target); !st.ok()) return fail(st.message());
   if (args.maxModelLen < 0) return fail("--max-model-len must be positive");
+  ds::Result<bool> dummy = parseLoadFormat(args.loadFormat);
+  if (!dummy.ok()) return fail(dummy.status().message());
 
-  ds::Result<ds::ModelSpec> spec = ds::loadModelSpec(args.modelDir, {args.maxModelLen});
+  ds::ModelSpecOptions specOptions;
+  specOptions.maxModelLen = args.maxModelLen;
+  specOptions.dummyWeights = *dummy;
+  ds::Result<ds::ModelSpec> spec = ds::loadModelSpec(args.modelDir, specOptions);
   if (!spec.ok()) return fail(spec.status().message());
   for (const std::string &w : spec->warnings) std::fprintf(stderr, "dscc: warning: %s\n", w.c_str());
   if (ds::Status st = checkTensorParallel(*spec, args.tp); !st.ok()) return fail(st.message());
@@ -160,6 +181,8 @@ int compile(const CompileArgs &args) {
 }
 
 int exportIr(const ExportArgs &args) {
+  ds::Result<bool> dummy = parseLoadFormat(args.loadFormat);
+  if (!dummy.ok()) return fail(dummy.status().message());
   mlir::MLIRContext context;
   context.printOpOnDiagnostic(false);
   mlir::ScopedDiagnosticHandler handler(&context, printDiagnostic);
@@ -167,8 +190,10 @@ int exportIr(const ExportArgs &args) {
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceFile<mlir::ModuleOp>(args.irFile, &context);
   if (!module) return fail("cannot parse " + args.irFile);
   auto maxLen = (*module)->getAttrOfType<mlir::IntegerAttr>("ds.max_model_len");
-  ds::Result<ds::ModelSpec> spec =
-      ds::loadModelSpec(args.modelDir, {maxLen ? maxLen.getInt() : int64_t{0}});
+  ds::ModelSpecOptions specOptions;
+  specOptions.maxModelLen = maxLen ? maxLen.getInt() : int64_t{0};
+  specOptions.dummyWeights = *dummy;
+  ds::Result<ds::ModelSpec> spec = ds::loadModelSpec(args.modelDir, specOptions);
   if (!spec.ok()) return fail(spec.status().message());
   if (mlir::failed(ds::exportPlan(*module, *spec, args.output, ds::ExportOptions{}))) return 1;
   return 0;
@@ -187,6 +212,10 @@ int main(int argc, char **argv) {
   cmd->add_option("--target", args.target, "cpu (f32 activations) or a CUDA arch such as sm_90a")
       ->capture_default_str();
   cmd->add_option("--max-model-len", args.maxModelLen, "Context length (default: max_position_embeddings)");
+  cmd->add_option("--load-format", args.loadFormat,
+                  "auto (read the checkpoint's safetensors headers) | dummy (config.json alone: HF shapes, "
+                  "torch_dtype; run with dsrt --load-format dummy or --model-path)")
+      ->capture_default_str();
   cmd->add_option("--tp", args.tp, "Tensor-parallel size: ranks that share the model (Megatron-style sharding)")->capture_default_str();
   cmd->add_option("--emit", args.emit, "plan | mlir (IR after the pipeline) | mlir-import (IR before it)")
       ->capture_default_str();
@@ -198,6 +227,7 @@ int main(int argc, char **argv) {
   exp->add_option("ir_file", exportArgs.irFile, "Compiled ds module (.mlir)")->required();
   exp->add_option("--model", exportArgs.modelDir, "Model directory (metadata)")->required();
   exp->add_option("-o,--output", exportArgs.output, "Output plan")->required();
+  exp->add_option("--load-format", exportArgs.loadFormat, "auto | dummy (as for compile)")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {

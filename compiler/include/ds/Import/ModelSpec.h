@@ -114,6 +114,10 @@ struct ModelSpec {
 
 struct ModelSpecOptions {
   int64_t maxModelLen = 0;  // 0: config max_position_embeddings
+  /// No checkpoint (dscc --load-format dummy): tensor headers come from
+  /// config.json (HF names and shapes, torch_dtype, bf16 by default) and the
+  /// tokenizer files are optional (without them the plan has no tokenizer).
+  bool dummyWeights = false;
 };
 
 /// Reads and validates MODEL_DIR. Errors name the file and the field or tensor.

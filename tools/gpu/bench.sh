@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine after tools/gpu/run.sh built everything (build-gpu/), with the plans of
+# tools/bench/models/make_plans.sh carried in .deps/plans/ (`carry: [".deps"]`):
+#
+#   tools/gpu/bench.sh [SECTION...]      default: all = ceilings decode prefill serve hf realshape
+#
+#   ceilings   build-gpu ds_gpu_ceilings: copy bandwidth, bf16 GEMM TFLOP/s (the % of ceiling)
+#   decode     batch-1 decode, 7B and 32B: dsrt generate --load-format dummy, 32 prompt ids,
+#              256 new tokens, --ignore-eos --json (timing fields of dsrt generate --json)
+#   prefill    32B prefill of 4096 tokens: --max-new-tokens 1 --chunked-prefill-size 4096
+#   serve      dsrt serve 32B --load-format dummy + dsbench 256 x (512 in / 128 out), all at once;
+#              the startup breakdown is taken from the serve log
+#   hf         transformers baselines (tools/bench/hf/hf_baseline.py): 7B decode; 32B decode,
+#              prefill and continuous batching — on the same card, in the same call
+#   realshape  tools/gpu/check_real_shape.py: 1.5B-shape random model, dsrt vs transformers logits
+#
+# Every section writes JSON and logs under $OUT/bench/; at the end tools/gpu/bench_report.py prints
+# a table (tok/s, GB/s or TFLOP/s, % of ceiling, x vs HF, goal) and writes $OUT/bench/bench.json
+# with card, date, commit and the commands. Environment: BUILD_DIR (build-gpu), OUT (gpu-out),
+# PLANS (.deps/plans), PY (/opt/torch/.venv/bin/python), DECODE_MODELS ("7B 32B"), SERVE_MODEL (32B),
+# PORT (30123), SERVE_ARGS / GEN_ARGS (extra dsrt flags), HF_CB_ARGS (extra hf_baseline.py flags).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
+OUT="${OUT:-$ROOT/gpu-out}"
+PLANS="${PLANS:-$ROOT/.deps/plans}"
+PY="${PY:-/opt/torch/.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+DECODE_MODELS="${DECODE_MODELS:-7B 32B}"
+SERVE_MODEL="${SERVE_MODEL:-32B}"
+PORT="${PORT:-30123}"
+SERVE_ARGS="${SERVE_ARGS:-}"
+GEN_ARGS="${GEN_ARGS:-}"
+HF_CB_ARGS="${HF_CB_ARGS:-}"
+B="$OUT/bench"
+mkdir -p "$B"
+export PATH="/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH"
+
+sections=("$@")
+[ ${#sections[@]} -eq 0 ] && sections=(all)
+want() { local s; for s in "${sections[@]}"; do [ "$s" = all ] || [ "$s" = "$1" ] && return 0; done; return 1; }
+for s in "${sections[@]}"; do
+  case "$s" in all|ceilings|decode|prefill|serve|hf|realshape) ;;
+    *) echo "bench.sh: unknown section '$s' (all ceilings decode prefill serve hf realshape)" >&2; exit 2;; esac
+done
+
+model_name() { echo "DeepSeek-R1-Distill-Qwen-$1"; }
+plan_of() { echo "$PLANS/$(model_name "$1").sm_90a.dsplan"; }
+config_of() { echo "$ROOT/tools/bench/models/$(model_name "$1")/config.json"; }
+# N deterministic token ids (comma separated) below the vocabulary of every benchmark model.
+ids() { "$PY" -c "import random; r = random.Random($2); print(','.join(str(r.randrange(1000, 150000)) for _ in range($1)))"; }
+note() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
+# Records the exact command of a section for docs/PERF.md.
+cmdlog() { printf '%s\t%s\n' "$1" "$2" >> "$B/commands.tsv"; }
+
+DSRT="$BUILD/bin/dsrt"
+DSBENCH="$BUILD/bin/dsbench"
+: > "$B/commands.tsv"
+{
+  echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo "${COMMIT:-unknown}")"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null | sed 's/^/gpu /'
+} > "$B/env.txt"
+
+if want ceilings; then
+  exe="$(find "$BUILD" -name ds_gpu_ceilings -type f -executable 2>/dev/null | head -n1)"
+  if [ -z "$exe" ]; then
+    note "ceilings: no ds_gpu_ceilings under $BUILD (skipped)"
+  else
+    note "ceilings: $exe"
+    cmdlog ceilings "$exe --json ceilings.json"
+    timeout 300 "$exe" --json "$B/ceilings.json" > "$B/ceilings.log" 2>&1 || note "ceilings: exit $? (see ceilings.log)"
+  fi
+fi
+
+if want decode; then
+  prompt="$(ids 32 1)"
+  for m in $DECODE_MODELS; do
+    plan="$(plan_of "$m")"
+    [ -f "$plan" ] || { note "decode $m: no plan $plan (run tools/bench/models/make_plans.sh)"; continue; }
+    note "decode $m"
+    cmd="$DSRT generate $plan --load-format dummy --prompt-ids <32 ids> --max-new-tokens 256 --ignore-eos --json $GEN_ARGS"
+    cmdlog "decode_$m" "$cmd"
+    # shellcheck disable=SC2086
+    timeout 600 "$DSRT" generate "$plan" --load-format dummy --prompt-ids "$prompt" --max-new-tokens 256 \
+        --ignore-eos --json $GEN_ARGS > "$B/decode_$m.json" 2> "$B/decode_$m.log" \
+      || note "decode $m: exit $? (see decode_$m.log)"
+  done
+fi
+
+if want prefill; then
+  m=32B
+  plan="$(plan_of $m)"
+  if [ -f "$plan" ]; then
+    note "prefill $m 4096"
+    cmd="$DSRT generate $plan --load-format dummy --prompt-ids <4096 ids> --max-new-tokens 1 --chunked-prefill-size 4096 --ignore-eos --json $GEN_ARGS"
+    cmdlog "prefill_$m" "$cmd"
+    # shellcheck disable=SC2086
+    timeout 600 "$DSRT" generate "$plan" --load-format dummy --prompt-ids "$(ids 4096 2)" --max-new-tokens 1 \
+        --chunked-prefill-size 4096 --ignore-eos --json $GEN_ARGS > "$B/prefill_$m.json" 2> "$B/prefill_$m.log" \
+      || note "prefill $m: exit $? (see prefill_$m.log)"
+  else
+    note "prefill: no plan $plan"
+  fi
+fi
+
+if want serve; then
+  m="$SERVE_MODEL"
+  plan="$(plan_of "$m")"
+  if [ ! -f "$plan" ]; then
+    note "serve: no plan $plan"
+  elif [ ! -x "$DSBENCH" ]; then
+    note "serve: no $DSBENCH"
+  else
+    note "serve $m on port $PORT"
+    cmdlog "serve_$m" "$DSRT serve $plan --load-format dummy --port $PORT $SERVE_ARGS"
+    t_start=$(date +%s%N)
+    # shellcheck disable=SC2086
+    "$DSRT" serve "$plan" --load-format dummy --host 127.0.0.1 --port "$PORT" $SERVE_ARGS > "$B/serve_$m.log" 2>&1 &
+    server=$!
+    ready=0
+    for _ in $(seq 1 600); do
+      if ! kill -0 "$server" 2>/dev/null; then break; fi
+      if "$PY" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=2)" 2>/dev/null; then
+        ready=1; break
+      fi
+      sleep 0.5
+    done
+    t_ready=$(date +%s%N)
+    echo "{\"ms_to_health\": $(( (t_ready - t_start) / 1000000 )), \"ready\": $ready}" > "$B/serve_${m}_startup.json"
+    if [ "$ready" = 1 ]; then
+      cmd="$DSBENCH --base-url http://127.0.0.1:$PORT --plan $plan --dataset random --num-prompts 256 --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2 --output-file serve_$m.json"
+      cmdlog "dsbench_$m" "$cmd"
+      timeout 900 "$DSBENCH" --base-url "http://127.0.0.1:$PORT" --plan "$plan" --dataset random --num-prompts 256 \
+          --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2 --progress-interval 30 \
+          --output-file "$B/serve_$m.json" > "$B/dsbench_$m.log" 2>&1 || note "dsbench: exit $? (see dsbench_$m.log)"
+    else
+      note "serve: the server did not become healthy (see serve_$m.log)"
+      tail -n 20 "$B/serve_$m.log" >&2
+    fi
+    kill "$server" 2>/dev/null
+    for _ in $(seq 1 40); do kill -0 "$server" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$server" 2>/dev/null
+    wait "$server" 2>/dev/null
+  fi
+fi
+
+if want hf; then
+  hf="$ROOT/tools/bench/hf/hf_baseline.py"
+  note "hf 7B decode"
+  cmdlog hf_7B "$PY tools/bench/hf/hf_baseline.py --config $(config_of 7B) --sections decode"
+  timeout 900 "$PY" "$hf" --config "$(config_of 7B)" --sections decode --out "$B/hf_7B.json" \
+      > /dev/null 2> "$B/hf_7B.log" || note "hf 7B: exit $? (see hf_7B.log)"
+  note "hf 32B decode,prefill,cb"
+  cmdlog hf_32B "$PY tools/bench/hf/hf_baseline.py --config $(config_of 32B) --sections decode,prefill,cb $HF_CB_ARGS"
+  # shellcheck disable=SC2086
+  timeout 1800 "$PY" "$hf" --config "$(config_of 32B)" --sections decode,prefill,cb --out "$B/hf_32B.json" $HF_CB_ARGS \
+      > /dev/null 2> "$B/hf_32B.log" || note "hf 32B: exit $? (see hf_32B.log)"
+fi
+
+if want realshape; then
+  note "realshape 1.5B"
+  cmdlog realshape "$PY tools/gpu/check_real_shape.py --dsrt $DSRT --plan $(plan_of 1.5B)"
+  timeout 900 "$PY" "$ROOT/tools/gpu/check_real_shape.py" --dsrt "$DSRT" --plan "$(plan_of 1.5B)" \
+      --out "$B/realshape.json" > /dev/null 2> "$B/realshape.log" || note "realshape: exit $? (see realshape.log)"
+fi
+
+"$PY" "$ROOT/tools/gpu/bench_report.py" --dir "$B" --models "$ROOT/tools/bench/models"

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Summarizes the outputs of tools/gpu/bench.sh (standard library only).
+
+Reads DIR/{env.txt, commands.tsv, ceilings.json, decode_*.json, prefill_32B.json, serve_32B.json,
+serve_32B.log, serve_32B_startup.json, hf_*.json, realshape.json} (whatever exists), prints a table
+(tok/s, GB/s or TFLOP/s, % of ceiling, x vs transformers, goal) and writes DIR/bench.json with every
+figure, the card, date, commit and commands, ready for docs/PERF.md.
+
+  python3 tools/gpu/bench_report.py --dir gpu-out/bench --models tools/bench/models
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+# Issue 4 goals (H200 figures).
+GOALS = {"decode_7B": 255.0, "decode_32B": 59.0, "prefill_32B_pct_gemm": 70.0, "serve_32B_total": 6700.0,
+         "serve_x_hf": 5.5, "decode_pct_copy": 90.0}
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        # dsrt generate may print log lines around the JSON: take the last line that parses.
+        for line in reversed(text.splitlines()):
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+        return {"error": f"{os.path.basename(path)} is not JSON: {text[:200]!r}"}
+
+
+def model_bytes(models_dir, size):
+    """Bytes a decode step reads: every weight (bf16) except the embedding table (one row)."""
+    path = os.path.join(models_dir, f"DeepSeek-R1-Distill-Qwen-{size}", "config.json")
+    c = load(path)
+    if not c or "hidden_size" not in c:
+        return None, None
+    h, inter, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    heads, kv = c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"])
+    hd = c.get("head_dim") or h // heads
+    per_layer = h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * inter  # linears
+    per_layer += heads * hd + 2 * kv * hd + 2 * h  # q/k/v biases, two norms
+    lm_head = h * c["vocab_size"]
+    decode_bytes = 2 * (layers * per_layer + lm_head + h)
+    return decode_bytes, c
+
+
+def prefill_flops(c, t):
+    h, inter, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    heads, kv = c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"])
+    hd = c.get("head_dim") or h // heads
+    lin = layers * (h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * inter)
+    attn = 2 * layers * heads * hd * t * t  # causal: half of 2 x (QK^T + PV)
+    return 2 * lin * t + attn + 2 * h * c["vocab_size"]
+
+
+def find_number(obj, must, avoid=()):
+    """First number in a nested JSON whose key path (lower case) contains every word of `must`."""
+    best = None
+
+    def walk(o, path):
+        nonlocal best
+        if best is not None:
+            return
+        if isinstance(o, dict):
+            for k, v in o.items():
+                walk(v, path + "/" + str(k).lower())
+        elif isinstance(o, list):
+            for i, v in enumerate(o):
+                # Lists of {"name": ..., "value": ...} rows: use the row's name in the path.
+                tag = ""
+                if isinstance(v, dict):
+                    tag = str(v.get("name", v.get("shape", v.get("label", "")))).lower()
+                walk(v, path + f"/{tag or i}")
+        elif isinstance(o, (int, float)) and not isinstance(o, bool):
+            if all(w in path for w in must) and not any(a in path for a in avoid):
+                best = (float(o), path)
+
+    walk(obj, "")
+    return best
+
+
+def ceilings(d):
+    c = load(os.path.join(d, "ceilings.json"))
+    if not c or "error" in c:
+        return {}
+    out = {}
+    copy = find_number(c, ["copy"], avoid=["time", "ms", "bytes_moved"])
+    if copy:
+        v, p = copy
+        out["copy_gb_s"] = v / 1e9 if v > 1e6 else (v * 1e3 if v < 20 else v)  # B/s, TB/s or GB/s
+        out["copy_key"] = p
+    gemm = find_number(c, ["8192"], avoid=["ms", "time", "gemv"]) or find_number(c, ["gemm", "tflop"])
+    if gemm:
+        v, p = gemm
+        out["gemm_tflop_s"] = v / 1e12 if v > 1e6 else v
+        out["gemm_key"] = p
+    return out
+
+
+def startup_lines(d, m):
+    try:
+        with open(os.path.join(d, f"serve_{m}.log"), errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    pat = re.compile(r"startup|load|ready|graph|captur|kernel|weights|plan|memory|kv|listen", re.I)
+    return [l.strip() for l in lines if pat.search(l)][:30]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--models", required=True)
+    a = ap.parse_args()
+    d = a.dir
+    env = {}
+    try:
+        for line in open(os.path.join(d, "env.txt")):
+            k, _, v = line.strip().partition(" ")
+            env[k] = v
+    except OSError:
+        pass
+    commands = {}
+    try:
+        for line in open(os.path.join(d, "commands.tsv")):
+            k, _, v = line.rstrip("\n").partition("\t")
+            commands[k] = v
+    except OSError:
+        pass
+
+    ceil = ceilings(d)
+    copy = ceil.get("copy_gb_s")
+    gemm = ceil.get("gemm_tflop_s")
+    hf = {m: load(os.path.join(d, f"hf_{m}.json")) or {} for m in ("7B", "32B")}
+    report = {"card": env.get("gpu", "unknown"), "date": env.get("date"), "commit": env.get("commit"),
+              "commands": commands, "ceilings": ceil, "rows": [], "raw": {}}
+    rows = report["rows"]
+
+    def row(name, value, unit, rate=None, rate_unit="", pct=None, x_hf=None, goal=None, ok=None, note=""):
+        rows.append({"name": name, "value": value, "unit": unit, "rate": rate, "rate_unit": rate_unit,
+                     "pct_ceiling": pct, "x_hf": x_hf, "goal": goal, "meets_goal": ok, "note": note})
+
+    if copy:
+        row("ceiling: copy bandwidth", copy, "GB/s", note=ceil.get("copy_key", ""))
+    if gemm:
+        row("ceiling: bf16 GEMM", gemm, "TFLOP/s", note=ceil.get("gemm_key", ""))
+
+    for m in ("7B", "32B"):
+        r = load(os.path.join(d, f"decode_{m}.json"))
+        if r is None:
+            continue
+        report["raw"][f"decode_{m}"] = {k: v for k, v in r.items() if k not in ("output_ids", "text")}
+        tps = r.get("decode_tokens_per_s")
+        if tps is None and r.get("decode_ms") and r.get("output_ids"):
+            tps = (len(r["output_ids"]) - 1) / (r["decode_ms"] / 1e3)
+        if tps is None:
+            row(f"decode bs1 {m}", None, "tok/s", note=r.get("error", "no decode_tokens_per_s in dsrt JSON"))
+            continue
+        nbytes, _ = model_bytes(a.models, m)
+        gbs = tps * nbytes / 1e9 if nbytes else None
+        pct = 100 * gbs / copy if gbs and copy else None
+        hf_tps = (hf[m].get("decode") or {}).get("tok_per_s")
+        goal = GOALS[f"decode_{m}"]
+        row(f"decode bs1 {m}", tps, "tok/s", gbs, "GB/s", pct, tps / hf_tps if hf_tps else None,
+            f">= {goal:g} tok/s (H200), >= 90% copy", tps >= goal,
+            f"ttft {r.get('ttft_ms')} ms, {len(r.get('output_ids', []))} tokens")
+
+    r = load(os.path.join(d, "prefill_32B.json"))
+    if r is not None:
+        report["raw"]["prefill_32B"] = {k: v for k, v in r.items() if k not in ("output_ids", "text")}
+        ms = r.get("prefill_ms") or r.get("ttft_ms")
+        _, c = model_bytes(a.models, "32B")
+        if ms and c:
+            tf = prefill_flops(c, 4096) / (ms / 1e3) / 1e12
+            pct = 100 * tf / gemm if gemm else None
+            hf_ms = (hf["32B"].get("prefill") or {}).get("median_ms")
+            row("prefill 32B 4096", ms, "ms", tf, "TFLOP/s", pct, hf_ms / ms if hf_ms else None,
+                ">= 70% of GEMM", pct >= GOALS["prefill_32B_pct_gemm"] if pct else None)
+        else:
+            row("prefill 32B 4096", None, "ms", note=r.get("error", "no prefill_ms in dsrt JSON"))
+
+    s = load(os.path.join(d, "serve_32B.json"))
+    if s is not None:
+        met = s.get("metrics", {})
+        report["raw"]["serve_32B"] = met
+        tot = met.get("total_throughput")
+        hf_cb = hf["32B"].get("cb") or {}
+        hf_tot = hf_cb.get("total_tok_per_s")
+        x = tot / hf_tot if tot and hf_tot else None
+        goal_ok = None
+        if tot:
+            goal_ok = tot >= GOALS["serve_32B_total"] and (x is None or x >= GOALS["serve_x_hf"])
+        row("serve 32B 256x(512/128)", tot, "tok/s total", met.get("output_throughput"), "out tok/s", None, x,
+            ">= 6.7k tok/s, >= 5.5x HF", goal_ok,
+            f"completed {met.get('completed')}, failed {met.get('failed')}, duration {met.get('duration_s')} s")
+        st = load(os.path.join(d, "serve_32B_startup.json")) or {}
+        report["startup"] = {"ms_to_health": st.get("ms_to_health"), "log": startup_lines(d, "32B")}
+        if st.get("ms_to_health") is not None:
+            row("serve 32B startup (to /health)", st["ms_to_health"] / 1e3, "s")
+
+    for m in ("7B", "32B"):
+        if hf[m]:
+            report["raw"][f"hf_{m}"] = hf[m]
+            dec = hf[m].get("decode") or {}
+            if "tok_per_s" in dec:
+                row(f"HF decode bs1 {m}", dec["tok_per_s"], "tok/s")
+            pre = hf[m].get("prefill") or {}
+            if "median_ms" in pre:
+                row(f"HF prefill {m} 4096", pre["median_ms"], "ms", pre.get("tflop_per_s"), "TFLOP/s",
+                    100 * pre["tflop_per_s"] / gemm if gemm and pre.get("tflop_per_s") else None)
+            cb = hf[m].get("cb") or {}
+            if "total_tok_per_s" in cb:
+                row(f"HF generate_batch {m} 256x(512/128)", cb["total_tok_per_s"], "tok/s total",
+                    cb.get("output_tok_per_s"), "out tok/s")
+            for sec in ("decode", "prefill", "cb"):
+                if isinstance(hf[m].get(sec), dict) and "error" in hf[m][sec]:
+                    row(f"HF {sec} {m}", None, "", note=hf[m][sec]["error"][:120])
+
+    rs = load(os.path.join(d, "realshape.json"))
+    if rs is not None:
+        report["raw"]["realshape"] = rs
+        worst = None
+        agree = None
+        for e in rs.get("results", []):
+            v = (e.get("dsrt_vs_f32") or {}).get("rel_l2")
+            if v is not None:
+                worst = v if worst is None else max(worst, v)
+            g = (e.get("dsrt_vs_f32") or {}).get("greedy_agreement")
+            if g is not None:
+                agree = g if agree is None else min(agree, g)
+        row("1.5B-shape logits vs transformers", worst, "rel L2 (worst prompt)", agree, "greedy agreement",
+            goal="< 1e-2", ok=rs.get("pass"), note=rs.get("error", ""))
+
+    def fmt(v, nd=1):
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else "NO"
+        if abs(v) < 0.1 and v != 0:
+            return f"{v:.2e}"
+        return f"{v:,.{nd}f}"
+
+    print(f"card: {report['card']}   date: {report['date']}   commit: {report['commit']}")
+    hdr = f"{'benchmark':38} {'value':>12} {'unit':22} {'rate':>10} {'rate unit':18} {'% ceil':>7} {'x HF':>6}  goal"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        goal = f"{r['goal']} {fmt(r['meets_goal'])}" if r["goal"] else ""
+        print(f"{r['name']:38} {fmt(r['value']):>12} {r['unit']:22} {fmt(r['rate']):>10} {r['rate_unit']:18} "
+              f"{fmt(r['pct_ceiling']):>7} {fmt(r['x_hf'], 2):>6}  {goal}")
+        if r["note"]:
+            print(f"{'':38}   {r['note']}")
+    if report.get("startup", {}).get("log"):
+        print("startup (serve log):")
+        for l in report["startup"]["log"]:
+            print("  " + l[:150])
+    with open(os.path.join(d, "bench.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"wrote {os.path.join(d, 'bench.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Real-shape correctness check of dsrt against transformers (runs on the GPU machine).
+
+1. Builds a seeded random model of the DeepSeek-R1-Distill-Qwen-1.5B shape with transformers
+   (tools/bench/models/DeepSeek-R1-Distill-Qwen-1.5B/config.json) and saves it to --workdir as one
+   bf16 model.safetensors plus config.json.
+2. Reference logits, teacher-forced, for --prompts random prompts of --len tokens: a float32 model
+   holding exactly the saved bf16 weights (the "truth"), and the bf16 model itself (to show the
+   size of plain bf16 rounding).
+3. Runs `dsrt score PLAN --model-path WORKDIR --ids ... --logits-out X.npy` for each prompt; the
+   plan is the one compiled from config.json alone (tools/bench/models/make_plans.sh:
+   .deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan), so it must load the checkpoint
+   through --model-path.
+4. Reports per prompt the relative L2 error of the full logits (||dsrt - ref|| / ||ref||, goal
+   < 1e-2), max abs error and greedy-token agreement, as JSON (stdout and --out). Exit status 1
+   when a prompt misses the goal.
+
+  /opt/torch/.venv/bin/python tools/gpu/check_real_shape.py --dsrt build-gpu/bin/dsrt \\
+      --plan .deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan --out $OUT/real_shape.json
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dsrt", default=os.path.join(ROOT, "build-gpu", "bin", "dsrt"))
+    ap.add_argument("--plan", default=os.path.join(ROOT, ".deps", "plans",
+                                                   "DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan"))
+    ap.add_argument("--config", default=os.path.join(ROOT, "tools", "bench", "models",
+                                                     "DeepSeek-R1-Distill-Qwen-1.5B", "config.json"))
+    ap.add_argument("--workdir", default="/tmp/ds_real_shape")
+    ap.add_argument("--prompts", type=int, default=3)
+    ap.add_argument("--len", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--std", type=float, default=0.02, help="std of the random weights (norms are 1)")
+    ap.add_argument("--goal", type=float, default=1e-2, help="relative L2 error goal")
+    ap.add_argument("--dsrt-args", default="", help="extra dsrt score arguments (space separated)")
+    ap.add_argument("--out", default="")
+    return ap.parse_args()
+
+
+def from_config(auto_cls, config, dtype, attn):
+    """AutoModel*.from_config across transformers versions (dtype= in 5.x, torch_dtype= before)."""
+    try:
+        return auto_cls.from_config(config, dtype=dtype, attn_implementation=attn)
+    except TypeError:
+        return auto_cls.from_config(config, torch_dtype=dtype, attn_implementation=attn)
+
+
+def log(msg):
+    print(f"[check_real_shape] {msg}", file=sys.stderr, flush=True)
+
+
+def build_and_save(args):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(os.path.dirname(os.path.abspath(args.config)))
+    torch.manual_seed(args.seed)
+    with torch.device("cuda"):
+        model = from_config(AutoModelForCausalLM, config, torch.bfloat16, "eager")
+    gen = torch.Generator(device="cuda").manual_seed(args.seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1 and "norm" in name:
+                # Norm weights near 1 (not exactly, so that a dropped norm weight shows).
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen, device="cuda", dtype=torch.float32))
+            else:
+                p.copy_(args.std * torch.randn(p.shape, generator=gen, device="cuda", dtype=torch.float32))
+    model.eval()
+    os.makedirs(args.workdir, exist_ok=True)
+    for f in os.listdir(args.workdir):
+        if f.endswith(".safetensors") or f.endswith(".json"):
+            os.remove(os.path.join(args.workdir, f))
+    import inspect
+    save_kw = {"max_shard_size": "1000GB"}
+    if "safe_serialization" in inspect.signature(model.save_pretrained).parameters:
+        save_kw["safe_serialization"] = True
+    model.save_pretrained(args.workdir, **save_kw)
+    files = sorted(os.listdir(args.workdir))
+    if "model.safetensors" not in files:
+        raise RuntimeError(f"save_pretrained wrote {files}, expected a single model.safetensors")
+    log(f"saved {args.workdir}: {files}")
+    return model, config
+
+
+def reference_logits(model, config, prompts):
+    """Teacher-forced logits of the bf16 model and of a float32 copy of its (bf16) weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out_bf16 = []
+    with torch.no_grad():
+        for p in prompts:
+            ids = torch.tensor([p], device="cuda")
+            out_bf16.append(model(ids, use_cache=False).logits[0].float().cpu())
+    # float32 model with the same weights; built anew so rotary inv_freq is computed in float32.
+    with torch.device("cuda"):
+        ref = from_config(AutoModelForCausalLM, config, torch.float32, "eager")
+    ref.load_state_dict({k: v.float() for k, v in model.state_dict().items()}, strict=True)
+    ref.eval()
+    missing = [k for k, v in ref.state_dict().items() if k in model.state_dict() and
+               not torch.equal(v, model.state_dict()[k].float())]
+    if missing:
+        raise RuntimeError(f"float32 reference differs from the bf16 model in {missing[:4]}")
+    out_f32 = []
+    with torch.no_grad():
+        for p in prompts:
+            ids = torch.tensor([p], device="cuda")
+            out_f32.append(ref(ids, use_cache=False).logits[0].float().cpu())
+    del ref
+    torch.cuda.empty_cache()
+    return out_f32, out_bf16
+
+
+def load_npy(path):
+    import numpy as np
+    return np.load(path)
+
+
+def compare(got, ref):
+    import torch
+    got = torch.as_tensor(got, dtype=torch.float32)
+    if got.shape != ref.shape:
+        return {"error": f"dsrt logits have shape {list(got.shape)}, expected {list(ref.shape)}"}
+    diff = got - ref
+    rel = (diff.norm() / ref.norm()).item()
+    per_pos = (diff.norm(dim=1) / ref.norm(dim=1))
+    agree = (got.argmax(dim=1) == ref.argmax(dim=1)).float().mean().item()
+    return {"rel_l2": rel, "rel_l2_worst_position": per_pos.max().item(), "max_abs": diff.abs().max().item(),
+            "ref_abs_max": ref.abs().max().item(), "greedy_agreement": agree}
+
+
+def run_dsrt(args, prompt, index):
+    npy = os.path.join(args.workdir, f"dsrt_logits_{index}.npy")
+    if os.path.exists(npy):
+        os.remove(npy)
+    cmd = [args.dsrt, "score", args.plan, "--model-path", args.workdir, "--ids", ",".join(map(str, prompt)),
+           "--top-k", "1", "--json", "--logits-out", npy] + args.dsrt_args.split()
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        return None, {"error": f"dsrt exited {r.returncode}", "stderr": r.stderr[-2000:], "cmd": " ".join(cmd[:4])}
+    return load_npy(npy), {"seconds": dt}
+
+
+def main():
+    args = parse_args()
+    import torch
+
+    result = {"tool": "check_real_shape", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "plan": args.plan, "config": args.config, "prompts": args.prompts, "len": args.len,
+              "seed": args.seed, "goal_rel_l2": args.goal}
+    for path, what in [(args.dsrt, "--dsrt"), (args.plan, "--plan"), (args.config, "--config")]:
+        if not os.path.exists(path):
+            result["error"] = f"{what} {path} does not exist"
+            print(json.dumps(result, indent=1))
+            return 1
+    if not torch.cuda.is_available():
+        result["error"] = "no CUDA device"
+        print(json.dumps(result, indent=1))
+        return 1
+    result["device"] = torch.cuda.get_device_name(0)
+    model, config = build_and_save(args)
+    g = torch.Generator().manual_seed(args.seed + 1)
+    prompts = torch.randint(0, config.vocab_size, (args.prompts, args.len), generator=g).tolist()
+    ref_f32, ref_bf16 = reference_logits(model, config, prompts)
+    del model
+    torch.cuda.empty_cache()  # leave the GPU to dsrt
+
+    ok = True
+    result["results"] = []
+    for i, p in enumerate(prompts):
+        entry = {"prompt": i, "hf_bf16_vs_f32": compare(ref_bf16[i], ref_f32[i])}
+        got, info = run_dsrt(args, p, i)
+        entry["dsrt"] = info
+        if got is None:
+            ok = False
+        else:
+            entry["dsrt_vs_f32"] = compare(got, ref_f32[i])
+            entry["dsrt_vs_hf_bf16"] = compare(got, ref_bf16[i])
+            rel = entry["dsrt_vs_f32"].get("rel_l2")
+            entry["pass"] = rel is not None and rel < args.goal
+            ok = ok and entry["pass"]
+        log(json.dumps(entry))
+        result["results"].append(entry)
+    result["pass"] = ok
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
