@@ -14,11 +14,16 @@
 #              prefill and continuous batching — on the same card, in the same call
 #   realshape  tools/gpu/check_real_shape.py: 1.5B-shape random model, dsrt vs transformers logits
 #
+# One device call runs at most 10 minutes and starts with an empty $OUT, so run the sections in
+# a few calls (e.g. `ceilings decode prefill realshape`, then `serve`, then `hf`) and merge them here
+# with `python3 tools/gpu/bench_report.py --dir A/bench --dir B/bench ... --models tools/bench/models`.
+#
 # Every section writes JSON and logs under $OUT/bench/; at the end tools/gpu/bench_report.py prints
 # a table (tok/s, GB/s or TFLOP/s, % of ceiling, x vs HF, goal) and writes $OUT/bench/bench.json
 # with card, date, commit and the commands. Environment: BUILD_DIR (build-gpu), OUT (gpu-out),
 # PLANS (.deps/plans), PY (/opt/torch/.venv/bin/python), DECODE_MODELS ("7B 32B"), SERVE_MODEL (32B),
-# PORT (30123), SERVE_ARGS / GEN_ARGS (extra dsrt flags), HF_CB_ARGS (extra hf_baseline.py flags).
+# PORT (30123), SERVE_ARGS / GEN_ARGS (extra dsrt flags), HF_MODELS ("7B 32B"), HF_7B_SECTIONS (decode),
+# HF_32B_SECTIONS (decode,prefill,cb), HF_CB_ARGS (extra hf_baseline.py flags).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
@@ -147,15 +152,14 @@ fi
 
 if want hf; then
   hf="$ROOT/tools/bench/hf/hf_baseline.py"
-  note "hf 7B decode"
-  cmdlog hf_7B "$PY tools/bench/hf/hf_baseline.py --config $(config_of 7B) --sections decode"
-  timeout 900 "$PY" "$hf" --config "$(config_of 7B)" --sections decode --out "$B/hf_7B.json" \
-      > /dev/null 2> "$B/hf_7B.log" || note "hf 7B: exit $? (see hf_7B.log)"
-  note "hf 32B decode,prefill,cb"
-  cmdlog hf_32B "$PY tools/bench/hf/hf_baseline.py --config $(config_of 32B) --sections decode,prefill,cb $HF_CB_ARGS"
-  # shellcheck disable=SC2086
-  timeout 1800 "$PY" "$hf" --config "$(config_of 32B)" --sections decode,prefill,cb --out "$B/hf_32B.json" $HF_CB_ARGS \
-      > /dev/null 2> "$B/hf_32B.log" || note "hf 32B: exit $? (see hf_32B.log)"
+  for m in ${HF_MODELS:-7B 32B}; do
+    if [ "$m" = 7B ]; then secs="${HF_7B_SECTIONS:-decode}"; else secs="${HF_32B_SECTIONS:-decode,prefill,cb}"; fi
+    note "hf $m $secs"
+    cmdlog "hf_$m" "$PY tools/bench/hf/hf_baseline.py --config $(config_of "$m") --sections $secs $HF_CB_ARGS"
+    # shellcheck disable=SC2086
+    timeout 1800 "$PY" "$hf" --config "$(config_of "$m")" --sections "$secs" --out "$B/hf_$m.json" $HF_CB_ARGS \
+        > /dev/null 2> "$B/hf_$m.log" || note "hf $m: exit $? (see hf_$m.log)"
+  done
 fi
 
 if want realshape; then

@@ -7,6 +7,9 @@ serve_32B.log, serve_32B_startup.json, hf_*.json, realshape.json} (whatever exis
 figure, the card, date, commit and commands, ready for docs/PERF.md.
 
   python3 tools/gpu/bench_report.py --dir gpu-out/bench --models tools/bench/models
+
+--dir may be given several times (one per device call, since each call starts with an empty $OUT):
+for each file the last directory that has it wins; bench.json goes to the last directory.
 """
 
 import argparse
@@ -18,6 +21,17 @@ import sys
 # Issue 4 goals (H200 figures).
 GOALS = {"decode_7B": 255.0, "decode_32B": 59.0, "prefill_32B_pct_gemm": 70.0, "serve_32B_total": 6700.0,
          "serve_x_hf": 5.5, "decode_pct_copy": 90.0}
+
+
+DIRS = []
+
+
+def bench_file(name):
+    """Path of a bench output file: the last --dir that has it (else under the last --dir)."""
+    for d in reversed(DIRS):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    return os.path.join(DIRS[-1], name)
 
 
 def load(path):
@@ -91,8 +105,8 @@ def find_number(obj, must, avoid=()):
     return best
 
 
-def ceilings(d):
-    c = load(os.path.join(d, "ceilings.json"))
+def ceilings():
+    c = load(bench_file("ceilings.json"))
     if not c or "error" in c:
         return {}
     out = {}
@@ -109,9 +123,9 @@ def ceilings(d):
     return out
 
 
-def startup_lines(d, m):
+def startup_lines(m):
     try:
-        with open(os.path.join(d, f"serve_{m}.log"), errors="replace") as f:
+        with open(bench_file(f"serve_{m}.log"), errors="replace") as f:
             lines = f.read().splitlines()
     except OSError:
         return []
@@ -121,29 +135,31 @@ def startup_lines(d, m):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", required=True)
+    ap.add_argument("--dir", required=True, action="append")
     ap.add_argument("--models", required=True)
     a = ap.parse_args()
-    d = a.dir
+    DIRS.extend(a.dir)
+    d = a.dir[-1]
     env = {}
     try:
-        for line in open(os.path.join(d, "env.txt")):
+        for line in open(bench_file("env.txt")):
             k, _, v = line.strip().partition(" ")
             env[k] = v
     except OSError:
         pass
     commands = {}
-    try:
-        for line in open(os.path.join(d, "commands.tsv")):
-            k, _, v = line.rstrip("\n").partition("\t")
-            commands[k] = v
-    except OSError:
-        pass
+    for dd in DIRS:
+        try:
+            for line in open(os.path.join(dd, "commands.tsv")):
+                k, _, v = line.rstrip("\n").partition("\t")
+                commands[k] = v
+        except OSError:
+            pass
 
-    ceil = ceilings(d)
+    ceil = ceilings()
     copy = ceil.get("copy_gb_s")
     gemm = ceil.get("gemm_tflop_s")
-    hf = {m: load(os.path.join(d, f"hf_{m}.json")) or {} for m in ("7B", "32B")}
+    hf = {m: load(bench_file(f"hf_{m}.json")) or {} for m in ("7B", "32B")}
     report = {"card": env.get("gpu", "unknown"), "date": env.get("date"), "commit": env.get("commit"),
               "commands": commands, "ceilings": ceil, "rows": [], "raw": {}}
     rows = report["rows"]
@@ -158,7 +174,7 @@ def main():
         row("ceiling: bf16 GEMM", gemm, "TFLOP/s", note=ceil.get("gemm_key", ""))
 
     for m in ("7B", "32B"):
-        r = load(os.path.join(d, f"decode_{m}.json"))
+        r = load(bench_file(f"decode_{m}.json"))
         if r is None:
             continue
         report["raw"][f"decode_{m}"] = {k: v for k, v in r.items() if k not in ("output_ids", "text")}
@@ -177,7 +193,7 @@ def main():
             f">= {goal:g} tok/s (H200), >= 90% copy", tps >= goal,
             f"ttft {r.get('ttft_ms')} ms, {len(r.get('output_ids', []))} tokens")
 
-    r = load(os.path.join(d, "prefill_32B.json"))
+    r = load(bench_file("prefill_32B.json"))
     if r is not None:
         report["raw"]["prefill_32B"] = {k: v for k, v in r.items() if k not in ("output_ids", "text")}
         ms = r.get("prefill_ms") or r.get("ttft_ms")
@@ -191,7 +207,7 @@ def main():
         else:
             row("prefill 32B 4096", None, "ms", note=r.get("error", "no prefill_ms in dsrt JSON"))
 
-    s = load(os.path.join(d, "serve_32B.json"))
+    s = load(bench_file("serve_32B.json"))
     if s is not None:
         met = s.get("metrics", {})
         report["raw"]["serve_32B"] = met
@@ -205,8 +221,8 @@ def main():
         row("serve 32B 256x(512/128)", tot, "tok/s total", met.get("output_throughput"), "out tok/s", None, x,
             ">= 6.7k tok/s, >= 5.5x HF", goal_ok,
             f"completed {met.get('completed')}, failed {met.get('failed')}, duration {met.get('duration_s')} s")
-        st = load(os.path.join(d, "serve_32B_startup.json")) or {}
-        report["startup"] = {"ms_to_health": st.get("ms_to_health"), "log": startup_lines(d, "32B")}
+        st = load(bench_file("serve_32B_startup.json")) or {}
+        report["startup"] = {"ms_to_health": st.get("ms_to_health"), "log": startup_lines("32B")}
         if st.get("ms_to_health") is not None:
             row("serve 32B startup (to /health)", st["ms_to_health"] / 1e3, "s")
 
@@ -228,7 +244,7 @@ def main():
                 if isinstance(hf[m].get(sec), dict) and "error" in hf[m][sec]:
                     row(f"HF {sec} {m}", None, "", note=hf[m][sec]["error"][:120])
 
-    rs = load(os.path.join(d, "realshape.json"))
+    rs = load(bench_file("realshape.json"))
     if rs is not None:
         report["raw"]["realshape"] = rs
         worst = None
@@ -250,6 +266,8 @@ def main():
             return "yes" if v else "NO"
         if abs(v) < 0.1 and v != 0:
             return f"{v:.2e}"
+        if abs(v) < 10:
+            return f"{v:.3f}"
         return f"{v:,.{nd}f}"
 
     print(f"card: {report['card']}   date: {report['date']}   commit: {report['commit']}")

@@ -205,6 +205,13 @@ def run_cb(model, config, args):
             "seconds": dt, "total_tok_per_s": (prompt_total + out_total) / dt, "output_tok_per_s": out_total / dt}
 
 
+def write_out(path, result):
+    if path:
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(result, indent=1) + "\n")
+        os.replace(path + ".tmp", path)
+
+
 def main():
     args = parse_args()
     import torch
@@ -240,11 +247,8 @@ def main():
             status = 1
         torch.cuda.empty_cache()
         log(f"section {s}: {json.dumps(result[s])[:400]}")
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        write_out(args.out, result)  # after every section: a later one may be cut off by a time limit
+    print(json.dumps(result, indent=1))
     return status
 
 

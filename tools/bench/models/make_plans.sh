@@ -8,10 +8,11 @@
 #   tools/bench/models/make_plans.sh [MODEL...]   (default: all three)
 #   DSCC=path/to/dscc MAX_MODEL_LEN=8192 TARGET=sm_90a tools/bench/models/make_plans.sh
 #
-# Model dirs are staged under .deps/models/NAME (config.json + tokenizer files;
-# the tokenizer is 11 MB and stays out of git) and the plans are written to
-# .deps/plans/NAME.sm_90a.dsplan; .deps/ is ignored by git and travels to the
-# GPU machine with `carry: [".deps"]`.
+# Model dirs are staged in a temporary directory (config.json + tokenizer files;
+# the tokenizer is 11 MB and stays out of git and out of .deps) and the plans are
+# written to .deps/plans/NAME.sm_90a.dsplan (about 12 MB each, mostly the
+# tokenizer); .deps/ is ignored by git and travels to the GPU machine with
+# `carry: [".deps"]` (64 MiB in all).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 HERE="$ROOT/tools/bench/models"
@@ -36,12 +37,13 @@ else
   MODELS=(DeepSeek-R1-Distill-Qwen-1.5B DeepSeek-R1-Distill-Qwen-7B DeepSeek-R1-Distill-Qwen-32B)
 fi
 
-mkdir -p "$ROOT/.deps/plans" "$ROOT/.deps/models"
+mkdir -p "$ROOT/.deps/plans"
+STAGE="$(mktemp -d "${TMPDIR:-/tmp}/ds_bench_models.XXXXXX")"
+trap 'rm -rf "$STAGE"' EXIT
 for model in "${MODELS[@]}"; do
   src="$HERE/$model"
   [ -f "$src/config.json" ] || { echo "make_plans.sh: no $src/config.json" >&2; exit 1; }
-  stage="$ROOT/.deps/models/$model"
-  rm -rf "$stage"
+  stage="$STAGE/$model"
   mkdir -p "$stage"
   cp "$src/config.json" "$stage/"
   cp "$TOKENIZER_DIR/tokenizer.json" "$TOKENIZER_DIR/tokenizer_config.json" "$stage/"
