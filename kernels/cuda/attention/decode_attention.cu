@@ -1,5 +1,8 @@
-// Split-KV ("flash-decoding") paged attention. One CTA per (work item, KV head
-// x query-head chunk, split): it streams its share of the item's K/V pages
+// Split-KV ("flash-decoding") paged attention: the launcher, the split
+// combine kernel and the generic CUDA-core kernel (any head_dim up to 256; the
+// per-row path of prefill for head_dim > 128). head_dim <= 128 decode runs on
+// tensor cores (decode_mma_attention.cu). Generic kernel: one CTA per (work
+// item, KV head x query-head chunk, split): it streams its share of the item's K/V pages
 // through a two-stage cp.async pipeline (16-byte copies), scores every query
 // head of the chunk against each key (GQA: each page is read once per chunk),
 // keeps an online softmax per head, and writes either the final bf16 output
@@ -11,6 +14,7 @@
 
 #include "kernels/cuda/attention/attention_common.cuh"
 #include "kernels/cuda/attention/attention_internal.h"
+#include "kernels/cuda/attention/decode_common.cuh"
 #include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::attn {
@@ -38,50 +42,6 @@ struct DecodeCfg {
   static_assert(kThreads % kTile == 0 && kThreads % kChunks == 0, "thread mapping");
   static_assert(kTile % 32 == 0, "softmax lanes");
 };
-
-struct DecodeParams {
-  const bf16* q;
-  int64_t q_ld;
-  const bf16* k;
-  const bf16* v;
-  bf16* out;
-  int64_t out_ld;
-  const int32_t* q_start;
-  const int32_t* kv_len;
-  const int32_t* page_table;
-  int64_t pt_stride;
-  int num_seqs, num_tokens;
-  int num_heads, num_kv_heads, head_dim, page_size, group;
-  int head_chunks, heads_per_chunk;
-  int splits, chunk_len;
-  float scale_log2;
-  float* part_ml;   // [items, num_heads, splits, 2]
-  float* part_acc;  // [items, num_heads, splits, head_dim]
-  bool row_mode;
-};
-
-// Resolves a work item to (query row, number of visible keys); false: nothing to do.
-__device__ __forceinline__ bool resolve_item(const DecodeParams& p, int item, int& seq, int& row, int& ctx) {
-  if (!p.row_mode) {
-    seq = item;
-    const int q0 = p.q_start[seq];
-    if (p.q_start[seq + 1] - q0 != 1 || q0 >= p.num_tokens) return false;
-    row = q0;
-    ctx = p.kv_len[seq];
-  } else {
-    row = item;
-    int lo = 0, hi = p.num_seqs - 1;  // last seq with q_start <= row
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) >> 1;
-      if (p.q_start[mid] <= row) lo = mid; else hi = mid - 1;
-    }
-    seq = lo;
-    const int q0 = p.q_start[seq], q1 = p.q_start[seq + 1];
-    if (row < q0 || row >= q1) return false;
-    ctx = p.kv_len[seq] - (q1 - q0) + (row - q0) + 1;
-  }
-  return true;
-}
 
 template <int kDim>
 __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) {
@@ -338,25 +298,22 @@ Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
   const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
   decode_kernel<kDim><<<grid, kThreads, C::kSmemBytes, stream>>>(p);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  if (p.splits > 1) {
-    combine_kernel<<<dim3(items, p.num_heads), 64, 0, stream>>>(p);
-    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  }
   return Status::Ok();
 }
 
 }  // namespace
 
 Status configure_decode_kernels() {
-  DS_RETURN_IF_ERROR(configure_dim<64>());
-  DS_RETURN_IF_ERROR(configure_dim<128>());
-  return configure_dim<256>();
+  DS_RETURN_IF_ERROR(configure_decode_mma_kernels());
+  return configure_dim<kMaxHeadDim>();
 }
 
 DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int head_dim, int max_kv_len, int num_sms) {
   DecodeGeometry g;
   const int group = num_heads / num_kv_heads;
-  g.head_chunks = (group + kMaxHeads - 1) / kMaxHeads;
+  // Tensor-core kernel: 16 query heads per CTA (mma rows); generic one: 8.
+  const int max_heads = head_dim <= kPrefillMaxDim ? 16 : kMaxHeads;
+  g.head_chunks = (group + max_heads - 1) / max_heads;
   g.heads_per_chunk = (group + g.head_chunks - 1) / g.head_chunks;
   g.splits = num_kv_splits(items, num_kv_heads * g.head_chunks, max_kv_len, num_sms);
   g.chunk_len = split_chunk_len(max_kv_len > 0 ? max_kv_len : 1, g.splits);
@@ -411,9 +368,16 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.part_acc = p.part_ml + ml_floats(static_cast<size_t>(items) * a.num_heads * g.splits);
   }
   p.row_mode = row_mode;
-  if (a.head_dim <= 64) return launch_dim<64>(p, items, stream);
-  if (a.head_dim <= 128) return launch_dim<128>(p, items, stream);
-  return launch_dim<256>(p, items, stream);
+  if (!row_mode && a.head_dim <= kPrefillMaxDim) {
+    DS_RETURN_IF_ERROR(launch_decode_mma(p, items, stream));
+  } else {
+    DS_RETURN_IF_ERROR(launch_dim<kMaxHeadDim>(p, items, stream));
+  }
+  if (p.splits > 1) {
+    combine_kernel<<<dim3(items, p.num_heads), 64, 0, stream>>>(p);
+    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  }
+  return Status::Ok();
 }
 
 }  // namespace ds::cuda::attn

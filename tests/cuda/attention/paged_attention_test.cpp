@@ -75,7 +75,10 @@ TEST(PagedAttentionGpu, DecodeKvBoundAboveLengths) {
   check_case({"decode-bound", 8, 1, 128, 16, decode_seqs({1, 17, 300, 1000}), 8192, 0, 3});
   check_case({"decode-bound", 28, 4, 64, 16, decode_seqs({2, 63, 129}), 4096, 0, 4});
   check_case({"decode-1x8k", 40, 8, 128, 16, decode_seqs({8192}), 0, 0, 5});
-  check_case({"decode-1x8k-g8", 64, 8, 128, 16, decode_seqs({8191}), 0, 0, 6});  // chunks of 8 heads
+  check_case({"decode-1x8k-g8", 64, 8, 128, 16, decode_seqs({8191}), 0, 0, 6});
+  check_case({"decode-g16", 32, 2, 128, 16, decode_seqs({1, 100, 2000}), 0, 0, 26});  // one 16-row mma tile
+  check_case({"decode-g20", 40, 2, 64, 16, decode_seqs({77, 1500}), 0, 0, 27});       // two chunks of 10 heads
+  check_case({"decode-g20", 40, 2, 256, 16, decode_seqs({77, 1500}), 0, 0, 28});      // generic: 3 chunks of 7
 }
 
 TEST(PagedAttentionGpu, DecodeLargeBatch) {
