@@ -219,12 +219,8 @@ Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
 
 Status CudaExecutor::Impl::capture_graphs() {
   cudaStream_t st = stream.get();
-  // GEMM heuristics for every captured shape are chosen before capture.
-  for (int64_t bs : graph_sizes)
-    for (const BoundOp& op : program)
-      if (op.kind == BoundOp::Kind::kLinear || op.kind == BoundOp::Kind::kLogits)
-        DS_RETURN_IF_ERROR(gemm->prepare(bs, op.gemm.n, op.gemm.k, op.gemm.out_dtype, op.gemm.bias != nullptr)
-                               .with_context(op.where));
+  // GEMM heuristics (cached per shape and pointer alignment by the runner) are
+  // chosen by each size's eager warm-up, before its capture.
   for (int64_t bs : graph_sizes) {
     const std::string ctx = StrCat() << "CUDA graph for decode batch " << bs;
     const StepShape sh{bs, bs, bs, 1, opt.max_model_len};
