@@ -145,7 +145,11 @@ struct GemmRunner::Impl {
     int returned = 0;
     const cublasStatus_t st =
         cublasLtMatmulAlgoGetHeuristic(handle.get(), desc, a, b, d, d, pref, 1, &result, &returned);
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && returned == 0))
+    // No algorithm: also how cuBLASLt 13 refuses a bf16 bias with an f32 output
+    // (CUBLAS_STATUS_INVALID_VALUE, seen on an H200); the caller then falls back
+    // to the plain matmul plus the bias kernel.
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && returned == 0) ||
+        (fuse_bias && st == CUBLAS_STATUS_INVALID_VALUE))
       return std::unique_ptr<Plan>();
     DS_LT_RETURN_IF_ERROR(st);
     plan->algo = result.algo;

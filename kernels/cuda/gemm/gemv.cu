@@ -223,7 +223,15 @@ int gemv_k_splits(const GemmArgs& a, int num_sms) {
   return static_cast<int>(std::max<int64_t>(splits, 1));
 }
 
-Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits) {
+GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows : GemvKernel::kMmaTiles; }
+
+Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits,
+                   GemvKernel kernel) {
+  if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
+  if (kernel == GemvKernel::kWarpRows && a.m <= kGemvWarpMaxM) {
+    const GemvWarpParams wp{a.x, a.w, a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32};
+    return launch_gemv_warp(wp, stream);
+  }
   GemvParams p;
   p.x = static_cast<const __nv_bfloat16*>(a.x);
   p.w = static_cast<const __nv_bfloat16*>(a.w);

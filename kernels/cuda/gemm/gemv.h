@@ -32,10 +32,28 @@ size_t gemv_scratch_bytes();  // partials then counters, one allocation
 // Number of k splits the GEMV kernel uses for `a` (1 = none).
 int gemv_k_splits(const GemmArgs& a, int num_sms);
 
-// y = x · wᵀ (+ bias) with the GEMV kernel; `a` is complete (ldx/ldy resolved)
-// and gemv_unsupported_reason(a) is empty. k_splits = 0: gemv_k_splits(a, ...);
-// an explicit value (tests, bench) is clamped to what the scratch allows.
-Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0);
+// The two GEMV kernels: warp per row (gemv_warp.cu, m <= kGemvWarpMaxM) and
+// 16-row tensor-core tiles with optional split k (gemv.cu, any m <= kGemvMaxM).
+enum class GemvKernel { kAuto, kWarpRows, kMmaTiles };
+constexpr int64_t kGemvWarpMaxM = 4;
+// kAuto's choice for m.
+GemvKernel gemv_auto_kernel(int64_t m);
+
+// y = x · wᵀ (+ bias) with a GEMV kernel; `a` is complete (ldx/ldy resolved)
+// and gemv_unsupported_reason(a) is empty. k_splits (kMmaTiles only) = 0:
+// gemv_k_splits(a, ...); an explicit value is clamped to what the scratch allows.
+Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0,
+                   GemvKernel kernel = GemvKernel::kAuto);
+
+struct GemvWarpParams {
+  const void* x;     // bf16 [m, ldx]
+  const void* w;     // bf16 [n, k]
+  const void* bias;  // bf16 [n] or null
+  void* y;           // [m, ldy] bf16 or f32
+  int64_t m, n, k, ldx, ldy;
+  bool out_f32;
+};
+Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);

@@ -14,29 +14,23 @@
 #include "kernels/ref/linear.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
+#include "tests/cuda/gemm/gemm_test_util.h"
 
 namespace ds::cuda {
 namespace {
 
-std::vector<uint16_t> random_bf16(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<uint16_t> v(n);
-  for (auto& e : v) e = f32_to_bf16(dist(rng));
-  return v;
-}
+using testing::random_bf16;
+using testing::upload;
 
-template <typename T>
-DeviceBuffer upload(const std::vector<T>& h) {
-  auto buf = DeviceBuffer::allocate(std::max<size_t>(h.size() * sizeof(T), 16));
-  EXPECT_TRUE(buf.ok()) << buf.status().message();
-  EXPECT_TRUE(buf->copy_from_host(h.data(), h.size() * sizeof(T)).ok());
-  return std::move(buf.value());
-}
-
-const char* path_name(GemmPath p) {
-  return p == GemmPath::kAuto ? "auto" : (p == GemmPath::kGemv ? "gemv" : "cublaslt");
-}
+// One way of computing the product: through the runner (a GemmPath) or one
+// GEMV kernel directly (detail::launch_gemv), k_splits 0 = automatic.
+struct Variant {
+  std::string name;
+  bool direct = false;
+  GemmPath path = GemmPath::kAuto;
+  detail::GemvKernel kernel = detail::GemvKernel::kAuto;
+  int k_splits = 0;
+};
 
 class GemmTest : public ::testing::Test {
  protected:
@@ -48,6 +42,13 @@ class GemmTest : public ::testing::Test {
     auto r = GemmRunner::create();
     ASSERT_TRUE(r.ok()) << r.status().message();
     runner_ = std::move(r.value());
+    scratch_.init();
+  }
+
+  void TearDown() override {
+    if (runs_ > 0)
+      std::printf("%s: %d GPU runs, worst max_abs=%.3g max_rel=%.3g (rel to the row's max |y|)\n",
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name(), runs_, worst_abs_, worst_rel_);
   }
 
   // Runs y = x·wᵀ (+b) on the GPU with every applicable path and output dtype
@@ -74,10 +75,16 @@ class GemmTest : public ::testing::Test {
     auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * ly) * 4 + 16);
     ASSERT_TRUE(dy.ok());
 
-    std::vector<GemmPath> paths = {GemmPath::kAuto, GemmPath::kCublasLt};
-    if (m <= kGemvMaxM && k % 8 == 0 && lx % 8 == 0) paths.push_back(GemmPath::kGemv);
+    std::vector<Variant> variants = {{"auto", false, GemmPath::kAuto}, {"cublaslt", false, GemmPath::kCublasLt}};
+    if (m <= kGemvMaxM && k % 8 == 0 && lx % 8 == 0) {
+      variants.push_back({"gemv", false, GemmPath::kGemv});
+      if (m <= detail::kGemvWarpMaxM)
+        variants.push_back({"gemv-warp", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows});
+      variants.push_back({"gemv-mma", true, GemmPath::kGemv, detail::GemvKernel::kMmaTiles, 1});
+      if (k >= 96) variants.push_back({"gemv-mma-split3", true, GemmPath::kGemv, detail::GemvKernel::kMmaTiles, 3});
+    }
     for (DType out : {DType::kBF16, DType::kF32}) {
-      for (GemmPath path : paths) {
+      for (const Variant& v : variants) {
         ASSERT_EQ(cudaMemsetAsync(dy->data(), 0xff, dy->bytes(), stream_.get()), cudaSuccess);  // NaN fill
         GemmArgs a;
         a.x = dx.data();
@@ -90,7 +97,11 @@ class GemmTest : public ::testing::Test {
         a.ldx = ldx;
         a.ldy = ldy;
         a.out_dtype = out;
-        Status st = runner_->run(a, stream_.get(), path);
+        GemmArgs resolved = a;
+        resolved.ldx = lx;
+        resolved.ldy = ly;
+        Status st = v.direct ? detail::launch_gemv(resolved, scratch_.scratch, stream_.get(), v.k_splits, v.kernel)
+                             : runner_->run(a, stream_.get(), v.path);
         ASSERT_TRUE(st.ok()) << st.message();
         ASSERT_TRUE(stream_.synchronize().ok());
         std::vector<float> y(static_cast<size_t>(m * ly));
@@ -122,19 +133,23 @@ class GemmTest : public ::testing::Test {
             }
           }
         }
-        std::printf("gemm m=%lld n=%lld k=%lld ldx=%lld ldy=%lld bias=%d out=%s path=%s: max_abs=%.3g max_rel=%.3g\n",
-                    (long long)m, (long long)n, (long long)k, (long long)lx, (long long)ly, bias ? 1 : 0,
-                    dtype_name(out), path_name(path), max_abs, max_rel);
+        ++runs_;
+        worst_abs_ = std::max(worst_abs_, max_abs);
+        worst_rel_ = std::max(worst_rel_, max_rel);
         EXPECT_EQ(bad, 0) << bad << " bad outputs, first at row " << first_bad / n << " col " << first_bad % n
                           << " got " << y[(first_bad / n) * ly + first_bad % n] << " want " << ref[first_bad]
                           << " (m=" << m << " n=" << n << " k=" << k << " out=" << dtype_name(out)
-                          << " path=" << path_name(path) << " bias=" << bias << ")";
+                          << " variant=" << v.name << " bias=" << bias << " ldx=" << lx << " ldy=" << ly
+                          << "; max_abs=" << max_abs << " max_rel=" << max_rel << ")";
       }
     }
   }
 
   Stream stream_;
   std::unique_ptr<GemmRunner> runner_;
+  testing::ScratchBuffer scratch_;
+  int runs_ = 0;
+  double worst_abs_ = 0.0, worst_rel_ = 0.0;
 };
 
 struct Shape {
@@ -187,123 +202,6 @@ TEST_F(GemmTest, PrepareThenRunAndZeroRows) {
   a.k = 16;
   EXPECT_TRUE(runner_->run(a, stream_.get()).ok());  // no tokens: nothing to do
   EXPECT_GT(runner_->workspace_bytes(), 0u);
-}
-
-// The GEMV kernel at forced k-split counts (including counts that do not divide
-// the k steps), twice each: results within tolerance and bit-identical on rerun
-// (the splits are added in a fixed order; the arrival counters reset).
-TEST_F(GemmTest, GemvSplitKCountsAreCorrectAndDeterministic) {
-  const int64_t m = 3, n = 200, k = 2056;
-  auto x = random_bf16(static_cast<size_t>(m * k), 7);
-  auto w = random_bf16(static_cast<size_t>(n * k), 8);
-  auto b = random_bf16(static_cast<size_t>(n), 9);
-  std::vector<float> xf(x.size()), ref(static_cast<size_t>(m * n));
-  for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_f32(x[i]);
-  ref::LinearParams lp;
-  lp.rows = m;
-  lp.in = k;
-  lp.out = n;
-  ASSERT_TRUE(ref::linear(xf.data(), w.data(), DType::kBF16, b.data(), DType::kBF16, lp, ref.data()).ok());
-  DeviceBuffer dx = upload(x), dw = upload(w), db = upload(b);
-  auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * n) * 4);
-  auto scratch_buf = DeviceBuffer::allocate(detail::gemv_scratch_bytes());
-  ASSERT_TRUE(dy.ok() && scratch_buf.ok());
-  ASSERT_EQ(cudaMemset(scratch_buf->data(), 0, scratch_buf->bytes()), cudaSuccess);
-  detail::GemvScratch scratch;
-  scratch.partials = static_cast<float*>(scratch_buf->data());
-  scratch.counters = reinterpret_cast<unsigned*>(scratch.partials + detail::kGemvMaxSplitBlocks * 128);
-  scratch.num_sms = 132;
-  GemmArgs a;
-  a.x = dx.data();
-  a.w = dw.data();
-  a.bias = db.data();
-  a.y = dy->data();
-  a.m = m;
-  a.n = n;
-  a.k = k;
-  a.ldx = k;
-  a.ldy = n;
-  a.out_dtype = DType::kF32;
-  for (int splits : {1, 2, 3, 5, 8, 64}) {
-    std::vector<float> first;
-    for (int rep = 0; rep < 2; ++rep) {
-      ASSERT_TRUE(detail::launch_gemv(a, scratch, stream_.get(), splits).ok());
-      ASSERT_TRUE(stream_.synchronize().ok());
-      std::vector<float> y(static_cast<size_t>(m * n));
-      ASSERT_TRUE(dy->copy_to_host(y.data(), y.size() * 4).ok());
-      double max_abs = 0.0;
-      for (int64_t r = 0; r < m; ++r) {
-        float row_max = 0.0f;
-        for (int64_t c = 0; c < n; ++c) row_max = std::max(row_max, std::fabs(ref[r * n + c]));
-        for (int64_t c = 0; c < n; ++c) {
-          const double err = std::fabs(y[r * n + c] - ref[r * n + c]);
-          max_abs = std::max(max_abs, err);
-          ASSERT_LE(err, 1e-2 * row_max + 1e-3) << "splits " << splits << " row " << r << " col " << c;
-        }
-      }
-      std::printf("gemv split-k m=%lld n=%lld k=%lld splits=%d rep=%d: max_abs=%.3g\n", (long long)m, (long long)n,
-                  (long long)k, splits, rep, max_abs);
-      if (rep == 0)
-        first = y;
-      else
-        EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * 4)) << "splits " << splits << " not deterministic";
-    }
-  }
-  // Counters are back at zero: a split run after all the above is still right
-  // (checked above per run); and the auto choice is within the scratch limits.
-  EXPECT_GE(detail::gemv_k_splits(a, 132), 1);
-}
-
-// Not a timing assertion: prints the GEMV and cuBLASLt bandwidth at m = 1 on
-// the 7B/32B decode shapes (weights rotated through > L2 of copies) so that the
-// GPU log shows where the kernels stand. ds_gpu_ceilings is the full benchmark.
-TEST_F(GemmTest, DecodeShapesBandwidthReport) {
-  struct S {
-    const char* name;
-    int64_t n, k;
-  } shapes[] = {{"7B qkv", 4608, 3584},   {"7B o", 3584, 3584},     {"7B gate_up", 37888, 3584},
-                {"7B down", 3584, 18944}, {"32B qkv", 7168, 5120},  {"32B o", 5120, 5120},
-                {"32B gate_up", 55296, 5120}, {"32B down", 5120, 27648}, {"lm_head", 152064, 5120}};
-  const size_t pool_bytes = size_t{1700} << 20;
-  auto pool = DeviceBuffer::allocate(pool_bytes);
-  auto dx = DeviceBuffer::allocate(1 << 20);
-  auto dy = DeviceBuffer::allocate(size_t{152064} * 4 * 8);
-  ASSERT_TRUE(pool.ok() && dx.ok() && dy.ok());
-  ASSERT_EQ(cudaMemset(pool->data(), 0, pool_bytes), cudaSuccess);
-  ASSERT_EQ(cudaMemset(dx->data(), 0, dx->bytes()), cudaSuccess);
-  auto start = Event::create();
-  auto stop = Event::create();
-  ASSERT_TRUE(start.ok() && stop.ok());
-  for (const S& s : shapes) {
-    const size_t bytes = static_cast<size_t>(s.n * s.k) * 2;
-    const size_t copies = std::max<size_t>(1, std::min<size_t>(8, pool_bytes / bytes));
-    double gbps[2] = {0, 0};
-    for (int p = 0; p < 2; ++p) {
-      GemmArgs a;
-      a.x = dx->data();
-      a.y = dy->data();
-      a.m = 1;
-      a.n = s.n;
-      a.k = s.k;
-      a.out_dtype = std::string(s.name) == "lm_head" ? DType::kF32 : DType::kBF16;
-      const GemmPath path = p == 0 ? GemmPath::kGemv : GemmPath::kCublasLt;
-      const int reps = 24;
-      for (int i = 0; i < reps + 2; ++i) {
-        if (i == 2) ASSERT_TRUE(start->record(stream_).ok());
-        a.w = static_cast<char*>(pool->data()) + (i % copies) * bytes;
-        Status st = runner_->run(a, stream_.get(), path);
-        ASSERT_TRUE(st.ok()) << st.message();
-      }
-      ASSERT_TRUE(stop->record(stream_).ok());
-      ASSERT_TRUE(stop->synchronize().ok());
-      auto ms = stop->elapsed_ms_since(*start);
-      ASSERT_TRUE(ms.ok());
-      gbps[p] = bytes * reps / (*ms * 1e6);
-    }
-    std::printf("bandwidth %-12s n=%6lld k=%6lld: gemv %7.1f GB/s (k_splits=%d), cuBLASLt %7.1f GB/s\n", s.name,
-                (long long)s.n, (long long)s.k, gbps[0],
-                detail::gemv_k_splits(GemmArgs{nullptr, nullptr, nullptr, nullptr, 1, s.n, s.k}, 132), gbps[1]);
-  }
 }
 
 TEST_F(GemmTest, BadArgumentsReturnErrors) {

@@ -1,0 +1,166 @@
+// The GEMV kernels directly: a bandwidth report on the 7B/32B decode shapes
+// (first, so that it leads the log) and split-k correctness/determinism.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemv.h"
+#include "kernels/ref/linear.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/device_buffer.h"
+#include "tests/cuda/gemm/gemm_test_util.h"
+
+namespace ds::cuda {
+namespace {
+
+using testing::random_bf16;
+using testing::upload;
+
+class GemvTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    auto s = Stream::create();
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    stream_ = std::move(s.value());
+    auto r = GemmRunner::create();
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    runner_ = std::move(r.value());
+    scratch_.init();
+  }
+  Stream stream_;
+  std::unique_ptr<GemmRunner> runner_;
+  testing::ScratchBuffer scratch_;
+};
+
+// Not a timing assertion: prints GB/s (weight bytes / time, mean of 24 launches
+// back to back, weights rotating through copies > L2) of each GEMV kernel and
+// of cuBLASLt on the decode shapes, so that the GPU log shows where they stand.
+// ds_gpu_ceilings is the full benchmark (medians, copy bandwidth).
+TEST_F(GemvTest, DecodeShapesBandwidthReport) {
+  struct S {
+    const char* name;
+    int64_t n, k;
+  } shapes[] = {{"7B qkv", 4608, 3584},       {"7B o", 3584, 3584},       {"7B gate_up", 37888, 3584},
+                {"7B down", 3584, 18944},     {"32B qkv", 7168, 5120},    {"32B o", 5120, 5120},
+                {"32B gate_up", 55296, 5120}, {"32B down", 5120, 27648},  {"lm_head", 152064, 5120}};
+  const size_t pool_bytes = size_t{1700} << 20;
+  auto pool = DeviceBuffer::allocate(pool_bytes);
+  auto dx = DeviceBuffer::allocate(1 << 20);
+  auto dy = DeviceBuffer::allocate(size_t{152064} * 4 * 8);
+  ASSERT_TRUE(pool.ok() && dx.ok() && dy.ok());
+  ASSERT_EQ(cudaMemset(pool->data(), 0, pool_bytes), cudaSuccess);
+  ASSERT_EQ(cudaMemset(dx->data(), 0, dx->bytes()), cudaSuccess);
+  auto start = Event::create();
+  auto stop = Event::create();
+  ASSERT_TRUE(start.ok() && stop.ok());
+  std::printf("decode GB/s        m      n      k |   warp  mma(ks)      mma1  cuBLASLt   runner\n");
+  for (int64_t m : {1, 4, 8}) {
+    for (const S& s : shapes) {
+      if (m > 1 && std::string(s.name).find("32B") == std::string::npos) continue;
+      const size_t bytes = static_cast<size_t>(s.n * s.k) * 2;
+      const size_t copies = std::max<size_t>(1, std::min<size_t>(8, pool_bytes / bytes));
+      GemmArgs a;
+      a.x = dx->data();
+      a.y = dy->data();
+      a.m = m;
+      a.n = s.n;
+      a.k = s.k;
+      a.ldx = s.k;
+      a.ldy = s.n;
+      a.out_dtype = std::string(s.name) == "lm_head" ? DType::kF32 : DType::kBF16;
+      // 0: warp kernel, 1: mma auto splits, 2: mma no split, 3: cuBLASLt, 4: runner auto.
+      double gbps[5] = {0, 0, 0, 0, 0};
+      for (int variant = 0; variant < 5; ++variant) {
+        if (variant == 0 && m > detail::kGemvWarpMaxM) continue;
+        const int reps = 24;
+        for (int i = 0; i < reps + 2; ++i) {
+          if (i == 2) ASSERT_TRUE(start->record(stream_).ok());
+          a.w = static_cast<char*>(pool->data()) + (i % copies) * bytes;
+          Status st;
+          switch (variant) {
+            case 0: st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kWarpRows); break;
+            case 1: st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kMmaTiles); break;
+            case 2: st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 1, detail::GemvKernel::kMmaTiles); break;
+            case 3: st = runner_->run(a, stream_.get(), GemmPath::kCublasLt); break;
+            default: st = runner_->run(a, stream_.get(), GemmPath::kAuto); break;
+          }
+          ASSERT_TRUE(st.ok()) << st.message();
+        }
+        ASSERT_TRUE(stop->record(stream_).ok());
+        ASSERT_TRUE(stop->synchronize().ok());
+        auto ms = stop->elapsed_ms_since(*start);
+        ASSERT_TRUE(ms.ok());
+        gbps[variant] = bytes * reps / (*ms * 1e6);
+      }
+      std::printf("%-14s %5lld %6lld %6lld | %6.0f %6.0f(%d) %8.0f %9.0f %8.0f\n", s.name, (long long)m,
+                  (long long)s.n, (long long)s.k, gbps[0], gbps[1],
+                  detail::gemv_k_splits(a, scratch_.scratch.num_sms), gbps[2], gbps[3], gbps[4]);
+    }
+  }
+}
+
+// The tensor-core GEMV at forced k-split counts (including counts that do not
+// divide the k steps), twice each: within tolerance and bit-identical on rerun
+// (splits are added in a fixed order; the arrival counters reset themselves).
+TEST_F(GemvTest, SplitKCountsAreCorrectAndDeterministic) {
+  const int64_t m = 3, n = 200, k = 2056;
+  auto x = random_bf16(static_cast<size_t>(m * k), 7);
+  auto w = random_bf16(static_cast<size_t>(n * k), 8);
+  auto b = random_bf16(static_cast<size_t>(n), 9);
+  std::vector<float> xf(x.size()), ref(static_cast<size_t>(m * n));
+  for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_f32(x[i]);
+  ref::LinearParams lp;
+  lp.rows = m;
+  lp.in = k;
+  lp.out = n;
+  ASSERT_TRUE(ref::linear(xf.data(), w.data(), DType::kBF16, b.data(), DType::kBF16, lp, ref.data()).ok());
+  DeviceBuffer dx = upload(x), dw = upload(w), db = upload(b);
+  auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * n) * 4);
+  ASSERT_TRUE(dy.ok());
+  GemmArgs a;
+  a.x = dx.data();
+  a.w = dw.data();
+  a.bias = db.data();
+  a.y = dy->data();
+  a.m = m;
+  a.n = n;
+  a.k = k;
+  a.ldx = k;
+  a.ldy = n;
+  a.out_dtype = DType::kF32;
+  for (int splits : {1, 2, 3, 5, 8, 64}) {
+    std::vector<float> first;
+    double max_abs = 0.0;
+    for (int rep = 0; rep < 2; ++rep) {
+      ASSERT_TRUE(
+          detail::launch_gemv(a, scratch_.scratch, stream_.get(), splits, detail::GemvKernel::kMmaTiles).ok());
+      ASSERT_TRUE(stream_.synchronize().ok());
+      std::vector<float> y(static_cast<size_t>(m * n));
+      ASSERT_TRUE(dy->copy_to_host(y.data(), y.size() * 4).ok());
+      for (int64_t r = 0; r < m; ++r) {
+        float row_max = 0.0f;
+        for (int64_t c = 0; c < n; ++c) row_max = std::max(row_max, std::fabs(ref[r * n + c]));
+        for (int64_t c = 0; c < n; ++c) {
+          const double err = std::fabs(y[r * n + c] - ref[r * n + c]);
+          max_abs = std::max(max_abs, err);
+          ASSERT_LE(err, 1e-2 * row_max + 1e-3) << "splits " << splits << " row " << r << " col " << c;
+        }
+      }
+      if (rep == 0)
+        first = y;
+      else
+        EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * 4)) << "splits " << splits << " not deterministic";
+    }
+    std::printf("split-k m=%lld n=%lld k=%lld splits=%d: max_abs=%.3g\n", (long long)m, (long long)n, (long long)k,
+                splits, max_abs);
+  }
+}
+
+}  // namespace
+}  // namespace ds::cuda
