@@ -90,6 +90,9 @@
 // GEN: {"output_ids":[{{[0-9]+}},{{[0-9]+}},{{[0-9]+}},{{[0-9]+}}],"text":""}
 // RUN: %if dsrt %{ not %dsrt generate %t/n.dsplan --load-format dummy --prompt hi --max-new-tokens 1 2>&1 | FileCheck %s --check-prefix=NOPROMPT %}
 // NOPROMPT: has no tokenizer
+// dsrt serve needs a tokenizer: a clear error, not a server without one.
+// RUN: %if dsrt %{ not timeout 120 %dsrt serve %t/n.dsplan --load-format dummy --port 0 2>&1 | FileCheck %s --check-prefix=NOSERVE %}
+// NOSERVE: dsrt: error: {{.*}}n.dsplan: the plan has no tokenizer
 // RUN: cp %t/q/tokenizer.json %t/n/
 // RUN: not %dscc compile %t/n --load-format dummy -o %t/n.dsplan 2>&1 | FileCheck %s --check-prefix=HALF
 // HALF: dscc: error: {{.*}}n/tokenizer_config.json: missing tokenizer file
