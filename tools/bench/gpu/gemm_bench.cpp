@@ -217,7 +217,7 @@ Status run(int reps, const std::string& json_path) {
   scratch.counters = reinterpret_cast<unsigned*>(scratch.partials + detail::kGemvMaxSplitBlocks * 128);
   scratch.num_sms = prop.multiProcessorCount;
   const int split_counts[] = {1, 2, 3, 4, 6, 8};
-  std::printf("\n%-28s %6s", "GEMV GB/s by k splits (m=1)", "auto");
+  std::printf("\n%-28s %6s %8s", "GEMV GB/s (m=1): mma splits", "auto", "warp");
   for (int sc : split_counts) std::printf(" %8d", sc);
   std::printf("\n");
   nlohmann::json splits_json = nlohmann::json::array();
@@ -233,10 +233,19 @@ Status run(int reps, const std::string& json_path) {
     const int auto_splits = detail::gemv_k_splits(a, prop.multiProcessorCount);
     std::printf("%-28s %6d", s.name, auto_splits);
     nlohmann::json row = {{"name", s.name}, {"auto", auto_splits}};
+    {
+      DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int rep) {
+        a.w = weight(s.n, s.k, rep);
+        return detail::launch_gemv(a, scratch, bench.stream(), 0, detail::GemvKernel::kWarpRows);
+      }));
+      const double gbps = 2.0 * s.n * s.k / (ms * 1e6);
+      std::printf(" %8.1f", gbps);
+      row["warp"] = gbps;
+    }
     for (int sc : split_counts) {
       DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int rep) {
         a.w = weight(s.n, s.k, rep);
-        return detail::launch_gemv(a, scratch, bench.stream(), sc);
+        return detail::launch_gemv(a, scratch, bench.stream(), sc, detail::GemvKernel::kMmaTiles);
       }));
       const double gbps = 2.0 * s.n * s.k / (ms * 1e6);
       std::printf(" %8.1f", gbps);
