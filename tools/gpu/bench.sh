@@ -9,7 +9,8 @@
 #              256 new tokens, --ignore-eos --json (timing fields of dsrt generate --json)
 #   prefill    32B prefill of 4096 tokens: --max-new-tokens 1 --chunked-prefill-size 4096
 #   serve      dsrt serve 32B --load-format dummy + dsbench 256 x (512 in / 128 out), all at once;
-#              the startup breakdown is taken from the serve log
+#              the startup breakdown is taken from the serve log; then 5 x 4096-token prompts one at
+#              a time (1 output token): the median TTFT is a warm 32B prefill figure
 #   hf         transformers baselines (tools/bench/hf/hf_baseline.py): 7B decode; 32B decode,
 #              prefill and continuous batching — on the same card, in the same call
 #   realshape  tools/gpu/check_real_shape.py: 1.5B-shape random model, dsrt vs transformers logits
@@ -139,6 +140,14 @@ if want serve; then
       timeout 900 "$DSBENCH" --base-url "http://127.0.0.1:$PORT" --plan "$plan" --dataset random --num-prompts 256 \
           --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2 --progress-interval 30 \
           --output-file "$B/serve_$m.json" > "$B/dsbench_$m.log" 2>&1 || note "dsbench: exit $? (see dsbench_$m.log)"
+      # Warm prefill: 4096-token prompts one at a time on the running server; median TTFT ~ prefill time
+      # (dsrt generate's prefill_ms above is a cold, single run).
+      cmd="$DSBENCH --base-url http://127.0.0.1:$PORT --plan $plan --dataset random --num-prompts 5 --random-input-len 4096 --random-output-len 1 --max-concurrency 1 --warmup 1 --output-file serve_prefill_$m.json"
+      cmdlog "serve_prefill_$m" "$cmd"
+      timeout 300 "$DSBENCH" --base-url "http://127.0.0.1:$PORT" --plan "$plan" --dataset random --num-prompts 5 \
+          --random-input-len 4096 --random-output-len 1 --max-concurrency 1 --warmup 1 --progress-interval 0 \
+          --output-file "$B/serve_prefill_$m.json" > "$B/dsbench_prefill_$m.log" 2>&1 \
+        || note "dsbench prefill: exit $? (see dsbench_prefill_$m.log)"
     else
       note "serve: the server did not become healthy (see serve_$m.log)"
       tail -n 20 "$B/serve_$m.log" >&2
