@@ -105,10 +105,10 @@ def reference_logits(model, config, prompts):
     # float32 model with the same weights; built anew so rotary inv_freq is computed in float32.
     with torch.device("cuda"):
         ref = from_config(AutoModelForCausalLM, config, torch.float32, "eager")
-    ref.load_state_dict({k: v.float() for k, v in model.state_dict().items()}, strict=True)
+    src = model.state_dict()
+    ref.load_state_dict({k: v.float() for k, v in src.items()}, strict=True)
     ref.eval()
-    missing = [k for k, v in ref.state_dict().items() if k in model.state_dict() and
-               not torch.equal(v, model.state_dict()[k].float())]
+    missing = [k for k, v in ref.state_dict().items() if k in src and not torch.equal(v, src[k].float())]
     if missing:
         raise RuntimeError(f"float32 reference differs from the bf16 model in {missing[:4]}")
     out_f32 = []

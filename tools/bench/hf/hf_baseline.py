@@ -68,23 +68,17 @@ def build_model(config_path, attn, seed):
     cfg_dir = config_path if os.path.isdir(config_path) else os.path.dirname(os.path.abspath(config_path))
     config = AutoConfig.from_pretrained(cfg_dir)
     t0 = time.perf_counter()
-    # Skip transformers' per-module init (slow on big models) and fill the weights on the GPU instead.
-    try:
-        from transformers.modeling_utils import no_init_weights
-        init_ctx = no_init_weights()
-    except ImportError:  # older/newer layout: plain init
-        import contextlib
-        init_ctx = contextlib.nullcontext()
-    with torch.device("cuda"), init_ctx:
+    # Built directly on the GPU, where transformers' own init is fast. (Skipping it with no_init_weights
+    # could leave buffers such as rotary inv_freq uninitialized in some versions.) Then every parameter
+    # is refilled from a seeded generator so runs are identical across transformers versions.
+    with torch.device("cuda"):
         model = from_config(AutoModelForCausalLM, config, torch.bfloat16, attn)
     gen = torch.Generator(device="cuda").manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1 and "norm" in name:
                 p.fill_(1.0)
-            elif p.dim() == 1:  # biases
-                p.normal_(0.0, 0.02, generator=gen)
-            else:
+            else:  # matrices and biases
                 p.normal_(0.0, 0.02, generator=gen)
         for name, b in model.named_buffers():
             if not torch.isfinite(b.float()).all():
