@@ -40,6 +40,7 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerBlock = 16;
 constexpr int kUnroll = 4;  // 32-wide k steps loaded ahead per warp
+constexpr int kBlocksPerSm = 2;  // __launch_bounds__ minimum (128 registers)
 
 struct StepFrag {
   uint4 wlo, whi, x;
@@ -79,7 +80,7 @@ struct GemvParams {
 };
 
 // Block b computes row tile b / k_splits over k split b % k_splits.
-__global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvParams p) {
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams p) {
   __shared__ float partial[kWarps][32][4];
   __shared__ unsigned arrival;
   const int lane = threadIdx.x & 31;
@@ -210,17 +211,29 @@ size_t gemv_scratch_bytes() {
 }
 
 int gemv_k_splits(const GemmArgs& a, int num_sms) {
-  // About two waves at 2 blocks/SM, so that the last wave's imbalance is
-  // small, while every warp keeps at least one full batch of kUnroll k steps.
+  // All blocks of a launch are equal work, so the time is set by the number of
+  // waves the GPU runs them in: pick the split count (<= 8, each warp keeping
+  // at least one full batch of kUnroll k steps) whose block count fills its
+  // last wave best, preferring fewer splits on ties. Shapes with many tiles
+  // (gate_up, lm_head) fill the waves already and do not split.
   const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
   if (tiles > kGemvMaxSplitTiles || num_sms <= 0) return 1;
-  const int64_t target_blocks = 4 * static_cast<int64_t>(num_sms);
-  int64_t splits = (target_blocks + tiles - 1) / tiles;
+  const int64_t wave = kBlocksPerSm * static_cast<int64_t>(num_sms);
   const int64_t min_k_per_split = kWarps * kUnroll * 32;
-  splits = std::min<int64_t>(splits, std::max<int64_t>(1, a.k / min_k_per_split));
-  splits = std::min<int64_t>(splits, 8);
-  splits = std::min<int64_t>(splits, kGemvMaxSplitBlocks / tiles);
-  return static_cast<int>(std::max<int64_t>(splits, 1));
+  const int64_t max_splits = std::min<int64_t>({8, std::max<int64_t>(1, a.k / min_k_per_split),
+                                                std::max<int64_t>(1, kGemvMaxSplitBlocks / tiles)});
+  int64_t best = 1;
+  double best_fill = 0.0;
+  for (int64_t s = 1; s <= max_splits; ++s) {
+    const int64_t blocks = tiles * s;
+    const int64_t waves = (blocks + wave - 1) / wave;
+    const double fill = static_cast<double>(blocks) / static_cast<double>(waves * wave);
+    if (fill > best_fill + 0.02) {
+      best = s;
+      best_fill = fill;
+    }
+  }
+  return static_cast<int>(best);
 }
 
 GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows : GemvKernel::kMmaTiles; }
