@@ -61,6 +61,10 @@ cmdlog() { printf '%s\t%s\n' "$1" "$2" >> "$B/commands.tsv"; }
 
 DSRT="$BUILD/bin/dsrt"
 DSBENCH="$BUILD/bin/dsbench"
+if [ ! -x "$DSRT" ] && { want decode || want prefill || want serve || want realshape; }; then
+  echo "bench.sh: no $DSRT (run tools/gpu/run.sh build first, or set BUILD_DIR)" >&2
+  exit 1
+fi
 : > "$B/commands.tsv"
 {
   echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
