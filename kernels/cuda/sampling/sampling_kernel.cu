@@ -6,14 +6,17 @@
 //      the raw logits of the history tokens are saved first, so the chosen
 //      token's raw logprob is known even when its logit was penalized;
 //   3. greedy rows: argmax, lowest id on ties;
-//      sampled rows: top-k cut (count select), top-p cut over the top-k set
-//      (mass select), min-p as a per-token test, then Gumbel-max over the kept
-//      tokens with Philox4x32-10 noise keyed by (seed, counter, token): an
-//      exact draw from the filtered softmax(logits / temperature).
+//      sampled rows: top_k <= 1024: the top-k tokens gathered and sorted in
+//      shared memory, top-p/min-p and the draw there; otherwise top-k cut
+//      (count select), top-p cut over the top-k set (mass select), min-p as a
+//      per-token test. The draw is an inverse CDF with one Philox4x32-10
+//      uniform keyed by (seed, counter) over fixed-point masses: an exact draw
+//      from the filtered softmax(logits / temperature) (sampling_draw.cuh).
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/sampling/philox.h"
 #include "kernels/cuda/sampling/sampling_kernel.h"
+#include "kernels/cuda/sampling/sampling_draw.cuh"
 #include "kernels/cuda/sampling/sampling_select.cuh"
 #include "runtime/cuda/cuda_check.h"
 
@@ -24,6 +27,7 @@ namespace {
 struct KernelSmem {
   SelectSmem select;
   ReduceSmem reduce;
+  SmallTopKSmem small;
   uint64_t top_keys[kSamplingMaxLogprobs];
   unsigned int top_found;
   float chosen_raw;
@@ -108,9 +112,11 @@ __device__ void apply_penalties(float* row, int64_t vocab, const SampleRowParams
 }
 
 __device__ int sample_filtered(const RowView& rv, const SampleRowParams& p, KernelSmem& sm) {
+  const float inv_t = 1.0f / p.temperature;
+  if (p.top_k > 1 && p.top_k <= kSmallTopK && p.top_k < rv.vocab)
+    return sample_small_top_k(rv, p.top_k, p.top_p, inv_t, p.min_p, p.seed, p.counter, sm.select, sm.small);
   float max_logit = -INFINITY;
   row_argmax(rv, sm.reduce, &max_logit);
-  const float inv_t = 1.0f / p.temperature;
   uint64_t cut = 0;
   if (p.top_k > 0 && p.top_k < rv.vocab) {
     SelectSpec spec;
@@ -126,31 +132,9 @@ __device__ int sample_filtered(const RowView& rv, const SampleRowParams& p, Kern
     spec.lo = cut;
     cut = select_cut(rv, spec, sm.select);
   }
-  const float min_p = p.min_p;
-  float best = -INFINITY;
-  int best_id = INT_MAX;
-  for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
-    float v[4];
-    const int n = rv.load(g, v);
-    bool keep[4];
-    bool any = false;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      keep[j] = j < n && rank_key(v[j], static_cast<uint32_t>(g * 4 + j)) >= cut &&
-                (min_p <= 0.0f || expf((v[j] - max_logit) * inv_t) >= min_p);
-      any |= keep[j];
-    }
-    if (!any) continue;
-    const Philox4x32 bits = sampling_random_words(p.seed, p.counter, static_cast<uint32_t>(g));
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      if (!keep[j]) continue;
-      const float gumbel = -logf(standard_exponential(bits.v[j]));
-      keep_better(best, best_id, (v[j] - max_logit) * inv_t + gumbel, static_cast<int>(g * 4 + j));
-    }
-  }
-  block_argmax(best, best_id, sm.reduce);
-  return best_id == INT_MAX ? row_argmax(rv, sm.reduce, nullptr) : best_id;
+  const DrawParams d{cut, max_logit, inv_t, p.min_p, p.seed, p.counter};
+  const int chosen = draw_inverse_cdf(rv, d, sm.select);
+  return chosen >= 0 ? chosen : row_argmax(rv, sm.reduce, nullptr);
 }
 
 __global__ void __launch_bounds__(kThreads, 2) sample_rows_kernel(SampleLaunch a) {

@@ -43,7 +43,8 @@ TEST(DeviceSamplerDraw, DrawsLieInTheCpuAllowedSet) {
   const FilterCase cases[] = {
       {0.7f, 50, 1.0f, 0.0f, 0.0f},   {1.0f, -1, 0.9f, 0.0f, 0.0f},  {1.3f, 200, 0.8f, 0.05f, 0.0f},
       {0.5f, -1, 1.0f, 0.1f, 0.0f},   {1.0f, 37, 1.0f, 0.0f, 0.5f},  {0.8f, -1, 0.6f, 0.0f, 0.5f},
-      {2.0f, 1000, 0.95f, 0.0f, 0.25f}, {0.3f, 5, 0.5f, 0.3f, 1.0f},
+      {2.0f, 1000, 0.95f, 0.0f, 0.25f}, {0.3f, 5, 0.5f, 0.3f, 1.0f}, {1.0f, 3000, 0.9f, 0.0f, 0.5f},
+      {0.9f, 1500, 1.0f, 0.02f, 0.0f},
   };
   for (int64_t vocab : {int64_t{1984}, int64_t{32000}, int64_t{152064}, int64_t{1001}}) {
     const int64_t rows = 16;
@@ -133,7 +134,7 @@ void check_distribution(const std::vector<float>& row, const RowSampling& spec, 
     double p = 0.0;
     for (size_t k = 0; k < allowed.ids.size(); ++k)
       if (allowed.ids[k] == i) p = allowed.probs[k];
-    table += StrCat() << " [" << i << "] " << counts[i] << "/" << p * n;
+    if (counts[i] > 0 || p * n > 0.01) table += StrCat() << " [" << i << "] " << counts[i] << "/" << p * n;
     if (p == 0.0) {
       EXPECT_EQ(counts[i], 0) << "token " << i << " is filtered out";
       continue;
@@ -154,6 +155,19 @@ TEST(DeviceSamplerDraw, FrequenciesMatchTheFilteredSoftmax) {
   check_distribution(row, sampled(0.9f, 6, 0.95f, 0.02f, 99, 0), 40.0);
 }
 
+// Likely tokens spread over a larger row (vocab not a multiple of 4), so the
+// inverse CDF crosses tiles and the small-top-k path sorts a gathered set.
+TEST(DeviceSamplerDraw, FrequenciesMatchOnASpreadRow) {
+  DS_SKIP_WITHOUT_GPU();
+  std::vector<float> row(4099, -30.0f);
+  const int32_t ids[] = {3, 130, 257, 1000, 1801, 2560, 3333, 4098};
+  const float vals[] = {0.5f, 1.0f, -0.5f, 2.0f, 1.5f, 0.0f, 1.0f, 0.25f};
+  for (int i = 0; i < 8; ++i) row[ids[i]] = vals[i];
+  check_distribution(row, sampled(1.0f, -1, 1.0f, 0.0f, 5, 0), 45.0);       // generic path, no filter
+  check_distribution(row, sampled(0.8f, 5, 0.9f, 0.0f, 6, 0), 40.0);        // gathered top-k, top-p
+  check_distribution(row, sampled(1.2f, 1500, 0.97f, 0.1f, 7, 0), 45.0);    // generic top-k + top-p + min-p
+}
+
 TEST(DeviceSamplerDraw, Cost256RowsVocab152k) {
   DS_SKIP_WITHOUT_GPU();
   const int64_t vocab = 152064, rows = 256;
@@ -172,8 +186,9 @@ TEST(DeviceSamplerDraw, Cost256RowsVocab152k) {
                  {"T=0.8 top_k=50 top_p=0.9", sampled(0.8f, 50, 0.9f, 0.0f, 1, 0)},
                  {"T=1 top_p=0.9", sampled(1.0f, -1, 0.9f, 0.0f, 1, 0)},
                  {"T=1 (no filter)", sampled(1.0f, -1, 1.0f, 0.0f, 1, 0)},
+                 {"T=1 top_k=2000 top_p=0.95", sampled(1.0f, 2000, 0.95f, 0.0f, 1, 0)},
                  {"T=0.7 top_k=20 min_p=0.05 logprobs=5", sampled(0.7f, 20, 1.0f, 0.05f, 1, 0)}};
-  configs[4].spec.logprobs = 5;
+  configs[5].spec.logprobs = 5;
   for (const Config& c : configs) {
     std::vector<RowSampling> specs(rows, c.spec);
     std::vector<RowSample> out;
