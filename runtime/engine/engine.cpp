@@ -1,6 +1,7 @@
 #include "runtime/engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "runtime/executor/cpu_executor.h"
 #include "runtime/executor/dist_executor.h"
@@ -8,25 +9,76 @@
 
 namespace ds {
 
+#ifdef DS_HAVE_CUDA_EXECUTOR
+// runtime/engine/cuda_factory.cpp
+Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
+                                                     const ExecutorOptions& options, ExecutorStartup* startup);
+#else
+bool have_cuda_executor() { return false; }
+Result<DeviceMemoryInfo> query_device_memory(int) {
+  return Status::Error("this dsrt was built without the CUDA executor (configure with the CUDA toolkit)");
+}
+Result<size_t> device_weight_bytes(const LoadedPlan&) {
+  return Status::Error("this dsrt was built without the CUDA executor (configure with the CUDA toolkit)");
+}
+#endif
+
+bool is_cuda_plan(const LoadedPlan& plan) {
+  return plan->target() && plan->target()->str().rfind("sm_", 0) == 0;
+}
+
+int64_t default_cuda_graph_max_bs(size_t total) {
+  const double gib = static_cast<double>(total) / (1024.0 * 1024.0 * 1024.0);
+  if (gib < 20) return 8;
+  if (gib < 35) return 32;
+  if (gib < 60) return 128;
+  if (gib < 90) return 256;
+  return 512;
+}
+
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
-                                                int64_t token_capacity, Communicator* dist,
-                                                std::function<void(const Status&)> on_group_failure) {
+                                                const ExecutorOptions& options, ExecutorStartup* startup) {
+  if (options.token_capacity <= 0)
+    return Status::Error(StrCat() << "token capacity " << options.token_capacity << " must be positive");
   const std::string target = plan->target() ? plan->target()->str() : "";
+  Communicator* dist = options.dist;
   if (target == "cpu" && dist && dist->size() > 1) {
-    DS_ASSIGN_OR_RETURN(auto e, LeaderExecutor::create(plan, weights, kv, token_capacity, *dist));
-    e->set_on_group_failure(std::move(on_group_failure));
+    DS_ASSIGN_OR_RETURN(auto e, LeaderExecutor::create(plan, weights, kv, options.token_capacity, *dist));
+    e->set_on_group_failure(options.on_group_failure);
     return std::unique_ptr<Executor>(std::move(e));
   }
   if (target == "cpu" && plan->tp_size() > 1) {
-    DS_ASSIGN_OR_RETURN(auto e, TpExecutor::create(plan, weights, kv, token_capacity, CommOptions{}));
+    DS_ASSIGN_OR_RETURN(auto e, TpExecutor::create(plan, weights, kv, options.token_capacity, CommOptions{}));
     return std::unique_ptr<Executor>(std::move(e));
   }
   if (target == "cpu") {
-    DS_ASSIGN_OR_RETURN(auto e, CpuExecutor::create(plan, weights, kv, token_capacity));
+    DS_ASSIGN_OR_RETURN(auto e, CpuExecutor::create(plan, weights, kv, options.token_capacity));
     return std::unique_ptr<Executor>(std::move(e));
   }
+  if (is_cuda_plan(plan)) {
+#ifdef DS_HAVE_CUDA_EXECUTOR
+    auto r = make_cuda_executor(plan, weights, kv, options, startup);
+    if (!r.ok()) return r.status().with_context(StrCat() << "plan " << plan.origin() << " (target " << target << ")");
+    return r;
+#else
+    (void)startup;
+    return Status::Error(StrCat() << "plan " << plan.origin() << " targets '" << target
+                                  << "', but this dsrt was built without the CUDA executor (rebuild with the CUDA "
+                                     "toolkit, or compile the plan with dscc --target cpu)");
+#endif
+  }
   return Status::Error(StrCat() << "plan " << plan.origin() << " targets '" << target
-                                << "', but this dsrt has only the CPU executor (compile with --target cpu)");
+                                << "', which this dsrt has no executor for (targets: cpu, sm_*)");
+}
+
+Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
+                                                int64_t token_capacity, Communicator* dist,
+                                                std::function<void(const Status&)> on_group_failure) {
+  ExecutorOptions o;
+  o.token_capacity = token_capacity;
+  o.dist = dist;
+  o.on_group_failure = std::move(on_group_failure);
+  return make_executor(plan, weights, kv, o);
 }
 
 Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const LoadedWeights& weights,
@@ -40,8 +92,19 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   int64_t kv_tokens = options.kv_tokens > 0 ? options.kv_tokens : e->max_model_len_;
   const int64_t page = plan->kv_cache()->page_size();
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), (kv_tokens + page - 1) / page));
+  const bool cuda = is_cuda_plan(plan);
+  cfg.host_storage = !cuda;  // the CUDA executor keeps the pools on the device
   DS_ASSIGN_OR_RETURN(e->kv_, KvCache::create(cfg));
-  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, capacity, options.dist));
+  ExecutorOptions xo;
+  xo.token_capacity = capacity;
+  xo.max_seqs = 1;  // one sequence at a time
+  xo.max_model_len = e->max_model_len_;
+  xo.enable_cuda_graph = options.enable_cuda_graph;
+  xo.cuda_graph_max_bs = options.cuda_graph_max_bs > 0 ? options.cuda_graph_max_bs : 1;
+  xo.device = options.device;
+  xo.dist = options.dist;
+  xo.weight_progress = options.weight_progress;
+  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
   return e;
 }
 
@@ -108,16 +171,29 @@ Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, cons
   Sequence seq;
   Sampler sampler(options.sampling);
   std::vector<float> logits;
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  const Clock::time_point t0 = Clock::now();
   Status st = feed(seq, prompt.data(), static_cast<int64_t>(prompt.size()), false, &logits);
+  out.prefill_ms = ms_since(t0);
+  Clock::time_point t_decode = t0;
   while (st.ok()) {
     const int32_t tok = sampler.sample(logits.data(), vocab_size());
     out.output_ids.push_back(tok);
+    if (out.output_ids.size() == 1) {
+      out.ttft_ms = ms_since(t0);
+      t_decode = Clock::now();
+    }
     if (!options.ignore_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) {
       out.finish_reason = "stop";
       break;
     }
     if (static_cast<int64_t>(out.output_ids.size()) >= budget) break;
     st = feed(seq, &tok, 1, false, &logits);
+  }
+  if (!out.output_ids.empty()) {
+    out.decode_ms = ms_since(t_decode);
+    out.decode_tokens = static_cast<int64_t>(out.output_ids.size()) - 1;
   }
   Status freed = kv_->free(seq.pages);
   DS_RETURN_IF_ERROR(st);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,10 +19,58 @@
 
 namespace ds {
 
+// How make_executor builds the executor for the plan's target.
+struct ExecutorOptions {
+  int64_t token_capacity = 0;     // most tokens per step (> 0)
+  int64_t max_seqs = 0;           // most sequences per step; 0: token_capacity
+  int64_t max_model_len = 0;      // 0: the plan's
+  bool enable_cuda_graph = true;  // CUDA: decode steps replay captured graphs
+  int64_t cuda_graph_max_bs = 0;  // CUDA: largest captured decode batch; 0: default_cuda_graph_max_bs
+  int device = 0;                 // CUDA device ordinal
+  // Multi-process TP group (this process is rank 0); null: in-process. With it,
+  // on_group_failure runs when a step fails because the group broke.
+  Communicator* dist = nullptr;
+  std::function<void(const Status&)> on_group_failure;
+  // CUDA: weight upload progress (bytes done, bytes total).
+  std::function<void(size_t, size_t)> weight_progress;
+};
+
+// Where the executor's startup time went (zeros for the CPU executor's parts it has not).
+struct ExecutorStartup {
+  double weights_load_s = 0;      // CUDA: DeviceWeights::load
+  size_t weight_bytes = 0;        // device bytes of the weights
+  double kernel_load_s = 0;       // CUDA: generated kernels (cubin or NVRTC)
+  double graph_capture_s = 0;     // CUDA graphs
+};
+
+// Device memory of a CUDA GPU, as cudaMemGetInfo reports it.
+struct DeviceMemoryInfo {
+  size_t total = 0;
+  size_t free = 0;
+};
+
+// True for plans compiled for a CUDA target ("sm_*").
+bool is_cuda_plan(const LoadedPlan& plan);
+// Whether this dsrt has the CUDA executor (built with the CUDA toolkit).
+bool have_cuda_executor();
+// Memory of `device`; an error without the CUDA executor or without a GPU.
+Result<DeviceMemoryInfo> query_device_memory(int device);
+// Device bytes the plan's weights take on the GPU (an error without the CUDA executor).
+Result<size_t> device_weight_bytes(const LoadedPlan& plan);
+// Largest decode batch captured in a CUDA graph by default, by the card's memory
+// (SGLang's choice for one GPU): < 20 GiB: 8, < 35 GiB: 32, < 60 GiB: 128,
+// < 90 GiB (H100 80 GB): 256, larger (H200): 512.
+int64_t default_cuda_graph_max_bs(size_t device_total_bytes);
+
 struct EngineOptions {
   int64_t token_capacity = 0;  // tokens per step (chunked prefill size); 0: min(512, max_model_len)
   int64_t kv_tokens = 0;       // KV cache capacity in tokens; 0: max_model_len
   Communicator* dist = nullptr;  // multi-process TP group (this process is rank 0); null: in-process
+  // CUDA plans.
+  bool enable_cuda_graph = true;
+  int64_t cuda_graph_max_bs = 0;  // 0: default_cuda_graph_max_bs (at most 1 sequence runs: 1 suffices)
+  int device = 0;
+  std::function<void(size_t, size_t)> weight_progress;
 };
 
 struct GenerateOptions {
@@ -34,6 +83,11 @@ struct GenerateOptions {
 struct GenerateResult {
   std::vector<int32_t> output_ids;
   std::string finish_reason;  // "stop" (eos) or "length"
+  // Wall-clock timings around the engine's steps (host sampling included).
+  double prefill_ms = 0;      // the prompt's steps
+  double ttft_ms = 0;         // prompt steps + the first token's sampling
+  double decode_ms = 0;       // every later step and sample
+  int64_t decode_tokens = 0;  // tokens produced by decode steps (output_ids.size() - 1, or 0)
 };
 
 struct PositionScore {
@@ -53,6 +107,7 @@ class Engine {
   Result<std::vector<PositionScore>> score(const std::vector<int32_t>& ids, int64_t top_k);
 
   int64_t token_capacity() const { return executor_->token_capacity(); }
+  const ExecutorStartup& startup() const { return startup_; }
   int64_t vocab_size() const { return executor_->vocab_size(); }
   int64_t max_model_len() const { return max_model_len_; }
   const KvCache& kv_cache() const { return *kv_; }
@@ -74,13 +129,22 @@ class Engine {
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Executor> executor_;
   int64_t max_model_len_ = 0;
+  ExecutorStartup startup_;
 };
 
-// The executor for the plan's target ("cpu" today). A plan with tp_size N > 1
-// gets a TpExecutor running N in-process ranks (rank 0 on `weights` and `kv`).
-// With `dist` (a multi-process group of tp_size ranks, this process rank 0) a
-// LeaderExecutor broadcasts each step to the other processes.
-// `on_group_failure` (with `dist`) runs when a step fails because the group broke.
+// The executor for the plan's target.
+//   "cpu"   CpuExecutor; tp_size N > 1: a TpExecutor running N in-process ranks
+//           (rank 0 on `weights` and `kv`); with options.dist (a multi-process
+//           group of tp_size ranks, this process rank 0) a LeaderExecutor that
+//           broadcasts each step to the other processes.
+//   "sm_*"  CudaExecutor on options.device: the weights are built on the GPU
+//           (DeviceWeights::load with weights.load_options(): `weights` may be
+//           loaded with materialize = false) and owned by the returned executor;
+//           `kv` must have host_storage = false. An error when this dsrt was
+//           built without CUDA or no GPU is visible.
+Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
+                                                const ExecutorOptions& options, ExecutorStartup* startup = nullptr);
+// Shorthand for the CPU targets (kept for the executor tests).
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
                                                 int64_t token_capacity, Communicator* dist = nullptr,
                                                 std::function<void(const Status&)> on_group_failure = nullptr);

@@ -1,5 +1,7 @@
 #include "runtime/executor/cpu_executor.h"
 
+#include "runtime/engine/row_sampler.h"
+
 #include <set>
 
 namespace ds {
@@ -213,6 +215,23 @@ Status CpuExecutor::step(const StepBatch& batch, float* logits) {
   ctx.comm = comm_;
   for (const Instr& instr : program_)
     for (const PreparedOp& op : instr.ops) DS_RETURN_IF_ERROR(op.run(ctx));
+  return Status::Ok();
+}
+
+Status CpuExecutor::step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                                std::vector<RowSample>* out) {
+  if (!out) return Status::Error("step_sample: no output vector");
+  if (static_cast<int64_t>(rows.size()) != batch.num_logit_rows())
+    return Status::Error(StrCat() << "step_sample: " << rows.size() << " row samplings for "
+                                  << batch.num_logit_rows() << " logit rows");
+  for (size_t i = 0; i < rows.size(); ++i)
+    DS_RETURN_IF_ERROR(validate_row_sampling(rows[i], vocab_).with_context(StrCat() << "logit row " << i));
+  sample_logits_.resize(static_cast<size_t>(batch.num_logit_rows() * vocab_));
+  DS_RETURN_IF_ERROR(step(batch, sample_logits_.data()));
+  out->clear();
+  out->reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    out->push_back(sample_row(sample_logits_.data() + i * static_cast<size_t>(vocab_), vocab_, rows[i], &sample_scratch_));
   return Status::Ok();
 }
 

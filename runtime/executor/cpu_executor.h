@@ -27,6 +27,15 @@ class CpuExecutor : public Executor {
   int64_t vocab_size() const override { return vocab_; }
   Status step(const StepBatch& batch, float* logits) override;
 
+  // Executor::step_sample on the host (runtime/engine/row_sampler.h: the
+  // RowSampling semantics of the device sampler). samples_on_device() reports
+  // set_sample_in_step(), so a scheduler over this executor takes the same
+  // path as over the CUDA executor.
+  bool samples_on_device() const override { return sample_in_step_; }
+  void set_sample_in_step(bool on) { sample_in_step_ = on; }
+  Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                     std::vector<RowSample>* out) override;
+
   size_t arena_bytes() const { return arena_.size() * sizeof(float); }
 
  private:
@@ -41,6 +50,8 @@ class CpuExecutor : public Executor {
   TpInfo tp_;
   int64_t capacity_ = 0;
   int64_t vocab_ = 0;
+  bool sample_in_step_ = false;
+  std::vector<float> sample_logits_, sample_scratch_;  // step_sample
   std::vector<float> arena_;
   std::vector<std::vector<float>> scratch_;  // fused-group intermediates
   std::vector<Instr> program_;

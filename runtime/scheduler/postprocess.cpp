@@ -29,7 +29,33 @@ RequestOutput make_output(SchedRequest& r) {
 
 }  // namespace
 
-void Scheduler::postprocess(std::vector<BatchEntry>& batch, const std::vector<float>& logits) {
+RowSampling Scheduler::row_sampling_of(const SchedRequest& r) {
+  RowSampling s;
+  s.temperature = r.sampling.temperature;
+  s.top_p = r.sampling.top_p;
+  s.top_k = r.sampling.top_k;
+  s.min_p = r.sampling.min_p;
+  s.repetition_penalty = r.sampling.repetition_penalty;
+  s.frequency_penalty = r.sampling.frequency_penalty;
+  s.presence_penalty = r.sampling.presence_penalty;
+  s.seed = r.seed;
+  s.counter = static_cast<uint64_t>(r.num_generated());
+  s.logprobs = r.sampling.logprobs;
+  // Only the penalties read the history.
+  if (s.repetition_penalty != 1.0f) {
+    s.prompt = r.tokens.data();
+    s.prompt_len = r.prompt_len;
+  }
+  if (s.repetition_penalty != 1.0f || s.frequency_penalty != 0.0f || s.presence_penalty != 0.0f) {
+    s.output = r.tokens.data() + r.prompt_len;
+    s.output_len = r.num_generated();
+  }
+  return s;
+}
+
+void Scheduler::postprocess(std::vector<BatchEntry>& batch, const std::vector<float>* logits,
+                            const std::vector<RowSample>* samples) {
+  DS_CHECK((logits == nullptr) != (samples == nullptr), "postprocess needs logits or samples");
   const int64_t vocab = executor_.vocab_size();
   std::vector<SchedRequest*> done;
   for (BatchEntry& e : batch) {
@@ -42,7 +68,19 @@ void Scheduler::postprocess(std::vector<BatchEntry>& batch, const std::vector<fl
     GeneratedToken tok;
     for (size_t i = 0; i < e.rows.size(); ++i) {
       const int64_t t = e.rows[i];
-      const float* row = logits.data() + (e.first_row + static_cast<int64_t>(i)) * vocab;
+      const size_t row_index = static_cast<size_t>(e.first_row) + i;
+      if (samples) {  // sampled by the executor (never with prompt rows)
+        if (t == last) {
+          const RowSample& s = (*samples)[row_index];
+          tok.id = s.id;
+          tok.logprob = s.logprob;
+          for (const auto& [id, lp] : s.top) tok.top.push_back(TokenLogprob{id, lp});
+          r.sampler->record(s.id);  // keeps the host history for later host-sampled steps
+          sampled = true;
+        }
+        continue;
+      }
+      const float* row = logits->data() + row_index * static_cast<size_t>(vocab);
       if (prompt_rows && t + 1 < r.prompt_len) {
         DS_CHECK(static_cast<int64_t>(r.prompt_logprobs.size()) == t + 1, "prompt logprob rows out of order");
         r.prompt_logprobs.emplace_back(

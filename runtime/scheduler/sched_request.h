@@ -19,6 +19,7 @@ struct SchedRequest {
   RequestId id = 0;
   std::shared_ptr<RequestSink> sink;
   RequestSampling sampling;
+  uint64_t seed = 0;  // resolved: the request's, or a random one
   std::unique_ptr<RequestSampler> sampler;
 
   // Prompt followed by the generated tokens. After a preemption the whole

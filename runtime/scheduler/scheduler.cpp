@@ -135,14 +135,30 @@ Result<bool> Scheduler::step() {
     for (int64_t t : e.rows) sb.logit_rows.push_back(static_cast<int32_t>(first + t - e.start));
     rows += static_cast<int64_t>(e.rows.size());
   }
-  logits_.resize(static_cast<size_t>(rows * executor_.vocab_size()));
-  Status st = executor_.step(sb, logits_.data());
+  // Executors that sample on their device do so when no entry needs prompt
+  // logprobs (those need every row's logits on the host).
+  bool device_sampling = executor_.samples_on_device();
+  for (const BatchEntry& e : batch)
+    if (e.req->needs_prompt_logits()) device_sampling = false;
+  Status st;
+  if (device_sampling) {
+    std::vector<RowSampling> row_sampling;
+    row_sampling.reserve(static_cast<size_t>(rows));
+    for (const BatchEntry& e : batch)
+      for (size_t i = 0; i < e.rows.size(); ++i) row_sampling.push_back(row_sampling_of(*e.req));
+    st = executor_.step_sample(sb, row_sampling, &samples_);
+    if (st.ok() && static_cast<int64_t>(samples_.size()) != rows)
+      st = Status::Error(StrCat() << "step_sample returned " << samples_.size() << " samples for " << rows << " rows");
+  } else {
+    logits_.resize(static_cast<size_t>(rows * executor_.vocab_size()));
+    st = executor_.step(sb, logits_.data());
+  }
   if (!st.ok()) {
     fail_batch(batch, st);
     publish_stats();
     return st.with_context("executor step");
   }
-  postprocess(batch, logits_);
+  postprocess(batch, device_sampling ? nullptr : &logits_, device_sampling ? &samples_ : nullptr);
   publish_stats();
   return true;
 }
@@ -181,6 +197,7 @@ Result<RequestId> Scheduler::submit(std::vector<int32_t> prompt, const RequestSa
     std::random_device rd;
     seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   }
+  r->seed = seed;
   r->sampler = std::make_unique<RequestSampler>(sampling, seed, prompt, vocab);
   if (sampling.prompt_logprobs) r->prompt_logprobs.assign(1, std::nullopt);
   r->tokens = std::move(prompt);

@@ -97,7 +97,13 @@ class Scheduler : public ServingBackend {
   void preempt(SchedRequest& r);
   void add_entry(SchedRequest& r, int64_t count, std::vector<BatchEntry>& batch);
   // postprocess.cpp
-  void postprocess(std::vector<BatchEntry>& batch, const std::vector<float>& logits);
+  // Exactly one of `logits` (host sampling: the rows' f32 logits) and `samples`
+  // (the executor sampled each row: step_sample) is set.
+  void postprocess(std::vector<BatchEntry>& batch, const std::vector<float>* logits,
+                   const std::vector<RowSample>* samples);
+  // The RowSampling of r's next token (step_sample): its parameters, resolved
+  // seed, counter = tokens generated so far, and its prompt/output history.
+  static RowSampling row_sampling_of(const SchedRequest& r);
   void fail_batch(std::vector<BatchEntry>& batch, const Status& error);
   void finish(SchedRequest& r, FinishReason reason, RequestOutput out, bool cache_prefix);
   void release_kv(SchedRequest& r, bool cache_prefix);
@@ -117,6 +123,7 @@ class Scheduler : public ServingBackend {
   std::deque<ReqPtr> waiting_;
   std::vector<ReqPtr> running_;  // admission order: the newest last
   std::vector<float> logits_;
+  std::vector<RowSample> samples_;
   Stats counters_;
 
   // Shared with the HTTP threads (mu_).

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "runtime/engine/engine.h"
+#include "runtime/executor/memory_plan.h"
 
 namespace ds {
 
@@ -17,6 +18,10 @@ Status ServingOptions::validate() const {
   if (kv_memory_bytes < 0) return Status::Error(StrCat() << "kv_memory_bytes " << kv_memory_bytes << " must be >= 0");
   if (!(kv_memory_fraction > 0.0 && kv_memory_fraction <= 1.0))
     return Status::Error(StrCat() << "kv_memory_fraction " << kv_memory_fraction << " must be in (0, 1]");
+  if (mem_fraction_static != 0.0 && !(mem_fraction_static > 0.0 && mem_fraction_static < 1.0))
+    return Status::Error(StrCat() << "mem_fraction_static " << mem_fraction_static << " must be in (0, 1)");
+  if (cuda_graph_max_bs < 0)
+    return Status::Error(StrCat() << "cuda_graph_max_bs " << cuda_graph_max_bs << " must be >= 0");
   if (!(new_token_reserve_ratio >= 0.0 && new_token_reserve_ratio <= 1.0))
     return Status::Error(StrCat() << "new_token_reserve_ratio " << new_token_reserve_ratio << " must be in [0, 1]");
   return Status::Ok();
@@ -49,6 +54,34 @@ Result<int64_t> resolve_kv_pages(const LoadedPlan& plan, const ServingOptions& o
   return (tokens + page - 1) / page;
 }
 
+Result<MemoryPlan> plan_cuda_memory(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len,
+                                    int64_t chunked_prefill_size) {
+  DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.device));
+  MemoryPlanInput in;
+  in.device_total = mem.total;
+  in.device_free = mem.free;
+  in.mem_fraction_static = options.mem_fraction_static > 0 ? options.mem_fraction_static : kDefaultMemFractionStatic;
+  DS_ASSIGN_OR_RETURN(in.weight_bytes, device_weight_bytes(plan));
+  in.arena_bytes_per_token = plan->arena() ? plan->arena()->bytes_per_token() : 0;
+  in.chunked_prefill_size = chunked_prefill_size;
+  in.max_logit_rows = chunked_prefill_size;  // prompt logprobs may ask for every row
+  in.vocab_size = plan->model()->vocab_size();
+  in.enable_cuda_graph = options.enable_cuda_graph;
+  DS_ASSIGN_OR_RETURN(KvCacheConfig one, KvCacheConfig::from_plan(*plan->kv_cache(), 1));
+  in.kv_bytes_per_page = one.bytes_per_page();
+  in.page_size = plan->kv_cache()->page_size();
+  in.max_model_len = max_model_len;
+  in.max_running_requests = options.max_running_requests;
+  in.tp_size = plan->tp_size();
+  DS_ASSIGN_OR_RETURN(MemoryPlan mp, plan_device_memory(in));
+  if (options.log) {
+    options.log("memory: " + mp.summary(mem.total) + " (--mem-fraction-static " +
+                std::to_string(in.mem_fraction_static).substr(0, 4) + ")");
+    for (const std::string& note : mp.notes) options.log("memory: " + note);
+  }
+  return mp;
+}
+
 Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& plan, const LoadedWeights& weights,
                                                              const ServingOptions& options) {
   DS_RETURN_IF_ERROR(options.validate());
@@ -61,13 +94,33 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   const int64_t chunk = options.chunked_prefill_size > 0
                             ? options.chunked_prefill_size
                             : std::max<int64_t>(std::min<int64_t>(2048, max_len), options.max_running_requests);
-  DS_ASSIGN_OR_RETURN(int64_t pages, resolve_kv_pages(plan, options, max_len));
+  const bool cuda = is_cuda_plan(plan);
+  int64_t pages = 0;
+  int64_t max_running = options.max_running_requests;
+  if (cuda) {
+    DS_ASSIGN_OR_RETURN(MemoryPlan mp, plan_cuda_memory(plan, options, max_len, chunk));
+    pages = options.kv_pages > 0 ? std::min(options.kv_pages, mp.kv_pages) : mp.kv_pages;
+    max_running = mp.max_running_requests;
+  } else {
+    DS_ASSIGN_OR_RETURN(pages, resolve_kv_pages(plan, options, max_len));
+  }
   std::unique_ptr<ServingEngine> e(new ServingEngine());
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), pages));
+  cfg.host_storage = !cuda;  // the CUDA executor keeps the pools on the device
   DS_ASSIGN_OR_RETURN(e->kv_, KvCache::create(cfg));
-  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, chunk, options.dist, options.on_group_failure));
+  ExecutorOptions xo;
+  xo.token_capacity = chunk;
+  xo.max_seqs = std::min(max_running, chunk);
+  xo.max_model_len = max_len;
+  xo.enable_cuda_graph = options.enable_cuda_graph;
+  xo.cuda_graph_max_bs = options.cuda_graph_max_bs;
+  xo.device = options.device;
+  xo.dist = options.dist;
+  xo.on_group_failure = options.on_group_failure;
+  xo.weight_progress = options.weight_progress;
+  DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
   SchedulerOptions so;
-  so.max_running_requests = options.max_running_requests;
+  so.max_running_requests = max_running;
   so.chunked_prefill_size = chunk;
   so.max_model_len = max_len;
   so.eos_token_ids = plan_eos_token_ids(plan);

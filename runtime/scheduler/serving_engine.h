@@ -9,7 +9,9 @@
 
 #include "runtime/cache/kv_cache.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/engine/engine.h"
 #include "runtime/executor/executor.h"
+#include "runtime/executor/memory_plan.h"
 #include "runtime/plan/plan_reader.h"
 #include "runtime/scheduler/scheduler.h"
 #include "runtime/weights/weight_loader.h"
@@ -35,6 +37,14 @@ struct ServingOptions {
   // step is broadcast to the other ranks. `on_group_failure` runs when the group breaks.
   Communicator* dist = nullptr;
   std::function<void(const Status&)> on_group_failure;
+  // CUDA plans (sm_*): the KV pool comes from the device memory plan
+  // (runtime/executor/memory_plan.h); kv_pages > 0 caps it. The kv_memory_* knobs are CPU-only.
+  double mem_fraction_static = 0;      // 0: kDefaultMemFractionStatic (0.88)
+  bool enable_cuda_graph = true;
+  int64_t cuda_graph_max_bs = 0;       // 0: by the card's memory (default_cuda_graph_max_bs)
+  int device = 0;
+  std::function<void(size_t, size_t)> weight_progress;  // GPU weight upload (bytes done, total)
+  std::function<void(const std::string&)> log;           // one line per memory-plan decision
 
   Status validate() const;
 };
@@ -44,6 +54,10 @@ std::vector<int32_t> plan_eos_token_ids(const LoadedPlan& plan);
 
 // Pages the KV budget of `options` gives for this plan.
 Result<int64_t> resolve_kv_pages(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len);
+
+// The device memory plan of a CUDA plan under `options` (queries the GPU).
+Result<MemoryPlan> plan_cuda_memory(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len,
+                                    int64_t chunked_prefill_size);
 
 class ServingEngine : public ServingBackend {
  public:
@@ -63,11 +77,14 @@ class ServingEngine : public ServingBackend {
 
   Scheduler& scheduler() { return *scheduler_; }
   const KvCache& kv_cache() const { return *kv_; }
+  // Where the executor's startup went (weights, kernels, graphs; CUDA plans).
+  const ExecutorStartup& startup() const { return startup_; }
 
  private:
   ServingEngine() = default;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Executor> executor_;
+  ExecutorStartup startup_;
   std::unique_ptr<Scheduler> scheduler_;  // declared last: stopped and destroyed first
 };
 

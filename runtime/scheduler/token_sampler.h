@@ -43,6 +43,8 @@ class RequestSampler {
 
   // Picks the next token from one raw logits row and records it in the history.
   GeneratedToken next(const float* logits);
+  // Records a token chosen elsewhere (the executor's step_sample) in the history.
+  void record(int32_t token) { state_.add_output(token); }
   bool needs_penalties() const;
 
  private:
