@@ -54,6 +54,16 @@ def load(path):
         return {"error": f"{os.path.basename(path)} is not JSON: {text[:200]!r}"}
 
 
+def log_tail(name):
+    """Last non-empty line of a section's log (the error of a failed run)."""
+    try:
+        with open(bench_file(name), errors="replace") as f:
+            lines = [l.strip() for l in f.read().splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
 def model_bytes(models_dir, size):
     """Bytes a decode step reads: every weight (bf16) except the embedding table (one row)."""
     path = os.path.join(models_dir, f"DeepSeek-R1-Distill-Qwen-{size}", "config.json")
@@ -182,7 +192,8 @@ def main():
         if tps is None and r.get("decode_ms") and r.get("output_ids"):
             tps = (len(r["output_ids"]) - 1) / (r["decode_ms"] / 1e3)
         if tps is None:
-            row(f"decode bs1 {m}", None, "tok/s", note=r.get("error", "no decode_tokens_per_s in dsrt JSON"))
+            row(f"decode bs1 {m}", None, "tok/s",
+                note=log_tail(f"decode_{m}.log") or r.get("error", "no decode_tokens_per_s in dsrt JSON"))
             continue
         nbytes, _ = model_bytes(a.models, m)
         gbs = tps * nbytes / 1e9 if nbytes else None
@@ -205,7 +216,8 @@ def main():
             row("prefill 32B 4096", ms, "ms", tf, "TFLOP/s", pct, hf_ms / ms if hf_ms else None,
                 ">= 70% of GEMM", pct >= GOALS["prefill_32B_pct_gemm"] if pct else None)
         else:
-            row("prefill 32B 4096", None, "ms", note=r.get("error", "no prefill_ms in dsrt JSON"))
+            row("prefill 32B 4096", None, "ms",
+                note=log_tail("prefill_32B.log") or r.get("error", "no prefill_ms in dsrt JSON"))
 
     sp = load(bench_file("serve_prefill_32B.json"))
     if sp is not None and isinstance(sp.get("metrics"), dict):
