@@ -280,8 +280,14 @@ def main():
             g = (e.get("dsrt_vs_f32") or {}).get("greedy_agreement")
             if g is not None:
                 agree = g if agree is None else min(agree, g)
+        note = rs.get("error", "")
+        for e in rs.get("results", []):
+            err = (e.get("dsrt") or {}).get("error")
+            if err and not note:
+                tail = [l for l in (e["dsrt"].get("stderr") or "").splitlines() if l.strip()]
+                note = err + (": " + tail[-1][:160] if tail else "")
         row("1.5B-shape logits vs transformers", worst, "rel L2 (worst prompt)", agree, "greedy agreement",
-            goal="< 1e-2", ok=rs.get("pass"), note=rs.get("error", ""))
+            goal="< 1e-2", ok=rs.get("pass"), note=note)
 
     def fmt(v, nd=1):
         if v is None:
