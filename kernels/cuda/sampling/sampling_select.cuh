@@ -118,16 +118,36 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
       sm.mass[b] = 0;
     }
     __syncthreads();
-    for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
+    // Warp-uniform loop; lanes that hit the same bin are aggregated (match +
+    // redux) so one shared atomic per distinct bin and warp step is issued:
+    // logits crowd into few bins of the top digit.
+    const int lane = threadIdx.x & 31;
+    for (int64_t base = threadIdx.x - lane; base < rv.groups; base += kThreads) {
+      const int64_t g = base + lane;
       float v[4];
-      const int n = rv.load(g, v);
-      for (int j = 0; j < n; ++j) {
-        const uint64_t key = rank_key(v[j], static_cast<uint32_t>(g * 4 + j));
-        if (key < spec.lo) continue;
-        if (level > 0 && (key >> (shift + width)) != prefix) continue;
-        const unsigned d = static_cast<unsigned>(key >> shift) & static_cast<unsigned>(nb - 1);
-        atomicAdd(&sm.cnt[d], 1u);
-        if (by_mass) atomicAdd(&sm.mass[d], fixed_mass(v[j], spec.max_logit, spec.inv_t));
+      const int n = g < rv.groups ? rv.load(g, v) : 0;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        unsigned d = 0xFFFFFFFFu;
+        unsigned long long ms = 0;
+        if (j < n) {
+          const uint64_t key = rank_key(v[j], static_cast<uint32_t>(g * 4 + j));
+          if (key >= spec.lo && (level == 0 || (key >> (shift + width)) == prefix)) {
+            d = static_cast<unsigned>(key >> shift) & static_cast<unsigned>(nb - 1);
+            if (by_mass) ms = fixed_mass(v[j], spec.max_logit, spec.inv_t);
+          }
+        }
+        if (__ballot_sync(kFullMask, d != 0xFFFFFFFFu) == 0) continue;  // sparse passes: most steps
+        const unsigned peers = __match_any_sync(kFullMask, d);
+        if (d == 0xFFFFFFFFu) continue;  // the whole peer group skips together
+        const bool leader = lane == __ffs(static_cast<int>(peers)) - 1;
+        if (by_mass) {
+          // mass <= 2^32: sum its two 16-bit halves separately (no u32 overflow).
+          const unsigned hi = __reduce_add_sync(peers, static_cast<unsigned>(ms >> 16));
+          const unsigned lo = __reduce_add_sync(peers, static_cast<unsigned>(ms & 0xFFFFu));
+          if (leader) atomicAdd(&sm.mass[d], (static_cast<unsigned long long>(hi) << 16) + lo);
+        }
+        if (leader) atomicAdd(&sm.cnt[d], static_cast<unsigned>(__popc(peers)));
       }
     }
     __syncthreads();
