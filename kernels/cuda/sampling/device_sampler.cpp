@@ -55,8 +55,8 @@ struct DeviceSampler::Impl {
   DeviceBuffer raw_history;      // [history_capacity] float
   DeviceBuffer scratch;          // [max_rows, vocab] int32, zero between calls
   DeviceBuffer results;          // [max_rows] SampleRowOut
-  PinnedBuffer upload_host;
-  PinnedBuffer results_host;
+  sampling::PinnedBuffer upload_host;
+  sampling::PinnedBuffer results_host;
 
   size_t params_bytes() const { return static_cast<size_t>(max_rows) * sizeof(SampleRowParams); }
 
@@ -74,7 +74,7 @@ struct DeviceSampler::Impl {
     history_capacity = 0;
     DS_ASSIGN_OR_RETURN(upload, DeviceBuffer::allocate(upload_bytes));
     DS_ASSIGN_OR_RETURN(raw_history, DeviceBuffer::allocate(static_cast<size_t>(cap) * sizeof(float)));
-    DS_ASSIGN_OR_RETURN(upload_host, PinnedBuffer::allocate(upload_bytes));
+    DS_ASSIGN_OR_RETURN(upload_host, sampling::PinnedBuffer::allocate(upload_bytes));
     history_capacity = cap;
     return Status::Ok();
   }
@@ -98,7 +98,7 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
   DS_CUDA_RETURN_IF_ERROR(cudaMemset(m.scratch.data(), 0, scratch_bytes));
   const size_t results_bytes = static_cast<size_t>(max_rows) * sizeof(SampleRowOut);
   DS_ASSIGN_OR_RETURN(m.results, DeviceBuffer::allocate(results_bytes));
-  DS_ASSIGN_OR_RETURN(m.results_host, PinnedBuffer::allocate(results_bytes));
+  DS_ASSIGN_OR_RETURN(m.results_host, sampling::PinnedBuffer::allocate(results_bytes));
   return s;
 }
 

@@ -1,6 +1,9 @@
 // Page-locked host memory (cudaHostAlloc), RAII and move-only, for the
 // sampler's staging of row parameters and results: async copies from/to it
-// overlap nothing else on the host and need no bounce buffer.
+// overlap nothing else on the host and need no bounce buffer. In namespace
+// ds::cuda::sampling: the executor and weight loader have their own classes
+// named ds::cuda::PinnedBuffer, and inline members of the same name would
+// break the one-definition rule.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,7 +13,7 @@
 
 #include "runtime/cuda/cuda_check.h"
 
-namespace ds::cuda {
+namespace ds::cuda::sampling {
 
 class PinnedBuffer {
  public:
@@ -50,4 +53,4 @@ class PinnedBuffer {
   size_t bytes_ = 0;
 };
 
-}  // namespace ds::cuda
+}  // namespace ds::cuda::sampling
