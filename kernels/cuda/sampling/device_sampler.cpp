@@ -1,7 +1,9 @@
 // DeviceSampler: host side. Everything is allocated in create(); the history
 // buffers (pinned staging, device copy, raw-logit copy) grow geometrically on
 // demand up to kMaxHistoryTokens per call. One call = one H2D copy (row params
-// followed by the penalty histories), one kernel, one D2H copy, one sync.
+// followed by the penalty histories), one kernel (more only when over 256 rows
+// carry penalties), one D2H copy, one sync. Device memory: the [min(max_rows,
+// 256), vocab] int32 penalty scratch plus O(max_rows + history) small buffers.
 #include "kernels/cuda/sampling/device_sampler.h"
 
 #include <algorithm>
@@ -18,6 +20,10 @@ namespace {
 constexpr int64_t kInitialHistoryTokens = int64_t{1} << 16;
 // Most prompt + output tokens of all penalized rows of one call (256 MiB of int32).
 constexpr int64_t kMaxHistoryTokens = int64_t{1} << 26;
+// Penalized rows per kernel launch: each holds one [vocab] int32 row of the
+// scratch while it runs (156 MB at vocab 152064). More penalized rows in one
+// call are split into several launches on the stream.
+constexpr int64_t kMaxScratchSlots = 256;
 
 bool needs_penalties(const RowSampling& s) {
   return s.repetition_penalty != 1.0f || s.frequency_penalty != 0.0f || s.presence_penalty != 0.0f;
@@ -53,10 +59,12 @@ struct DeviceSampler::Impl {
   int64_t history_capacity = 0;  // tokens
   DeviceBuffer upload;           // [max_rows] SampleRowParams, then history tokens
   DeviceBuffer raw_history;      // [history_capacity] float
-  DeviceBuffer scratch;          // [max_rows, vocab] int32, zero between calls
+  int64_t scratch_slots = 0;
+  DeviceBuffer scratch;          // [scratch_slots, vocab] int32, zero between launches
   DeviceBuffer results;          // [max_rows] SampleRowOut
   sampling::PinnedBuffer upload_host;
   sampling::PinnedBuffer results_host;
+  std::vector<SampleLaunch> launches;  // reused across calls
 
   size_t params_bytes() const { return static_cast<size_t>(max_rows) * sizeof(SampleRowParams); }
 
@@ -93,7 +101,8 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
   m.vocab = vocab;
   m.max_rows = max_rows;
   DS_RETURN_IF_ERROR(m.reserve_history(kInitialHistoryTokens));
-  const size_t scratch_bytes = static_cast<size_t>(max_rows) * static_cast<size_t>(vocab) * sizeof(int32_t);
+  m.scratch_slots = std::min(max_rows, kMaxScratchSlots);
+  const size_t scratch_bytes = static_cast<size_t>(m.scratch_slots) * static_cast<size_t>(vocab) * sizeof(int32_t);
   DS_ASSIGN_OR_RETURN(m.scratch, DeviceBuffer::allocate(scratch_bytes));
   DS_CUDA_RETURN_IF_ERROR(cudaMemset(m.scratch.data(), 0, scratch_bytes));
   const size_t results_bytes = static_cast<size_t>(max_rows) * sizeof(SampleRowOut);
@@ -146,6 +155,7 @@ Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows
     p.history_offset = offset;
     p.prompt_len = 0;
     p.output_len = 0;
+    p.scratch_slot = -1;
     if (!needs_penalties(s)) continue;
     if (s.repetition_penalty != 1.0f && s.prompt_len > 0) {
       std::memcpy(tokens + offset, s.prompt, static_cast<size_t>(s.prompt_len) * sizeof(int32_t));
@@ -164,20 +174,40 @@ Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows
     return st;
   };
   const size_t upload_bytes = n * sizeof(SampleRowParams) + static_cast<size_t>(offset) * sizeof(int32_t);
-  cudaError_t err = cudaMemcpyAsync(m.upload.data(), m.upload_host.data(), upload_bytes, cudaMemcpyHostToDevice, stream);
-  if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling params)", __FILE__, __LINE__));
+  cudaError_t err = cudaSuccess;
+  std::vector<SampleLaunch>& launch_ranges = m.launches;
+  launch_ranges.clear();
 
-  SampleLaunch launch;
-  launch.logits = logits;
-  launch.vocab = m.vocab;
-  launch.rows = static_cast<int32_t>(n);
-  launch.params = static_cast<const SampleRowParams*>(m.upload.data());
-  launch.tokens = reinterpret_cast<const int32_t*>(static_cast<char*>(m.upload.data()) + n * sizeof(SampleRowParams));
-  launch.raw_history = static_cast<float*>(m.raw_history.data());
-  launch.scratch = static_cast<int32_t*>(m.scratch.data());
-  launch.out = static_cast<SampleRowOut*>(m.results.data());
-  Status st = launch_sample_rows(launch, stream);
-  if (!st.ok()) return fail(st.with_context("DeviceSampler::sample"));
+  // Launches over consecutive row ranges holding at most scratch_slots penalized rows each.
+  const auto* d_params = static_cast<const SampleRowParams*>(m.upload.data());
+  auto* d_results = static_cast<SampleRowOut*>(m.results.data());
+  size_t begin = 0;
+  while (begin < n) {
+    size_t end = begin;
+    int64_t slot = 0;
+    for (; end < n; ++end) {
+      if (!needs_penalties(rows[end]) || params[end].prompt_len + params[end].output_len == 0) continue;
+      if (slot == m.scratch_slots) break;
+      params[end].scratch_slot = static_cast<int32_t>(slot++);
+    }
+    SampleLaunch launch;
+    launch.logits = logits + static_cast<int64_t>(begin) * m.vocab;
+    launch.vocab = m.vocab;
+    launch.rows = static_cast<int32_t>(end - begin);
+    launch.params = d_params + begin;
+    launch.tokens = reinterpret_cast<const int32_t*>(static_cast<char*>(m.upload.data()) + n * sizeof(SampleRowParams));
+    launch.raw_history = static_cast<float*>(m.raw_history.data());
+    launch.scratch = static_cast<int32_t*>(m.scratch.data());
+    launch.out = d_results + begin;
+    launch_ranges.push_back(launch);
+    begin = end;
+  }
+  err = cudaMemcpyAsync(m.upload.data(), m.upload_host.data(), upload_bytes, cudaMemcpyHostToDevice, stream);
+  if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling params)", __FILE__, __LINE__));
+  for (const SampleLaunch& launch : launch_ranges) {
+    Status st = launch_sample_rows(launch, stream);
+    if (!st.ok()) return fail(st.with_context("DeviceSampler::sample"));
+  }
 
   err = cudaMemcpyAsync(m.results_host.data(), m.results.data(), n * sizeof(SampleRowOut), cudaMemcpyDeviceToHost,
                         stream);

@@ -163,8 +163,8 @@ __global__ void __launch_bounds__(kThreads, 2) sample_rows_kernel(SampleLaunch a
       }
     }
   }
-  if (penalties && has_history)
-    apply_penalties(row, a.vocab, p, hist, raw_hist, a.scratch + static_cast<int64_t>(r) * a.vocab,
+  if (penalties && has_history && p.scratch_slot >= 0)
+    apply_penalties(row, a.vocab, p, hist, raw_hist, a.scratch + static_cast<int64_t>(p.scratch_slot) * a.vocab,
                     p.logprobs >= 0);
 
   const bool greedy = p.temperature == 0.0f || p.top_k == 1;
@@ -173,7 +173,7 @@ __global__ void __launch_bounds__(kThreads, 2) sample_rows_kernel(SampleLaunch a
   if (p.logprobs >= 0) {
     if (threadIdx.x == 0) sm.chosen_raw = row[chosen];
     __syncthreads();
-    if (penalties && has_history) {
+    if (penalties && has_history && p.scratch_slot >= 0) {
       const int64_t n_all = static_cast<int64_t>(p.prompt_len) + p.output_len;
       for (int64_t i = threadIdx.x; i < n_all; i += kThreads)
         if (hist[i] == chosen) sm.chosen_raw = raw_hist[i];  // every copy holds the same raw value

@@ -28,6 +28,7 @@ struct SampleRowParams {
   int64_t history_offset;    // first token of prompt ++ output in the token array
   int32_t prompt_len;
   int32_t output_len;
+  int32_t scratch_slot;      // penalized rows: their [vocab] row of the scratch; -1: none
 };
 
 struct SampleRowOut {
@@ -44,7 +45,7 @@ struct SampleLaunch {
   const SampleRowParams* params = nullptr; // [rows]
   const int32_t* tokens = nullptr;         // histories (device)
   float* raw_history = nullptr;            // same length as tokens: raw logits of history tokens
-  int32_t* scratch = nullptr;              // [rows, vocab] int32, all zero between calls
+  int32_t* scratch = nullptr;              // [slots, vocab] int32, all zero between launches
   SampleRowOut* out = nullptr;             // [rows]
 };
 

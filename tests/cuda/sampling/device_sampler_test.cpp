@@ -171,6 +171,40 @@ TEST(DeviceSampler, PenaltiesMatchCpuBitExact) {
   }
 }
 
+// More penalized rows than scratch slots (256): the call is split into launches
+// that reuse the zeroed scratch rows.
+TEST(DeviceSampler, ManyPenalizedRowsShareTheScratch) {
+  DS_SKIP_WITHOUT_GPU();
+  const int64_t vocab = 1001, rows = 600;
+  auto h = SamplerHarness::create(vocab, rows);
+  ASSERT_TRUE(h);
+  const std::vector<float> logits = random_logits(rows, vocab, 71, 1.0f);
+  std::vector<std::vector<int32_t>> outputs(rows);
+  std::vector<RowSampling> specs(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t best = argmax(&logits[r * vocab], vocab);
+    outputs[r] = {best, best, static_cast<int32_t>((r * 7) % vocab), best, static_cast<int32_t>((best + 3) % vocab)};
+    RowSampling& s = specs[r];
+    s.temperature = 0.0f;
+    if (r % 5 != 4) {  // every fifth row has no penalties (and takes no scratch slot)
+      s.frequency_penalty = 0.4f;
+      s.presence_penalty = 0.2f;
+      s.repetition_penalty = r % 2 ? 1.3f : 1.0f;
+    }
+    s.output = outputs[r].data();
+    s.output_len = static_cast<int64_t>(outputs[r].size());
+  }
+  std::vector<RowSample> out;
+  std::vector<float> after;
+  Status st = h->run(logits, specs, &out, &after);
+  ASSERT_TRUE(st.ok()) << st.message();
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<float> want = cpu_penalized(&logits[r * vocab], vocab, specs[r]);
+    EXPECT_EQ(out[r].id, argmax(want.data(), vocab)) << "row " << r;
+    EXPECT_EQ(0, std::memcmp(want.data(), &after[r * vocab], vocab * sizeof(float))) << "row " << r;
+  }
+}
+
 TEST(DeviceSampler, TopK1IsGreedy) {
   DS_SKIP_WITHOUT_GPU();
   const int64_t vocab = 32000, rows = 16;
