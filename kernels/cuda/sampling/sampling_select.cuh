@@ -118,7 +118,7 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
       sm.mass[b] = 0;
     }
     __syncthreads();
-    // Warp-uniform loop; lanes that hit the same bin are aggregated (ballot +
+    // Warp-uniform loop; lanes that hit the same bin are aggregated (match +
     // redux) so one shared atomic per distinct bin and warp step is issued:
     // logits crowd into few bins of the top digit.
     const int lane = threadIdx.x & 31;
@@ -137,22 +137,20 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
             if (by_mass) ms = fixed_mass(v[j], spec.max_logit, spec.inv_t);
           }
         }
-        // One round per distinct bin among the lanes (full-warp collectives only).
-        unsigned todo = __ballot_sync(kFullMask, d != 0xFFFFFFFFu);
-        while (todo) {
-          const int first = __ffs(static_cast<int>(todo)) - 1;
-          const unsigned bin = __shfl_sync(kFullMask, d, first);
-          const bool mine = d == bin;
-          const unsigned peers = __ballot_sync(kFullMask, mine);
-          todo &= ~peers;
-          if (by_mass) {
-            // mass <= 2^32: sum its two 16-bit halves separately (no u32 overflow).
-            const unsigned hi = __reduce_add_sync(kFullMask, mine ? static_cast<unsigned>(ms >> 16) : 0u);
-            const unsigned lo = __reduce_add_sync(kFullMask, mine ? static_cast<unsigned>(ms & 0xFFFFu) : 0u);
-            if (lane == first) atomicAdd(&sm.mass[bin], (static_cast<unsigned long long>(hi) << 16) + lo);
-          }
-          if (lane == first) atomicAdd(&sm.cnt[bin], static_cast<unsigned>(__popc(peers)));
+        if (__ballot_sync(kFullMask, d != 0xFFFFFFFFu) == 0) continue;  // sparse passes: most steps
+        // Lanes of one bin form a peer group; each group reduces with its own
+        // mask (disjoint groups, every member passes the same mask, as redux.sync
+        // requires) and its leader issues the shared atomics.
+        const unsigned peers = __match_any_sync(kFullMask, d);
+        if (d == 0xFFFFFFFFu) continue;  // the whole peer group skips together
+        const bool leader = lane == __ffs(static_cast<int>(peers)) - 1;
+        if (by_mass) {
+          // mass <= 2^32: sum its two 16-bit halves separately (no u32 overflow).
+          const unsigned hi = __reduce_add_sync(peers, static_cast<unsigned>(ms >> 16));
+          const unsigned lo = __reduce_add_sync(peers, static_cast<unsigned>(ms & 0xFFFFu));
+          if (leader) atomicAdd(&sm.mass[d], (static_cast<unsigned long long>(hi) << 16) + lo);
         }
+        if (leader) atomicAdd(&sm.cnt[d], static_cast<unsigned>(__popc(peers)));
       }
     }
     __syncthreads();
