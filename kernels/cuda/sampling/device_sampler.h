@@ -2,6 +2,13 @@
 // in device memory and the host-side RowSampling of each row, uploads the
 // per-row parameters and penalty histories in one copy, runs the sampling
 // kernels on `stream`, and copies back only the chosen ids and logprobs.
+//
+// Semantics are the CPU sampler's (token_sampler.cpp, sampler.cpp): same
+// penalties (bit-exact), same order and tie rules for top-k / top-p / min-p,
+// raw logprobs. The draw is an inverse CDF with one Philox4x32-10 uniform keyed
+// by (seed, counter), so it is reproducible but not the CPU's mt19937 stream.
+// Device memory: a [min(max_rows, 256), vocab] int32 penalty scratch plus
+// small per-row buffers; penalty histories grow on demand (64M tokens a call).
 #pragma once
 
 #include <cuda_runtime_api.h>
