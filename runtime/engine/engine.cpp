@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "runtime/executor/cpu_executor.h"
+#include "runtime/executor/memory_plan.h"
 #include "runtime/executor/dist_executor.h"
 #include "runtime/executor/tp_executor.h"
 
@@ -94,6 +95,25 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), (kv_tokens + page - 1) / page));
   const bool cuda = is_cuda_plan(plan);
   cfg.host_storage = !cuda;  // the CUDA executor keeps the pools on the device
+  if (cuda && have_cuda_executor() && options.mem_fraction_static > 0) {
+    // Fail before loading anything when the model cannot fit (one sequence of kv_tokens).
+    DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.device));
+    MemoryPlanInput in;
+    in.device_total = mem.total;
+    in.device_free = mem.free;
+    in.mem_fraction_static = options.mem_fraction_static;
+    DS_ASSIGN_OR_RETURN(in.weight_bytes, device_weight_bytes(plan));
+    in.arena_bytes_per_token = plan->arena() ? plan->arena()->bytes_per_token() : 0;
+    in.chunked_prefill_size = capacity;
+    in.vocab_size = plan->model()->vocab_size();
+    in.enable_cuda_graph = options.enable_cuda_graph;
+    in.kv_bytes_per_page = cfg.bytes_per_page();
+    in.page_size = page;
+    in.max_model_len = kv_tokens;
+    in.max_running_requests = 1;
+    in.tp_size = plan->tp_size();
+    DS_RETURN_IF_ERROR(plan_device_memory(in).status());
+  }
   DS_ASSIGN_OR_RETURN(e->kv_, KvCache::create(cfg));
   ExecutorOptions xo;
   xo.token_capacity = capacity;

@@ -67,6 +67,7 @@ struct EngineOptions {
   int64_t kv_tokens = 0;       // KV cache capacity in tokens; 0: max_model_len
   Communicator* dist = nullptr;  // multi-process TP group (this process is rank 0); null: in-process
   // CUDA plans.
+  double mem_fraction_static = 0;  // > 0: check the device memory plan (memory_plan.h) before loading
   bool enable_cuda_graph = true;
   int64_t cuda_graph_max_bs = 0;  // 0: default_cuda_graph_max_bs (at most 1 sequence runs: 1 suffices)
   int device = 0;

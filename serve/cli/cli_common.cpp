@@ -4,9 +4,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <memory>
 #include <cstdlib>
 
 #include "runtime/dist/communicator.h"
+#include "runtime/engine/engine.h"
 
 #ifdef DS_HAVE_TOKENIZER
 #include "serve/tokenizer/tokenizer.h"
@@ -44,6 +47,8 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   DS_ASSIGN_OR_RETURN(wo.format, parse_load_format(options.load_format));
   wo.dummy_seed = options.dummy_seed;
   wo.tp_rank = options.nnodes > 1 ? options.node_rank : 0;
+  // sm_* plans: DeviceWeights::load reads the checkpoint onto the GPU; here only check it.
+  wo.materialize = !is_cuda_plan(*m.plan);
   DS_ASSIGN_OR_RETURN(m.weights, LoadedWeights::load(*m.plan, wo));
   if (options.nnodes > 1) {
     DistInitOptions d;
@@ -60,6 +65,30 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
     DS_RETURN_IF_ERROR(check_same_plan(*m.dist, m.plan->bytes()));
   }
   return m;
+}
+
+std::function<void(size_t, size_t)> weight_progress_printer() {
+  if (!::isatty(STDERR_FILENO)) return nullptr;
+  auto last = std::make_shared<int>(-1);
+  return [last](size_t done, size_t total) {
+    const int pct = total > 0 ? static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total)) : 100;
+    if (pct == *last) return;
+    *last = pct;
+    constexpr int kWidth = 30;
+    const int fill = pct * kWidth / 100;
+    std::fprintf(stderr, "\rdsrt: loading weights [%.*s%*s] %3d%% %.1f/%.1f GiB", fill,
+                 "##############################", kWidth - fill, "", pct, static_cast<double>(done) / (1 << 30),
+                 static_cast<double>(total) / (1 << 30));
+    if (done >= total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  };
+}
+
+void print_weight_load(size_t bytes, double seconds) {
+  const double gb_s = seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0;
+  std::fprintf(stderr, "dsrt: loaded %.1f GiB of weights in %.2f s (%.1f GB/s)\n",
+               static_cast<double>(bytes) / (1 << 30), seconds, gb_s);
+  std::fflush(stderr);
 }
 
 Result<std::vector<int32_t>> parse_id_list(const std::string& text, const std::string& flag) {

@@ -2,7 +2,9 @@
 // the tokenizer bridge.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +29,13 @@ struct LoadOptions {
   double dist_timeout = 60;    // seconds, per collective and for the rendezvous
 };
 
+// CUDA executor knobs shared by generate, score and serve (sm_* plans).
+struct CudaArgs {
+  double mem_fraction_static = 0;  // 0: not given (serve: 0.88 on one GPU)
+  bool disable_cuda_graph = false;
+  int64_t cuda_graph_max_bs = 0;   // 0: by the card's memory (default_cuda_graph_max_bs)
+};
+
 struct LoadedModel {
   std::unique_ptr<LoadedPlan> plan;
   std::unique_ptr<LoadedWeights> weights;
@@ -34,7 +43,14 @@ struct LoadedModel {
   bool follower() const { return dist && dist->rank() > 0; }
 };
 
+// Loads the plan and its weights: for sm_* plans only the checkpoint headers are
+// checked here (the CUDA executor builds the weights on the GPU).
 Result<LoadedModel> load_model(const LoadOptions& options);
+
+// GPU weight upload progress: a one-line bar on stderr when stderr is a terminal, else nothing.
+std::function<void(size_t, size_t)> weight_progress_printer();
+// "dsrt: loaded 15.2 GiB of weights in 3.4 s (4.8 GB/s)" on stderr (CUDA plans).
+void print_weight_load(size_t bytes, double seconds);
 
 // "1,2,3" (spaces allowed) -> ids.
 Result<std::vector<int32_t>> parse_id_list(const std::string& text, const std::string& flag);

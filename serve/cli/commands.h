@@ -26,6 +26,7 @@ struct GenerateArgs {
   bool ignore_eos = false;
   bool json = false;
   int64_t chunked_prefill_size = 0;
+  CudaArgs cuda;
 };
 Status run_generate(const GenerateArgs& args);
 
@@ -36,6 +37,7 @@ struct ScoreArgs {
   bool json = false;
   int64_t chunked_prefill_size = 0;
   std::string logits_out;  // --logits-out: every position's full logits, f32 .npy [T, vocab]
+  CudaArgs cuda;
 };
 Status run_score(const ScoreArgs& args);
 

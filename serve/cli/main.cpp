@@ -30,10 +30,22 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
   cmd->add_option("--dist-timeout", load.dist_timeout, "Seconds before a missing or dead peer ends every rank");
 }
 
+// CUDA executor knobs (sm_* plans); serve registers --mem-fraction-static itself.
+void add_cuda_options(CLI::App* cmd, ds::cli::CudaArgs& c, bool mem_fraction) {
+  if (mem_fraction)
+    cmd->add_option("--mem-fraction-static", c.mem_fraction_static,
+                    "CUDA plans: fraction of GPU memory for weights + KV cache; checked before loading");
+  cmd->add_option("--cuda-graph-max-bs", c.cuda_graph_max_bs,
+                  "CUDA plans: largest decode batch replayed from a CUDA graph (default by GPU memory: 8 below "
+                  "20 GiB, 32 below 35, 128 below 60, 256 below 90 (H100), else 512 (H200); capped by the "
+                  "running requests)");
+  cmd->add_flag("--disable-cuda-graph", c.disable_cuda_graph, "CUDA plans: run every step eagerly");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"dsrt: runs dscc plans (CPU reference backend)", "dsrt"};
+  CLI::App app{"dsrt: runs dscc plans (CPU reference backend; CUDA for sm_* plans)", "dsrt"};
   app.require_subcommand(1);
 
   std::string inspect_plan;
@@ -55,6 +67,7 @@ int main(int argc, char** argv) {
   generate->add_flag("--ignore-eos", gen.ignore_eos, "Do not stop at end-of-sequence tokens");
   generate->add_flag("--json", gen.json, "Print {\"output_ids\": [...], \"text\": ...}");
   generate->add_option("--chunked-prefill-size", gen.chunked_prefill_size, "Tokens per step (arena capacity)");
+  add_cuda_options(generate, gen.cuda, true);
 
   ds::cli::ScoreArgs sc;
   CLI::App* score = app.add_subcommand("score", "Teacher-forced logits for a token sequence");
@@ -65,12 +78,14 @@ int main(int argc, char** argv) {
   score->add_option("--chunked-prefill-size", sc.chunked_prefill_size, "Tokens per step (arena capacity)");
   score->add_option("--logits-out", sc.logits_out,
                     "Also write every position's full logits to this file (float32 .npy, shape [T, vocab])");
+  add_cuda_options(score, sc.cuda, true);
 
 #ifdef DS_HAVE_HTTP
   ds::cli::ServeArgs srv;
   CLI::App* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
   add_load_options(serve, srv.load);
   ds::cli::add_serve_options(serve, srv);
+  add_cuda_options(serve, srv.cuda, false);
 #endif
 
   try {

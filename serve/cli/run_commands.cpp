@@ -14,12 +14,26 @@ namespace {
 
 using json = nlohmann::json;
 
-Result<std::unique_ptr<Engine>> make_engine(const LoadedModel& m, int64_t chunk, int64_t kv_tokens) {
+Result<std::unique_ptr<Engine>> make_engine(const LoadedModel& m, int64_t chunk, int64_t kv_tokens,
+                                            const CudaArgs& cuda) {
   EngineOptions eo;
   eo.token_capacity = chunk;
   eo.kv_tokens = kv_tokens;
   eo.dist = m.dist.get();
-  return Engine::create(*m.plan, *m.weights, eo);
+  eo.mem_fraction_static = cuda.mem_fraction_static;
+  eo.enable_cuda_graph = !cuda.disable_cuda_graph;
+  eo.cuda_graph_max_bs = cuda.cuda_graph_max_bs;
+  eo.weight_progress = weight_progress_printer();
+  DS_ASSIGN_OR_RETURN(auto engine, Engine::create(*m.plan, *m.weights, eo));
+  if (is_cuda_plan(*m.plan)) print_weight_load(engine->startup().weight_bytes, engine->startup().weights_load_s);
+  return engine;
+}
+
+Status check_cuda_args(const CudaArgs& c) {
+  if (c.mem_fraction_static != 0 && !(c.mem_fraction_static > 0 && c.mem_fraction_static < 1))
+    return Status::Error(StrCat() << "--mem-fraction-static " << c.mem_fraction_static << " must be in (0, 1)");
+  if (c.cuda_graph_max_bs < 0) return Status::Error("--cuda-graph-max-bs must be >= 0");
+  return Status::Ok();
 }
 
 // NumPy .npy (format 1.0) of a little-endian float32 [rows, cols] array.
@@ -44,6 +58,7 @@ Status run_generate(const GenerateArgs& a) {
   if (a.has_prompt == a.has_prompt_ids) return Status::Error("pass exactly one of --prompt and --prompt-ids");
   if (a.chunked_prefill_size < 0) return Status::Error("--chunked-prefill-size must be positive");
   if (a.max_new_tokens < 0) return Status::Error("--max-new-tokens must be >= 0");
+  DS_RETURN_IF_ERROR(check_cuda_args(a.cuda));
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
   if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);  // rank 0 prints the result
   std::unique_ptr<PlanTokenizer> tok;
@@ -62,7 +77,7 @@ Status run_generate(const GenerateArgs& a) {
   if (prompt.empty()) return Status::Error("the prompt has no tokens");
   const int64_t max_len = m.plan->plan().model()->max_model_len();
   const int64_t kv_tokens = std::min<int64_t>(max_len, static_cast<int64_t>(prompt.size()) + a.max_new_tokens);
-  DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, std::max<int64_t>(kv_tokens, 1)));
+  DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, std::max<int64_t>(kv_tokens, 1), a.cuda));
   GenerateOptions go;
   go.max_new_tokens = a.max_new_tokens;
   go.sampling.temperature = a.temperature;
@@ -80,6 +95,13 @@ Status run_generate(const GenerateArgs& a) {
     json j;
     j["output_ids"] = r.output_ids;
     j["text"] = text;
+    // Wall-clock around the engine's steps (host sampling included).
+    json t;
+    t["prefill_ms"] = r.prefill_ms;
+    t["ttft_ms"] = r.ttft_ms;
+    t["decode_ms"] = r.decode_ms;
+    t["decode_tokens_per_s"] = r.decode_ms > 0 ? static_cast<double>(r.decode_tokens) * 1000.0 / r.decode_ms : 0.0;
+    j["timings"] = std::move(t);
     std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
   } else if (tok) {
     std::cout << text << std::endl;
@@ -93,10 +115,11 @@ Status run_generate(const GenerateArgs& a) {
 Status run_score(const ScoreArgs& a) {
   if (a.top_k < 0) return Status::Error("--top-k must be >= 0");
   if (a.chunked_prefill_size < 0) return Status::Error("--chunked-prefill-size must be positive");
+  DS_RETURN_IF_ERROR(check_cuda_args(a.cuda));
   DS_ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_id_list(a.ids, "--ids"));
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
   if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);  // rank 0 prints the result
-  DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, static_cast<int64_t>(ids.size())));
+  DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, static_cast<int64_t>(ids.size()), a.cuda));
   const int64_t vocab = engine->vocab_size();
   // --logits-out asks the engine for every logit (top-k over the whole vocabulary) and scatters them back
   // by token id; the JSON still reports --top-k of them.

@@ -1,8 +1,10 @@
 #include "serve/cli/serve_command.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
+#include "runtime/engine/engine.h"
 #include "runtime/executor/dist_executor.h"
 #include "runtime/scheduler/serving_engine.h"
 #include "serve/http/openai_server.h"
@@ -16,10 +18,14 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
   cmd->add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' on every route but /health");
   cmd->add_option("--served-model-name", o.served_model_name, "Model name of the API (default: the plan's)");
   cmd->add_option("--max-model-len", o.max_model_len, "Context length (default: the plan's)");
-  cmd->add_option("--max-running-requests", o.max_running_requests, "Requests in the running batch at most");
+  cmd->add_option("--max-running-requests", o.max_running_requests,
+                  "Requests in the running batch at most (CUDA: also the executor's sequences per step; capped "
+                  "to what the KV pool holds)");
   cmd->add_option("--chunked-prefill-size", o.chunked_prefill_size, "Tokens per step (0: min(2048, max-model-len))");
   cmd->add_option("--mem-fraction-static", o.mem_fraction_static,
-                  "CPU backend: fraction of --kv-budget-bytes given to the KV-cache pool");
+                  "CUDA plans: fraction of GPU memory for weights + KV pool (default 0.88; the rest holds "
+                  "activations and CUDA graphs). CPU plans: fraction of --kv-budget-bytes given to the KV pool")
+      ->each([&a](const std::string&) { a.mem_fraction_given = true; });
   cmd->add_option("--kv-budget-bytes", a.kv_budget_bytes,
                   "CPU backend: KV byte budget (0: room for max(max-model-len, 256 x max-running-requests) tokens)");
   cmd->add_flag("--disable-radix-cache", a.disable_prefix_cache, "Turn the prefix cache off");
@@ -32,7 +38,15 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
 Status run_serve(const ServeArgs& a) {
   DS_RETURN_IF_ERROR(a.server.validate());
   if (a.kv_budget_bytes < 0) return Status::Error("--kv-budget-bytes must be >= 0");
+  if (a.cuda.cuda_graph_max_bs < 0) return Status::Error("--cuda-graph-max-bs must be >= 0");
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point t0 = Clock::now();
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
+  const double plan_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const bool cuda = is_cuda_plan(*m.plan);
+  if (cuda && a.mem_fraction_given && !(a.server.mem_fraction_static < 1.0))
+    return Status::Error(StrCat() << "--mem-fraction-static " << a.server.mem_fraction_static
+                                  << " must be below 1 for a CUDA plan (the rest holds activations)");
   // Ranks > 0 of a multi-process group execute rank 0's steps until it stops.
   if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);
   ServingOptions so;
@@ -49,7 +63,27 @@ Status run_serve(const ServeArgs& a) {
     std::fflush(stderr);
     std::_Exit(1);
   };
+  if (cuda) {
+    so.mem_fraction_static = a.mem_fraction_given ? a.server.mem_fraction_static : 0.0;  // 0: 0.88
+    so.enable_cuda_graph = !a.cuda.disable_cuda_graph;
+    so.cuda_graph_max_bs = a.cuda.cuda_graph_max_bs;
+    so.weight_progress = weight_progress_printer();
+    so.log = [](const std::string& line) {
+      std::fprintf(stderr, "dsrt: %s\n", line.c_str());
+      std::fflush(stderr);
+    };
+  }
   DS_ASSIGN_OR_RETURN(auto engine, ServingEngine::create(*m.plan, *m.weights, so));
+  if (cuda) {
+    const ExecutorStartup& st = engine->startup();
+    print_weight_load(st.weight_bytes, st.weights_load_s);
+    const double total = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::fprintf(stderr,
+                 "dsrt: startup: plan load %.2f s, weights load %.2f s, kernel load %.2f s, graph capture %.2f s, "
+                 "total to ready %.2f s\n",
+                 plan_s, st.weights_load_s, st.kernel_load_s, st.graph_capture_s, total);
+    std::fflush(stderr);
+  }
   return http::run_server(a.server, *engine, *m.plan);
 }
 

@@ -1,5 +1,5 @@
 // dsrt serve: the OpenAI-compatible server (serve/http) over the continuous-
-// batching ServingEngine (runtime/scheduler) on the CPU backend.
+// batching ServingEngine (runtime/scheduler) on the CPU or CUDA backend.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -16,6 +16,8 @@ struct ServeArgs {
   http::ServerOptions server;
   int64_t kv_budget_bytes = 0;  // CPU KV byte budget; the pool gets mem_fraction_static of it (0: token default)
   bool disable_prefix_cache = false;
+  bool mem_fraction_given = false;  // --mem-fraction-static on the command line
+  CudaArgs cuda;                    // sm_* plans (mem_fraction_static comes from server.mem_fraction_static)
 };
 
 // Registers the serve flags (not the plan / load flags) on `cmd`.

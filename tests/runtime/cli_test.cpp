@@ -68,7 +68,41 @@ TEST_F(DsrtCli, GenerateJson) {
   const std::string samp = "generate " + plan_ + " --prompt-ids 4,5 --max-new-tokens 6 --ignore-eos --json --temperature 1 --top-p 0.9 --seed 9";
   CmdResult s1 = dsrt(samp), s2 = dsrt(samp);
   ASSERT_EQ(s1.code, 0) << s1.err;
-  EXPECT_EQ(s1.out, s2.out);
+  EXPECT_EQ(nlohmann::json::parse(s1.out)["output_ids"], nlohmann::json::parse(s2.out)["output_ids"]);
+  // Timings around the engine's steps.
+  ASSERT_TRUE(j.contains("timings")) << r.out;
+  const auto& t = j["timings"];
+  for (const char* k : {"prefill_ms", "ttft_ms", "decode_ms", "decode_tokens_per_s"}) {
+    ASSERT_TRUE(t.contains(k)) << k;
+    EXPECT_GE(t[k].get<double>(), 0.0) << k;
+  }
+  EXPECT_GE(t["ttft_ms"].get<double>(), t["prefill_ms"].get<double>());
+}
+
+TEST_F(DsrtCli, CudaPlansAndFlagsGiveClearErrors) {
+  // An sm_90a plan: without the CUDA executor, without a GPU, or (on a GPU) because
+  // this hand-built plan has no CUDA kernels, the error names the plan's target.
+  test::TinyModel gpu = model_;
+  gpu.target = "sm_90a";
+  const std::string gpu_plan = dir_.file("tiny.sm_90a.dsplan");
+  ASSERT_TRUE(write_file_atomic(gpu_plan, gpu.plan_bytes(dir_.path())).ok());
+  CmdResult r = dsrt("score " + gpu_plan + " --ids 1,2 --json");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("sm_90a"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+  // The CUDA flags are checked before anything loads.
+  r = dsrt("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --mem-fraction-static 1.5");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--mem-fraction-static 1.5 must be in (0, 1)"), std::string::npos) << r.err;
+  r = dsrt("score " + plan_ + " --ids 1 --cuda-graph-max-bs -2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--cuda-graph-max-bs"), std::string::npos) << r.err;
+  // On a CPU plan they change nothing.
+  r = dsrt("generate " + plan_ + " --prompt-ids 1,2 --max-new-tokens 3 --ignore-eos --json --disable-cuda-graph "
+           "--cuda-graph-max-bs 8 --mem-fraction-static 0.5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  CmdResult plain = dsrt("generate " + plan_ + " --prompt-ids 1,2 --max-new-tokens 3 --ignore-eos --json");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
 }
 
 TEST_F(DsrtCli, ScoreJson) {
