@@ -5,6 +5,7 @@
 #include "kernels/cuda/attention/paged_attention.h"
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cuda/attention/attention_internal.h"

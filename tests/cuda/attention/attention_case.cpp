@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <random>
+#include <vector>
 
 #include "kernels/cuda/attention/paged_attention.h"
 #include "kernels/ref/paged_attention.h"

@@ -4,8 +4,8 @@
 // values); reports the max abs error over every output element.
 #pragma once
 
+#include <cstdint>
 #include <cuda_runtime_api.h>
-
 #include <string>
 #include <vector>
 

@@ -7,9 +7,12 @@
 // argument validation runs everywhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attention_case.h"

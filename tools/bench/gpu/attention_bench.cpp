@@ -9,6 +9,7 @@
 // several "layers" that the launches rotate through, so K/V come from HBM.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>

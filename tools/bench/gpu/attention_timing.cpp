@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <random>
+#include <vector>
 
 #include "kernels/cuda/attention/paged_attention.h"
 #include "runtime/cuda/cuda_check.h"
