@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <thread>
 
 #include "kernels/cuda/gemm/gather.h"
 #include "runtime/cuda/cuda_check.h"
@@ -29,6 +31,7 @@ namespace {
 constexpr size_t kAlign = 256;
 constexpr size_t kStagingBytes = size_t{64} << 20;  // per slot; two slots
 constexpr int kSlots = 2;
+constexpr int64_t kCopyThreads = 4;  // host threads gathering one piece
 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
@@ -81,8 +84,32 @@ void copy_sliced_range(const SourceView& v, int64_t e0, int64_t e1, uint8_t* dst
   }
 }
 
+// copy_sliced_range on a few threads for large pieces: page faults on the
+// checkpoint mapping (disk reads) overlap, and memcpy bandwidth adds up.
+void copy_sliced_range_parallel(const SourceView& v, int64_t e0, int64_t e1, uint8_t* dst) {
+  constexpr int64_t kPerThreadBytes = int64_t{8} << 20;
+  const int64_t es = static_cast<int64_t>(dtype_size(v.dtype));
+  const int64_t n = e1 - e0;
+  const int64_t nthreads = std::min<int64_t>(kCopyThreads, (n * es + kPerThreadBytes - 1) / kPerThreadBytes);
+  if (nthreads <= 1) {
+    copy_sliced_range(v, e0, e1, dst);
+    return;
+  }
+  std::vector<std::thread> threads;
+  const int64_t per = (n + nthreads - 1) / nthreads;
+  for (int64_t t = 0; t < nthreads; ++t) {
+    const int64_t b = e0 + t * per, e = std::min(e1, b + per);
+    if (b < e) threads.emplace_back(copy_sliced_range, std::cref(v), b, e, dst + (b - e0) * es);
+  }
+  for (std::thread& th : threads) th.join();
+}
+
 struct Loader {
-  cudaStream_t stream;
+  // Copies may still read the staging buffers when loading stops on an error.
+  ~Loader() {
+    if (stream) cudaStreamSynchronize(stream);
+  }
+  cudaStream_t stream = nullptr;
   PinnedBuffer pinned[kSlots];
   DeviceBuffer staging[kSlots];
   Event done[kSlots];
@@ -123,7 +150,7 @@ struct Loader {
         const int64_t ncols = rows_per > 0 ? cols : std::min(seg, cols - c);
         const int64_t e0 = r * cols + c, e1 = e0 + (rows_per > 0 ? nrows * cols : ncols);
         DS_ASSIGN_OR_RETURN(int s, acquire());
-        copy_sliced_range(v, e0, e1, pinned[s].data());
+        copy_sliced_range_parallel(v, e0, e1, pinned[s].data());
         const size_t bytes = static_cast<size_t>(e1 - e0) * ses;
         if (direct) {
           uint8_t* dst = static_cast<uint8_t*>(t.data) + static_cast<size_t>(r * dst_ld + col0 + c) * ses;
