@@ -7,7 +7,7 @@
 // inner = prod(shape[axis+1:]), cols = along * inner). The block is streamed in
 // pieces of whole rows (or, for rows larger than a staging buffer, row segments):
 //   host: gather the piece's bytes from the mmap into pinned staging slot s
-//   GPU:  H2D into the destination directly (same dtype, full-width rows), or
+//   GPU:  H2D into the destination directly (same dtype, contiguous in the weight), or
 //         into device staging slot s, then place_block (cast + place at the
 //         source's concat offset)
 //   event s recorded; the host waits on it before reusing slot s, so reading the
@@ -138,7 +138,9 @@ struct Loader {
   Status place_source(const SourceView& v, const DeviceTensor& t, int64_t outer, int64_t cols, int64_t dst_ld,
                       int64_t col0) {
     const size_t ses = dtype_size(v.dtype);
-    const bool direct = v.dtype == t.dtype && cols == dst_ld;  // same dtype, full-width rows: contiguous
+    // Same dtype and contiguous in the weight (full-width rows, or a single row as
+    // for every concat on axis 0): straight from pinned memory into the weight.
+    const bool direct = v.dtype == t.dtype && (cols == dst_ld || outer == 1);
     const int64_t row_bytes = cols * static_cast<int64_t>(ses);
     const int64_t cap = static_cast<int64_t>(kStagingBytes);
     // Pieces: whole rows when a row fits a slot, else segments of one row.
