@@ -187,6 +187,7 @@ def main():
         r = load(bench_file(f"decode_{m}.json"))
         if r is None:
             continue
+        r = dict(r, **(r.get("timings") or {}))  # dsrt generate --json nests them under "timings"
         report["raw"][f"decode_{m}"] = {k: v for k, v in r.items() if k not in ("output_ids", "text")}
         tps = r.get("decode_tokens_per_s")
         if tps is None and r.get("decode_ms") and r.get("output_ids"):
@@ -206,6 +207,7 @@ def main():
 
     r = load(bench_file("prefill_32B.json"))
     if r is not None:
+        r = dict(r, **(r.get("timings") or {}))
         report["raw"]["prefill_32B"] = {k: v for k, v in r.items() if k not in ("output_ids", "text")}
         ms = r.get("prefill_ms") or r.get("ttft_ms")
         _, c = model_bytes(a.models, "32B")

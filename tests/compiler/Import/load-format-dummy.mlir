@@ -87,7 +87,7 @@
 // INSPECT: tokenizer.json 0 B
 // INSPECT: eos [258]
 // RUN: %if dsrt %{ %dsrt generate %t/n.dsplan --load-format dummy --prompt-ids 1,2,3 --max-new-tokens 4 --ignore-eos --json | FileCheck %s --check-prefix=GEN %}
-// GEN: {"output_ids":[{{[0-9]+}},{{[0-9]+}},{{[0-9]+}},{{[0-9]+}}],"text":""}
+// GEN: {"output_ids":[{{[0-9]+}},{{[0-9]+}},{{[0-9]+}},{{[0-9]+}}],"text":""
 // RUN: %if dsrt %{ not %dsrt generate %t/n.dsplan --load-format dummy --prompt hi --max-new-tokens 1 2>&1 | FileCheck %s --check-prefix=NOPROMPT %}
 // NOPROMPT: has no tokenizer
 // dsrt serve needs a tokenizer: a clear error, not a server without one.
