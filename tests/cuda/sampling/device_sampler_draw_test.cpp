@@ -180,6 +180,7 @@ TEST(DeviceSamplerDraw, Cost256RowsVocab152k) {
   auto dev = DeviceBuffer::allocate(logits.size() * sizeof(float));
   ASSERT_TRUE(dev.ok());
   ASSERT_TRUE(dev->copy_from_host(logits.data(), logits.size() * sizeof(float)).ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the pageable copy's DMA may still be in flight
   struct Config {
     const char* name;
     RowSampling spec;

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "runtime/scheduler/request.h"
+#include "runtime/cuda/cuda_check.h"
 #include "runtime/scheduler/token_sampler.h"
 
 namespace ds::cuda::testing {
@@ -104,11 +105,17 @@ Status SamplerHarness::run(const std::vector<float>& logits, const std::vector<R
     logits_.reset();
     DS_ASSIGN_OR_RETURN(logits_, DeviceBuffer::allocate(bytes));
   }
-  DS_RETURN_IF_ERROR(logits_.copy_from_host(logits.data(), bytes));
+  // Stream-ordered upload: a plain cudaMemcpy from pageable memory may return
+  // before its DMA lands, and the sampler's stream is non-blocking (not ordered
+  // after the legacy stream), so the kernel could read the previous logits.
+  DS_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(logits_.data(), logits.data(), bytes, cudaMemcpyHostToDevice, stream_.get()));
   DS_RETURN_IF_ERROR(sampler_->sample(static_cast<float*>(logits_.data()), rows, out, stream_.get()));
   if (logits_after) {
     logits_after->resize(logits.size());
-    DS_RETURN_IF_ERROR(logits_.copy_to_host(logits_after->data(), bytes));
+    DS_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(logits_after->data(), logits_.data(), bytes, cudaMemcpyDeviceToHost, stream_.get()));
+    DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_.get()));
   }
   return Status::Ok();
 }
