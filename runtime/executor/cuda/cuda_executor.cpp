@@ -134,7 +134,6 @@ std::vector<int64_t> cuda_graph_batch_sizes(int64_t max_bs) {
 CudaExecutor::Impl::~Impl() {
   if (stream.get()) (void)cudaStreamSynchronize(stream.get());
   graphs.clear();
-  if (scratch_page >= 0 && kv) (void)kv->release(scratch_page);
 }
 
 CudaExecutor::CudaExecutor() : impl_(std::make_unique<Impl>()) {}
@@ -175,8 +174,12 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   DS_ASSIGN_OR_RETURN(x.staging_done, Event::create());
   DS_ASSIGN_OR_RETURN(x.arena, DeviceBuffer::allocate(align_up(static_cast<size_t>(p.arena()->bytes_per_token() * cap))));
   const KvCacheConfig& kc = kv.config();
+  // The device pools hold the cache's pages plus one scratch page (id num_pages)
+  // that the padded sequences of decode graphs attend to; the KvCache never sees it.
+  const bool graphs = x.opt.enable_cuda_graph && std::min({x.opt.cuda_graph_max_bs, seqs, cap, rows}) > 0;
+  const int64_t device_pages = kc.num_pages + (graphs ? 1 : 0);
   for (const KvLayerGeometry& g : kc.layers) {
-    const size_t slots = static_cast<size_t>(kc.num_pages * kc.page_size * g.num_kv_heads);
+    const size_t slots = static_cast<size_t>(device_pages * kc.page_size * g.num_kv_heads);
     DS_ASSIGN_OR_RETURN(DeviceBuffer k, DeviceBuffer::allocate(slots * static_cast<size_t>(g.k_dim) * 2));
     DS_ASSIGN_OR_RETURN(DeviceBuffer v, DeviceBuffer::allocate(slots * static_cast<size_t>(g.v_dim) * 2));
     x.k_pools.push_back(std::move(k));
@@ -220,12 +223,10 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   DS_RETURN_IF_ERROR(x.bind(weights).with_context("plan " + plan.origin()));
   x.kernel_load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  if (x.opt.enable_cuda_graph) {
-    const int64_t max_bs = std::min({x.opt.cuda_graph_max_bs, seqs, cap, rows});
-    x.graph_sizes = cuda_graph_batch_sizes(max_bs);
+  if (graphs) {
+    x.graph_sizes = cuda_graph_batch_sizes(std::min({x.opt.cuda_graph_max_bs, seqs, cap, rows}));
     if (!x.graph_sizes.empty()) {
-      DS_ASSIGN_OR_RETURN(std::vector<int32_t> page, kv.alloc_pages(1));
-      x.scratch_page = page[0];
+      x.scratch_page = static_cast<int32_t>(kc.num_pages);
       for (size_t l = 0; l < x.k_pools.size(); ++l) {
         const KvLayerGeometry& g = kc.layers[l];
         const size_t row = static_cast<size_t>(kc.page_size * g.num_kv_heads) * 2;

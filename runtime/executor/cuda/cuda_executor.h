@@ -60,6 +60,7 @@ class CudaExecutor : public Executor {
 
   // Device bytes held besides weights and KV pools (arena, logits, workspaces, graphs).
   size_t activation_bytes() const;
+  // Device KV pools: kv.num_pages() pages, plus one scratch page when decode graphs are on.
   size_t kv_pool_bytes() const;
   // Seconds spent loading kernels and capturing graphs in create() (startup breakdown).
   double kernel_load_seconds() const;

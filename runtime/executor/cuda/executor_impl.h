@@ -116,7 +116,7 @@ struct CudaExecutor::Impl {
   // CUDA graphs of decode steps, by padded batch size.
   std::vector<int64_t> graph_sizes;  // ascending
   std::map<int64_t, GraphExec> graphs;
-  int32_t scratch_page = -1;         // page of the padded sequences (held in kv)
+  int32_t scratch_page = -1;         // page of the padded sequences: id kv->num_pages(), device pools only
 
   double kernel_load_s = 0, graph_capture_s = 0;
 

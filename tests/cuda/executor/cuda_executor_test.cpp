@@ -236,6 +236,9 @@ TEST(CudaExecutorGraphs, ReplayEqualsEagerBitExact) {
     std::cout << "kernel load " << ge->kernel_load_seconds() << " s, graph capture " << ge->graph_capture_seconds()
               << " s, activation bytes " << ge->activation_bytes() << ", kv pool bytes " << ge->kv_pool_bytes() << "\n";
     EXPECT_GT(ge->graph_capture_seconds(), 0.0);
+    // The graphs' scratch page lives in the device pools only: the KvCache keeps all its pages.
+    EXPECT_EQ(graph.kv().num_free_pages(), kNumPages);
+    EXPECT_GT(ge->kv_pool_bytes(), ee->kv_pool_bytes());
     EXPECT_EQ(ee->graph_capture_seconds(), 0.0);
     const int64_t V = graph.exec().vocab_size();
     std::map<int, int64_t> len;
