@@ -97,6 +97,8 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
     startup->weight_bytes = dw->total_bytes();
     startup->kernel_load_s = exec->kernel_load_seconds();
     startup->graph_capture_s = exec->graph_capture_seconds();
+    startup->activation_bytes = exec->activation_bytes();
+    startup->kv_pool_bytes = exec->kv_pool_bytes();
   }
   return std::unique_ptr<Executor>(new CudaModelExecutor(std::move(dw), std::move(exec)));
 }

@@ -41,6 +41,8 @@ struct ExecutorStartup {
   size_t weight_bytes = 0;        // device bytes of the weights
   double kernel_load_s = 0;       // CUDA: generated kernels (cubin or NVRTC)
   double graph_capture_s = 0;     // CUDA graphs
+  size_t activation_bytes = 0;    // CUDA: device bytes besides weights and KV pools (arena, logits, workspaces, graphs)
+  size_t kv_pool_bytes = 0;       // CUDA: device KV pools
 };
 
 // Device memory of a CUDA GPU, as cudaMemGetInfo reports it.

@@ -97,8 +97,10 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   const bool cuda = is_cuda_plan(plan);
   int64_t pages = 0;
   int64_t max_running = options.max_running_requests;
+  size_t planned_activations = 0;
   if (cuda) {
     DS_ASSIGN_OR_RETURN(MemoryPlan mp, plan_cuda_memory(plan, options, max_len, chunk));
+    planned_activations = mp.activation_bytes;
     pages = options.kv_pages > 0 ? std::min(options.kv_pages, mp.kv_pages) : mp.kv_pages;
     max_running = mp.max_running_requests;
   } else {
@@ -119,6 +121,10 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   xo.on_group_failure = options.on_group_failure;
   xo.weight_progress = options.weight_progress;
   DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
+  if (cuda && options.log)
+    options.log(StrCat() << "memory: the executor holds activations " << format_gib(e->startup_.activation_bytes)
+                         << " (planned " << format_gib(planned_activations) << "), KV pools "
+                         << format_gib(e->startup_.kv_pool_bytes));
   SchedulerOptions so;
   so.max_running_requests = max_running;
   so.chunked_prefill_size = chunk;
