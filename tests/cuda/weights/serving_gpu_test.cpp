@@ -97,9 +97,9 @@ TEST(CudaServing, MemoryPlanSizesTheKvPool) {
   EXPECT_EQ(mp->weight_bytes, cuda::DeviceWeights::plan_bytes(*m.plan));
   EXPECT_GE(mp->kv_tokens, m.plan->plan().model()->max_model_len());
   ASSERT_FALSE(log.empty());
-  std::printf("%s\n", log[0].c_str());
   auto e = ServingEngine::create(*m.plan, *m.weights, so);
   ASSERT_TRUE(e.ok()) << e.status().message();
+  for (const std::string& line : log) std::printf("%s\n", line.c_str());
   EXPECT_EQ((*e)->kv_cache().num_pages(), mp->kv_pages);
   EXPECT_EQ((*e)->startup().weight_bytes, mp->weight_bytes);
   std::printf("startup: weights %.3f s, kernels %.3f s, graphs %.3f s\n", (*e)->startup().weights_load_s,
