@@ -83,7 +83,9 @@ inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms) {
   const int base = items * groups;
   if (base <= 0 || max_kv_len <= 0) return 1;
   const int max_by_len = (max_kv_len + 2 * kSplitGranule - 1) / (2 * kSplitGranule);  // >= 128 keys each
-  const int want = (4 * num_sms + base - 1) / base;
+  // About two CTAs per SM in one wave: each streams >= 2 tiles with its next
+  // tile in flight, enough to keep HBM busy, and no tail wave.
+  const int want = (2 * num_sms + base - 1) / base;
   int splits = want < max_by_len ? want : max_by_len;
   if (splits > 128) splits = 128;
   return splits < 1 ? 1 : splits;

@@ -260,24 +260,61 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) 
   }
 }
 
-// Merges the splits of one (item, query head): out = sum w_s acc_s / sum w_s l_s.
-__global__ void __launch_bounds__(64) combine_kernel(const DecodeParams p) {
+// Merges the splits of one (item, query head): out = sum w_s acc_s / sum w_s l_s
+// with w_s = 2^(m_s - max m). Warp 0 computes the weights; the four warps then
+// sum interleaved splits over float4 slices of the head and meet in smem.
+constexpr int kCombineThreads = 128;
+constexpr int kMaxSplits = 128;  // num_kv_splits' cap
+
+__global__ void __launch_bounds__(kCombineThreads) combine_kernel(const DecodeParams p) {
+  __shared__ float w_s[kMaxSplits];
+  __shared__ __align__(16) float acc_s[kCombineThreads / 32][kMaxHeadDim];
+  __shared__ float l_total;
   const int item = blockIdx.x, h = blockIdx.y;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   int seq, row, ctx;
   if (!resolve_item(p, item, seq, row, ctx)) return;
-  const int valid = min(p.splits, max(1, (ctx + p.chunk_len - 1) / p.chunk_len));
+  const int valid = min(min(p.splits, kMaxSplits), max(1, (ctx + p.chunk_len - 1) / p.chunk_len));
   const int64_t base = (static_cast<int64_t>(item) * p.num_heads + h) * p.splits;
   const float* ml = p.part_ml + base * 2;
-  float m = -INFINITY;
-  for (int s = 0; s < valid; ++s) m = fmaxf(m, ml[2 * s]);
-  float l = 0.0f;
-  for (int s = 0; s < valid; ++s)
-    if (ml[2 * s + 1] > 0.0f) l += exp2f(ml[2 * s] - m) * ml[2 * s + 1];
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
+  if (warp == 0) {
+    float m = -INFINITY;
+    for (int s = lane; s < valid; s += 32) m = fmaxf(m, ml[2 * s]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    float l = 0.0f;
+    for (int s = lane; s < valid; s += 32) {
+      const float ls = ml[2 * s + 1];
+      const float w = ls > 0.0f ? exp2f(ml[2 * s] - m) : 0.0f;  // neutral partials: weight 0, acc unread
+      w_s[s] = w;
+      l += w * ls;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+    if (lane == 0) l_total = l;
+  }
+  __syncthreads();
+  for (int d = lane * 4; d < p.head_dim; d += 128) {
+    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+    for (int s = warp; s < valid; s += kCombineThreads / 32) {
+      const float w = w_s[s];
+      if (w != 0.0f) {
+        const float4 v = *reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d);
+        a.x += w * v.x;
+        a.y += w * v.y;
+        a.z += w * v.z;
+        a.w += w * v.w;
+      }
+    }
+    *reinterpret_cast<float4*>(&acc_s[warp][d]) = a;
+  }
+  __syncthreads();
+  const float inv = l_total > 0.0f ? 1.0f / l_total : 0.0f;
+  for (int d = tid; d < p.head_dim; d += kCombineThreads) {
     float o = 0.0f;
-    for (int s = 0; s < valid; ++s)
-      if (ml[2 * s + 1] > 0.0f) o += exp2f(ml[2 * s] - m) * p.part_acc[(base + s) * p.head_dim + d];
+#pragma unroll
+    for (int w = 0; w < kCombineThreads / 32; ++w) o += acc_s[w][d];
     p.out[row * p.out_ld + static_cast<int64_t>(h) * p.head_dim + d] = __float2bfloat16(o * inv);
   }
 }
@@ -374,7 +411,7 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     DS_RETURN_IF_ERROR(launch_dim<kMaxHeadDim>(p, items, stream));
   }
   if (p.splits > 1) {
-    combine_kernel<<<dim3(items, p.num_heads), 64, 0, stream>>>(p);
+    combine_kernel<<<dim3(items, p.num_heads), kCombineThreads, 0, stream>>>(p);
     DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   }
   return Status::Ok();

@@ -137,6 +137,9 @@ Result<AttnResult> run_case_gpu(const AttnCase& c, const AttnData& d, cudaStream
   b.max_kv_len = d.max_kv_len;
   const size_t ws_bytes = paged_attention_workspace_bytes(p, n, d.num_tokens, d.max_kv_len);
   DS_ASSIGN_OR_RETURN(DeviceBuffer ws, DeviceBuffer::allocate(std::max<size_t>(ws_bytes, 16)));
+  // cudaMemcpy from pageable memory may return before its DMA lands; the kernel
+  // runs on a non-blocking stream, so wait for the uploads explicitly.
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
   DS_RETURN_IF_ERROR(paged_attention(dq.data(), d.q_ld, dk.data(), dv.data(), dout.data(), p, b, ws.data(), ws_bytes,
                                      stream));
   DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));

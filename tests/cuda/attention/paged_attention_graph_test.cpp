@@ -97,6 +97,7 @@ TEST(PagedAttentionGpu, DecodeCudaGraphReplayWithNewLengths) {
   DeviceBuffer ws = alloc(std::max<size_t>(ws_bytes, 16));
 
   put(dq, A.q), put(dk, A.k), put(dv, A.v), put(dqs, A.q_start), put(dkv, A.kv_len), put(dpt, A.page_table);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // pageable uploads may still be in flight
   // Warm-up outside capture (first call configures the kernels).
   ASSERT_TRUE(paged_attention(dq.data(), 0, dk.data(), dv.data(), dout.data(), p, batch, ws.data(), ws_bytes, stream).ok());
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
@@ -117,6 +118,7 @@ TEST(PagedAttentionGpu, DecodeCudaGraphReplayWithNewLengths) {
   EXPECT_LE(err_a, kAbsTol);
 
   put(dq, B.q), put(dk, B.k), put(dv, B.v), put(dqs, B.q_start), put(dkv, B.kv_len), put(dpt, B.page_table);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   ASSERT_EQ(cudaGraphLaunch(*g.exec(), stream), cudaSuccess);
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   ASSERT_TRUE(dout.copy_to_host(out.data(), out.size() * 2).ok());

@@ -5,7 +5,7 @@
 //            microseconds and TFLOP/s, flops = 4 * head_dim * heads * sum(ctx)
 // Pages of every sequence are shuffled across the pool (as a long-running
 // server's would be). Each point: 3 warm-ups, then the mean of --reps launches
-// between two CUDA events. A pool smaller than ~4x L2 is replicated into
+// replayed from one captured CUDA graph, between two CUDA events. A pool smaller than ~4x L2 is replicated into
 // several "layers" that the launches rotate through, so K/V come from HBM.
 #include <algorithm>
 #include <cmath>

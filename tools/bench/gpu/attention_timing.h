@@ -25,7 +25,7 @@ struct AttnTiming {
 
 // One batch: sequence i has q_lens[i] query rows at the end of a kv_lens[i]
 // history (page size 16, pages shuffled over the pool). 3 warm-ups, then the
-// mean of `reps` launches between two events; pools smaller than ~200 MB are
+// mean over one CUDA graph of `reps` launches (no host launch gaps timed); pools smaller than ~200 MB are
 // replicated and rotated so that K/V come from HBM, not L2.
 Result<AttnTiming> time_paged_attention(const AttnShape& s, const std::vector<int>& q_lens,
                                         const std::vector<int>& kv_lens, int reps, const Stream& stream);
