@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "runtime/common/dtype.h"
 #include "runtime/common/status.h"
@@ -26,7 +27,8 @@ namespace ds::cuda {
 // kGemv on arguments it cannot handle is an error.
 enum class GemmPath { kAuto, kCublasLt, kGemv };
 
-// Largest m the GEMV kernel takes in kAuto (see gemv.cu for the measurement).
+// Largest m for which kAuto considers the GEMV kernels (then timed against
+// cuBLASLt per problem, see prepare(args, stream)): one n8 MMA fragment.
 constexpr int64_t kGemvMaxM = 8;
 
 struct GemmArgs {
@@ -49,12 +51,23 @@ class GemmRunner {
   GemmRunner& operator=(const GemmRunner&) = delete;
 
   // Checks the arguments (null pointers, sizes, dtypes, 16-byte alignment where
-  // the fast paths need it) and launches on `stream`. Never synchronizes.
+  // the fast paths need it) and launches on `stream`. Never synchronizes, except
+  // the first kAuto run of a GEMV-sized problem outside a capture (see prepare).
   Status run(const GemmArgs& args, cudaStream_t stream);
   Status run(const GemmArgs& args, cudaStream_t stream, GemmPath path);
 
   // Runs the heuristic for a shape ahead of time (before graph capture).
   Status prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias);
+
+  // For m <= kGemvMaxM, kAuto picks between the GEMV kernels and cuBLASLt by
+  // timing them once per problem (shape, strides, dtype, bias, alignment) on
+  // the real buffers, at the first run() outside a graph capture or here
+  // (outside a capture; synchronizes the stream; y is overwritten). An
+  // unmeasured problem met inside a capture uses a fixed rule.
+  Status prepare(const GemmArgs& args, cudaStream_t stream);
+  // The kernel kAuto uses for `args` ("cublaslt", "gemv-warp", "gemv-mma", or
+  // "unmeasured (...)"), for logs and tests.
+  std::string chosen_kernel(const GemmArgs& args) const;
 
   size_t workspace_bytes() const;
 

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
@@ -91,6 +93,28 @@ uint32_t pointer_alignment(const void* p) {
 
 cudaDataType_t cuda_type(DType t) { return t == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
 
+Key make_key(const GemmArgs& a) {
+  uint32_t align = std::min({pointer_alignment(a.x), pointer_alignment(a.w), pointer_alignment(a.y)});
+  if (a.bias != nullptr) align = std::min(align, pointer_alignment(a.bias));
+  return Key{a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype, a.bias != nullptr, align};
+}
+
+// The kernel kAuto uses for a GEMV-eligible problem.
+enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvMma };
+
+const char* choice_name(Choice c) {
+  return c == Choice::kCublasLt ? "cublaslt" : (c == Choice::kGemvWarp ? "gemv-warp" : "gemv-mma");
+}
+
+// Used without a measurement (first use inside a graph capture). From the
+// H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at m <= 2
+// on many-row shapes (gate_up, lm_head: 4.2-4.6 vs 3.9-4.4 TB/s) and on small
+// ones (launch-bound); cuBLASLt wins on few-row long-k shapes and at m >= 4.
+Choice static_choice(const GemmArgs& a) {
+  if (a.m <= 2 && (a.n >= 16384 || a.n * a.k <= (int64_t{16} << 20))) return Choice::kGemvWarp;
+  return Choice::kCublasLt;
+}
+
 }  // namespace
 
 struct GemmRunner::Impl {
@@ -98,8 +122,62 @@ struct GemmRunner::Impl {
   DeviceBuffer workspace;
   DeviceBuffer gemv_scratch;  // split-k partials and counters (zeroed once)
   detail::GemvScratch scratch;
+  Event start, stop;          // timing of the GEMV-vs-cuBLASLt choice
   std::mutex mu;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
+  std::unordered_map<Key, Choice, KeyHash> choices;
+
+  Status launch(Choice c, const GemmArgs& a, cudaStream_t stream) {
+    switch (c) {
+      case Choice::kGemvWarp: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRows);
+      case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
+      case Choice::kCublasLt: break;
+    }
+    return run_cublaslt(a, stream);
+  }
+
+  // The fastest kernel for a GEMV-eligible problem, measured once per key on
+  // the caller's buffers (y is overwritten) and cached. Inside a graph capture
+  // an unmeasured key gets static_choice() instead (nothing is timed or cached).
+  Result<Choice> choose(const GemmArgs& a, cudaStream_t stream) {
+    const Key key = make_key(a);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = choices.find(key);
+      if (it != choices.end()) return it->second;
+    }
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) return static_choice(a);
+    std::vector<Choice> candidates = {Choice::kCublasLt, Choice::kGemvMma};
+    if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvWarp);
+    Choice best = static_choice(a);
+    float best_ms = 0.0f;
+    bool have = false;
+    Status first_error;
+    for (Choice c : candidates) {
+      Status st = launch(c, a, stream);  // warm-up; also plans cuBLASLt
+      if (!st.ok()) {
+        if (first_error.ok()) first_error = st;
+        continue;
+      }
+      DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(start.get(), stream));
+      for (int i = 0; i < 3; ++i) DS_RETURN_IF_ERROR(launch(c, a, stream));
+      DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(stop.get(), stream));
+      DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop.get()));
+      float ms = 0.0f;
+      DS_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start.get(), stop.get()));
+      if (!have || ms < best_ms) {
+        best = c;
+        best_ms = ms;
+        have = true;
+      }
+    }
+    if (!have) return first_error;
+    std::lock_guard<std::mutex> lock(mu);
+    choices.emplace(key, best);
+    return best;
+  }
 
   // Builds descriptors for `key` and asks the heuristic, with the bias fused
   // when `fuse_bias`; returns null (no error) when no algorithm fits.
@@ -185,10 +263,7 @@ struct GemmRunner::Impl {
   }
 
   Status run_cublaslt(const GemmArgs& a, cudaStream_t stream) {
-    uint32_t align = std::min({pointer_alignment(a.x), pointer_alignment(a.w), pointer_alignment(a.y)});
-    if (a.bias != nullptr) align = std::min(align, pointer_alignment(a.bias));
-    const Key key{a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype, a.bias != nullptr, align};
-    DS_ASSIGN_OR_RETURN(Plan * plan, plan_for(key));
+    DS_ASSIGN_OR_RETURN(Plan * plan, plan_for(make_key(a)));
     if (plan->bias_in_epilogue)
       DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(plan->desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                            &a.bias, sizeof(a.bias)));
@@ -225,12 +300,14 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&impl.scratch.num_sms, cudaDevAttrMultiProcessorCount, device));
   impl.scratch.partials = static_cast<float*>(impl.gemv_scratch.data());
   impl.scratch.counters = reinterpret_cast<unsigned*>(impl.scratch.partials + detail::kGemvMaxSplitBlocks * 128);
+  DS_ASSIGN_OR_RETURN(impl.start, Event::create());
+  DS_ASSIGN_OR_RETURN(impl.stop, Event::create());
   return runner;
 }
 
 size_t GemmRunner::workspace_bytes() const { return impl_->workspace.bytes(); }
 
-static Status check_args(GemmArgs& a) {
+static Status check_args(GemmArgs& a, bool need_pointers = true) {
   if (a.m < 0 || a.n <= 0 || a.k <= 0)
     return Status::Error(StrCat() << "gemm: bad shape m=" << a.m << " n=" << a.n << " k=" << a.k
                                   << " (m >= 0, n > 0, k > 0)");
@@ -240,7 +317,7 @@ static Status check_args(GemmArgs& a) {
   if (a.ldy == 0) a.ldy = a.n;
   if (a.ldx < a.k) return Status::Error(StrCat() << "gemm: ldx = " << a.ldx << " is smaller than k = " << a.k);
   if (a.ldy < a.n) return Status::Error(StrCat() << "gemm: ldy = " << a.ldy << " is smaller than n = " << a.n);
-  if (a.m > 0 && (a.x == nullptr || a.w == nullptr || a.y == nullptr))
+  if (need_pointers && a.m > 0 && (a.x == nullptr || a.w == nullptr || a.y == nullptr))
     return Status::Error("gemm: x, w and y must be non-null");
   auto odd = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 1u) != 0; };
   if (odd(a.x) || odd(a.w) || odd(a.bias) || (a.out_dtype == DType::kF32 && (reinterpret_cast<uintptr_t>(a.y) & 3u)) ||
@@ -258,9 +335,30 @@ Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path)
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
   if (path == GemmPath::kGemv && !gemv_reason.empty())
     return Status::Error(StrCat() << "gemm: the GEMV path cannot run this problem: " << gemv_reason);
-  if (path == GemmPath::kGemv || (path == GemmPath::kAuto && gemv_reason.empty()))
-    return detail::launch_gemv(a, impl_->scratch, stream);
+  if (path == GemmPath::kGemv) return detail::launch_gemv(a, impl_->scratch, stream);
+  if (path == GemmPath::kAuto && gemv_reason.empty()) {
+    DS_ASSIGN_OR_RETURN(Choice c, impl_->choose(a, stream));
+    return impl_->launch(c, a, stream);
+  }
   return impl_->run_cublaslt(a, stream);
+}
+
+Status GemmRunner::prepare(const GemmArgs& args, cudaStream_t stream) {
+  GemmArgs a = args;
+  DS_RETURN_IF_ERROR(check_args(a));
+  if (a.m == 0) return Status::Ok();
+  if (detail::gemv_unsupported_reason(a).empty()) return impl_->choose(a, stream).status();
+  return impl_->plan_for(make_key(a)).status();
+}
+
+std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
+  GemmArgs a = args;
+  if (!check_args(a).ok()) return "invalid";
+  if (!detail::gemv_unsupported_reason(a).empty()) return "cublaslt";
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->choices.find(make_key(a));
+  return it == impl_->choices.end() ? std::string("unmeasured (") + choice_name(static_choice(a)) + ")"
+                                    : choice_name(it->second);
 }
 
 Status GemmRunner::prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias) {
@@ -269,8 +367,10 @@ Status GemmRunner::prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, boo
   a.n = n;
   a.k = k;
   a.out_dtype = out_dtype;
-  DS_RETURN_IF_ERROR(check_args(a));
-  if (m == 0 || (m <= kGemvMaxM && k % 8 == 0)) return Status::Ok();  // GEMV: nothing to plan
+  DS_RETURN_IF_ERROR(check_args(a, /*need_pointers=*/false));
+  if (m == 0) return Status::Ok();
+  // cuBLASLt is a candidate for every shape (the GEMV choice is timed at the
+  // first run outside a capture, or by prepare(args, stream)).
   const Key key{m, n, k, a.ldx, a.ldy, out_dtype, has_bias, 16};
   return impl_->plan_for(key).status();
 }

@@ -242,7 +242,8 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
                    GemvKernel kernel) {
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
   if (kernel == GemvKernel::kWarpRows && a.m <= kGemvWarpMaxM) {
-    const GemvWarpParams wp{a.x, a.w, a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32};
+    const int splits = k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms);
+    const GemvWarpParams wp{a.x, a.w, a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32, splits};
     return launch_gemv_warp(wp, stream);
   }
   GemvParams p;

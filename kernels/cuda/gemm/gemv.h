@@ -40,8 +40,8 @@ constexpr int64_t kGemvWarpMaxM = 4;
 GemvKernel gemv_auto_kernel(int64_t m);
 
 // y = x · wᵀ (+ bias) with a GEMV kernel; `a` is complete (ldx/ldy resolved)
-// and gemv_unsupported_reason(a) is empty. k_splits (kMmaTiles only) = 0:
-// gemv_k_splits(a, ...); an explicit value is clamped to what the scratch allows.
+// and gemv_unsupported_reason(a) is empty. k_splits = 0: automatic (kMmaTiles:
+// gemv_k_splits, clamped to the scratch; kWarpRows: gemv_warp_splits, 1/2/4).
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0,
                    GemvKernel kernel = GemvKernel::kAuto);
 
@@ -52,7 +52,9 @@ struct GemvWarpParams {
   void* y;           // [m, ldy] bf16 or f32
   int64_t m, n, k, ldx, ldy;
   bool out_f32;
+  int splits;        // warps per row: 1, 2 or 4 (gemv_warp_splits)
 };
+int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms);
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.

@@ -3,8 +3,8 @@
 // kLoads independent loads per lane in flight per iteration, predicated so the
 // tail costs no extra round trip), x rows come through L1 (__ldg; every warp of
 // the SM reads the same x), f32 FMAs, a shuffle reduction, bias fused.
-// One warp per row keeps all SMs evenly loaded for any n in the thousands (a
-// row is the unit of work, not a 16-row tile) without a cross-block reduction.
+// Rows (or row parts, gemv_warp_splits) are the units of work, so the load is
+// even across SMs without any cross-block reduction.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -45,32 +45,45 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x, float acc)
   return acc;
 }
 
+// Block: kWarpsPerBlock warps = kWarpsPerBlock / S rows, S warps per row, each
+// warp streaming one contiguous 1/S of the row's k (S = p.splits in {1, 2, 4};
+// splitting long rows gives more, shorter work units, so the last wave of a
+// grid with few rows is short). Partial sums of a row meet in shared memory.
 template <int M>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_warp_kernel(GemvWarpParams p) {
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? 9 : 1) gemv_warp_kernel(GemvWarpParams p) {
+  __shared__ float red[kWarpsPerBlock][M];
   const int lane = threadIdx.x & 31;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (row >= p.n) return;
-  const uint4* w = reinterpret_cast<const uint4*>(p.w) + row * (p.k / 8);
+  const int warp = threadIdx.x >> 5;
+  const int splits = p.splits;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (kWarpsPerBlock / splits) + warp / splits;
+  const int part = warp % splits;
+  const bool row_ok = row < p.n;
   const int64_t nv = p.k / 8;
+  const int64_t chunk = (nv + splits - 1) / splits;
+  const int64_t v_begin = part * chunk;
+  const int64_t v_end = v_begin + chunk < nv ? v_begin + chunk : nv;
+  const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
   const int64_t ldx_v = p.ldx / 8;
   const uint4* x = reinterpret_cast<const uint4*>(p.x);
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  for (int64_t v0 = lane; v0 < nv; v0 += 32 * kLoads) {
-    uint4 wv[kLoads];
+  if (row_ok) {
+    for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * kLoads) {
+      uint4 wv[kLoads];
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const int64_t v = v0 + 32 * u;
-      wv[u] = v < nv ? load_stream(w + v) : zero;
-    }
+      for (int u = 0; u < kLoads; ++u) {
+        const int64_t v = v0 + 32 * u;
+        wv[u] = v < v_end ? load_stream(w + v) : zero;
+      }
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const int64_t v = v0 + 32 * u;
-      if (v < nv) {
+      for (int u = 0; u < kLoads; ++u) {
+        const int64_t v = v0 + 32 * u;
+        if (v < v_end) {
 #pragma unroll
-        for (int m = 0; m < M; ++m) acc[m] = dot8(wv[u], __ldg(x + m * ldx_v + v), acc[m]);
+          for (int m = 0; m < M; ++m) acc[m] = dot8(wv[u], __ldg(x + m * ldx_v + v), acc[m]);
+        }
       }
     }
   }
@@ -79,7 +92,21 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_warp_kernel(GemvWarp
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
   }
-  if (lane < M) {
+  if (splits > 1) {
+    if (lane == 0) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) red[warp][m] = acc[m];
+    }
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float total = 0.0f;
+      for (int s2 = 0; s2 < splits; ++s2) total += red[warp + s2][m];  // fixed order: deterministic
+      acc[m] = total;
+    }
+  }
+  if (row_ok && lane < M) {
     float v = 0.0f;
 #pragma unroll
     for (int m = 0; m < M; ++m)
@@ -92,10 +119,57 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_warp_kernel(GemvWarp
   }
 }
 
+template <int M>
+int resident_warps_per_sm() {
+  static const int warps = [] {
+    int blocks = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M>, kWarpsPerBlock * 32, 0) !=
+        cudaSuccess) {
+      (void)cudaGetLastError();
+      blocks = 8;
+    }
+    return blocks * kWarpsPerBlock;
+  }();
+  return warps;
+}
+
+int resident_warps(int64_t m) {
+  switch (m) {
+    case 1: return resident_warps_per_sm<1>();
+    case 2: return resident_warps_per_sm<2>();
+    case 3: return resident_warps_per_sm<3>();
+    default: return resident_warps_per_sm<4>();
+  }
+}
+
 }  // namespace
 
+int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms) {
+  // Work units (row parts) per wave of resident warps: pick the split whose
+  // unit count fills its last wave best (ties: fewer splits), keeping at least
+  // one full batch of kLoads loads per lane in every part.
+  if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
+  const int64_t wave = static_cast<int64_t>(resident_warps(m)) * num_sms;
+  int best = 1;
+  double best_fill = 0.0;
+  for (int s = 1; s <= kWarpsPerBlock; s *= 2) {
+    if (s > 1 && k / s < 32 * kLoads * 8) break;
+    const int64_t units = n * s;
+    const int64_t waves = (units + wave - 1) / wave;
+    const double fill = static_cast<double>(units) / static_cast<double>(waves * wave);
+    if (fill > best_fill + 0.02) {
+      best = s;
+      best_fill = fill;
+    }
+  }
+  return best;
+}
+
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
-  const int64_t blocks = (p.n + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (p.splits != 1 && p.splits != 2 && p.splits != 4)
+    return Status::Error(StrCat() << "gemv_warp: splits = " << p.splits << " is not 1, 2 or 4");
+  const int64_t rows_per_block = kWarpsPerBlock / p.splits;
+  const int64_t blocks = (p.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;

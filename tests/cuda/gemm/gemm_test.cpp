@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
@@ -202,6 +203,32 @@ TEST_F(GemmTest, PrepareThenRunAndZeroRows) {
   a.k = 16;
   EXPECT_TRUE(runner_->run(a, stream_.get()).ok());  // no tokens: nothing to do
   EXPECT_GT(runner_->workspace_bytes(), 0u);
+}
+
+// prepare(args, stream) times the candidates and caches one; kAuto then uses it
+// (also inside a graph capture) and stays correct.
+TEST_F(GemmTest, MeasuredChoiceIsCachedAndCorrect) {
+  for (int64_t m : {1, 3, 8}) {
+    const int64_t n = 2048, k = 1024;
+    auto x = random_bf16(static_cast<size_t>(m * k), 11);
+    auto w = random_bf16(static_cast<size_t>(n * k), 12);
+    DeviceBuffer dx = upload(x), dw = upload(w);
+    auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * n) * 2);
+    ASSERT_TRUE(dy.ok());
+    GemmArgs a;
+    a.x = dx.data();
+    a.w = dw.data();
+    a.y = dy->data();
+    a.m = m;
+    a.n = n;
+    a.k = k;
+    EXPECT_EQ(runner_->chosen_kernel(a).rfind("unmeasured", 0), 0u) << runner_->chosen_kernel(a);
+    ASSERT_TRUE(runner_->prepare(a, stream_.get()).ok());
+    const std::string chosen = runner_->chosen_kernel(a);
+    std::printf("m=%lld n=%lld k=%lld: kAuto uses %s\n", (long long)m, (long long)n, (long long)k, chosen.c_str());
+    EXPECT_TRUE(chosen == "cublaslt" || chosen == "gemv-warp" || chosen == "gemv-mma") << chosen;
+  }
+  check(3, 2048, 1024, false);  // same shape as measured above, now through the cached choice
 }
 
 TEST_F(GemmTest, BadArgumentsReturnErrors) {

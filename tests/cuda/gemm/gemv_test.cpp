@@ -59,7 +59,7 @@ TEST_F(GemvTest, DecodeShapesBandwidthReport) {
   auto start = Event::create();
   auto stop = Event::create();
   ASSERT_TRUE(start.ok() && stop.ok());
-  std::printf("decode GB/s        m      n      k |   warp  mma(ks)      mma1  cuBLASLt   runner\n");
+  std::printf("decode GB/s        m      n      k | warp(s) mma(ks)      mma1  cuBLASLt   runner (choice)\n");
   for (int64_t m : {1, 4, 8}) {
     for (const S& s : shapes) {
       if (m > 1 && std::string(s.name).find("32B") == std::string::npos) continue;
@@ -98,9 +98,11 @@ TEST_F(GemvTest, DecodeShapesBandwidthReport) {
         ASSERT_TRUE(ms.ok());
         gbps[variant] = bytes * reps / (*ms * 1e6);
       }
-      std::printf("%-14s %5lld %6lld %6lld | %6.0f %6.0f(%d) %8.0f %9.0f %8.0f\n", s.name, (long long)m,
-                  (long long)s.n, (long long)s.k, gbps[0], gbps[1],
-                  detail::gemv_k_splits(a, scratch_.scratch.num_sms), gbps[2], gbps[3], gbps[4]);
+      std::printf("%-14s %5lld %6lld %6lld | %6.0f(%d) %6.0f(%d) %8.0f %9.0f %8.0f %s\n", s.name, (long long)m,
+                  (long long)s.n, (long long)s.k, gbps[0],
+                  detail::gemv_warp_splits(m, s.n, s.k, scratch_.scratch.num_sms), gbps[1],
+                  detail::gemv_k_splits(a, scratch_.scratch.num_sms), gbps[2], gbps[3], gbps[4],
+                  runner_->chosen_kernel(a).c_str());
     }
   }
 }
