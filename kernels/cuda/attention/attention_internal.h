@@ -54,7 +54,7 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
 
 // FlashAttention-2 class tiled kernel; head_dim <= 128. skip_single: leave
 // sequences with q_len == 1 to launch_decode.
-Status launch_prefill(const AttnLaunch& a, bool skip_single, cudaStream_t stream);
+Status launch_prefill(const AttnLaunch& a, bool skip_single, int num_sms, cudaStream_t stream);
 
 // Raise every kernel's dynamic smem limit on the current device (idempotent;
 // also done lazily by the launchers). paged_attention_workspace_bytes calls

@@ -109,18 +109,16 @@ Status paged_attention(const void* q, int64_t q_ld, const void* k_pool, const vo
   a.page_size = p.page_size;
   a.scale = p.scale;
 
-  if (batch.max_q_len == 1) {
-    DS_ASSIGN_OR_RETURN(const int sms, current_sm_count());
+  DS_ASSIGN_OR_RETURN(const int sms, current_sm_count());
+  if (batch.max_q_len == 1)
     return attn::launch_decode(a, /*row_mode=*/false, /*require_split=*/true, workspace, workspace_bytes, sms, stream);
-  }
   if (p.head_dim > attn::kPrefillMaxDim)
-    return attn::launch_decode(a, /*row_mode=*/true, /*require_split=*/false, nullptr, 0, 1, stream);
+    return attn::launch_decode(a, /*row_mode=*/true, /*require_split=*/false, nullptr, 0, sms, stream);
   // Mixed batch: the decode rows (q_len == 1) go to the split-KV kernel, which
   // shares each K/V page among a head group; the prefill kernel skips them.
   const bool mixed = batch.num_seqs > 1;
-  DS_RETURN_IF_ERROR(attn::launch_prefill(a, /*skip_single=*/mixed, stream));
+  DS_RETURN_IF_ERROR(attn::launch_prefill(a, /*skip_single=*/mixed, sms, stream));
   if (!mixed) return Status::Ok();
-  DS_ASSIGN_OR_RETURN(const int sms, current_sm_count());
   return attn::launch_decode(a, /*row_mode=*/false, /*require_split=*/false, workspace, workspace_bytes, sms, stream);
 }
 

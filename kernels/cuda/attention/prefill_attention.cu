@@ -301,10 +301,13 @@ Status launch_dim(const PrefillParams& p, int num_heads, cudaStream_t stream) {
   return Status::Ok();
 }
 
-// 128-row CTAs pay off once the average sequence brings that many rows.
+// 128-row CTAs pay off once the average sequence brings that many rows and
+// they still fill about two waves of the GPU (2 CTAs per SM).
 template <int kD>
-Status launch_rows(const PrefillParams& p, int num_heads, cudaStream_t stream) {
-  if (p.num_tokens >= 128 * p.num_seqs) return launch_dim<kD, 2>(p, num_heads, stream);
+Status launch_rows(const PrefillParams& p, int num_heads, int num_sms, cudaStream_t stream) {
+  const int64_t ctas_128 = (static_cast<int64_t>(p.num_tokens) / 128 + p.num_seqs) * num_heads;
+  if (p.num_tokens >= 128 * p.num_seqs && ctas_128 >= 4 * static_cast<int64_t>(num_sms))
+    return launch_dim<kD, 2>(p, num_heads, stream);
   return launch_dim<kD, 1>(p, num_heads, stream);
 }
 
@@ -317,7 +320,7 @@ Status configure_prefill_kernels() {
   return configure_dim<128, 2>();
 }
 
-Status launch_prefill(const AttnLaunch& a, bool skip_single, cudaStream_t stream) {
+Status launch_prefill(const AttnLaunch& a, bool skip_single, int num_sms, cudaStream_t stream) {
   if (a.num_seqs <= 0 || a.num_tokens <= 0) return Status::Ok();
   PrefillParams p{};
   p.q = static_cast<const bf16*>(a.q);
@@ -338,8 +341,8 @@ Status launch_prefill(const AttnLaunch& a, bool skip_single, cudaStream_t stream
   p.group = a.num_heads / a.num_kv_heads;
   p.scale_log2 = a.scale * kLog2e;
   p.skip_single = skip_single;
-  if (a.head_dim <= 64) return launch_rows<64>(p, a.num_heads, stream);
-  if (a.head_dim <= kPrefillMaxDim) return launch_rows<128>(p, a.num_heads, stream);
+  if (a.head_dim <= 64) return launch_rows<64>(p, a.num_heads, num_sms, stream);
+  if (a.head_dim <= kPrefillMaxDim) return launch_rows<128>(p, a.num_heads, num_sms, stream);
   return Status::Error(StrCat() << "paged_attention: the prefill kernel takes head_dim <= " << kPrefillMaxDim << ", got "
                                 << a.head_dim);
 }

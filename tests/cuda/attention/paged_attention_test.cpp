@@ -115,6 +115,16 @@ TEST(PagedAttentionGpu, PrefillSingleSequence) {
   check_case({"prefill-4k", 4, 1, 128, 16, {{4096, 4096}}, 0, 0, 15});
 }
 
+// Enough rows x heads for the 128-row CTAs (two m-tiles per warp) on a 132-SM GPU.
+TEST(PagedAttentionGpu, PrefillWideBatch128RowTiles) {
+  SKIP_WITHOUT_GPU();
+  check_case({"prefill-wide", 32, 4, 128, 16, std::vector<SeqSpec>(16, {256, 256}), 0, 0, 29});
+  std::vector<SeqSpec> chunks;
+  for (int i = 0; i < 20; ++i) chunks.push_back({150 + 7 * i, 150 + 7 * i + 13 * i});
+  check_case({"prefill-wide", 16, 2, 64, 16, chunks, 0, 0, 30});
+  check_case({"prefill-wide", 16, 2, 16, 16, chunks, 0, 0, 31});
+}
+
 TEST(PagedAttentionGpu, ChunkedPrefill) {
   SKIP_WITHOUT_GPU();
   // Cached prefixes that are not multiples of the page or tile size.
