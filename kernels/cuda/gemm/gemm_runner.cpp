@@ -100,10 +100,16 @@ Key make_key(const GemmArgs& a) {
 }
 
 // The kernel kAuto uses for a GEMV-eligible problem.
-enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvMma };
+enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvMma };
 
 const char* choice_name(Choice c) {
-  return c == Choice::kCublasLt ? "cublaslt" : (c == Choice::kGemvWarp ? "gemv-warp" : "gemv-mma");
+  switch (c) {
+    case Choice::kCublasLt: return "cublaslt";
+    case Choice::kGemvWarp: return "gemv-warp";
+    case Choice::kGemvWarpDeep: return "gemv-warp-deep";
+    case Choice::kGemvMma: break;
+  }
+  return "gemv-mma";
 }
 
 // Used without a measurement (first use inside a graph capture). From the
@@ -130,6 +136,8 @@ struct GemmRunner::Impl {
   Status launch(Choice c, const GemmArgs& a, cudaStream_t stream) {
     switch (c) {
       case Choice::kGemvWarp: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRows);
+      case Choice::kGemvWarpDeep:
+        return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsDeep);
       case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
       case Choice::kCublasLt: break;
     }
@@ -151,6 +159,7 @@ struct GemmRunner::Impl {
     if (capture != cudaStreamCaptureStatusNone) return static_choice(a);
     std::vector<Choice> candidates = {Choice::kCublasLt, Choice::kGemvMma};
     if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvWarp);
+    if (a.m == 1) candidates.push_back(Choice::kGemvWarpDeep);
     Choice best = static_choice(a);
     float best_ms = 0.0f;
     bool have = false;

@@ -34,7 +34,9 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 
 // The two GEMV kernels: warp per row (gemv_warp.cu, m <= kGemvWarpMaxM) and
 // 16-row tensor-core tiles with optional split k (gemv.cu, any m <= kGemvMaxM).
-enum class GemvKernel { kAuto, kWarpRows, kMmaTiles };
+// kWarpRowsDeep: the warp kernel with 16 loads in flight per lane (m = 1 only;
+// fewer resident warps, twice the bytes in flight each).
+enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kMmaTiles };
 constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
@@ -53,8 +55,9 @@ struct GemvWarpParams {
   int64_t m, n, k, ldx, ldy;
   bool out_f32;
   int splits;        // warps per row: 1, 2 or 4 (gemv_warp_splits)
+  bool deep;         // m = 1: the kWarpRowsDeep variant
 };
-int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms);
+int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false);
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.

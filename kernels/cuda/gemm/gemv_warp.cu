@@ -16,7 +16,8 @@ namespace ds::cuda::detail {
 namespace {
 
 constexpr int kWarpsPerBlock = 4;
-constexpr int kLoads = 8;
+constexpr int kLoads = 8;       // loads in flight per lane (kWarpRows)
+constexpr int kDeepLoads = 16;  // m = 1 variant with twice the bytes in flight (kWarpRowsDeep)
 
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   uint4 v;
@@ -49,8 +50,9 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x, float acc)
 // warp streaming one contiguous 1/S of the row's k (S = p.splits in {1, 2, 4};
 // splitting long rows gives more, shorter work units, so the last wave of a
 // grid with few rows is short). Partial sums of a row meet in shared memory.
-template <int M>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? 9 : 1) gemv_warp_kernel(GemvWarpParams p) {
+template <int M, int LOADS>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads ? 9 : 5) : 1)
+    gemv_warp_kernel(GemvWarpParams p) {
   __shared__ float red[kWarpsPerBlock][M];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -70,15 +72,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? 9 : 1) gemv_warp
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   const uint4 zero = make_uint4(0, 0, 0, 0);
   if (row_ok) {
-    for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * kLoads) {
-      uint4 wv[kLoads];
+    for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
+      uint4 wv[LOADS];
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) {
+      for (int u = 0; u < LOADS; ++u) {
         const int64_t v = v0 + 32 * u;
         wv[u] = v < v_end ? load_stream(w + v) : zero;
       }
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) {
+      for (int u = 0; u < LOADS; ++u) {
         const int64_t v = v0 + 32 * u;
         if (v < v_end) {
 #pragma unroll
@@ -119,11 +121,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? 9 : 1) gemv_warp
   }
 }
 
-template <int M>
+template <int M, int LOADS>
 int resident_warps_per_sm() {
   static const int warps = [] {
     int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M>, kWarpsPerBlock * 32, 0) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS>, kWarpsPerBlock * 32, 0) !=
         cudaSuccess) {
       (void)cudaGetLastError();
       blocks = 8;
@@ -133,27 +135,29 @@ int resident_warps_per_sm() {
   return warps;
 }
 
-int resident_warps(int64_t m) {
+int resident_warps(int64_t m, bool deep) {
   switch (m) {
-    case 1: return resident_warps_per_sm<1>();
-    case 2: return resident_warps_per_sm<2>();
-    case 3: return resident_warps_per_sm<3>();
-    default: return resident_warps_per_sm<4>();
+    case 1: return deep ? resident_warps_per_sm<1, kDeepLoads>() : resident_warps_per_sm<1, kLoads>();
+    case 2: return resident_warps_per_sm<2, kLoads>();
+    case 3: return resident_warps_per_sm<3, kLoads>();
+    default: return resident_warps_per_sm<4, kLoads>();
   }
 }
 
 }  // namespace
 
-int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms) {
+int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep) {
   // Work units (row parts) per wave of resident warps: pick the split whose
   // unit count fills its last wave best (ties: fewer splits), keeping at least
   // one full batch of kLoads loads per lane in every part.
   if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
-  const int64_t wave = static_cast<int64_t>(resident_warps(m)) * num_sms;
+  deep = deep && m == 1;
+  const int64_t wave = static_cast<int64_t>(resident_warps(m, deep)) * num_sms;
+  const int loads = deep ? kDeepLoads : kLoads;
   int best = 1;
   double best_fill = 0.0;
   for (int s = 1; s <= kWarpsPerBlock; s *= 2) {
-    if (s > 1 && k / s < 32 * kLoads * 8) break;
+    if (s > 1 && k / s < 32 * loads * 8) break;
     const int64_t units = n * s;
     const int64_t waves = (units + wave - 1) / wave;
     const double fill = static_cast<double>(units) / static_cast<double>(waves * wave);
@@ -174,10 +178,15 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
   switch (p.m) {
-    case 1: gemv_warp_kernel<1><<<grid, threads, 0, stream>>>(p); break;
-    case 2: gemv_warp_kernel<2><<<grid, threads, 0, stream>>>(p); break;
-    case 3: gemv_warp_kernel<3><<<grid, threads, 0, stream>>>(p); break;
-    case 4: gemv_warp_kernel<4><<<grid, threads, 0, stream>>>(p); break;
+    case 1:
+      if (p.deep)
+        gemv_warp_kernel<1, kDeepLoads><<<grid, threads, 0, stream>>>(p);
+      else
+        gemv_warp_kernel<1, kLoads><<<grid, threads, 0, stream>>>(p);
+      break;
+    case 2: gemv_warp_kernel<2, kLoads><<<grid, threads, 0, stream>>>(p); break;
+    case 3: gemv_warp_kernel<3, kLoads><<<grid, threads, 0, stream>>>(p); break;
+    case 4: gemv_warp_kernel<4, kLoads><<<grid, threads, 0, stream>>>(p); break;
     default:
       return Status::Error(StrCat() << "gemv_warp: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
   }

@@ -81,6 +81,9 @@ class GemmTest : public ::testing::Test {
       variants.push_back({"gemv", false, GemmPath::kGemv});
       if (m <= detail::kGemvWarpMaxM)
         variants.push_back({"gemv-warp", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows});
+      if (m <= detail::kGemvWarpMaxM && k >= 1024)
+        variants.push_back({"gemv-warp-split2", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows, 2});
+      if (m == 1) variants.push_back({"gemv-warp-deep", true, GemmPath::kGemv, detail::GemvKernel::kWarpRowsDeep});
       variants.push_back({"gemv-mma", true, GemmPath::kGemv, detail::GemvKernel::kMmaTiles, 1});
       if (k >= 96) variants.push_back({"gemv-mma-split3", true, GemmPath::kGemv, detail::GemvKernel::kMmaTiles, 3});
     }
