@@ -171,11 +171,11 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) 
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
         const float m_new = fmaxf(m_run[hh], mx);  // finite: each tile has a visible key
-        const float alpha = exp2f(m_run[hh] - m_new);
+        const float alpha = fast_exp2(m_run[hh] - m_new);
         float sum = 0.0f;
 #pragma unroll
         for (int i = 0; i < C::kTile / 32; ++i) {
-          const float e = exp2f(v[i] - m_new);
+          const float e = fast_exp2(v[i] - m_new);
           row_p[lane + 32 * i] = e;
           sum += e;
         }
@@ -285,7 +285,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(const DecodePa
     float l = 0.0f;
     for (int s = lane; s < valid; s += 32) {
       const float ls = ml[2 * s + 1];
-      const float w = ls > 0.0f ? exp2f(ml[2 * s] - m) : 0.0f;  // neutral partials: weight 0, acc unread
+      const float w = ls > 0.0f ? fast_exp2(ml[2 * s] - m) : 0.0f;  // neutral partials: weight 0, acc unread
       w_s[s] = w;
       l += w * ls;
     }

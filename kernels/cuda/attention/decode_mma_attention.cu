@@ -154,15 +154,15 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     // This warp's keys may all lie past kend: keep m = -inf, p = 0 (base 0, no NaN).
     const float base_lo = mx_lo == -INFINITY ? 0.0f : mx_lo;
     const float base_hi = mx_hi == -INFINITY ? 0.0f : mx_hi;
-    const float alpha_lo = exp2f(m_lo - base_lo), alpha_hi = exp2f(m_hi - base_hi);
+    const float alpha_lo = fast_exp2(m_lo - base_lo), alpha_hi = fast_exp2(m_hi - base_hi);
     m_lo = mx_lo;
     m_hi = mx_hi;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      s[j][0] = exp2f(s[j][0] - base_lo);
-      s[j][1] = exp2f(s[j][1] - base_lo);
-      s[j][2] = exp2f(s[j][2] - base_hi);
-      s[j][3] = exp2f(s[j][3] - base_hi);
+      s[j][0] = fast_exp2(s[j][0] - base_lo);
+      s[j][1] = fast_exp2(s[j][1] - base_lo);
+      s[j][2] = fast_exp2(s[j][2] - base_hi);
+      s[j][3] = fast_exp2(s[j][3] - base_hi);
     }
     l_lo = l_lo * alpha_lo + s[0][0] + s[0][1] + s[1][0] + s[1][1];
     l_hi = l_hi * alpha_hi + s[0][2] + s[0][3] + s[1][2] + s[1][3];
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     for (int w = 0; w < kWarps; ++w) {
       const float lw = ml_s[(w * kRows + r) * 2 + 1];
       if (lw <= 0.0f) continue;  // no visible key in this warp's share
-      const float f = exp2f(mw[w] - m);
+      const float f = fast_exp2(mw[w] - m);
       l += f * lw;
       const float* src = o_s + (w * kRows + r) * C::kOStride + d;
 #pragma unroll

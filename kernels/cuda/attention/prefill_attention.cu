@@ -187,14 +187,12 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_kernel(const PrefillParam
       float mx_lo = m_run[mi][0], mx_hi = m_run[mi][1];
 #pragma unroll
       for (int j = 0; j < kBN / 8; ++j) {
+        if (diagonal) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[mi][j][e] * p.scale_log2;
-          if (diagonal) {
+          for (int e = 0; e < 4; ++e) {
             const int key = key0 + j * 8 + 2 * t4 + (e & 1);
-            if (key > (e < 2 ? qpos_lo : qpos_hi)) x = -INFINITY;
+            if (key > (e < 2 ? qpos_lo : qpos_hi)) s[mi][j][e] = -INFINITY;
           }
-          s[mi][j][e] = x;
         }
         mx_lo = fmaxf(mx_lo, fmaxf(s[mi][j][0], s[mi][j][1]));
         mx_hi = fmaxf(mx_hi, fmaxf(s[mi][j][2], s[mi][j][3]));
@@ -204,19 +202,23 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_kernel(const PrefillParam
         mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, off));
         mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, off));
       }
-      // A row with no visible key yet keeps m = -inf; use 0 as its base (p = 0, no NaN).
-      const float base_lo = mx_lo == -INFINITY ? 0.0f : mx_lo;
-      const float base_hi = mx_hi == -INFINITY ? 0.0f : mx_hi;
-      const float alpha_lo = exp2f(m_run[mi][0] - base_lo), alpha_hi = exp2f(m_run[mi][1] - base_hi);
+      // Scores and m stay unscaled (scale > 0 keeps the order); the scale folds
+      // into one FFMA per element. A row with no visible key yet keeps
+      // m = -inf; its base is 0 (p = 0, no NaN).
+      const float sc = p.scale_log2;
+      const float base_lo = mx_lo == -INFINITY ? 0.0f : mx_lo * sc;
+      const float base_hi = mx_hi == -INFINITY ? 0.0f : mx_hi * sc;
+      const float alpha_lo = fast_exp2(fmaf(m_run[mi][0], sc, -base_lo));
+      const float alpha_hi = fast_exp2(fmaf(m_run[mi][1], sc, -base_hi));
       m_run[mi][0] = mx_lo;
       m_run[mi][1] = mx_hi;
       float sum_lo = 0.0f, sum_hi = 0.0f;
 #pragma unroll
       for (int j = 0; j < kBN / 8; ++j) {
-        s[mi][j][0] = exp2f(s[mi][j][0] - base_lo);
-        s[mi][j][1] = exp2f(s[mi][j][1] - base_lo);
-        s[mi][j][2] = exp2f(s[mi][j][2] - base_hi);
-        s[mi][j][3] = exp2f(s[mi][j][3] - base_hi);
+        s[mi][j][0] = fast_exp2(fmaf(s[mi][j][0], sc, -base_lo));
+        s[mi][j][1] = fast_exp2(fmaf(s[mi][j][1], sc, -base_lo));
+        s[mi][j][2] = fast_exp2(fmaf(s[mi][j][2], sc, -base_hi));
+        s[mi][j][3] = fast_exp2(fmaf(s[mi][j][3], sc, -base_hi));
         sum_lo += s[mi][j][0] + s[mi][j][1];
         sum_hi += s[mi][j][2] + s[mi][j][3];
       }
