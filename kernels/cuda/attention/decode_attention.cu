@@ -1,12 +1,11 @@
-// Split-KV ("flash-decoding") paged attention: the launcher, the split
-// combine kernel and the generic CUDA-core kernel (any head_dim up to 256; the
-// per-row path of prefill for head_dim > 128). head_dim <= 128 decode runs on
-// tensor cores (decode_mma_attention.cu). Generic kernel: one CTA per (work
-// item, KV head x query-head chunk, split): it streams its share of the item's K/V pages
+// Generic CUDA-core split-KV decode kernel: any head_dim up to 256 (also the
+// per-row path of prefill for head_dim > 128; head_dim <= 128 decode runs on
+// tensor cores, decode_mma_attention.cu). One CTA per (work item, KV head x
+// query-head chunk of <= 8, split): it streams its share of the item's K/V pages
 // through a two-stage cp.async pipeline (16-byte copies), scores every query
 // head of the chunk against each key (GQA: each page is read once per chunk),
 // keeps an online softmax per head, and writes either the final bf16 output
-// (one split) or a partial (m, l, acc) that a combine kernel merges.
+// (one split) or a partial (m, l, acc) that the combine kernel merges.
 #include <cuda_bf16.h>
 
 #include <atomic>
@@ -24,7 +23,7 @@ using bf16 = __nv_bfloat16;
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxHeads = 8;  // query heads per CTA
+constexpr int kMaxHeads = kGenericDecodeHeads;  // query heads per CTA
 
 template <int kDim>
 struct DecodeCfg {
@@ -260,68 +259,6 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) 
   }
 }
 
-// Merges the splits of one (item, query head): out = sum w_s acc_s / sum w_s l_s
-// with w_s = 2^(m_s - max m). Warp 0 computes the weights; the four warps then
-// sum interleaved splits over float4 slices of the head and meet in smem.
-constexpr int kCombineThreads = 128;
-constexpr int kMaxSplits = 128;  // num_kv_splits' cap
-
-__global__ void __launch_bounds__(kCombineThreads) combine_kernel(const DecodeParams p) {
-  __shared__ float w_s[kMaxSplits];
-  __shared__ __align__(16) float acc_s[kCombineThreads / 32][kMaxHeadDim];
-  __shared__ float l_total;
-  const int item = blockIdx.x, h = blockIdx.y;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  int seq, row, ctx;
-  if (!resolve_item(p, item, seq, row, ctx)) return;
-  const int valid = min(min(p.splits, kMaxSplits), max(1, (ctx + p.chunk_len - 1) / p.chunk_len));
-  const int64_t base = (static_cast<int64_t>(item) * p.num_heads + h) * p.splits;
-  const float* ml = p.part_ml + base * 2;
-  if (warp == 0) {
-    float m = -INFINITY;
-    for (int s = lane; s < valid; s += 32) m = fmaxf(m, ml[2 * s]);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    float l = 0.0f;
-    for (int s = lane; s < valid; s += 32) {
-      const float ls = ml[2 * s + 1];
-      const float w = ls > 0.0f ? fast_exp2(ml[2 * s] - m) : 0.0f;  // neutral partials: weight 0, acc unread
-      w_s[s] = w;
-      l += w * ls;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
-    if (lane == 0) l_total = l;
-  }
-  __syncthreads();
-  for (int d = lane * 4; d < p.head_dim; d += 128) {
-    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
-    for (int s = warp; s < valid; s += kCombineThreads / 32) {
-      const float w = w_s[s];
-      if (w != 0.0f) {
-        const float4 v = *reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d);
-        a.x += w * v.x;
-        a.y += w * v.y;
-        a.z += w * v.z;
-        a.w += w * v.w;
-      }
-    }
-    *reinterpret_cast<float4*>(&acc_s[warp][d]) = a;
-  }
-  __syncthreads();
-  const float inv = l_total > 0.0f ? 1.0f / l_total : 0.0f;
-  for (int d = tid; d < p.head_dim; d += kCombineThreads) {
-    float o = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kCombineThreads / 32; ++w) o += acc_s[w][d];
-    p.out[row * p.out_ld + static_cast<int64_t>(h) * p.head_dim + d] = __float2bfloat16(o * inv);
-  }
-}
-
-// (m, l) floats of `partials` partials, rounded up so the accumulators after them are 16-byte aligned.
-size_t ml_floats(size_t partials) { return (partials * 2 + 3) / 4 * 4; }
-
 template <int kDim>
 Status configure_dim() {
   static std::atomic<uint64_t> done{0};
@@ -340,81 +277,10 @@ Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
 
 }  // namespace
 
-Status configure_decode_kernels() {
-  DS_RETURN_IF_ERROR(configure_decode_mma_kernels());
-  return configure_dim<kMaxHeadDim>();
-}
+Status configure_decode_generic_kernel() { return configure_dim<kMaxHeadDim>(); }
 
-DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int head_dim, int max_kv_len, int num_sms) {
-  DecodeGeometry g;
-  const int group = num_heads / num_kv_heads;
-  // Tensor-core kernel: 16 query heads per CTA (mma rows); generic one: 8.
-  const int max_heads = head_dim <= kPrefillMaxDim ? 16 : kMaxHeads;
-  g.head_chunks = (group + max_heads - 1) / max_heads;
-  g.heads_per_chunk = (group + g.head_chunks - 1) / g.head_chunks;
-  g.splits = num_kv_splits(items, num_kv_heads * g.head_chunks, max_kv_len, num_sms);
-  g.chunk_len = split_chunk_len(max_kv_len > 0 ? max_kv_len : 1, g.splits);
-  if (g.splits > 1) {
-    const size_t partials = static_cast<size_t>(items) * num_heads * g.splits;
-    g.workspace_bytes = (ml_floats(partials) + partials * head_dim) * sizeof(float);
-  }
-  return g;
-}
-
-Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, void* workspace, size_t workspace_bytes,
-                     int num_sms, cudaStream_t stream) {
-  const int items = row_mode ? a.num_tokens : a.num_seqs;
-  if (items <= 0) return Status::Ok();
-  DecodeGeometry g = decode_geometry(items, a.num_heads, a.num_kv_heads, a.head_dim, a.max_kv_len, num_sms);
-  const bool ws_short = g.workspace_bytes > workspace_bytes || (g.workspace_bytes > 0 && workspace == nullptr);
-  if (row_mode || (ws_short && !require_split)) {  // one split, no workspace
-    g.splits = 1;
-    g.chunk_len = a.max_kv_len > 0 ? a.max_kv_len : 1;
-    g.workspace_bytes = 0;
-  }
-  if (g.splits > 1 && ws_short)
-    return Status::Error(StrCat() << "paged_attention: decode of " << items << " sequences (max_kv_len " << a.max_kv_len
-                                  << ", " << g.splits << " KV splits) needs " << g.workspace_bytes
-                                  << " workspace bytes, got " << workspace_bytes
-                                  << " (size it with paged_attention_workspace_bytes)");
-  DecodeParams p{};
-  p.q = static_cast<const bf16*>(a.q);
-  p.q_ld = a.q_ld;
-  p.k = static_cast<const bf16*>(a.k);
-  p.v = static_cast<const bf16*>(a.v);
-  p.out = static_cast<bf16*>(a.out);
-  p.out_ld = a.out_ld;
-  p.q_start = a.q_start;
-  p.kv_len = a.kv_len;
-  p.page_table = a.page_table;
-  p.pt_stride = a.page_table_stride;
-  p.num_seqs = a.num_seqs;
-  p.num_tokens = a.num_tokens;
-  p.num_heads = a.num_heads;
-  p.num_kv_heads = a.num_kv_heads;
-  p.head_dim = a.head_dim;
-  p.page_size = a.page_size;
-  p.group = a.num_heads / a.num_kv_heads;
-  p.head_chunks = g.head_chunks;
-  p.heads_per_chunk = g.heads_per_chunk;
-  p.splits = g.splits;
-  p.chunk_len = g.chunk_len;
-  p.scale_log2 = a.scale * kLog2e;
-  if (g.splits > 1) {
-    p.part_ml = static_cast<float*>(workspace);
-    p.part_acc = p.part_ml + ml_floats(static_cast<size_t>(items) * a.num_heads * g.splits);
-  }
-  p.row_mode = row_mode;
-  if (!row_mode && a.head_dim <= kPrefillMaxDim) {
-    DS_RETURN_IF_ERROR(launch_decode_mma(p, items, stream));
-  } else {
-    DS_RETURN_IF_ERROR(launch_dim<kMaxHeadDim>(p, items, stream));
-  }
-  if (p.splits > 1) {
-    combine_kernel<<<dim3(items, p.num_heads), kCombineThreads, 0, stream>>>(p);
-    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  }
-  return Status::Ok();
+Status launch_decode_generic(const DecodeParams& p, int items, cudaStream_t stream) {
+  return launch_dim<kMaxHeadDim>(p, items, stream);
 }
 
 }  // namespace ds::cuda::attn

@@ -11,6 +11,10 @@
 
 namespace ds::cuda::attn {
 
+// Query heads of one KV head per CTA: tensor-core kernel (mma rows), generic kernel.
+constexpr int kMmaDecodeHeads = 16;
+constexpr int kGenericDecodeHeads = 8;
+
 struct DecodeParams {
   const __nv_bfloat16* q;
   int64_t q_ld;
@@ -54,6 +58,10 @@ __device__ __forceinline__ bool resolve_item(const DecodeParams& p, int item, in
   }
   return true;
 }
+
+// Generic CUDA-core decode (any head_dim <= 256, row mode too).
+Status launch_decode_generic(const DecodeParams& p, int items, cudaStream_t stream);
+Status configure_decode_generic_kernel();
 
 // Decode with tensor cores (head_dim <= 128, <= 16 query heads per CTA).
 Status launch_decode_mma(const DecodeParams& p, int items, cudaStream_t stream);

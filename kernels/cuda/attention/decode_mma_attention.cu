@@ -24,7 +24,7 @@ using bf16 = __nv_bfloat16;
 
 constexpr int kThreads = 128;
 constexpr int kWarps = 4;
-constexpr int kRows = 16;  // query heads per CTA (mma M)
+constexpr int kRows = kMmaDecodeHeads;  // query heads per CTA (mma M)
 constexpr int kTile = 64;  // keys per stage, 16 per warp
 
 template <int kD>
