@@ -100,13 +100,14 @@ Key make_key(const GemmArgs& a) {
 }
 
 // The kernel kAuto uses for a GEMV-eligible problem.
-enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvMma };
+enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvAsync, kGemvMma };
 
 const char* choice_name(Choice c) {
   switch (c) {
     case Choice::kCublasLt: return "cublaslt";
     case Choice::kGemvWarp: return "gemv-warp";
     case Choice::kGemvWarpDeep: return "gemv-warp-deep";
+    case Choice::kGemvAsync: return "gemv-async";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
@@ -138,6 +139,7 @@ struct GemmRunner::Impl {
       case Choice::kGemvWarp: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRows);
       case Choice::kGemvWarpDeep:
         return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsDeep);
+      case Choice::kGemvAsync: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpAsync);
       case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
       case Choice::kCublasLt: break;
     }
@@ -159,6 +161,7 @@ struct GemmRunner::Impl {
     if (capture != cudaStreamCaptureStatusNone) return static_choice(a);
     std::vector<Choice> candidates = {Choice::kCublasLt, Choice::kGemvMma};
     if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvWarp);
+    if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvAsync);
     if (a.m == 1) candidates.push_back(Choice::kGemvWarpDeep);
     Choice best = static_choice(a);
     float best_ms = 0.0f;

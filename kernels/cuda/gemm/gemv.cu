@@ -241,6 +241,12 @@ GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows :
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits,
                    GemvKernel kernel) {
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
+  if (kernel == GemvKernel::kWarpAsync && a.m <= kGemvWarpMaxM) {
+    const int splits = k_splits > 0 ? k_splits : gemv_async_splits(a.m, a.n, a.k, scratch.num_sms);
+    const GemvWarpParams wp{a.x,     a.w,   a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32,
+                            splits, false};
+    return launch_gemv_async(wp, stream);
+  }
   if ((kernel == GemvKernel::kWarpRows || kernel == GemvKernel::kWarpRowsDeep) && a.m <= kGemvWarpMaxM) {
     const bool deep = kernel == GemvKernel::kWarpRowsDeep && a.m == 1;
     const int splits = k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep);

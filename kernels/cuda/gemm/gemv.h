@@ -36,7 +36,8 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 // 16-row tensor-core tiles with optional split k (gemv.cu, any m <= kGemvMaxM).
 // kWarpRowsDeep: the warp kernel with 16 loads in flight per lane (m = 1 only;
 // fewer resident warps, twice the bytes in flight each).
-enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kMmaTiles };
+// kWarpAsync: warp per row, w landing in shared memory via cp.async (m <= 4).
+enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles };
 constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
@@ -59,6 +60,8 @@ struct GemvWarpParams {
 };
 int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false);
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
+int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms);
+Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);

@@ -84,6 +84,11 @@ class GemmTest : public ::testing::Test {
       if (m <= detail::kGemvWarpMaxM && k >= 1024)
         variants.push_back({"gemv-warp-split2", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows, 2});
       if (m == 1) variants.push_back({"gemv-warp-deep", true, GemmPath::kGemv, detail::GemvKernel::kWarpRowsDeep});
+      if (m <= detail::kGemvWarpMaxM) {
+        variants.push_back({"gemv-async", true, GemmPath::kGemv, detail::GemvKernel::kWarpAsync});
+        if (k >= 1024)
+          variants.push_back({"gemv-async-split4", true, GemmPath::kGemv, detail::GemvKernel::kWarpAsync, 4});
+      }
       variants.push_back({"gemv-mma", true, GemmPath::kGemv, detail::GemvKernel::kMmaTiles, 1});
       if (k >= 96) variants.push_back({"gemv-mma-split3", true, GemmPath::kGemv, detail::GemvKernel::kMmaTiles, 3});
     }
@@ -229,7 +234,9 @@ TEST_F(GemmTest, MeasuredChoiceIsCachedAndCorrect) {
     ASSERT_TRUE(runner_->prepare(a, stream_.get()).ok());
     const std::string chosen = runner_->chosen_kernel(a);
     std::printf("m=%lld n=%lld k=%lld: kAuto uses %s\n", (long long)m, (long long)n, (long long)k, chosen.c_str());
-    EXPECT_TRUE(chosen == "cublaslt" || chosen == "gemv-warp" || chosen == "gemv-mma") << chosen;
+    EXPECT_TRUE(chosen == "cublaslt" || chosen == "gemv-warp" || chosen == "gemv-warp-deep" ||
+                chosen == "gemv-async" || chosen == "gemv-mma")
+        << chosen;
   }
   check(3, 2048, 1024, false);  // same shape as measured above, now through the cached choice
 }

@@ -59,7 +59,7 @@ TEST_F(GemvTest, DecodeShapesBandwidthReport) {
   auto start = Event::create();
   auto stop = Event::create();
   ASSERT_TRUE(start.ok() && stop.ok());
-  std::printf("decode GB/s        m      n      k | warp(s) deep(s) mma(ks)      mma1  cuBLASLt   runner (choice)\n");
+  std::printf("decode GB/s        m      n      k | async(s) warp(s) deep(s) mma(ks)      mma1  cuBLASLt   runner (choice)\n");
   for (int64_t m : {1, 4, 8}) {
     for (const S& s : shapes) {
       if (m > 1 && std::string(s.name).find("32B") == std::string::npos) continue;
@@ -74,9 +74,11 @@ TEST_F(GemvTest, DecodeShapesBandwidthReport) {
       a.ldx = s.k;
       a.ldy = s.n;
       a.out_dtype = std::string(s.name) == "lm_head" ? DType::kF32 : DType::kBF16;
-      // 0: warp kernel, 1: mma auto splits, 2: mma no split, 3: cuBLASLt, 4: runner auto, 5: warp deep.
-      double gbps[6] = {0, 0, 0, 0, 0, 0};
-      for (int variant = 0; variant < 6; ++variant) {
+      // 0: warp kernel, 1: mma auto splits, 2: mma no split, 3: cuBLASLt, 4: runner auto, 5: warp deep,
+      // 6: async.
+      double gbps[7] = {0, 0, 0, 0, 0, 0, 0};
+      for (int variant = 0; variant < 7; ++variant) {
+        if (variant == 6 && m > detail::kGemvWarpMaxM) continue;
         if (variant == 0 && m > detail::kGemvWarpMaxM) continue;
         if (variant == 5 && m != 1) continue;
         const int reps = 24;
@@ -90,6 +92,7 @@ TEST_F(GemvTest, DecodeShapesBandwidthReport) {
             case 2: st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 1, detail::GemvKernel::kMmaTiles); break;
             case 3: st = runner_->run(a, stream_.get(), GemmPath::kCublasLt); break;
             case 5: st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kWarpRowsDeep); break;
+            case 6: st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kWarpAsync); break;
             default: st = runner_->run(a, stream_.get(), GemmPath::kAuto); break;
           }
           ASSERT_TRUE(st.ok()) << st.message();
@@ -100,8 +103,9 @@ TEST_F(GemvTest, DecodeShapesBandwidthReport) {
         ASSERT_TRUE(ms.ok());
         gbps[variant] = bytes * reps / (*ms * 1e6);
       }
-      std::printf("%-14s %5lld %6lld %6lld | %6.0f(%d) %6.0f(%d) %6.0f(%d) %8.0f %9.0f %8.0f %s\n", s.name,
-                  (long long)m, (long long)s.n, (long long)s.k, gbps[0],
+      std::printf("%-14s %5lld %6lld %6lld | %6.0f(%d) %6.0f(%d) %6.0f(%d) %6.0f(%d) %8.0f %9.0f %8.0f %s\n", s.name,
+                  (long long)m, (long long)s.n, (long long)s.k, gbps[6],
+                  detail::gemv_async_splits(m, s.n, s.k, scratch_.scratch.num_sms), gbps[0],
                   detail::gemv_warp_splits(m, s.n, s.k, scratch_.scratch.num_sms), gbps[5],
                   detail::gemv_warp_splits(m, s.n, s.k, scratch_.scratch.num_sms, true), gbps[1],
                   detail::gemv_k_splits(a, scratch_.scratch.num_sms), gbps[2], gbps[3], gbps[4],
