@@ -23,8 +23,9 @@
 //    the last block of a tile (arrival counter) adds the splits in split order
 //    (deterministic, unlike atomics) and resets the counter for the next launch.
 // kGemvMaxM = 8 (gemm.h): one n8 fragment covers m <= 8 at no extra weight
-// traffic; past 8, cuBLASLt's tiled kernels also stream w once per tile column
-// and win (ds_gpu_ceilings prints both paths at m = 1/8/16 to confirm per GPU).
+// traffic. Which kernel serves a problem (this one, the warp-per-row kernels of
+// gemv_warp.cu / gemv_async.cu, or cuBLASLt) is measured per problem by
+// GemmRunner (H200: cuBLASLt already wins at m >= 4 on most 32B shapes).
 #include <cuda_bf16.h>
 
 #include <algorithm>
