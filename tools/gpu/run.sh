@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine (through the device tool, with `carry: [".deps"]`):
 # builds the MLIR-free targets with all cores, runs the GPU-capable tests, prints a table.
-#   tools/gpu/run.sh [build|test|all]   (default all)
+#   tools/gpu/run.sh [build|test|gpu|all]   (default all; gpu: skip the full ctest, run only the
+#   GPU test binaries and the e2e goldens)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
@@ -22,7 +23,7 @@ if [ $rc = 0 ]; then
   rc=$?; row "build -j$(nproc)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(( $(date +%s) - t0 )) s"
   [ $rc = 0 ] || tail -n 40 "$OUT/build.log"
 fi
-if [ $rc = 0 ] && [ "$what" != build ]; then
+if [ $rc = 0 ] && [ "$what" != build ] && [ "$what" != gpu ]; then
   # The npm oracles (tests/oracles/node_modules) do not travel to the GPU machine:
   # oracle-backed tests run in CI and on the development machine instead.
   (cd "$BUILD" && ctest --output-on-failure -j 8 -E "[Oo]racle" > "$OUT/ctest.log" 2>&1)
@@ -39,7 +40,6 @@ if [ "$what" != build ] && [ -d "$BUILD" ]; then
     prc=$?
     row "$name" "$([ $prc = 0 ] && echo ok || echo FAIL)" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/$name.log" | tr '\n' ' ' | cut -c1-80)"
   done
-  tar -czf "$OUT/parts.tgz" -C "$OUT" parts && rm -rf "$OUT/parts"
 fi
 if [ "$what" != build ] && [ -x "$BUILD/bin/dsrt" ]; then
   # bf16 e2e goldens: dsrt runs the fixtures' sm_90a plans (tools/gpu/make_plans.sh) with the
@@ -55,6 +55,10 @@ if [ "$what" != build ] && [ -x "$BUILD/bin/dsrt" ]; then
     row "e2e bf16 $m" "$([ $erc = 0 ] && echo ok || echo FAIL)" "$(grep -E ' cases, ' "$OUT/e2e/$m.log" | cut -c1-110)"
     [ $erc = 0 ] || tail -n 12 "$OUT/e2e/$m.log"
   done
+fi
+# Only 8 files come back from $OUT: pack the per-binary and e2e logs into one.
+if [ -d "$OUT/parts" ] || [ -d "$OUT/e2e" ]; then
+  (cd "$OUT" && tar -czf logs.tgz $(ls -d parts e2e 2>/dev/null) && rm -rf parts e2e)
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 printf '%s\n' "${rows[@]}"
