@@ -173,20 +173,32 @@ Status run(int reps, const std::string& json_path) {
   out["prefill_32b_layer_tflops"] = layer_flops / (layer_ms * 1e9);
 
   // ---- GEMV (m = 1) ----
-  std::printf("\n%-28s %8s %8s %10s %10s %8s %12s %10s\n", "decode GEMV (m=1)", "n", "k", "us", "GB/s", "%copy",
-              "cuBLASLt us", "GB/s");
+  std::printf("\n%-28s %8s %8s %10s %10s %8s %12s %10s %10s %8s  %s\n", "decode GEMV (m=1)", "n", "k", "us", "GB/s",
+              "%copy", "cuBLASLt us", "GB/s", "kAuto us", "GB/s", "kAuto kernel");
   nlohmann::json gemvs = nlohmann::json::array();
   for (const LayerShape& s : kDecodeShapes) {
     const DType od = std::string(s.name) == "lm_head" ? DType::kF32 : DType::kBF16;
     DS_ASSIGN_OR_RETURN(double ms, time_gemm(1, s.n, s.k, od, GemmPath::kGemv));
     DS_ASSIGN_OR_RETURN(double lt_ms, time_gemm(1, s.n, s.k, od, GemmPath::kCublasLt));
+    DS_ASSIGN_OR_RETURN(double auto_ms, time_gemm(1, s.n, s.k, od, GemmPath::kAuto));
+    GemmArgs probe;
+    probe.x = x.data();
+    probe.w = weight(s.n, s.k, 0);
+    probe.y = y.data();
+    probe.m = 1;
+    probe.n = s.n;
+    probe.k = s.k;
+    probe.out_dtype = od;
+    const std::string chosen = runner->chosen_kernel(probe);
     const double bytes = 2.0 * s.n * s.k;
-    const double gbps = bytes / (ms * 1e6), lt_gbps = bytes / (lt_ms * 1e6);
-    std::printf("%-28s %8lld %8lld %10.2f %10.1f %7.1f%% %12.2f %10.1f\n", s.name, (long long)s.n, (long long)s.k,
-                ms * 1e3, gbps, 100.0 * gbps / copy_gbps, lt_ms * 1e3, lt_gbps);
+    const double gbps = bytes / (ms * 1e6), lt_gbps = bytes / (lt_ms * 1e6), auto_gbps = bytes / (auto_ms * 1e6);
+    std::printf("%-28s %8lld %8lld %10.2f %10.1f %7.1f%% %12.2f %10.1f %10.2f %8.1f  %s\n", s.name, (long long)s.n,
+                (long long)s.k, ms * 1e3, gbps, 100.0 * gbps / copy_gbps, lt_ms * 1e3, lt_gbps, auto_ms * 1e3,
+                auto_gbps, chosen.c_str());
     gemvs.push_back({{"name", s.name}, {"n", s.n}, {"k", s.k}, {"out", dtype_name(od)}, {"us", ms * 1e3},
                      {"GBps", gbps}, {"frac_of_copy", gbps / copy_gbps}, {"cublaslt_us", lt_ms * 1e3},
-                     {"cublaslt_GBps", lt_gbps}});
+                     {"cublaslt_GBps", lt_gbps}, {"auto_us", auto_ms * 1e3}, {"auto_GBps", auto_gbps},
+                     {"auto_kernel", chosen}});
   }
   out["gemv"] = gemvs;
 
