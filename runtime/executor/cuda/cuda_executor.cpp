@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <limits>
 
 #include "runtime/executor/cuda/executor_impl.h"
@@ -133,6 +134,7 @@ std::vector<int64_t> cuda_graph_batch_sizes(int64_t max_bs) {
 
 CudaExecutor::Impl::~Impl() {
   if (stream.get()) (void)cudaStreamSynchronize(stream.get());
+  if (profiler) profiler->print();
   graphs.clear();
 }
 
@@ -241,6 +243,10 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
     }
   }
   DS_RETURN_IF_ERROR(x.stream.synchronize());
+  if (const char* prof = std::getenv("DSRT_PROFILE"); prof && *prof && std::string(prof) != "0") {
+    DS_ASSIGN_OR_RETURN(x.profiler, StepProfiler::create(x.program));
+    x.profiler->active = true;
+  }
   return e;
 }
 

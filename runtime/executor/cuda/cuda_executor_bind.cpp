@@ -95,6 +95,7 @@ class Binder {
           outs_.push_back(o);
         }
       BoundOp op;
+      op.name = kname;
       if (k->kind() == plan::KernelKind::builtin) {
         const std::string opname = k->op() ? k->op()->str() : "";
         op.where = where_ + " (" + opname + ")";

@@ -1,6 +1,7 @@
 // CudaExecutor: step validation, packing + upload of the step description,
 // the program's launches, CUDA-graph capture and replay, device sampling.
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 #include "kernels/cuda/gemm/gather.h"
@@ -143,7 +144,10 @@ Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded)
 
 Status CudaExecutor::Impl::run_program(const StepShape& sh) {
   cudaStream_t st = stream.get();
-  for (const BoundOp& op : program) {
+  const bool prof = profiler && profiler->active;
+  for (size_t i = 0; i < program.size(); ++i) {
+    const BoundOp& op = program[i];
+    if (prof) DS_RETURN_IF_ERROR(profiler->before(i, st));
     Status s;
     switch (op.kind) {
       case BoundOp::Kind::kEmbedding:
@@ -185,6 +189,7 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         break;
     }
     if (!s.ok()) return s.with_context(op.where);
+    if (prof) DS_RETURN_IF_ERROR(profiler->after(i, st));
   }
   return Status::Ok();
 }
@@ -226,6 +231,14 @@ Status CudaExecutor::Impl::capture_graphs() {
     const StepShape sh{bs, bs, bs, 1, opt.max_model_len};
     // Eager warm-up on padding (first launches may allocate or load lazily).
     DS_RETURN_IF_ERROR(upload_padding_only(bs).with_context(ctx));
+    // GEMM kernel choice (timed for small m) for this size, cached for the capture.
+    for (const BoundOp& op : program) {
+      if (op.kind != BoundOp::Kind::kLinear && op.kind != BoundOp::Kind::kLogits) continue;
+      GemmArgs a = op.gemm;
+      a.m = bs;
+      if (op.kind == BoundOp::Kind::kLogits) a.x = logit_hidden.data();
+      DS_RETURN_IF_ERROR(gemm->prepare(a, st).with_context(ctx + ", " + op.where));
+    }
     DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st).with_context(ctx));
     DS_RETURN_IF_ERROR(run_program(sh).with_context(ctx + " (warm-up)"));
     DS_RETURN_IF_ERROR(stream.synchronize().with_context(ctx + " (warm-up)"));
@@ -260,13 +273,17 @@ Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
     const int64_t bs = *std::lower_bound(graph_sizes.begin(), graph_sizes.end(), S);
     if (b.num_tokens() == S && b.num_logit_rows() <= bs) padded = bs;
   }
+  const auto t0 = std::chrono::steady_clock::now();
   DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
   if (padded > 0) {
     DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graphs.at(padded).get(), stream.get()));
+    if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->graph_step(t0, stream));
     return Status::Ok();
   }
   DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, stream.get()));
-  return run_program(sh);
+  DS_RETURN_IF_ERROR(run_program(sh));
+  if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->eager_step(t0, stream));
+  return Status::Ok();
 }
 
 Status CudaExecutor::step(const StepBatch& batch, float* logits) {

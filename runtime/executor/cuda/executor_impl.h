@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -60,6 +61,7 @@ struct BoundOp {
   enum class Kind { kEmbedding, kLinear, kLogits, kAttention, kFused };
   Kind kind = Kind::kFused;
   std::string where;  // "program[3] kernel 'x' (linear)"
+  std::string name;   // the plan kernel's name ("l0.attn", "linear", ...)
   // kEmbedding
   const void* table = nullptr;
   DType table_dtype = DType::kBF16;
@@ -75,6 +77,36 @@ struct BoundOp {
   // kFused
   const LoadedKernel* kernel = nullptr;
   std::vector<void*> pointers;
+};
+
+// Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
+// every instruction, summed per (kind, kernel name without its layer prefix);
+// graph replays are timed as a whole. Printed to stderr every
+// DSRT_PROFILE_EVERY steps (default 0: only at exit) and when the executor is destroyed.
+class StepProfiler {
+ public:
+  static Result<std::unique_ptr<StepProfiler>> create(const std::vector<BoundOp>& program);
+  bool active = false;  // false during create() (warm-up, capture)
+  Status before(size_t op, cudaStream_t s) { return record(events_[2 * op], s); }
+  Status after(size_t op, cudaStream_t s) { return record(events_[2 * op + 1], s); }
+  Status eager_step(std::chrono::steady_clock::time_point t0, const Stream& s);
+  Status graph_step(std::chrono::steady_clock::time_point t0, const Stream& s);
+  void print() const;
+
+ private:
+  static Status record(const Event& e, cudaStream_t s);
+  void maybe_print();
+  struct Row {
+    std::string label;
+    int64_t calls = 0;
+    double ms = 0;
+  };
+  std::vector<Event> events_;       // 2 per instruction
+  std::vector<size_t> row_of_;      // instruction -> row
+  std::vector<Row> rows_;
+  int64_t eager_steps_ = 0, graph_steps_ = 0;
+  double eager_wall_ms_ = 0, eager_span_ms_ = 0, graph_wall_ms_ = 0;
+  int64_t every_ = 0;
 };
 
 // What a launch of the program needs to know on the host.
@@ -119,6 +151,7 @@ struct CudaExecutor::Impl {
   int32_t scratch_page = -1;         // page of the padded sequences: id kv->num_pages(), device pools only
 
   double kernel_load_s = 0, graph_capture_s = 0;
+  std::unique_ptr<StepProfiler> profiler;  // DSRT_PROFILE=1
 
   ~Impl();
   Status bind(const std::vector<DeviceTensor>& weights);

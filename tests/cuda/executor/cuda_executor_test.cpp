@@ -346,3 +346,34 @@ TEST(CudaExecutorStep, BadBatchesAreErrors) {
 
 }  // namespace
 }  // namespace ds::cuda::testing
+
+namespace ds::cuda::testing {
+namespace {
+
+TEST(CudaExecutorProfile, PrintsPerInstructionTable) {
+  SKIP_WITHOUT_GPU();
+  const char* model = "qwen2-tiny-tied";
+  REQUIRE_PLANS(model);
+  try {
+    Fixture f = take(load_fixture(model, /*dummy=*/true), "load fixture");
+    ::setenv("DSRT_PROFILE", "1", 1);
+    auto side = make_gpu_side(f, /*graphs=*/true);
+    ::unsetenv("DSRT_PROFILE");
+    Side gpu = take(std::move(side), "cuda executor");
+    const int64_t V = gpu.exec().vocab_size();
+    std::vector<float> logits;
+    ::testing::internal::CaptureStderr();
+    ASSERT_TRUE(gpu.run({Part{0, tokens_for(0, 0, 9, V), false}}, &logits).ok());
+    ASSERT_TRUE(gpu.run({Part{0, tokens_for(0, 9, 1, V), false}}, &logits).ok());
+    { Side gone = std::move(gpu); }  // the table is printed when the executor goes
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    std::cout << err;
+    EXPECT_NE(err.find("attention attn"), std::string::npos);
+    EXPECT_NE(err.find("eager steps 1"), std::string::npos);
+    EXPECT_NE(err.find("graph steps 1"), std::string::npos);
+  } catch (const std::exception&) {
+  }
+}
+
+}  // namespace
+}  // namespace ds::cuda::testing
