@@ -170,6 +170,8 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   x.vocab = p.model()->vocab_size();
   x.page_size = kv.page_size();
   x.max_pages_per_seq = (x.opt.max_model_len + x.page_size - 1) / x.page_size;
+  for (int64_t b = 512; b < x.opt.max_model_len; b *= 4) x.kv_buckets.push_back(b);
+  x.kv_buckets.push_back(x.opt.max_model_len);
   const int64_t cap = x.opt.token_capacity, rows = x.opt.max_logit_rows, seqs = x.opt.max_seqs;
 
   DS_ASSIGN_OR_RETURN(x.stream, Stream::create());

@@ -1,5 +1,6 @@
 // CudaExecutor: binding every plan instruction to device pointers once
 // (builtin ops by name, fused groups to their loaded generated kernel).
+#include <algorithm>
 #include <functional>
 
 #include "runtime/executor/cuda/executor_impl.h"
@@ -239,9 +240,10 @@ class Binder {
     op.attn.v_head_dim = static_cast<int>(vhd);
     op.attn.page_size = static_cast<int>(x_.page_size);
     op.attn.scale = static_cast<float>(scale);
-    const size_t ws = paged_attention_workspace_bytes(op.attn, static_cast<int>(x_.opt.max_seqs),
-                                                      static_cast<int>(x_.opt.token_capacity),
-                                                      static_cast<int>(x_.opt.max_model_len));
+    size_t ws = 0;
+    for (int64_t bound : x_.kv_buckets)
+      ws = std::max(ws, paged_attention_workspace_bytes(op.attn, static_cast<int>(x_.opt.max_seqs),
+                                                        static_cast<int>(x_.opt.token_capacity), static_cast<int>(bound)));
     if (ws > x_.attn_workspace.bytes()) {
       DS_ASSIGN_OR_RETURN(x_.attn_workspace, DeviceBuffer::allocate(ws));
     }

@@ -132,9 +132,9 @@ Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded)
   qs[S] = static_cast<int32_t>(q);
   ps[S] = static_cast<int32_t>(np);
   DS_CHECK(q == T && np == P, "packed step: " << q << " rows / " << np << " pages, expected " << T << " / " << P);
-  // Decode steps launch attention with the bound max_model_len, as the graphs are
-  // captured: the same batch gives bit-identical results with or without graphs.
-  if (shape.max_q_len <= 1) shape.max_kv_len = opt.max_model_len;
+  // Decode steps launch attention with the KV-length bucket's bound, as the graphs
+  // are captured: the same batch gives bit-identical results with or without graphs.
+  if (shape.max_q_len <= 1) shape.max_kv_len = kv_buckets[kv_bucket(shape.max_kv_len)];
   DS_CUDA_RETURN_IF_ERROR(
       cudaMemcpyAsync(blob.data(), staging.data(), words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
   DS_RETURN_IF_ERROR(staging_done.record(stream));
@@ -228,7 +228,7 @@ Status CudaExecutor::Impl::capture_graphs() {
   // chosen by each size's eager warm-up, before its capture.
   for (int64_t bs : graph_sizes) {
     const std::string ctx = StrCat() << "CUDA graph for decode batch " << bs;
-    const StepShape sh{bs, bs, bs, 1, opt.max_model_len};
+    StepShape sh{bs, bs, bs, 1, opt.max_model_len};
     // Eager warm-up on padding (first launches may allocate or load lazily).
     DS_RETURN_IF_ERROR(upload_padding_only(bs).with_context(ctx));
     // GEMM kernel choice (timed for small m) for this size, cached for the capture.
@@ -243,24 +243,35 @@ Status CudaExecutor::Impl::capture_graphs() {
     DS_RETURN_IF_ERROR(run_program(sh).with_context(ctx + " (warm-up)"));
     DS_RETURN_IF_ERROR(stream.synchronize().with_context(ctx + " (warm-up)"));
 
-    DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    Status s = launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st);
-    if (s.ok()) s = run_program(sh);
-    cudaGraph_t graph = nullptr;
-    const cudaError_t end = cudaStreamEndCapture(st, &graph);
-    if (!s.ok() || end != cudaSuccess) {
-      if (graph) (void)cudaGraphDestroy(graph);
-      (void)cudaGetLastError();
-      if (!s.ok()) return s.with_context(ctx + " (capture)");
-      DS_CUDA_RETURN_IF_ERROR(end);
+    // One graph per KV-length bucket: the attention launch is sized by the bound.
+    for (size_t kb = 0; kb < kv_buckets.size(); ++kb) {
+      sh.max_kv_len = kv_buckets[kb];
+      const std::string kctx = StrCat() << ctx << ", kv bound " << sh.max_kv_len;
+      DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+      Status s = launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st);
+      if (s.ok()) s = run_program(sh);
+      cudaGraph_t graph = nullptr;
+      const cudaError_t end = cudaStreamEndCapture(st, &graph);
+      if (!s.ok() || end != cudaSuccess) {
+        if (graph) (void)cudaGraphDestroy(graph);
+        (void)cudaGetLastError();
+        if (!s.ok()) return s.with_context(kctx + " (capture)");
+        DS_CUDA_RETURN_IF_ERROR(end);
+      }
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+      (void)cudaGraphDestroy(graph);
+      if (inst != cudaSuccess)
+        return cuda_error_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__).with_context(kctx);
+      graphs.emplace(std::make_pair(bs, static_cast<int64_t>(kb)), GraphExec(exec));
     }
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    if (inst != cudaSuccess) return cuda_error_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__).with_context(ctx);
-    graphs.emplace(bs, GraphExec(exec));
   }
   return Status::Ok();
+}
+
+size_t CudaExecutor::Impl::kv_bucket(int64_t max_kv_len) const {
+  const auto it = std::lower_bound(kv_buckets.begin(), kv_buckets.end(), max_kv_len);
+  return it == kv_buckets.end() ? kv_buckets.size() - 1 : static_cast<size_t>(it - kv_buckets.begin());
 }
 
 Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
@@ -276,7 +287,8 @@ Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
   const auto t0 = std::chrono::steady_clock::now();
   DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
   if (padded > 0) {
-    DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graphs.at(padded).get(), stream.get()));
+    const auto key = std::make_pair(padded, static_cast<int64_t>(kv_bucket(sh.max_kv_len)));
+    DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graphs.at(key).get(), stream.get()));
     if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->graph_step(t0, stream));
     return Status::Ok();
   }

@@ -145,9 +145,13 @@ struct CudaExecutor::Impl {
   std::map<std::string, LoadedKernel> kernels;  // by entry + source hash (same kernel loaded once)
   std::vector<BoundOp> program;
 
-  // CUDA graphs of decode steps, by padded batch size.
+  // CUDA graphs of decode steps, by (padded batch size, KV-length bucket). Decode
+  // attention is launched with the bucket's bound (kv_buckets: 512, 2048, 8192, ...
+  // x4, capped by max_model_len, which is last), eager or not, so that the split-KV
+  // geometry fits the actual lengths.
   std::vector<int64_t> graph_sizes;  // ascending
-  std::map<int64_t, GraphExec> graphs;
+  std::vector<int64_t> kv_buckets;   // ascending, last == max_model_len
+  std::map<std::pair<int64_t, int64_t>, GraphExec> graphs;
   int32_t scratch_page = -1;         // page of the padded sequences: id kv->num_pages(), device pools only
 
   double kernel_load_s = 0, graph_capture_s = 0;
@@ -157,6 +161,8 @@ struct CudaExecutor::Impl {
   Status bind(const std::vector<DeviceTensor>& weights);
   Status run_program(const StepShape& shape);
   Status capture_graphs();
+  // Index of the smallest KV bucket >= max_kv_len.
+  size_t kv_bucket(int64_t max_kv_len) const;
   // Packs the step into `staging` (padding to `padded_seqs` decode sequences
   // when > 0) and copies it to the device; returns the shape to launch.
   Result<StepShape> upload(const StepBatch& batch, int64_t padded_seqs);

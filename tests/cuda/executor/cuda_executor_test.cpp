@@ -189,6 +189,9 @@ TEST_P(CudaVsCpu, LogitsMatchWithinBf16Tolerance) {
     for (int i = 0; i < 12; ++i)
       steps.push_back({"decode x4 (graph)", {part(0, 1), part(1, 1), part(2, 1), part(3, 1)}});
     for (int i = 0; i < 4; ++i) steps.push_back({"decode x1 (graph)", {part(3, 1)}});
+    // A long sequence: decode past 512 tokens uses the second KV bucket (bound 1024).
+    for (int i = 0; i < 5; ++i) steps.push_back({"long prefill chunk 120", {part(4, 120)}});
+    for (int i = 0; i < 6; ++i) steps.push_back({"decode x2, kv > 512 (graph)", {part(3, 1), part(4, 1)}});
 
     double worst = 0;
     for (size_t s = 0; s < steps.size(); ++s) {

@@ -70,7 +70,7 @@ Result<Fixture> load_fixture(const std::string& model, bool dummy);
 
 constexpr int64_t kCapacity = 128;
 constexpr int64_t kMaxSeqs = 8;
-constexpr int64_t kMaxModelLen = 256;
+constexpr int64_t kMaxModelLen = 1024;  // decode KV buckets 512 and 1024
 constexpr int64_t kNumPages = 96;
 
 Result<Side> make_cpu_side(const Fixture& f);
