@@ -16,12 +16,14 @@
 #   realshape  tools/gpu/check_real_shape.py: 1.5B-shape random model, dsrt vs transformers logits
 #
 # One device call runs at most 10 minutes and starts with an empty $OUT, so run the sections in
-# a few calls (e.g. `ceilings decode prefill realshape`, then `serve`, then `hf`) and merge them here
-# with `python3 tools/gpu/bench_report.py --dir A/bench --dir B/bench ... --models tools/bench/models`.
+# a few calls (e.g. `ceilings decode prefill realshape`, then `serve`, then `hf`) and merge them on
+# the development machine: `mkdir -p m1 && tar -xzf CALL1/bench.tgz -C m1` (likewise m2, ...), then
+# `python3 tools/gpu/bench_report.py --dir m1/bench --dir m2/bench ... --models tools/bench/models`.
 #
 # Every section writes JSON and logs under $OUT/bench/; at the end tools/gpu/bench_report.py prints
-# a table (tok/s, GB/s or TFLOP/s, % of ceiling, x vs HF, goal) and writes $OUT/bench/bench.json
-# with card, date, commit and the commands. Environment: BUILD_DIR (build-gpu), OUT (gpu-out),
+# a table (tok/s, GB/s or TFLOP/s, % of ceiling, x vs HF, goal), saved as $OUT/bench_report.txt,
+# and writes $OUT/bench.json with card, date, commit and the commands; everything else is packed
+# into $OUT/bench.tgz (few files come back from a device call). Environment: BUILD_DIR (build-gpu), OUT (gpu-out),
 # PLANS (.deps/plans), PY (/opt/torch/.venv/bin/python), DECODE_MODELS ("7B 32B"), SERVE_MODEL (32B),
 # PORT (30123), SERVE_ARGS / GEN_ARGS (extra dsrt flags), HF_MODELS ("7B 32B"), HF_7B_SECTIONS (decode),
 # HF_32B_SECTIONS (decode,prefill,cb), HF_CB_ARGS (extra hf_baseline.py flags).
@@ -182,4 +184,7 @@ if want realshape; then
       --out "$B/realshape.json" > /dev/null 2> "$B/realshape.log" || note "realshape: exit $? (see realshape.log)"
 fi
 
-"$PY" "$ROOT/tools/gpu/bench_report.py" --dir "$B" --models "$ROOT/tools/bench/models"
+"$PY" "$ROOT/tools/gpu/bench_report.py" --dir "$B" --models "$ROOT/tools/bench/models" | tee "$OUT/bench_report.txt"
+# Only a few files come back from a device call: the report, bench.json and one tarball of the rest.
+cp "$B/bench.json" "$OUT/bench.json"
+tar -czf "$OUT/bench.tgz" -C "$OUT" bench && rm -rf "$B"
