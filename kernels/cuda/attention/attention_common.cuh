@@ -15,6 +15,8 @@ namespace ds::cuda::attn {
 constexpr float kLog2e = 1.4426950408889634f;
 // Keys per split granule: every split covers a multiple of this many keys.
 constexpr int kSplitGranule = 64;
+// Decode with kv length bounds up to this runs unsplit (a single kernel).
+constexpr int kSingleKernelMaxKv = 512;
 
 // 16-byte global -> shared copy; copies nothing and zero-fills when !valid
 // (src must still be a mapped address; callers pass the pool base then).
@@ -89,7 +91,9 @@ __device__ __forceinline__ int64_t kv_offset(const int32_t* pages, int j, int pa
 // lengths, so a CUDA graph captured with it stays valid.
 inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms) {
   const int base = items * groups;
-  if (base <= 0 || max_kv_len <= 0) return 1;
+  // Short buckets: one kernel, no combine launch (<= 8 pipelined 64-key tiles
+  // per CTA costs less than a second launch and its partial round trip).
+  if (base <= 0 || max_kv_len <= kSingleKernelMaxKv) return 1;
   const int max_by_len = (max_kv_len + 2 * kSplitGranule - 1) / (2 * kSplitGranule);  // >= 128 keys each
   // About two CTAs per SM in one wave: each streams >= 2 tiles with its next
   // tile in flight, enough to keep HBM busy, and no tail wave.
