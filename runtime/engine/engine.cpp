@@ -177,6 +177,31 @@ Status Engine::feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_lo
   return Status::Ok();
 }
 
+Status Engine::feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, const RowSampling& sampling,
+                           int32_t* token) {
+  const int64_t cap = executor_->token_capacity();
+  for (int64_t start = 0; start < n; start += cap) {
+    const int64_t len = std::min(cap, n - start);
+    DS_RETURN_IF_ERROR(kv_->reserve(seq.pages, seq.num_cached + len));
+    StepBatch b;
+    b.tokens.assign(tokens + start, tokens + start + len);
+    b.positions.resize(static_cast<size_t>(len));
+    for (int64_t i = 0; i < len; ++i) b.positions[i] = static_cast<int32_t>(seq.num_cached + i);
+    b.sequences.push_back(StepSequence{0, len, seq.num_cached, seq.pages.pages});
+    if (start + len < n) {
+      DS_RETURN_IF_ERROR(executor_->step(b, nullptr));  // a prefill chunk whose logits nobody reads
+    } else {
+      b.logit_rows.push_back(static_cast<int32_t>(len - 1));
+      std::vector<RowSample> out;
+      DS_RETURN_IF_ERROR(executor_->step_sample(b, {sampling}, &out));
+      if (out.size() != 1) return Status::Error("the executor returned no sampled token");
+      *token = out[0].id;
+    }
+    seq.num_cached += len;
+  }
+  return Status::Ok();
+}
+
 Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, const GenerateOptions& options) {
   DS_RETURN_IF_ERROR(check_ids(prompt));
   DS_RETURN_IF_ERROR(options.sampling.validate());
@@ -191,14 +216,25 @@ Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, cons
   Sequence seq;
   Sampler sampler(options.sampling);
   std::vector<float> logits;
+  // Executors that sample on their device (CUDA) pick the token there: only the
+  // id comes back per step. The draw is keyed by (seed, tokens generated so far).
+  const bool on_device = executor_->samples_on_device();
+  RowSampling rs;
+  rs.temperature = options.sampling.greedy() ? 0.0f : options.sampling.temperature;
+  rs.top_k = options.sampling.top_k;
+  rs.top_p = options.sampling.top_p;
+  rs.min_p = options.sampling.min_p;
+  rs.seed = options.sampling.seed;
+  int32_t next = 0;
   using Clock = std::chrono::steady_clock;
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   const Clock::time_point t0 = Clock::now();
-  Status st = feed(seq, prompt.data(), static_cast<int64_t>(prompt.size()), false, &logits);
+  Status st = on_device ? feed_sample(seq, prompt.data(), static_cast<int64_t>(prompt.size()), rs, &next)
+                        : feed(seq, prompt.data(), static_cast<int64_t>(prompt.size()), false, &logits);
   out.prefill_ms = ms_since(t0);
   Clock::time_point t_decode = t0;
   while (st.ok()) {
-    const int32_t tok = sampler.sample(logits.data(), vocab_size());
+    const int32_t tok = on_device ? next : sampler.sample(logits.data(), vocab_size());
     out.output_ids.push_back(tok);
     if (out.output_ids.size() == 1) {
       out.ttft_ms = ms_since(t0);
@@ -209,7 +245,8 @@ Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, cons
       break;
     }
     if (static_cast<int64_t>(out.output_ids.size()) >= budget) break;
-    st = feed(seq, &tok, 1, false, &logits);
+    rs.counter = out.output_ids.size();
+    st = on_device ? feed_sample(seq, &tok, 1, rs, &next) : feed(seq, &tok, 1, false, &logits);
   }
   if (!out.output_ids.empty()) {
     out.decode_ms = ms_since(t_decode);

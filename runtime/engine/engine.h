@@ -126,6 +126,9 @@ class Engine {
   // Feeds `tokens` to the sequence in steps of at most the token capacity. With
   // all_logits, returns logits for every token; otherwise for the last one only.
   Status feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>* logits);
+  // Same, but the executor samples the next token on its device from the last
+  // token's logits (no logits cross to the host).
+  Status feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, const RowSampling& sampling, int32_t* token);
   Status check_ids(const std::vector<int32_t>& ids) const;
 
   const LoadedPlan* plan_ = nullptr;
