@@ -122,6 +122,33 @@ Choice static_choice(const GemmArgs& a) {
   return Choice::kCublasLt;
 }
 
+// The timed GEMV-vs-cuBLASLt choices, shared by every runner of the process
+// (keyed by device and problem): two executors of one process (e.g. a CUDA-graph
+// and an eager one, or a re-created executor) then run the same kernel for the
+// same problem, so their results are bit-identical, and each problem is timed once.
+struct ChoiceKey {
+  int device;
+  Key key;
+  bool operator==(const ChoiceKey& o) const { return device == o.device && key == o.key; }
+};
+struct ChoiceKeyHash {
+  size_t operator()(const ChoiceKey& k) const { return KeyHash()(k.key) ^ (static_cast<size_t>(k.device) * 0x9E3779B97F4A7C15ull); }
+};
+struct SharedChoices {
+  std::mutex mu;
+  std::unordered_map<ChoiceKey, Choice, ChoiceKeyHash> map;
+};
+SharedChoices& shared_choices() {
+  static SharedChoices* c = new SharedChoices();  // never destroyed: runners may outlive static teardown order
+  return *c;
+}
+
+Result<ChoiceKey> choice_key(const GemmArgs& a) {
+  int device = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  return ChoiceKey{device, make_key(a)};
+}
+
 }  // namespace
 
 struct GemmRunner::Impl {
@@ -132,7 +159,6 @@ struct GemmRunner::Impl {
   Event start, stop;          // timing of the GEMV-vs-cuBLASLt choice
   std::mutex mu;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
-  std::unordered_map<Key, Choice, KeyHash> choices;
 
   Status launch(Choice c, const GemmArgs& a, cudaStream_t stream) {
     switch (c) {
@@ -150,11 +176,12 @@ struct GemmRunner::Impl {
   // the caller's buffers (y is overwritten) and cached. Inside a graph capture
   // an unmeasured key gets static_choice() instead (nothing is timed or cached).
   Result<Choice> choose(const GemmArgs& a, cudaStream_t stream) {
-    const Key key = make_key(a);
+    DS_ASSIGN_OR_RETURN(const ChoiceKey key, choice_key(a));
+    SharedChoices& shared = shared_choices();
     {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = choices.find(key);
-      if (it != choices.end()) return it->second;
+      std::lock_guard<std::mutex> lock(shared.mu);
+      auto it = shared.map.find(key);
+      if (it != shared.map.end()) return it->second;
     }
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
@@ -186,9 +213,9 @@ struct GemmRunner::Impl {
       }
     }
     if (!have) return first_error;
-    std::lock_guard<std::mutex> lock(mu);
-    choices.emplace(key, best);
-    return best;
+    std::lock_guard<std::mutex> lock(shared.mu);
+    // Another runner may have timed the same problem meanwhile: its choice wins.
+    return shared.map.emplace(key, best).first->second;
   }
 
   // Builds descriptors for `key` and asks the heuristic, with the bias fused
@@ -367,10 +394,13 @@ std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   GemmArgs a = args;
   if (!check_args(a).ok()) return "invalid";
   if (!detail::gemv_unsupported_reason(a).empty()) return "cublaslt";
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  auto it = impl_->choices.find(make_key(a));
-  return it == impl_->choices.end() ? std::string("unmeasured (") + choice_name(static_choice(a)) + ")"
-                                    : choice_name(it->second);
+  auto key = choice_key(a);
+  if (!key.ok()) return "unknown device";
+  SharedChoices& shared = shared_choices();
+  std::lock_guard<std::mutex> lock(shared.mu);
+  auto it = shared.map.find(*key);
+  return it == shared.map.end() ? std::string("unmeasured (") + choice_name(static_choice(a)) + ")"
+                                : choice_name(it->second);
 }
 
 Status GemmRunner::prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias) {
