@@ -29,12 +29,19 @@ Status DeviceBuffer::copy_from_host(const void* src, size_t n) {
   if (n > bytes_)
     return Status::Error(StrCat() << "DeviceBuffer: copy of " << n << " bytes into a buffer of " << bytes_);
   DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(ptr_, src, n, cudaMemcpyHostToDevice));
+  // A pageable-memory cudaMemcpy may return before its DMA lands, and Stream's
+  // non-blocking streams are not ordered after it: wait, so that work queued
+  // afterwards on any stream sees the data (GPU batch 2 caught tests reading
+  // stale buffers under contention).
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
   return Status::Ok();
 }
 
 Status DeviceBuffer::copy_to_host(void* dst, size_t n) const {
   if (n > bytes_)
     return Status::Error(StrCat() << "DeviceBuffer: copy of " << n << " bytes out of a buffer of " << bytes_);
+  // Work on non-blocking streams is not ordered before a legacy-stream copy.
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
   DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(dst, ptr_, n, cudaMemcpyDeviceToHost));
   return Status::Ok();
 }

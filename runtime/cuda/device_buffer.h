@@ -25,7 +25,8 @@ class DeviceBuffer {
   size_t bytes() const { return bytes_; }
   void reset();
 
-  // Synchronous host <-> device copies of `n` bytes at offset 0 (n <= bytes()).
+  // Synchronous host <-> device copies of `n` bytes at offset 0 (n <= bytes()),
+  // ordered with every stream (they synchronize the device: setup and tests only).
   Status copy_from_host(const void* src, size_t n);
   Status copy_to_host(void* dst, size_t n) const;
 
