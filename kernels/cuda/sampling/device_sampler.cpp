@@ -10,9 +10,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/cuda/sampling/pinned_buffer.h"
 #include "kernels/cuda/sampling/sampling_kernel.h"
 #include "runtime/cuda/device_buffer.h"
+#include "runtime/cuda/pinned_buffer.h"
 
 namespace ds::cuda {
 namespace {
@@ -62,8 +62,8 @@ struct DeviceSampler::Impl {
   int64_t scratch_slots = 0;
   DeviceBuffer scratch;          // [scratch_slots, vocab] int32, zero between launches
   DeviceBuffer results;          // [max_rows] SampleRowOut
-  sampling::PinnedBuffer upload_host;
-  sampling::PinnedBuffer results_host;
+  PinnedBuffer upload_host;
+  PinnedBuffer results_host;
   std::vector<SampleLaunch> launches;  // reused across calls
 
   size_t params_bytes() const { return static_cast<size_t>(max_rows) * sizeof(SampleRowParams); }
@@ -82,7 +82,7 @@ struct DeviceSampler::Impl {
     history_capacity = 0;
     DS_ASSIGN_OR_RETURN(upload, DeviceBuffer::allocate(upload_bytes));
     DS_ASSIGN_OR_RETURN(raw_history, DeviceBuffer::allocate(static_cast<size_t>(cap) * sizeof(float)));
-    DS_ASSIGN_OR_RETURN(upload_host, sampling::PinnedBuffer::allocate(upload_bytes));
+    DS_ASSIGN_OR_RETURN(upload_host, PinnedBuffer::allocate(upload_bytes));
     history_capacity = cap;
     return Status::Ok();
   }
@@ -107,7 +107,7 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
   DS_CUDA_RETURN_IF_ERROR(cudaMemset(m.scratch.data(), 0, scratch_bytes));
   const size_t results_bytes = static_cast<size_t>(max_rows) * sizeof(SampleRowOut);
   DS_ASSIGN_OR_RETURN(m.results, DeviceBuffer::allocate(results_bytes));
-  DS_ASSIGN_OR_RETURN(m.results_host, sampling::PinnedBuffer::allocate(results_bytes));
+  DS_ASSIGN_OR_RETURN(m.results_host, PinnedBuffer::allocate(results_bytes));
   return s;
 }
 

@@ -86,29 +86,6 @@ Status CudaExecutorOptions::validate() const {
   return Status::Ok();
 }
 
-Result<PinnedBuffer> PinnedBuffer::allocate(size_t bytes) {
-  PinnedBuffer b;
-  if (bytes == 0) return b;
-  DS_CUDA_RETURN_IF_ERROR(cudaMallocHost(&b.ptr_, bytes));
-  b.bytes_ = bytes;
-  return b;
-}
-
-PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& o) noexcept {
-  if (this != &o) {
-    reset();
-    ptr_ = std::exchange(o.ptr_, nullptr);
-    bytes_ = std::exchange(o.bytes_, 0);
-  }
-  return *this;
-}
-
-void PinnedBuffer::reset() {
-  if (ptr_) (void)cudaFreeHost(ptr_);
-  ptr_ = nullptr;
-  bytes_ = 0;
-}
-
 GraphExec& GraphExec::operator=(GraphExec&& o) noexcept {
   if (this != &o) {
     reset();

@@ -15,29 +15,11 @@
 #include "kernels/cuda/sampling/device_sampler.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/kernel_library.h"
+#include "runtime/cuda/pinned_buffer.h"
 #include "runtime/executor/cuda/cuda_executor.h"
 #include "runtime/executor/cuda/step_metadata.h"
 
 namespace ds::cuda {
-
-// Pinned host memory (cudaMallocHost), move-only.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  static Result<PinnedBuffer> allocate(size_t bytes);
-  ~PinnedBuffer() { reset(); }
-  PinnedBuffer(PinnedBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  void* data() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-  void reset();
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
 
 // An instantiated CUDA graph, move-only.
 class GraphExec {

@@ -22,6 +22,7 @@
 #include "kernels/cuda/gemm/gather.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
+#include "runtime/cuda/pinned_buffer.h"
 #include "runtime/weights/dummy_init.h"
 #include "runtime/weights/safetensors.h"
 
@@ -42,25 +43,6 @@ int64_t prod(const std::vector<int64_t>& s, size_t begin, size_t end) {
 }
 
 bool gpu_castable(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
-
-// Page-locked host memory (RAII).
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  ~PinnedBuffer() {
-    if (p_) cudaFreeHost(p_);
-  }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  Status allocate(size_t bytes) {
-    DS_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&p_, bytes, cudaHostAllocDefault));
-    return Status::Ok();
-  }
-  uint8_t* data() const { return static_cast<uint8_t*>(p_); }
-
- private:
-  void* p_ = nullptr;
-};
 
 // Copies elements [e0, e1) of the sliced source (row-major, contiguous view) to dst.
 void copy_sliced_range(const SourceView& v, int64_t e0, int64_t e1, uint8_t* dst) {
@@ -118,7 +100,7 @@ struct Loader {
 
   Status init() {
     for (int s = 0; s < kSlots; ++s) {
-      DS_RETURN_IF_ERROR(pinned[s].allocate(kStagingBytes));
+      DS_ASSIGN_OR_RETURN(pinned[s], PinnedBuffer::allocate(kStagingBytes));
       DS_ASSIGN_OR_RETURN(staging[s], DeviceBuffer::allocate(kStagingBytes));
       DS_ASSIGN_OR_RETURN(done[s], Event::create());
     }
@@ -152,14 +134,14 @@ struct Loader {
         const int64_t ncols = rows_per > 0 ? cols : std::min(seg, cols - c);
         const int64_t e0 = r * cols + c, e1 = e0 + (rows_per > 0 ? nrows * cols : ncols);
         DS_ASSIGN_OR_RETURN(int s, acquire());
-        copy_sliced_range_parallel(v, e0, e1, pinned[s].data());
+        copy_sliced_range_parallel(v, e0, e1, pinned[s].bytes_data());
         const size_t bytes = static_cast<size_t>(e1 - e0) * ses;
         if (direct) {
           uint8_t* dst = static_cast<uint8_t*>(t.data) + static_cast<size_t>(r * dst_ld + col0 + c) * ses;
-          DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, pinned[s].data(), bytes, cudaMemcpyHostToDevice, stream));
+          DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, pinned[s].bytes_data(), bytes, cudaMemcpyHostToDevice, stream));
         } else {
           DS_CUDA_RETURN_IF_ERROR(
-              cudaMemcpyAsync(staging[s].data(), pinned[s].data(), bytes, cudaMemcpyHostToDevice, stream));
+              cudaMemcpyAsync(staging[s].data(), pinned[s].bytes_data(), bytes, cudaMemcpyHostToDevice, stream));
           DS_RETURN_IF_ERROR(place_block(staging[s].data(), v.dtype, nrows, ncols, ncols, t.data, t.dtype, dst_ld, r,
                                          col0 + c, stream));
         }

@@ -1,23 +1,22 @@
-// Page-locked host memory (cudaHostAlloc), RAII and move-only, for the
-// sampler's staging of row parameters and results: async copies from/to it
-// overlap nothing else on the host and need no bounce buffer. In namespace
-// ds::cuda::sampling: the executor and weight loader have their own classes
-// named ds::cuda::PinnedBuffer, and inline members of the same name would
-// break the one-definition rule.
+// Page-locked host memory (cudaHostAlloc), RAII and move-only: the staging of
+// every asynchronous host <-> device copy of the runtime (step metadata, weight
+// upload, sampler parameters and results). Header-only.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "runtime/cuda/cuda_check.h"
 
-namespace ds::cuda::sampling {
+namespace ds::cuda {
 
 class PinnedBuffer {
  public:
   PinnedBuffer() = default;
+  // bytes == 0 gives an empty buffer (data() == nullptr).
   static Result<PinnedBuffer> allocate(size_t bytes) {
     PinnedBuffer b;
     if (bytes == 0) return b;
@@ -41,6 +40,7 @@ class PinnedBuffer {
   PinnedBuffer& operator=(const PinnedBuffer&) = delete;
 
   void* data() const { return ptr_; }
+  uint8_t* bytes_data() const { return static_cast<uint8_t*>(ptr_); }
   size_t bytes() const { return bytes_; }
   void reset() {
     if (ptr_) cudaFreeHost(ptr_);
@@ -53,4 +53,4 @@ class PinnedBuffer {
   size_t bytes_ = 0;
 };
 
-}  // namespace ds::cuda::sampling
+}  // namespace ds::cuda
