@@ -70,7 +70,8 @@ fi
 : > "$B/commands.tsv"
 {
   echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "commit $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo "${COMMIT:-unknown}")"
+  # The device tool copies the working tree; its .git may lag behind: COMMIT (set by the caller) wins.
+  echo "commit ${COMMIT:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)}"
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null | sed 's/^/gpu /'
 } > "$B/env.txt"
 
