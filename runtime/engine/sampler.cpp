@@ -31,14 +31,13 @@ double logsumexp(const float* logits, int64_t vocab) {
   return mx + std::log(s);
 }
 
-int32_t Sampler::sample(const float* logits, int64_t vocab) {
-  if (params_.greedy()) return argmax(logits, vocab);
+FilteredDistribution filtered_distribution(const float* logits, int64_t vocab, const SamplingParams& params) {
   // Probabilities at the given temperature, sorted by decreasing probability.
   std::vector<int32_t> order(static_cast<size_t>(vocab));
   std::iota(order.begin(), order.end(), 0);
   int64_t keep = vocab;
-  if (params_.top_k > 0 && params_.top_k < vocab) {
-    keep = params_.top_k;
+  if (params.top_k > 0 && params.top_k < vocab) {
+    keep = params.top_k;
     std::partial_sort(order.begin(), order.begin() + keep, order.end(), [&](int32_t a, int32_t b) {
       return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
     });
@@ -48,7 +47,7 @@ int32_t Sampler::sample(const float* logits, int64_t vocab) {
     });
   }
   order.resize(static_cast<size_t>(keep));
-  const double inv_t = 1.0 / params_.temperature;
+  const double inv_t = 1.0 / params.temperature;
   const double mx = logits[order[0]] * inv_t;
   std::vector<double> probs(order.size());
   double total = 0.0;
@@ -58,30 +57,37 @@ int32_t Sampler::sample(const float* logits, int64_t vocab) {
   }
   for (double& p : probs) p /= total;
   // top-p: smallest prefix whose mass reaches top_p (always at least one token).
-  if (params_.top_p < 1.0f) {
+  if (params.top_p < 1.0f) {
     double cum = 0.0;
     size_t n = 0;
     while (n < probs.size()) {
       cum += probs[n++];
-      if (cum >= params_.top_p) break;
+      if (cum >= params.top_p) break;
     }
     probs.resize(n);
   }
   // min-p: drop tokens below min_p * the top probability.
-  if (params_.min_p > 0.0f) {
-    const double floor = params_.min_p * probs[0];
+  if (params.min_p > 0.0f) {
+    const double floor = params.min_p * probs[0];
     size_t n = 1;
     while (n < probs.size() && probs[n] >= floor) ++n;
     probs.resize(n);
   }
-  double mass = std::accumulate(probs.begin(), probs.end(), 0.0);
+  order.resize(probs.size());
+  return FilteredDistribution{std::move(order), std::move(probs)};
+}
+
+int32_t Sampler::sample(const float* logits, int64_t vocab) {
+  if (params_.greedy()) return argmax(logits, vocab);
+  const FilteredDistribution d = filtered_distribution(logits, vocab, params_);
+  double mass = std::accumulate(d.probs.begin(), d.probs.end(), 0.0);
   std::uniform_real_distribution<double> u(0.0, mass);
   double r = u(rng_);
-  for (size_t i = 0; i < probs.size(); ++i) {
-    r -= probs[i];
-    if (r < 0.0) return order[i];
+  for (size_t i = 0; i < d.probs.size(); ++i) {
+    r -= d.probs[i];
+    if (r < 0.0) return d.ids[i];
   }
-  return order[probs.size() - 1];
+  return d.ids.back();
 }
 
 }  // namespace ds

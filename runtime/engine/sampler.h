@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "runtime/common/status.h"
 
@@ -30,6 +31,16 @@ class Sampler {
   SamplingParams params_;
   std::mt19937_64 rng_;
 };
+
+// The tokens a non-greedy Sampler may draw, best first (ties: lower id first),
+// with their probabilities at `params.temperature` after top-k, then the top-p
+// prefix, then min-p. Probabilities are normalized before the top-p/min-p cuts,
+// so they sum to at most 1 (the draw is over their sum).
+struct FilteredDistribution {
+  std::vector<int32_t> ids;
+  std::vector<double> probs;
+};
+FilteredDistribution filtered_distribution(const float* logits, int64_t vocab, const SamplingParams& params);
 
 // Index of the largest logit (lowest index on ties).
 int32_t argmax(const float* logits, int64_t vocab);

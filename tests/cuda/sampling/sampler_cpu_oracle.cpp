@@ -6,6 +6,7 @@
 
 #include "runtime/scheduler/request.h"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/engine/sampler.h"
 #include "runtime/scheduler/token_sampler.h"
 
 namespace ds::cuda::testing {
@@ -15,48 +16,20 @@ bool AllowedSet::contains(int32_t id) const { return std::find(ids.begin(), ids.
 AllowedSet cpu_allowed_set(const float* logits, int64_t vocab, const RowSampling& s) {
   AllowedSet out;
   if (s.temperature == 0.0f || s.top_k == 1) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < vocab; ++i)
-      if (logits[i] > logits[best]) best = i;
-    out.ids = {static_cast<int32_t>(best)};
+    out.ids = {argmax(logits, vocab)};
     out.probs = {1.0};
     return out;
   }
-  // Mirrors Sampler::sample: order, top-k, probabilities, top-p prefix, min-p.
-  std::vector<int32_t> order(static_cast<size_t>(vocab));
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
-  const int64_t keep = (s.top_k > 0 && s.top_k < vocab) ? s.top_k : vocab;
-  order.resize(static_cast<size_t>(keep));
-  const double inv_t = 1.0 / s.temperature;
-  const double mx = logits[order[0]] * inv_t;
-  std::vector<double> probs(order.size());
-  double total = 0.0;
-  for (size_t i = 0; i < order.size(); ++i) {
-    probs[i] = std::exp(logits[order[i]] * inv_t - mx);
-    total += probs[i];
-  }
-  for (double& p : probs) p /= total;
-  if (s.top_p < 1.0f) {
-    double cum = 0.0;
-    size_t n = 0;
-    while (n < probs.size()) {
-      cum += probs[n++];
-      if (cum >= s.top_p) break;
-    }
-    probs.resize(n);
-  }
-  if (s.min_p > 0.0f) {
-    const double floor = s.min_p * probs[0];
-    size_t n = 1;
-    while (n < probs.size() && probs[n] >= floor) ++n;
-    probs.resize(n);
-  }
-  const double mass = std::accumulate(probs.begin(), probs.end(), 0.0);
-  out.ids.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(probs.size()));
-  for (double p : probs) out.probs.push_back(p / mass);
+  // ds::Sampler's own filtering (order, top-k, probabilities, top-p prefix, min-p).
+  SamplingParams p;
+  p.temperature = s.temperature;
+  p.top_k = s.top_k;
+  p.top_p = s.top_p;
+  p.min_p = s.min_p;
+  FilteredDistribution d = filtered_distribution(logits, vocab, p);
+  const double mass = std::accumulate(d.probs.begin(), d.probs.end(), 0.0);
+  out.ids = std::move(d.ids);
+  for (double q : d.probs) out.probs.push_back(q / mass);
   return out;
 }
 
