@@ -33,18 +33,8 @@ struct Variant {
   int k_splits = 0;
 };
 
-class GemmTest : public ::testing::Test {
+class GemmTest : public testing::RunnerTest {
  protected:
-  void SetUp() override {
-    if (device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    auto s = Stream::create();
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    stream_ = std::move(s.value());
-    auto r = GemmRunner::create();
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    runner_ = std::move(r.value());
-    scratch_.init();
-  }
 
   void TearDown() override {
     if (runs_ > 0)
@@ -154,9 +144,6 @@ class GemmTest : public ::testing::Test {
     }
   }
 
-  Stream stream_;
-  std::unique_ptr<GemmRunner> runner_;
-  testing::ScratchBuffer scratch_;
   int runs_ = 0;
   double worst_abs_ = 0.0, worst_rel_ = 0.0;
 };

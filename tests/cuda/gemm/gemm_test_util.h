@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <vector>
 
+#include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/common/dtype.h"
+#include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 
 namespace ds::cuda::testing {
@@ -45,6 +48,24 @@ struct ScratchBuffer {
     scratch.partials = static_cast<float*>(buf.data());
     scratch.counters = reinterpret_cast<unsigned*>(scratch.partials + detail::kGemvMaxSplitBlocks * 128);
   }
+};
+
+// A stream, a GemmRunner and split-k scratch; skips without a GPU.
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    auto s = Stream::create();
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    stream_ = std::move(s.value());
+    auto r = GemmRunner::create();
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    runner_ = std::move(r.value());
+    scratch_.init();
+  }
+  Stream stream_;
+  std::unique_ptr<GemmRunner> runner_;
+  ScratchBuffer scratch_;
 };
 
 }  // namespace ds::cuda::testing

@@ -21,22 +21,7 @@ namespace {
 using testing::random_bf16;
 using testing::upload;
 
-class GemvTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    auto s = Stream::create();
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    stream_ = std::move(s.value());
-    auto r = GemmRunner::create();
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    runner_ = std::move(r.value());
-    scratch_.init();
-  }
-  Stream stream_;
-  std::unique_ptr<GemmRunner> runner_;
-  testing::ScratchBuffer scratch_;
-};
+using GemvTest = testing::RunnerTest;
 
 // Not a timing assertion: prints GB/s (weight bytes / time, mean of 24 launches
 // back to back, weights rotating through copies > L2) of each GEMV kernel and
