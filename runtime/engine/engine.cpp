@@ -150,6 +150,15 @@ Status Engine::check_ids(const std::vector<int32_t>& ids) const {
   return Status::Ok();
 }
 
+StepBatch Engine::chunk_batch(const Sequence& seq, const int32_t* tokens, int64_t len) {
+  StepBatch b;
+  b.tokens.assign(tokens, tokens + len);
+  b.positions.resize(static_cast<size_t>(len));
+  for (int64_t i = 0; i < len; ++i) b.positions[i] = static_cast<int32_t>(seq.num_cached + i);
+  b.sequences.push_back(StepSequence{0, len, seq.num_cached, seq.pages.pages});
+  return b;
+}
+
 Status Engine::feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>* logits) {
   const int64_t cap = executor_->token_capacity();
   const int64_t vocab = vocab_size();
@@ -158,17 +167,13 @@ Status Engine::feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_lo
   for (int64_t start = 0; start < n; start += cap) {
     const int64_t len = std::min(cap, n - start);
     DS_RETURN_IF_ERROR(kv_->reserve(seq.pages, seq.num_cached + len));
-    StepBatch b;
-    b.tokens.assign(tokens + start, tokens + start + len);
-    b.positions.resize(static_cast<size_t>(len));
-    for (int64_t i = 0; i < len; ++i) b.positions[i] = static_cast<int32_t>(seq.num_cached + i);
+    StepBatch b = chunk_batch(seq, tokens + start, len);
     const bool last_chunk = start + len == n;
     if (all_logits) {
       for (int64_t i = 0; i < len; ++i) b.logit_rows.push_back(static_cast<int32_t>(i));
     } else if (last_chunk) {
       b.logit_rows.push_back(static_cast<int32_t>(len - 1));
     }
-    b.sequences.push_back(StepSequence{0, len, seq.num_cached, seq.pages.pages});
     step_logits.assign(static_cast<size_t>(b.num_logit_rows() * vocab), 0.0f);
     DS_RETURN_IF_ERROR(executor_->step(b, step_logits.data()));
     seq.num_cached += len;
@@ -183,11 +188,7 @@ Status Engine::feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, cons
   for (int64_t start = 0; start < n; start += cap) {
     const int64_t len = std::min(cap, n - start);
     DS_RETURN_IF_ERROR(kv_->reserve(seq.pages, seq.num_cached + len));
-    StepBatch b;
-    b.tokens.assign(tokens + start, tokens + start + len);
-    b.positions.resize(static_cast<size_t>(len));
-    for (int64_t i = 0; i < len; ++i) b.positions[i] = static_cast<int32_t>(seq.num_cached + i);
-    b.sequences.push_back(StepSequence{0, len, seq.num_cached, seq.pages.pages});
+    StepBatch b = chunk_batch(seq, tokens + start, len);
     if (start + len < n) {
       DS_RETURN_IF_ERROR(executor_->step(b, nullptr));  // a prefill chunk whose logits nobody reads
     } else {

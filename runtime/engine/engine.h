@@ -125,6 +125,8 @@ class Engine {
   };
   // Feeds `tokens` to the sequence in steps of at most the token capacity. With
   // all_logits, returns logits for every token; otherwise for the last one only.
+  // The step of one chunk of `len` tokens following the sequence's history (no logit rows).
+  static StepBatch chunk_batch(const Sequence& seq, const int32_t* tokens, int64_t len);
   Status feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>* logits);
   // Same, but the executor samples the next token on its device from the last
   // token's logits (no logits cross to the host).
