@@ -67,6 +67,13 @@ __device__ __forceinline__ void keep_better(float& bv, int& bi, float v, int i) 
   }
 }
 
+// Sum over the 32 lanes of a warp; every lane gets it.
+__device__ __forceinline__ unsigned long long warp_sum_u64(unsigned long long v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(kFullMask, v, off);
+  return v;
+}
+
 struct ReduceSmem {
   float v[kWarps];
   int i[kWarps];
@@ -76,37 +83,46 @@ struct ReduceSmem {
   float final_s;
 };
 
-// Block argmax of per-thread candidates; every thread gets the result.
-__device__ __forceinline__ void block_argmax(float& bv, int& bi, ReduceSmem& sm) {
+// Block-wide reduction of per-thread (a, b) pairs under an associative
+// `merge(a, b, other_a, other_b)`; lanes past the last warp contribute the
+// identity (id_a, id_b). Every thread gets the result. `sm_b`/`final_b` are the
+// ReduceSmem slots for the second member (i/final_i or s/final_s).
+template <typename T, typename Merge>
+__device__ __forceinline__ void block_reduce_pair(float& a, T& b, float id_a, T id_b, T* sm_b, T& final_b,
+                                                  ReduceSmem& sm, Merge merge) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  auto warp_reduce = [&]() {
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float ov = __shfl_down_sync(kFullMask, bv, off);
-    const int oi = __shfl_down_sync(kFullMask, bi, off);
-    keep_better(bv, bi, ov, oi);
-  }
+    for (int off = 16; off > 0; off >>= 1) {
+      const float oa = __shfl_down_sync(kFullMask, a, off);
+      const T ob = __shfl_down_sync(kFullMask, b, off);
+      merge(a, b, oa, ob);
+    }
+  };
+  warp_reduce();
   if (lane == 0) {
-    sm.v[warp] = bv;
-    sm.i[warp] = bi;
+    sm.v[warp] = a;
+    sm_b[warp] = b;
   }
   __syncthreads();
   if (warp == 0) {
-    bv = lane < kWarps ? sm.v[lane] : -INFINITY;
-    bi = lane < kWarps ? sm.i[lane] : INT_MAX;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-      const float ov = __shfl_down_sync(kFullMask, bv, off);
-      const int oi = __shfl_down_sync(kFullMask, bi, off);
-      keep_better(bv, bi, ov, oi);
-    }
+    a = lane < kWarps ? sm.v[lane] : id_a;
+    b = lane < kWarps ? sm_b[lane] : id_b;
+    warp_reduce();
     if (lane == 0) {
-      sm.final_v = bv;
-      sm.final_i = bi;
+      sm.final_v = a;
+      final_b = b;
     }
   }
   __syncthreads();
-  bv = sm.final_v;
-  bi = sm.final_i;
+  a = sm.final_v;
+  b = final_b;
+}
+
+// Block argmax of per-thread candidates; every thread gets the result.
+__device__ __forceinline__ void block_argmax(float& bv, int& bi, ReduceSmem& sm) {
+  block_reduce_pair(bv, bi, -INFINITY, INT_MAX, sm.i, sm.final_i, sm,
+                    [](float& v, int& i, float ov, int oi) { keep_better(v, i, ov, oi); });
 }
 
 // Argmax over a whole row (lowest id on ties); 0 when no value compares (NaN row).
@@ -156,35 +172,8 @@ __device__ __forceinline__ float row_logsumexp(const RowView& rv, ReduceSmem& sm
     const int n = rv.load(g, v);
     for (int j = 0; j < n; ++j) lse_add(m, s, v[j]);
   }
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float om = __shfl_down_sync(kFullMask, m, off);
-    const float os = __shfl_down_sync(kFullMask, s, off);
-    lse_merge(m, s, om, os);
-  }
-  if (lane == 0) {
-    sm.v[warp] = m;
-    sm.s[warp] = s;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    m = lane < kWarps ? sm.v[lane] : -INFINITY;
-    s = lane < kWarps ? sm.s[lane] : 0.0f;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-      const float om = __shfl_down_sync(kFullMask, m, off);
-      const float os = __shfl_down_sync(kFullMask, s, off);
-      lse_merge(m, s, om, os);
-    }
-    if (lane == 0) {
-      sm.final_v = m;
-      sm.final_s = s;
-    }
-  }
-  __syncthreads();
-  m = sm.final_v;
-  s = sm.final_s;
+  block_reduce_pair(m, s, -INFINITY, 0.0f, sm.s, sm.final_s, sm,
+                    [](float& m1, float& s1, float m2, float s2) { lse_merge(m1, s1, m2, s2); });
   if (isinf(m)) return m;
   return m + logf(s);
 }

@@ -55,11 +55,6 @@ __device__ __forceinline__ unsigned long long kept_mass(float x, uint32_t id, co
   return e > 0.0f ? __float2ull_rn(e * 4294967296.0f) : 0ull;
 }
 
-__device__ __forceinline__ unsigned long long warp_sum_u64(unsigned long long v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(kFullMask, v, off);
-  return v;
-}
 __device__ __forceinline__ unsigned long long warp_inclusive_scan_u64(unsigned long long v) {
   const int lane = threadIdx.x & 31;
 #pragma unroll

@@ -62,10 +62,7 @@ __device__ __forceinline__ void find_bucket(SelectSmem& sm, int nb, bool by_mass
     if (by_mass) lane_mass += sm.mass[lane * per + k];
   }
   if (first_mass_pass) {
-    unsigned long long total = lane_mass;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(kFullMask, total, off);
-    target = static_cast<double>(top_p) * static_cast<double>(total);
+    target = static_cast<double>(top_p) * static_cast<double>(warp_sum_u64(lane_mass));
     if (lane == 0) sm.target = target;
   }
   // Suffix sums over lanes: lanes L..31.
