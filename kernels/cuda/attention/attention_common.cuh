@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "kernels/cuda/attention/attention_internal.h"
 #include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::attn {
@@ -17,6 +18,46 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kSplitGranule = 64;
 // Decode with kv length bounds up to this runs unsplit (a single kernel).
 constexpr int kSingleKernelMaxKv = 512;
+
+// The batch every paged-attention kernel reads (prefill, decode and the split
+// combine extend it): queries, paged K/V pools, output, ragged sequence bounds.
+struct BatchParams {
+  const __nv_bfloat16* q;
+  int64_t q_ld;
+  const __nv_bfloat16* k;
+  const __nv_bfloat16* v;
+  __nv_bfloat16* out;
+  int64_t out_ld;
+  const int32_t* q_start;
+  const int32_t* kv_len;
+  const int32_t* page_table;
+  int64_t pt_stride;
+  int num_seqs, num_tokens;
+  int num_heads, num_kv_heads, head_dim, page_size, group;
+  float scale_log2;
+};
+
+// BatchParams of a validated launch description.
+inline void set_batch_params(BatchParams& p, const AttnLaunch& a) {
+  p.q = static_cast<const __nv_bfloat16*>(a.q);
+  p.q_ld = a.q_ld;
+  p.k = static_cast<const __nv_bfloat16*>(a.k);
+  p.v = static_cast<const __nv_bfloat16*>(a.v);
+  p.out = static_cast<__nv_bfloat16*>(a.out);
+  p.out_ld = a.out_ld;
+  p.q_start = a.q_start;
+  p.kv_len = a.kv_len;
+  p.page_table = a.page_table;
+  p.pt_stride = a.page_table_stride;
+  p.num_seqs = a.num_seqs;
+  p.num_tokens = a.num_tokens;
+  p.num_heads = a.num_heads;
+  p.num_kv_heads = a.num_kv_heads;
+  p.head_dim = a.head_dim;
+  p.page_size = a.page_size;
+  p.group = a.num_heads / a.num_kv_heads;
+  p.scale_log2 = a.scale * kLog2e;
+}
 
 // 16-byte global -> shared copy; copies nothing and zero-fills when !valid
 // (src must still be a mapped address; callers pass the pool base then).

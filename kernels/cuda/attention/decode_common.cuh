@@ -5,8 +5,10 @@
 
 #include <cuda_bf16.h>
 
+#include <cmath>
 #include <cstdint>
 
+#include "kernels/cuda/attention/attention_common.cuh"
 #include "runtime/common/status.h"
 
 namespace ds::cuda::attn {
@@ -15,22 +17,9 @@ namespace ds::cuda::attn {
 constexpr int kMmaDecodeHeads = 16;
 constexpr int kGenericDecodeHeads = 8;
 
-struct DecodeParams {
-  const __nv_bfloat16* q;
-  int64_t q_ld;
-  const __nv_bfloat16* k;
-  const __nv_bfloat16* v;
-  __nv_bfloat16* out;
-  int64_t out_ld;
-  const int32_t* q_start;
-  const int32_t* kv_len;
-  const int32_t* page_table;
-  int64_t pt_stride;
-  int num_seqs, num_tokens;
-  int num_heads, num_kv_heads, head_dim, page_size, group;
+struct DecodeParams : BatchParams {
   int head_chunks, heads_per_chunk;
   int splits, chunk_len;
-  float scale_log2;
   float* part_ml;   // [items, num_heads, splits, 2]
   float* part_acc;  // [items, num_heads, splits, head_dim]
   bool row_mode;
@@ -57,6 +46,41 @@ __device__ __forceinline__ bool resolve_item(const DecodeParams& p, int item, in
     ctx = p.kv_len[seq] - (q1 - q0) + (row - q0) + 1;
   }
   return true;
+}
+
+// One decode CTA's share: work item x (KV head, chunk of its query heads) x
+// split -> query heads [head0, head0 + ng) of query `row` over keys [kbeg, kend).
+struct DecodeWork {
+  int item, kvh, g0, ng, head0, split;
+  int seq, row, ctx, kbeg, kend;
+};
+
+// Resolves the calling CTA's DecodeWork. False when there is nothing to compute;
+// an empty key range has then already been written: the neutral partial (m = -inf,
+// l = 0) for the combine kernel when split, else zero output.
+__device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeWork& w) {
+  w.item = blockIdx.x;
+  w.kvh = blockIdx.y / p.head_chunks;
+  w.g0 = (blockIdx.y % p.head_chunks) * p.heads_per_chunk;
+  w.ng = min(p.heads_per_chunk, p.group - w.g0);
+  w.head0 = w.kvh * p.group + w.g0;
+  w.split = blockIdx.z;
+  if (w.ng <= 0 || !resolve_item(p, w.item, w.seq, w.row, w.ctx)) return false;
+  w.kbeg = w.split * p.chunk_len;
+  w.kend = w.split == p.splits - 1 ? w.ctx : min(w.ctx, w.kbeg + p.chunk_len);
+  if (w.kbeg < w.kend) return true;
+  const int tid = threadIdx.x;
+  if (p.splits > 1) {
+    if (tid < w.ng) {
+      float* ml = p.part_ml + ((static_cast<int64_t>(w.item) * p.num_heads + w.head0 + tid) * p.splits + w.split) * 2;
+      ml[0] = -INFINITY;
+      ml[1] = 0.0f;
+    }
+  } else {
+    for (int i = tid; i < w.ng * p.head_dim; i += blockDim.x)
+      p.out[w.row * p.out_ld + static_cast<int64_t>(w.head0) * p.head_dim + i] = __float2bfloat16(0.0f);
+  }
+  return false;
 }
 
 // Generic CUDA-core decode (any head_dim <= 256, row mode too).

@@ -118,28 +118,11 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
                                   << " workspace bytes, got " << workspace_bytes
                                   << " (size it with paged_attention_workspace_bytes)");
   DecodeParams p{};
-  p.q = static_cast<const bf16*>(a.q);
-  p.q_ld = a.q_ld;
-  p.k = static_cast<const bf16*>(a.k);
-  p.v = static_cast<const bf16*>(a.v);
-  p.out = static_cast<bf16*>(a.out);
-  p.out_ld = a.out_ld;
-  p.q_start = a.q_start;
-  p.kv_len = a.kv_len;
-  p.page_table = a.page_table;
-  p.pt_stride = a.page_table_stride;
-  p.num_seqs = a.num_seqs;
-  p.num_tokens = a.num_tokens;
-  p.num_heads = a.num_heads;
-  p.num_kv_heads = a.num_kv_heads;
-  p.head_dim = a.head_dim;
-  p.page_size = a.page_size;
-  p.group = a.num_heads / a.num_kv_heads;
+  set_batch_params(p, a);
   p.head_chunks = g.head_chunks;
   p.heads_per_chunk = g.heads_per_chunk;
   p.splits = g.splits;
   p.chunk_len = g.chunk_len;
-  p.scale_log2 = a.scale * kLog2e;
   if (g.splits > 1) {
     p.part_ml = static_cast<float*>(workspace);
     p.part_acc = p.part_ml + ml_floats(static_cast<size_t>(items) * a.num_heads * g.splits);

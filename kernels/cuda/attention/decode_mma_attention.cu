@@ -49,30 +49,10 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   float* o_s = reinterpret_cast<float*>(smem_raw);                 // [kWarps][kRows][kOStride], after the loop
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int item = blockIdx.x;
-  const int kvh = blockIdx.y / p.head_chunks;
-  const int g0 = (blockIdx.y % p.head_chunks) * p.heads_per_chunk;
-  const int ng = min(p.heads_per_chunk, p.group - g0);
-  const int head0 = kvh * p.group + g0;
-  const int split = blockIdx.z;
-  int seq, row, ctx;
-  if (ng <= 0 || !resolve_item(p, item, seq, row, ctx)) return;
-
-  const int kbeg = split * p.chunk_len;
-  const int kend = split == p.splits - 1 ? ctx : min(ctx, kbeg + p.chunk_len);
-  if (kbeg >= kend) {
-    if (p.splits > 1) {
-      if (tid < ng) {  // neutral partial
-        float* ml = p.part_ml + ((static_cast<int64_t>(item) * p.num_heads + head0 + tid) * p.splits + split) * 2;
-        ml[0] = -INFINITY;
-        ml[1] = 0.0f;
-      }
-    } else {
-      for (int i = tid; i < ng * p.head_dim; i += kThreads)
-        p.out[row * p.out_ld + static_cast<int64_t>(head0) * p.head_dim + i] = __float2bfloat16(0.0f);
-    }
-    return;
-  }
+  DecodeWork w;
+  if (!begin_decode_work(p, w)) return;
+  const int item = w.item, kvh = w.kvh, ng = w.ng, head0 = w.head0, split = w.split;
+  const int seq = w.seq, row = w.row, kbeg = w.kbeg, kend = w.kend;
 
   const int32_t* pages = p.page_table + seq * p.pt_stride;
   auto load_tile = [&](int tile, int stage) {

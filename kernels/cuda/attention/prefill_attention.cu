@@ -40,20 +40,7 @@ struct PrefillCfg {
   static constexpr size_t kSmemBytes = static_cast<size_t>(kBM + 4 * kBN) * kStride * sizeof(bf16);
 };
 
-struct PrefillParams {
-  const bf16* q;
-  int64_t q_ld;
-  const bf16* k;
-  const bf16* v;
-  bf16* out;
-  int64_t out_ld;
-  const int32_t* q_start;
-  const int32_t* kv_len;
-  const int32_t* page_table;
-  int64_t pt_stride;
-  int num_seqs, num_tokens;
-  int num_kv_heads, head_dim, page_size, group;
-  float scale_log2;
+struct PrefillParams : BatchParams {
   bool skip_single;  // sequences with q_len == 1 are left to the decode kernel
 };
 
@@ -325,23 +312,7 @@ Status configure_prefill_kernels() {
 Status launch_prefill(const AttnLaunch& a, bool skip_single, int num_sms, cudaStream_t stream) {
   if (a.num_seqs <= 0 || a.num_tokens <= 0) return Status::Ok();
   PrefillParams p{};
-  p.q = static_cast<const bf16*>(a.q);
-  p.q_ld = a.q_ld;
-  p.k = static_cast<const bf16*>(a.k);
-  p.v = static_cast<const bf16*>(a.v);
-  p.out = static_cast<bf16*>(a.out);
-  p.out_ld = a.out_ld;
-  p.q_start = a.q_start;
-  p.kv_len = a.kv_len;
-  p.page_table = a.page_table;
-  p.pt_stride = a.page_table_stride;
-  p.num_seqs = a.num_seqs;
-  p.num_tokens = a.num_tokens;
-  p.num_kv_heads = a.num_kv_heads;
-  p.head_dim = a.head_dim;
-  p.page_size = a.page_size;
-  p.group = a.num_heads / a.num_kv_heads;
-  p.scale_log2 = a.scale * kLog2e;
+  set_batch_params(p, a);
   p.skip_single = skip_single;
   if (a.head_dim <= 64) return launch_rows<64>(p, a.num_heads, num_sms, stream);
   if (a.head_dim <= kPrefillMaxDim) return launch_rows<128>(p, a.num_heads, num_sms, stream);
