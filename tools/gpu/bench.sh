@@ -32,6 +32,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
 OUT="${OUT:-$ROOT/gpu-out}"
 PLANS="${PLANS:-$ROOT/.deps/plans}"
+bash "$ROOT/tools/gpu/pack_plans.sh" --unpack  # plans travel packed (pack_plans.sh)
 PY="${PY:-/opt/torch/.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 DECODE_MODELS="${DECODE_MODELS:-7B 32B}"

@@ -14,6 +14,7 @@ what="${1:-all}"
 declare -a rows
 row() { rows+=("$(printf '%-34s %-6s %s' "$1" "$2" "$3")"); }
 
+bash "$ROOT/tools/gpu/pack_plans.sh" --unpack  # plans travel packed (pack_plans.sh)
 t0=$(date +%s)
 cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DDS_ENABLE_MLIR=OFF \
       -DDS_DEPS_DIR="$ROOT/.deps" -DDS_CUDA_ARCH=90a > "$OUT/configure.log" 2>&1
