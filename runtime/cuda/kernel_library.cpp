@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <string_view>
 #include <system_error>
 
 #include "runtime/common/file_util.h"
@@ -125,6 +126,7 @@ LoadedKernel& LoadedKernel::operator=(LoadedKernel&& o) noexcept {
     rows_per_block_ = o.rows_per_block_;
     recompiled_ = o.recompiled_;
     cache_hit_ = o.cache_hit_;
+    pdl_ready_ = o.pdl_ready_;
   }
   return *this;
 }
@@ -154,6 +156,10 @@ Result<LoadedKernel> LoadedKernel::load(const plan::GeneratedKernel& gen,
   k.name_ = kernel_name;
   k.block_dim_ = gen.block_dim();
   k.rows_per_block_ = gen.rows_per_block();
+  // The wait must be in the code that runs: the plan's cubin is compiled from
+  // this source, so its text tells (plans from before the codegen emitted it
+  // are launched without the attribute).
+  k.pdl_ready_ = gen.source() && std::string_view(gen.source()->c_str(), gen.source()->size()).find("griddepcontrol.wait") != std::string_view::npos;
   std::string cubin;
   if (have_cubin && !options.force_recompile && arch_matches(kernel_arch, dev_arch)) {
     cubin.assign(reinterpret_cast<const char*>(gen.binary()->data()), gen.binary()->size());
@@ -209,10 +215,11 @@ Status LoadedKernel::launch(cudaStream_t stream, long long num_tokens, const DsS
   std::vector<void*> args;
   args.reserve(values.size());
   for (auto& v : values) args.push_back(&v);
-  DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_),
-                                           dim3(static_cast<unsigned>(blocks)),
-                                           dim3(static_cast<unsigned>(block_dim_)), args.data(), 0,
-                                           stream));
+  cudaLaunchAttribute attr;
+  cudaLaunchConfig_t cfg = pdl_launch_config(dim3(static_cast<unsigned>(blocks)),
+                                             dim3(static_cast<unsigned>(block_dim_)), 0, stream, &attr);
+  if (!pdl_ready_) cfg.numAttrs = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernelExC(&cfg, reinterpret_cast<const void*>(kernel_), args.data()));
   return Status::Ok();
 }
 

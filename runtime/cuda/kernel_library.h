@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.h"
 #include "runtime/plan/plan_generated.h"
 
 namespace ds::cuda {
@@ -70,6 +71,8 @@ class LoadedKernel {
 
   // Launches on `stream`. `step_args` is a device pointer to DsStepArgs;
   // `pointers` are the group's inputs, results and KV bases in ABI order.
+  // Inside a PdlScope(true) (runtime/cuda/pdl.h) a kernel whose source has the
+  // programmatic-launch wait (pdl_ready()) is launched with the PDL attribute.
   Status launch(cudaStream_t stream, long long num_tokens, const DsStepArgs* step_args,
                 const std::vector<void*>& pointers) const;
 
@@ -79,6 +82,10 @@ class LoadedKernel {
   // True when the cubin came from NVRTC (recompiled), false for the plan's cubin.
   bool recompiled() const { return recompiled_; }
   bool cache_hit() const { return cache_hit_; }
+  // True when the generated source executes `griddepcontrol.wait` before any
+  // memory access (dscc's ds-codegen-cuda emits it), i.e. the kernel may be
+  // launched with programmatic stream serialization.
+  bool pdl_ready() const { return pdl_ready_; }
   void reset();
 
  private:
@@ -89,6 +96,7 @@ class LoadedKernel {
   int rows_per_block_ = 1;
   bool recompiled_ = false;
   bool cache_hit_ = false;
+  bool pdl_ready_ = false;
 };
 
 }  // namespace ds::cuda

@@ -15,6 +15,7 @@
 #include "kernels/cuda/attention/attention_internal.h"
 #include "kernels/cuda/attention/decode_common.cuh"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.cuh"
 
 namespace ds::cuda::attn {
 namespace {
@@ -44,6 +45,8 @@ struct DecodeCfg {
 
 template <int kDim>
 __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) {
+  pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
+  pdl_trigger();
   using C = DecodeCfg<kDim>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
@@ -250,7 +253,7 @@ Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
   using C = DecodeCfg<kDim>;
   DS_RETURN_IF_ERROR(configure_dim<kDim>());
   const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
-  decode_kernel<kDim><<<grid, kThreads, C::kSmemBytes, stream>>>(p);
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(decode_kernel<kDim>, grid, dim3(kThreads), C::kSmemBytes, stream, p));
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

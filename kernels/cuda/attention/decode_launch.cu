@@ -10,6 +10,7 @@
 #include "kernels/cuda/attention/attention_internal.h"
 #include "kernels/cuda/attention/decode_common.cuh"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.cuh"
 
 namespace ds::cuda::attn {
 namespace {
@@ -23,6 +24,8 @@ constexpr int kCombineThreads = 128;
 constexpr int kMaxSplits = 128;  // num_kv_splits' cap
 
 __global__ void __launch_bounds__(kCombineThreads) combine_kernel(const DecodeParams p) {
+  pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
+  pdl_trigger();
   __shared__ float w_s[kMaxSplits];
   __shared__ __align__(16) float acc_s[kCombineThreads / 32][kMaxHeadDim];
   __shared__ float l_total;
@@ -134,7 +137,7 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     DS_RETURN_IF_ERROR(launch_decode_generic(p, items, stream));
   }
   if (p.splits > 1) {
-    combine_kernel<<<dim3(items, p.num_heads), kCombineThreads, 0, stream>>>(p);
+    DS_CUDA_RETURN_IF_ERROR(launch_kernel(combine_kernel, dim3(items, p.num_heads), dim3(kCombineThreads), 0, stream, p));
     DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   }
   return Status::Ok();

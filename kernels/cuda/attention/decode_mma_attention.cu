@@ -16,6 +16,7 @@
 #include "kernels/cuda/attention/attention_internal.h"
 #include "kernels/cuda/attention/decode_common.cuh"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.cuh"
 
 namespace ds::cuda::attn {
 namespace {
@@ -41,6 +42,8 @@ struct MmaDecodeCfg {
 
 template <int kD>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
+  pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
+  pdl_trigger();
   using C = MmaDecodeCfg<kD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
@@ -245,7 +248,7 @@ template <int kD>
 Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
   DS_RETURN_IF_ERROR(configure_dim<kD>());
   const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
-  decode_mma_kernel<kD><<<grid, kThreads, MmaDecodeCfg<kD>::kSmemBytes, stream>>>(p);
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(decode_mma_kernel<kD>, grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream, p));
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/gemm/gather.h"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.cuh"
 #include "runtime/weights/dummy_init.h"
 
 namespace ds::cuda {
@@ -69,6 +70,8 @@ Status dispatch(DType t, F&& f) {
 template <typename T>
 __global__ void embedding_kernel(const int32_t* ids, int64_t num_tokens, const T* table, int64_t vocab_start,
                                  int64_t rows, int64_t hidden, __nv_bfloat16* out, bool vec) {
+  pdl_wait();  // ids are step metadata (PDL-aware launch, runtime/cuda/pdl.h)
+  pdl_trigger();
   for (int64_t tok = blockIdx.x; tok < num_tokens; tok += gridDim.x) {
     const int64_t local = static_cast<int64_t>(ids[tok]) - vocab_start;
     const bool hit = local >= 0 && local < rows;
@@ -97,6 +100,8 @@ __global__ void embedding_kernel(const int32_t* ids, int64_t num_tokens, const T
 // ---- gather_rows --------------------------------------------------------------
 template <typename U>
 __global__ void gather_rows_kernel(const U* x, int64_t row_units, const int32_t* rows, int64_t num_rows, U* out) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t r = blockIdx.x; r < num_rows; r += gridDim.x) {
     const U* src = x + static_cast<int64_t>(rows[r]) * row_units;
     U* dst = out + r * row_units;
@@ -174,9 +179,9 @@ Status embedding_gather(const int32_t* ids, int64_t num_tokens, const void* tabl
   const bool vec = hidden % 8 == 0 && aligned(table, 8 * es) && aligned(out, 16);
   return dispatch(table_dtype, [&](auto tag) -> Status {
     using T = decltype(tag);
-    embedding_kernel<T><<<blocks_for(num_tokens, 1), kThreads, 0, stream>>>(
-        ids, num_tokens, static_cast<const T*>(table), vocab_start, rows, hidden, static_cast<__nv_bfloat16*>(out),
-        vec);
+    DS_CUDA_RETURN_IF_ERROR(launch_kernel(embedding_kernel<T>, dim3(blocks_for(num_tokens, 1)), dim3(kThreads), 0,
+                                          stream, ids, num_tokens, static_cast<const T*>(table), vocab_start, rows,
+                                          hidden, static_cast<__nv_bfloat16*>(out), vec));
     DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return Status::Ok();
   });
@@ -193,8 +198,10 @@ Status gather_rows(const void* x, int64_t width, int64_t elem_bytes, const int32
   const int64_t row_bytes = width * elem_bytes;
   auto launch = [&](auto unit) -> Status {
     using U = decltype(unit);
-    gather_rows_kernel<U><<<blocks_for(num_rows, 1), kThreads, 0, stream>>>(
-        static_cast<const U*>(x), row_bytes / static_cast<int64_t>(sizeof(U)), rows, num_rows, static_cast<U*>(out));
+    DS_CUDA_RETURN_IF_ERROR(launch_kernel(gather_rows_kernel<U>, dim3(blocks_for(num_rows, 1)), dim3(kThreads), 0,
+                                          stream, static_cast<const U*>(x),
+                                          row_bytes / static_cast<int64_t>(sizeof(U)), rows, num_rows,
+                                          static_cast<U*>(out)));
     DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return Status::Ok();
   };

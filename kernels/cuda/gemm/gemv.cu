@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/gemm/gemv.h"
+#include "runtime/cuda/pdl.cuh"
 #include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::detail {
@@ -84,6 +85,7 @@ struct GemvParams {
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams p) {
   __shared__ float partial[kWarps][32][4];
   __shared__ unsigned arrival;
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2;
@@ -107,21 +109,34 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
   const __nv_bfloat16* x_ptr = p.x + (x_ok ? g * p.ldx : 0) + 8 * t;
   const uint4 zero = make_uint4(0, 0, 0, 0);
 
-  auto load = [&](StepFrag (&f)[kUnroll], int64_t s0) {
+  auto load_w = [&](StepFrag (&f)[kUnroll], int64_t s0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t kk = (s0 + u) * 32;
       const bool in = (s0 + u < s_end) && (kk + 8 * t < p.k);
       f[u].wlo = (in && lo_ok) ? load_stream(wlo_ptr + kk) : zero;
       f[u].whi = (in && hi_ok) ? load_stream(whi_ptr + kk) : zero;
+    }
+  };
+  auto load_x = [&](StepFrag (&f)[kUnroll], int64_t s0) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t kk = (s0 + u) * 32;
+      const bool in = (s0 + u < s_end) && (kk + 8 * t < p.k);
       f[u].x = (in && x_ok) ? load_cached(x_ptr + kk) : zero;
     }
+  };
+  auto load = [&](StepFrag (&f)[kUnroll], int64_t s0) {
+    load_w(f, s0);
+    load_x(f, s0);
   };
 
   float acc0[4] = {0.f, 0.f, 0.f, 0.f};
   float acc1[4] = {0.f, 0.f, 0.f, 0.f};
   StepFrag cur[kUnroll];
-  load(cur, s_begin);
+  load_w(cur, s_begin);  // weights only before the PDL wait (runtime/cuda/pdl.h)
+  pdl_wait();
+  load_x(cur, s_begin);
   for (int64_t s = s_begin; s < s_end; s += kUnroll) {
     StepFrag nxt[kUnroll];
     load(nxt, s + kUnroll);
@@ -188,6 +203,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
 }
 
 __global__ void add_bias_f32_kernel(float* y, const __nv_bfloat16* bias, int64_t m, int64_t n, int64_t ldy) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t r = blockIdx.y; r < m; r += gridDim.y)
     for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < n;
          c += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -275,7 +292,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.counters = scratch.counters;
   const int64_t blocks = tiles * splits;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << a.n << " is too large");
-  gemv_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p));
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }
@@ -285,7 +302,8 @@ Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int
   const int threads = 256;
   const int64_t col_blocks = (n + threads - 1) / threads;
   dim3 grid(static_cast<unsigned>(col_blocks < 1024 ? col_blocks : 1024), static_cast<unsigned>(m < 65535 ? m : 65535));
-  add_bias_f32_kernel<<<grid, threads, 0, stream>>>(y, static_cast<const __nv_bfloat16*>(bias), m, n, ldy);
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(add_bias_f32_kernel, grid, dim3(threads), 0, stream, y,
+                                        static_cast<const __nv_bfloat16*>(bias), m, n, ldy));
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

@@ -9,12 +9,14 @@
 #include <cstdint>
 
 #include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/gemv_common.cuh"
+#include "runtime/cuda/pdl.cuh"
 #include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::detail {
 namespace {
 
-constexpr int kWarpsPerBlock = 4;
+constexpr int kWarpsPerBlock = kGemvRowWarpsPerBlock;
 constexpr int kStages = 8;
 constexpr int kPerStage = 2;  // 16-byte loads per lane per stage: 1 KiB per warp per stage
 
@@ -28,25 +30,11 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-__device__ __forceinline__ float dot8(const uint4& w, const uint4& x, float acc) {
-  const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
-  const uint32_t xs[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    __nv_bfloat162 a, b;
-    memcpy(&a, &ws[i], 4);
-    memcpy(&b, &xs[i], 4);
-    const float2 fa = __bfloat1622float2(a), fb = __bfloat1622float2(b);
-    acc = fmaf(fa.x, fb.x, acc);
-    acc = fmaf(fa.y, fb.y, acc);
-  }
-  return acc;
-}
-
 template <int M>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWarpParams p) {
   __shared__ __align__(16) uint4 ring[kWarpsPerBlock][kStages][kPerStage][32];
   __shared__ float red[kWarpsPerBlock][M];
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
@@ -78,6 +66,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
 #pragma unroll
   for (int j = 0; j < kStages - 1; ++j) issue(j);
+  pdl_wait();  // only weights were read so far (PDL, see runtime/cuda/pdl.h)
   for (int64_t j = 0; j < stages; ++j) {
     cp_async_wait<kStages - 2>();
     issue(j + kStages - 1);
@@ -87,42 +76,12 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
       if (v < v_end) {
         const uint4 wv = ring[warp][j % kStages][u][lane];
 #pragma unroll
-        for (int m = 0; m < M; ++m) acc[m] = dot8(wv, __ldg(x + m * ldx_v + v), acc[m]);
+        for (int m = 0; m < M; ++m) acc[m] = gemv_dot8(wv, __ldg(x + m * ldx_v + v), acc[m]);
       }
     }
   }
   cp_async_wait<0>();
-
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-  }
-  if (splits > 1) {
-    if (lane == 0) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) red[warp][m] = acc[m];
-    }
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float total = 0.0f;
-      for (int s2 = 0; s2 < splits; ++s2) total += red[warp + s2][m];  // fixed order: deterministic
-      acc[m] = total;
-    }
-  }
-  if (row_ok && lane < M) {
-    float v = 0.0f;
-#pragma unroll
-    for (int m = 0; m < M; ++m)
-      if (m == lane) v = acc[m];
-    if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
-    if (p.out_f32)
-      static_cast<float*>(p.y)[lane * p.ldy + row] = v;
-    else
-      static_cast<__nv_bfloat16*>(p.y)[lane * p.ldy + row] = __float2bfloat16_rn(v);
-  }
+  gemv_rows_epilogue<M>(p, acc, red, row, warp, lane);
 }
 
 template <int M>
@@ -153,19 +112,7 @@ int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms) {
     default: per_sm = resident_warps_per_sm<4>(); break;
   }
   const int64_t wave = static_cast<int64_t>(per_sm) * num_sms;
-  int best = 1;
-  double best_fill = 0.0;
-  for (int s = 1; s <= kWarpsPerBlock; s *= 2) {
-    if (s > 1 && k / s < 32 * kPerStage * kStages * 8) break;
-    const int64_t units = n * s;
-    const int64_t waves = (units + wave - 1) / wave;
-    const double fill = static_cast<double>(units) / static_cast<double>(waves * wave);
-    if (fill > best_fill + 0.02) {
-      best = s;
-      best_fill = fill;
-    }
-  }
-  return best;
+  return gemv_rows_best_splits(n, k, wave, 32 * kPerStage * kStages * 8);
 }
 
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream) {
@@ -176,14 +123,16 @@ Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream) {
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv_async: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
+  cudaError_t err = cudaSuccess;
   switch (p.m) {
-    case 1: gemv_async_kernel<1><<<grid, threads, 0, stream>>>(p); break;
-    case 2: gemv_async_kernel<2><<<grid, threads, 0, stream>>>(p); break;
-    case 3: gemv_async_kernel<3><<<grid, threads, 0, stream>>>(p); break;
-    case 4: gemv_async_kernel<4><<<grid, threads, 0, stream>>>(p); break;
+    case 1: err = launch_kernel(gemv_async_kernel<1>, grid, threads, 0, stream, p); break;
+    case 2: err = launch_kernel(gemv_async_kernel<2>, grid, threads, 0, stream, p); break;
+    case 3: err = launch_kernel(gemv_async_kernel<3>, grid, threads, 0, stream, p); break;
+    case 4: err = launch_kernel(gemv_async_kernel<4>, grid, threads, 0, stream, p); break;
     default:
       return Status::Error(StrCat() << "gemv_async: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
   }
+  DS_CUDA_RETURN_IF_ERROR(err);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

@@ -10,50 +10,28 @@
 #include <cstdint>
 
 #include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/gemv_common.cuh"
+#include "runtime/cuda/pdl.cuh"
 #include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::detail {
 namespace {
 
-constexpr int kWarpsPerBlock = 4;
+constexpr int kWarpsPerBlock = kGemvRowWarpsPerBlock;
 constexpr int kLoads = 8;       // loads in flight per lane (kWarpRows)
 constexpr int kDeepLoads = 16;  // m = 1 variant with twice the bytes in flight (kWarpRowsDeep)
-
-__device__ __forceinline__ uint4 load_stream(const uint4* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
-
-__device__ __forceinline__ float2 bf2(uint32_t v) {
-  __nv_bfloat162 h;
-  static_assert(sizeof(h) == sizeof(v), "bf16x2");
-  memcpy(&h, &v, sizeof(v));
-  return __bfloat1622float2(h);
-}
-
-__device__ __forceinline__ float dot8(const uint4& w, const uint4& x, float acc) {
-  const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
-  const uint32_t xs[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 a = bf2(ws[i]), b = bf2(xs[i]);
-    acc = fmaf(a.x, b.x, acc);
-    acc = fmaf(a.y, b.y, acc);
-  }
-  return acc;
-}
 
 // Block: kWarpsPerBlock warps = kWarpsPerBlock / S rows, S warps per row, each
 // warp streaming one contiguous 1/S of the row's k (S = p.splits in {1, 2, 4};
 // splitting long rows gives more, shorter work units, so the last wave of a
 // grid with few rows is short). Partial sums of a row meet in shared memory.
+// PDL: the first LOADS weight loads are issued before pdl_wait() (weights are
+// immutable); x, y and everything else are touched after it.
 template <int M, int LOADS>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads ? 9 : 5) : 1)
     gemv_warp_kernel(GemvWarpParams p) {
   __shared__ float red[kWarpsPerBlock][M];
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
@@ -63,7 +41,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads
   const int64_t nv = p.k / 8;
   const int64_t chunk = (nv + splits - 1) / splits;
   const int64_t v_begin = part * chunk;
-  const int64_t v_end = v_begin + chunk < nv ? v_begin + chunk : nv;
+  const int64_t v_end = !row_ok ? v_begin : (v_begin + chunk < nv ? v_begin + chunk : nv);
   const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
   const int64_t ldx_v = p.ldx / 8;
   const uint4* x = reinterpret_cast<const uint4*>(p.x);
@@ -71,54 +49,28 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  if (row_ok) {
-    for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
-      uint4 wv[LOADS];
+  uint4 wv[LOADS];
+  auto load = [&](int64_t v0) {
 #pragma unroll
-      for (int u = 0; u < LOADS; ++u) {
-        const int64_t v = v0 + 32 * u;
-        wv[u] = v < v_end ? load_stream(w + v) : zero;
+    for (int u = 0; u < LOADS; ++u) {
+      const int64_t v = v0 + 32 * u;
+      wv[u] = v < v_end ? gemv_load_stream(w + v) : zero;
+    }
+  };
+  load(v_begin + lane);
+  pdl_wait();
+  for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
+#pragma unroll
+    for (int u = 0; u < LOADS; ++u) {
+      const int64_t v = v0 + 32 * u;
+      if (v < v_end) {
+#pragma unroll
+        for (int m = 0; m < M; ++m) acc[m] = gemv_dot8(wv[u], __ldg(x + m * ldx_v + v), acc[m]);
       }
-#pragma unroll
-      for (int u = 0; u < LOADS; ++u) {
-        const int64_t v = v0 + 32 * u;
-        if (v < v_end) {
-#pragma unroll
-          for (int m = 0; m < M; ++m) acc[m] = dot8(wv[u], __ldg(x + m * ldx_v + v), acc[m]);
-        }
-      }
     }
+    load(v0 + 32 * LOADS);
   }
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-  }
-  if (splits > 1) {
-    if (lane == 0) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) red[warp][m] = acc[m];
-    }
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float total = 0.0f;
-      for (int s2 = 0; s2 < splits; ++s2) total += red[warp + s2][m];  // fixed order: deterministic
-      acc[m] = total;
-    }
-  }
-  if (row_ok && lane < M) {
-    float v = 0.0f;
-#pragma unroll
-    for (int m = 0; m < M; ++m)
-      if (m == lane) v = acc[m];
-    if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
-    if (p.out_f32)
-      static_cast<float*>(p.y)[lane * p.ldy + row] = v;
-    else
-      static_cast<__nv_bfloat16*>(p.y)[lane * p.ldy + row] = __float2bfloat16_rn(v);
-  }
+  gemv_rows_epilogue<M>(p, acc, red, row, warp, lane);
 }
 
 template <int M, int LOADS>
@@ -147,26 +99,12 @@ int resident_warps(int64_t m, bool deep) {
 }  // namespace
 
 int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep) {
-  // Work units (row parts) per wave of resident warps: pick the split whose
-  // unit count fills its last wave best (ties: fewer splits), keeping at least
-  // one full batch of kLoads loads per lane in every part.
+  // Work units (row parts) per wave of resident warps: the split whose unit
+  // count fills its last wave best, each part keeping >= 8 batches of loads.
   if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
   deep = deep && m == 1;
   const int64_t wave = static_cast<int64_t>(resident_warps(m, deep)) * num_sms;
-  const int loads = deep ? kDeepLoads : kLoads;
-  int best = 1;
-  double best_fill = 0.0;
-  for (int s = 1; s <= kWarpsPerBlock; s *= 2) {
-    if (s > 1 && k / s < 32 * loads * 8) break;
-    const int64_t units = n * s;
-    const int64_t waves = (units + wave - 1) / wave;
-    const double fill = static_cast<double>(units) / static_cast<double>(waves * wave);
-    if (fill > best_fill + 0.02) {
-      best = s;
-      best_fill = fill;
-    }
-  }
-  return best;
+  return gemv_rows_best_splits(n, k, wave, 32 * (deep ? kDeepLoads : kLoads) * 8);
 }
 
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
@@ -177,19 +115,19 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
+  cudaError_t err = cudaSuccess;
   switch (p.m) {
     case 1:
-      if (p.deep)
-        gemv_warp_kernel<1, kDeepLoads><<<grid, threads, 0, stream>>>(p);
-      else
-        gemv_warp_kernel<1, kLoads><<<grid, threads, 0, stream>>>(p);
+      err = p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads>, grid, threads, 0, stream, p)
+                   : launch_kernel(gemv_warp_kernel<1, kLoads>, grid, threads, 0, stream, p);
       break;
-    case 2: gemv_warp_kernel<2, kLoads><<<grid, threads, 0, stream>>>(p); break;
-    case 3: gemv_warp_kernel<3, kLoads><<<grid, threads, 0, stream>>>(p); break;
-    case 4: gemv_warp_kernel<4, kLoads><<<grid, threads, 0, stream>>>(p); break;
+    case 2: err = launch_kernel(gemv_warp_kernel<2, kLoads>, grid, threads, 0, stream, p); break;
+    case 3: err = launch_kernel(gemv_warp_kernel<3, kLoads>, grid, threads, 0, stream, p); break;
+    case 4: err = launch_kernel(gemv_warp_kernel<4, kLoads>, grid, threads, 0, stream, p); break;
     default:
       return Status::Error(StrCat() << "gemv_warp: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
   }
+  DS_CUDA_RETURN_IF_ERROR(err);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }
