@@ -12,7 +12,9 @@
 //   x    = add(x, linear(mul(silu(linear(h, gate)), linear(h, up)), down))
 //
 // followed by the final norm and ds.logits. Fusion (q/k/v, gate/up, row-wise
-// groups) is left to the passes.
+// groups) is left to the passes. `x` (the residual stream) has the element
+// type ImportOptions::residualDtype (f32 by default), every other activation
+// the target's (f32 on cpu, bf16 on CUDA); the norms convert.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,8 +36,9 @@ namespace {
 
 class ModuleImporter {
 public:
-  ModuleImporter(MLIRContext &ctx, const ModelSpec &spec, const ImportOptions &options, Type act)
-      : ctx(ctx), spec(spec), options(options), b(&ctx), act(act) {}
+  ModuleImporter(MLIRContext &ctx, const ModelSpec &spec, const ImportOptions &options, Type act,
+                 Type residual)
+      : ctx(ctx), spec(spec), options(options), b(&ctx), act(act), residual(residual) {}
 
   OwningOpRef<ModuleOp> run();
 
@@ -60,7 +63,8 @@ private:
   const ModelSpec &spec;
   const ImportOptions &options;
   OpBuilder b;
-  Type act;
+  Type act;       // activations: GEMM inputs and outputs, attention, KV cache
+  Type residual;  // the residual stream (results of the residual adds)
   ModuleOp module;
   func::FuncOp forward;
   Value positions;
@@ -109,8 +113,10 @@ Value ModuleImporter::linear(const std::string &name, Value x, const CheckpointT
 }
 
 Value ModuleImporter::rmsNorm(const std::string &name, Value x, const CheckpointTensor &w) {
+  // Reads the residual stream (whatever its type), writes an activation.
   Value wv = weight(w);
-  return b.create<mlir::ds::RmsNormOp>(loc(name), x.getType(), x, wv, b.getF64FloatAttr(spec.rmsNormEps));
+  return b.create<mlir::ds::RmsNormOp>(loc(name), rows(spec.hiddenSize), x, wv,
+                                       b.getF64FloatAttr(spec.rmsNormEps));
 }
 
 Value ModuleImporter::rope(const std::string &name, Value x, int64_t numHeads) {
@@ -134,14 +140,14 @@ Value ModuleImporter::layer(int64_t index, Value x) {
       b.getI64IntegerAttr(spec.numHeads), b.getI64IntegerAttr(spec.numKvHeads),
       b.getI64IntegerAttr(spec.headDim), b.getI64IntegerAttr(spec.headDim), b.getF64FloatAttr(scale));
   Value o = linear(p + "o_proj", a, t.oProj, t.oBias);
-  x = b.create<mlir::ds::AddOp>(loc(p + "attn_residual"), x, o);
+  x = b.create<mlir::ds::AddOp>(loc(p + "attn_residual"), rows(spec.hiddenSize, residual), x, o);
   h = rmsNorm(p + "post_attn_norm", x, t.postAttentionNorm);
   Value gate = linear(p + "gate_proj", h, t.gateProj, t.gateBias);
   Value up = linear(p + "up_proj", h, t.upProj, t.upBias);
   Value act = b.create<mlir::ds::SiluOp>(loc(p + "mlp_act"), gate);
   Value mul = b.create<mlir::ds::MulOp>(loc(p + "mlp_mul"), act, up);
   Value down = linear(p + "down_proj", mul, t.downProj, t.downBias);
-  return b.create<mlir::ds::AddOp>(loc(p + "mlp_residual"), x, down);
+  return b.create<mlir::ds::AddOp>(loc(p + "mlp_residual"), rows(spec.hiddenSize, residual), x, down);
 }
 
 OwningOpRef<ModuleOp> ModuleImporter::run() {
@@ -177,6 +183,9 @@ OwningOpRef<ModuleOp> ModuleImporter::run() {
   Value logitRows = entry->getArgument(2);
 
   Value table = weight(spec.embedTokens);
+  // The embedding output (the residual stream's first value) keeps the
+  // activation type: a bf16 table row is exact in bf16, and the first
+  // residual add widens it.
   Value x = b.create<mlir::ds::EmbeddingOp>(loc("embed"), rows(spec.hiddenSize), tokens, table);
   for (int64_t l = 0; l < spec.numLayers; ++l) x = layer(l, x);
   x = rmsNorm("final_norm", x, spec.finalNorm);
@@ -189,6 +198,15 @@ OwningOpRef<ModuleOp> ModuleImporter::run() {
 }
 
 }  // namespace
+
+Status validateResidualDtype(const std::string &residualDtype, const std::string &target) {
+  if (residualDtype.empty() || residualDtype == "f32") return Status::Ok();
+  if (residualDtype != "bf16")
+    return Status::Error(StrCat() << "unsupported residual dtype '" << residualDtype << "' (expected f32 or bf16)");
+  if (target == "cpu")
+    return Status::Error("residual dtype bf16 needs a CUDA target: the cpu target computes in float32");
+  return Status::Ok();
+}
 
 Status validateTarget(const std::string &target) {
   static const std::regex kCudaArch("sm_[0-9]+[a-z]?");
@@ -207,13 +225,18 @@ OwningOpRef<ModuleOp> importModel(MLIRContext &context, const ModelSpec &spec, c
     emitError(UnknownLoc::get(&context)) << st.message();
     return nullptr;
   }
+  if (Status st = validateResidualDtype(options.residualDtype, options.target); !st.ok()) {
+    emitError(UnknownLoc::get(&context)) << st.message();
+    return nullptr;
+  }
   if (options.pageSize <= 0) {
     emitError(UnknownLoc::get(&context)) << "page size must be positive";
     return nullptr;
   }
   OpBuilder b(&context);
   Type act = options.target == "cpu" ? Type(b.getF32Type()) : Type(b.getBF16Type());
-  return ModuleImporter(context, spec, options, act).run();
+  Type residual = options.residualDtype == "bf16" ? Type(b.getBF16Type()) : Type(b.getF32Type());
+  return ModuleImporter(context, spec, options, act, residual).run();
 }
 
 }  // namespace ds

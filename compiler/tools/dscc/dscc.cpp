@@ -2,7 +2,7 @@
 //
 //   dscc compile MODEL_DIR -o PLAN [--target cpu|sm_90a|...] [--max-model-len N]
 //        [--tp N] [--emit=plan|mlir|mlir-import] [--print-ir-after-all]
-//        [--load-format auto|dummy]
+//        [--load-format auto|dummy] [--residual-dtype f32|bf16]
 //   dscc export IR.mlir --model MODEL_DIR -o PLAN [--load-format auto|dummy]
 //
 // `--load-format dummy` (the SGLang/vLLM flag name) compiles from config.json
@@ -47,6 +47,7 @@ struct CompileArgs {
   int64_t maxModelLen = 0;
   int tp = 1;
   std::string loadFormat = "auto";
+  std::string residualDtype = "f32";
   std::string emit = "plan";
   bool printIrAfterAll = false;
   bool printDebugInfo = false;
@@ -143,6 +144,8 @@ int compile(const CompileArgs &args) {
     return fail("--emit must be plan, mlir or mlir-import, not '" + args.emit + "'");
   if (args.emit == "plan" && args.output.empty()) return fail("-o PLAN is required with --emit=plan");
   if (ds::Status st = ds::validateTarget(args.target); !st.ok()) return fail(st.message());
+  if (ds::Status st = ds::validateResidualDtype(args.residualDtype, args.target); !st.ok())
+    return fail("--residual-dtype: " + st.message());
   if (args.maxModelLen < 0) return fail("--max-model-len must be positive");
   ds::Result<bool> dummy = parseLoadFormat(args.loadFormat);
   if (!dummy.ok()) return fail(dummy.status().message());
@@ -160,6 +163,7 @@ int compile(const CompileArgs &args) {
   mlir::ScopedDiagnosticHandler handler(&context, printDiagnostic);
   ds::ImportOptions importOptions;
   importOptions.target = args.target;
+  importOptions.residualDtype = args.residualDtype;
   mlir::OwningOpRef<mlir::ModuleOp> module = ds::importModel(context, *spec, importOptions);
   if (!module) return fail("import of " + args.modelDir + " failed");
   if (args.emit == "mlir-import") return mlir::succeeded(printModule(*module, args.output, args.printDebugInfo)) ? 0 : 1;
@@ -215,6 +219,10 @@ int main(int argc, char **argv) {
   cmd->add_option("--load-format", args.loadFormat,
                   "auto (read the checkpoint's safetensors headers) | dummy (config.json alone: HF shapes, "
                   "torch_dtype; run with dsrt --load-format dummy or --model-path)")
+      ->capture_default_str();
+  cmd->add_option("--residual-dtype", args.residualDtype,
+                  "f32 (the residual stream is accumulated in float32; norms write the bf16 GEMM inputs) | "
+                  "bf16 (rounded after every residual add; CUDA targets only)")
       ->capture_default_str();
   cmd->add_option("--tp", args.tp, "Tensor-parallel size: ranks that share the model (Megatron-style sharding)")->capture_default_str();
   cmd->add_option("--emit", args.emit, "plan | mlir (IR after the pipeline) | mlir-import (IR before it)")

@@ -251,3 +251,27 @@ module attributes {ds.tp_size = 4 : i64} {
     return %g : tensor<?x16xf32>
   }
 }
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>, %o: tensor<?x16xbf16>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{all non-scalar operands/results must have the same shape and base type}}
+  %r = ds.add %x, %o : tensor<?x8xf32>, tensor<?x16xbf16> -> tensor<?x8xf32>
+  return %r : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>, %o: tensor<?x8xi32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{operand #1 must be ranked tensor of floating-point values}}
+  %r = ds.add %x, %o : tensor<?x8xf32>, tensor<?x8xi32> -> tensor<?x8xf32>
+  return %r : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<?x8xf32>, %w: tensor<8xbf16>) -> tensor<?x16xbf16> {
+  // expected-error @+1 {{expects the result shape to equal the input shape [?, 8], got [?, 16]}}
+  %y = ds.rms_norm %x, %w {eps = 1.0e-06 : f64} : (tensor<?x8xf32>, tensor<8xbf16>) -> tensor<?x16xbf16>
+  return %y : tensor<?x16xbf16>
+}

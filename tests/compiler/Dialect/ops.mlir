@@ -73,3 +73,17 @@ module attributes {ds.target = "cpu", ds.activation_dtype = f32, ds.max_model_le
     return %l : tensor<?x64xf32>
   }
 }
+
+// An f32 residual stream (dscc --residual-dtype f32 on a bf16 target): the add
+// widens a bf16 layer output into the f32 residual (long form of its type),
+// the norm writes the bf16 input of the next GEMM.
+// CHECK-LABEL: func.func @f32_residual
+func.func @f32_residual(%x: tensor<?x32xbf16>, %o: tensor<?x32xbf16>, %w: tensor<32xbf16>) -> (tensor<?x32xf32>, tensor<?x32xbf16>) {
+  // CHECK: %[[R0:.*]] = ds.add %{{.*}}, %{{.*}} : tensor<?x32xbf16>, tensor<?x32xbf16> -> tensor<?x32xf32>
+  %r0 = ds.add %x, %o : tensor<?x32xbf16>, tensor<?x32xbf16> -> tensor<?x32xf32>
+  // CHECK: %[[R1:.*]] = ds.add %[[R0]], %{{.*}} : tensor<?x32xf32>, tensor<?x32xbf16> -> tensor<?x32xf32>
+  %r1 = ds.add %r0, %o : tensor<?x32xf32>, tensor<?x32xbf16> -> tensor<?x32xf32>
+  // CHECK: ds.rms_norm %[[R1]], %{{.*}} {eps = 9.9999999999999995E-7 : f64} : (tensor<?x32xf32>, tensor<32xbf16>) -> tensor<?x32xbf16>
+  %h = ds.rms_norm %r1, %w {eps = 1.0e-06 : f64} : (tensor<?x32xf32>, tensor<32xbf16>) -> tensor<?x32xbf16>
+  return %r1, %h : tensor<?x32xf32>, tensor<?x32xbf16>
+}

@@ -26,7 +26,17 @@ struct ImportOptions {
   std::string target = "cpu";
   /// Tokens per KV-cache page.
   int64_t pageSize = 16;
+  /// Element type of the residual stream (every residual ds.add and the
+  /// input of each rms_norm that reads it): "f32" or "bf16"; empty means
+  /// "f32". With "f32" on a CUDA target the residual adds accumulate the
+  /// bf16 layer outputs in float32 and the norms write bf16 GEMM inputs;
+  /// "bf16" rounds the residual after every add. The cpu target computes in
+  /// float32 throughout and accepts only "f32".
+  std::string residualDtype;
 };
+
+/// Checks `residualDtype` against `target`; the error names the option.
+Status validateResidualDtype(const std::string &residualDtype, const std::string &target);
 
 /// Checks `target` ("cpu" or "sm_<digits>[letter]"); the error names it.
 Status validateTarget(const std::string &target);

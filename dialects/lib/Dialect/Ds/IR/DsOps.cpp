@@ -225,8 +225,11 @@ LogicalResult AllGatherOp::verify() {
 LogicalResult RmsNormOp::verify() {
   auto x = getX().getType();
   auto w = cast<RankedTensorType>(getWeight().getType());
-  if (x != getResult().getType())
-    return emitOpError("expects the result type to equal the input type");
+  auto result = getResult().getType();
+  if (x.getShape() != result.getShape())
+    return emitOpError() << "expects the result shape to equal the input shape "
+                         << shapeStr(x.getShape()) << ", got "
+                         << shapeStr(result.getShape());
   if (w.getRank() != 1 || !dimsAgree(w.getDimSize(0), x.getShape().back()))
     return emitOpError() << "expects a weight of shape ["
                          << x.getShape().back() << "], got "
@@ -234,6 +237,46 @@ LogicalResult RmsNormOp::verify() {
   if (getEps().convertToDouble() < 0)
     return emitOpError("expects non-negative eps");
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// AddOp
+//===----------------------------------------------------------------------===//
+
+// `ds.add %a, %b : T` when the operands and the result are all of type T,
+// otherwise `ds.add %a, %b : TA, TB -> TR`.
+ParseResult AddOp::parse(OpAsmParser &parser, OperationState &result) {
+  SmallVector<OpAsmParser::UnresolvedOperand, 2> operands;
+  SmallVector<Type, 2> types(1);
+  Type resultType;
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseOperandList(operands, /*requiredOperandCount=*/2) ||
+      parser.parseOptionalAttrDict(result.attributes) || parser.parseColon() ||
+      parser.parseType(types[0]))
+    return failure();
+  if (succeeded(parser.parseOptionalComma())) {
+    types.emplace_back();
+    if (parser.parseType(types[1]) || parser.parseArrow() ||
+        parser.parseType(resultType))
+      return failure();
+  } else {
+    types.push_back(types[0]);
+    resultType = types[0];
+  }
+  result.addTypes(resultType);
+  return parser.resolveOperands(operands, types, loc, result.operands);
+}
+
+void AddOp::print(OpAsmPrinter &p) {
+  p << ' ' << getLhs() << ", " << getRhs();
+  p.printOptionalAttrDict((*this)->getAttrs());
+  p << " : ";
+  Type lhs = getLhs().getType(), rhs = getRhs().getType();
+  if (lhs == rhs && lhs == getType()) {
+    p << lhs;
+    return;
+  }
+  p << lhs << ", " << rhs << " -> " << getType();
 }
 
 //===----------------------------------------------------------------------===//

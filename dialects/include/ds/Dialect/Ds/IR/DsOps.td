@@ -140,11 +140,14 @@ def Ds_EmbeddingOp : Ds_Op<"embedding", [Pure]> {
 def Ds_RmsNormOp : Ds_Op<"rms_norm", [Pure]> {
   let summary = "RMS normalization of each row";
   let description = [{
-    `result = x * rsqrt(mean(x^2) + eps) * w` over the last dimension. `w` has
-    the row shape; the result has the type of `x`.
+    `result = x * rsqrt(mean(x^2) + eps) * w` over the last dimension, computed
+    in float32. `w` has the row shape; the result has the shape of `x` and a
+    float element type of its own: an f32 residual stream (dscc
+    `--residual-dtype f32`) is normalized into the bf16 input of the next GEMM.
 
     ```mlir
     %y = ds.rms_norm %x, %w {eps = 1.0e-06 : f64} : (tensor<?x896xf32>, tensor<896xbf16>) -> tensor<?x896xf32>
+    %h = ds.rms_norm %r, %w {eps = 1.0e-06 : f64} : (tensor<?x896xf32>, tensor<896xbf16>) -> tensor<?x896xbf16>
     ```
   }];
   let arguments = (ins Ds_Activation:$x, Ds_Weight:$weight, F64Attr:$eps);
@@ -286,14 +289,24 @@ def Ds_MulOp : Ds_ElementwiseOp<"mul", [Commutative]> {
   let arguments = (ins Ds_Activation:$lhs, Ds_Activation:$rhs);
 }
 
-def Ds_AddOp : Ds_ElementwiseOp<"add", [Commutative]> {
+def Ds_AddOp : Ds_Op<"add", [Pure, Elementwise, Commutative,
+                              SameOperandsAndResultShape]> {
   let summary = "elementwise sum (residual connection)";
   let description = [{
+    The sum is computed in float32 and rounded to the result's element type.
+    Operands and result share a shape; their float element types may differ,
+    which is how a float32 residual stream accumulates bf16 layer outputs
+    (dscc `--residual-dtype f32`). When all three types are equal the short
+    form prints one type.
+
     ```mlir
     %h = ds.add %x, %attn_out : tensor<?x896xf32>
+    %r = ds.add %x, %o : tensor<?x896xf32>, tensor<?x896xbf16> -> tensor<?x896xf32>
     ```
   }];
   let arguments = (ins Ds_Activation:$lhs, Ds_Activation:$rhs);
+  let results = (outs Ds_Activation:$result);
+  let hasCustomAssemblyFormat = 1;
 }
 
 def Ds_LogitsOp : Ds_Op<"logits", [Pure]> {

@@ -1,0 +1,50 @@
+// --residual-dtype: the element type of the residual stream. f32 (the
+// default) keeps every residual add in float32 on a bf16 target: the first
+// add widens the bf16 embedding row, later adds accumulate the bf16 layer
+// outputs, and each rms_norm writes the bf16 input of the next GEMM. bf16
+// rounds the stream after every add. The cpu target is f32 throughout.
+// REQUIRES: dscc
+
+// RUN: rm -rf %t && %python %inputs/make_checkpoint.py %t/m --layers 2
+// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a | FileCheck %s --check-prefix=F32
+// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype f32 | FileCheck %s --check-prefix=F32
+// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype bf16 | FileCheck %s --check-prefix=BF16
+// RUN: %dscc compile %t/m --emit=mlir-import | FileCheck %s --check-prefix=CPU
+
+// F32: %[[X0:.*]] = ds.embedding {{.*}} -> tensor<?x64xbf16>
+// F32: ds.rms_norm %[[X0]], {{.*}} : (tensor<?x64xbf16>, tensor<64xbf16>) -> tensor<?x64xbf16>
+// F32: %[[O0:.*]] = ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<64x64xbf16>) -> tensor<?x64xbf16>
+// F32: %[[X1:.*]] = ds.add %[[X0]], %[[O0]] : tensor<?x64xbf16>, tensor<?x64xbf16> -> tensor<?x64xf32>
+// F32: ds.rms_norm %[[X1]], {{.*}} : (tensor<?x64xf32>, tensor<64xbf16>) -> tensor<?x64xbf16>
+// F32: %[[D0:.*]] = ds.linear {{.*}} : (tensor<?x128xbf16>, tensor<64x128xbf16>) -> tensor<?x64xbf16>
+// F32: %[[X2:.*]] = ds.add %[[X1]], %[[D0]] : tensor<?x64xf32>, tensor<?x64xbf16> -> tensor<?x64xf32>
+// F32: ds.rms_norm %[[X2]], {{.*}} : (tensor<?x64xf32>, tensor<64xbf16>) -> tensor<?x64xbf16>
+// F32: ds.add {{.*}} : tensor<?x64xf32>, tensor<?x64xbf16> -> tensor<?x64xf32>
+// F32: %[[X4:.*]] = ds.add {{.*}} : tensor<?x64xf32>, tensor<?x64xbf16> -> tensor<?x64xf32>
+// F32: %[[H:.*]] = ds.rms_norm %[[X4]], {{.*}} : (tensor<?x64xf32>, tensor<64xbf16>) -> tensor<?x64xbf16>
+// F32: ds.logits %[[H]], {{.*}} : (tensor<?x64xbf16>, tensor<320x64xbf16>, tensor<?xi32>) -> tensor<?x320xf32>
+
+// BF16-NOT: xf32>, tensor<?x64xbf16> ->
+// BF16: %[[X1:.*]] = ds.add %{{.*}}, %{{.*}} : tensor<?x64xbf16>{{$}}
+// BF16: ds.rms_norm %[[X1]], {{.*}} : (tensor<?x64xbf16>, tensor<64xbf16>) -> tensor<?x64xbf16>
+// BF16: ds.add %{{.*}}, %{{.*}} : tensor<?x64xbf16>{{$}}
+
+// CPU: ds.embedding {{.*}} -> tensor<?x64xf32>
+// CPU: ds.add %{{.*}}, %{{.*}} : tensor<?x64xf32>{{$}}
+// CPU: ds.rms_norm {{.*}} : (tensor<?x64xf32>, tensor<64xbf16>) -> tensor<?x64xf32>
+
+// The whole pipeline: each residual add lands in a fused group with the norm
+// that reads it; the group stores the residual as float and the norm as bf16.
+// RUN: %if nvrtc %{ %dscc compile %t/m --emit=mlir --target sm_90a | FileCheck %s --check-prefix=GROUP %}
+// GROUP: ds.fused_group({{.*}}const __nv_bfloat16* __restrict__ in0,{{.*}}float* __restrict__ out0,\0A    __nv_bfloat16* __restrict__ out1)
+// GROUP-SAME: : (tensor<?x64xbf16>, tensor<?x64xbf16>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
+// GROUP: ds.fused_group({{.*}}const float* __restrict__ in0,{{.*}}float* __restrict__ out0,\0A    __nv_bfloat16* __restrict__ out1)
+// GROUP-SAME: : (tensor<?x64xf32>, tensor<?x64xbf16>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
+
+// Errors name the option.
+// RUN: not %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype f16 2>&1 | FileCheck %s --check-prefix=BADTYPE
+// BADTYPE: dscc: error: --residual-dtype: unsupported residual dtype 'f16' (expected f32 or bf16)
+// RUN: not %dscc compile %t/m --emit=mlir-import --residual-dtype bf16 2>&1 | FileCheck %s --check-prefix=BADCPU
+// BADCPU: dscc: error: --residual-dtype: residual dtype bf16 needs a CUDA target: the cpu target computes in float32
+// RUN: %dscc compile --help | FileCheck %s --check-prefix=HELP
+// HELP: --residual-dtype
