@@ -307,6 +307,16 @@ def main():
         if rs.get("as_close_as_hf_bf16") is not None:
             row("1.5B logits: dsrt at least as close to f32 as HF bf16", None, "", goal="every prompt",
                 ok=rs.get("as_close_as_hf_bf16"))
+        # Other plans of the same check (check_real_shape.py "variants"; the first is the one above),
+        # e.g. the bf16 residual stream (dscc --residual-dtype bf16) next to the default f32 one.
+        for v in (rs.get("variants") or [])[1:]:
+            rel = [(e.get("dsrt_vs_f32") or {}).get("rel_l2") for e in v.get("results", [])]
+            agr = [(e.get("dsrt_vs_f32") or {}).get("greedy_agreement") for e in v.get("results", [])]
+            rel = [x for x in rel if x is not None]
+            agr = [x for x in agr if x is not None]
+            row(f"1.5B logits ({v.get('label')}): dsrt bf16 vs HF f32", max(rel) if rel else None,
+                "rel L2 (worst prompt)", min(agr) if agr else None, "greedy agreement", goal="< 1e-2",
+                ok=v.get("pass"), note=os.path.basename(v.get("plan", "")))
 
     def fmt(v, nd=1):
         if v is None:

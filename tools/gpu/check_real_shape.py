@@ -7,15 +7,18 @@
 2. Reference logits, teacher-forced, for --prompts random prompts of --len tokens: a float32 model
    holding exactly the saved bf16 weights (the "truth"), and the bf16 model itself (to show the
    size of plain bf16 rounding).
-3. Runs `dsrt score PLAN --model-path WORKDIR --ids ... --logits-out X.npy` for each prompt; the
-   plan is the one compiled from config.json alone (tools/bench/models/make_plans.sh:
-   .deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan), so it must load the checkpoint
-   through --model-path.
+3. Runs `dsrt score PLAN --model-path WORKDIR --ids ... --logits-out X.npy` for each prompt and
+   each plan; the plans are compiled from config.json alone (tools/bench/models/make_plans.sh:
+   .deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan, whose residual stream is float32,
+   and ...sm_90a.res-bf16.dsplan, compiled with `dscc --residual-dtype bf16`), so they load the
+   checkpoint through --model-path. --plan may be repeated (LABEL=PATH or PATH); given once, the
+   plan's .res-bf16 sibling is added when it exists (--no-sibling: not).
 4. Reports per prompt the relative L2 error of the full logits (||dsrt - ref|| / ||ref||, goal
    < 1e-2), max abs error and greedy-token agreement, for dsrt vs the float32 model, dsrt vs the
    bf16 model, and the bf16 model vs the float32 one (the bf16 noise floor at this shape), as JSON
    (stdout and --out); "as_close_as_hf_bf16" says whether dsrt is at least as close to float32
-   as transformers-bf16 is. Exit status 1 when a prompt misses the goal.
+   as transformers-bf16 is. The first plan's results are the top-level "results" / "pass";
+   "variants" lists every plan's. Exit status 1 when a prompt of the first plan misses the goal.
 
   /opt/torch/.venv/bin/python tools/gpu/check_real_shape.py --dsrt build-gpu/bin/dsrt \\
       --plan .deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan --out $OUT/real_shape.json
@@ -34,8 +37,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dsrt", default=os.path.join(ROOT, "build-gpu", "bin", "dsrt"))
-    ap.add_argument("--plan", default=os.path.join(ROOT, ".deps", "plans",
-                                                   "DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan"))
+    ap.add_argument("--plan", action="append", default=[],
+                    help="[LABEL=]PATH of a plan to check (repeatable; default: the 1.5B bench plan)")
+    ap.add_argument("--no-sibling", action="store_true",
+                    help="with one --plan, do not add its .res-bf16 sibling plan")
     ap.add_argument("--config", default=os.path.join(ROOT, "tools", "bench", "models",
                                                      "DeepSeek-R1-Distill-Qwen-1.5B", "config.json"))
     ap.add_argument("--workdir", default="/tmp/ds_real_shape")
@@ -141,11 +146,29 @@ def compare(got, ref):
             "ref_abs_max": ref.abs().max().item(), "greedy_agreement": agree}
 
 
-def run_dsrt(args, prompt, index):
+def plan_list(args):
+    """[(label, path)] of the plans to check, the first one being the primary."""
+    specs = args.plan or [os.path.join(ROOT, ".deps", "plans", "DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan")]
+    plans = []
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            path = spec
+            name = os.path.basename(spec)
+            label = "res-bf16" if ".res-bf16." in name else "default"
+        plans.append((label, path))
+    if len(plans) == 1 and not args.no_sibling and plans[0][1].endswith(".dsplan"):
+        sibling = plans[0][1][:-len(".dsplan")] + ".res-bf16.dsplan"
+        if ".res-bf16." not in os.path.basename(plans[0][1]) and os.path.exists(sibling):
+            plans.append(("res-bf16", sibling))
+    return plans
+
+
+def run_dsrt(args, plan, prompt, index):
     npy = os.path.join(args.workdir, f"dsrt_logits_{index}.npy")
     if os.path.exists(npy):
         os.remove(npy)
-    cmd = [args.dsrt, "score", args.plan, "--model-path", args.workdir, "--ids", ",".join(map(str, prompt)),
+    cmd = [args.dsrt, "score", plan, "--model-path", args.workdir, "--ids", ",".join(map(str, prompt)),
            "--top-k", "1", "--json", "--logits-out", npy] + args.dsrt_args.split()
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -159,10 +182,11 @@ def main():
     args = parse_args()
     import torch
 
+    plans = plan_list(args)
     result = {"tool": "check_real_shape", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "plan": args.plan, "config": args.config, "prompts": args.prompts, "len": args.len,
+              "plan": plans[0][1], "plans": [{"label": l, "plan": p} for l, p in plans], "config": args.config, "prompts": args.prompts, "len": args.len,
               "seed": args.seed, "goal_rel_l2": args.goal}
-    for path, what in [(args.dsrt, "--dsrt"), (args.plan, "--plan"), (args.config, "--config")]:
+    for path, what in [(args.dsrt, "--dsrt"), (args.config, "--config")] + [(p, "--plan") for _, p in plans]:
         if not os.path.exists(path):
             result["error"] = f"{what} {path} does not exist"
             print(json.dumps(result, indent=1))
@@ -179,35 +203,41 @@ def main():
     del model
     torch.cuda.empty_cache()  # leave the GPU to dsrt
 
-    ok = True
-    close = True
-    result["results"] = []
-    for i, p in enumerate(prompts):
-        entry = {"prompt": i, "hf_bf16_vs_f32": compare(ref_bf16[i], ref_f32[i])}
-        got, info = run_dsrt(args, p, i)
-        entry["dsrt"] = info
-        if got is None:
-            ok = False
-        else:
-            entry["dsrt_vs_f32"] = compare(got, ref_f32[i])
-            entry["dsrt_vs_hf_bf16"] = compare(got, ref_bf16[i])
-            rel = entry["dsrt_vs_f32"].get("rel_l2")
-            entry["pass"] = rel is not None and rel < args.goal
-            # The bf16 noise floor: transformers in bf16 against the same weights in float32.
-            floor = entry["hf_bf16_vs_f32"].get("rel_l2")
-            entry["as_close_as_hf_bf16"] = rel is not None and floor is not None and rel <= floor
-            close = close and entry["as_close_as_hf_bf16"]
-            ok = ok and entry["pass"]
-        log(json.dumps(entry))
-        result["results"].append(entry)
-    result["pass"] = ok
-    result["as_close_as_hf_bf16"] = close
+    result["variants"] = []
+    for label, plan in plans:
+        ok = True
+        close = True
+        results = []
+        for i, p in enumerate(prompts):
+            entry = {"prompt": i, "hf_bf16_vs_f32": compare(ref_bf16[i], ref_f32[i])}
+            got, info = run_dsrt(args, plan, p, i)
+            entry["dsrt"] = info
+            if got is None:
+                ok = False
+            else:
+                entry["dsrt_vs_f32"] = compare(got, ref_f32[i])
+                entry["dsrt_vs_hf_bf16"] = compare(got, ref_bf16[i])
+                rel = entry["dsrt_vs_f32"].get("rel_l2")
+                entry["pass"] = rel is not None and rel < args.goal
+                # The bf16 noise floor: transformers in bf16 against the same weights in float32.
+                floor = entry["hf_bf16_vs_f32"].get("rel_l2")
+                entry["as_close_as_hf_bf16"] = rel is not None and floor is not None and rel <= floor
+                close = close and entry["as_close_as_hf_bf16"]
+                ok = ok and entry["pass"]
+            log(f"{label}: " + json.dumps(entry))
+            results.append(entry)
+        result["variants"].append({"label": label, "plan": plan, "results": results, "pass": ok,
+                                   "as_close_as_hf_bf16": close})
+    primary = result["variants"][0]
+    result["results"] = primary["results"]
+    result["pass"] = primary["pass"]
+    result["as_close_as_hf_bf16"] = primary["as_close_as_hf_bf16"]
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
-    return 0 if ok else 1
+    return 0 if result["pass"] else 1
 
 
 if __name__ == "__main__":
