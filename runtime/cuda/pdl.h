@@ -9,49 +9,87 @@
 // after the whole previous grid has completed and its writes are visible.
 // Stream capture keeps these programmatic edges in CUDA graphs.
 //
-// Which launches carry the attribute: a PdlScope (RAII, per host thread) turns
-// it on for the launchers that use launch_kernel() of pdl.cuh (GEMV, decode
-// attention, embedding/row gathers) and LoadedKernel::launch for generated
-// kernels that contain the wait; every such kernel waits unconditionally, so
-// it is also correct behind a kernel that does not trigger (cuBLASLt, NCCL).
-// Kernels launched outside a scope (or without these launchers) are fully
-// stream-ordered as usual.
+// Which launches carry the attribute: those of the launchers that use
+// launch_kernel() of pdl.cuh (GEMV, decode attention, embedding/row gathers)
+// and LoadedKernel::launch for generated kernels that contain the wait. Every
+// such kernel waits unconditionally, so it is also correct behind a kernel that
+// does not trigger (cuBLASLt, NCCL, prefill attention: implicit trigger at
+// exit) and after non-kernel work (copies, event waits), which stays a full
+// dependency. On by default on sm_90+ devices; the environment variable
+// DSRT_PDL=0 turns it off for the process (A/B runs), and a PdlScope sets it
+// for the launches of one host thread (tests, benchmarks). The setting is read
+// at launch time: a captured CUDA graph keeps the edges it was captured with.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
 namespace ds::cuda {
 
 namespace detail {
-inline bool& pdl_flag() {
-  thread_local bool on = false;
-  return on;
+// -1: no PdlScope on this thread; 0 / 1: forced off / on.
+inline int& pdl_override() {
+  thread_local int v = -1;
+  return v;
+}
+inline bool pdl_env_off() {
+  static const bool off = [] {
+    const char* e = std::getenv("DSRT_PDL");
+    return e != nullptr && std::strcmp(e, "0") == 0;
+  }();
+  return off;
+}
+// Compute capability >= 9.0 of the current device (cached per device).
+inline bool pdl_device_ok() {
+  static std::atomic<signed char> cache[64] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  if (dev >= 64) return false;
+  signed char c = cache[dev].load(std::memory_order_relaxed);
+  if (c == 0) {
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      (void)cudaGetLastError();
+      major = 0;
+    }
+    c = major >= 9 ? 1 : -1;
+    cache[dev].store(c, std::memory_order_relaxed);
+  }
+  return c > 0;
 }
 }  // namespace detail
 
-// True inside a PdlScope(true) of this host thread.
-inline bool pdl_active() { return detail::pdl_flag(); }
+// Whether this thread's PDL-aware launches carry the attribute now.
+inline bool pdl_active() {
+  const int v = detail::pdl_override();
+  if (v == 0) return false;
+  if (v < 0 && detail::pdl_env_off()) return false;
+  return detail::pdl_device_ok();
+}
 
-// Sets whether this thread's launches (through the PDL-aware launchers) carry
-// the programmatic-serialization attribute; restores the previous setting.
+// Forces PDL on or off for this thread's launches (on still needs sm_90+);
+// restores the previous setting on destruction.
 class PdlScope {
  public:
-  explicit PdlScope(bool on) : prev_(detail::pdl_flag()) { detail::pdl_flag() = on; }
-  ~PdlScope() { detail::pdl_flag() = prev_; }
+  explicit PdlScope(bool on) : prev_(detail::pdl_override()) { detail::pdl_override() = on ? 1 : 0; }
+  ~PdlScope() { detail::pdl_override() = prev_; }
   PdlScope(const PdlScope&) = delete;
   PdlScope& operator=(const PdlScope&) = delete;
 
  private:
-  bool prev_;
+  int prev_;
 };
 
-// Whether PDL should be used on `device`: compute capability >= 9.0 and the
-// environment variable DSRT_PDL is not "0" (A/B runs, debugging).
+// Whether PDL is used by default on `device`: compute capability >= 9.0 and
+// DSRT_PDL is not "0".
 inline bool pdl_supported(int device) {
-  if (const char* e = std::getenv("DSRT_PDL"); e != nullptr && std::strcmp(e, "0") == 0) return false;
+  if (detail::pdl_env_off()) return false;
   int major = 0;
   if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
     (void)cudaGetLastError();
