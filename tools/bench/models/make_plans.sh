@@ -8,7 +8,7 @@
 #   tools/bench/models/make_plans.sh [MODEL...]   (default: all three)
 #   DSCC=path/to/dscc MAX_MODEL_LEN=8192 TARGET=sm_90a tools/bench/models/make_plans.sh
 #   RESIDUAL_BF16_MODELS="DeepSeek-R1-Distill-Qwen-1.5B": which models also get a plan with a bf16
-#   residual stream NAME.TARGET.res-bf16.dsplan (default: 1.5B; RESIDUAL_BF16_MODELS= for none)
+#   residual stream NAME.TARGET.res-bf16.dsplan (default: 1.5B and 7B; RESIDUAL_BF16_MODELS= for none)
 #
 # Model dirs are staged in a temporary directory (config.json + tokenizer files;
 # the tokenizer is 11 MB and stays out of git and out of .deps) and the plans are
@@ -53,10 +53,11 @@ for model in "${MODELS[@]}"; do
   echo "make_plans.sh: $DSCC compile $stage --load-format dummy --target $TARGET --max-model-len $MAX_MODEL_LEN"
   "$DSCC" compile "$stage" -o "$out" --load-format dummy --target "$TARGET" --max-model-len "$MAX_MODEL_LEN"
   echo "wrote $out ($(stat -c %s "$out") bytes)"
-  # The models in RESIDUAL_BF16_MODELS (default: 1.5B) also with a bf16 residual stream
+  # The models in RESIDUAL_BF16_MODELS (default: 1.5B, 7B) also with a bf16 residual stream
   # (dscc --residual-dtype bf16; the default plan keeps it in float32), as
-  # NAME.TARGET.res-bf16.dsplan: tools/gpu/check_real_shape.py compares both with transformers.
-  case " ${RESIDUAL_BF16_MODELS-DeepSeek-R1-Distill-Qwen-1.5B} " in
+  # NAME.TARGET.res-bf16.dsplan: tools/gpu/check_real_shape.py compares both with transformers
+  # (1.5B); 7B: the cost of the f32 residual in decode and prefill.
+  case " ${RESIDUAL_BF16_MODELS-DeepSeek-R1-Distill-Qwen-1.5B DeepSeek-R1-Distill-Qwen-7B} " in
     *" $model "*)
       out="$ROOT/.deps/plans/$model.$TARGET.res-bf16.dsplan"
       "$DSCC" compile "$stage" -o "$out" --load-format dummy --target "$TARGET" --max-model-len "$MAX_MODEL_LEN" \
