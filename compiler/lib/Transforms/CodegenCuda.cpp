@@ -65,6 +65,17 @@ struct DsStepArgs {
 };
 
 namespace {
+// Programmatic dependent launch (dsrt runtime/cuda/pdl.h): the kernel may be
+// launched while the previous kernel of the stream still runs, so it waits for
+// that grid before its first memory access, and lets the next kernel be
+// scheduled at once. Both are no-ops without the launch attribute.
+__device__ __forceinline__ void ds_pdl_wait_and_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float ds_to_float(float x) { return x; }
 __device__ __forceinline__ float ds_to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float ds_to_float(__half x) { return __half2float(x); }
@@ -446,7 +457,8 @@ FailureOr<KernelSource> GroupEmitter::emit() {
                        "DS_ENTRY(\n    const DsStepArgs* __restrict__ args",
                        blockDim);
   src += inParams + outParams + kvParams + ") {\n";
-  src += "  const long long row = blockIdx.x;\n"
+  src += "  ds_pdl_wait_and_trigger();\n"
+         "  const long long row = blockIdx.x;\n"
          "  if (row >= args->num_tokens) return;\n";
   if (usesReduction)
     src += "  __shared__ float red[32];\n";
