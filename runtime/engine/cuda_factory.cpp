@@ -9,6 +9,9 @@
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/engine/engine.h"
 #include "runtime/executor/cuda/cuda_executor.h"
+#include "runtime/dist/cuda/device_communicator.h"
+#include "runtime/executor/cuda/cuda_tp_executor.h"
+#include "runtime/executor/dist_executor.h"
 #include "runtime/weights/cuda/device_weights.h"
 
 namespace ds {
@@ -31,6 +34,35 @@ class CudaModelExecutor : public Executor {
   }
 
  private:
+  std::unique_ptr<cuda::DeviceWeights> weights_;
+  std::unique_ptr<cuda::CudaExecutor> exec_;
+};
+
+// One rank of a multi-process tensor-parallel group (--nnodes): owns its NCCL
+// communicator, its weight slices and the CudaExecutor, destroyed in reverse.
+class CudaRankExecutor : public Executor {
+ public:
+  CudaRankExecutor(std::unique_ptr<cuda::DeviceCommunicator> comm, std::unique_ptr<cuda::DeviceWeights> weights,
+                   std::unique_ptr<cuda::CudaExecutor> exec)
+      : comm_(std::move(comm)), weights_(std::move(weights)), exec_(std::move(exec)) {}
+  ~CudaRankExecutor() override {
+    exec_.reset();
+    weights_.reset();
+    comm_.reset();
+  }
+
+  int64_t token_capacity() const override { return exec_->token_capacity(); }
+  int64_t vocab_size() const override { return exec_->vocab_size(); }
+  Status step(const StepBatch& batch, float* logits) override { return exec_->step(batch, logits); }
+  bool samples_on_device() const override { return true; }
+  Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                     std::vector<RowSample>* out) override {
+    return exec_->step_sample(batch, rows, out);
+  }
+  bool broken() const override { return exec_->broken(); }
+
+ private:
+  std::unique_ptr<cuda::DeviceCommunicator> comm_;
   std::unique_ptr<cuda::DeviceWeights> weights_;
   std::unique_ptr<cuda::CudaExecutor> exec_;
 };
@@ -61,15 +93,84 @@ Result<DeviceMemoryInfo> query_device_memory(int device) {
 
 Result<size_t> device_weight_bytes(const LoadedPlan& plan) { return cuda::DeviceWeights::plan_bytes(plan); }
 
-Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
-                                                     const ExecutorOptions& options, ExecutorStartup* startup) {
-  if (options.dist && options.dist->size() > 1)
-    return Status::Error("multi-process tensor parallelism is not supported by the CUDA executor yet");
-  DS_RETURN_IF_ERROR(check_device(options.device));
+namespace {
+
+// Tensor parallelism in this process: rank r on GPU options.device + r.
+Result<std::unique_ptr<Executor>> make_cuda_tp_executor(const LoadedPlan& plan, const LoadedWeights& weights,
+                                                        KvCache& kv, const cuda::CudaExecutorOptions& co,
+                                                        const ExecutorOptions& options, ExecutorStartup* startup) {
+  cuda::CudaTpOptions to;
+  to.exec = co;
+  to.base_gpu_id = options.device;
+  to.weights = weights.load_options();
+  to.weights.tp_rank = 0;
+  to.check_p2p = options.enable_p2p_check;
+  if (options.weight_progress) to.progress = options.weight_progress;
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaTpExecutor> exec, cuda::CudaTpExecutor::create(plan, kv, to));
+  if (startup) {
+    const cuda::CudaExecutor& r0 = exec->rank_executor(0);
+    startup->weights_load_s = exec->weights_load_seconds();
+    startup->weight_bytes = exec->weight_bytes_per_gpu();
+    startup->kernel_load_s = r0.kernel_load_seconds();
+    startup->graph_capture_s = r0.graph_capture_seconds();
+    startup->activation_bytes = r0.activation_bytes();
+    startup->kv_pool_bytes = r0.kv_pool_bytes();
+  }
+  return std::unique_ptr<Executor>(std::move(exec));
+}
+
+// This process's rank of a multi-process group, on options.device, sized by rank
+// 0's setup (every rank captures the same graphs).
+Result<std::unique_ptr<Executor>> make_cuda_rank(const LoadedPlan& plan, const WeightLoadOptions& weight_options,
+                                                 KvCache& kv, const FollowerSetup& s, Communicator& dist,
+                                                 const ExecutorOptions& options, ExecutorStartup* startup) {
+  const std::string who = StrCat() << "tensor-parallel rank " << dist.rank() << " of " << dist.size();
+  DS_RETURN_IF_ERROR(check_device(options.device).with_context(who));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::DeviceCommunicator> comm,
+                      cuda::create_device_group(dist, options.device, options.dist_timeout));
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point t0 = Clock::now();
+  std::unique_ptr<cuda::DeviceWeights> dw;
+  {
+    WeightLoadOptions wo = weight_options;
+    wo.tp_rank = dist.rank();
+    DS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create());
+    cuda::LoadProgressFn progress;
+    if (options.weight_progress && dist.rank() == 0) progress = options.weight_progress;
+    auto loaded = cuda::DeviceWeights::load(plan, wo, stream.get(), progress);
+    if (!loaded.ok()) return loaded.status().with_context(who);
+    dw = std::move(loaded).value();
+  }
+  const double weights_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  cuda::CudaExecutorOptions co;
+  co.device = options.device;
+  co.token_capacity = s.token_capacity;
+  co.max_seqs = s.max_seqs;
+  co.max_model_len = s.max_model_len;
+  co.enable_cuda_graph = s.enable_cuda_graph;
+  co.cuda_graph_max_bs = s.cuda_graph_max_bs;
+  co.comm = comm.get();
+  co.dist_timeout = options.dist_timeout;
+  auto exec = cuda::CudaExecutor::create(plan, *dw, kv, co);
+  if (!exec.ok()) return exec.status().with_context(who);
+  if (startup) {
+    startup->weights_load_s = weights_s;
+    startup->weight_bytes = dw->total_bytes();
+    startup->kernel_load_s = (*exec)->kernel_load_seconds();
+    startup->graph_capture_s = (*exec)->graph_capture_seconds();
+    startup->activation_bytes = (*exec)->activation_bytes();
+    startup->kv_pool_bytes = (*exec)->kv_pool_bytes();
+  }
+  return std::unique_ptr<Executor>(new CudaRankExecutor(std::move(comm), std::move(dw), std::move(exec).value()));
+}
+
+// The per-rank executor options (one GPU, or each GPU of a tensor-parallel group).
+Result<cuda::CudaExecutorOptions> cuda_options(const LoadedPlan& plan, const ExecutorOptions& options) {
   cuda::CudaExecutorOptions co;
   co.device = options.device;
   co.token_capacity = options.token_capacity;
   co.max_seqs = options.max_seqs > 0 ? options.max_seqs : options.token_capacity;
+  co.max_logit_rows = std::min(options.max_logit_rows, options.token_capacity);  // 0: token_capacity
   co.max_model_len = options.max_model_len > 0 ? options.max_model_len : plan->model()->max_model_len();
   co.enable_cuda_graph = options.enable_cuda_graph;
   if (options.cuda_graph_max_bs > 0) {
@@ -79,7 +180,46 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
     co.cuda_graph_max_bs = default_cuda_graph_max_bs(mem.total);
   }
   co.cuda_graph_max_bs = std::min(co.cuda_graph_max_bs, co.max_seqs);  // no graph is larger than a batch
+  co.dist_timeout = options.dist_timeout;
   DS_RETURN_IF_ERROR(co.validate());
+  return co;
+}
+
+}  // namespace
+
+Status run_cuda_follower(const LoadedPlan& plan, const LoadedWeights& weights, Communicator& dist,
+                         const ExecutorOptions& options) {
+  const WeightLoadOptions wo = weights.load_options();
+  return run_follower(plan, dist, [&](const FollowerSetup& s, KvCache& kv) {
+    return make_cuda_rank(plan, wo, kv, s, dist, options, nullptr);
+  });
+}
+
+Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
+                                                     const ExecutorOptions& options, ExecutorStartup* startup) {
+  DS_RETURN_IF_ERROR(check_device(options.device));
+  DS_ASSIGN_OR_RETURN(cuda::CudaExecutorOptions co, cuda_options(plan, options));
+  if (options.dist && options.dist->size() > 1) {
+    // Multi-process: this process is rank 0; rank 0's setup sizes every rank's executor.
+    Communicator& dist = *options.dist;
+    if (plan->tp_size() != dist.size())
+      return Status::Error(StrCat() << "plan is sharded for " << plan->tp_size() << " ranks, the process group has "
+                                    << dist.size());
+    FollowerSetup setup;
+    setup.token_capacity = co.token_capacity;
+    setup.num_pages = kv.config().num_pages;
+    setup.max_seqs = co.max_seqs;
+    setup.max_model_len = co.max_model_len;
+    setup.cuda_graph_max_bs = co.cuda_graph_max_bs;
+    setup.enable_cuda_graph = co.enable_cuda_graph;
+    const WeightLoadOptions wo = weights.load_options();
+    DS_ASSIGN_OR_RETURN(auto e, LeaderExecutor::create(kv, setup, dist, [&](const FollowerSetup& s, KvCache& k) {
+      return make_cuda_rank(plan, wo, k, s, dist, options, startup);
+    }));
+    e->set_on_group_failure(options.on_group_failure);
+    return std::unique_ptr<Executor>(std::move(e));
+  }
+  if (plan->tp_size() > 1) return make_cuda_tp_executor(plan, weights, kv, co, options, startup);
 
   using Clock = std::chrono::steady_clock;
   const Clock::time_point t0 = Clock::now();

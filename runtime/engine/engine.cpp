@@ -14,6 +14,8 @@ namespace ds {
 // runtime/engine/cuda_factory.cpp
 Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
                                                      const ExecutorOptions& options, ExecutorStartup* startup);
+Status run_cuda_follower(const LoadedPlan& plan, const LoadedWeights& weights, Communicator& dist,
+                         const ExecutorOptions& options);
 #else
 bool have_cuda_executor() { return false; }
 Result<DeviceMemoryInfo> query_device_memory(int) {
@@ -82,6 +84,18 @@ Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const Lo
   return make_executor(plan, weights, kv, o);
 }
 
+Status run_rank_follower(const LoadedPlan& plan, const LoadedWeights& weights, Communicator& dist,
+                         const ExecutorOptions& options) {
+  if (!is_cuda_plan(plan)) return run_follower(plan, weights, dist);
+#ifdef DS_HAVE_CUDA_EXECUTOR
+  return run_cuda_follower(plan, weights, dist, options);
+#else
+  (void)options;
+  return Status::Error(StrCat() << "plan " << plan.origin() << " targets a GPU, but this dsrt was built without the "
+                                   "CUDA executor");
+#endif
+}
+
 Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const LoadedWeights& weights,
                                                const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
@@ -124,6 +138,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   xo.device = options.device;
   xo.dist = options.dist;
   xo.weight_progress = options.weight_progress;
+  xo.dist_timeout = options.dist_timeout;
+  xo.enable_p2p_check = options.enable_p2p_check;
   DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
   return e;
 }

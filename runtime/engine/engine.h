@@ -3,6 +3,7 @@
 // one token per step. `generate` samples; `score` is teacher-forced.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstddef>
 #include <functional>
@@ -26,7 +27,11 @@ struct ExecutorOptions {
   int64_t max_model_len = 0;      // 0: the plan's
   bool enable_cuda_graph = true;  // CUDA: decode steps replay captured graphs
   int64_t cuda_graph_max_bs = 0;  // CUDA: largest captured decode batch; 0: default_cuda_graph_max_bs
-  int device = 0;                 // CUDA device ordinal
+  int device = 0;                 // CUDA device ordinal (tensor parallelism: rank 0's, rank r on device + r)
+  // Tensor parallelism on GPUs: bound of every collective and of the group's
+  // creation (--dist-timeout), and --enable-p2p-check.
+  std::chrono::milliseconds dist_timeout{60000};
+  bool enable_p2p_check = false;
   // Multi-process TP group (this process is rank 0); null: in-process. With it,
   // on_group_failure runs when a step fails because the group broke.
   Communicator* dist = nullptr;
@@ -74,6 +79,8 @@ struct EngineOptions {
   int64_t cuda_graph_max_bs = 0;  // 0: default_cuda_graph_max_bs (at most 1 sequence runs: 1 suffices)
   int device = 0;
   std::function<void(size_t, size_t)> weight_progress;
+  std::chrono::milliseconds dist_timeout{60000};  // tensor parallelism on GPUs (ExecutorOptions)
+  bool enable_p2p_check = false;
 };
 
 struct GenerateOptions {
@@ -152,6 +159,14 @@ class Engine {
 //           built without CUDA or no GPU is visible.
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
                                                 const ExecutorOptions& options, ExecutorStartup* startup = nullptr);
+// Ranks > 0 of a multi-process tensor-parallel group (--nnodes): run rank 0's
+// steps until it stops (OK) or the group fails (an error). CPU plans: run_follower
+// (dist_executor.h); sm_* plans: a CudaExecutor on options.device over an NCCL
+// group whose id travels over `dist`, sized by rank 0's setup (options: device,
+// dist_timeout, enable_p2p_check unused).
+Status run_rank_follower(const LoadedPlan& plan, const LoadedWeights& weights, Communicator& dist,
+                         const ExecutorOptions& options);
+
 // Shorthand for the CPU targets (kept for the executor tests).
 Result<std::unique_ptr<Executor>> make_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
                                                 int64_t token_capacity, Communicator* dist = nullptr,

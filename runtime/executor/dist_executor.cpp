@@ -81,30 +81,76 @@ Result<StepBatch> decode_step(std::string_view bytes) {
   return b;
 }
 
+namespace {
+
+// Setup message: kind, token capacity, page count (all followers read these),
+// then the CUDA fields (max_seqs, max_model_len, graph max bs, graphs on).
+std::string encode_setup(const FollowerSetup& s) {
+  std::string out(1, kSetup);
+  put_i64(out, s.token_capacity);
+  put_i64(out, s.num_pages);
+  put_i64(out, s.max_seqs);
+  put_i64(out, s.max_model_len);
+  put_i64(out, s.cuda_graph_max_bs);
+  put_i64(out, s.enable_cuda_graph ? 1 : 0);
+  return out;
+}
+
+Result<FollowerSetup> decode_setup(const std::string& msg, const std::string& who) {
+  if (msg.size() != 1 + 6 * 8 || msg[0] != kSetup) return Status::Error(who + ": expected the setup message from rank 0");
+  Reader r{msg, 1};
+  FollowerSetup s;
+  s.token_capacity = r.i64();
+  s.num_pages = r.i64();
+  s.max_seqs = r.i64();
+  s.max_model_len = r.i64();
+  s.cuda_graph_max_bs = r.i64();
+  s.enable_cuda_graph = r.i64() != 0;
+  if (!r.ok || s.token_capacity <= 0 || s.num_pages <= 0)
+    return Status::Error(who + ": malformed setup message from rank 0");
+  return s;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<LeaderExecutor>> LeaderExecutor::create(const LoadedPlan& plan, const LoadedWeights& weights,
                                                                KvCache& kv, int64_t token_capacity, Communicator& comm) {
+  FollowerSetup setup;
+  setup.token_capacity = token_capacity;
+  setup.num_pages = kv.config().num_pages;
+  return create(kv, setup, comm, [&](const FollowerSetup& s, KvCache& k) -> Result<std::unique_ptr<Executor>> {
+    DS_ASSIGN_OR_RETURN(auto local, CpuExecutor::create(plan, weights, k, s.token_capacity, &comm));
+    return std::unique_ptr<Executor>(std::move(local));
+  });
+}
+
+Result<std::unique_ptr<LeaderExecutor>> LeaderExecutor::create(KvCache& kv, const FollowerSetup& setup,
+                                                               Communicator& comm,
+                                                               const RankExecutorFactory& make_local) {
   if (comm.rank() != 0) return Status::Error("the leader executor runs on rank 0");
+  if (setup.num_pages != kv.config().num_pages)
+    return Status::Error("leader setup: page count differs from the KV cache's");
+  std::string msg = encode_setup(setup);
+  DS_RETURN_IF_ERROR(comm.broadcast(msg, 0));
   std::unique_ptr<LeaderExecutor> e(new LeaderExecutor());
   e->comm_ = &comm;
-  DS_ASSIGN_OR_RETURN(auto local, CpuExecutor::create(plan, weights, kv, token_capacity, &comm));
-  e->local_ = std::move(local);
-  std::string setup(1, kSetup);
-  put_i64(setup, token_capacity);
-  put_i64(setup, kv.config().num_pages);
-  DS_RETURN_IF_ERROR(comm.broadcast(setup, 0));
+  DS_ASSIGN_OR_RETURN(e->local_, make_local(setup, kv));
   return e;
 }
 
 LeaderExecutor::~LeaderExecutor() {
   std::string stop(1, kStop);
-  (void)comm_->broadcast(stop, 0);
+  if (comm_ && !comm_->broken()) (void)comm_->broadcast(stop, 0);
+  local_.reset();  // before the group it may use
 }
 
-Status LeaderExecutor::step(const StepBatch& batch, float* logits) {
+Status LeaderExecutor::broadcast_step(const StepBatch& batch) {
   encode_step(batch, buf_);
-  Status s = comm_->broadcast(buf_, 0);
-  if (s.ok()) s = local_->step(batch, logits);
-  if (!s.ok() && comm_->broken() && on_group_failure_) {
+  return comm_->broadcast(buf_, 0);
+}
+
+Status LeaderExecutor::finish(Status s) {
+  if (!s.ok() && broken() && on_group_failure_) {
     auto fn = std::move(on_group_failure_);
     on_group_failure_ = nullptr;
     fn(s);
@@ -112,26 +158,56 @@ Status LeaderExecutor::step(const StepBatch& batch, float* logits) {
   return s;
 }
 
+Status LeaderExecutor::step(const StepBatch& batch, float* logits) {
+  Status s = broadcast_step(batch);
+  if (s.ok()) s = local_->step(batch, logits);
+  return finish(std::move(s));
+}
+
+Status LeaderExecutor::step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                                   std::vector<RowSample>* out) {
+  Status s = broadcast_step(batch);
+  if (s.ok()) s = local_->step_sample(batch, rows, out);
+  return finish(std::move(s));
+}
+
 Status run_follower(const LoadedPlan& plan, const LoadedWeights& weights, Communicator& comm,
+                    std::chrono::milliseconds idle_wait) {
+  return run_follower(
+      plan, comm,
+      [&](const FollowerSetup& s, KvCache& kv) -> Result<std::unique_ptr<Executor>> {
+        DS_ASSIGN_OR_RETURN(auto ex, CpuExecutor::create(plan, weights, kv, s.token_capacity, &comm));
+        return std::unique_ptr<Executor>(std::move(ex));
+      },
+      idle_wait);
+}
+
+Status run_follower(const LoadedPlan& plan, Communicator& comm, const RankExecutorFactory& make_local,
                     std::chrono::milliseconds idle_wait) {
   const std::string who = StrCat() << "rank " << comm.rank() << "/" << comm.size();
   std::string msg;
   DS_RETURN_IF_ERROR(comm.broadcast(msg, 0, idle_wait));  // rank 0 may still be loading
-  if (msg.size() != 17 || msg[0] != kSetup)
-    return Status::Error(who + ": expected the setup message from rank 0");
-  Reader r{msg, 1};
-  const int64_t capacity = r.i64(), num_pages = r.i64();
-  DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), num_pages));
+  DS_ASSIGN_OR_RETURN(FollowerSetup setup, decode_setup(msg, who));
+  DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), setup.num_pages));
+  const bool cuda = plan->target() && plan->target()->str().rfind("sm_", 0) == 0;
+  cfg.host_storage = !cuda;  // GPU ranks keep the pools on the device
   DS_ASSIGN_OR_RETURN(auto kv, KvCache::create(cfg));
-  DS_ASSIGN_OR_RETURN(auto ex, CpuExecutor::create(plan, weights, *kv, capacity, &comm));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Executor> ex, make_local(setup, *kv));
   std::vector<float> logits;
   for (;;) {
     DS_RETURN_IF_ERROR(comm.broadcast(msg, 0, idle_wait));
     if (!msg.empty() && msg[0] == kStop) return Status::Ok();
     DS_ASSIGN_OR_RETURN(StepBatch b, decode_step(msg));
-    logits.resize(static_cast<size_t>(b.num_logit_rows() * ex->vocab_size()));
+    // Device executors run the step without logits (rank 0 reads or samples its own).
+    Status s;
+    if (ex->samples_on_device()) {
+      s = ex->step(b, nullptr);
+    } else {
+      logits.resize(static_cast<size_t>(b.num_logit_rows() * ex->vocab_size()));
+      s = ex->step(b, logits.data());
+    }
+    if (!s.ok() && ex->broken()) return s.with_context(who);
     // A bad step fails the same way on rank 0, which reports it; keep serving.
-    Status s = ex->step(b, logits.data());
     if (!s.ok()) std::fprintf(stderr, "dsrt: %s: step failed: %s\n", who.c_str(), s.message().c_str());
   }
 }

@@ -29,6 +29,10 @@ class Executor {
     (void)batch, (void)rows, (void)out;
     return Status::Error("this executor does not sample on the device");
   }
+
+  // True once the executor's collectives failed (tensor parallelism: a peer
+  // died or timed out and the communicator was aborted): no later step can run.
+  virtual bool broken() const { return false; }
 };
 
 }  // namespace ds

@@ -44,6 +44,8 @@ struct ServingOptions {
   int64_t cuda_graph_max_bs = 0;       // 0: by the card's memory (default_cuda_graph_max_bs)
   int device = 0;
   std::function<void(size_t, size_t)> weight_progress;  // GPU weight upload (bytes done, total)
+  std::chrono::milliseconds dist_timeout{60000};  // tensor parallelism on GPUs (ExecutorOptions)
+  bool enable_p2p_check = false;
   std::function<void(const std::string&)> log;           // one line per memory-plan decision
 
   Status validate() const;

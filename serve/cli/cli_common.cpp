@@ -19,6 +19,9 @@ namespace ds::cli {
 
 Result<LoadedModel> load_model(const LoadOptions& options) {
   LoadedModel m;
+  m.options = options;
+  if (options.base_gpu_id < 0) return Status::Error(StrCat() << "--base-gpu-id " << options.base_gpu_id << " must be >= 0");
+  if (!(options.dist_timeout > 0)) return Status::Error("--dist-timeout must be positive (seconds)");
   DS_ASSIGN_OR_RETURN(m.plan, LoadedPlan::from_file(options.plan_path));
   const int plan_tp = m.plan->plan().tp_size();
   if (options.nnodes < 1) return Status::Error(StrCat() << "--nnodes " << options.nnodes << " must be at least 1");
@@ -38,7 +41,10 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
     return Status::Error(StrCat() << "--tp " << options.tp << " does not match plan " << options.plan_path
                                   << ", which is sharded for tp_size " << plan_tp << " (pass --tp " << plan_tp
                                   << ", or compile the plan with dscc --tp " << options.tp << ")");
-  if (plan_tp > 1 && !have_collectives())
+  // In one process, a CUDA plan's ranks talk over NCCL alone; Gloo carries the
+  // CPU collectives and, across processes, the rendezvous.
+  const bool host_collectives = options.nnodes > 1 || !is_cuda_plan(*m.plan);
+  if (plan_tp > 1 && host_collectives && !have_collectives())
     return Status::Error(StrCat() << "plan " << options.plan_path << " is sharded for " << plan_tp
                                   << " tensor-parallel ranks, but this dsrt was built without Gloo collectives "
                                      "(install libgloo-dev and rebuild)");
@@ -65,6 +71,13 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
     DS_RETURN_IF_ERROR(check_same_plan(*m.dist, m.plan->bytes()));
   }
   return m;
+}
+
+ExecutorOptions follower_executor_options(const LoadOptions& options) {
+  ExecutorOptions o;
+  o.device = options.base_gpu_id;
+  o.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(options.dist_timeout * 1000));
+  return o;
 }
 
 std::function<void(size_t, size_t)> weight_progress_printer() {

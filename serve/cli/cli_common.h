@@ -11,6 +11,7 @@
 
 #include "runtime/common/status.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/engine/engine.h"
 #include "runtime/plan/plan_reader.h"
 #include "runtime/weights/weight_loader.h"
 
@@ -27,6 +28,10 @@ struct LoadOptions {
   int node_rank = 0;
   std::string dist_init_addr;  // HOST:PORT of rank 0's rendezvous store
   double dist_timeout = 60;    // seconds, per collective and for the rendezvous
+  // CUDA plans: first GPU (rank r of an in-process group runs on base_gpu_id + r;
+  // with --nnodes each process drives base_gpu_id), and --enable-p2p-check.
+  int base_gpu_id = 0;
+  bool enable_p2p_check = false;
 };
 
 // CUDA executor knobs shared by generate, score and serve (sm_* plans).
@@ -40,8 +45,13 @@ struct LoadedModel {
   std::unique_ptr<LoadedPlan> plan;
   std::unique_ptr<LoadedWeights> weights;
   std::unique_ptr<Communicator> dist;  // nnodes > 1: this process's rank of the group
+  LoadOptions options;                 // as given to load_model
   bool follower() const { return dist && dist->rank() > 0; }
 };
+
+// The executor options a follower rank (--nnodes, --node-rank > 0) builds its
+// executor with: --base-gpu-id, --dist-timeout (the rest comes from rank 0).
+ExecutorOptions follower_executor_options(const LoadOptions& options);
 
 // Loads the plan and its weights: for sm_* plans only the checkpoint headers are
 // checked here (the CUDA executor builds the weights on the GPU).

@@ -1,5 +1,6 @@
 // dsrt generate and dsrt score.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,9 @@ Result<std::unique_ptr<Engine>> make_engine(const LoadedModel& m, int64_t chunk,
   eo.enable_cuda_graph = !cuda.disable_cuda_graph;
   eo.cuda_graph_max_bs = cuda.cuda_graph_max_bs;
   eo.weight_progress = weight_progress_printer();
+  eo.device = m.options.base_gpu_id;
+  eo.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(m.options.dist_timeout * 1000));
+  eo.enable_p2p_check = m.options.enable_p2p_check;
   DS_ASSIGN_OR_RETURN(auto engine, Engine::create(*m.plan, *m.weights, eo));
   if (is_cuda_plan(*m.plan)) print_weight_load(engine->startup().weight_bytes, engine->startup().weights_load_s);
   return engine;
@@ -60,7 +64,8 @@ Status run_generate(const GenerateArgs& a) {
   if (a.max_new_tokens < 0) return Status::Error("--max-new-tokens must be >= 0");
   DS_RETURN_IF_ERROR(check_cuda_args(a.cuda));
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
-  if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);  // rank 0 prints the result
+  if (m.follower())  // rank 0 prints the result
+    return run_rank_follower(*m.plan, *m.weights, *m.dist, follower_executor_options(a.load));
   std::unique_ptr<PlanTokenizer> tok;
   if (tokenizer_available()) {
     auto t = PlanTokenizer::create(*m.plan);
@@ -118,7 +123,8 @@ Status run_score(const ScoreArgs& a) {
   DS_RETURN_IF_ERROR(check_cuda_args(a.cuda));
   DS_ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_id_list(a.ids, "--ids"));
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
-  if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);  // rank 0 prints the result
+  if (m.follower())  // rank 0 prints the result
+    return run_rank_follower(*m.plan, *m.weights, *m.dist, follower_executor_options(a.load));
   DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, static_cast<int64_t>(ids.size()), a.cuda));
   const int64_t vocab = engine->vocab_size();
   // --logits-out asks the engine for every logit (top-k over the whole vocabulary) and scatters them back

@@ -48,7 +48,7 @@ Status run_serve(const ServeArgs& a) {
     return Status::Error(StrCat() << "--mem-fraction-static " << a.server.mem_fraction_static
                                   << " must be below 1 for a CUDA plan (the rest holds activations)");
   // Ranks > 0 of a multi-process group execute rank 0's steps until it stops.
-  if (m.follower()) return run_follower(*m.plan, *m.weights, *m.dist);
+  if (m.follower()) return run_rank_follower(*m.plan, *m.weights, *m.dist, follower_executor_options(a.load));
   ServingOptions so;
   so.max_running_requests = a.server.max_running_requests;
   so.chunked_prefill_size = a.server.chunked_prefill_size;
@@ -68,6 +68,9 @@ Status run_serve(const ServeArgs& a) {
     so.enable_cuda_graph = !a.cuda.disable_cuda_graph;
     so.cuda_graph_max_bs = a.cuda.cuda_graph_max_bs;
     so.weight_progress = weight_progress_printer();
+    so.device = a.load.base_gpu_id;
+    so.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.load.dist_timeout * 1000));
+    so.enable_p2p_check = a.load.enable_p2p_check;
     so.log = [](const std::string& line) {
       std::fprintf(stderr, "dsrt: %s\n", line.c_str());
       std::fflush(stderr);

@@ -27,6 +27,7 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -170,6 +171,10 @@ def run_dsrt(args, plan, prompt, index):
         os.remove(npy)
     cmd = [args.dsrt, "score", plan, "--model-path", args.workdir, "--ids", ",".join(map(str, prompt)),
            "--top-k", "1", "--json", "--logits-out", npy] + args.dsrt_args.split()
+    # Tensor-parallel plans (make_plans.sh: NAME.sm_90a.tpN.dsplan) run with --tp N.
+    tp = re.search(r"\.tp(\d+)\.dsplan$", plan)
+    if tp and "--tp" not in cmd:
+        cmd += ["--tp", tp.group(1)]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
@@ -204,6 +209,7 @@ def main():
     torch.cuda.empty_cache()  # leave the GPU to dsrt
 
     result["variants"] = []
+    first_logits = {}  # prompt -> the first plan's logits: later plans (e.g. TP 2/4) also report dsrt_vs_first
     for label, plan in plans:
         ok = True
         close = True
@@ -217,6 +223,10 @@ def main():
             else:
                 entry["dsrt_vs_f32"] = compare(got, ref_f32[i])
                 entry["dsrt_vs_hf_bf16"] = compare(got, ref_bf16[i])
+                if i in first_logits:
+                    entry["dsrt_vs_first"] = compare(got, torch.as_tensor(first_logits[i], dtype=torch.float32))
+                elif not result["variants"]:
+                    first_logits[i] = got
                 rel = entry["dsrt_vs_f32"].get("rel_l2")
                 entry["pass"] = rel is not None and rel < args.goal
                 # The bf16 noise floor: transformers in bf16 against the same weights in float32.

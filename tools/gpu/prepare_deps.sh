@@ -16,4 +16,14 @@ cp -r /usr/include/openssl /usr/include/brotli /usr/include/zlib.h /usr/include/
 cp -r /usr/include/x86_64-linux-gnu/openssl/* "$D/include/openssl/" 2>/dev/null || true
 flatc --cpp --scoped-enums -o "$D/gen/runtime/plan" "$ROOT/runtime/plan/plan.fbs"
 cp -r /usr/src/googletest "$D/src/"
+# Gloo (host collectives: CPU tensor parallelism, and the rendezvous + NCCL id exchange of
+# multi-process GPU runs) with the libraries libgloo.so.0 needs that Ubuntu may lack; the
+# CMake lookup (runtime/CMakeLists.txt) finds them under DS_DEPS_DIR and sets an rpath.
+if [ -f /usr/lib/libgloo.so.0 ]; then
+  cp -r /usr/include/gloo "$D/include/"
+  cp -P /usr/lib/libgloo.so* "$D/lib/"
+  for lib in $(ldd /usr/lib/libgloo.so.0 | awk '/=> \//{print $3}' | grep -E 'libhiredis|libibverbs|libnl-3|libnl-route-3'); do
+    cp -L "$lib" "$D/lib/$(basename "$lib")"
+  done
+fi
 du -sh "$D"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine (through the device tool, with `carry: [".deps"]`):
 # builds the MLIR-free targets with all cores, runs the GPU-capable tests, prints a table.
-#   tools/gpu/run.sh [build|test|gpu|all]   (default all; gpu: skip the full ctest, run only the
-#   GPU test binaries and the e2e goldens)
+#   tools/gpu/run.sh [build|test|gpu|all|tp]   (default all; gpu: skip the full ctest, run only the
+#   GPU test binaries and the e2e goldens; tp: only the tensor-parallel section, see below)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
@@ -24,14 +24,14 @@ if [ $rc = 0 ]; then
   rc=$?; row "build -j$(nproc)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(( $(date +%s) - t0 )) s"
   [ $rc = 0 ] || tail -n 40 "$OUT/build.log"
 fi
-if [ $rc = 0 ] && [ "$what" != build ] && [ "$what" != gpu ]; then
+if [ $rc = 0 ] && [ "$what" != build ] && [ "$what" != gpu ] && [ "$what" != tp ]; then
   # The npm oracles (tests/oracles/node_modules) do not travel to the GPU machine:
   # oracle-backed tests run in CI and on the development machine instead.
   (cd "$BUILD" && ctest --output-on-failure -j 8 -E "[Oo]racle" > "$OUT/ctest.log" 2>&1)
   rc=$?; row "ctest" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)"
   [ $rc = 0 ] || grep -E "Failed|\*\*\*" "$OUT/ctest.log" | head -40
 fi
-if [ "$what" != build ] && [ -d "$BUILD" ]; then
+if [ "$what" != build ] && [ "$what" != tp ] && [ -d "$BUILD" ]; then
   # Per-part logs of the GPU test binaries (full gtest output, passes included: they print
   # error figures and timings), packed into one file for the trip back.
   mkdir -p "$OUT/parts"
@@ -42,7 +42,7 @@ if [ "$what" != build ] && [ -d "$BUILD" ]; then
     row "$name" "$([ $prc = 0 ] && echo ok || echo FAIL)" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/$name.log" | tr '\n' ' ' | cut -c1-80)"
   done
 fi
-if [ "$what" != build ] && [ -x "$BUILD/bin/dsrt" ]; then
+if [ "$what" != build ] && [ "$what" != tp ] && [ -x "$BUILD/bin/dsrt" ]; then
   # bf16 e2e goldens: dsrt runs the fixtures' sm_90a plans (tools/gpu/make_plans.sh) with the
   # CUDA executor; check_goldens.py --bf16 reports max abs/rel logit errors. Logs: $OUT/e2e/.
   mkdir -p "$OUT/e2e"
@@ -56,6 +56,9 @@ if [ "$what" != build ] && [ -x "$BUILD/bin/dsrt" ]; then
     row "e2e bf16 $m" "$([ $erc = 0 ] && echo ok || echo FAIL)" "$(grep -E ' cases, ' "$OUT/e2e/$m.log" | cut -c1-110)"
     [ $erc = 0 ] || tail -n 12 "$OUT/e2e/$m.log"
   done
+fi
+if [ "$what" = tp ] && [ $rc = 0 ]; then
+  source "$ROOT/tools/gpu/run_tp.sh"
 fi
 # Only 8 files come back from $OUT: pack the per-binary and e2e logs into one.
 if [ -d "$OUT/parts" ] || [ -d "$OUT/e2e" ]; then

@@ -42,6 +42,8 @@ class DeviceCommunicator {
   // Waits for the rank's outstanding collectives with a timeout; an error (and
   // the communicator aborted) when a peer does not take part in time.
   virtual Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) = 0;
+  // True once the communicator was aborted (after an error or a timeout).
+  virtual bool aborted() const = 0;
 };
 
 // True when this dsrt was built with NCCL (DS_HAVE_NCCL); without it the

@@ -38,7 +38,7 @@ class NcclCommunicator final : public DeviceCommunicator {
   Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) override;
 
   // True once the communicator was aborted (after an error or timeout).
-  bool aborted() const { return comm_ == nullptr; }
+  bool aborted() const override { return comm_ == nullptr; }
   // Aborts now (idempotent): pending collectives of this rank end at once.
   void abort();
 

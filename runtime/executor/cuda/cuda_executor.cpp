@@ -22,7 +22,8 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
-Status check_plan(const LoadedPlan& plan, const std::vector<DeviceTensor>& weights, const KvCache& kv) {
+Status check_plan(const LoadedPlan& plan, const std::vector<DeviceTensor>& weights, const KvCache& kv,
+                  const CudaExecutorOptions& opt) {
   const plan::Plan& p = plan.plan();
   const std::string target = p.target() ? p.target()->str() : "";
   if (target.rfind("sm_", 0) != 0)
@@ -30,9 +31,18 @@ Status check_plan(const LoadedPlan& plan, const std::vector<DeviceTensor>& weigh
   const auto act = static_cast<DType>(p.activation_dtype());
   if (act != DType::kBF16)
     return Status::Error(StrCat() << "plan activation dtype " << dtype_name(act) << "; the CUDA executor runs bf16 plans");
-  if (p.tp_size() != 1)
-    return Status::Error(StrCat() << "plan is sharded for " << p.tp_size()
-                                  << " tensor-parallel ranks; the CUDA executor runs tp_size 1 plans only for now");
+  const int comm_size = opt.comm ? opt.comm->size() : 1;
+  if (p.tp_size() != comm_size) {
+    if (!opt.comm)
+      return Status::Error(StrCat() << "plan is sharded for " << p.tp_size()
+                                    << " tensor-parallel ranks but the executor was given no communicator "
+                                       "(run it with --tp " << p.tp_size() << ")");
+    return Status::Error(StrCat() << "plan is sharded for " << p.tp_size() << " tensor-parallel ranks, the "
+                                  << "communicator has " << comm_size);
+  }
+  if (opt.comm && opt.comm->device() != opt.device)
+    return Status::Error(StrCat() << "tensor-parallel rank " << opt.comm->rank() << ": communicator is on GPU "
+                                  << opt.comm->device() << ", the executor on GPU " << opt.device);
   const plan::KvCacheLayout* kvl = p.kv_cache();
   if (!kvl || !kvl->layers()) return Status::Error("plan has no kv_cache layout");
   if (static_cast<DType>(kvl->dtype()) != DType::kBF16)
@@ -83,6 +93,8 @@ Status CudaExecutorOptions::validate() const {
                                   << " must be in [0, token_capacity " << token_capacity << "] (0: token_capacity)");
   if (cuda_graph_max_bs < 0)
     return Status::Error(StrCat() << "cuda executor: cuda_graph_max_bs " << cuda_graph_max_bs << " must be >= 0");
+  if (comm && dist_timeout.count() <= 0)
+    return Status::Error(StrCat() << "cuda executor: dist_timeout " << dist_timeout.count() << " ms must be positive");
   return Status::Ok();
 }
 
@@ -115,6 +127,11 @@ CudaExecutor::Impl::~Impl() {
   graphs.clear();
 }
 
+Status CudaExecutor::Impl::sync() {
+  if (comm) return comm->wait(stream.get(), opt.dist_timeout);
+  return stream.synchronize();
+}
+
 CudaExecutor::CudaExecutor() : impl_(std::make_unique<Impl>()) {}
 CudaExecutor::~CudaExecutor() = default;
 
@@ -130,7 +147,7 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
                                                            const std::vector<DeviceTensor>& weights, KvCache& kv,
                                                            const CudaExecutorOptions& options) {
   DS_RETURN_IF_ERROR(options.validate());
-  DS_RETURN_IF_ERROR(check_plan(plan, weights, kv).with_context("plan " + plan.origin()));
+  DS_RETURN_IF_ERROR(check_plan(plan, weights, kv, options).with_context("plan " + plan.origin()));
   const int devices = device_count();
   if (options.device >= devices)
     return Status::Error(StrCat() << "cuda executor: device " << options.device << " requested, " << devices
@@ -143,6 +160,8 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   if (x.opt.max_logit_rows == 0) x.opt.max_logit_rows = x.opt.token_capacity;
   x.plan = &plan;
   x.kv = &kv;
+  x.comm = options.comm;
+  if (x.comm) x.tp_rank = x.comm->rank(), x.tp_size = x.comm->size();
   const plan::Plan& p = plan.plan();
   x.vocab = p.model()->vocab_size();
   x.page_size = kv.page_size();
@@ -221,7 +240,7 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
       x.graph_capture_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     }
   }
-  DS_RETURN_IF_ERROR(x.stream.synchronize());
+  DS_RETURN_IF_ERROR(x.sync().with_context("plan " + plan.origin()));
   if (const char* prof = std::getenv("DSRT_PROFILE"); prof && *prof && std::string(prof) != "0") {
     DS_ASSIGN_OR_RETURN(x.profiler, StepProfiler::create(x.program));
     x.profiler->active = true;
@@ -235,6 +254,7 @@ int64_t CudaExecutor::vocab_size() const { return impl_->vocab; }
 size_t CudaExecutor::activation_bytes() const {
   const Impl& x = *impl_;
   return x.arena.bytes() + x.logits.bytes() + x.logit_hidden.bytes() + x.meta.bytes() + x.blob.bytes() +
+         x.gather_scratch.bytes() +
          x.attn_workspace.bytes() + (x.gemm ? x.gemm->workspace_bytes() : 0) +
          (x.sampler ? x.sampler->device_bytes() : 0);
 }
@@ -248,5 +268,8 @@ size_t CudaExecutor::kv_pool_bytes() const {
 
 double CudaExecutor::kernel_load_seconds() const { return impl_->kernel_load_s; }
 double CudaExecutor::graph_capture_seconds() const { return impl_->graph_capture_s; }
+int CudaExecutor::tp_rank() const { return impl_->tp_rank; }
+bool CudaExecutor::broken() const { return impl_->comm && impl_->comm->aborted(); }
+int CudaExecutor::tp_size() const { return impl_->tp_size; }
 
 }  // namespace ds::cuda

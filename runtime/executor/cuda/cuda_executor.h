@@ -10,8 +10,17 @@
 //            buffers, slot mapping computed on the GPU, then the program's
 //            launches on one stream; decode steps of <= cuda_graph_max_bs
 //            sequences replay a CUDA graph captured at load for the padded size.
+//   TP       a plan sharded for N ranks (tp_size N) runs one CudaExecutor per
+//            rank, each given its DeviceCommunicator (NCCL): all_reduce ->
+//            out-of-place all_reduce_sum on the step's (padded) rows, the logits
+//            all_gather -> all_gather_rows, vocab-parallel embedding over the
+//            rank's ids; every rank must be created and stepped concurrently
+//            (create() runs eager warm-up collectives before capturing graphs)
+//            with the same StepBatch, and each step ends with
+//            comm->wait(stream, dist_timeout): a dead peer is an error, not a hang.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -23,6 +32,8 @@
 
 namespace ds::cuda {
 
+class DeviceCommunicator;
+
 struct CudaExecutorOptions {
   int device = 0;
   int64_t token_capacity = 0;     // most tokens per step (arena rows), > 0
@@ -31,6 +42,11 @@ struct CudaExecutorOptions {
   int64_t max_logit_rows = 0;     // 0: token_capacity
   bool enable_cuda_graph = true;
   int64_t cuda_graph_max_bs = 256;  // decode batch sizes captured: 1,2,4,8,16,24,...,max
+  // Tensor parallelism (plans with tp_size > 1): this rank's communicator, not
+  // owned; it must outlive the executor (which destroys its graphs first). Its
+  // rank selects the vocab-parallel embedding rows; its device must be `device`.
+  DeviceCommunicator* comm = nullptr;
+  std::chrono::milliseconds dist_timeout{60000};  // a step's collectives complete within this
 
   Status validate() const;
 };
@@ -65,6 +81,11 @@ class CudaExecutor : public Executor {
   // Seconds spent loading kernels and capturing graphs in create() (startup breakdown).
   double kernel_load_seconds() const;
   double graph_capture_seconds() const;
+  // True once the rank's communicator was aborted (a peer failed or timed out).
+  bool broken() const override;
+  // Tensor-parallel rank and size (0 and 1 without a communicator).
+  int tp_rank() const;
+  int tp_size() const;
 
   struct Impl;  // internal (executor_impl.h)
 

@@ -2,7 +2,9 @@
 // (builtin ops by name, fused groups to their loaded generated kernel).
 #include <algorithm>
 #include <functional>
+#include <set>
 
+#include "runtime/dist/cuda/gather_rows.h"
 #include "runtime/executor/cuda/executor_impl.h"
 #include "runtime/plan/plan_attrs.h"
 
@@ -16,7 +18,7 @@ struct Operand {
   DType dtype = DType::kBF16;
   int64_t width = 0;                // arena: elements per token row
   const DeviceTensor* weight = nullptr;
-  int index = -1;                   // kv layer, input/output index
+  int index = -1;                   // kv layer, input/output index, arena buffer
   std::string name;                 // for errors
 };
 
@@ -41,6 +43,7 @@ class Binder {
       case plan::ValueKind::arena: {
         const plan::Buffer* b = p_.arena()->buffers()->Get(r.index());
         o.kind = Operand::kArena;
+        o.index = static_cast<int>(r.index());
         o.dtype = static_cast<DType>(b->dtype());
         o.name = b->name() ? b->name()->str() : "";
         o.ptr = static_cast<uint8_t*>(x_.arena.data()) + b->offset_per_token() * x_.opt.token_capacity;
@@ -105,12 +108,20 @@ class Binder {
         else if (opname == "linear") DS_RETURN_IF_ERROR(linear(k->attrs(), op));
         else if (opname == "logits") DS_RETURN_IF_ERROR(logits(op));
         else if (opname == "paged_attention") DS_RETURN_IF_ERROR(attention(k->attrs(), op));
+        else if (opname == "all_reduce") DS_RETURN_IF_ERROR(all_reduce(op));
+        else if (opname == "all_gather") DS_RETURN_IF_ERROR(all_gather(k->attrs(), op));
         else return err("op '" + opname + "' is not supported by the CUDA executor");
       } else {
         op.where = where_ + " (fused)";
         where_ = op.where;
         DS_RETURN_IF_ERROR(fused(*k, op));
       }
+      // Only collectives may read the logit rows' buffers (they have R rows, not T).
+      if (op.kind != BoundOp::Kind::kAllReduce && op.kind != BoundOp::Kind::kAllGather)
+        for (size_t j = 0; j < ins_.size(); ++j)
+          if (ins_[j].kind == Operand::kArena && per_row_.count(ins_[j].index))
+            return err(StrCat() << "input " << j << " '" << ins_[j].name
+                                << "' holds logit rows; only all_reduce/all_gather may read it");
       x_.program.push_back(std::move(op));
     }
     return Status::Ok();
@@ -150,6 +161,11 @@ class Binder {
     const auto& s = ins_[1].weight->shape;
     if (vp == 0 && s[0] != x_.vocab)
       return err(StrCat() << "table '" << ins_[1].name << "' has " << s[0] << " rows, the vocabulary " << x_.vocab);
+    // Vocab-parallel: this rank's table covers ids [rank * rows, (rank + 1) * rows).
+    if (vp != 0 && s[0] * x_.tp_size != x_.vocab)
+      return err(StrCat() << "vocab-parallel table '" << ins_[1].name << "' has " << s[0] << " rows per rank x "
+                          << x_.tp_size << " ranks, the vocabulary " << x_.vocab);
+    op.vocab_start = vp != 0 ? static_cast<int64_t>(x_.tp_rank) * s[0] : 0;
     DS_RETURN_IF_ERROR(act(outs_[0], s[1], "output 0"));
     op.kind = BoundOp::Kind::kEmbedding;
     op.table = ins_[1].ptr;
@@ -190,11 +206,27 @@ class Binder {
     DS_RETURN_IF_ERROR(act(ins_[0], -1, "input 0"));
     DS_RETURN_IF_ERROR(weight(ins_[1], 2, true, "input 1 (weight)"));
     if (ins_[2].kind != Operand::kInput || ins_[2].index != 2) return err("input 2 must be step input 2 (logit rows)");
-    if (outs_[0].kind != Operand::kOutput || outs_[0].index != 0)
-      return err("output 0 must be step output 0 (vocab-parallel logits need tensor parallelism)");
+    // Vocab-parallel lm_head (tensor parallelism): [R, vocab / N] f32 into an
+    // arena buffer, which the plan's all_gather turns into step output 0.
+    const bool sharded = outs_[0].kind == Operand::kArena;
+    if (sharded && x_.tp_size == 1)
+      return err("output 0 is an arena buffer (vocab-parallel logits) but the executor runs one rank");
+    if (!sharded && (outs_[0].kind != Operand::kOutput || outs_[0].index != 0))
+      return err("output 0 must be step output 0 or an arena buffer (vocab-parallel logits)");
+    if (sharded && x_.vocab % x_.tp_size != 0)
+      return err(StrCat() << "vocabulary " << x_.vocab << " does not split over " << x_.tp_size << " ranks");
+    const int64_t n = sharded ? x_.vocab / x_.tp_size : x_.vocab;
+    if (sharded) {
+      if (outs_[0].dtype != DType::kF32 || outs_[0].width != n)
+        return err(StrCat() << "output 0 '" << outs_[0].name << "' is " << dtype_name(outs_[0].dtype) << " with "
+                            << outs_[0].width << " elements per row, expected f32 with " << n);
+      if (x_.opt.max_logit_rows > x_.opt.token_capacity)
+        return err("max_logit_rows exceeds the arena's token capacity");
+      per_row_.insert(outs_[0].index);
+    }
     const auto& s = ins_[1].weight->shape;
-    if (s[0] != x_.vocab || s[1] != ins_[0].width)
-      return err(StrCat() << "weight '" << ins_[1].name << "' must be [" << x_.vocab << ", " << ins_[0].width << "]");
+    if (s[0] != n || s[1] != ins_[0].width)
+      return err(StrCat() << "weight '" << ins_[1].name << "' must be [" << n << ", " << ins_[0].width << "]");
     if (!x_.logit_hidden.data() || x_.hidden_for_logits < ins_[0].width) {
       DS_ASSIGN_OR_RETURN(x_.logit_hidden, DeviceBuffer::allocate(static_cast<size_t>(x_.opt.max_logit_rows * ins_[0].width) * 2));
       x_.hidden_for_logits = ins_[0].width;
@@ -204,10 +236,70 @@ class Binder {
     op.hidden = ins_[0].width;
     op.gemm.x = x_.logit_hidden.data();
     op.gemm.w = ins_[1].ptr;
-    op.gemm.y = x_.logits.data();
-    op.gemm.n = x_.vocab;
+    op.gemm.y = sharded ? outs_[0].ptr : x_.logits.data();
+    op.gemm.n = n;
     op.gemm.k = ins_[0].width;
     op.gemm.out_dtype = DType::kF32;
+    return Status::Ok();
+  }
+
+  // all_reduce: sum over ranks, arena -> arena (same dtype and width).
+  Status all_reduce(BoundOp& op) {
+    DS_RETURN_IF_ERROR(counts(1, 1, 1));
+    const Operand& in = ins_[0];
+    const Operand& out = outs_[0];
+    if (in.kind != Operand::kArena || out.kind != Operand::kArena)
+      return err("input 0 and output 0 must be arena buffers");
+    if (in.dtype != out.dtype || in.width != out.width)
+      return err(StrCat() << "input '" << in.name << "' (" << dtype_name(in.dtype) << " x " << in.width
+                          << ") and output '" << out.name << "' (" << dtype_name(out.dtype) << " x " << out.width
+                          << ") differ");
+    if (in.dtype != DType::kBF16 && in.dtype != DType::kF16 && in.dtype != DType::kF32)
+      return err(StrCat() << "all_reduce of " << dtype_name(in.dtype) << " (bf16, f16, f32 only)");
+    op.kind = BoundOp::Kind::kAllReduce;
+    op.x = in.ptr;
+    op.out = out.ptr;
+    op.hidden = in.width;
+    op.dtype = in.dtype;
+    op.per_logit_row = per_row_.count(in.index) > 0;
+    if (op.per_logit_row) per_row_.insert(out.index);
+    return Status::Ok();
+  }
+
+  // all_gather (axis -1): [rows, n] per rank -> [rows, N * n], rank r's columns at r * n;
+  // into step output 0 (the logits, f32 [R, vocab]) or an arena buffer.
+  Status all_gather(const PlanAttrs* attrs, BoundOp& op) {
+    DS_RETURN_IF_ERROR(counts(1, 1, 1));
+    DS_ASSIGN_OR_RETURN(int64_t axis, attr_int_or(attrs, "axis", -1, where_));
+    if (axis != -1) return err(StrCat() << "axis " << axis << " (the CUDA executor gathers axis -1 only)");
+    const Operand& in = ins_[0];
+    const Operand& out = outs_[0];
+    if (in.kind != Operand::kArena) return err("input 0 must be an arena buffer");
+    op.kind = BoundOp::Kind::kAllGather;
+    op.x = in.ptr;
+    op.hidden = in.width;
+    op.dtype = in.dtype;
+    op.per_logit_row = per_row_.count(in.index) > 0;
+    if (out.kind == Operand::kOutput && out.index == 0) {
+      if (!op.per_logit_row || in.dtype != DType::kF32 || in.width * x_.tp_size != x_.vocab)
+        return err(StrCat() << "gathering '" << in.name << "' into the logits needs f32 logit rows of "
+                            << x_.vocab / std::max(1, x_.tp_size) << " elements, got " << dtype_name(in.dtype)
+                            << " x " << in.width << (op.per_logit_row ? "" : " (not logit rows)"));
+      op.out = x_.logits.data();
+    } else if (out.kind == Operand::kArena) {
+      if (out.dtype != in.dtype || out.width != in.width * x_.tp_size)
+        return err(StrCat() << "output '" << out.name << "' must be " << dtype_name(in.dtype) << " x "
+                            << in.width * x_.tp_size);
+      op.out = out.ptr;
+      if (op.per_logit_row) per_row_.insert(out.index);
+    } else {
+      return err("output 0 must be step output 0 (logits) or an arena buffer");
+    }
+    const int64_t rows = op.per_logit_row ? x_.opt.max_logit_rows : x_.opt.token_capacity;
+    const size_t scratch = all_gather_rows_scratch_bytes(x_.tp_size, rows, in.width, in.dtype);
+    if (scratch > x_.gather_scratch.bytes()) {
+      DS_ASSIGN_OR_RETURN(x_.gather_scratch, DeviceBuffer::allocate(scratch));
+    }
     return Status::Ok();
   }
 
@@ -298,6 +390,7 @@ class Binder {
   const plan::Plan& p_;
   std::string where_;
   std::vector<Operand> ins_, outs_;
+  std::set<int> per_row_;  // arena buffers holding the step's logit rows (vocab-parallel logits and what follows)
 };
 
 }  // namespace

@@ -17,6 +17,8 @@ const char* kind_label(BoundOp::Kind k) {
     case BoundOp::Kind::kLogits: return "logits";
     case BoundOp::Kind::kAttention: return "attention";
     case BoundOp::Kind::kFused: return "fused";
+    case BoundOp::Kind::kAllReduce: return "all_reduce";
+    case BoundOp::Kind::kAllGather: return "all_gather";
   }
   return "?";
 }

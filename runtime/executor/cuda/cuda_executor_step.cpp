@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "kernels/cuda/gemm/gather.h"
+#include "runtime/dist/cuda/gather_rows.h"
 #include "runtime/executor/cuda/executor_impl.h"
 
 namespace ds::cuda {
@@ -151,7 +152,8 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
     Status s;
     switch (op.kind) {
       case BoundOp::Kind::kEmbedding:
-        s = embedding_gather(m.tokens, sh.num_tokens, op.table, op.table_dtype, 0, op.table_rows, op.hidden, op.out, st);
+        s = embedding_gather(m.tokens, sh.num_tokens, op.table, op.table_dtype, op.vocab_start, op.table_rows,
+                             op.hidden, op.out, st);
         break;
       case BoundOp::Kind::kLinear: {
         GemmArgs a = op.gemm;
@@ -187,6 +189,29 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
       case BoundOp::Kind::kFused:
         s = op.kernel->launch(st, sh.num_tokens, m.args, op.pointers);
         break;
+      case BoundOp::Kind::kAllReduce: {
+        // Every rank runs the same (padded) step, so the row counts agree.
+        const int64_t rows = op.per_logit_row ? sh.num_logit_rows : sh.num_tokens;
+        const size_t n = static_cast<size_t>(rows * op.hidden);
+        if (comm) {
+          s = comm->all_reduce_sum(op.x, op.out, op.dtype, n, st);
+        } else if (op.x != op.out && n > 0) {
+          const cudaError_t e = cudaMemcpyAsync(op.out, op.x, n * dtype_size(op.dtype), cudaMemcpyDeviceToDevice, st);
+          if (e != cudaSuccess) s = cuda_error_status(e, "cudaMemcpyAsync(all_reduce, one rank)", __FILE__, __LINE__);
+        }
+        break;
+      }
+      case BoundOp::Kind::kAllGather: {
+        const int64_t rows = op.per_logit_row ? sh.num_logit_rows : sh.num_tokens;
+        if (comm) {
+          s = all_gather_rows(*comm, op.x, op.dtype, rows, op.hidden, op.out, gather_scratch.data(), st);
+        } else if (rows > 0) {
+          const cudaError_t e = cudaMemcpyAsync(op.out, op.x, static_cast<size_t>(rows * op.hidden) * dtype_size(op.dtype),
+                                                cudaMemcpyDeviceToDevice, st);
+          if (e != cudaSuccess) s = cuda_error_status(e, "cudaMemcpyAsync(all_gather, one rank)", __FILE__, __LINE__);
+        }
+        break;
+      }
     }
     if (!s.ok()) return s.with_context(op.where);
     if (prof) DS_RETURN_IF_ERROR(profiler->after(i, st));
@@ -241,7 +266,7 @@ Status CudaExecutor::Impl::capture_graphs() {
     }
     DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st).with_context(ctx));
     DS_RETURN_IF_ERROR(run_program(sh).with_context(ctx + " (warm-up)"));
-    DS_RETURN_IF_ERROR(stream.synchronize().with_context(ctx + " (warm-up)"));
+    DS_RETURN_IF_ERROR(sync().with_context(ctx + " (warm-up)"));
 
     // One graph per KV-length bucket: the attention launch is sized by the bound.
     for (size_t kb = 0; kb < kv_buckets.size(); ++kb) {
@@ -303,11 +328,13 @@ Status CudaExecutor::step(const StepBatch& batch, float* logits) {
   DS_RETURN_IF_ERROR(x.launch_step(batch));
   // Without a logits buffer (e.g. a prefill chunk whose logits nobody reads) the
   // step stays queued on the stream: the host may prepare the next one meanwhile.
-  if (!logits || batch.num_logit_rows() == 0) return Status::Ok();
+  // Under tensor parallelism every step ends with the bounded wait instead: a
+  // later blocking call must never hang on a collective whose peer is gone.
+  if (!logits || batch.num_logit_rows() == 0) return x.comm ? x.sync() : Status::Ok();
   DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(logits, x.logits.data(),
                                           static_cast<size_t>(batch.num_logit_rows() * x.vocab) * sizeof(float),
                                           cudaMemcpyDeviceToHost, x.stream.get()));
-  return x.stream.synchronize();
+  return x.sync();
 }
 
 Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
@@ -320,8 +347,11 @@ Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSa
   DS_RETURN_IF_ERROR(x.launch_step(batch));
   if (rows.empty()) {
     out->clear();
-    return x.stream.synchronize();
+    return x.sync();
   }
+  // The sampler synchronizes the stream without a bound: first make sure the
+  // step's collectives completed (a dead peer is then an error, not a hang).
+  if (x.comm) DS_RETURN_IF_ERROR(x.sync());
   return x.sampler->sample(static_cast<float*>(x.logits.data()), rows, out, x.stream.get());
 }
 

@@ -16,6 +16,7 @@
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/kernel_library.h"
 #include "runtime/cuda/pinned_buffer.h"
+#include "runtime/dist/cuda/device_communicator.h"
 #include "runtime/executor/cuda/cuda_executor.h"
 #include "runtime/executor/cuda/step_metadata.h"
 
@@ -40,7 +41,7 @@ class GraphExec {
 
 // One program instruction bound to device pointers.
 struct BoundOp {
-  enum class Kind { kEmbedding, kLinear, kLogits, kAttention, kFused };
+  enum class Kind { kEmbedding, kLinear, kLogits, kAttention, kFused, kAllReduce, kAllGather };
   Kind kind = Kind::kFused;
   std::string where;  // "program[3] kernel 'x' (linear)"
   std::string name;   // the plan kernel's name ("l0.attn", "linear", ...)
@@ -48,6 +49,7 @@ struct BoundOp {
   const void* table = nullptr;
   DType table_dtype = DType::kBF16;
   int64_t table_rows = 0, hidden = 0;
+  int64_t vocab_start = 0;  // vocab-parallel: this rank's first id (rank * table_rows)
   void* out = nullptr;
   // kLinear / kLogits (gemm.m is set per step; logits gather x rows first)
   GemmArgs gemm;
@@ -59,6 +61,10 @@ struct BoundOp {
   // kFused
   const LoadedKernel* kernel = nullptr;
   std::vector<void*> pointers;
+  // kAllReduce / kAllGather: x -> out, `hidden` elements per row of `dtype`;
+  // per_logit_row: the operand holds the step's logit rows (R), not its tokens (T).
+  DType dtype = DType::kBF16;
+  bool per_logit_row = false;
 };
 
 // Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
@@ -139,7 +145,15 @@ struct CudaExecutor::Impl {
   double kernel_load_s = 0, graph_capture_s = 0;
   std::unique_ptr<StepProfiler> profiler;  // DSRT_PROFILE=1
 
+  // Tensor parallelism: the rank's communicator (not owned) and the all_gather scratch.
+  DeviceCommunicator* comm = nullptr;
+  int tp_rank = 0, tp_size = 1;
+  DeviceBuffer gather_scratch;
+
   ~Impl();
+  // Waits for the stream: comm->wait (bounded by dist_timeout; a dead peer is
+  // an error) under tensor parallelism, else a plain synchronize.
+  Status sync();
   Status bind(const std::vector<DeviceTensor>& weights);
   Status run_program(const StepShape& shape);
   Status capture_graphs();

@@ -9,6 +9,8 @@
 #   DSCC=path/to/dscc MAX_MODEL_LEN=8192 TARGET=sm_90a tools/bench/models/make_plans.sh
 #   RESIDUAL_BF16_MODELS="DeepSeek-R1-Distill-Qwen-1.5B": which models also get a plan with a bf16
 #   residual stream NAME.TARGET.res-bf16.dsplan (default: 1.5B and 7B; RESIDUAL_BF16_MODELS= for none)
+#   TP_MODELS="DeepSeek-R1-Distill-Qwen-32B" TP_SIZES="2 4": which models also get tensor-parallel
+#   plans NAME.TARGET.tpN.dsplan (default: 1.5B and 32B at TP 2 and 4; TP_MODELS= for none)
 #
 # Model dirs are staged in a temporary directory (config.json + tokenizer files;
 # the tokenizer is 11 MB and stays out of git and out of .deps) and the plans are
@@ -63,5 +65,16 @@ for model in "${MODELS[@]}"; do
       "$DSCC" compile "$stage" -o "$out" --load-format dummy --target "$TARGET" --max-model-len "$MAX_MODEL_LEN" \
           --residual-dtype bf16
       echo "wrote $out ($(stat -c %s "$out") bytes)";;
+  esac
+  # Tensor-parallel plans (tools/gpu/bench.sh and run.sh `tp`): NAME.TARGET.tpN.dsplan for
+  # the models in TP_MODELS (1.5B: real-shape check vs TP 1; 32B: decode and serving).
+  case " ${TP_MODELS-DeepSeek-R1-Distill-Qwen-1.5B DeepSeek-R1-Distill-Qwen-32B} " in
+    *" $model "*)
+      for tp in ${TP_SIZES:-2 4}; do
+        out="$ROOT/.deps/plans/$model.$TARGET.tp$tp.dsplan"
+        "$DSCC" compile "$stage" -o "$out" --load-format dummy --target "$TARGET" --max-model-len "$MAX_MODEL_LEN" \
+            --tp "$tp"
+        echo "wrote $out ($(stat -c %s "$out") bytes)"
+      done;;
   esac
 done

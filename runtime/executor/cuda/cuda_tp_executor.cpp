@@ -1,0 +1,198 @@
+#include "runtime/executor/cuda/cuda_tp_executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/device_buffer.h"
+#include "runtime/dist/cuda/device_communicator.h"
+
+namespace ds::cuda {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a waiting thread spins (yielding) before it sleeps: covers the gap
+// between back-to-back decode steps without a wake-up on the critical path.
+constexpr auto kSpin = std::chrono::milliseconds(2);
+
+// The first error of each failed rank, joined; ranks that failed on their own
+// come before the ones that only timed out (or were aborted) waiting for them.
+Status join_errors(const std::vector<Status>& status, const std::string& what) {
+  std::vector<std::string> own, waited;
+  for (size_t r = 0; r < status.size(); ++r) {
+    if (status[r].ok()) continue;
+    std::string m = StrCat() << "tensor-parallel rank " << r << ": " << status[r].message();
+    const bool secondary = m.find("within") != std::string::npos || m.find("aborted") != std::string::npos;
+    (secondary ? waited : own).push_back(std::move(m));
+  }
+  if (own.empty() && waited.empty()) return Status::Ok();
+  own.insert(own.end(), waited.begin(), waited.end());
+  std::string msg = what;
+  for (size_t i = 0; i < own.size(); ++i) msg += (i ? "; " : ": ") + own[i];
+  return Status::Error(msg);
+}
+
+// Runs fn(r) for every rank on its own thread and waits for all.
+template <typename Fn>
+void for_each_rank_parallel(size_t n, Fn fn) {
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (size_t r = 0; r < n; ++r) threads.emplace_back([&fn, r] { fn(r); });
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan& plan, KvCache& kv,
+                                                               const CudaTpOptions& options) {
+  const int n = plan->tp_size();
+  if (n < 1) return Status::Error(StrCat() << "plan " << plan.origin() << " has tp_size " << n);
+  if (kv.has_host_storage())
+    return Status::Error("tensor-parallel CUDA executor: the KV cache must have host_storage = false");
+  if (options.exec.dist_timeout.count() <= 0)
+    return Status::Error(StrCat() << "--dist-timeout must be positive, got " << options.exec.dist_timeout.count() << " ms");
+  std::vector<int> devices = options.devices;
+  if (devices.empty())
+    for (int r = 0; r < n; ++r) devices.push_back(options.base_gpu_id + r);
+  if (static_cast<int>(devices.size()) != n)
+    return Status::Error(StrCat() << "plan " << plan.origin() << " is sharded for " << n << " ranks, "
+                                  << devices.size() << " GPUs were given");
+  const int visible = device_count();
+  std::set<int> seen;
+  for (int d : devices) {
+    if (d < 0 || d >= visible)
+      return Status::Error(StrCat() << "--tp " << n << " needs GPU " << d << " (one GPU per rank from --base-gpu-id "
+                                    << devices.front() << "), but " << visible << " CUDA device(s) are visible");
+    if (!seen.insert(d).second) return Status::Error(StrCat() << "GPU " << d << " is given to two tensor-parallel ranks");
+  }
+  if (options.check_p2p) DS_RETURN_IF_ERROR(check_p2p(devices).with_context("--enable-p2p-check"));
+  DS_ASSIGN_OR_RETURN(auto comms, create_local_device_group(devices, options.exec.dist_timeout));
+
+  std::unique_ptr<CudaTpExecutor> e(new CudaTpExecutor());
+  e->devices_ = devices;
+  for (int r = 0; r < n; ++r) {
+    auto rank = std::make_unique<Rank>();
+    rank->comm = std::move(comms[static_cast<size_t>(r)]);
+    e->ranks_.push_back(std::move(rank));
+  }
+  // Every rank loads and creates concurrently: the executors' warm-up
+  // collectives need all ranks at once.
+  std::vector<Status> status(static_cast<size_t>(n));
+  std::vector<double> load_s(static_cast<size_t>(n), 0.0);
+  for_each_rank_parallel(static_cast<size_t>(n), [&](size_t r) {
+    Rank& rank = *e->ranks_[r];
+    Status s = [&]() -> Status {
+      DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices[r]));
+      WeightLoadOptions wo = options.weights;
+      wo.tp_rank = static_cast<int>(r);
+      const auto t0 = Clock::now();
+      {
+        DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
+        DS_ASSIGN_OR_RETURN(rank.weights,
+                            DeviceWeights::load(plan, wo, stream.get(), r == 0 ? options.progress : LoadProgressFn()));
+      }
+      load_s[r] = std::chrono::duration<double>(Clock::now() - t0).count();
+      CudaExecutorOptions eo = options.exec;
+      eo.device = devices[r];
+      eo.comm = rank.comm.get();
+      DS_ASSIGN_OR_RETURN(rank.executor, CudaExecutor::create(plan, *rank.weights, kv, eo));
+      return Status::Ok();
+    }();
+    status[r] = std::move(s);
+  });
+  if (Status s = join_errors(status, "tensor-parallel CUDA executor"); !s.ok()) {
+    e->teardown();
+    return s;
+  }
+  e->weights_load_s_ = *std::max_element(load_s.begin(), load_s.end());
+  for (size_t r = 1; r < e->ranks_.size(); ++r) e->ranks_[r]->thread = std::thread(&CudaTpExecutor::worker, e.get(), r);
+  return e;
+}
+
+CudaTpExecutor::~CudaTpExecutor() { teardown(); }
+
+void CudaTpExecutor::teardown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_start_.notify_all();
+  for (auto& r : ranks_)
+    if (r->thread.joinable()) r->thread.join();
+  // Each rank tears down on its own thread, all at once: finalizing an NCCL
+  // communicator may wait for its peers.
+  for_each_rank_parallel(ranks_.size(), [&](size_t r) {
+    Rank& rank = *ranks_[r];
+    if (r < devices_.size()) (void)cudaSetDevice(devices_[r]);
+    rank.executor.reset();
+    rank.weights.reset();
+    rank.comm.reset();
+  });
+}
+
+bool CudaTpExecutor::broken() const {
+  for (const auto& r : ranks_)
+    if (r->executor && r->executor->broken()) return true;
+  return false;
+}
+
+int64_t CudaTpExecutor::token_capacity() const { return ranks_[0]->executor->token_capacity(); }
+int64_t CudaTpExecutor::vocab_size() const { return ranks_[0]->executor->vocab_size(); }
+
+void CudaTpExecutor::worker(size_t r) {
+  Rank& rank = *ranks_[r];
+  uint64_t seen = 0;
+  for (;;) {
+    // Spin briefly, then sleep until the next step (or stop).
+    const auto spin_until = Clock::now() + kSpin;
+    while (generation_.load() == seen && !stop_.load() && Clock::now() < spin_until) std::this_thread::yield();
+    if (generation_.load() == seen && !stop_.load()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_start_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+    }
+    if (stop_.load()) return;
+    seen = generation_.load();
+    // Ranks > 0 never sample: they run the step and wait for its collectives.
+    rank.status = rank.executor->step(*batch_, nullptr);
+    if (pending_.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_done_.notify_one();
+    }
+  }
+}
+
+Status CudaTpExecutor::run(Job job, const StepBatch& batch, float* logits, const std::vector<RowSampling>* rows,
+                           std::vector<RowSample>* out) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch_ = &batch;
+    pending_ = ranks_.size() - 1;
+    generation_.fetch_add(1);
+  }
+  cv_start_.notify_all();
+  Rank& r0 = *ranks_[0];
+  r0.status = job == Job::kSample ? r0.executor->step_sample(batch, *rows, out) : r0.executor->step(batch, logits);
+  const auto spin_until = Clock::now() + kSpin;
+  while (pending_.load() != 0 && Clock::now() < spin_until) std::this_thread::yield();
+  if (pending_.load() != 0) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_done_.wait(lock, [&] { return pending_.load() == 0; });
+  }
+  batch_ = nullptr;
+  std::vector<Status> status;
+  for (auto& r : ranks_) status.push_back(r->status);
+  return join_errors(status, "tensor-parallel step");
+}
+
+Status CudaTpExecutor::step(const StepBatch& batch, float* logits) {
+  return run(Job::kStep, batch, logits, nullptr, nullptr);
+}
+
+Status CudaTpExecutor::step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                                   std::vector<RowSample>* out) {
+  return run(Job::kSample, batch, nullptr, &rows, out);
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,107 @@
+// Tensor parallelism on the GPUs of one process: one Executor over the N ranks
+// of a plan with tp_size N, rank r on GPU devices[r] (default base_gpu_id + r),
+// collectives over an in-process NCCL group (runtime/dist/cuda).
+//
+//   create  one thread per rank loads that rank's weight slices onto its GPU
+//           (DeviceWeights, tp_rank r) and creates its CudaExecutor, all ranks
+//           concurrently: create() runs eager warm-up collectives and captures
+//           the same decode graphs on every rank.
+//   step    the same StepBatch goes to every rank; rank 0 runs in the caller's
+//           thread, ranks 1..N-1 in their own (they spin briefly, then sleep,
+//           waiting for the next step). Every rank ends the step with its
+//           communicator's bounded wait, so a rank that fails or stalls turns
+//           into an error on every rank within dist_timeout, never a hang.
+//   logits  rank 0's (after the plan's all_gather every rank holds all of them).
+//   samples only rank 0 samples (the other ranks run the step without its
+//           sampling): one sampler, one answer, nothing to keep in agreement.
+//
+// One KvCache serves every rank: it only keeps the page bookkeeping (the device
+// pools, with per-rank KV heads, live in each rank's executor), and every rank
+// indexes its own pools with rank 0's page tables.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "runtime/cache/kv_cache.h"
+#include "runtime/executor/cuda/cuda_executor.h"
+#include "runtime/executor/executor.h"
+#include "runtime/plan/plan_reader.h"
+#include "runtime/weights/cuda/device_weights.h"
+#include "runtime/weights/weight_loader.h"
+
+namespace ds::cuda {
+
+struct CudaTpOptions {
+  // Per-rank executor options (device, comm are set per rank; dist_timeout
+  // also bounds communicator creation).
+  CudaExecutorOptions exec;
+  // GPU of each rank; empty: base_gpu_id, base_gpu_id + 1, ... (one per rank).
+  std::vector<int> devices;
+  int base_gpu_id = 0;
+  // Checkpoint / dummy options of the weights; tp_rank is set per rank.
+  WeightLoadOptions weights;
+  LoadProgressFn progress;  // rank 0's weight upload only
+  bool check_p2p = false;   // --enable-p2p-check: every pair of GPUs must reach each other
+};
+
+class CudaTpExecutor : public Executor {
+ public:
+  // `plan` and `kv` must outlive the executor; `kv` has host_storage = false.
+  static Result<std::unique_ptr<CudaTpExecutor>> create(const LoadedPlan& plan, KvCache& kv,
+                                                        const CudaTpOptions& options);
+  ~CudaTpExecutor() override;
+  CudaTpExecutor(const CudaTpExecutor&) = delete;
+  CudaTpExecutor& operator=(const CudaTpExecutor&) = delete;
+
+  int64_t token_capacity() const override;
+  int64_t vocab_size() const override;
+  Status step(const StepBatch& batch, float* logits) override;
+  bool samples_on_device() const override { return true; }
+  Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
+                     std::vector<RowSample>* out) override;
+
+  bool broken() const override;
+  int tp_size() const { return static_cast<int>(ranks_.size()); }
+  const std::vector<int>& devices() const { return devices_; }
+  // Rank r's executor and weights (startup figures: every rank holds the same amounts).
+  const CudaExecutor& rank_executor(int r) const { return *ranks_.at(static_cast<size_t>(r))->executor; }
+  size_t weight_bytes_per_gpu() const { return ranks_.at(0)->weights->total_bytes(); }
+  double weights_load_seconds() const { return weights_load_s_; }
+
+ private:
+  // Destroyed in reverse: the executor (its graphs hold collectives) before the
+  // weights it reads and before the communicator.
+  struct Rank {
+    std::unique_ptr<DeviceCommunicator> comm;
+    std::unique_ptr<DeviceWeights> weights;
+    std::unique_ptr<CudaExecutor> executor;
+    Status status;
+    std::thread thread;
+  };
+  enum class Job { kStep, kSample };
+  CudaTpExecutor() = default;
+  void worker(size_t r);
+  Status run(Job job, const StepBatch& batch, float* logits, const std::vector<RowSampling>* rows,
+             std::vector<RowSample>* out);
+  void teardown();
+
+  std::vector<std::unique_ptr<Rank>> ranks_;
+  std::vector<int> devices_;
+  double weights_load_s_ = 0;
+
+  // Step hand-off to ranks 1..N-1: `generation_` bumps once per step; workers
+  // spin on it briefly (back-to-back decode steps), then sleep on cv_start_.
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  const StepBatch* batch_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<size_t> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace ds::cuda

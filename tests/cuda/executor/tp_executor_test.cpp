@@ -1,0 +1,236 @@
+// Tensor parallelism on GPUs (CudaTpExecutor, one process, NCCL). Needs the
+// plans of tools/gpu/make_plans.sh: .deps/plans/<fixture>.sm_90a[.tpN].dsplan and
+// <fixture>.cpu.dsplan; each case skips when fewer GPUs than ranks are visible.
+//   (a) TP 2 / TP 4 vs the TP 1 CUDA run and vs the f32 CPU run, checkpoint
+//       weights, over prefill, chunked prefill, a mixed batch and decode steps
+//       (graphs on, 3 sequences padded to 4): logits within bf16 tolerance,
+//       no clear-margin argmax flips.
+//   (b) TP 2 decode graph replay == eager, bit for bit.
+//   (c) TP 2 step_sample greedy == argmax of the TP 2 logits.
+//   (d) setup errors: a TP plan with a single-rank executor, too few GPUs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "executor_harness.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/executor/cuda/cuda_tp_executor.h"
+
+namespace ds::cuda::testing {
+namespace {
+
+constexpr double kRelTol = 0.05;  // of max |ref logit|, as the single-GPU tests (bf16 everywhere)
+
+std::string tp_plan_path(const std::string& model, int tp) {
+  return tp == 1 ? plan_path(model, "sm_90a") : plan_path(model, "sm_90a.tp" + std::to_string(tp));
+}
+
+#define SKIP_WITHOUT_GPUS(n)                                                                          \
+  do {                                                                                                \
+    if (device_count() < (n)) GTEST_SKIP() << "needs " << (n) << " GPUs, " << device_count() << " visible"; \
+  } while (0)
+
+#define REQUIRE_PLAN(path)                                                                             \
+  do {                                                                                                 \
+    if (!std::filesystem::exists(path)) FAIL() << "missing " << (path) << ": run tools/gpu/make_plans.sh"; \
+  } while (0)
+
+template <typename T>
+T take(Result<T> r, const char* what) {
+  if (!r.ok()) {
+    ADD_FAILURE() << what << ": " << r.status().message();
+    throw std::runtime_error(r.status().message());
+  }
+  return std::move(r).value();
+}
+
+CudaTpOptions tp_options(const std::string& model, bool graphs) {
+  CudaTpOptions o;
+  o.exec.token_capacity = kCapacity;
+  o.exec.max_seqs = kMaxSeqs;
+  o.exec.max_model_len = kMaxModelLen;
+  o.exec.enable_cuda_graph = graphs;
+  o.exec.cuda_graph_max_bs = kMaxSeqs;
+  o.exec.dist_timeout = std::chrono::seconds(30);
+  o.weights.format = LoadFormat::kSafetensors;
+  o.weights.model_path = std::string(DS_SOURCE_ROOT) + "/tests/fixtures/" + model;
+  return o;
+}
+
+Result<Side> make_tp_side(const LoadedPlan& plan, const std::string& model, bool graphs) {
+  DS_ASSIGN_OR_RETURN(KvCacheConfig c, KvCacheConfig::from_plan(*plan.plan().kv_cache(), kNumPages));
+  c.host_storage = false;
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> kv, KvCache::create(c));
+  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs)));
+  return Side(std::move(kv), std::move(e));
+}
+
+std::vector<int32_t> tokens_for(int seq, int64_t from, int64_t n, int64_t vocab) {
+  std::vector<int32_t> t;
+  for (int64_t i = 0; i < n; ++i) t.push_back(token_at(seq, from + i, vocab));
+  return t;
+}
+
+// The schedule of (a): per step, the parts; decode steps append one token to seqs 0..2.
+std::vector<std::vector<Part>> schedule(int64_t vocab) {
+  std::vector<std::vector<Part>> steps;
+  steps.push_back({Part{0, tokens_for(0, 0, 37, vocab), true}, Part{1, tokens_for(1, 0, 5, vocab), false}});
+  steps.push_back({Part{2, tokens_for(2, 0, 100, vocab), false}, Part{0, tokens_for(0, 37, 1, vocab), false}});
+  std::vector<int64_t> len = {38, 5, 100};
+  for (int d = 0; d < 24; ++d) {
+    std::vector<Part> step;
+    for (int s = 0; s < 3; ++s) step.push_back(Part{s, tokens_for(s, len[s]++, 1, vocab), false});
+    steps.push_back(step);
+  }
+  return steps;
+}
+
+struct Case {
+  std::string model;
+  int tp;
+};
+
+class TpVsSingle : public ::testing::TestWithParam<Case> {};
+
+// (a)
+TEST_P(TpVsSingle, LogitsMatchTp1AndCpu) {
+  const Case c = GetParam();
+  SKIP_WITHOUT_GPUS(c.tp);
+  REQUIRE_PLAN(tp_plan_path(c.model, c.tp));
+  REQUIRE_PLAN(plan_path(c.model, "cpu"));
+  Fixture f = take(load_fixture(c.model, /*dummy=*/false), "load fixture");
+  auto tp_plan = take(LoadedPlan::from_file(tp_plan_path(c.model, c.tp)), "load tp plan");
+  ASSERT_EQ(tp_plan->plan().tp_size(), c.tp);
+  Side cpu = take(make_cpu_side(f), "cpu side");
+  Side one = take(make_gpu_side(f, /*graphs=*/true), "tp1 side");
+  Side tp = take(make_tp_side(*tp_plan, c.model, /*graphs=*/true), "tp side");
+  const int64_t vocab = one.exec().vocab_size();
+  ASSERT_EQ(tp.exec().vocab_size(), vocab);
+  double worst_one = 0, worst_cpu = 0;
+  int step = 0;
+  for (const auto& parts : schedule(vocab)) {
+    std::vector<float> lc, l1, lt;
+    ASSERT_TRUE(cpu.run(parts, &lc).ok());
+    Status s1 = one.run(parts, &l1);
+    ASSERT_TRUE(s1.ok()) << s1.message();
+    Status st = tp.run(parts, &lt);
+    ASSERT_TRUE(st.ok()) << "step " << step << ": " << st.message();
+    const LogitsDiff d1 = compare_logits(l1, lt, vocab), dc = compare_logits(lc, lt, vocab);
+    const double r1 = d1.ref_scale > 0 ? d1.max_abs / d1.ref_scale : 0, rc = dc.ref_scale > 0 ? dc.max_abs / dc.ref_scale : 0;
+    worst_one = std::max(worst_one, r1), worst_cpu = std::max(worst_cpu, rc);
+    EXPECT_LE(r1, kRelTol) << c.model << " tp" << c.tp << " step " << step << " vs TP 1: " << d1.describe();
+    EXPECT_LE(rc, kRelTol) << c.model << " tp" << c.tp << " step " << step << " vs CPU f32: " << dc.describe();
+    EXPECT_EQ(dc.argmax_mismatch, 0) << c.model << " tp" << c.tp << " step " << step << " vs CPU: " << dc.describe();
+    ++step;
+  }
+  std::cout << "[tp] " << c.model << " tp" << c.tp << ": " << step << " steps, worst rel err vs TP 1 " << worst_one
+            << ", vs CPU f32 " << worst_cpu << "\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TpVsSingle,
+                         ::testing::Values(Case{"qwen2-tiny-tied", 2}, Case{"qwen2-tiny-r1", 2},
+                                           Case{"qwen2-tiny-yarn", 2}, Case{"qwen2-tiny-tied", 4},
+                                           Case{"qwen2-tiny-r1", 4}, Case{"qwen2-tiny-yarn", 4}),
+                         [](const ::testing::TestParamInfo<Case>& i) {
+                           std::string n = i.param.model + "_tp" + std::to_string(i.param.tp);
+                           for (char& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+// (b)
+TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
+  SKIP_WITHOUT_GPUS(2);
+  const std::string model = "qwen2-tiny-r1";
+  REQUIRE_PLAN(tp_plan_path(model, 2));
+  auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
+  Side graph = take(make_tp_side(*plan, model, true), "graph side");
+  Side eager = take(make_tp_side(*plan, model, false), "eager side");
+  const int64_t vocab = graph.exec().vocab_size();
+  int64_t differing = 0, steps = 0;
+  for (const auto& parts : schedule(vocab)) {
+    std::vector<float> lg, le;
+    ASSERT_TRUE(graph.run(parts, &lg).ok());
+    ASSERT_TRUE(eager.run(parts, &le).ok());
+    ASSERT_EQ(lg.size(), le.size());
+    int64_t diff = 0;
+    for (size_t i = 0; i < lg.size(); ++i) diff += lg[i] != le[i];
+    if (diff) {
+      const LogitsDiff d = compare_logits(le, lg, vocab);
+      ADD_FAILURE() << "step " << steps << ": " << diff << " logits differ between graph and eager: " << d.describe();
+    }
+    differing += diff;
+    ++steps;
+  }
+  std::cout << "[tp] graph vs eager at TP 2: " << steps << " steps, " << differing << " differing logits\n";
+}
+
+// (c)
+TEST(TpSampling, GreedyEqualsArgmaxOfLogits) {
+  SKIP_WITHOUT_GPUS(2);
+  const std::string model = "qwen2-tiny-tied";
+  REQUIRE_PLAN(tp_plan_path(model, 2));
+  auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
+  Side a = take(make_tp_side(*plan, model, true), "logits side");
+  Side b = take(make_tp_side(*plan, model, true), "sampling side");
+  const int64_t vocab = a.exec().vocab_size();
+  int64_t rows_checked = 0;
+  for (const auto& parts : schedule(vocab)) {
+    std::vector<float> la;
+    ASSERT_TRUE(a.run(parts, &la).ok());
+    StepBatch batch = take(b.build(parts), "build");
+    std::vector<RowSampling> rows(static_cast<size_t>(batch.num_logit_rows()));
+    for (RowSampling& r : rows) r.temperature = 0.0f;
+    std::vector<RowSample> out;
+    Status s = b.exec().step_sample(batch, rows, &out);
+    ASSERT_TRUE(s.ok()) << s.message();
+    b.commit(parts);
+    ASSERT_EQ(out.size(), rows.size());
+    for (size_t r = 0; r < out.size(); ++r) {
+      const float* row = la.data() + r * vocab;
+      int64_t best = 0;
+      for (int64_t v = 1; v < vocab; ++v)
+        if (row[v] > row[best]) best = v;
+      EXPECT_EQ(out[r].id, best) << "row " << r;
+      ++rows_checked;
+    }
+  }
+  std::cout << "[tp] greedy == argmax on " << rows_checked << " rows\n";
+}
+
+// (d)
+TEST(TpSetup, SingleRankExecutorRejectsShardedPlan) {
+  SKIP_WITHOUT_GPUS(1);
+  const std::string model = "qwen2-tiny-tied";
+  REQUIRE_PLAN(tp_plan_path(model, 2));
+  auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
+  auto host = take(load_host_weights(*plan, model, false), "rank 0 weights");
+  UploadedWeights w = take(upload_weights(*host), "upload");
+  KvCacheConfig c = take(KvCacheConfig::from_plan(*plan->plan().kv_cache(), kNumPages), "kv config");
+  c.host_storage = false;
+  auto kv = take(KvCache::create(c), "kv");
+  CudaExecutorOptions o;
+  o.token_capacity = kCapacity, o.max_seqs = kMaxSeqs, o.max_model_len = kMaxModelLen;
+  auto e = CudaExecutor::create(*plan, w.tensors, *kv, o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("no communicator"), std::string::npos) << e.status().message();
+}
+
+TEST(TpSetup, TooFewGpusIsAClearError) {
+  SKIP_WITHOUT_GPUS(1);
+  const std::string model = "qwen2-tiny-tied";
+  REQUIRE_PLAN(tp_plan_path(model, 2));
+  auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
+  KvCacheConfig c = take(KvCacheConfig::from_plan(*plan->plan().kv_cache(), kNumPages), "kv config");
+  c.host_storage = false;
+  auto kv = take(KvCache::create(c), "kv");
+  CudaTpOptions o = tp_options(model, false);
+  o.base_gpu_id = device_count() - 1;  // ranks on the last GPU and one past it
+  auto e = CudaTpExecutor::create(*plan, *kv, o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("CUDA device(s) are visible"), std::string::npos) << e.status().message();
+}
+
+}  // namespace
+}  // namespace ds::cuda::testing
