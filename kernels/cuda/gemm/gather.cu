@@ -66,6 +66,29 @@ Status dispatch(DType t, F&& f) {
   }
 }
 
+// d[0, cols) = s[0, cols) converted to D (zeros when s is null), the block's
+// threads striding over 8-element vectors when `vec` (cols % 8 == 0 and both
+// rows aligned to 8 elements), over elements otherwise.
+template <typename S, typename D>
+__device__ __forceinline__ void convert_row(const S* s, D* d, int64_t cols, bool vec) {
+  if (vec) {
+    for (int64_t i = threadIdx.x; i < cols / 8; i += blockDim.x) {
+      Vec8<D> o;
+      if (s != nullptr) {
+        const Vec8<S> v = reinterpret_cast<const Vec8<S>*>(s)[i];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) o.v[j] = from_f32<D>(to_f32(v.v[j]));
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) o.v[j] = from_f32<D>(0.0f);
+      }
+      reinterpret_cast<Vec8<D>*>(d)[i] = o;
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) d[i] = from_f32<D>(s != nullptr ? to_f32(s[i]) : 0.0f);
+  }
+}
+
 // ---- embedding_gather -------------------------------------------------------
 template <typename T>
 __global__ void embedding_kernel(const int32_t* ids, int64_t num_tokens, const T* table, int64_t vocab_start,
@@ -74,26 +97,8 @@ __global__ void embedding_kernel(const int32_t* ids, int64_t num_tokens, const T
   pdl_trigger();
   for (int64_t tok = blockIdx.x; tok < num_tokens; tok += gridDim.x) {
     const int64_t local = static_cast<int64_t>(ids[tok]) - vocab_start;
-    const bool hit = local >= 0 && local < rows;
-    const T* src = table + (hit ? local : 0) * hidden;
-    __nv_bfloat16* dst = out + tok * hidden;
-    if (vec) {
-      for (int64_t i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
-        Vec8<__nv_bfloat16> o;
-        if (hit) {
-          const Vec8<T> s = reinterpret_cast<const Vec8<T>*>(src)[i];
-#pragma unroll
-          for (int j = 0; j < 8; ++j) o.v[j] = from_f32<__nv_bfloat16>(to_f32(s.v[j]));
-        } else {
-#pragma unroll
-          for (int j = 0; j < 8; ++j) o.v[j] = __float2bfloat16_rn(0.0f);
-        }
-        reinterpret_cast<Vec8<__nv_bfloat16>*>(dst)[i] = o;
-      }
-    } else {
-      for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
-        dst[i] = hit ? from_f32<__nv_bfloat16>(to_f32(src[i])) : __float2bfloat16_rn(0.0f);
-    }
+    const bool hit = local >= 0 && local < rows;  // else another rank's shard: zeros
+    convert_row(hit ? table + local * hidden : static_cast<const T*>(nullptr), out + tok * hidden, hidden, vec);
   }
 }
 
@@ -147,21 +152,7 @@ __global__ void fill_dummy_kernel(D* dst, int64_t n, uint64_t key, float scale, 
 template <typename S, typename D>
 __global__ void place_kernel(const S* src, int64_t rows, int64_t cols, int64_t src_ld, D* dst, int64_t dst_ld,
                              bool vec) {
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const S* s = src + r * src_ld;
-    D* d = dst + r * dst_ld;
-    if (vec) {
-      for (int64_t i = threadIdx.x; i < cols / 8; i += blockDim.x) {
-        const Vec8<S> sv = reinterpret_cast<const Vec8<S>*>(s)[i];
-        Vec8<D> dv;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) dv.v[j] = from_f32<D>(to_f32(sv.v[j]));
-        reinterpret_cast<Vec8<D>*>(d)[i] = dv;
-      }
-    } else {
-      for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) d[i] = from_f32<D>(to_f32(s[i]));
-    }
-  }
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) convert_row(src + r * src_ld, dst + r * dst_ld, cols, vec);
 }
 
 }  // namespace
