@@ -170,6 +170,7 @@ Result<cuda::CudaExecutorOptions> cuda_options(const LoadedPlan& plan, const Exe
   co.device = options.device;
   co.token_capacity = options.token_capacity;
   co.max_seqs = options.max_seqs > 0 ? options.max_seqs : options.token_capacity;
+  co.max_logit_rows = std::min(options.max_logit_rows, options.token_capacity);  // 0: token_capacity
   co.max_model_len = options.max_model_len > 0 ? options.max_model_len : plan->model()->max_model_len();
   co.enable_cuda_graph = options.enable_cuda_graph;
   if (options.cuda_graph_max_bs > 0) {

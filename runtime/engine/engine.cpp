@@ -104,6 +104,9 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   int64_t capacity = options.token_capacity;
   if (capacity < 0) return Status::Error(StrCat() << "chunked prefill size " << capacity << " must be positive");
   if (capacity == 0) capacity = std::min<int64_t>(512, e->max_model_len_);
+  if (options.max_logit_rows < 0)
+    return Status::Error(StrCat() << "max_logit_rows " << options.max_logit_rows << " must be >= 0");
+  e->max_logit_rows_ = std::min(capacity, options.max_logit_rows > 0 ? options.max_logit_rows : kDefaultMaxLogitRows);
   int64_t kv_tokens = options.kv_tokens > 0 ? options.kv_tokens : e->max_model_len_;
   const int64_t page = plan->kv_cache()->page_size();
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), (kv_tokens + page - 1) / page));
@@ -119,6 +122,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
     DS_ASSIGN_OR_RETURN(in.weight_bytes, device_weight_bytes(plan));
     in.arena_bytes_per_token = plan->arena() ? plan->arena()->bytes_per_token() : 0;
     in.chunked_prefill_size = capacity;
+    in.max_logit_rows = e->max_logit_rows_;
     in.vocab_size = plan->model()->vocab_size();
     in.enable_cuda_graph = options.enable_cuda_graph;
     in.kv_bytes_per_page = cfg.bytes_per_page();
@@ -132,6 +136,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   ExecutorOptions xo;
   xo.token_capacity = capacity;
   xo.max_seqs = 1;  // one sequence at a time
+  xo.max_logit_rows = e->max_logit_rows_;
   xo.max_model_len = e->max_model_len_;
   xo.enable_cuda_graph = options.enable_cuda_graph;
   xo.cuda_graph_max_bs = options.cuda_graph_max_bs > 0 ? options.cuda_graph_max_bs : 1;
@@ -176,7 +181,8 @@ StepBatch Engine::chunk_batch(const Sequence& seq, const int32_t* tokens, int64_
 }
 
 Status Engine::feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>* logits) {
-  const int64_t cap = executor_->token_capacity();
+  // Every token of an all_logits chunk asks for a row: such chunks hold at most max_logit_rows tokens.
+  const int64_t cap = all_logits ? max_logit_rows_ : executor_->token_capacity();
   const int64_t vocab = vocab_size();
   if (logits) logits->clear();
   std::vector<float> step_logits;

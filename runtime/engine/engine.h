@@ -24,6 +24,9 @@ namespace ds {
 struct ExecutorOptions {
   int64_t token_capacity = 0;     // most tokens per step (> 0)
   int64_t max_seqs = 0;           // most sequences per step; 0: token_capacity
+  // CUDA: rows of the f32 logits buffer (and of the gathered lm_head input):
+  // the most logit rows a step may ask for; 0: token_capacity.
+  int64_t max_logit_rows = 0;
   int64_t max_model_len = 0;      // 0: the plan's
   bool enable_cuda_graph = true;  // CUDA: decode steps replay captured graphs
   int64_t cuda_graph_max_bs = 0;  // CUDA: largest captured decode batch; 0: default_cuda_graph_max_bs
@@ -69,6 +72,12 @@ Result<size_t> device_weight_bytes(const LoadedPlan& plan);
 // < 90 GiB (H100 80 GB): 256, larger (H200): 512.
 int64_t default_cuda_graph_max_bs(size_t device_total_bytes);
 
+// Logit rows per step by default (Engine, ServingEngine): a CUDA logits buffer
+// of 256 x 152k vocab x 4 bytes = 156 MB instead of one row per token of the
+// step (1.2 GB at 2048 tokens); steps that want more rows (prompt logprobs,
+// score) are cut into chunks.
+constexpr int64_t kDefaultMaxLogitRows = 256;
+
 struct EngineOptions {
   int64_t token_capacity = 0;  // tokens per step (chunked prefill size); 0: min(512, max_model_len)
   int64_t kv_tokens = 0;       // KV cache capacity in tokens; 0: max_model_len
@@ -81,6 +90,9 @@ struct EngineOptions {
   std::function<void(size_t, size_t)> weight_progress;
   std::chrono::milliseconds dist_timeout{60000};  // tensor parallelism on GPUs (ExecutorOptions)
   bool enable_p2p_check = false;
+  // Logit rows per step (the CUDA logits buffer); score() feeds chunks of at
+  // most this many tokens. 0: min(token capacity, kDefaultMaxLogitRows).
+  int64_t max_logit_rows = 0;
 };
 
 struct GenerateOptions {
@@ -120,6 +132,7 @@ class Engine {
   const ExecutorStartup& startup() const { return startup_; }
   int64_t vocab_size() const { return executor_->vocab_size(); }
   int64_t max_model_len() const { return max_model_len_; }
+  int64_t max_logit_rows() const { return max_logit_rows_; }
   const KvCache& kv_cache() const { return *kv_; }
   // eos ids from the plan (generation defaults, else tokenizer).
   std::vector<int32_t> default_eos_ids() const;
@@ -144,6 +157,7 @@ class Engine {
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Executor> executor_;
   int64_t max_model_len_ = 0;
+  int64_t max_logit_rows_ = 0;  // logit rows per step (<= token capacity)
   ExecutorStartup startup_;
 };
 

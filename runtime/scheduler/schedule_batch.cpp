@@ -6,12 +6,18 @@
 //      max_running_requests and the KV admission check allow (head-of-line
 //      blocking keeps the order fair).
 //
+// Logit rows (max_logit_rows): every entry that reaches its request's last
+// token asks for one row (its next token is sampled from it); prompt-logprob
+// prefills ask for one per prompt token and are cut to the rows the step has
+// left, so a step never asks for more rows than the executor's logits buffer.
+//
 // KV pages come from the pool, then from evicting unreferenced prefix-cache
 // pages; when both are short during 1 or 2, the newest running request not yet
 // in this step's batch is preempted (its pages released, back to the head of
 // the waiting queue, recomputed later with its generated tokens as prompt).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "runtime/scheduler/scheduler.h"
 
@@ -21,9 +27,10 @@ std::vector<Scheduler::BatchEntry> Scheduler::schedule() {
   std::vector<BatchEntry> batch;
   for (ReqPtr& r : running_) r->in_batch = false;
   int64_t budget = budget_;
+  int64_t rows_left = options_.max_logit_rows > 0 ? options_.max_logit_rows : std::numeric_limits<int64_t>::max();
 
-  // 1. Decodes.
-  for (size_t i = 0; i < running_.size() && budget > 0;) {
+  // 1. Decodes (one row each: the cap is at least max_running_requests).
+  for (size_t i = 0; i < running_.size() && budget > 0 && rows_left > 0;) {
     SchedRequest& r = *running_[i];
     if (!r.is_decode()) {
       ++i;
@@ -32,6 +39,7 @@ std::vector<Scheduler::BatchEntry> Scheduler::schedule() {
     if (!ensure_pages_or_preempt(r, r.num_computed + 1)) continue;  // r itself was preempted
     add_entry(r, 1, batch);
     budget -= 1;
+    rows_left -= static_cast<int64_t>(batch.back().rows.size());
     ++i;
   }
   // 2. Continuing chunked prefills.
@@ -41,19 +49,48 @@ std::vector<Scheduler::BatchEntry> Scheduler::schedule() {
       ++i;
       continue;
     }
-    const int64_t n = std::min(budget, r.pending());
+    const int64_t n = fit_rows(r, std::min(budget, r.pending()), rows_left);
+    if (n == 0) {  // no logit row left for it in this step
+      ++i;
+      continue;
+    }
     if (!ensure_pages_or_preempt(r, r.num_computed + n)) continue;
     add_entry(r, n, batch);
     budget -= n;
+    rows_left -= static_cast<int64_t>(batch.back().rows.size());
     ++i;
   }
   // 3. Admissions (FCFS).
   while (budget > 0 && !waiting_.empty() &&
          static_cast<int64_t>(running_.size()) < options_.max_running_requests) {
-    if (!try_admit(*waiting_.front(), budget, batch)) break;
+    if (!try_admit(*waiting_.front(), budget, rows_left, batch)) break;
     budget -= batch.back().count;
+    rows_left -= static_cast<int64_t>(batch.back().rows.size());
   }
   return batch;
+}
+
+int64_t Scheduler::rows_of(const SchedRequest& r, int64_t start, int64_t n) {
+  if (n <= 0) return 0;
+  // add_entry's rows: t + 1 < prompt_len (prompt logprobs), and the last token.
+  int64_t rows = r.needs_prompt_logits() ? std::clamp<int64_t>(r.prompt_len - 1 - start, 0, n) : 0;
+  const int64_t last = r.num_tokens() - 1;
+  const bool last_counted = r.needs_prompt_logits() && last + 1 < r.prompt_len;
+  if (last >= start && last < start + n && !last_counted) ++rows;
+  return rows;
+}
+
+int64_t Scheduler::fit_rows(const SchedRequest& r, int64_t n, int64_t rows_left) {
+  const int64_t start = r.num_computed;
+  if (rows_of(r, start, n) <= rows_left) return n;
+  // rows_of grows with n: the largest prefix whose rows fit.
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (rows_of(r, start, mid) <= rows_left) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 int64_t Scheduler::growth_reserve_tokens(const SchedRequest& r) const {
@@ -66,7 +103,7 @@ int64_t Scheduler::reserved_pages(const SchedRequest& r) const {
   return std::max<int64_t>(0, target - static_cast<int64_t>(r.pages.pages.size()));
 }
 
-bool Scheduler::try_admit(SchedRequest& r, int64_t budget_left, std::vector<BatchEntry>& batch) {
+bool Scheduler::try_admit(SchedRequest& r, int64_t budget_left, int64_t rows_left, std::vector<BatchEntry>& batch) {
   const int64_t n = r.num_tokens();
   RadixCache::Match m;
   // Prompt logprobs need the logits of every prompt row: no prefix reuse then.
@@ -97,8 +134,8 @@ bool Scheduler::try_admit(SchedRequest& r, int64_t budget_left, std::vector<Batc
   r.pages.pages = m.pages;
   r.num_computed = matched * page_size_;
   r.prefix_node = m.last;
-  const int64_t count = std::min(budget_left, r.pending());
-  if (!ensure_pages(r, r.num_computed + count)) {
+  const int64_t count = fit_rows(r, std::min(budget_left, r.pending()), rows_left);
+  if (count == 0 || !ensure_pages(r, r.num_computed + count)) {
     release_kv(r, false);
     return false;
   }

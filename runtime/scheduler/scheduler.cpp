@@ -22,6 +22,10 @@ Status SchedulerOptions::validate(int64_t token_capacity) const {
     return Status::Error(StrCat() << "new_token_reserve_ratio " << new_token_reserve_ratio << " must be in [0, 1]");
   if (reserve_clip_tokens < 0)
     return Status::Error(StrCat() << "reserve_clip_tokens " << reserve_clip_tokens << " must be >= 0");
+  if (max_logit_rows < 0) return Status::Error(StrCat() << "max_logit_rows " << max_logit_rows << " must be >= 0");
+  if (max_logit_rows > 0 && max_logit_rows < max_running_requests)
+    return Status::Error(StrCat() << "max_logit_rows " << max_logit_rows << " is below max_running_requests "
+                                  << max_running_requests << " (every running request may sample a row per step)");
   return Status::Ok();
 }
 

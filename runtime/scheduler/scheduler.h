@@ -42,6 +42,12 @@ struct SchedulerOptions {
   // Remaining max_new_tokens above this count as this much in that reserve (huge
   // defaults such as "the rest of the context" would otherwise block admission).
   int64_t reserve_clip_tokens = 4096;
+  // Most logit rows a step may ask for (the executor's logits buffer, CUDA
+  // max_logit_rows); 0: no cap beyond the token budget. A step samples one row
+  // per sequence that reaches its last token, so the cap is at least
+  // max_running_requests; prompt-logprob prefills (a row per prompt token) are
+  // cut into chunks that fit the rows the step has left.
+  int64_t max_logit_rows = 0;
 
   Status validate(int64_t token_capacity) const;
 };
@@ -89,7 +95,11 @@ class Scheduler : public ServingBackend {
   void drain_inbox();
   // schedule_batch.cpp
   std::vector<BatchEntry> schedule();
-  bool try_admit(SchedRequest& r, int64_t budget_left, std::vector<BatchEntry>& batch);
+  bool try_admit(SchedRequest& r, int64_t budget_left, int64_t rows_left, std::vector<BatchEntry>& batch);
+  // Logit rows that feeding r's tokens [start, start + n) asks for (as add_entry
+  // picks them), and the most tokens n' <= n whose rows fit in rows_left.
+  static int64_t rows_of(const SchedRequest& r, int64_t start, int64_t n);
+  static int64_t fit_rows(const SchedRequest& r, int64_t n, int64_t rows_left);
   bool ensure_pages(SchedRequest& r, int64_t num_tokens);
   bool ensure_pages_or_preempt(SchedRequest& r, int64_t num_tokens);
   int64_t growth_reserve_tokens(const SchedRequest& r) const;

@@ -16,6 +16,7 @@ Status ServingOptions::validate() const {
   if (max_model_len < 0) return Status::Error(StrCat() << "max_model_len " << max_model_len << " must be >= 0");
   if (kv_pages < 0) return Status::Error(StrCat() << "kv_pages " << kv_pages << " must be >= 0");
   if (kv_memory_bytes < 0) return Status::Error(StrCat() << "kv_memory_bytes " << kv_memory_bytes << " must be >= 0");
+  if (max_logit_rows < 0) return Status::Error(StrCat() << "max_logit_rows " << max_logit_rows << " must be >= 0");
   if (!(kv_memory_fraction > 0.0 && kv_memory_fraction <= 1.0))
     return Status::Error(StrCat() << "kv_memory_fraction " << kv_memory_fraction << " must be in (0, 1]");
   if (mem_fraction_static != 0.0 && !(mem_fraction_static > 0.0 && mem_fraction_static < 1.0))
@@ -54,6 +55,12 @@ Result<int64_t> resolve_kv_pages(const LoadedPlan& plan, const ServingOptions& o
   return (tokens + page - 1) / page;
 }
 
+int64_t resolve_max_logit_rows(const ServingOptions& options, int64_t chunk) {
+  const int64_t rows = options.max_logit_rows > 0 ? options.max_logit_rows
+                                                  : std::max(options.max_running_requests, kDefaultMaxLogitRows);
+  return std::min(rows, chunk);
+}
+
 Result<MemoryPlan> plan_cuda_memory(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len,
                                     int64_t chunked_prefill_size) {
   DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.device));
@@ -64,7 +71,7 @@ Result<MemoryPlan> plan_cuda_memory(const LoadedPlan& plan, const ServingOptions
   DS_ASSIGN_OR_RETURN(in.weight_bytes, device_weight_bytes(plan));
   in.arena_bytes_per_token = plan->arena() ? plan->arena()->bytes_per_token() : 0;
   in.chunked_prefill_size = chunked_prefill_size;
-  in.max_logit_rows = chunked_prefill_size;  // prompt logprobs may ask for every row
+  in.max_logit_rows = resolve_max_logit_rows(options, chunked_prefill_size);  // prompt logprobs are chunked to fit
   in.vocab_size = plan->model()->vocab_size();
   in.enable_cuda_graph = options.enable_cuda_graph;
   DS_ASSIGN_OR_RETURN(KvCacheConfig one, KvCacheConfig::from_plan(*plan->kv_cache(), 1));
@@ -113,6 +120,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   ExecutorOptions xo;
   xo.token_capacity = chunk;
   xo.max_seqs = std::min(max_running, chunk);
+  xo.max_logit_rows = resolve_max_logit_rows(options, chunk);
   xo.max_model_len = max_len;
   xo.enable_cuda_graph = options.enable_cuda_graph;
   xo.cuda_graph_max_bs = options.cuda_graph_max_bs;
@@ -135,6 +143,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   so.enable_prefix_cache = options.enable_prefix_cache;
   so.new_token_reserve_ratio = options.new_token_reserve_ratio;
   so.reserve_clip_tokens = options.reserve_clip_tokens;
+  so.max_logit_rows = xo.max_logit_rows;
   DS_ASSIGN_OR_RETURN(e->scheduler_, Scheduler::create(*e->executor_, *e->kv_, so));
   if (options.start_loop) e->scheduler_->start();
   return e;

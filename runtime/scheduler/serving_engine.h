@@ -29,6 +29,11 @@ struct ServingOptions {
   int64_t kv_pages = 0;
   int64_t kv_memory_bytes = 0;
   double kv_memory_fraction = 0.9;   // (0, 1]
+  // Logit rows per step (the CUDA logits buffer, f32 [rows, vocab], counted by
+  // the memory plan); prompt-logprob prefills are chunked to fit. 0:
+  // min(chunk, max(max_running_requests, kDefaultMaxLogitRows)); at least
+  // max_running_requests (one sampled row per running request).
+  int64_t max_logit_rows = 0;
   bool enable_prefix_cache = true;
   double new_token_reserve_ratio = 0.3;
   int64_t reserve_clip_tokens = 4096;
@@ -56,6 +61,9 @@ std::vector<int32_t> plan_eos_token_ids(const LoadedPlan& plan);
 
 // Pages the KV budget of `options` gives for this plan.
 Result<int64_t> resolve_kv_pages(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len);
+
+// Logit rows per step under `options` with steps of `chunked_prefill_size` tokens.
+int64_t resolve_max_logit_rows(const ServingOptions& options, int64_t chunked_prefill_size);
 
 // The device memory plan of a CUDA plan under `options` (queries the GPU).
 Result<MemoryPlan> plan_cuda_memory(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len,

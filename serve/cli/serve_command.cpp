@@ -29,6 +29,9 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
   cmd->add_option("--kv-budget-bytes", a.kv_budget_bytes,
                   "CPU backend: KV byte budget (0: room for max(max-model-len, 256 x max-running-requests) tokens)");
   cmd->add_flag("--disable-radix-cache", a.disable_prefix_cache, "Turn the prefix cache off");
+  cmd->add_option("--max-logit-rows", a.max_logit_rows,
+                  "Logit rows per step: CUDA logits buffer of rows x vocab floats; prompt logprobs are computed in "
+                  "chunks of this many rows (0: max(max-running-requests, 256), at most the chunked prefill size)");
   cmd->add_option("--reasoning-parser", o.reasoning_parser, "Split reasoning_content from content: deepseek_r1")
       ->check(CLI::IsMember({"deepseek_r1"}));
   cmd->add_option("--log-level", o.log_level, "debug | info | warning | error")
@@ -38,6 +41,7 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
 Status run_serve(const ServeArgs& a) {
   DS_RETURN_IF_ERROR(a.server.validate());
   if (a.kv_budget_bytes < 0) return Status::Error("--kv-budget-bytes must be >= 0");
+  if (a.max_logit_rows < 0) return Status::Error("--max-logit-rows must be >= 0");
   if (a.cuda.cuda_graph_max_bs < 0) return Status::Error("--cuda-graph-max-bs must be >= 0");
   using Clock = std::chrono::steady_clock;
   const Clock::time_point t0 = Clock::now();
@@ -56,6 +60,7 @@ Status run_serve(const ServeArgs& a) {
   so.kv_memory_bytes = a.kv_budget_bytes;
   so.kv_memory_fraction = a.server.mem_fraction_static;
   so.enable_prefix_cache = !a.disable_prefix_cache;
+  so.max_logit_rows = a.max_logit_rows;
   so.dist = m.dist.get();
   so.on_group_failure = [](const Status& s) {
     // No step can run any more: end the server (the other ranks end too).
