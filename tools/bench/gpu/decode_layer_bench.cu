@@ -264,8 +264,14 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
           for (const Layer& l : lb.all()) DS_RETURN_IF_ERROR(lb.linear(i, l, kn));
           return Status::Ok();
         };
-        DS_ASSIGN_OR_RETURN(double ms, lb.time_graph(pdl == 1, reps, body));
-        us[pdl] = ms * 1e3 / layers;
+        auto ms = lb.time_graph(pdl == 1, reps, body);
+        if (!ms.ok()) {  // report and go on: one failing variant must not hide the others
+          std::printf("%-10s %-9s PDL %d: error: %s\n", kLinName[i], kname, pdl, ms.status().message().c_str());
+          (void)cudaGetLastError();
+          us[pdl] = 1e9;
+          continue;
+        }
+        us[pdl] = *ms * 1e3 / layers;
         auto& b = best[{i, pdl == 1}];
         if (b.second.empty() || us[pdl] < b.first) b = {us[pdl], kn};
       }
@@ -285,8 +291,14 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
         for (const Layer& l : lb.all()) DS_RETURN_IF_ERROR(lb.layer(l, ks, lin, rest));
         return Status::Ok();
       };
-      DS_ASSIGN_OR_RETURN(double ms, lb.time_graph(pdl == 1, reps, body));
-      us[pdl] = ms * 1e3 / layers;
+      auto ms = lb.time_graph(pdl == 1, reps, body);
+      if (!ms.ok()) {
+        std::printf("%-22s PDL %d: error: %s\n", label.c_str(), pdl, ms.status().message().c_str());
+        (void)cudaGetLastError();
+        us[pdl] = 1e9;
+        continue;
+      }
+      us[pdl] = *ms * 1e3 / layers;
     }
     // Projection: real layer count + lm_head at copy bandwidth + 15 us (embedding, final norm, sampling).
     const double lm_us = 2.0 * kVocab * m.hidden / (copy_gbps * 1e3);
