@@ -14,6 +14,9 @@
 #   hf         transformers baselines (tools/bench/hf/hf_baseline.py): 7B decode; 32B decode,
 #              prefill and continuous batching — on the same card, in the same call
 #   realshape  tools/gpu/check_real_shape.py: 1.5B-shape random model, dsrt vs transformers logits
+#   tp         (not in all; 2-4 GPUs) tensor parallelism, tools/gpu/bench_tp.sh: 32B decode bs1 at
+#              TP 1/2/4, NCCL all_reduce bus bandwidth, all_reduce share of eager decode steps
+#              (DSRT_PROFILE=1), dsbench serving of 32B at TP 2
 #
 # One device call runs at most 10 minutes and starts with an empty $OUT, so run the sections in
 # a few calls (e.g. `ceilings decode prefill realshape`, then `serve`, then `hf`) and merge them on
@@ -49,8 +52,8 @@ sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(all)
 want() { local s; for s in "${sections[@]}"; do [ "$s" = all ] || [ "$s" = "$1" ] && return 0; done; return 1; }
 for s in "${sections[@]}"; do
-  case "$s" in all|ceilings|decode|prefill|serve|hf|realshape) ;;
-    *) echo "bench.sh: unknown section '$s' (all ceilings decode prefill serve hf realshape)" >&2; exit 2;; esac
+  case "$s" in all|ceilings|decode|prefill|serve|hf|realshape|tp) ;;
+    *) echo "bench.sh: unknown section '$s' (all ceilings decode prefill serve hf realshape tp)" >&2; exit 2;; esac
 done
 
 model_name() { echo "DeepSeek-R1-Distill-Qwen-$1"; }
@@ -64,7 +67,7 @@ cmdlog() { printf '%s\t%s\n' "$1" "$2" >> "$B/commands.tsv"; }
 
 DSRT="$BUILD/bin/dsrt"
 DSBENCH="$BUILD/bin/dsbench"
-if [ ! -x "$DSRT" ] && { want decode || want prefill || want serve || want realshape; }; then
+if [ ! -x "$DSRT" ] && { want decode || want prefill || want serve || want realshape || want tp; }; then
   echo "bench.sh: no $DSRT (run tools/gpu/run.sh build first, or set BUILD_DIR)" >&2
   exit 1
 fi
@@ -184,6 +187,11 @@ if want realshape; then
   cmdlog realshape "$PY tools/gpu/check_real_shape.py --dsrt $DSRT --plan $(plan_of 1.5B)"
   timeout 900 "$PY" "$ROOT/tools/gpu/check_real_shape.py" --dsrt "$DSRT" --plan "$(plan_of 1.5B)" \
       --out "$B/realshape.json" > /dev/null 2> "$B/realshape.log" || note "realshape: exit $? (see realshape.log)"
+fi
+
+# tp (only when named: it needs 2-4 GPUs): tools/gpu/bench_tp.sh
+if printf '%s\n' "${sections[@]}" | grep -qx tp; then
+  source "$ROOT/tools/gpu/bench_tp.sh"
 fi
 
 "$PY" "$ROOT/tools/gpu/bench_report.py" --dir "$B" --models "$ROOT/tools/bench/models" | tee "$OUT/bench_report.txt"

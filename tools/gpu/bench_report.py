@@ -278,6 +278,49 @@ def main():
                 if isinstance(hf[m].get(sec), dict) and "error" in hf[m][sec]:
                     row(f"HF {sec} {m}", None, "", note=hf[m][sec]["error"][:120])
 
+    # Tensor parallelism (bench.sh tp, tools/gpu/bench_tp.sh).
+    tp_tps = {}
+    for tp in (1, 2, 4):
+        r = load(bench_file(f"tp_decode_32B_tp{tp}.json"))
+        if r is None:
+            continue
+        r = dict(r, **(r.get("timings") or {}))
+        tps = r.get("decode_tokens_per_s")
+        report["raw"][f"tp_decode_32B_tp{tp}"] = {k: v for k, v in r.items() if k not in ("output_ids", "text")}
+        if tps:
+            tp_tps[tp] = tps
+        speedup = tps / tp_tps[1] if tps and tp_tps.get(1) and tp > 1 else None
+        row(f"decode bs1 32B TP {tp}", tps, "tok/s", speedup, "x TP 1", None, None,
+            ">= 1.8x TP 1" if tp == 2 else "", speedup >= 1.8 if tp == 2 and speedup else None,
+            log_tail(f"tp_decode_32B_tp{tp}.log") if not tps else "")
+    for tp in (2, 4):
+        text = None
+        path = bench_file(f"tp_nccl_tp{tp}.log")
+        if path and os.path.exists(path):
+            text = open(path, errors="replace").read()
+        if text:
+            for label in ("64 MiB", "5120 x 1", "5120 x 256"):
+                m = re.search(r"^\s*" + re.escape(label) + r"\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+                if m:
+                    row(f"NCCL all_reduce {label} on {tp} GPUs", float(m.group(6)), "GB/s bus (graph)",
+                        float(m.group(5)), "us (graph)", note=f"eager {m.group(3)} us, {m.group(4)} GB/s")
+        path = bench_file(f"tp_profile_32B_tp{tp}.log")
+        if path and os.path.exists(path):
+            prof = open(path, errors="replace").read().split("dsrt profile")
+            if len(prof) > 1:
+                first = prof[1]  # rank 0's profile (ranks print in order)
+                share = sum(float(m.group(1)) for m in re.finditer(r"^\s+all_reduce .*?\s([0-9.]+)%\s*$", first, re.M))
+                span = re.search(r"GPU span ([0-9.]+) ms/step", first)
+                row(f"all_reduce share of decode step, TP {tp}", share, "% of GPU span (eager)",
+                    float(span.group(1)) if span else None, "ms/step span",
+                    note="eager steps (graphs off): all_reduce time includes waiting for the slower rank")
+    s2 = load(bench_file("tp_serve_32B_tp2.json"))
+    if s2 is not None:
+        met = s2.get("metrics", {})
+        report["raw"]["tp_serve_32B_tp2"] = met
+        row("serve 32B TP 2 256x(512/128)", met.get("total_throughput"), "tok/s total", met.get("output_throughput"),
+            "out tok/s", note=f"completed {met.get('completed')}, failed {met.get('failed')}")
+
     rs = load(bench_file("realshape.json"))
     if rs is not None:
         report["raw"]["realshape"] = rs

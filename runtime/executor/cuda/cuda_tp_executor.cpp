@@ -121,12 +121,16 @@ void CudaTpExecutor::teardown() {
   cv_start_.notify_all();
   for (auto& r : ranks_)
     if (r->thread.joinable()) r->thread.join();
-  // Each rank tears down on its own thread, all at once: finalizing an NCCL
-  // communicator may wait for its peers.
+  // Executors first, in rank order (their DSRT_PROFILE reports print in that
+  // order), then each rank's weights and communicator on its own thread, all at
+  // once: finalizing an NCCL communicator may wait for its peers.
+  for (size_t r = 0; r < ranks_.size(); ++r) {
+    if (r < devices_.size()) (void)cudaSetDevice(devices_[r]);
+    ranks_[r]->executor.reset();
+  }
   for_each_rank_parallel(ranks_.size(), [&](size_t r) {
     Rank& rank = *ranks_[r];
     if (r < devices_.size()) (void)cudaSetDevice(devices_[r]);
-    rank.executor.reset();
     rank.weights.reset();
     rank.comm.reset();
   });

@@ -1,0 +1,72 @@
+# Tensor-parallel benchmarks: the `tp` section of tools/gpu/bench.sh (sourced by it; uses its
+# B, PLANS, DSRT, DSBENCH, PY, PORT, GEN_ARGS, SERVE_ARGS, ids(), note(), cmdlog(), model_name()).
+# Each part is skipped when fewer GPUs than ranks are visible or a plan is missing.
+#   tp_decode_32B_tpN.json   dsrt generate --tp N, 32 prompt ids, 256 new tokens (N = 1, 2, 4; the
+#                            TP 1 run is repeated here so that every figure comes from one card)
+#   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
+#                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph
+#   tp_profile_32B_tpN.log   DSRT_PROFILE=1, graphs off: per-instruction GPU time of eager decode
+#                            steps; all_reduce's share of the step span (rank 0's profile first)
+#   tp_serve_32B_tp2.json    dsbench 256 x (512 in / 128 out) against dsrt serve --tp 2
+tp_ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+tp_plan() { if [ "$2" = 1 ]; then echo "$PLANS/$(model_name "$1").sm_90a.dsplan"; else echo "$PLANS/$(model_name "$1").sm_90a.tp$2.dsplan"; fi; }
+note "tp: $tp_ngpu GPU(s)"
+tp_prompt="$(ids 32 1)"
+for tp in 1 2 4; do
+  plan="$(tp_plan 32B $tp)"
+  if [ "$tp_ngpu" -lt "$tp" ] || [ ! -f "$plan" ]; then note "tp decode 32B tp$tp: skipped ($tp_ngpu GPUs, $plan)"; continue; fi
+  note "tp decode 32B tp$tp"
+  cmdlog "tp_decode_32B_tp$tp" "$DSRT generate $plan --tp $tp --load-format dummy --prompt-ids <32 ids> --max-new-tokens 256 --ignore-eos --json $GEN_ARGS"
+  # shellcheck disable=SC2086
+  timeout 600 "$DSRT" generate "$plan" --tp "$tp" --load-format dummy --prompt-ids "$tp_prompt" --max-new-tokens 256 \
+      --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp$tp.json" 2> "$B/tp_decode_32B_tp$tp.log" \
+    || note "tp decode 32B tp$tp: exit $? (see tp_decode_32B_tp$tp.log)"
+done
+
+tp_dist_exe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable 2>/dev/null | head -n1)"
+for tp in 2 4; do
+  [ "$tp_ngpu" -ge "$tp" ] && [ -n "$tp_dist_exe" ] || continue
+  note "tp nccl bandwidth on $tp GPUs"
+  CUDA_VISIBLE_DEVICES="$(seq -s, 0 $((tp - 1)))" timeout 300 "$tp_dist_exe" --gtest_filter='NcclBandwidth.*' \
+      > "$B/tp_nccl_tp$tp.log" 2>&1 || note "tp nccl tp$tp: exit $?"
+done
+
+for tp in 2 4; do
+  plan="$(tp_plan 32B $tp)"
+  [ "$tp_ngpu" -ge "$tp" ] && [ -f "$plan" ] || continue
+  note "tp profile 32B tp$tp (eager)"
+  cmdlog "tp_profile_32B_tp$tp" "DSRT_PROFILE=1 $DSRT generate $plan --tp $tp --load-format dummy --prompt-ids <32 ids> --max-new-tokens 64 --ignore-eos --disable-cuda-graph --json"
+  DSRT_PROFILE=1 timeout 600 "$DSRT" generate "$plan" --tp "$tp" --load-format dummy --prompt-ids "$tp_prompt" \
+      --max-new-tokens 64 --ignore-eos --disable-cuda-graph --json > "$B/tp_profile_32B_tp$tp.json" \
+      2> "$B/tp_profile_32B_tp$tp.log" || note "tp profile tp$tp: exit $?"
+done
+
+plan="$(tp_plan 32B 2)"
+if [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ] && [ -x "$DSBENCH" ]; then
+  port=$((PORT + 7))
+  note "tp serve 32B tp2 on port $port"
+  cmdlog "tp_serve_32B_tp2" "$DSRT serve $plan --tp 2 --load-format dummy --port $port $SERVE_ARGS; $DSBENCH --dataset random --num-prompts 256 --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2"
+  # shellcheck disable=SC2086
+  "$DSRT" serve "$plan" --tp 2 --load-format dummy --host 127.0.0.1 --port "$port" $SERVE_ARGS > "$B/tp_serve_32B_tp2.log" 2>&1 &
+  server=$!
+  ready=0
+  for _ in $(seq 1 600); do
+    kill -0 "$server" 2>/dev/null || break
+    if "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
+      ready=1; break
+    fi
+    sleep 0.5
+  done
+  if [ "$ready" = 1 ]; then
+    timeout 900 "$DSBENCH" --base-url "http://127.0.0.1:$port" --plan "$plan" --dataset random --num-prompts 256 \
+        --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2 --progress-interval 30 \
+        --output-file "$B/tp_serve_32B_tp2.json" > "$B/tp_dsbench_32B_tp2.log" 2>&1 || note "tp dsbench: exit $?"
+  else
+    note "tp serve: the server did not become healthy (see tp_serve_32B_tp2.log)"
+    tail -n 20 "$B/tp_serve_32B_tp2.log" >&2
+  fi
+  kill "$server" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$server" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$server" 2>/dev/null
+  wait "$server" 2>/dev/null
+fi
