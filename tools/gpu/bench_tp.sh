@@ -1,6 +1,7 @@
 # Tensor-parallel benchmarks: the `tp` section of tools/gpu/bench.sh (sourced by it; uses its
 # B, PLANS, DSRT, DSBENCH, PY, PORT, GEN_ARGS, SERVE_ARGS, ids(), note(), cmdlog(), model_name()).
-# Each part is skipped when fewer GPUs than ranks are visible or a plan is missing.
+# Each part is skipped when fewer GPUs than ranks are visible or a plan is missing; TP_PARTS picks
+# parts (default "decode nccl profile serve": about 10 minutes on 4 GPUs, so split it over calls).
 #   tp_decode_32B_tpN.json   dsrt generate --tp N, 32 prompt ids, 256 new tokens (N = 1, 2, 4; the
 #                            TP 1 run is repeated here so that every figure comes from one card)
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
@@ -12,7 +13,8 @@ tp_ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 tp_plan() { if [ "$2" = 1 ]; then echo "$PLANS/$(model_name "$1").sm_90a.dsplan"; else echo "$PLANS/$(model_name "$1").sm_90a.tp$2.dsplan"; fi; }
 note "tp: $tp_ngpu GPU(s)"
 tp_prompt="$(ids 32 1)"
-for tp in 1 2 4; do
+tp_part() { case " ${TP_PARTS:-decode nccl profile serve} " in *" $1 "*) return 0;; esac; return 1; }
+tp_part decode && for tp in 1 2 4; do
   plan="$(tp_plan 32B $tp)"
   if [ "$tp_ngpu" -lt "$tp" ] || [ ! -f "$plan" ]; then note "tp decode 32B tp$tp: skipped ($tp_ngpu GPUs, $plan)"; continue; fi
   note "tp decode 32B tp$tp"
@@ -24,14 +26,14 @@ for tp in 1 2 4; do
 done
 
 tp_dist_exe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable 2>/dev/null | head -n1)"
-for tp in 2 4; do
+tp_part nccl && for tp in 2 4; do
   [ "$tp_ngpu" -ge "$tp" ] && [ -n "$tp_dist_exe" ] || continue
   note "tp nccl bandwidth on $tp GPUs"
   CUDA_VISIBLE_DEVICES="$(seq -s, 0 $((tp - 1)))" timeout 300 "$tp_dist_exe" --gtest_filter='NcclBandwidth.*' \
       > "$B/tp_nccl_tp$tp.log" 2>&1 || note "tp nccl tp$tp: exit $?"
 done
 
-for tp in 2 4; do
+tp_part profile && for tp in 2 4; do
   plan="$(tp_plan 32B $tp)"
   [ "$tp_ngpu" -ge "$tp" ] && [ -f "$plan" ] || continue
   note "tp profile 32B tp$tp (eager)"
@@ -42,7 +44,7 @@ for tp in 2 4; do
 done
 
 plan="$(tp_plan 32B 2)"
-if [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ] && [ -x "$DSBENCH" ]; then
+if tp_part serve && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ] && [ -x "$DSBENCH" ]; then
   port=$((PORT + 7))
   note "tp serve 32B tp2 on port $port"
   cmdlog "tp_serve_32B_tp2" "$DSRT serve $plan --tp 2 --load-format dummy --port $port $SERVE_ARGS; $DSBENCH --dataset random --num-prompts 256 --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2"
