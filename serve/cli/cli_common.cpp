@@ -26,6 +26,12 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   const int plan_tp = m.plan->plan().tp_size();
   if (options.nnodes < 1) return Status::Error(StrCat() << "--nnodes " << options.nnodes << " must be at least 1");
   if (options.nnodes > 1) {
+    if (options.tp > options.nnodes)
+      return Status::Error(StrCat() << "--tp " << options.tp << " with --nnodes " << options.nnodes << " would run "
+                                    << options.tp / options.nnodes << " ranks in each process; dsrt runs one rank per "
+                                    << "process: start " << options.tp << " processes (--nnodes " << options.tp
+                                    << ", one GPU each: --base-gpu-id or CUDA_VISIBLE_DEVICES), or run --tp "
+                                    << options.tp << " in one process on one host");
     if (options.nnodes != plan_tp)
       return Status::Error(StrCat() << "--nnodes " << options.nnodes << " does not match plan " << options.plan_path
                                     << ", which is sharded for tp_size " << plan_tp << " (one process per rank)");
