@@ -147,6 +147,7 @@ Result<std::unique_ptr<Executor>> make_cuda_rank(const LoadedPlan& plan, const W
   co.token_capacity = s.token_capacity;
   co.max_seqs = s.max_seqs;
   co.max_model_len = s.max_model_len;
+  co.max_logit_rows = s.max_logit_rows;
   co.enable_cuda_graph = s.enable_cuda_graph;
   co.cuda_graph_max_bs = s.cuda_graph_max_bs;
   co.comm = comm.get();
@@ -210,6 +211,7 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
     setup.num_pages = kv.config().num_pages;
     setup.max_seqs = co.max_seqs;
     setup.max_model_len = co.max_model_len;
+    setup.max_logit_rows = co.max_logit_rows;
     setup.cuda_graph_max_bs = co.cuda_graph_max_bs;
     setup.enable_cuda_graph = co.enable_cuda_graph;
     const WeightLoadOptions wo = weights.load_options();

@@ -84,26 +84,28 @@ Result<StepBatch> decode_step(std::string_view bytes) {
 namespace {
 
 // Setup message: kind, token capacity, page count (all followers read these),
-// then the CUDA fields (max_seqs, max_model_len, graph max bs, graphs on).
+// then the CUDA fields (max_seqs, max_model_len, max_logit_rows, graph max bs, graphs on).
 std::string encode_setup(const FollowerSetup& s) {
   std::string out(1, kSetup);
   put_i64(out, s.token_capacity);
   put_i64(out, s.num_pages);
   put_i64(out, s.max_seqs);
   put_i64(out, s.max_model_len);
+  put_i64(out, s.max_logit_rows);
   put_i64(out, s.cuda_graph_max_bs);
   put_i64(out, s.enable_cuda_graph ? 1 : 0);
   return out;
 }
 
 Result<FollowerSetup> decode_setup(const std::string& msg, const std::string& who) {
-  if (msg.size() != 1 + 6 * 8 || msg[0] != kSetup) return Status::Error(who + ": expected the setup message from rank 0");
+  if (msg.size() != 1 + 7 * 8 || msg[0] != kSetup) return Status::Error(who + ": expected the setup message from rank 0");
   Reader r{msg, 1};
   FollowerSetup s;
   s.token_capacity = r.i64();
   s.num_pages = r.i64();
   s.max_seqs = r.i64();
   s.max_model_len = r.i64();
+  s.max_logit_rows = r.i64();
   s.cuda_graph_max_bs = r.i64();
   s.enable_cuda_graph = r.i64() != 0;
   if (!r.ok || s.token_capacity <= 0 || s.num_pages <= 0)

@@ -26,6 +26,7 @@ struct FollowerSetup {
   int64_t num_pages = 0;          // KV pages: rank 0's page tables index every rank's pools
   int64_t max_seqs = 0;           // CUDA: sequences per step
   int64_t max_model_len = 0;      // CUDA: page-table width and KV buckets
+  int64_t max_logit_rows = 0;     // CUDA: logit rows per step (bounds the graph sizes too)
   int64_t cuda_graph_max_bs = 0;  // CUDA: graphs captured (0 with graphs off)
   bool enable_cuda_graph = false;
 };
