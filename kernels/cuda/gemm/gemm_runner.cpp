@@ -100,7 +100,7 @@ Key make_key(const GemmArgs& a) {
 }
 
 // The kernel kAuto uses for a GEMV-eligible problem.
-enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvAsync, kGemvMma };
+enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvAsync, kGemvMma, kGemvWarpL2, kGemvWarpDeepL2 };
 
 const char* choice_name(Choice c) {
   switch (c) {
@@ -108,6 +108,8 @@ const char* choice_name(Choice c) {
     case Choice::kGemvWarp: return "gemv-warp";
     case Choice::kGemvWarpDeep: return "gemv-warp-deep";
     case Choice::kGemvAsync: return "gemv-async";
+    case Choice::kGemvWarpL2: return "gemv-warp-l2";
+    case Choice::kGemvWarpDeepL2: return "gemv-warp-deep-l2";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
@@ -167,6 +169,9 @@ struct GemmRunner::Impl {
         return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsDeep);
       case Choice::kGemvAsync: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpAsync);
       case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
+      case Choice::kGemvWarpL2: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsL2);
+      case Choice::kGemvWarpDeepL2:
+        return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsDeepL2);
       case Choice::kCublasLt: break;
     }
     return run_cublaslt(a, stream);
@@ -190,6 +195,8 @@ struct GemmRunner::Impl {
     if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvWarp);
     if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvAsync);
     if (a.m == 1) candidates.push_back(Choice::kGemvWarpDeep);
+    if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvWarpL2);
+    if (a.m == 1) candidates.push_back(Choice::kGemvWarpDeepL2);
     Choice best = static_choice(a);
     float best_ms = 0.0f;
     bool have = false;

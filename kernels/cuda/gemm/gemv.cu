@@ -265,11 +265,14 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
                             splits, false};
     return launch_gemv_async(wp, stream);
   }
-  if ((kernel == GemvKernel::kWarpRows || kernel == GemvKernel::kWarpRowsDeep) && a.m <= kGemvWarpMaxM) {
-    const bool deep = kernel == GemvKernel::kWarpRowsDeep && a.m == 1;
+  const bool warp_rows = kernel == GemvKernel::kWarpRows || kernel == GemvKernel::kWarpRowsDeep ||
+                         kernel == GemvKernel::kWarpRowsL2 || kernel == GemvKernel::kWarpRowsDeepL2;
+  if (warp_rows && a.m <= kGemvWarpMaxM) {
+    const bool deep = (kernel == GemvKernel::kWarpRowsDeep || kernel == GemvKernel::kWarpRowsDeepL2) && a.m == 1;
     const int splits = k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep);
-    const GemvWarpParams wp{a.x,     a.w,     a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32,
-                            splits, deep};
+    GemvWarpParams wp{a.x,     a.w,     a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32,
+                      splits, deep};
+    wp.l2_prefetch = kernel == GemvKernel::kWarpRowsL2 || kernel == GemvKernel::kWarpRowsDeepL2;
     return launch_gemv_warp(wp, stream);
   }
   GemvParams p;

@@ -37,7 +37,11 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 // kWarpRowsDeep: the warp kernel with 16 loads in flight per lane (m = 1 only;
 // fewer resident warps, twice the bytes in flight each).
 // kWarpAsync: warp per row, w landing in shared memory via cp.async (m <= 4).
-enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles };
+// kWarpRowsL2 / kWarpRowsDeepL2: the warp kernels that also keep the next batch
+// of their row in flight as an L2 bulk prefetch (sm_90: cp.async.bulk.prefetch),
+// one batch more in flight per warp without registers; under PDL the first two
+// batches are requested before the wait.
+enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles, kWarpRowsL2, kWarpRowsDeepL2 };
 constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
@@ -57,6 +61,7 @@ struct GemvWarpParams {
   bool out_f32;
   int splits;        // warps per row: 1, 2 or 4 (gemv_warp_splits)
   bool deep;         // m = 1: the kWarpRowsDeep variant
+  bool l2_prefetch = false;  // the L2 variants (ignored by gemv_async)
 };
 int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false);
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);

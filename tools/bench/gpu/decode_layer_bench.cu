@@ -49,7 +49,7 @@ constexpr int64_t kHeadDim = 128, kKvLen = 288, kPage = 16, kVocab = 152064;
 
 enum Lin { kQkv, kO, kGateUp, kDown, kNumLin };
 const char* kLinName[] = {"qkv", "o", "gate_up", "down"};
-const char* kKernels[] = {"cublaslt", "warp", "deep", "async", "mma"};
+const char* kKernels[] = {"cublaslt", "warp", "deep", "async", "mma", "warp-l2", "deep-l2"};
 
 struct Layer {
   DeviceBuffer w[kNumLin], bias, norm1, norm2, k_pool, v_pool;
@@ -137,6 +137,8 @@ class LayerBench {
     if (kernel == "deep") k = detail::GemvKernel::kWarpRowsDeep;
     if (kernel == "async") k = detail::GemvKernel::kWarpAsync;
     if (kernel == "mma") k = detail::GemvKernel::kMmaTiles;
+    if (kernel == "warp-l2") k = detail::GemvKernel::kWarpRowsL2;
+    if (kernel == "deep-l2") k = detail::GemvKernel::kWarpRowsDeepL2;
     return detail::launch_gemv(a, scratch_, stream_, 0, k);
   }
 
@@ -308,7 +310,7 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
     mj["layer"].push_back({{"variant", label}, {"us", us[0]}, {"us_pdl", us[1]}, {"tok_s_projected", tok_s}});
     return Status::Ok();
   };
-  for (const char* kname : {"auto", "cublaslt", "warp", "deep", "async", "mma"}) {
+  for (const char* kname : {"auto", "cublaslt", "warp", "deep", "async", "mma", "warp-l2", "deep-l2"}) {
     const std::string k[kNumLin] = {kname, kname, kname, kname};
     DS_RETURN_IF_ERROR(report(std::string("all ") + kname, k, k, true, true));
   }
