@@ -3,7 +3,8 @@
 # Each part is skipped when fewer GPUs than ranks are visible or a plan is missing; TP_PARTS picks
 # parts (default "decode nccl profile serve": about 10 minutes on 4 GPUs, so split it over calls).
 #   tp_decode_32B_tpN.json   dsrt generate --tp N, 32 prompt ids, 256 new tokens (N = 1, 2, 4; the
-#                            TP 1 run is repeated here so that every figure comes from one card)
+#                            TP 1 run is repeated here so that every figure comes from one card);
+#                            tp_decode_32B_tp2_nccl.json: TP 2 with DSRT_CUSTOM_ALLREDUCE=0
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
 #                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph
 #   tp_profile_32B_tpN.log   DSRT_PROFILE=1, graphs off: per-instruction GPU time of eager decode
@@ -24,6 +25,17 @@ tp_part decode && for tp in 1 2 4; do
       --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp$tp.json" 2> "$B/tp_decode_32B_tp$tp.log" \
     || note "tp decode 32B tp$tp: exit $? (see tp_decode_32B_tp$tp.log)"
 done
+
+# TP 2 once more with every all_reduce through NCCL (the custom one-shot kernel off).
+plan="$(tp_plan 32B 2)"
+if tp_part decode && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ]; then
+  note "tp decode 32B tp2, NCCL only"
+  cmdlog "tp_decode_32B_tp2_nccl" "DSRT_CUSTOM_ALLREDUCE=0 $DSRT generate $plan --tp 2 ... (as above)"
+  # shellcheck disable=SC2086
+  DSRT_CUSTOM_ALLREDUCE=0 timeout 600 "$DSRT" generate "$plan" --tp 2 --load-format dummy --prompt-ids "$tp_prompt" \
+      --max-new-tokens 256 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_nccl.json" \
+      2> "$B/tp_decode_32B_tp2_nccl.log" || note "tp decode 32B tp2 nccl: exit $?"
+fi
 
 tp_dist_exe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable 2>/dev/null | head -n1)"
 tp_part nccl && for tp in 2 4; do

@@ -161,6 +161,10 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   x.plan = &plan;
   x.kv = &kv;
   x.comm = options.comm;
+  x.custom_ar = options.comm ? options.custom_all_reduce : nullptr;
+  if (x.custom_ar && (x.custom_ar->size() != options.comm->size()))
+    return Status::Error(StrCat() << "custom all-reduce group has " << x.custom_ar->size() << " ranks, the communicator "
+                                  << options.comm->size());
   if (x.comm) x.tp_rank = x.comm->rank(), x.tp_size = x.comm->size();
   const plan::Plan& p = plan.plan();
   x.vocab = p.model()->vocab_size();

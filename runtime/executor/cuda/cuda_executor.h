@@ -33,6 +33,7 @@
 namespace ds::cuda {
 
 class DeviceCommunicator;
+class CustomAllReduce;
 
 struct CudaExecutorOptions {
   int device = 0;
@@ -47,6 +48,10 @@ struct CudaExecutorOptions {
   // rank selects the vocab-parallel embedding rows; its device must be `device`.
   DeviceCommunicator* comm = nullptr;
   std::chrono::milliseconds dist_timeout{60000};  // a step's collectives complete within this
+  // Optional (ranks of one process with peer access): all_reduce messages it
+  // supports (small: decode steps) run as its one-shot NVLink kernel instead of
+  // NCCL; every rank of the group must be given it. Not owned.
+  CustomAllReduce* custom_all_reduce = nullptr;
 
   Status validate() const;
 };

@@ -193,7 +193,9 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         // Every rank runs the same (padded) step, so the row counts agree.
         const int64_t rows = op.per_logit_row ? sh.num_logit_rows : sh.num_tokens;
         const size_t n = static_cast<size_t>(rows * op.hidden);
-        if (comm) {
+        if (custom_ar && custom_ar->supports(op.x, op.out, op.dtype, n)) {
+          s = custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st);
+        } else if (comm) {
           s = comm->all_reduce_sum(op.x, op.out, op.dtype, n, st);
         } else if (op.x != op.out && n > 0) {
           const cudaError_t e = cudaMemcpyAsync(op.out, op.x, n * dtype_size(op.dtype), cudaMemcpyDeviceToDevice, st);

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
+#include <string>
 
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
@@ -72,6 +75,15 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
 
   std::unique_ptr<CudaTpExecutor> e(new CudaTpExecutor());
   e->devices_ = devices;
+  const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE");
+  if (options.custom_all_reduce && n > 1 && !(env && std::string(env) == "0")) {
+    auto ar = CustomAllReduce::create(devices, CustomAllReduce::kDefaultMaxBytes, options.exec.dist_timeout);
+    if (ar.ok()) {
+      e->custom_ar_ = std::move(ar).value();
+    } else {
+      std::fprintf(stderr, "dsrt: tensor parallelism: all-reduce through NCCL only (%s)\n", ar.status().message().c_str());
+    }
+  }
   for (int r = 0; r < n; ++r) {
     auto rank = std::make_unique<Rank>();
     rank->comm = std::move(comms[static_cast<size_t>(r)]);
@@ -97,6 +109,7 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
       CudaExecutorOptions eo = options.exec;
       eo.device = devices[r];
       eo.comm = rank.comm.get();
+      eo.custom_all_reduce = e->custom_ar_.get();
       DS_ASSIGN_OR_RETURN(rank.executor, CudaExecutor::create(plan, *rank.weights, kv, eo));
       return Status::Ok();
     }();

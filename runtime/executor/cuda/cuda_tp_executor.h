@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "runtime/cache/kv_cache.h"
+#include "runtime/dist/cuda/custom_all_reduce.h"
 #include "runtime/executor/cuda/cuda_executor.h"
 #include "runtime/executor/executor.h"
 #include "runtime/plan/plan_reader.h"
@@ -47,6 +48,10 @@ struct CudaTpOptions {
   WeightLoadOptions weights;
   LoadProgressFn progress;  // rank 0's weight upload only
   bool check_p2p = false;   // --enable-p2p-check: every pair of GPUs must reach each other
+  // Small all_reduces (decode) through CustomAllReduce's one-shot NVLink kernel
+  // when every pair of GPUs has peer access (else NCCL alone); env
+  // DSRT_CUSTOM_ALLREDUCE=0 turns it off.
+  bool custom_all_reduce = true;
 };
 
 class CudaTpExecutor : public Executor {
@@ -67,6 +72,7 @@ class CudaTpExecutor : public Executor {
 
   bool broken() const override;
   int tp_size() const { return static_cast<int>(ranks_.size()); }
+  bool uses_custom_all_reduce() const { return custom_ar_ != nullptr; }
   const std::vector<int>& devices() const { return devices_; }
   // Rank r's executor and weights (startup figures: every rank holds the same amounts).
   const CudaExecutor& rank_executor(int r) const { return *ranks_.at(static_cast<size_t>(r))->executor; }
@@ -90,6 +96,7 @@ class CudaTpExecutor : public Executor {
              std::vector<RowSample>* out);
   void teardown();
 
+  std::unique_ptr<CustomAllReduce> custom_ar_;  // outlives the executors (declared first: destroyed last)
   std::vector<std::unique_ptr<Rank>> ranks_;
   std::vector<int> devices_;
   double weights_load_s_ = 0;

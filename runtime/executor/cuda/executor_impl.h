@@ -16,6 +16,7 @@
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/kernel_library.h"
 #include "runtime/cuda/pinned_buffer.h"
+#include "runtime/dist/cuda/custom_all_reduce.h"
 #include "runtime/dist/cuda/device_communicator.h"
 #include "runtime/executor/cuda/cuda_executor.h"
 #include "runtime/executor/cuda/step_metadata.h"
@@ -147,6 +148,7 @@ struct CudaExecutor::Impl {
 
   // Tensor parallelism: the rank's communicator (not owned) and the all_gather scratch.
   DeviceCommunicator* comm = nullptr;
+  CustomAllReduce* custom_ar = nullptr;  // small all_reduces (same choice on every rank)
   int tp_rank = 0, tp_size = 1;
   DeviceBuffer gather_scratch;
 

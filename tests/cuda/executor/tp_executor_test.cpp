@@ -5,7 +5,7 @@
 //       weights, over prefill, chunked prefill, a mixed batch and decode steps
 //       (graphs on, 3 sequences padded to 4): logits within bf16 tolerance,
 //       no clear-margin argmax flips.
-//   (b) TP 2 decode graph replay == eager, bit for bit.
+//   (b) TP 2 decode graph replay == eager, bit for bit (custom all-reduce and NCCL-only).
 //   (c) TP 2 step_sample greedy == argmax of the TP 2 logits.
 //   (d) setup errors: a TP plan with a single-rank executor, too few GPUs.
 #include <gtest/gtest.h>
@@ -45,7 +45,7 @@ T take(Result<T> r, const char* what) {
   return std::move(r).value();
 }
 
-CudaTpOptions tp_options(const std::string& model, bool graphs) {
+CudaTpOptions tp_options(const std::string& model, bool graphs, bool custom_ar = true) {
   CudaTpOptions o;
   o.exec.token_capacity = kCapacity;
   o.exec.max_seqs = kMaxSeqs;
@@ -55,14 +55,17 @@ CudaTpOptions tp_options(const std::string& model, bool graphs) {
   o.exec.dist_timeout = std::chrono::seconds(30);
   o.weights.format = LoadFormat::kSafetensors;
   o.weights.model_path = std::string(DS_SOURCE_ROOT) + "/tests/fixtures/" + model;
+  o.custom_all_reduce = custom_ar;
   return o;
 }
 
-Result<Side> make_tp_side(const LoadedPlan& plan, const std::string& model, bool graphs) {
+Result<Side> make_tp_side(const LoadedPlan& plan, const std::string& model, bool graphs, bool custom_ar = true) {
   DS_ASSIGN_OR_RETURN(KvCacheConfig c, KvCacheConfig::from_plan(*plan.plan().kv_cache(), kNumPages));
   c.host_storage = false;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> kv, KvCache::create(c));
-  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs)));
+  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs, custom_ar)));
+  std::cout << "[tp] " << model << " tp" << plan.plan().tp_size() << (graphs ? " graphs" : " eager")
+            << ": custom all-reduce " << (e->uses_custom_all_reduce() ? "on" : "off") << "\n";
   return Side(std::move(kv), std::move(e));
 }
 
@@ -89,6 +92,7 @@ std::vector<std::vector<Part>> schedule(int64_t vocab) {
 struct Case {
   std::string model;
   int tp;
+  bool custom_ar = true;  // small all_reduces through CustomAllReduce (when peer access allows)
 };
 
 class TpVsSingle : public ::testing::TestWithParam<Case> {};
@@ -104,7 +108,7 @@ TEST_P(TpVsSingle, LogitsMatchTp1AndCpu) {
   ASSERT_EQ(tp_plan->plan().tp_size(), c.tp);
   Side cpu = take(make_cpu_side(f), "cpu side");
   Side one = take(make_gpu_side(f, /*graphs=*/true), "tp1 side");
-  Side tp = take(make_tp_side(*tp_plan, c.model, /*graphs=*/true), "tp side");
+  Side tp = take(make_tp_side(*tp_plan, c.model, /*graphs=*/true, c.custom_ar), "tp side");
   const int64_t vocab = one.exec().vocab_size();
   ASSERT_EQ(tp.exec().vocab_size(), vocab);
   double worst_one = 0, worst_cpu = 0;
@@ -124,16 +128,18 @@ TEST_P(TpVsSingle, LogitsMatchTp1AndCpu) {
     EXPECT_EQ(dc.argmax_mismatch, 0) << c.model << " tp" << c.tp << " step " << step << " vs CPU: " << dc.describe();
     ++step;
   }
-  std::cout << "[tp] " << c.model << " tp" << c.tp << ": " << step << " steps, worst rel err vs TP 1 " << worst_one
+  std::cout << "[tp] " << c.model << " tp" << c.tp << (c.custom_ar ? "" : " (NCCL only)") << ": " << step << " steps, worst rel err vs TP 1 " << worst_one
             << ", vs CPU f32 " << worst_cpu << "\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TpVsSingle,
                          ::testing::Values(Case{"qwen2-tiny-tied", 2}, Case{"qwen2-tiny-r1", 2},
                                            Case{"qwen2-tiny-yarn", 2}, Case{"qwen2-tiny-tied", 4},
-                                           Case{"qwen2-tiny-r1", 4}, Case{"qwen2-tiny-yarn", 4}),
+                                           Case{"qwen2-tiny-r1", 4}, Case{"qwen2-tiny-yarn", 4},
+                                           Case{"qwen2-tiny-tied", 2, false}, Case{"qwen2-tiny-r1", 4, false}),
                          [](const ::testing::TestParamInfo<Case>& i) {
-                           std::string n = i.param.model + "_tp" + std::to_string(i.param.tp);
+                           std::string n = i.param.model + "_tp" + std::to_string(i.param.tp) +
+                                           (i.param.custom_ar ? "" : "_nccl_only");
                            for (char& ch : n)
                              if (ch == '-') ch = '_';
                            return n;
@@ -145,25 +151,29 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
   const std::string model = "qwen2-tiny-r1";
   REQUIRE_PLAN(tp_plan_path(model, 2));
   auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
-  Side graph = take(make_tp_side(*plan, model, true), "graph side");
-  Side eager = take(make_tp_side(*plan, model, false), "eager side");
-  const int64_t vocab = graph.exec().vocab_size();
-  int64_t differing = 0, steps = 0;
-  for (const auto& parts : schedule(vocab)) {
-    std::vector<float> lg, le;
-    ASSERT_TRUE(graph.run(parts, &lg).ok());
-    ASSERT_TRUE(eager.run(parts, &le).ok());
-    ASSERT_EQ(lg.size(), le.size());
-    int64_t diff = 0;
-    for (size_t i = 0; i < lg.size(); ++i) diff += lg[i] != le[i];
-    if (diff) {
-      const LogitsDiff d = compare_logits(le, lg, vocab);
-      ADD_FAILURE() << "step " << steps << ": " << diff << " logits differ between graph and eager: " << d.describe();
+  for (bool custom : {true, false}) {
+    Side graph = take(make_tp_side(*plan, model, true, custom), "graph side");
+    Side eager = take(make_tp_side(*plan, model, false, custom), "eager side");
+    const int64_t vocab = graph.exec().vocab_size();
+    int64_t differing = 0, steps = 0;
+    for (const auto& parts : schedule(vocab)) {
+      std::vector<float> lg, le;
+      ASSERT_TRUE(graph.run(parts, &lg).ok());
+      ASSERT_TRUE(eager.run(parts, &le).ok());
+      ASSERT_EQ(lg.size(), le.size());
+      int64_t diff = 0;
+      for (size_t i = 0; i < lg.size(); ++i) diff += lg[i] != le[i];
+      if (diff) {
+        const LogitsDiff d = compare_logits(le, lg, vocab);
+        ADD_FAILURE() << (custom ? "custom all-reduce" : "NCCL only") << ", step " << steps << ": " << diff
+                      << " logits differ between graph and eager: " << d.describe();
+      }
+      differing += diff;
+      ++steps;
     }
-    differing += diff;
-    ++steps;
+    std::cout << "[tp] graph vs eager at TP 2 (" << (custom ? "custom all-reduce" : "NCCL only") << "): " << steps
+              << " steps, " << differing << " differing logits\n";
   }
-  std::cout << "[tp] graph vs eager at TP 2: " << steps << " steps, " << differing << " differing logits\n";
 }
 
 // (c)
