@@ -37,7 +37,7 @@ if [ "$what" != build ] && [ "$what" != tp ] && [ -d "$BUILD" ]; then
   mkdir -p "$OUT/parts"
   for exe in $(find "$BUILD" -name 'ds_cuda_*tests' -type f -executable | sort); do
     name=$(basename "$exe")
-    timeout 300 "$exe" --gtest_color=no > "$OUT/parts/$name.log" 2>&1
+    timeout "${GPU_TEST_TIMEOUT:-120}" "$exe" --gtest_color=no > "$OUT/parts/$name.log" 2>&1
     prc=$?
     row "$name" "$([ $prc = 0 ] && echo ok || echo FAIL)" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/$name.log" | tr '\n' ' ' | cut -c1-80)"
   done
