@@ -65,8 +65,10 @@ class GemmRunner {
   // (outside a capture; synchronizes the stream; y is overwritten). An
   // unmeasured problem met inside a capture uses a fixed rule.
   Status prepare(const GemmArgs& args, cudaStream_t stream);
-  // The kernel kAuto uses for `args` ("cublaslt", "gemv-warp", "gemv-mma", or
-  // "unmeasured (...)"), for logs and tests.
+  // The kernel kAuto uses for `args` ("cublaslt", "gemv-warp", "gemv-mma", ...,
+  // or "unmeasured (...)"), for logs and tests. The environment variable
+  // DSRT_GEMM_KERNEL=<one of these names> forces kAuto's choice for every
+  // GEMV-sized problem that kernel can run (benchmarks and A/B runs).
   std::string chosen_kernel(const GemmArgs& args) const;
 
   size_t workspace_bytes() const;

@@ -7,6 +7,7 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -115,6 +116,23 @@ const char* choice_name(Choice c) {
   return "gemv-mma";
 }
 
+// DSRT_GEMM_KERNEL=<choice name> (benchmarks, A/B runs): kAuto uses that kernel
+// for every GEMV-eligible problem it can run instead of timing the candidates.
+bool forced_choice(const GemmArgs& a, Choice* out) {
+  static const char* env = std::getenv("DSRT_GEMM_KERNEL");
+  if (env == nullptr || *env == 0) return false;
+  for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
+                   Choice::kGemvWarpL2, Choice::kGemvWarpDeepL2}) {
+    if (std::strcmp(env, choice_name(c)) != 0) continue;
+    const bool warp = c == Choice::kGemvWarp || c == Choice::kGemvAsync || c == Choice::kGemvWarpL2;
+    const bool deep = c == Choice::kGemvWarpDeep || c == Choice::kGemvWarpDeepL2;
+    if ((warp && a.m > detail::kGemvWarpMaxM) || (deep && a.m != 1)) return false;
+    *out = c;
+    return true;
+  }
+  return false;
+}
+
 // Used without a measurement (first use inside a graph capture). From the
 // H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at m <= 2
 // on many-row shapes (gate_up, lm_head: 4.2-4.6 vs 3.9-4.4 TB/s) and on small
@@ -188,6 +206,7 @@ struct GemmRunner::Impl {
       auto it = shared.map.find(key);
       if (it != shared.map.end()) return it->second;
     }
+    if (Choice forced; forced_choice(a, &forced)) return forced;
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
     if (capture != cudaStreamCaptureStatusNone) return static_choice(a);
@@ -401,6 +420,7 @@ std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   GemmArgs a = args;
   if (!check_args(a).ok()) return "invalid";
   if (!detail::gemv_unsupported_reason(a).empty()) return "cublaslt";
+  if (Choice forced; forced_choice(a, &forced)) return std::string(choice_name(forced)) + " (DSRT_GEMM_KERNEL)";
   auto key = choice_key(a);
   if (!key.ok()) return "unknown device";
   SharedChoices& shared = shared_choices();

@@ -46,6 +46,8 @@ struct Model {
 };
 const Model kModels[] = {{"7B", 3584, 28, 4, 18944, 28}, {"32B", 5120, 40, 8, 27648, 64}};
 constexpr int64_t kHeadDim = 128, kKvLen = 288, kPage = 16, kVocab = 152064;
+constexpr int64_t kKvBound = 512;                 // the executor's first decode KV bucket
+constexpr int64_t kPages = kKvBound / kPage;      // page table row (the launcher checks it covers the bound)
 
 enum Lin { kQkv, kO, kGateUp, kDown, kNumLin };
 const char* kLinName[] = {"qkv", "o", "gate_up", "down"};
@@ -64,7 +66,7 @@ class LayerBench {
     n_[kO] = m.hidden, k_[kO] = m.heads * kHeadDim;
     n_[kGateUp] = 2 * m.inter, k_[kGateUp] = m.hidden;
     n_[kDown] = m.hidden, k_[kDown] = m.inter;
-    const int64_t pages = (kKvLen + kPage - 1) / kPage;
+    const int64_t pages = kPages;
     layers_.resize(static_cast<size_t>(layers));
     uint64_t key = 100;
     for (Layer& l : layers_) {
@@ -95,7 +97,7 @@ class LayerBench {
     attn_p_.head_dim = attn_p_.v_head_dim = static_cast<int>(kHeadDim);
     attn_p_.page_size = static_cast<int>(kPage);
     attn_p_.scale = 0.08838834764f;
-    const size_t ws = paged_attention_workspace_bytes(attn_p_, 1, 1, 512);
+    const size_t ws = paged_attention_workspace_bytes(attn_p_, 1, 1, static_cast<int>(kKvBound));
     DS_ASSIGN_OR_RETURN(attn_ws_, DeviceBuffer::allocate(std::max<size_t>(ws, 256)));
     DS_ASSIGN_OR_RETURN(runner_, GemmRunner::create());
     DS_ASSIGN_OR_RETURN(scratch_buf_, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
@@ -160,8 +162,8 @@ class LayerBench {
                                         static_cast<int>(kKvLen - 1), stream_));
       PagedAttentionBatch b;
       b.num_seqs = 1, b.q_start = meta, b.kv_len = meta + 2, b.page_table = meta + 4;
-      b.page_table_stride = (kKvLen + kPage - 1) / kPage;
-      b.num_tokens = 1, b.max_q_len = 1, b.max_kv_len = 512;
+      b.page_table_stride = kPages;
+      b.num_tokens = 1, b.max_q_len = 1, b.max_kv_len = static_cast<int>(kKvBound);
       DS_RETURN_IF_ERROR(paged_attention(q_.data(), 0, l.k_pool.data(), l.v_pool.data(), attn_.data(), attn_p_, b,
                                          attn_ws_.data(), attn_ws_.bytes(), stream_));
     }
@@ -313,6 +315,16 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
   for (const char* kname : {"auto", "cublaslt", "warp", "deep", "async", "mma", "warp-l2", "deep-l2"}) {
     const std::string k[kNumLin] = {kname, kname, kname, kname};
     DS_RETURN_IF_ERROR(report(std::string("all ") + kname, k, k, true, true));
+  }
+  const char* mixes[][kNumLin] = {{"warp-l2", "warp-l2", "warp-l2", "cublaslt"},
+                                  {"deep-l2", "deep-l2", "warp-l2", "cublaslt"},
+                                  {"warp-l2", "warp-l2", "warp-l2", "warp-l2"},
+                                  {"warp", "mma", "warp", "cublaslt"}};
+  for (const auto& mix : mixes) {
+    const std::string k[kNumLin] = {mix[0], mix[1], mix[2], mix[3]};
+    std::string label;
+    for (int i = 0; i < kNumLin; ++i) label += k[i].substr(0, 4) + (i + 1 < kNumLin ? "," : "");
+    DS_RETURN_IF_ERROR(report(label, k, k, true, true));
   }
   std::string b0[kNumLin], b1[kNumLin];
   std::string label = "best (";
