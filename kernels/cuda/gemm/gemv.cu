@@ -211,6 +211,16 @@ __global__ void add_bias_f32_kernel(float* y, const __nv_bfloat16* bias, int64_t
       y[r * ldy + c] += __bfloat162float(bias[c]);
 }
 
+__global__ void delay_kernel(uint32_t ns) {
+  pdl_wait();
+  pdl_trigger();
+  uint64_t t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < ns);
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 }  // namespace
@@ -297,6 +307,11 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << a.n << " is too large");
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p));
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status launch_gemv_delay(uint32_t ns, cudaStream_t stream) {
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(delay_kernel, dim3(1), dim3(32), 0, stream, ns));
   return Status::Ok();
 }
 

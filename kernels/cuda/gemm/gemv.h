@@ -68,6 +68,12 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
 int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms);
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
 
+// One PDL-aware block that waits for its predecessor, lets its successor be
+// scheduled and then spins for about `ns` nanoseconds: the stand-in for the
+// small latency-bound kernel (norm, rope, attention at batch 1) that precedes a
+// decode GEMM, used by GemmRunner's timed choice.
+Status launch_gemv_delay(uint32_t ns, cudaStream_t stream);
+
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);
 
