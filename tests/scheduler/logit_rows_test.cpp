@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "runtime/scheduler/serving_engine.h"
 #include "tests/scheduler/test_model.h"
 
 namespace ds::test {
@@ -152,6 +153,20 @@ TEST(LogitRowCap, EngineScoreFeedsChunksOfAtMostTheCap) {
   }
   capped.max_logit_rows = -1;
   EXPECT_FALSE(Engine::create(*m.plan, *m.weights, capped).ok());
+}
+
+TEST(LogitRowCap, ServingDefaultHoldsARowPerRunningRequestAndAtMostTheChunk) {
+  ServingOptions o;
+  o.max_running_requests = 64;
+  EXPECT_EQ(resolve_max_logit_rows(o, 2048), kDefaultMaxLogitRows);  // 256 rows, not 2048
+  EXPECT_EQ(resolve_max_logit_rows(o, 100), 100);
+  o.max_running_requests = 512;
+  EXPECT_EQ(resolve_max_logit_rows(o, 2048), 512);
+  o.max_logit_rows = 1000;
+  EXPECT_EQ(resolve_max_logit_rows(o, 2048), 1000);
+  EXPECT_EQ(resolve_max_logit_rows(o, 640), 640);
+  o.max_logit_rows = -1;
+  EXPECT_FALSE(o.validate().ok());
 }
 
 }  // namespace
