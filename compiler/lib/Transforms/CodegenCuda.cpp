@@ -86,19 +86,35 @@ template <> __device__ __forceinline__ __half ds_from_float<__half>(float x) { r
 
 template <typename T, int N> struct alignas(sizeof(T) * N) DsVec { T v[N]; };
 
+// N consecutive values move as pieces of at most 16 bytes (N bf16 in one
+// piece, N floats in two when a group mixes an f32 residual with bf16 rows);
+// p is aligned to the piece size (N divides every row and offset).
+template <typename T, int N> struct DsPiece {
+  static constexpr int kMax = 16 / static_cast<int>(sizeof(T));
+  static constexpr int value = kMax < N ? kMax : N;
+};
+
 template <int N, typename T>
 __device__ __forceinline__ void ds_load(const T* p, float (&r)[N]) {
-  const DsVec<T, N> x = *reinterpret_cast<const DsVec<T, N>*>(p);
+  constexpr int K = DsPiece<T, N>::value;
 #pragma unroll
-  for (int i = 0; i < N; ++i) r[i] = ds_to_float(x.v[i]);
+  for (int c = 0; c < N; c += K) {
+    const DsVec<T, K> x = *reinterpret_cast<const DsVec<T, K>*>(p + c);
+#pragma unroll
+    for (int i = 0; i < K; ++i) r[c + i] = ds_to_float(x.v[i]);
+  }
 }
 
 template <int N, typename T>
 __device__ __forceinline__ void ds_store(T* p, const float (&r)[N]) {
-  DsVec<T, N> x;
+  constexpr int K = DsPiece<T, N>::value;
 #pragma unroll
-  for (int i = 0; i < N; ++i) x.v[i] = ds_from_float<T>(r[i]);
-  *reinterpret_cast<DsVec<T, N>*>(p) = x;
+  for (int c = 0; c < N; c += K) {
+    DsVec<T, K> x;
+#pragma unroll
+    for (int i = 0; i < K; ++i) x.v[i] = ds_from_float<T>(r[c + i]);
+    *reinterpret_cast<DsVec<T, K>*>(p + c) = x;
+  }
 }
 
 // Sum over the block (blockDim.x is a multiple of 32); every thread gets it.
@@ -234,13 +250,16 @@ private:
 };
 
 int64_t GroupEmitter::chooseVec() {
-  unsigned maxBytes = 1;
+  // 16 bytes of the narrowest float type per thread and step (8 bf16, or 4
+  // floats when every value is f32); wider values of a mixed group (an f32
+  // residual next to bf16 rows) move in several 16-byte pieces (ds_load).
+  unsigned minBytes = 16;
   SmallVector<int64_t> multiples; // everything VEC must divide
   auto addTensor = [&](Value v) {
     auto t = cast<RankedTensorType>(v.getType());
     if (!isa<FloatType>(t.getElementType()))
       return;
-    maxBytes = std::max(maxBytes, t.getElementTypeBitWidth() / 8);
+    minBytes = std::min(minBytes, t.getElementTypeBitWidth() / 8);
     multiples.push_back(t.getShape().back());
   };
   for (Value arg : group.getBodyBlock().getArguments())
@@ -255,7 +274,7 @@ int64_t GroupEmitter::chooseVec() {
       multiples.push_back(rope.getRope().getRotaryDim() / 2);
     }
   }
-  int64_t v = 16 / maxBytes;
+  int64_t v = 16 / minBytes;
   while (v > 1 && llvm::any_of(multiples, [&](int64_t m) { return m % v; }))
     v /= 2;
   return v;

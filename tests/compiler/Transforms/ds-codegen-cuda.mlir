@@ -86,6 +86,34 @@ module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
 
 // -----
 
+// An f32 residual stream (dscc --residual-dtype f32): the add widens the bf16
+// layer output into the f32 residual, the norm writes bf16. VEC is 16 bytes of
+// the narrowest type (8 elements: one piece of bf16, two 16-byte pieces of f32),
+// so a 32-wide row is 4 chunks and the block one warp.
+// CHECK-LABEL: func.func @f32_residual
+// CHECK: ds.fused_group(
+// CHECK-SAME: ds.block_dim = 32 : i64
+// CHECK-SAME: struct DsPiece {
+// CHECK-SAME: const float* __restrict__ in0,\0A    const __nv_bfloat16* __restrict__ in1,\0A    const __nv_bfloat16* __restrict__ in2,\0A    float* __restrict__ out0,\0A    __nv_bfloat16* __restrict__ out1)
+// CHECK-SAME: ds_load<8>(in0 + row * 32 + j, r)
+// CHECK-SAME: ds_load<8>(in1 + row * 32 + j, r)
+// CHECK-SAME: ds_store<8>(out0 + row * 32 + j, r)
+// CHECK-SAME: ds_store<8>(out1 + row * 32 + j, r)
+// CHECK-SAME: : (tensor<?x32xf32>, tensor<?x32xbf16>, tensor<32xbf16>) -> (tensor<?x32xf32>, tensor<?x32xbf16>)
+module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
+  func.func @f32_residual(%x: tensor<?x32xf32>, %o: tensor<?x32xbf16>, %w: tensor<32xbf16>) -> (tensor<?x32xf32>, tensor<?x32xbf16>) {
+    %g:2 = ds.fused_group(%x, %o, %w) : (tensor<?x32xf32>, tensor<?x32xbf16>, tensor<32xbf16>) -> (tensor<?x32xf32>, tensor<?x32xbf16>) {
+    ^bb0(%a: tensor<?x32xf32>, %b: tensor<?x32xbf16>, %c: tensor<32xbf16>):
+      %r = ds.add %a, %b : tensor<?x32xf32>, tensor<?x32xbf16> -> tensor<?x32xf32>
+      %n = ds.rms_norm %r, %c {eps = 1.0e-06 : f64} : (tensor<?x32xf32>, tensor<32xbf16>) -> tensor<?x32xbf16>
+      ds.yield %r, %n : tensor<?x32xf32>, tensor<?x32xbf16>
+    }
+    return %g#0, %g#1 : tensor<?x32xf32>, tensor<?x32xbf16>
+  }
+}
+
+// -----
+
 // Identical groups share one kernel (same entry).
 // CHECK-LABEL: module attributes {ds.target = "sm_90a"} {
 // CHECK: ds.fused_group(
