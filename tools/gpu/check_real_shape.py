@@ -155,8 +155,9 @@ def plan_list(args):
         label, sep, path = spec.partition("=")
         if not sep:
             path = spec
-            name = os.path.basename(spec)
-            label = "res-bf16" if ".res-bf16." in name else "default"
+            # The plan's variant from its name (make_plans.sh): NAME.ARCH[.res-bf16|.tpN].dsplan.
+            m = re.search(r"\.(res-bf16|tp\d+)\.dsplan$", os.path.basename(spec))
+            label = m.group(1) if m else "default"
         plans.append((label, path))
     if len(plans) == 1 and not args.no_sibling and plans[0][1].endswith(".dsplan"):
         sibling = plans[0][1][:-len(".dsplan")] + ".res-bf16.dsplan"
