@@ -113,6 +113,11 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   } else {
     DS_ASSIGN_OR_RETURN(pages, resolve_kv_pages(plan, options, max_len));
   }
+  // Checked before anything is loaded (the scheduler checks it again).
+  if (options.max_logit_rows > 0 && resolve_max_logit_rows(options, chunk) < max_running)
+    return Status::Error(StrCat() << "max_logit_rows " << resolve_max_logit_rows(options, chunk)
+                                  << " is below max_running_requests " << max_running
+                                  << " (every running request may sample a row per step)");
   std::unique_ptr<ServingEngine> e(new ServingEngine());
   DS_ASSIGN_OR_RETURN(KvCacheConfig cfg, KvCacheConfig::from_plan(*plan->kv_cache(), pages));
   cfg.host_storage = !cuda;  // the CUDA executor keeps the pools on the device

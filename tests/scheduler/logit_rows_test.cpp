@@ -169,5 +169,19 @@ TEST(LogitRowCap, ServingDefaultHoldsARowPerRunningRequestAndAtMostTheChunk) {
   EXPECT_FALSE(o.validate().ok());
 }
 
+TEST(LogitRowCap, ServingEngineRejectsACapBelowMaxRunningRequests) {
+  const TestModel& m = TestModel::get();
+  ServingOptions o;
+  o.max_running_requests = 8;
+  o.max_logit_rows = 4;
+  o.start_loop = false;
+  auto e = ServingEngine::create(*m.plan, *m.weights, o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("max_logit_rows 4 is below max_running_requests 8"), std::string::npos)
+      << e.status().message();
+  o.max_logit_rows = 8;
+  EXPECT_TRUE(ServingEngine::create(*m.plan, *m.weights, o).ok());
+}
+
 }  // namespace
 }  // namespace ds::test
