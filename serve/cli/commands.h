@@ -37,6 +37,7 @@ struct ScoreArgs {
   bool json = false;
   int64_t chunked_prefill_size = 0;
   std::string logits_out;  // --logits-out: every position's full logits, f32 .npy [T, vocab]
+  int64_t max_logit_rows = 0;  // --max-logit-rows (0: the engine's default)
   CudaArgs cuda;
 };
 Status run_score(const ScoreArgs& args);

@@ -82,6 +82,9 @@ int main(int argc, char** argv) {
   score->add_option("--chunked-prefill-size", sc.chunked_prefill_size, "Tokens per step (arena capacity)");
   score->add_option("--logits-out", sc.logits_out,
                     "Also write every position's full logits to this file (float32 .npy, shape [T, vocab])");
+  score->add_option("--max-logit-rows", sc.max_logit_rows,
+                    "Logit rows per step (the CUDA logits buffer): the ids are fed in chunks of at most this many "
+                    "tokens (0: min(chunked prefill size, 256))");
   add_cuda_options(score, sc.cuda, true);
 
 #ifdef DS_HAVE_HTTP

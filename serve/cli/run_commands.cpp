@@ -16,9 +16,10 @@ namespace {
 using json = nlohmann::json;
 
 Result<std::unique_ptr<Engine>> make_engine(const LoadedModel& m, int64_t chunk, int64_t kv_tokens,
-                                            const CudaArgs& cuda) {
+                                            const CudaArgs& cuda, int64_t max_logit_rows = 0) {
   EngineOptions eo;
   eo.token_capacity = chunk;
+  eo.max_logit_rows = max_logit_rows;
   eo.kv_tokens = kv_tokens;
   eo.dist = m.dist.get();
   eo.mem_fraction_static = cuda.mem_fraction_static;
@@ -120,12 +121,14 @@ Status run_generate(const GenerateArgs& a) {
 Status run_score(const ScoreArgs& a) {
   if (a.top_k < 0) return Status::Error("--top-k must be >= 0");
   if (a.chunked_prefill_size < 0) return Status::Error("--chunked-prefill-size must be positive");
+  if (a.max_logit_rows < 0) return Status::Error("--max-logit-rows must be >= 0");
   DS_RETURN_IF_ERROR(check_cuda_args(a.cuda));
   DS_ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_id_list(a.ids, "--ids"));
   DS_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.load));
   if (m.follower())  // rank 0 prints the result
     return run_rank_follower(*m.plan, *m.weights, *m.dist, follower_executor_options(a.load));
-  DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, static_cast<int64_t>(ids.size()), a.cuda));
+  DS_ASSIGN_OR_RETURN(auto engine, make_engine(m, a.chunked_prefill_size, static_cast<int64_t>(ids.size()), a.cuda,
+                                               a.max_logit_rows));
   const int64_t vocab = engine->vocab_size();
   // --logits-out asks the engine for every logit (top-k over the whole vocabulary) and scatters them back
   // by token id; the JSON still reports --top-k of them.

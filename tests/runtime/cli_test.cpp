@@ -247,6 +247,23 @@ TEST_F(DsrtCli, TensorParallelWithoutGlooIsAClearError) {
 }
 #endif
 
+TEST_F(DsrtCli, ScoreInChunksOfMaxLogitRowsGivesTheSameLogits) {
+  CmdResult whole = dsrt("score " + plan_ + " --ids 1,2,3,4,5,6,7 --top-k 3 --json");
+  CmdResult chunked = dsrt("score " + plan_ + " --ids 1,2,3,4,5,6,7 --top-k 3 --json --max-logit-rows 2");
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  ASSERT_EQ(chunked.code, 0) << chunked.err;
+  auto a = nlohmann::json::parse(whole.out)["positions"], b = nlohmann::json::parse(chunked.out)["positions"];
+  ASSERT_EQ(a.size(), 7u);
+  ASSERT_EQ(b.size(), 7u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["top_ids"], b[i]["top_ids"]) << "position " << i;
+    EXPECT_FLOAT_EQ(a[i]["top_logits"][0].get<float>(), b[i]["top_logits"][0].get<float>()) << "position " << i;
+  }
+  CmdResult bad = dsrt("score " + plan_ + " --ids 1,2 --max-logit-rows -1");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--max-logit-rows must be >= 0"), std::string::npos) << bad.err;
+}
+
 TEST_F(DsrtCli, ErrorsAreOneLineAndExit1) {
   auto expect_error = [&](const std::string& args, const std::string& text) {
     CmdResult r = dsrt(args);
