@@ -44,6 +44,8 @@ class DeviceCommunicator {
   virtual Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) = 0;
   // True once the communicator was aborted (after an error or a timeout).
   virtual bool aborted() const = 0;
+  // Aborts now (idempotent): this rank's pending collectives end, later calls error.
+  virtual void abort() = 0;
 };
 
 // True when this dsrt was built with NCCL (DS_HAVE_NCCL); without it the

@@ -40,7 +40,7 @@ class NcclCommunicator final : public DeviceCommunicator {
   // True once the communicator was aborted (after an error or timeout).
   bool aborted() const override { return comm_ == nullptr; }
   // Aborts now (idempotent): pending collectives of this rank end at once.
-  void abort();
+  void abort() override;
 
  private:
   NcclCommunicator(ncclComm_t comm, int rank, int size, int device, std::chrono::milliseconds timeout)
