@@ -1,8 +1,8 @@
 # Tensor-parallel benchmarks: the `tp` section of tools/gpu/bench.sh (sourced by it; uses its
 # B, PLANS, DSRT, DSBENCH, PY, PORT, GEN_ARGS, SERVE_ARGS, ids(), note(), cmdlog(), model_name()).
 # Each part is skipped when fewer GPUs than ranks are visible or a plan is missing; TP_PARTS picks
-# parts (default "decode nccl profile serve": about 10 minutes on 4 GPUs, so split it over calls).
-#   tp_decode_32B_tpN.json   dsrt generate --tp N, 32 prompt ids, 256 new tokens (N = 1, 2, 4; the
+# parts (default "decode nccl profile serve": about 3-4 minutes on 4 GPUs).
+#   tp_decode_32B_tpN.json   dsrt generate --tp N, 32 prompt ids, 128 new tokens (N = 1, 2, 4; the
 #                            TP 1 run is repeated here so that every figure comes from one card);
 #                            tp_decode_32B_tp2_nccl.json: TP 2 with DSRT_CUSTOM_ALLREDUCE=0
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
@@ -19,9 +19,9 @@ tp_part decode && for tp in 1 2 4; do
   plan="$(tp_plan 32B $tp)"
   if [ "$tp_ngpu" -lt "$tp" ] || [ ! -f "$plan" ]; then note "tp decode 32B tp$tp: skipped ($tp_ngpu GPUs, $plan)"; continue; fi
   note "tp decode 32B tp$tp"
-  cmdlog "tp_decode_32B_tp$tp" "$DSRT generate $plan --tp $tp --load-format dummy --prompt-ids <32 ids> --max-new-tokens 256 --ignore-eos --json $GEN_ARGS"
+  cmdlog "tp_decode_32B_tp$tp" "$DSRT generate $plan --tp $tp --load-format dummy --prompt-ids <32 ids> --max-new-tokens 128 --ignore-eos --json $GEN_ARGS"
   # shellcheck disable=SC2086
-  timeout 600 "$DSRT" generate "$plan" --tp "$tp" --load-format dummy --prompt-ids "$tp_prompt" --max-new-tokens 256 \
+  timeout 120 "$DSRT" generate "$plan" --tp "$tp" --load-format dummy --prompt-ids "$tp_prompt" --max-new-tokens 128 \
       --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp$tp.json" 2> "$B/tp_decode_32B_tp$tp.log" \
     || note "tp decode 32B tp$tp: exit $? (see tp_decode_32B_tp$tp.log)"
 done
@@ -32,8 +32,8 @@ if tp_part decode && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ]; then
   note "tp decode 32B tp2, NCCL only"
   cmdlog "tp_decode_32B_tp2_nccl" "DSRT_CUSTOM_ALLREDUCE=0 $DSRT generate $plan --tp 2 ... (as above)"
   # shellcheck disable=SC2086
-  DSRT_CUSTOM_ALLREDUCE=0 timeout 600 "$DSRT" generate "$plan" --tp 2 --load-format dummy --prompt-ids "$tp_prompt" \
-      --max-new-tokens 256 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_nccl.json" \
+  DSRT_CUSTOM_ALLREDUCE=0 timeout 120 "$DSRT" generate "$plan" --tp 2 --load-format dummy --prompt-ids "$tp_prompt" \
+      --max-new-tokens 128 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_nccl.json" \
       2> "$B/tp_decode_32B_tp2_nccl.log" || note "tp decode 32B tp2 nccl: exit $?"
 fi
 
@@ -41,7 +41,7 @@ tp_dist_exe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable 2>/dev
 tp_part nccl && for tp in 2 4; do
   [ "$tp_ngpu" -ge "$tp" ] && [ -n "$tp_dist_exe" ] || continue
   note "tp nccl bandwidth on $tp GPUs"
-  CUDA_VISIBLE_DEVICES="$(seq -s, 0 $((tp - 1)))" timeout 300 "$tp_dist_exe" --gtest_filter='NcclBandwidth.*' \
+  CUDA_VISIBLE_DEVICES="$(seq -s, 0 $((tp - 1)))" timeout 90 "$tp_dist_exe" --gtest_filter='NcclBandwidth.*' \
       > "$B/tp_nccl_tp$tp.log" 2>&1 || note "tp nccl tp$tp: exit $?"
 done
 
@@ -49,9 +49,9 @@ tp_part profile && for tp in 2 4; do
   plan="$(tp_plan 32B $tp)"
   [ "$tp_ngpu" -ge "$tp" ] && [ -f "$plan" ] || continue
   note "tp profile 32B tp$tp (eager)"
-  cmdlog "tp_profile_32B_tp$tp" "DSRT_PROFILE=1 $DSRT generate $plan --tp $tp --load-format dummy --prompt-ids <32 ids> --max-new-tokens 64 --ignore-eos --disable-cuda-graph --json"
-  DSRT_PROFILE=1 timeout 600 "$DSRT" generate "$plan" --tp "$tp" --load-format dummy --prompt-ids "$tp_prompt" \
-      --max-new-tokens 64 --ignore-eos --disable-cuda-graph --json > "$B/tp_profile_32B_tp$tp.json" \
+  cmdlog "tp_profile_32B_tp$tp" "DSRT_PROFILE=1 $DSRT generate $plan --tp $tp --load-format dummy --prompt-ids <32 ids> --max-new-tokens 32 --ignore-eos --disable-cuda-graph --json"
+  DSRT_PROFILE=1 timeout 120 "$DSRT" generate "$plan" --tp "$tp" --load-format dummy --prompt-ids "$tp_prompt" \
+      --max-new-tokens 32 --ignore-eos --disable-cuda-graph --json > "$B/tp_profile_32B_tp$tp.json" \
       2> "$B/tp_profile_32B_tp$tp.log" || note "tp profile tp$tp: exit $?"
 done
 
@@ -64,7 +64,7 @@ if tp_part serve && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ] && [ -x "$DSBENCH" ];
   "$DSRT" serve "$plan" --tp 2 --load-format dummy --host 127.0.0.1 --port "$port" $SERVE_ARGS > "$B/tp_serve_32B_tp2.log" 2>&1 &
   server=$!
   ready=0
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 120); do
     kill -0 "$server" 2>/dev/null || break
     if "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
       ready=1; break
@@ -72,7 +72,7 @@ if tp_part serve && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ] && [ -x "$DSBENCH" ];
     sleep 0.5
   done
   if [ "$ready" = 1 ]; then
-    timeout 900 "$DSBENCH" --base-url "http://127.0.0.1:$port" --plan "$plan" --dataset random --num-prompts 256 \
+    timeout 150 "$DSBENCH" --base-url "http://127.0.0.1:$port" --plan "$plan" --dataset random --num-prompts 256 \
         --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2 --progress-interval 30 \
         --output-file "$B/tp_serve_32B_tp2.json" > "$B/tp_dsbench_32B_tp2.log" 2>&1 || note "tp dsbench: exit $?"
   else
