@@ -17,12 +17,14 @@ cp -r /usr/include/x86_64-linux-gnu/openssl/* "$D/include/openssl/" 2>/dev/null 
 flatc --cpp --scoped-enums -o "$D/gen/runtime/plan" "$ROOT/runtime/plan/plan.fbs"
 cp -r /usr/src/googletest "$D/src/"
 # Gloo (host collectives: CPU tensor parallelism, and the rendezvous + NCCL id exchange of
-# multi-process GPU runs) with the libraries libgloo.so.0 needs that Ubuntu may lack; the
-# CMake lookup (runtime/CMakeLists.txt) finds them under DS_DEPS_DIR and sets an rpath.
+# multi-process GPU runs) with libhiredis, the one library libgloo.so.0 needs that the GPU
+# machine lacks (it has libibverbs and libnl: carrying Debian's copies would shadow them, and
+# NCCL dlopens libibverbs); the CMake lookup (runtime/CMakeLists.txt) finds them under
+# DS_DEPS_DIR and gives the executables an rpath to it.
 if [ -f /usr/lib/libgloo.so.0 ]; then
   cp -r /usr/include/gloo "$D/include/"
   cp -P /usr/lib/libgloo.so* "$D/lib/"
-  for lib in $(ldd /usr/lib/libgloo.so.0 | awk '/=> \//{print $3}' | grep -E 'libhiredis|libibverbs|libnl-3|libnl-route-3'); do
+  for lib in $(ldd /usr/lib/libgloo.so.0 | awk '/=> \//{print $3}' | grep -E 'libhiredis'); do
     cp -L "$lib" "$D/lib/$(basename "$lib")"
   done
 fi
