@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Batch-1 decode A/B on the GPU machine (after tools/gpu/run.sh build): dsrt generate, 32 prompt
 # ids, 256 new tokens, dummy weights, CUDA graphs, once per setting of the GEMV kernel choice
-# (DSRT_GEMM_KERNEL, "auto" = kAuto's timed choice) and with PDL off (DSRT_PDL=0).
+# (DSRT_GEMM_KERNEL, "auto" = kAuto's timed choice) and with PDL off (DSRT_PDL=0); "profile" is
+# an eager run (no graphs, 32 tokens) with DSRT_PROFILE=1 that prints the per-instruction table.
 #   tools/bench/gpu/decode_ab.sh [MODELS (default "7B 32B")] [KERNELS (default: see below)]
 # Prints one line per run: model, setting, decode tok/s.
 set -uo pipefail
@@ -10,12 +11,18 @@ BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
 PLANS="${PLANS:-$ROOT/.deps/plans}"
 bash "$ROOT/tools/gpu/pack_plans.sh" --unpack >/dev/null 2>&1 || true
 MODELS="${1:-7B 32B}"
-KERNELS="${2:-auto nopdl gemv-warp-l2 gemv-warp-deep-l2 gemv-warp gemv-async}"
+KERNELS="${2:-auto nopdl gemv-warp-l2 gemv-warp-deep-l2 gemv-warp gemv-async profile}"
 PROMPT="$(python3 -c "import random; r = random.Random(1); print(','.join(str(r.randrange(1000, 150000)) for _ in range(32)))")"
 for m in $MODELS; do
   plan="$PLANS/DeepSeek-R1-Distill-Qwen-$m.sm_90a.dsplan"
   [ -f "$plan" ] || { echo "$m: no plan $plan"; continue; }
   for k in $KERNELS; do
+    if [ "$k" = profile ]; then
+      echo "== $m eager profile (DSRT_PROFILE=1, --disable-cuda-graph, 32 tokens)"
+      DSRT_PROFILE=1 timeout 300 "$BUILD/bin/dsrt" generate "$plan" --load-format dummy --prompt-ids "$PROMPT" \
+          --max-new-tokens 32 --ignore-eos --disable-cuda-graph 2>&1 >/dev/null | grep -A40 "dsrt profile"
+      continue
+    fi
     envs=()
     case "$k" in auto) ;; nopdl) envs=(DSRT_PDL=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
     out="$(env "${envs[@]}" timeout 300 "$BUILD/bin/dsrt" generate "$plan" --load-format dummy --prompt-ids "$PROMPT" \
