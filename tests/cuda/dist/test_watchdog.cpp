@@ -1,6 +1,6 @@
 // A hard bound on every test of the binary it is linked into (GPU tests that
 // wait on collectives must fail, never hang a batch): a gtest listener arms a
-// deadline at each test's start (DS_TEST_TIMEOUT_S seconds, default 90); a
+// deadline at each test's start (DS_TEST_TIMEOUT_S seconds, default 150: above the 120 s the multi-process tests allow their children); a
 // thread that finds it passed prints the test's name and ends the process.
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@ class Watchdog : public ::testing::EmptyTestEventListener {
  public:
   Watchdog() {
     const char* env = std::getenv("DS_TEST_TIMEOUT_S");
-    limit_s_ = env && std::atoi(env) > 0 ? std::atoi(env) : 90;
+    limit_s_ = env && std::atoi(env) > 0 ? std::atoi(env) : 150;
     std::thread([this] { run(); }).detach();
   }
   void OnTestStart(const ::testing::TestInfo& info) override {
@@ -50,7 +50,7 @@ class Watchdog : public ::testing::EmptyTestEventListener {
   std::string name_;
   std::chrono::steady_clock::time_point deadline_;
   bool armed_ = false;
-  int limit_s_ = 90;
+  int limit_s_ = 150;
 };
 
 const bool kRegistered = [] {
