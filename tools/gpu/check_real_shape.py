@@ -17,7 +17,9 @@
    < 1e-2), max abs error and greedy-token agreement, for dsrt vs the float32 model, dsrt vs the
    bf16 model, and the bf16 model vs the float32 one (the bf16 noise floor at this shape), as JSON
    (stdout and --out); "as_close_as_hf_bf16" says whether dsrt is at least as close to float32
-   as transformers-bf16 is. The first plan's results are the top-level "results" / "pass";
+   as transformers-bf16 is. "bf16_floors_vs_f32": the float32 model with only bf16 GEMM inputs
+   ("linear_in") and also bf16 GEMM outputs and q/k/v ("linear_io_kv") against itself: the
+   part of the error no bf16 implementation avoids. The first plan's results are the top-level "results" / "pass";
    "variants" lists every plan's. Exit status 1 when a prompt of the first plan misses the goal.
 
   /opt/torch/.venv/bin/python tools/gpu/check_real_shape.py --dsrt build-gpu/bin/dsrt \\
@@ -119,14 +121,55 @@ def reference_logits(model, config, prompts):
     missing = [k for k, v in ref.state_dict().items() if k in src and not torch.equal(v, src[k].float())]
     if missing:
         raise RuntimeError(f"float32 reference differs from the bf16 model in {missing[:4]}")
-    out_f32 = []
-    with torch.no_grad():
-        for p in prompts:
-            ids = torch.tensor([p], device="cuda")
-            out_f32.append(ref(ids, use_cache=False).logits[0].float().cpu())
+    def run(m):
+        out = []
+        with torch.no_grad():
+            for p in prompts:
+                ids = torch.tensor([p], device="cuda")
+                out.append(m(ids, use_cache=False).logits[0].float().cpu())
+        return out
+
+    out_f32 = run(ref)
+    floors = bf16_floors(ref, run)
     del ref
     torch.cuda.empty_cache()
-    return out_f32, out_bf16
+    return out_f32, out_bf16, floors
+
+
+def bf16_floors(ref, run):
+    """Logits of the float32 model with only the roundings no bf16 implementation avoids.
+
+    "linear_in": every nn.Linear input (lm_head included) rounded to bf16 (bf16 GEMM
+    operands), all else float32. "linear_io_kv": also every nn.Linear output and q/k after
+    rope (a bf16 KV cache and bf16 attention inputs). Forward hooks on the float32 model;
+    the rope function of the model's module is wrapped for the second.
+    """
+    import importlib
+    import torch
+
+    def to_bf16(t):
+        return t.to(torch.bfloat16).float()
+
+    linears = [m for m in ref.modules() if isinstance(m, torch.nn.Linear)]
+    floors = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args: (to_bf16(args[0]),) + tuple(args[1:]))
+             for m in linears]
+    try:
+        floors["linear_in"] = run(ref)
+        hooks += [m.register_forward_hook(lambda mod, args, out: to_bf16(out)) for m in linears]
+        module = importlib.import_module(type(ref).__module__)
+        rope = getattr(module, "apply_rotary_pos_emb", None)
+        if rope is not None:
+            module.apply_rotary_pos_emb = lambda *a, **k: tuple(to_bf16(t) for t in rope(*a, **k))
+        try:
+            floors["linear_io_kv" if rope is not None else "linear_io"] = run(ref)
+        finally:
+            if rope is not None:
+                module.apply_rotary_pos_emb = rope
+    finally:
+        for h in hooks:
+            h.remove()
+    return floors
 
 
 def load_npy(path):
@@ -205,7 +248,11 @@ def main():
     model, config = build_and_save(args)
     g = torch.Generator().manual_seed(args.seed + 1)
     prompts = torch.randint(0, config.vocab_size, (args.prompts, args.len), generator=g).tolist()
-    ref_f32, ref_bf16 = reference_logits(model, config, prompts)
+    ref_f32, ref_bf16, floors = reference_logits(model, config, prompts)
+    # What part of the error no bf16 implementation avoids (f32 model, bf16 GEMM inputs [+ outputs, KV]).
+    result["bf16_floors_vs_f32"] = {name: [compare(out[i], ref_f32[i]) for i in range(len(prompts))]
+                                    for name, out in floors.items()}
+    log("floors: " + json.dumps({k: [e.get("rel_l2") for e in v] for k, v in result["bf16_floors_vs_f32"].items()}))
     del model
     torch.cuda.empty_cache()  # leave the GPU to dsrt
 
