@@ -140,8 +140,8 @@ def bf16_floors(ref, run):
     """Logits of the float32 model with only the roundings no bf16 implementation avoids.
 
     "linear_in": every nn.Linear input (lm_head included) rounded to bf16 (bf16 GEMM
-    operands), all else float32. "linear_io_kv": also every nn.Linear output and q/k after
-    rope (a bf16 KV cache and bf16 attention inputs). Forward hooks on the float32 model;
+    operands), all else float32. "linear_io_kv": also every nn.Linear output but the logits,
+    and q/k after rope (a bf16 KV cache and bf16 attention inputs). Forward hooks on the float32 model;
     the rope function of the model's module is wrapped for the second.
     """
     import importlib
@@ -156,7 +156,9 @@ def bf16_floors(ref, run):
              for m in linears]
     try:
         floors["linear_in"] = run(ref)
-        hooks += [m.register_forward_hook(lambda mod, args, out: to_bf16(out)) for m in linears]
+        # Not the lm_head output: logits stay float32 in dsrt too.
+        head = ref.get_output_embeddings()
+        hooks += [m.register_forward_hook(lambda mod, args, out: to_bf16(out)) for m in linears if m is not head]
         module = importlib.import_module(type(ref).__module__)
         rope = getattr(module, "apply_rotary_pos_emb", None)
         if rope is not None:
