@@ -37,8 +37,8 @@ namespace {
 class ModuleImporter {
 public:
   ModuleImporter(MLIRContext &ctx, const ModelSpec &spec, const ImportOptions &options, Type act,
-                 Type residual)
-      : ctx(ctx), spec(spec), options(options), b(&ctx), act(act), residual(residual) {}
+                 Type residual, Type proj)
+      : ctx(ctx), spec(spec), options(options), b(&ctx), act(act), residual(residual), proj(proj) {}
 
   OwningOpRef<ModuleOp> run();
 
@@ -54,7 +54,7 @@ private:
   Value weight(const CheckpointTensor &t);
   Value optionalWeight(const std::optional<CheckpointTensor> &t) { return t ? weight(*t) : Value(); }
   Value linear(const std::string &name, Value x, const CheckpointTensor &w,
-               const std::optional<CheckpointTensor> &bias);
+               const std::optional<CheckpointTensor> &bias, Type out = {});
   Value rmsNorm(const std::string &name, Value x, const CheckpointTensor &w);
   Value rope(const std::string &name, Value x, int64_t numHeads);
   Value layer(int64_t index, Value x);
@@ -65,6 +65,7 @@ private:
   OpBuilder b;
   Type act;       // activations: GEMM inputs and outputs, attention, KV cache
   Type residual;  // the residual stream (results of the residual adds)
+  Type proj;      // o_proj / down_proj outputs (added into the residual)
   ModuleOp module;
   func::FuncOp forward;
   Value positions;
@@ -106,10 +107,11 @@ Value ModuleImporter::weight(const CheckpointTensor &t) {
 }
 
 Value ModuleImporter::linear(const std::string &name, Value x, const CheckpointTensor &w,
-                             const std::optional<CheckpointTensor> &bias) {
+                             const std::optional<CheckpointTensor> &bias, Type out) {
   Value wv = weight(w);
   Value bv = optionalWeight(bias);
-  return b.create<mlir::ds::LinearOp>(loc(name), rows(w.shape[0]), x, wv, bv, b.getStringAttr("none"));
+  return b.create<mlir::ds::LinearOp>(loc(name), rows(w.shape[0], out ? out : act), x, wv, bv,
+                                      b.getStringAttr("none"));
 }
 
 Value ModuleImporter::rmsNorm(const std::string &name, Value x, const CheckpointTensor &w) {
@@ -139,14 +141,14 @@ Value ModuleImporter::layer(int64_t index, Value x) {
       loc(p + "attn"), rows(spec.numHeads * spec.headDim), q, kvCache, b.getI64IntegerAttr(index),
       b.getI64IntegerAttr(spec.numHeads), b.getI64IntegerAttr(spec.numKvHeads),
       b.getI64IntegerAttr(spec.headDim), b.getI64IntegerAttr(spec.headDim), b.getF64FloatAttr(scale));
-  Value o = linear(p + "o_proj", a, t.oProj, t.oBias);
+  Value o = linear(p + "o_proj", a, t.oProj, t.oBias, proj);
   x = b.create<mlir::ds::AddOp>(loc(p + "attn_residual"), rows(spec.hiddenSize, residual), x, o);
   h = rmsNorm(p + "post_attn_norm", x, t.postAttentionNorm);
   Value gate = linear(p + "gate_proj", h, t.gateProj, t.gateBias);
   Value up = linear(p + "up_proj", h, t.upProj, t.upBias);
   Value act = b.create<mlir::ds::SiluOp>(loc(p + "mlp_act"), gate);
   Value mul = b.create<mlir::ds::MulOp>(loc(p + "mlp_mul"), act, up);
-  Value down = linear(p + "down_proj", mul, t.downProj, t.downBias);
+  Value down = linear(p + "down_proj", mul, t.downProj, t.downBias, proj);
   return b.create<mlir::ds::AddOp>(loc(p + "mlp_residual"), rows(spec.hiddenSize, residual), x, down);
 }
 
@@ -208,6 +210,19 @@ Status validateResidualDtype(const std::string &residualDtype, const std::string
   return Status::Ok();
 }
 
+Status validateProjOutDtype(const std::string &projOutDtype, const std::string &residualDtype,
+                            const std::string &target) {
+  if (projOutDtype.empty()) return Status::Ok();
+  if (projOutDtype != "f32" && projOutDtype != "bf16")
+    return Status::Error(StrCat() << "unsupported o_proj/down_proj output dtype '" << projOutDtype
+                                  << "' (expected f32 or bf16)");
+  if (projOutDtype == "bf16" && target == "cpu")
+    return Status::Error("o_proj/down_proj output dtype bf16 needs a CUDA target: the cpu target computes in float32");
+  if (projOutDtype == "f32" && residualDtype == "bf16")
+    return Status::Error("o_proj/down_proj output dtype f32 needs the f32 residual stream (--residual-dtype f32)");
+  return Status::Ok();
+}
+
 Status validateTarget(const std::string &target) {
   static const std::regex kCudaArch("sm_[0-9]+[a-z]?");
   if (target == "cpu" || std::regex_match(target, kCudaArch)) return Status::Ok();
@@ -229,6 +244,10 @@ OwningOpRef<ModuleOp> importModel(MLIRContext &context, const ModelSpec &spec, c
     emitError(UnknownLoc::get(&context)) << st.message();
     return nullptr;
   }
+  if (Status st = validateProjOutDtype(options.projOutDtype, options.residualDtype, options.target); !st.ok()) {
+    emitError(UnknownLoc::get(&context)) << st.message();
+    return nullptr;
+  }
   if (options.pageSize <= 0) {
     emitError(UnknownLoc::get(&context)) << "page size must be positive";
     return nullptr;
@@ -236,7 +255,10 @@ OwningOpRef<ModuleOp> importModel(MLIRContext &context, const ModelSpec &spec, c
   OpBuilder b(&context);
   Type act = options.target == "cpu" ? Type(b.getF32Type()) : Type(b.getBF16Type());
   Type residual = options.residualDtype == "bf16" ? Type(b.getBF16Type()) : Type(b.getF32Type());
-  return ModuleImporter(context, spec, options, act, residual).run();
+  Type proj = options.projOutDtype == "f32"    ? Type(b.getF32Type())
+              : options.projOutDtype == "bf16" ? Type(b.getBF16Type())
+                                               : act;
+  return ModuleImporter(context, spec, options, act, residual, proj).run();
 }
 
 }  // namespace ds

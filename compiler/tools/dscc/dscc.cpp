@@ -2,7 +2,7 @@
 //
 //   dscc compile MODEL_DIR -o PLAN [--target cpu|sm_90a|...] [--max-model-len N]
 //        [--tp N] [--emit=plan|mlir|mlir-import] [--print-ir-after-all]
-//        [--load-format auto|dummy] [--residual-dtype f32|bf16]
+//        [--load-format auto|dummy] [--residual-dtype f32|bf16] [--proj-out-dtype bf16|f32]
 //   dscc export IR.mlir --model MODEL_DIR -o PLAN [--load-format auto|dummy]
 //
 // `--load-format dummy` (the SGLang/vLLM flag name) compiles from config.json
@@ -48,6 +48,7 @@ struct CompileArgs {
   int tp = 1;
   std::string loadFormat = "auto";
   std::string residualDtype = "f32";
+  std::string projOutDtype;
   std::string emit = "plan";
   bool printIrAfterAll = false;
   bool printDebugInfo = false;
@@ -146,6 +147,8 @@ int compile(const CompileArgs &args) {
   if (ds::Status st = ds::validateTarget(args.target); !st.ok()) return fail(st.message());
   if (ds::Status st = ds::validateResidualDtype(args.residualDtype, args.target); !st.ok())
     return fail("--residual-dtype: " + st.message());
+  if (ds::Status st = ds::validateProjOutDtype(args.projOutDtype, args.residualDtype, args.target); !st.ok())
+    return fail("--proj-out-dtype: " + st.message());
   if (args.maxModelLen < 0) return fail("--max-model-len must be positive");
   ds::Result<bool> dummy = parseLoadFormat(args.loadFormat);
   if (!dummy.ok()) return fail(dummy.status().message());
@@ -164,6 +167,7 @@ int compile(const CompileArgs &args) {
   ds::ImportOptions importOptions;
   importOptions.target = args.target;
   importOptions.residualDtype = args.residualDtype;
+  importOptions.projOutDtype = args.projOutDtype;
   mlir::OwningOpRef<mlir::ModuleOp> module = ds::importModel(context, *spec, importOptions);
   if (!module) return fail("import of " + args.modelDir + " failed");
   if (args.emit == "mlir-import") return mlir::succeeded(printModule(*module, args.output, args.printDebugInfo)) ? 0 : 1;
@@ -224,6 +228,9 @@ int main(int argc, char **argv) {
                   "f32 (the residual stream is accumulated in float32; norms write the bf16 GEMM inputs) | "
                   "bf16 (rounded after every residual add; CUDA targets only)")
       ->capture_default_str();
+  cmd->add_option("--proj-out-dtype", args.projOutDtype,
+                  "f32: o_proj/down_proj write float32 into the f32 residual add (one bf16 rounding less per add) | "
+                  "bf16 (default on CUDA targets: the activation dtype)");
   cmd->add_option("--tp", args.tp, "Tensor-parallel size: ranks that share the model (Megatron-style sharding)")->capture_default_str();
   cmd->add_option("--emit", args.emit, "plan | mlir (IR after the pipeline) | mlir-import (IR before it)")
       ->capture_default_str();

@@ -135,10 +135,12 @@ class Binder {
                           << in_min << (in_max != in_min ? "-" + std::to_string(in_max) : "") << " and " << outs);
     return Status::Ok();
   }
-  Status act(const Operand& o, int64_t width, const char* role) const {
+  // `f32_ok`: an f32 buffer is accepted too (a GEMM writing into an f32 residual stream, dscc --proj-out-dtype f32).
+  Status act(const Operand& o, int64_t width, const char* role, bool f32_ok = false) const {
     if (o.kind != Operand::kArena) return err(StrCat() << role << " must be an arena buffer, got a " << kind_name(o.kind));
-    if (o.dtype != DType::kBF16)
-      return err(StrCat() << role << " '" << o.name << "' is " << dtype_name(o.dtype) << ", expected bf16");
+    if (o.dtype != DType::kBF16 && !(f32_ok && o.dtype == DType::kF32))
+      return err(StrCat() << role << " '" << o.name << "' is " << dtype_name(o.dtype) << ", expected bf16"
+                          << (f32_ok ? " or f32" : ""));
     if (width >= 0 && o.width != width)
       return err(StrCat() << role << " '" << o.name << "' has " << o.width << " elements per token, expected " << width);
     return Status::Ok();
@@ -189,7 +191,7 @@ class Binder {
     }
     DS_ASSIGN_OR_RETURN(std::string quant, attr_string_or(attrs, "quant", "none", where_));
     if (quant != "none") return err("quantization '" + quant + "' is not supported by the CUDA executor");
-    DS_RETURN_IF_ERROR(act(outs_[0], s[0], "output 0"));
+    DS_RETURN_IF_ERROR(act(outs_[0], s[0], "output 0", /*f32_ok=*/true));
     op.kind = BoundOp::Kind::kLinear;
     op.gemm.x = ins_[0].ptr;
     op.gemm.w = ins_[1].ptr;
@@ -197,7 +199,7 @@ class Binder {
     op.gemm.y = outs_[0].ptr;
     op.gemm.n = s[0];
     op.gemm.k = s[1];
-    op.gemm.out_dtype = DType::kBF16;
+    op.gemm.out_dtype = outs_[0].dtype;  // bf16, or f32 (--proj-out-dtype f32)
     return Status::Ok();
   }
 

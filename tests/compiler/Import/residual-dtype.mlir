@@ -41,10 +41,29 @@
 // GROUP: ds.fused_group({{.*}}const float* __restrict__ in0,{{.*}}float* __restrict__ out0,\0A    __nv_bfloat16* __restrict__ out1)
 // GROUP-SAME: : (tensor<?x64xf32>, tensor<?x64xbf16>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
 
+// --proj-out-dtype f32: o_proj and down_proj write float32 into the residual adds.
+// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --proj-out-dtype f32 | FileCheck %s --check-prefix=PROJ
+// PROJ: %[[X0:.*]] = ds.embedding {{.*}} -> tensor<?x64xbf16>
+// PROJ: ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<64x64xbf16>, tensor<64xbf16>) -> tensor<?x64xbf16>
+// PROJ: %[[O0:.*]] = ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<64x64xbf16>) -> tensor<?x64xf32>
+// PROJ: %[[X1:.*]] = ds.add %[[X0]], %[[O0]] : tensor<?x64xbf16>, tensor<?x64xf32> -> tensor<?x64xf32>
+// PROJ: ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<128x64xbf16>) -> tensor<?x128xbf16>
+// PROJ: %[[D0:.*]] = ds.linear {{.*}} : (tensor<?x128xbf16>, tensor<64x128xbf16>) -> tensor<?x64xf32>
+// PROJ: ds.add %[[X1]], %[[D0]] : tensor<?x64xf32>{{$}}
+// RUN: %if nvrtc %{ %dscc compile %t/m --emit=mlir --target sm_90a --proj-out-dtype f32 | FileCheck %s --check-prefix=PROJGROUP %}
+// PROJGROUP: ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<64x64xbf16>) -> tensor<?x64xf32>
+// PROJGROUP: ds.fused_group({{.*}}const float* __restrict__ in0,\0A    const float* __restrict__ in1,
+// PROJGROUP-SAME: : (tensor<?x64xf32>, tensor<?x64xf32>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
+
 // Errors name the option.
 // RUN: not %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype f16 2>&1 | FileCheck %s --check-prefix=BADTYPE
 // BADTYPE: dscc: error: --residual-dtype: unsupported residual dtype 'f16' (expected f32 or bf16)
 // RUN: not %dscc compile %t/m --emit=mlir-import --residual-dtype bf16 2>&1 | FileCheck %s --check-prefix=BADCPU
 // BADCPU: dscc: error: --residual-dtype: residual dtype bf16 needs a CUDA target: the cpu target computes in float32
+// RUN: not %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype bf16 --proj-out-dtype f32 2>&1 | FileCheck %s --check-prefix=BADPROJ
+// BADPROJ: dscc: error: --proj-out-dtype: o_proj/down_proj output dtype f32 needs the f32 residual stream (--residual-dtype f32)
+// RUN: not %dscc compile %t/m --emit=mlir-import --proj-out-dtype bf16 2>&1 | FileCheck %s --check-prefix=BADPROJCPU
+// BADPROJCPU: dscc: error: --proj-out-dtype: o_proj/down_proj output dtype bf16 needs a CUDA target
 // RUN: %dscc compile --help | FileCheck %s --check-prefix=HELP
 // HELP: --residual-dtype
+// HELP: --proj-out-dtype

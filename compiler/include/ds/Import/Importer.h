@@ -33,10 +33,18 @@ struct ImportOptions {
   /// "bf16" rounds the residual after every add. The cpu target computes in
   /// float32 throughout and accepts only "f32".
   std::string residualDtype;
+  /// Element type of the o_proj and down_proj outputs (the values added into
+  /// the residual stream): "f32" or "bf16"; empty means the activation type.
+  /// "f32" on a CUDA target makes those GEMMs write float32 (one bf16 rounding
+  /// less per residual add); it needs residualDtype "f32".
+  std::string projOutDtype;
 };
 
 /// Checks `residualDtype` against `target`; the error names the option.
 Status validateResidualDtype(const std::string &residualDtype, const std::string &target);
+/// Checks `projOutDtype` against `target` and `residualDtype`.
+Status validateProjOutDtype(const std::string &projOutDtype, const std::string &residualDtype,
+                            const std::string &target);
 
 /// Checks `target` ("cpu" or "sm_<digits>[letter]"); the error names it.
 Status validateTarget(const std::string &target);

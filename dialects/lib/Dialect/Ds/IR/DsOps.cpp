@@ -303,8 +303,6 @@ LogicalResult LinearOp::verify() {
                          << w.getDimSize(0);
   if (!dimsAgree(result.getDimSize(0), x.getDimSize(0)))
     return emitOpError("result and input have different token counts");
-  if (result.getElementType() != x.getElementType())
-    return emitOpError("expects result and input of the same element type");
   if (Value bias = getBias()) {
     auto b = cast<RankedTensorType>(bias.getType());
     if (b.getRank() != 1 || !dimsAgree(b.getDimSize(0), w.getDimSize(0)))

@@ -162,11 +162,14 @@ def Ds_LinearOp : Ds_Op<"linear", [Pure]> {
     `result[t, n] = sum_k x[t, k] * w[n, k] + bias[n]` with `w` of shape
     `[N, K]` as stored in the checkpoint and an optional `bias` of shape `[N]`.
     `quant` names the weight quantization: only "none" today (block-fp8 will
-    add the scale weight as an operand).
+    add the scale weight as an operand). Accumulation is float32; the result
+    may have another float type than `x` (a bf16 GEMM writing f32 into an f32
+    residual stream: dscc `--proj-out-dtype f32`).
 
     ```mlir
     %y = ds.linear %x, %w, %b : (tensor<?x896xf32>, tensor<1152x896xbf16>, tensor<1152xbf16>) -> tensor<?x1152xf32>
     %z = ds.linear %x, %w2 : (tensor<?x896xf32>, tensor<896x896xbf16>) -> tensor<?x896xf32>
+    %o = ds.linear %a, %wo : (tensor<?x896xbf16>, tensor<896x896xbf16>) -> tensor<?x896xf32>
     ```
   }];
   let arguments = (ins Ds_Activation:$x, Ds_Weight:$weight,
