@@ -211,16 +211,6 @@ __global__ void add_bias_f32_kernel(float* y, const __nv_bfloat16* bias, int64_t
       y[r * ldy + c] += __bfloat162float(bias[c]);
 }
 
-__global__ void delay_kernel(uint32_t ns) {
-  pdl_wait();
-  pdl_trigger();
-  uint64_t t0, t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-  do {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  } while (t - t0 < ns);
-}
-
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 }  // namespace
@@ -275,14 +265,11 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
                             splits, false};
     return launch_gemv_async(wp, stream);
   }
-  const bool warp_rows = kernel == GemvKernel::kWarpRows || kernel == GemvKernel::kWarpRowsDeep ||
-                         kernel == GemvKernel::kWarpRowsL2 || kernel == GemvKernel::kWarpRowsDeepL2;
-  if (warp_rows && a.m <= kGemvWarpMaxM) {
-    const bool deep = (kernel == GemvKernel::kWarpRowsDeep || kernel == GemvKernel::kWarpRowsDeepL2) && a.m == 1;
+  if ((kernel == GemvKernel::kWarpRows || kernel == GemvKernel::kWarpRowsDeep) && a.m <= kGemvWarpMaxM) {
+    const bool deep = kernel == GemvKernel::kWarpRowsDeep && a.m == 1;
     const int splits = k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep);
-    GemvWarpParams wp{a.x,     a.w,     a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32,
-                      splits, deep};
-    wp.l2_prefetch = kernel == GemvKernel::kWarpRowsL2 || kernel == GemvKernel::kWarpRowsDeepL2;
+    const GemvWarpParams wp{a.x,     a.w,     a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32,
+                            splits, deep};
     return launch_gemv_warp(wp, stream);
   }
   GemvParams p;
@@ -307,11 +294,6 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << a.n << " is too large");
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p));
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return Status::Ok();
-}
-
-Status launch_gemv_delay(uint32_t ns, cudaStream_t stream) {
-  DS_CUDA_RETURN_IF_ERROR(launch_kernel(delay_kernel, dim3(1), dim3(32), 0, stream, ns));
   return Status::Ok();
 }
 

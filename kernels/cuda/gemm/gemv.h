@@ -37,11 +37,7 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 // kWarpRowsDeep: the warp kernel with 16 loads in flight per lane (m = 1 only;
 // fewer resident warps, twice the bytes in flight each).
 // kWarpAsync: warp per row, w landing in shared memory via cp.async (m <= 4).
-// kWarpRowsL2 / kWarpRowsDeepL2: the warp kernels that also keep the next batch
-// of their row in flight as an L2 bulk prefetch (sm_90: cp.async.bulk.prefetch),
-// one batch more in flight per warp without registers; under PDL the first two
-// batches are requested before the wait.
-enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles, kWarpRowsL2, kWarpRowsDeepL2 };
+enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles };
 constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
@@ -61,18 +57,11 @@ struct GemvWarpParams {
   bool out_f32;
   int splits;        // warps per row: 1, 2 or 4 (gemv_warp_splits)
   bool deep;         // m = 1: the kWarpRowsDeep variant
-  bool l2_prefetch = false;  // the L2 variants (ignored by gemv_async)
 };
 int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false);
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
 int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms);
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
-
-// One PDL-aware block that waits for its predecessor, lets its successor be
-// scheduled and then spins for about `ns` nanoseconds: the stand-in for the
-// small latency-bound kernel (norm, rope, attention at batch 1) that precedes a
-// decode GEMM, used by GemmRunner's timed choice.
-Status launch_gemv_delay(uint32_t ns, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);

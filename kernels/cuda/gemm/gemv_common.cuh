@@ -23,14 +23,6 @@ __device__ __forceinline__ uint4 gemv_load_stream(const void* p) {
   return v;
 }
 
-// Requests [p, p + bytes) into L2 without waiting (bytes a multiple of 16,
-// p 16-byte aligned); a no-op before sm_90.
-__device__ __forceinline__ void gemv_prefetch_l2(const void* p, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
 // acc + sum of the 8 bf16 products of w and x, in f32.
 __device__ __forceinline__ float gemv_dot8(const uint4& w, const uint4& x, float acc) {
   const uint32_t ws[4] = {w.x, w.y, w.z, w.w};

@@ -57,17 +57,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads
       wv[u] = v < v_end ? gemv_load_stream(w + v) : zero;
     }
   };
-  // L2 variants: lane 0 keeps the warp's next batch (after the one in
-  // registers) requested as one bulk L2 prefetch.
-  constexpr int64_t kBatch = 32 * LOADS;
-  auto prefetch = [&](int64_t from) {
-    if (p.l2_prefetch && lane == 0 && from < v_end)
-      gemv_prefetch_l2(w + from, static_cast<uint32_t>(((from + kBatch < v_end ? from + kBatch : v_end) - from) * 16));
-  };
   load(v_begin + lane);
-  prefetch(v_begin + kBatch);
   pdl_wait();
-  for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += kBatch) {
+  for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {
       const int64_t v = v0 + 32 * u;
@@ -76,8 +68,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads
         for (int m = 0; m < M; ++m) acc[m] = gemv_dot8(wv[u], __ldg(x + m * ldx_v + v), acc[m]);
       }
     }
-    load(v0 + kBatch);
-    prefetch(v0 - lane + 2 * kBatch);
+    load(v0 + 32 * LOADS);
   }
   gemv_rows_epilogue<M>(p, acc, red, row, warp, lane);
 }

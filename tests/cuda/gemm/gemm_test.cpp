@@ -74,12 +74,6 @@ class GemmTest : public testing::RunnerTest {
       if (m <= detail::kGemvWarpMaxM && k >= 1024)
         variants.push_back({"gemv-warp-split2", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows, 2});
       if (m == 1) variants.push_back({"gemv-warp-deep", true, GemmPath::kGemv, detail::GemvKernel::kWarpRowsDeep});
-      if (m <= detail::kGemvWarpMaxM)
-        variants.push_back({"gemv-warp-l2", true, GemmPath::kGemv, detail::GemvKernel::kWarpRowsL2});
-      if (m <= detail::kGemvWarpMaxM && k >= 1024)
-        variants.push_back({"gemv-warp-l2-split4", true, GemmPath::kGemv, detail::GemvKernel::kWarpRowsL2, 4});
-      if (m == 1)
-        variants.push_back({"gemv-warp-deep-l2", true, GemmPath::kGemv, detail::GemvKernel::kWarpRowsDeepL2});
       if (m <= detail::kGemvWarpMaxM) {
         variants.push_back({"gemv-async", true, GemmPath::kGemv, detail::GemvKernel::kWarpAsync});
         if (k >= 1024)

@@ -30,10 +30,9 @@ struct Chain {
 };
 
 detail::GemvKernel kernel_of(int link, int64_t m) {
-  static const detail::GemvKernel kinds[] = {detail::GemvKernel::kWarpRows,       detail::GemvKernel::kMmaTiles,
-                                             detail::GemvKernel::kWarpAsync,      detail::GemvKernel::kWarpRowsDeep,
-                                             detail::GemvKernel::kWarpRowsL2,     detail::GemvKernel::kWarpRowsDeepL2};
-  detail::GemvKernel k = kinds[link % 6];
+  static const detail::GemvKernel kinds[] = {detail::GemvKernel::kWarpRows, detail::GemvKernel::kMmaTiles,
+                                             detail::GemvKernel::kWarpAsync, detail::GemvKernel::kWarpRowsDeep};
+  detail::GemvKernel k = kinds[link % 4];
   if (m > detail::kGemvWarpMaxM) k = detail::GemvKernel::kMmaTiles;
   return k;
 }

@@ -51,7 +51,7 @@ constexpr int64_t kPages = kKvBound / kPage;      // page table row (the launche
 
 enum Lin { kQkv, kO, kGateUp, kDown, kNumLin };
 const char* kLinName[] = {"qkv", "o", "gate_up", "down"};
-const char* kKernels[] = {"cublaslt", "warp", "deep", "async", "mma", "warp-l2", "deep-l2"};
+const char* kKernels[] = {"cublaslt", "warp", "deep", "async", "mma"};
 
 struct Layer {
   DeviceBuffer w[kNumLin], bias, norm1, norm2, k_pool, v_pool;
@@ -139,8 +139,6 @@ class LayerBench {
     if (kernel == "deep") k = detail::GemvKernel::kWarpRowsDeep;
     if (kernel == "async") k = detail::GemvKernel::kWarpAsync;
     if (kernel == "mma") k = detail::GemvKernel::kMmaTiles;
-    if (kernel == "warp-l2") k = detail::GemvKernel::kWarpRowsL2;
-    if (kernel == "deep-l2") k = detail::GemvKernel::kWarpRowsDeepL2;
     return detail::launch_gemv(a, scratch_, stream_, 0, k);
   }
 
@@ -312,13 +310,13 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
     mj["layer"].push_back({{"variant", label}, {"us", us[0]}, {"us_pdl", us[1]}, {"tok_s_projected", tok_s}});
     return Status::Ok();
   };
-  for (const char* kname : {"auto", "cublaslt", "warp", "deep", "async", "mma", "warp-l2", "deep-l2"}) {
+  for (const char* kname : {"auto", "cublaslt", "warp", "deep", "async", "mma"}) {
     const std::string k[kNumLin] = {kname, kname, kname, kname};
     DS_RETURN_IF_ERROR(report(std::string("all ") + kname, k, k, true, true));
   }
-  const char* mixes[][kNumLin] = {{"warp-l2", "warp-l2", "warp-l2", "cublaslt"},
-                                  {"deep-l2", "deep-l2", "warp-l2", "cublaslt"},
-                                  {"warp-l2", "warp-l2", "warp-l2", "warp-l2"},
+  const char* mixes[][kNumLin] = {{"warp", "warp", "deep", "cublaslt"},
+                                  {"cublaslt", "cublaslt", "async", "cublaslt"},
+                                  {"cublaslt", "cublaslt", "warp", "cublaslt"},
                                   {"warp", "mma", "warp", "cublaslt"}};
   for (const auto& mix : mixes) {
     const std::string k[kNumLin] = {mix[0], mix[1], mix[2], mix[3]};
