@@ -10,7 +10,8 @@ variant's relative L2 error of the logits against the truth. GEMMs accumulate in
 (as bf16 tensor-core GEMMs do), so a variant is defined by where values are rounded:
 
   res    the residual stream after each add        gin    GEMM inputs: norm outputs
-  gout   q/k/v, gate/up GEMM outputs               odout  o_proj / down_proj outputs
+  gout   gate/up GEMM outputs                      odout  o_proj / down_proj outputs
+  qkvout q/k/v GEMM outputs (before rope)
   kv     q, k (after rope) and v: the KV cache     aout   attention output (o_proj input)
   act    silu(gate) * up (down_proj input)         hf     transformers-bf16 style norms
 
@@ -19,9 +20,10 @@ variant's relative L2 error of the logits against the truth. GEMMs accumulate in
 About 30 s per variant and layer-set on a free 2-core machine at 64 tokens (28 layers,
 ~6 GFLOP per layer and variant). Result on 2026-11-28 (28 layers, 64 tokens, seed 1234):
 truth vs hfbf16 3.0e-2, res16 (dsrt with a bf16 residual) 2.7e-2, res32 (f32 residual)
-2.0e-2, res32o (+ f32 o/down outputs) 1.9e-2, res32oq (+ f32 KV) 1.8e-2, gemm_in_only (bf16
-GEMM inputs, every other value float32: the floor of any bf16 tensor-core implementation)
-1.4e-2. The measured GPU figures (transformers-bf16 3.2e-2, dsrt with a bf16 residual 2.7e-2)
+2.0e-2, res32o (+ f32 o/down outputs, dscc --proj-out-dtype f32) 1.9e-2, res32o_qkv32 (+ f32
+q/k/v until rope and the KV write) 1.8e-2, res32o_gu32 (+ f32 gate/up outputs) 1.7e-2, res32oq
+(+ f32 KV) 1.8e-2, gemm_in_only (bf16 GEMM inputs, every other value float32: the floor of any
+bf16 tensor-core implementation) 1.4e-2. The measured GPU figures (transformers-bf16 3.2e-2, dsrt with a bf16 residual 2.7e-2)
 match the first two.
 """
 import argparse
@@ -52,6 +54,8 @@ VARIANTS = {
     "res16": dict(res=B, gin=B, gout=B, odout=B, kv=B, aout=B, act=B, hf=False),
     "res32": dict(res=F, gin=B, gout=B, odout=B, kv=B, aout=B, act=B, hf=False),
     "res32o": dict(res=F, gin=B, gout=B, odout=F, kv=B, aout=B, act=B, hf=False),
+    "res32o_qkv32": dict(res=F, gin=B, gout=B, qkvout=F, odout=F, kv=B, aout=B, act=B, hf=False),
+    "res32o_gu32": dict(res=F, gin=B, gout=F, qkvout=B, odout=F, kv=B, aout=B, act=B, hf=False),
     "res32oq": dict(res=F, gin=B, gout=B, odout=F, kv=F, aout=B, act=B, hf=False),
     "gemm_in_only": dict(res=F, gin=B, gout=F, odout=F, kv=F, aout=B, act=B, hf=False),
 }
@@ -114,7 +118,8 @@ def main():
         for n in names:
             p, x = VARIANTS[n], xs[n]
             h = norm(x, g1, p)
-            q, k, v = p["gout"](h @ wq.T + bq), p["gout"](h @ wk.T + bk), p["gout"](h @ wv.T + bv)
+            qo = p.get("qkvout", p["gout"])
+            q, k, v = qo(h @ wq.T + bq), qo(h @ wk.T + bk), qo(h @ wv.T + bv)
             q, k, v = p["kv"](rope(q, NH)), p["kv"](rope(k, NKV)), p["kv"](v)
             x = p["res"](x + p["odout"](p["aout"](attn(q, k, v)) @ wo.T))
             h = norm(x, g2, p)
