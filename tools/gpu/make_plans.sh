@@ -23,9 +23,11 @@ for model in qwen2-tiny-tied qwen2-tiny-r1 qwen2-tiny-yarn; do
   done
   # Tensor parallelism on GPUs (tests/cuda/executor tp_executor_test, run.sh `tp`): the
   # fixtures have 4 query heads and 1-2 KV heads, so TP 4 shares KV heads between ranks.
+  # --proj-out-dtype f32: o_proj/down_proj partial sums stay float32 through the all-reduce
+  # (bf16 partials lose a rounding per rank and NCCL's ring rounds at every hop).
   for tp in 2 4; do
     out="$ROOT/.deps/plans/$model.sm_90a.tp$tp.dsplan"
-    "$DSCC" compile "$ROOT/tests/fixtures/$model" -o "$out" --target sm_90a --tp "$tp"
+    "$DSCC" compile "$ROOT/tests/fixtures/$model" -o "$out" --target sm_90a --tp "$tp" --proj-out-dtype f32
     echo "wrote $out ($(stat -c %s "$out") bytes)"
   done
 done

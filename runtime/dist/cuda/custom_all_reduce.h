@@ -30,8 +30,9 @@ namespace ds::cuda {
 class CustomAllReduce {
  public:
   static constexpr int kMaxRanks = 8;
-  static constexpr int kMaxBlocks = 64;
-  static constexpr size_t kDefaultMaxBytes = size_t{512} << 10;
+  static constexpr int kMaxBlocks = 128;
+  // 1 MiB: f32 decode rows of a 5120-wide model up to a batch of 51 (20 KiB a row).
+  static constexpr size_t kDefaultMaxBytes = size_t{1} << 20;
 
   // Enables peer access between every pair of `devices` (rank r on devices[r])
   // and allocates each rank's staging (2 x max_bytes) and flags. An error when

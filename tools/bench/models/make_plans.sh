@@ -83,8 +83,9 @@ for model in "${MODELS[@]}"; do
     *" $model "*)
       for tp in ${TP_SIZES:-2 4}; do
         out="$ROOT/.deps/plans/$model.$TARGET.tp$tp.dsplan"
+        # --proj-out-dtype f32: the row-parallel partial sums are all-reduced in float32.
         "$DSCC" compile "$stage" -o "$out" --load-format dummy --target "$TARGET" --max-model-len "$MAX_MODEL_LEN" \
-            --tp "$tp"
+            --tp "$tp" --proj-out-dtype f32
         echo "wrote $out ($(stat -c %s "$out") bytes)"
       done;;
   esac
