@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.cuh"
 
 namespace ds::cuda {
 namespace {
@@ -89,6 +90,11 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
                                                                  long long timeout_ns) {
   __shared__ uint32_t epoch_s;
   const int b = blockIdx.x;
+  // Launched with PDL (behind a GEMV that triggers early): wait for the previous
+  // kernels before touching the input or the counters, and let the next kernel
+  // (which waits for this one to finish) be scheduled at once.
+  pdl_wait();
+  pdl_trigger();
   if (threadIdx.x == 0) epoch_s = counter[b] + 1;
   __syncthreads();
   const uint32_t epoch = epoch_s;
@@ -208,20 +214,26 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
   auto* counter = static_cast<uint32_t*>(ranks_[rank].counter.data());
   const auto* src = static_cast<const uint4*>(in);
   auto* dst = static_cast<uint4*>(out);
+  const dim3 grid(blocks), block(kThreads);
+  const size_t half_bytes = max_bytes_;
+  const int world = size();
+  const long long timeout_ns = timeout_ns_;
+  cudaError_t e = cudaSuccess;
   switch (dtype) {
     case DType::kBF16:
-      one_shot_all_reduce<__nv_bfloat16><<<blocks, kThreads, 0, stream>>>(peers, rank, size(), src, dst, nvec, per_block,
-                                                                          max_bytes_, counter, timeout_ns_);
+      e = launch_kernel(one_shot_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, dst, nvec,
+                        per_block, half_bytes, counter, timeout_ns);
       break;
     case DType::kF16:
-      one_shot_all_reduce<__half><<<blocks, kThreads, 0, stream>>>(peers, rank, size(), src, dst, nvec, per_block,
-                                                                   max_bytes_, counter, timeout_ns_);
+      e = launch_kernel(one_shot_all_reduce<__half>, grid, block, 0, stream, peers, rank, world, src, dst, nvec,
+                        per_block, half_bytes, counter, timeout_ns);
       break;
     default:
-      one_shot_all_reduce<float><<<blocks, kThreads, 0, stream>>>(peers, rank, size(), src, dst, nvec, per_block,
-                                                                  max_bytes_, counter, timeout_ns_);
+      e = launch_kernel(one_shot_all_reduce<float>, grid, block, 0, stream, peers, rank, world, src, dst, nvec,
+                        per_block, half_bytes, counter, timeout_ns);
       break;
   }
+  if (e != cudaSuccess) return cuda_error_status(e, "one_shot_all_reduce launch", __FILE__, __LINE__);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

@@ -3,7 +3,8 @@
 // its input into its own staging buffer, raises a flag in every peer's memory,
 // waits for all peers' flags, then reads the N staging buffers over NVLink and
 // sums them in float in rank order 0..N-1, so every rank gets the same bits.
-// One kernel per call, no host work: graph capturable. Not for large messages
+// One kernel per call, no host work: graph capturable; launched with PDL
+// (runtime/cuda/pdl.h) like the kernels around it in a decode graph. Not for large messages
 // (each rank reads N x the data; NCCL's ring/tree is better there).
 //
 // Synchronization: per block, a flag slot per sending rank holds the epoch of
