@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/EquivalenceClasses.h"
 #include "llvm/ADT/SetVector.h"
 
@@ -72,8 +73,11 @@ void buildGroup(ArrayRef<Operation *> component) {
 }
 
 /// Fuses the runs of row-wise ops of `block` into groups of at least
-/// `minOps` ops.
-unsigned fuseBlock(Block &block, int64_t minOps) {
+/// `minOps` ops. With `shareInputs` (CUDA targets) components that read the
+/// same value from outside the run also join one group (e.g. the q rope and
+/// the k rope + KV write, which both slice the qkv projection): one kernel
+/// launch instead of several, each reading its own part of the row.
+unsigned fuseBlock(Block &block, int64_t minOps, bool shareInputs) {
   // Collect the runs first (the rewrite changes the block).
   SmallVector<SmallVector<Operation *>> runs(1);
   for (Operation &op : block) {
@@ -90,11 +94,21 @@ unsigned fuseBlock(Block &block, int64_t minOps) {
       continue;
     llvm::SmallPtrSet<Operation *, 16> inRun(run.begin(), run.end());
     llvm::EquivalenceClasses<Operation *> classes;
+    llvm::DenseMap<Value, Operation *> firstReader;  // outside value -> first op of the run reading it
     for (Operation *op : run) {
       classes.insert(op);
-      for (Value operand : op->getOperands())
-        if (Operation *def = operand.getDefiningOp(); def && inRun.contains(def))
+      for (Value operand : op->getOperands()) {
+        Operation *def = operand.getDefiningOp();
+        if (def && inRun.contains(def)) {
           classes.unionSets(op, def);
+        } else if (shareInputs && !(def && isa<GetWeightOp>(def)) &&
+                   isa<RankedTensorType>(operand.getType()) &&
+                   cast<RankedTensorType>(operand.getType()).getRank() == 2) {
+          auto [it, inserted] = firstReader.try_emplace(operand, op);
+          if (!inserted)
+            classes.unionSets(op, it->second);
+        }
+      }
     }
     // Components in order of their first op; ops in program order.
     llvm::MapVector<Operation *, SmallVector<Operation *>> components;
@@ -116,16 +130,16 @@ struct FuseElementwisePass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    auto target = module->getAttrOfType<StringAttr>("ds.target");
+    const bool cuda = target && isCudaTarget(target.getValue());
     int64_t min = minOps;
-    if (min <= 0) {
-      auto target = module->getAttrOfType<StringAttr>("ds.target");
-      min = target && isCudaTarget(target.getValue()) ? 1 : 2;
-    }
+    if (min <= 0)
+      min = cuda ? 1 : 2;
     for (auto func : module.getOps<func::FuncOp>()) {
       if (func.isExternal())
         continue;
       for (Block &block : func.getBody())
-        numGroups += fuseBlock(block, min);
+        numGroups += fuseBlock(block, min, cuda);
     }
   }
 };

@@ -1,6 +1,6 @@
 // RUN: ds-opt %s --ds-fuse-elementwise | FileCheck %s
 // RUN: ds-opt %s --ds-fuse-elementwise=min-ops=1 | FileCheck %s --check-prefix=ONE
-// RUN: sed -e "s/^module {/module attributes {ds.target = \"sm_90a\"} {/" %s | ds-opt --ds-fuse-elementwise | FileCheck %s --check-prefix=ONE
+// RUN: sed -e "s/^module {/module attributes {ds.target = \"sm_90a\"} {/" %s | ds-opt --ds-fuse-elementwise | FileCheck %s --check-prefix=CUDA
 
 // With min-ops=1 (the default for CUDA targets) lone row-wise ops become
 // groups too; the groups of several ops are the same.
@@ -19,6 +19,34 @@
 // ONE-NEXT: ds.yield
 // ONE-NEXT: }
 // ONE-NEXT: return
+
+// CUDA targets (min-ops 1) also join the components that read the same row
+// from outside the run: the q rope and the k rope + KV write slice the same
+// qkv projection and become one group (one launch); the rest is as ONE.
+// CUDA-LABEL: func.func @layer
+// CUDA: ds.fused_group(%{{.*}}, %{{.*}}) : (tensor<?x32xf32>, tensor<32xbf16>) -> tensor<?x32xf32> {
+// CUDA: ds.rms_norm
+// CUDA: %[[CQKV:[0-9]+]] = ds.linear
+// CUDA-NEXT: %[[CQR:[0-9]+]] = ds.fused_group(%[[CQKV]], %{{.*}}) : (tensor<?x64xf32>, tensor<?xi32>) -> tensor<?x32xf32> {
+// CUDA-NEXT: ^bb0
+// CUDA-NEXT: ds.slice %{{.*}} {offset = 0 : i64, size = 32 : i64}
+// CUDA-NEXT: ds.slice %{{.*}} {offset = 32 : i64, size = 16 : i64}
+// CUDA-NEXT: ds.slice %{{.*}} {offset = 48 : i64, size = 16 : i64}
+// CUDA-NEXT: = ds.rope %
+// CUDA-NEXT: = ds.rope %
+// CUDA-NEXT: ds.kv_cache_write
+// CUDA-NEXT: ds.yield %{{.*}} : tensor<?x32xf32>
+// CUDA-NEXT: }
+// CUDA-NEXT: ds.paged_attention %[[CQR]]
+// CUDA: ds.fused_group
+// CUDA: ds.fused_group
+// CUDA: ds.linear
+// CUDA-NEXT: ds.fused_group
+// CUDA-NEXT: ^bb0
+// CUDA-NEXT: ds.add
+// CUDA-NEXT: ds.yield
+// CUDA-NEXT: }
+// CUDA-NEXT: return
 
 module {
   ds.weight @n1 {sources = [#ds.source<name = "n1", file = "f", dtype = bf16, shape = [32]>]} : tensor<32xbf16>
