@@ -9,11 +9,12 @@
    size of plain bf16 rounding).
 3. Runs `dsrt score PLAN --model-path WORKDIR --ids ... --logits-out X.npy` for each prompt and
    each plan; the plans are compiled from config.json alone (tools/bench/models/make_plans.sh:
-   .deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan, whose residual stream is float32,
-   and ...sm_90a.res-bf16.dsplan, compiled with `dscc --residual-dtype bf16`), so they load the
-   checkpoint through --model-path; ...sm_90a.proj-f32.dsplan (dscc --proj-out-dtype f32) too.
-   --plan may be repeated (LABEL=PATH or PATH); given once, the plan's .res-bf16 and .proj-f32
-   siblings are added when they exist (--no-sibling: not).
+   .deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.dsplan, whose residual stream and o_proj/
+   down_proj outputs are float32, ...sm_90a.res-bf16.dsplan (`dscc --residual-dtype bf16`) and
+   ...sm_90a.proj-bf16.dsplan (`--proj-out-dtype bf16`: f32 residual, bf16 o/down outputs), so
+   they load the checkpoint through --model-path. --plan may be repeated (LABEL=PATH or PATH);
+   given once, the plan's .res-bf16 and .proj-bf16 siblings are added when they exist
+   (--no-sibling: not).
 4. Reports per prompt the relative L2 error of the full logits (||dsrt - ref|| / ||ref||, goal
    < 1e-2), max abs error and greedy-token agreement, for dsrt vs the float32 model, dsrt vs the
    bf16 model, and the bf16 model vs the float32 one (the bf16 noise floor at this shape), as JSON
@@ -202,11 +203,11 @@ def plan_list(args):
         if not sep:
             path = spec
             # The plan's variant from its name (make_plans.sh): NAME.ARCH[.res-bf16|.tpN].dsplan.
-            m = re.search(r"\.(res-bf16|proj-f32|tp\d+)\.dsplan$", os.path.basename(spec))
+            m = re.search(r"\.(res-bf16|proj-bf16|tp\d+)\.dsplan$", os.path.basename(spec))
             label = m.group(1) if m else "default"
         plans.append((label, path))
     if len(plans) == 1 and not args.no_sibling and plans[0][1].endswith(".dsplan") and plans[0][0] == "default":
-        for variant in ("res-bf16", "proj-f32"):
+        for variant in ("res-bf16", "proj-bf16"):
             sibling = plans[0][1][:-len(".dsplan")] + f".{variant}.dsplan"
             if os.path.exists(sibling):
                 plans.append((variant, sibling))

@@ -257,7 +257,7 @@ OwningOpRef<ModuleOp> importModel(MLIRContext &context, const ModelSpec &spec, c
   Type residual = options.residualDtype == "bf16" ? Type(b.getBF16Type()) : Type(b.getF32Type());
   Type proj = options.projOutDtype == "f32"    ? Type(b.getF32Type())
               : options.projOutDtype == "bf16" ? Type(b.getBF16Type())
-                                               : act;
+                                               : residual;
   return ModuleImporter(context, spec, options, act, residual, proj).run();
 }
 

@@ -229,8 +229,8 @@ int main(int argc, char **argv) {
                   "bf16 (rounded after every residual add; CUDA targets only)")
       ->capture_default_str();
   cmd->add_option("--proj-out-dtype", args.projOutDtype,
-                  "f32: o_proj/down_proj write float32 into the f32 residual add (one bf16 rounding less per add) | "
-                  "bf16 (default on CUDA targets: the activation dtype)");
+                  "f32: o_proj/down_proj write float32 into the f32 residual add (one bf16 rounding less per add; "
+                  "tensor parallelism: an f32 all-reduce) | bf16 (CUDA targets). Default: the residual dtype");
   cmd->add_option("--tp", args.tp, "Tensor-parallel size: ranks that share the model (Megatron-style sharding)")->capture_default_str();
   cmd->add_option("--emit", args.emit, "plan | mlir (IR after the pipeline) | mlir-import (IR before it)")
       ->capture_default_str();

@@ -1,13 +1,14 @@
 // --residual-dtype: the element type of the residual stream. f32 (the
 // default) keeps every residual add in float32 on a bf16 target: the first
-// add widens the bf16 embedding row, later adds accumulate the bf16 layer
-// outputs, and each rms_norm writes the bf16 input of the next GEMM. bf16
-// rounds the stream after every add. The cpu target is f32 throughout.
+// add widens the bf16 embedding row, later adds accumulate the layer outputs,
+// and each rms_norm writes the bf16 input of the next GEMM. bf16 rounds the
+// stream after every add. --proj-out-dtype: the type o_proj/down_proj write
+// into the adds, by default the residual's. The cpu target is f32 throughout.
 // REQUIRES: dscc
 
 // RUN: rm -rf %t && %python %inputs/make_checkpoint.py %t/m --layers 2
-// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a | FileCheck %s --check-prefix=F32
-// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype f32 | FileCheck %s --check-prefix=F32
+// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --proj-out-dtype bf16 | FileCheck %s --check-prefix=F32
+// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype f32 --proj-out-dtype bf16 | FileCheck %s --check-prefix=F32
 // RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype bf16 | FileCheck %s --check-prefix=BF16
 // RUN: %dscc compile %t/m --emit=mlir-import | FileCheck %s --check-prefix=CPU
 
@@ -35,13 +36,15 @@
 
 // The whole pipeline: each residual add lands in a fused group with the norm
 // that reads it; the group stores the residual as float and the norm as bf16.
-// RUN: %if nvrtc %{ %dscc compile %t/m --emit=mlir --target sm_90a | FileCheck %s --check-prefix=GROUP %}
+// RUN: %if nvrtc %{ %dscc compile %t/m --emit=mlir --target sm_90a --proj-out-dtype bf16 | FileCheck %s --check-prefix=GROUP %}
 // GROUP: ds.fused_group({{.*}}const __nv_bfloat16* __restrict__ in0,{{.*}}float* __restrict__ out0,\0A    __nv_bfloat16* __restrict__ out1)
 // GROUP-SAME: : (tensor<?x64xbf16>, tensor<?x64xbf16>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
 // GROUP: ds.fused_group({{.*}}const float* __restrict__ in0,{{.*}}float* __restrict__ out0,\0A    __nv_bfloat16* __restrict__ out1)
 // GROUP-SAME: : (tensor<?x64xf32>, tensor<?x64xbf16>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
 
-// --proj-out-dtype f32: o_proj and down_proj write float32 into the residual adds.
+// --proj-out-dtype f32 (the default with the f32 residual): o_proj and
+// down_proj write float32 into the residual adds.
+// RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a | FileCheck %s --check-prefix=PROJ
 // RUN: %dscc compile %t/m --emit=mlir-import --target sm_90a --proj-out-dtype f32 | FileCheck %s --check-prefix=PROJ
 // PROJ: %[[X0:.*]] = ds.embedding {{.*}} -> tensor<?x64xbf16>
 // PROJ: ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<64x64xbf16>, tensor<64xbf16>) -> tensor<?x64xbf16>
@@ -50,7 +53,7 @@
 // PROJ: ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<128x64xbf16>) -> tensor<?x128xbf16>
 // PROJ: %[[D0:.*]] = ds.linear {{.*}} : (tensor<?x128xbf16>, tensor<64x128xbf16>) -> tensor<?x64xf32>
 // PROJ: ds.add %[[X1]], %[[D0]] : tensor<?x64xf32>{{$}}
-// RUN: %if nvrtc %{ %dscc compile %t/m --emit=mlir --target sm_90a --proj-out-dtype f32 | FileCheck %s --check-prefix=PROJGROUP %}
+// RUN: %if nvrtc %{ %dscc compile %t/m --emit=mlir --target sm_90a | FileCheck %s --check-prefix=PROJGROUP %}
 // PROJGROUP: ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<64x64xbf16>) -> tensor<?x64xf32>
 // PROJGROUP: ds.fused_group({{.*}}const float* __restrict__ in0,\0A    const float* __restrict__ in1,
 // PROJGROUP-SAME: : (tensor<?x64xf32>, tensor<?x64xf32>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)

@@ -9,8 +9,8 @@
 #   DSCC=path/to/dscc MAX_MODEL_LEN=8192 TARGET=sm_90a tools/bench/models/make_plans.sh
 #   RESIDUAL_BF16_MODELS="DeepSeek-R1-Distill-Qwen-1.5B": which models also get a plan with a bf16
 #   residual stream NAME.TARGET.res-bf16.dsplan (default: 1.5B and 7B; RESIDUAL_BF16_MODELS= for none)
-#   PROJ_F32_MODELS="DeepSeek-R1-Distill-Qwen-1.5B": which models also get a plan whose o_proj/down_proj
-#   write f32 NAME.TARGET.proj-f32.dsplan (default: 1.5B; PROJ_F32_MODELS= for none)
+#   PROJ_BF16_MODELS="DeepSeek-R1-Distill-Qwen-1.5B": which models also get a plan whose o_proj/down_proj
+#   write bf16 into the f32 residual NAME.TARGET.proj-bf16.dsplan (default: 1.5B; PROJ_BF16_MODELS= for none)
 #   TP_MODELS="DeepSeek-R1-Distill-Qwen-32B" TP_SIZES="2 4": which models also get tensor-parallel
 #   plans NAME.TARGET.tpN.dsplan (default: 1.5B and 32B at TP 2 and 4; TP_MODELS= for none)
 #
@@ -68,13 +68,14 @@ for model in "${MODELS[@]}"; do
           --residual-dtype bf16
       echo "wrote $out ($(stat -c %s "$out") bytes)";;
   esac
-  # The models in PROJ_F32_MODELS (default: 1.5B) also with o_proj/down_proj writing float32
-  # into the f32 residual (dscc --proj-out-dtype f32), as NAME.TARGET.proj-f32.dsplan.
-  case " ${PROJ_F32_MODELS-DeepSeek-R1-Distill-Qwen-1.5B} " in
+  # The models in PROJ_BF16_MODELS (default: 1.5B) also with o_proj/down_proj writing bf16
+  # into the f32 residual (dscc --proj-out-dtype bf16; the default plan writes f32), as
+  # NAME.TARGET.proj-bf16.dsplan.
+  case " ${PROJ_BF16_MODELS-DeepSeek-R1-Distill-Qwen-1.5B} " in
     *" $model "*)
-      out="$ROOT/.deps/plans/$model.$TARGET.proj-f32.dsplan"
+      out="$ROOT/.deps/plans/$model.$TARGET.proj-bf16.dsplan"
       "$DSCC" compile "$stage" -o "$out" --load-format dummy --target "$TARGET" --max-model-len "$MAX_MODEL_LEN" \
-          --proj-out-dtype f32
+          --proj-out-dtype bf16
       echo "wrote $out ($(stat -c %s "$out") bytes)";;
   esac
   # Tensor-parallel plans (tools/gpu/bench.sh and run.sh `tp`): NAME.TARGET.tpN.dsplan for

@@ -34,9 +34,10 @@ struct ImportOptions {
   /// float32 throughout and accepts only "f32".
   std::string residualDtype;
   /// Element type of the o_proj and down_proj outputs (the values added into
-  /// the residual stream): "f32" or "bf16"; empty means the activation type.
-  /// "f32" on a CUDA target makes those GEMMs write float32 (one bf16 rounding
-  /// less per residual add); it needs residualDtype "f32".
+  /// the residual stream; under tensor parallelism also the all-reduce's):
+  /// "f32" or "bf16"; empty means the residual stream's type. "f32" on a CUDA
+  /// target makes those GEMMs write float32 (one bf16 rounding less per
+  /// residual add, an f32 all-reduce); it needs residualDtype "f32".
   std::string projOutDtype;
 };
 
