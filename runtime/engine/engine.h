@@ -33,7 +33,7 @@ struct ExecutorOptions {
   int device = 0;                 // CUDA device ordinal (tensor parallelism: rank 0's, rank r on device + r)
   // Tensor parallelism on GPUs: bound of every collective and of the group's
   // creation (--dist-timeout), and --enable-p2p-check.
-  std::chrono::milliseconds dist_timeout{60000};
+  std::chrono::milliseconds dist_timeout{20000};
   bool enable_p2p_check = false;
   // Multi-process TP group (this process is rank 0); null: in-process. With it,
   // on_group_failure runs when a step fails because the group broke.
@@ -88,7 +88,7 @@ struct EngineOptions {
   int64_t cuda_graph_max_bs = 0;  // 0: default_cuda_graph_max_bs (at most 1 sequence runs: 1 suffices)
   int device = 0;
   std::function<void(size_t, size_t)> weight_progress;
-  std::chrono::milliseconds dist_timeout{60000};  // tensor parallelism on GPUs (ExecutorOptions)
+  std::chrono::milliseconds dist_timeout{20000};  // tensor parallelism on GPUs (ExecutorOptions)
   bool enable_p2p_check = false;
   // Logit rows per step (the CUDA logits buffer); score() feeds chunks of at
   // most this many tokens. 0: min(token capacity, kDefaultMaxLogitRows).

@@ -27,7 +27,7 @@ struct LoadOptions {
   int nnodes = 1;
   int node_rank = 0;
   std::string dist_init_addr;  // HOST:PORT of rank 0's rendezvous store
-  double dist_timeout = 60;    // seconds, per collective and for the rendezvous
+  double dist_timeout = 20;    // seconds, per collective and for the rendezvous: a dead peer ends every rank within ~20 s
   // CUDA plans: first GPU (rank r of an in-process group runs on base_gpu_id + r;
   // with --nnodes each process drives base_gpu_id), and --enable-p2p-check.
   int base_gpu_id = 0;

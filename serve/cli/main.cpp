@@ -27,7 +27,7 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
   cmd->add_option("--nnodes", load.nnodes, "Multi-process tensor parallelism: number of processes (one rank each)");
   cmd->add_option("--node-rank", load.node_rank, "This process's rank (0 drives the engine)");
   cmd->add_option("--dist-init-addr", load.dist_init_addr, "HOST:PORT where rank 0 serves the rendezvous store");
-  cmd->add_option("--dist-timeout", load.dist_timeout, "Seconds before a missing or dead peer ends every rank");
+  cmd->add_option("--dist-timeout", load.dist_timeout, "Seconds before a missing or dead peer ends every rank (default 20; raise it when nodes start far apart)");
   cmd->add_option("--base-gpu-id", load.base_gpu_id,
                   "CUDA plans: first GPU to use (rank r of --tp runs on base + r; with --nnodes each process uses it)");
   cmd->add_flag("--enable-p2p-check", load.enable_p2p_check,
