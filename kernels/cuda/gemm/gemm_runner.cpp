@@ -18,6 +18,7 @@
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
+#include "runtime/cuda/pdl.h"
 
 namespace ds::cuda {
 namespace {
@@ -130,6 +131,21 @@ bool forced_choice(const GemmArgs& a, Choice* out) {
   return false;
 }
 
+// Long-k problems at m <= 4 (the MLP down projection, k >= 4n) take the warp
+// GEMV while PDL is on, without timing: alone or back to back cuBLASLt is as
+// fast or faster (H200: 7B down 39 vs 42 us), but inside a decode layer the
+// GEMV streams its first weights while the SiLU*mul kernel before it runs and
+// the whole layer was faster with it (ds_decode_layer_bench, H200, PDL: 7B
+// 152.4 vs 160.9 us, 32B 281.5 vs 292.5 us per layer).
+bool layer_rule_choice(const GemmArgs& a, Choice* out) {
+  // The process-wide PDL setting (DSRT_PDL, device), not a thread's PdlScope:
+  // every runner of the process must pick the same kernel (bit-identical results).
+  if (a.m > detail::kGemvWarpMaxM || a.k < 4 * a.n) return false;
+  if (detail::pdl_env_off() || !detail::pdl_device_ok()) return false;
+  *out = Choice::kGemvWarp;
+  return true;
+}
+
 // Used without a measurement (first use inside a graph capture). From the
 // H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at m <= 2
 // on many-row shapes (gate_up, lm_head: 4.2-4.6 vs 3.9-4.4 TB/s) and on small
@@ -201,6 +217,7 @@ struct GemmRunner::Impl {
       if (it != shared.map.end()) return it->second;
     }
     if (Choice forced; forced_choice(a, &forced)) return forced;
+    if (Choice rule; layer_rule_choice(a, &rule)) return rule;
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
     if (capture != cudaStreamCaptureStatusNone) return static_choice(a);
@@ -211,8 +228,9 @@ struct GemmRunner::Impl {
     // Three launches back to back (under PDL each overlaps the previous one's
     // tail, as consecutive GEMMs of a decode graph do). On the H200 this
     // ranking matched the whole-layer graph measurements of
-    // ds_decode_layer_bench; timing behind a latency-bound kernel with L2
-    // flushed instead picked GEMVs that lost 8 us per 32B layer to cuBLASLt.
+    // ds_decode_layer_bench except for long k (layer_rule_choice); timing
+    // behind a latency-bound kernel with L2 flushed instead picked GEMVs that
+    // lost 8 us per 32B layer to cuBLASLt.
     Choice best = static_choice(a);
     float best_ms = 0.0f;
     bool have = false;
@@ -418,6 +436,7 @@ std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   if (!check_args(a).ok()) return "invalid";
   if (!detail::gemv_unsupported_reason(a).empty()) return "cublaslt";
   if (Choice forced; forced_choice(a, &forced)) return std::string(choice_name(forced)) + " (DSRT_GEMM_KERNEL)";
+  if (Choice rule; layer_rule_choice(a, &rule)) return std::string(choice_name(rule)) + " (long k, PDL)";
   auto key = choice_key(a);
   if (!key.ok()) return "unknown device";
   SharedChoices& shared = shared_choices();
