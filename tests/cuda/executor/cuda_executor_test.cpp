@@ -23,17 +23,6 @@ namespace {
     if (device_count() == 0) GTEST_SKIP() << "no CUDA device/driver"; \
   } while (0)
 
-constexpr double kRelTol = 0.05;  // of max |ref logit|: bf16 activations, weights and KV
-
-template <typename T>
-T take(Result<T> r, const char* what) {
-  if (!r.ok()) {
-    ADD_FAILURE() << what << ": " << r.status().message();
-    throw std::runtime_error(r.status().message());
-  }
-  return std::move(r).value();
-}
-
 bool have_plans(const std::string& model) {
   return std::filesystem::exists(plan_path(model, "cpu")) && std::filesystem::exists(plan_path(model, "sm_90a"));
 }

@@ -6,8 +6,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "runtime/cache/kv_cache.h"
 #include "runtime/cuda/device_buffer.h"
@@ -87,5 +91,20 @@ struct LogitsDiff {
   std::string describe() const;
 };
 LogitsDiff compare_logits(const std::vector<float>& ref, const std::vector<float>& got, int64_t vocab);
+
+// Logits bound of the CUDA-vs-reference tests, as a fraction of max |ref logit|:
+// bf16 activations, weights and KV.
+constexpr double kRelTol = 0.05;
+
+// The value of `r`; otherwise a test failure naming `what`, and an exception that
+// ends the test (setup helpers return values, so ASSERT_* cannot be used there).
+template <typename T>
+T take(Result<T> r, const char* what) {
+  if (!r.ok()) {
+    ADD_FAILURE() << what << ": " << r.status().message();
+    throw std::runtime_error(r.status().message());
+  }
+  return std::move(r).value();
+}
 
 }  // namespace ds::cuda::testing

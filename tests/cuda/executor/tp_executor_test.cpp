@@ -20,8 +20,6 @@
 namespace ds::cuda::testing {
 namespace {
 
-constexpr double kRelTol = 0.05;  // of max |ref logit|, as the single-GPU tests (bf16 everywhere)
-
 std::string tp_plan_path(const std::string& model, int tp) {
   return tp == 1 ? plan_path(model, "sm_90a") : plan_path(model, "sm_90a.tp" + std::to_string(tp));
 }
@@ -35,15 +33,6 @@ std::string tp_plan_path(const std::string& model, int tp) {
   do {                                                                                                 \
     if (!std::filesystem::exists(path)) FAIL() << "missing " << (path) << ": run tools/gpu/make_plans.sh"; \
   } while (0)
-
-template <typename T>
-T take(Result<T> r, const char* what) {
-  if (!r.ok()) {
-    ADD_FAILURE() << what << ": " << r.status().message();
-    throw std::runtime_error(r.status().message());
-  }
-  return std::move(r).value();
-}
 
 CudaTpOptions tp_options(const std::string& model, bool graphs, bool custom_ar = true) {
   CudaTpOptions o;
