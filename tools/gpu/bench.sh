@@ -64,6 +64,24 @@ ids() { "$PY" -c "import random; r = random.Random($2); print(','.join(str(r.ran
 note() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
 # Records the exact command of a section for docs/PERF.md.
 cmdlog() { printf '%s\t%s\n' "$1" "$2" >> "$B/commands.tsv"; }
+# Server helpers (serve here, tp serve in bench_tp.sh): wait_healthy PID PORT TRIES polls /health every
+# 0.5 s while PID lives (status 0 once healthy); stop_server PID ends it (TERM, then KILL after 20 s).
+wait_healthy() {
+  local _
+  for _ in $(seq 1 "$3"); do
+    kill -0 "$1" 2>/dev/null || return 1
+    "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$2/health', timeout=2)" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  return 1
+}
+stop_server() {
+  local _
+  kill "$1" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$1" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
 
 DSRT="$BUILD/bin/dsrt"
 DSBENCH="$BUILD/bin/dsbench"
@@ -136,13 +154,7 @@ if want serve; then
     "$DSRT" serve "$plan" --load-format dummy --host 127.0.0.1 --port "$PORT" $SERVE_ARGS > "$B/serve_$m.log" 2>&1 &
     server=$!
     ready=0
-    for _ in $(seq 1 600); do
-      if ! kill -0 "$server" 2>/dev/null; then break; fi
-      if "$PY" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=2)" 2>/dev/null; then
-        ready=1; break
-      fi
-      sleep 0.5
-    done
+    wait_healthy "$server" "$PORT" 600 && ready=1
     t_ready=$(date +%s%N)
     echo "{\"ms_to_health\": $(( (t_ready - t_start) / 1000000 )), \"ready\": $ready}" > "$B/serve_${m}_startup.json"
     if [ "$ready" = 1 ]; then
@@ -163,10 +175,7 @@ if want serve; then
       note "serve: the server did not become healthy (see serve_$m.log)"
       tail -n 20 "$B/serve_$m.log" >&2
     fi
-    kill "$server" 2>/dev/null
-    for _ in $(seq 1 40); do kill -0 "$server" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$server" 2>/dev/null
-    wait "$server" 2>/dev/null
+    stop_server "$server"
   fi
 fi
 

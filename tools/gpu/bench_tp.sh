@@ -63,15 +63,7 @@ if tp_part serve && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ] && [ -x "$DSBENCH" ];
   # shellcheck disable=SC2086
   "$DSRT" serve "$plan" --tp 2 --load-format dummy --host 127.0.0.1 --port "$port" $SERVE_ARGS > "$B/tp_serve_32B_tp2.log" 2>&1 &
   server=$!
-  ready=0
-  for _ in $(seq 1 120); do
-    kill -0 "$server" 2>/dev/null || break
-    if "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
-      ready=1; break
-    fi
-    sleep 0.5
-  done
-  if [ "$ready" = 1 ]; then
+  if wait_healthy "$server" "$port" 120; then
     timeout 150 "$DSBENCH" --base-url "http://127.0.0.1:$port" --plan "$plan" --dataset random --num-prompts 256 \
         --random-input-len 512 --random-output-len 128 --max-concurrency 256 --warmup 2 --progress-interval 30 \
         --output-file "$B/tp_serve_32B_tp2.json" > "$B/tp_dsbench_32B_tp2.log" 2>&1 || note "tp dsbench: exit $?"
@@ -79,8 +71,5 @@ if tp_part serve && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ] && [ -x "$DSBENCH" ];
     note "tp serve: the server did not become healthy (see tp_serve_32B_tp2.log)"
     tail -n 20 "$B/tp_serve_32B_tp2.log" >&2
   fi
-  kill "$server" 2>/dev/null
-  for _ in $(seq 1 40); do kill -0 "$server" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$server" 2>/dev/null
-  wait "$server" 2>/dev/null
+  stop_server "$server"
 fi
