@@ -17,35 +17,15 @@
 namespace ds {
 namespace {
 
-// Owns the device weights; the CudaExecutor (declared last) is destroyed first.
-class CudaModelExecutor : public Executor {
+// Owns what a CudaExecutor reads: its device weights and, for one rank of a
+// multi-process tensor-parallel group (--nnodes), its NCCL communicator (null on
+// one GPU). Destroyed in reverse: the executor, the weights, the communicator.
+class CudaOwningExecutor : public Executor {
  public:
-  CudaModelExecutor(std::unique_ptr<cuda::DeviceWeights> weights, std::unique_ptr<cuda::CudaExecutor> exec)
-      : weights_(std::move(weights)), exec_(std::move(exec)) {}
-  ~CudaModelExecutor() override { exec_.reset(); }
-
-  int64_t token_capacity() const override { return exec_->token_capacity(); }
-  int64_t vocab_size() const override { return exec_->vocab_size(); }
-  Status step(const StepBatch& batch, float* logits) override { return exec_->step(batch, logits); }
-  bool samples_on_device() const override { return exec_->samples_on_device(); }
-  Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
-                     std::vector<RowSample>* out) override {
-    return exec_->step_sample(batch, rows, out);
-  }
-
- private:
-  std::unique_ptr<cuda::DeviceWeights> weights_;
-  std::unique_ptr<cuda::CudaExecutor> exec_;
-};
-
-// One rank of a multi-process tensor-parallel group (--nnodes): owns its NCCL
-// communicator, its weight slices and the CudaExecutor, destroyed in reverse.
-class CudaRankExecutor : public Executor {
- public:
-  CudaRankExecutor(std::unique_ptr<cuda::DeviceCommunicator> comm, std::unique_ptr<cuda::DeviceWeights> weights,
-                   std::unique_ptr<cuda::CudaExecutor> exec)
+  CudaOwningExecutor(std::unique_ptr<cuda::DeviceCommunicator> comm, std::unique_ptr<cuda::DeviceWeights> weights,
+                     std::unique_ptr<cuda::CudaExecutor> exec)
       : comm_(std::move(comm)), weights_(std::move(weights)), exec_(std::move(exec)) {}
-  ~CudaRankExecutor() override {
+  ~CudaOwningExecutor() override {
     exec_.reset();
     weights_.reset();
     comm_.reset();
@@ -54,7 +34,7 @@ class CudaRankExecutor : public Executor {
   int64_t token_capacity() const override { return exec_->token_capacity(); }
   int64_t vocab_size() const override { return exec_->vocab_size(); }
   Status step(const StepBatch& batch, float* logits) override { return exec_->step(batch, logits); }
-  bool samples_on_device() const override { return true; }
+  bool samples_on_device() const override { return exec_->samples_on_device(); }
   Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
                      std::vector<RowSample>* out) override {
     return exec_->step_sample(batch, rows, out);
@@ -66,6 +46,32 @@ class CudaRankExecutor : public Executor {
   std::unique_ptr<cuda::DeviceWeights> weights_;
   std::unique_ptr<cuda::CudaExecutor> exec_;
 };
+
+// Device weights of `plan` (with the load time, for the startup breakdown).
+struct TimedWeights {
+  std::unique_ptr<cuda::DeviceWeights> weights;
+  double seconds = 0;
+};
+Result<TimedWeights> load_device_weights(const LoadedPlan& plan, const WeightLoadOptions& wo,
+                                         const cuda::LoadProgressFn& progress) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point t0 = Clock::now();
+  DS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create());
+  TimedWeights tw;
+  DS_ASSIGN_OR_RETURN(tw.weights, cuda::DeviceWeights::load(plan, wo, stream.get(), progress));
+  tw.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return tw;
+}
+
+void fill_startup(ExecutorStartup* startup, double weights_s, size_t weight_bytes, const cuda::CudaExecutor& exec) {
+  if (!startup) return;
+  startup->weights_load_s = weights_s;
+  startup->weight_bytes = weight_bytes;
+  startup->kernel_load_s = exec.kernel_load_seconds();
+  startup->graph_capture_s = exec.graph_capture_seconds();
+  startup->activation_bytes = exec.activation_bytes();
+  startup->kv_pool_bytes = exec.kv_pool_bytes();
+}
 
 Status check_device(int device) {
   const int n = cuda::device_count();
@@ -81,11 +87,7 @@ Status check_device(int device) {
 bool have_cuda_executor() { return true; }
 
 Result<DeviceMemoryInfo> query_device_memory(int device) {
-  const int n = cuda::device_count();
-  if (n == 0) return Status::Error("no CUDA GPU is visible (no device or no driver)");
-  if (device < 0 || device >= n)
-    return Status::Error(StrCat() << "CUDA device " << device << " does not exist (" << n << " visible)");
-  DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+  DS_RETURN_IF_ERROR(check_device(device));
   DeviceMemoryInfo info;
   DS_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&info.free, &info.total));
   return info;
@@ -107,15 +109,7 @@ Result<std::unique_ptr<Executor>> make_cuda_tp_executor(const LoadedPlan& plan, 
   to.check_p2p = options.enable_p2p_check;
   if (options.weight_progress) to.progress = options.weight_progress;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaTpExecutor> exec, cuda::CudaTpExecutor::create(plan, kv, to));
-  if (startup) {
-    const cuda::CudaExecutor& r0 = exec->rank_executor(0);
-    startup->weights_load_s = exec->weights_load_seconds();
-    startup->weight_bytes = exec->weight_bytes_per_gpu();
-    startup->kernel_load_s = r0.kernel_load_seconds();
-    startup->graph_capture_s = r0.graph_capture_seconds();
-    startup->activation_bytes = r0.activation_bytes();
-    startup->kv_pool_bytes = r0.kv_pool_bytes();
-  }
+  fill_startup(startup, exec->weights_load_seconds(), exec->weight_bytes_per_gpu(), exec->rank_executor(0));
   return std::unique_ptr<Executor>(std::move(exec));
 }
 
@@ -128,20 +122,13 @@ Result<std::unique_ptr<Executor>> make_cuda_rank(const LoadedPlan& plan, const W
   DS_RETURN_IF_ERROR(check_device(options.device).with_context(who));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::DeviceCommunicator> comm,
                       cuda::create_device_group(dist, options.device, options.dist_timeout));
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point t0 = Clock::now();
-  std::unique_ptr<cuda::DeviceWeights> dw;
-  {
-    WeightLoadOptions wo = weight_options;
-    wo.tp_rank = dist.rank();
-    DS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create());
-    cuda::LoadProgressFn progress;
-    if (options.weight_progress && dist.rank() == 0) progress = options.weight_progress;
-    auto loaded = cuda::DeviceWeights::load(plan, wo, stream.get(), progress);
-    if (!loaded.ok()) return loaded.status().with_context(who);
-    dw = std::move(loaded).value();
-  }
-  const double weights_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  WeightLoadOptions wo = weight_options;
+  wo.tp_rank = dist.rank();
+  cuda::LoadProgressFn progress;
+  if (options.weight_progress && dist.rank() == 0) progress = options.weight_progress;
+  auto loaded = load_device_weights(plan, wo, progress);
+  if (!loaded.ok()) return loaded.status().with_context(who);
+  TimedWeights tw = std::move(loaded).value();
   cuda::CudaExecutorOptions co;
   co.device = options.device;
   co.token_capacity = s.token_capacity;
@@ -152,17 +139,11 @@ Result<std::unique_ptr<Executor>> make_cuda_rank(const LoadedPlan& plan, const W
   co.cuda_graph_max_bs = s.cuda_graph_max_bs;
   co.comm = comm.get();
   co.dist_timeout = options.dist_timeout;
-  auto exec = cuda::CudaExecutor::create(plan, *dw, kv, co);
+  auto exec = cuda::CudaExecutor::create(plan, *tw.weights, kv, co);
   if (!exec.ok()) return exec.status().with_context(who);
-  if (startup) {
-    startup->weights_load_s = weights_s;
-    startup->weight_bytes = dw->total_bytes();
-    startup->kernel_load_s = (*exec)->kernel_load_seconds();
-    startup->graph_capture_s = (*exec)->graph_capture_seconds();
-    startup->activation_bytes = (*exec)->activation_bytes();
-    startup->kv_pool_bytes = (*exec)->kv_pool_bytes();
-  }
-  return std::unique_ptr<Executor>(new CudaRankExecutor(std::move(comm), std::move(dw), std::move(exec).value()));
+  fill_startup(startup, tw.seconds, tw.weights->total_bytes(), **exec);
+  return std::unique_ptr<Executor>(
+      new CudaOwningExecutor(std::move(comm), std::move(tw.weights), std::move(exec).value()));
 }
 
 // The per-rank executor options (one GPU, or each GPU of a tensor-parallel group).
@@ -223,26 +204,10 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
   }
   if (plan->tp_size() > 1) return make_cuda_tp_executor(plan, weights, kv, co, options, startup);
 
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point t0 = Clock::now();
-  std::unique_ptr<cuda::DeviceWeights> dw;
-  {
-    DS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create());
-    cuda::LoadProgressFn progress;
-    if (options.weight_progress) progress = options.weight_progress;
-    DS_ASSIGN_OR_RETURN(dw, cuda::DeviceWeights::load(plan, weights.load_options(), stream.get(), progress));
-  }
-  const double weights_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaExecutor> exec, cuda::CudaExecutor::create(plan, *dw, kv, co));
-  if (startup) {
-    startup->weights_load_s = weights_s;
-    startup->weight_bytes = dw->total_bytes();
-    startup->kernel_load_s = exec->kernel_load_seconds();
-    startup->graph_capture_s = exec->graph_capture_seconds();
-    startup->activation_bytes = exec->activation_bytes();
-    startup->kv_pool_bytes = exec->kv_pool_bytes();
-  }
-  return std::unique_ptr<Executor>(new CudaModelExecutor(std::move(dw), std::move(exec)));
+  DS_ASSIGN_OR_RETURN(TimedWeights tw, load_device_weights(plan, weights.load_options(), options.weight_progress));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaExecutor> exec, cuda::CudaExecutor::create(plan, *tw.weights, kv, co));
+  fill_startup(startup, tw.seconds, tw.weights->total_bytes(), *exec);
+  return std::unique_ptr<Executor>(new CudaOwningExecutor(nullptr, std::move(tw.weights), std::move(exec)));
 }
 
 }  // namespace ds
