@@ -1,5 +1,8 @@
-// Dense GEMMs of the decoder: y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]), all
-// row-major as in HF checkpoints (w is [out_features, in_features]).
+// Dense GEMMs of the decoder: y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]) (+ residual[M,N]),
+// all row-major as in HF checkpoints (w is [out_features, in_features]).
+// Epilogue order: acc (+ bias) (+ residual) in f32, then one rounding to out_dtype.
+// At decode (m <= kNormPrologueMaxM) the GEMV kernels can also compute the
+// RMSNorm that produces x themselves (NormPrologue): x is then not read.
 //
 // GemmRunner owns a cuBLASLt handle and workspace and caches the heuristic's
 // algorithm per (M, N, K, out dtype, bias) so that steady-state launches do no
@@ -31,6 +34,19 @@ enum class GemmPath { kAuto, kCublasLt, kGemv };
 // cuBLASLt per problem, see prepare(args, stream)): one n8 MMA fragment.
 constexpr int64_t kGemvMaxM = 8;
 
+// Largest m for which the warp GEMV kernels compute the RMSNorm prologue.
+constexpr int64_t kNormPrologueMaxM = 2;
+
+// x[i, j] = src[i, j] * rsqrt(mean_j(src[i, :]^2) + eps) * gamma[j], computed in
+// f32 inside the GEMV (decode only, see GemmRunner::supports_norm_prologue).
+struct NormPrologue {
+  const void* src = nullptr;  // [m, k] f32 or bf16, row stride ld_src elements (0: k); null: no prologue
+  DType src_dtype = DType::kF32;
+  int64_t ld_src = 0;
+  const void* gamma = nullptr;  // bf16 [k]
+  float eps = 1e-6f;
+};
+
 struct GemmArgs {
   const void* x = nullptr;     // [m, k] bf16, row stride ldx elements
   const void* w = nullptr;     // [n, k] bf16, contiguous
@@ -40,6 +56,10 @@ struct GemmArgs {
   int64_t ldx = 0;             // 0: k
   int64_t ldy = 0;             // 0: n
   DType out_dtype = DType::kBF16;
+  // y = x·wᵀ + bias + residual. residual: [m, n] of out_dtype, row stride ldy; may equal y (in place).
+  const void* residual = nullptr;
+  // Decode prologue (GEMV path only): when norm.src != nullptr, x is NOT read (it may be null).
+  NormPrologue norm;
 };
 
 class GemmRunner {
@@ -53,17 +73,31 @@ class GemmRunner {
   // Checks the arguments (null pointers, sizes, dtypes, 16-byte alignment where
   // the fast paths need it) and launches on `stream`. Never synchronizes, except
   // the first kAuto run of a GEMV-sized problem outside a capture (see prepare).
+  // With norm.src set only the GEMV kernels that compute the prologue are used
+  // (kAuto times only those; kCublasLt, or a DSRT_GEMM_KERNEL that cannot run
+  // it, is an error): check supports_norm_prologue() first.
   Status run(const GemmArgs& args, cudaStream_t stream);
   Status run(const GemmArgs& args, cudaStream_t stream, GemmPath path);
+
+  // Whether run(args) can compute args.norm's RMSNorm prologue (norm.src and
+  // norm.gamma may still be null here: only the shape, strides, dtypes and the
+  // alignment of the pointers that are set are checked). True iff
+  // 1 <= m <= kNormPrologueMaxM, k % 8 == 0, w (and src/gamma, when set) 16-byte
+  // aligned, ld_src a multiple of 16 bytes, src f32 or bf16, and DSRT_GEMM_KERNEL
+  // does not force a kernel without the prologue. Cheap: no launch.
+  bool supports_norm_prologue(const GemmArgs& args) const;
 
   // Runs the heuristic for a shape ahead of time (before graph capture).
   Status prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias);
 
   // For m <= kGemvMaxM, kAuto picks between the GEMV kernels and cuBLASLt by
-  // timing them once per problem (shape, strides, dtype, bias, alignment) on
-  // the real buffers, at the first run() outside a graph capture or here
-  // (outside a capture; synchronizes the stream; y is overwritten). An
-  // unmeasured problem met inside a capture uses a fixed rule.
+  // timing them once per problem (shape, strides, dtype, bias, residual,
+  // prologue, alignment) on the real buffers, at the first run() outside a
+  // graph capture or here (outside a capture; synchronizes the stream; y is
+  // overwritten unless the residual is in place, where y is preserved). The
+  // choice is process-wide per (device, problem): every GemmRunner of the
+  // process uses it. An unmeasured problem met inside a capture uses a fixed
+  // rule, and that choice is recorded as the problem's choice too.
   Status prepare(const GemmArgs& args, cudaStream_t stream);
   // The kernel kAuto uses for `args` ("cublaslt", "gemv-warp", "gemv-mma", ...,
   // or "unmeasured (...)"), for logs and tests. The environment variable

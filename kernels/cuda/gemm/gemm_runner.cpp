@@ -4,6 +4,10 @@
 // yᵀ (n x m, ld ldy) = op(A) · B with A = w viewed as a k x n column-major
 // matrix (lda = k, transa = T) and B = xᵀ (k x m, ldb = ldx, transb = N).
 // CUBLASLT_EPILOGUE_BIAS adds a vector along D's rows (= n): the per-feature bias.
+// A residual is C with beta = 1 (C has D's layout; C == D is cuBLASLt's
+// in-place case): D = acc + bias + residual in f32, one rounding.
+//
+// kAuto's choice among the GEMV kernels and cuBLASLt is in gemm_choice.cpp.
 #include <cublasLt.h>
 
 #include <algorithm>
@@ -14,7 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/cuda/gemm/add_residual.h"
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
@@ -61,126 +67,23 @@ struct Plan {
   bool bias_in_epilogue = false;  // else (bias requested): bias added by a kernel after the matmul
 };
 
-struct Key {
-  int64_t m, n, k, ldx, ldy;
-  DType out;
-  bool bias;
-  uint32_t align;  // smallest 16/8/4/2-byte alignment of the pointers
-  bool operator==(const Key& o) const {
-    return m == o.m && n == o.n && k == o.k && ldx == o.ldx && ldy == o.ldy && out == o.out && bias == o.bias &&
-           align == o.align;
-  }
-};
-struct KeyHash {
-  size_t operator()(const Key& key) const {
-    uint64_t h = 1469598103934665603ull;
-    auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
-    mix(static_cast<uint64_t>(key.m));
-    mix(static_cast<uint64_t>(key.n));
-    mix(static_cast<uint64_t>(key.k));
-    mix(static_cast<uint64_t>(key.ldx));
-    mix(static_cast<uint64_t>(key.ldy));
-    mix(static_cast<uint64_t>(key.out) << 2 | (key.bias ? 1 : 0));
-    mix(key.align);
-    return static_cast<size_t>(h);
-  }
-};
-
-uint32_t pointer_alignment(const void* p) {
-  const uintptr_t v = reinterpret_cast<uintptr_t>(p);
-  for (uint32_t a = 16; a > 2; a /= 2)
-    if (v % a == 0) return a;
-  return 2;
-}
+using detail::Choice;
+using Key = detail::ProblemKey;
+using KeyHash = detail::ProblemKeyHash;
 
 cudaDataType_t cuda_type(DType t) { return t == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
 
-Key make_key(const GemmArgs& a) {
-  uint32_t align = std::min({pointer_alignment(a.x), pointer_alignment(a.w), pointer_alignment(a.y)});
-  if (a.bias != nullptr) align = std::min(align, pointer_alignment(a.bias));
-  return Key{a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype, a.bias != nullptr, align};
+// The cuBLASLt plan of a problem: the residual (a runtime beta) and the
+// prologue (never on cuBLASLt) do not enter it; the pointers' alignment does.
+Key plan_key(const GemmArgs& a) {
+  Key key = detail::make_problem_key(a);
+  key.residual = key.residual_in_place = false;
+  key.norm = 0;
+  key.ld_src = 0;
+  return key;
 }
 
-// The kernel kAuto uses for a GEMV-eligible problem.
-enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvAsync, kGemvMma };
-
-const char* choice_name(Choice c) {
-  switch (c) {
-    case Choice::kCublasLt: return "cublaslt";
-    case Choice::kGemvWarp: return "gemv-warp";
-    case Choice::kGemvWarpDeep: return "gemv-warp-deep";
-    case Choice::kGemvAsync: return "gemv-async";
-    case Choice::kGemvMma: break;
-  }
-  return "gemv-mma";
-}
-
-// DSRT_GEMM_KERNEL=<choice name> (benchmarks, A/B runs): kAuto uses that kernel
-// for every GEMV-eligible problem it can run instead of timing the candidates.
-bool forced_choice(const GemmArgs& a, Choice* out) {
-  static const char* env = std::getenv("DSRT_GEMM_KERNEL");
-  if (env == nullptr || *env == 0) return false;
-  for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma}) {
-    if (std::strcmp(env, choice_name(c)) != 0) continue;
-    const bool warp = c == Choice::kGemvWarp || c == Choice::kGemvAsync;
-    const bool deep = c == Choice::kGemvWarpDeep;
-    if ((warp && a.m > detail::kGemvWarpMaxM) || (deep && a.m != 1)) return false;
-    *out = c;
-    return true;
-  }
-  return false;
-}
-
-// Long-k problems at m <= 2 (the MLP down projection, k >= 4n) take the warp
-// GEMV while PDL is on, without timing: alone or back to back cuBLASLt is as
-// fast or faster (H200: 7B down 39 vs 42 us), but inside a decode layer the
-// GEMV streams its first weights while the SiLU*mul kernel before it runs and
-// the whole layer was faster with it (ds_decode_layer_bench, H200, PDL: 7B
-// 152.4 vs 160.9 us, 32B 281.5 vs 292.5 us per layer).
-bool layer_rule_choice(const GemmArgs& a, Choice* out) {
-  // The process-wide PDL setting (DSRT_PDL, device), not a thread's PdlScope:
-  // every runner of the process must pick the same kernel (bit-identical results).
-  if (a.m > 2 || a.k < 4 * a.n) return false;  // measured at m = 1; the warp kernel's x reads grow with m
-  if (detail::pdl_env_off() || !detail::pdl_device_ok()) return false;
-  *out = Choice::kGemvWarp;
-  return true;
-}
-
-// Used without a measurement (first use inside a graph capture). From the
-// H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at m <= 2
-// on many-row shapes (gate_up, lm_head: 4.2-4.6 vs 3.9-4.4 TB/s) and on small
-// ones (launch-bound); cuBLASLt wins on few-row long-k shapes and at m >= 4.
-Choice static_choice(const GemmArgs& a) {
-  if (a.m <= 2 && (a.n >= 16384 || a.n * a.k <= (int64_t{16} << 20))) return Choice::kGemvWarp;
-  return Choice::kCublasLt;
-}
-
-// The timed GEMV-vs-cuBLASLt choices, shared by every runner of the process
-// (keyed by device and problem): two executors of one process (e.g. a CUDA-graph
-// and an eager one, or a re-created executor) then run the same kernel for the
-// same problem, so their results are bit-identical, and each problem is timed once.
-struct ChoiceKey {
-  int device;
-  Key key;
-  bool operator==(const ChoiceKey& o) const { return device == o.device && key == o.key; }
-};
-struct ChoiceKeyHash {
-  size_t operator()(const ChoiceKey& k) const { return KeyHash()(k.key) ^ (static_cast<size_t>(k.device) * 0x9E3779B97F4A7C15ull); }
-};
-struct SharedChoices {
-  std::mutex mu;
-  std::unordered_map<ChoiceKey, Choice, ChoiceKeyHash> map;
-};
-SharedChoices& shared_choices() {
-  static SharedChoices* c = new SharedChoices();  // never destroyed: runners may outlive static teardown order
-  return *c;
-}
-
-Result<ChoiceKey> choice_key(const GemmArgs& a) {
-  int device = 0;
-  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  return ChoiceKey{device, make_key(a)};
-}
+size_t dtype_bytes(DType t) { return t == DType::kF32 ? 4 : 2; }
 
 }  // namespace
 
@@ -192,6 +95,8 @@ struct GemmRunner::Impl {
   Event start, stop;          // timing of the GEMV-vs-cuBLASLt choice
   std::mutex mu;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
+
+  DeviceBuffer timing_y;       // y of the timed launches when the residual is in place
 
   Status launch(Choice c, const GemmArgs& a, cudaStream_t stream) {
     switch (c) {
@@ -205,58 +110,77 @@ struct GemmRunner::Impl {
     return run_cublaslt(a, stream);
   }
 
-  // The fastest kernel for a GEMV-eligible problem, measured once per key on
-  // the caller's buffers (y is overwritten) and cached. Inside a graph capture
-  // an unmeasured key gets static_choice() instead (nothing is timed or cached).
-  Result<Choice> choose(const GemmArgs& a, cudaStream_t stream) {
-    DS_ASSIGN_OR_RETURN(const ChoiceKey key, choice_key(a));
-    SharedChoices& shared = shared_choices();
-    {
-      std::lock_guard<std::mutex> lock(shared.mu);
-      auto it = shared.map.find(key);
-      if (it != shared.map.end()) return it->second;
+  // The arguments the candidates are timed with. An in-place residual would be
+  // added to y again by every timed launch (the residual stream would be lost):
+  // those launches write a runner-owned copy of y's shape instead, at y's
+  // alignment modulo 16 (same problem key). Its values are arbitrary.
+  Result<GemmArgs> timing_args(const GemmArgs& a) {
+    if (a.residual == nullptr || a.residual != a.y) return a;
+    const size_t bytes = static_cast<size_t>(a.m * a.ldy) * dtype_bytes(a.out_dtype) + 16;
+    if (timing_y.bytes() < bytes) {
+      timing_y = DeviceBuffer();
+      DS_ASSIGN_OR_RETURN(timing_y, DeviceBuffer::allocate(bytes));
     }
-    if (Choice forced; forced_choice(a, &forced)) return forced;
-    if (Choice rule; layer_rule_choice(a, &rule)) return rule;
+    GemmArgs t = a;
+    t.y = static_cast<char*>(timing_y.data()) + reinterpret_cast<uintptr_t>(a.y) % 16;
+    t.residual = t.y;
+    return t;
+  }
+
+  // The kernel for a GEMV-eligible problem: the process-wide recorded choice;
+  // else DSRT_GEMM_KERNEL or the long-k rule; else, outside a graph capture,
+  // the fastest candidate measured on the caller's buffers (y is overwritten
+  // unless the residual is in place) and recorded; inside a capture
+  // static_choice(), recorded as well (nothing is timed), so that every runner
+  // of the process keeps using the kernel the captured graph contains.
+  Result<Choice> choose(const GemmArgs& a, cudaStream_t stream) {
+    int device = 0;
+    DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+    const Key key = detail::make_problem_key(a);
+    Choice c;
+    if (detail::lookup_shared_choice(device, key, &c)) return c;
+    if (a.norm.src != nullptr && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a.m, true))
+      return Status::Error(StrCat() << "gemm: DSRT_GEMM_KERNEL=" << detail::choice_name(c)
+                                    << " cannot compute the RMSNorm prologue at m=" << a.m
+                                    << " (check supports_norm_prologue() before setting norm.src)");
+    if (detail::forced_choice(a, &c)) return c;
+    if (detail::layer_rule_choice(a, &c)) return c;
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
-    if (capture != cudaStreamCaptureStatusNone) return static_choice(a);
-    std::vector<Choice> candidates = {Choice::kCublasLt, Choice::kGemvMma};
-    if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvWarp);
-    if (a.m <= detail::kGemvWarpMaxM) candidates.push_back(Choice::kGemvAsync);
-    if (a.m == 1) candidates.push_back(Choice::kGemvWarpDeep);
+    if (capture != cudaStreamCaptureStatusNone)
+      return detail::record_shared_choice(device, key, detail::static_choice(a));
+    DS_ASSIGN_OR_RETURN(const GemmArgs t, timing_args(a));
     // Three launches back to back (under PDL each overlaps the previous one's
     // tail, as consecutive GEMMs of a decode graph do). On the H200 this
     // ranking matched the whole-layer graph measurements of
     // ds_decode_layer_bench except for long k (layer_rule_choice); timing
     // behind a latency-bound kernel with L2 flushed instead picked GEMVs that
     // lost 8 us per 32B layer to cuBLASLt.
-    Choice best = static_choice(a);
+    Choice best = detail::static_choice(a);
     float best_ms = 0.0f;
     bool have = false;
     Status first_error;
-    for (Choice c : candidates) {
-      Status st = launch(c, a, stream);  // warm-up; also plans cuBLASLt
+    for (Choice cand : detail::choice_candidates(a)) {
+      Status st = launch(cand, t, stream);  // warm-up; also plans cuBLASLt
       if (!st.ok()) {
         if (first_error.ok()) first_error = st;
         continue;
       }
       DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(start.get(), stream));
-      for (int i = 0; i < 3; ++i) DS_RETURN_IF_ERROR(launch(c, a, stream));
+      for (int i = 0; i < 3; ++i) DS_RETURN_IF_ERROR(launch(cand, t, stream));
       DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(stop.get(), stream));
       DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop.get()));
       float ms = 0.0f;
       DS_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start.get(), stop.get()));
       if (!have || ms < best_ms) {
-        best = c;
+        best = cand;
         best_ms = ms;
         have = true;
       }
     }
     if (!have) return first_error;
-    std::lock_guard<std::mutex> lock(shared.mu);
-    // Another runner may have timed the same problem meanwhile: its choice wins.
-    return shared.map.emplace(key, best).first->second;
+    // Another runner may have recorded the same problem meanwhile: its choice wins.
+    return detail::record_shared_choice(device, key, best);
   }
 
   // Builds descriptors for `key` and asks the heuristic, with the bias fused
@@ -342,20 +266,36 @@ struct GemmRunner::Impl {
     return raw;
   }
 
+  // cuBLASLt with the bias in its epilogue when it has one for this output
+  // type, and the residual as C with beta = 1 (in place when it is y). Should
+  // an algorithm refuse beta != 0, an out-of-place residual is added by
+  // add_residual after a beta = 0 product (an in-place one cannot: y is C).
   Status run_cublaslt(const GemmArgs& a, cudaStream_t stream) {
-    DS_ASSIGN_OR_RETURN(Plan * plan, plan_for(make_key(a)));
+    if (a.norm.src != nullptr) return Status::Error("gemm: cuBLASLt cannot compute the RMSNorm prologue");
+    DS_ASSIGN_OR_RETURN(Plan * plan, plan_for(plan_key(a)));
     if (plan->bias_in_epilogue)
       DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(plan->desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                            &a.bias, sizeof(a.bias)));
-    const float alpha = 1.0f, beta = 0.0f;
-    DS_LT_RETURN_IF_ERROR(cublasLtMatmul(handle.get(), plan->desc.get(), &alpha, a.w, plan->a.get(), a.x,
-                                         plan->b.get(), &beta, a.y, plan->d.get(), a.y, plan->d.get(), &plan->algo,
-                                         workspace.data(), workspace.bytes(), stream));
+    const float alpha = 1.0f, one = 1.0f, zero = 0.0f;
+    const bool fuse_residual = a.residual != nullptr;
+    const void* c = fuse_residual ? a.residual : a.y;
+    cublasStatus_t st = cublasLtMatmul(handle.get(), plan->desc.get(), &alpha, a.w, plan->a.get(), a.x,
+                                       plan->b.get(), fuse_residual ? &one : &zero, c, plan->d.get(), a.y,
+                                       plan->d.get(), &plan->algo, workspace.data(), workspace.bytes(), stream);
+    bool residual_pending = false;
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED && fuse_residual && a.residual != a.y) {
+      st = cublasLtMatmul(handle.get(), plan->desc.get(), &alpha, a.w, plan->a.get(), a.x, plan->b.get(), &zero, a.y,
+                          plan->d.get(), a.y, plan->d.get(), &plan->algo, workspace.data(), workspace.bytes(),
+                          stream);
+      residual_pending = true;
+    }
+    if (st != CUBLAS_STATUS_SUCCESS) return lt_status(st, "cublasLtMatmul", __FILE__, __LINE__);
     if (a.bias != nullptr && !plan->bias_in_epilogue) {
       if (a.out_dtype != DType::kF32)
         return Status::Error("internal: cuBLASLt bias epilogue unavailable for a bf16 output");
       DS_RETURN_IF_ERROR(detail::launch_add_bias_f32(static_cast<float*>(a.y), a.bias, a.m, a.n, a.ldy, stream));
     }
+    if (residual_pending) DS_RETURN_IF_ERROR(add_residual(a.y, a.residual, a.out_dtype, a.m, a.n, a.ldy, stream));
     return Status::Ok();
   }
 };
@@ -393,17 +333,33 @@ static Status check_args(GemmArgs& a, bool need_pointers = true) {
                                   << " (m >= 0, n > 0, k > 0)");
   if (a.out_dtype != DType::kBF16 && a.out_dtype != DType::kF32)
     return Status::Error(StrCat() << "gemm: output dtype " << dtype_name(a.out_dtype) << " is not bf16 or f32");
+  const bool norm = a.norm.src != nullptr;
   if (a.ldx == 0) a.ldx = a.k;
   if (a.ldy == 0) a.ldy = a.n;
-  if (a.ldx < a.k) return Status::Error(StrCat() << "gemm: ldx = " << a.ldx << " is smaller than k = " << a.k);
+  if (a.ldx < a.k && !norm) return Status::Error(StrCat() << "gemm: ldx = " << a.ldx << " is smaller than k = " << a.k);
   if (a.ldy < a.n) return Status::Error(StrCat() << "gemm: ldy = " << a.ldy << " is smaller than n = " << a.n);
-  if (need_pointers && a.m > 0 && (a.x == nullptr || a.w == nullptr || a.y == nullptr))
-    return Status::Error("gemm: x, w and y must be non-null");
-  auto odd = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 1u) != 0; };
-  if (odd(a.x) || odd(a.w) || odd(a.bias) || (a.out_dtype == DType::kF32 && (reinterpret_cast<uintptr_t>(a.y) & 3u)) ||
-      odd(a.y))
+  if (need_pointers && a.m > 0 && ((a.x == nullptr && !norm) || a.w == nullptr || a.y == nullptr))
+    return Status::Error(norm ? "gemm: w and y must be non-null" : "gemm: x, w and y must be non-null");
+  if (norm && a.norm.gamma == nullptr) return Status::Error("gemm: norm.src is set but norm.gamma is null");
+  auto misaligned = [](const void* p, uintptr_t bytes) { return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) != 0; };
+  const uintptr_t out_bytes = a.out_dtype == DType::kF32 ? 4 : 2;
+  if (misaligned(a.x, 2) || misaligned(a.w, 2) || misaligned(a.bias, 2) || misaligned(a.y, out_bytes) ||
+      misaligned(a.residual, out_bytes))
     return Status::Error("gemm: a pointer is not aligned to its element size");
   return Status::Ok();
+}
+
+bool GemmRunner::supports_norm_prologue(const GemmArgs& args) const {
+  GemmArgs a = args;
+  if (a.ldy == 0) a.ldy = a.n;
+  if (a.m < 1 || a.n <= 0 || a.k <= 0 || a.ldy < a.n) return false;
+  if (a.out_dtype != DType::kBF16 && a.out_dtype != DType::kF32) return false;
+  if (!detail::norm_prologue_unsupported_reason(a).empty()) return false;
+  // A DSRT_GEMM_KERNEL that cannot run the prologue (cublaslt, gemv-mma, or
+  // gemv-warp-deep at m = 2): the caller runs the RMSNorm itself and x is read.
+  detail::Choice forced;
+  if (detail::env_forced_kernel(&forced) && !detail::choice_can_run(forced, a.m, /*norm=*/true)) return false;
+  return true;
 }
 
 Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream) { return run(args, stream, GemmPath::kAuto); }
@@ -413,6 +369,11 @@ Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path)
   DS_RETURN_IF_ERROR(check_args(a));
   if (a.m == 0) return Status::Ok();
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
+  if (a.norm.src != nullptr) {
+    if (path == GemmPath::kCublasLt) return Status::Error("gemm: cuBLASLt cannot compute the RMSNorm prologue");
+    if (!gemv_reason.empty())
+      return Status::Error(StrCat() << "gemm: no GEMV kernel can compute the RMSNorm prologue here: " << gemv_reason);
+  }
   if (path == GemmPath::kGemv && !gemv_reason.empty())
     return Status::Error(StrCat() << "gemm: the GEMV path cannot run this problem: " << gemv_reason);
   if (path == GemmPath::kGemv) return detail::launch_gemv(a, impl_->scratch, stream);
@@ -427,23 +388,30 @@ Status GemmRunner::prepare(const GemmArgs& args, cudaStream_t stream) {
   GemmArgs a = args;
   DS_RETURN_IF_ERROR(check_args(a));
   if (a.m == 0) return Status::Ok();
-  if (detail::gemv_unsupported_reason(a).empty()) return impl_->choose(a, stream).status();
-  return impl_->plan_for(make_key(a)).status();
+  const std::string gemv_reason = detail::gemv_unsupported_reason(a);
+  if (gemv_reason.empty()) return impl_->choose(a, stream).status();
+  if (a.norm.src != nullptr)
+    return Status::Error(StrCat() << "gemm: no GEMV kernel can compute the RMSNorm prologue here: " << gemv_reason);
+  return impl_->plan_for(plan_key(a)).status();
 }
 
 std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   GemmArgs a = args;
   if (!check_args(a).ok()) return "invalid";
-  if (!detail::gemv_unsupported_reason(a).empty()) return "cublaslt";
-  if (Choice forced; forced_choice(a, &forced)) return std::string(choice_name(forced)) + " (DSRT_GEMM_KERNEL)";
-  if (Choice rule; layer_rule_choice(a, &rule)) return std::string(choice_name(rule)) + " (long k, PDL)";
-  auto key = choice_key(a);
-  if (!key.ok()) return "unknown device";
-  SharedChoices& shared = shared_choices();
-  std::lock_guard<std::mutex> lock(shared.mu);
-  auto it = shared.map.find(*key);
-  return it == shared.map.end() ? std::string("unmeasured (") + choice_name(static_choice(a)) + ")"
-                                : choice_name(it->second);
+  const std::string gemv_reason = detail::gemv_unsupported_reason(a);
+  if (!gemv_reason.empty()) return a.norm.src != nullptr ? "unsupported (" + gemv_reason + ")" : "cublaslt";
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return "unknown device";
+  }
+  Choice c;
+  if (detail::lookup_shared_choice(device, detail::make_problem_key(a), &c)) return detail::choice_name(c);
+  if (a.norm.src != nullptr && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a.m, true))
+    return std::string("unsupported (DSRT_GEMM_KERNEL=") + detail::choice_name(c) + " has no RMSNorm prologue)";
+  if (detail::forced_choice(a, &c)) return std::string(detail::choice_name(c)) + " (DSRT_GEMM_KERNEL)";
+  if (detail::layer_rule_choice(a, &c)) return std::string(detail::choice_name(c)) + " (long k, PDL)";
+  return std::string("unmeasured (") + detail::choice_name(detail::static_choice(a)) + ")";
 }
 
 Status GemmRunner::prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias) {
@@ -456,7 +424,15 @@ Status GemmRunner::prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, boo
   if (m == 0) return Status::Ok();
   // cuBLASLt is a candidate for every shape (the GEMV choice is timed at the
   // first run outside a capture, or by prepare(args, stream)).
-  const Key key{m, n, k, a.ldx, a.ldy, out_dtype, has_bias, 16};
+  Key key;
+  key.m = m;
+  key.n = n;
+  key.k = k;
+  key.ldx = a.ldx;
+  key.ldy = a.ldy;
+  key.out = out_dtype;
+  key.bias = has_bias;
+  key.align = 16;
   return impl_->plan_for(key).status();
 }
 

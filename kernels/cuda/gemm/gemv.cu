@@ -15,13 +15,14 @@
 //  * Loads are software-pipelined kUnroll steps ahead (2 * kUnroll 16-byte w
 //    loads per lane in flight); w goes through ld.global.nc.L1::no_allocate so it
 //    does not evict x from L1.
-//  * The 8 warps' 16x8 f32 accumulators are summed in shared memory; bias is
-//    added in f32 and the result stored as bf16 or f32.
+//  * The 8 warps' 16x8 f32 accumulators are summed in shared memory; bias and
+//    residual are added in f32 and the result stored as bf16 or f32 (one rounding).
 //  * Few row tiles (n = 3584 gives 224 tiles for 132 SMs) would leave SMs idle
 //    or unevenly loaded, so k is also split across blocks (gemv_k_splits: about
 //    4 blocks per SM): each split stores its 16x8 partial tile to scratch, and
 //    the last block of a tile (arrival counter) adds the splits in split order
-//    (deterministic, unlike atomics) and resets the counter for the next launch.
+//    (deterministic, unlike atomics) and resets the counter for the next launch;
+//    only that block runs the epilogue, so the residual is added exactly once.
 // kGemvMaxM = 8 (gemm.h): one n8 fragment covers m <= 8 at no extra weight
 // traffic. Which kernel serves a problem (this one, the warp-per-row kernels of
 // gemv_warp.cu / gemv_async.cu, or cuBLASLt) is measured per problem by
@@ -74,6 +75,7 @@ struct GemvParams {
   const __nv_bfloat16* w;
   const __nv_bfloat16* bias;
   void* y;
+  const void* residual;  // [m, ldy] of y's dtype or null; may equal y
   int64_t m, n, k, ldx, ldy;
   bool out_f32;
   int k_splits;
@@ -195,10 +197,14 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
     if (row >= p.n || col >= p.m) continue;
     float v = vals[i];
     if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
-    if (p.out_f32)
-      static_cast<float*>(p.y)[col * p.ldy + row] = v;
-    else
-      static_cast<__nv_bfloat16*>(p.y)[col * p.ldy + row] = __float2bfloat16_rn(v);
+    const int64_t at = col * p.ldy + row;
+    if (p.out_f32) {
+      if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
+      static_cast<float*>(p.y)[at] = v;
+    } else {
+      if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
+      static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
+    }
   }
 }
 
@@ -216,11 +222,56 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 }  // namespace
 
 std::string gemv_unsupported_reason(const GemmArgs& a) {
+  if (a.norm.src != nullptr) return norm_prologue_unsupported_reason(a);
   if (a.m < 1 || a.m > kGemvMaxM) return StrCat() << "m = " << a.m << " is outside [1, " << kGemvMaxM << "]";
   if (a.k % 8 != 0) return StrCat() << "k = " << a.k << " is not a multiple of 8";
   if (a.ldx % 8 != 0) return StrCat() << "ldx = " << a.ldx << " is not a multiple of 8";
   if (!aligned16(a.x) || !aligned16(a.w)) return "x or w is not 16-byte aligned";
   return {};
+}
+
+std::string norm_prologue_unsupported_reason(const GemmArgs& a) {
+  if (a.m < 1 || a.m > kNormPrologueMaxM)
+    return StrCat() << "m = " << a.m << " is outside [1, " << kNormPrologueMaxM << "] (kNormPrologueMaxM)";
+  if (a.k % 8 != 0) return StrCat() << "k = " << a.k << " is not a multiple of 8";
+  if (!aligned16(a.w)) return "w is not 16-byte aligned";
+  const NormPrologue& nm = a.norm;
+  if (nm.src_dtype != DType::kF32 && nm.src_dtype != DType::kBF16)
+    return StrCat() << "norm.src dtype " << dtype_name(nm.src_dtype) << " is not f32 or bf16";
+  const int64_t ld = nm.ld_src == 0 ? a.k : nm.ld_src;
+  if (ld < a.k) return StrCat() << "norm.ld_src = " << ld << " is smaller than k = " << a.k;
+  const int64_t per16 = nm.src_dtype == DType::kF32 ? 4 : 8;
+  if (ld % per16 != 0)
+    return StrCat() << "norm.ld_src = " << ld << " is not a multiple of 16 bytes (" << per16 << " "
+                    << dtype_name(nm.src_dtype) << " elements)";
+  if (!aligned16(nm.src) || !aligned16(nm.gamma)) return "norm.src or norm.gamma is not 16-byte aligned";
+  if (!(nm.eps >= 0.0f)) return StrCat() << "norm.eps = " << nm.eps << " is not >= 0";
+  return {};
+}
+
+GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
+  GemvWarpParams p;
+  p.x = a.x;
+  p.w = a.w;
+  p.bias = a.bias;
+  p.y = a.y;
+  p.residual = a.residual;
+  p.m = a.m;
+  p.n = a.n;
+  p.k = a.k;
+  p.ldx = a.ldx;
+  p.ldy = a.ldy;
+  p.out_f32 = a.out_dtype == DType::kF32;
+  p.splits = splits;
+  p.deep = deep;
+  if (a.norm.src != nullptr) {
+    p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
+    p.src = a.norm.src;
+    p.ld_src = a.norm.ld_src == 0 ? a.k : a.norm.ld_src;
+    p.gamma = a.norm.gamma;
+    p.eps = a.norm.eps;
+  }
+  return p;
 }
 
 size_t gemv_scratch_bytes() {
@@ -259,24 +310,34 @@ GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows :
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits,
                    GemvKernel kernel) {
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
+  const bool norm = a.norm.src != nullptr;
+  const GemvXSource source = !norm                                ? GemvXSource::kX
+                             : a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32
+                                                               : GemvXSource::kNormBF16;
+  if (norm) {
+    // What would read out of bounds or misaligned is re-checked here (direct callers).
+    const std::string reason = norm_prologue_unsupported_reason(a);
+    if (!reason.empty()) return Status::Error(StrCat() << "gemv: the RMSNorm prologue cannot run: " << reason);
+    if (a.norm.gamma == nullptr) return Status::Error("gemv: norm.src is set but norm.gamma is null");
+    if (kernel == GemvKernel::kMmaTiles)
+      return Status::Error("gemv: the tensor-core GEMV (gemv-mma) has no RMSNorm prologue; use a warp kernel");
+  }
   if (kernel == GemvKernel::kWarpAsync && a.m <= kGemvWarpMaxM) {
-    const int splits = k_splits > 0 ? k_splits : gemv_async_splits(a.m, a.n, a.k, scratch.num_sms);
-    const GemvWarpParams wp{a.x,     a.w,   a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32,
-                            splits, false};
-    return launch_gemv_async(wp, stream);
+    const int splits = k_splits > 0 ? k_splits : gemv_async_splits(a.m, a.n, a.k, scratch.num_sms, source);
+    return launch_gemv_async(gemv_warp_params(a, splits, false), stream);
   }
   if ((kernel == GemvKernel::kWarpRows || kernel == GemvKernel::kWarpRowsDeep) && a.m <= kGemvWarpMaxM) {
     const bool deep = kernel == GemvKernel::kWarpRowsDeep && a.m == 1;
-    const int splits = k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep);
-    const GemvWarpParams wp{a.x,     a.w,     a.bias, a.y, a.m, a.n, a.k, a.ldx, a.ldy, a.out_dtype == DType::kF32,
-                            splits, deep};
-    return launch_gemv_warp(wp, stream);
+    const int splits = k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep, source);
+    return launch_gemv_warp(gemv_warp_params(a, splits, deep), stream);
   }
+  if (norm) return Status::Error("gemv: internal: no warp kernel for the RMSNorm prologue");
   GemvParams p;
   p.x = static_cast<const __nv_bfloat16*>(a.x);
   p.w = static_cast<const __nv_bfloat16*>(a.w);
   p.bias = static_cast<const __nv_bfloat16*>(a.bias);
   p.y = a.y;
+  p.residual = a.residual;
   p.m = a.m;
   p.n = a.n;
   p.k = a.k;

@@ -1,6 +1,7 @@
 // Internal launchers of ds_cuda_gemm (not part of the executor contract): the
-// small-M GEMV kernel and the bias epilogue used when cuBLASLt has no fused
-// bias for the requested output type. Arguments are validated by GemmRunner.
+// small-M GEMV kernels and the bias epilogue used when cuBLASLt has no fused
+// bias for the requested output type. Arguments are validated by GemmRunner
+// (launch_gemv re-checks what would make a kernel read out of bounds).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -13,8 +14,15 @@
 namespace ds::cuda::detail {
 
 // Empty when the GEMV kernel can compute `a` (1 <= m <= kGemvMaxM, k % 8 == 0,
-// ldx % 8 == 0, x and w 16-byte aligned); otherwise the reason it cannot.
+// ldx % 8 == 0, x and w 16-byte aligned; with a.norm.src set: the conditions of
+// norm_prologue_unsupported_reason instead of those on x); otherwise the reason.
 std::string gemv_unsupported_reason(const GemmArgs& a);
+
+// Empty when the warp GEMV kernels (kWarpRows, kWarpRowsDeep, kWarpAsync) can
+// compute a.norm's RMSNorm prologue: 1 <= m <= kNormPrologueMaxM, k % 8 == 0,
+// w 16-byte aligned, src f32/bf16 with 16-byte aligned rows (ld_src resolved,
+// 0 = k), gamma 16-byte aligned. Null src/gamma pass (checked at launch).
+std::string norm_prologue_unsupported_reason(const GemmArgs& a);
 
 // Device scratch of the split-k GEMV: per (row tile, split) partial sums and a
 // per-tile arrival counter. Counters must start at zero; the kernel leaves them
@@ -42,25 +50,40 @@ constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
 
-// y = x · wᵀ (+ bias) with a GEMV kernel; `a` is complete (ldx/ldy resolved)
-// and gemv_unsupported_reason(a) is empty. k_splits = 0: automatic (kMmaTiles:
-// gemv_k_splits, clamped to the scratch; kWarpRows: gemv_warp_splits, 1/2/4).
+// y = x · wᵀ (+ bias) (+ residual) with a GEMV kernel; `a` is complete
+// (ldx/ldy resolved) and gemv_unsupported_reason(a) is empty. k_splits = 0:
+// automatic (kMmaTiles: gemv_k_splits, clamped to the scratch; kWarpRows:
+// gemv_warp_splits, 1/2/4). With a.norm.src set (the RMSNorm prologue) only the
+// warp kernels run it (kAuto: kWarpRows); kMmaTiles returns an error.
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0,
                    GemvKernel kernel = GemvKernel::kAuto);
 
+// Source of x for the warp kernels: x itself, or the RMSNorm prologue of an
+// f32 or bf16 src row (NormPrologue).
+enum class GemvXSource : int { kX = 0, kNormF32 = 1, kNormBF16 = 2 };
+
 struct GemvWarpParams {
-  const void* x;     // bf16 [m, ldx]
-  const void* w;     // bf16 [n, k]
-  const void* bias;  // bf16 [n] or null
-  void* y;           // [m, ldy] bf16 or f32
-  int64_t m, n, k, ldx, ldy;
-  bool out_f32;
-  int splits;        // warps per row: 1, 2 or 4 (gemv_warp_splits)
-  bool deep;         // m = 1: the kWarpRowsDeep variant
+  const void* x = nullptr;         // bf16 [m, ldx] (unused with a norm source)
+  const void* w = nullptr;         // bf16 [n, k]
+  const void* bias = nullptr;      // bf16 [n] or null
+  void* y = nullptr;               // [m, ldy] bf16 or f32
+  const void* residual = nullptr;  // [m, ldy] of y's dtype or null; may equal y
+  int64_t m = 0, n = 0, k = 0, ldx = 0, ldy = 0;
+  bool out_f32 = false;
+  int splits = 1;                  // warps per row: 1, 2 or 4 (gemv_warp_splits)
+  bool deep = false;               // m = 1: the kWarpRowsDeep variant
+  GemvXSource source = GemvXSource::kX;
+  const void* src = nullptr;       // norm source: [m, ld_src] f32 or bf16
+  int64_t ld_src = 0;
+  const void* gamma = nullptr;     // bf16 [k]
+  float eps = 0.0f;
 };
-int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false);
+// The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
+GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);
+int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false,
+                     GemvXSource source = GemvXSource::kX);
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
-int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms);
+int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source = GemvXSource::kX);
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.

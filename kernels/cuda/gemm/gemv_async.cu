@@ -3,7 +3,8 @@
 // kStages stages (kPerStage 16-byte loads per lane each) and keeps kStages - 1
 // of them in flight while it computes on the oldest; every lane reads back only
 // the bytes it copied itself, so no barrier is needed inside the loop.
-// Rows are split across 1/2/4 warps like the register kernel (gemv_warp.cu).
+// Rows are split across 1/2/4 warps like the register kernel (gemv_warp.cu),
+// with the same epilogue (residual) and RMSNorm prologue (gemv_common.cuh).
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -30,10 +31,10 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-template <int M>
+template <int M, GemvXSource S>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWarpParams p) {
   __shared__ __align__(16) uint4 ring[kWarpsPerBlock][kStages][kPerStage][32];
-  __shared__ float red[kWarpsPerBlock][M];
+  __shared__ float red[kWarpsPerBlock][kGemvRedWidth<S, M>];
   pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -46,8 +47,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
   const int64_t v_begin = part * chunk;
   const int64_t v_end = v_begin + chunk < nv ? v_begin + chunk : nv;
   const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
-  const int64_t ldx_v = p.ldx / 8;
-  const uint4* x = reinterpret_cast<const uint4*>(p.x);
+  const GemvX<S, M> xs(p);
   constexpr int kStageVecs = 32 * kPerStage;
   const int64_t stages = (row_ok && v_end > v_begin) ? (v_end - v_begin + kStageVecs - 1) / kStageVecs : 0;
 
@@ -61,9 +61,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
     cp_async_commit();
   };
 
-  float acc[M];
+  float acc[M], ss[M];
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  for (int m = 0; m < M; ++m) acc[m] = ss[m] = 0.0f;
 #pragma unroll
   for (int j = 0; j < kStages - 1; ++j) issue(j);
   pdl_wait();  // only weights were read so far (PDL, see runtime/cuda/pdl.h)
@@ -74,21 +74,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
     for (int u = 0; u < kPerStage; ++u) {
       const int64_t v = v_begin + j * kStageVecs + u * 32 + lane;
       if (v < v_end) {
-        const uint4 wv = ring[warp][j % kStages][u][lane];
-#pragma unroll
-        for (int m = 0; m < M; ++m) acc[m] = gemv_dot8(wv, __ldg(x + m * ldx_v + v), acc[m]);
+        const uint4 wv = ring[warp][j % kStages][u][lane];  // one 16-byte shared load, used for all m
+        xs.step(wv, v, acc, ss);
       }
     }
   }
   cp_async_wait<0>();
-  gemv_rows_epilogue<M>(p, acc, red, row, warp, lane);
+  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
 }
 
-template <int M>
+template <int M, GemvXSource S>
 int resident_warps_per_sm() {
   static const int warps = [] {
     int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_async_kernel<M>, kWarpsPerBlock * 32, 0) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_async_kernel<M, S>, kWarpsPerBlock * 32, 0) !=
         cudaSuccess) {
       (void)cudaGetLastError();
       blocks = 6;
@@ -98,20 +97,26 @@ int resident_warps_per_sm() {
   return warps;
 }
 
+int resident_warps(int64_t m, GemvXSource source) {
+  constexpr GemvXSource kX = GemvXSource::kX, kF32 = GemvXSource::kNormF32, kBF16 = GemvXSource::kNormBF16;
+  if (source == kF32) return m == 1 ? resident_warps_per_sm<1, kF32>() : resident_warps_per_sm<2, kF32>();
+  if (source == kBF16) return m == 1 ? resident_warps_per_sm<1, kBF16>() : resident_warps_per_sm<2, kBF16>();
+  switch (m) {
+    case 1: return resident_warps_per_sm<1, kX>();
+    case 2: return resident_warps_per_sm<2, kX>();
+    case 3: return resident_warps_per_sm<3, kX>();
+    default: return resident_warps_per_sm<4, kX>();
+  }
+}
+
 }  // namespace
 
-int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms) {
+int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source) {
   // As gemv_warp_splits: best last-wave fill of row parts over resident warps,
   // each part keeping at least the ring's worth of loads.
   if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
-  int per_sm = 0;
-  switch (m) {
-    case 1: per_sm = resident_warps_per_sm<1>(); break;
-    case 2: per_sm = resident_warps_per_sm<2>(); break;
-    case 3: per_sm = resident_warps_per_sm<3>(); break;
-    default: per_sm = resident_warps_per_sm<4>(); break;
-  }
-  const int64_t wave = static_cast<int64_t>(per_sm) * num_sms;
+  if (source != GemvXSource::kX && m > kNormPrologueMaxM) return 1;
+  const int64_t wave = static_cast<int64_t>(resident_warps(m, source)) * num_sms;
   return gemv_rows_best_splits(n, k, wave, 32 * kPerStage * kStages * 8);
 }
 
@@ -123,12 +128,27 @@ Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream) {
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv_async: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
+  constexpr GemvXSource kX = GemvXSource::kX, kF32 = GemvXSource::kNormF32, kBF16 = GemvXSource::kNormBF16;
   cudaError_t err = cudaSuccess;
+  if (p.source != kX) {
+    if (p.m < 1 || p.m > kNormPrologueMaxM)
+      return Status::Error(StrCat() << "gemv_async: the RMSNorm prologue needs m in [1, " << kNormPrologueMaxM
+                                    << "], got " << p.m);
+    if (p.source == kF32)
+      err = p.m == 1 ? launch_kernel(gemv_async_kernel<1, kF32>, grid, threads, 0, stream, p)
+                     : launch_kernel(gemv_async_kernel<2, kF32>, grid, threads, 0, stream, p);
+    else
+      err = p.m == 1 ? launch_kernel(gemv_async_kernel<1, kBF16>, grid, threads, 0, stream, p)
+                     : launch_kernel(gemv_async_kernel<2, kBF16>, grid, threads, 0, stream, p);
+    DS_CUDA_RETURN_IF_ERROR(err);
+    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return Status::Ok();
+  }
   switch (p.m) {
-    case 1: err = launch_kernel(gemv_async_kernel<1>, grid, threads, 0, stream, p); break;
-    case 2: err = launch_kernel(gemv_async_kernel<2>, grid, threads, 0, stream, p); break;
-    case 3: err = launch_kernel(gemv_async_kernel<3>, grid, threads, 0, stream, p); break;
-    case 4: err = launch_kernel(gemv_async_kernel<4>, grid, threads, 0, stream, p); break;
+    case 1: err = launch_kernel(gemv_async_kernel<1, kX>, grid, threads, 0, stream, p); break;
+    case 2: err = launch_kernel(gemv_async_kernel<2, kX>, grid, threads, 0, stream, p); break;
+    case 3: err = launch_kernel(gemv_async_kernel<3, kX>, grid, threads, 0, stream, p); break;
+    case 4: err = launch_kernel(gemv_async_kernel<4, kX>, grid, threads, 0, stream, p); break;
     default:
       return Status::Error(StrCat() << "gemv_async: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
   }

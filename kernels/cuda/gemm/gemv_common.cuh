@@ -1,7 +1,27 @@
 // Device helpers shared by the warp-per-row GEMV kernels (gemv_warp.cu,
 // gemv_async.cu): the bf16 dot product of 16-byte vectors, the streaming
-// weight load, and the common epilogue (warp reduction, the fixed-order sum of
-// a row's k parts through shared memory, bias, store).
+// weight load, the source of x (GemvX), and the common epilogue (warp
+// reduction, the fixed-order sum of a row's k parts through shared memory,
+// RMSNorm scale, bias, residual, one rounding, store).
+//
+// RMSNorm prologue (decode, m <= kNormPrologueMaxM): x[i, j] = src[i, j] *
+// rsqrt(mean(src[i, :]^2) + eps) * gamma[j]. Chosen design: the scale is
+// factored out of the dot product, y[i, r] = rsqrt(ss_i / k + eps) *
+// sum_j w[r, j] * (src[i, j] * gamma[j]), and every warp accumulates both sums
+// over the k range it streams anyway (the same src/gamma elements it reads for
+// the products): per lane one FMA chain for the dot and one for ss, reduced by
+// the same shuffles, and a row split over 2/4 warps sums its (dot, ss) pairs in
+// the shared-memory step that already sums the dots. Why not a normalized bf16
+// row staged per block in shared memory: that costs a full pass over src per
+// block (each block owns only 1-4 rows, so every block would re-read and
+// re-reduce the whole src row before its first FMA: ~n/4 extra row reads, a
+// block barrier, and an smem footprint of 2*m*k bytes that caps occupancy),
+// while the fused sums add no pass, no barrier and no smem; the extra cost is
+// L1 traffic (src f32 + gamma instead of bf16 x: 3x the x bytes at m = 1),
+// which stays well under L1 bandwidth at m <= 2, and ~2x the FMAs, which a
+// bandwidth-bound GEMV has to spare. The normalized x is never rounded to bf16
+// (the unfused path rounds it once: the fused result is slightly closer to f32).
+// The source is a template parameter: the plain-x kernels are unchanged.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -39,44 +59,151 @@ __device__ __forceinline__ float gemv_dot8(const uint4& w, const uint4& x, float
   return acc;
 }
 
-// Finishes a warp-per-row GEMV block: reduces each warp's per-lane partial
-// sums, adds the p.splits warps of a row (consecutive warps, fixed order:
-// deterministic) through `red` (shared, [kGemvRowWarpsPerBlock][M]), adds the
-// bias and stores y[:, row]. Every thread of the block must call it.
+__device__ __forceinline__ void gemv_unpack8(const uint4& v, float (&f)[8]) {
+  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    __nv_bfloat162 b;
+    memcpy(&b, &u[i], 4);
+    const float2 t = __bfloat1622float2(b);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+
+// Where a warp kernel's x values come from; step() adds the products of the
+// 16-byte w vector v (8 consecutive k) for the M rows to acc (and, for the
+// RMSNorm sources, the squares of src to ss). Reads only after pdl_wait().
+template <GemvXSource S, int M>
+struct GemvX;
+
 template <int M>
-__device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, float (&acc)[M], float (*red)[M],
-                                                   int64_t row, int warp, int lane) {
+struct GemvX<GemvXSource::kX, M> {
+  const uint4* x;
+  int64_t ld_v;
+  __device__ __forceinline__ explicit GemvX(const GemvWarpParams& p)
+      : x(reinterpret_cast<const uint4*>(p.x)), ld_v(p.ldx / 8) {}
+  __device__ __forceinline__ void step(const uint4& w, int64_t v, float (&acc)[M], float (&)[M]) const {
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = gemv_dot8(w, __ldg(x + m * ld_v + v), acc[m]);
+  }
+};
+
+template <int M>
+struct GemvX<GemvXSource::kNormF32, M> {
+  const float4* src;  // 2 float4 per 16-byte w vector
+  const uint4* gamma;
+  int64_t ld_v;       // row stride in float4
+  __device__ __forceinline__ explicit GemvX(const GemvWarpParams& p)
+      : src(reinterpret_cast<const float4*>(p.src)), gamma(reinterpret_cast<const uint4*>(p.gamma)),
+        ld_v(p.ld_src / 4) {}
+  __device__ __forceinline__ void step(const uint4& w, int64_t v, float (&acc)[M], float (&ss)[M]) const {
+    float wf[8], gf[8];
+    gemv_unpack8(w, wf);
+    gemv_unpack8(__ldg(gamma + v), gf);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float4 a = __ldg(src + m * ld_v + 2 * v), b = __ldg(src + m * ld_v + 2 * v + 1);
+      const float sf[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        acc[m] = fmaf(wf[i], sf[i] * gf[i], acc[m]);
+        ss[m] = fmaf(sf[i], sf[i], ss[m]);
+      }
+    }
+  }
+};
+
+template <int M>
+struct GemvX<GemvXSource::kNormBF16, M> {
+  const uint4* src;
+  const uint4* gamma;
+  int64_t ld_v;
+  __device__ __forceinline__ explicit GemvX(const GemvWarpParams& p)
+      : src(reinterpret_cast<const uint4*>(p.src)), gamma(reinterpret_cast<const uint4*>(p.gamma)),
+        ld_v(p.ld_src / 8) {}
+  __device__ __forceinline__ void step(const uint4& w, int64_t v, float (&acc)[M], float (&ss)[M]) const {
+    float wf[8], gf[8];
+    gemv_unpack8(w, wf);
+    gemv_unpack8(__ldg(gamma + v), gf);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float sf[8];
+      gemv_unpack8(__ldg(src + m * ld_v + v), sf);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        acc[m] = fmaf(wf[i], sf[i] * gf[i], acc[m]);
+        ss[m] = fmaf(sf[i], sf[i], ss[m]);
+      }
+    }
+  }
+};
+
+// Shared-memory width of the epilogue's split sums: the dots, and for the
+// RMSNorm sources the sums of squares after them.
+template <GemvXSource S, int M>
+constexpr int kGemvRedWidth = S == GemvXSource::kX ? M : 2 * M;
+
+// Finishes a warp-per-row GEMV block: reduces each warp's per-lane partial
+// sums (and sums of squares, RMSNorm sources), adds the p.splits warps of a row
+// (consecutive warps, fixed order: deterministic) through `red` (shared,
+// [kGemvRowWarpsPerBlock][kGemvRedWidth]), applies the RMSNorm scale, adds the
+// bias and the residual in f32 and stores y[:, row] with one rounding. Every
+// thread of the block must call it (after pdl_wait(): it reads the residual).
+template <GemvXSource S, int M, int R>
+__device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, float (&acc)[M], float (&ss)[M],
+                                                   float (*red)[R], int64_t row, int warp, int lane) {
+  constexpr bool kNorm = S != GemvXSource::kX;
+  static_assert(R == kGemvRedWidth<S, M>, "epilogue shared-memory width");
   const int splits = p.splits;
   const int part = warp % splits;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+    for (int off = 16; off > 0; off >>= 1) {
+      acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+      if constexpr (kNorm) ss[m] += __shfl_xor_sync(0xffffffffu, ss[m], off);
+    }
   }
   if (splits > 1) {
     if (lane == 0) {
 #pragma unroll
-      for (int m = 0; m < M; ++m) red[warp][m] = acc[m];
+      for (int m = 0; m < M; ++m) {
+        red[warp][m] = acc[m];
+        if constexpr (kNorm) red[warp][M + m] = ss[m];
+      }
     }
     __syncthreads();
     if (part != 0) return;
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      float total = 0.0f;
-      for (int s2 = 0; s2 < splits; ++s2) total += red[warp + s2][m];
+      float total = 0.0f, total_ss = 0.0f;
+      for (int s2 = 0; s2 < splits; ++s2) {
+        total += red[warp + s2][m];
+        if constexpr (kNorm) total_ss += red[warp + s2][M + m];
+      }
       acc[m] = total;
+      if constexpr (kNorm) ss[m] = total_ss;
     }
   }
   if (row < p.n && lane < M) {
-    float v = 0.0f;
+    float v = 0.0f, sq = 0.0f;
 #pragma unroll
     for (int m = 0; m < M; ++m)
-      if (m == lane) v = acc[m];
+      if (m == lane) {
+        v = acc[m];
+        if constexpr (kNorm) sq = ss[m];
+      }
+    if constexpr (kNorm) v *= rsqrtf(sq / static_cast<float>(p.k) + p.eps);
     if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
-    if (p.out_f32)
-      static_cast<float*>(p.y)[lane * p.ldy + row] = v;
-    else
-      static_cast<__nv_bfloat16*>(p.y)[lane * p.ldy + row] = __float2bfloat16_rn(v);
+    const int64_t at = lane * p.ldy + row;
+    if (p.out_f32) {
+      if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
+      static_cast<float*>(p.y)[at] = v;
+    } else {
+      if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
+      static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
+    }
   }
 }
 

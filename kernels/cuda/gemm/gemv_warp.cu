@@ -4,7 +4,9 @@
 // tail costs no extra round trip), x rows come through L1 (__ldg; every warp of
 // the SM reads the same x), f32 FMAs, a shuffle reduction, bias fused.
 // Rows (or row parts, gemv_warp_splits) are the units of work, so the load is
-// even across SMs without any cross-block reduction.
+// even across SMs without any cross-block reduction. The epilogue adds the
+// residual; the RMSNorm prologue (m <= 2) replaces x by src and gamma (the
+// design is described in gemv_common.cuh), as a template parameter.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -27,10 +29,17 @@ constexpr int kDeepLoads = 16;  // m = 1 variant with twice the bytes in flight 
 // grid with few rows is short). Partial sums of a row meet in shared memory.
 // PDL: the first LOADS weight loads are issued before pdl_wait() (weights are
 // immutable); x, y and everything else are touched after it.
-template <int M, int LOADS>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads ? 9 : 5) : 1)
-    gemv_warp_kernel(GemvWarpParams p) {
-  __shared__ float red[kWarpsPerBlock][M];
+// Blocks per SM the m = 1 kernels are compiled for (registers: 65536 / (128 *
+// blocks)): 9 / 5 keep 36 / 20 warps resident with 56 / 96 registers; the
+// RMSNorm prologue's extra live values (gamma, src, sum of squares) need 64 /
+// 128 registers to run without spills, so 8 / 4 there.
+template <int M, int LOADS, GemvXSource S>
+constexpr int kMinBlocks =
+    M != 1 ? 1 : (S == GemvXSource::kX ? (LOADS == kLoads ? 9 : 5) : (LOADS == kLoads ? 8 : 4));
+
+template <int M, int LOADS, GemvXSource S>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)) gemv_warp_kernel(GemvWarpParams p) {
+  __shared__ float red[kWarpsPerBlock][kGemvRedWidth<S, M>];
   pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -43,11 +52,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads
   const int64_t v_begin = part * chunk;
   const int64_t v_end = !row_ok ? v_begin : (v_begin + chunk < nv ? v_begin + chunk : nv);
   const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
-  const int64_t ldx_v = p.ldx / 8;
-  const uint4* x = reinterpret_cast<const uint4*>(p.x);
-  float acc[M];
+  const GemvX<S, M> xs(p);
+  float acc[M], ss[M];
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  for (int m = 0; m < M; ++m) acc[m] = ss[m] = 0.0f;
   const uint4 zero = make_uint4(0, 0, 0, 0);
   uint4 wv[LOADS];
   auto load = [&](int64_t v0) {
@@ -63,22 +71,19 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, M == 1 ? (LOADS == kLoads
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {
       const int64_t v = v0 + 32 * u;
-      if (v < v_end) {
-#pragma unroll
-        for (int m = 0; m < M; ++m) acc[m] = gemv_dot8(wv[u], __ldg(x + m * ldx_v + v), acc[m]);
-      }
+      if (v < v_end) xs.step(wv[u], v, acc, ss);
     }
     load(v0 + 32 * LOADS);
   }
-  gemv_rows_epilogue<M>(p, acc, red, row, warp, lane);
+  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
 }
 
-template <int M, int LOADS>
+template <int M, int LOADS, GemvXSource S>
 int resident_warps_per_sm() {
   static const int warps = [] {
     int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS>, kWarpsPerBlock * 32, 0) !=
-        cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS, S>, kWarpsPerBlock * 32,
+                                                      0) != cudaSuccess) {
       (void)cudaGetLastError();
       blocks = 8;
     }
@@ -87,23 +92,43 @@ int resident_warps_per_sm() {
   return warps;
 }
 
-int resident_warps(int64_t m, bool deep) {
+template <GemvXSource S>
+int resident_warps_norm(int64_t m, bool deep) {
+  if (m == 1) return deep ? resident_warps_per_sm<1, kDeepLoads, S>() : resident_warps_per_sm<1, kLoads, S>();
+  return resident_warps_per_sm<2, kLoads, S>();
+}
+
+int resident_warps(int64_t m, bool deep, GemvXSource source) {
+  if (source == GemvXSource::kNormF32) return resident_warps_norm<GemvXSource::kNormF32>(m, deep);
+  if (source == GemvXSource::kNormBF16) return resident_warps_norm<GemvXSource::kNormBF16>(m, deep);
   switch (m) {
-    case 1: return deep ? resident_warps_per_sm<1, kDeepLoads>() : resident_warps_per_sm<1, kLoads>();
-    case 2: return resident_warps_per_sm<2, kLoads>();
-    case 3: return resident_warps_per_sm<3, kLoads>();
-    default: return resident_warps_per_sm<4, kLoads>();
+    case 1:
+      return deep ? resident_warps_per_sm<1, kDeepLoads, GemvXSource::kX>()
+                  : resident_warps_per_sm<1, kLoads, GemvXSource::kX>();
+    case 2: return resident_warps_per_sm<2, kLoads, GemvXSource::kX>();
+    case 3: return resident_warps_per_sm<3, kLoads, GemvXSource::kX>();
+    default: return resident_warps_per_sm<4, kLoads, GemvXSource::kX>();
   }
+}
+
+// The RMSNorm-prologue kernels exist for m <= kNormPrologueMaxM (2) only.
+template <GemvXSource S>
+cudaError_t launch_norm(const GemvWarpParams& p, dim3 grid, int threads, cudaStream_t stream) {
+  if (p.m == 1)
+    return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, S>, grid, threads, 0, stream, p)
+                  : launch_kernel(gemv_warp_kernel<1, kLoads, S>, grid, threads, 0, stream, p);
+  return launch_kernel(gemv_warp_kernel<2, kLoads, S>, grid, threads, 0, stream, p);
 }
 
 }  // namespace
 
-int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep) {
+int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep, GemvXSource source) {
   // Work units (row parts) per wave of resident warps: the split whose unit
   // count fills its last wave best, each part keeping >= 8 batches of loads.
   if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
+  if (source != GemvXSource::kX && m > kNormPrologueMaxM) return 1;
   deep = deep && m == 1;
-  const int64_t wave = static_cast<int64_t>(resident_warps(m, deep)) * num_sms;
+  const int64_t wave = static_cast<int64_t>(resident_warps(m, deep, source)) * num_sms;
   return gemv_rows_best_splits(n, k, wave, 32 * (deep ? kDeepLoads : kLoads) * 8);
 }
 
@@ -116,14 +141,25 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
   cudaError_t err = cudaSuccess;
+  if (p.source != GemvXSource::kX) {
+    if (p.m < 1 || p.m > kNormPrologueMaxM)
+      return Status::Error(StrCat() << "gemv_warp: the RMSNorm prologue needs m in [1, " << kNormPrologueMaxM
+                                    << "], got " << p.m);
+    err = p.source == GemvXSource::kNormF32 ? launch_norm<GemvXSource::kNormF32>(p, grid, threads, stream)
+                                            : launch_norm<GemvXSource::kNormBF16>(p, grid, threads, stream);
+    DS_CUDA_RETURN_IF_ERROR(err);
+    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return Status::Ok();
+  }
+  constexpr GemvXSource kX = GemvXSource::kX;
   switch (p.m) {
     case 1:
-      err = p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads>, grid, threads, 0, stream, p)
-                   : launch_kernel(gemv_warp_kernel<1, kLoads>, grid, threads, 0, stream, p);
+      err = p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, kX>, grid, threads, 0, stream, p)
+                   : launch_kernel(gemv_warp_kernel<1, kLoads, kX>, grid, threads, 0, stream, p);
       break;
-    case 2: err = launch_kernel(gemv_warp_kernel<2, kLoads>, grid, threads, 0, stream, p); break;
-    case 3: err = launch_kernel(gemv_warp_kernel<3, kLoads>, grid, threads, 0, stream, p); break;
-    case 4: err = launch_kernel(gemv_warp_kernel<4, kLoads>, grid, threads, 0, stream, p); break;
+    case 2: err = launch_kernel(gemv_warp_kernel<2, kLoads, kX>, grid, threads, 0, stream, p); break;
+    case 3: err = launch_kernel(gemv_warp_kernel<3, kLoads, kX>, grid, threads, 0, stream, p); break;
+    case 4: err = launch_kernel(gemv_warp_kernel<4, kLoads, kX>, grid, threads, 0, stream, p); break;
     default:
       return Status::Error(StrCat() << "gemv_warp: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
   }

@@ -1,5 +1,6 @@
 // The GEMV kernels directly: a bandwidth report on the 7B/32B decode shapes
-// (first, so that it leads the log) and split-k correctness/determinism.
+// (first, so that it leads the log), split-k correctness/determinism, and the
+// cost of the RMSNorm prologue and the residual epilogue per kernel.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -153,6 +154,89 @@ TEST_F(GemvTest, SplitKCountsAreCorrectAndDeterministic) {
     }
     std::printf("split-k m=%lld n=%lld k=%lld splits=%d: max_abs=%.3g\n", (long long)m, (long long)n, (long long)k,
                 splits, max_abs);
+  }
+}
+
+// Not a timing assertion: the cost of the RMSNorm prologue and of the residual
+// epilogue on the decode shapes that follow an RMSNorm (qkv, gate_up) and
+// carry a residual (o, down), per warp kernel: microseconds per launch (mean of
+// 24 back to back, weights rotating through copies > L2) with x read (plain),
+// with the prologue from an f32 / bf16 src, and with an in-place f32 residual.
+TEST_F(GemvTest, NormPrologueAndResidualCostReport) {
+  struct S {
+    const char* name;
+    int64_t n, k;
+  } shapes[] = {{"7B qkv", 4608, 3584},    {"7B gate_up", 37888, 3584}, {"7B o", 3584, 3584},
+                {"7B down", 3584, 18944},  {"32B qkv", 7168, 5120},     {"32B gate_up", 55296, 5120},
+                {"32B o", 5120, 5120},     {"32B down", 5120, 27648}};
+  const size_t pool_bytes = size_t{1700} << 20;
+  auto pool = DeviceBuffer::allocate(pool_bytes);
+  auto dx = DeviceBuffer::allocate(1 << 20);
+  auto dy = DeviceBuffer::allocate(size_t{55296} * 4 * 2);
+  auto dg = DeviceBuffer::allocate(size_t{27648} * 2);
+  ASSERT_TRUE(pool.ok() && dx.ok() && dy.ok() && dg.ok());
+  ASSERT_EQ(cudaMemset(pool->data(), 0, pool_bytes), cudaSuccess);
+  ASSERT_EQ(cudaMemset(dx->data(), 0, dx->bytes()), cudaSuccess);
+  ASSERT_EQ(cudaMemset(dy->data(), 0, dy->bytes()), cudaSuccess);
+  ASSERT_EQ(cudaMemset(dg->data(), 0, dg->bytes()), cudaSuccess);
+  auto start = Event::create();
+  auto stop = Event::create();
+  ASSERT_TRUE(start.ok() && stop.ok());
+  const detail::GemvKernel kernels[] = {detail::GemvKernel::kWarpRows, detail::GemvKernel::kWarpRowsDeep,
+                                        detail::GemvKernel::kWarpAsync};
+  const char* kernel_names[] = {"warp", "deep", "async"};
+  std::printf("us per launch       m      n      k | kernel   plain  norm-f32 norm-bf16 residual-f32 | kAuto with norm\n");
+  for (int64_t m : {1, 2}) {
+    for (const S& s : shapes) {
+      const size_t bytes = static_cast<size_t>(s.n * s.k) * 2;
+      const size_t copies = std::max<size_t>(1, std::min<size_t>(8, pool_bytes / bytes));
+      for (int ki = 0; ki < 3; ++ki) {
+        if (kernels[ki] == detail::GemvKernel::kWarpRowsDeep && m != 1) continue;
+        double us[4] = {0, 0, 0, 0};
+        for (int mode = 0; mode < 4; ++mode) {
+          GemmArgs a;
+          a.x = dx->data();
+          a.y = dy->data();
+          a.m = m;
+          a.n = s.n;
+          a.k = s.k;
+          a.ldx = s.k;
+          a.ldy = s.n;
+          a.out_dtype = mode == 3 ? DType::kF32 : DType::kBF16;
+          if (mode == 1 || mode == 2) {
+            a.norm.src = dx->data();
+            a.norm.src_dtype = mode == 1 ? DType::kF32 : DType::kBF16;
+            a.norm.gamma = dg->data();
+          }
+          if (mode == 3) a.residual = a.y;
+          const int reps = 24;
+          for (int i = 0; i < reps + 2; ++i) {
+            if (i == 2) ASSERT_TRUE(start->record(stream_).ok());
+            a.w = static_cast<char*>(pool->data()) + (i % copies) * bytes;
+            const Status st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 0, kernels[ki]);
+            ASSERT_TRUE(st.ok()) << st.message();
+          }
+          ASSERT_TRUE(stop->record(stream_).ok());
+          ASSERT_TRUE(stop->synchronize().ok());
+          auto ms = stop->elapsed_ms_since(*start);
+          ASSERT_TRUE(ms.ok());
+          us[mode] = *ms * 1e3 / reps;
+        }
+        GemmArgs auto_args;
+        auto_args.x = nullptr;
+        auto_args.w = pool->data();
+        auto_args.y = dy->data();
+        auto_args.m = m;
+        auto_args.n = s.n;
+        auto_args.k = s.k;
+        auto_args.norm.src = dx->data();
+        auto_args.norm.gamma = dg->data();
+        if (ki == 0) ASSERT_TRUE(runner_->prepare(auto_args, stream_.get()).ok());
+        std::printf("%-14s %5lld %6lld %6lld | %-6s %7.2f %9.2f %9.2f %12.2f | %s\n", s.name, (long long)m,
+                    (long long)s.n, (long long)s.k, kernel_names[ki], us[0], us[1], us[2], us[3],
+                    ki == 0 ? runner_->chosen_kernel(auto_args).c_str() : "");
+      }
+    }
   }
 }
 

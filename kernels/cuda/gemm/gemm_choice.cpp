@@ -1,0 +1,178 @@
+// kAuto's kernel choice for GEMV-sized problems (gemm_choice.h).
+#include "kernels/cuda/gemm/gemm_choice.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "kernels/cuda/gemm/gemv.h"
+#include "runtime/cuda/pdl.h"
+
+namespace ds::cuda::detail {
+
+bool ProblemKey::operator==(const ProblemKey& o) const {
+  return m == o.m && n == o.n && k == o.k && ldx == o.ldx && ldy == o.ldy && ld_src == o.ld_src && out == o.out &&
+         bias == o.bias && residual == o.residual && residual_in_place == o.residual_in_place && norm == o.norm &&
+         align == o.align;
+}
+
+size_t ProblemKeyHash::operator()(const ProblemKey& key) const {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  mix(static_cast<uint64_t>(key.m));
+  mix(static_cast<uint64_t>(key.n));
+  mix(static_cast<uint64_t>(key.k));
+  mix(static_cast<uint64_t>(key.ldx));
+  mix(static_cast<uint64_t>(key.ldy));
+  mix(static_cast<uint64_t>(key.ld_src));
+  mix(static_cast<uint64_t>(key.out) << 8 | (key.bias ? 1u : 0u) | (key.residual ? 2u : 0u) |
+      (key.residual_in_place ? 4u : 0u) | static_cast<uint64_t>(key.norm) << 3);
+  mix(key.align);
+  return static_cast<size_t>(h);
+}
+
+uint32_t pointer_alignment(const void* p) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  for (uint32_t a = 16; a > 2; a /= 2)
+    if (v % a == 0) return a;
+  return 2;
+}
+
+ProblemKey make_problem_key(const GemmArgs& a) {
+  ProblemKey key;
+  key.m = a.m;
+  key.n = a.n;
+  key.k = a.k;
+  key.ldx = a.ldx;
+  key.ldy = a.ldy;
+  key.out = a.out_dtype;
+  key.bias = a.bias != nullptr;
+  key.residual = a.residual != nullptr;
+  key.residual_in_place = a.residual != nullptr && a.residual == a.y;
+  uint32_t align = std::min({pointer_alignment(a.x), pointer_alignment(a.w), pointer_alignment(a.y),
+                             pointer_alignment(a.bias), pointer_alignment(a.residual)});
+  if (a.norm.src != nullptr) {
+    key.norm = a.norm.src_dtype == DType::kF32 ? 1 : 2;
+    key.ld_src = a.norm.ld_src == 0 ? a.k : a.norm.ld_src;
+    key.ldx = 0;  // x is not read
+    align = std::min({align, pointer_alignment(a.norm.src), pointer_alignment(a.norm.gamma)});
+  }
+  key.align = align;
+  return key;
+}
+
+const char* choice_name(Choice c) {
+  switch (c) {
+    case Choice::kCublasLt: return "cublaslt";
+    case Choice::kGemvWarp: return "gemv-warp";
+    case Choice::kGemvWarpDeep: return "gemv-warp-deep";
+    case Choice::kGemvAsync: return "gemv-async";
+    case Choice::kGemvMma: break;
+  }
+  return "gemv-mma";
+}
+
+bool choice_can_run(Choice c, int64_t m, bool norm) {
+  switch (c) {
+    case Choice::kCublasLt:
+    case Choice::kGemvMma: return !norm;
+    case Choice::kGemvWarp:
+    case Choice::kGemvAsync: return m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);
+    case Choice::kGemvWarpDeep: return m == 1;
+  }
+  return false;
+}
+
+bool env_forced_kernel(Choice* out) {
+  static const char* env = std::getenv("DSRT_GEMM_KERNEL");
+  if (env == nullptr || *env == 0) return false;
+  for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma}) {
+    if (std::strcmp(env, choice_name(c)) != 0) continue;
+    *out = c;
+    return true;
+  }
+  return false;
+}
+
+// DSRT_GEMM_KERNEL=<choice name> (benchmarks, A/B runs): kAuto uses that kernel
+// for every GEMV-eligible problem it can run instead of timing the candidates.
+bool forced_choice(const GemmArgs& a, Choice* out) {
+  Choice c;
+  if (!env_forced_kernel(&c) || !choice_can_run(c, a.m, a.norm.src != nullptr)) return false;
+  *out = c;
+  return true;
+}
+
+// Long-k problems at m <= 2 (the MLP down projection, k >= 4n) take the warp
+// GEMV while PDL is on, without timing: alone or back to back cuBLASLt is as
+// fast or faster (H200: 7B down 39 vs 42 us), but inside a decode layer the
+// GEMV streams its first weights while the SiLU*mul kernel before it runs and
+// the whole layer was faster with it (ds_decode_layer_bench, H200, PDL: 7B
+// 152.4 vs 160.9 us, 32B 281.5 vs 292.5 us per layer).
+bool layer_rule_choice(const GemmArgs& a, Choice* out) {
+  // The process-wide PDL setting (DSRT_PDL, device), not a thread's PdlScope:
+  // every runner of the process must pick the same kernel (bit-identical results).
+  if (a.m > 2 || a.k < 4 * a.n) return false;  // measured at m = 1; the warp kernel's x reads grow with m
+  if (pdl_env_off() || !pdl_device_ok()) return false;
+  *out = Choice::kGemvWarp;
+  return true;
+}
+
+// From the H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at
+// m <= 2 on many-row shapes (gate_up, lm_head: 4.2-4.6 vs 3.9-4.4 TB/s) and on
+// small ones (launch-bound); cuBLASLt wins on few-row long-k shapes and at
+// m >= 4. The RMSNorm prologue runs on the warp kernels only.
+Choice static_choice(const GemmArgs& a) {
+  if (a.norm.src != nullptr) return Choice::kGemvWarp;
+  if (a.m <= 2 && (a.n >= 16384 || a.n * a.k <= (int64_t{16} << 20))) return Choice::kGemvWarp;
+  return Choice::kCublasLt;
+}
+
+std::vector<Choice> choice_candidates(const GemmArgs& a) {
+  std::vector<Choice> out;
+  for (Choice c : {Choice::kCublasLt, Choice::kGemvMma, Choice::kGemvWarp, Choice::kGemvAsync, Choice::kGemvWarpDeep})
+    if (choice_can_run(c, a.m, a.norm.src != nullptr)) out.push_back(c);
+  return out;
+}
+
+namespace {
+
+struct DeviceKey {
+  int device;
+  ProblemKey key;
+  bool operator==(const DeviceKey& o) const { return device == o.device && key == o.key; }
+};
+struct DeviceKeyHash {
+  size_t operator()(const DeviceKey& k) const {
+    return ProblemKeyHash()(k.key) ^ (static_cast<size_t>(k.device) * 0x9E3779B97F4A7C15ull);
+  }
+};
+struct SharedChoices {
+  std::mutex mu;
+  std::unordered_map<DeviceKey, Choice, DeviceKeyHash> map;
+};
+SharedChoices& shared_choices() {
+  static SharedChoices* c = new SharedChoices();  // never destroyed: runners may outlive static teardown order
+  return *c;
+}
+
+}  // namespace
+
+bool lookup_shared_choice(int device, const ProblemKey& key, Choice* out) {
+  SharedChoices& shared = shared_choices();
+  std::lock_guard<std::mutex> lock(shared.mu);
+  auto it = shared.map.find(DeviceKey{device, key});
+  if (it == shared.map.end()) return false;
+  *out = it->second;
+  return true;
+}
+
+Choice record_shared_choice(int device, const ProblemKey& key, Choice c) {
+  SharedChoices& shared = shared_choices();
+  std::lock_guard<std::mutex> lock(shared.mu);
+  return shared.map.emplace(DeviceKey{device, key}, c).first->second;
+}
+
+}  // namespace ds::cuda::detail

@@ -1,0 +1,59 @@
+// Internal to ds_cuda_gemm: the problem key of GemmRunner's caches and kAuto's
+// choice of kernel for GEMV-sized problems (rules, the DSRT_GEMM_KERNEL
+// override, and the process-wide table of choices shared by every runner).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cuda/gemm/gemm.h"
+
+namespace ds::cuda::detail {
+
+// One GEMM problem as far as kernel plans and choices are concerned: shape,
+// strides, dtypes, epilogue (bias, residual, in place), prologue, alignment.
+struct ProblemKey {
+  int64_t m = 0, n = 0, k = 0, ldx = 0, ldy = 0, ld_src = 0;
+  DType out = DType::kBF16;
+  bool bias = false;
+  bool residual = false;
+  bool residual_in_place = false;  // residual == y
+  uint8_t norm = 0;                // 0: x read; 1: RMSNorm prologue from f32 src; 2: from bf16 src
+  uint32_t align = 16;             // smallest 16/8/4/2-byte alignment of the pointers
+  bool operator==(const ProblemKey& o) const;
+};
+struct ProblemKeyHash {
+  size_t operator()(const ProblemKey& key) const;
+};
+
+uint32_t pointer_alignment(const void* p);  // 16, 8, 4 or 2 (null: 16)
+ProblemKey make_problem_key(const GemmArgs& a);  // a: ldx/ldy resolved
+
+// The kernel kAuto uses for a GEMV-eligible problem.
+enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvAsync, kGemvMma };
+const char* choice_name(Choice c);
+// Whether kernel `c` can compute a GEMV-eligible problem of m rows, with the
+// RMSNorm prologue or not: m limits of the warp kernels, the prologue only on them.
+bool choice_can_run(Choice c, int64_t m, bool norm);
+
+// DSRT_GEMM_KERNEL=<choice name> (read once): true and *out set when it names a kernel.
+bool env_forced_kernel(Choice* out);
+// The forced kernel when DSRT_GEMM_KERNEL names one that can run `a`.
+bool forced_choice(const GemmArgs& a, Choice* out);
+// Long-k problems at m <= 2 under PDL take the warp GEMV without timing.
+bool layer_rule_choice(const GemmArgs& a, Choice* out);
+// Used without a measurement (first use inside a graph capture).
+Choice static_choice(const GemmArgs& a);
+// The kernels kAuto times for `a`.
+std::vector<Choice> choice_candidates(const GemmArgs& a);
+
+// The process-wide table of kAuto's choices, keyed by (device, problem): every
+// GemmRunner of the process reads and records here, so two runners (a CUDA
+// graph and an eager executor, a re-created executor) run the same kernel for
+// the same problem and their results are bit-identical. The first choice
+// recorded for a key wins; later records return it.
+bool lookup_shared_choice(int device, const ProblemKey& key, Choice* out);
+Choice record_shared_choice(int device, const ProblemKey& key, Choice c);
+
+}  // namespace ds::cuda::detail
