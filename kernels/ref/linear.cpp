@@ -9,7 +9,7 @@
 namespace ds::ref {
 
 Status linear(const float* x, const void* w, DType w_dtype, const void* bias, DType bias_dtype,
-              const LinearParams& p, float* out) {
+              const LinearParams& p, float* out, const float* residual) {
   DS_RETURN_IF_ERROR(check_float_dtype(w_dtype, "linear weight"));
   if (bias) DS_RETURN_IF_ERROR(check_float_dtype(bias_dtype, "linear bias"));
   if (p.rows < 0 || p.in <= 0 || p.out <= 0)
@@ -22,7 +22,13 @@ Status linear(const float* x, const void* w, DType w_dtype, const void* bias, DT
     std::vector<float> wrow(static_cast<size_t>(p.in));
     for (int64_t n = begin; n < end; ++n) {
       load_row(w, w_dtype, n * p.in, p.in, wrow.data());
-      for (int64_t r = 0; r < p.rows; ++r) out[r * p.out + n] = dot(x + r * p.in, wrow.data(), p.in) + b[n];
+      if (residual) {
+        // Reads residual[r][n] before writing out[r][n]: in place is fine.
+        for (int64_t r = 0; r < p.rows; ++r)
+          out[r * p.out + n] = (dot(x + r * p.in, wrow.data(), p.in) + b[n]) + residual[r * p.out + n];
+      } else {
+        for (int64_t r = 0; r < p.rows; ++r) out[r * p.out + n] = dot(x + r * p.in, wrow.data(), p.in) + b[n];
+      }
     }
   });
   return Status::Ok();

@@ -61,6 +61,12 @@ class Checker {
     }
     return width(v, w, "output");
   }
+  // The residual input `index` of a linear / all_reduce: an activation of the output's width.
+  Status residual(const Val& v, size_t index, int64_t w) const {
+    const std::string role = StrCat() << "input " << index << " (residual)";
+    DS_RETURN_IF_ERROR(kind(v, Val::kAct, role.c_str()));
+    return width(v, w, role.c_str());
+  }
   Status err(const std::string& m) const { return Status::Error(op_.where + ": " + m); }
 
  private:
@@ -78,6 +84,13 @@ Result<ref::RopeScaling> rope_scaling(const std::string& s, const Checker& c) {
   if (s == "linear") return ref::RopeScaling::kLinear;
   if (s == "yarn") return ref::RopeScaling::kYarn;
   return c.err("unknown rope scaling '" + s + "'");
+}
+
+// Attribute residual (linear, all_reduce): 1 when the last input is a residual, absent or 0 otherwise.
+Result<bool> residual_attr(const PlanAttrs* attrs, const Checker& c, const std::string& ctx) {
+  DS_ASSIGN_OR_RETURN(int64_t v, attr_int_or(attrs, "residual", 0, ctx));
+  if (v != 0 && v != 1) return c.err(StrCat() << "attribute residual must be 0 or 1, got " << v);
+  return v == 1;
 }
 
 }  // namespace
@@ -127,16 +140,22 @@ Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& 
       return c.out(op.outs[0], op.ins[0].width);
     }
     case OpKind::kLinear: {
-      DS_RETURN_IF_ERROR(c.counts(2, 3, 1));
+      // Inputs [x, w, bias?, residual?]; attr residual = 1 when the last one is the residual.
+      DS_ASSIGN_OR_RETURN(op.has_residual, residual_attr(attrs, c, ctx));
+      const size_t r = op.has_residual ? 1 : 0;
+      DS_RETURN_IF_ERROR(c.counts(2 + r, 3 + r, 1));
       DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
       DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kWeight, "input 1 (weight)"));
       const auto& ws = op.ins[1].weight->shape;
       if (ws.size() != 2 || ws[1] != op.ins[0].width)
         return c.err(StrCat() << "weight '" << op.ins[1].weight->name << "' has shape " << shape_str(ws)
                               << ", expected [N, " << op.ins[0].width << "]");
-      if (op.ins.size() == 3) DS_RETURN_IF_ERROR(c.weight_shape(op.ins[2], {ws[0]}, "input 2 (bias)"));
+      if (op.ins.size() - r == 3) DS_RETURN_IF_ERROR(c.weight_shape(op.ins[2], {ws[0]}, "input 2 (bias)"));
+      if (r != 0) DS_RETURN_IF_ERROR(c.residual(op.ins.back(), op.ins.size() - 1, ws[0]));
       DS_ASSIGN_OR_RETURN(std::string quant, attr_string_or(attrs, "quant", "none", ctx));
       if (quant != "none") return c.err("quantization '" + quant + "' is not supported by the CPU executor");
+      // Attr prologue (sm_* plans: the GPU may skip the RMSNorm group before this linear in decode
+      // steps) does not concern this executor: it runs every group and reads x.
       return c.out(op.outs[0], ws[0]);
     }
     case OpKind::kSlice: {
@@ -241,8 +260,16 @@ Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& 
       return c.kind(op.outs[0], Val::kLogits, "output 0");
     }
     case OpKind::kAllReduce: {
-      DS_RETURN_IF_ERROR(c.counts(1, 1, 1));
+      // Inputs [x, residual?]; attr residual = 1: out = residual + sum over ranks of x.
+      DS_ASSIGN_OR_RETURN(op.has_residual, residual_attr(attrs, c, ctx));
+      const size_t r = op.has_residual ? 1 : 0;
+      DS_RETURN_IF_ERROR(c.counts(1 + r, 1 + r, 1));
       DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
+      if (r != 0) {
+        DS_RETURN_IF_ERROR(c.residual(op.ins[1], 1, op.ins[0].width));
+        if (op.ins[1].per_logit_row != op.ins[0].per_logit_row)
+          return c.err("input 1 (residual) and input 0 must both have one row per token or both one per logit row");
+      }
       op.outs[0].per_logit_row = op.ins[0].per_logit_row;
       return c.out(op.outs[0], op.ins[0].width);
     }
@@ -282,9 +309,10 @@ Status PreparedOp::run(const StepContext& ctx) const {
       break;
     case OpKind::kLinear: {
       const WeightTensor& w = *ins[1].weight;
-      const WeightTensor* b = ins.size() == 3 ? ins[2].weight : nullptr;
+      const size_t r = has_residual ? 1 : 0;
+      const WeightTensor* b = ins.size() - r == 3 ? ins[2].weight : nullptr;
       s = ref::linear(ins[0].act, w.data, w.dtype, b ? b->data : nullptr, b ? b->dtype : DType::kF32,
-                      ref::LinearParams{T, w.shape[1], w.shape[0]}, outs[0].act);
+                      ref::LinearParams{T, w.shape[1], w.shape[0]}, outs[0].act, has_residual ? ins.back().act : nullptr);
       break;
     }
     case OpKind::kSlice:
@@ -317,8 +345,18 @@ Status PreparedOp::run(const StepContext& ctx) const {
     case OpKind::kAllReduce: {
       const int64_t rows = ins[0].per_logit_row ? ctx.num_logit_rows : T;
       const size_t n = static_cast<size_t>(rows * ins[0].width);
+      const bool reduce = ctx.comm && ctx.comm->size() > 1;
+      const float* res = has_residual ? ins[1].act : nullptr;
+      if (res == outs[0].act) {
+        // The residual is the output buffer: sum x in scratch, then add it in place.
+        scratch.assign(ins[0].act, ins[0].act + n);
+        if (reduce) s = ctx.comm->all_reduce_sum(scratch.data(), n);
+        if (s.ok()) ref::add(outs[0].act, scratch.data(), static_cast<int64_t>(n), outs[0].act);
+        break;
+      }
       if (outs[0].act != ins[0].act) std::copy(ins[0].act, ins[0].act + n, outs[0].act);
-      if (ctx.comm && ctx.comm->size() > 1) s = ctx.comm->all_reduce_sum(outs[0].act, n);
+      if (reduce) s = ctx.comm->all_reduce_sum(outs[0].act, n);
+      if (s.ok() && res) ref::add(outs[0].act, res, static_cast<int64_t>(n), outs[0].act);
       break;
     }
     case OpKind::kAllGather: {

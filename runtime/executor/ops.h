@@ -61,7 +61,8 @@ struct PreparedOp {
   bool vocab_parallel = false;          // embedding: table rows are ids [vocab_start, +rows)
   int64_t vocab_start = 0;
   int64_t total_vocab = 0;
-  mutable std::vector<float> scratch;   // all_gather staging (one executor runs one step at a time)
+  bool has_residual = false;            // linear / all_reduce: the last input is added to the result (attr residual)
+  mutable std::vector<float> scratch;   // all_gather / in-place residual all_reduce staging (one step at a time)
 
   // Runs the op over ctx.num_tokens rows.
   Status run(const StepContext& ctx) const;

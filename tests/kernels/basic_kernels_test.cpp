@@ -75,6 +75,31 @@ TEST(Linear, ThreadedResultIsIndependentOfSplitting) {
   }
 }
 
+// The fused residual (ds-fuse-residual-add) gives exactly the floats of the
+// linear followed by ref::add, out of place and in place (residual == out).
+TEST(Linear, ResidualMatchesSeparateAdd) {
+  const int rows = 5, in = 96, out = 300;
+  auto x = rnd(rows * in, 21);
+  auto r = rnd(rows * out, 22);
+  Stored w = store(rnd(out * in, 23), DType::kBF16);
+  Stored b = store(rnd(out, 24), DType::kBF16);
+  const LinearParams p{rows, in, out};
+  std::vector<float> lin(rows * out), want(rows * out), fused(rows * out);
+  ASSERT_TRUE(linear(x.data(), w.bytes.data(), DType::kBF16, b.bytes.data(), DType::kBF16, p, lin.data()).ok());
+  add(r.data(), lin.data(), rows * out, want.data());
+  ASSERT_TRUE(linear(x.data(), w.bytes.data(), DType::kBF16, b.bytes.data(), DType::kBF16, p, fused.data(), r.data()).ok());
+  std::vector<float> in_place = r;
+  ASSERT_TRUE(
+      linear(x.data(), w.bytes.data(), DType::kBF16, b.bytes.data(), DType::kBF16, p, in_place.data(), in_place.data()).ok());
+  int changed = 0;
+  for (int i = 0; i < rows * out; ++i) {
+    ASSERT_EQ(fused[i], want[i]) << i;
+    ASSERT_EQ(in_place[i], want[i]) << i;
+    changed += fused[i] != lin[i];
+  }
+  EXPECT_GT(changed, rows * out / 2);  // the residual was added
+}
+
 TEST(Linear, RejectsBadInput) {
   float x = 1, y;
   int32_t w = 1;

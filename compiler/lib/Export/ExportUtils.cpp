@@ -94,7 +94,9 @@ PlanAttr stringAttr(std::string key, StringRef v) {
 }  // namespace
 
 /// The op's inherent attributes as plan attributes (IR_CONTRACT keys:
-/// MLIR attribute names; #ds.rope is flattened to its fields).
+/// MLIR attribute names; #ds.rope is flattened to its fields), plus the
+/// derived `residual` (int 1: the last input is a fused residual) and
+/// `prologue` (from ds.prologue) keys.
 FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
   std::vector<PlanAttr> out;
   for (NamedAttribute na : op->getAttrs()) {
@@ -138,6 +140,19 @@ FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
   };
   if (isa<mlir::ds::AllReduceOp, mlir::ds::AllGatherOp>(op) && !has("group")) out.push_back(stringAttr("group", "tp"));
   if (isa<mlir::ds::AllGatherOp>(op) && !has("axis")) out.push_back(intAttr("axis", -1));
+  // A fused residual is the last input; attr residual = 1 says so (the plan's
+  // linear inputs are [x, w, bias?, residual?], all_reduce's [x, residual?]).
+  Value residual;
+  if (auto linear = dyn_cast<mlir::ds::LinearOp>(op)) residual = linear.getResidual();
+  if (auto reduce = dyn_cast<mlir::ds::AllReduceOp>(op)) residual = reduce.getResidual();
+  if (residual) out.push_back(intAttr("residual", 1));
+  // The GEMV prologue mark of ds-gemv-prologue (a discardable attribute).
+  if (Attribute prologue = op->getAttr("ds.prologue")) {
+    auto s = dyn_cast<StringAttr>(prologue);
+    if (!s || !isa<mlir::ds::LinearOp>(op))
+      return op->emitOpError("ds.prologue must be a string on a ds.linear");
+    out.push_back(stringAttr("prologue", s.getValue()));
+  }
   std::sort(out.begin(), out.end(), [](const PlanAttr &a, const PlanAttr &b) { return a.key < b.key; });
   return out;
 }

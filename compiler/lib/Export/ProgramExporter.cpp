@@ -184,6 +184,14 @@ LogicalResult Collector::arenaResults(Operation *op, int32_t instr, PlanInstr &i
     for (Operation *user : r.getUsers()) {
       auto u = instrOf.find(user);
       if (u != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, u->second);
+      // A group input is also read by the linear after the group when that
+      // linear has a GEMV prologue (ds-plan-buffers keeps it live as well).
+      if (isa<mlir::ds::FusedGroupOp>(user))
+        for (Operation *reader : user->getUsers()) {
+          auto linear = dyn_cast<mlir::ds::LinearOp>(reader);
+          if (!linear || !linear->hasAttr("ds.prologue") || linear.getX().getDefiningOp() != user) continue;
+          if (auto l = instrOf.find(reader); l != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, l->second);
+        }
     }
     plan::ValueRef vr(plan::ValueKind::arena, static_cast<int32_t>(out.buffers.size()));
     values[r] = vr;

@@ -33,8 +33,8 @@ WeightOp getWeightSymbol(Value value, SymbolTable &symbols) {
   return symbols.lookup<WeightOp>(get.getName());
 }
 
-/// A linear can be merged if its weight (and bias) are whole 2-D (1-D)
-/// weights whose sources concatenate on axis 0.
+/// A linear can be merged if it has no residual and its weight (and bias)
+/// are whole 2-D (1-D) weights whose sources concatenate on axis 0.
 bool isCandidate(LinearOp linear, SymbolTable &symbols) {
   auto concatenable = [&](Value value, int64_t rank) {
     WeightOp weight = getWeightSymbol(value, symbols);
@@ -45,7 +45,8 @@ bool isCandidate(LinearOp linear, SymbolTable &symbols) {
         return false;
     return weight.getConcatAxis() == 0 || weight.getSources().size() == 1;
   };
-  if (!concatenable(linear.getWeight(), 2))
+  // A fused residual (ds-fuse-residual-add runs later) is per linear.
+  if (linear.getResidual() || !concatenable(linear.getWeight(), 2))
     return false;
   return !linear.getBias() || concatenable(linear.getBias(), 1);
 }

@@ -16,6 +16,7 @@ void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target,
     pm.addPass(createDsShard(shard));
   }
   pm.addPass(createDsFuseWeights());
+  pm.addPass(createDsFuseResidualAdd());
   DsFuseElementwiseOptions fuse;
   if (isCudaTarget(target))
     fuse.minOps = 1; // otherwise: from the module's ds.target
@@ -24,6 +25,9 @@ void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target,
   DsSelectKernelsOptions select;
   select.target = target.str();
   pm.addPass(createDsSelectKernels(select));
+  // ds-gemv-prologue reads the module's ds.target (no-op on "cpu").
+  if (target.empty() || isCudaTarget(target))
+    pm.addPass(createDsGemvPrologue());
   pm.addPass(createDsPlanBuffers());
   // An empty target means the module's ds.target (both passes read it);
   // ds-codegen-cuda leaves "cpu" modules unchanged.
@@ -53,9 +57,9 @@ void mlir::ds::registerDsPasses() {
   PassPipelineRegistration<CompilePipelineOptions>(
       "ds-compile-pipeline",
       "The full dscc pipeline: canonicalize, ds-shard (tp > 1), "
-      "ds-fuse-weights, "
-      "ds-fuse-elementwise, canonicalize, ds-select-kernels, ds-plan-buffers "
-      "and ds-codegen-cuda for sm_* targets",
+      "ds-fuse-weights, ds-fuse-residual-add, ds-fuse-elementwise, "
+      "canonicalize, ds-select-kernels, ds-gemv-prologue (sm_* targets), "
+      "ds-plan-buffers and ds-codegen-cuda (sm_* targets)",
       [](OpPassManager &pm, const CompilePipelineOptions &options) {
         buildCompilePipeline(pm, options.target, options.tp);
       });

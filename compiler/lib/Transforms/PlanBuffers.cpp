@@ -1,7 +1,8 @@
 //===- PlanBuffers.cpp - activation arena planning --------------*- C++ -*-===//
 //
 // --ds-plan-buffers: bytes-per-token offsets for every activation of
-// @forward, sharing space between values whose live ranges do not overlap.
+// @forward, sharing space between values whose live ranges do not overlap
+// (the inputs of a group whose linear has a GEMV prologue live through it).
 //
 //===----------------------------------------------------------------------===//
 
@@ -105,6 +106,29 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
             last = std::max(last, index[top]);
         buffers.push_back({result, index[&op], last, *size});
       }
+    }
+
+    // A linear marked ds.prologue (ds-gemv-prologue) reads the activation
+    // inputs of the group that produces its x in decode steps, where the
+    // group is skipped: they stay live through the linear, so that neither
+    // the group's nor the linear's results take their space.
+    DenseMap<Value, unsigned> bufferOf;
+    for (auto [i, buf] : llvm::enumerate(buffers))
+      bufferOf[buf.value] = i;
+    for (Operation &op : body) {
+      auto linear = dyn_cast<LinearOp>(op);
+      if (!linear || !linear->hasAttr("ds.prologue"))
+        continue;
+      auto group = linear.getX().getDefiningOp<FusedGroupOp>();
+      if (!group) {
+        linear.emitOpError("ds-plan-buffers: has ds.prologue but its input is "
+                           "not the result of a ds.fused_group");
+        return signalPassFailure();
+      }
+      for (Value input : group.getInputs())
+        if (auto it = bufferOf.find(input); it != bufferOf.end())
+          buffers[it->second].last =
+              std::max(buffers[it->second].last, index[&op]);
     }
 
     // Greedy by size: largest first (ties in program order), lowest offset

@@ -303,12 +303,20 @@ struct ShardPass : public mlir::ds::impl::DsShardBase<ShardPass> {
     for (const Mlp &m : mlps)
       for (LinearOp l : {m.gate, m.up, m.down})
         covered.insert(l);
-    for (auto linear : body.getOps<LinearOp>())
+    for (auto linear : body.getOps<LinearOp>()) {
+      // A fused residual would be summed over the ranks (row-parallel) or
+      // no longer match a column-parallel result.
+      if (linear.getResidual()) {
+        linear.emitOpError("ds-shard: this linear has a fused residual; run "
+                           "ds-shard before ds-fuse-residual-add");
+        return signalPassFailure();
+      }
       if (!covered.contains(linear)) {
         linear.emitOpError("ds-shard: this linear is neither part of an "
                            "attention block nor of a gated MLP; cannot shard");
         return signalPassFailure();
       }
+    }
 
     // Rewrite the weights and every ds.get_weight of them.
     DenseMap<StringAttr, RankedTensorType> newTypes;

@@ -3,7 +3,8 @@
 // RUN: ds-opt %s --mlir-print-op-generic | ds-opt | FileCheck %s
 
 // Tensor-parallel pieces round trip: ds.tp_size, sliced sources with a rank
-// divisor, vocab-parallel embedding, ds.all_reduce, ds.all_gather.
+// divisor, vocab-parallel embedding, ds.all_reduce (with and without a
+// residual), ds.all_gather.
 
 // CHECK: module attributes {{{.*}}ds.tp_size = 2 : i64
 module attributes {ds.target = "cpu", ds.activation_dtype = f32, ds.max_model_len = 128 : i64, ds.tp_size = 2 : i64} {
@@ -17,8 +18,10 @@ module attributes {ds.target = "cpu", ds.activation_dtype = f32, ds.max_model_le
     %x = ds.embedding %tokens, %e {vocab_parallel} : (tensor<?xi32>, tensor<32x32xbf16>) -> tensor<?x32xf32>
     // CHECK: %[[S:.*]] = ds.all_reduce %[[X]] : tensor<?x32xf32>
     %s = ds.all_reduce %x {group = "tp"} : tensor<?x32xf32>
-    // CHECK: %[[L:.*]] = ds.logits %[[S]]
-    %l = ds.logits %s, %e, %rows : (tensor<?x32xf32>, tensor<32x32xbf16>, tensor<?xi32>) -> tensor<?x32xf32>
+    // CHECK: %[[H:.*]] = ds.all_reduce %[[S]] residual %[[X]] : tensor<?x32xf32>
+    %h = ds.all_reduce %s residual %x : tensor<?x32xf32>
+    // CHECK: %[[L:.*]] = ds.logits %[[H]]
+    %l = ds.logits %h, %e, %rows : (tensor<?x32xf32>, tensor<32x32xbf16>, tensor<?xi32>) -> tensor<?x32xf32>
     // CHECK: %[[G:.*]] = ds.all_gather %[[L]] : tensor<?x32xf32> -> tensor<?x64xf32>
     %g = ds.all_gather %l {group = "tp", axis = -1 : i64} : tensor<?x32xf32> -> tensor<?x64xf32>
     // CHECK: return %[[G]]

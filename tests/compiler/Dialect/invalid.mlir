@@ -58,6 +58,24 @@ func.func @f(%x: tensor<?x8xf32>, %w: tensor<32x8xbf16>, %b: tensor<16xbf16>) {
 
 // -----
 
+// A residual must have the result's element type (no mixed-type epilogue add) ...
+func.func @f(%x: tensor<?x8xbf16>, %w: tensor<32x8xbf16>, %r: tensor<?x32xbf16>) {
+  // expected-error @+1 {{expects a residual of the result type 'tensor<?x32xf32>', got 'tensor<?x32xbf16>'}}
+  %y = ds.linear %x, %w residual %r : (tensor<?x8xbf16>, tensor<32x8xbf16>, tensor<?x32xbf16>) -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// ... and its shape.
+func.func @f(%x: tensor<?x8xf32>, %w: tensor<32x8xbf16>, %b: tensor<32xbf16>, %r: tensor<?x16xf32>) {
+  // expected-error @+1 {{expects a residual of the result type 'tensor<?x32xf32>', got 'tensor<?x16xf32>'}}
+  %y = ds.linear %x, %w, %b residual %r : (tensor<?x8xf32>, tensor<32x8xbf16>, tensor<32xbf16>, tensor<?x16xf32>) -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
 func.func @f(%x: tensor<?x8xf32>, %w: tensor<32x8xbf16>) {
   // expected-error @+1 {{unsupported quant "int4"}}
   %y = ds.linear %x, %w {quant = "int4"} : (tensor<?x8xf32>, tensor<32x8xbf16>) -> tensor<?x32xf32>
@@ -221,9 +239,27 @@ func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
 // -----
 
 func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xbf16> {
-  // expected-error @+1 {{requires the same type for all operands and results}}
+  // expected-error @+1 {{failed to verify that all of {x, result} have same type}}
   %s = "ds.all_reduce"(%x) {group = "tp"} : (tensor<?x8xf32>) -> tensor<?x8xbf16>
   return %s : tensor<?x8xbf16>
+}
+
+// -----
+
+// The residual of an all-reduce has the type of x and the result (element type).
+func.func @f(%x: tensor<?x8xf32>, %r: tensor<?x8xbf16>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{failed to verify that residual has the type of x and the result}}
+  %s = "ds.all_reduce"(%x, %r) {group = "tp"} : (tensor<?x8xf32>, tensor<?x8xbf16>) -> tensor<?x8xf32>
+  return %s : tensor<?x8xf32>
+}
+
+// -----
+
+// ... and shape.
+func.func @f(%x: tensor<?x8xf32>, %r: tensor<?x16xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{failed to verify that residual has the type of x and the result}}
+  %s = "ds.all_reduce"(%x, %r) {group = "tp"} : (tensor<?x8xf32>, tensor<?x16xf32>) -> tensor<?x8xf32>
+  return %s : tensor<?x8xf32>
 }
 
 // -----

@@ -87,3 +87,15 @@ func.func @f32_residual(%x: tensor<?x32xbf16>, %o: tensor<?x32xbf16>, %w: tensor
   %h = ds.rms_norm %r1, %w {eps = 1.0e-06 : f64} : (tensor<?x32xf32>, tensor<32xbf16>) -> tensor<?x32xbf16>
   return %r1, %h : tensor<?x32xf32>, tensor<?x32xbf16>
 }
+
+// A residual moved into the linear's epilogue (ds-fuse-residual-add), with
+// and without a bias; its type is the result's. The GEMV prologue mark is a
+// discardable attribute.
+// CHECK-LABEL: func.func @linear_residual
+func.func @linear_residual(%a: tensor<?x32xbf16>, %r: tensor<?x16xf32>, %w: tensor<16x32xbf16>, %b: tensor<16xbf16>) -> (tensor<?x16xf32>, tensor<?x16xf32>) {
+  // CHECK: %[[H:.*]] = ds.linear %{{.*}}, %{{.*}} residual %{{.*}} : (tensor<?x32xbf16>, tensor<16x32xbf16>, tensor<?x16xf32>) -> tensor<?x16xf32>
+  %h = ds.linear %a, %w residual %r : (tensor<?x32xbf16>, tensor<16x32xbf16>, tensor<?x16xf32>) -> tensor<?x16xf32>
+  // CHECK: ds.linear %{{.*}}, %{{.*}}, %{{.*}} residual %[[H]] {ds.prologue = "rms_norm"} : (tensor<?x32xbf16>, tensor<16x32xbf16>, tensor<16xbf16>, tensor<?x16xf32>) -> tensor<?x16xf32>
+  %h2 = ds.linear %a, %w, %b residual %h {ds.prologue = "rms_norm"} : (tensor<?x32xbf16>, tensor<16x32xbf16>, tensor<16xbf16>, tensor<?x16xf32>) -> tensor<?x16xf32>
+  return %h, %h2 : tensor<?x16xf32>, tensor<?x16xf32>
+}

@@ -19,14 +19,16 @@
 // TIED2-NOT: lm_head
 // TIED2: ds.weight @model.norm.weight {sources = [#ds.source<name = "model.norm.weight", file = "model.safetensors", dtype = bf16, shape = [64]>]} : tensor<64xbf16>
 // TIED2: %[[E:.*]] = ds.embedding {{.*}}vocab_parallel} : (tensor<?xi32>, tensor<992x64xbf16>) -> tensor<?x64xf32>
-// TIED2-NEXT: ds.all_reduce %[[E]] {ds.impl = "ref.all_reduce"
+// TIED2-NEXT: %[[X:.*]] = ds.all_reduce %[[E]] {ds.impl = "ref.all_reduce"
 // TIED2: ds.paged_attention {{.*}}num_heads = 2 : i64, num_kv_heads = 1 : i64{{.*}} : tensor<?x32xf32> -> tensor<?x32xf32>
 // TIED2-NEXT: ds.get_weight @model.layers.0.self_attn.o_proj.weight : tensor<64x32xbf16>
 // TIED2-NEXT: %[[O:.*]] = ds.linear {{.*}} : (tensor<?x32xf32>, tensor<64x32xbf16>) -> tensor<?x64xf32>
-// TIED2-NEXT: ds.all_reduce %[[O]] {ds.impl = "ref.all_reduce"
+// The residual adds run inside the all-reduces (ds-fuse-residual-add).
+// TIED2-NEXT: %[[H:.*]] = ds.all_reduce %[[O]] residual %[[X]] {ds.impl = "ref.all_reduce"
 // TIED2: ds.get_weight @model.layers.0.mlp.down_proj.weight : tensor<64x64xbf16>
 // TIED2-NEXT: %[[D:.*]] = ds.linear {{.*}} : (tensor<?x64xf32>, tensor<64x64xbf16>) -> tensor<?x64xf32>
-// TIED2-NEXT: ds.all_reduce %[[D]] {ds.impl = "ref.all_reduce"
+// TIED2-NEXT: ds.all_reduce %[[D]] residual %[[H]] {ds.impl = "ref.all_reduce"
+// TIED2-NOT: ds.add
 // TIED2-COUNT-2: ds.all_reduce
 // TIED2: ds.get_weight @model.embed_tokens.weight : tensor<992x64xbf16>
 // TIED2-NEXT: %[[L:.*]] = ds.logits {{.*}} -> tensor<?x992xf32>
@@ -77,9 +79,23 @@
 // PLAN: source model.layers.0.self_attn.v_proj.weight 0 128 128 4
 // PLAN: instr embedding ref.embedding [('vocab_parallel', 1)] [('input', 0), ('weight', 0)] [('arena', 0)]
 // PLAN-NEXT: instr all_reduce ref.all_reduce [('group', 'tp')] [('arena', 0)] [('arena', 1)]
-// PLAN-COUNT-6: instr all_reduce ref.all_reduce [('group', 'tp')]
+// The row-parallel all-reduces add the residual (inputs [x, residual],
+// attr residual = 1); the first one's residual is the embedding's sum.
+// PLAN-NEXT: instr all_reduce ref.all_reduce [('group', 'tp'), ('residual', 1)] [('arena', {{[0-9]+}}), ('arena', 1)] [('arena', [[H:[0-9]+]])]
+// PLAN-NEXT: instr all_reduce ref.all_reduce [('group', 'tp'), ('residual', 1)] [('arena', {{[0-9]+}}), ('arena', [[H]])] [('arena', {{[0-9]+}})]
+// PLAN-COUNT-4: instr all_reduce ref.all_reduce [('group', 'tp'), ('residual', 1)] [('arena', {{[0-9]+}}), ('arena', {{[0-9]+}})] [('arena', {{[0-9]+}})]
 // PLAN-NEXT: instr logits ref.logits [] [('arena', [[X:[0-9]+]]), ('weight', {{[0-9]+}}), ('input', 2)] [('arena', [[L:[0-9]+]])]
 // PLAN-NEXT: instr all_gather ref.all_gather [('axis', -1), ('group', 'tp')] [('arena', [[L]])] [('output', 0)]
+
+// The runtime checks the all-reduces' inputs against the attribute residual
+// (plans edited through flatc's JSON): two inputs without it, one with it.
+// RUN: %if flatc %{ %python %inputs/edit_kernel_attr.py %t/r1.json %t/ar-nores.json all_reduce residual %}
+// RUN: %if flatc %{ %python %inputs/edit_kernel_attr.py %t/r1.json %t/ar-embres.json embed.all_reduce residual 1 %}
+// RUN: %if flatc %{ flatc -b -o %t %plan_fbs %t/ar-nores.json %t/ar-embres.json %}
+// RUN: %if flatc && dsrt %{ not %dsrt generate %t/ar-nores.dsplan --tp 4 --prompt-ids 1,2 --max-new-tokens 1 2>&1 | FileCheck %s --check-prefix=ARNORES %}
+// RUN: %if flatc && dsrt %{ not %dsrt generate %t/ar-embres.dsplan --tp 4 --prompt-ids 1,2 --max-new-tokens 1 2>&1 | FileCheck %s --check-prefix=AREMBRES %}
+// ARNORES: kernel 'all_reduce' (all_reduce): takes 1 inputs, got 2
+// AREMBRES: program[1] kernel 'embed.all_reduce' (all_reduce): takes 2 inputs, got 1
 
 // dscc export of the compiled sharded IR writes the same plan (tp_size comes
 // from the module's ds.tp_size).

@@ -1,7 +1,9 @@
 // RUN: ds-opt %s --ds-compile-pipeline | FileCheck %s --check-prefix=CPU
 // The sm_90a runs need NVRTC (DS_ENABLE_CUDA=ON).
 // RUN: %if nvrtc %{ ds-opt %s --ds-compile-pipeline=target=sm_90a | FileCheck %s --check-prefix=SM90 %}
-// RUN: %if nvrtc %{ sed -e "s/ds.target = \"cpu\"/ds.target = \"sm_90a\"/" %s | ds-opt --ds-compile-pipeline | FileCheck %s --check-prefix=SM90 %}
+// RUN: %if nvrtc %{ sed -e "s/ds.target = \"cpu\"/ds.target = \"sm_90a\"/" %s | ds-opt --ds-compile-pipeline | FileCheck %s --check-prefixes=SM90,SM90MOD %}
+// ds-gemv-prologue reads the module's ds.target (no option), so only the
+// sm_90a module (SM90MOD) gets the prologue marks, not target=sm_90a alone.
 
 // One Qwen2-style layer as the importer emits it, through the whole pipeline.
 
@@ -10,7 +12,7 @@
 // CPU: ds.weight @model.layers.0.self_attn.qkv_proj.bias
 // CPU: ds.weight @model.layers.0.mlp.gate_up_proj.weight
 // CPU-LABEL: func.func @forward
-// CPU: ds.embedding {{.*}}ds.impl = "ref.embedding", ds.offsets
+// CPU: %[[X:[0-9]+]] = ds.embedding {{.*}}ds.impl = "ref.embedding", ds.offsets
 // CPU: ds.rms_norm {{.*}}ds.impl = "ref.rms_norm"
 // CPU: ds.linear {{.*}}ds.impl = "ref.linear"{{.*}} -> tensor<?x64xf32>
 // CPU: ds.fused_group({{.*}}) {ds.impl = "interp", ds.offsets
@@ -18,18 +20,21 @@
 // CPU: ds.fused_group({{.*}}) {ds.impl = "interp"} : (tensor<?x64xf32>, tensor<?xi32>) -> () {
 // CPU: ds.kv_cache_write
 // CPU: ds.paged_attention {{.*}}ds.impl = "ref.paged_attention"
-// CPU: ds.linear
-// CPU: = ds.fused_group({{.*}}) {ds.impl = "interp", ds.offsets = array<i64: {{[0-9]+}}, {{[0-9]+}}>
-// CPU: ds.add
-// CPU-NEXT: ds.rms_norm
+// The residual adds run in the o_proj / down_proj epilogues
+// (ds-fuse-residual-add); the norms after them are lone ops on the CPU.
+// CPU-NOT: ds.add
+// CPU: %[[H:[0-9]+]] = ds.linear %{{.*}}, %{{.*}} residual %[[X]] {ds.impl = "ref.linear"
+// CPU: ds.rms_norm %[[H]]
 // CPU: ds.linear {{.*}} -> tensor<?x128xf32>
 // CPU: ds.fused_group
 // CPU: ds.silu
 // CPU-NEXT: ds.mul
-// CPU: ds.linear
-// CPU: ds.fused_group
-// CPU: ds.logits {{.*}}ds.impl = "ref.logits"
+// CPU-NOT: ds.add
+// CPU: %[[H2:[0-9]+]] = ds.linear %{{.*}}, %{{.*}} residual %[[H]] {ds.impl = "ref.linear"
+// CPU: ds.rms_norm %[[H2]]
+// CPU-NEXT: ds.logits {{.*}}ds.impl = "ref.logits"
 // CPU-NOT: cuda
+// CPU-NOT: ds.prologue
 
 // Every row-wise op runs in a generated kernel on CUDA targets.
 // SM90-NOT: ds.impl = "cuda.rms_norm"
@@ -37,7 +42,9 @@
 // SM90-NEXT: ds.get_weight @model.layers.0.input_layernorm.weight
 // SM90-NEXT: ds.fused_group({{.*}}ds.impl = "nvrtc"
 // SM90: ds.rms_norm
-// SM90: ds.linear {{.*}}ds.impl = "cublaslt.gemm"
+// A linear after a pure-RMSNorm group may normalize in its GEMV prologue.
+// SM90MOD: ds.linear {{.*}}ds.impl = "cublaslt.gemm"{{.*}}ds.prologue = "rms_norm"
+// SM90: ds.linear {{.*}} residual {{.*}}ds.impl = "cublaslt.gemm"
 // SM90: ds.fused_group({{.*}}) {ds.block_dim = {{[0-9]+}} : i64, ds.cuda_arch = "sm_90a", ds.cuda_binary = "\7FELF
 // SM90-SAME: ds.impl = "nvrtc"
 // SM90: ds.logits {{.*}}ds.impl = "cublaslt.gemm"

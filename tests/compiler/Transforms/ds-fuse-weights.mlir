@@ -88,3 +88,23 @@ module {
     return %ya, %yb, %yc, %ye, %yd : tensor<?x8xf32>, tensor<?x8xf32>, tensor<?x8xf32>, tensor<?x8xf32>, tensor<?x8xf32>
   }
 }
+
+// -----
+
+// A linear with a fused residual keeps it: it is not merged with its sibling.
+// CHECK-LABEL: func.func @residual
+// CHECK: ds.linear %arg0, %{{.*}} : (tensor<?x8xf32>, tensor<8x8xbf16>) -> tensor<?x8xf32>
+// CHECK: ds.linear %arg0, %{{.*}} residual %arg1 :
+// CHECK-NOT: ds.slice
+// CHECK: return
+module {
+  ds.weight @a {sources = [#ds.source<name = "a", file = "f", dtype = bf16, shape = [8, 8]>]} : tensor<8x8xbf16>
+  ds.weight @b {sources = [#ds.source<name = "b", file = "f", dtype = bf16, shape = [8, 8]>]} : tensor<8x8xbf16>
+  func.func @residual(%x: tensor<?x8xf32>, %r: tensor<?x8xf32>) -> (tensor<?x8xf32>, tensor<?x8xf32>) {
+    %a = ds.get_weight @a : tensor<8x8xbf16>
+    %ya = ds.linear %x, %a : (tensor<?x8xf32>, tensor<8x8xbf16>) -> tensor<?x8xf32>
+    %b = ds.get_weight @b : tensor<8x8xbf16>
+    %yb = ds.linear %x, %b residual %r : (tensor<?x8xf32>, tensor<8x8xbf16>, tensor<?x8xf32>) -> tensor<?x8xf32>
+    return %ya, %yb : tensor<?x8xf32>, tensor<?x8xf32>
+  }
+}

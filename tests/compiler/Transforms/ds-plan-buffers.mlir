@@ -98,6 +98,18 @@ module {
 
 // -----
 
+// ds.prologue (ds-gemv-prologue) needs the group whose inputs it keeps live.
+module {
+  func.func @forward(%x: tensor<?x8xf32>, %w: tensor<8x8xbf16>) -> tensor<?x8xf32> {
+    %s = ds.silu %x : tensor<?x8xf32>
+    // expected-error @+1 {{ds-plan-buffers: has ds.prologue but its input is not the result of a ds.fused_group}}
+    %y = ds.linear %s, %w {ds.prologue = "rms_norm"} : (tensor<?x8xf32>, tensor<8x8xbf16>) -> tensor<?x8xf32>
+    return %y : tensor<?x8xf32>
+  }
+}
+
+// -----
+
 // expected-error @+1 {{ds-plan-buffers: expects a func.func @forward}}
 module {
   func.func @main() {

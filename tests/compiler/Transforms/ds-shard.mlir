@@ -57,8 +57,9 @@
 // PIPE: ds.embedding {{.*}}ds.impl = "ref.embedding"{{.*}}vocab_parallel
 // PIPE-NEXT: ds.all_reduce {{.*}}ds.impl = "ref.all_reduce", ds.offsets
 // PIPE: %[[O:.*]] = ds.linear {{.*}}tensor<8x4xbf16>
-// PIPE-NEXT: %[[OR:.*]] = ds.all_reduce %[[O]] {ds.impl = "ref.all_reduce", ds.offsets
-// PIPE-NEXT: ds.add {{.*}}%[[OR]]
+// The residual add after the all-reduce moves into it (ds-fuse-residual-add).
+// PIPE-NEXT: %[[OR:.*]] = ds.all_reduce %[[O]] residual %{{.*}} {ds.impl = "ref.all_reduce", ds.offsets
+// PIPE-NOT: ds.add
 // PIPE: %[[L:.*]] = ds.logits {{.*}}ds.impl = "ref.logits", ds.offsets = array<i64: {{[0-9]+}}>, ds.sizes = array<i64: 64>}
 // PIPE-NEXT: %[[G:.*]] = ds.all_gather %[[L]] {ds.impl = "ref.all_gather"} : tensor<?x16xf32> -> tensor<?x32xf32>
 // PIPE-NEXT: return %[[G]]
@@ -652,6 +653,60 @@ module attributes {ds.activation_dtype = f32, ds.max_model_len = 64 : i64, ds.ta
     %ow = ds.get_weight @o : tensor<8x12xbf16>
     %att = ds.linear %a, %ow : (tensor<?x12xf32>, tensor<8x12xbf16>) -> tensor<?x8xf32>
     %r = ds.add %x, %att : tensor<?x8xf32>
+    %gw = ds.get_weight @gate : tensor<18x8xbf16>
+    %g = ds.linear %r, %gw : (tensor<?x8xf32>, tensor<18x8xbf16>) -> tensor<?x18xf32>
+    %uw = ds.get_weight @up : tensor<18x8xbf16>
+    %u = ds.linear %r, %uw : (tensor<?x8xf32>, tensor<18x8xbf16>) -> tensor<?x18xf32>
+    %s = ds.silu %g : tensor<?x18xf32>
+    %m = ds.mul %s, %u : tensor<?x18xf32>
+    %dw = ds.get_weight @down : tensor<8x18xbf16>
+    %dn = ds.linear %m, %dw : (tensor<?x18xf32>, tensor<8x18xbf16>) -> tensor<?x8xf32>
+    %y = ds.add %r, %dn : tensor<?x8xf32>
+    %lw = ds.get_weight @embed : tensor<30x8xbf16>
+    %l = ds.logits %y, %lw, %rows : (tensor<?x8xf32>, tensor<30x8xbf16>, tensor<?xi32>) -> tensor<?x30xf32>
+    return %l : tensor<?x30xf32>
+  }
+}
+
+// -----
+
+// A residual fused before sharding would be summed over the ranks.
+
+module attributes {ds.activation_dtype = f32, ds.max_model_len = 64 : i64, ds.target = "cpu"} {
+  ds.kv_cache @kv {dtype = f32, k_dim = 2 : i64, num_kv_heads = 3 : i64, num_layers = 1 : i64, v_dim = 2 : i64}
+  ds.weight @embed {sources = [#ds.source<name = "embed", file = "model.safetensors", dtype = bf16, shape = [30, 8]>]} : tensor<30x8xbf16>
+  ds.weight @norm {sources = [#ds.source<name = "norm", file = "model.safetensors", dtype = bf16, shape = [8]>]} : tensor<8xbf16>
+  ds.weight @q {sources = [#ds.source<name = "q", file = "model.safetensors", dtype = bf16, shape = [12, 8]>]} : tensor<12x8xbf16>
+  ds.weight @qb {sources = [#ds.source<name = "qb", file = "model.safetensors", dtype = bf16, shape = [12]>]} : tensor<12xbf16>
+  ds.weight @k {sources = [#ds.source<name = "k", file = "model.safetensors", dtype = bf16, shape = [6, 8]>]} : tensor<6x8xbf16>
+  ds.weight @kb {sources = [#ds.source<name = "kb", file = "model.safetensors", dtype = bf16, shape = [6]>]} : tensor<6xbf16>
+  ds.weight @v {sources = [#ds.source<name = "v", file = "model.safetensors", dtype = bf16, shape = [6, 8]>]} : tensor<6x8xbf16>
+  ds.weight @vb {sources = [#ds.source<name = "vb", file = "model.safetensors", dtype = bf16, shape = [6]>]} : tensor<6xbf16>
+  ds.weight @o {sources = [#ds.source<name = "o", file = "model.safetensors", dtype = bf16, shape = [8, 12]>]} : tensor<8x12xbf16>
+  ds.weight @gate {sources = [#ds.source<name = "gate", file = "model.safetensors", dtype = bf16, shape = [18, 8]>]} : tensor<18x8xbf16>
+  ds.weight @up {sources = [#ds.source<name = "up", file = "model.safetensors", dtype = bf16, shape = [18, 8]>]} : tensor<18x8xbf16>
+  ds.weight @down {sources = [#ds.source<name = "down", file = "model.safetensors", dtype = bf16, shape = [8, 18]>]} : tensor<8x18xbf16>
+  func.func @forward(%tokens: tensor<?xi32>, %pos: tensor<?xi32>, %rows: tensor<?xi32>) -> tensor<?x30xf32> {
+    %e = ds.get_weight @embed : tensor<30x8xbf16>
+    %x = ds.embedding %tokens, %e : (tensor<?xi32>, tensor<30x8xbf16>) -> tensor<?x8xf32>
+    %nw = ds.get_weight @norm : tensor<8xbf16>
+    %n = ds.rms_norm %x, %nw {eps = 1.0e-06 : f64} : (tensor<?x8xf32>, tensor<8xbf16>) -> tensor<?x8xf32>
+    %qw = ds.get_weight @q : tensor<12x8xbf16>
+    %qb = ds.get_weight @qb : tensor<12xbf16>
+    %q0 = ds.linear %n, %qw, %qb : (tensor<?x8xf32>, tensor<12x8xbf16>, tensor<12xbf16>) -> tensor<?x12xf32>
+    %kw = ds.get_weight @k : tensor<6x8xbf16>
+    %kb = ds.get_weight @kb : tensor<6xbf16>
+    %k0 = ds.linear %n, %kw, %kb : (tensor<?x8xf32>, tensor<6x8xbf16>, tensor<6xbf16>) -> tensor<?x6xf32>
+    %vw = ds.get_weight @v : tensor<6x8xbf16>
+    %vb = ds.get_weight @vb : tensor<6xbf16>
+    %v0 = ds.linear %n, %vw, %vb : (tensor<?x8xf32>, tensor<6x8xbf16>, tensor<6xbf16>) -> tensor<?x6xf32>
+    %q1 = ds.rope %q0, %pos {head_dim = 2 : i64, num_heads = 6 : i64, rope = #ds.rope<theta = 1.000000e+06, rotary_dim = 2>} : tensor<?x12xf32>, tensor<?xi32>
+    %k1 = ds.rope %k0, %pos {head_dim = 2 : i64, num_heads = 3 : i64, rope = #ds.rope<theta = 1.000000e+06, rotary_dim = 2>} : tensor<?x6xf32>, tensor<?xi32>
+    ds.kv_cache_write %k1, %v0 {cache = @kv, layer = 0 : i64} : tensor<?x6xf32>, tensor<?x6xf32>
+    %a = ds.paged_attention %q1 {cache = @kv, head_dim = 2 : i64, layer = 0 : i64, num_heads = 6 : i64, num_kv_heads = 3 : i64, scale = 5.000000e-01 : f64, v_head_dim = 2 : i64} : tensor<?x12xf32> -> tensor<?x12xf32>
+    %ow = ds.get_weight @o : tensor<8x12xbf16>
+    // expected-error @+1 {{ds-shard: this linear has a fused residual; run ds-shard before ds-fuse-residual-add}}
+    %r = ds.linear %a, %ow residual %x : (tensor<?x12xf32>, tensor<8x12xbf16>, tensor<?x8xf32>) -> tensor<?x8xf32>
     %gw = ds.get_weight @gate : tensor<18x8xbf16>
     %g = ds.linear %r, %gw : (tensor<?x8xf32>, tensor<18x8xbf16>) -> tensor<?x18xf32>
     %uw = ds.get_weight @up : tensor<18x8xbf16>

@@ -56,6 +56,28 @@ def DsFuseWeights : Pass<"ds-fuse-weights", "::mlir::ModuleOp"> {
   ];
 }
 
+def DsFuseResidualAdd : Pass<"ds-fuse-residual-add", "::mlir::ModuleOp"> {
+  let summary = "Move residual adds into the linear / all-reduce that produces them";
+  let description = [{
+    `ds.add %a, %b` where one operand is the result of a `ds.linear` or
+    `ds.all_reduce` (the producer) that has no `residual` yet and whose result
+    has exactly one use (this add), and where the other operand, the
+    producer's result and the add's result all have the same type (shape and
+    element type), becomes the producer with the other operand as its
+    `residual` operand. The other operand must already dominate the producer
+    (nothing is moved). The add may have the producer as either operand.
+    Adds that do not qualify (mixed element types, a producer result read
+    elsewhere, a residual defined after the producer) stay as they are.
+    Runs on every target, after ds-fuse-weights and before
+    ds-fuse-elementwise, so that the row-wise group after a layer's output
+    projection is a pure RMSNorm.
+  }];
+  let dependentDialects = ["::mlir::ds::DsDialect"];
+  let statistics = [
+    Statistic<"numFused", "num-fused", "Number of adds moved into their producer">
+  ];
+}
+
 def DsFuseElementwise : Pass<"ds-fuse-elementwise", "::mlir::ModuleOp"> {
   let summary = "Group chains of row-wise ops into ds.fused_group regions";
   let description = [{
@@ -98,6 +120,24 @@ def DsSelectKernels : Pass<"ds-select-kernels", "::mlir::ModuleOp"> {
   ];
 }
 
+def DsGemvPrologue : Pass<"ds-gemv-prologue", "::mlir::ModuleOp"> {
+  let summary = "Mark linears whose input is a pure RMSNorm group (decode GEMV prologue)";
+  let description = [{
+    For modules whose `ds.target` is a CUDA arch (a no-op on "cpu"): a
+    `ds.linear` whose `x` is the only result of a `ds.fused_group` whose body
+    is exactly `ds.rms_norm %arg0, %arg1` yielded, and whose result has no
+    other use than this linear, gets the discardable attribute
+    `ds.prologue = "rms_norm"`. The CUDA executor may then skip the group in
+    decode steps and let the linear's GEMV normalize the group's input row
+    itself; the group stays in the program for the steps that launch it.
+    ds-plan-buffers keeps the group's activation inputs live through the
+    marked linear. Runs after ds-select-kernels and before ds-plan-buffers.
+  }];
+  let statistics = [
+    Statistic<"numMarked", "num-marked", "Number of linears marked">
+  ];
+}
+
 def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
   let summary = "Assign activation-arena offsets (bytes per token)";
   let description = [{
@@ -112,7 +152,10 @@ def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
     `ds.get_weight` results, the step output 0 (the `ds.logits` or, under
     tensor parallelism, `ds.all_gather` result that @forward returns; a
     gathered `ds.logits` result lives in the arena). Values must have a dynamic
-    leading (token) dimension and a static row shape.
+    leading (token) dimension and a static row shape. A linear marked
+    `ds.prologue = "rms_norm"` (ds-gemv-prologue) reads its producer group's
+    activation inputs itself in decode steps, so those stay live through the
+    linear (no result of the group or the linear shares their space).
   }];
   let options = [
     Option<"alignment", "alignment", "int64_t", /*default=*/"16",

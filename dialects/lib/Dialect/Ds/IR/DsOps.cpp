@@ -309,6 +309,10 @@ LogicalResult LinearOp::verify() {
       return emitOpError() << "expects a bias of shape [" << w.getDimSize(0)
                            << "], got " << shapeStr(b.getShape());
   }
+  if (Value residual = getResidual())
+    if (residual.getType() != result)
+      return emitOpError() << "expects a residual of the result type "
+                           << result << ", got " << residual.getType();
   if (getQuant() != "none")
     return emitOpError() << "unsupported quant \"" << getQuant()
                          << "\" (supported: \"none\")";

@@ -156,29 +156,50 @@ def Ds_RmsNormOp : Ds_Op<"rms_norm", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Ds_LinearOp : Ds_Op<"linear", [Pure]> {
-  let summary = "x · wᵀ (+ bias)";
+def Ds_LinearOp : Ds_Op<"linear", [Pure, AttrSizedOperandSegments]> {
+  let summary = "x · wᵀ (+ bias) (+ residual)";
   let description = [{
-    `result[t, n] = sum_k x[t, k] * w[n, k] + bias[n]` with `w` of shape
-    `[N, K]` as stored in the checkpoint and an optional `bias` of shape `[N]`.
-    `quant` names the weight quantization: only "none" today (block-fp8 will
-    add the scale weight as an operand). Accumulation is float32; the result
-    may have another float type than `x` (a bf16 GEMM writing f32 into an f32
-    residual stream: dscc `--proj-out-dtype f32`).
+    `result[t, n] = sum_k x[t, k] * w[n, k] + bias[n] + residual[t, n]` with
+    `w` of shape `[N, K]` as stored in the checkpoint, an optional `bias` of
+    shape `[N]` and an optional activation `residual` of exactly the result's
+    type (shape and element type; the verifier checks it). `quant` names the
+    weight quantization: only "none" today (block-fp8 will add the scale
+    weight as an operand). Accumulation is float32; the result may have
+    another float type than `x` (a bf16 GEMM writing f32 into an f32 residual
+    stream: dscc `--proj-out-dtype f32`).
+
+    The residual is the residual connection moved into the GEMM epilogue by
+    `--ds-fuse-residual-add` (`ds.add %r, (ds.linear ...)` becomes one op);
+    the sum is computed in float32 and rounded once to the result type. On
+    sm_* targets `--ds-gemv-prologue` may mark a linear whose input is a
+    pure-RMSNorm fused group with the discardable attribute
+    `ds.prologue = "rms_norm"` (decode GEMVs then normalize the group's input
+    themselves).
 
     ```mlir
     %y = ds.linear %x, %w, %b : (tensor<?x896xf32>, tensor<1152x896xbf16>, tensor<1152xbf16>) -> tensor<?x1152xf32>
     %z = ds.linear %x, %w2 : (tensor<?x896xf32>, tensor<896x896xbf16>) -> tensor<?x896xf32>
     %o = ds.linear %a, %wo : (tensor<?x896xbf16>, tensor<896x896xbf16>) -> tensor<?x896xf32>
+    %h = ds.linear %a, %wo residual %r
+        : (tensor<?x896xbf16>, tensor<896x896xbf16>, tensor<?x896xf32>) -> tensor<?x896xf32>
     ```
   }];
   let arguments = (ins Ds_Activation:$x, Ds_Weight:$weight,
                        Optional<Ds_Weight>:$bias,
+                       Optional<Ds_Activation>:$residual,
                        DefaultValuedStrAttr<StrAttr, "none">:$quant);
   let results = (outs Ds_Activation:$result);
   let assemblyFormat = [{
-    $x `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+    $x `,` $weight (`,` $bias^)? (`residual` $residual^)? attr-dict `:` functional-type(operands, results)
   }];
+  let builders = [
+    // Without a residual (the importer and ds-fuse-weights build these).
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$x,
+                   "::mlir::Value":$weight, "::mlir::Value":$bias,
+                   "::mlir::StringAttr":$quant), [{
+      build($_builder, $_state, result, x, weight, bias, ::mlir::Value(), quant);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -333,23 +354,39 @@ def Ds_LogitsOp : Ds_Op<"logits", [Pure]> {
 // Collectives (tensor parallelism)
 //===----------------------------------------------------------------------===//
 
-def Ds_AllReduceOp : Ds_Op<"all_reduce", [SameOperandsAndResultType,
+def Ds_AllReduceOp : Ds_Op<"all_reduce", [
+    AllTypesMatch<["x", "result"]>,
+    OptionalTypesMatchWith<"residual has the type of x and the result",
+                           "result", "residual", "$_self">,
     MemoryEffects<[MemRead<Ds_CommResource>, MemWrite<Ds_CommResource>]>]> {
-  let summary = "sum of a value over the ranks of a communicator group";
+  let summary = "sum of a value over the ranks of a communicator group (+ residual)";
   let description = [{
     Value semantics: every rank of `group` (today only "tp", the
     tensor-parallel group of `ds.tp_size` ranks) gets the elementwise sum of
-    `x` over the ranks. Follows row-parallel linears (o_proj, down_proj) and
-    the vocab-parallel embedding. Collectives carry a read/write effect on the
-    communicator so that passes neither reorder, merge nor erase them.
+    `x` over the ranks, plus the optional local `residual` (added once, after
+    the sum: `result = residual + sum over ranks of x`). `residual` must have
+    exactly the type of `x` and the result; `--ds-fuse-residual-add` moves
+    the residual add that follows a row-parallel linear's all-reduce into it.
+    Follows row-parallel linears (o_proj, down_proj) and the vocab-parallel
+    embedding. Collectives carry a read/write effect on the communicator so
+    that passes neither reorder, merge nor erase them.
 
     ```mlir
     %s = ds.all_reduce %partial {group = "tp"} : tensor<?x896xf32>
+    %h = ds.all_reduce %partial residual %r {group = "tp"} : tensor<?x896xf32>
     ```
   }];
-  let arguments = (ins Ds_Activation:$x, DefaultValuedStrAttr<StrAttr, "tp">:$group);
+  let arguments = (ins Ds_Activation:$x, Optional<Ds_Activation>:$residual,
+                       DefaultValuedStrAttr<StrAttr, "tp">:$group);
   let results = (outs Ds_Activation:$result);
-  let assemblyFormat = "$x attr-dict `:` type($result)";
+  let assemblyFormat = "$x (`residual` $residual^)? attr-dict `:` type($result)";
+  let builders = [
+    // Without a residual (ds-shard builds these).
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$x,
+                   "::mlir::StringAttr":$group), [{
+      build($_builder, $_state, result, x, ::mlir::Value(), group);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
