@@ -83,7 +83,7 @@ class GemmRunner {
   // norm.gamma may still be null here: only the shape, strides, dtypes and the
   // alignment of the pointers that are set are checked). True iff
   // 1 <= m <= kNormPrologueMaxM, k % 8 == 0, w (and src/gamma, when set) 16-byte
-  // aligned, ld_src a multiple of 16 bytes, src f32 or bf16, and DSRT_GEMM_KERNEL
+  // aligned, ld_src a multiple of 16 bytes, src f32 or bf16 and not overlapping y, and DSRT_GEMM_KERNEL
   // does not force a kernel without the prologue. Cheap: no launch.
   bool supports_norm_prologue(const GemmArgs& args) const;
 

@@ -246,6 +246,14 @@ std::string norm_prologue_unsupported_reason(const GemmArgs& a) {
                     << dtype_name(nm.src_dtype) << " elements)";
   if (!aligned16(nm.src) || !aligned16(nm.gamma)) return "norm.src or norm.gamma is not 16-byte aligned";
   if (!(nm.eps >= 0.0f)) return StrCat() << "norm.eps = " << nm.eps << " is not >= 0";
+  if (nm.src != nullptr && a.y != nullptr) {
+    // Other blocks still read src while y is written: they must not overlap.
+    const uintptr_t s0 = reinterpret_cast<uintptr_t>(nm.src), y0 = reinterpret_cast<uintptr_t>(a.y);
+    const uintptr_t s1 = s0 + static_cast<uintptr_t>(a.m * ld) * (nm.src_dtype == DType::kF32 ? 4 : 2);
+    const int64_t ldy = a.ldy == 0 ? a.n : a.ldy;
+    const uintptr_t y1 = y0 + static_cast<uintptr_t>(a.m * ldy) * (a.out_dtype == DType::kF32 ? 4 : 2);
+    if (s0 < y1 && y0 < s1) return "norm.src overlaps y";
+  }
   return {};
 }
 

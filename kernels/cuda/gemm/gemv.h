@@ -21,7 +21,8 @@ std::string gemv_unsupported_reason(const GemmArgs& a);
 // Empty when the warp GEMV kernels (kWarpRows, kWarpRowsDeep, kWarpAsync) can
 // compute a.norm's RMSNorm prologue: 1 <= m <= kNormPrologueMaxM, k % 8 == 0,
 // w 16-byte aligned, src f32/bf16 with 16-byte aligned rows (ld_src resolved,
-// 0 = k), gamma 16-byte aligned. Null src/gamma pass (checked at launch).
+// 0 = k), gamma 16-byte aligned, src not overlapping y. Null src/gamma pass
+// (checked at launch).
 std::string norm_prologue_unsupported_reason(const GemmArgs& a);
 
 // Device scratch of the split-k GEMV: per (row tile, split) partial sums and a

@@ -179,6 +179,9 @@ TEST_F(EpilogueTest, NormPrologueUnsupportedCases) {
   b = a;
   b.w = base + 8;
   expect_no(b, "w not 16-byte aligned");
+  b = a;
+  b.norm.src = a.y;
+  expect_no(b, "src overlaps y");
   // Paths without the prologue: a clear error, never a silent read of x.
   Status st = runner_->run(a, stream_.get(), GemmPath::kCublasLt);
   EXPECT_FALSE(st.ok()) << "cuBLASLt with norm.src";
