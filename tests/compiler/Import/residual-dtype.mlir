@@ -54,9 +54,15 @@
 // PROJ: %[[D0:.*]] = ds.linear {{.*}} : (tensor<?x128xbf16>, tensor<64x128xbf16>) -> tensor<?x64xf32>
 // PROJ: ds.add %[[X1]], %[[D0]] : tensor<?x64xf32>{{$}}
 // RUN: %if nvrtc %{ %dscc compile %t/m --emit=mlir --target sm_90a | FileCheck %s --check-prefix=PROJGROUP %}
+// The first add widens the bf16 embedding (mixed types: an add + norm group);
+// from then on the f32 projections take the f32 stream as their residual
+// (ds-fuse-residual-add) and the norm groups read it as their one f32 input.
 // PROJGROUP: ds.linear {{.*}} : (tensor<?x64xbf16>, tensor<64x64xbf16>) -> tensor<?x64xf32>
-// PROJGROUP: ds.fused_group({{.*}}const float* __restrict__ in0,\0A    const float* __restrict__ in1,
-// PROJGROUP-SAME: : (tensor<?x64xf32>, tensor<?x64xf32>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
+// PROJGROUP: ds.fused_group({{.*}}const __nv_bfloat16* __restrict__ in0,\0A    const float* __restrict__ in1,
+// PROJGROUP-SAME: : (tensor<?x64xbf16>, tensor<?x64xf32>, tensor<64xbf16>) -> (tensor<?x64xf32>, tensor<?x64xbf16>)
+// PROJGROUP: ds.linear {{.*}} residual {{.*}} : (tensor<?x128xbf16>, tensor<64x128xbf16>, tensor<?x64xf32>) -> tensor<?x64xf32>
+// PROJGROUP: ds.fused_group({{.*}}const float* __restrict__ in0,\0A    const __nv_bfloat16* __restrict__ in1,\0A    __nv_bfloat16* __restrict__ out0)
+// PROJGROUP-SAME: : (tensor<?x64xf32>, tensor<64xbf16>) -> tensor<?x64xbf16>
 
 // Errors name the option.
 // RUN: not %dscc compile %t/m --emit=mlir-import --target sm_90a --residual-dtype f16 2>&1 | FileCheck %s --check-prefix=BADTYPE
