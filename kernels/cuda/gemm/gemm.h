@@ -56,7 +56,8 @@ struct GemmArgs {
   int64_t ldx = 0;             // 0: k
   int64_t ldy = 0;             // 0: n
   DType out_dtype = DType::kBF16;
-  // y = x·wᵀ + bias + residual. residual: [m, n] of out_dtype, row stride ldy; may equal y (in place).
+  // y = x·wᵀ + bias + residual. residual: [m, n] of out_dtype, row stride ldy; equal to y (in
+  // place) or not overlapping it.
   const void* residual = nullptr;
   // Decode prologue (GEMV path only): when norm.src != nullptr, x is NOT read (it may be null).
   NormPrologue norm;

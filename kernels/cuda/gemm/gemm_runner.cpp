@@ -346,6 +346,12 @@ static Status check_args(GemmArgs& a, bool need_pointers = true) {
   if (misaligned(a.x, 2) || misaligned(a.w, 2) || misaligned(a.bias, 2) || misaligned(a.y, out_bytes) ||
       misaligned(a.residual, out_bytes))
     return Status::Error("gemm: a pointer is not aligned to its element size");
+  if (a.residual != nullptr && a.residual != a.y && a.y != nullptr && a.m > 0) {
+    const uintptr_t r0 = reinterpret_cast<uintptr_t>(a.residual), y0 = reinterpret_cast<uintptr_t>(a.y);
+    const uintptr_t span = static_cast<uintptr_t>((a.m - 1) * a.ldy + a.n) * out_bytes;
+    if (r0 < y0 + span && y0 < r0 + span)
+      return Status::Error("gemm: residual overlaps y without being y (in place needs residual == y)");
+  }
   return Status::Ok();
 }
 

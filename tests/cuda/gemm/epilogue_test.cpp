@@ -218,6 +218,11 @@ TEST_F(EpilogueTest, ResidualBadArguments) {
   a.residual = static_cast<char*>(buf->data()) + 1;
   st = runner_->run(a, stream_.get());
   EXPECT_FALSE(st.ok()) << "bf16 residual at an odd address";
+  a.y = static_cast<char*>(buf->data()) + 4096;
+  a.residual = static_cast<char*>(buf->data()) + 4096 + 16;  // one row of 16 bf16 is 32 bytes: overlaps
+  st = runner_->run(a, stream_.get());
+  EXPECT_FALSE(st.ok()) << "residual overlapping y";
+  std::printf("overlapping residual -> %s\n", st.message().c_str());
   EXPECT_TRUE(stream_.synchronize().ok());
 }
 
@@ -254,6 +259,10 @@ TEST_F(EpilogueTest, ChoiceIsSharedAcrossRunnersAndCaptures) {
   ASSERT_EQ(before.rfind("unmeasured (", 0), 0u) << before;
   const std::string rule = before.substr(12, before.size() - 13);
   const size_t bytes = static_cast<size_t>(c.n) * 2;
+  // Kernels loaded and occupancy queried outside the capture (direct launch: no choice recorded).
+  ASSERT_TRUE(detail::launch_gemv(make_args(c, Variant{"warm-up", true}), scratch_.scratch, stream_.get(), 0,
+                                  detail::GemvKernel::kWarpRows)
+                  .ok());
   ASSERT_EQ(cudaMemcpyAsync(dy_.data(), dres_bf16_.data(), bytes, cudaMemcpyDeviceToDevice, stream_.get()),
             cudaSuccess);
   ASSERT_EQ(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
