@@ -4,11 +4,14 @@
 // give bit-identical results to the eager chain without PDL. Outputs are reset
 // to NaN before each run, so a kernel that read its input before the previous
 // kernel finished (a missing or misplaced griddepcontrol.wait) shows up.
+// A second chain has the decode layer's shape: GEMVs with the RMSNorm prologue
+// reading an f32 residual stream that the GEMV before them updated in place.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "kernels/cuda/gemm/gather.h"
@@ -131,6 +134,112 @@ TEST_F(PdlTest, GraphChainWithPdlEqualsEagerWithout) {
       for (size_t i = 0; i < got.size(); ++i) diff += got[i] != ref[i] ? 1 : 0;
       EXPECT_EQ(diff, 0u) << "m=" << m << " replay " << rep << ": " << diff << " of " << got.size()
                           << " outputs differ from the eager chain without PDL";
+    }
+    cudaGraphExecDestroy(exec);
+  }
+}
+
+// The decode layer's data flow: an f32 residual stream h; link 2i computes
+// t = rms_norm(h) * gamma · w (prologue, src = h, bf16 out), link 2i + 1
+// h = t · w + h (in-place residual, f32 out), each with another warp/mma
+// kernel. Eager without PDL, eager with PDL and a PDL graph must agree bit for
+// bit: a prologue or residual read before pdl_wait() would see a stale h.
+TEST_F(PdlTest, PrologueAndInPlaceResidualChain) {
+  for (int64_t m : {1, 2}) {
+    const int64_t n = 2048;
+    std::vector<DeviceBuffer> w;
+    for (int i = 0; i < kLinks; ++i) {
+      std::vector<uint16_t> h = testing::random_bf16(static_cast<size_t>(n * n), 300 + i);
+      for (auto& e : h) e = f32_to_bf16(bf16_to_f32(e) * 0.04f);
+      w.push_back(testing::upload(h));
+    }
+    std::vector<uint16_t> gamma_h = testing::random_bf16(static_cast<size_t>(n), 299);
+    for (auto& e : gamma_h) e = f32_to_bf16(1.0f + 0.25f * bf16_to_f32(e));
+    DeviceBuffer gamma = testing::upload(gamma_h);
+    std::vector<float> h0(static_cast<size_t>(m * n));
+    std::mt19937 rng(17);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    for (auto& v : h0) v = dist(rng);
+    DeviceBuffer h = testing::upload(h0);
+    DeviceBuffer t = testing::upload(std::vector<uint16_t>(static_cast<size_t>(m * n), 0));
+    const detail::GemvKernel norm_kernels[] = {detail::GemvKernel::kWarpRows, detail::GemvKernel::kWarpAsync,
+                                               detail::GemvKernel::kWarpRowsDeep};
+    const detail::GemvKernel res_kernels[] = {detail::GemvKernel::kWarpRows, detail::GemvKernel::kMmaTiles,
+                                              detail::GemvKernel::kWarpAsync, detail::GemvKernel::kWarpRowsDeep};
+    auto run = [&](cudaStream_t stream) -> Status {
+      for (int i = 0; i < kLinks; ++i) {
+        GemmArgs a;
+        a.m = m, a.n = n, a.k = n, a.ldx = n, a.ldy = n;
+        a.w = w[static_cast<size_t>(i)].data();
+        if (i % 2 == 0) {
+          a.y = t.data();
+          a.out_dtype = DType::kBF16;
+          a.norm.src = h.data();
+          a.norm.src_dtype = DType::kF32;
+          a.norm.gamma = gamma.data();
+          a.norm.eps = 1e-6f;
+          DS_RETURN_IF_ERROR(detail::launch_gemv(a, scratch_.scratch, stream, 0, norm_kernels[(i / 2) % 3]));
+        } else {
+          a.x = t.data();
+          a.y = h.data();
+          a.residual = h.data();
+          a.out_dtype = DType::kF32;
+          DS_RETURN_IF_ERROR(detail::launch_gemv(a, scratch_.scratch, stream, 0, res_kernels[(i / 2) % 4]));
+        }
+      }
+      return Status::Ok();
+    };
+    auto reset = [&]() {
+      ASSERT_TRUE(h.copy_from_host(h0.data(), h0.size() * 4).ok());
+      ASSERT_EQ(cudaMemset(t.data(), 0xff, t.bytes()), cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    };
+    auto final_h = [&]() {
+      std::vector<float> out(h0.size());
+      EXPECT_TRUE(h.copy_to_host(out.data(), out.size() * 4).ok());
+      return out;
+    };
+    reset();
+    {
+      PdlScope off(false);
+      ASSERT_TRUE(run(stream_.get()).ok());
+    }
+    ASSERT_TRUE(stream_.synchronize().ok());
+    const std::vector<float> ref = final_h();
+    size_t finite = 0;
+    for (float v : ref) finite += std::isfinite(v) ? 1 : 0;
+    ASSERT_EQ(finite, ref.size()) << "m=" << m << ": the reference chain has non-finite outputs";
+    std::printf("prologue/residual chain m=%lld: h[0] %.4f -> %.4f\n", (long long)m, h0[0], ref[0]);
+
+    reset();
+    {
+      PdlScope on(true);
+      ASSERT_TRUE(run(stream_.get()).ok());
+    }
+    ASSERT_TRUE(stream_.synchronize().ok());
+    EXPECT_EQ(0, std::memcmp(ref.data(), final_h().data(), ref.size() * 4)) << "m=" << m << ": eager with PDL";
+
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    Status st;
+    {
+      PdlScope on(true);
+      st = run(stream_.get());
+    }
+    ASSERT_EQ(cudaStreamEndCapture(stream_.get(), &graph), cudaSuccess);
+    ASSERT_TRUE(st.ok()) << st.message();
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    cudaGraphDestroy(graph);
+    for (int rep = 0; rep < 3; ++rep) {
+      reset();
+      ASSERT_EQ(cudaGraphLaunch(exec, stream_.get()), cudaSuccess);
+      ASSERT_TRUE(stream_.synchronize().ok());
+      const std::vector<float> got = final_h();
+      size_t diff = 0;
+      for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &ref[i], 4) != 0 ? 1 : 0;
+      EXPECT_EQ(diff, 0u) << "m=" << m << " replay " << rep << ": " << diff << " of " << got.size()
+                          << " residual-stream values differ from the eager chain without PDL";
     }
     cudaGraphExecDestroy(exec);
   }
