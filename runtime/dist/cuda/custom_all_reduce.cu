@@ -85,7 +85,8 @@ struct Vec<float> {
 // Block b handles 16-byte vectors [b * per_block, min((b + 1) * per_block, nvec)).
 template <typename T>
 __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, int rank, int world, const uint4* in,
-                                                                 uint4* out, size_t nvec, size_t per_block,
+                                                                 const uint4* residual, uint4* out, size_t nvec,
+                                                                 size_t per_block,
                                                                  size_t half_bytes, uint32_t* counter,
                                                                  long long timeout_ns) {
   __shared__ uint32_t epoch_s;
@@ -120,11 +121,17 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
     }
   }
   __syncthreads();
-  // 4. Sum the ranks' chunks in rank order (the same bits on every rank).
+  // 4. Sum the ranks' chunks in rank order (the same bits on every rank), after
+  //    the residual when there is one (identical on every rank: the replicated
+  //    hidden state). residual may be out: each element is read before it is written.
   constexpr int kN = Vec<T>::kN;
   for (size_t i = begin + threadIdx.x; i < end; i += kThreads) {
     float acc[kN], x[kN];
     Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[0] + half)[i], acc);
+    if (residual != nullptr) {
+      Vec<T>::load(residual[i], x);
+      for (int k = 0; k < kN; ++k) acc[k] = x[k] + acc[k];
+    }
     for (int r = 1; r < world; ++r) {
       Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[r] + half)[i], x);
       for (int k = 0; k < kN; ++k) acc[k] += x[k];
@@ -195,13 +202,15 @@ bool CustomAllReduce::supports(const void* in, const void* out, DType dtype, siz
 }
 
 Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n,
-                                       cudaStream_t stream) {
+                                       cudaStream_t stream, const void* residual) {
   if (rank < 0 || rank >= size())
     return Status::Error(StrCat() << "custom all-reduce: rank " << rank << " of " << size());
   if (n == 0) return Status::Ok();
   if (!supports(in, out, dtype, n))
     return Status::Error(StrCat() << "custom all-reduce: " << n << " x " << dtype_name(dtype)
                                   << " (unaligned, not bf16/f16/f32, or over " << max_bytes_ << " bytes)");
+  if (reinterpret_cast<uintptr_t>(residual) % 16 != 0)
+    return Status::Error("custom all-reduce: the residual is not 16-byte aligned");
   PeerPtrs peers{};
   for (int r = 0; r < size(); ++r) {
     peers.staging[r] = static_cast<const uint8_t*>(ranks_[r].staging.data());
@@ -213,6 +222,7 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
   const unsigned blocks = static_cast<unsigned>((nvec + per_block - 1) / per_block);
   auto* counter = static_cast<uint32_t*>(ranks_[rank].counter.data());
   const auto* src = static_cast<const uint4*>(in);
+  const auto* res = static_cast<const uint4*>(residual);
   auto* dst = static_cast<uint4*>(out);
   const dim3 grid(blocks), block(kThreads);
   const size_t half_bytes = max_bytes_;
@@ -221,15 +231,15 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
   cudaError_t e = cudaSuccess;
   switch (dtype) {
     case DType::kBF16:
-      e = launch_kernel(one_shot_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, dst, nvec,
+      e = launch_kernel(one_shot_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
                         per_block, half_bytes, counter, timeout_ns);
       break;
     case DType::kF16:
-      e = launch_kernel(one_shot_all_reduce<__half>, grid, block, 0, stream, peers, rank, world, src, dst, nvec,
+      e = launch_kernel(one_shot_all_reduce<__half>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
                         per_block, half_bytes, counter, timeout_ns);
       break;
     default:
-      e = launch_kernel(one_shot_all_reduce<float>, grid, block, 0, stream, peers, rank, world, src, dst, nvec,
+      e = launch_kernel(one_shot_all_reduce<float>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
                         per_block, half_bytes, counter, timeout_ns);
       break;
   }

@@ -52,7 +52,11 @@ class CustomAllReduce {
   bool supports(const void* in, const void* out, DType dtype, size_t n) const;
   // out = sum over ranks of in (n elements); called by every rank with the same
   // n and dtype, on the rank's device and stream. in == out is allowed.
-  Status all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream);
+  // residual (optional, n elements of dtype, 16-byte aligned, may be out):
+  // out = residual + sum over ranks, summed in f32 as residual + in_0 + ... +
+  // in_{N-1} (the residual add after a row-parallel linear, fused).
+  Status all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream,
+                        const void* residual = nullptr);
 
  private:
   struct Rank {

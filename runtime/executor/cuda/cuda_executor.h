@@ -52,6 +52,10 @@ struct CudaExecutorOptions {
   // supports (small: decode steps) run as its one-shot NVLink kernel instead of
   // NCCL; every rank of the group must be given it. Not owned.
   CustomAllReduce* custom_all_reduce = nullptr;
+  // Linears marked with an RMSNorm prologue (dscc ds-gemv-prologue) compute the
+  // norm inside their GEMV at decode batch sizes, and the norm's group is not
+  // launched. DSRT_GEMV_PROLOGUE=0 in the environment turns it off (A/B runs).
+  bool gemv_prologue = true;
 
   Status validate() const;
 };

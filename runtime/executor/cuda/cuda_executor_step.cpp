@@ -4,6 +4,7 @@
 #include <chrono>
 #include <numeric>
 
+#include "kernels/cuda/gemm/add_residual.h"
 #include "kernels/cuda/gemm/gather.h"
 #include "runtime/dist/cuda/gather_rows.h"
 #include "runtime/executor/cuda/executor_impl.h"
@@ -155,12 +156,9 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         s = embedding_gather(m.tokens, sh.num_tokens, op.table, op.table_dtype, op.vocab_start, op.table_rows,
                              op.hidden, op.out, st);
         break;
-      case BoundOp::Kind::kLinear: {
-        GemmArgs a = op.gemm;
-        a.m = sh.num_tokens;
-        s = gemm->run(a, st);
+      case BoundOp::Kind::kLinear:
+        s = gemm->run(linear_args(op, sh.num_tokens), st);
         break;
-      }
       case BoundOp::Kind::kLogits: {
         if (sh.num_logit_rows == 0) break;
         s = gather_rows(op.x, op.hidden, 2, m.logit_rows, sh.num_logit_rows, logit_hidden.data(), st);
@@ -187,20 +185,17 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         break;
       }
       case BoundOp::Kind::kFused:
+        // A norm group that the next linear's GEMV computes at this m is not launched.
+        if (op.prologue_of != BoundOp::kNone &&
+            linear_args(program[op.prologue_of], sh.num_tokens).norm.src != nullptr)
+          break;
         s = op.kernel->launch(st, sh.num_tokens, m.args, op.pointers);
         break;
       case BoundOp::Kind::kAllReduce: {
         // Every rank runs the same (padded) step, so the row counts agree.
         const int64_t rows = op.per_logit_row ? sh.num_logit_rows : sh.num_tokens;
         const size_t n = static_cast<size_t>(rows * op.hidden);
-        if (custom_ar && custom_ar->supports(op.x, op.out, op.dtype, n)) {
-          s = custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st);
-        } else if (comm) {
-          s = comm->all_reduce_sum(op.x, op.out, op.dtype, n, st);
-        } else if (op.x != op.out && n > 0) {
-          const cudaError_t e = cudaMemcpyAsync(op.out, op.x, n * dtype_size(op.dtype), cudaMemcpyDeviceToDevice, st);
-          if (e != cudaSuccess) s = cuda_error_status(e, "cudaMemcpyAsync(all_reduce, one rank)", __FILE__, __LINE__);
-        }
+        s = all_reduce(op, rows, st);
         break;
       }
       case BoundOp::Kind::kAllGather: {
@@ -219,6 +214,33 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
     if (prof) DS_RETURN_IF_ERROR(profiler->after(i, st));
   }
   return Status::Ok();
+}
+
+GemmArgs CudaExecutor::Impl::linear_args(const BoundOp& op, int64_t m) const {
+  GemmArgs a = op.gemm;
+  a.m = m;
+  if (a.norm.src != nullptr && !gemm->supports_norm_prologue(a)) a.norm = NormPrologue{};
+  return a;
+}
+
+// out = (residual +) sum over ranks of x: the one-shot kernel adds the residual
+// itself; NCCL sums x in place when out is the residual (x has no other reader:
+// its only use is this all_reduce), then the residual is added.
+Status CudaExecutor::Impl::all_reduce(const BoundOp& op, int64_t rows, cudaStream_t st) {
+  const size_t n = static_cast<size_t>(rows * op.hidden);
+  if (n == 0) return Status::Ok();
+  if (custom_ar && custom_ar->supports(op.x, op.out, op.dtype, n))
+    return custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st, op.residual);
+  void* sum = op.residual == op.out ? const_cast<void*>(op.x) : op.out;
+  if (comm) {
+    DS_RETURN_IF_ERROR(comm->all_reduce_sum(op.x, sum, op.dtype, n, st));
+  } else if (sum != op.x) {
+    DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(sum, op.x, n * dtype_size(op.dtype), cudaMemcpyDeviceToDevice, st));
+  }
+  if (op.residual == nullptr) return Status::Ok();
+  // out == residual: out += sum; otherwise out holds the sum: out += residual.
+  const void* add = op.residual == op.out ? sum : op.residual;
+  return add_residual(op.out, add, op.dtype, rows, op.hidden, op.hidden, st);
 }
 
 Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
@@ -261,7 +283,7 @@ Status CudaExecutor::Impl::capture_graphs() {
     // GEMM kernel choice (timed for small m) for this size, cached for the capture.
     for (const BoundOp& op : program) {
       if (op.kind != BoundOp::Kind::kLinear && op.kind != BoundOp::Kind::kLogits) continue;
-      GemmArgs a = op.gemm;
+      GemmArgs a = op.kind == BoundOp::Kind::kLinear ? linear_args(op, bs) : op.gemm;
       a.m = bs;
       if (op.kind == BoundOp::Kind::kLogits) a.x = logit_hidden.data();
       DS_RETURN_IF_ERROR(gemm->prepare(a, st).with_context(ctx + ", " + op.where));

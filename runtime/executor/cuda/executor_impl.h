@@ -55,6 +55,13 @@ struct BoundOp {
   // kLinear / kLogits (gemm.m is set per step; logits gather x rows first)
   GemmArgs gemm;
   const void* x = nullptr;
+  // RMSNorm GEMV prologue (dscc ds-gemv-prologue): a kLinear with gemm.norm.src
+  // set computes its x from the norm's input in steps where the GEMV can
+  // (GemmRunner::supports_norm_prologue at that m), and program[prologue_group]
+  // (the norm group, whose prologue_of points back) is not launched in them.
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+  size_t prologue_group = kNone;
+  size_t prologue_of = kNone;
   // kAttention
   const void* q = nullptr;
   int layer = -1;
@@ -66,6 +73,7 @@ struct BoundOp {
   // per_logit_row: the operand holds the step's logit rows (R), not its tokens (T).
   DType dtype = DType::kBF16;
   bool per_logit_row = false;
+  const void* residual = nullptr;  // kAllReduce: out = residual + sum over ranks
 };
 
 // Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
@@ -158,6 +166,10 @@ struct CudaExecutor::Impl {
   Status sync();
   Status bind(const std::vector<DeviceTensor>& weights);
   Status run_program(const StepShape& shape);
+  // The GEMM arguments of a kLinear at `m` rows: the norm prologue kept only
+  // when the GEMV runs it at this m (then the norm group is skipped).
+  GemmArgs linear_args(const BoundOp& op, int64_t m) const;
+  Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
   Status capture_graphs();
   // Index of the smallest KV bucket >= max_kv_len.
   size_t kv_bucket(int64_t max_kv_len) const;

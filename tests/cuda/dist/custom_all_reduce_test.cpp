@@ -83,6 +83,55 @@ TEST(CustomAllReduce, ExactSumsOverSizesDtypesAndRepeats) {
   }
 }
 
+// The fused residual add (all_reduce with a residual after a row-parallel
+// linear): out = residual + sum over ranks, with out a separate buffer or the
+// residual itself (in place, as the plans use it), in every dtype.
+TEST(CustomAllReduce, AddsTheResidualOutOfPlaceAndInPlace) {
+  DS_REQUIRE_GPUS(2);
+  for (int size : group_sizes()) {
+    REQUIRE_PEER_ACCESS(size);
+    auto g = make_group(size);
+    ASSERT_NE(g, nullptr);
+    for (DType t : {DType::kBF16, DType::kF16, DType::kF32}) {
+      const size_t bytes = 5120 * 4 * 3;  // three f32 decode rows of a 5120-wide model
+      const size_t n = bytes / dtype_size(t);
+      for (bool in_place : {false, true}) {
+        std::vector<std::string> mismatch(size);
+        auto st = run_ranks(0, size, [&](int r) -> Status {
+          DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(r));
+          DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
+          DS_ASSIGN_OR_RETURN(DeviceBuffer in, DeviceBuffer::allocate(bytes));
+          DS_ASSIGN_OR_RETURN(DeviceBuffer res, DeviceBuffer::allocate(bytes));
+          DS_ASSIGN_OR_RETURN(DeviceBuffer out, DeviceBuffer::allocate(bytes));
+          for (int rep = 0; rep < 3; ++rep) {
+            const auto host = encode(n, t, [&](size_t i) { return test_value(r, i, rep); });
+            // The residual is replicated: the same values on every rank.
+            const auto rhost = encode(n, t, [&](size_t i) { return test_value(size, i, rep + 7); });
+            DS_RETURN_IF_ERROR(in.copy_from_host(host.data(), bytes));
+            DS_RETURN_IF_ERROR(res.copy_from_host(rhost.data(), bytes));
+            void* dst = in_place ? res.data() : out.data();
+            DS_RETURN_IF_ERROR(g->all_reduce_sum(r, in.data(), dst, t, n, stream.get(), res.data()));
+            DS_RETURN_IF_ERROR(stream.synchronize());
+            std::vector<uint8_t> got(bytes);
+            DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(got.data(), dst, bytes, cudaMemcpyDeviceToHost));
+            const std::string m = compare_exact(got, t, n, [&](size_t i) {
+              float s = test_value(size, i, rep + 7);
+              for (int k = 0; k < size; ++k) s += test_value(k, i, rep);
+              return s;
+            });
+            if (!m.empty() && mismatch[r].empty()) mismatch[r] = StrCat() << "call " << rep << ": " << m;
+          }
+          return Status::Ok();
+        });
+        expect_all_ok(st, StrCat() << size << " ranks, " << dtype_name(t) << ", residual");
+        for (int r = 0; r < size; ++r)
+          EXPECT_EQ(mismatch[r], "") << size << " ranks, " << dtype_name(t) << ", "
+                                     << (in_place ? "in place" : "out of place") << ", rank " << r;
+      }
+    }
+  }
+}
+
 TEST(CustomAllReduce, GraphReplaysWithChangingInputs) {
   DS_REQUIRE_GPUS(2);
   const int size = 2;

@@ -1,0 +1,200 @@
+// CudaExecutor binding of the GEMM-side instructions: linear (bias, fused
+// residual, RMSNorm prologue links), logits (vocab-parallel under TP), and the
+// collectives all_reduce (optionally with the fused residual) and all_gather.
+#include "runtime/dist/cuda/gather_rows.h"
+#include "runtime/executor/cuda/cuda_executor_binder.h"
+
+namespace ds::cuda {
+
+// linear: inputs [x, w, bias?, residual?] (attr residual = 1 when the last
+// input is the residual: y = x·wᵀ + bias + residual, dscc ds-fuse-residual-add).
+Status Binder::linear(const PlanAttrs* attrs, BoundOp& op) {
+  DS_ASSIGN_OR_RETURN(int64_t has_residual, attr_int_or(attrs, "residual", 0, where_));
+  const size_t r = has_residual != 0 ? 1 : 0;
+  DS_RETURN_IF_ERROR(counts(2 + r, 3 + r, 1));
+  DS_RETURN_IF_ERROR(act(ins_[0], -1, "input 0"));
+  DS_RETURN_IF_ERROR(weight(ins_[1], 2, true, "input 1 (weight)"));
+  const auto& s = ins_[1].weight->shape;
+  if (s[1] != ins_[0].width)
+    return err(StrCat() << "weight '" << ins_[1].name << "' has " << s[1] << " columns, input 0 has " << ins_[0].width);
+  const bool has_bias = ins_.size() - r == 3;
+  if (has_bias) {
+    DS_RETURN_IF_ERROR(weight(ins_[2], 1, true, "input 2 (bias)"));
+    if (ins_[2].weight->shape[0] != s[0]) return err(StrCat() << "bias '" << ins_[2].name << "' must have " << s[0] << " elements");
+  }
+  DS_ASSIGN_OR_RETURN(std::string quant, attr_string_or(attrs, "quant", "none", where_));
+  if (quant != "none") return err("quantization '" + quant + "' is not supported by the CUDA executor");
+  DS_RETURN_IF_ERROR(act(outs_[0], s[0], "output 0", /*f32_ok=*/true));
+  op.kind = BoundOp::Kind::kLinear;
+  op.gemm.x = ins_[0].ptr;
+  op.gemm.w = ins_[1].ptr;
+  op.gemm.bias = has_bias ? ins_[2].ptr : nullptr;
+  op.gemm.y = outs_[0].ptr;
+  op.gemm.n = s[0];
+  op.gemm.k = s[1];
+  op.gemm.out_dtype = outs_[0].dtype;  // bf16, or f32 (--proj-out-dtype f32)
+  if (r != 0) {
+    const Operand& res = ins_.back();
+    const std::string role = StrCat() << "input " << ins_.size() - 1 << " (residual)";
+    DS_RETURN_IF_ERROR(act(res, s[0], role.c_str(), /*f32_ok=*/true));
+    if (res.dtype != outs_[0].dtype)
+      return err(StrCat() << role << " '" << res.name << "' is " << dtype_name(res.dtype) << ", output 0 is "
+                          << dtype_name(outs_[0].dtype));
+    op.gemm.residual = res.ptr;
+  }
+  return Status::Ok();
+}
+
+Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
+  DS_ASSIGN_OR_RETURN(std::string prologue, attr_string_or(attrs, "prologue", "", where_));
+  if (prologue.empty()) return Status::Ok();
+  if (prologue != "rms_norm") return err("prologue '" + prologue + "' is not supported by the CUDA executor");
+  if (!x_.opt.gemv_prologue) return Status::Ok();  // DSRT_GEMV_PROLOGUE=0: the group always runs
+  // The group that writes x: the last writer of that arena buffer before this linear.
+  const auto w = writer_.find(ins_[0].index);
+  if (w == writer_.end() || !fused_kernel_.count(w->second))
+    return err(StrCat() << "prologue rms_norm: input 0 '" << ins_[0].name << "' is not written by a fused group");
+  const size_t g = w->second;
+  const plan::Kernel& k = *fused_kernel_.at(g);
+  const std::vector<Operand>& gin = fused_ins_.at(g);
+  const auto* ops = k.fused_ops();
+  const plan::FusedOp* fo = ops && ops->size() == 1 ? ops->Get(0) : nullptr;
+  const bool shape_ok = fo && fo->op() && fo->op()->str() == "rms_norm" && fo->operands() &&
+                        fo->operands()->size() == 2 && fo->operands()->Get(0) == 0 && fo->operands()->Get(1) == 1 &&
+                        k.num_inputs() == 2 && k.results() && k.results()->size() == 1 && gin.size() == 2;
+  if (!shape_ok)
+    return err(StrCat() << "prologue rms_norm: program[" << g << "] is not one rms_norm of (input 0, input 1)");
+  const Operand& src = gin[0];
+  const Operand& gamma = gin[1];
+  if (src.kind != Operand::kArena || (src.dtype != DType::kF32 && src.dtype != DType::kBF16) || src.width != op.gemm.k)
+    return err(StrCat() << "prologue rms_norm: the norm's input '" << src.name << "' must be an f32 or bf16 arena buffer of "
+                        << op.gemm.k << " elements per token");
+  if (gamma.kind != Operand::kWeight || gamma.dtype != DType::kBF16 || gamma.weight->shape.size() != 1 ||
+      gamma.weight->shape[0] != op.gemm.k)
+    return err(StrCat() << "prologue rms_norm: the norm's weight '" << gamma.name << "' must be bf16 [" << op.gemm.k << "]");
+  DS_ASSIGN_OR_RETURN(double eps, attr_float(fo->attrs(), "eps", where_ + ", prologue rms_norm"));
+  op.gemm.norm.src = src.ptr;
+  op.gemm.norm.src_dtype = src.dtype;
+  op.gemm.norm.ld_src = 0;
+  op.gemm.norm.gamma = gamma.ptr;
+  op.gemm.norm.eps = static_cast<float>(eps);
+  op.prologue_group = g;
+  x_.program.at(g).prologue_of = pos;
+  return Status::Ok();
+}
+
+Status Binder::logits(BoundOp& op) {
+  DS_RETURN_IF_ERROR(counts(3, 3, 1));
+  DS_RETURN_IF_ERROR(act(ins_[0], -1, "input 0"));
+  DS_RETURN_IF_ERROR(weight(ins_[1], 2, true, "input 1 (weight)"));
+  if (ins_[2].kind != Operand::kInput || ins_[2].index != 2) return err("input 2 must be step input 2 (logit rows)");
+  // Vocab-parallel lm_head (tensor parallelism): [R, vocab / N] f32 into an
+  // arena buffer, which the plan's all_gather turns into step output 0.
+  const bool sharded = outs_[0].kind == Operand::kArena;
+  if (sharded && x_.tp_size == 1)
+    return err("output 0 is an arena buffer (vocab-parallel logits) but the executor runs one rank");
+  if (!sharded && (outs_[0].kind != Operand::kOutput || outs_[0].index != 0))
+    return err("output 0 must be step output 0 or an arena buffer (vocab-parallel logits)");
+  if (sharded && x_.vocab % x_.tp_size != 0)
+    return err(StrCat() << "vocabulary " << x_.vocab << " does not split over " << x_.tp_size << " ranks");
+  const int64_t n = sharded ? x_.vocab / x_.tp_size : x_.vocab;
+  if (sharded) {
+    if (outs_[0].dtype != DType::kF32 || outs_[0].width != n)
+      return err(StrCat() << "output 0 '" << outs_[0].name << "' is " << dtype_name(outs_[0].dtype) << " with "
+                          << outs_[0].width << " elements per row, expected f32 with " << n);
+    if (x_.opt.max_logit_rows > x_.opt.token_capacity)
+      return err("max_logit_rows exceeds the arena's token capacity");
+    per_row_.insert(outs_[0].index);
+  }
+  const auto& s = ins_[1].weight->shape;
+  if (s[0] != n || s[1] != ins_[0].width)
+    return err(StrCat() << "weight '" << ins_[1].name << "' must be [" << n << ", " << ins_[0].width << "]");
+  if (!x_.logit_hidden.data() || x_.hidden_for_logits < ins_[0].width) {
+    DS_ASSIGN_OR_RETURN(x_.logit_hidden, DeviceBuffer::allocate(static_cast<size_t>(x_.opt.max_logit_rows * ins_[0].width) * 2));
+    x_.hidden_for_logits = ins_[0].width;
+  }
+  op.kind = BoundOp::Kind::kLogits;
+  op.x = ins_[0].ptr;
+  op.hidden = ins_[0].width;
+  op.gemm.x = x_.logit_hidden.data();
+  op.gemm.w = ins_[1].ptr;
+  op.gemm.y = sharded ? outs_[0].ptr : x_.logits.data();
+  op.gemm.n = n;
+  op.gemm.k = ins_[0].width;
+  op.gemm.out_dtype = DType::kF32;
+  return Status::Ok();
+}
+
+// all_reduce: sum over ranks, arena -> arena (same dtype and width); inputs
+// [x, residual?] (attr residual = 1: out = residual + sum, dscc ds-fuse-residual-add).
+Status Binder::all_reduce(const PlanAttrs* attrs, BoundOp& op) {
+  DS_ASSIGN_OR_RETURN(int64_t has_residual, attr_int_or(attrs, "residual", 0, where_));
+  const size_t r = has_residual != 0 ? 1 : 0;
+  DS_RETURN_IF_ERROR(counts(1 + r, 1 + r, 1));
+  const Operand& in = ins_[0];
+  const Operand& out = outs_[0];
+  if (in.kind != Operand::kArena || out.kind != Operand::kArena)
+    return err("input 0 and output 0 must be arena buffers");
+  if (in.dtype != out.dtype || in.width != out.width)
+    return err(StrCat() << "input '" << in.name << "' (" << dtype_name(in.dtype) << " x " << in.width
+                        << ") and output '" << out.name << "' (" << dtype_name(out.dtype) << " x " << out.width
+                        << ") differ");
+  if (in.dtype != DType::kBF16 && in.dtype != DType::kF16 && in.dtype != DType::kF32)
+    return err(StrCat() << "all_reduce of " << dtype_name(in.dtype) << " (bf16, f16, f32 only)");
+  op.kind = BoundOp::Kind::kAllReduce;
+  op.x = in.ptr;
+  op.out = out.ptr;
+  op.hidden = in.width;
+  op.dtype = in.dtype;
+  op.per_logit_row = per_row_.count(in.index) > 0;
+  if (op.per_logit_row) per_row_.insert(out.index);
+  if (r != 0) {
+    const Operand& res = ins_[1];
+    if (res.kind != Operand::kArena || res.dtype != in.dtype || res.width != in.width)
+      return err(StrCat() << "input 1 (residual) '" << res.name << "' must be an arena buffer of "
+                          << dtype_name(in.dtype) << " x " << in.width);
+    if (op.per_logit_row || per_row_.count(res.index)) return err("a residual all_reduce of logit rows");
+    if (res.ptr == in.ptr) return err("input 1 (residual) is input 0's buffer");
+    op.residual = res.ptr;
+  }
+  return Status::Ok();
+}
+
+// all_gather (axis -1): [rows, n] per rank -> [rows, N * n], rank r's columns at r * n;
+// into step output 0 (the logits, f32 [R, vocab]) or an arena buffer.
+Status Binder::all_gather(const PlanAttrs* attrs, BoundOp& op) {
+  DS_RETURN_IF_ERROR(counts(1, 1, 1));
+  DS_ASSIGN_OR_RETURN(int64_t axis, attr_int_or(attrs, "axis", -1, where_));
+  if (axis != -1) return err(StrCat() << "axis " << axis << " (the CUDA executor gathers axis -1 only)");
+  const Operand& in = ins_[0];
+  const Operand& out = outs_[0];
+  if (in.kind != Operand::kArena) return err("input 0 must be an arena buffer");
+  op.kind = BoundOp::Kind::kAllGather;
+  op.x = in.ptr;
+  op.hidden = in.width;
+  op.dtype = in.dtype;
+  op.per_logit_row = per_row_.count(in.index) > 0;
+  if (out.kind == Operand::kOutput && out.index == 0) {
+    if (!op.per_logit_row || in.dtype != DType::kF32 || in.width * x_.tp_size != x_.vocab)
+      return err(StrCat() << "gathering '" << in.name << "' into the logits needs f32 logit rows of "
+                          << x_.vocab / std::max(1, x_.tp_size) << " elements, got " << dtype_name(in.dtype)
+                          << " x " << in.width << (op.per_logit_row ? "" : " (not logit rows)"));
+    op.out = x_.logits.data();
+  } else if (out.kind == Operand::kArena) {
+    if (out.dtype != in.dtype || out.width != in.width * x_.tp_size)
+      return err(StrCat() << "output '" << out.name << "' must be " << dtype_name(in.dtype) << " x "
+                          << in.width * x_.tp_size);
+    op.out = out.ptr;
+    if (op.per_logit_row) per_row_.insert(out.index);
+  } else {
+    return err("output 0 must be step output 0 (logits) or an arena buffer");
+  }
+  const int64_t rows = op.per_logit_row ? x_.opt.max_logit_rows : x_.opt.token_capacity;
+  const size_t scratch = all_gather_rows_scratch_bytes(x_.tp_size, rows, in.width, in.dtype);
+  if (scratch > x_.gather_scratch.bytes()) {
+    DS_ASSIGN_OR_RETURN(x_.gather_scratch, DeviceBuffer::allocate(scratch));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,72 @@
+// CudaExecutor internals: the binder that resolves every plan instruction to
+// device pointers once (cuda_executor_bind.cpp: operands, embedding,
+// attention, fused groups; cuda_executor_bind_gemm.cpp: linears, logits,
+// collectives and the GEMV prologue links). Not a public header.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "runtime/executor/cuda/executor_impl.h"
+#include "runtime/plan/plan_attrs.h"
+
+namespace ds::cuda {
+
+// A resolved operand.
+struct Operand {
+  enum Kind { kArena, kWeight, kKv, kInput, kOutput } kind = kArena;
+  void* ptr = nullptr;
+  DType dtype = DType::kBF16;
+  int64_t width = 0;                // arena: elements per token row
+  const DeviceTensor* weight = nullptr;
+  int index = -1;                   // kv layer, input/output index, arena buffer
+  std::string name;                 // for errors
+};
+
+// "arena buffer", "weight", ... for errors.
+const char* kind_name(Operand::Kind k);
+
+class Binder {
+ public:
+  Binder(CudaExecutor::Impl& x, const std::vector<DeviceTensor>& w) : x_(x), w_(w), p_(x.plan->plan()) {}
+  Result<Operand> resolve(const plan::ValueRef& r, const std::string& ctx) const;
+  // Binds the whole program into x.program, then links GEMV prologues.
+  Status bind_all();
+
+ private:
+  Status err(const std::string& m) const { return Status::Error(where_ + ": " + m); }
+  Status counts(size_t in_min, size_t in_max, size_t outs) const;
+  // `f32_ok`: an f32 buffer is accepted too (a GEMM writing into an f32 residual stream, dscc --proj-out-dtype f32).
+  Status act(const Operand& o, int64_t width, const char* role, bool f32_ok = false) const;
+  Status weight(const Operand& o, size_t rank, bool bf16_only, const char* role) const;
+
+  Status embedding(const PlanAttrs* attrs, BoundOp& op) const;
+  Status attention(const PlanAttrs* attrs, BoundOp& op);
+  Status fused(const plan::Kernel& k, BoundOp& op);
+  // cuda_executor_bind_gemm.cpp
+  Status linear(const PlanAttrs* attrs, BoundOp& op);
+  Status logits(BoundOp& op);
+  Status all_reduce(const PlanAttrs* attrs, BoundOp& op);
+  Status all_gather(const PlanAttrs* attrs, BoundOp& op);
+  // A linear with the `prologue` attribute ("rms_norm", dscc ds-gemv-prologue):
+  // checks that the group writing its x is one RMSNorm of (src, gamma) and
+  // points the GEMV's NormPrologue at them; run_program then skips the group
+  // in steps where the GEMV computes it.
+  Status link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos);
+
+  CudaExecutor::Impl& x_;
+  const std::vector<DeviceTensor>& w_;
+  const plan::Plan& p_;
+  std::string where_;
+  std::vector<Operand> ins_, outs_;
+  std::set<int> per_row_;  // arena buffers holding the step's logit rows (vocab-parallel logits and what follows)
+  // Arena buffer -> program position of the instruction that last wrote it, and
+  // the operands and kernel of fused instructions (for prologue links).
+  std::map<int, size_t> writer_;
+  std::map<size_t, std::vector<Operand>> fused_ins_;
+  std::map<size_t, const plan::Kernel*> fused_kernel_;
+};
+
+}  // namespace ds::cuda

@@ -1,0 +1,106 @@
+// Decode fusions of the sm_90a plans in the CUDA executor (dscc
+// ds-fuse-residual-add and ds-gemv-prologue): the plan carries them, and an
+// executor that computes the RMSNorm inside the GEMV (batch 1 and 2) agrees
+// with one that launches every norm group (CudaExecutorOptions::gemv_prologue
+// off) and with the CPU f32 executor, eager and in graphs, over a prefill and
+// decode steps at batch 1, 2 and 3 (3: the GEMV cannot take the prologue, so
+// the group runs). Needs the plans of tools/gpu/make_plans.sh.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "executor_harness.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/plan/plan_attrs.h"
+
+namespace ds::cuda::testing {
+namespace {
+
+constexpr const char* kModel = "qwen2-tiny-r1";
+
+// Counts of linears with a fused residual / an RMSNorm prologue, and of all_reduces with a residual.
+struct FusionCounts {
+  int linears = 0, residual_linears = 0, prologue_linears = 0;
+};
+
+FusionCounts count_fusions(const LoadedPlan& plan) {
+  FusionCounts c;
+  const plan::Plan& p = plan.plan();
+  for (const plan::Instr* ins : *p.program()) {
+    const plan::Kernel* k = p.kernels()->Get(ins->kernel());
+    if (k->kind() != plan::KernelKind::builtin || !k->op() || k->op()->str() != "linear") continue;
+    ++c.linears;
+    c.residual_linears += find_attr(k->attrs(), "residual") != nullptr;
+    c.prologue_linears += find_attr(k->attrs(), "prologue") != nullptr;
+  }
+  return c;
+}
+
+TEST(CudaExecutorFusion, PlanHasResidualAndPrologueLinears) {
+  // The plans exist on the GPU machine (tools/gpu/make_plans.sh, carried in .deps).
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device/driver (the plans travel with the GPU runs)";
+  const std::string path = plan_path(kModel, "sm_90a");
+  if (!std::filesystem::exists(path)) FAIL() << "missing " << path << ": run tools/gpu/make_plans.sh";
+  auto plan = LoadedPlan::from_file(path);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const FusionCounts c = count_fusions(**plan);
+  const int layers = (*plan)->plan().model()->num_layers();
+  std::cout << "[fusion] " << c.linears << " linears, " << c.residual_linears << " with a residual, "
+            << c.prologue_linears << " with an RMSNorm prologue (" << layers << " layers)\n";
+  // o_proj and down_proj of every layer but the first o_proj (its residual is the bf16 embedding);
+  // qkv and gate_up of every layer but the first gate_up (its norm group also adds).
+  EXPECT_EQ(c.residual_linears, 2 * layers - 1);
+  EXPECT_EQ(c.prologue_linears, 2 * layers - 1);
+}
+
+TEST(CudaExecutorFusion, GemvPrologueAgreesWithTheNormGroups) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device/driver";
+  if (!std::filesystem::exists(plan_path(kModel, "sm_90a")) || !std::filesystem::exists(plan_path(kModel, "cpu")))
+    FAIL() << "missing " << plan_path(kModel, "sm_90a") << ": run tools/gpu/make_plans.sh";
+  Fixture f = take(load_fixture(kModel, /*dummy=*/false), "fixture");
+  for (bool graphs : {false, true}) {
+    Side cpu = take(make_cpu_side(f), "cpu side");
+    Side fused = take(make_gpu_side(f, graphs, kMaxSeqs, /*gemv_prologue=*/true), "fused side");
+    Side plain = take(make_gpu_side(f, graphs, kMaxSeqs, /*gemv_prologue=*/false), "unfused side");
+    const int64_t V = fused.exec().vocab_size();
+    std::map<int, int64_t> len;
+    auto part = [&](int seq, int64_t n) {
+      Part p{seq, {}, false};
+      for (int64_t i = 0; i < n; ++i) p.tokens.push_back(token_at(seq, len[seq] + i, V));
+      len[seq] += n;
+      return p;
+    };
+    std::vector<std::vector<Part>> steps;
+    steps.push_back({part(0, 11), part(1, 6), part(2, 17)});
+    for (int i = 0; i < 5; ++i) steps.push_back({part(0, 1)});                        // m = 1: prologue
+    for (int i = 0; i < 5; ++i) steps.push_back({part(0, 1), part(1, 1)});            // m = 2: prologue
+    for (int i = 0; i < 5; ++i) steps.push_back({part(0, 1), part(1, 1), part(2, 1)});  // m = 3: groups run
+    double worst_pair = 0, worst_cpu = 0;
+    for (size_t s = 0; s < steps.size(); ++s) {
+      std::vector<float> lf, lp, lc;
+      ASSERT_TRUE(cpu.run(steps[s], &lc).ok()) << "cpu step " << s;
+      const Status sf = fused.run(steps[s], &lf);
+      ASSERT_TRUE(sf.ok()) << "fused step " << s << ": " << sf.message();
+      const Status sp = plain.run(steps[s], &lp);
+      ASSERT_TRUE(sp.ok()) << "unfused step " << s << ": " << sp.message();
+      const LogitsDiff dp = compare_logits(lp, lf, V), dc = compare_logits(lc, lf, V);
+      const double rp = dp.ref_scale > 0 ? dp.max_abs / dp.ref_scale : 0;
+      const double rc = dc.ref_scale > 0 ? dc.max_abs / dc.ref_scale : 0;
+      worst_pair = std::max(worst_pair, rp), worst_cpu = std::max(worst_cpu, rc);
+      const std::string ctx = StrCat() << (graphs ? "graphs" : "eager") << ", step " << s << " (batch "
+                                       << steps[s].size() << ")";
+      EXPECT_LE(rp, kRelTol) << ctx << ", prologue vs norm groups: " << dp.describe();
+      EXPECT_EQ(dp.argmax_mismatch, 0) << ctx << ", prologue vs norm groups: " << dp.describe();
+      EXPECT_LE(rc, kRelTol) << ctx << ", prologue vs CPU f32: " << dc.describe();
+      EXPECT_EQ(dc.argmax_mismatch, 0) << ctx << ", prologue vs CPU f32: " << dc.describe();
+    }
+    std::cout << "[fusion] " << (graphs ? "graphs" : "eager") << ": prologue vs norm groups worst rel "
+              << worst_pair << ", vs CPU f32 worst rel " << worst_cpu << "\n";
+  }
+}
+
+}  // namespace
+}  // namespace ds::cuda::testing
