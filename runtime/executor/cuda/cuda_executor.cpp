@@ -157,7 +157,7 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   std::unique_ptr<CudaExecutor> e(new CudaExecutor());
   Impl& x = *e->impl_;
   x.opt = options;
-  if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && std::string(env) == "0") x.opt.gemv_prologue = false;
+  if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) x.opt.gemv_prologue = std::string(env) != "0";
   if (x.opt.max_logit_rows == 0) x.opt.max_logit_rows = x.opt.token_capacity;
   x.plan = &plan;
   x.kv = &kv;

@@ -53,9 +53,11 @@ struct CudaExecutorOptions {
   // NCCL; every rank of the group must be given it. Not owned.
   CustomAllReduce* custom_all_reduce = nullptr;
   // Linears marked with an RMSNorm prologue (dscc ds-gemv-prologue) compute the
-  // norm inside their GEMV at decode batch sizes, and the norm's group is not
-  // launched. DSRT_GEMV_PROLOGUE=0 in the environment turns it off (A/B runs).
-  bool gemv_prologue = true;
+  // norm inside their GEMV at decode batch sizes (m <= 2), and the norm's group
+  // is not launched. Off by default: on the H200 the prologue GEMVs cost more
+  // than the launches they save (docs/PERF.md, session 4). DSRT_GEMV_PROLOGUE=1
+  // (or 0) in the environment overrides it.
+  bool gemv_prologue = false;
 
   Status validate() const;
 };

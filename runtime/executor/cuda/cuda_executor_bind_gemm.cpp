@@ -49,7 +49,7 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   DS_ASSIGN_OR_RETURN(std::string prologue, attr_string_or(attrs, "prologue", "", where_));
   if (prologue.empty()) return Status::Ok();
   if (prologue != "rms_norm") return err("prologue '" + prologue + "' is not supported by the CUDA executor");
-  if (!x_.opt.gemv_prologue) return Status::Ok();  // DSRT_GEMV_PROLOGUE=0: the group always runs
+  if (!x_.opt.gemv_prologue) return Status::Ok();  // off (the default): the group always runs
   // The group that writes x: the last writer of that arena buffer before this linear.
   const auto w = writer_.find(ins_[0].index);
   if (w == writer_.end() || !fused_kernel_.count(w->second))

@@ -79,7 +79,7 @@ constexpr int64_t kNumPages = 96;
 
 Result<Side> make_cpu_side(const Fixture& f);
 // gemv_prologue: CudaExecutorOptions::gemv_prologue (RMSNorm inside the decode GEMV).
-Result<Side> make_gpu_side(const Fixture& f, bool graphs, int64_t graph_max_bs = kMaxSeqs, bool gemv_prologue = true);
+Result<Side> make_gpu_side(const Fixture& f, bool graphs, int64_t graph_max_bs = kMaxSeqs, bool gemv_prologue = false);
 
 // Deterministic token of sequence `seq` at history position `pos`.
 int32_t token_at(int seq, int64_t pos, int64_t vocab);
