@@ -141,6 +141,82 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
   if (threadIdx.x == 0) counter[b] = epoch;
 }
 
+// The all-reduce with the RMSNorm of the rows it produces fused behind it
+// (the norm group after a row-parallel linear's all-reduce at decode): block b
+// owns row b (hvec 16-byte vectors of T) end to end, so after the sum it can
+// reduce the row's sum of squares and write norm_out[b] = out[b] *
+// rsqrt(mean(out[b]^2) + eps) * gamma in bf16, with the arithmetic of dscc's
+// generated rms_norm (the squares of the values as stored in out). Same
+// staging, flags and epochs as one_shot_all_reduce: the vector index is the
+// same, and blocks are indexed by row.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) one_shot_all_reduce_norm(PeerPtrs peers, int rank, int world,
+                                                                      const uint4* in, const uint4* residual,
+                                                                      uint4* out, size_t hvec, size_t half_bytes,
+                                                                      uint32_t* counter, long long timeout_ns,
+                                                                      __nv_bfloat16* norm_out,
+                                                                      const __nv_bfloat16* gamma, float eps) {
+  __shared__ uint32_t epoch_s;
+  __shared__ float red[kThreads / 32];
+  const int b = blockIdx.x;
+  pdl_wait();
+  pdl_trigger();
+  if (threadIdx.x == 0) epoch_s = counter[b] + 1;
+  __syncthreads();
+  const uint32_t epoch = epoch_s;
+  const size_t half = (epoch & 1u) * half_bytes;
+  const size_t begin = static_cast<size_t>(b) * hvec;
+  const size_t end = begin + hvec;
+  uint4* mine = reinterpret_cast<uint4*>(const_cast<uint8_t*>(peers.staging[rank]) + half);
+  for (size_t i = begin + threadIdx.x; i < end; i += kThreads) mine[i] = in[i];
+  __syncthreads();
+  if (threadIdx.x < world) {
+    __threadfence_system();
+    store_release_sys(peers.flags[threadIdx.x] + b * CustomAllReduce::kMaxRanks + rank, epoch);
+  }
+  if (threadIdx.x < world) {
+    const uint32_t* f = peers.flags[rank] + b * CustomAllReduce::kMaxRanks + threadIdx.x;
+    const unsigned long long start = global_ns();
+    while (static_cast<int32_t>(load_acquire_sys(f) - epoch) < 0) {
+      if (static_cast<long long>(global_ns() - start) > timeout_ns) __trap();
+    }
+  }
+  __syncthreads();
+  constexpr int kN = Vec<T>::kN;
+  float ss = 0.0f;
+  for (size_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    float acc[kN], x[kN];
+    Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[0] + half)[i], acc);
+    if (residual != nullptr) {
+      Vec<T>::load(residual[i], x);
+      for (int k = 0; k < kN; ++k) acc[k] = x[k] + acc[k];
+    }
+    for (int r = 1; r < world; ++r) {
+      Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[r] + half)[i], x);
+      for (int k = 0; k < kN; ++k) acc[k] += x[k];
+    }
+    const uint4 stored = Vec<T>::store(acc);
+    out[i] = stored;
+    Vec<T>::load(stored, x);  // the row as stored (rounded for 16-bit T)
+    for (int k = 0; k < kN; ++k) ss += x[k] * x[k];
+  }
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < kThreads / 32; ++w) total += red[w];
+  const size_t hidden = hvec * kN;
+  const float rstd = rsqrtf(total / static_cast<float>(hidden) + eps);
+  for (size_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    float x[kN];
+    Vec<T>::load(out[i], x);  // this thread's own store above
+    const size_t e = (i - begin) * kN;
+    __nv_bfloat16* dst = norm_out + static_cast<size_t>(b) * hidden + e;
+    for (int k = 0; k < kN; ++k) dst[k] = __float2bfloat16_rn(x[k] * rstd * __bfloat162float(gamma[e + k]));
+  }
+  if (threadIdx.x == 0) counter[b] = epoch;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vector<int>& devices, size_t max_bytes,
@@ -244,6 +320,62 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
       break;
   }
   if (e != cudaSuccess) return cuda_error_status(e, "one_shot_all_reduce launch", __FILE__, __LINE__);
+  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
+
+bool CustomAllReduce::supports_norm(const void* in, const void* out, DType dtype, int64_t rows, int64_t hidden) const {
+  if (rows <= 0 || rows > kMaxBlocks || hidden <= 0) return false;
+  if ((static_cast<size_t>(hidden) * dtype_size(dtype)) % 16 != 0) return false;
+  return supports(in, out, dtype, static_cast<size_t>(rows * hidden));
+}
+
+Status CustomAllReduce::all_reduce_sum_norm(int rank, const void* in, void* out, DType dtype, int64_t rows,
+                                            int64_t hidden, cudaStream_t stream, const void* residual,
+                                            void* norm_out, const void* gamma, float eps) {
+  if (rank < 0 || rank >= size())
+    return Status::Error(StrCat() << "custom all-reduce: rank " << rank << " of " << size());
+  if (rows == 0) return Status::Ok();
+  if (!supports_norm(in, out, dtype, rows, hidden))
+    return Status::Error(StrCat() << "custom all-reduce + RMSNorm: " << rows << " rows x " << hidden << " "
+                                  << dtype_name(dtype) << " (more than " << kMaxBlocks
+                                  << " rows, a row not a multiple of 16 bytes, unaligned, or over " << max_bytes_
+                                  << " bytes)");
+  if (norm_out == nullptr || gamma == nullptr) return Status::Error("custom all-reduce + RMSNorm: null norm_out or gamma");
+  if (reinterpret_cast<uintptr_t>(residual) % 16 != 0)
+    return Status::Error("custom all-reduce: the residual is not 16-byte aligned");
+  PeerPtrs peers{};
+  for (int r = 0; r < size(); ++r) {
+    peers.staging[r] = static_cast<const uint8_t*>(ranks_[r].staging.data());
+    peers.flags[r] = static_cast<uint32_t*>(ranks_[r].flags.data());
+  }
+  const size_t hvec = static_cast<size_t>(hidden) * dtype_size(dtype) / 16;
+  auto* counter = static_cast<uint32_t*>(ranks_[rank].counter.data());
+  const auto* src = static_cast<const uint4*>(in);
+  const auto* res = static_cast<const uint4*>(residual);
+  auto* dst = static_cast<uint4*>(out);
+  auto* nout = static_cast<__nv_bfloat16*>(norm_out);
+  const auto* g = static_cast<const __nv_bfloat16*>(gamma);
+  const dim3 grid(static_cast<unsigned>(rows)), block(kThreads);
+  const size_t half_bytes = max_bytes_;
+  const int world = size();
+  const long long timeout_ns = timeout_ns_;
+  cudaError_t e = cudaSuccess;
+  switch (dtype) {
+    case DType::kBF16:
+      e = launch_kernel(one_shot_all_reduce_norm<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res,
+                        dst, hvec, half_bytes, counter, timeout_ns, nout, g, eps);
+      break;
+    case DType::kF16:
+      e = launch_kernel(one_shot_all_reduce_norm<__half>, grid, block, 0, stream, peers, rank, world, src, res, dst,
+                        hvec, half_bytes, counter, timeout_ns, nout, g, eps);
+      break;
+    default:
+      e = launch_kernel(one_shot_all_reduce_norm<float>, grid, block, 0, stream, peers, rank, world, src, res, dst,
+                        hvec, half_bytes, counter, timeout_ns, nout, g, eps);
+      break;
+  }
+  if (e != cudaSuccess) return cuda_error_status(e, "one_shot_all_reduce_norm launch", __FILE__, __LINE__);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

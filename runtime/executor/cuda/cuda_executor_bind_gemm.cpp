@@ -45,6 +45,26 @@ Status Binder::linear(const PlanAttrs* attrs, BoundOp& op) {
   return Status::Ok();
 }
 
+// Whether program[g] is a group of exactly one rms_norm(input 0, input 1)
+// with one result; its input operands and eps when so.
+bool Binder::pure_rms_norm(size_t g, NormGroup* out) const {
+  const auto k = fused_kernel_.find(g);
+  if (k == fused_kernel_.end()) return false;
+  const std::vector<Operand>& gin = fused_ins_.at(g);
+  const auto* ops = k->second->fused_ops();
+  const plan::FusedOp* fo = ops && ops->size() == 1 ? ops->Get(0) : nullptr;
+  if (!(fo && fo->op() && fo->op()->str() == "rms_norm" && fo->operands() && fo->operands()->size() == 2 &&
+        fo->operands()->Get(0) == 0 && fo->operands()->Get(1) == 1 && k->second->num_inputs() == 2 &&
+        k->second->results() && k->second->results()->size() == 1 && gin.size() == 2))
+    return false;
+  auto eps = attr_float(fo->attrs(), "eps", where_);
+  if (!eps.ok()) return false;
+  out->src = gin[0];
+  out->gamma = gin[1];
+  out->eps = static_cast<float>(*eps);
+  return true;
+}
+
 Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   DS_ASSIGN_OR_RETURN(std::string prologue, attr_string_or(attrs, "prologue", "", where_));
   if (prologue.empty()) return Status::Ok();
@@ -52,35 +72,56 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   if (!x_.opt.gemv_prologue) return Status::Ok();  // off (the default): the group always runs
   // The group that writes x: the last writer of that arena buffer before this linear.
   const auto w = writer_.find(ins_[0].index);
-  if (w == writer_.end() || !fused_kernel_.count(w->second))
-    return err(StrCat() << "prologue rms_norm: input 0 '" << ins_[0].name << "' is not written by a fused group");
+  NormGroup ng;
+  if (w == writer_.end() || !pure_rms_norm(w->second, &ng))
+    return err(StrCat() << "prologue rms_norm: input 0 '" << ins_[0].name
+                        << "' is not written by a group of one rms_norm of (input 0, input 1)");
   const size_t g = w->second;
-  const plan::Kernel& k = *fused_kernel_.at(g);
-  const std::vector<Operand>& gin = fused_ins_.at(g);
-  const auto* ops = k.fused_ops();
-  const plan::FusedOp* fo = ops && ops->size() == 1 ? ops->Get(0) : nullptr;
-  const bool shape_ok = fo && fo->op() && fo->op()->str() == "rms_norm" && fo->operands() &&
-                        fo->operands()->size() == 2 && fo->operands()->Get(0) == 0 && fo->operands()->Get(1) == 1 &&
-                        k.num_inputs() == 2 && k.results() && k.results()->size() == 1 && gin.size() == 2;
-  if (!shape_ok)
-    return err(StrCat() << "prologue rms_norm: program[" << g << "] is not one rms_norm of (input 0, input 1)");
-  const Operand& src = gin[0];
-  const Operand& gamma = gin[1];
-  if (src.kind != Operand::kArena || (src.dtype != DType::kF32 && src.dtype != DType::kBF16) || src.width != op.gemm.k)
-    return err(StrCat() << "prologue rms_norm: the norm's input '" << src.name << "' must be an f32 or bf16 arena buffer of "
-                        << op.gemm.k << " elements per token");
-  if (gamma.kind != Operand::kWeight || gamma.dtype != DType::kBF16 || gamma.weight->shape.size() != 1 ||
-      gamma.weight->shape[0] != op.gemm.k)
-    return err(StrCat() << "prologue rms_norm: the norm's weight '" << gamma.name << "' must be bf16 [" << op.gemm.k << "]");
-  DS_ASSIGN_OR_RETURN(double eps, attr_float(fo->attrs(), "eps", where_ + ", prologue rms_norm"));
-  op.gemm.norm.src = src.ptr;
-  op.gemm.norm.src_dtype = src.dtype;
+  if (ng.src.kind != Operand::kArena || (ng.src.dtype != DType::kF32 && ng.src.dtype != DType::kBF16) ||
+      ng.src.width != op.gemm.k)
+    return err(StrCat() << "prologue rms_norm: the norm's input '" << ng.src.name
+                        << "' must be an f32 or bf16 arena buffer of " << op.gemm.k << " elements per token");
+  if (ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
+      ng.gamma.weight->shape[0] != op.gemm.k)
+    return err(StrCat() << "prologue rms_norm: the norm's weight '" << ng.gamma.name << "' must be bf16 [" << op.gemm.k
+                        << "]");
+  op.gemm.norm.src = ng.src.ptr;
+  op.gemm.norm.src_dtype = ng.src.dtype;
   op.gemm.norm.ld_src = 0;
-  op.gemm.norm.gamma = gamma.ptr;
-  op.gemm.norm.eps = static_cast<float>(eps);
-  op.prologue_group = g;
-  x_.program.at(g).prologue_of = pos;
+  op.gemm.norm.gamma = ng.gamma.ptr;
+  op.gemm.norm.eps = ng.eps;
+  // The GEMV computes the group now; an all-reduce that also absorbed it stops doing so.
+  BoundOp& group = x_.program.at(g);
+  if (group.absorbed_by != BoundOp::kNone) {
+    BoundOp& ar = x_.program.at(group.absorbed_by);
+    ar.norm_out = nullptr;
+    ar.norm_gamma = nullptr;
+  }
+  group.absorbed_by = pos;
   return Status::Ok();
+}
+
+// A group of one rms_norm whose input is the output of an all_reduce (the
+// norm after a row-parallel linear under TP): the custom all-reduce can write
+// the norm too (bf16 output, bf16 gamma of the row width). Nothing to link
+// otherwise (the group runs).
+void Binder::link_all_reduce_norm(BoundOp& op, size_t pos) {
+  NormGroup ng;
+  if (!pure_rms_norm(pos, &ng) || ng.src.kind != Operand::kArena) return;
+  const auto w = writer_.find(ng.src.index);
+  if (w == writer_.end()) return;
+  BoundOp& ar = x_.program.at(w->second);
+  if (ar.kind != BoundOp::Kind::kAllReduce || ar.per_logit_row || ar.norm_out != nullptr || ar.out != ng.src.ptr)
+    return;
+  const Operand& out = outs_.at(0);
+  if (out.kind != Operand::kArena || out.dtype != DType::kBF16 || out.width != ar.hidden) return;
+  if (ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
+      ng.gamma.weight->shape[0] != ar.hidden)
+    return;
+  ar.norm_out = out.ptr;
+  ar.norm_gamma = ng.gamma.ptr;
+  ar.norm_eps = ng.eps;
+  op.absorbed_by = w->second;
 }
 
 Status Binder::logits(BoundOp& op) {

@@ -55,6 +55,14 @@ class Binder {
   // points the GEMV's NormPrologue at them; run_program then skips the group
   // in steps where the GEMV computes it.
   Status link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos);
+  // A norm group (op, at program position pos) fed by an all_reduce: the custom
+  // all-reduce computes it at decode (BoundOp::norm_out); see executor_impl.h.
+  void link_all_reduce_norm(BoundOp& op, size_t pos);
+  struct NormGroup {
+    Operand src, gamma;
+    float eps = 0;
+  };
+  bool pure_rms_norm(size_t g, NormGroup* out) const;
 
   CudaExecutor::Impl& x_;
   const std::vector<DeviceTensor>& w_;

@@ -55,13 +55,15 @@ struct BoundOp {
   // kLinear / kLogits (gemm.m is set per step; logits gather x rows first)
   GemmArgs gemm;
   const void* x = nullptr;
-  // RMSNorm GEMV prologue (dscc ds-gemv-prologue): a kLinear with gemm.norm.src
-  // set computes its x from the norm's input in steps where the GEMV can
-  // (GemmRunner::supports_norm_prologue at that m), and program[prologue_group]
-  // (the norm group, whose prologue_of points back) is not launched in them.
+  // A norm group (kFused, one rms_norm) may be computed by another instruction,
+  // program[absorbed_by], and is then not launched in the steps where that one
+  // does it (CudaExecutor::Impl::absorbs):
+  //  - a kLinear with gemm.norm.src set (dscc ds-gemv-prologue, opt-in): its
+  //    GEMV computes x from the norm's input when supports_norm_prologue holds;
+  //  - a kAllReduce with norm_out set: the one-shot custom all-reduce writes the
+  //    norm of the rows it sums when supports_norm holds (decode).
   static constexpr size_t kNone = static_cast<size_t>(-1);
-  size_t prologue_group = kNone;
-  size_t prologue_of = kNone;
+  size_t absorbed_by = kNone;
   // kAttention
   const void* q = nullptr;
   int layer = -1;
@@ -74,6 +76,10 @@ struct BoundOp {
   DType dtype = DType::kBF16;
   bool per_logit_row = false;
   const void* residual = nullptr;  // kAllReduce: out = residual + sum over ranks
+  // kAllReduce: the RMSNorm group it absorbs (bf16 [rows, hidden] output).
+  void* norm_out = nullptr;
+  const void* norm_gamma = nullptr;
+  float norm_eps = 0;
 };
 
 // Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
@@ -170,6 +176,10 @@ struct CudaExecutor::Impl {
   // when the GEMV runs it at this m (then the norm group is skipped).
   GemmArgs linear_args(const BoundOp& op, int64_t m) const;
   Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
+  // Whether the all_reduce computes its norm group in a step of `rows` rows.
+  bool all_reduce_norm_fused(const BoundOp& op, int64_t rows) const;
+  // Whether `by` computes the norm group it absorbed in a step of shape `sh`.
+  bool absorbs(const BoundOp& by, const StepShape& sh) const;
   Status capture_graphs();
   // Index of the smallest KV bucket >= max_kv_len.
   size_t kv_bucket(int64_t max_kv_len) const;
