@@ -3,6 +3,8 @@
 // Epilogue order: acc (+ bias) (+ residual) in f32, then one rounding to out_dtype.
 // At decode (m <= kNormPrologueMaxM) the GEMV kernels can also compute the
 // RMSNorm that produces x themselves (NormPrologue): x is then not read.
+// At decode (m <= kGemvWarpMaxM, gemv.h: 4) the warp GEMV kernels can also
+// finish the MLP's gate_up projection with SwiGLU (GemmArgs::swiglu_out).
 //
 // GemmRunner owns a cuBLASLt handle and workspace and caches the heuristic's
 // algorithm per (M, N, K, out dtype, bias) so that steady-state launches do no
@@ -61,6 +63,13 @@ struct GemmArgs {
   const void* residual = nullptr;
   // Decode prologue (GEMV path only): when norm.src != nullptr, x is NOT read (it may be null).
   NormPrologue norm;
+  // SwiGLU epilogue (warp GEMV kernels only): w is [2I, k] (gate rows [0, I), up rows [I, 2I)),
+  // n = 2I; the kernel writes swiglu_out[i, j] = bf16(silu(g) * u) with g = x·w[j] (+ bias[j]),
+  // u = x·w[I + j] (+ bias[I + j]) in f32 (silu(v) = v / (1 + exp(-v)), as dscc's generated
+  // silu), for j < I, row stride ld_swiglu (0: I); y is not written (may be null). No residual
+  // and no RMSNorm prologue with it; out_dtype must be bf16; swiglu_out must not overlap x.
+  void* swiglu_out = nullptr;
+  int64_t ld_swiglu = 0;
 };
 
 class GemmRunner {
@@ -88,14 +97,24 @@ class GemmRunner {
   // does not force a kernel without the prologue. Cheap: no launch.
   bool supports_norm_prologue(const GemmArgs& args) const;
 
+  // Whether run(args) can compute the SwiGLU epilogue (args.swiglu_out; it and
+  // y may be null here: only shapes, strides, dtypes and the alignment of the
+  // pointers that are set are checked). True iff 1 <= m <= 4 (kGemvWarpMaxM),
+  // n even, k % 8 == 0, ldx % 8 == 0, x and w 16-byte aligned, out_dtype bf16,
+  // ld_swiglu (0: n / 2) >= n / 2, no residual, no norm prologue, swiglu_out
+  // not overlapping x, and DSRT_GEMM_KERNEL does not force a kernel without
+  // the epilogue. A block of the warp kernels holds gate row j and up row
+  // I + j (k split over 1 or 2 warps per row). Cheap: no launch.
+  bool supports_swiglu_epilogue(const GemmArgs& args) const;
+
   // Runs the heuristic for a shape ahead of time (before graph capture).
   Status prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias);
 
   // For m <= kGemvMaxM, kAuto picks between the GEMV kernels and cuBLASLt by
   // timing them once per problem (shape, strides, dtype, bias, residual,
   // prologue, alignment) on the real buffers, at the first run() outside a
-  // graph capture or here (outside a capture; synchronizes the stream; y is
-  // overwritten unless the residual is in place, where y is preserved). The
+  // graph capture or here (outside a capture; synchronizes the stream; y, or
+  // swiglu_out, is overwritten unless the residual is in place, where y is preserved). The
   // choice is process-wide per (device, problem): every GemmRunner of the
   // process uses it. An unmeasured problem met inside a capture uses a fixed
   // rule, and that choice is recorded as the problem's choice too.

@@ -15,7 +15,7 @@ namespace ds::cuda::detail {
 bool ProblemKey::operator==(const ProblemKey& o) const {
   return m == o.m && n == o.n && k == o.k && ldx == o.ldx && ldy == o.ldy && ld_src == o.ld_src && out == o.out &&
          bias == o.bias && residual == o.residual && residual_in_place == o.residual_in_place && norm == o.norm &&
-         align == o.align;
+         align == o.align && swiglu == o.swiglu && ld_swiglu == o.ld_swiglu;
 }
 
 size_t ProblemKeyHash::operator()(const ProblemKey& key) const {
@@ -28,7 +28,8 @@ size_t ProblemKeyHash::operator()(const ProblemKey& key) const {
   mix(static_cast<uint64_t>(key.ldy));
   mix(static_cast<uint64_t>(key.ld_src));
   mix(static_cast<uint64_t>(key.out) << 8 | (key.bias ? 1u : 0u) | (key.residual ? 2u : 0u) |
-      (key.residual_in_place ? 4u : 0u) | static_cast<uint64_t>(key.norm) << 3);
+      (key.residual_in_place ? 4u : 0u) | static_cast<uint64_t>(key.norm) << 3 | (key.swiglu ? 64u : 0u));
+  mix(static_cast<uint64_t>(key.ld_swiglu));
   mix(key.align);
   return static_cast<size_t>(h);
 }
@@ -59,6 +60,11 @@ ProblemKey make_problem_key(const GemmArgs& a) {
     key.ldx = 0;  // x is not read
     align = std::min({align, pointer_alignment(a.norm.src), pointer_alignment(a.norm.gamma)});
   }
+  if (a.swiglu_out != nullptr) {
+    key.swiglu = true;
+    key.ld_swiglu = a.ld_swiglu == 0 ? a.n / 2 : a.ld_swiglu;
+    key.ldy = 0;  // y is not written
+  }
   key.align = align;
   return key;
 }
@@ -74,15 +80,19 @@ const char* choice_name(Choice c) {
   return "gemv-mma";
 }
 
-bool choice_can_run(Choice c, int64_t m, bool norm) {
+bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu) {
   switch (c) {
     case Choice::kCublasLt:
-    case Choice::kGemvMma: return !norm;
+    case Choice::kGemvMma: return !norm && !swiglu;
     case Choice::kGemvWarp:
     case Choice::kGemvAsync: return m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);
     case Choice::kGemvWarpDeep: return m == 1;
   }
   return false;
+}
+
+bool choice_can_run(Choice c, const GemmArgs& a) {
+  return choice_can_run(c, a.m, a.norm.src != nullptr, a.swiglu_out != nullptr);
 }
 
 bool env_forced_kernel(Choice* out) {
@@ -100,7 +110,7 @@ bool env_forced_kernel(Choice* out) {
 // for every GEMV-eligible problem it can run instead of timing the candidates.
 bool forced_choice(const GemmArgs& a, Choice* out) {
   Choice c;
-  if (!env_forced_kernel(&c) || !choice_can_run(c, a.m, a.norm.src != nullptr)) return false;
+  if (!env_forced_kernel(&c) || !choice_can_run(c, a)) return false;
   *out = c;
   return true;
 }
@@ -123,9 +133,9 @@ bool layer_rule_choice(const GemmArgs& a, Choice* out) {
 // From the H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at
 // m <= 2 on many-row shapes (gate_up, lm_head: 4.2-4.6 vs 3.9-4.4 TB/s) and on
 // small ones (launch-bound); cuBLASLt wins on few-row long-k shapes and at
-// m >= 4. The RMSNorm prologue runs on the warp kernels only.
+// m >= 4. The RMSNorm prologue and the SwiGLU epilogue run on the warp kernels only.
 Choice static_choice(const GemmArgs& a) {
-  if (a.norm.src != nullptr) return Choice::kGemvWarp;
+  if (a.norm.src != nullptr || a.swiglu_out != nullptr) return Choice::kGemvWarp;
   if (a.m <= 2 && (a.n >= 16384 || a.n * a.k <= (int64_t{16} << 20))) return Choice::kGemvWarp;
   return Choice::kCublasLt;
 }
@@ -133,7 +143,7 @@ Choice static_choice(const GemmArgs& a) {
 std::vector<Choice> choice_candidates(const GemmArgs& a) {
   std::vector<Choice> out;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvMma, Choice::kGemvWarp, Choice::kGemvAsync, Choice::kGemvWarpDeep})
-    if (choice_can_run(c, a.m, a.norm.src != nullptr)) out.push_back(c);
+    if (choice_can_run(c, a)) out.push_back(c);
   return out;
 }
 

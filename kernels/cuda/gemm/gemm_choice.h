@@ -12,9 +12,11 @@
 namespace ds::cuda::detail {
 
 // One GEMM problem as far as kernel plans and choices are concerned: shape,
-// strides, dtypes, epilogue (bias, residual, in place), prologue, alignment.
+// strides, dtypes, epilogue (bias, residual, in place, SwiGLU), prologue, alignment.
 struct ProblemKey {
   int64_t m = 0, n = 0, k = 0, ldx = 0, ldy = 0, ld_src = 0;
+  int64_t ld_swiglu = 0;           // SwiGLU epilogue: its row stride (then ldy = 0: y is not written)
+  bool swiglu = false;
   DType out = DType::kBF16;
   bool bias = false;
   bool residual = false;
@@ -34,8 +36,11 @@ ProblemKey make_problem_key(const GemmArgs& a);  // a: ldx/ldy resolved
 enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvAsync, kGemvMma };
 const char* choice_name(Choice c);
 // Whether kernel `c` can compute a GEMV-eligible problem of m rows, with the
-// RMSNorm prologue or not: m limits of the warp kernels, the prologue only on them.
-bool choice_can_run(Choice c, int64_t m, bool norm);
+// RMSNorm prologue / SwiGLU epilogue or not: m limits of the warp kernels, the
+// prologue and the SwiGLU epilogue only on them.
+bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu = false);
+// choice_can_run for the problem `a` (its prologue and epilogue).
+bool choice_can_run(Choice c, const GemmArgs& a);
 
 // DSRT_GEMM_KERNEL=<choice name> (read once): true and *out set when it names a kernel.
 bool env_forced_kernel(Choice* out);

@@ -8,6 +8,8 @@
 // in-place case): D = acc + bias + residual in f32, one rounding.
 //
 // kAuto's choice among the GEMV kernels and cuBLASLt is in gemm_choice.cpp.
+// The RMSNorm prologue and the SwiGLU epilogue exist on the warp GEMV kernels
+// only: with either set, run() never falls back to cuBLASLt (an error instead).
 #include <cublasLt.h>
 
 #include <algorithm>
@@ -80,7 +82,16 @@ Key plan_key(const GemmArgs& a) {
   key.residual = key.residual_in_place = false;
   key.norm = 0;
   key.ld_src = 0;
+  key.swiglu = false;
+  key.ld_swiglu = 0;
   return key;
+}
+
+// What only the warp GEMV kernels compute, for error messages ("": neither).
+const char* gemv_only_feature(const GemmArgs& a) {
+  if (a.swiglu_out != nullptr) return "the SwiGLU epilogue";
+  if (a.norm.src != nullptr) return "the RMSNorm prologue";
+  return "";
 }
 
 size_t dtype_bytes(DType t) { return t == DType::kF32 ? 4 : 2; }
@@ -139,10 +150,10 @@ struct GemmRunner::Impl {
     const Key key = detail::make_problem_key(a);
     Choice c;
     if (detail::lookup_shared_choice(device, key, &c)) return c;
-    if (a.norm.src != nullptr && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a.m, true))
-      return Status::Error(StrCat() << "gemm: DSRT_GEMM_KERNEL=" << detail::choice_name(c)
-                                    << " cannot compute the RMSNorm prologue at m=" << a.m
-                                    << " (check supports_norm_prologue() before setting norm.src)");
+    if (*gemv_only_feature(a) != 0 && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a))
+      return Status::Error(StrCat() << "gemm: DSRT_GEMM_KERNEL=" << detail::choice_name(c) << " cannot compute "
+                                    << gemv_only_feature(a) << " at m=" << a.m
+                                    << " (check supports_norm_prologue() / supports_swiglu_epilogue() first)");
     if (detail::forced_choice(a, &c)) return c;
     if (detail::layer_rule_choice(a, &c)) return c;
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
@@ -271,7 +282,8 @@ struct GemmRunner::Impl {
   // an algorithm refuse beta != 0, an out-of-place residual is added by
   // add_residual after a beta = 0 product (an in-place one cannot: y is C).
   Status run_cublaslt(const GemmArgs& a, cudaStream_t stream) {
-    if (a.norm.src != nullptr) return Status::Error("gemm: cuBLASLt cannot compute the RMSNorm prologue");
+    if (*gemv_only_feature(a) != 0)
+      return Status::Error(StrCat() << "gemm: cuBLASLt cannot compute " << gemv_only_feature(a));
     DS_ASSIGN_OR_RETURN(Plan * plan, plan_for(plan_key(a)));
     if (plan->bias_in_epilogue)
       DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(plan->desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
@@ -334,17 +346,20 @@ static Status check_args(GemmArgs& a, bool need_pointers = true) {
   if (a.out_dtype != DType::kBF16 && a.out_dtype != DType::kF32)
     return Status::Error(StrCat() << "gemm: output dtype " << dtype_name(a.out_dtype) << " is not bf16 or f32");
   const bool norm = a.norm.src != nullptr;
+  const bool swiglu = a.swiglu_out != nullptr;
   if (a.ldx == 0) a.ldx = a.k;
   if (a.ldy == 0) a.ldy = a.n;
   if (a.ldx < a.k && !norm) return Status::Error(StrCat() << "gemm: ldx = " << a.ldx << " is smaller than k = " << a.k);
   if (a.ldy < a.n) return Status::Error(StrCat() << "gemm: ldy = " << a.ldy << " is smaller than n = " << a.n);
-  if (need_pointers && a.m > 0 && ((a.x == nullptr && !norm) || a.w == nullptr || a.y == nullptr))
-    return Status::Error(norm ? "gemm: w and y must be non-null" : "gemm: x, w and y must be non-null");
+  if (need_pointers && a.m > 0 && ((a.x == nullptr && !norm) || a.w == nullptr || (a.y == nullptr && !swiglu)))
+    return Status::Error(norm     ? "gemm: w and y must be non-null"
+                         : swiglu ? "gemm: x and w must be non-null"
+                                  : "gemm: x, w and y must be non-null");
   if (norm && a.norm.gamma == nullptr) return Status::Error("gemm: norm.src is set but norm.gamma is null");
   auto misaligned = [](const void* p, uintptr_t bytes) { return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) != 0; };
   const uintptr_t out_bytes = a.out_dtype == DType::kF32 ? 4 : 2;
   if (misaligned(a.x, 2) || misaligned(a.w, 2) || misaligned(a.bias, 2) || misaligned(a.y, out_bytes) ||
-      misaligned(a.residual, out_bytes))
+      misaligned(a.residual, out_bytes) || misaligned(a.swiglu_out, 2))
     return Status::Error("gemm: a pointer is not aligned to its element size");
   if (a.residual != nullptr && a.residual != a.y && a.y != nullptr && a.m > 0) {
     const uintptr_t r0 = reinterpret_cast<uintptr_t>(a.residual), y0 = reinterpret_cast<uintptr_t>(a.y);
@@ -368,6 +383,20 @@ bool GemmRunner::supports_norm_prologue(const GemmArgs& args) const {
   return true;
 }
 
+bool GemmRunner::supports_swiglu_epilogue(const GemmArgs& args) const {
+  GemmArgs a = args;
+  if (a.ldx == 0) a.ldx = a.k;
+  if (a.m < 1 || a.n <= 0 || a.k <= 0 || a.ldx < a.k) return false;
+  if ((reinterpret_cast<uintptr_t>(a.swiglu_out) & 1u) != 0) return false;
+  if (!detail::swiglu_unsupported_reason(a).empty()) return false;
+  // A DSRT_GEMM_KERNEL without the epilogue (cublaslt, gemv-mma, gemv-warp-deep
+  // at m > 1): the caller launches the SiLU*mul group and y is written.
+  detail::Choice forced;
+  if (detail::env_forced_kernel(&forced) && !detail::choice_can_run(forced, a.m, false, /*swiglu=*/true))
+    return false;
+  return true;
+}
+
 Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream) { return run(args, stream, GemmPath::kAuto); }
 
 Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path) {
@@ -375,10 +404,10 @@ Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path)
   DS_RETURN_IF_ERROR(check_args(a));
   if (a.m == 0) return Status::Ok();
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
-  if (a.norm.src != nullptr) {
-    if (path == GemmPath::kCublasLt) return Status::Error("gemm: cuBLASLt cannot compute the RMSNorm prologue");
+  if (const char* only = gemv_only_feature(a); *only != 0) {
+    if (path == GemmPath::kCublasLt) return Status::Error(StrCat() << "gemm: cuBLASLt cannot compute " << only);
     if (!gemv_reason.empty())
-      return Status::Error(StrCat() << "gemm: no GEMV kernel can compute the RMSNorm prologue here: " << gemv_reason);
+      return Status::Error(StrCat() << "gemm: no GEMV kernel can compute " << only << " here: " << gemv_reason);
   }
   if (path == GemmPath::kGemv && !gemv_reason.empty())
     return Status::Error(StrCat() << "gemm: the GEMV path cannot run this problem: " << gemv_reason);
@@ -396,8 +425,8 @@ Status GemmRunner::prepare(const GemmArgs& args, cudaStream_t stream) {
   if (a.m == 0) return Status::Ok();
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
   if (gemv_reason.empty()) return impl_->choose(a, stream).status();
-  if (a.norm.src != nullptr)
-    return Status::Error(StrCat() << "gemm: no GEMV kernel can compute the RMSNorm prologue here: " << gemv_reason);
+  if (const char* only = gemv_only_feature(a); *only != 0)
+    return Status::Error(StrCat() << "gemm: no GEMV kernel can compute " << only << " here: " << gemv_reason);
   return impl_->plan_for(plan_key(a)).status();
 }
 
@@ -405,7 +434,7 @@ std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   GemmArgs a = args;
   if (!check_args(a).ok()) return "invalid";
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
-  if (!gemv_reason.empty()) return a.norm.src != nullptr ? "unsupported (" + gemv_reason + ")" : "cublaslt";
+  if (!gemv_reason.empty()) return *gemv_only_feature(a) != 0 ? "unsupported (" + gemv_reason + ")" : "cublaslt";
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
     (void)cudaGetLastError();
@@ -413,8 +442,9 @@ std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   }
   Choice c;
   if (detail::lookup_shared_choice(device, detail::make_problem_key(a), &c)) return detail::choice_name(c);
-  if (a.norm.src != nullptr && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a.m, true))
-    return std::string("unsupported (DSRT_GEMM_KERNEL=") + detail::choice_name(c) + " has no RMSNorm prologue)";
+  if (*gemv_only_feature(a) != 0 && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a))
+    return std::string("unsupported (DSRT_GEMM_KERNEL=") + detail::choice_name(c) + " has no " +
+           (gemv_only_feature(a) + 4) + ")";
   if (detail::forced_choice(a, &c)) return std::string(detail::choice_name(c)) + " (DSRT_GEMM_KERNEL)";
   if (detail::layer_rule_choice(a, &c)) return std::string(detail::choice_name(c)) + " (long k, PDL)";
   return std::string("unmeasured (") + detail::choice_name(detail::static_choice(a)) + ")";

@@ -222,6 +222,7 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 }  // namespace
 
 std::string gemv_unsupported_reason(const GemmArgs& a) {
+  if (a.swiglu_out != nullptr) return swiglu_unsupported_reason(a);
   if (a.norm.src != nullptr) return norm_prologue_unsupported_reason(a);
   if (a.m < 1 || a.m > kGemvMaxM) return StrCat() << "m = " << a.m << " is outside [1, " << kGemvMaxM << "]";
   if (a.k % 8 != 0) return StrCat() << "k = " << a.k << " is not a multiple of 8";
@@ -257,6 +258,31 @@ std::string norm_prologue_unsupported_reason(const GemmArgs& a) {
   return {};
 }
 
+std::string swiglu_unsupported_reason(const GemmArgs& a) {
+  if (a.norm.src != nullptr) return "the SwiGLU epilogue with the RMSNorm prologue is not implemented";
+  if (a.residual != nullptr) return "the SwiGLU epilogue takes no residual";
+  if (a.m < 1 || a.m > kGemvWarpMaxM)
+    return StrCat() << "m = " << a.m << " is outside [1, " << kGemvWarpMaxM << "] (the warp GEMV kernels)";
+  if (a.n % 2 != 0) return StrCat() << "n = " << a.n << " is odd (gate and up rows: n = 2I)";
+  if (a.k % 8 != 0) return StrCat() << "k = " << a.k << " is not a multiple of 8";
+  if (a.ldx % 8 != 0) return StrCat() << "ldx = " << a.ldx << " is not a multiple of 8";
+  if (!aligned16(a.x) || !aligned16(a.w)) return "x or w is not 16-byte aligned";
+  if (a.out_dtype != DType::kBF16)
+    return StrCat() << "out_dtype " << dtype_name(a.out_dtype) << " is not bf16 (swiglu_out is bf16)";
+  const int64_t half = a.n / 2;
+  const int64_t ld = a.ld_swiglu == 0 ? half : a.ld_swiglu;
+  if (ld < half) return StrCat() << "ld_swiglu = " << ld << " is smaller than n / 2 = " << half;
+  if (a.swiglu_out != nullptr && a.x != nullptr && a.m > 0) {
+    // Other blocks still read x while swiglu_out is written: they must not overlap.
+    const uintptr_t o0 = reinterpret_cast<uintptr_t>(a.swiglu_out), x0 = reinterpret_cast<uintptr_t>(a.x);
+    const uintptr_t o1 = o0 + static_cast<uintptr_t>((a.m - 1) * ld + half) * 2;
+    const int64_t ldx = a.ldx == 0 ? a.k : a.ldx;
+    const uintptr_t x1 = x0 + static_cast<uintptr_t>((a.m - 1) * ldx + a.k) * 2;
+    if (o0 < x1 && x0 < o1) return "swiglu_out overlaps x";
+  }
+  return {};
+}
+
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   GemvWarpParams p;
   p.x = a.x;
@@ -278,6 +304,10 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
     p.ld_src = a.norm.ld_src == 0 ? a.k : a.norm.ld_src;
     p.gamma = a.norm.gamma;
     p.eps = a.norm.eps;
+  }
+  if (a.swiglu_out != nullptr) {
+    p.swiglu_out = a.swiglu_out;
+    p.ld_swiglu = a.ld_swiglu == 0 ? a.n / 2 : a.ld_swiglu;
   }
   return p;
 }
@@ -317,6 +347,18 @@ GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows :
 
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits,
                    GemvKernel kernel) {
+  const bool swiglu = a.swiglu_out != nullptr;
+  if (swiglu) {
+    // As for the prologue: what would read or write out of bounds is re-checked here.
+    const std::string reason = swiglu_unsupported_reason(a);
+    if (!reason.empty()) return Status::Error(StrCat() << "gemv: the SwiGLU epilogue cannot run: " << reason);
+    if (kernel == GemvKernel::kMmaTiles)
+      return Status::Error("gemv: the tensor-core GEMV (gemv-mma) has no SwiGLU epilogue; use a warp kernel");
+    if (kernel == GemvKernel::kAuto) kernel = GemvKernel::kWarpRows;
+    if (k_splits > 2)
+      return Status::Error(StrCat() << "gemv: k_splits = " << k_splits
+                                    << " with the SwiGLU epilogue (a block holds a gate/up row pair: 1 or 2)");
+  }
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
   const bool norm = a.norm.src != nullptr;
   const GemvXSource source = !norm                                ? GemvXSource::kX
@@ -331,15 +373,17 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
       return Status::Error("gemv: the tensor-core GEMV (gemv-mma) has no RMSNorm prologue; use a warp kernel");
   }
   if (kernel == GemvKernel::kWarpAsync && a.m <= kGemvWarpMaxM) {
-    const int splits = k_splits > 0 ? k_splits : gemv_async_splits(a.m, a.n, a.k, scratch.num_sms, source);
+    const int splits = k_splits > 0 ? k_splits : gemv_async_splits(a.m, a.n, a.k, scratch.num_sms, source, swiglu);
     return launch_gemv_async(gemv_warp_params(a, splits, false), stream);
   }
   if ((kernel == GemvKernel::kWarpRows || kernel == GemvKernel::kWarpRowsDeep) && a.m <= kGemvWarpMaxM) {
     const bool deep = kernel == GemvKernel::kWarpRowsDeep && a.m == 1;
-    const int splits = k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep, source);
+    const int splits =
+        k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep, source, swiglu);
     return launch_gemv_warp(gemv_warp_params(a, splits, deep), stream);
   }
   if (norm) return Status::Error("gemv: internal: no warp kernel for the RMSNorm prologue");
+  if (swiglu) return Status::Error(StrCat() << "gemv: no warp kernel for the SwiGLU epilogue at m = " << a.m);
   GemvParams p;
   p.x = static_cast<const __nv_bfloat16*>(a.x);
   p.w = static_cast<const __nv_bfloat16*>(a.w);

@@ -15,8 +15,16 @@ namespace ds::cuda::detail {
 
 // Empty when the GEMV kernel can compute `a` (1 <= m <= kGemvMaxM, k % 8 == 0,
 // ldx % 8 == 0, x and w 16-byte aligned; with a.norm.src set: the conditions of
-// norm_prologue_unsupported_reason instead of those on x); otherwise the reason.
+// norm_prologue_unsupported_reason instead of those on x; with a.swiglu_out
+// set: those of swiglu_unsupported_reason); otherwise the reason.
 std::string gemv_unsupported_reason(const GemmArgs& a);
+
+// Empty when the warp GEMV kernels can compute the SwiGLU epilogue
+// (GemmArgs::swiglu_out; `a` with ldx resolved): 1 <= m <= kGemvWarpMaxM, n even,
+// k % 8 == 0, ldx % 8 == 0, x and w 16-byte aligned, out_dtype bf16,
+// ld_swiglu (0: n / 2) >= n / 2, no residual, no norm prologue (not
+// implemented together), swiglu_out not overlapping x. A null swiglu_out passes.
+std::string swiglu_unsupported_reason(const GemmArgs& a);
 
 // Empty when the warp GEMV kernels (kWarpRows, kWarpRowsDeep, kWarpAsync) can
 // compute a.norm's RMSNorm prologue: 1 <= m <= kNormPrologueMaxM, k % 8 == 0,
@@ -55,7 +63,8 @@ GemvKernel gemv_auto_kernel(int64_t m);
 // (ldx/ldy resolved) and gemv_unsupported_reason(a) is empty. k_splits = 0:
 // automatic (kMmaTiles: gemv_k_splits, clamped to the scratch; kWarpRows:
 // gemv_warp_splits, 1/2/4). With a.norm.src set (the RMSNorm prologue) only the
-// warp kernels run it (kAuto: kWarpRows); kMmaTiles returns an error.
+// warp kernels run it (kAuto: kWarpRows); kMmaTiles returns an error. The same
+// holds for the SwiGLU epilogue (a.swiglu_out), whose k_splits must be 0, 1 or 2.
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0,
                    GemvKernel kernel = GemvKernel::kAuto);
 
@@ -78,13 +87,20 @@ struct GemvWarpParams {
   int64_t ld_src = 0;
   const void* gamma = nullptr;     // bf16 [k]
   float eps = 0.0f;
+  // SwiGLU epilogue (source kX only): rows j and n / 2 + j of w in one block,
+  // swiglu_out[i, j] = bf16(silu(g) * u) with row stride ld_swiglu; y unused.
+  // Needs splits 1 or 2 (a block of kGemvRowWarpsPerBlock warps holds a pair).
+  void* swiglu_out = nullptr;
+  int64_t ld_swiglu = 0;
 };
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);
+// swiglu: the SwiGLU epilogue's kernels (splits 1 or 2 only).
 int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false,
-                     GemvXSource source = GemvXSource::kX);
+                     GemvXSource source = GemvXSource::kX, bool swiglu = false);
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
-int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source = GemvXSource::kX);
+int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source = GemvXSource::kX,
+                      bool swiglu = false);
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.

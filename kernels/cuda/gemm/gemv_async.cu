@@ -4,7 +4,8 @@
 // of them in flight while it computes on the oldest; every lane reads back only
 // the bytes it copied itself, so no barrier is needed inside the loop.
 // Rows are split across 1/2/4 warps like the register kernel (gemv_warp.cu),
-// with the same epilogue (residual) and RMSNorm prologue (gemv_common.cuh).
+// with the same epilogue (residual), RMSNorm prologue and SwiGLU epilogue
+// (gemv_common.cuh).
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -31,17 +32,18 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-template <int M, GemvXSource S>
+template <int M, GemvXSource S, bool SWIGLU>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWarpParams p) {
+  static_assert(!SWIGLU || S == GemvXSource::kX, "the SwiGLU epilogue reads x");
   __shared__ __align__(16) uint4 ring[kWarpsPerBlock][kStages][kPerStage][32];
   __shared__ float red[kWarpsPerBlock][kGemvRedWidth<S, M>];
   pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (kWarpsPerBlock / splits) + warp / splits;
+  bool row_ok = false;
+  const int64_t row = gemv_warp_row<SWIGLU>(p, warp, row_ok);
   const int part = warp % splits;
-  const bool row_ok = row < p.n;
   const int64_t nv = p.k / 8;
   const int64_t chunk = (nv + splits - 1) / splits;
   const int64_t v_begin = part * chunk;
@@ -80,15 +82,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
     }
   }
   cp_async_wait<0>();
-  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
+  if constexpr (SWIGLU)
+    gemv_swiglu_epilogue<M>(p, acc, red, row, row_ok, warp, lane);
+  else
+    gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
 }
 
+// Occupancy of the plain kernels (the SwiGLU ones have the same launch bounds
+// and shared memory; their splits are chosen with these figures).
 template <int M, GemvXSource S>
 int resident_warps_per_sm() {
   static const int warps = [] {
     int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_async_kernel<M, S>, kWarpsPerBlock * 32, 0) !=
-        cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_async_kernel<M, S, false>, kWarpsPerBlock * 32,
+                                                      0) != cudaSuccess) {
       (void)cudaGetLastError();
       blocks = 6;
     }
@@ -111,46 +118,62 @@ int resident_warps(int64_t m, GemvXSource source) {
 
 }  // namespace
 
-int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source) {
+int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source, bool swiglu) {
   // As gemv_warp_splits: best last-wave fill of row parts over resident warps,
   // each part keeping at least the ring's worth of loads.
   if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
   if (source != GemvXSource::kX && m > kNormPrologueMaxM) return 1;
   const int64_t wave = static_cast<int64_t>(resident_warps(m, source)) * num_sms;
-  return gemv_rows_best_splits(n, k, wave, 32 * kPerStage * kStages * 8);
+  return gemv_rows_best_splits(n, k, wave, 32 * kPerStage * kStages * 8, swiglu ? 2 : kWarpsPerBlock);
 }
 
+namespace {
+
+// The plain-x kernels, with the SwiGLU epilogue or not (m in [1, kGemvWarpMaxM]).
+template <bool SWIGLU>
+cudaError_t launch_x(const GemvWarpParams& p, dim3 grid, int threads, cudaStream_t stream) {
+  constexpr GemvXSource kX = GemvXSource::kX;
+  switch (p.m) {
+    case 1: return launch_kernel(gemv_async_kernel<1, kX, SWIGLU>, grid, threads, 0, stream, p);
+    case 2: return launch_kernel(gemv_async_kernel<2, kX, SWIGLU>, grid, threads, 0, stream, p);
+    case 3: return launch_kernel(gemv_async_kernel<3, kX, SWIGLU>, grid, threads, 0, stream, p);
+    default: return launch_kernel(gemv_async_kernel<4, kX, SWIGLU>, grid, threads, 0, stream, p);
+  }
+}
+
+}  // namespace
+
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream) {
-  if (p.splits != 1 && p.splits != 2 && p.splits != 4)
-    return Status::Error(StrCat() << "gemv_async: splits = " << p.splits << " is not 1, 2 or 4");
+  const bool swiglu = p.swiglu_out != nullptr;
+  if (p.splits != 1 && p.splits != 2 && (p.splits != 4 || swiglu))
+    return Status::Error(StrCat() << "gemv_async: splits = " << p.splits << " is not 1, 2"
+                                  << (swiglu ? " (SwiGLU: a block must hold a gate/up row pair)" : " or 4"));
+  if (p.m < 1 || p.m > kGemvWarpMaxM)
+    return Status::Error(StrCat() << "gemv_async: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
+  constexpr GemvXSource kX = GemvXSource::kX, kF32 = GemvXSource::kNormF32, kBF16 = GemvXSource::kNormBF16;
+  if (swiglu && (p.source != kX || p.n % 2 != 0))
+    return Status::Error(StrCat() << "gemv_async: the SwiGLU epilogue needs x read from memory and an even n, got n = "
+                                  << p.n);
   const int64_t rows_per_block = kWarpsPerBlock / p.splits;
-  const int64_t blocks = (p.n + rows_per_block - 1) / rows_per_block;
+  // SwiGLU: rows_per_block / 2 (gate, up) pairs per block over n / 2 columns.
+  const int64_t blocks =
+      swiglu ? (p.n / 2 + rows_per_block / 2 - 1) / (rows_per_block / 2) : (p.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv_async: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
-  constexpr GemvXSource kX = GemvXSource::kX, kF32 = GemvXSource::kNormF32, kBF16 = GemvXSource::kNormBF16;
   cudaError_t err = cudaSuccess;
   if (p.source != kX) {
-    if (p.m < 1 || p.m > kNormPrologueMaxM)
+    if (p.m > kNormPrologueMaxM)
       return Status::Error(StrCat() << "gemv_async: the RMSNorm prologue needs m in [1, " << kNormPrologueMaxM
                                     << "], got " << p.m);
     if (p.source == kF32)
-      err = p.m == 1 ? launch_kernel(gemv_async_kernel<1, kF32>, grid, threads, 0, stream, p)
-                     : launch_kernel(gemv_async_kernel<2, kF32>, grid, threads, 0, stream, p);
+      err = p.m == 1 ? launch_kernel(gemv_async_kernel<1, kF32, false>, grid, threads, 0, stream, p)
+                     : launch_kernel(gemv_async_kernel<2, kF32, false>, grid, threads, 0, stream, p);
     else
-      err = p.m == 1 ? launch_kernel(gemv_async_kernel<1, kBF16>, grid, threads, 0, stream, p)
-                     : launch_kernel(gemv_async_kernel<2, kBF16>, grid, threads, 0, stream, p);
-    DS_CUDA_RETURN_IF_ERROR(err);
-    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-    return Status::Ok();
-  }
-  switch (p.m) {
-    case 1: err = launch_kernel(gemv_async_kernel<1, kX>, grid, threads, 0, stream, p); break;
-    case 2: err = launch_kernel(gemv_async_kernel<2, kX>, grid, threads, 0, stream, p); break;
-    case 3: err = launch_kernel(gemv_async_kernel<3, kX>, grid, threads, 0, stream, p); break;
-    case 4: err = launch_kernel(gemv_async_kernel<4, kX>, grid, threads, 0, stream, p); break;
-    default:
-      return Status::Error(StrCat() << "gemv_async: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
+      err = p.m == 1 ? launch_kernel(gemv_async_kernel<1, kBF16, false>, grid, threads, 0, stream, p)
+                     : launch_kernel(gemv_async_kernel<2, kBF16, false>, grid, threads, 0, stream, p);
+  } else {
+    err = swiglu ? launch_x<true>(p, grid, threads, stream) : launch_x<false>(p, grid, threads, stream);
   }
   DS_CUDA_RETURN_IF_ERROR(err);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());

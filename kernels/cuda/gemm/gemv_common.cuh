@@ -22,6 +22,15 @@
 // bandwidth-bound GEMV has to spare. The normalized x is never rounded to bf16
 // (the unfused path rounds it once: the fused result is slightly closer to f32).
 // The source is a template parameter: the plain-x kernels are unchanged.
+//
+// SwiGLU epilogue (decode gate_up, GemmArgs::swiglu_out), also a template
+// parameter: a block's row slots (kGemvRowWarpsPerBlock / splits of them) are
+// taken in pairs, slot 2q streaming gate row j = block * slots / 2 + q and slot
+// 2q + 1 up row I + j of the unchanged [2I, k] weight (gemv_warp_row). Every
+// warp's reduced sums go through the shared-memory step the split epilogue
+// already has, and the gate row's first warp adds the parts of both rows (same
+// fixed order as the plain epilogue), then writes bf16(silu(g) * u). So splits
+// must be 1 or 2 (4 would leave one row per block).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -139,6 +148,27 @@ struct GemvX<GemvXSource::kNormBF16, M> {
   }
 };
 
+// The w row a warp of a warp-per-row block streams, and whether it exists.
+// Plain: block b holds rows b * R .. b * R + R - 1 (R = kGemvRowWarpsPerBlock /
+// splits), `splits` consecutive warps per row. SwiGLU: block b holds output
+// columns j = b * R / 2 + q, slot 2q streaming gate row j, slot 2q + 1 up row
+// n / 2 + j; both exist iff j < n / 2.
+template <bool SWIGLU>
+__device__ __forceinline__ int64_t gemv_warp_row(const GemvWarpParams& p, int warp, bool& ok) {
+  const int slots = kGemvRowWarpsPerBlock / p.splits;
+  const int slot = warp / p.splits;
+  if constexpr (SWIGLU) {
+    const int64_t half = p.n / 2;
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * (slots / 2) + slot / 2;
+    ok = j < half;
+    return (slot & 1) != 0 ? half + j : j;
+  } else {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * slots + slot;
+    ok = row < p.n;
+    return row;
+  }
+}
+
 // Shared-memory width of the epilogue's split sums: the dots, and for the
 // RMSNorm sources the sums of squares after them.
 template <GemvXSource S, int M>
@@ -207,12 +237,52 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
   }
 }
 
+// The SwiGLU epilogue of a warp-per-row block (see the top of this file):
+// reduces each warp's per-lane sums, puts every warp's sums in `red` (shared,
+// [kGemvRowWarpsPerBlock][>= M]), and the first warp of each gate row adds its
+// row's p.splits parts and the up row's (fixed order, as gemv_rows_epilogue),
+// the bias of both rows, and stores swiglu_out[:, j] = bf16(silu(g) * u).
+// `row`/`row_ok` from gemv_warp_row<true>. Every thread of the block must call
+// it (after pdl_wait(): it writes swiglu_out).
+template <int M, int R>
+__device__ __forceinline__ void gemv_swiglu_epilogue(const GemvWarpParams& p, float (&acc)[M], float (*red)[R],
+                                                     int64_t row, bool row_ok, int warp, int lane) {
+  static_assert(R >= M, "epilogue shared-memory width");
+  const int splits = p.splits;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) red[warp][m] = acc[m];
+  }
+  __syncthreads();
+  const int slot = warp / splits;
+  // The gate row's first warp finishes the pair (the up row's warps follow it).
+  if ((slot & 1) != 0 || warp % splits != 0 || !row_ok || lane >= M) return;
+  float g = 0.0f, u = 0.0f;
+  for (int s2 = 0; s2 < splits; ++s2) g += red[warp + s2][lane];
+  for (int s2 = 0; s2 < splits; ++s2) u += red[warp + splits + s2][lane];
+  const int64_t half = p.n / 2;  // row = j here (a gate row)
+  if (p.bias != nullptr) {
+    const __nv_bfloat16* bias = static_cast<const __nv_bfloat16*>(p.bias);
+    g += __bfloat162float(bias[row]);
+    u += __bfloat162float(bias[half + row]);
+  }
+  const float silu = g / (1.0f + expf(-g));
+  static_cast<__nv_bfloat16*>(p.swiglu_out)[lane * p.ld_swiglu + row] = __float2bfloat16_rn(silu * u);
+}
+
 // Best last-wave fill of n * S row parts over `wave` resident warps for
-// S in {1, 2, 4} (ties: fewer splits), each part keeping >= min_k_per_part of k.
-inline int gemv_rows_best_splits(int64_t n, int64_t k, int64_t wave, int64_t min_k_per_part) {
+// S in {1, 2, 4} up to max_splits (ties: fewer splits), each part keeping
+// >= min_k_per_part of k.
+inline int gemv_rows_best_splits(int64_t n, int64_t k, int64_t wave, int64_t min_k_per_part,
+                                 int max_splits = kGemvRowWarpsPerBlock) {
   int best = 1;
   double best_fill = 0.0;
-  for (int s = 1; s <= kGemvRowWarpsPerBlock; s *= 2) {
+  for (int s = 1; s <= max_splits && s <= kGemvRowWarpsPerBlock; s *= 2) {
     if (s > 1 && k / s < min_k_per_part) break;
     const int64_t units = n * s;
     const int64_t waves = (units + wave - 1) / wave;

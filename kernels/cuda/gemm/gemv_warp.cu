@@ -6,7 +6,9 @@
 // Rows (or row parts, gemv_warp_splits) are the units of work, so the load is
 // even across SMs without any cross-block reduction. The epilogue adds the
 // residual; the RMSNorm prologue (m <= 2) replaces x by src and gamma (the
-// design is described in gemv_common.cuh), as a template parameter.
+// design is described in gemv_common.cuh), as a template parameter, and so is
+// the SwiGLU epilogue (m <= 4, splits 1 or 2: a block holds gate row j and up
+// row I + j, gemv_common.cuh).
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -37,16 +39,17 @@ template <int M, int LOADS, GemvXSource S>
 constexpr int kMinBlocks =
     M != 1 ? 1 : (S == GemvXSource::kX ? (LOADS == kLoads ? 9 : 5) : (LOADS == kLoads ? 8 : 4));
 
-template <int M, int LOADS, GemvXSource S>
+template <int M, int LOADS, GemvXSource S, bool SWIGLU>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)) gemv_warp_kernel(GemvWarpParams p) {
+  static_assert(!SWIGLU || S == GemvXSource::kX, "the SwiGLU epilogue reads x");
   __shared__ float red[kWarpsPerBlock][kGemvRedWidth<S, M>];
   pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (kWarpsPerBlock / splits) + warp / splits;
+  bool row_ok = false;
+  const int64_t row = gemv_warp_row<SWIGLU>(p, warp, row_ok);
   const int part = warp % splits;
-  const bool row_ok = row < p.n;
   const int64_t nv = p.k / 8;
   const int64_t chunk = (nv + splits - 1) / splits;
   const int64_t v_begin = part * chunk;
@@ -75,15 +78,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
     }
     load(v0 + 32 * LOADS);
   }
-  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
+  if constexpr (SWIGLU)
+    gemv_swiglu_epilogue<M>(p, acc, red, row, row_ok, warp, lane);
+  else
+    gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
 }
 
+// Occupancy of the plain kernels (the SwiGLU ones have the same launch bounds
+// and shared memory; their splits are chosen with these figures).
 template <int M, int LOADS, GemvXSource S>
 int resident_warps_per_sm() {
   static const int warps = [] {
     int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS, S>, kWarpsPerBlock * 32,
-                                                      0) != cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS, S, false>,
+                                                      kWarpsPerBlock * 32, 0) != cudaSuccess) {
       (void)cudaGetLastError();
       blocks = 8;
     }
@@ -115,53 +123,63 @@ int resident_warps(int64_t m, bool deep, GemvXSource source) {
 template <GemvXSource S>
 cudaError_t launch_norm(const GemvWarpParams& p, dim3 grid, int threads, cudaStream_t stream) {
   if (p.m == 1)
-    return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, S>, grid, threads, 0, stream, p)
-                  : launch_kernel(gemv_warp_kernel<1, kLoads, S>, grid, threads, 0, stream, p);
-  return launch_kernel(gemv_warp_kernel<2, kLoads, S>, grid, threads, 0, stream, p);
+    return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, S, false>, grid, threads, 0, stream, p)
+                  : launch_kernel(gemv_warp_kernel<1, kLoads, S, false>, grid, threads, 0, stream, p);
+  return launch_kernel(gemv_warp_kernel<2, kLoads, S, false>, grid, threads, 0, stream, p);
+}
+
+// The plain-x kernels, with the SwiGLU epilogue or not (m in [1, kGemvWarpMaxM]).
+template <bool SWIGLU>
+cudaError_t launch_x(const GemvWarpParams& p, dim3 grid, int threads, cudaStream_t stream) {
+  constexpr GemvXSource kX = GemvXSource::kX;
+  switch (p.m) {
+    case 1:
+      return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, kX, SWIGLU>, grid, threads, 0, stream, p)
+                    : launch_kernel(gemv_warp_kernel<1, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
+    case 2: return launch_kernel(gemv_warp_kernel<2, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
+    case 3: return launch_kernel(gemv_warp_kernel<3, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
+    default: return launch_kernel(gemv_warp_kernel<4, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
+  }
 }
 
 }  // namespace
 
-int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep, GemvXSource source) {
+int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep, GemvXSource source, bool swiglu) {
   // Work units (row parts) per wave of resident warps: the split whose unit
   // count fills its last wave best, each part keeping >= 8 batches of loads.
   if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
   if (source != GemvXSource::kX && m > kNormPrologueMaxM) return 1;
   deep = deep && m == 1;
   const int64_t wave = static_cast<int64_t>(resident_warps(m, deep, source)) * num_sms;
-  return gemv_rows_best_splits(n, k, wave, 32 * (deep ? kDeepLoads : kLoads) * 8);
+  return gemv_rows_best_splits(n, k, wave, 32 * (deep ? kDeepLoads : kLoads) * 8, swiglu ? 2 : kWarpsPerBlock);
 }
 
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
-  if (p.splits != 1 && p.splits != 2 && p.splits != 4)
-    return Status::Error(StrCat() << "gemv_warp: splits = " << p.splits << " is not 1, 2 or 4");
+  const bool swiglu = p.swiglu_out != nullptr;
+  if (p.splits != 1 && p.splits != 2 && (p.splits != 4 || swiglu))
+    return Status::Error(StrCat() << "gemv_warp: splits = " << p.splits << " is not 1, 2"
+                                  << (swiglu ? " (SwiGLU: a block must hold a gate/up row pair)" : " or 4"));
+  if (p.m < 1 || p.m > kGemvWarpMaxM)
+    return Status::Error(StrCat() << "gemv_warp: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
+  if (swiglu && (p.source != GemvXSource::kX || p.n % 2 != 0))
+    return Status::Error(StrCat() << "gemv_warp: the SwiGLU epilogue needs x read from memory and an even n, got n = "
+                                  << p.n);
   const int64_t rows_per_block = kWarpsPerBlock / p.splits;
-  const int64_t blocks = (p.n + rows_per_block - 1) / rows_per_block;
+  // SwiGLU: rows_per_block / 2 (gate, up) pairs per block over n / 2 columns.
+  const int64_t blocks =
+      swiglu ? (p.n / 2 + rows_per_block / 2 - 1) / (rows_per_block / 2) : (p.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
   cudaError_t err = cudaSuccess;
   if (p.source != GemvXSource::kX) {
-    if (p.m < 1 || p.m > kNormPrologueMaxM)
+    if (p.m > kNormPrologueMaxM)
       return Status::Error(StrCat() << "gemv_warp: the RMSNorm prologue needs m in [1, " << kNormPrologueMaxM
                                     << "], got " << p.m);
     err = p.source == GemvXSource::kNormF32 ? launch_norm<GemvXSource::kNormF32>(p, grid, threads, stream)
                                             : launch_norm<GemvXSource::kNormBF16>(p, grid, threads, stream);
-    DS_CUDA_RETURN_IF_ERROR(err);
-    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-    return Status::Ok();
-  }
-  constexpr GemvXSource kX = GemvXSource::kX;
-  switch (p.m) {
-    case 1:
-      err = p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, kX>, grid, threads, 0, stream, p)
-                   : launch_kernel(gemv_warp_kernel<1, kLoads, kX>, grid, threads, 0, stream, p);
-      break;
-    case 2: err = launch_kernel(gemv_warp_kernel<2, kLoads, kX>, grid, threads, 0, stream, p); break;
-    case 3: err = launch_kernel(gemv_warp_kernel<3, kLoads, kX>, grid, threads, 0, stream, p); break;
-    case 4: err = launch_kernel(gemv_warp_kernel<4, kLoads, kX>, grid, threads, 0, stream, p); break;
-    default:
-      return Status::Error(StrCat() << "gemv_warp: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
+  } else {
+    err = swiglu ? launch_x<true>(p, grid, threads, stream) : launch_x<false>(p, grid, threads, stream);
   }
   DS_CUDA_RETURN_IF_ERROR(err);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());

@@ -1,6 +1,7 @@
 // The GEMV kernels directly: a bandwidth report on the 7B/32B decode shapes
 // (first, so that it leads the log), split-k correctness/determinism, and the
-// cost of the RMSNorm prologue and the residual epilogue per kernel.
+// cost of the RMSNorm prologue, the residual epilogue and the SwiGLU
+// epilogue per kernel.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -235,6 +236,100 @@ TEST_F(GemvTest, NormPrologueAndResidualCostReport) {
         std::printf("%-14s %5lld %6lld %6lld | %-6s %7.2f %9.2f %9.2f %12.2f | %s\n", s.name, (long long)m,
                     (long long)s.n, (long long)s.k, kernel_names[ki], us[0], us[1], us[2], us[3],
                     ki == 0 ? runner_->chosen_kernel(auto_args).c_str() : "");
+      }
+    }
+  }
+}
+
+// Not a timing assertion: the cost of the SwiGLU epilogue on the gate_up
+// shapes (7B, 32B, TP2-32B), per warp kernel: microseconds per launch (mean of
+// 24 back to back, weights rotating through copies > L2) writing y = x·wᵀ
+// (plain, bf16 [m, 2I]) vs writing silu(g) * u (swiglu, bf16 [m, I]); the last
+// columns are kAuto's choice and time for each (the separate SiLU*mul kernel
+// the epilogue replaces is not in this library: compare with the layer bench).
+TEST_F(GemvTest, SwigluEpilogueCostReport) {
+  struct S {
+    const char* name;
+    int64_t n, k;
+  } shapes[] = {{"7B gate_up", 37888, 3584}, {"32B gate_up", 55296, 5120}, {"TP2 32B gate_up", 27648, 5120}};
+  const size_t pool_bytes = size_t{1700} << 20;
+  auto pool = DeviceBuffer::allocate(pool_bytes);
+  auto dx = DeviceBuffer::allocate(1 << 20);
+  auto dy = DeviceBuffer::allocate(size_t{55296} * 2 * 4);
+  auto dz = DeviceBuffer::allocate(size_t{27648} * 2 * 4);
+  ASSERT_TRUE(pool.ok() && dx.ok() && dy.ok() && dz.ok());
+  ASSERT_EQ(cudaMemset(pool->data(), 0, pool_bytes), cudaSuccess);
+  ASSERT_EQ(cudaMemset(dx->data(), 0, dx->bytes()), cudaSuccess);
+  auto start = Event::create();
+  auto stop = Event::create();
+  ASSERT_TRUE(start.ok() && stop.ok());
+  const detail::GemvKernel kernels[] = {detail::GemvKernel::kWarpRows, detail::GemvKernel::kWarpRowsDeep,
+                                        detail::GemvKernel::kWarpAsync};
+  const char* kernel_names[] = {"warp", "deep", "async"};
+  std::printf("us per launch         m      n      k | kernel   plain  swiglu (splits plain/swiglu) | kAuto plain"
+              " / swiglu\n");
+  for (int64_t m : {1, 2}) {
+    for (const S& s : shapes) {
+      const size_t bytes = static_cast<size_t>(s.n * s.k) * 2;
+      const size_t copies = std::max<size_t>(1, std::min<size_t>(8, pool_bytes / bytes));
+      auto make = [&](bool swiglu) {
+        GemmArgs a;
+        a.x = dx->data();
+        a.y = dy->data();
+        a.m = m;
+        a.n = s.n;
+        a.k = s.k;
+        a.ldx = s.k;
+        a.ldy = s.n;
+        if (swiglu) a.swiglu_out = dz->data();
+        return a;
+      };
+      // us per launch of `launch(a)` with w rotating through the pool's copies.
+      auto time_us = [&](GemmArgs a, auto&& launch) -> double {
+        const int reps = 24;
+        for (int i = 0; i < reps + 2; ++i) {
+          if (i == 2) EXPECT_TRUE(start->record(stream_).ok());
+          a.w = static_cast<char*>(pool->data()) + (i % copies) * bytes;
+          const Status st = launch(a);
+          if (!st.ok()) {
+            ADD_FAILURE() << s.name << " m=" << m << ": " << st.message();
+            return -1.0;
+          }
+        }
+        EXPECT_TRUE(stop->record(stream_).ok());
+        EXPECT_TRUE(stop->synchronize().ok());
+        auto ms = stop->elapsed_ms_since(*start);
+        return ms.ok() ? *ms * 1e3 / reps : -1.0;
+      };
+      double auto_us[2] = {0, 0};
+      std::string auto_name[2];
+      for (int sw = 0; sw < 2; ++sw) {
+        GemmArgs a = make(sw == 1);
+        a.w = pool->data();
+        ASSERT_TRUE(runner_->prepare(a, stream_.get()).ok());
+        auto_name[sw] = runner_->chosen_kernel(a);
+        auto_us[sw] = time_us(make(sw == 1), [&](const GemmArgs& b) { return runner_->run(b, stream_.get()); });
+      }
+      for (int ki = 0; ki < 3; ++ki) {
+        if (kernels[ki] == detail::GemvKernel::kWarpRowsDeep && m != 1) continue;
+        double us[2] = {0, 0};
+        for (int sw = 0; sw < 2; ++sw)
+          us[sw] = time_us(make(sw == 1), [&](const GemmArgs& b) {
+            return detail::launch_gemv(b, scratch_.scratch, stream_.get(), 0, kernels[ki]);
+          });
+        const bool deep = kernels[ki] == detail::GemvKernel::kWarpRowsDeep;
+        const int num_sms = scratch_.scratch.num_sms;
+        const bool async = kernels[ki] == detail::GemvKernel::kWarpAsync;
+        const int sp = async ? detail::gemv_async_splits(m, s.n, s.k, num_sms)
+                             : detail::gemv_warp_splits(m, s.n, s.k, num_sms, deep);
+        const int sp_sw = async ? detail::gemv_async_splits(m, s.n, s.k, num_sms, detail::GemvXSource::kX, true)
+                                : detail::gemv_warp_splits(m, s.n, s.k, num_sms, deep, detail::GemvXSource::kX, true);
+        std::printf("%-16s %5lld %6lld %6lld | %-6s %7.2f %7.2f (%d/%d)", s.name, (long long)m, (long long)s.n,
+                    (long long)s.k, kernel_names[ki], us[0], us[1], sp, sp_sw);
+        if (ki == 0)
+          std::printf("                  | %s %.2f / %s %.2f", auto_name[0].c_str(), auto_us[0], auto_name[1].c_str(),
+                      auto_us[1]);
+        std::printf("\n");
       }
     }
   }
