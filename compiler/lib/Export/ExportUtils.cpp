@@ -96,7 +96,7 @@ PlanAttr stringAttr(std::string key, StringRef v) {
 /// The op's inherent attributes as plan attributes (IR_CONTRACT keys:
 /// MLIR attribute names; #ds.rope is flattened to its fields), plus the
 /// derived `residual` (int 1: the last input is a fused residual) and
-/// `prologue` (from ds.prologue) keys.
+/// `prologue` (from ds.prologue) and `epilogue` (from ds.epilogue) keys.
 FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
   std::vector<PlanAttr> out;
   for (NamedAttribute na : op->getAttrs()) {
@@ -152,6 +152,13 @@ FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
     if (!s || !isa<mlir::ds::LinearOp>(op))
       return op->emitOpError("ds.prologue must be a string on a ds.linear");
     out.push_back(stringAttr("prologue", s.getValue()));
+  }
+  // The GEMV epilogue mark of ds-gemv-epilogue (a discardable attribute).
+  if (Attribute epilogue = op->getAttr("ds.epilogue")) {
+    auto s = dyn_cast<StringAttr>(epilogue);
+    if (!s || !isa<mlir::ds::LinearOp>(op))
+      return op->emitOpError("ds.epilogue must be a string on a ds.linear");
+    out.push_back(stringAttr("epilogue", s.getValue()));
   }
   std::sort(out.begin(), out.end(), [](const PlanAttr &a, const PlanAttr &b) { return a.key < b.key; });
   return out;

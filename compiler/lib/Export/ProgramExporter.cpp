@@ -181,6 +181,14 @@ LogicalResult Collector::arenaResults(Operation *op, int32_t instr, PlanInstr &i
     buf.bytesPerToken = sizes[r.getResultNumber()];
     buf.offsetPerToken = offsets[r.getResultNumber()];
     buf.firstInstr = buf.lastInstr = instr;
+    // A group result is written by the linear before the group when that
+    // linear has a GEMV epilogue (ds-plan-buffers makes it live from there).
+    if (isa<mlir::ds::FusedGroupOp>(op))
+      for (Value input : op->getOperands()) {
+        auto linear = input.getDefiningOp<mlir::ds::LinearOp>();
+        if (!linear || !linear->hasAttr("ds.epilogue")) continue;
+        if (auto l = instrOf.find(linear.getOperation()); l != instrOf.end()) buf.firstInstr = std::min(buf.firstInstr, l->second);
+      }
     for (Operation *user : r.getUsers()) {
       auto u = instrOf.find(user);
       if (u != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, u->second);

@@ -2,7 +2,8 @@
 //
 // --ds-plan-buffers: bytes-per-token offsets for every activation of
 // @forward, sharing space between values whose live ranges do not overlap
-// (the inputs of a group whose linear has a GEMV prologue live through it).
+// (the inputs of a group whose linear has a GEMV prologue live through it;
+// the results of a group whose linear has a GEMV epilogue live from it).
 //
 //===----------------------------------------------------------------------===//
 
@@ -129,6 +130,28 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
         if (auto it = bufferOf.find(input); it != bufferOf.end())
           buffers[it->second].last =
               std::max(buffers[it->second].last, index[&op]);
+    }
+
+    // A linear marked ds.epilogue (ds-gemv-epilogue) writes the results of
+    // the group that reads it in decode steps, where the group is skipped:
+    // they are live from the linear on, so that they take no space of the
+    // linear's inputs or of anything else live at the linear.
+    for (Operation &op : body) {
+      auto linear = dyn_cast<LinearOp>(op);
+      if (!linear || !linear->hasAttr("ds.epilogue"))
+        continue;
+      Value y = linear.getResult();
+      auto group = y.hasOneUse() ? dyn_cast<FusedGroupOp>(*y.getUsers().begin())
+                                 : FusedGroupOp();
+      if (!group) {
+        linear.emitOpError("ds-plan-buffers: has ds.epilogue but its result "
+                           "is not read by exactly one ds.fused_group");
+        return signalPassFailure();
+      }
+      for (Value result : group.getResults())
+        if (auto it = bufferOf.find(result); it != bufferOf.end())
+          buffers[it->second].first =
+              std::min(buffers[it->second].first, index[&op]);
     }
 
     // Greedy by size: largest first (ties in program order), lowest offset

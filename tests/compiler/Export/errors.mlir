@@ -19,6 +19,9 @@
 // NOCUDA: dscc: error: group: 'ds.fused_group' op has no generated CUDA code for target 'sm_90a'; run ds-codegen-cuda before exporting
 // RUN: not %dscc export %t/bad-prologue.mlir --model %t/m -o %t/p.dsplan 2>&1 | FileCheck %s --check-prefix=PROLOGUE
 // PROLOGUE: dscc: error: final_norm: 'ds.rms_norm' op ds.prologue must be a string on a ds.linear
+// RUN: sed -e 's/ds.prologue = "rms_norm"/ds.epilogue = 1 : i64/' %t/bad-prologue.mlir > %t/bad-epilogue.mlir
+// RUN: not %dscc export %t/bad-epilogue.mlir --model %t/m -o %t/p.dsplan 2>&1 | FileCheck %s --check-prefix=EPILOGUE
+// EPILOGUE: dscc: error: final_norm: 'ds.rms_norm' op ds.epilogue must be a string on a ds.linear
 // RUN: not %dscc export %t/ok.mlir --model %t/m -o %t/missing-dir/p.dsplan 2>&1 | FileCheck %s --check-prefix=NODIR
 // NODIR: dscc: error: {{.*}}cannot write the plan: {{.*}}missing-dir
 // RUN: test ! -e %t/p.dsplan

@@ -110,6 +110,18 @@ module {
 
 // -----
 
+// ds.epilogue (ds-gemv-epilogue) needs the one group whose results it writes.
+module {
+  func.func @forward(%x: tensor<?x8xf32>, %w: tensor<8x8xbf16>) -> tensor<?x8xbf16> {
+    // expected-error @+1 {{ds-plan-buffers: has ds.epilogue but its result is not read by exactly one ds.fused_group}}
+    %y = ds.linear %x, %w {ds.epilogue = "swiglu"} : (tensor<?x8xf32>, tensor<8x8xbf16>) -> tensor<?x8xbf16>
+    %s = ds.silu %y : tensor<?x8xbf16>
+    return %s : tensor<?x8xbf16>
+  }
+}
+
+// -----
+
 // expected-error @+1 {{ds-plan-buffers: expects a func.func @forward}}
 module {
   func.func @main() {

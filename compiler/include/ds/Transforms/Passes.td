@@ -138,6 +138,34 @@ def DsGemvPrologue : Pass<"ds-gemv-prologue", "::mlir::ModuleOp"> {
   ];
 }
 
+def DsGemvEpilogue : Pass<"ds-gemv-epilogue", "::mlir::ModuleOp"> {
+  let summary = "Mark gate_up linears whose result feeds a SiLU*mul group (decode GEMV epilogue)";
+  let description = [{
+    For modules whose `ds.target` is a CUDA arch (a no-op on "cpu"): a
+    `ds.linear` without a residual whose result, a `tensor<?x(2I)xbf16>`, has
+    exactly one use, a `ds.fused_group` with that result as its only input and
+    one `tensor<?xIxbf16>` result whose body is exactly
+
+    ```mlir
+    %g = ds.slice %arg0 {offset = 0 : i64, size = I : i64}
+    %u = ds.slice %arg0 {offset = I : i64, size = I : i64}
+    %s = ds.silu %g
+    %r = ds.mul %s, %u    // or %u, %s
+    ds.yield %r
+    ```
+
+    (in any order), gets the discardable attribute `ds.epilogue = "swiglu"`.
+    The CUDA executor may then skip the group in decode steps and let the
+    linear's GEMV write `silu(gate) * up` into the group's result buffer
+    itself; the group stays in the program for the steps that launch it.
+    ds-plan-buffers makes the group's result live from the marked linear on.
+    Runs after ds-select-kernels and before ds-plan-buffers.
+  }];
+  let statistics = [
+    Statistic<"numMarked", "num-marked", "Number of linears marked">
+  ];
+}
+
 def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
   let summary = "Assign activation-arena offsets (bytes per token)";
   let description = [{
@@ -155,7 +183,11 @@ def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
     leading (token) dimension and a static row shape. A linear marked
     `ds.prologue = "rms_norm"` (ds-gemv-prologue) reads its producer group's
     activation inputs itself in decode steps, so those stay live through the
-    linear (no result of the group or the linear shares their space).
+    linear (no result of the group or the linear shares their space). A
+    linear marked `ds.epilogue = "swiglu"` (ds-gemv-epilogue) writes the
+    result of the group that reads it in decode steps, so that result is live
+    from the linear on (it shares no space with the linear's inputs or
+    anything else live there).
   }];
   let options = [
     Option<"alignment", "alignment", "int64_t", /*default=*/"16",
