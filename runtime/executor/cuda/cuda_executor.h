@@ -62,6 +62,10 @@ struct CudaExecutorOptions {
   // computed by the custom one-shot all-reduce kernel when it runs the
   // all-reduce (decode; one kernel instead of two). DSRT_AR_NORM=0 turns it off.
   bool fuse_all_reduce_norm = true;
+  // Linears marked with a SwiGLU epilogue (dscc ds-gemv-epilogue: gate_up) write
+  // silu(gate) * up themselves at decode batch sizes, and the SiLU*mul group is
+  // not launched. DSRT_GEMV_SWIGLU=0 turns it off.
+  bool gemv_swiglu = true;
 
   Status validate() const;
 };

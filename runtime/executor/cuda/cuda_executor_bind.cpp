@@ -100,6 +100,7 @@ Status Binder::bind_all() {
       fused_ins_[i] = ins_;
       fused_kernel_[i] = k;
       if (x_.opt.fuse_all_reduce_norm) link_all_reduce_norm(op, i);
+      DS_RETURN_IF_ERROR(link_swiglu(*k, op, i));
     }
     if (op.kind == BoundOp::Kind::kLinear) DS_RETURN_IF_ERROR(link_prologue(k->attrs(), op, i));
     // Only collectives may read the logit rows' buffers (they have R rows, not T).

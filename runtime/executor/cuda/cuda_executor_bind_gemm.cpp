@@ -33,6 +33,10 @@ Status Binder::linear(const PlanAttrs* attrs, BoundOp& op) {
   op.gemm.n = s[0];
   op.gemm.k = s[1];
   op.gemm.out_dtype = outs_[0].dtype;  // bf16, or f32 (--proj-out-dtype f32)
+  DS_ASSIGN_OR_RETURN(std::string epilogue, attr_string_or(attrs, "epilogue", "", where_));
+  if (!epilogue.empty() && epilogue != "swiglu")
+    return err("epilogue '" + epilogue + "' is not supported by the CUDA executor");
+  op.swiglu_marked = !epilogue.empty() && x_.opt.gemv_swiglu;
   if (r != 0) {
     const Operand& res = ins_.back();
     const std::string role = StrCat() << "input " << ins_.size() - 1 << " (residual)";
@@ -98,6 +102,7 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
     ar.norm_gamma = nullptr;
   }
   group.absorbed_by = pos;
+  group.absorb = BoundOp::Absorb::kNormPrologue;
   return Status::Ok();
 }
 
@@ -122,6 +127,64 @@ void Binder::link_all_reduce_norm(BoundOp& op, size_t pos) {
   ar.norm_gamma = ng.gamma.ptr;
   ar.norm_eps = ng.eps;
   op.absorbed_by = w->second;
+  op.absorb = BoundOp::Absorb::kAllReduceNorm;
+}
+
+namespace {
+
+// The fused op producing group value `v` (v >= num_inputs), or null.
+const plan::FusedOp* fused_value(const plan::Kernel& k, int v) {
+  const int j = v - k.num_inputs();
+  if (j < 0 || !k.fused_ops() || j >= static_cast<int>(k.fused_ops()->size())) return nullptr;
+  return k.fused_ops()->Get(static_cast<flatbuffers::uoffset_t>(j));
+}
+
+bool is_op(const plan::FusedOp* f, const char* name, size_t operands) {
+  return f && f->op() && f->op()->str() == name && f->operands() && f->operands()->size() == operands;
+}
+
+// slice of group input 0 at [offset, offset + size).
+bool is_input_slice(const plan::FusedOp* f, int64_t offset, int64_t size) {
+  if (!is_op(f, "slice", 1) || f->operands()->Get(0) != 0) return false;
+  const plan::Attr* o = find_attr(f->attrs(), "offset");
+  const plan::Attr* n = find_attr(f->attrs(), "size");
+  return o && n && o->i() == offset && n->i() == size;
+}
+
+}  // namespace
+
+// A group mul(silu(slice(in, 0, I)), slice(in, I, I)) (either mul operand
+// order) reading the output of a linear marked epilogue = swiglu (dscc
+// ds-gemv-epilogue): that linear's GEMV can write the group's output.
+Status Binder::link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos) {
+  if (k.num_inputs() != 1 || !k.results() || k.results()->size() != 1 || ins_.empty() ||
+      ins_[0].kind != Operand::kArena)
+    return Status::Ok();
+  const auto w = writer_.find(ins_[0].index);
+  if (w == writer_.end()) return Status::Ok();
+  BoundOp& lin = x_.program.at(w->second);
+  if (lin.kind != BoundOp::Kind::kLinear || !lin.swiglu_marked) return Status::Ok();
+  const int64_t half = lin.gemm.n / 2;
+  const plan::FusedOp* mul = fused_value(k, k.results()->Get(0) + k.num_inputs());
+  bool ok = is_op(mul, "mul", 2) && lin.gemm.n % 2 == 0 && lin.gemm.out_dtype == DType::kBF16 &&
+            lin.gemm.residual == nullptr;
+  if (ok) {
+    const plan::FusedOp* a = fused_value(k, mul->operands()->Get(0));
+    const plan::FusedOp* b = fused_value(k, mul->operands()->Get(1));
+    if (is_op(b, "silu", 1)) std::swap(a, b);
+    const plan::FusedOp* gate = is_op(a, "silu", 1) ? fused_value(k, a->operands()->Get(0)) : nullptr;
+    ok = gate && is_input_slice(gate, 0, half) && is_input_slice(b, half, half);
+  }
+  const Operand& out = outs_.at(0);
+  ok = ok && out.kind == Operand::kArena && out.dtype == DType::kBF16 && out.width == half;
+  if (!ok)
+    return err(StrCat() << "epilogue swiglu: the group reading '" << ins_[0].name
+                        << "' is not mul(silu(slice(0, n/2)), slice(n/2, n/2)) into bf16 x n/2");
+  lin.gemm.swiglu_out = out.ptr;
+  lin.gemm.ld_swiglu = 0;
+  op.absorbed_by = w->second;
+  op.absorb = BoundOp::Absorb::kSwigluEpilogue;
+  return Status::Ok();
 }
 
 Status Binder::logits(BoundOp& op) {

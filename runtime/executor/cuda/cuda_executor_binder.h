@@ -58,6 +58,8 @@ class Binder {
   // A norm group (op, at program position pos) fed by an all_reduce: the custom
   // all-reduce computes it at decode (BoundOp::norm_out); see executor_impl.h.
   void link_all_reduce_norm(BoundOp& op, size_t pos);
+  // A SiLU*mul group (op, at pos) reading a linear marked epilogue = swiglu.
+  Status link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos);
   struct NormGroup {
     Operand src, gamma;
     float eps = 0;

@@ -186,7 +186,7 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
       }
       case BoundOp::Kind::kFused:
         // A norm group that its all-reduce or the next linear's GEMV computes is not launched.
-        if (op.absorbed_by != BoundOp::kNone && absorbs(program[op.absorbed_by], sh)) break;
+        if (op.absorbed_by != BoundOp::kNone && absorbs(op, sh)) break;
         s = op.kernel->launch(st, sh.num_tokens, m.args, op.pointers);
         break;
       case BoundOp::Kind::kAllReduce: {
@@ -218,6 +218,7 @@ GemmArgs CudaExecutor::Impl::linear_args(const BoundOp& op, int64_t m) const {
   GemmArgs a = op.gemm;
   a.m = m;
   if (a.norm.src != nullptr && !gemm->supports_norm_prologue(a)) a.norm = NormPrologue{};
+  if (a.swiglu_out != nullptr && !gemm->supports_swiglu_epilogue(a)) a.swiglu_out = nullptr;
   return a;
 }
 
@@ -225,9 +226,14 @@ bool CudaExecutor::Impl::all_reduce_norm_fused(const BoundOp& op, int64_t rows) 
   return op.norm_out != nullptr && custom_ar != nullptr && custom_ar->supports_norm(op.x, op.out, op.dtype, rows, op.hidden);
 }
 
-bool CudaExecutor::Impl::absorbs(const BoundOp& by, const StepShape& sh) const {
-  if (by.kind == BoundOp::Kind::kLinear) return linear_args(by, sh.num_tokens).norm.src != nullptr;
-  if (by.kind == BoundOp::Kind::kAllReduce) return all_reduce_norm_fused(by, sh.num_tokens);
+bool CudaExecutor::Impl::absorbs(const BoundOp& group, const StepShape& sh) const {
+  const BoundOp& by = program[group.absorbed_by];
+  switch (group.absorb) {
+    case BoundOp::Absorb::kNormPrologue: return linear_args(by, sh.num_tokens).norm.src != nullptr;
+    case BoundOp::Absorb::kSwigluEpilogue: return linear_args(by, sh.num_tokens).swiglu_out != nullptr;
+    case BoundOp::Absorb::kAllReduceNorm: return all_reduce_norm_fused(by, sh.num_tokens);
+    case BoundOp::Absorb::kNone: break;
+  }
   return false;
 }
 

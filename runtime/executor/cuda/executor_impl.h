@@ -55,15 +55,21 @@ struct BoundOp {
   // kLinear / kLogits (gemm.m is set per step; logits gather x rows first)
   GemmArgs gemm;
   const void* x = nullptr;
-  // A norm group (kFused, one rms_norm) may be computed by another instruction,
-  // program[absorbed_by], and is then not launched in the steps where that one
-  // does it (CudaExecutor::Impl::absorbs):
-  //  - a kLinear with gemm.norm.src set (dscc ds-gemv-prologue, opt-in): its
-  //    GEMV computes x from the norm's input when supports_norm_prologue holds;
-  //  - a kAllReduce with norm_out set: the one-shot custom all-reduce writes the
-  //    norm of the rows it sums when supports_norm holds (decode).
+  // A fused group may be computed by another instruction, program[absorbed_by],
+  // and is then not launched in the steps where that one does it
+  // (CudaExecutor::Impl::absorbs, by `absorb`):
+  //  - kNormPrologue: a kLinear with gemm.norm.src set (dscc ds-gemv-prologue,
+  //    opt-in) computes the RMSNorm group writing its x inside its GEMV;
+  //  - kSwigluEpilogue: a kLinear with gemm.swiglu_out set (dscc
+  //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output;
+  //  - kAllReduceNorm: a kAllReduce with norm_out set: the one-shot custom
+  //    all-reduce writes the norm of the rows it sums.
+  // Each holds only when the absorbing kernel supports the step's shape.
+  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAllReduceNorm };
   static constexpr size_t kNone = static_cast<size_t>(-1);
   size_t absorbed_by = kNone;
+  Absorb absorb = Absorb::kNone;
+  bool swiglu_marked = false;  // kLinear: plan attr epilogue = "swiglu"
   // kAttention
   const void* q = nullptr;
   int layer = -1;
@@ -178,8 +184,8 @@ struct CudaExecutor::Impl {
   Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
   // Whether the all_reduce computes its norm group in a step of `rows` rows.
   bool all_reduce_norm_fused(const BoundOp& op, int64_t rows) const;
-  // Whether `by` computes the norm group it absorbed in a step of shape `sh`.
-  bool absorbs(const BoundOp& by, const StepShape& sh) const;
+  // Whether program[group.absorbed_by] computes `group` in a step of shape `sh`.
+  bool absorbs(const BoundOp& group, const StepShape& sh) const;
   Status capture_graphs();
   // Index of the smallest KV bucket >= max_kv_len.
   size_t kv_bucket(int64_t max_kv_len) const;

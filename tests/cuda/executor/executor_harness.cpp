@@ -86,7 +86,8 @@ Result<Side> make_cpu_side(const Fixture& f) {
   return Side(std::move(kv), std::move(e));
 }
 
-Result<Side> make_gpu_side(const Fixture& f, bool graphs, int64_t graph_max_bs, bool gemv_prologue) {
+Result<Side> make_gpu_side(const Fixture& f, bool graphs, int64_t graph_max_bs,
+                           const std::function<void(CudaExecutorOptions&)>& tweak) {
   DS_ASSIGN_OR_RETURN(KvCacheConfig c, KvCacheConfig::from_plan(*f.gpu_plan->plan().kv_cache(), kNumPages));
   c.host_storage = false;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> kv, KvCache::create(c));
@@ -96,7 +97,7 @@ Result<Side> make_gpu_side(const Fixture& f, bool graphs, int64_t graph_max_bs, 
   o.max_model_len = kMaxModelLen;
   o.enable_cuda_graph = graphs;
   o.cuda_graph_max_bs = graph_max_bs;
-  o.gemv_prologue = gemv_prologue;
+  if (tweak) tweak(o);
   DS_ASSIGN_OR_RETURN(auto e, CudaExecutor::create(*f.gpu_plan, f.gpu_weights.tensors, *kv, o));
   return Side(std::move(kv), std::move(e));
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -78,8 +79,9 @@ constexpr int64_t kMaxModelLen = 1024;  // decode KV buckets 512 and 1024
 constexpr int64_t kNumPages = 96;
 
 Result<Side> make_cpu_side(const Fixture& f);
-// gemv_prologue: CudaExecutorOptions::gemv_prologue (RMSNorm inside the decode GEMV).
-Result<Side> make_gpu_side(const Fixture& f, bool graphs, int64_t graph_max_bs = kMaxSeqs, bool gemv_prologue = false);
+// tweak: changes the executor options (e.g. the decode fusions) before the executor is made.
+Result<Side> make_gpu_side(const Fixture& f, bool graphs, int64_t graph_max_bs = kMaxSeqs,
+                           const std::function<void(CudaExecutorOptions&)>& tweak = nullptr);
 
 // Deterministic token of sequence `seq` at history position `pos`.
 int32_t token_at(int seq, int64_t pos, int64_t vocab);

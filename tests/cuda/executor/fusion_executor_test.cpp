@@ -1,14 +1,15 @@
 // Decode fusions of the sm_90a plans in the CUDA executor (dscc
-// ds-fuse-residual-add and ds-gemv-prologue): the plan carries them, and an
-// executor that computes the RMSNorm inside the GEMV (batch 1 and 2) agrees
-// with one that launches every norm group (CudaExecutorOptions::gemv_prologue
-// off) and with the CPU f32 executor, eager and in graphs, over a prefill and
-// decode steps at batch 1, 2 and 3 (3: the GEMV cannot take the prologue, so
-// the group runs). Needs the plans of tools/gpu/make_plans.sh.
+// ds-fuse-residual-add, ds-gemv-prologue, ds-gemv-epilogue): the plan carries
+// them, and an executor that computes the RMSNorm inside the GEMV (batch 1 and
+// 2; opt-in) or SiLU*mul in the gate_up GEMV's epilogue (batch 1-4; default)
+// agrees with one that launches those groups and with the CPU f32 executor,
+// eager and in graphs, over a prefill and decode steps at batch 1, 2, 3 and 5
+// (5: no GEMV epilogue, the groups run). Needs the plans of tools/gpu/make_plans.sh.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 
@@ -23,7 +24,7 @@ constexpr const char* kModel = "qwen2-tiny-r1";
 
 // Counts of linears with a fused residual / an RMSNorm prologue, and of all_reduces with a residual.
 struct FusionCounts {
-  int linears = 0, residual_linears = 0, prologue_linears = 0;
+  int linears = 0, residual_linears = 0, prologue_linears = 0, swiglu_linears = 0;
 };
 
 FusionCounts count_fusions(const LoadedPlan& plan) {
@@ -35,6 +36,7 @@ FusionCounts count_fusions(const LoadedPlan& plan) {
     ++c.linears;
     c.residual_linears += find_attr(k->attrs(), "residual") != nullptr;
     c.prologue_linears += find_attr(k->attrs(), "prologue") != nullptr;
+    c.swiglu_linears += find_attr(k->attrs(), "epilogue") != nullptr;
   }
   return c;
 }
@@ -49,22 +51,27 @@ TEST(CudaExecutorFusion, PlanHasResidualAndPrologueLinears) {
   const FusionCounts c = count_fusions(**plan);
   const int layers = (*plan)->plan().model()->num_layers();
   std::cout << "[fusion] " << c.linears << " linears, " << c.residual_linears << " with a residual, "
-            << c.prologue_linears << " with an RMSNorm prologue (" << layers << " layers)\n";
+            << c.prologue_linears << " with an RMSNorm prologue, " << c.swiglu_linears << " with a SwiGLU epilogue ("
+            << layers << " layers)\n";
   // o_proj and down_proj of every layer but the first o_proj (its residual is the bf16 embedding);
   // qkv and gate_up of every layer but the first gate_up (its norm group also adds).
   EXPECT_EQ(c.residual_linears, 2 * layers - 1);
   EXPECT_EQ(c.prologue_linears, 2 * layers - 1);
+  EXPECT_EQ(c.swiglu_linears, layers);  // every gate_up
 }
 
-TEST(CudaExecutorFusion, GemvPrologueAgreesWithTheNormGroups) {
+// Runs the schedule on the CPU, on a GPU executor with `on` and one with `off`
+// (option tweaks), eager and with graphs; every step's logits must agree.
+void compare_fusion(const char* what, const std::function<void(CudaExecutorOptions&)>& on,
+                    const std::function<void(CudaExecutorOptions&)>& off) {
   if (device_count() == 0) GTEST_SKIP() << "no CUDA device/driver";
   if (!std::filesystem::exists(plan_path(kModel, "sm_90a")) || !std::filesystem::exists(plan_path(kModel, "cpu")))
     FAIL() << "missing " << plan_path(kModel, "sm_90a") << ": run tools/gpu/make_plans.sh";
   Fixture f = take(load_fixture(kModel, /*dummy=*/false), "fixture");
   for (bool graphs : {false, true}) {
     Side cpu = take(make_cpu_side(f), "cpu side");
-    Side fused = take(make_gpu_side(f, graphs, kMaxSeqs, /*gemv_prologue=*/true), "fused side");
-    Side plain = take(make_gpu_side(f, graphs, kMaxSeqs, /*gemv_prologue=*/false), "unfused side");
+    Side fused = take(make_gpu_side(f, graphs, kMaxSeqs, on), "fused side");
+    Side plain = take(make_gpu_side(f, graphs, kMaxSeqs, off), "unfused side");
     const int64_t V = fused.exec().vocab_size();
     std::map<int, int64_t> len;
     auto part = [&](int seq, int64_t n) {
@@ -74,10 +81,13 @@ TEST(CudaExecutorFusion, GemvPrologueAgreesWithTheNormGroups) {
       return p;
     };
     std::vector<std::vector<Part>> steps;
-    steps.push_back({part(0, 11), part(1, 6), part(2, 17)});
-    for (int i = 0; i < 5; ++i) steps.push_back({part(0, 1)});                        // m = 1: prologue
-    for (int i = 0; i < 5; ++i) steps.push_back({part(0, 1), part(1, 1)});            // m = 2: prologue
-    for (int i = 0; i < 5; ++i) steps.push_back({part(0, 1), part(1, 1), part(2, 1)});  // m = 3: groups run
+    steps.push_back({part(0, 11), part(1, 6), part(2, 17), part(3, 3), part(4, 8)});
+    for (int batch : {1, 2, 3, 5})
+      for (int i = 0; i < 4; ++i) {
+        std::vector<Part> step;
+        for (int s = 0; s < batch; ++s) step.push_back(part(s, 1));
+        steps.push_back(step);
+      }
     double worst_pair = 0, worst_cpu = 0;
     for (size_t s = 0; s < steps.size(); ++s) {
       std::vector<float> lf, lp, lc;
@@ -90,16 +100,32 @@ TEST(CudaExecutorFusion, GemvPrologueAgreesWithTheNormGroups) {
       const double rp = dp.ref_scale > 0 ? dp.max_abs / dp.ref_scale : 0;
       const double rc = dc.ref_scale > 0 ? dc.max_abs / dc.ref_scale : 0;
       worst_pair = std::max(worst_pair, rp), worst_cpu = std::max(worst_cpu, rc);
-      const std::string ctx = StrCat() << (graphs ? "graphs" : "eager") << ", step " << s << " (batch "
-                                       << steps[s].size() << ")";
-      EXPECT_LE(rp, kRelTol) << ctx << ", prologue vs norm groups: " << dp.describe();
-      EXPECT_EQ(dp.argmax_mismatch, 0) << ctx << ", prologue vs norm groups: " << dp.describe();
-      EXPECT_LE(rc, kRelTol) << ctx << ", prologue vs CPU f32: " << dc.describe();
-      EXPECT_EQ(dc.argmax_mismatch, 0) << ctx << ", prologue vs CPU f32: " << dc.describe();
+      const std::string ctx = StrCat() << what << ", " << (graphs ? "graphs" : "eager") << ", step " << s
+                                       << " (batch " << steps[s].size() << ")";
+      EXPECT_LE(rp, kRelTol) << ctx << ", fused vs unfused: " << dp.describe();
+      EXPECT_EQ(dp.argmax_mismatch, 0) << ctx << ", fused vs unfused: " << dp.describe();
+      EXPECT_LE(rc, kRelTol) << ctx << ", fused vs CPU f32: " << dc.describe();
+      EXPECT_EQ(dc.argmax_mismatch, 0) << ctx << ", fused vs CPU f32: " << dc.describe();
     }
-    std::cout << "[fusion] " << (graphs ? "graphs" : "eager") << ": prologue vs norm groups worst rel "
+    std::cout << "[fusion] " << what << ", " << (graphs ? "graphs" : "eager") << ": fused vs unfused worst rel "
               << worst_pair << ", vs CPU f32 worst rel " << worst_cpu << "\n";
   }
+}
+
+TEST(CudaExecutorFusion, GemvPrologueAgreesWithTheNormGroups) {
+  compare_fusion("RMSNorm prologue", [](CudaExecutorOptions& o) { o.gemv_prologue = true; },
+                 [](CudaExecutorOptions& o) { o.gemv_prologue = false; });
+}
+
+TEST(CudaExecutorFusion, SwigluEpilogueAgreesWithTheSiluMulGroups) {
+  compare_fusion("SwiGLU epilogue", [](CudaExecutorOptions& o) { o.gemv_swiglu = true; },
+                 [](CudaExecutorOptions& o) { o.gemv_swiglu = false; });
+}
+
+TEST(CudaExecutorFusion, BothGemvFusionsTogether) {
+  compare_fusion("prologue + SwiGLU epilogue",
+                 [](CudaExecutorOptions& o) { o.gemv_prologue = true, o.gemv_swiglu = true; },
+                 [](CudaExecutorOptions& o) { o.gemv_prologue = false, o.gemv_swiglu = false; });
 }
 
 }  // namespace
