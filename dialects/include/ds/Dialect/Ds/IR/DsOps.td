@@ -173,8 +173,10 @@ def Ds_LinearOp : Ds_Op<"linear", [Pure, AttrSizedOperandSegments]> {
     the sum is computed in float32 and rounded once to the result type. On
     sm_* targets `--ds-gemv-prologue` may mark a linear whose input is a
     pure-RMSNorm fused group with the discardable attribute
-    `ds.prologue = "rms_norm"` (decode GEMVs then normalize the group's input
-    themselves).
+    `ds.prologue = "rms_norm"` (decode GEMVs may then normalize the group's
+    input themselves), and `--ds-gemv-epilogue` marks a gate_up linear read
+    only by a SiLU*mul group with `ds.epilogue = "swiglu"` (decode GEMVs then
+    write that group's output themselves).
 
     ```mlir
     %y = ds.linear %x, %w, %b : (tensor<?x896xf32>, tensor<1152x896xbf16>, tensor<1152xbf16>) -> tensor<?x1152xf32>
