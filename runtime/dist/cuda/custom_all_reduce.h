@@ -58,15 +58,6 @@ class CustomAllReduce {
   Status all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream,
                         const void* residual = nullptr);
 
-  // The same sum over `rows` rows of `hidden` elements, and then the RMSNorm of
-  // each result row: norm_out[r] = bf16(out[r] * rsqrt(mean(out[r]^2) + eps) *
-  // gamma), gamma bf16 [hidden] (the norm group that follows the all-reduce
-  // of a row-parallel linear, fused: one kernel instead of two per norm at
-  // decode). One block per row: rows <= kMaxBlocks, a row a multiple of 16 bytes.
-  bool supports_norm(const void* in, const void* out, DType dtype, int64_t rows, int64_t hidden) const;
-  Status all_reduce_sum_norm(int rank, const void* in, void* out, DType dtype, int64_t rows, int64_t hidden,
-                             cudaStream_t stream, const void* residual, void* norm_out, const void* gamma, float eps);
-
  private:
   struct Rank {
     DeviceBuffer staging;  // 2 halves of max_bytes

@@ -58,10 +58,6 @@ struct CudaExecutorOptions {
   // than the launches they save (docs/PERF.md, session 4). DSRT_GEMV_PROLOGUE=1
   // (or 0) in the environment overrides it.
   bool gemv_prologue = false;
-  // Under tensor parallelism, an RMSNorm group that follows an all_reduce is
-  // computed by the custom one-shot all-reduce kernel when it runs the
-  // all-reduce (decode; one kernel instead of two). DSRT_AR_NORM=0 turns it off.
-  bool fuse_all_reduce_norm = true;
   // Linears marked with a SwiGLU epilogue (dscc ds-gemv-epilogue: gate_up) write
   // silu(gate) * up themselves at decode batch sizes, and the SiLU*mul group is
   // not launched. DSRT_GEMV_SWIGLU=0 turns it off.

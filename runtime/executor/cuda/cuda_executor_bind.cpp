@@ -99,7 +99,6 @@ Status Binder::bind_all() {
       DS_RETURN_IF_ERROR(fused(*k, op));
       fused_ins_[i] = ins_;
       fused_kernel_[i] = k;
-      if (x_.opt.fuse_all_reduce_norm) link_all_reduce_norm(op, i);
       DS_RETURN_IF_ERROR(link_swiglu(*k, op, i));
     }
     if (op.kind == BoundOp::Kind::kLinear) DS_RETURN_IF_ERROR(link_prologue(k->attrs(), op, i));

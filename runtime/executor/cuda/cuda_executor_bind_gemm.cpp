@@ -94,40 +94,10 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   op.gemm.norm.ld_src = 0;
   op.gemm.norm.gamma = ng.gamma.ptr;
   op.gemm.norm.eps = ng.eps;
-  // The GEMV computes the group now; an all-reduce that also absorbed it stops doing so.
   BoundOp& group = x_.program.at(g);
-  if (group.absorbed_by != BoundOp::kNone) {
-    BoundOp& ar = x_.program.at(group.absorbed_by);
-    ar.norm_out = nullptr;
-    ar.norm_gamma = nullptr;
-  }
   group.absorbed_by = pos;
   group.absorb = BoundOp::Absorb::kNormPrologue;
   return Status::Ok();
-}
-
-// A group of one rms_norm whose input is the output of an all_reduce (the
-// norm after a row-parallel linear under TP): the custom all-reduce can write
-// the norm too (bf16 output, bf16 gamma of the row width). Nothing to link
-// otherwise (the group runs).
-void Binder::link_all_reduce_norm(BoundOp& op, size_t pos) {
-  NormGroup ng;
-  if (!pure_rms_norm(pos, &ng) || ng.src.kind != Operand::kArena) return;
-  const auto w = writer_.find(ng.src.index);
-  if (w == writer_.end()) return;
-  BoundOp& ar = x_.program.at(w->second);
-  if (ar.kind != BoundOp::Kind::kAllReduce || ar.per_logit_row || ar.norm_out != nullptr || ar.out != ng.src.ptr)
-    return;
-  const Operand& out = outs_.at(0);
-  if (out.kind != Operand::kArena || out.dtype != DType::kBF16 || out.width != ar.hidden) return;
-  if (ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
-      ng.gamma.weight->shape[0] != ar.hidden)
-    return;
-  ar.norm_out = out.ptr;
-  ar.norm_gamma = ng.gamma.ptr;
-  ar.norm_eps = ng.eps;
-  op.absorbed_by = w->second;
-  op.absorb = BoundOp::Absorb::kAllReduceNorm;
 }
 
 namespace {

@@ -55,9 +55,6 @@ class Binder {
   // points the GEMV's NormPrologue at them; run_program then skips the group
   // in steps where the GEMV computes it.
   Status link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos);
-  // A norm group (op, at program position pos) fed by an all_reduce: the custom
-  // all-reduce computes it at decode (BoundOp::norm_out); see executor_impl.h.
-  void link_all_reduce_norm(BoundOp& op, size_t pos);
   // A SiLU*mul group (op, at pos) reading a linear marked epilogue = swiglu.
   Status link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos);
   struct NormGroup {

@@ -61,11 +61,9 @@ struct BoundOp {
   //  - kNormPrologue: a kLinear with gemm.norm.src set (dscc ds-gemv-prologue,
   //    opt-in) computes the RMSNorm group writing its x inside its GEMV;
   //  - kSwigluEpilogue: a kLinear with gemm.swiglu_out set (dscc
-  //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output;
-  //  - kAllReduceNorm: a kAllReduce with norm_out set: the one-shot custom
-  //    all-reduce writes the norm of the rows it sums.
+  //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output.
   // Each holds only when the absorbing kernel supports the step's shape.
-  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAllReduceNorm };
+  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue };
   static constexpr size_t kNone = static_cast<size_t>(-1);
   size_t absorbed_by = kNone;
   Absorb absorb = Absorb::kNone;
@@ -82,10 +80,6 @@ struct BoundOp {
   DType dtype = DType::kBF16;
   bool per_logit_row = false;
   const void* residual = nullptr;  // kAllReduce: out = residual + sum over ranks
-  // kAllReduce: the RMSNorm group it absorbs (bf16 [rows, hidden] output).
-  void* norm_out = nullptr;
-  const void* norm_gamma = nullptr;
-  float norm_eps = 0;
 };
 
 // Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
@@ -182,8 +176,6 @@ struct CudaExecutor::Impl {
   // when the GEMV runs it at this m (then the norm group is skipped).
   GemmArgs linear_args(const BoundOp& op, int64_t m) const;
   Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
-  // Whether the all_reduce computes its norm group in a step of `rows` rows.
-  bool all_reduce_norm_fused(const BoundOp& op, int64_t rows) const;
   // Whether program[group.absorbed_by] computes `group` in a step of shape `sh`.
   bool absorbs(const BoundOp& group, const StepShape& sh) const;
   Status capture_graphs();
