@@ -214,11 +214,17 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
   return Status::Ok();
 }
 
+constexpr int64_t kSwigluEpilogueMaxRows = 1;
+
 GemmArgs CudaExecutor::Impl::linear_args(const BoundOp& op, int64_t m) const {
   GemmArgs a = op.gemm;
   a.m = m;
   if (a.norm.src != nullptr && !gemm->supports_norm_prologue(a)) a.norm = NormPrologue{};
-  if (a.swiglu_out != nullptr && !gemm->supports_swiglu_epilogue(a)) a.swiglu_out = nullptr;
+  // The SwiGLU epilogue only at batch 1: at m = 2 the timed plain choice is often
+  // cuBLASLt, which beats the epilogue GEMV by more than the SiLU*mul launch it
+  // saves (H200, TP 2 32B gate_up: 68.7 us + the group vs 83.1 us; docs/PERF.md).
+  if (a.swiglu_out != nullptr && (m > kSwigluEpilogueMaxRows || !gemm->supports_swiglu_epilogue(a)))
+    a.swiglu_out = nullptr;
   return a;
 }
 

@@ -1,10 +1,10 @@
 // Decode fusions of the sm_90a plans in the CUDA executor (dscc
 // ds-fuse-residual-add, ds-gemv-prologue, ds-gemv-epilogue): the plan carries
 // them, and an executor that computes the RMSNorm inside the GEMV (batch 1 and
-// 2; opt-in) or SiLU*mul in the gate_up GEMV's epilogue (batch 1-4; default)
+// 2; opt-in) or SiLU*mul in the gate_up GEMV's epilogue (batch 1; default)
 // agrees with one that launches those groups and with the CPU f32 executor,
 // eager and in graphs, over a prefill and decode steps at batch 1, 2, 3 and 5
-// (5: no GEMV epilogue, the groups run). Needs the plans of tools/gpu/make_plans.sh.
+// (the groups run at the larger batches). Needs the plans of tools/gpu/make_plans.sh.
 #include <gtest/gtest.h>
 
 #include <algorithm>
