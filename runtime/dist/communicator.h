@@ -19,6 +19,8 @@
 
 namespace ds {
 
+struct DistInitOptions;
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -37,6 +39,8 @@ class Communicator {
   virtual Status barrier() = 0;
   // True once a collective failed (peer gone, timeout): the group is unusable.
   virtual bool broken() const = 0;
+  // How a multi-process group was joined (connect_group), else null.
+  virtual const DistInitOptions* dist_init() const { return nullptr; }
 };
 
 struct CommOptions {
@@ -61,6 +65,14 @@ struct DistInitOptions {
   CommOptions comm;       // comm.hostname: this rank's transport interface
 };
 Result<std::unique_ptr<Communicator>> connect_group(const DistInitOptions& options);
+
+// Several tensor-parallel ranks in each process of a multi-process group
+// (--tp N over --nnodes K < N processes): process p holds ranks
+// [p * local, (p + 1) * local) of a group of K * local ranks, one communicator
+// each (element i is rank p * local + i), met through the rendezvous store that
+// `process_group`'s rank 0 serves. Every process calls it once, with the same
+// `local`; the ranks connect concurrently (one thread each).
+Result<std::vector<std::unique_ptr<Communicator>>> connect_local_ranks(const Communicator& process_group, int local);
 
 // Every rank passes the bytes of the plan it loaded; an error on every rank
 // (naming the ranks) unless all ranks hold the same plan.

@@ -7,6 +7,7 @@
 #include <gloo/math.h>
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/hash_store.h>
+#include <gloo/rendezvous/prefix_store.h>
 #include <gloo/transport/tcp/device.h>
 
 #include <exception>
@@ -30,6 +31,11 @@ class GlooCommunicator : public Communicator {
     server_.reset();
   }
   void keep_server(std::unique_ptr<StoreServer> server) { server_ = std::move(server); }
+  void set_dist_init(const DistInitOptions& o) {
+    init_ = o;
+    joined_ = true;
+  }
+  const DistInitOptions* dist_init() const override { return joined_ ? &init_ : nullptr; }
 
   int rank() const override { return context_->rank; }
   int size() const override { return context_->size; }
@@ -116,6 +122,8 @@ class GlooCommunicator : public Communicator {
   CommOptions options_;
   std::string broken_;
   std::unique_ptr<StoreServer> server_;  // rank 0 of a multi-process group
+  DistInitOptions init_;  // how connect_group joined it (joined_)
+  bool joined_ = false;
 };
 
 // gloo::rendezvous::Store over our TCP store client (Gloo reports store
@@ -201,7 +209,43 @@ Result<std::unique_ptr<Communicator>> connect_group(const DistInitOptions& o) {
   ClientStore store(**client);
   DS_ASSIGN_OR_RETURN(auto comm, connect(store, o.rank, o.size, o.comm));
   comm->keep_server(std::move(server));
+  comm->set_dist_init(o);
   return std::unique_ptr<Communicator>(std::move(comm));
+}
+
+Result<std::vector<std::unique_ptr<Communicator>>> connect_local_ranks(const Communicator& process_group, int local) {
+  const DistInitOptions* o = process_group.dist_init();
+  if (o == nullptr) return Status::Error("ranks per process: the process group was not joined with connect_group");
+  if (local < 1) return Status::Error(StrCat() << "ranks per process " << local << " must be at least 1");
+  std::string host;
+  int port = 0;
+  DS_RETURN_IF_ERROR(parse_host_port(o->init_addr, host, port));
+  const int world = o->size * local;
+  std::vector<Result<std::unique_ptr<GlooCommunicator>>> results;
+  for (int i = 0; i < local; ++i) results.emplace_back(Status::Error("not connected"));
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < local; ++i)
+      threads.emplace_back([&, i] {
+        const int rank = o->rank * local + i;
+        auto client = StoreClient::connect(host, port, o->comm.timeout);
+        if (!client.ok()) {
+          results[static_cast<size_t>(i)] = client.status().with_context(StrCat() << "rank " << rank << "/" << world);
+          return;
+        }
+        ClientStore store(**client);
+        // Keys apart from the process group's own rendezvous.
+        gloo::rendezvous::PrefixStore prefixed(StrCat() << "ranks" << world, store);
+        results[static_cast<size_t>(i)] = connect(prefixed, rank, world, o->comm);
+      });
+    for (std::thread& t : threads) t.join();
+  }
+  std::vector<std::unique_ptr<Communicator>> group;
+  for (auto& r : results) {
+    if (!r.ok()) return r.status();
+    group.push_back(std::unique_ptr<Communicator>(std::move(r).value()));
+  }
+  return group;
 }
 
 }  // namespace ds

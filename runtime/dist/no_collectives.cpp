@@ -16,4 +16,9 @@ Result<std::unique_ptr<Communicator>> connect_group(const DistInitOptions& optio
                                 << " ranks) needs collectives, but this dsrt was built without Gloo");
 }
 
+Result<std::vector<std::unique_ptr<Communicator>>> connect_local_ranks(const Communicator&, int local) {
+  return Status::Error(StrCat() << "tensor parallelism (" << local
+                                << " ranks per process) needs collectives, but this dsrt was built without Gloo");
+}
+
 }  // namespace ds

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "runtime/executor/cpu_executor.h"
+#include "runtime/executor/tp_executor.h"
 
 namespace ds {
 namespace {
@@ -115,14 +116,35 @@ Result<FollowerSetup> decode_setup(const std::string& msg, const std::string& wh
 
 }  // namespace
 
+namespace {
+
+// A CPU process's executor: its one rank on the process group, or, when the
+// plan has more ranks than there are processes (--tp N over --nnodes K < N),
+// its N / K ranks (one thread each) with their own rank groups.
+Result<std::unique_ptr<Executor>> make_cpu_rank_executor(const LoadedPlan& plan, const LoadedWeights& weights,
+                                                         KvCache& kv, int64_t token_capacity, Communicator& comm) {
+  const int n = plan->tp_size();
+  if (n == comm.size()) {
+    DS_ASSIGN_OR_RETURN(auto local, CpuExecutor::create(plan, weights, kv, token_capacity, &comm));
+    return std::unique_ptr<Executor>(std::move(local));
+  }
+  if (n < comm.size() || n % comm.size() != 0)
+    return Status::Error(StrCat() << "plan " << plan.origin() << " is sharded for " << n << " ranks, which do not split "
+                                  << "evenly over " << comm.size() << " processes");
+  DS_ASSIGN_OR_RETURN(auto comms, connect_local_ranks(comm, n / comm.size()));
+  DS_ASSIGN_OR_RETURN(auto local, TpExecutor::create(plan, weights, kv, token_capacity, std::move(comms)));
+  return std::unique_ptr<Executor>(std::move(local));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<LeaderExecutor>> LeaderExecutor::create(const LoadedPlan& plan, const LoadedWeights& weights,
                                                                KvCache& kv, int64_t token_capacity, Communicator& comm) {
   FollowerSetup setup;
   setup.token_capacity = token_capacity;
   setup.num_pages = kv.config().num_pages;
-  return create(kv, setup, comm, [&](const FollowerSetup& s, KvCache& k) -> Result<std::unique_ptr<Executor>> {
-    DS_ASSIGN_OR_RETURN(auto local, CpuExecutor::create(plan, weights, k, s.token_capacity, &comm));
-    return std::unique_ptr<Executor>(std::move(local));
+  return create(kv, setup, comm, [&](const FollowerSetup& s, KvCache& k) {
+    return make_cpu_rank_executor(plan, weights, k, s.token_capacity, comm);
   });
 }
 
@@ -177,9 +199,8 @@ Status run_follower(const LoadedPlan& plan, const LoadedWeights& weights, Commun
                     std::chrono::milliseconds idle_wait) {
   return run_follower(
       plan, comm,
-      [&](const FollowerSetup& s, KvCache& kv) -> Result<std::unique_ptr<Executor>> {
-        DS_ASSIGN_OR_RETURN(auto ex, CpuExecutor::create(plan, weights, kv, s.token_capacity, &comm));
-        return std::unique_ptr<Executor>(std::move(ex));
+      [&](const FollowerSetup& s, KvCache& kv) {
+        return make_cpu_rank_executor(plan, weights, kv, s.token_capacity, comm);
       },
       idle_wait);
 }

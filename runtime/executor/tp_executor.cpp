@@ -8,32 +8,47 @@ Result<std::unique_ptr<TpExecutor>> TpExecutor::create(const LoadedPlan& plan, c
                                                        int64_t token_capacity, const CommOptions& comm_options) {
   const int n = plan->tp_size();
   if (n < 1) return Status::Error(StrCat() << "plan " << plan.origin() << " has tp_size " << n);
-  if (weights0.load_options().tp_rank != 0)
-    return Status::Error(StrCat() << "tensor-parallel rank 0 was given the weights of rank "
+  DS_ASSIGN_OR_RETURN(auto comms, create_local_group(n, comm_options));
+  return create(plan, weights0, kv0, token_capacity, std::move(comms));
+}
+
+Result<std::unique_ptr<TpExecutor>> TpExecutor::create(const LoadedPlan& plan, const LoadedWeights& weights0, KvCache& kv0,
+                                                       int64_t token_capacity,
+                                                       std::vector<std::unique_ptr<Communicator>> comms) {
+  const int n = plan->tp_size();
+  if (comms.empty()) return Status::Error("tensor-parallel executor: no ranks");
+  const int first = comms[0]->rank();
+  for (size_t i = 0; i < comms.size(); ++i)
+    if (comms[i]->size() != n || comms[i]->rank() != first + static_cast<int>(i))
+      return Status::Error(StrCat() << "plan " << plan.origin() << " is sharded for " << n << " ranks; local rank " << i
+                                    << " is rank " << comms[i]->rank() << " of " << comms[i]->size()
+                                    << ", expected rank " << first + static_cast<int>(i) << " of " << n);
+  if (weights0.load_options().tp_rank != first)
+    return Status::Error(StrCat() << "tensor-parallel rank " << first << " was given the weights of rank "
                                   << weights0.load_options().tp_rank);
   const std::string target = plan->target() ? plan->target()->str() : "";
   if (target != "cpu")
     return Status::Error(StrCat() << "plan " << plan.origin() << " targets '" << target
                                   << "'; tensor parallelism runs on the CPU executor only");
-  DS_ASSIGN_OR_RETURN(auto comms, create_local_group(n, comm_options));
   std::unique_ptr<TpExecutor> e(new TpExecutor());
-  for (int r = 0; r < n; ++r) {
+  for (size_t r = 0; r < comms.size(); ++r) {
     auto rank = std::make_unique<Rank>();
-    rank->comm = std::move(comms[static_cast<size_t>(r)]);
+    rank->comm = std::move(comms[r]);
+    const int global = rank->comm->rank();
     const LoadedWeights* w = &weights0;
     KvCache* kv = &kv0;
     if (r > 0) {
       WeightLoadOptions wo = weights0.load_options();
-      wo.tp_rank = r;
+      wo.tp_rank = global;
       auto lw = LoadedWeights::load(plan, wo);
-      if (!lw.ok()) return lw.status().with_context(StrCat() << "tensor-parallel rank " << r);
+      if (!lw.ok()) return lw.status().with_context(StrCat() << "tensor-parallel rank " << global);
       rank->weights = std::move(lw).value();
       DS_ASSIGN_OR_RETURN(rank->kv, KvCache::create(kv0.config()));
       w = rank->weights.get();
       kv = rank->kv.get();
     }
     auto ex = CpuExecutor::create(plan, *w, *kv, token_capacity, rank->comm.get());
-    if (!ex.ok()) return ex.status().with_context(StrCat() << "tensor-parallel rank " << r);
+    if (!ex.ok()) return ex.status().with_context(StrCat() << "tensor-parallel rank " << global);
     rank->executor = std::move(ex).value();
     e->ranks_.push_back(std::move(rank));
   }
@@ -49,6 +64,12 @@ TpExecutor::~TpExecutor() {
   cv_start_.notify_all();
   for (auto& r : ranks_)
     if (r->thread.joinable()) r->thread.join();
+}
+
+bool TpExecutor::broken() const {
+  for (const auto& r : ranks_)
+    if (r->comm->broken()) return true;
+  return false;
 }
 
 int64_t TpExecutor::token_capacity() const { return ranks_[0]->executor->token_capacity(); }

@@ -1,6 +1,8 @@
 // Tensor-parallel step fan-out: one Executor over the N ranks of a plan with
 // tp_size N, running in this process (one thread per rank, collectives over a
-// local Gloo group). Rank 0 runs in the caller's thread on the caller's weights
+// local Gloo group), or over this process's share of them when several
+// processes run the plan (--tp N --nnodes K: N / K ranks each, on rank groups
+// from connect_local_ranks). Rank 0 runs in the caller's thread on the caller's weights
 // and KV cache; ranks 1..N-1 own their weight slices, KV caches (same page
 // count: the caller's page tables index every rank's cache) and executors.
 // step() hands the same StepBatch to every rank, runs them in lockstep and
@@ -27,6 +29,12 @@ class TpExecutor : public Executor {
   // same options. `plan`, `weights0` and `kv0` must outlive the executor.
   static Result<std::unique_ptr<TpExecutor>> create(const LoadedPlan& plan, const LoadedWeights& weights0, KvCache& kv0,
                                                     int64_t token_capacity, const CommOptions& comm_options);
+  // This process's ranks of a larger group (several processes, connect_local_ranks):
+  // comms[i] is rank comms[0]->rank() + i of the plan's tp_size; weights0 are
+  // comms[0]'s rank's. Several ranks per process across --nnodes processes.
+  static Result<std::unique_ptr<TpExecutor>> create(const LoadedPlan& plan, const LoadedWeights& weights0, KvCache& kv0,
+                                                    int64_t token_capacity,
+                                                    std::vector<std::unique_ptr<Communicator>> comms);
   ~TpExecutor() override;
   TpExecutor(const TpExecutor&) = delete;
   TpExecutor& operator=(const TpExecutor&) = delete;
@@ -34,7 +42,9 @@ class TpExecutor : public Executor {
   int64_t token_capacity() const override;
   int64_t vocab_size() const override;
   Status step(const StepBatch& batch, float* logits) override;
-  int tp_size() const { return static_cast<int>(ranks_.size()); }
+  int local_ranks() const { return static_cast<int>(ranks_.size()); }
+  // A rank's group failed (peer gone, timeout): no later step can run.
+  bool broken() const override;
 
  private:
   struct Rank {

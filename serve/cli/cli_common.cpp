@@ -26,18 +26,21 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   const int plan_tp = m.plan->plan().tp_size();
   if (options.nnodes < 1) return Status::Error(StrCat() << "--nnodes " << options.nnodes << " must be at least 1");
   if (options.nnodes > 1) {
-    if (options.tp > options.nnodes)
-      return Status::Error(StrCat() << "--tp " << options.tp << " with --nnodes " << options.nnodes << " would run "
-                                    << options.tp / options.nnodes << " ranks in each process; dsrt runs one rank per "
-                                    << "process: start " << options.tp << " processes (--nnodes " << options.tp
-                                    << ", one GPU each: --base-gpu-id or CUDA_VISIBLE_DEVICES), or run --tp "
-                                    << options.tp << " in one process on one host");
-    if (options.nnodes != plan_tp)
+    // --tp is the whole group (SGLang's convention): plan_tp ranks over --nnodes
+    // processes, plan_tp / nnodes ranks in each.
+    if (plan_tp < options.nnodes || plan_tp % options.nnodes != 0)
       return Status::Error(StrCat() << "--nnodes " << options.nnodes << " does not match plan " << options.plan_path
-                                    << ", which is sharded for tp_size " << plan_tp << " (one process per rank)");
-    if (options.tp != 1 && options.tp != options.nnodes)
-      return Status::Error(StrCat() << "--tp " << options.tp << " with --nnodes " << options.nnodes
-                                    << ": each process runs one rank (leave --tp out)");
+                                    << ", which is sharded for tp_size " << plan_tp
+                                    << " (the ranks must split evenly over the processes)");
+    if (options.tp != 1 && options.tp != plan_tp)
+      return Status::Error(StrCat() << "--tp " << options.tp << " does not match plan " << options.plan_path
+                                    << ", which is sharded for tp_size " << plan_tp);
+    if (plan_tp > options.nnodes && is_cuda_plan(*m.plan))
+      return Status::Error(StrCat() << "--tp " << plan_tp << " with --nnodes " << options.nnodes << " would run "
+                                    << plan_tp / options.nnodes << " GPU ranks in each process; for GPU plans dsrt "
+                                    << "runs one rank per process so far: start " << plan_tp << " processes (--nnodes "
+                                    << plan_tp << ", one GPU each: --base-gpu-id or CUDA_VISIBLE_DEVICES), or run --tp "
+                                    << plan_tp << " in one process on one host");
     if (options.node_rank < 0 || options.node_rank >= options.nnodes)
       return Status::Error(StrCat() << "--node-rank " << options.node_rank << " out of range for --nnodes "
                                     << options.nnodes);
@@ -58,7 +61,8 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   wo.model_path = options.model_path;
   DS_ASSIGN_OR_RETURN(wo.format, parse_load_format(options.load_format));
   wo.dummy_seed = options.dummy_seed;
-  wo.tp_rank = options.nnodes > 1 ? options.node_rank : 0;
+  // This process's first rank (its weights; the others load theirs).
+  wo.tp_rank = options.nnodes > 1 ? options.node_rank * (plan_tp / options.nnodes) : 0;
   // sm_* plans: DeviceWeights::load reads the checkpoint onto the GPU; here only check it.
   wo.materialize = !is_cuda_plan(*m.plan);
   DS_ASSIGN_OR_RETURN(m.weights, LoadedWeights::load(*m.plan, wo));

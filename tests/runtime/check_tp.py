@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Tensor parallelism end to end: compile FIXTURE with dscc --tp 1/2/4, score the same
-ids with dsrt (--tp N in one process, and --nnodes 2 as two processes over loopback),
+ids with dsrt (--tp N in one process, and --nnodes 2 as two processes over loopback: one rank
+each at tp 2, two ranks each at tp 4),
 and require every logit and logsumexp of the sharded plans to match the unsharded
 plan's within --atol. Exit status 0 only if everything matches."""
 import argparse
@@ -83,24 +84,27 @@ def main():
             e, w = compare(f"case {n} --tp {tp}", ref, got, args.atol)
             errors += e
             worst = max(worst, w)
-        # Two processes, one rank each.
-        dist = ["--nnodes", "2", "--dist-timeout", "60", "--dist-init-addr", f"127.0.0.1:{free_port()}"]
-        cmd = [args.dsrt, base[0], plans[2]] + base[1:] + dist
-        follower = subprocess.Popen(cmd + ["--node-rank", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
-        try:
-            got = json.loads(run(cmd + ["--node-rank", "0"]))
-        finally:
-            out, err = follower.communicate(timeout=120)
-        if follower.returncode != 0:
-            errors.append(f"case {n} --nnodes 2: rank 1 exited {follower.returncode}: {err.strip()}")
-        if out.strip():
-            errors.append(f"case {n} --nnodes 2: rank 1 printed {out[:80]!r}")
-        e, w = compare(f"case {n} --nnodes 2", ref, got, args.atol)
-        errors += e
-        worst = max(worst, w)
+        # Two processes: one rank each (tp 2), and two ranks each (tp 4: --tp 4 --nnodes 2).
+        for tp in (2, 4):
+            label = f"case {n} --tp {tp} --nnodes 2"
+            dist = ["--tp", str(tp), "--nnodes", "2", "--dist-timeout", "60",
+                    "--dist-init-addr", f"127.0.0.1:{free_port()}"]
+            cmd = [args.dsrt, base[0], plans[tp]] + base[1:] + dist
+            follower = subprocess.Popen(cmd + ["--node-rank", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+            try:
+                got = json.loads(run(cmd + ["--node-rank", "0"]))
+            finally:
+                out, err = follower.communicate(timeout=120)
+            if follower.returncode != 0:
+                errors.append(f"{label}: rank 1 exited {follower.returncode}: {err.strip()}")
+            if out.strip():
+                errors.append(f"{label}: rank 1 printed {out[:80]!r}")
+            e, w = compare(label, ref, got, args.atol)
+            errors += e
+            worst = max(worst, w)
 
-    print(f"{os.path.basename(os.path.normpath(args.fixture))}: {len(cases)} cases x tp 2/4/2-process, "
+    print(f"{os.path.basename(os.path.normpath(args.fixture))}: {len(cases)} cases x tp 2/4, in one process and over 2 processes, "
           f"max |logit diff| vs tp 1 {worst:.3e}")
     for e in errors[:40]:
         print("  MISMATCH", e)
