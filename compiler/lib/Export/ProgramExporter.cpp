@@ -15,6 +15,7 @@
 
 #include "ExportUtils.h"
 #include "ds/Dialect/Ds/IR/DsOps.h"
+#include "ds/Transforms/GemvMarks.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -181,26 +182,15 @@ LogicalResult Collector::arenaResults(Operation *op, int32_t instr, PlanInstr &i
     buf.bytesPerToken = sizes[r.getResultNumber()];
     buf.offsetPerToken = offsets[r.getResultNumber()];
     buf.firstInstr = buf.lastInstr = instr;
-    // A group result is written by the linear before the group when that
-    // linear has a GEMV epilogue (ds-plan-buffers makes it live from there).
-    if (isa<mlir::ds::FusedGroupOp>(op))
-      for (Value input : op->getOperands()) {
-        auto linear = input.getDefiningOp<mlir::ds::LinearOp>();
-        if (!linear || !linear->hasAttr("ds.epilogue")) continue;
-        if (auto l = instrOf.find(linear.getOperation()); l != instrOf.end()) buf.firstInstr = std::min(buf.firstInstr, l->second);
-      }
     for (Operation *user : r.getUsers()) {
       auto u = instrOf.find(user);
       if (u != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, u->second);
-      // A group input is also read by the linear after the group when that
-      // linear has a GEMV prologue (ds-plan-buffers keeps it live as well).
-      if (isa<mlir::ds::FusedGroupOp>(user))
-        for (Operation *reader : user->getUsers()) {
-          auto linear = dyn_cast<mlir::ds::LinearOp>(reader);
-          if (!linear || !linear->hasAttr("ds.prologue") || linear.getX().getDefiningOp() != user) continue;
-          if (auto l = instrOf.find(reader); l != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, l->second);
-        }
     }
+    // The accesses the GEMV marks add, as ds-plan-buffers counted them (GemvMarks.h).
+    for (Operation *reader : mlir::ds::gemvPrologueReaders(r))
+      if (auto l = instrOf.find(reader); l != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, l->second);
+    if (Operation *writer = mlir::ds::gemvEpilogueWriter(r))
+      if (auto l = instrOf.find(writer); l != instrOf.end()) buf.firstInstr = std::min(buf.firstInstr, l->second);
     plan::ValueRef vr(plan::ValueKind::arena, static_cast<int32_t>(out.buffers.size()));
     values[r] = vr;
     ins.outputs.push_back(vr);

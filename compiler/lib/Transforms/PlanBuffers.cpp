@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ds/Transforms/Passes.h"
+#include "ds/Transforms/GemvMarks.h"
 
 #include "ds/Dialect/Ds/IR/DsOps.h"
 
@@ -109,49 +110,32 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
       }
     }
 
-    // A linear marked ds.prologue (ds-gemv-prologue) reads the activation
-    // inputs of the group that produces its x in decode steps, where the
-    // group is skipped: they stay live through the linear, so that neither
-    // the group's nor the linear's results take their space.
-    DenseMap<Value, unsigned> bufferOf;
-    for (auto [i, buf] : llvm::enumerate(buffers))
-      bufferOf[buf.value] = i;
+    // The GEMV marks (GemvMarks.h): a marked linear whose group is skipped at
+    // decode reads the group's inputs (ds.prologue) or writes its results
+    // (ds.epilogue) itself, so they are live through / from the linear.
     for (Operation &op : body) {
       auto linear = dyn_cast<LinearOp>(op);
-      if (!linear || !linear->hasAttr("ds.prologue"))
+      if (!linear)
         continue;
-      auto group = linear.getX().getDefiningOp<FusedGroupOp>();
-      if (!group) {
+      if (linear->hasAttr("ds.prologue") &&
+          !linear.getX().getDefiningOp<FusedGroupOp>()) {
         linear.emitOpError("ds-plan-buffers: has ds.prologue but its input is "
                            "not the result of a ds.fused_group");
         return signalPassFailure();
       }
-      for (Value input : group.getInputs())
-        if (auto it = bufferOf.find(input); it != bufferOf.end())
-          buffers[it->second].last =
-              std::max(buffers[it->second].last, index[&op]);
-    }
-
-    // A linear marked ds.epilogue (ds-gemv-epilogue) writes the results of
-    // the group that reads it in decode steps, where the group is skipped:
-    // they are live from the linear on, so that they take no space of the
-    // linear's inputs or of anything else live at the linear.
-    for (Operation &op : body) {
-      auto linear = dyn_cast<LinearOp>(op);
-      if (!linear || !linear->hasAttr("ds.epilogue"))
-        continue;
       Value y = linear.getResult();
-      auto group = y.hasOneUse() ? dyn_cast<FusedGroupOp>(*y.getUsers().begin())
-                                 : FusedGroupOp();
-      if (!group) {
+      if (linear->hasAttr("ds.epilogue") &&
+          !(y.hasOneUse() && isa<FusedGroupOp>(*y.getUsers().begin()))) {
         linear.emitOpError("ds-plan-buffers: has ds.epilogue but its result "
                            "is not read by exactly one ds.fused_group");
         return signalPassFailure();
       }
-      for (Value result : group.getResults())
-        if (auto it = bufferOf.find(result); it != bufferOf.end())
-          buffers[it->second].first =
-              std::min(buffers[it->second].first, index[&op]);
+    }
+    for (Buffer &buf : buffers) {
+      for (Operation *reader : gemvPrologueReaders(buf.value))
+        buf.last = std::max(buf.last, index[reader]);
+      if (Operation *writer = gemvEpilogueWriter(buf.value))
+        buf.first = std::min(buf.first, index[writer]);
     }
 
     // Greedy by size: largest first (ties in program order), lowest offset

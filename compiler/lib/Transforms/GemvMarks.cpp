@@ -1,0 +1,35 @@
+//===- GemvMarks.cpp - liveness added by the GEMV marks ---------*- C++ -*-===//
+
+#include "ds/Transforms/GemvMarks.h"
+
+#include "ds/Dialect/Ds/IR/DsOps.h"
+
+using namespace mlir;
+using namespace mlir::ds;
+
+SmallVector<Operation *> mlir::ds::gemvPrologueReaders(Value value) {
+  SmallVector<Operation *> readers;
+  for (Operation *user : value.getUsers()) {
+    auto group = dyn_cast<FusedGroupOp>(user);
+    if (!group)
+      continue;
+    for (Operation *reader : group->getUsers()) {
+      auto linear = dyn_cast<LinearOp>(reader);
+      if (linear && linear->hasAttr("ds.prologue") &&
+          linear.getX().getDefiningOp() == group.getOperation())
+        readers.push_back(reader);
+    }
+  }
+  return readers;
+}
+
+Operation *mlir::ds::gemvEpilogueWriter(Value value) {
+  auto group = value.getDefiningOp<FusedGroupOp>();
+  if (!group)
+    return nullptr;
+  for (Value input : group.getInputs())
+    if (auto linear = input.getDefiningOp<LinearOp>();
+        linear && linear->hasAttr("ds.epilogue"))
+      return linear;
+  return nullptr;
+}
