@@ -57,6 +57,12 @@ struct Layer {
   DeviceBuffer w[kNumLin], bias, norm1, norm2, k_pool, v_pool;
 };
 
+// Parts of a layer to leave out or L2 prefetches to add (LayerBench::layer).
+struct Variant {
+  bool norms = true, rope = true, attn = true, silu = true;
+  size_t pf_norm = 0, pf_rope = 0;  // bytes: norm1 -> qkv, norm2 -> gate_up, silu -> down; rope -> o
+};
+
 class LayerBench {
  public:
   Status init(const Model& m, int layers, cudaStream_t stream) {
@@ -148,16 +154,23 @@ class LayerBench {
     return Status::Ok();
   }
 
-  // One decoder layer; kernels[i] for linear i; `linears_only` / `no_linears` drop parts.
-  Status layer(const Layer& l, const std::string (&kernels)[kNumLin], bool with_linears, bool with_rest) {
+  // One decoder layer; kernels[i] for linear i; `with_linears` / `with_rest` drop parts, `v` drops
+  // single kernels or adds L2 prefetches of the next linear's weights to the latency-bound ones.
+  Status layer(const Layer& l, const std::string (&kernels)[kNumLin], bool with_linears, bool with_rest,
+               const Variant& v = {}) {
     const int32_t* meta = static_cast<const int32_t*>(meta_.data());
-    if (with_rest)
-      DS_RETURN_IF_ERROR(launch_add_rmsnorm(resid_.data(), delta_.data(), l.norm1.data(), xn_.data(), 1, m_.hidden, stream_));
+    auto pf = [&](int lin, size_t bytes) {
+      return L2Prefetch{l.w[lin].data(), std::min(bytes, static_cast<size_t>(lin_bytes(lin)))};
+    };
+    if (with_rest && v.norms)
+      DS_RETURN_IF_ERROR(launch_add_rmsnorm(resid_.data(), delta_.data(), l.norm1.data(), xn_.data(), 1, m_.hidden,
+                                            stream_, pf(kQkv, v.pf_norm)));
     if (with_linears) DS_RETURN_IF_ERROR(linear(kQkv, l, kernels[kQkv]));
-    if (with_rest) {
+    if (with_rest && v.rope)
       DS_RETURN_IF_ERROR(launch_rope_kv(qkv_.data(), q_.data(), l.k_pool.data(), l.v_pool.data(), meta + 3, 1,
                                         static_cast<int>(m_.heads), static_cast<int>(m_.kv_heads),
-                                        static_cast<int>(kKvLen - 1), stream_));
+                                        static_cast<int>(kKvLen - 1), stream_, pf(kO, v.pf_rope)));
+    if (with_rest && v.attn) {
       PagedAttentionBatch b;
       b.num_seqs = 1, b.q_start = meta, b.kv_len = meta + 2, b.page_table = meta + 4;
       b.page_table_stride = kPages;
@@ -166,10 +179,12 @@ class LayerBench {
                                          attn_ws_.data(), attn_ws_.bytes(), stream_));
     }
     if (with_linears) DS_RETURN_IF_ERROR(linear(kO, l, kernels[kO]));
-    if (with_rest)
-      DS_RETURN_IF_ERROR(launch_add_rmsnorm(resid_.data(), delta_.data(), l.norm2.data(), xn_.data(), 1, m_.hidden, stream_));
+    if (with_rest && v.norms)
+      DS_RETURN_IF_ERROR(launch_add_rmsnorm(resid_.data(), delta_.data(), l.norm2.data(), xn_.data(), 1, m_.hidden,
+                                            stream_, pf(kGateUp, v.pf_norm)));
     if (with_linears) DS_RETURN_IF_ERROR(linear(kGateUp, l, kernels[kGateUp]));
-    if (with_rest) DS_RETURN_IF_ERROR(launch_silu_mul(gu_.data(), act_.data(), 1, m_.inter, stream_));
+    if (with_rest && v.silu)
+      DS_RETURN_IF_ERROR(launch_silu_mul(gu_.data(), act_.data(), 1, m_.inter, stream_, pf(kDown, v.pf_norm)));
     if (with_linears) DS_RETURN_IF_ERROR(linear(kDown, l, kernels[kDown]));
     return Status::Ok();
   }
@@ -285,12 +300,12 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
   // whole layers.
   std::printf("%-22s %12s %12s %8s %12s\n", "layer", "us (no PDL)", "us (PDL)", "%copy", "tok/s proj.");
   auto report = [&](const std::string& label, const std::string (&k0)[kNumLin], const std::string (&k1)[kNumLin],
-                    bool lin, bool rest) -> Status {
+                    bool lin, bool rest, const Variant& v = {}) -> Status {
     double us[2];
     for (int pdl = 0; pdl < 2; ++pdl) {
       const std::string(&ks)[kNumLin] = pdl ? k1 : k0;
       auto body = [&]() -> Status {
-        for (const Layer& l : lb.all()) DS_RETURN_IF_ERROR(lb.layer(l, ks, lin, rest));
+        for (const Layer& l : lb.all()) DS_RETURN_IF_ERROR(lb.layer(l, ks, lin, rest, v));
         return Status::Ok();
       };
       auto ms = lb.time_graph(pdl == 1, reps, body);
@@ -334,6 +349,32 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
   DS_RETURN_IF_ERROR(report(label, b0, b1, true, true));
   DS_RETURN_IF_ERROR(report("best, linears only", b0, b1, true, false));
   DS_RETURN_IF_ERROR(report("no linears", b0, b1, false, true));
+  // What each latency-bound kernel costs in the chain (left out: numerics are wrong, the timing is
+  // the point), and L2 prefetches of the next linear's weights issued by those kernels.
+  const std::string a[kNumLin] = {"auto", "auto", "auto", "auto"};
+  using V = Variant;
+  V v;
+  DS_RETURN_IF_ERROR(report("auto", a, a, true, true, v));
+  v = V{}, v.norms = false;
+  DS_RETURN_IF_ERROR(report("auto, no norms", a, a, true, true, v));
+  v = V{}, v.rope = false;
+  DS_RETURN_IF_ERROR(report("auto, no rope", a, a, true, true, v));
+  v = V{}, v.attn = false;
+  DS_RETURN_IF_ERROR(report("auto, no attention", a, a, true, true, v));
+  v = V{}, v.silu = false;
+  DS_RETURN_IF_ERROR(report("auto, no silu", a, a, true, true, v));
+  for (size_t mb : {2, 4, 8, 16}) {
+    v = V{}, v.pf_norm = mb << 20;
+    DS_RETURN_IF_ERROR(report("auto, pf norm " + std::to_string(mb) + "M", a, a, true, true, v));
+  }
+  for (size_t mb : {8, 16, 32}) {
+    v = V{}, v.pf_rope = mb << 20;
+    DS_RETURN_IF_ERROR(report("auto, pf rope " + std::to_string(mb) + "M", a, a, true, true, v));
+  }
+  for (size_t mb : {4, 8}) {
+    v = V{}, v.pf_norm = mb << 20, v.pf_rope = 32 << 20;
+    DS_RETURN_IF_ERROR(report("auto, pf " + std::to_string(mb) + "M+32M", a, a, true, true, v));
+  }
   out[m.name] = mj;
   return Status::Ok();
 }

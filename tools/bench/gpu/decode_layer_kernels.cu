@@ -21,6 +21,21 @@ int threads_for(int64_t width) {
   return static_cast<int>(std::clamp<int64_t>((width / 8 + 31) / 32 * 32, 32, 1024));
 }
 
+// Block 0 spreads 64 KiB bulk prefetches over its threads.
+__device__ void l2_prefetch(L2Prefetch pf) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (blockIdx.x != 0 || pf.bytes == 0) return;
+  constexpr size_t kChunk = size_t{64} << 10;
+  const size_t chunks = (pf.bytes + kChunk - 1) / kChunk;
+  for (size_t i = threadIdx.x; i < chunks; i += blockDim.x) {
+    const size_t off = i * kChunk;
+    const unsigned size = static_cast<unsigned>((pf.bytes - off < kChunk ? pf.bytes - off : kChunk) & ~size_t{15});
+    if (size) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(static_cast<const char*>(pf.ptr) + off),
+                           "r"(size) : "memory");
+  }
+#endif
+}
+
 __device__ float block_sum(float v, float* red) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -31,9 +46,11 @@ __device__ float block_sum(float v, float* red) {
   return t;
 }
 
-__global__ void add_rmsnorm_kernel(bf16* resid, const bf16* delta, const bf16* w, bf16* out, int64_t hidden) {
+__global__ void add_rmsnorm_kernel(bf16* resid, const bf16* delta, const bf16* w, bf16* out, int64_t hidden,
+                                   L2Prefetch pf) {
   pdl_wait();
   pdl_trigger();
+  l2_prefetch(pf);
   __shared__ float red[32];
   const int64_t row = blockIdx.x;
   Vec8* r = reinterpret_cast<Vec8*>(resid + row * hidden);
@@ -72,9 +89,10 @@ __global__ void add_rmsnorm_kernel(bf16* resid, const bf16* delta, const bf16* w
 }
 
 __global__ void rope_kv_kernel(const bf16* qkv, bf16* q_out, bf16* k_pool, bf16* v_pool, const int32_t* slot,
-                               int heads, int kv_heads, int position) {
+                               int heads, int kv_heads, int position, L2Prefetch pf) {
   pdl_wait();
   pdl_trigger();
+  l2_prefetch(pf);
   const int64_t row = blockIdx.x;
   const int64_t width = static_cast<int64_t>(heads + 2 * kv_heads) * kHeadDim;
   const bf16* src = qkv + row * width;
@@ -103,9 +121,10 @@ __global__ void rope_kv_kernel(const bf16* qkv, bf16* q_out, bf16* k_pool, bf16*
       v_pool[s * kv_heads * kHeadDim + i] = src[(heads + kv_heads) * kHeadDim + i];
 }
 
-__global__ void silu_mul_kernel(const bf16* gu, bf16* out, int64_t inter) {
+__global__ void silu_mul_kernel(const bf16* gu, bf16* out, int64_t inter, L2Prefetch pf) {
   pdl_wait();
   pdl_trigger();
+  l2_prefetch(pf);
   const int64_t row = blockIdx.x;
   const Vec8* g = reinterpret_cast<const Vec8*>(gu + row * 2 * inter);
   const Vec8* u = reinterpret_cast<const Vec8*>(gu + row * 2 * inter + inter);
@@ -125,28 +144,29 @@ __global__ void silu_mul_kernel(const bf16* gu, bf16* out, int64_t inter) {
 }  // namespace
 
 Status launch_add_rmsnorm(void* resid, const void* delta, const void* w, void* out, int64_t rows, int64_t hidden,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, L2Prefetch pf) {
   if (hidden % 8 != 0 || hidden > 3 * 1024 * 8) return Status::Error("add_rmsnorm: hidden must be 8k and <= 24576");
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(add_rmsnorm_kernel, dim3(static_cast<unsigned>(rows)),
                                         dim3(threads_for(hidden)), 0, stream, static_cast<bf16*>(resid),
                                         static_cast<const bf16*>(delta), static_cast<const bf16*>(w),
-                                        static_cast<bf16*>(out), hidden));
+                                        static_cast<bf16*>(out), hidden, pf));
   return Status::Ok();
 }
 
 Status launch_rope_kv(const void* qkv, void* q_out, void* k_pool, void* v_pool, const int32_t* slot, int64_t rows,
-                      int heads, int kv_heads, int position, cudaStream_t stream) {
+                      int heads, int kv_heads, int position, cudaStream_t stream, L2Prefetch pf) {
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(rope_kv_kernel, dim3(static_cast<unsigned>(rows)), dim3(512), 0, stream,
                                         static_cast<const bf16*>(qkv), static_cast<bf16*>(q_out),
                                         static_cast<bf16*>(k_pool), static_cast<bf16*>(v_pool), slot, heads, kv_heads,
-                                        position));
+                                        position, pf));
   return Status::Ok();
 }
 
-Status launch_silu_mul(const void* gu, void* out, int64_t rows, int64_t inter, cudaStream_t stream) {
+Status launch_silu_mul(const void* gu, void* out, int64_t rows, int64_t inter, cudaStream_t stream,
+                       L2Prefetch pf) {
   if (inter % 8 != 0) return Status::Error("silu_mul: inter must be a multiple of 8");
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(silu_mul_kernel, dim3(static_cast<unsigned>(rows)), dim3(threads_for(inter)),
-                                        0, stream, static_cast<const bf16*>(gu), static_cast<bf16*>(out), inter));
+                                        0, stream, static_cast<const bf16*>(gu), static_cast<bf16*>(out), inter, pf));
   return Status::Ok();
 }
 
