@@ -37,6 +37,13 @@ Status DeviceBuffer::copy_from_host(const void* src, size_t n) {
   return Status::Ok();
 }
 
+Status DeviceBuffer::zero() {
+  if (bytes_ == 0) return Status::Ok();
+  DS_CUDA_RETURN_IF_ERROR(cudaMemset(ptr_, 0, bytes_));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+  return Status::Ok();
+}
+
 Status DeviceBuffer::copy_to_host(void* dst, size_t n) const {
   if (n > bytes_)
     return Status::Error(StrCat() << "DeviceBuffer: copy of " << n << " bytes out of a buffer of " << bytes_);

@@ -29,6 +29,8 @@ class DeviceBuffer {
   // ordered with every stream (they synchronize the device: setup and tests only).
   Status copy_from_host(const void* src, size_t n);
   Status copy_to_host(void* dst, size_t n) const;
+  // Synchronous zero fill of the whole buffer (setup only, like the copies).
+  Status zero();
 
  private:
   void* ptr_ = nullptr;

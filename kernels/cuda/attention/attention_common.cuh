@@ -16,7 +16,7 @@ namespace ds::cuda::attn {
 constexpr float kLog2e = 1.4426950408889634f;
 // Keys per split granule: every split covers a multiple of this many keys.
 constexpr int kSplitGranule = 64;
-// Decode with kv length bounds up to this runs unsplit (a single kernel).
+// Decode with kv length bounds up to this splits into single-tile (64-key) parts.
 constexpr int kSingleKernelMaxKv = 512;
 
 // The batch every paged-attention kernel reads (prefill, decode and the split
@@ -132,12 +132,13 @@ __device__ __forceinline__ int64_t kv_offset(const int32_t* pages, int j, int pa
 // lengths, so a CUDA graph captured with it stays valid.
 inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms) {
   const int base = items * groups;
-  // Short buckets: one kernel, no combine launch (<= 8 pipelined 64-key tiles
-  // per CTA costs less than a second launch and its partial round trip).
-  if (base <= 0 || max_kv_len <= kSingleKernelMaxKv) return 1;
-  const int max_by_len = (max_kv_len + 2 * kSplitGranule - 1) / (2 * kSplitGranule);  // >= 128 keys each
-  // About two CTAs per SM in one wave: each streams >= 2 tiles with its next
-  // tile in flight, enough to keep HBM busy, and no tail wave.
+  if (base <= 0 || max_kv_len <= 0) return 1;
+  // Short bounds: splits of one 64-key tile each, so that a CTA's keys arrive in one
+  // round trip instead of a chain of pipelined tiles; longer ones keep >= 128 keys
+  // per split (two tiles, the second in flight while the first is used).
+  const int granules = max_kv_len <= kSingleKernelMaxKv ? 1 : 2;
+  const int max_by_len = (max_kv_len + granules * kSplitGranule - 1) / (granules * kSplitGranule);
+  // About two CTAs per SM in one wave: enough to keep HBM busy, and no tail wave.
   const int want = (2 * num_sms + base - 1) / base;
   int splits = want < max_by_len ? want : max_by_len;
   if (splits > 128) splits = 128;

@@ -40,15 +40,23 @@ struct DecodeGeometry {
   int heads_per_chunk = 1;
   int splits = 1;
   int chunk_len = 0;        // keys per split
+  // Split workspace: arrival counters at its start (zero between launches), the
+  // partials (m, l, acc) at its end; workspace_bytes = their sum (0 unsplit).
+  size_t counter_bytes = 0;
+  size_t partial_bytes = 0;
   size_t workspace_bytes = 0;
 };
 DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int head_dim, int max_kv_len, int num_sms);
 
-// Decode kernel (+ combine when split). row_mode: one work item per query row
-// (any q_len, no split; the generic path for head_dim > 128), else one per
-// sequence, covering the sequences with q_len == 1 (others are skipped). When
-// `workspace_bytes` is too small for the split geometry: an error if
-// `require_split`, else one split (no workspace).
+// Decode kernel; when split, the last CTA of each (item, head group) to finish
+// merges the partials (tensor-core kernel) or a combine kernel does (generic
+// one). row_mode: one work item per query row (any q_len, no split; the generic
+// path for head_dim > 128), else one per sequence, covering the sequences with
+// q_len == 1 (others are skipped). When `workspace_bytes` is too small for the
+// split geometry: an error if `require_split`, else one split (no workspace).
+// The workspace must be sized by paged_attention_workspace_bytes (counters at
+// its start, partials at its end never overlap across geometries) and zeroed
+// before its first use.
 Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, void* workspace, size_t workspace_bytes,
                      int num_sms, cudaStream_t stream);
 

@@ -22,6 +22,7 @@ struct DecodeParams : BatchParams {
   int splits, chunk_len;
   float* part_ml;   // [items, num_heads, splits, 2]
   float* part_acc;  // [items, num_heads, splits, head_dim]
+  unsigned* counters;  // [items, gridDim.y] arrivals, or null: the combine kernel merges
   bool row_mode;
 };
 
@@ -53,6 +54,7 @@ __device__ __forceinline__ bool resolve_item(const DecodeParams& p, int item, in
 struct DecodeWork {
   int item, kvh, g0, ng, head0, split;
   int seq, row, ctx, kbeg, kend;
+  bool empty;  // resolved, but this split holds no key (its neutral partial is written)
 };
 
 // Resolves the calling CTA's DecodeWork. False when there is nothing to compute;
@@ -65,10 +67,12 @@ __device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeW
   w.ng = min(p.heads_per_chunk, p.group - w.g0);
   w.head0 = w.kvh * p.group + w.g0;
   w.split = blockIdx.z;
+  w.empty = false;
   if (w.ng <= 0 || !resolve_item(p, w.item, w.seq, w.row, w.ctx)) return false;
   w.kbeg = w.split * p.chunk_len;
   w.kend = w.split == p.splits - 1 ? w.ctx : min(w.ctx, w.kbeg + p.chunk_len);
   if (w.kbeg < w.kend) return true;
+  w.empty = true;
   const int tid = threadIdx.x;
   if (p.splits > 1) {
     if (tid < w.ng) {
@@ -81,6 +85,51 @@ __device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeW
       p.out[w.row * p.out_ld + static_cast<int64_t>(w.head0) * p.head_dim + i] = __float2bfloat16(0.0f);
   }
   return false;
+}
+
+// Split arrival and merge (tensor-core kernel, p.counters set): every CTA of
+// (item, head group) calls this after writing its partial, the neutral one
+// included; the last to arrive resets the counter and merges all splits of its
+// heads into out, in split order (the result does not depend on arrival order).
+__device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, const DecodeWork& w) {
+  __shared__ bool last_s;
+  __threadfence();  // this CTA's partial is visible before its arrival counts
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* c = p.counters + static_cast<int64_t>(w.item) * gridDim.y + blockIdx.y;
+    const bool last = atomicAdd(c, 1u) + 1u == static_cast<unsigned>(p.splits);
+    if (last) atomicExch(c, 0u);
+    last_s = last;
+  }
+  __syncthreads();
+  if (!last_s) return;
+  __threadfence();
+  const int quads = p.head_dim / 4;
+  for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
+    const int r = i / quads, d = (i % quads) * 4;
+    const int64_t base = (static_cast<int64_t>(w.item) * p.num_heads + w.head0 + r) * p.splits;
+    const float* ml = p.part_ml + base * 2;
+    float m = -INFINITY;
+    for (int s = 0; s < p.splits; ++s) m = fmaxf(m, __ldcg(ml + 2 * s));
+    float l = 0.0f;
+    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int s = 0; s < p.splits; ++s) {
+      const float ls = __ldcg(ml + 2 * s + 1);
+      if (ls <= 0.0f) continue;  // neutral partial: no visible key
+      const float f = fast_exp2(__ldcg(ml + 2 * s) - m);
+      const float4 v = __ldcg(reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d));
+      l += f * ls;
+      a.x += f * v.x;
+      a.y += f * v.y;
+      a.z += f * v.z;
+      a.w += f * v.w;
+    }
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    uint2 o;
+    o.x = pack_bf16x2(a.x * inv, a.y * inv);
+    o.y = pack_bf16x2(a.z * inv, a.w * inv);
+    *reinterpret_cast<uint2*>(p.out + w.row * p.out_ld + static_cast<int64_t>(w.head0 + r) * p.head_dim + d) = o;
+  }
 }
 
 // Generic CUDA-core decode (any head_dim <= 256, row mode too).

@@ -1,6 +1,7 @@
 // Split-KV decode launcher: geometry (splits depend only on host-known
 // bounds), workspace layout, kernel choice (tensor-core for head_dim <= 128,
-// generic otherwise) and the combine kernel that merges the splits.
+// generic otherwise) and the combine kernel that merges the generic kernel's
+// splits (the tensor-core kernel merges its own: merge_splits_if_last).
 #include <cuda_bf16.h>
 
 #include <atomic>
@@ -99,7 +100,9 @@ DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int h
   g.chunk_len = split_chunk_len(max_kv_len > 0 ? max_kv_len : 1, g.splits);
   if (g.splits > 1) {
     const size_t partials = static_cast<size_t>(items) * num_heads * g.splits;
-    g.workspace_bytes = (ml_floats(partials) + partials * head_dim) * sizeof(float);
+    g.partial_bytes = (ml_floats(partials) + partials * head_dim) * sizeof(float);
+    g.counter_bytes = (static_cast<size_t>(items) * num_kv_heads * g.head_chunks * sizeof(unsigned) + 15) / 16 * 16;
+    g.workspace_bytes = g.counter_bytes + g.partial_bytes;
   }
   return g;
 }
@@ -126,17 +129,27 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
   p.heads_per_chunk = g.heads_per_chunk;
   p.splits = g.splits;
   p.chunk_len = g.chunk_len;
+  const bool mma = !row_mode && a.head_dim <= kPrefillMaxDim;
   if (g.splits > 1) {
-    p.part_ml = static_cast<float*>(workspace);
+    // Counters at the start, partials at the end (16-byte aligned): a workspace sized by
+    // paged_attention_workspace_bytes holds the largest of each, so no launch's partials
+    // overlap another geometry's counters.
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(workspace);
+    const uintptr_t part = (begin + workspace_bytes - g.partial_bytes) & ~uintptr_t{15};
+    if (part < begin + g.counter_bytes)
+      return Status::Error(StrCat() << "paged_attention: workspace of " << workspace_bytes
+                                    << " bytes is too small once aligned (size it with paged_attention_workspace_bytes)");
+    p.part_ml = reinterpret_cast<float*>(part);
     p.part_acc = p.part_ml + ml_floats(static_cast<size_t>(items) * a.num_heads * g.splits);
+    p.counters = mma ? static_cast<unsigned*>(workspace) : nullptr;
   }
   p.row_mode = row_mode;
-  if (!row_mode && a.head_dim <= kPrefillMaxDim) {
+  if (mma) {
     DS_RETURN_IF_ERROR(launch_decode_mma(p, items, stream));
   } else {
     DS_RETURN_IF_ERROR(launch_decode_generic(p, items, stream));
   }
-  if (p.splits > 1) {
+  if (p.splits > 1 && !p.counters) {
     DS_CUDA_RETURN_IF_ERROR(launch_kernel(combine_kernel, dim3(items, p.num_heads), dim3(kCombineThreads), 0, stream, p));
     DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   }

@@ -5,7 +5,8 @@
 // keys [16w, 16w + 16) of each tile: S = Q K^T (16 heads x 16 keys), an f32
 // online softmax per head, O += P V. At the end the four warps' (m, l, O) are
 // merged through smem into the output (one split) or a partial for the
-// combine kernel. Per 64 keys a warp issues 32 mma, so the kernel runs at the
+// combine kernel, or the last CTA of the head group merges the splits
+// (merge_splits_if_last). Per 64 keys a warp issues 32 mma, so the kernel runs at the
 // speed of the K/V stream.
 #include <cuda_bf16.h>
 
@@ -53,7 +54,10 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   DecodeWork w;
-  if (!begin_decode_work(p, w)) return;
+  if (!begin_decode_work(p, w)) {
+    if (w.empty && p.counters) merge_splits_if_last(p, w);  // its neutral partial counts too
+    return;
+  }
   const int item = w.item, kvh = w.kvh, ng = w.ng, head0 = w.head0, split = w.split;
   const int seq = w.seq, row = w.row, kbeg = w.kbeg, kend = w.kend;
 
@@ -236,6 +240,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
       *reinterpret_cast<uint4*>(p.out + row * p.out_ld + static_cast<int64_t>(head) * p.head_dim + d) = v;
     }
   }
+  if (p.splits > 1 && p.counters) merge_splits_if_last(p, w);
 }
 
 template <int kD>

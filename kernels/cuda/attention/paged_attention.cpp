@@ -4,6 +4,7 @@
 // generic per-row kernel (larger head dims).
 #include "kernels/cuda/attention/paged_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -51,13 +52,17 @@ size_t paged_attention_workspace_bytes(const PagedAttentionParams& p, int max_se
   Result<int> sms = current_sm_count();
   const int num_sms = sms.ok() ? sms.value() : 132;
   // items * splits(items) is not monotone in items: take the largest.
-  size_t bytes = 0;
+  // Counters (start) and partials (end) are sized for their largest geometries
+  // separately, so that no launch's partials reach another one's counters.
+  size_t counters = 0, partials = 0;
   for (int items = 1; items <= max_seqs; ++items) {
     const attn::DecodeGeometry g =
         attn::decode_geometry(items, p.num_heads, p.num_kv_heads, p.head_dim, max_kv_len, num_sms);
-    if (g.workspace_bytes > bytes) bytes = g.workspace_bytes;
+    counters = std::max(counters, g.counter_bytes);
+    partials = std::max(partials, g.partial_bytes);
     if (g.splits == 1) break;  // splits only shrink as items grow
   }
+  const size_t bytes = counters + partials == 0 ? 0 : counters + partials + 16;  // + alignment slack
   return bytes;
 }
 

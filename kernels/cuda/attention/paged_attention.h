@@ -50,7 +50,9 @@ struct PagedAttentionBatch {
 };
 
 // Workspace (device bytes) the launcher needs for up to `max_seqs` sequences
-// and `max_tokens` query rows with kv lengths up to `max_kv_len`.
+// and `max_tokens` query rows with kv lengths up to `max_kv_len`. Zero-fill it
+// once before its first use (it holds split arrival counters that every launch
+// leaves at zero); one workspace serves launches on one stream at a time.
 size_t paged_attention_workspace_bytes(const PagedAttentionParams& p, int max_seqs, int max_tokens, int max_kv_len);
 
 // q: [num_tokens, num_heads * head_dim] bf16 (row stride q_ld elements, 0: num_heads*head_dim);

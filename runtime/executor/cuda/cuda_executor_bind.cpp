@@ -198,6 +198,7 @@ Status Binder::attention(const PlanAttrs* attrs, BoundOp& op) {
                                                       static_cast<int>(x_.opt.token_capacity), static_cast<int>(bound)));
   if (ws > x_.attn_workspace.bytes()) {
     DS_ASSIGN_OR_RETURN(x_.attn_workspace, DeviceBuffer::allocate(ws));
+    DS_RETURN_IF_ERROR(x_.attn_workspace.zero());  // split arrival counters start at zero
   }
   return Status::Ok();
 }

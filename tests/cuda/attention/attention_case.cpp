@@ -107,7 +107,7 @@ Result<AttnData> make_case_data(const AttnCase& c) {
   return d;
 }
 
-Result<AttnResult> run_case_gpu(const AttnCase& c, const AttnData& d, cudaStream_t stream) {
+Result<AttnResult> run_case_gpu(const AttnCase& c, const AttnData& d, cudaStream_t stream, DeviceBuffer* shared_ws) {
   const int64_t row = static_cast<int64_t>(c.num_heads) * c.head_dim;
   const int n = static_cast<int>(c.seqs.size());
   DS_ASSIGN_OR_RETURN(DeviceBuffer dq, upload(d.q));
@@ -135,13 +135,18 @@ Result<AttnResult> run_case_gpu(const AttnCase& c, const AttnData& d, cudaStream
   b.num_tokens = d.num_tokens;
   b.max_q_len = d.max_q_len;
   b.max_kv_len = d.max_kv_len;
-  const size_t ws_bytes = paged_attention_workspace_bytes(p, n, d.num_tokens, d.max_kv_len);
-  DS_ASSIGN_OR_RETURN(DeviceBuffer ws, DeviceBuffer::allocate(std::max<size_t>(ws_bytes, 16)));
+  DeviceBuffer own_ws;
+  if (!shared_ws) {
+    const size_t ws_bytes = paged_attention_workspace_bytes(p, n, d.num_tokens, d.max_kv_len);
+    DS_ASSIGN_OR_RETURN(own_ws, DeviceBuffer::allocate(std::max<size_t>(ws_bytes, 16)));
+    DS_RETURN_IF_ERROR(own_ws.zero());
+  }
+  DeviceBuffer& ws = shared_ws ? *shared_ws : own_ws;
   // cudaMemcpy from pageable memory may return before its DMA lands; the kernel
   // runs on a non-blocking stream, so wait for the uploads explicitly.
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
-  DS_RETURN_IF_ERROR(paged_attention(dq.data(), d.q_ld, dk.data(), dv.data(), dout.data(), p, b, ws.data(), ws_bytes,
-                                     stream));
+  DS_RETURN_IF_ERROR(paged_attention(dq.data(), d.q_ld, dk.data(), dv.data(), dout.data(), p, b, ws.data(),
+                                     ws.bytes(), stream));
   DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   DS_RETURN_IF_ERROR(dout.copy_to_host(out.data(), out.size() * sizeof(uint16_t)));
 

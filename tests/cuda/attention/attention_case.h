@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/common/status.h"
+#include "runtime/cuda/device_buffer.h"
 
 namespace ds::cuda::testing {
 
@@ -52,8 +53,10 @@ struct AttnResult {
   bool sentinel_ok = true; // the spare output row past num_tokens is untouched
 };
 
-// Runs the GPU kernel on `d` (on `stream`) and compares with d.ref_out.
-Result<AttnResult> run_case_gpu(const AttnCase& c, const AttnData& d, cudaStream_t stream);
+// Runs the GPU kernel on `d` (on `stream`) and compares with d.ref_out; with its own
+// zeroed workspace, or `shared_ws` (sized and zeroed by the caller, reused across cases).
+Result<AttnResult> run_case_gpu(const AttnCase& c, const AttnData& d, cudaStream_t stream,
+                                DeviceBuffer* shared_ws = nullptr);
 
 // Tolerance on |gpu - ref| for bf16 outputs of values in [-1, 1].
 constexpr double kAbsTol = 2e-2;

@@ -95,6 +95,7 @@ TEST(PagedAttentionGpu, DecodeCudaGraphReplayWithNewLengths) {
   batch.max_kv_len = kBound;
   const size_t ws_bytes = paged_attention_workspace_bytes(p, 4, 4, kBound);
   DeviceBuffer ws = alloc(std::max<size_t>(ws_bytes, 16));
+  ASSERT_TRUE(ws.zero().ok());
 
   put(dq, A.q), put(dk, A.k), put(dv, A.v), put(dqs, A.q_start), put(dkv, A.kv_len), put(dpt, A.page_table);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // pageable uploads may still be in flight

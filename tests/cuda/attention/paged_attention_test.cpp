@@ -39,12 +39,12 @@ std::string describe(const AttnCase& c) {
   return s + "]";
 }
 
-void check_case(const AttnCase& c) {
+void check_case(const AttnCase& c, DeviceBuffer* shared_ws = nullptr) {
   Result<Stream> stream = Stream::create();
   ASSERT_TRUE(stream.ok()) << stream.status().message();
   Result<AttnData> d = make_case_data(c);
   ASSERT_TRUE(d.ok()) << d.status().message();
-  Result<AttnResult> r = run_case_gpu(c, d.value(), stream.value().get());
+  Result<AttnResult> r = run_case_gpu(c, d.value(), stream.value().get(), shared_ws);
   ASSERT_TRUE(r.ok()) << describe(c) << ": " << r.status().message();
   const AttnResult& res = r.value();
   std::printf("%-90s tokens %5d  max abs err %.3e (max |ref| %.3f)\n", describe(c).c_str(), d.value().num_tokens,
@@ -154,6 +154,30 @@ TEST(PagedAttentionGpu, GenericHeadDimsAndPageSizes) {
   check_case({"page8", 8, 2, 128, 8, decode_seqs({1, 9, 300}), 0, 0, 21});
   check_case({"page1", 4, 2, 64, 1, {{20, 25}, {1, 3}}, 0, 0, 22});
   check_case({"page32", 8, 1, 128, 32, decode_seqs({31, 32, 33, 1000}), 0, 0, 23});
+}
+
+// One workspace for decode steps of different geometries, as the executor keeps it
+// across layers and buckets: short bounds split into single-tile parts whose last
+// CTA merges (arrival counters at the workspace start, left at zero), long ones
+// into more and longer splits whose partials sit at its end. Interleaving them
+// checks that no launch's partials clobber another's counters.
+TEST(PagedAttentionGpu, DecodeSplitsShareOneWorkspace) {
+  SKIP_WITHOUT_GPU();
+  PagedAttentionParams p;
+  p.num_heads = 28, p.num_kv_heads = 4, p.head_dim = p.v_head_dim = 128, p.page_size = 16, p.scale = 0.088f;
+  const size_t bytes = paged_attention_workspace_bytes(p, 64, 64, 4096);
+  ASSERT_GT(bytes, 0u);
+  Result<DeviceBuffer> ws = DeviceBuffer::allocate(bytes);
+  ASSERT_TRUE(ws.ok());
+  ASSERT_TRUE(ws.value().zero().ok());
+  std::vector<int> many(64);
+  for (int i = 0; i < 64; ++i) many[static_cast<size_t>(i)] = 1 + (i * 613) % 4000;
+  for (int round = 0; round < 3; ++round) {
+    check_case({"ws-short", 28, 4, 128, 16, decode_seqs({288}), 512, 0, 40u + round}, &ws.value());
+    check_case({"ws-long", 28, 4, 128, 16, decode_seqs(many), 4096, 0, 50u + round}, &ws.value());
+    check_case({"ws-mid", 28, 4, 128, 16, decode_seqs({1, 64, 65, 500}), 512, 0, 60u + round}, &ws.value());
+    check_case({"ws-one", 28, 4, 128, 16, decode_seqs({2000}), 2048, 0, 70u + round}, &ws.value());
+  }
 }
 
 TEST(PagedAttentionGpu, QRowStride) {

@@ -90,6 +90,7 @@ Result<AttnTiming> time_paged_attention(const AttnShape& s, const std::vector<in
   b.max_kv_len = max_kv;
   const size_t ws_bytes = paged_attention_workspace_bytes(p, n, tokens, max_kv);
   DS_ASSIGN_OR_RETURN(DeviceBuffer ws, DeviceBuffer::allocate(std::max<size_t>(ws_bytes, 16)));
+  DS_RETURN_IF_ERROR(ws.zero());
   auto launch = [&](int i) {
     return paged_attention(q.data(), 0, k_pools[i % layers].data(), v_pools[i % layers].data(), out.data(), p, b,
                            ws.data(), ws_bytes, stream.get());

@@ -105,6 +105,7 @@ class LayerBench {
     attn_p_.scale = 0.08838834764f;
     const size_t ws = paged_attention_workspace_bytes(attn_p_, 1, 1, static_cast<int>(kKvBound));
     DS_ASSIGN_OR_RETURN(attn_ws_, DeviceBuffer::allocate(std::max<size_t>(ws, 256)));
+    DS_RETURN_IF_ERROR(attn_ws_.zero());
     DS_ASSIGN_OR_RETURN(runner_, GemmRunner::create());
     DS_ASSIGN_OR_RETURN(scratch_buf_, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(scratch_buf_.data(), 0, scratch_buf_.bytes()));
