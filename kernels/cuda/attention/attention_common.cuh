@@ -130,9 +130,11 @@ __device__ __forceinline__ int64_t kv_offset(const int32_t* pages, int j, int pa
 // Number of KV splits of the decode kernel. Depends only on host-known bounds
 // (work items, head groups, the kv length bound, SM count), never on actual
 // lengths, so a CUDA graph captured with it stays valid.
-inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms) {
+// split_short = false: bounds <= kSingleKernelMaxKv run unsplit (DSRT_ATTN_SHORT_SPLITS=0).
+inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms, bool split_short = true) {
   const int base = items * groups;
   if (base <= 0 || max_kv_len <= 0) return 1;
+  if (!split_short && max_kv_len <= kSingleKernelMaxKv) return 1;
   // Short bounds: splits of one 64-key tile each, so that a CTA's keys arrive in one
   // round trip instead of a chain of pipelined tiles; longer ones keep >= 128 keys
   // per split (two tiles, the second in flight while the first is used).

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/attention/attention_common.cuh"
 #include "kernels/cuda/attention/attention_internal.h"
@@ -96,7 +98,12 @@ DecodeGeometry decode_geometry(int items, int num_heads, int num_kv_heads, int h
   const int max_heads = head_dim <= kPrefillMaxDim ? kMmaDecodeHeads : kGenericDecodeHeads;
   g.head_chunks = (group + max_heads - 1) / max_heads;
   g.heads_per_chunk = (group + g.head_chunks - 1) / g.head_chunks;
-  g.splits = num_kv_splits(items, num_kv_heads * g.head_chunks, max_kv_len, num_sms);
+  // DSRT_ATTN_SHORT_SPLITS=0: short bounds unsplit (one CTA per head group walks every tile).
+  static const bool split_short = [] {
+    const char* e = std::getenv("DSRT_ATTN_SHORT_SPLITS");
+    return !(e && std::string(e) == "0");
+  }();
+  g.splits = num_kv_splits(items, num_kv_heads * g.head_chunks, max_kv_len, num_sms, split_short);
   g.chunk_len = split_chunk_len(max_kv_len > 0 ? max_kv_len : 1, g.splits);
   if (g.splits > 1) {
     const size_t partials = static_cast<size_t>(items) * num_heads * g.splits;

@@ -364,17 +364,20 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
   DS_RETURN_IF_ERROR(report("auto, no attention", a, a, true, true, v));
   v = V{}, v.silu = false;
   DS_RETURN_IF_ERROR(report("auto, no silu", a, a, true, true, v));
-  for (size_t mb : {2, 4, 8, 16}) {
+  // Each latency-bound kernel alone, in a chain of one per layer (us per launch).
+  v = V{}, v.rope = v.attn = v.silu = false;
+  DS_RETURN_IF_ERROR(report("only norms (2/layer)", a, a, false, true, v));
+  v = V{}, v.norms = v.attn = v.silu = false;
+  DS_RETURN_IF_ERROR(report("only rope", a, a, false, true, v));
+  v = V{}, v.norms = v.rope = v.silu = false;
+  DS_RETURN_IF_ERROR(report("only attention", a, a, false, true, v));
+  for (size_t mb : {2, 8}) {
     v = V{}, v.pf_norm = mb << 20;
     DS_RETURN_IF_ERROR(report("auto, pf norm " + std::to_string(mb) + "M", a, a, true, true, v));
   }
-  for (size_t mb : {8, 16, 32}) {
+  for (size_t mb : {8}) {
     v = V{}, v.pf_rope = mb << 20;
     DS_RETURN_IF_ERROR(report("auto, pf rope " + std::to_string(mb) + "M", a, a, true, true, v));
-  }
-  for (size_t mb : {4, 8}) {
-    v = V{}, v.pf_norm = mb << 20, v.pf_rope = 32 << 20;
-    DS_RETURN_IF_ERROR(report("auto, pf " + std::to_string(mb) + "M+32M", a, a, true, true, v));
   }
   out[m.name] = mj;
   return Status::Ok();
