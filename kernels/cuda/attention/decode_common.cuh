@@ -91,38 +91,66 @@ __device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeW
 // (item, head group) calls this after writing its partial, the neutral one
 // included; the last to arrive resets the counter and merges all splits of its
 // heads into out, in split order (the result does not depend on arrival order).
+// One acq_rel atomic per CTA (after the barrier, thread 0's release covers the
+// block's partial stores; its acquire, through the next barrier, makes the
+// other CTAs' partials visible), and the merge issues the loads of up to
+// kMergeBatch splits before using any, so it costs about one round trip.
+constexpr int kMergeBatch = 8;
+
+__device__ __forceinline__ unsigned atomic_add_acq_rel_gpu(unsigned* addr, unsigned v) {
+  unsigned old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(addr), "r"(v) : "memory");
+  return old;
+}
+
 __device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, const DecodeWork& w) {
   __shared__ bool last_s;
-  __threadfence();  // this CTA's partial is visible before its arrival counts
-  __syncthreads();
+  __syncthreads();  // every partial store of the block precedes thread 0's release
   if (threadIdx.x == 0) {
     unsigned* c = p.counters + static_cast<int64_t>(w.item) * gridDim.y + blockIdx.y;
-    const bool last = atomicAdd(c, 1u) + 1u == static_cast<unsigned>(p.splits);
-    if (last) atomicExch(c, 0u);
+    const bool last = atomic_add_acq_rel_gpu(c, 1u) + 1u == static_cast<unsigned>(p.splits);
+    if (last) *c = 0u;  // read again only by the next launch, after this grid completes
     last_s = last;
   }
   __syncthreads();
   if (!last_s) return;
-  __threadfence();
   const int quads = p.head_dim / 4;
   for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
     const int r = i / quads, d = (i % quads) * 4;
     const int64_t base = (static_cast<int64_t>(w.item) * p.num_heads + w.head0 + r) * p.splits;
-    const float* ml = p.part_ml + base * 2;
-    float m = -INFINITY;
-    for (int s = 0; s < p.splits; ++s) m = fmaxf(m, __ldcg(ml + 2 * s));
-    float l = 0.0f;
+    // Online merge over batches of splits: m, l, a are relative to m.
+    float m = -INFINITY, l = 0.0f;
     float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int s = 0; s < p.splits; ++s) {
-      const float ls = __ldcg(ml + 2 * s + 1);
-      if (ls <= 0.0f) continue;  // neutral partial: no visible key
-      const float f = fast_exp2(__ldcg(ml + 2 * s) - m);
-      const float4 v = __ldcg(reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d));
-      l += f * ls;
-      a.x += f * v.x;
-      a.y += f * v.y;
-      a.z += f * v.z;
-      a.w += f * v.w;
+    for (int s0 = 0; s0 < p.splits; s0 += kMergeBatch) {
+      float2 ml[kMergeBatch];
+      float4 v[kMergeBatch];
+#pragma unroll
+      for (int j = 0; j < kMergeBatch; ++j) {
+        const int s = s0 + j;
+        // Neutral partials (l = 0) leave acc unwritten: read, then weighted by a select.
+        ml[j] = s < p.splits ? __ldcg(reinterpret_cast<const float2*>(p.part_ml) + base + s) : make_float2(-INFINITY, 0.0f);
+        v[j] = s < p.splits ? __ldcg(reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d))
+                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      }
+      float mb = m;
+#pragma unroll
+      for (int j = 0; j < kMergeBatch; ++j)
+        if (ml[j].y > 0.0f) mb = fmaxf(mb, ml[j].x);
+      if (mb == -INFINITY) continue;  // nothing visible so far
+      const float rescale = fast_exp2(m - mb);  // m = -inf: 0 (l and a are 0 then)
+      l *= rescale;
+      a.x *= rescale, a.y *= rescale, a.z *= rescale, a.w *= rescale;
+#pragma unroll
+      for (int j = 0; j < kMergeBatch; ++j) {
+        const bool on = ml[j].y > 0.0f;
+        const float f = on ? fast_exp2(ml[j].x - mb) : 0.0f;
+        l += on ? f * ml[j].y : 0.0f;
+        a.x += on ? f * v[j].x : 0.0f;
+        a.y += on ? f * v[j].y : 0.0f;
+        a.z += on ? f * v[j].z : 0.0f;
+        a.w += on ? f * v[j].w : 0.0f;
+      }
+      m = mb;
     }
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
     uint2 o;

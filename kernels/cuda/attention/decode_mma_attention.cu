@@ -53,6 +53,21 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   float* o_s = reinterpret_cast<float*>(smem_raw);                 // [kWarps][kRows][kOStride], after the loop
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  // The first tile's page ids depend only on (sequence, split), not on the lengths:
+  // their loads go out together with the work item's (one round trip less).
+  constexpr int kIters = kTile * C::kChunks / kThreads;
+  static_assert(kTile * C::kChunks % kThreads == 0, "tile load mapping");
+  int32_t first_pages[kIters];
+  {
+    const int seq0 = blockIdx.x;  // never row mode here: work item == sequence
+    const int key0 = static_cast<int>(blockIdx.z) * p.chunk_len;
+    const int32_t* pt = p.page_table + static_cast<int64_t>(seq0) * p.pt_stride;
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int64_t idx = (key0 + (tid + u * kThreads) / C::kChunks) / p.page_size;
+      first_pages[u] = seq0 < p.num_seqs && idx < p.pt_stride ? pt[idx] : 0;
+    }
+  }
   DecodeWork w;
   if (!begin_decode_work(p, w)) {
     if (w.empty && p.counters) merge_splits_if_last(p, w);  // its neutral partial counts too
@@ -67,11 +82,16 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     bf16* ks = kv_s + stage * 2 * kTile * C::kStride;
     bf16* vs = ks + kTile * C::kStride;
 #pragma unroll
-    for (int i = tid; i < kTile * C::kChunks; i += kThreads) {
+    for (int u = 0; u < kIters; ++u) {
+      const int i = tid + u * kThreads;
       const int j = i / C::kChunks, c = i % C::kChunks;
       const int key = key0 + j;
       const bool valid = key < kend && c * 8 < p.head_dim;
-      const int64_t off = valid ? kv_offset(pages, key, p.page_size, p.num_kv_heads, kvh, p.head_dim) + c * 8 : 0;
+      int64_t off = 0;
+      if (valid) {
+        const int64_t page = tile == 0 ? first_pages[u] : pages[key / p.page_size];
+        off = ((page * p.page_size + key % p.page_size) * p.num_kv_heads + kvh) * static_cast<int64_t>(p.head_dim) + c * 8;
+      }
       cp_async_16(ks + j * C::kStride + c * 8, p.k + off, valid);
       cp_async_16(vs + j * C::kStride + c * 8, p.v + off, valid);
     }
