@@ -25,6 +25,7 @@
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/timing_spin.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/pdl.h"
@@ -178,7 +179,11 @@ struct GemmRunner::Impl {
     // behind a latency-bound kernel with L2 flushed instead picked GEMVs that
     // lost 8 us per 32B layer to cuBLASLt. The candidates take turns over
     // kRounds rounds and each is ranked by its median: one sample each let
-    // run-to-run noise flip close choices (decode tok/s moved by 4%).
+    // run-to-run noise flip close choices (decode tok/s moved by 4%). A spin
+    // kernel ahead of each start event holds the GPU until the host has queued
+    // the three launches: without it cuBLASLt's host cost per call was timed
+    // too, and the 32B qkv / o projections went to GEMVs 2-3 us slower in the
+    // decode graph (ds_decode_layer_bench chain table).
     constexpr int kRounds = 5;
     std::vector<Choice> cands;
     Status first_error;
@@ -193,6 +198,7 @@ struct GemmRunner::Impl {
     std::vector<std::vector<float>> samples(cands.size());
     for (int r = 0; r < kRounds; ++r) {
       for (size_t ci = 0; ci < cands.size(); ++ci) {
+        DS_RETURN_IF_ERROR(launch_timing_spin(100000, stream));
         DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(start.get(), stream));
         for (int i = 0; i < 3; ++i) DS_RETURN_IF_ERROR(launch(cands[ci], t, stream));
         DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(stop.get(), stream));
