@@ -8,7 +8,8 @@
 // `vN(j, r)` that fills r[0..VEC) with columns [j, j+VEC) of the value's row,
 // recomputing elementwise chains from the inputs (no shared-memory copies of
 // rows, so any row size fits). rms_norm first reduces its input row (block
-// reduction) and then scales lazily; rope reads the partner column block.
+// reduction) and then scales lazily; rope reads the partner column block and
+// the cos/sin of the row position, computed once per block into shared memory.
 // Results and KV-cache rows are stored by block-strided loops at the end /
 // in place. Results never alias inputs (ds-plan-buffers guarantees it).
 //
@@ -244,6 +245,7 @@ private:
   int64_t vec = 1;
   int64_t maxChunks = 1;
   DenseMap<Value, std::string> names;
+  llvm::StringMap<std::string> ropeCosSin; // table key -> shared cos/sin array
   std::string inParams, outParams, kvParams, tables, body, stores;
   unsigned counter = 0, kvCount = 0;
   bool usesSlot = false, usesReduction = false;
@@ -374,43 +376,58 @@ LogicalResult GroupEmitter::emitOp(Operation *op) {
   } else if (auto rope = dyn_cast<RopeOp>(op)) {
     RopeAttr cfg = rope.getRope();
     auto [inv, mscale] = ropeTables(cfg);
-    std::string table = llvm::formatv("ds_inv_freq{0}", counter).str();
+    int64_t headDim = rope.getHeadDim(), rot = cfg.getRotaryDim();
     std::string values;
     for (float f : inv)
       values += floatLit(f) + ", ";
-    tables += llvm::formatv("__device__ const float {0}[{1}] = {{{2}};\n",
-                            table, inv.size(), values);
-    int64_t headDim = rope.getHeadDim(), rot = cfg.getRotaryDim();
-    std::string pos = llvm::formatv("static_cast<float>({0}[row])",
-                                    operand(1));
     std::string scale = static_cast<float>(mscale) == 1.0f
                             ? ""
                             : " cs *= " + floatLit(mscale) + "; sn *= " +
                                   floatLit(mscale) + ";";
+    // cos/sin of the row's position, one per rotary pair, computed once per
+    // block into shared memory (a decode row's q and k heads share them: the
+    // block used to call sincosf for every element). Ropes of the group with
+    // the same frequencies, scale and positions share one table.
+    std::string key = values + "|" + scale + "|" + operand(1);
+    std::string &cs = ropeCosSin[key];
+    if (cs.empty()) {
+      std::string table = llvm::formatv("ds_inv_freq{0}", counter).str();
+      cs = llvm::formatv("ds_cs{0}", counter).str();
+      tables += llvm::formatv("__device__ const float {0}[{1}] = {{{2}};\n",
+                              table, inv.size(), values);
+      body += llvm::formatv(
+          "  __shared__ float2 {0}[{1}];\n  {{\n    const float p = "
+          "static_cast<float>({2}[row]);\n    for (int i = threadIdx.x; i < "
+          "{1}; i += blockDim.x) {{ float sn, cs; sincosf(p * {3}[i], &sn, "
+          "&cs);{4} {0}[i] = make_float2(cs, sn); }\n    __syncthreads();\n  "
+          "}\n",
+          cs, inv.size(), operand(1), table, scale);
+    }
     std::string code;
     if (cfg.getStyle() == "neox") {
       // Pairs (d, d + rot/2); vec divides rot/2 so blocks do not straddle.
       code = llvm::formatv(
           "{0}(j, r); const int d = j % {1}; if (d < {2}) {{ const bool lo = d "
-          "< {3}; float o[{4}]; {0}(lo ? j + {3} : j - {3}, o); const float "
-          "p = {5}; for (int i = 0; i < {4}; ++i) {{ float sn, cs; "
-          "sincosf(p * {6}[(d % {3}) + i], &sn, &cs);{7} r[i] = lo ? r[i] * cs "
-          "- o[i] * sn : r[i] * cs + o[i] * sn; } }",
-          operand(0), headDim, rot, rot / 2, vec, pos, table, scale);
+          "< {3}; float o[{4}]; {0}(lo ? j + {3} : j - {3}, o); for (int i = "
+          "0; i < {4}; ++i) {{ const float2 c = {5}[(d % {3}) + i]; const "
+          "float cs = c.x, sn = c.y; r[i] = lo ? r[i] * cs - o[i] * sn : r[i] "
+          "* cs + o[i] * sn; } }",
+          operand(0), headDim, rot, rot / 2, vec, cs);
     } else if (vec >= 2) {
       // Interleaved pairs (2k, 2k+1) inside the block.
       code = llvm::formatv(
-          "{0}(j, r); const int d = j % {1}; if (d < {2}) {{ const float p = "
-          "{3}; for (int i = 0; i < {4}; i += 2) {{ float sn, cs; sincosf(p * "
-          "{5}[(d + i) / 2], &sn, &cs);{6} const float a = r[i], b = r[i + 1]; "
-          "r[i] = a * cs - b * sn; r[i + 1] = b * cs + a * sn; } }",
-          operand(0), headDim, rot, pos, vec, table, scale);
+          "{0}(j, r); const int d = j % {1}; if (d < {2}) {{ for (int i = 0; "
+          "i < {3}; i += 2) {{ const float2 c = {4}[(d + i) / 2]; const float "
+          "cs = c.x, sn = c.y; const float a = r[i], b = r[i + 1]; r[i] = a * "
+          "cs - b * sn; r[i + 1] = b * cs + a * sn; } }",
+          operand(0), headDim, rot, vec, cs);
     } else {
       code = llvm::formatv(
           "{0}(j, r); const int d = j % {1}; if (d < {2}) {{ float o[1]; "
-          "{0}(j ^ 1, o); float sn, cs; sincosf({3} * {4}[d / 2], &sn, &cs);{5} "
-          "r[0] = (d & 1) ? r[0] * cs + o[0] * sn : r[0] * cs - o[0] * sn; }",
-          operand(0), headDim, rot, pos, table, scale);
+          "{0}(j ^ 1, o); const float2 c = {3}[d / 2]; const float cs = c.x, "
+          "sn = c.y; r[0] = (d & 1) ? r[0] * cs + o[0] * sn : r[0] * cs - o[0] "
+          "* sn; }",
+          operand(0), headDim, rot, cs);
     }
     lambda(rope, code);
   } else if (auto write = dyn_cast<KvCacheWriteOp>(op)) {

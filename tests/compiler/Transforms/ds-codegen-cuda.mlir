@@ -57,7 +57,10 @@ module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
     // CHECK-SAME: const int* __restrict__ in1,\0A    __nv_bfloat16* __restrict__ k_cache0,\0A    __nv_bfloat16* __restrict__ v_cache0)
     // CHECK-SAME: const long long slot = args->slot_mapping[row];
     // CHECK-SAME: (j + 32, r)
-    // CHECK-SAME: sincosf(p *
+    // CHECK-SAME: __shared__ float2 [[CS:ds_cs[0-9]+]][4];
+    // CHECK-SAME: const float p = static_cast<float>(in1[row]);
+    // CHECK-SAME: sincosf(p * ds_inv_freq{{[0-9]+}}[i], &sn, &cs); [[CS]][i] = make_float2(cs, sn); }\0A    __syncthreads();
+    // CHECK-SAME: const float2 c = [[CS]][(d % 4) + i];
     // CHECK-SAME: r[i] * cs - o[i] * sn : r[i] * cs + o[i] * sn
     // CHECK-SAME: if (slot >= 0)
     // CHECK-SAME: ds_store<4>(k_cache0 + slot * 16 + j, r)
@@ -73,8 +76,9 @@ module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
     // Interleaved partial rope with YaRN scaling (cos/sin scaled by mscale).
     // CHECK: ds.fused_group(
     // CHECK-SAME: ds.cuda_source = "
+    // CHECK-SAME: cs *= 1.368887901e+00f; sn *= 1.368887901e+00f; [[YCS:ds_cs[0-9]+]][i] = make_float2(cs, sn);
     // CHECK-SAME: const int d = j % 16; if (d < 8)
-    // CHECK-SAME: cs *= 1.368887901e+00f; sn *= 1.368887901e+00f; const float a = r[i], b = r[i + 1]; r[i] = a * cs - b * sn; r[i + 1] = b * cs + a * sn;
+    // CHECK-SAME: const float2 c = [[YCS]][(d + i) / 2]; const float cs = c.x, sn = c.y; const float a = r[i], b = r[i + 1]; r[i] = a * cs - b * sn; r[i + 1] = b * cs + a * sn;
     %q = ds.fused_group(%x, %pos) : (tensor<?x32xbf16>, tensor<?xi32>) -> tensor<?x32xbf16> {
     ^bb0(%a: tensor<?x32xbf16>, %p: tensor<?xi32>):
       %r = ds.rope %a, %p {num_heads = 2 : i64, head_dim = 16 : i64, rope = #ds.rope<theta = 10000.0, style = "interleaved", rotary_dim = 8, scaling = "yarn", factor = 40.0, original_max_position = 4096, mscale = 1.0, mscale_all_dim = 0.0>} : tensor<?x32xbf16>, tensor<?xi32>
@@ -196,5 +200,32 @@ module attributes {ds.target = "sm_90a"} {
       ds.yield %y : tensor<?x?xf32>
     }
     return %r : tensor<?x?xf32>
+  }
+}
+
+// -----
+
+// q and k ropes of one group (same frequencies and positions) share one
+// cos/sin table, filled once per row.
+// CHECK-LABEL: func.func @shared_rope_table
+// CHECK: ds.fused_group(
+// CHECK-SAME: __shared__ float2 [[T:ds_cs[0-9]+]][4];
+// CHECK-NOT: __shared__ float2
+// CHECK-SAME: const float2 c = [[T]][(d % 4) + i];
+// CHECK-SAME: const float2 c = [[T]][(d % 4) + i];
+module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
+  ds.kv_cache @kv {num_layers = 1 : i64, num_kv_heads = 1 : i64, k_dim = 8 : i64, v_dim = 8 : i64, dtype = bf16}
+  func.func @shared_rope_table(%qkv: tensor<?x32xbf16>, %pos: tensor<?xi32>) -> tensor<?x16xbf16> {
+    %q = ds.fused_group(%qkv, %pos) : (tensor<?x32xbf16>, tensor<?xi32>) -> tensor<?x16xbf16> {
+    ^bb0(%a: tensor<?x32xbf16>, %p: tensor<?xi32>):
+      %qs = ds.slice %a {offset = 0 : i64, size = 16 : i64} : tensor<?x32xbf16> -> tensor<?x16xbf16>
+      %ks = ds.slice %a {offset = 16 : i64, size = 8 : i64} : tensor<?x32xbf16> -> tensor<?x8xbf16>
+      %vs = ds.slice %a {offset = 24 : i64, size = 8 : i64} : tensor<?x32xbf16> -> tensor<?x8xbf16>
+      %qr = ds.rope %qs, %p {num_heads = 2 : i64, head_dim = 8 : i64, rope = #ds.rope<theta = 1000000.0, rotary_dim = 8>} : tensor<?x16xbf16>, tensor<?xi32>
+      %kr = ds.rope %ks, %p {num_heads = 1 : i64, head_dim = 8 : i64, rope = #ds.rope<theta = 1000000.0, rotary_dim = 8>} : tensor<?x8xbf16>, tensor<?xi32>
+      ds.kv_cache_write %kr, %vs {cache = @kv, layer = 0 : i64} : tensor<?x8xbf16>, tensor<?x8xbf16>
+      ds.yield %qr : tensor<?x16xbf16>
+    }
+    return %q : tensor<?x16xbf16>
   }
 }
