@@ -9,7 +9,6 @@
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/engine/engine.h"
 #include "runtime/executor/cuda/cuda_executor.h"
-#include "runtime/dist/cuda/device_communicator.h"
 #include "runtime/executor/cuda/cuda_tp_executor.h"
 #include "runtime/executor/dist_executor.h"
 #include "runtime/weights/cuda/device_weights.h"
@@ -17,18 +16,15 @@
 namespace ds {
 namespace {
 
-// Owns what a CudaExecutor reads: its device weights and, for one rank of a
-// multi-process tensor-parallel group (--nnodes), its NCCL communicator (null on
-// one GPU). Destroyed in reverse: the executor, the weights, the communicator.
+// Owns what a single-GPU CudaExecutor reads: its device weights (destroyed
+// after the executor).
 class CudaOwningExecutor : public Executor {
  public:
-  CudaOwningExecutor(std::unique_ptr<cuda::DeviceCommunicator> comm, std::unique_ptr<cuda::DeviceWeights> weights,
-                     std::unique_ptr<cuda::CudaExecutor> exec)
-      : comm_(std::move(comm)), weights_(std::move(weights)), exec_(std::move(exec)) {}
+  CudaOwningExecutor(std::unique_ptr<cuda::DeviceWeights> weights, std::unique_ptr<cuda::CudaExecutor> exec)
+      : weights_(std::move(weights)), exec_(std::move(exec)) {}
   ~CudaOwningExecutor() override {
     exec_.reset();
     weights_.reset();
-    comm_.reset();
   }
 
   int64_t token_capacity() const override { return exec_->token_capacity(); }
@@ -42,7 +38,6 @@ class CudaOwningExecutor : public Executor {
   bool broken() const override { return exec_->broken(); }
 
  private:
-  std::unique_ptr<cuda::DeviceCommunicator> comm_;
   std::unique_ptr<cuda::DeviceWeights> weights_;
   std::unique_ptr<cuda::CudaExecutor> exec_;
 };
@@ -113,37 +108,33 @@ Result<std::unique_ptr<Executor>> make_cuda_tp_executor(const LoadedPlan& plan, 
   return std::unique_ptr<Executor>(std::move(exec));
 }
 
-// This process's rank of a multi-process group, on options.device, sized by rank
-// 0's setup (every rank captures the same graphs).
-Result<std::unique_ptr<Executor>> make_cuda_rank(const LoadedPlan& plan, const WeightLoadOptions& weight_options,
-                                                 KvCache& kv, const FollowerSetup& s, Communicator& dist,
-                                                 const ExecutorOptions& options, ExecutorStartup* startup) {
-  const std::string who = StrCat() << "tensor-parallel rank " << dist.rank() << " of " << dist.size();
+// This process's ranks of a multi-process group (plan tp_size N over the
+// group's K processes: N / K GPUs from options.device on), sized by rank 0's
+// setup (every rank captures the same graphs). One GPU per process is the
+// N = K case of the same executor.
+Result<std::unique_ptr<Executor>> make_cuda_ranks(const LoadedPlan& plan, const WeightLoadOptions& weight_options,
+                                                  KvCache& kv, const FollowerSetup& s, Communicator& dist,
+                                                  const ExecutorOptions& options, ExecutorStartup* startup) {
+  const std::string who = StrCat() << "tensor-parallel process " << dist.rank() << " of " << dist.size();
   DS_RETURN_IF_ERROR(check_device(options.device).with_context(who));
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::DeviceCommunicator> comm,
-                      cuda::create_device_group(dist, options.device, options.dist_timeout));
-  WeightLoadOptions wo = weight_options;
-  wo.tp_rank = dist.rank();
-  cuda::LoadProgressFn progress;
-  if (options.weight_progress && dist.rank() == 0) progress = options.weight_progress;
-  auto loaded = load_device_weights(plan, wo, progress);
-  if (!loaded.ok()) return loaded.status().with_context(who);
-  TimedWeights tw = std::move(loaded).value();
-  cuda::CudaExecutorOptions co;
-  co.device = options.device;
-  co.token_capacity = s.token_capacity;
-  co.max_seqs = s.max_seqs;
-  co.max_model_len = s.max_model_len;
-  co.max_logit_rows = s.max_logit_rows;
-  co.enable_cuda_graph = s.enable_cuda_graph;
-  co.cuda_graph_max_bs = s.cuda_graph_max_bs;
-  co.comm = comm.get();
-  co.dist_timeout = options.dist_timeout;
-  auto exec = cuda::CudaExecutor::create(plan, *tw.weights, kv, co);
+  cuda::CudaTpOptions to;
+  to.exec.device = options.device;
+  to.exec.token_capacity = s.token_capacity;
+  to.exec.max_seqs = s.max_seqs;
+  to.exec.max_model_len = s.max_model_len;
+  to.exec.max_logit_rows = s.max_logit_rows;
+  to.exec.enable_cuda_graph = s.enable_cuda_graph;
+  to.exec.cuda_graph_max_bs = s.cuda_graph_max_bs;
+  to.exec.dist_timeout = options.dist_timeout;
+  to.base_gpu_id = options.device;
+  to.weights = weight_options;
+  to.check_p2p = options.enable_p2p_check;
+  to.process_group = &dist;
+  if (options.weight_progress && dist.rank() == 0) to.progress = options.weight_progress;
+  auto exec = cuda::CudaTpExecutor::create(plan, kv, to);
   if (!exec.ok()) return exec.status().with_context(who);
-  fill_startup(startup, tw.seconds, tw.weights->total_bytes(), **exec);
-  return std::unique_ptr<Executor>(
-      new CudaOwningExecutor(std::move(comm), std::move(tw.weights), std::move(exec).value()));
+  fill_startup(startup, (*exec)->weights_load_seconds(), (*exec)->weight_bytes_per_gpu(), (*exec)->rank_executor(0));
+  return std::unique_ptr<Executor>(std::move(exec).value());
 }
 
 // The per-rank executor options (one GPU, or each GPU of a tensor-parallel group).
@@ -173,7 +164,7 @@ Status run_cuda_follower(const LoadedPlan& plan, const LoadedWeights& weights, C
                          const ExecutorOptions& options) {
   const WeightLoadOptions wo = weights.load_options();
   return run_follower(plan, dist, [&](const FollowerSetup& s, KvCache& kv) {
-    return make_cuda_rank(plan, wo, kv, s, dist, options, nullptr);
+    return make_cuda_ranks(plan, wo, kv, s, dist, options, nullptr);
   });
 }
 
@@ -184,9 +175,9 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
   if (options.dist && options.dist->size() > 1) {
     // Multi-process: this process is rank 0; rank 0's setup sizes every rank's executor.
     Communicator& dist = *options.dist;
-    if (plan->tp_size() != dist.size())
-      return Status::Error(StrCat() << "plan is sharded for " << plan->tp_size() << " ranks, the process group has "
-                                    << dist.size());
+    if (plan->tp_size() < dist.size() || plan->tp_size() % dist.size() != 0)
+      return Status::Error(StrCat() << "plan is sharded for " << plan->tp_size() << " ranks, which do not split evenly "
+                                    << "over the process group's " << dist.size() << " processes");
     FollowerSetup setup;
     setup.token_capacity = co.token_capacity;
     setup.num_pages = kv.config().num_pages;
@@ -197,7 +188,7 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
     setup.enable_cuda_graph = co.enable_cuda_graph;
     const WeightLoadOptions wo = weights.load_options();
     DS_ASSIGN_OR_RETURN(auto e, LeaderExecutor::create(kv, setup, dist, [&](const FollowerSetup& s, KvCache& k) {
-      return make_cuda_rank(plan, wo, k, s, dist, options, startup);
+      return make_cuda_ranks(plan, wo, k, s, dist, options, startup);
     }));
     e->set_on_group_failure(options.on_group_failure);
     return std::unique_ptr<Executor>(std::move(e));
@@ -207,7 +198,7 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
   DS_ASSIGN_OR_RETURN(TimedWeights tw, load_device_weights(plan, weights.load_options(), options.weight_progress));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaExecutor> exec, cuda::CudaExecutor::create(plan, *tw.weights, kv, co));
   fill_startup(startup, tw.seconds, tw.weights->total_bytes(), *exec);
-  return std::unique_ptr<Executor>(new CudaOwningExecutor(nullptr, std::move(tw.weights), std::move(exec)));
+  return std::unique_ptr<Executor>(new CudaOwningExecutor(std::move(tw.weights), std::move(exec)));
 }
 
 }  // namespace ds

@@ -27,7 +27,8 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   if (options.nnodes < 1) return Status::Error(StrCat() << "--nnodes " << options.nnodes << " must be at least 1");
   if (options.nnodes > 1) {
     // --tp is the whole group (SGLang's convention): plan_tp ranks over --nnodes
-    // processes, plan_tp / nnodes ranks in each.
+    // processes, plan_tp / nnodes ranks in each (GPU plans: that many GPUs per
+    // process, from --base-gpu-id on).
     if (plan_tp < options.nnodes || plan_tp % options.nnodes != 0)
       return Status::Error(StrCat() << "--nnodes " << options.nnodes << " does not match plan " << options.plan_path
                                     << ", which is sharded for tp_size " << plan_tp
@@ -35,12 +36,6 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
     if (options.tp != 1 && options.tp != plan_tp)
       return Status::Error(StrCat() << "--tp " << options.tp << " does not match plan " << options.plan_path
                                     << ", which is sharded for tp_size " << plan_tp);
-    if (plan_tp > options.nnodes && is_cuda_plan(*m.plan))
-      return Status::Error(StrCat() << "--tp " << plan_tp << " with --nnodes " << options.nnodes << " would run "
-                                    << plan_tp / options.nnodes << " GPU ranks in each process; for GPU plans dsrt "
-                                    << "runs one rank per process so far: start " << plan_tp << " processes (--nnodes "
-                                    << plan_tp << ", one GPU each: --base-gpu-id or CUDA_VISIBLE_DEVICES), or run --tp "
-                                    << plan_tp << " in one process on one host");
     if (options.node_rank < 0 || options.node_rank >= options.nnodes)
       return Status::Error(StrCat() << "--node-rank " << options.node_rank << " out of range for --nnodes "
                                     << options.nnodes);

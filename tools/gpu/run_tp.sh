@@ -4,6 +4,8 @@
 #   e2e bf16 tpN <fixture>      dsrt score --tp N on the fixtures' tpN plans vs the goldens (check_goldens.py --bf16)
 #   realshape 1.5B tp           1.5B-shape random model at TP 2/4 vs transformers f32 and vs the TP 1 dsrt run
 #                               (ok: each TP variant within 10% of TP 1's error vs f32)
+#   2-node tp4 <fixture>        --tp 4 --nnodes 2: two processes of two GPUs each (0,1 / 2,3) vs the
+#                               in-process --tp 4 run, same plan (4 GPUs)
 #   2-node tp2 <fixture>        two dsrt processes (CUDA_VISIBLE_DEVICES=0 / =1, --nnodes 2, loopback)
 #                               vs the in-process --tp 2 run, same plan
 #   dead peer                   rank 1 of a 2-process `dsrt serve` killed: rank 0 must exit non-zero
@@ -82,6 +84,49 @@ EOF2
   [ $rrc = 0 ] || tail -n 15 "$TP_LOG/tp_realshape.log" >&2
 fi
 
+# tp_compare REF OUT: top logits of two `dsrt score --json` runs agree (prints a summary).
+tp_compare() {
+  python3 - "$1" "$2" <<'EOF' 2>&1
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+pa, pb = a.get("positions", a), b.get("positions", b)
+if len(pa) != len(pb):
+    print(f"{len(pa)} vs {len(pb)} positions"); sys.exit(1)
+worst, flips = 0.0, 0
+for x, y in zip(pa, pb):
+    if x["top_ids"][0] != y["top_ids"][0]:
+        flips += 1
+    worst = max(worst, max(abs(u - v) for u, v in zip(x["top_logits"], y["top_logits"])))
+print(f"{len(pa)} positions, max |top logit diff| {worst:.3g}, top-1 flips {flips}")
+sys.exit(0 if flips == 0 and worst < 0.05 else 1)
+EOF
+}
+
+# Two "nodes" of two GPUs each (--tp 4 --nnodes 2: two ranks per process) vs --tp 4 in one process.
+m=qwen2-tiny-r1
+plan="$ROOT/.deps/plans/$m.sm_90a.tp4.dsplan"
+if [ "$ngpu" -lt 4 ] || [ ! -f "$plan" ]; then
+  row "2-node tp4 $m (2 GPUs each)" "SKIP" "$ngpu GPU(s) or no plan"
+else
+  ids="$(python3 -c "print(','.join(str((i * 7919 + 13) % 1900 + 20) for i in range(48)))")"
+  common=(--model-path "$ROOT/tests/fixtures/$m" --ids "$ids" --top-k 5 --json)
+  timeout 60 "$TP_DSRT" score "$plan" --tp 4 "${common[@]}" > "$TP_LOG/tp4_2node_ref.json" 2> "$TP_LOG/tp4_2node_ref.log"
+  port=$((28000 + RANDOM % 1000))
+  dist=(--tp 4 --nnodes 2 --dist-init-addr "127.0.0.1:$port" --dist-timeout 30)
+  CUDA_VISIBLE_DEVICES=2,3 timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 1 \
+      > "$TP_LOG/tp4_2node_r1.json" 2> "$TP_LOG/tp4_2node_r1.log" &
+  r1=$!
+  CUDA_VISIBLE_DEVICES=0,1 timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 0 \
+      > "$TP_LOG/tp4_2node_r0.json" 2> "$TP_LOG/tp4_2node_r0.log"
+  rc0=$?
+  wait $r1; rc1=$?
+  cmp_msg="$(tp_compare "$TP_LOG/tp4_2node_ref.json" "$TP_LOG/tp4_2node_r0.json")"
+  crc=$?
+  row "2-node tp4 $m (2 GPUs each)" "$([ $rc0 = 0 ] && [ $rc1 = 0 ] && [ $crc = 0 ] && echo ok || echo FAIL)" \
+      "exit $rc0/$rc1; $cmp_msg"
+  [ $rc0 = 0 ] && [ $rc1 = 0 ] || tail -n 5 "$TP_LOG/tp4_2node_r0.log" "$TP_LOG/tp4_2node_r1.log" >&2
+fi
+
 # Two "nodes" on one host: one process per GPU, rendezvous over loopback.
 m=qwen2-tiny-tied
 plan="$ROOT/.deps/plans/$m.sm_90a.tp2.dsplan"
@@ -101,21 +146,7 @@ else
       > "$TP_LOG/tp_2node_r0.json" 2> "$TP_LOG/tp_2node_r0.log"
   rc0=$?
   wait $r1; rc1=$?
-  cmp_msg="$(python3 - "$TP_LOG/tp_2node_ref.json" "$TP_LOG/tp_2node_r0.json" <<'EOF' 2>&1
-import json, sys
-a, b = (json.load(open(p)) for p in sys.argv[1:3])
-pa, pb = a.get("positions", a), b.get("positions", b)
-if len(pa) != len(pb):
-    print(f"{len(pa)} vs {len(pb)} positions"); sys.exit(1)
-worst, flips = 0.0, 0
-for x, y in zip(pa, pb):
-    if x["top_ids"][0] != y["top_ids"][0]:
-        flips += 1
-    worst = max(worst, max(abs(u - v) for u, v in zip(x["top_logits"], y["top_logits"])))
-print(f"{len(pa)} positions, max |top logit diff| {worst:.3g}, top-1 flips {flips}")
-sys.exit(0 if flips == 0 and worst < 0.05 else 1)
-EOF
-)"
+  cmp_msg="$(tp_compare "$TP_LOG/tp_2node_ref.json" "$TP_LOG/tp_2node_r0.json")"
   crc=$?
   row "2-node tp2 $m" "$([ $rc0 = 0 ] && [ $rc1 = 0 ] && [ $crc = 0 ] && echo ok || echo FAIL)" \
       "exit $rc0/$rc1; $cmp_msg"

@@ -59,9 +59,17 @@ bool have_device_collectives();
 Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_local_device_group(
     const std::vector<int>& devices, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-// Multi-process group: this process is host_group.rank() of host_group.size() and
-// drives `device`; the NCCL unique id travels over `host_group` (Gloo), which
-// also checked that every rank loaded the same plan.
+// Multi-process group: host_group.size() processes each drive L = devices.size()
+// GPUs (the same L in every process); this process's ranks are
+// host_group.rank() * L + i on devices[i] of a host_group.size() * L rank group.
+// Process 0's NCCL unique id travels over `host_group` (Gloo), which also
+// checked that every process loaded the same plan.
+Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_process_device_group(
+    Communicator& host_group, const std::vector<int>& devices,
+    std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// The one-GPU-per-process case of create_process_device_group (rank
+// host_group.rank() of host_group.size(), on `device`).
 Result<std::unique_ptr<DeviceCommunicator>> create_device_group(
     Communicator& host_group, int device, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 

@@ -19,6 +19,12 @@ Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_local_device_gro
   return no_nccl("create_local_device_group");
 }
 
+Result<std::vector<std::unique_ptr<DeviceCommunicator>>> create_process_device_group(Communicator&,
+                                                                                     const std::vector<int>&,
+                                                                                     std::chrono::milliseconds) {
+  return no_nccl("create_process_device_group");
+}
+
 Result<std::unique_ptr<DeviceCommunicator>> create_device_group(Communicator&, int, std::chrono::milliseconds) {
   return no_nccl("create_device_group");
 }

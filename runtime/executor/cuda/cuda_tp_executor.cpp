@@ -22,11 +22,11 @@ constexpr auto kSpin = std::chrono::milliseconds(2);
 
 // The first error of each failed rank, joined; ranks that failed on their own
 // come before the ones that only timed out (or were aborted) waiting for them.
-Status join_errors(const std::vector<Status>& status, const std::string& what) {
+Status join_errors(const std::vector<Status>& status, const std::string& what, int first_rank) {
   std::vector<std::string> own, waited;
   for (size_t r = 0; r < status.size(); ++r) {
     if (status[r].ok()) continue;
-    std::string m = StrCat() << "tensor-parallel rank " << r << ": " << status[r].message();
+    std::string m = StrCat() << "tensor-parallel rank " << first_rank + static_cast<int>(r) << ": " << status[r].message();
     const bool secondary = m.find("within") != std::string::npos || m.find("aborted") != std::string::npos;
     (secondary ? waited : own).push_back(std::move(m));
   }
@@ -50,33 +50,49 @@ void for_each_rank_parallel(size_t n, Fn fn) {
 
 Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan& plan, KvCache& kv,
                                                                const CudaTpOptions& options) {
-  const int n = plan->tp_size();
-  if (n < 1) return Status::Error(StrCat() << "plan " << plan.origin() << " has tp_size " << n);
+  const int total = plan->tp_size();
+  if (total < 1) return Status::Error(StrCat() << "plan " << plan.origin() << " has tp_size " << total);
   if (kv.has_host_storage())
     return Status::Error("tensor-parallel CUDA executor: the KV cache must have host_storage = false");
   if (options.exec.dist_timeout.count() <= 0)
     return Status::Error(StrCat() << "--dist-timeout must be positive, got " << options.exec.dist_timeout.count() << " ms");
+  // This process's ranks: all of them, or its share of a process group.
+  Communicator* group = options.process_group;
+  const int processes = group ? group->size() : 1;
+  if (total < processes || total % processes != 0)
+    return Status::Error(StrCat() << "plan " << plan.origin() << " is sharded for " << total << " ranks, which do not "
+                                  << "split evenly over " << processes << " processes");
+  const int n = total / processes;
+  const int first = group ? group->rank() * n : 0;
   std::vector<int> devices = options.devices;
   if (devices.empty())
     for (int r = 0; r < n; ++r) devices.push_back(options.base_gpu_id + r);
   if (static_cast<int>(devices.size()) != n)
-    return Status::Error(StrCat() << "plan " << plan.origin() << " is sharded for " << n << " ranks, "
-                                  << devices.size() << " GPUs were given");
+    return Status::Error(StrCat() << "plan " << plan.origin() << " is sharded for " << total << " ranks, " << n
+                                  << " per process; " << devices.size() << " GPUs were given");
   const int visible = device_count();
   std::set<int> seen;
   for (int d : devices) {
     if (d < 0 || d >= visible)
-      return Status::Error(StrCat() << "--tp " << n << " needs GPU " << d << " (one GPU per rank from --base-gpu-id "
-                                    << devices.front() << "), but " << visible << " CUDA device(s) are visible");
+      return Status::Error(StrCat() << "--tp " << total << " needs GPU " << d << " (" << n
+                                    << " per process, one per rank from --base-gpu-id " << devices.front() << "), but "
+                                    << visible << " CUDA device(s) are visible");
     if (!seen.insert(d).second) return Status::Error(StrCat() << "GPU " << d << " is given to two tensor-parallel ranks");
   }
   if (options.check_p2p) DS_RETURN_IF_ERROR(check_p2p(devices).with_context("--enable-p2p-check"));
-  DS_ASSIGN_OR_RETURN(auto comms, create_local_device_group(devices, options.exec.dist_timeout));
+  std::vector<std::unique_ptr<DeviceCommunicator>> comms;
+  if (group) {
+    DS_ASSIGN_OR_RETURN(comms, create_process_device_group(*group, devices, options.exec.dist_timeout));
+  } else {
+    DS_ASSIGN_OR_RETURN(comms, create_local_device_group(devices, options.exec.dist_timeout));
+  }
 
   std::unique_ptr<CudaTpExecutor> e(new CudaTpExecutor());
   e->devices_ = devices;
+  e->first_rank_ = first;
   const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE");
-  if (options.custom_all_reduce && n > 1 && !(env && std::string(env) == "0")) {
+  // Across processes the all-reduce spans GPUs the custom kernel cannot reach.
+  if (options.custom_all_reduce && n > 1 && !group && !(env && std::string(env) == "0")) {
     auto ar = CustomAllReduce::create(devices, CustomAllReduce::kDefaultMaxBytes, options.exec.dist_timeout);
     if (ar.ok()) {
       e->custom_ar_ = std::move(ar).value();
@@ -98,7 +114,7 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
     Status s = [&]() -> Status {
       DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices[r]));
       WeightLoadOptions wo = options.weights;
-      wo.tp_rank = static_cast<int>(r);
+      wo.tp_rank = first + static_cast<int>(r);
       const auto t0 = Clock::now();
       {
         DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
@@ -115,7 +131,7 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
     }();
     status[r] = std::move(s);
   });
-  if (Status s = join_errors(status, "tensor-parallel CUDA executor"); !s.ok()) {
+  if (Status s = join_errors(status, "tensor-parallel CUDA executor", first); !s.ok()) {
     e->teardown();
     return s;
   }
@@ -200,7 +216,7 @@ Status CudaTpExecutor::run(Job job, const StepBatch& batch, float* logits, const
   batch_ = nullptr;
   std::vector<Status> status;
   for (auto& r : ranks_) status.push_back(r->status);
-  return join_errors(status, "tensor-parallel step");
+  return join_errors(status, "tensor-parallel step", first_rank_);
 }
 
 Status CudaTpExecutor::step(const StepBatch& batch, float* logits) {

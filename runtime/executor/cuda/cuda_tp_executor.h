@@ -1,6 +1,10 @@
-// Tensor parallelism on the GPUs of one process: one Executor over the N ranks
-// of a plan with tp_size N, rank r on GPU devices[r] (default base_gpu_id + r),
-// collectives over an in-process NCCL group (runtime/dist/cuda).
+// Tensor parallelism on the GPUs of one process: one Executor over the ranks of
+// a plan with tp_size N that this process runs, local rank r on GPU devices[r]
+// (default base_gpu_id + r). Alone (one process), those are all N ranks, with
+// collectives over an in-process NCCL group (runtime/dist/cuda). In a group of
+// K processes (--nnodes K, `process_group`), each runs L = N / K of them:
+// global ranks process_rank * L + r, with NCCL communicators spanning the
+// processes, the steps arriving from rank 0's process (dist_executor.h).
 //
 //   create  one thread per rank loads that rank's weight slices onto its GPU
 //           (DeviceWeights, tp_rank r) and creates its CudaExecutor, all ranks
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include "runtime/cache/kv_cache.h"
+#include "runtime/dist/communicator.h"
 #include "runtime/dist/cuda/custom_all_reduce.h"
 #include "runtime/executor/cuda/cuda_executor.h"
 #include "runtime/executor/executor.h"
@@ -47,11 +52,14 @@ struct CudaTpOptions {
   // Checkpoint / dummy options of the weights; tp_rank is set per rank.
   WeightLoadOptions weights;
   LoadProgressFn progress;  // rank 0's weight upload only
-  bool check_p2p = false;   // --enable-p2p-check: every pair of GPUs must reach each other
+  bool check_p2p = false;   // --enable-p2p-check: every pair of this process's GPUs must reach each other
   // Small all_reduces (decode) through CustomAllReduce's one-shot NVLink kernel
   // when every pair of GPUs has peer access (else NCCL alone); env
-  // DSRT_CUSTOM_ALLREDUCE=0 turns it off.
+  // DSRT_CUSTOM_ALLREDUCE=0 turns it off. In-process groups only: its buffers
+  // are shared between the GPUs of one process.
   bool custom_all_reduce = true;
+  // Multi-process: this process's member of the process group (null: one process).
+  Communicator* process_group = nullptr;
 };
 
 class CudaTpExecutor : public Executor {
@@ -71,7 +79,8 @@ class CudaTpExecutor : public Executor {
                      std::vector<RowSample>* out) override;
 
   bool broken() const override;
-  int tp_size() const { return static_cast<int>(ranks_.size()); }
+  int local_ranks() const { return static_cast<int>(ranks_.size()); }
+  int first_rank() const { return first_rank_; }  // global rank of local rank 0
   bool uses_custom_all_reduce() const { return custom_ar_ != nullptr; }
   const std::vector<int>& devices() const { return devices_; }
   // Rank r's executor and weights (startup figures: every rank holds the same amounts).
@@ -99,6 +108,7 @@ class CudaTpExecutor : public Executor {
   std::unique_ptr<CustomAllReduce> custom_ar_;  // outlives the executors (declared first: destroyed last)
   std::vector<std::unique_ptr<Rank>> ranks_;
   std::vector<int> devices_;
+  int first_rank_ = 0;
   double weights_load_s_ = 0;
 
   // Step hand-off to ranks 1..N-1: `generation_` bumps once per step; workers
