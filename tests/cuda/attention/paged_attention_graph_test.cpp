@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attention_case.h"
+#include "kernels/cuda/attention/attention_internal.h"
 #include "kernels/cuda/attention/paged_attention.h"
 #include "runtime/common/dtype.h"
 #include "runtime/cuda/cuda_check.h"
@@ -200,6 +201,49 @@ TEST(PagedAttentionArgs, RejectsBadBatch) {
   b = good_batch();
   b.num_tokens = 0;  // empty step: nothing to do
   EXPECT_TRUE(call(p, b).ok());
+}
+
+// Host-side split geometry (no device needed): short bounds split into 64-key
+// parts, and one workspace sized by paged_attention_workspace_bytes keeps every
+// geometry's arrival counters (at its start) clear of every geometry's partials
+// (at its end), which is what lets the executor reuse it across layers, batch
+// sizes and KV buckets without clearing it.
+TEST(PagedAttentionArgs, DecodeSplitGeometryAndWorkspaceLayout) {
+  const int sms = 132;
+  // 28/4 heads, one sequence, bound 512: eight 64-key splits of four head groups.
+  attn::DecodeGeometry g = attn::decode_geometry(1, 28, 4, 128, 512, sms);
+  EXPECT_EQ(g.splits, 8);
+  EXPECT_EQ(g.chunk_len, 64);
+  EXPECT_EQ(g.counter_bytes, 16u);  // 4 counters, rounded to 16 bytes
+  EXPECT_EQ(g.partial_bytes, (28u * 8 * 2 + 28u * 8 * 128) * sizeof(float));
+  // Enough work items: unsplit, no workspace.
+  g = attn::decode_geometry(256, 28, 4, 128, 512, sms);
+  EXPECT_EQ(g.splits, 1);
+  EXPECT_EQ(g.workspace_bytes, 0u);
+  // Long bounds keep >= 128 keys per split.
+  g = attn::decode_geometry(1, 40, 8, 128, 8192, sms);
+  EXPECT_GE(g.chunk_len, 128);
+  EXPECT_GT(g.splits, 1);
+
+  PagedAttentionParams p;
+  p.num_heads = 28, p.num_kv_heads = 4, p.head_dim = p.v_head_dim = 128, p.page_size = 16, p.scale = 0.088f;
+  for (int bound : {128, 512, 2048, 8192}) {
+    const int max_seqs = 64;
+    const size_t ws = paged_attention_workspace_bytes(p, max_seqs, max_seqs, bound);
+    for (int a = 1; a <= max_seqs; ++a) {
+      const attn::DecodeGeometry ga = attn::decode_geometry(a, 28, 4, 128, bound, sms);
+      if (ga.splits == 1) continue;
+      EXPECT_LE(ga.workspace_bytes, ws) << "bound " << bound << ", " << a << " sequences";
+      for (int b = 1; b <= max_seqs; ++b) {
+        const attn::DecodeGeometry gb = attn::decode_geometry(b, 28, 4, 128, bound, sms);
+        if (gb.splits == 1) continue;
+        // b's partials start at (ws - partial_bytes) rounded down to 16 bytes.
+        const size_t part_begin = (ws - gb.partial_bytes) / 16 * 16;
+        EXPECT_GE(part_begin, ga.counter_bytes) << "bound " << bound << ": partials of " << b
+                                                << " sequences overlap the counters of " << a;
+      }
+    }
+  }
 }
 
 TEST(PagedAttentionArgs, WorkspaceIsZeroForInvalidParams) {
