@@ -1,27 +1,18 @@
-// GemmRunner: cuBLASLt for general shapes, the GEMV kernel (gemv.cu) for small m.
+// GemmRunner: cuBLASLt for general shapes, the GEMV kernel (gemv.cu) for small m:
+// argument checks, the path (forced or kAuto), and kAuto's timing of the candidates.
 //
-// Row-major y[m, n] = x[m, k] · w[n, k]ᵀ is the column-major product
-// yᵀ (n x m, ld ldy) = op(A) · B with A = w viewed as a k x n column-major
-// matrix (lda = k, transa = T) and B = xᵀ (k x m, ldb = ldx, transb = N).
-// CUBLASLT_EPILOGUE_BIAS adds a vector along D's rows (= n): the per-feature bias.
-// A residual is C with beta = 1 (C has D's layout; C == D is cuBLASLt's
-// in-place case): D = acc + bias + residual in f32, one rounding.
-//
-// kAuto's choice among the GEMV kernels and cuBLASLt is in gemm_choice.cpp.
+// kAuto's choice among the GEMV kernels and cuBLASLt is in gemm_choice.cpp, the
+// cuBLASLt plans and launch in cublaslt_gemm.cpp.
 // The RMSNorm prologue and the SwiGLU epilogue exist on the warp GEMV kernels
 // only: with either set, run() never falls back to cuBLASLt (an error instead).
-#include <cublasLt.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "kernels/cuda/gemm/add_residual.h"
+#include "kernels/cuda/gemm/cublaslt_gemm.h"
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
@@ -42,82 +33,18 @@ bool verbose_choices() {
   return on;
 }
 
-Status lt_status(cublasStatus_t s, const char* expr, const char* file, int line) {
-  return Status::Error(StrCat() << "cuBLASLt error " << cublasLtGetStatusName(s) << " ("
-                                << cublasLtGetStatusString(s) << ") in " << expr << " [" << file << ":"
-                                << line << "]");
-}
-
-#define DS_LT_RETURN_IF_ERROR(expr)                                                    \
-  do {                                                                                 \
-    cublasStatus_t _ds_lt_status = (expr);                                             \
-    if (_ds_lt_status != CUBLAS_STATUS_SUCCESS)                                        \
-      return lt_status(_ds_lt_status, #expr, __FILE__, __LINE__);                     \
-  } while (0)
-
-struct HandleDeleter {
-  void operator()(cublasLtContext* h) const { cublasLtDestroy(h); }
-};
-struct DescDeleter {
-  void operator()(cublasLtMatmulDescOpaque_t* d) const { cublasLtMatmulDescDestroy(d); }
-};
-struct LayoutDeleter {
-  void operator()(cublasLtMatrixLayoutOpaque_t* l) const { cublasLtMatrixLayoutDestroy(l); }
-};
-struct PrefDeleter {
-  void operator()(cublasLtMatmulPreferenceOpaque_t* p) const { cublasLtMatmulPreferenceDestroy(p); }
-};
-using HandlePtr = std::unique_ptr<cublasLtContext, HandleDeleter>;
-using DescPtr = std::unique_ptr<cublasLtMatmulDescOpaque_t, DescDeleter>;
-using LayoutPtr = std::unique_ptr<cublasLtMatrixLayoutOpaque_t, LayoutDeleter>;
-using PrefPtr = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, PrefDeleter>;
-
-// One cached problem: descriptors and the heuristic's algorithm.
-struct Plan {
-  DescPtr desc;
-  LayoutPtr a, b, d;
-  cublasLtMatmulAlgo_t algo;
-  bool bias_in_epilogue = false;  // else (bias requested): bias added by a kernel after the matmul
-};
-
 using detail::Choice;
 using Key = detail::ProblemKey;
-using KeyHash = detail::ProblemKeyHash;
-
-cudaDataType_t cuda_type(DType t) { return t == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
-
-// The cuBLASLt plan of a problem: the residual (a runtime beta) and the
-// prologue (never on cuBLASLt) do not enter it; the pointers' alignment does.
-Key plan_key(const GemmArgs& a) {
-  Key key = detail::make_problem_key(a);
-  key.residual = key.residual_in_place = false;
-  key.norm = 0;
-  key.ld_src = 0;
-  key.swiglu = false;
-  key.ld_swiglu = 0;
-  return key;
-}
-
-// What only the warp GEMV kernels compute, for error messages ("": neither).
-const char* gemv_only_feature(const GemmArgs& a) {
-  if (a.swiglu_out != nullptr) return "the SwiGLU epilogue";
-  if (a.norm.src != nullptr) return "the RMSNorm prologue";
-  return "";
-}
 
 size_t dtype_bytes(DType t) { return t == DType::kF32 ? 4 : 2; }
 
 }  // namespace
 
 struct GemmRunner::Impl {
-  HandlePtr handle;
-  DeviceBuffer workspace;
+  std::unique_ptr<detail::CublasLtGemm> lt;
   DeviceBuffer gemv_scratch;  // split-k partials and counters (zeroed once)
   detail::GemvScratch scratch;
   Event start, stop;          // timing of the GEMV-vs-cuBLASLt choice
-  std::mutex mu;
-  std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
-
   DeviceBuffer timing_y;       // y of the timed launches when the residual is in place
 
   Status launch(Choice c, const GemmArgs& a, cudaStream_t stream) {
@@ -129,7 +56,7 @@ struct GemmRunner::Impl {
       case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
       case Choice::kCublasLt: break;
     }
-    return run_cublaslt(a, stream);
+    return lt->run(a, stream);
   }
 
   // The arguments the candidates are timed with. An in-place residual would be
@@ -161,9 +88,9 @@ struct GemmRunner::Impl {
     const Key key = detail::make_problem_key(a);
     Choice c;
     if (detail::lookup_shared_choice(device, key, &c)) return c;
-    if (*gemv_only_feature(a) != 0 && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a))
+    if (*detail::gemv_only_feature(a) != 0 && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a))
       return Status::Error(StrCat() << "gemm: DSRT_GEMM_KERNEL=" << detail::choice_name(c) << " cannot compute "
-                                    << gemv_only_feature(a) << " at m=" << a.m
+                                    << detail::gemv_only_feature(a) << " at m=" << a.m
                                     << " (check supports_norm_prologue() / supports_swiglu_epilogue() first)");
     if (detail::forced_choice(a, &c)) return c;
     if (detail::layer_rule_choice(a, &c)) return c;
@@ -233,120 +160,6 @@ struct GemmRunner::Impl {
 
   // Builds descriptors for `key` and asks the heuristic, with the bias fused
   // when `fuse_bias`; returns null (no error) when no algorithm fits.
-  Result<std::unique_ptr<Plan>> try_plan(const Key& key, bool fuse_bias) {
-    auto plan = std::make_unique<Plan>();
-    cublasLtMatmulDesc_t desc = nullptr;
-    DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    plan->desc.reset(desc);
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    if (fuse_bias) {
-      const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-      const int32_t bias_type = CUDA_R_16BF;
-      DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-      DS_LT_RETURN_IF_ERROR(
-          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
-      // The heuristic reads the bias pointer's alignment: give it one of `key.align`.
-      const void* probe = static_cast<const char*>(workspace_probe()) + (key.align % 16);
-      DS_LT_RETURN_IF_ERROR(
-          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &probe, sizeof(probe)));
-    }
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    DS_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, key.k, key.n, key.k));
-    plan->a.reset(a);
-    DS_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, key.k, key.m, key.ldx));
-    plan->b.reset(b);
-    DS_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d, cuda_type(key.out), key.n, key.m, key.ldy));
-    plan->d.reset(d);
-
-    cublasLtMatmulPreference_t pref = nullptr;
-    DS_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-    PrefPtr pref_owner(pref);
-    const uint64_t ws = workspace.bytes();
-    DS_LT_RETURN_IF_ERROR(
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-      DS_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(pref, attr, &key.align, sizeof(key.align)));
-
-    cublasLtMatmulHeuristicResult_t result;
-    std::memset(&result, 0, sizeof(result));
-    int returned = 0;
-    const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(handle.get(), desc, a, b, d, d, pref, 1, &result, &returned);
-    // No algorithm: also how cuBLASLt 13 refuses a bf16 bias with an f32 output
-    // (CUBLAS_STATUS_INVALID_VALUE, seen on an H200); the caller then falls back
-    // to the plain matmul plus the bias kernel.
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && returned == 0) ||
-        (fuse_bias && st == CUBLAS_STATUS_INVALID_VALUE))
-      return std::unique_ptr<Plan>();
-    DS_LT_RETURN_IF_ERROR(st);
-    plan->algo = result.algo;
-    plan->bias_in_epilogue = fuse_bias;
-    return plan;
-  }
-
-  const void* workspace_probe() const {
-    alignas(256) static const char kHostProbe[256] = {};
-    return workspace.data() != nullptr ? workspace.data() : kHostProbe;
-  }
-
-  // The cached plan for `key`, created on first use.
-  Result<Plan*> plan_for(const Key& key) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = plans.find(key);
-    if (it != plans.end()) return it->second.get();
-    std::unique_ptr<Plan> plan;
-    if (key.bias) {
-      // cuBLASLt may lack a bf16 bias for an f32 output: then plain matmul + bias kernel.
-      DS_ASSIGN_OR_RETURN(plan, try_plan(key, /*fuse_bias=*/true));
-    }
-    if (!plan) {
-      DS_ASSIGN_OR_RETURN(plan, try_plan(key, /*fuse_bias=*/false));
-    }
-    if (!plan)
-      return Status::Error(StrCat() << "cuBLASLt has no algorithm for m=" << key.m << " n=" << key.n << " k=" << key.k
-                                    << " out=" << dtype_name(key.out) << " ldx=" << key.ldx << " ldy=" << key.ldy
-                                    << " alignment=" << key.align);
-    Plan* raw = plan.get();
-    plans.emplace(key, std::move(plan));
-    return raw;
-  }
-
-  // cuBLASLt with the bias in its epilogue when it has one for this output
-  // type, and the residual as C with beta = 1 (in place when it is y). Should
-  // an algorithm refuse beta != 0, an out-of-place residual is added by
-  // add_residual after a beta = 0 product (an in-place one cannot: y is C).
-  Status run_cublaslt(const GemmArgs& a, cudaStream_t stream) {
-    if (*gemv_only_feature(a) != 0)
-      return Status::Error(StrCat() << "gemm: cuBLASLt cannot compute " << gemv_only_feature(a));
-    DS_ASSIGN_OR_RETURN(Plan * plan, plan_for(plan_key(a)));
-    if (plan->bias_in_epilogue)
-      DS_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(plan->desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                           &a.bias, sizeof(a.bias)));
-    const float alpha = 1.0f, one = 1.0f, zero = 0.0f;
-    const bool fuse_residual = a.residual != nullptr;
-    const void* c = fuse_residual ? a.residual : a.y;
-    cublasStatus_t st = cublasLtMatmul(handle.get(), plan->desc.get(), &alpha, a.w, plan->a.get(), a.x,
-                                       plan->b.get(), fuse_residual ? &one : &zero, c, plan->d.get(), a.y,
-                                       plan->d.get(), &plan->algo, workspace.data(), workspace.bytes(), stream);
-    bool residual_pending = false;
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED && fuse_residual && a.residual != a.y) {
-      st = cublasLtMatmul(handle.get(), plan->desc.get(), &alpha, a.w, plan->a.get(), a.x, plan->b.get(), &zero, a.y,
-                          plan->d.get(), a.y, plan->d.get(), &plan->algo, workspace.data(), workspace.bytes(),
-                          stream);
-      residual_pending = true;
-    }
-    if (st != CUBLAS_STATUS_SUCCESS) return lt_status(st, "cublasLtMatmul", __FILE__, __LINE__);
-    if (a.bias != nullptr && !plan->bias_in_epilogue) {
-      if (a.out_dtype != DType::kF32)
-        return Status::Error("internal: cuBLASLt bias epilogue unavailable for a bf16 output");
-      DS_RETURN_IF_ERROR(detail::launch_add_bias_f32(static_cast<float*>(a.y), a.bias, a.m, a.n, a.ldy, stream));
-    }
-    if (residual_pending) DS_RETURN_IF_ERROR(add_residual(a.y, a.residual, a.out_dtype, a.m, a.n, a.ldy, stream));
-    return Status::Ok();
-  }
 };
 
 GemmRunner::GemmRunner() : impl_(std::make_unique<Impl>()) {}
@@ -354,13 +167,8 @@ GemmRunner::~GemmRunner() = default;
 
 Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
   std::unique_ptr<GemmRunner> runner(new GemmRunner());
-  cublasLtHandle_t h = nullptr;
-  DS_LT_RETURN_IF_ERROR(cublasLtCreate(&h));
-  runner->impl_->handle.reset(h);
   Impl& impl = *runner->impl_;
-  if (workspace_bytes > 0) {
-    DS_ASSIGN_OR_RETURN(impl.workspace, DeviceBuffer::allocate(workspace_bytes));
-  }
+  DS_ASSIGN_OR_RETURN(impl.lt, detail::CublasLtGemm::create(workspace_bytes));
   DS_ASSIGN_OR_RETURN(impl.gemv_scratch, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
   DS_CUDA_RETURN_IF_ERROR(cudaMemset(impl.gemv_scratch.data(), 0, impl.gemv_scratch.bytes()));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // visible to every stream, blocking or not
@@ -374,7 +182,7 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
   return runner;
 }
 
-size_t GemmRunner::workspace_bytes() const { return impl_->workspace.bytes(); }
+size_t GemmRunner::workspace_bytes() const { return impl_->lt->workspace_bytes(); }
 
 static Status check_args(GemmArgs& a, bool need_pointers = true) {
   if (a.m < 0 || a.n <= 0 || a.k <= 0)
@@ -441,7 +249,7 @@ Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path)
   DS_RETURN_IF_ERROR(check_args(a));
   if (a.m == 0) return Status::Ok();
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
-  if (const char* only = gemv_only_feature(a); *only != 0) {
+  if (const char* only = detail::gemv_only_feature(a); *only != 0) {
     if (path == GemmPath::kCublasLt) return Status::Error(StrCat() << "gemm: cuBLASLt cannot compute " << only);
     if (!gemv_reason.empty())
       return Status::Error(StrCat() << "gemm: no GEMV kernel can compute " << only << " here: " << gemv_reason);
@@ -453,7 +261,7 @@ Status GemmRunner::run(const GemmArgs& args, cudaStream_t stream, GemmPath path)
     DS_ASSIGN_OR_RETURN(Choice c, impl_->choose(a, stream));
     return impl_->launch(c, a, stream);
   }
-  return impl_->run_cublaslt(a, stream);
+  return impl_->lt->run(a, stream);
 }
 
 Status GemmRunner::prepare(const GemmArgs& args, cudaStream_t stream) {
@@ -462,16 +270,16 @@ Status GemmRunner::prepare(const GemmArgs& args, cudaStream_t stream) {
   if (a.m == 0) return Status::Ok();
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
   if (gemv_reason.empty()) return impl_->choose(a, stream).status();
-  if (const char* only = gemv_only_feature(a); *only != 0)
+  if (const char* only = detail::gemv_only_feature(a); *only != 0)
     return Status::Error(StrCat() << "gemm: no GEMV kernel can compute " << only << " here: " << gemv_reason);
-  return impl_->plan_for(plan_key(a)).status();
+  return impl_->lt->prepare(detail::cublaslt_plan_key(a));
 }
 
 std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   GemmArgs a = args;
   if (!check_args(a).ok()) return "invalid";
   const std::string gemv_reason = detail::gemv_unsupported_reason(a);
-  if (!gemv_reason.empty()) return *gemv_only_feature(a) != 0 ? "unsupported (" + gemv_reason + ")" : "cublaslt";
+  if (!gemv_reason.empty()) return *detail::gemv_only_feature(a) != 0 ? "unsupported (" + gemv_reason + ")" : "cublaslt";
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
     (void)cudaGetLastError();
@@ -479,9 +287,9 @@ std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
   }
   Choice c;
   if (detail::lookup_shared_choice(device, detail::make_problem_key(a), &c)) return detail::choice_name(c);
-  if (*gemv_only_feature(a) != 0 && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a))
+  if (*detail::gemv_only_feature(a) != 0 && detail::env_forced_kernel(&c) && !detail::choice_can_run(c, a))
     return std::string("unsupported (DSRT_GEMM_KERNEL=") + detail::choice_name(c) + " has no " +
-           (gemv_only_feature(a) + 4) + ")";
+           (detail::gemv_only_feature(a) + 4) + ")";
   if (detail::forced_choice(a, &c)) return std::string(detail::choice_name(c)) + " (DSRT_GEMM_KERNEL)";
   if (detail::layer_rule_choice(a, &c)) return std::string(detail::choice_name(c)) + " (long k, PDL)";
   return std::string("unmeasured (") + detail::choice_name(detail::static_choice(a)) + ")";
@@ -506,7 +314,7 @@ Status GemmRunner::prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, boo
   key.out = out_dtype;
   key.bias = has_bias;
   key.align = 16;
-  return impl_->plan_for(key).status();
+  return impl_->lt->prepare(key);
 }
 
 }  // namespace ds::cuda
