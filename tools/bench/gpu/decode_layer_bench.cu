@@ -51,7 +51,8 @@ constexpr int64_t kPages = kKvBound / kPage;      // page table row (the launche
 
 enum Lin { kQkv, kO, kGateUp, kDown, kNumLin };
 const char* kLinName[] = {"qkv", "o", "gate_up", "down"};
-const char* kKernels[] = {"cublaslt", "warp", "deep", "async", "mma"};
+// "warp-sN": the warp kernel with N warps per row forced (N = 1, 2, 4; "warp" picks N by wave fill).
+const char* kKernels[] = {"cublaslt", "warp", "warp-s1", "warp-s2", "warp-s4", "deep", "async", "mma"};
 
 struct Layer {
   DeviceBuffer w[kNumLin], bias, norm1, norm2, k_pool, v_pool;
@@ -143,6 +144,7 @@ class LayerBench {
     if (kernel == "auto") return runner_->run(a, stream_);
     if (kernel == "cublaslt") return runner_->run(a, stream_, GemmPath::kCublasLt);
     detail::GemvKernel k = detail::GemvKernel::kWarpRows;
+    if (kernel.rfind("warp-s", 0) == 0) return detail::launch_gemv(a, scratch_, stream_, std::stoi(kernel.substr(6)), k);
     if (kernel == "deep") k = detail::GemvKernel::kWarpRowsDeep;
     if (kernel == "async") k = detail::GemvKernel::kWarpAsync;
     if (kernel == "mma") k = detail::GemvKernel::kMmaTiles;
