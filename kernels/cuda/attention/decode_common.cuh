@@ -23,6 +23,7 @@ struct DecodeParams : BatchParams {
   float* part_ml;   // [items, num_heads, splits, 2]
   float* part_acc;  // [items, num_heads, splits, head_dim]
   unsigned* counters;  // [items, gridDim.y] arrivals, or null: the combine kernel merges
+  bool cluster_merge;  // splits <= 8 launched as clusters (1, 1, splits): merged through DSMEM
   bool row_mode;
 };
 
@@ -75,7 +76,7 @@ __device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeW
   w.empty = true;
   const int tid = threadIdx.x;
   if (p.splits > 1) {
-    if (tid < w.ng) {
+    if (tid < w.ng && !p.cluster_merge) {  // cluster merge: the kernel puts it in shared memory
       float* ml = p.part_ml + ((static_cast<int64_t>(w.item) * p.num_heads + w.head0 + tid) * p.splits + w.split) * 2;
       ml[0] = -INFINITY;
       ml[1] = 0.0f;
@@ -101,6 +102,41 @@ __device__ __forceinline__ unsigned atomic_add_acq_rel_gpu(unsigned* addr, unsig
   unsigned old;
   asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(addr), "r"(v) : "memory");
   return old;
+}
+
+// Folds a batch of split partials (m, l) / acc into the running (m, l, a), all
+// relative to m; partials with l = 0 (no visible key) weigh nothing, whatever
+// their acc holds (a select, so garbage there cannot turn into NaN).
+__device__ __forceinline__ void merge_split_batch(const float2 (&ml)[kMergeBatch], const float4 (&v)[kMergeBatch],
+                                                  float& m, float& l, float4& a) {
+  float mb = m;
+#pragma unroll
+  for (int j = 0; j < kMergeBatch; ++j)
+    if (ml[j].y > 0.0f) mb = fmaxf(mb, ml[j].x);
+  if (mb == -INFINITY) return;  // nothing visible so far
+  const float rescale = fast_exp2(m - mb);  // m = -inf: 0 (l and a are 0 then)
+  l *= rescale;
+  a.x *= rescale, a.y *= rescale, a.z *= rescale, a.w *= rescale;
+#pragma unroll
+  for (int j = 0; j < kMergeBatch; ++j) {
+    const bool on = ml[j].y > 0.0f;
+    const float f = on ? fast_exp2(ml[j].x - mb) : 0.0f;
+    l += on ? f * ml[j].y : 0.0f;
+    a.x += on ? f * v[j].x : 0.0f;
+    a.y += on ? f * v[j].y : 0.0f;
+    a.z += on ? f * v[j].z : 0.0f;
+    a.w += on ? f * v[j].w : 0.0f;
+  }
+  m = mb;
+}
+
+// out row `row`, head `head`, dims d..d+3 = a / l (0 when nothing was visible).
+__device__ __forceinline__ void store_merged(const DecodeParams& p, int row, int head, int d, float l, float4 a) {
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  uint2 o;
+  o.x = pack_bf16x2(a.x * inv, a.y * inv);
+  o.y = pack_bf16x2(a.z * inv, a.w * inv);
+  *reinterpret_cast<uint2*>(p.out + row * p.out_ld + static_cast<int64_t>(head) * p.head_dim + d) = o;
 }
 
 __device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, const DecodeWork& w) {
@@ -132,31 +168,9 @@ __device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, cons
         v[j] = s < p.splits ? __ldcg(reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d))
                             : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       }
-      float mb = m;
-#pragma unroll
-      for (int j = 0; j < kMergeBatch; ++j)
-        if (ml[j].y > 0.0f) mb = fmaxf(mb, ml[j].x);
-      if (mb == -INFINITY) continue;  // nothing visible so far
-      const float rescale = fast_exp2(m - mb);  // m = -inf: 0 (l and a are 0 then)
-      l *= rescale;
-      a.x *= rescale, a.y *= rescale, a.z *= rescale, a.w *= rescale;
-#pragma unroll
-      for (int j = 0; j < kMergeBatch; ++j) {
-        const bool on = ml[j].y > 0.0f;
-        const float f = on ? fast_exp2(ml[j].x - mb) : 0.0f;
-        l += on ? f * ml[j].y : 0.0f;
-        a.x += on ? f * v[j].x : 0.0f;
-        a.y += on ? f * v[j].y : 0.0f;
-        a.z += on ? f * v[j].z : 0.0f;
-        a.w += on ? f * v[j].w : 0.0f;
-      }
-      m = mb;
+      merge_split_batch(ml, v, m, l, a);
     }
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    uint2 o;
-    o.x = pack_bf16x2(a.x * inv, a.y * inv);
-    o.y = pack_bf16x2(a.z * inv, a.w * inv);
-    *reinterpret_cast<uint2*>(p.out + w.row * p.out_ld + static_cast<int64_t>(w.head0 + r) * p.head_dim + d) = o;
+    store_merged(p, w.row, w.head0 + r, d, l, a);
   }
 }
 

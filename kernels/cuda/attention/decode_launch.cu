@@ -81,6 +81,17 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(const DecodePa
   }
 }
 
+// DSRT_ATTN_CLUSTER_MERGE=1 (opt-in, sm_90+): split decode of <= 8 splits runs
+// as thread-block clusters that merge through distributed shared memory.
+constexpr int kMaxClusterSplits = 8;  // the portable cluster size
+bool cluster_merge_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_ATTN_CLUSTER_MERGE");
+    return e && std::string(e) == "1";
+  }();
+  return on && detail::pdl_device_ok();  // compute capability >= 9.0 (clusters)
+}
+
 // (m, l) floats of `partials` partials, rounded up so the accumulators after them are 16-byte aligned.
 size_t ml_floats(size_t partials) { return (partials * 2 + 3) / 4 * 4; }
 
@@ -149,6 +160,7 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.part_ml = reinterpret_cast<float*>(part);
     p.part_acc = p.part_ml + ml_floats(static_cast<size_t>(items) * a.num_heads * g.splits);
     p.counters = mma ? static_cast<unsigned*>(workspace) : nullptr;
+    p.cluster_merge = mma && g.splits <= kMaxClusterSplits && cluster_merge_enabled();
   }
   p.row_mode = row_mode;
   if (mma) {

@@ -6,8 +6,11 @@
 // online softmax per head, O += P V. At the end the four warps' (m, l, O) are
 // merged through smem into the output (one split) or a partial for the
 // combine kernel, or the last CTA of the head group merges the splits
-// (merge_splits_if_last). Per 64 keys a warp issues 32 mma, so the kernel runs at the
+// (merge_splits_if_last), or (DSRT_ATTN_CLUSTER_MERGE=1, <= 8 splits) the
+// splits run as one thread-block cluster and merge through distributed shared
+// memory (cluster_merge_splits). Per 64 keys a warp issues 32 mma, so the kernel runs at the
 // speed of the K/V stream.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include <atomic>
@@ -39,9 +42,56 @@ struct MmaDecodeCfg {
       (kKvElems + kRows * kStride) * sizeof(bf16) + kWarps * kRows * 2 * sizeof(float);
   static_assert(static_cast<size_t>(kWarps) * kRows * kOStride * sizeof(float) <= kKvElems * sizeof(bf16),
                 "warp merge buffer reuses the K/V stages");
+  // Cluster merge: this CTA's partial (acc [kRows][kD], then (m, l) [kRows]) after the warp merge buffer.
+  static constexpr size_t kPartOffset = static_cast<size_t>(kWarps) * kRows * kOStride * sizeof(float);
+  static_assert(kPartOffset % 16 == 0, "partial alignment");
+  static_assert(kPartOffset + (kRows * kD + 2 * kRows) * sizeof(float) <= kKvElems * sizeof(bf16),
+                "the cluster partial reuses the K/V stages too");
 };
 
+// Cluster merge (sm_90 thread-block clusters of the splits of one head group):
+// every CTA has put its partial in its own shared memory (acc_s [kRows][kD],
+// ml_s [kRows] = (m, l); an empty split only ml = (-inf, 0)); after a cluster
+// barrier the CTA of rank 0 reads them all through distributed shared memory,
+// merges them in split order and writes the output; a second barrier keeps the
+// other CTAs (and their shared memory) alive until it is done.
 template <int kD>
+__device__ void cluster_merge_splits(const DecodeParams& p, const DecodeWork& w, const float* acc_s,
+                                     const float2* ml_s) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  if (cluster.block_rank() == 0) {
+    const int quads = p.head_dim / 4;
+    for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
+      const int r = i / quads, d = (i % quads) * 4;
+      float m = -INFINITY, l = 0.0f;
+      float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int s0 = 0; s0 < p.splits; s0 += kMergeBatch) {
+        float2 ml[kMergeBatch];
+        float4 v[kMergeBatch];
+#pragma unroll
+        for (int j = 0; j < kMergeBatch; ++j) {
+          const int s = s0 + j;
+          if (s < p.splits) {
+            ml[j] = cluster.map_shared_rank(ml_s, s)[r];
+            v[j] = *reinterpret_cast<const float4*>(cluster.map_shared_rank(acc_s, s) + r * kD + d);
+          } else {
+            ml[j] = make_float2(-INFINITY, 0.0f);
+            v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+          }
+        }
+        merge_split_batch(ml, v, m, l, a);
+      }
+      store_merged(p, w.row, w.head0 + r, d, l, a);
+    }
+  }
+  cluster.sync();
+#endif
+}
+
+template <int kD, bool kCluster>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
   pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
   pdl_trigger();
@@ -51,6 +101,8 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   bf16* q_s = kv_s + C::kKvElems;                                  // [kRows][kStride]
   float* ml_s = reinterpret_cast<float*>(q_s + kRows * C::kStride);  // [kWarps][kRows][m, l]
   float* o_s = reinterpret_cast<float*>(smem_raw);                 // [kWarps][kRows][kOStride], after the loop
+  float* part_acc_s = reinterpret_cast<float*>(smem_raw + C::kPartOffset);  // cluster merge only
+  float2* part_ml_s = reinterpret_cast<float2*>(part_acc_s + kRows * kD);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   // The first tile's page ids depend only on (sequence, split), not on the lengths:
@@ -70,7 +122,14 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   }
   DecodeWork w;
   if (!begin_decode_work(p, w)) {
-    if (w.empty && p.counters) merge_splits_if_last(p, w);  // its neutral partial counts too
+    if constexpr (kCluster) {
+      if (w.empty) {  // a neutral partial: nothing visible here
+        for (int r = tid; r < w.ng; r += kThreads) part_ml_s[r] = make_float2(-INFINITY, 0.0f);
+        cluster_merge_splits<kD>(p, w, part_acc_s, part_ml_s);
+      }
+    } else if (w.empty && p.counters) {
+      merge_splits_if_last(p, w);  // its neutral partial counts too
+    }
     return;
   }
   const int item = w.item, kvh = w.kvh, ng = w.ng, head0 = w.head0, split = w.split;
@@ -241,7 +300,12 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
       for (int e = 0; e < 8; ++e) acc[e] += f * src[e];
     }
     const int head = head0 + r;
-    if (p.splits > 1) {
+    if (kCluster) {
+      if (d == 0) part_ml_s[r] = make_float2(m, l);
+      float4* dst = reinterpret_cast<float4*>(part_acc_s + r * kD + d);
+      dst[0] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+      dst[1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+    } else if (p.splits > 1) {
       const int64_t part = (static_cast<int64_t>(item) * p.num_heads + head) * p.splits + split;
       if (d == 0) {
         p.part_ml[part * 2] = m;
@@ -260,20 +324,40 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
       *reinterpret_cast<uint4*>(p.out + row * p.out_ld + static_cast<int64_t>(head) * p.head_dim + d) = v;
     }
   }
-  if (p.splits > 1 && p.counters) merge_splits_if_last(p, w);
+  if constexpr (kCluster) {
+    cluster_merge_splits<kD>(p, w, part_acc_s, part_ml_s);
+  } else if (p.splits > 1 && p.counters) {
+    merge_splits_if_last(p, w);
+  }
 }
 
 template <int kD>
 Status configure_dim() {
-  static std::atomic<uint64_t> done{0};
-  return ensure_smem_limit(decode_mma_kernel<kD>, MmaDecodeCfg<kD>::kSmemBytes, done);
+  static std::atomic<uint64_t> done{0}, done_cluster{0};
+  DS_RETURN_IF_ERROR(ensure_smem_limit(decode_mma_kernel<kD, false>, MmaDecodeCfg<kD>::kSmemBytes, done));
+  return ensure_smem_limit(decode_mma_kernel<kD, true>, MmaDecodeCfg<kD>::kSmemBytes, done_cluster);
 }
 
 template <int kD>
 Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
   DS_RETURN_IF_ERROR(configure_dim<kD>());
   const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
-  DS_CUDA_RETURN_IF_ERROR(launch_kernel(decode_mma_kernel<kD>, grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream, p));
+  if (!p.cluster_merge) {
+    DS_CUDA_RETURN_IF_ERROR(
+        launch_kernel(decode_mma_kernel<kD, false>, grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream, p));
+  } else {
+    // The splits of a head group form one cluster (PDL attribute kept when on).
+    cudaLaunchAttribute attrs[2];
+    cudaLaunchConfig_t cfg = pdl_launch_config(grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream, &attrs[0]);
+    cudaLaunchAttribute& cluster = attrs[cfg.numAttrs];
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = 1;
+    cluster.val.clusterDim.y = 1;
+    cluster.val.clusterDim.z = static_cast<unsigned>(p.splits);
+    cfg.attrs = attrs;
+    cfg.numAttrs += 1;
+    DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&cfg, decode_mma_kernel<kD, true>, p));
+  }
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }
