@@ -22,14 +22,16 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
       ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
   cmd->add_option("--dummy-seed", load.dummy_seed, "Seed of the dummy weights");
   cmd->add_option("--tp", load.tp,
-                  "Tensor-parallel ranks run in this process (one thread each); must equal the plan's tp_size "
-                  "(dscc --tp)");
-  cmd->add_option("--nnodes", load.nnodes, "Multi-process tensor parallelism: number of processes (one rank each)");
+                  "Tensor-parallel ranks of the whole group (one thread each in this process, or split over "
+                  "--nnodes processes); must equal the plan's tp_size (dscc --tp)");
+  cmd->add_option("--nnodes", load.nnodes,
+                  "Multi-process tensor parallelism: number of processes; the plan's tp_size ranks split evenly "
+                  "over them (--tp N --nnodes K: N / K ranks, and for CUDA plans N / K GPUs, in each)");
   cmd->add_option("--node-rank", load.node_rank, "This process's rank (0 drives the engine)");
   cmd->add_option("--dist-init-addr", load.dist_init_addr, "HOST:PORT where rank 0 serves the rendezvous store");
   cmd->add_option("--dist-timeout", load.dist_timeout, "Seconds before a missing or dead peer ends every rank (default 20; raise it when nodes start far apart)");
   cmd->add_option("--base-gpu-id", load.base_gpu_id,
-                  "CUDA plans: first GPU to use (rank r of --tp runs on base + r; with --nnodes each process uses it)");
+                  "CUDA plans: first GPU to use (this process's rank r runs on base + r, with or without --nnodes)");
   cmd->add_flag("--enable-p2p-check", load.enable_p2p_check,
                 "CUDA plans with --tp: check that every pair of the ranks' GPUs can access each other");
 }
