@@ -1,4 +1,5 @@
-// Streaming-read and spin kernels of ds_gpu_ceilings.
+// Streaming-read kernel of ds_gpu_ceilings (the spin before timed sections is
+// kernels/cuda/gemm/timing_spin.h).
 #include "runtime/cuda/cuda_check.h"
 #include "tools/bench/gpu/ceilings_kernels.h"
 
@@ -22,27 +23,10 @@ __global__ void stream_read_kernel(const uint4* __restrict__ src, size_t n, uint
   if (acc == 0x9E3779B9u) *sink = acc;
 }
 
-__global__ void spin_kernel(uint32_t ns) {
-  uint64_t start;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-  for (;;) {
-    uint64_t now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    if (now - start >= ns) break;
-    __nanosleep(1000);
-  }
-}
-
 }  // namespace
 
 Status launch_stream_read(const void* src, size_t bytes, uint32_t* sink, int num_sms, cudaStream_t stream) {
   stream_read_kernel<<<num_sms * 4, 512, 0, stream>>>(static_cast<const uint4*>(src), bytes / 16, sink);
-  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return Status::Ok();
-}
-
-Status launch_spin(uint32_t ns, cudaStream_t stream) {
-  spin_kernel<<<1, 1, 0, stream>>>(ns);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

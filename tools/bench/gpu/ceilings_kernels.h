@@ -13,8 +13,4 @@ namespace ds::cuda::bench {
 // word to `sink` only if the data has an impossible checksum (keeps the loads).
 Status launch_stream_read(const void* src, size_t bytes, uint32_t* sink, int num_sms, cudaStream_t stream);
 
-// Keeps the GPU busy for about `ns` nanoseconds, so that the events and the
-// kernel enqueued after it are timed back to back, without host launch gaps.
-Status launch_spin(uint32_t ns, cudaStream_t stream);
-
 }  // namespace ds::cuda::bench

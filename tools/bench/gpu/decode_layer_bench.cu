@@ -33,7 +33,7 @@
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/pdl.h"
-#include "tools/bench/gpu/ceilings_kernels.h"
+#include "kernels/cuda/gemm/timing_spin.h"
 #include "tools/bench/gpu/decode_layer_kernels.h"
 
 namespace ds::cuda::bench {
@@ -221,7 +221,7 @@ class LayerBench {
     std::vector<double> ms;
     const Status st = [&]() -> Status {
       for (int i = 0; i < reps + 2; ++i) {
-        DS_RETURN_IF_ERROR(launch_spin(20000, stream_));
+        DS_RETURN_IF_ERROR(launch_timing_spin(20000, stream_));
         DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(a, stream_));
         DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec, stream_));
         DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(b, stream_));

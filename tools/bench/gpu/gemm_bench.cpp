@@ -23,6 +23,7 @@
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
+#include "kernels/cuda/gemm/timing_spin.h"
 #include "tools/bench/gpu/ceilings_kernels.h"
 
 namespace ds::cuda::bench {
@@ -59,7 +60,7 @@ class Bench {
     DS_RETURN_IF_ERROR(stream_.synchronize());
     std::vector<double> ms;
     for (int i = 0; i < reps_; ++i) {
-      DS_RETURN_IF_ERROR(launch_spin(50000, stream_.get()));
+      DS_RETURN_IF_ERROR(launch_timing_spin(50000, stream_.get()));
       DS_RETURN_IF_ERROR(start_.record(stream_));
       DS_RETURN_IF_ERROR(launch(i));
       DS_RETURN_IF_ERROR(stop_.record(stream_));
