@@ -258,7 +258,15 @@ class LayerBench {
   detail::GemvScratch scratch_;
 };
 
-Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohmann::json& out) {
+struct Options {
+  int layers = 16, reps = 20;
+  std::vector<std::string> linears;  // chain table rows (empty: all four)
+  std::vector<std::string> kernels;  // chain table kernels (empty: all of kKernels)
+  bool chain_only = false;           // stop after the chain table (for profilers)
+};
+
+Status run_model(const Model& m, const Options& o, double copy_gbps, nlohmann::json& out) {
+  const int layers = o.layers, reps = o.reps;
   DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
   LayerBench lb;
   DS_RETURN_IF_ERROR(lb.init(m, layers, stream.get()));
@@ -276,7 +284,9 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
   std::printf("%-10s %-9s %12s %12s %10s\n", "chain", "kernel", "us (no PDL)", "us (PDL)", "GB/s PDL");
   std::map<std::pair<int, bool>, std::pair<double, std::string>> best;  // (lin, pdl) -> (us, kernel)
   for (int i = 0; i < kNumLin; ++i) {
+    if (!o.linears.empty() && std::find(o.linears.begin(), o.linears.end(), kLinName[i]) == o.linears.end()) continue;
     for (const char* kname : kKernels) {
+      if (!o.kernels.empty() && std::find(o.kernels.begin(), o.kernels.end(), kname) == o.kernels.end()) continue;
       const std::string kn = kname;
       double us[2];
       for (int pdl = 0; pdl < 2; ++pdl) {
@@ -300,6 +310,10 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
     }
   }
 
+  if (o.chain_only) {
+    out[m.name] = mj;
+    return Status::Ok();
+  }
   // whole layers.
   std::printf("%-22s %12s %12s %8s %12s\n", "layer", "us (no PDL)", "us (PDL)", "%copy", "tok/s proj.");
   auto report = [&](const std::string& label, const std::string (&k0)[kNumLin], const std::string (&k1)[kNumLin],
@@ -385,7 +399,7 @@ Status run_model(const Model& m, int layers, int reps, double copy_gbps, nlohman
   return Status::Ok();
 }
 
-Status run(const std::string& which, int layers, int reps, const std::string& json_path) {
+Status run(const std::string& which, const Options& opt, const std::string& json_path) {
   if (device_count() == 0) return Status::Error("no CUDA device");
   cudaDeviceProp prop;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, 0));
@@ -419,7 +433,7 @@ Status run(const std::string& which, int layers, int reps, const std::string& js
   if (!pdl_ok) std::printf("note: the PDL columns run without the attribute\n");
   for (const Model& m : kModels) {
     if (which != "all" && which != m.name) continue;
-    DS_RETURN_IF_ERROR(run_model(m, layers, reps, copy_gbps, out).with_context(m.name));
+    DS_RETURN_IF_ERROR(run_model(m, opt, copy_gbps, out).with_context(m.name));
   }
   if (!json_path.empty()) {
     std::ofstream f(json_path);
@@ -434,13 +448,20 @@ Status run(const std::string& which, int layers, int reps, const std::string& js
 int main(int argc, char** argv) {
   CLI::App app{"ds_decode_layer_bench: batch-1 decode layers (7B/32B shapes) in CUDA graphs, PDL off/on"};
   std::string which = "all", json_path;
-  int layers = 16, reps = 20;
+  ds::cuda::bench::Options opt;
   app.add_option("--model", which, "7B, 32B or all")->check(CLI::IsMember({"7B", "32B", "all"}));
-  app.add_option("--layers", layers, "layers (distinct weights) per graph")->check(CLI::Range(2, 64));
-  app.add_option("--reps", reps, "timed replays (median)")->check(CLI::Range(5, 1000));
+  app.add_option("--layers", opt.layers, "layers (distinct weights) per graph")->check(CLI::Range(2, 64));
+  app.add_option("--reps", opt.reps, "timed replays (median)")->check(CLI::Range(5, 1000));
+  app.add_option("--linears", opt.linears, "chain table rows: qkv, o, gate_up, down (default: all)")
+      ->check(CLI::IsMember({"qkv", "o", "gate_up", "down"}))
+      ->delimiter(',');
+  app.add_option("--kernels", opt.kernels, "chain table kernels (default: all)")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(ds::cuda::bench::kKernels), std::end(ds::cuda::bench::kKernels))))
+      ->delimiter(',');
+  app.add_flag("--chain-only", opt.chain_only, "stop after the chain table (for Nsight Compute)");
   app.add_option("--json", json_path, "also write JSON here");
   CLI11_PARSE(app, argc, argv);
-  ds::Status st = ds::cuda::bench::run(which, layers, reps, json_path);
+  ds::Status st = ds::cuda::bench::run(which, opt, json_path);
   if (!st.ok()) {
     std::fprintf(stderr, "ds_decode_layer_bench: %s\n", st.message().c_str());
     return 1;
