@@ -270,15 +270,19 @@ Status run_model(const Model& m, const Options& o, double copy_gbps, nlohmann::j
   DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
   LayerBench lb;
   DS_RETURN_IF_ERROR(lb.init(m, layers, stream.get()));
-  DS_RETURN_IF_ERROR(lb.prepare_auto());
+  // The timed kAuto choice launches every candidate: skipped in --chain-only runs, whose first
+  // launches a profiler attaches to must be the chain's own.
+  if (!o.chain_only) DS_RETURN_IF_ERROR(lb.prepare_auto());
   nlohmann::json mj;
   const double ideal_us = lb.layer_weight_bytes() / (copy_gbps * 1e3);
   std::printf("\n== %s: %d layers in the graph, %.1f MB of weights per layer, %.2f us per layer at copy bandwidth\n",
               m.name, layers, lb.layer_weight_bytes() / 1e6, ideal_us);
-  std::printf("auto choices:");
-  for (int i = 0; i < kNumLin; ++i)
-    std::printf(" %s=%s", kLinName[i], lb.runner().chosen_kernel(lb.args(i, lb.all()[0])).c_str());
-  std::printf("\n");
+  if (!o.chain_only) {
+    std::printf("auto choices:");
+    for (int i = 0; i < kNumLin; ++i)
+      std::printf(" %s=%s", kLinName[i], lb.runner().chosen_kernel(lb.args(i, lb.all()[0])).c_str());
+    std::printf("\n");
+  }
 
   // chain: L launches of one shape.
   std::printf("%-10s %-9s %12s %12s %10s\n", "chain", "kernel", "us (no PDL)", "us (PDL)", "GB/s PDL");

@@ -26,10 +26,11 @@ for lin in ${LINEARS//,/ }; do
     timeout 120 "$NCU" --clock-control none \
         --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
         --section LaunchStats --section WarpStateStats \
+        --metrics sm__ctas_launched.min,sm__ctas_launched.max,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_active.avg \
         -k "regex:gemv|nvjet|xmma|gemm|sm90" -c 2 \
         "$BUILD/bin/ds_decode_layer_bench" --model "$MODEL" --layers 2 --reps 5 --chain-only \
         --linears "$lin" --kernels "$k" > /tmp/profile_gemv_ncu.txt 2>> /tmp/profile_gemv_bench.txt || rc=$?
-    grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Memory Throughput|L1/TEX Hit|L2 Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Size|Grid Size|Waves Per SM|Stall|One or More|No Eligible" \
+    grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Memory Throughput|L1/TEX Hit|L2 Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Size|Grid Size|Waves Per SM|sm__|Stall|One or More|No Eligible" \
         /tmp/profile_gemv_ncu.txt | cut -c1-150 | head -40
   done
 done
