@@ -41,14 +41,15 @@ if [ "$what" != build ] && [ "$what" != tp ] && [ -d "$BUILD" ]; then
     prc=$?
     row "$name" "$([ $prc = 0 ] && echo ok || echo FAIL)" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/$name.log" | tr '\n' ' ' | cut -c1-80)"
   done
-  # The opt-in cluster merge of split decode attention (DSRT_ATTN_CLUSTER_MERGE=1), on the same grid.
+  # The global-memory merge of split decode attention (DSRT_ATTN_CLUSTER_MERGE=0; the default merges
+  # <= 8 splits in a thread-block cluster), on the same grid.
   exe="$(find "$BUILD" -name ds_cuda_attention_tests -type f -executable | head -n1)"
   if [ -n "$exe" ]; then
-    DSRT_ATTN_CLUSTER_MERGE=1 timeout "${GPU_TEST_TIMEOUT:-120}" "$exe" --gtest_color=no --gtest_filter='*Decode*:*Mixed*' \
-        > "$OUT/parts/ds_cuda_attention_tests_cluster.log" 2>&1
+    DSRT_ATTN_CLUSTER_MERGE=0 timeout "${GPU_TEST_TIMEOUT:-120}" "$exe" --gtest_color=no --gtest_filter='*Decode*:*Mixed*' \
+        > "$OUT/parts/ds_cuda_attention_tests_global_merge.log" 2>&1
     prc=$?
-    row "attention tests, cluster merge" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
-        "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/ds_cuda_attention_tests_cluster.log" | tr '\n' ' ' | cut -c1-80)"
+    row "attention tests, global merge" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
+        "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/ds_cuda_attention_tests_global_merge.log" | tr '\n' ' ' | cut -c1-80)"
   fi
 fi
 if [ "$what" != build ] && [ "$what" != tp ] && [ -x "$BUILD/bin/dsrt" ]; then

@@ -6,7 +6,7 @@
 // online softmax per head, O += P V. At the end the four warps' (m, l, O) are
 // merged through smem into the output (one split) or a partial for the
 // combine kernel, or the last CTA of the head group merges the splits
-// (merge_splits_if_last), or (DSRT_ATTN_CLUSTER_MERGE=1, <= 8 splits) the
+// (merge_splits_if_last), or (sm_90+, <= 8 splits; DSRT_ATTN_CLUSTER_MERGE=0 turns it off) the
 // splits run as one thread-block cluster and merge through distributed shared
 // memory (cluster_merge_splits). Per 64 keys a warp issues 32 mma, so the kernel runs at the
 // speed of the K/V stream.

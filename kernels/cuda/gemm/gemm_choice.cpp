@@ -75,17 +75,39 @@ const char* choice_name(Choice c) {
     case Choice::kGemvWarp: return "gemv-warp";
     case Choice::kGemvWarpDeep: return "gemv-warp-deep";
     case Choice::kGemvAsync: return "gemv-async";
+    case Choice::kGemvWarpS1: return "gemv-warp-s1";
+    case Choice::kGemvWarpS2: return "gemv-warp-s2";
+    case Choice::kGemvWarpS4: return "gemv-warp-s4";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
 }
+
+int choice_warp_splits(Choice c) {
+  switch (c) {
+    case Choice::kGemvWarp: return 0;
+    case Choice::kGemvWarpS1: return 1;
+    case Choice::kGemvWarpS2: return 2;
+    case Choice::kGemvWarpS4: return 4;
+    default: return -1;
+  }
+}
+
+namespace {
+constexpr Choice kAllChoices[] = {Choice::kCublasLt,   Choice::kGemvWarp,   Choice::kGemvWarpDeep,
+                                  Choice::kGemvAsync,  Choice::kGemvMma,    Choice::kGemvWarpS1,
+                                  Choice::kGemvWarpS2, Choice::kGemvWarpS4};
+}  // namespace
 
 bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu) {
   switch (c) {
     case Choice::kCublasLt:
     case Choice::kGemvMma: return !norm && !swiglu;
     case Choice::kGemvWarp:
+    case Choice::kGemvWarpS1:
+    case Choice::kGemvWarpS2:
     case Choice::kGemvAsync: return m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);
+    case Choice::kGemvWarpS4: return !swiglu && m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);  // a block holds a gate/up pair
     case Choice::kGemvWarpDeep: return m == 1;
   }
   return false;
@@ -98,7 +120,7 @@ bool choice_can_run(Choice c, const GemmArgs& a) {
 bool env_forced_kernel(Choice* out) {
   static const char* env = std::getenv("DSRT_GEMM_KERNEL");
   if (env == nullptr || *env == 0) return false;
-  for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma}) {
+  for (Choice c : kAllChoices) {
     if (std::strcmp(env, choice_name(c)) != 0) continue;
     *out = c;
     return true;
@@ -116,18 +138,21 @@ bool forced_choice(const GemmArgs& a, Choice* out) {
 }
 
 // Long-k problems at m <= 2 (the MLP down projection, k >= 4n) take the warp
-// GEMV while PDL is on, without timing: alone or back to back cuBLASLt is as
-// fast or faster (H200: 7B down 39 vs 42 us), but inside a decode layer the
-// GEMV streams its first weights while the SiLU*mul kernel before it runs and
-// the whole layer was faster with it (ds_decode_layer_bench, H200, PDL: 7B
-// 152.4 vs 160.9 us, 32B 281.5 vs 292.5 us per layer).
-bool layer_rule_choice(const GemmArgs& a, Choice* out) {
+// GEMV while PDL is on: alone or back to back cuBLASLt is as fast or faster
+// (H200: 7B down 39 vs 42 us), but inside a decode layer the GEMV streams its
+// first weights while the kernel before it runs and the whole layer was faster
+// with it (ds_decode_layer_bench, H200, PDL: 7B 152.4 vs 160.9 us, 32B 281.5
+// vs 292.5 us per layer). Only its warps per row are timed: the wave-fill rule
+// gave the 7B down 1 warp per row (48.5 us in a PDL chain), 4 take 38.1 us.
+std::vector<Choice> layer_rule_candidates(const GemmArgs& a) {
   // The process-wide PDL setting (DSRT_PDL, device), not a thread's PdlScope:
   // every runner of the process must pick the same kernel (bit-identical results).
-  if (a.m > 2 || a.k < 4 * a.n) return false;  // measured at m = 1; the warp kernel's x reads grow with m
-  if (pdl_env_off() || !pdl_device_ok()) return false;
-  *out = Choice::kGemvWarp;
-  return true;
+  if (a.m > 2 || a.k < 4 * a.n) return {};  // measured at m = 1; the warp kernel's x reads grow with m
+  if (pdl_env_off() || !pdl_device_ok()) return {};
+  std::vector<Choice> out;
+  for (Choice c : {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4})
+    if (choice_can_run(c, a)) out.push_back(c);
+  return out;
 }
 
 // From the H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at
@@ -142,7 +167,8 @@ Choice static_choice(const GemmArgs& a) {
 
 std::vector<Choice> choice_candidates(const GemmArgs& a) {
   std::vector<Choice> out;
-  for (Choice c : {Choice::kCublasLt, Choice::kGemvMma, Choice::kGemvWarp, Choice::kGemvAsync, Choice::kGemvWarpDeep})
+  for (Choice c : {Choice::kCublasLt, Choice::kGemvMma, Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4,
+                   Choice::kGemvAsync, Choice::kGemvWarpDeep})
     if (choice_can_run(c, a)) out.push_back(c);
   return out;
 }

@@ -32,8 +32,23 @@ struct ProblemKeyHash {
 uint32_t pointer_alignment(const void* p);  // 16, 8, 4 or 2 (null: 16)
 ProblemKey make_problem_key(const GemmArgs& a);  // a: ldx/ldy resolved
 
-// The kernel kAuto uses for a GEMV-eligible problem.
-enum class Choice : uint8_t { kCublasLt, kGemvWarp, kGemvWarpDeep, kGemvAsync, kGemvMma };
+// The kernel kAuto uses for a GEMV-eligible problem. kGemvWarp picks its warps
+// per row (splits) by wave fill (gemv_warp_splits), kGemvWarpS1/S2/S4 force 1,
+// 2 or 4: kAuto times the forced ones (the wave-fill rule is a static guess;
+// on the H200 it gave the 7B down projection 1 warp per row at 2.8 TB/s where
+// 4 stream at 3.6 TB/s).
+enum class Choice : uint8_t {
+  kCublasLt,
+  kGemvWarp,
+  kGemvWarpDeep,
+  kGemvAsync,
+  kGemvMma,
+  kGemvWarpS1,
+  kGemvWarpS2,
+  kGemvWarpS4
+};
+// Warps per row of a kGemvWarp* choice (0: the wave-fill rule; -1: not a warp-row choice).
+int choice_warp_splits(Choice c);
 const char* choice_name(Choice c);
 // Whether kernel `c` can compute a GEMV-eligible problem of m rows, with the
 // RMSNorm prologue / SwiGLU epilogue or not: m limits of the warp kernels, the
@@ -46,8 +61,9 @@ bool choice_can_run(Choice c, const GemmArgs& a);
 bool env_forced_kernel(Choice* out);
 // The forced kernel when DSRT_GEMM_KERNEL names one that can run `a`.
 bool forced_choice(const GemmArgs& a, Choice* out);
-// Long-k problems at m <= 2 under PDL take the warp GEMV without timing.
-bool layer_rule_choice(const GemmArgs& a, Choice* out);
+// Long-k problems at m <= 2 under PDL take the warp GEMV: its forced splits are
+// the only candidates timed (empty when the rule does not apply).
+std::vector<Choice> layer_rule_candidates(const GemmArgs& a);
 // Used without a measurement (first use inside a graph capture).
 Choice static_choice(const GemmArgs& a);
 // The kernels kAuto times for `a`.

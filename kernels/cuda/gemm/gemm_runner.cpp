@@ -54,6 +54,10 @@ struct GemmRunner::Impl {
         return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsDeep);
       case Choice::kGemvAsync: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpAsync);
       case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
+      case Choice::kGemvWarpS1:
+      case Choice::kGemvWarpS2:
+      case Choice::kGemvWarpS4:
+        return detail::launch_gemv(a, scratch, stream, detail::choice_warp_splits(c), detail::GemvKernel::kWarpRows);
       case Choice::kCublasLt: break;
     }
     return lt->run(a, stream);
@@ -93,16 +97,16 @@ struct GemmRunner::Impl {
                                     << detail::gemv_only_feature(a) << " at m=" << a.m
                                     << " (check supports_norm_prologue() / supports_swiglu_epilogue() first)");
     if (detail::forced_choice(a, &c)) return c;
-    if (detail::layer_rule_choice(a, &c)) return c;
+    const std::vector<Choice> rule = detail::layer_rule_candidates(a);
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
     if (capture != cudaStreamCaptureStatusNone)
-      return detail::record_shared_choice(device, key, detail::static_choice(a));
+      return detail::record_shared_choice(device, key, rule.empty() ? detail::static_choice(a) : Choice::kGemvWarp);
     DS_ASSIGN_OR_RETURN(const GemmArgs t, timing_args(a));
     // Three launches back to back (under PDL each overlaps the previous one's
     // tail, as consecutive GEMMs of a decode graph do). On the H200 this
     // ranking matched the whole-layer graph measurements of
-    // ds_decode_layer_bench except for long k (layer_rule_choice); timing
+    // ds_decode_layer_bench except for long k (layer_rule_candidates); timing
     // behind a latency-bound kernel with L2 flushed instead picked GEMVs that
     // lost 8 us per 32B layer to cuBLASLt. The candidates take turns over
     // kRounds rounds and each is ranked by its median: one sample each let
@@ -114,7 +118,7 @@ struct GemmRunner::Impl {
     constexpr int kRounds = 5;
     std::vector<Choice> cands;
     Status first_error;
-    for (Choice cand : detail::choice_candidates(a)) {
+    for (Choice cand : rule.empty() ? detail::choice_candidates(a) : rule) {
       Status st = launch(cand, t, stream);  // warm-up; also plans cuBLASLt
       if (st.ok()) {
         cands.push_back(cand);
@@ -291,7 +295,7 @@ std::string GemmRunner::chosen_kernel(const GemmArgs& args) const {
     return std::string("unsupported (DSRT_GEMM_KERNEL=") + detail::choice_name(c) + " has no " +
            (detail::gemv_only_feature(a) + 4) + ")";
   if (detail::forced_choice(a, &c)) return std::string(detail::choice_name(c)) + " (DSRT_GEMM_KERNEL)";
-  if (detail::layer_rule_choice(a, &c)) return std::string(detail::choice_name(c)) + " (long k, PDL)";
+  if (!detail::layer_rule_candidates(a).empty()) return "unmeasured (gemv-warp, long k, PDL)";
   return std::string("unmeasured (") + detail::choice_name(detail::static_choice(a)) + ")";
 }
 
