@@ -1,4 +1,5 @@
 #include "runtime/executor/ops.h"
+#include "runtime/executor/rope_attrs.h"
 
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/linear.h"
@@ -72,19 +73,6 @@ class Checker {
  private:
   const PreparedOp& op_;
 };
-
-Result<ref::RopeStyle> rope_style(const std::string& s, const Checker& c) {
-  if (s == "neox") return ref::RopeStyle::kNeox;
-  if (s == "interleaved") return ref::RopeStyle::kInterleaved;
-  return c.err("unknown rope style '" + s + "'");
-}
-
-Result<ref::RopeScaling> rope_scaling(const std::string& s, const Checker& c) {
-  if (s == "none" || s.empty()) return ref::RopeScaling::kNone;
-  if (s == "linear") return ref::RopeScaling::kLinear;
-  if (s == "yarn") return ref::RopeScaling::kYarn;
-  return c.err("unknown rope scaling '" + s + "'");
-}
 
 // Attribute residual (linear, all_reduce): 1 when the last input is a residual, absent or 0 otherwise.
 Result<bool> residual_attr(const PlanAttrs* attrs, const Checker& c, const std::string& ctx) {
@@ -172,21 +160,8 @@ Status prepare_op(PreparedOp& op, const PlanAttrs* attrs, const KvGeometryView& 
       DS_RETURN_IF_ERROR(c.counts(2, 2, 1));
       DS_RETURN_IF_ERROR(c.kind(op.ins[0], Val::kAct, "input 0"));
       DS_RETURN_IF_ERROR(c.kind(op.ins[1], Val::kPositions, "input 1"));
-      ref::RopeParams& r = op.rope;
-      DS_ASSIGN_OR_RETURN(r.num_heads, attr_int(attrs, "num_heads", ctx));
-      DS_ASSIGN_OR_RETURN(r.head_dim, attr_int(attrs, "head_dim", ctx));
-      DS_ASSIGN_OR_RETURN(r.rotary_dim, attr_int_or(attrs, "rotary_dim", r.head_dim, ctx));
-      DS_ASSIGN_OR_RETURN(r.theta, attr_float(attrs, "theta", ctx));
-      DS_ASSIGN_OR_RETURN(std::string style, attr_string_or(attrs, "style", "neox", ctx));
-      DS_ASSIGN_OR_RETURN(r.style, rope_style(style, c));
-      DS_ASSIGN_OR_RETURN(std::string scaling, attr_string_or(attrs, "scaling", "none", ctx));
-      DS_ASSIGN_OR_RETURN(r.scaling, rope_scaling(scaling, c));
-      DS_ASSIGN_OR_RETURN(r.factor, attr_float_or(attrs, "factor", 1.0, ctx));
-      DS_ASSIGN_OR_RETURN(r.original_max_position, attr_int_or(attrs, "original_max_position", 0, ctx));
-      DS_ASSIGN_OR_RETURN(r.beta_fast, attr_float_or(attrs, "beta_fast", 32.0, ctx));
-      DS_ASSIGN_OR_RETURN(r.beta_slow, attr_float_or(attrs, "beta_slow", 1.0, ctx));
-      DS_ASSIGN_OR_RETURN(r.mscale, attr_float_or(attrs, "mscale", 1.0, ctx));
-      DS_ASSIGN_OR_RETURN(r.mscale_all_dim, attr_float_or(attrs, "mscale_all_dim", 0.0, ctx));
+      DS_ASSIGN_OR_RETURN(op.rope, rope_params_from_attrs(attrs, ctx));  // errors name ctx = op.where
+      const ref::RopeParams& r = op.rope;
       auto tables = ref::rope_tables(r);
       if (!tables.ok()) return c.err(tables.status().message());
       op.rope_tables = std::move(tables).value();

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cuda/attention/paged_attention.h"
 #include "runtime/common/status.h"
 
 namespace ds::cuda::attn {
@@ -32,6 +33,7 @@ struct AttnLaunch {
   int head_dim = 0;
   int page_size = 0;
   float scale = 0.0f;
+  const PagedAttentionRope* rope = nullptr;  // validated; decode, tensor-core kernel only
 };
 
 // Split-KV geometry of the decode kernel for `items` work items.

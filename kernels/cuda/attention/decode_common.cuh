@@ -17,6 +17,21 @@ namespace ds::cuda::attn {
 constexpr int kMmaDecodeHeads = 16;
 constexpr int kGenericDecodeHeads = 8;
 
+// Rope + KV write of the new key (PagedAttentionRope), tensor-core kernel only.
+struct DecodeRope {
+  const __nv_bfloat16* k;  // raw k of query row i: k + i * ld
+  const __nv_bfloat16* v;
+  int64_t ld;
+  __nv_bfloat16* k_cache;
+  __nv_bfloat16* v_cache;
+  const int32_t* positions;
+  const int32_t* slots;
+  const float* inv_freq;
+  int rotary_dim;
+  bool interleaved;
+  float attention_factor;
+};
+
 struct DecodeParams : BatchParams {
   int head_chunks, heads_per_chunk;
   int splits, chunk_len;
@@ -25,6 +40,8 @@ struct DecodeParams : BatchParams {
   unsigned* counters;  // [items, gridDim.y] arrivals, or null: the combine kernel merges
   bool cluster_merge;  // splits <= 8 launched as clusters (1, 1, splits): merged through DSMEM
   bool row_mode;
+  bool rope_on;     // rope: q is raw, the new key is roped and written here
+  DecodeRope rope;
 };
 
 // Resolves a work item to (query row, number of visible keys); false: nothing to do.

@@ -165,6 +165,25 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.cluster_merge = mma && g.splits <= kMaxClusterSplits && cluster_merge_enabled();
   }
   p.row_mode = row_mode;
+  p.rope_on = false;
+  if (a.rope != nullptr) {
+    if (!mma)
+      return Status::Error("paged_attention: rope inside attention needs the tensor-core decode kernel "
+                           "(one query row per sequence, head_dim <= 128)");
+    const PagedAttentionRope& r = *a.rope;
+    p.rope_on = true;
+    p.rope.k = static_cast<const __nv_bfloat16*>(r.k);
+    p.rope.v = static_cast<const __nv_bfloat16*>(r.v);
+    p.rope.ld = r.ld;
+    p.rope.k_cache = static_cast<__nv_bfloat16*>(r.k_cache);
+    p.rope.v_cache = static_cast<__nv_bfloat16*>(r.v_cache);
+    p.rope.positions = r.positions;
+    p.rope.slots = r.slots;
+    p.rope.inv_freq = r.inv_freq;
+    p.rope.rotary_dim = r.rotary_dim;
+    p.rope.interleaved = r.interleaved;
+    p.rope.attention_factor = r.attention_factor;
+  }
   if (mma) {
     DS_RETURN_IF_ERROR(launch_decode_mma(p, items, stream));
   } else {

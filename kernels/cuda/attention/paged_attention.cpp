@@ -66,9 +66,39 @@ size_t paged_attention_workspace_bytes(const PagedAttentionParams& p, int max_se
   return bytes;
 }
 
+bool paged_attention_rope_supported(const PagedAttentionParams& p, int max_q_len) {
+  return max_q_len == 1 && p.head_dim <= attn::kPrefillMaxDim && check_params(p).ok();
+}
+
+namespace {
+
+Status check_rope(const PagedAttentionRope& r, const PagedAttentionParams& p, const PagedAttentionBatch& batch,
+                  const void* k_pool, const void* v_pool) {
+  if (!paged_attention_rope_supported(p, batch.max_q_len))
+    return Status::Error(StrCat() << "paged_attention: rope inside attention needs a decode batch (max_q_len "
+                                  << batch.max_q_len << ", must be 1) and head_dim <= " << attn::kPrefillMaxDim
+                                  << " (got " << p.head_dim << ")");
+  if (!r.k || !r.v || !r.positions || !r.slots || !r.inv_freq || !r.k_cache || !r.v_cache)
+    return Status::Error("paged_attention: rope has a null k/v/positions/slots/inv_freq/k_cache/v_cache pointer");
+  if (r.k_cache != k_pool || r.v_cache != v_pool)
+    return Status::Error("paged_attention: rope k_cache/v_cache must be the k_pool/v_pool of the launch");
+  const int64_t kv_width = static_cast<int64_t>(p.num_kv_heads) * p.head_dim;
+  if (r.ld < kv_width || r.ld % 8 != 0 || !aligned16(r.k) || !aligned16(r.v))
+    return Status::Error(StrCat() << "paged_attention: rope k/v row stride " << r.ld << " must be a multiple of 8 and >= "
+                                  << kv_width << ", k and v 16-byte aligned");
+  if (r.rotary_dim <= 0 || r.rotary_dim % 2 != 0 || r.rotary_dim > p.head_dim)
+    return Status::Error(StrCat() << "paged_attention: rope rotary_dim " << r.rotary_dim << " must be even and in [2, "
+                                  << p.head_dim << "]");
+  if (!std::isfinite(r.attention_factor))
+    return Status::Error("paged_attention: rope attention_factor must be finite");
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status paged_attention(const void* q, int64_t q_ld, const void* k_pool, const void* v_pool, void* out,
                        const PagedAttentionParams& p, const PagedAttentionBatch& batch, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream) {
+                       size_t workspace_bytes, cudaStream_t stream, const PagedAttentionRope* rope) {
   DS_RETURN_IF_ERROR(check_params(p));
   const int64_t row_width = static_cast<int64_t>(p.num_heads) * p.head_dim;
   if (q_ld == 0) q_ld = row_width;
@@ -94,7 +124,10 @@ Status paged_attention(const void* q, int64_t q_ld, const void* k_pool, const vo
     return Status::Error(StrCat() << "paged_attention: decode batch (max_q_len 1) has " << batch.num_tokens
                                   << " query rows for " << batch.num_seqs << " sequences");
 
+  if (rope != nullptr) DS_RETURN_IF_ERROR(check_rope(*rope, p, batch, k_pool, v_pool));
+
   attn::AttnLaunch a;
+  a.rope = rope;
   a.q = q;
   a.q_ld = q_ld;
   a.k = k_pool;

@@ -62,6 +62,10 @@ struct CudaExecutorOptions {
   // silu(gate) * up themselves at decode batch sizes, and the SiLU*mul group is
   // not launched. DSRT_GEMV_SWIGLU=0 turns it off.
   bool gemv_swiglu = true;
+  // Attentions marked rope_prologue (dscc ds-attention-rope) rope q and the new
+  // key and write the KV cache themselves in pure decode steps, and the rope +
+  // KV-write group before them is not launched. DSRT_ATTN_ROPE=0 turns it off.
+  bool attention_rope = true;
 
   Status validate() const;
 };

@@ -102,6 +102,7 @@ Status Binder::bind_all() {
       DS_RETURN_IF_ERROR(link_swiglu(*k, op, i));
     }
     if (op.kind == BoundOp::Kind::kLinear) DS_RETURN_IF_ERROR(link_prologue(k->attrs(), op, i));
+    if (op.kind == BoundOp::Kind::kAttention) DS_RETURN_IF_ERROR(link_attention_rope(k->attrs(), op, i));
     // Only collectives may read the logit rows' buffers (they have R rows, not T).
     if (op.kind != BoundOp::Kind::kAllReduce && op.kind != BoundOp::Kind::kAllGather)
       for (size_t j = 0; j < ins_.size(); ++j)

@@ -1,7 +1,8 @@
 // CudaExecutor internals: the binder that resolves every plan instruction to
 // device pointers once (cuda_executor_bind.cpp: operands, embedding,
 // attention, fused groups; cuda_executor_bind_gemm.cpp: linears, logits,
-// collectives and the GEMV prologue links). Not a public header.
+// collectives and the GEMV prologue links; cuda_executor_bind_rope.cpp: rope
+// inside decode attention). Not a public header.
 #pragma once
 
 #include <map>
@@ -57,6 +58,12 @@ class Binder {
   Status link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos);
   // A SiLU*mul group (op, at pos) reading a linear marked epilogue = swiglu.
   Status link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos);
+  // An attention (op, at pos) with the `rope_prologue` attribute (dscc
+  // ds-attention-rope): checks that the group writing its q slices a qkv row,
+  // ropes q and k and writes k, v into this layer's cache, and points op.rope
+  // at the raw rows (cuda_executor_bind_rope.cpp); run_program then skips the
+  // group in pure decode steps.
+  Status link_attention_rope(const PlanAttrs* attrs, BoundOp& op, size_t pos);
   struct NormGroup {
     Operand src, gamma;
     float eps = 0;

@@ -179,9 +179,18 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         pb.num_tokens = static_cast<int>(sh.num_tokens);
         pb.max_q_len = static_cast<int>(sh.max_q_len);
         pb.max_kv_len = static_cast<int>(sh.max_kv_len);
-        s = paged_attention(op.q, 0, k_pools[static_cast<size_t>(op.layer)].data(),
-                            v_pools[static_cast<size_t>(op.layer)].data(), op.out, op.attn, pb, attn_workspace.data(),
-                            attn_workspace.bytes(), st);
+        void* kp = k_pools[static_cast<size_t>(op.layer)].data();
+        void* vp = v_pools[static_cast<size_t>(op.layer)].data();
+        if (attention_rope_on(op, sh)) {  // the rope + KV-write group before it was not launched
+          PagedAttentionRope r = op.rope;
+          r.k_cache = kp;
+          r.v_cache = vp;
+          r.slots = m.slot_mapping;
+          s = paged_attention(op.rope_q, op.rope_q_ld, kp, vp, op.out, op.attn, pb, attn_workspace.data(),
+                              attn_workspace.bytes(), st, &r);
+        } else {
+          s = paged_attention(op.q, 0, kp, vp, op.out, op.attn, pb, attn_workspace.data(), attn_workspace.bytes(), st);
+        }
         break;
       }
       case BoundOp::Kind::kFused:
@@ -233,9 +242,14 @@ bool CudaExecutor::Impl::absorbs(const BoundOp& group, const StepShape& sh) cons
   switch (group.absorb) {
     case BoundOp::Absorb::kNormPrologue: return linear_args(by, sh.num_tokens).norm.src != nullptr;
     case BoundOp::Absorb::kSwigluEpilogue: return linear_args(by, sh.num_tokens).swiglu_out != nullptr;
+    case BoundOp::Absorb::kAttentionRope: return attention_rope_on(by, sh);
     case BoundOp::Absorb::kNone: break;
   }
   return false;
+}
+
+bool CudaExecutor::Impl::attention_rope_on(const BoundOp& op, const StepShape& sh) const {
+  return op.rope.inv_freq != nullptr && paged_attention_rope_supported(op.attn, static_cast<int>(sh.max_q_len));
 }
 
 // out = (residual +) sum over ranks of x: the one-shot kernel adds the residual

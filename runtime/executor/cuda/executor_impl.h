@@ -61,9 +61,11 @@ struct BoundOp {
   //  - kNormPrologue: a kLinear with gemm.norm.src set (dscc ds-gemv-prologue,
   //    opt-in) computes the RMSNorm group writing its x inside its GEMV;
   //  - kSwigluEpilogue: a kLinear with gemm.swiglu_out set (dscc
-  //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output.
+  //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output;
+  //  - kAttentionRope: a kAttention with rope linked (dscc ds-attention-rope)
+  //    ropes q and the new key and writes the KV cache in pure decode steps.
   // Each holds only when the absorbing kernel supports the step's shape.
-  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue };
+  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAttentionRope };
   static constexpr size_t kNone = static_cast<size_t>(-1);
   size_t absorbed_by = kNone;
   Absorb absorb = Absorb::kNone;
@@ -72,6 +74,12 @@ struct BoundOp {
   const void* q = nullptr;
   int layer = -1;
   PagedAttentionParams attn;
+  // kAttention with rope linked (rope.inv_freq set): in pure decode steps it
+  // reads the raw q at rope_q (row stride rope_q_ld) instead of q, and `rope`
+  // (its pools filled in per launch) instead of the absorbed group's output.
+  PagedAttentionRope rope;
+  const void* rope_q = nullptr;
+  int64_t rope_q_ld = 0;
   // kFused
   const LoadedKernel* kernel = nullptr;
   std::vector<void*> pointers;
@@ -146,6 +154,7 @@ struct CudaExecutor::Impl {
   std::unique_ptr<DeviceSampler> sampler;
 
   std::map<std::string, LoadedKernel> kernels;  // by entry + source hash (same kernel loaded once)
+  std::vector<DeviceBuffer> rope_inv_freq;       // device inv_freq tables of the linked attention ropes
   std::vector<BoundOp> program;
 
   // CUDA graphs of decode steps, by (padded batch size, KV-length bucket). Decode
@@ -178,6 +187,8 @@ struct CudaExecutor::Impl {
   Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
   // Whether program[group.absorbed_by] computes `group` in a step of shape `sh`.
   bool absorbs(const BoundOp& group, const StepShape& sh) const;
+  // Whether attention `op` ropes q and writes the new K/V itself in a step of shape `sh`.
+  bool attention_rope_on(const BoundOp& op, const StepShape& sh) const;
   Status capture_graphs();
   // Index of the smallest KV bucket >= max_kv_len.
   size_t kv_bucket(int64_t max_kv_len) const;
