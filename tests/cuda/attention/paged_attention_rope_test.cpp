@@ -87,6 +87,7 @@ void run_case(const RopeCase& c) {
   }
 
   ref::RopeParams rp;
+  rp.num_heads = c.heads;
   rp.head_dim = c.dim;
   rp.rotary_dim = c.rotary;
   rp.style = c.interleaved ? ref::RopeStyle::kInterleaved : ref::RopeStyle::kNeox;
