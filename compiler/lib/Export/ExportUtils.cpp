@@ -95,8 +95,9 @@ PlanAttr stringAttr(std::string key, StringRef v) {
 
 /// The op's inherent attributes as plan attributes (IR_CONTRACT keys:
 /// MLIR attribute names; #ds.rope is flattened to its fields), plus the
-/// derived `residual` (int 1: the last input is a fused residual) and
-/// `prologue` (from ds.prologue) and `epilogue` (from ds.epilogue) keys.
+/// derived `residual` (int 1: the last input is a fused residual),
+/// `prologue` (from ds.prologue), `epilogue` (from ds.epilogue) and
+/// `rope_prologue` (int 1, from ds.rope_prologue) keys.
 FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
   std::vector<PlanAttr> out;
   for (NamedAttribute na : op->getAttrs()) {
@@ -159,6 +160,13 @@ FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
     if (!s || !isa<mlir::ds::LinearOp>(op))
       return op->emitOpError("ds.epilogue must be a string on a ds.linear");
     out.push_back(stringAttr("epilogue", s.getValue()));
+  }
+  // The attention rope prologue mark of ds-attention-rope (a discardable
+  // unit attribute).
+  if (Attribute rope = op->getAttr("ds.rope_prologue")) {
+    if (!isa<UnitAttr>(rope) || !isa<mlir::ds::PagedAttentionOp>(op))
+      return op->emitOpError("ds.rope_prologue must be a unit attribute on a ds.paged_attention");
+    out.push_back(intAttr("rope_prologue", 1));
   }
   std::sort(out.begin(), out.end(), [](const PlanAttr &a, const PlanAttr &b) { return a.key < b.key; });
   return out;

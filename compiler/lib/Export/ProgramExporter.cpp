@@ -186,8 +186,10 @@ LogicalResult Collector::arenaResults(Operation *op, int32_t instr, PlanInstr &i
       auto u = instrOf.find(user);
       if (u != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, u->second);
     }
-    // The accesses the GEMV marks add, as ds-plan-buffers counted them (GemvMarks.h).
+    // The accesses the decode marks add, as ds-plan-buffers counted them (GemvMarks.h).
     for (Operation *reader : mlir::ds::gemvPrologueReaders(r))
+      if (auto l = instrOf.find(reader); l != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, l->second);
+    for (Operation *reader : mlir::ds::attentionRopeReaders(r))
       if (auto l = instrOf.find(reader); l != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, l->second);
     if (Operation *writer = mlir::ds::gemvEpilogueWriter(r))
       if (auto l = instrOf.find(writer); l != instrOf.end()) buf.firstInstr = std::min(buf.firstInstr, l->second);

@@ -1,4 +1,4 @@
-//===- GemvMarks.cpp - liveness added by the GEMV marks ---------*- C++ -*-===//
+//===- GemvMarks.cpp - liveness added by the decode marks -------*- C++ -*-===//
 
 #include "ds/Transforms/GemvMarks.h"
 
@@ -17,6 +17,22 @@ SmallVector<Operation *> mlir::ds::gemvPrologueReaders(Value value) {
       auto linear = dyn_cast<LinearOp>(reader);
       if (linear && linear->hasAttr("ds.prologue") &&
           linear.getX().getDefiningOp() == group.getOperation())
+        readers.push_back(reader);
+    }
+  }
+  return readers;
+}
+
+SmallVector<Operation *> mlir::ds::attentionRopeReaders(Value value) {
+  SmallVector<Operation *> readers;
+  for (Operation *user : value.getUsers()) {
+    auto group = dyn_cast<FusedGroupOp>(user);
+    if (!group)
+      continue;
+    for (Operation *reader : group->getUsers()) {
+      auto attention = dyn_cast<PagedAttentionOp>(reader);
+      if (attention && attention->hasAttr("ds.rope_prologue") &&
+          attention.getQ().getDefiningOp() == group.getOperation())
         readers.push_back(reader);
     }
   }

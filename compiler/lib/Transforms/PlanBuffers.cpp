@@ -2,8 +2,9 @@
 //
 // --ds-plan-buffers: bytes-per-token offsets for every activation of
 // @forward, sharing space between values whose live ranges do not overlap
-// (the inputs of a group whose linear has a GEMV prologue live through it;
-// the results of a group whose linear has a GEMV epilogue live from it).
+// (the inputs of a group whose linear has a GEMV prologue, or whose attention
+// has a rope prologue, live through it; the results of a group whose linear
+// has a GEMV epilogue live from it).
 //
 //===----------------------------------------------------------------------===//
 
@@ -110,10 +111,18 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
       }
     }
 
-    // The GEMV marks (GemvMarks.h): a marked linear whose group is skipped at
-    // decode reads the group's inputs (ds.prologue) or writes its results
-    // (ds.epilogue) itself, so they are live through / from the linear.
+    // The decode marks (GemvMarks.h): a marked linear whose group is skipped
+    // at decode reads the group's inputs (ds.prologue) or writes its results
+    // (ds.epilogue) itself, so they are live through / from the linear; a
+    // marked attention (ds.rope_prologue) reads its q group's inputs.
     for (Operation &op : body) {
+      if (auto attention = dyn_cast<PagedAttentionOp>(op);
+          attention && attention->hasAttr("ds.rope_prologue") &&
+          !attention.getQ().getDefiningOp<FusedGroupOp>()) {
+        attention.emitOpError("ds-plan-buffers: has ds.rope_prologue but its "
+                              "q is not the result of a ds.fused_group");
+        return signalPassFailure();
+      }
       auto linear = dyn_cast<LinearOp>(op);
       if (!linear)
         continue;
@@ -133,6 +142,8 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
     }
     for (Buffer &buf : buffers) {
       for (Operation *reader : gemvPrologueReaders(buf.value))
+        buf.last = std::max(buf.last, index[reader]);
+      for (Operation *reader : attentionRopeReaders(buf.value))
         buf.last = std::max(buf.last, index[reader]);
       if (Operation *writer = gemvEpilogueWriter(buf.value))
         buf.first = std::min(buf.first, index[writer]);

@@ -35,6 +35,7 @@
 // CPU-NEXT: ds.logits {{.*}}ds.impl = "ref.logits"
 // CPU-NOT: cuda
 // CPU-NOT: ds.prologue
+// CPU-NOT: ds.rope_prologue
 
 // Every row-wise op runs in a generated kernel on CUDA targets.
 // SM90-NOT: ds.impl = "cuda.rms_norm"

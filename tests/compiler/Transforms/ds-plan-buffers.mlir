@@ -122,6 +122,20 @@ module {
 
 // -----
 
+// ds.rope_prologue (ds-attention-rope) needs the group whose inputs it keeps
+// live.
+module {
+  ds.kv_cache @kv {num_layers = 1 : i64, num_kv_heads = 1 : i64, k_dim = 8 : i64, v_dim = 8 : i64, dtype = bf16}
+  func.func @forward(%x: tensor<?x16xbf16>) -> tensor<?x16xbf16> {
+    %q = ds.silu %x : tensor<?x16xbf16>
+    // expected-error @+1 {{ds-plan-buffers: has ds.rope_prologue but its q is not the result of a ds.fused_group}}
+    %o = ds.paged_attention %q {cache = @kv, ds.rope_prologue, layer = 0 : i64, num_heads = 2 : i64, num_kv_heads = 1 : i64, head_dim = 8 : i64, v_head_dim = 8 : i64, scale = 0.35355339059327379 : f64} : tensor<?x16xbf16> -> tensor<?x16xbf16>
+    return %o : tensor<?x16xbf16>
+  }
+}
+
+// -----
+
 // expected-error @+1 {{ds-plan-buffers: expects a func.func @forward}}
 module {
   func.func @main() {

@@ -166,6 +166,49 @@ def DsGemvEpilogue : Pass<"ds-gemv-epilogue", "::mlir::ModuleOp"> {
   ];
 }
 
+def DsAttentionRope : Pass<"ds-attention-rope", "::mlir::ModuleOp"> {
+  let summary = "Mark attentions whose q comes from the layer's rope + KV-write group (decode attention rope prologue)";
+  let description = [{
+    For modules whose `ds.target` is a CUDA arch (a no-op on "cpu"): a
+    `ds.paged_attention` whose `q` is the only result of a `ds.fused_group`
+    read by nothing else, with the inputs (`tensor<?xWxbf16>` qkv, the step
+    positions: the `tensor<?xi32>` argument 1 of the function) and a body of
+    exactly
+
+    ```mlir
+    ^bb0(%qkv: tensor<?x4608xbf16>, %pos: tensor<?xi32>):
+      %q = ds.slice %qkv {offset = 0 : i64, size = 3584 : i64} : tensor<?x4608xbf16> -> tensor<?x3584xbf16>
+      %k = ds.slice %qkv {offset = 3584 : i64, size = 512 : i64} : tensor<?x4608xbf16> -> tensor<?x512xbf16>
+      %v = ds.slice %qkv {offset = 4096 : i64, size = 512 : i64} : tensor<?x4608xbf16> -> tensor<?x512xbf16>
+      %qr = ds.rope %q, %pos {head_dim = 128 : i64, num_heads = 28 : i64, rope = #ds.rope<rotary_dim = 128>} : tensor<?x3584xbf16>, tensor<?xi32>
+      %kr = ds.rope %k, %pos {head_dim = 128 : i64, num_heads = 4 : i64, rope = #ds.rope<rotary_dim = 128>} : tensor<?x512xbf16>, tensor<?xi32>
+      ds.kv_cache_write %kr, %v {cache = @kv, layer = 0 : i64} : tensor<?x512xbf16>, tensor<?x512xbf16>
+      ds.yield %qr : tensor<?x3584xbf16>
+    ```
+
+    (in any order; the slices' offsets are free), where both ropes have the
+    same `rope` attribute and the attention's `head_dim` (which equals its
+    `v_head_dim`), the q rope and slice the attention's `num_heads`, the k
+    rope and the k / v slices its `num_kv_heads`, and the cache write the
+    attention's `cache` and `layer`, gets the discardable unit attribute
+    `ds.rope_prologue`:
+
+    ```mlir
+    %o = ds.paged_attention %qr {cache = @kv, ds.rope_prologue, layer = 0 : i64, ...}
+    ```
+
+    The CUDA executor may then skip the group in pure decode steps and let
+    the attention kernel rope q and the new key and write the new K/V rows
+    into the cache itself, reading the group's qkv row; the group stays in
+    the program for the steps that launch it. ds-plan-buffers keeps the
+    group's activation inputs live through the marked attention. Runs after
+    ds-gemv-epilogue and before ds-plan-buffers.
+  }];
+  let statistics = [
+    Statistic<"numMarked", "num-marked", "Number of attentions marked">
+  ];
+}
+
 def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
   let summary = "Assign activation-arena offsets (bytes per token)";
   let description = [{
@@ -187,7 +230,9 @@ def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
     linear marked `ds.epilogue = "swiglu"` (ds-gemv-epilogue) writes the
     result of the group that reads it in decode steps, so that result is live
     from the linear on (it shares no space with the linear's inputs or
-    anything else live there).
+    anything else live there). An attention marked `ds.rope_prologue`
+    (ds-attention-rope) reads its q group's activation inputs (the qkv row)
+    itself in decode steps, so those stay live through the attention.
   }];
   let options = [
     Option<"alignment", "alignment", "int64_t", /*default=*/"16",
