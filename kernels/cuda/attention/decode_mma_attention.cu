@@ -8,7 +8,8 @@
 // combine kernel, or the last CTA of the head group merges the splits
 // (merge_splits_if_last), or (sm_90+, <= 8 splits; DSRT_ATTN_CLUSTER_MERGE=0 turns it off) the
 // splits run as one thread-block cluster and merge through distributed shared
-// memory (cluster_merge_splits). Per 64 keys a warp issues 32 mma, so the kernel runs at the
+// memory (cluster_merge_splits). With PagedAttentionRope (decode_rope.cuh) q
+// arrives raw and the new key is roped here. Per 64 keys a warp issues 32 mma, so the kernel runs at the
 // speed of the K/V stream.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -19,6 +20,7 @@
 #include "kernels/cuda/attention/attention_common.cuh"
 #include "kernels/cuda/attention/attention_internal.h"
 #include "kernels/cuda/attention/decode_common.cuh"
+#include "kernels/cuda/attention/decode_rope.cuh"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/pdl.cuh"
 
@@ -90,31 +92,6 @@ __device__ void cluster_merge_splits(const DecodeParams& p, const DecodeWork& w,
   cluster.sync();
 #endif
 }
-
-// Rope pair `pi` of a head (PagedAttentionRope): its dims (a, b) and whether it
-// rotates (by frequency index pi); neox pairs (pi, pi + rot/2), then the dims
-// from rot on pass through two at a time; interleaved pairs (2pi, 2pi + 1).
-__device__ __forceinline__ bool rope_pair(const DecodeRope& r, int pi, int& a, int& b) {
-  const int half_rot = r.rotary_dim / 2;
-  if (r.interleaved) {
-    a = 2 * pi, b = a + 1;
-    return pi < half_rot;
-  }
-  if (pi < half_rot) {
-    a = pi, b = pi + half_rot;
-    return true;
-  }
-  a = r.rotary_dim + 2 * (pi - half_rot), b = a + 1;
-  return false;
-}
-
-// The new key and value of the row, one pair of dims per thread: threads [0, D/2) hold
-// rope(k) at rope_pair's dims, threads [D/2, D) hold v at dims 2i, 2i + 1 (i = tid - D/2).
-struct NewKv {
-  int a = 0, b = 0;
-  __nv_bfloat16 x = __float2bfloat16(0.0f), y = __float2bfloat16(0.0f);
-  bool on = false;
-};
 
 template <int kD, bool kCluster>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
@@ -191,48 +168,14 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   }
   cp_async_commit();
 
-  // Rope inside attention (p.rope_on): the cos/sin table of the row's position,
-  // and the new key (history position ctx - 1) when this CTA's keys hold it:
-  // roped from the row's raw k, patched into its tile's shared-memory row after
-  // the (stale) cache load, and written to the cache by head chunk 0.
+  // Rope inside attention (p.rope_on, decode_rope.cuh): the cos/sin table of the
+  // row's position, and the new key (history position ctx - 1) when this CTA's
+  // keys hold it, patched into its tile after the (stale) cache load.
   __shared__ float2 rope_cs_s[kD / 2];
   const int kn = w.ctx - 1;
   const bool holds_new = p.rope_on && kn >= kbeg && kn < kend;
   const int tn = holds_new ? (kn - kbeg) / kTile : -1;
-  NewKv nk;
-  if (p.rope_on) {
-    const DecodeRope& r = p.rope;
-    if (tid < r.rotary_dim / 2) {
-      float sn, cs;
-      sincosf(static_cast<float>(r.positions[row]) * r.inv_freq[tid], &sn, &cs);
-      cs *= r.attention_factor;
-      sn *= r.attention_factor;
-      rope_cs_s[tid] = make_float2(cs, sn);
-      if (holds_new) {  // the same pair of the new key
-        int a, b;
-        rope_pair(r, tid, a, b);
-        const bf16* kr = r.k + row * r.ld + static_cast<int64_t>(kvh) * p.head_dim;
-        const float xa = __bfloat162float(kr[a]), xb = __bfloat162float(kr[b]);
-        nk = NewKv{a, b, __float2bfloat16(xa * cs - xb * sn), __float2bfloat16(xb * cs + xa * sn), true};
-      }
-    } else if (holds_new && tid < p.head_dim / 2) {  // pass-through pair of the new key
-      int a, b;
-      rope_pair(r, tid, a, b);
-      const bf16* kr = r.k + row * r.ld + static_cast<int64_t>(kvh) * p.head_dim;
-      nk = NewKv{a, b, kr[a], kr[b], true};
-    } else if (holds_new && tid >= p.head_dim / 2 && tid < p.head_dim) {  // v, dims 2i and 2i + 1
-      const int a = 2 * (tid - p.head_dim / 2);
-      const bf16* vr = r.v + row * r.ld + static_cast<int64_t>(kvh) * p.head_dim;
-      nk = NewKv{a, a + 1, vr[a], vr[a + 1], true};
-    }
-    const int32_t slot = holds_new ? r.slots[row] : -1;
-    if (nk.on && slot >= 0 && blockIdx.y % p.head_chunks == 0) {
-      bf16* dst = (tid < p.head_dim / 2 ? r.k_cache : r.v_cache) +
-                  (static_cast<int64_t>(slot) * p.num_kv_heads + kvh) * p.head_dim;
-      dst[nk.a] = nk.x;
-      dst[nk.b] = nk.y;
-    }
-  }
+  const NewKv nk = p.rope_on ? decode_rope_prepare(p, w, holds_new, rope_cs_s) : NewKv{};
 
   const int g = lane >> 2, t4 = lane & 3;
   float o[kD / 8][4];
@@ -253,22 +196,10 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     }
     __syncthreads();
     if (p.rope_on && (t == 0 || t == tn)) {  // block-uniform
-      if (t == 0) {  // rope the raw q rows in place (the cos/sin table is visible after the barrier)
-        const int half = p.head_dim / 2;
-        for (int i = tid; i < ng * half; i += kThreads) {
-          const int r = i / half;
-          int a, b;
-          if (!rope_pair(p.rope, i % half, a, b)) continue;
-          const float2 c = rope_cs_s[i % half];
-          bf16* qr = q_s + r * C::kStride;
-          const float xa = __bfloat162float(qr[a]), xb = __bfloat162float(qr[b]);
-          qr[a] = __float2bfloat16(xa * c.x - xb * c.y);
-          qr[b] = __float2bfloat16(xb * c.x + xa * c.y);
-        }
-      }
-      if (t == tn && nk.on) {  // the new key's row of this tile: K or V
-        bf16* ks_new = kv_s + (t & 1) * 2 * kTile * C::kStride + (kn - kbeg - t * kTile) * C::kStride;
-        bf16* dst = tid < p.head_dim / 2 ? ks_new : ks_new + kTile * C::kStride;
+      if (t == 0) decode_rope_q(p, q_s, C::kStride, ng, rope_cs_s);  // the table is visible after the barrier
+      if (t == tn && nk.on) {  // the new key's row of this tile: K (threads < D/2) or V
+        bf16* k_row = kv_s + (t & 1) * 2 * kTile * C::kStride + (kn - kbeg - t * kTile) * C::kStride;
+        bf16* dst = tid < p.head_dim / 2 ? k_row : k_row + kTile * C::kStride;
         dst[nk.a] = nk.x;
         dst[nk.b] = nk.y;
       }
