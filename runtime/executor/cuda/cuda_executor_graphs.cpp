@@ -1,0 +1,116 @@
+// CudaExecutor: CUDA graphs of decode steps (captured at load per padded batch
+// size and KV-length bucket, on a padding-only step description) and the
+// launch of a step: a graph replay when the batch is pure decode and a graph
+// fits it, else the eager program.
+#include <algorithm>
+#include <chrono>
+
+#include "runtime/executor/cuda/executor_impl.h"
+
+namespace ds::cuda {
+
+Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
+  if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
+  staging_pending = false;
+  int32_t* w = static_cast<int32_t*>(staging.data());
+  const int64_t T = size, S = size, P = size;
+  const size_t words = kStepHeaderWords + 2 * T + T + 3 * S + 2 + P;
+  w[0] = static_cast<int32_t>(T), w[1] = static_cast<int32_t>(T), w[2] = static_cast<int32_t>(S);
+  w[3] = 0, w[4] = static_cast<int32_t>(P), w[5] = w[6] = w[7] = 0;
+  int32_t* tok = w + kStepHeaderWords;
+  int32_t* pos = tok + T;
+  int32_t* rows = pos + T;
+  int32_t* qs = rows + T;
+  int32_t* kvl = qs + S + 1;
+  int32_t* ps = kvl + S;
+  int32_t* pages = ps + S + 1;
+  for (int64_t i = 0; i < size; ++i) {
+    tok[i] = 0, pos[i] = 0, rows[i] = static_cast<int32_t>(i);
+    qs[i] = static_cast<int32_t>(i), kvl[i] = 1, ps[i] = static_cast<int32_t>(i), pages[i] = scratch_page;
+  }
+  qs[S] = static_cast<int32_t>(S);
+  ps[S] = static_cast<int32_t>(S);
+  DS_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(blob.data(), staging.data(), words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
+  DS_RETURN_IF_ERROR(staging_done.record(stream));
+  staging_pending = true;
+  return Status::Ok();
+}
+
+Status CudaExecutor::Impl::capture_graphs() {
+  cudaStream_t st = stream.get();
+  // GEMM heuristics (cached per shape and pointer alignment by the runner) are
+  // chosen by each size's eager warm-up, before its capture.
+  for (int64_t bs : graph_sizes) {
+    const std::string ctx = StrCat() << "CUDA graph for decode batch " << bs;
+    StepShape sh{bs, bs, bs, 1, opt.max_model_len};
+    // Eager warm-up on padding (first launches may allocate or load lazily).
+    DS_RETURN_IF_ERROR(upload_padding_only(bs).with_context(ctx));
+    // GEMM kernel choice (timed for small m) for this size, cached for the capture.
+    for (const BoundOp& op : program) {
+      if (op.kind != BoundOp::Kind::kLinear && op.kind != BoundOp::Kind::kLogits) continue;
+      GemmArgs a = op.kind == BoundOp::Kind::kLinear ? linear_args(op, bs) : op.gemm;
+      a.m = bs;
+      if (op.kind == BoundOp::Kind::kLogits) a.x = logit_hidden.data();
+      DS_RETURN_IF_ERROR(gemm->prepare(a, st).with_context(ctx + ", " + op.where));
+    }
+    DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st).with_context(ctx));
+    DS_RETURN_IF_ERROR(run_program(sh).with_context(ctx + " (warm-up)"));
+    DS_RETURN_IF_ERROR(sync().with_context(ctx + " (warm-up)"));
+
+    // One graph per KV-length bucket: the attention launch is sized by the bound.
+    for (size_t kb = 0; kb < kv_buckets.size(); ++kb) {
+      sh.max_kv_len = kv_buckets[kb];
+      const std::string kctx = StrCat() << ctx << ", kv bound " << sh.max_kv_len;
+      DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+      Status s = launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st);
+      if (s.ok()) s = run_program(sh);
+      cudaGraph_t graph = nullptr;
+      const cudaError_t end = cudaStreamEndCapture(st, &graph);
+      if (!s.ok() || end != cudaSuccess) {
+        if (graph) (void)cudaGraphDestroy(graph);
+        (void)cudaGetLastError();
+        if (!s.ok()) return s.with_context(kctx + " (capture)");
+        DS_CUDA_RETURN_IF_ERROR(end);
+      }
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+      (void)cudaGraphDestroy(graph);
+      if (inst != cudaSuccess)
+        return cuda_error_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__).with_context(kctx);
+      graphs.emplace(std::make_pair(bs, static_cast<int64_t>(kb)), GraphExec(exec));
+    }
+  }
+  return Status::Ok();
+}
+
+size_t CudaExecutor::Impl::kv_bucket(int64_t max_kv_len) const {
+  const auto it = std::lower_bound(kv_buckets.begin(), kv_buckets.end(), max_kv_len);
+  return it == kv_buckets.end() ? kv_buckets.size() - 1 : static_cast<size_t>(it - kv_buckets.begin());
+}
+
+Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
+  DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(opt.device));  // steps may come from another thread
+  int64_t padded = 0;
+  if (!graphs.empty() && !graph_sizes.empty() &&
+      static_cast<int64_t>(b.sequences.size()) <= graph_sizes.back() &&
+      std::all_of(b.sequences.begin(), b.sequences.end(), [](const StepSequence& s) { return s.num_tokens == 1; })) {
+    const int64_t S = static_cast<int64_t>(b.sequences.size());
+    const int64_t bs = *std::lower_bound(graph_sizes.begin(), graph_sizes.end(), S);
+    if (b.num_tokens() == S && b.num_logit_rows() <= bs) padded = bs;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
+  if (padded > 0) {
+    const auto key = std::make_pair(padded, static_cast<int64_t>(kv_bucket(sh.max_kv_len)));
+    DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graphs.at(key).get(), stream.get()));
+    if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->graph_step(t0, stream));
+    return Status::Ok();
+  }
+  DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, stream.get()));
+  DS_RETURN_IF_ERROR(run_program(sh));
+  if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->eager_step(t0, stream));
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda
