@@ -65,6 +65,20 @@ inline bool pdl_device_ok() {
 }
 }  // namespace detail
 
+// DSRT_ATTN_EARLY_KV=1 (opt-in): the GEMV kernels trigger their dependents
+// only after their own pdl_wait(). A kernel launched behind one of them then
+// starts only when every earlier kernel of the stream has completed (each
+// waited for its predecessor before completing), so the decode attention may
+// read step metadata, cached K/V and the rope table before its own wait (it
+// does so only with rope inside attention: its primary never writes the cache).
+inline bool pdl_early_kv() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_ATTN_EARLY_KV");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  return on;
+}
+
 // Whether this thread's PDL-aware launches carry the attribute now.
 inline bool pdl_active() {
   const int v = detail::pdl_override();

@@ -41,6 +41,7 @@ struct DecodeParams : BatchParams {
   bool cluster_merge;  // splits <= 8 launched as clusters (1, 1, splits): merged through DSMEM
   bool row_mode;
   bool rope_on;     // rope: q is raw, the new key is roped and written here
+  bool early_kv;    // rope_on and pdl_early_kv(): metadata, cached K/V and the rope table read before pdl_wait
   DecodeRope rope;
 };
 
@@ -75,10 +76,9 @@ struct DecodeWork {
   bool empty;  // resolved, but this split holds no key (its neutral partial is written)
 };
 
-// Resolves the calling CTA's DecodeWork. False when there is nothing to compute;
-// an empty key range has then already been written: the neutral partial (m = -inf,
-// l = 0) for the combine kernel when split, else zero output.
-__device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeWork& w) {
+// Resolves the calling CTA's DecodeWork without writing anything. False when
+// there is nothing to compute (w.empty: resolved, but no key in its range).
+__device__ __forceinline__ bool resolve_decode_work(const DecodeParams& p, DecodeWork& w) {
   w.item = blockIdx.x;
   w.kvh = blockIdx.y / p.head_chunks;
   w.g0 = (blockIdx.y % p.head_chunks) * p.heads_per_chunk;
@@ -91,9 +91,16 @@ __device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeW
   w.kend = w.split == p.splits - 1 ? w.ctx : min(w.ctx, w.kbeg + p.chunk_len);
   if (w.kbeg < w.kend) return true;
   w.empty = true;
+  return false;
+}
+
+// An empty key range's result: the neutral partial (m = -inf, l = 0) for the
+// merge when split (the cluster merge keeps it in shared memory instead), else
+// zero output.
+__device__ __forceinline__ void write_empty_decode_work(const DecodeParams& p, const DecodeWork& w) {
   const int tid = threadIdx.x;
   if (p.splits > 1) {
-    if (tid < w.ng && !p.cluster_merge) {  // cluster merge: the kernel puts it in shared memory
+    if (tid < w.ng && !p.cluster_merge) {
       float* ml = p.part_ml + ((static_cast<int64_t>(w.item) * p.num_heads + w.head0 + tid) * p.splits + w.split) * 2;
       ml[0] = -INFINITY;
       ml[1] = 0.0f;
@@ -102,93 +109,13 @@ __device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeW
     for (int i = tid; i < w.ng * p.head_dim; i += blockDim.x)
       p.out[w.row * p.out_ld + static_cast<int64_t>(w.head0) * p.head_dim + i] = __float2bfloat16(0.0f);
   }
+}
+
+// resolve_decode_work, then write_empty_decode_work for an empty key range.
+__device__ __forceinline__ bool begin_decode_work(const DecodeParams& p, DecodeWork& w) {
+  if (resolve_decode_work(p, w)) return true;
+  if (w.empty) write_empty_decode_work(p, w);
   return false;
-}
-
-// Split arrival and merge (tensor-core kernel, p.counters set): every CTA of
-// (item, head group) calls this after writing its partial, the neutral one
-// included; the last to arrive resets the counter and merges all splits of its
-// heads into out, in split order (the result does not depend on arrival order).
-// One acq_rel atomic per CTA (after the barrier, thread 0's release covers the
-// block's partial stores; its acquire, through the next barrier, makes the
-// other CTAs' partials visible), and the merge issues the loads of up to
-// kMergeBatch splits before using any, so it costs about one round trip.
-constexpr int kMergeBatch = 8;
-
-__device__ __forceinline__ unsigned atomic_add_acq_rel_gpu(unsigned* addr, unsigned v) {
-  unsigned old;
-  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(addr), "r"(v) : "memory");
-  return old;
-}
-
-// Folds a batch of split partials (m, l) / acc into the running (m, l, a), all
-// relative to m; partials with l = 0 (no visible key) weigh nothing, whatever
-// their acc holds (a select, so garbage there cannot turn into NaN).
-__device__ __forceinline__ void merge_split_batch(const float2 (&ml)[kMergeBatch], const float4 (&v)[kMergeBatch],
-                                                  float& m, float& l, float4& a) {
-  float mb = m;
-#pragma unroll
-  for (int j = 0; j < kMergeBatch; ++j)
-    if (ml[j].y > 0.0f) mb = fmaxf(mb, ml[j].x);
-  if (mb == -INFINITY) return;  // nothing visible so far
-  const float rescale = fast_exp2(m - mb);  // m = -inf: 0 (l and a are 0 then)
-  l *= rescale;
-  a.x *= rescale, a.y *= rescale, a.z *= rescale, a.w *= rescale;
-#pragma unroll
-  for (int j = 0; j < kMergeBatch; ++j) {
-    const bool on = ml[j].y > 0.0f;
-    const float f = on ? fast_exp2(ml[j].x - mb) : 0.0f;
-    l += on ? f * ml[j].y : 0.0f;
-    a.x += on ? f * v[j].x : 0.0f;
-    a.y += on ? f * v[j].y : 0.0f;
-    a.z += on ? f * v[j].z : 0.0f;
-    a.w += on ? f * v[j].w : 0.0f;
-  }
-  m = mb;
-}
-
-// out row `row`, head `head`, dims d..d+3 = a / l (0 when nothing was visible).
-__device__ __forceinline__ void store_merged(const DecodeParams& p, int row, int head, int d, float l, float4 a) {
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  uint2 o;
-  o.x = pack_bf16x2(a.x * inv, a.y * inv);
-  o.y = pack_bf16x2(a.z * inv, a.w * inv);
-  *reinterpret_cast<uint2*>(p.out + row * p.out_ld + static_cast<int64_t>(head) * p.head_dim + d) = o;
-}
-
-__device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, const DecodeWork& w) {
-  __shared__ bool last_s;
-  __syncthreads();  // every partial store of the block precedes thread 0's release
-  if (threadIdx.x == 0) {
-    unsigned* c = p.counters + static_cast<int64_t>(w.item) * gridDim.y + blockIdx.y;
-    const bool last = atomic_add_acq_rel_gpu(c, 1u) + 1u == static_cast<unsigned>(p.splits);
-    if (last) *c = 0u;  // read again only by the next launch, after this grid completes
-    last_s = last;
-  }
-  __syncthreads();
-  if (!last_s) return;
-  const int quads = p.head_dim / 4;
-  for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
-    const int r = i / quads, d = (i % quads) * 4;
-    const int64_t base = (static_cast<int64_t>(w.item) * p.num_heads + w.head0 + r) * p.splits;
-    // Online merge over batches of splits: m, l, a are relative to m.
-    float m = -INFINITY, l = 0.0f;
-    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int s0 = 0; s0 < p.splits; s0 += kMergeBatch) {
-      float2 ml[kMergeBatch];
-      float4 v[kMergeBatch];
-#pragma unroll
-      for (int j = 0; j < kMergeBatch; ++j) {
-        const int s = s0 + j;
-        // Neutral partials (l = 0) leave acc unwritten: read, then weighted by a select.
-        ml[j] = s < p.splits ? __ldcg(reinterpret_cast<const float2*>(p.part_ml) + base + s) : make_float2(-INFINITY, 0.0f);
-        v[j] = s < p.splits ? __ldcg(reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d))
-                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      }
-      merge_split_batch(ml, v, m, l, a);
-    }
-    store_merged(p, w.row, w.head0 + r, d, l, a);
-  }
 }
 
 // Generic CUDA-core decode (any head_dim <= 256, row mode too).

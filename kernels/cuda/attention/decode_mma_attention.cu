@@ -6,11 +6,13 @@
 // online softmax per head, O += P V. At the end the four warps' (m, l, O) are
 // merged through smem into the output (one split) or a partial for the
 // combine kernel, or the last CTA of the head group merges the splits
-// (merge_splits_if_last), or (sm_90+, <= 8 splits; DSRT_ATTN_CLUSTER_MERGE=0 turns it off) the
-// splits run as one thread-block cluster and merge through distributed shared
-// memory (cluster_merge_splits). With PagedAttentionRope (decode_rope.cuh) q
-// arrives raw and the new key is roped here. Per 64 keys a warp issues 32 mma, so the kernel runs at the
-// speed of the K/V stream.
+// (merge_splits_if_last), or (sm_90+, <= 8 splits; DSRT_ATTN_CLUSTER_MERGE=0
+// turns it off) the splits run as one thread-block cluster and merge through
+// distributed shared memory (cluster_merge_splits; both in decode_merge.cuh).
+// With PagedAttentionRope (decode_rope.cuh) q arrives raw and the new key is
+// roped here; with DSRT_ATTN_EARLY_KV=1 on top (p.early_kv) the metadata, the
+// first K/V tile and the rope table are read before the PDL wait. Per 64 keys a
+// warp issues 32 mma, so the kernel runs at the speed of the K/V stream.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
@@ -20,6 +22,7 @@
 #include "kernels/cuda/attention/attention_common.cuh"
 #include "kernels/cuda/attention/attention_internal.h"
 #include "kernels/cuda/attention/decode_common.cuh"
+#include "kernels/cuda/attention/decode_merge.cuh"
 #include "kernels/cuda/attention/decode_rope.cuh"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/pdl.cuh"
@@ -51,52 +54,15 @@ struct MmaDecodeCfg {
                 "the cluster partial reuses the K/V stages too");
 };
 
-// Cluster merge (sm_90 thread-block clusters of the splits of one head group):
-// every CTA has put its partial in its own shared memory (acc_s [kRows][kD],
-// ml_s [kRows] = (m, l); an empty split only ml = (-inf, 0)); after a cluster
-// barrier the CTA of rank 0 reads them all through distributed shared memory,
-// merges them in split order and writes the output; a second barrier keeps the
-// other CTAs (and their shared memory) alive until it is done.
-template <int kD>
-__device__ void cluster_merge_splits(const DecodeParams& p, const DecodeWork& w, const float* acc_s,
-                                     const float2* ml_s) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  namespace cg = cooperative_groups;
-  cg::cluster_group cluster = cg::this_cluster();
-  cluster.sync();
-  if (cluster.block_rank() == 0) {
-    const int quads = p.head_dim / 4;
-    for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
-      const int r = i / quads, d = (i % quads) * 4;
-      float m = -INFINITY, l = 0.0f;
-      float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      for (int s0 = 0; s0 < p.splits; s0 += kMergeBatch) {
-        float2 ml[kMergeBatch];
-        float4 v[kMergeBatch];
-#pragma unroll
-        for (int j = 0; j < kMergeBatch; ++j) {
-          const int s = s0 + j;
-          if (s < p.splits) {
-            ml[j] = cluster.map_shared_rank(ml_s, s)[r];
-            v[j] = *reinterpret_cast<const float4*>(cluster.map_shared_rank(acc_s, s) + r * kD + d);
-          } else {
-            ml[j] = make_float2(-INFINITY, 0.0f);
-            v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-          }
-        }
-        merge_split_batch(ml, v, m, l, a);
-      }
-      store_merged(p, w.row, w.head0 + r, d, l, a);
-    }
-  }
-  cluster.sync();
-#endif
-}
-
 template <int kD, bool kCluster>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
-  pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
-  pdl_trigger();
+  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait, except with
+  // p.early_kv (every earlier kernel has completed at launch: pdl_early_kv()), where the
+  // step metadata, the cached K/V of the first tile and the rope table are.
+  if (!p.early_kv) {
+    pdl_wait();
+    pdl_trigger();
+  }
   using C = MmaDecodeCfg<kD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
@@ -123,7 +89,12 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     }
   }
   DecodeWork w;
-  if (!begin_decode_work(p, w)) {
+  if (!resolve_decode_work(p, w)) {
+    if (p.early_kv) {
+      pdl_wait();
+      pdl_trigger();
+    }
+    if (w.empty) write_empty_decode_work(p, w);
     if constexpr (kCluster) {
       if (w.empty) {  // a neutral partial: nothing visible here
         for (int r = tid; r < w.ng; r += kThreads) part_ml_s[r] = make_float2(-INFINITY, 0.0f);
@@ -159,6 +130,19 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   };
   const int ntiles = (kend - kbeg + kTile - 1) / kTile;
   load_tile(0, 0);
+  cp_async_commit();
+  // Rope inside attention (p.rope_on, decode_rope.cuh): the cos/sin table of the
+  // row's position, and the new key (history position ctx - 1) when this CTA's
+  // keys hold it, patched into its tile after the (stale) cache load.
+  __shared__ float2 rope_cs_s[kD / 2];
+  const int kn = w.ctx - 1;
+  const bool holds_new = p.rope_on && kn >= kbeg && kn < kend;
+  const int tn = holds_new ? (kn - kbeg) / kTile : -1;
+  const float2 cs_own = p.rope_on ? decode_rope_table(p, row, rope_cs_s) : make_float2(1.0f, 0.0f);
+  if (p.early_kv) {  // q and the new k / v come from the kernel before this one
+    pdl_wait();
+    pdl_trigger();
+  }
   // Q rows: heads head0 .. head0 + ng - 1 of this query row; the rest zero.
   for (int i = tid; i < kRows * C::kChunks; i += kThreads) {
     const int r = i / C::kChunks, c = i % C::kChunks;
@@ -167,15 +151,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     cp_async_16(q_s + r * C::kStride + c * 8, src, valid);
   }
   cp_async_commit();
-
-  // Rope inside attention (p.rope_on, decode_rope.cuh): the cos/sin table of the
-  // row's position, and the new key (history position ctx - 1) when this CTA's
-  // keys hold it, patched into its tile after the (stale) cache load.
-  __shared__ float2 rope_cs_s[kD / 2];
-  const int kn = w.ctx - 1;
-  const bool holds_new = p.rope_on && kn >= kbeg && kn < kend;
-  const int tn = holds_new ? (kn - kbeg) / kTile : -1;
-  const NewKv nk = p.rope_on ? decode_rope_prepare(p, w, holds_new, rope_cs_s) : NewKv{};
+  const NewKv nk = p.rope_on ? decode_rope_new_kv(p, w, holds_new, cs_own) : NewKv{};
 
   const int g = lane >> 2, t4 = lane & 3;
   float o[kD / 8][4];

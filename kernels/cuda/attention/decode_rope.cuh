@@ -42,38 +42,45 @@ struct NewKv {
   bool on = false;
 };
 
-// Fills cs_s[0, rotary_dim / 2) with (cos, sin) of the row's position (visible
-// after the caller's next barrier); when `holds_new`, returns this thread's
-// share of the new key / value and (head chunk 0, slot >= 0) writes it into
-// the cache.
-__device__ __forceinline__ NewKv decode_rope_prepare(const DecodeParams& p, const DecodeWork& w, bool holds_new,
-                                                     float2* cs_s) {
+// Thread tid < rotary_dim / 2 puts (cos, sin) of rotary pair tid at the row's
+// position into cs_s[tid] (visible after the caller's next barrier) and returns
+// it; other threads return (1, 0). Reads only step metadata (the positions).
+__device__ __forceinline__ float2 decode_rope_table(const DecodeParams& p, int row, float2* cs_s) {
+  const DecodeRope& r = p.rope;
+  const int tid = threadIdx.x;
+  if (tid >= r.rotary_dim / 2) return make_float2(1.0f, 0.0f);
+  float sn, cs;
+  sincosf(static_cast<float>(r.positions[row]) * r.inv_freq[tid], &sn, &cs);
+  cs *= r.attention_factor;
+  sn *= r.attention_factor;
+  cs_s[tid] = make_float2(cs, sn);
+  return cs_s[tid];
+}
+
+// When `holds_new`: this thread's share of the new key / value (c: the thread's
+// decode_rope_table entry), also written into the cache by head chunk 0 when the
+// row's slot is >= 0. Reads the raw k / v rows (after pdl_wait()).
+__device__ __forceinline__ NewKv decode_rope_new_kv(const DecodeParams& p, const DecodeWork& w, bool holds_new,
+                                                    float2 c) {
   const DecodeRope& r = p.rope;
   const int tid = threadIdx.x, half = p.head_dim / 2;
-  const int64_t kv_off = w.row * r.ld + static_cast<int64_t>(w.kvh) * p.head_dim;
   NewKv nk;
-  if (tid < r.rotary_dim / 2) {
-    float sn, cs;
-    sincosf(static_cast<float>(r.positions[w.row]) * r.inv_freq[tid], &sn, &cs);
-    cs *= r.attention_factor;
-    sn *= r.attention_factor;
-    cs_s[tid] = make_float2(cs, sn);
-    if (holds_new) {  // the same (rotating) pair of the new key
-      int a, b;
-      rope_pair(r, tid, a, b);
-      const float xa = __bfloat162float(r.k[kv_off + a]), xb = __bfloat162float(r.k[kv_off + b]);
-      nk = NewKv{a, b, __float2bfloat16(xa * cs - xb * sn), __float2bfloat16(xb * cs + xa * sn), true};
-    }
-  } else if (holds_new && tid < half) {  // a pass-through pair of the new key
+  if (!holds_new || tid >= p.head_dim) return nk;
+  const int64_t kv_off = w.row * r.ld + static_cast<int64_t>(w.kvh) * p.head_dim;
+  if (tid < half) {  // a pair of the new key: rotating (tid < rotary_dim / 2) or passing through
     int a, b;
-    rope_pair(r, tid, a, b);
-    nk = NewKv{a, b, r.k[kv_off + a], r.k[kv_off + b], true};
-  } else if (holds_new && tid < p.head_dim) {  // v
+    if (rope_pair(r, tid, a, b)) {
+      const float xa = __bfloat162float(r.k[kv_off + a]), xb = __bfloat162float(r.k[kv_off + b]);
+      nk = NewKv{a, b, __float2bfloat16(xa * c.x - xb * c.y), __float2bfloat16(xb * c.x + xa * c.y), true};
+    } else {
+      nk = NewKv{a, b, r.k[kv_off + a], r.k[kv_off + b], true};
+    }
+  } else {  // v
     const int a = 2 * (tid - half);
     nk = NewKv{a, a + 1, r.v[kv_off + a], r.v[kv_off + a + 1], true};
   }
-  const int32_t slot = holds_new ? r.slots[w.row] : -1;
-  if (nk.on && slot >= 0 && blockIdx.y % p.head_chunks == 0) {
+  const int32_t slot = r.slots[w.row];
+  if (slot >= 0 && blockIdx.y % p.head_chunks == 0) {
     __nv_bfloat16* dst =
         (tid < half ? r.k_cache : r.v_cache) + (static_cast<int64_t>(slot) * p.num_kv_heads + w.kvh) * p.head_dim;
     dst[nk.a] = nk.x;
