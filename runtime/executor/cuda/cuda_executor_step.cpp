@@ -195,7 +195,7 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         break;
       }
       case BoundOp::Kind::kFused:
-        // A norm group that its all-reduce or the next linear's GEMV computes is not launched.
+        // A group that another instruction computes in this step (BoundOp::absorbed_by) is not launched.
         if (op.absorbed_by != BoundOp::kNone && absorbs(op, sh)) break;
         s = op.kernel->launch(st, sh.num_tokens, m.args, op.pointers);
         break;
