@@ -1,0 +1,92 @@
+// kAuto's candidate lists (kernels/cuda/gemm/gemm_choice.h), host only (runs in
+// CI): the warp GEMV is timed with 1, 2 and 4 warps per row forced, the SwiGLU
+// epilogue never gets 4 (a block holds a gate/up pair), the RMSNorm prologue
+// and the SwiGLU epilogue exclude cuBLASLt and the tensor-core GEMV, the
+// long-k PDL rule offers only the forced splits, and every choice has a name
+// that DSRT_GEMM_KERNEL accepts.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/gemm/gemm_choice.h"
+#include "kernels/cuda/gemm/gemv.h"
+
+namespace ds::cuda::detail {
+namespace {
+
+bool has(const std::vector<Choice>& v, Choice c) { return std::find(v.begin(), v.end(), c) != v.end(); }
+
+GemmArgs problem(int64_t m, int64_t n, int64_t k) {
+  GemmArgs a;
+  a.m = m, a.n = n, a.k = k;
+  a.ldx = k, a.ldy = n;
+  return a;
+}
+
+TEST(GemmChoice, WarpSplitsAreCandidates) {
+  const std::vector<Choice> c = choice_candidates(problem(1, 3584, 18944));
+  EXPECT_TRUE(has(c, Choice::kCublasLt));
+  EXPECT_TRUE(has(c, Choice::kGemvMma));
+  EXPECT_TRUE(has(c, Choice::kGemvWarpS1));
+  EXPECT_TRUE(has(c, Choice::kGemvWarpS2));
+  EXPECT_TRUE(has(c, Choice::kGemvWarpS4));
+  EXPECT_TRUE(has(c, Choice::kGemvWarpDeep));  // m = 1 only
+  EXPECT_FALSE(has(c, Choice::kGemvWarp));     // its split is one of the forced ones
+  const std::vector<Choice> c3 = choice_candidates(problem(3, 3584, 3584));
+  EXPECT_FALSE(has(c3, Choice::kGemvWarpDeep));
+  EXPECT_TRUE(has(c3, Choice::kGemvWarpS4));
+  // Past the warp kernels' m: cuBLASLt and the tensor-core GEMV only.
+  const std::vector<Choice> c8 = choice_candidates(problem(kGemvWarpMaxM + 1, 3584, 3584));
+  EXPECT_TRUE(has(c8, Choice::kCublasLt));
+  EXPECT_FALSE(has(c8, Choice::kGemvWarpS1));
+}
+
+TEST(GemmChoice, EpiloguesAndProloguesLimitTheCandidates) {
+  GemmArgs a = problem(1, 37888, 3584);
+  uint16_t out = 0;
+  a.swiglu_out = &out;
+  const std::vector<Choice> sw = choice_candidates(a);
+  EXPECT_TRUE(has(sw, Choice::kGemvWarpS1));
+  EXPECT_TRUE(has(sw, Choice::kGemvWarpS2));
+  EXPECT_FALSE(has(sw, Choice::kGemvWarpS4)) << "a SwiGLU block holds a gate/up row pair";
+  EXPECT_FALSE(has(sw, Choice::kCublasLt));
+  EXPECT_FALSE(has(sw, Choice::kGemvMma));
+  EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, 1, false, true));
+  EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS4, 1, true, false));  // the norm prologue takes 4
+  EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, kNormPrologueMaxM + 1, true, false));
+  EXPECT_FALSE(choice_can_run(Choice::kCublasLt, 1, true, false));
+}
+
+TEST(GemmChoice, WarpSplitCounts) {
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarp), 0);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS1), 1);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS2), 2);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS4), 4);
+  EXPECT_EQ(choice_warp_splits(Choice::kCublasLt), -1);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvMma), -1);
+}
+
+TEST(GemmChoice, NamesAreDistinct) {
+  std::set<std::string> names;
+  for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
+                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4})
+    names.insert(choice_name(c));
+  EXPECT_EQ(names.size(), 8u);
+  EXPECT_TRUE(names.count("gemv-warp-s4"));
+}
+
+// The long-k rule (m <= 2, k >= 4n) applies only with PDL on an sm_90+ device; when it
+// applies, it offers exactly the forced warp splits.
+TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
+  EXPECT_TRUE(layer_rule_candidates(problem(1, 3584, 3584)).empty());  // k < 4n: never
+  EXPECT_TRUE(layer_rule_candidates(problem(3, 3584, 18944)).empty());  // m > 2: never
+  const std::vector<Choice> r = layer_rule_candidates(problem(1, 3584, 18944));
+  if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
+  EXPECT_EQ(r, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4}));
+}
+
+}  // namespace
+}  // namespace ds::cuda::detail
