@@ -7,6 +7,20 @@
 using namespace mlir;
 using namespace mlir::ds;
 
+bool mlir::ds::isPureRmsNorm(Operation *op) {
+  auto group = dyn_cast_or_null<FusedGroupOp>(op);
+  if (!group)
+    return false;
+  Block &body = group.getBodyBlock();
+  if (group.getNumResults() != 1 || body.getNumArguments() != 2 ||
+      !llvm::hasSingleElement(body.without_terminator()))
+    return false;
+  auto norm = dyn_cast<RmsNormOp>(body.front());
+  return norm && norm.getX() == body.getArgument(0) &&
+         norm.getWeight() == body.getArgument(1) &&
+         group.getYield().getValues().front() == norm.getResult();
+}
+
 SmallVector<Operation *> mlir::ds::gemvPrologueReaders(Value value) {
   SmallVector<Operation *> readers;
   for (Operation *user : value.getUsers()) {
@@ -47,5 +61,15 @@ Operation *mlir::ds::gemvEpilogueWriter(Value value) {
     if (auto linear = input.getDefiningOp<LinearOp>();
         linear && linear->hasAttr("ds.epilogue"))
       return linear;
+  return nullptr;
+}
+
+Operation *mlir::ds::allReduceNormWriter(Value value) {
+  auto group = value.getDefiningOp<FusedGroupOp>();
+  if (!group || !isPureRmsNorm(group))
+    return nullptr;
+  auto reduce = group.getInputs().front().getDefiningOp<AllReduceOp>();
+  if (reduce && reduce->hasAttr("ds.norm_epilogue"))
+    return reduce;
   return nullptr;
 }

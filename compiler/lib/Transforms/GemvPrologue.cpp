@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ds/Transforms/Passes.h"
+#include "ds/Transforms/GemvMarks.h"
 
 #include "ds/Dialect/Ds/IR/DsOps.h"
 
@@ -22,19 +23,6 @@ using namespace mlir;
 using namespace mlir::ds;
 
 namespace {
-
-/// True if `group` computes exactly `ds.rms_norm %arg0, %arg1` and yields it
-/// as its only result.
-bool isPureRmsNorm(FusedGroupOp group) {
-  Block &body = group.getBodyBlock();
-  if (group.getNumResults() != 1 || body.getNumArguments() != 2 ||
-      !llvm::hasSingleElement(body.without_terminator()))
-    return false;
-  auto norm = dyn_cast<RmsNormOp>(body.front());
-  return norm && norm.getX() == body.getArgument(0) &&
-         norm.getWeight() == body.getArgument(1) &&
-         group.getYield().getValues().front() == norm.getResult();
-}
 
 struct GemvProloguePass
     : public mlir::ds::impl::DsGemvPrologueBase<GemvProloguePass> {
