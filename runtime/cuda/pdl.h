@@ -3,7 +3,8 @@
 // previous kernel of its stream is still running; it must then execute
 // `griddepcontrol.wait` (pdl_wait() in pdl.cuh) before it touches any memory
 // the previous kernels write (activations, KV cache, step metadata, scratch)
-// and may only read immutable data (weights) before that. The previous
+// and may only read immutable data (weights) before that (one exception, opt-in:
+// pdl_early_kv() below). The previous
 // kernel's `griddepcontrol.launch_dependents` (pdl_trigger()) lets the
 // dependent grid be scheduled before it exits; the wait still returns only
 // after the whole previous grid has completed and its writes are visible.

@@ -75,6 +75,8 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce_norm(PeerPtrs pe
     }
   }
   cluster.sync();  // the other blocks read block_sq until here
+#else
+  __trap();  // clusters need sm_90 (supports_norm checks the device; this is a build for another arch)
 #endif
 }
 
@@ -102,7 +104,9 @@ Status CustomAllReduce::launch_norm(int rank, const void* in, const void* residu
   // argument (custom_all_reduce.h) holds per region, where the mapping is fixed.
   int64_t expected = 0;
   const int64_t row_bytes_now = static_cast<int64_t>(norm.hidden) * static_cast<int64_t>(dtype_size(dtype));
-  norm_row_bytes_.compare_exchange_strong(expected, row_bytes_now);
+  if (!norm_row_bytes_.compare_exchange_strong(expected, row_bytes_now) && expected != row_bytes_now)
+    return Status::Error(StrCat() << "custom all-reduce: fused RMSNorm rows of " << row_bytes_now
+                                  << " bytes, but this group's norm staging is laid out for rows of " << expected);
   PeerPtrs peers = *static_cast<const PeerPtrs*>(peers_ptr);
   for (int r = 0; r < size(); ++r) peers.staging[r] += 2 * max_bytes_;
   NormArgs na;

@@ -95,6 +95,10 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   op.gemm.norm.gamma = ng.gamma.ptr;
   op.gemm.norm.eps = ng.eps;
   BoundOp& group = x_.program.at(g);
+  if (group.absorb == BoundOp::Absorb::kAllReduceNorm) {  // the all-reduce writes it already
+    op.gemm.norm = NormPrologue{};
+    return Status::Ok();
+  }
   group.absorbed_by = pos;
   group.absorb = BoundOp::Absorb::kNormPrologue;
   return Status::Ok();
@@ -246,8 +250,7 @@ Status Binder::link_all_reduce_norm(BoundOp& op, size_t pos) {
   BoundOp& ar = x_.program.at(w->second);
   if (ar.kind != BoundOp::Kind::kAllReduce || !ar.norm_epilogue_marked) return Status::Ok();
   NormGroup ng;
-  if (!pure_rms_norm(pos, &ng))
-    return err(StrCat() << "norm_epilogue: the group reading '" << ins_[0].name << "' is not one rms_norm");
+  if (!pure_rms_norm(pos, &ng)) return Status::Ok();  // another reader of the residual stream
   const Operand& out = outs_.at(0);
   if (ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
       ng.gamma.weight->shape[0] != ar.hidden || out.kind != Operand::kArena || out.dtype != DType::kBF16 ||
