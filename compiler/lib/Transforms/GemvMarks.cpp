@@ -21,36 +21,41 @@ bool mlir::ds::isPureRmsNorm(Operation *op) {
          group.getYield().getValues().front() == norm.getResult();
 }
 
-SmallVector<Operation *> mlir::ds::gemvPrologueReaders(Value value) {
+namespace {
+
+/// The ops that read `value` through a fused group reading it: readers of the
+/// group's result for which `readsGroup(reader, group)` holds.
+SmallVector<Operation *>
+readersThroughGroup(Value value,
+                    llvm::function_ref<bool(Operation *, Operation *)> readsGroup) {
   SmallVector<Operation *> readers;
   for (Operation *user : value.getUsers()) {
     auto group = dyn_cast<FusedGroupOp>(user);
     if (!group)
       continue;
-    for (Operation *reader : group->getUsers()) {
-      auto linear = dyn_cast<LinearOp>(reader);
-      if (linear && linear->hasAttr("ds.prologue") &&
-          linear.getX().getDefiningOp() == group.getOperation())
+    for (Operation *reader : group->getUsers())
+      if (readsGroup(reader, group))
         readers.push_back(reader);
-    }
   }
   return readers;
 }
 
+} // namespace
+
+SmallVector<Operation *> mlir::ds::gemvPrologueReaders(Value value) {
+  return readersThroughGroup(value, [](Operation *reader, Operation *group) {
+    auto linear = dyn_cast<LinearOp>(reader);
+    return linear && linear->hasAttr("ds.prologue") &&
+           linear.getX().getDefiningOp() == group;
+  });
+}
+
 SmallVector<Operation *> mlir::ds::attentionRopeReaders(Value value) {
-  SmallVector<Operation *> readers;
-  for (Operation *user : value.getUsers()) {
-    auto group = dyn_cast<FusedGroupOp>(user);
-    if (!group)
-      continue;
-    for (Operation *reader : group->getUsers()) {
-      auto attention = dyn_cast<PagedAttentionOp>(reader);
-      if (attention && attention->hasAttr("ds.rope_prologue") &&
-          attention.getQ().getDefiningOp() == group.getOperation())
-        readers.push_back(reader);
-    }
-  }
-  return readers;
+  return readersThroughGroup(value, [](Operation *reader, Operation *group) {
+    auto attention = dyn_cast<PagedAttentionOp>(reader);
+    return attention && attention->hasAttr("ds.rope_prologue") &&
+           attention.getQ().getDefiningOp() == group;
+  });
 }
 
 Operation *mlir::ds::gemvEpilogueWriter(Value value) {
