@@ -104,8 +104,6 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   return Status::Ok();
 }
 
-namespace {
-
 // The fused op producing group value `v` (v >= num_inputs), or null.
 const plan::FusedOp* fused_value(const plan::Kernel& k, int v) {
   const int j = v - k.num_inputs();
@@ -113,19 +111,16 @@ const plan::FusedOp* fused_value(const plan::Kernel& k, int v) {
   return k.fused_ops()->Get(static_cast<flatbuffers::uoffset_t>(j));
 }
 
-bool is_op(const plan::FusedOp* f, const char* name, size_t operands) {
+bool is_fused_op(const plan::FusedOp* f, const char* name, size_t operands) {
   return f && f->op() && f->op()->str() == name && f->operands() && f->operands()->size() == operands;
 }
 
-// slice of group input 0 at [offset, offset + size).
-bool is_input_slice(const plan::FusedOp* f, int64_t offset, int64_t size) {
-  if (!is_op(f, "slice", 1) || f->operands()->Get(0) != 0) return false;
+int64_t input_slice_offset(const plan::FusedOp* f, int64_t size) {
+  if (!is_fused_op(f, "slice", 1) || f->operands()->Get(0) != 0) return -1;
   const plan::Attr* o = find_attr(f->attrs(), "offset");
   const plan::Attr* n = find_attr(f->attrs(), "size");
-  return o && n && o->i() == offset && n->i() == size;
+  return o && n && n->i() == size && o->i() >= 0 ? o->i() : -1;
 }
-
-}  // namespace
 
 // A group mul(silu(slice(in, 0, I)), slice(in, I, I)) (either mul operand
 // order) reading the output of a linear marked epilogue = swiglu (dscc
@@ -140,14 +135,14 @@ Status Binder::link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos) {
   if (lin.kind != BoundOp::Kind::kLinear || !lin.swiglu_marked) return Status::Ok();
   const int64_t half = lin.gemm.n / 2;
   const plan::FusedOp* mul = fused_value(k, k.results()->Get(0) + k.num_inputs());
-  bool ok = is_op(mul, "mul", 2) && lin.gemm.n % 2 == 0 && lin.gemm.out_dtype == DType::kBF16 &&
+  bool ok = is_fused_op(mul, "mul", 2) && lin.gemm.n % 2 == 0 && lin.gemm.out_dtype == DType::kBF16 &&
             lin.gemm.residual == nullptr;
   if (ok) {
     const plan::FusedOp* a = fused_value(k, mul->operands()->Get(0));
     const plan::FusedOp* b = fused_value(k, mul->operands()->Get(1));
-    if (is_op(b, "silu", 1)) std::swap(a, b);
-    const plan::FusedOp* gate = is_op(a, "silu", 1) ? fused_value(k, a->operands()->Get(0)) : nullptr;
-    ok = gate && is_input_slice(gate, 0, half) && is_input_slice(b, half, half);
+    if (is_fused_op(b, "silu", 1)) std::swap(a, b);
+    const plan::FusedOp* gate = is_fused_op(a, "silu", 1) ? fused_value(k, a->operands()->Get(0)) : nullptr;
+    ok = gate && input_slice_offset(gate, half) == 0 && input_slice_offset(b, half) == half;
   }
   const Operand& out = outs_.at(0);
   ok = ok && out.kind == Operand::kArena && out.dtype == DType::kBF16 && out.width == half;

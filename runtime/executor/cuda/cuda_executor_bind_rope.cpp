@@ -9,25 +9,6 @@
 namespace ds::cuda {
 namespace {
 
-// The fused op computing group value `v` (v >= num_inputs), or null.
-const plan::FusedOp* group_value(const plan::Kernel& k, int v) {
-  const int j = v - k.num_inputs();
-  if (j < 0 || !k.fused_ops() || j >= static_cast<int>(k.fused_ops()->size())) return nullptr;
-  return k.fused_ops()->Get(static_cast<flatbuffers::uoffset_t>(j));
-}
-
-bool op_is(const plan::FusedOp* f, const char* name, size_t operands) {
-  return f && f->op() && f->op()->str() == name && f->operands() && f->operands()->size() == operands;
-}
-
-// Offset of a slice of group input 0 of `size` columns, or -1.
-int64_t slice_of_input0(const plan::FusedOp* f, int64_t size) {
-  if (!op_is(f, "slice", 1) || f->operands()->Get(0) != 0) return -1;
-  const plan::Attr* o = find_attr(f->attrs(), "offset");
-  const plan::Attr* n = find_attr(f->attrs(), "size");
-  return o && n && n->i() == size && o->i() >= 0 ? o->i() : -1;
-}
-
 bool same_rope(const ref::RopeParams& a, const ref::RopeParams& b) {
   return a.head_dim == b.head_dim && a.rotary_dim == b.rotary_dim && a.theta == b.theta && a.style == b.style &&
          a.scaling == b.scaling && a.factor == b.factor && a.original_max_position == b.original_max_position &&
@@ -54,18 +35,18 @@ Status Binder::link_attention_rope(const PlanAttrs* attrs, BoundOp& op, size_t p
       gin[1].kind != Operand::kInput || gin[1].index != 1 || !k.results() || k.results()->size() != 1 ||
       !k.fused_ops() || k.fused_ops()->size() != 6)
     return err(bad + "(bf16 qkv, positions) -> rope(q) with 6 ops");
-  const plan::FusedOp* q_rope = group_value(k, k.results()->Get(0) + k.num_inputs());
+  const plan::FusedOp* q_rope = fused_value(k, k.results()->Get(0) + k.num_inputs());
   const plan::FusedOp* write = nullptr;
   for (const plan::FusedOp* f : *k.fused_ops())
-    if (op_is(f, "kv_cache_write", 2)) write = f;
-  if (!op_is(q_rope, "rope", 2) || !write || q_rope->operands()->Get(1) != 1)
+    if (is_fused_op(f, "kv_cache_write", 2)) write = f;
+  if (!is_fused_op(q_rope, "rope", 2) || !write || q_rope->operands()->Get(1) != 1)
     return err(bad + "rope(slice q, positions) with a kv_cache_write");
-  const plan::FusedOp* k_rope = group_value(k, write->operands()->Get(0));
-  if (!op_is(k_rope, "rope", 2) || k_rope->operands()->Get(1) != 1)
+  const plan::FusedOp* k_rope = fused_value(k, write->operands()->Get(0));
+  if (!is_fused_op(k_rope, "rope", 2) || k_rope->operands()->Get(1) != 1)
     return err(bad + "kv_cache_write(rope(slice k, positions), slice v)");
-  const int64_t q_off = slice_of_input0(group_value(k, q_rope->operands()->Get(0)), qw);
-  const int64_t k_off = slice_of_input0(group_value(k, k_rope->operands()->Get(0)), kvw);
-  const int64_t v_off = slice_of_input0(group_value(k, write->operands()->Get(1)), kvw);
+  const int64_t q_off = input_slice_offset(fused_value(k, q_rope->operands()->Get(0)), qw);
+  const int64_t k_off = input_slice_offset(fused_value(k, k_rope->operands()->Get(0)), kvw);
+  const int64_t v_off = input_slice_offset(fused_value(k, write->operands()->Get(1)), kvw);
   const int64_t ld = gin[0].width;
   if (q_off < 0 || k_off < 0 || v_off < 0 || q_off + qw > ld || k_off + kvw > ld || v_off + kvw > ld)
     return err(StrCat() << bad << "q/k/v slices of " << qw << "/" << kvw << "/" << kvw << " columns of its "

@@ -29,6 +29,14 @@ struct Operand {
 // "arena buffer", "weight", ... for errors.
 const char* kind_name(Operand::Kind k);
 
+// A fused group's body in the plan (cuda_executor_bind_gemm.cpp): the fused op
+// computing group value `v` (v >= num_inputs), or null; whether `f` is op `name`
+// with `operands` operands; the offset of `f` as a slice of group input 0 of
+// `size` columns, or -1.
+const plan::FusedOp* fused_value(const plan::Kernel& k, int v);
+bool is_fused_op(const plan::FusedOp* f, const char* name, size_t operands);
+int64_t input_slice_offset(const plan::FusedOp* f, int64_t size);
+
 class Binder {
  public:
   Binder(CudaExecutor::Impl& x, const std::vector<DeviceTensor>& w) : x_(x), w_(w), p_(x.plan->plan()) {}
