@@ -130,4 +130,20 @@ inline cudaLaunchConfig_t pdl_launch_config(dim3 grid, dim3 block, size_t smem, 
   return cfg;
 }
 
+// pdl_launch_config for a grid of thread-block clusters of `cluster` blocks
+// (sm_90+): attrs[0] carries the PDL attribute when active, the next one the
+// cluster dimension.
+inline cudaLaunchConfig_t pdl_cluster_launch_config(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                                                    cudaLaunchAttribute (&attrs)[2], dim3 cluster) {
+  cudaLaunchConfig_t cfg = pdl_launch_config(grid, block, smem, stream, &attrs[0]);
+  cudaLaunchAttribute& c = attrs[cfg.numAttrs];
+  c.id = cudaLaunchAttributeClusterDimension;
+  c.val.clusterDim.x = cluster.x;
+  c.val.clusterDim.y = cluster.y;
+  c.val.clusterDim.z = cluster.z;
+  cfg.attrs = attrs;
+  cfg.numAttrs += 1;
+  return cfg;
+}
+
 }  // namespace ds::cuda

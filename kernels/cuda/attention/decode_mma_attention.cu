@@ -345,14 +345,8 @@ Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
   } else {
     // The splits of a head group form one cluster (PDL attribute kept when on).
     cudaLaunchAttribute attrs[2];
-    cudaLaunchConfig_t cfg = pdl_launch_config(grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream, &attrs[0]);
-    cudaLaunchAttribute& cluster = attrs[cfg.numAttrs];
-    cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = 1;
-    cluster.val.clusterDim.y = 1;
-    cluster.val.clusterDim.z = static_cast<unsigned>(p.splits);
-    cfg.attrs = attrs;
-    cfg.numAttrs += 1;
+    cudaLaunchConfig_t cfg = pdl_cluster_launch_config(grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream,
+                                                       attrs, dim3(1, 1, static_cast<unsigned>(p.splits)));
     DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&cfg, decode_mma_kernel<kD, true>, p));
   }
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());

@@ -120,15 +120,8 @@ Status CustomAllReduce::launch_norm(int rank, const void* in, const void* residu
   na.per_block = (na.row_vecs + bpr - 1) / bpr;
   const unsigned rows = static_cast<unsigned>(n / static_cast<size_t>(norm.hidden));
   cudaLaunchAttribute attrs[2];
-  cudaLaunchConfig_t cfg =
-      pdl_launch_config(dim3(static_cast<unsigned>(bpr), rows), dim3(kThreads), 0, stream, &attrs[0]);
-  cudaLaunchAttribute& cluster = attrs[cfg.numAttrs];
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(bpr);
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  cfg.attrs = attrs;
-  cfg.numAttrs += 1;
+  cudaLaunchConfig_t cfg = pdl_cluster_launch_config(dim3(static_cast<unsigned>(bpr), rows), dim3(kThreads), 0, stream,
+                                                     attrs, dim3(static_cast<unsigned>(bpr), 1, 1));
   const auto* src = static_cast<const uint4*>(in);
   const auto* res = static_cast<const uint4*>(residual);
   auto* dst = static_cast<uint4*>(out);
