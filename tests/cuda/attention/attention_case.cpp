@@ -35,6 +35,37 @@ Result<DeviceBuffer> upload(const std::vector<T>& h) {
 
 }  // namespace
 
+Result<std::vector<float>> reference_attention(const AttnCase& c, const AttnData& d, const std::vector<float>& q,
+                                               const std::vector<uint16_t>& k, const std::vector<uint16_t>& v) {
+  const int n = static_cast<int>(c.seqs.size());
+  const int64_t row = static_cast<int64_t>(c.num_heads) * c.head_dim;
+  std::vector<float> kf = to_f32(k), vf = to_f32(v);
+  ref::PagedKvLayer layer;
+  layer.k = kf.data();
+  layer.v = vf.data();
+  layer.dtype = DType::kF32;
+  layer.num_pages = d.num_pages;
+  layer.page_size = c.page_size;
+  layer.num_kv_heads = c.num_kv_heads;
+  layer.k_dim = layer.v_dim = c.head_dim;
+  std::vector<ref::AttnSequence> seqs(n);
+  for (int s = 0; s < n; ++s) {
+    seqs[s].first_token = d.q_start[s];
+    seqs[s].num_tokens = c.seqs[s].q_len;
+    seqs[s].num_cached = c.seqs[s].kv_len - c.seqs[s].q_len;
+    seqs[s].pages = d.page_table.data() + s * d.pt_stride;
+    seqs[s].num_pages = d.pt_stride;
+  }
+  ref::PagedAttentionParams rp;
+  rp.num_heads = c.num_heads;
+  rp.num_kv_heads = c.num_kv_heads;
+  rp.head_dim = rp.v_head_dim = c.head_dim;
+  rp.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  std::vector<float> out(static_cast<size_t>(d.num_tokens) * row, 0.0f);
+  DS_RETURN_IF_ERROR(ref::paged_attention(q.data(), d.num_tokens, seqs.data(), n, layer, rp, out.data()));
+  return out;
+}
+
 Result<AttnData> make_case_data(const AttnCase& c) {
   AttnData d;
   const int n = static_cast<int>(c.seqs.size());
@@ -80,30 +111,7 @@ Result<AttnData> make_case_data(const AttnCase& c) {
   std::vector<float> qf(static_cast<size_t>(d.num_tokens) * row);
   for (int t = 0; t < d.num_tokens; ++t)
     for (int64_t i = 0; i < row; ++i) qf[t * row + i] = bf16_to_f32(d.q[t * d.q_ld + i]);
-  std::vector<float> kf = to_f32(d.k), vf = to_f32(d.v);
-  ref::PagedKvLayer layer;
-  layer.k = kf.data();
-  layer.v = vf.data();
-  layer.dtype = DType::kF32;
-  layer.num_pages = d.num_pages;
-  layer.page_size = c.page_size;
-  layer.num_kv_heads = c.num_kv_heads;
-  layer.k_dim = layer.v_dim = c.head_dim;
-  std::vector<ref::AttnSequence> seqs(n);
-  for (int s = 0; s < n; ++s) {
-    seqs[s].first_token = d.q_start[s];
-    seqs[s].num_tokens = c.seqs[s].q_len;
-    seqs[s].num_cached = c.seqs[s].kv_len - c.seqs[s].q_len;
-    seqs[s].pages = d.page_table.data() + s * d.pt_stride;
-    seqs[s].num_pages = d.pt_stride;
-  }
-  ref::PagedAttentionParams rp;
-  rp.num_heads = c.num_heads;
-  rp.num_kv_heads = c.num_kv_heads;
-  rp.head_dim = rp.v_head_dim = c.head_dim;
-  rp.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-  d.ref_out.assign(static_cast<size_t>(d.num_tokens) * row, 0.0f);
-  DS_RETURN_IF_ERROR(ref::paged_attention(qf.data(), d.num_tokens, seqs.data(), n, layer, rp, d.ref_out.data()));
+  DS_ASSIGN_OR_RETURN(d.ref_out, reference_attention(c, d, qf, d.k, d.v));
   return d;
 }
 

@@ -43,6 +43,11 @@ struct AttnData {
 // Builds the random data and the CPU reference output.
 Result<AttnData> make_case_data(const AttnCase& c);
 
+// The CPU reference attention of case `c` over d's page table and lengths, for
+// dense f32 q rows [num_tokens, num_heads * head_dim] and bf16 pools k, v.
+Result<std::vector<float>> reference_attention(const AttnCase& c, const AttnData& d, const std::vector<float>& q,
+                                               const std::vector<uint16_t>& k, const std::vector<uint16_t>& v);
+
 struct AttnResult {
   double max_abs_err = 0.0;
   double max_abs_ref = 0.0;

@@ -17,7 +17,6 @@
 
 #include "attention_case.h"
 #include "kernels/cuda/attention/paged_attention.h"
-#include "kernels/ref/paged_attention.h"
 #include "kernels/ref/rope.h"
 #include "runtime/common/dtype.h"
 #include "runtime/cuda/cuda_check.h"
@@ -118,32 +117,12 @@ void run_case(const RopeCase& c) {
       v_want[slots[s] * kvw + i] = qkv[s * ld + voff + i];
     }
   }
-  std::vector<float> qf(q_r.size()), kf(k_want.size()), vf(v_want.size());
+  std::vector<float> qf(q_r.size());
   for (size_t i = 0; i < qf.size(); ++i) qf[i] = bf16_to_f32(q_r[i]);
-  for (size_t i = 0; i < kf.size(); ++i) kf[i] = bf16_to_f32(k_want[i]), vf[i] = bf16_to_f32(v_want[i]);
-  ref::PagedKvLayer layer;
-  layer.k = kf.data();
-  layer.v = vf.data();
-  layer.dtype = DType::kF32;
-  layer.num_pages = d.num_pages;
-  layer.page_size = ac.page_size;
-  layer.num_kv_heads = c.kv_heads;
-  layer.k_dim = layer.v_dim = c.dim;
-  std::vector<ref::AttnSequence> seqs(n);
-  for (int s = 0; s < n; ++s) {
-    seqs[s].first_token = s;
-    seqs[s].num_tokens = 1;
-    seqs[s].num_cached = std::max(c.kv_lens[s], 1) - 1;
-    seqs[s].pages = d.page_table.data() + s * d.pt_stride;
-    seqs[s].num_pages = d.pt_stride;
-  }
-  ref::PagedAttentionParams rap;
-  rap.num_heads = c.heads;
-  rap.num_kv_heads = c.kv_heads;
-  rap.head_dim = rap.v_head_dim = c.dim;
-  rap.scale = 1.0 / std::sqrt(static_cast<double>(c.dim));
-  std::vector<float> want(static_cast<size_t>(n) * qw);
-  ASSERT_TRUE(ref::paged_attention(qf.data(), n, seqs.data(), n, layer, rap, want.data()).ok());
+  Result<std::vector<float>> want_r = reference_attention(ac, d, qf, k_want, v_want);
+  ASSERT_TRUE(want_r.ok()) << want_r.status().message();
+  const std::vector<float>& want = want_r.value();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.dim));
 
   // The fused path on the GPU: raw qkv, stale pools.
   DeviceBuffer dqkv = upload(qkv), dk = upload(d.k), dv = upload(d.v), dqs = upload(d.q_start),
@@ -156,7 +135,7 @@ void run_case(const RopeCase& c) {
   p.num_kv_heads = c.kv_heads;
   p.head_dim = p.v_head_dim = c.dim;
   p.page_size = ac.page_size;
-  p.scale = static_cast<float>(rap.scale);
+  p.scale = static_cast<float>(scale);
   PagedAttentionBatch b;
   b.num_seqs = n;
   b.q_start = static_cast<const int32_t*>(dqs.data());
