@@ -280,7 +280,7 @@ def main():
 
     # Tensor parallelism (bench.sh tp, tools/gpu/bench_tp.sh).
     tp_tps = {}
-    for tp in (1, 2, 4, "2_nccl", "2_ar_norm"):
+    for tp in (1, 2, 4, "2_nccl"):
         r = load(bench_file(f"tp_decode_32B_tp{tp}.json"))
         if r is None:
             continue
@@ -290,8 +290,7 @@ def main():
         if tps:
             tp_tps[tp] = tps
         speedup = tps / tp_tps[1] if tps and tp_tps.get(1) and tp != 1 else None
-        label = (f"decode bs1 32B TP {tp}".replace("2_nccl", "2 (NCCL all_reduce only)")
-                 .replace("2_ar_norm", "2 (DSRT_AR_NORM=1)"))
+        label = f"decode bs1 32B TP {tp}".replace("2_nccl", "2 (NCCL all_reduce only)")
         row(label, tps, "tok/s", speedup, "x TP 1", None, None,
             ">= 1.8x TP 1" if tp == 2 else "", speedup >= 1.8 if tp == 2 and speedup else None,
             log_tail(f"tp_decode_32B_tp{tp}.log") if not tps else "")

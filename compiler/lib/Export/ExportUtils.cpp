@@ -96,9 +96,8 @@ PlanAttr stringAttr(std::string key, StringRef v) {
 /// The op's inherent attributes as plan attributes (IR_CONTRACT keys:
 /// MLIR attribute names; #ds.rope is flattened to its fields), plus the
 /// derived `residual` (int 1: the last input is a fused residual),
-/// `prologue` (from ds.prologue), `epilogue` (from ds.epilogue),
-/// `rope_prologue` (int 1, from ds.rope_prologue) and `norm_epilogue` (int 1,
-/// from ds.norm_epilogue) keys.
+/// `prologue` (from ds.prologue), `epilogue` (from ds.epilogue) and
+/// `rope_prologue` (int 1, from ds.rope_prologue) keys.
 FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
   std::vector<PlanAttr> out;
   for (NamedAttribute na : op->getAttrs()) {
@@ -168,13 +167,6 @@ FailureOr<std::vector<PlanAttr>> flattenAttrs(Operation *op) {
     if (!isa<UnitAttr>(rope) || !isa<mlir::ds::PagedAttentionOp>(op))
       return op->emitOpError("ds.rope_prologue must be a unit attribute on a ds.paged_attention");
     out.push_back(intAttr("rope_prologue", 1));
-  }
-  // The all-reduce norm epilogue mark of ds-all-reduce-norm (a discardable
-  // unit attribute).
-  if (Attribute norm = op->getAttr("ds.norm_epilogue")) {
-    if (!isa<UnitAttr>(norm) || !isa<mlir::ds::AllReduceOp>(op))
-      return op->emitOpError("ds.norm_epilogue must be a unit attribute on a ds.all_reduce");
-    out.push_back(intAttr("norm_epilogue", 1));
   }
   std::sort(out.begin(), out.end(), [](const PlanAttr &a, const PlanAttr &b) { return a.key < b.key; });
   return out;

@@ -193,8 +193,6 @@ LogicalResult Collector::arenaResults(Operation *op, int32_t instr, PlanInstr &i
       if (auto l = instrOf.find(reader); l != instrOf.end()) buf.lastInstr = std::max(buf.lastInstr, l->second);
     if (Operation *writer = mlir::ds::gemvEpilogueWriter(r))
       if (auto l = instrOf.find(writer); l != instrOf.end()) buf.firstInstr = std::min(buf.firstInstr, l->second);
-    if (Operation *writer = mlir::ds::allReduceNormWriter(r))
-      if (auto l = instrOf.find(writer); l != instrOf.end()) buf.firstInstr = std::min(buf.firstInstr, l->second);
     plan::ValueRef vr(plan::ValueKind::arena, static_cast<int32_t>(out.buffers.size()));
     values[r] = vr;
     ins.outputs.push_back(vr);

@@ -68,13 +68,3 @@ Operation *mlir::ds::gemvEpilogueWriter(Value value) {
       return linear;
   return nullptr;
 }
-
-Operation *mlir::ds::allReduceNormWriter(Value value) {
-  auto group = value.getDefiningOp<FusedGroupOp>();
-  if (!group || !isPureRmsNorm(group))
-    return nullptr;
-  auto reduce = group.getInputs().front().getDefiningOp<AllReduceOp>();
-  if (reduce && reduce->hasAttr("ds.norm_epilogue"))
-    return reduce;
-  return nullptr;
-}

@@ -25,13 +25,12 @@ void mlir::ds::buildCompilePipeline(OpPassManager &pm, StringRef target,
   DsSelectKernelsOptions select;
   select.target = target.str();
   pm.addPass(createDsSelectKernels(select));
-  // ds-gemv-prologue / ds-gemv-epilogue / ds-attention-rope /
-  // ds-all-reduce-norm read the module's ds.target (no-ops on "cpu").
+  // ds-gemv-prologue / ds-gemv-epilogue / ds-attention-rope read the
+  // module's ds.target (no-ops on "cpu").
   if (target.empty() || isCudaTarget(target)) {
     pm.addPass(createDsGemvPrologue());
     pm.addPass(createDsGemvEpilogue());
     pm.addPass(createDsAttentionRope());
-    pm.addPass(createDsAllReduceNorm());
   }
   pm.addPass(createDsPlanBuffers());
   // An empty target means the module's ds.target (both passes read it);
@@ -63,9 +62,9 @@ void mlir::ds::registerDsPasses() {
       "ds-compile-pipeline",
       "The full dscc pipeline: canonicalize, ds-shard (tp > 1), "
       "ds-fuse-weights, ds-fuse-residual-add, ds-fuse-elementwise, "
-      "canonicalize, ds-select-kernels, ds-gemv-prologue, ds-gemv-epilogue, "
-      "ds-attention-rope and ds-all-reduce-norm (sm_* targets), "
-      "ds-plan-buffers and ds-codegen-cuda (sm_* targets)",
+      "canonicalize, ds-select-kernels, ds-gemv-prologue, ds-gemv-epilogue "
+      "and ds-attention-rope (sm_* targets), ds-plan-buffers and "
+      "ds-codegen-cuda (sm_* targets)",
       [](OpPassManager &pm, const CompilePipelineOptions &options) {
         buildCompilePipeline(pm, options.target, options.tp);
       });

@@ -4,7 +4,7 @@
 // @forward, sharing space between values whose live ranges do not overlap
 // (the inputs of a group whose linear has a GEMV prologue, or whose attention
 // has a rope prologue, live through it; the results of a group whose linear
-// has a GEMV epilogue, or whose all-reduce has a norm epilogue, live from it).
+// has a GEMV epilogue live from it).
 //
 //===----------------------------------------------------------------------===//
 
@@ -114,20 +114,8 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
     // The decode marks (GemvMarks.h): a marked linear whose group is skipped
     // at decode reads the group's inputs (ds.prologue) or writes its results
     // (ds.epilogue) itself, so they are live through / from the linear; a
-    // marked attention (ds.rope_prologue) reads its q group's inputs; a marked
-    // all-reduce (ds.norm_epilogue) writes its norm group's result.
+    // marked attention (ds.rope_prologue) reads its q group's inputs.
     for (Operation &op : body) {
-      if (auto reduce = dyn_cast<AllReduceOp>(op);
-          reduce && reduce->hasAttr("ds.norm_epilogue") &&
-          llvm::count_if(reduce.getResult().getUsers(), [&](Operation *user) {
-            return isPureRmsNorm(user) &&
-                   allReduceNormWriter(user->getResult(0)) == reduce;
-          }) != 1) {
-        reduce.emitOpError("ds-plan-buffers: has ds.norm_epilogue but its "
-                           "result is not input 0 of exactly one pure-RMSNorm "
-                           "ds.fused_group");
-        return signalPassFailure();
-      }
       if (auto attention = dyn_cast<PagedAttentionOp>(op);
           attention && attention->hasAttr("ds.rope_prologue") &&
           !attention.getQ().getDefiningOp<FusedGroupOp>()) {
@@ -158,8 +146,6 @@ struct PlanBuffersPass : public mlir::ds::impl::DsPlanBuffersBase<PlanBuffersPas
       for (Operation *reader : attentionRopeReaders(buf.value))
         buf.last = std::max(buf.last, index[reader]);
       if (Operation *writer = gemvEpilogueWriter(buf.value))
-        buf.first = std::min(buf.first, index[writer]);
-      if (Operation *writer = allReduceNormWriter(buf.value))
         buf.first = std::min(buf.first, index[writer]);
     }
 

@@ -1,5 +1,3 @@
-// CustomAllReduce (custom_all_reduce.h): the plain one-shot kernel, peer
-// access and staging setup, argument checks and the launch.
 #include "runtime/dist/cuda/custom_all_reduce.h"
 
 #include <cuda_bf16.h>
@@ -9,12 +7,80 @@
 
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/pdl.cuh"
-#include "runtime/dist/cuda/custom_all_reduce_device.cuh"
 
 namespace ds::cuda {
 namespace {
 
-using namespace car;
+constexpr int kThreads = 256;
+constexpr size_t kChunkBytes = 8192;  // bytes per block (the grid grows with the message)
+
+struct PeerPtrs {
+  const uint8_t* staging[CustomAllReduce::kMaxRanks];  // each rank's staging base (2 halves)
+  uint32_t* flags[CustomAllReduce::kMaxRanks];         // each rank's flag array
+};
+
+__device__ __forceinline__ void store_release_sys(uint32_t* p, uint32_t v) {
+  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+__device__ __forceinline__ uint32_t load_acquire_sys(const uint32_t* p) {
+  uint32_t v;
+  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+template <typename T>
+struct Vec;  // 16 bytes of T <-> 8 or 4 floats
+template <>
+struct Vec<__nv_bfloat16> {
+  static constexpr int kN = 8;
+  __device__ static void load(const uint4& v, float* f) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+    for (int i = 0; i < 4; ++i) {
+      const float2 x = __bfloat1622float2(h[i]);
+      f[2 * i] = x.x, f[2 * i + 1] = x.y;
+    }
+  }
+  __device__ static uint4 store(const float* f) {
+    uint4 v;
+    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
+    for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+    return v;
+  }
+};
+template <>
+struct Vec<__half> {
+  static constexpr int kN = 8;
+  __device__ static void load(const uint4& v, float* f) {
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+    for (int i = 0; i < 4; ++i) {
+      const float2 x = __half22float2(h[i]);
+      f[2 * i] = x.x, f[2 * i + 1] = x.y;
+    }
+  }
+  __device__ static uint4 store(const float* f) {
+    uint4 v;
+    __half2* h = reinterpret_cast<__half2*>(&v);
+    for (int i = 0; i < 4; ++i) h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+    return v;
+  }
+};
+template <>
+struct Vec<float> {
+  static constexpr int kN = 4;
+  __device__ static void load(const uint4& v, float* f) {
+    f[0] = __uint_as_float(v.x), f[1] = __uint_as_float(v.y), f[2] = __uint_as_float(v.z), f[3] = __uint_as_float(v.w);
+  }
+  __device__ static uint4 store(const float* f) {
+    return make_uint4(__float_as_uint(f[0]), __float_as_uint(f[1]), __float_as_uint(f[2]), __float_as_uint(f[3]));
+  }
+};
 
 // Block b handles 16-byte vectors [b * per_block, min((b + 1) * per_block, nvec)).
 template <typename T>
@@ -23,17 +89,57 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
                                                                  size_t per_block,
                                                                  size_t half_bytes, uint32_t* counter,
                                                                  long long timeout_ns) {
+  __shared__ uint32_t epoch_s;
+  const int b = blockIdx.x;
   // Launched with PDL (behind a GEMV that triggers early): wait for the previous
   // kernels before touching the input or the counters, and let the next kernel
   // (which waits for this one to finish) be scheduled at once.
   pdl_wait();
   pdl_trigger();
-  const size_t begin = static_cast<size_t>(blockIdx.x) * per_block;
+  if (threadIdx.x == 0) epoch_s = counter[b] + 1;
+  __syncthreads();
+  const uint32_t epoch = epoch_s;
+  const size_t half = (epoch & 1u) * half_bytes;
+  const size_t begin = static_cast<size_t>(b) * per_block;
   const size_t end = begin + per_block < nvec ? begin + per_block : nvec;
-  all_reduce_chunk<T, false>(peers, rank, world, in, residual, out, begin, end, static_cast<int>(blockIdx.x),
-                             half_bytes, counter, timeout_ns);
-}
 
+  // 1. Own input into own staging half.
+  uint4* mine = reinterpret_cast<uint4*>(const_cast<uint8_t*>(peers.staging[rank]) + half);
+  for (size_t i = begin + threadIdx.x; i < end; i += kThreads) mine[i] = in[i];
+  __syncthreads();
+  // 2. Tell every rank (self included) that this block's chunk is staged.
+  if (threadIdx.x < world) {
+    __threadfence_system();
+    store_release_sys(peers.flags[threadIdx.x] + b * CustomAllReduce::kMaxRanks + rank, epoch);
+  }
+  // 3. Wait for every rank's chunk (bounded: a missing peer traps).
+  if (threadIdx.x < world) {
+    const uint32_t* f = peers.flags[rank] + b * CustomAllReduce::kMaxRanks + threadIdx.x;
+    const unsigned long long start = global_ns();
+    while (static_cast<int32_t>(load_acquire_sys(f) - epoch) < 0) {
+      if (static_cast<long long>(global_ns() - start) > timeout_ns) __trap();
+    }
+  }
+  __syncthreads();
+  // 4. Sum the ranks' chunks in rank order (the same bits on every rank), after
+  //    the residual when there is one (identical on every rank: the replicated
+  //    hidden state). residual may be out: each element is read before it is written.
+  constexpr int kN = Vec<T>::kN;
+  for (size_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    float acc[kN], x[kN];
+    Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[0] + half)[i], acc);
+    if (residual != nullptr) {
+      Vec<T>::load(residual[i], x);
+      for (int k = 0; k < kN; ++k) acc[k] = x[k] + acc[k];
+    }
+    for (int r = 1; r < world; ++r) {
+      Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[r] + half)[i], x);
+      for (int k = 0; k < kN; ++k) acc[k] += x[k];
+    }
+    out[i] = Vec<T>::store(acc);
+  }
+  if (threadIdx.x == 0) counter[b] = epoch;
+}
 
 }  // namespace
 
@@ -74,7 +180,7 @@ Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vect
       }
     }
     Rank rk;
-    DS_ASSIGN_OR_RETURN(rk.staging, DeviceBuffer::allocate(4 * max_bytes));  // plain, then norm halves
+    DS_ASSIGN_OR_RETURN(rk.staging, DeviceBuffer::allocate(2 * max_bytes));
     DS_ASSIGN_OR_RETURN(rk.flags, DeviceBuffer::allocate(sizeof(uint32_t) * kMaxBlocks * kMaxRanks));
     DS_ASSIGN_OR_RETURN(rk.counter, DeviceBuffer::allocate(sizeof(uint32_t) * kMaxBlocks));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.flags.data(), 0, rk.flags.bytes()));
@@ -96,7 +202,7 @@ bool CustomAllReduce::supports(const void* in, const void* out, DType dtype, siz
 }
 
 Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n,
-                                       cudaStream_t stream, const void* residual, const RowNorm* norm) {
+                                       cudaStream_t stream, const void* residual) {
   if (rank < 0 || rank >= size())
     return Status::Error(StrCat() << "custom all-reduce: rank " << rank << " of " << size());
   if (n == 0) return Status::Ok();
@@ -105,12 +211,6 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
                                   << " (unaligned, not bf16/f16/f32, or over " << max_bytes_ << " bytes)");
   if (reinterpret_cast<uintptr_t>(residual) % 16 != 0)
     return Status::Error("custom all-reduce: the residual is not 16-byte aligned");
-  if (norm != nullptr && (!supports_norm(dtype, n, norm->hidden) || norm->gamma == nullptr ||
-                          norm->out == nullptr || reinterpret_cast<uintptr_t>(norm->out) % 16 != 0 ||
-                          !(norm->eps >= 0.0f)))
-    return Status::Error(StrCat() << "custom all-reduce: the fused RMSNorm does not take " << n << " x "
-                                  << dtype_name(dtype) << " in rows of " << norm->hidden
-                                  << " (supports_norm), or its gamma/out/eps are invalid");
   PeerPtrs peers{};
   for (int r = 0; r < size(); ++r) {
     peers.staging[r] = static_cast<const uint8_t*>(ranks_[r].staging.data());
@@ -129,7 +229,6 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
   const int world = size();
   const long long timeout_ns = timeout_ns_;
   cudaError_t e = cudaSuccess;
-  if (norm != nullptr) return launch_norm(rank, src, res, dst, dtype, n, stream, *norm, &peers);
   switch (dtype) {
     case DType::kBF16:
       e = launch_kernel(one_shot_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,

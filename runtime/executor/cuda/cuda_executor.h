@@ -66,11 +66,6 @@ struct CudaExecutorOptions {
   // key and write the KV cache themselves in pure decode steps, and the rope +
   // KV-write group before them is not launched. DSRT_ATTN_ROPE=0 turns it off.
   bool attention_rope = true;
-  // All-reduces marked norm_epilogue (dscc ds-all-reduce-norm, tensor
-  // parallelism) also write the RMSNorm group after them when the custom
-  // one-shot kernel runs (decode sizes), and the group is not launched.
-  // Opt-in (not yet measured): DSRT_AR_NORM=1.
-  bool all_reduce_norm = false;
 
   Status validate() const;
 };

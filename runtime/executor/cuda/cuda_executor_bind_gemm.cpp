@@ -95,10 +95,6 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   op.gemm.norm.gamma = ng.gamma.ptr;
   op.gemm.norm.eps = ng.eps;
   BoundOp& group = x_.program.at(g);
-  if (group.absorb == BoundOp::Absorb::kAllReduceNorm) {  // the all-reduce writes it already
-    op.gemm.norm = NormPrologue{};
-    return Status::Ok();
-  }
   group.absorbed_by = pos;
   group.absorb = BoundOp::Absorb::kNormPrologue;
   return Status::Ok();
@@ -230,48 +226,6 @@ Status Binder::all_reduce(const PlanAttrs* attrs, BoundOp& op) {
     if (res.ptr == in.ptr) return err("input 1 (residual) is input 0's buffer");
     op.residual = res.ptr;
   }
-  DS_ASSIGN_OR_RETURN(int64_t norm_epilogue, attr_int_or(attrs, "norm_epilogue", 0, where_));
-  op.norm_epilogue_marked = norm_epilogue != 0 && r != 0 && !op.per_logit_row;
-  return Status::Ok();
-}
-
-// A pure RMSNorm group (op, at pos) reading the output of an all_reduce marked
-// norm_epilogue (dscc ds-all-reduce-norm): the custom one-shot all-reduce can
-// write the group's output (CustomAllReduce::RowNorm) in the steps it runs.
-Status Binder::link_all_reduce_norm(BoundOp& op, size_t pos) {
-  if (!x_.opt.all_reduce_norm || ins_.size() != 2 || ins_[0].kind != Operand::kArena) return Status::Ok();
-  const auto w = writer_.find(ins_[0].index);
-  if (w == writer_.end()) return Status::Ok();
-  BoundOp& ar = x_.program.at(w->second);
-  if (ar.kind != BoundOp::Kind::kAllReduce || !ar.norm_epilogue_marked) return Status::Ok();
-  NormGroup ng;
-  if (!pure_rms_norm(pos, &ng)) return Status::Ok();  // another reader of the residual stream
-  const Operand& out = outs_.at(0);
-  if (ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
-      ng.gamma.weight->shape[0] != ar.hidden || out.kind != Operand::kArena || out.dtype != DType::kBF16 ||
-      out.width != ar.hidden)
-    return err(StrCat() << "norm_epilogue: the group reading '" << ins_[0].name << "' must normalize " << ar.hidden
-                        << " columns with a bf16 weight into bf16");
-  // The kernel writes the group's output while peers still read this rank's
-  // input (staged first) and the residual: the buffers must be disjoint (dscc
-  // starts the output's live range at the all_reduce).
-  const size_t cap = static_cast<size_t>(x_.opt.token_capacity);
-  const auto* o0 = static_cast<const uint8_t*>(out.ptr);
-  const uint8_t* o1 = o0 + cap * static_cast<size_t>(ar.hidden) * 2;
-  for (const void* p : {ar.x, static_cast<const void*>(ar.out), ar.residual}) {
-    if (p == nullptr) continue;
-    const auto* b0 = static_cast<const uint8_t*>(p);
-    const uint8_t* b1 = b0 + cap * static_cast<size_t>(ar.hidden) * dtype_size(ar.dtype);
-    if (o0 < b1 && b0 < o1)
-      return err(StrCat() << "norm_epilogue: the group's output '" << out.name
-                          << "' overlaps a buffer of the all_reduce it follows in the arena");
-  }
-  ar.ar_norm.gamma = ng.gamma.ptr;
-  ar.ar_norm.eps = ng.eps;
-  ar.ar_norm.out = out.ptr;
-  ar.ar_norm.hidden = ar.hidden;
-  op.absorbed_by = w->second;
-  op.absorb = BoundOp::Absorb::kAllReduceNorm;
   return Status::Ok();
 }
 

@@ -72,10 +72,6 @@ class Binder {
   // at the raw rows (cuda_executor_bind_rope.cpp); run_program then skips the
   // group in pure decode steps.
   Status link_attention_rope(const PlanAttrs* attrs, BoundOp& op, size_t pos);
-  // A pure RMSNorm group (op, at pos) reading an all_reduce marked norm_epilogue
-  // (dscc ds-all-reduce-norm): the all_reduce's RowNorm points at the group's
-  // weight and output (opt-in: CudaExecutorOptions::all_reduce_norm).
-  Status link_all_reduce_norm(BoundOp& op, size_t pos);
   struct NormGroup {
     Operand src, gamma;
     float eps = 0;

@@ -244,7 +244,6 @@ bool CudaExecutor::Impl::absorbs(const BoundOp& group, const StepShape& sh) cons
     case BoundOp::Absorb::kNormPrologue: return linear_args(by, sh.num_tokens).norm.src != nullptr;
     case BoundOp::Absorb::kSwigluEpilogue: return linear_args(by, sh.num_tokens).swiglu_out != nullptr;
     case BoundOp::Absorb::kAttentionRope: return attention_rope_on(by, sh);
-    case BoundOp::Absorb::kAllReduceNorm: return all_reduce_norm_on(by, sh.num_tokens);
     case BoundOp::Absorb::kNone: break;
   }
   return false;
@@ -252,12 +251,6 @@ bool CudaExecutor::Impl::absorbs(const BoundOp& group, const StepShape& sh) cons
 
 bool CudaExecutor::Impl::attention_rope_on(const BoundOp& op, const StepShape& sh) const {
   return op.rope.inv_freq != nullptr && paged_attention_rope_supported(op.attn, static_cast<int>(sh.max_q_len));
-}
-
-bool CudaExecutor::Impl::all_reduce_norm_on(const BoundOp& op, int64_t rows) const {
-  const size_t n = static_cast<size_t>(rows * op.hidden);
-  return op.ar_norm.out != nullptr && custom_ar != nullptr && n > 0 && !op.per_logit_row &&
-         custom_ar->supports(op.x, op.out, op.dtype, n) && custom_ar->supports_norm(op.dtype, n, op.hidden);
 }
 
 // out = (residual +) sum over ranks of x: the one-shot kernel adds the residual
@@ -268,8 +261,7 @@ Status CudaExecutor::Impl::all_reduce(const BoundOp& op, int64_t rows, cudaStrea
   const size_t n = static_cast<size_t>(rows * op.hidden);
   if (n == 0) return Status::Ok();
   if (custom_ar && custom_ar->supports(op.x, op.out, op.dtype, n))
-    return custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st, op.residual,
-                                     all_reduce_norm_on(op, rows) ? &op.ar_norm : nullptr);
+    return custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st, op.residual);
   void* sum = op.residual == op.out ? const_cast<void*>(op.x) : op.out;
   if (comm) {
     DS_RETURN_IF_ERROR(comm->all_reduce_sum(op.x, sum, op.dtype, n, st));

@@ -63,11 +63,9 @@ struct BoundOp {
   //  - kSwigluEpilogue: a kLinear with gemm.swiglu_out set (dscc
   //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output;
   //  - kAttentionRope: a kAttention with rope linked (dscc ds-attention-rope)
-  //    ropes q and the new key and writes the KV cache in pure decode steps;
-  //  - kAllReduceNorm: a kAllReduce with ar_norm linked (dscc
-  //    ds-all-reduce-norm, opt-in) writes the RMSNorm group reading its output.
+  //    ropes q and the new key and writes the KV cache in pure decode steps.
   // Each holds only when the absorbing kernel supports the step's shape.
-  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAttentionRope, kAllReduceNorm };
+  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAttentionRope };
   static constexpr size_t kNone = static_cast<size_t>(-1);
   size_t absorbed_by = kNone;
   Absorb absorb = Absorb::kNone;
@@ -90,8 +88,6 @@ struct BoundOp {
   DType dtype = DType::kBF16;
   bool per_logit_row = false;
   const void* residual = nullptr;  // kAllReduce: out = residual + sum over ranks
-  bool norm_epilogue_marked = false;  // kAllReduce: plan attr norm_epilogue
-  CustomAllReduce::RowNorm ar_norm;   // kAllReduce: the absorbed norm group (out set when linked)
 };
 
 // Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
@@ -193,8 +189,6 @@ struct CudaExecutor::Impl {
   bool absorbs(const BoundOp& group, const StepShape& sh) const;
   // Whether attention `op` ropes q and writes the new K/V itself in a step of shape `sh`.
   bool attention_rope_on(const BoundOp& op, const StepShape& sh) const;
-  // Whether all_reduce `op` of `rows` rows runs on the custom kernel with its RowNorm.
-  bool all_reduce_norm_on(const BoundOp& op, int64_t rows) const;
   Status capture_graphs();
   // Index of the smallest KV bucket >= max_kv_len.
   size_t kv_bucket(int64_t max_kv_len) const;

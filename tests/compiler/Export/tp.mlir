@@ -103,11 +103,9 @@
 // RUN: %dscc export %t/r1.mlir --model %ds_src_root/tests/fixtures/qwen2-tiny-r1 -o %t/r1-export.dsplan
 // RUN: cmp %t/r1.dsplan %t/r1-export.dsplan
 
-// A sm_90a plan uses NCCL for the collectives; the residual all-reduces
-// before a norm carry the ds-all-reduce-norm mark.
+// A sm_90a plan uses NCCL for the collectives.
 // RUN: %if nvrtc %{ %dscc compile %ds_src_root/tests/fixtures/qwen2-tiny-tied --tp 2 --target sm_90a --emit=mlir | FileCheck %s --check-prefix=CUDA %}
 // CUDA: ds.all_reduce {{.*}}ds.impl = "nccl.all_reduce"
-// CUDA: ds.all_reduce {{.*}} residual {{.*}}ds.impl = "nccl.all_reduce", ds.norm_epilogue
 // CUDA: ds.all_gather {{.*}}ds.impl = "nccl.all_gather"
 
 // Degrees that do not divide the model, named after the config field.

@@ -36,7 +36,6 @@
 // CPU-NOT: cuda
 // CPU-NOT: ds.prologue
 // CPU-NOT: ds.rope_prologue
-// CPU-NOT: ds.norm_epilogue
 
 // Every row-wise op runs in a generated kernel on CUDA targets.
 // SM90-NOT: ds.impl = "cuda.rms_norm"

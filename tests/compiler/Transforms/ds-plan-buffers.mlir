@@ -136,19 +136,6 @@ module {
 
 // -----
 
-// ds.norm_epilogue (ds-all-reduce-norm) needs the one pure-RMSNorm group
-// whose result it writes.
-module {
-  func.func @forward(%x: tensor<?x8xf32>, %r: tensor<?x8xf32>) -> tensor<?x8xf32> {
-    // expected-error @+1 {{ds-plan-buffers: has ds.norm_epilogue but its result is not input 0 of exactly one pure-RMSNorm ds.fused_group}}
-    %h = ds.all_reduce %x residual %r {ds.norm_epilogue} : tensor<?x8xf32>
-    %s = ds.silu %h : tensor<?x8xf32>
-    return %s : tensor<?x8xf32>
-  }
-}
-
-// -----
-
 // expected-error @+1 {{ds-plan-buffers: expects a func.func @forward}}
 module {
   func.func @main() {

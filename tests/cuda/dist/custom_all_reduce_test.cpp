@@ -3,11 +3,10 @@
 // every dtype) for bf16/f16/f32 over sizes from one 16-byte vector to max_bytes
 // (1 to 64 blocks), in place and out of place, many back-to-back calls (epochs,
 // staging halves), and replays of a captured CUDA graph with changing inputs;
-// the fused RMSNorm of the summed rows; argument checks. Skips with fewer than 2 GPUs or without peer access.
+// argument checks. Skips with fewer than 2 GPUs or without peer access.
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstring>
 
 #include "runtime/cuda/device_buffer.h"
@@ -187,92 +186,6 @@ TEST(CustomAllReduce, GraphReplaysWithChangingInputs) {
   });
   expect_all_ok(st, "graph replays");
   for (int r = 0; r < size; ++r) EXPECT_EQ(mismatch[r], "") << "rank " << r;
-}
-
-// The fused RMSNorm (RowNorm; opt-in DSRT_AR_NORM=1 in the executor): out as
-// without it (exact), and norm_out = bf16(out * rsqrt(mean(out^2) + eps) *
-// gamma) within one bf16 rounding of a host computation on the exact sums, the
-// same bits on every rank; rows 1..8 of the TP shapes, f32 and bf16 streams,
-// the residual in place as the plans use it.
-TEST(CustomAllReduce, FusedRmsNormOfTheSummedRows) {
-  DS_REQUIRE_GPUS(2);
-  for (int size : group_sizes()) {
-    REQUIRE_PEER_ACCESS(size);
-    for (DType t : {DType::kF32, DType::kBF16}) {
-      for (int64_t hidden : {int64_t{5120}, int64_t{1536}, int64_t{3584}}) {
-        // One group per row layout: a group keeps the row width of its first fused-norm call.
-        auto g = make_group(size);
-        ASSERT_NE(g, nullptr);
-        for (int64_t rows : {int64_t{1}, int64_t{3}, int64_t{8}}) {
-          const size_t n = static_cast<size_t>(rows * hidden), bytes = n * dtype_size(t);
-          if (!g->supports_norm(t, n, hidden)) {
-            ADD_FAILURE() << "supports_norm(" << dtype_name(t) << ", " << n << ", " << hidden << ") is false";
-            continue;
-          }
-          std::vector<float> gamma(static_cast<size_t>(hidden));
-          for (int64_t j = 0; j < hidden; ++j) gamma[j] = bf16_to_f32(f32_to_bf16(0.5f + 0.01f * (j % 97)));
-          const float eps = 1e-5f;
-          std::vector<std::string> mismatch(size);
-          std::vector<std::vector<uint16_t>> normed(size);
-          auto st = run_ranks(0, size, [&](int r) -> Status {
-            DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(r));
-            DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
-            DS_ASSIGN_OR_RETURN(DeviceBuffer in, DeviceBuffer::allocate(bytes));
-            DS_ASSIGN_OR_RETURN(DeviceBuffer res, DeviceBuffer::allocate(bytes));
-            DS_ASSIGN_OR_RETURN(DeviceBuffer dg, DeviceBuffer::allocate(static_cast<size_t>(hidden) * 2));
-            DS_ASSIGN_OR_RETURN(DeviceBuffer dn, DeviceBuffer::allocate(n * 2));
-            std::vector<uint16_t> g16(static_cast<size_t>(hidden));
-            for (int64_t j = 0; j < hidden; ++j) g16[j] = f32_to_bf16(gamma[j]);
-            DS_RETURN_IF_ERROR(dg.copy_from_host(g16.data(), g16.size() * 2));
-            const auto host = encode(n, t, [&](size_t i) { return test_value(r, i, 3); });
-            const auto rhost = encode(n, t, [&](size_t i) { return test_value(size, i, 11); });
-            DS_RETURN_IF_ERROR(in.copy_from_host(host.data(), bytes));
-            DS_RETURN_IF_ERROR(res.copy_from_host(rhost.data(), bytes));
-            CustomAllReduce::RowNorm norm;
-            norm.gamma = dg.data();
-            norm.eps = eps;
-            norm.out = dn.data();
-            norm.hidden = hidden;
-            DS_RETURN_IF_ERROR(g->all_reduce_sum(r, in.data(), res.data(), t, n, stream.get(), res.data(), &norm));
-            DS_RETURN_IF_ERROR(stream.synchronize());
-            std::vector<uint8_t> got(bytes);
-            DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(got.data(), res.data(), bytes, cudaMemcpyDeviceToHost));
-            auto sum_at = [&](size_t i) {
-              float v = test_value(size, i, 11);
-              for (int k = 0; k < size; ++k) v += test_value(k, i, 3);
-              return v;
-            };
-            mismatch[r] = compare_exact(got, t, n, sum_at);
-            normed[r].resize(n);
-            DS_RETURN_IF_ERROR(dn.copy_to_host(normed[r].data(), n * 2));
-            for (int64_t row = 0; row < rows && mismatch[r].empty(); ++row) {
-              double ss = 0;
-              for (int64_t j = 0; j < hidden; ++j) ss += double(sum_at(row * hidden + j)) * sum_at(row * hidden + j);
-              const double rstd = 1.0 / std::sqrt(ss / hidden + eps);
-              for (int64_t j = 0; j < hidden; ++j) {
-                const double want = sum_at(row * hidden + j) * rstd * gamma[j];
-                const double got_v = bf16_to_f32(normed[r][row * hidden + j]);
-                if (std::fabs(got_v - want) > 1e-2 * std::fabs(want) + 1e-6) {
-                  mismatch[r] = StrCat() << "norm row " << row << " col " << j << ": got " << got_v << " want " << want;
-                  break;
-                }
-              }
-            }
-            return Status::Ok();
-          });
-          const std::string what = StrCat() << size << " ranks, " << dtype_name(t) << ", " << rows << " x " << hidden;
-          expect_all_ok(st, what);
-          for (int r = 0; r < size; ++r) {
-            EXPECT_EQ(mismatch[r], "") << what << ", rank " << r;
-            EXPECT_EQ(normed[r], normed[0]) << what << ": rank " << r << "'s norm differs from rank 0's";
-          }
-        }
-        EXPECT_FALSE(g->supports_norm(t, static_cast<size_t>(hidden) * 64 * 4, hidden)) << "too many blocks";
-        EXPECT_FALSE(g->supports_norm(t, static_cast<size_t>(hidden) + 1, hidden)) << "not whole rows";
-        EXPECT_FALSE(g->supports_norm(t, static_cast<size_t>(hidden) * 2, hidden * 2)) << "another row width";
-      }
-    }
-  }
 }
 
 TEST(CustomAllReduce, RejectsWhatItDoesNotSupport) {

@@ -30,10 +30,10 @@ FailureOr<std::string> resolveTarget(ModuleOp module, StringRef option,
 /// Adds the full dscc pipeline for `target` ("cpu" or "sm_*") to `pm` (a
 /// module-level pass manager): canonicalize, ds-shard{tp} when `tp` > 1,
 /// ds-fuse-weights, ds-fuse-residual-add, ds-fuse-elementwise, canonicalize,
-/// ds-select-kernels, ds-gemv-prologue, ds-gemv-epilogue, ds-attention-rope
-/// and ds-all-reduce-norm (sm_* targets), ds-plan-buffers and, for sm_*
-/// targets, ds-codegen-cuda. An empty `target` means the module's `ds.target`
-/// attribute (read by the passes when they run).
+/// ds-select-kernels, ds-gemv-prologue, ds-gemv-epilogue and ds-attention-rope
+/// (sm_* targets), ds-plan-buffers and, for sm_* targets, ds-codegen-cuda. An
+/// empty `target` means the module's `ds.target` attribute (read by the passes
+/// when they run).
 void buildCompilePipeline(OpPassManager &pm, StringRef target,
                           int64_t tp = 1);
 

@@ -209,40 +209,6 @@ def DsAttentionRope : Pass<"ds-attention-rope", "::mlir::ModuleOp"> {
   ];
 }
 
-def DsAllReduceNorm : Pass<"ds-all-reduce-norm", "::mlir::ModuleOp"> {
-  let summary = "Mark residual all-reduces whose result feeds a pure RMSNorm group (decode all-reduce norm epilogue)";
-  let description = [{
-    For modules whose `ds.target` is a CUDA arch (a no-op on "cpu"): a
-    `ds.all_reduce` with a `residual` whose result, a `tensor<?xHxf32>` or
-    `tensor<?xHxbf16>` (static H), is input 0 of exactly one `ds.fused_group`
-    whose body is exactly `ds.rms_norm %arg0, %arg1` yielded, with input 1 a
-    `tensor<Hxbf16>` `ds.get_weight` and one `tensor<?xHxbf16>` result, gets the
-    discardable unit attribute `ds.norm_epilogue`. Other readers of the
-    all-reduce result (the residual stream going on) do not matter:
-
-    ```mlir
-    %h = ds.all_reduce %partial residual %r {ds.norm_epilogue, group = "tp"} : tensor<?x5120xf32>
-    %w = ds.get_weight @model.layers.1.input_layernorm.weight : tensor<5120xbf16>
-    %n = ds.fused_group(%h, %w) : (tensor<?x5120xf32>, tensor<5120xbf16>) -> tensor<?x5120xbf16> {
-    ^bb0(%x: tensor<?x5120xf32>, %g: tensor<5120xbf16>):
-      %y = ds.rms_norm %x, %g {eps = 1.0e-05 : f64} : (tensor<?x5120xf32>, tensor<5120xbf16>) -> tensor<?x5120xbf16>
-      ds.yield %y : tensor<?x5120xbf16>
-    }
-    ... ds.linear %n, ... ; ... ds.linear ... residual %h ...
-    ```
-
-    The CUDA executor may then skip the group in decode steps and let the
-    all-reduce kernel, which holds the whole summed row, normalize it and
-    write the group's result itself; the group stays in the program for the
-    steps that launch it. ds-plan-buffers makes the group's result live from
-    the marked all-reduce on. Runs after ds-attention-rope and before
-    ds-plan-buffers.
-  }];
-  let statistics = [
-    Statistic<"numMarked", "num-marked", "Number of all-reduces marked">
-  ];
-}
-
 def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
   let summary = "Assign activation-arena offsets (bytes per token)";
   let description = [{
@@ -266,10 +232,7 @@ def DsPlanBuffers : Pass<"ds-plan-buffers", "::mlir::ModuleOp"> {
     from the linear on (it shares no space with the linear's inputs or
     anything else live there). An attention marked `ds.rope_prologue`
     (ds-attention-rope) reads its q group's activation inputs (the qkv row)
-    itself in decode steps, so those stay live through the attention. An
-    all-reduce marked `ds.norm_epilogue` (ds-all-reduce-norm) writes the
-    result of its pure-RMSNorm group in decode steps, so that result is live
-    from the all-reduce on.
+    itself in decode steps, so those stay live through the attention.
   }];
   let options = [
     Option<"alignment", "alignment", "int64_t", /*default=*/"16",
