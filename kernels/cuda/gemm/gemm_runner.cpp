@@ -54,6 +54,7 @@ struct GemmRunner::Impl {
         return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsDeep);
       case Choice::kGemvAsync: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpAsync);
       case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
+      case Choice::kGemvStream: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpStream);
       case Choice::kGemvWarpS1:
       case Choice::kGemvWarpS2:
       case Choice::kGemvWarpS4:
@@ -178,9 +179,9 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // visible to every stream, blocking or not
   int device = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&impl.scratch.num_sms, cudaDevAttrMultiProcessorCount, device));
-  impl.scratch.partials = static_cast<float*>(impl.gemv_scratch.data());
-  impl.scratch.counters = reinterpret_cast<unsigned*>(impl.scratch.partials + detail::kGemvMaxSplitBlocks * 128);
+  int num_sms = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device));
+  impl.scratch = detail::gemv_scratch_view(impl.gemv_scratch.data(), num_sms);
   DS_ASSIGN_OR_RETURN(impl.start, Event::create());
   DS_ASSIGN_OR_RETURN(impl.stop, Event::create());
   return runner;

@@ -251,9 +251,24 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   return p;
 }
 
+namespace {
+constexpr size_t kSplitPartialFloats = static_cast<size_t>(kGemvMaxSplitBlocks) * 128;
+constexpr size_t kStreamPartialFloats = static_cast<size_t>(kGemvStreamMaxWarps) * 2 * 2 * kGemvWarpMaxM;
+}  // namespace
+
 size_t gemv_scratch_bytes() {
-  return static_cast<size_t>(kGemvMaxSplitBlocks) * 128 * sizeof(float) +
-         static_cast<size_t>(kGemvMaxSplitTiles) * sizeof(unsigned);
+  return (kSplitPartialFloats + kStreamPartialFloats) * sizeof(float) +
+         static_cast<size_t>(kGemvMaxSplitTiles + kGemvStreamMaxRows) * sizeof(unsigned);
+}
+
+GemvScratch gemv_scratch_view(void* buffer, int num_sms) {
+  GemvScratch s;
+  s.partials = static_cast<float*>(buffer);
+  s.stream_partials = s.partials + kSplitPartialFloats;
+  s.counters = reinterpret_cast<unsigned*>(s.stream_partials + kStreamPartialFloats);
+  s.stream_counters = s.counters + kGemvMaxSplitTiles;
+  s.num_sms = num_sms;
+  return s;
 }
 
 int gemv_k_splits(const GemmArgs& a, int num_sms) {
@@ -310,6 +325,12 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
     if (a.norm.gamma == nullptr) return Status::Error("gemv: norm.src is set but norm.gamma is null");
     if (kernel == GemvKernel::kMmaTiles)
       return Status::Error("gemv: the tensor-core GEMV (gemv-mma) has no RMSNorm prologue; use a warp kernel");
+  }
+  if (kernel == GemvKernel::kWarpStream) {
+    if (swiglu) return Status::Error("gemv: the stream-split GEMV (gemv-stream) has no SwiGLU epilogue");
+    if (a.m > kGemvWarpMaxM)
+      return Status::Error(StrCat() << "gemv: the stream-split GEMV needs m <= " << kGemvWarpMaxM << ", got " << a.m);
+    return launch_gemv_stream(gemv_warp_params(a, 1, false), scratch, stream);
   }
   if (kernel == GemvKernel::kWarpAsync && a.m <= kGemvWarpMaxM) {
     const int splits = k_splits > 0 ? k_splits : gemv_async_splits(a.m, a.n, a.k, scratch.num_sms, source, swiglu);

@@ -37,14 +37,22 @@ std::string norm_prologue_unsupported_reason(const GemmArgs& a);
 // per-tile arrival counter. Counters must start at zero; the kernel leaves them
 // at zero, so one scratch serves any sequence of stream-ordered launches (and
 // graph replays), but not two launches running concurrently.
+// The stream-split kernel (kWarpStream) has its own partials (two pieces per
+// warp) and a per-output-row arrival counter, under the same rules.
 struct GemvScratch {
-  float* partials = nullptr;     // kGemvMaxSplitBlocks * 128 floats
-  unsigned* counters = nullptr;  // kGemvMaxSplitTiles, zeroed
-  int num_sms = 0;               // of the device the kernel runs on
+  float* partials = nullptr;            // kGemvMaxSplitBlocks * 128 floats
+  unsigned* counters = nullptr;         // kGemvMaxSplitTiles, zeroed
+  float* stream_partials = nullptr;     // kGemvStreamMaxWarps * 2 * 2 * kGemvWarpMaxM floats
+  unsigned* stream_counters = nullptr;  // kGemvStreamMaxRows, zeroed
+  int num_sms = 0;                      // of the device the kernel runs on
 };
 constexpr int64_t kGemvMaxSplitTiles = 2048;
 constexpr int64_t kGemvMaxSplitBlocks = 4096;
-size_t gemv_scratch_bytes();  // partials then counters, one allocation
+constexpr int64_t kGemvStreamMaxWarps = 16384;
+constexpr int64_t kGemvStreamMaxRows = int64_t{1} << 18;
+size_t gemv_scratch_bytes();  // all of GemvScratch's buffers, one allocation
+// The scratch views of one zeroed allocation of gemv_scratch_bytes().
+GemvScratch gemv_scratch_view(void* buffer, int num_sms);
 
 // Number of k splits the GEMV kernel uses for `a` (1 = none).
 int gemv_k_splits(const GemmArgs& a, int num_sms);
@@ -54,7 +62,9 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 // kWarpRowsDeep: the warp kernel with 16 loads in flight per lane (m = 1 only;
 // fewer resident warps, twice the bytes in flight each).
 // kWarpAsync: warp per row, w landing in shared memory via cp.async (m <= 4).
-enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles };
+// kWarpStream: one wave of resident warps, each streaming an equal contiguous
+// share of w's rows (gemv_stream.cu, m <= 4, no SwiGLU epilogue).
+enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles, kWarpStream };
 constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
@@ -103,6 +113,10 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
 int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source = GemvXSource::kX,
                       bool swiglu = false);
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
+
+// The stream-split kernel: `p` from gemv_warp_params (splits ignored), no
+// SwiGLU epilogue, p.n <= kGemvStreamMaxRows, scratch with stream buffers.
+Status launch_gemv_stream(const GemvWarpParams& p, const GemvScratch& scratch, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);

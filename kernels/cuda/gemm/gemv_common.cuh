@@ -174,6 +174,32 @@ __device__ __forceinline__ int64_t gemv_warp_row(const GemvWarpParams& p, int wa
 template <GemvXSource S, int M>
 constexpr int kGemvRedWidth = S == GemvXSource::kX ? M : 2 * M;
 
+// Stores output row `row` of y from its full sums (every lane holds acc and,
+// for the RMSNorm sources, ss): lane m < M applies the RMSNorm scale, adds the
+// bias and the residual in f32 and writes y[m, row] with one rounding.
+template <GemvXSource S, int M>
+__device__ __forceinline__ void gemv_finish_row(const GemvWarpParams& p, const float (&acc)[M], const float (&ss)[M],
+                                                int64_t row, int lane) {
+  if (row >= p.n || lane >= M) return;
+  float v = 0.0f, sq = 0.0f;
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+    if (m == lane) {
+      v = acc[m];
+      sq = ss[m];
+    }
+  if constexpr (S != GemvXSource::kX) v *= rsqrtf(sq / static_cast<float>(p.k) + p.eps);
+  if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
+  const int64_t at = lane * p.ldy + row;
+  if (p.out_f32) {
+    if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
+    static_cast<float*>(p.y)[at] = v;
+  } else {
+    if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
+    static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
+  }
+}
+
 // Finishes a warp-per-row GEMV block: reduces each warp's per-lane partial
 // sums (and sums of squares, RMSNorm sources), adds the p.splits warps of a row
 // (consecutive warps, fixed order: deterministic) through `red` (shared,
@@ -216,25 +242,7 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
       if constexpr (kNorm) ss[m] = total_ss;
     }
   }
-  if (row < p.n && lane < M) {
-    float v = 0.0f, sq = 0.0f;
-#pragma unroll
-    for (int m = 0; m < M; ++m)
-      if (m == lane) {
-        v = acc[m];
-        if constexpr (kNorm) sq = ss[m];
-      }
-    if constexpr (kNorm) v *= rsqrtf(sq / static_cast<float>(p.k) + p.eps);
-    if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
-    const int64_t at = lane * p.ldy + row;
-    if (p.out_f32) {
-      if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
-      static_cast<float*>(p.y)[at] = v;
-    } else {
-      if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
-      static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
-    }
-  }
+  gemv_finish_row<S, M>(p, acc, ss, row, lane);
 }
 
 // The SwiGLU epilogue of a warp-per-row block (see the top of this file):
