@@ -36,8 +36,8 @@ ProblemKey make_problem_key(const GemmArgs& a);  // a: ldx/ldy resolved
 // per row (splits) by wave fill (gemv_warp_splits), kGemvWarpS1/S2/S4 force 1,
 // 2 or 4: kAuto times the forced ones (the wave-fill rule is a static guess;
 // on the H200 it gave the 7B down projection 1 warp per row at 2.8 TB/s where
-// 4 stream at 3.6 TB/s). kGemvStream: the stream-split kernel (equal shares of
-// w per resident warp, gemv_stream.cu).
+// 4 stream at 3.6 TB/s). kGemvWarpS8/S16: 4 warps per row in each of 2 / 4
+// blocks per row (GemvWarpParams::row_blocks).
 enum class Choice : uint8_t {
   kCublasLt,
   kGemvWarp,
@@ -47,7 +47,8 @@ enum class Choice : uint8_t {
   kGemvWarpS1,
   kGemvWarpS2,
   kGemvWarpS4,
-  kGemvStream
+  kGemvWarpS8,
+  kGemvWarpS16
 };
 // Warps per row of a kGemvWarp* choice (0: the wave-fill rule; -1: not a warp-row choice).
 int choice_warp_splits(Choice c);
@@ -68,8 +69,6 @@ bool forced_choice(const GemmArgs& a, Choice* out);
 std::vector<Choice> layer_rule_candidates(const GemmArgs& a);
 // Used without a measurement (first use inside a graph capture).
 Choice static_choice(const GemmArgs& a);
-// DSRT_GEMV_STREAM=0: kAuto leaves kGemvStream out of both candidate lists.
-bool stream_split_off();
 // The kernels kAuto times for `a`.
 std::vector<Choice> choice_candidates(const GemmArgs& a);
 

@@ -54,10 +54,11 @@ struct GemmRunner::Impl {
         return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpRowsDeep);
       case Choice::kGemvAsync: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpAsync);
       case Choice::kGemvMma: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kMmaTiles);
-      case Choice::kGemvStream: return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpStream);
       case Choice::kGemvWarpS1:
       case Choice::kGemvWarpS2:
       case Choice::kGemvWarpS4:
+      case Choice::kGemvWarpS8:
+      case Choice::kGemvWarpS16:
         return detail::launch_gemv(a, scratch, stream, detail::choice_warp_splits(c), detail::GemvKernel::kWarpRows);
       case Choice::kCublasLt: break;
     }

@@ -2,7 +2,7 @@
 // CI): the warp GEMV is timed with 1, 2 and 4 warps per row forced, the SwiGLU
 // epilogue never gets 4 (a block holds a gate/up pair), the RMSNorm prologue
 // and the SwiGLU epilogue exclude cuBLASLt and the tensor-core GEMV, the
-// long-k PDL rule offers only the forced splits and the stream-split kernel, and every choice has a name
+// long-k PDL rule offers only the forced splits, and every choice has a name
 // that DSRT_GEMM_KERNEL accepts.
 #include <gtest/gtest.h>
 
@@ -35,7 +35,8 @@ TEST(GemmChoice, WarpSplitsAreCandidates) {
   EXPECT_TRUE(has(c, Choice::kGemvWarpS4));
   EXPECT_TRUE(has(c, Choice::kGemvWarpDeep));  // m = 1 only
   EXPECT_FALSE(has(c, Choice::kGemvWarp));     // its split is one of the forced ones
-  EXPECT_TRUE(has(c, Choice::kGemvStream));
+  EXPECT_TRUE(has(c, Choice::kGemvWarpS8));
+  EXPECT_TRUE(has(c, Choice::kGemvWarpS16));
   const std::vector<Choice> c3 = choice_candidates(problem(3, 3584, 3584));
   EXPECT_FALSE(has(c3, Choice::kGemvWarpDeep));
   EXPECT_TRUE(has(c3, Choice::kGemvWarpS4));
@@ -43,9 +44,12 @@ TEST(GemmChoice, WarpSplitsAreCandidates) {
   const std::vector<Choice> c8 = choice_candidates(problem(kGemvWarpMaxM + 1, 3584, 3584));
   EXPECT_TRUE(has(c8, Choice::kCublasLt));
   EXPECT_FALSE(has(c8, Choice::kGemvWarpS1));
-  EXPECT_FALSE(has(c8, Choice::kGemvStream));
-  // The stream-split kernel's arrival counters cover kGemvStreamMaxRows rows.
-  EXPECT_FALSE(has(choice_candidates(problem(1, kGemvStreamMaxRows + 1, 64)), Choice::kGemvStream));
+  EXPECT_FALSE(has(c8, Choice::kGemvWarpS8));
+  // The arrival counters of rows split over blocks cover kGemvMaxRowBlockRows rows.
+  const std::vector<Choice> wide = choice_candidates(problem(1, kGemvMaxRowBlockRows + 1, 64));
+  EXPECT_TRUE(has(wide, Choice::kGemvWarpS4));
+  EXPECT_FALSE(has(wide, Choice::kGemvWarpS8));
+  EXPECT_FALSE(has(wide, Choice::kGemvWarpS16));
 }
 
 TEST(GemmChoice, EpiloguesAndProloguesLimitTheCandidates) {
@@ -58,9 +62,10 @@ TEST(GemmChoice, EpiloguesAndProloguesLimitTheCandidates) {
   EXPECT_FALSE(has(sw, Choice::kGemvWarpS4)) << "a SwiGLU block holds a gate/up row pair";
   EXPECT_FALSE(has(sw, Choice::kCublasLt));
   EXPECT_FALSE(has(sw, Choice::kGemvMma));
-  EXPECT_FALSE(has(sw, Choice::kGemvStream)) << "the stream-split kernel has no SwiGLU epilogue";
-  EXPECT_TRUE(choice_can_run(Choice::kGemvStream, kNormPrologueMaxM, true, false));
-  EXPECT_FALSE(choice_can_run(Choice::kGemvStream, kNormPrologueMaxM + 1, true, false));
+  EXPECT_FALSE(has(sw, Choice::kGemvWarpS8));
+  EXPECT_FALSE(has(sw, Choice::kGemvWarpS16));
+  EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS16, kNormPrologueMaxM, true, false));
+  EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS16, kNormPrologueMaxM + 1, true, false));
   EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, 1, false, true));
   EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS4, 1, true, false));  // the norm prologue takes 4
   EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, kNormPrologueMaxM + 1, true, false));
@@ -72,6 +77,8 @@ TEST(GemmChoice, WarpSplitCounts) {
   EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS1), 1);
   EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS2), 2);
   EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS4), 4);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS8), 8);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS16), 16);
   EXPECT_EQ(choice_warp_splits(Choice::kCublasLt), -1);
   EXPECT_EQ(choice_warp_splits(Choice::kGemvMma), -1);
 }
@@ -79,21 +86,21 @@ TEST(GemmChoice, WarpSplitCounts) {
 TEST(GemmChoice, NamesAreDistinct) {
   std::set<std::string> names;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
-                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvStream})
+                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpS8, Choice::kGemvWarpS16})
     names.insert(choice_name(c));
-  EXPECT_EQ(names.size(), 9u);
+  EXPECT_EQ(names.size(), 10u);
   EXPECT_TRUE(names.count("gemv-warp-s4"));
 }
 
 // The long-k rule (m <= 2, k >= 4n) applies only with PDL on an sm_90+ device; when it
-// applies, it offers exactly the forced warp splits and the stream-split kernel.
+// applies, it offers exactly the forced warp splits.
 TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   EXPECT_TRUE(layer_rule_candidates(problem(1, 3584, 3584)).empty());  // k < 4n: never
   EXPECT_TRUE(layer_rule_candidates(problem(3, 3584, 18944)).empty());  // m > 2: never
   const std::vector<Choice> r = layer_rule_candidates(problem(1, 3584, 18944));
   if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
   EXPECT_EQ(r, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4,
-                                    Choice::kGemvStream}));
+                                    Choice::kGemvWarpS8, Choice::kGemvWarpS16}));
 }
 
 }  // namespace

@@ -71,7 +71,8 @@ class GemmTest : public testing::RunnerTest {
       variants.push_back({"gemv", false, GemmPath::kGemv});
       if (m <= detail::kGemvWarpMaxM) {
         variants.push_back({"gemv-warp", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows});
-        variants.push_back({"gemv-stream", true, GemmPath::kGemv, detail::GemvKernel::kWarpStream});
+        variants.push_back({"gemv-warp-split8", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows, 8});
+        variants.push_back({"gemv-warp-split16", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows, 16});
       }
       if (m <= detail::kGemvWarpMaxM && k >= 1024) {
         variants.push_back({"gemv-warp-split2", true, GemmPath::kGemv, detail::GemvKernel::kWarpRows, 2});
@@ -180,19 +181,18 @@ TEST_F(GemmTest, RealisticDecodeShapes) {
   check(1, 9998, 512, false);
 }
 
-// The stream-split kernel's row pieces: rows spread over many warps (one
-// 512-byte segment per warp: 256 warps add up the single row of k = 65536),
-// rows of one short segment (many whole rows per warp), odd segment counts.
-TEST_F(GemmTest, StreamSplitPieces) {
+// Rows split over 2 and 4 blocks (gemv-warp-split8/16): a single long row,
+// rows shorter than the 16 parts (empty parts), odd k.
+TEST_F(GemmTest, RowsOverSeveralBlocks) {
   check(2, 1, 65536, true);
   check(1, 3, 8192, false);
   check(4, 5000, 16, true);
   check(3, 77, 2056, true);
 }
 
-// Same inputs, same bits: the pieces of a row are added in warp order, and the
-// arrival counters are back at zero after every launch.
-TEST_F(GemmTest, StreamSplitIsDeterministic) {
+// Same inputs, same bits: the blocks of a row are added in block order, and
+// the arrival counters are back at zero after every launch.
+TEST_F(GemmTest, RowsOverSeveralBlocksAreDeterministic) {
   const int64_t m = 2, n = 3584, k = 18944;
   auto x = random_bf16(static_cast<size_t>(m * k), 5);
   auto w = random_bf16(static_cast<size_t>(n * k), 6);
@@ -209,20 +209,23 @@ TEST_F(GemmTest, StreamSplitIsDeterministic) {
   a.ldx = k;
   a.ldy = n;
   a.out_dtype = DType::kF32;
-  std::vector<float> first, y(static_cast<size_t>(m * n));
-  for (int run = 0; run < 4; ++run) {
+  std::vector<float> first, second, y(static_cast<size_t>(m * n));
+  for (int run = 0; run < 6; ++run) {
     ASSERT_EQ(cudaMemsetAsync(dy->data(), 0xff, dy->bytes(), stream_.get()), cudaSuccess);
-    Status st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kWarpStream);
+    Status st = detail::launch_gemv(a, scratch_.scratch, stream_.get(), run % 2 == 0 ? 16 : 8,
+                                    detail::GemvKernel::kWarpRows);
     ASSERT_TRUE(st.ok()) << st.message();
     ASSERT_TRUE(stream_.synchronize().ok());
     ASSERT_TRUE(dy->copy_to_host(y.data(), y.size() * 4).ok());
-    if (run == 0) {
-      first = y;
+    if (run < 2) {
+      (run == 0 ? first : second) = y;
       continue;
     }
-    EXPECT_EQ(std::memcmp(first.data(), y.data(), y.size() * 4), 0) << "run " << run << " differs from run 0";
+    EXPECT_EQ(std::memcmp((run % 2 == 0 ? first : second).data(), y.data(), y.size() * 4), 0)
+        << "run " << run << " differs from run " << run % 2;
   }
   for (float v : first) ASSERT_TRUE(std::isfinite(v));
+  for (float v : second) ASSERT_TRUE(std::isfinite(v));
 }
 
 TEST_F(GemmTest, StridedInputAndOutput) {
@@ -272,7 +275,7 @@ TEST_F(GemmTest, MeasuredChoiceIsCachedAndCorrect) {
     const std::string chosen = runner_->chosen_kernel(a);
     std::printf("m=%lld n=%lld k=%lld: kAuto uses %s\n", (long long)m, (long long)n, (long long)k, chosen.c_str());
     EXPECT_TRUE(chosen == "cublaslt" || chosen.rfind("gemv-warp", 0) == 0 || chosen == "gemv-async" ||
-                chosen == "gemv-mma" || chosen == "gemv-stream")
+                chosen == "gemv-mma")
         << chosen;
   }
   check(3, 2040, 1016, false);  // same shape as measured above, now through the cached choice

@@ -51,8 +51,9 @@ constexpr int64_t kPages = kKvBound / kPage;      // page table row (the launche
 
 enum Lin { kQkv, kO, kGateUp, kDown, kNumLin };
 const char* kLinName[] = {"qkv", "o", "gate_up", "down"};
-// "warp-sN": the warp kernel with N warps per row forced (N = 1, 2, 4; "warp" picks N by wave fill).
-const char* kKernels[] = {"cublaslt", "warp", "warp-s1", "warp-s2", "warp-s4", "deep", "async", "mma", "stream"};
+// "warp-sN": the warp kernel with N warps per row forced (N = 1, 2, 4; 8, 16: 4 per block over 2, 4 blocks;
+// "warp" picks N by wave fill).
+const char* kKernels[] = {"cublaslt", "warp", "warp-s1", "warp-s2", "warp-s4", "warp-s8", "warp-s16", "deep", "async", "mma"};
 
 struct Layer {
   DeviceBuffer w[kNumLin], bias, norm1, norm2, k_pool, v_pool;
@@ -148,7 +149,6 @@ class LayerBench {
     if (kernel == "deep") k = detail::GemvKernel::kWarpRowsDeep;
     if (kernel == "async") k = detail::GemvKernel::kWarpAsync;
     if (kernel == "mma") k = detail::GemvKernel::kMmaTiles;
-    if (kernel == "stream") k = detail::GemvKernel::kWarpStream;
     return detail::launch_gemv(a, scratch_, stream_, 0, k);
   }
 
