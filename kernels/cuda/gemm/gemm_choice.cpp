@@ -78,8 +78,6 @@ const char* choice_name(Choice c) {
     case Choice::kGemvWarpS1: return "gemv-warp-s1";
     case Choice::kGemvWarpS2: return "gemv-warp-s2";
     case Choice::kGemvWarpS4: return "gemv-warp-s4";
-    case Choice::kGemvWarpS8: return "gemv-warp-s8";
-    case Choice::kGemvWarpS16: return "gemv-warp-s16";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
@@ -91,8 +89,6 @@ int choice_warp_splits(Choice c) {
     case Choice::kGemvWarpS1: return 1;
     case Choice::kGemvWarpS2: return 2;
     case Choice::kGemvWarpS4: return 4;
-    case Choice::kGemvWarpS8: return 8;
-    case Choice::kGemvWarpS16: return 16;
     default: return -1;
   }
 }
@@ -100,8 +96,7 @@ int choice_warp_splits(Choice c) {
 namespace {
 constexpr Choice kAllChoices[] = {Choice::kCublasLt,   Choice::kGemvWarp,   Choice::kGemvWarpDeep,
                                   Choice::kGemvAsync,  Choice::kGemvMma,    Choice::kGemvWarpS1,
-                                  Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpS8,
-                                  Choice::kGemvWarpS16};
+                                  Choice::kGemvWarpS2, Choice::kGemvWarpS4};
 }  // namespace
 
 bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu) {
@@ -112,16 +107,13 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu) {
     case Choice::kGemvWarpS1:
     case Choice::kGemvWarpS2:
     case Choice::kGemvAsync: return m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);
-    case Choice::kGemvWarpS4:
-    case Choice::kGemvWarpS8:
-    case Choice::kGemvWarpS16: return !swiglu && m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);  // a block holds a gate/up pair
+    case Choice::kGemvWarpS4: return !swiglu && m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);  // a block holds a gate/up pair
     case Choice::kGemvWarpDeep: return m == 1;
   }
   return false;
 }
 
 bool choice_can_run(Choice c, const GemmArgs& a) {
-  if ((c == Choice::kGemvWarpS8 || c == Choice::kGemvWarpS16) && a.n > kGemvMaxRowBlockRows) return false;
   return choice_can_run(c, a.m, a.norm.src != nullptr, a.swiglu_out != nullptr);
 }
 
@@ -150,17 +142,15 @@ bool forced_choice(const GemmArgs& a, Choice* out) {
 // (H200: 7B down 39 vs 42 us), but inside a decode layer the GEMV streams its
 // first weights while the kernel before it runs and the whole layer was faster
 // with it (ds_decode_layer_bench, H200, PDL: 7B 152.4 vs 160.9 us, 32B 281.5
-// vs 292.5 us per layer). Only its warps per row are timed (the wave-fill rule
-// gave the 7B down 1 warp per row, 48.5 us in a PDL chain; 4 take 38.1 us;
-// 8 and 16 split the row over 2 and 4 blocks).
+// vs 292.5 us per layer). Only its warps per row are timed: the wave-fill rule
+// gave the 7B down 1 warp per row (48.5 us in a PDL chain), 4 take 38.1 us.
 std::vector<Choice> layer_rule_candidates(const GemmArgs& a) {
   // The process-wide PDL setting (DSRT_PDL, device), not a thread's PdlScope:
   // every runner of the process must pick the same kernel (bit-identical results).
   if (a.m > 2 || a.k < 4 * a.n) return {};  // measured at m = 1; the warp kernel's x reads grow with m
   if (pdl_env_off() || !pdl_device_ok()) return {};
   std::vector<Choice> out;
-  for (Choice c : {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpS8,
-                   Choice::kGemvWarpS16})
+  for (Choice c : {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4})
     if (choice_can_run(c, a)) out.push_back(c);
   return out;
 }
@@ -178,7 +168,7 @@ Choice static_choice(const GemmArgs& a) {
 std::vector<Choice> choice_candidates(const GemmArgs& a) {
   std::vector<Choice> out;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvMma, Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4,
-                   Choice::kGemvWarpS8, Choice::kGemvWarpS16, Choice::kGemvAsync, Choice::kGemvWarpDeep})
+                   Choice::kGemvAsync, Choice::kGemvWarpDeep})
     if (choice_can_run(c, a)) out.push_back(c);
   return out;
 }

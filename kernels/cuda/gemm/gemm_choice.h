@@ -36,8 +36,7 @@ ProblemKey make_problem_key(const GemmArgs& a);  // a: ldx/ldy resolved
 // per row (splits) by wave fill (gemv_warp_splits), kGemvWarpS1/S2/S4 force 1,
 // 2 or 4: kAuto times the forced ones (the wave-fill rule is a static guess;
 // on the H200 it gave the 7B down projection 1 warp per row at 2.8 TB/s where
-// 4 stream at 3.6 TB/s). kGemvWarpS8/S16: 4 warps per row in each of 2 / 4
-// blocks per row (GemvWarpParams::row_blocks).
+// 4 stream at 3.6 TB/s).
 enum class Choice : uint8_t {
   kCublasLt,
   kGemvWarp,
@@ -46,9 +45,7 @@ enum class Choice : uint8_t {
   kGemvMma,
   kGemvWarpS1,
   kGemvWarpS2,
-  kGemvWarpS4,
-  kGemvWarpS8,
-  kGemvWarpS16
+  kGemvWarpS4
 };
 // Warps per row of a kGemvWarp* choice (0: the wave-fill rule; -1: not a warp-row choice).
 int choice_warp_splits(Choice c);

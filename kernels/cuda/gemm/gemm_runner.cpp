@@ -57,8 +57,6 @@ struct GemmRunner::Impl {
       case Choice::kGemvWarpS1:
       case Choice::kGemvWarpS2:
       case Choice::kGemvWarpS4:
-      case Choice::kGemvWarpS8:
-      case Choice::kGemvWarpS16:
         return detail::launch_gemv(a, scratch, stream, detail::choice_warp_splits(c), detail::GemvKernel::kWarpRows);
       case Choice::kCublasLt: break;
     }
@@ -180,9 +178,9 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // visible to every stream, blocking or not
   int device = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  int num_sms = 0;
-  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device));
-  impl.scratch = detail::gemv_scratch_view(impl.gemv_scratch.data(), num_sms);
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&impl.scratch.num_sms, cudaDevAttrMultiProcessorCount, device));
+  impl.scratch.partials = static_cast<float*>(impl.gemv_scratch.data());
+  impl.scratch.counters = reinterpret_cast<unsigned*>(impl.scratch.partials + detail::kGemvMaxSplitBlocks * 128);
   DS_ASSIGN_OR_RETURN(impl.start, Event::create());
   DS_ASSIGN_OR_RETURN(impl.stop, Event::create());
   return runner;

@@ -251,24 +251,9 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   return p;
 }
 
-namespace {
-constexpr size_t kSplitPartialFloats = static_cast<size_t>(kGemvMaxSplitBlocks) * 128;
-constexpr size_t kRowPartialFloats = static_cast<size_t>(kGemvRowPartialSlots) * kGemvRowSlotFloats;
-}  // namespace
-
 size_t gemv_scratch_bytes() {
-  return (kSplitPartialFloats + kRowPartialFloats) * sizeof(float) +
-         static_cast<size_t>(kGemvMaxSplitTiles + kGemvMaxRowBlockRows) * sizeof(unsigned);
-}
-
-GemvScratch gemv_scratch_view(void* buffer, int num_sms) {
-  GemvScratch s;
-  s.partials = static_cast<float*>(buffer);
-  s.row_partials = s.partials + kSplitPartialFloats;
-  s.counters = reinterpret_cast<unsigned*>(s.row_partials + kRowPartialFloats);
-  s.row_counters = s.counters + kGemvMaxSplitTiles;
-  s.num_sms = num_sms;
-  return s;
+  return static_cast<size_t>(kGemvMaxSplitBlocks) * 128 * sizeof(float) +
+         static_cast<size_t>(kGemvMaxSplitTiles) * sizeof(unsigned);
 }
 
 int gemv_k_splits(const GemmArgs& a, int num_sms) {
@@ -334,17 +319,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
     const bool deep = kernel == GemvKernel::kWarpRowsDeep && a.m == 1;
     const int splits =
         k_splits > 0 ? k_splits : gemv_warp_splits(a.m, a.n, a.k, scratch.num_sms, deep, source, swiglu);
-    // 8, 16: kGemvRowWarpsPerBlock warps per row in each of 2, 4 blocks per row.
-    const int row_blocks = splits > kGemvRowWarpsPerBlock ? splits / kGemvRowWarpsPerBlock : 1;
-    if (row_blocks > 1 && (kernel != GemvKernel::kWarpRows || splits % kGemvRowWarpsPerBlock != 0))
-      return Status::Error(StrCat() << "gemv: k_splits = " << splits << " (more than " << kGemvRowWarpsPerBlock
-                                    << " warps per row: the warp kernel gemv-warp only, in multiples of "
-                                    << kGemvRowWarpsPerBlock << ")");
-    GemvWarpParams p = gemv_warp_params(a, row_blocks > 1 ? kGemvRowWarpsPerBlock : splits, deep);
-    p.row_blocks = row_blocks;
-    p.row_partials = scratch.row_partials;
-    p.row_counters = scratch.row_counters;
-    return launch_gemv_warp(p, stream);
+    return launch_gemv_warp(gemv_warp_params(a, splits, deep), stream);
   }
   if (norm) return Status::Error("gemv: internal: no warp kernel for the RMSNorm prologue");
   if (swiglu) return Status::Error(StrCat() << "gemv: no warp kernel for the SwiGLU epilogue at m = " << a.m);

@@ -37,25 +37,14 @@ std::string norm_prologue_unsupported_reason(const GemmArgs& a);
 // per-tile arrival counter. Counters must start at zero; the kernel leaves them
 // at zero, so one scratch serves any sequence of stream-ordered launches (and
 // graph replays), but not two launches running concurrently.
-// The warp kernel with a row split over several blocks (GemvWarpParams::
-// row_blocks) has its own per-(row, block) partials and per-row arrival
-// counters, under the same rules.
 struct GemvScratch {
-  float* partials = nullptr;         // kGemvMaxSplitBlocks * 128 floats
-  unsigned* counters = nullptr;      // kGemvMaxSplitTiles, zeroed
-  float* row_partials = nullptr;     // kGemvRowPartialSlots * kGemvRowSlotFloats floats
-  unsigned* row_counters = nullptr;  // kGemvMaxRowBlockRows, zeroed
-  int num_sms = 0;                   // of the device the kernel runs on
+  float* partials = nullptr;     // kGemvMaxSplitBlocks * 128 floats
+  unsigned* counters = nullptr;  // kGemvMaxSplitTiles, zeroed
+  int num_sms = 0;               // of the device the kernel runs on
 };
 constexpr int64_t kGemvMaxSplitTiles = 2048;
 constexpr int64_t kGemvMaxSplitBlocks = 4096;
-constexpr int64_t kGemvMaxRowBlockRows = 16384;  // n limit of row_blocks > 1
-constexpr int kGemvMaxRowBlocks = 4;
-constexpr int64_t kGemvRowSlotFloats = 8;        // 2 * kGemvWarpMaxM: the dots, then the sums of squares
-constexpr int64_t kGemvRowPartialSlots = kGemvMaxRowBlockRows * kGemvMaxRowBlocks;
-size_t gemv_scratch_bytes();  // all of GemvScratch's buffers, one allocation
-// The scratch views of one zeroed allocation of gemv_scratch_bytes().
-GemvScratch gemv_scratch_view(void* buffer, int num_sms);
+size_t gemv_scratch_bytes();  // partials then counters, one allocation
 
 // Number of k splits the GEMV kernel uses for `a` (1 = none).
 int gemv_k_splits(const GemmArgs& a, int num_sms);
@@ -67,19 +56,15 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 // kWarpAsync: warp per row, w landing in shared memory via cp.async (m <= 4).
 enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles };
 constexpr int64_t kGemvWarpMaxM = 4;
-constexpr int kGemvRowWarpsPerBlock = 4;  // warps per block of the warp-per-row kernels
-static_assert(kGemvRowSlotFloats == 2 * kGemvWarpMaxM, "a row partial holds M dots and M sums of squares");
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
 
 // y = x · wᵀ (+ bias) (+ residual) with a GEMV kernel; `a` is complete
 // (ldx/ldy resolved) and gemv_unsupported_reason(a) is empty. k_splits = 0:
 // automatic (kMmaTiles: gemv_k_splits, clamped to the scratch; kWarpRows:
-// gemv_warp_splits, 1/2/4; 8 and 16 are 4 warps per row times 2 and 4 blocks
-// per row, GemvWarpParams::row_blocks, kWarpRows only). With a.norm.src set
-// (the RMSNorm prologue) only the warp kernels run it (kAuto: kWarpRows);
-// kMmaTiles returns an error. The same holds for the SwiGLU epilogue
-// (a.swiglu_out), whose k_splits must be 0, 1 or 2.
+// gemv_warp_splits, 1/2/4). With a.norm.src set (the RMSNorm prologue) only the
+// warp kernels run it (kAuto: kWarpRows); kMmaTiles returns an error. The same
+// holds for the SwiGLU epilogue (a.swiglu_out), whose k_splits must be 0, 1 or 2.
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0,
                    GemvKernel kernel = GemvKernel::kAuto);
 
@@ -108,13 +93,6 @@ struct GemvWarpParams {
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
   bool late_trigger = false;       // PDL trigger after the wait (pdl_early_kv(), runtime/cuda/pdl.h)
-  // Blocks per row (warp kernel, splits == kGemvRowWarpsPerBlock, no SwiGLU):
-  // a row's k is cut into row_blocks * splits parts, and the blocks of a row
-  // meet through GemvScratch::row_partials / row_counters (the last block to
-  // arrive adds them in block order and finishes the row).
-  int row_blocks = 1;
-  float* row_partials = nullptr;
-  unsigned* row_counters = nullptr;
 };
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);

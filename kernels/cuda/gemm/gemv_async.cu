@@ -40,11 +40,14 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
   if (!p.late_trigger) pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
+  const int splits = p.splits;
   bool row_ok = false;
   const int64_t row = gemv_warp_row<SWIGLU>(p, warp, row_ok);
+  const int part = warp % splits;
   const int64_t nv = p.k / 8;
-  int64_t v_begin = 0, v_end = 0;
-  gemv_warp_krange(p, warp, row_ok, v_begin, v_end);
+  const int64_t chunk = (nv + splits - 1) / splits;
+  const int64_t v_begin = part * chunk;
+  const int64_t v_end = v_begin + chunk < nv ? v_begin + chunk : nv;
   const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
   const GemvX<S, M> xs(p);
   constexpr int kStageVecs = 32 * kPerStage;
@@ -152,7 +155,6 @@ Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream) {
   if (swiglu && (p.source != kX || p.n % 2 != 0))
     return Status::Error(StrCat() << "gemv_async: the SwiGLU epilogue needs x read from memory and an even n, got n = "
                                   << p.n);
-  if (p.row_blocks != 1) return Status::Error("gemv_async: rows split over blocks (row_blocks) are not implemented");
   const int64_t rows_per_block = kWarpsPerBlock / p.splits;
   // SwiGLU: rows_per_block / 2 (gate, up) pairs per block over n / 2 columns.
   const int64_t blocks =

@@ -41,6 +41,8 @@
 
 namespace ds::cuda::detail {
 
+constexpr int kGemvRowWarpsPerBlock = 4;  // warps per block of the warp-per-row kernels
+
 // 16 bytes of w that are read once: not kept in L1 (x, read by every warp, stays).
 __device__ __forceinline__ uint4 gemv_load_stream(const void* p) {
   uint4 v;
@@ -161,91 +163,16 @@ __device__ __forceinline__ int64_t gemv_warp_row(const GemvWarpParams& p, int wa
     ok = j < half;
     return (slot & 1) != 0 ? half + j : j;
   } else {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) / p.row_blocks * slots + slot;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * slots + slot;
     ok = row < p.n;
     return row;
   }
-}
-
-// The k range [v_begin, v_end) (16-byte vectors) a warp streams: its part of
-// the row, the row cut into p.splits parts per block times p.row_blocks blocks.
-__device__ __forceinline__ void gemv_warp_krange(const GemvWarpParams& p, int warp, bool row_ok, int64_t& v_begin,
-                                                 int64_t& v_end) {
-  const int64_t nv = p.k / 8;
-  const int parts = p.splits * p.row_blocks;
-  const int part = static_cast<int>(blockIdx.x % p.row_blocks) * p.splits + warp % p.splits;
-  const int64_t chunk = (nv + parts - 1) / parts;
-  v_begin = part * chunk < nv ? part * chunk : nv;
-  v_end = !row_ok ? v_begin : (v_begin + chunk < nv ? v_begin + chunk : nv);
 }
 
 // Shared-memory width of the epilogue's split sums: the dots, and for the
 // RMSNorm sources the sums of squares after them.
 template <GemvXSource S, int M>
 constexpr int kGemvRedWidth = S == GemvXSource::kX ? M : 2 * M;
-
-// Stores output row `row` of y from its full sums (every lane holds acc and,
-// for the RMSNorm sources, ss): lane m < M applies the RMSNorm scale, adds the
-// bias and the residual in f32 and writes y[m, row] with one rounding.
-template <GemvXSource S, int M>
-__device__ __forceinline__ void gemv_finish_row(const GemvWarpParams& p, const float (&acc)[M], const float (&ss)[M],
-                                                int64_t row, int lane) {
-  if (row >= p.n || lane >= M) return;
-  float v = 0.0f, sq = 0.0f;
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-    if (m == lane) {
-      v = acc[m];
-      sq = ss[m];
-    }
-  if constexpr (S != GemvXSource::kX) v *= rsqrtf(sq / static_cast<float>(p.k) + p.eps);
-  if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
-  const int64_t at = lane * p.ldy + row;
-  if (p.out_f32) {
-    if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
-    static_cast<float*>(p.y)[at] = v;
-  } else {
-    if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
-    static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
-  }
-}
-
-// A row split over p.row_blocks blocks: this block's sums (every lane holds
-// them) go to the row's slot for this block; the last block of the row to
-// arrive adds the slots in block order (deterministic), resets the row's
-// counter for the next launch and finishes the row.
-template <GemvXSource S, int M>
-__device__ __forceinline__ void gemv_row_blocks_meet(const GemvWarpParams& p, const float (&acc)[M],
-                                                     const float (&ss)[M], int64_t row, int lane) {
-  if (row >= p.n) return;
-  const int q = static_cast<int>(blockIdx.x % p.row_blocks);
-  float* slots = p.row_partials + row * p.row_blocks * kGemvRowSlotFloats;
-  unsigned arrival = 0;
-  if (lane == 0) {
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      slots[q * kGemvRowSlotFloats + m] = acc[m];
-      slots[q * kGemvRowSlotFloats + M + m] = ss[m];
-    }
-    __threadfence();  // the slot before the arrival
-    arrival = atomicAdd(p.row_counters + row, 1u);
-  }
-  arrival = __shfl_sync(0xffffffffu, arrival, 0);
-  if (arrival != static_cast<unsigned>(p.row_blocks - 1)) return;
-  __threadfence();  // the other blocks' slots, published before their arrivals
-  float tacc[M], tss[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) tacc[m] = tss[m] = 0.0f;
-  for (int b = 0; b < p.row_blocks; ++b) {
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      tacc[m] += __ldcg(slots + b * kGemvRowSlotFloats + m);
-      tss[m] += __ldcg(slots + b * kGemvRowSlotFloats + M + m);
-    }
-  }
-  if (lane == 0) p.row_counters[row] = 0;
-  gemv_finish_row<S, M>(p, tacc, tss, row, lane);
-}
 
 // Finishes a warp-per-row GEMV block: reduces each warp's per-lane partial
 // sums (and sums of squares, RMSNorm sources), adds the p.splits warps of a row
@@ -289,11 +216,25 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
       if constexpr (kNorm) ss[m] = total_ss;
     }
   }
-  if (p.row_blocks > 1) {
-    gemv_row_blocks_meet<S, M>(p, acc, ss, row, lane);
-    return;
+  if (row < p.n && lane < M) {
+    float v = 0.0f, sq = 0.0f;
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+      if (m == lane) {
+        v = acc[m];
+        if constexpr (kNorm) sq = ss[m];
+      }
+    if constexpr (kNorm) v *= rsqrtf(sq / static_cast<float>(p.k) + p.eps);
+    if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
+    const int64_t at = lane * p.ldy + row;
+    if (p.out_f32) {
+      if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
+      static_cast<float*>(p.y)[at] = v;
+    } else {
+      if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
+      static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
+    }
   }
-  gemv_finish_row<S, M>(p, acc, ss, row, lane);
 }
 
 // The SwiGLU epilogue of a warp-per-row block (see the top of this file):

@@ -46,11 +46,14 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
   if (!p.late_trigger) pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
+  const int splits = p.splits;
   bool row_ok = false;
   const int64_t row = gemv_warp_row<SWIGLU>(p, warp, row_ok);
+  const int part = warp % splits;
   const int64_t nv = p.k / 8;
-  int64_t v_begin = 0, v_end = 0;
-  gemv_warp_krange(p, warp, row_ok, v_begin, v_end);
+  const int64_t chunk = (nv + splits - 1) / splits;
+  const int64_t v_begin = part * chunk;
+  const int64_t v_end = !row_ok ? v_begin : (v_begin + chunk < nv ? v_begin + chunk : nv);
   const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
   const GemvX<S, M> xs(p);
   float acc[M], ss[M];
@@ -162,19 +165,10 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
   if (swiglu && (p.source != GemvXSource::kX || p.n % 2 != 0))
     return Status::Error(StrCat() << "gemv_warp: the SwiGLU epilogue needs x read from memory and an even n, got n = "
                                   << p.n);
-  if (p.row_blocks != 1) {
-    if (p.row_blocks < 1 || p.row_blocks > kGemvMaxRowBlocks || swiglu)
-      return Status::Error(StrCat() << "gemv_warp: row_blocks = " << p.row_blocks << " (1.." << kGemvMaxRowBlocks
-                                    << ", and 1 with the SwiGLU epilogue)");
-    if (p.n > kGemvMaxRowBlockRows || p.row_partials == nullptr || p.row_counters == nullptr)
-      return Status::Error(StrCat() << "gemv_warp: a row over " << p.row_blocks << " blocks needs n <= "
-                                    << kGemvMaxRowBlockRows << " (got " << p.n << ") and the scratch's row buffers");
-  }
   const int64_t rows_per_block = kWarpsPerBlock / p.splits;
   // SwiGLU: rows_per_block / 2 (gate, up) pairs per block over n / 2 columns.
   const int64_t blocks =
-      (swiglu ? (p.n / 2 + rows_per_block / 2 - 1) / (rows_per_block / 2) : (p.n + rows_per_block - 1) / rows_per_block) *
-      p.row_blocks;
+      swiglu ? (p.n / 2 + rows_per_block / 2 - 1) / (rows_per_block / 2) : (p.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;

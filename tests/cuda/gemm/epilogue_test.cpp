@@ -55,8 +55,6 @@ std::vector<Variant> variants_for(const Case& c) {
     v.push_back({"gemv-warp-split4", true, GemmPath::kGemv, GemvKernel::kWarpRows, 4});
     v.push_back({"gemv-async", true, GemmPath::kGemv, GemvKernel::kWarpAsync});
     v.push_back({"gemv-async-split4", true, GemmPath::kGemv, GemvKernel::kWarpAsync, 4});
-    v.push_back({"gemv-warp-split8", true, GemmPath::kGemv, GemvKernel::kWarpRows, 8});
-    v.push_back({"gemv-warp-split16", true, GemmPath::kGemv, GemvKernel::kWarpRows, 16});
   }
   if (c.m == 1) v.push_back({"gemv-warp-deep", true, GemmPath::kGemv, GemvKernel::kWarpRowsDeep});
   if (!norm) {

@@ -35,8 +35,6 @@ TEST(GemmChoice, WarpSplitsAreCandidates) {
   EXPECT_TRUE(has(c, Choice::kGemvWarpS4));
   EXPECT_TRUE(has(c, Choice::kGemvWarpDeep));  // m = 1 only
   EXPECT_FALSE(has(c, Choice::kGemvWarp));     // its split is one of the forced ones
-  EXPECT_TRUE(has(c, Choice::kGemvWarpS8));
-  EXPECT_TRUE(has(c, Choice::kGemvWarpS16));
   const std::vector<Choice> c3 = choice_candidates(problem(3, 3584, 3584));
   EXPECT_FALSE(has(c3, Choice::kGemvWarpDeep));
   EXPECT_TRUE(has(c3, Choice::kGemvWarpS4));
@@ -44,12 +42,6 @@ TEST(GemmChoice, WarpSplitsAreCandidates) {
   const std::vector<Choice> c8 = choice_candidates(problem(kGemvWarpMaxM + 1, 3584, 3584));
   EXPECT_TRUE(has(c8, Choice::kCublasLt));
   EXPECT_FALSE(has(c8, Choice::kGemvWarpS1));
-  EXPECT_FALSE(has(c8, Choice::kGemvWarpS8));
-  // The arrival counters of rows split over blocks cover kGemvMaxRowBlockRows rows.
-  const std::vector<Choice> wide = choice_candidates(problem(1, kGemvMaxRowBlockRows + 1, 64));
-  EXPECT_TRUE(has(wide, Choice::kGemvWarpS4));
-  EXPECT_FALSE(has(wide, Choice::kGemvWarpS8));
-  EXPECT_FALSE(has(wide, Choice::kGemvWarpS16));
 }
 
 TEST(GemmChoice, EpiloguesAndProloguesLimitTheCandidates) {
@@ -62,10 +54,6 @@ TEST(GemmChoice, EpiloguesAndProloguesLimitTheCandidates) {
   EXPECT_FALSE(has(sw, Choice::kGemvWarpS4)) << "a SwiGLU block holds a gate/up row pair";
   EXPECT_FALSE(has(sw, Choice::kCublasLt));
   EXPECT_FALSE(has(sw, Choice::kGemvMma));
-  EXPECT_FALSE(has(sw, Choice::kGemvWarpS8));
-  EXPECT_FALSE(has(sw, Choice::kGemvWarpS16));
-  EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS16, kNormPrologueMaxM, true, false));
-  EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS16, kNormPrologueMaxM + 1, true, false));
   EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, 1, false, true));
   EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS4, 1, true, false));  // the norm prologue takes 4
   EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, kNormPrologueMaxM + 1, true, false));
@@ -77,8 +65,6 @@ TEST(GemmChoice, WarpSplitCounts) {
   EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS1), 1);
   EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS2), 2);
   EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS4), 4);
-  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS8), 8);
-  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpS16), 16);
   EXPECT_EQ(choice_warp_splits(Choice::kCublasLt), -1);
   EXPECT_EQ(choice_warp_splits(Choice::kGemvMma), -1);
 }
@@ -86,9 +72,9 @@ TEST(GemmChoice, WarpSplitCounts) {
 TEST(GemmChoice, NamesAreDistinct) {
   std::set<std::string> names;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
-                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpS8, Choice::kGemvWarpS16})
+                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4})
     names.insert(choice_name(c));
-  EXPECT_EQ(names.size(), 10u);
+  EXPECT_EQ(names.size(), 8u);
   EXPECT_TRUE(names.count("gemv-warp-s4"));
 }
 
@@ -99,8 +85,7 @@ TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   EXPECT_TRUE(layer_rule_candidates(problem(3, 3584, 18944)).empty());  // m > 2: never
   const std::vector<Choice> r = layer_rule_candidates(problem(1, 3584, 18944));
   if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
-  EXPECT_EQ(r, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4,
-                                    Choice::kGemvWarpS8, Choice::kGemvWarpS16}));
+  EXPECT_EQ(r, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4}));
 }
 
 }  // namespace

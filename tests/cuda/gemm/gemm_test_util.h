@@ -44,9 +44,9 @@ struct ScratchBuffer {
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     int device = 0;
     ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
-    int num_sms = 0;
-    ASSERT_EQ(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device), cudaSuccess);
-    scratch = detail::gemv_scratch_view(buf.data(), num_sms);
+    ASSERT_EQ(cudaDeviceGetAttribute(&scratch.num_sms, cudaDevAttrMultiProcessorCount, device), cudaSuccess);
+    scratch.partials = static_cast<float*>(buf.data());
+    scratch.counters = reinterpret_cast<unsigned*>(scratch.partials + detail::kGemvMaxSplitBlocks * 128);
   }
 };
 

@@ -51,9 +51,8 @@ constexpr int64_t kPages = kKvBound / kPage;      // page table row (the launche
 
 enum Lin { kQkv, kO, kGateUp, kDown, kNumLin };
 const char* kLinName[] = {"qkv", "o", "gate_up", "down"};
-// "warp-sN": the warp kernel with N warps per row forced (N = 1, 2, 4; 8, 16: 4 per block over 2, 4 blocks;
-// "warp" picks N by wave fill).
-const char* kKernels[] = {"cublaslt", "warp", "warp-s1", "warp-s2", "warp-s4", "warp-s8", "warp-s16", "deep", "async", "mma"};
+// "warp-sN": the warp kernel with N warps per row forced (N = 1, 2, 4; "warp" picks N by wave fill).
+const char* kKernels[] = {"cublaslt", "warp", "warp-s1", "warp-s2", "warp-s4", "deep", "async", "mma"};
 
 struct Layer {
   DeviceBuffer w[kNumLin], bias, norm1, norm2, k_pool, v_pool;
@@ -113,9 +112,9 @@ class LayerBench {
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(scratch_buf_.data(), 0, scratch_buf_.bytes()));
     int dev = 0;
     DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
-    int num_sms = 0;
-    DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev));
-    scratch_ = detail::gemv_scratch_view(scratch_buf_.data(), num_sms);
+    DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&scratch_.num_sms, cudaDevAttrMultiProcessorCount, dev));
+    scratch_.partials = static_cast<float*>(scratch_buf_.data());
+    scratch_.counters = reinterpret_cast<unsigned*>(scratch_.partials + detail::kGemvMaxSplitBlocks * 128);
     DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
     return Status::Ok();
   }

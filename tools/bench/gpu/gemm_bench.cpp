@@ -225,7 +225,10 @@ Status run(int reps, const std::string& json_path) {
   DS_ASSIGN_OR_RETURN(DeviceBuffer scratch_buf, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
   DS_CUDA_RETURN_IF_ERROR(cudaMemset(scratch_buf.data(), 0, scratch_buf.bytes()));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
-  const detail::GemvScratch scratch = detail::gemv_scratch_view(scratch_buf.data(), prop.multiProcessorCount);
+  detail::GemvScratch scratch;
+  scratch.partials = static_cast<float*>(scratch_buf.data());
+  scratch.counters = reinterpret_cast<unsigned*>(scratch.partials + detail::kGemvMaxSplitBlocks * 128);
+  scratch.num_sms = prop.multiProcessorCount;
   const int split_counts[] = {1, 2, 3, 4, 6, 8};
   std::printf("\n%-28s %6s %8s", "GEMV GB/s (m=1): mma splits", "auto", "warp");
   for (int sc : split_counts) std::printf(" %8d", sc);
