@@ -21,11 +21,6 @@ __device__ __forceinline__ void pdl_wait() {
 
 // Lets the next PDL-launched kernel of the stream be scheduled (it still waits
 // for this grid's completion in its pdl_wait()). A no-op without dependents.
-// With DSRT_ATTN_EARLY_KV=1 (pdl_early_kv(), pdl.h) every PDL kernel must call
-// it only after its own pdl_wait() in every CTA: the decode attention then
-// reads step metadata and cached K/V before its wait, relying on all kernels
-// but the one right before it having completed (the GEMVs follow the flag;
-// the other PDL kernels wait first anyway).
 __device__ __forceinline__ void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");

@@ -3,8 +3,7 @@
 // previous kernel of its stream is still running; it must then execute
 // `griddepcontrol.wait` (pdl_wait() in pdl.cuh) before it touches any memory
 // the previous kernels write (activations, KV cache, step metadata, scratch)
-// and may only read immutable data (weights) before that (one exception, opt-in:
-// pdl_early_kv() below). The previous
+// and may only read immutable data (weights) before that. The previous
 // kernel's `griddepcontrol.launch_dependents` (pdl_trigger()) lets the
 // dependent grid be scheduled before it exits; the wait still returns only
 // after the whole previous grid has completed and its writes are visible.
@@ -65,20 +64,6 @@ inline bool pdl_device_ok() {
   return c > 0;
 }
 }  // namespace detail
-
-// DSRT_ATTN_EARLY_KV=1 (opt-in): the GEMV kernels trigger their dependents
-// only after their own pdl_wait(). A kernel launched behind one of them then
-// starts only when every earlier kernel of the stream has completed (each
-// waited for its predecessor before completing), so the decode attention may
-// read step metadata, cached K/V and the rope table before its own wait (it
-// does so only with rope inside attention: its primary never writes the cache).
-inline bool pdl_early_kv() {
-  static const bool on = [] {
-    const char* e = std::getenv("DSRT_ATTN_EARLY_KV");
-    return e != nullptr && std::strcmp(e, "1") == 0;
-  }();
-  return on;
-}
 
 // Whether this thread's PDL-aware launches carry the attribute now.
 inline bool pdl_active() {

@@ -52,20 +52,6 @@ if [ "$what" != build ] && [ "$what" != tp ] && [ -d "$BUILD" ]; then
         "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/ds_cuda_attention_tests_global_merge.log" | tr '\n' ' ' | cut -c1-80)"
   fi
 fi
-if [ "$what" != build ] && [ "$what" != tp ] && [ -d "$BUILD" ]; then
-  # Opt-in DSRT_ATTN_EARLY_KV=1 (GEMVs trigger after their wait; decode attention with rope reads
-  # metadata and cached K/V before its wait): the rope/decode attention tests and the executor tests.
-  for name in ds_cuda_attention_tests ds_cuda_executor_tests; do
-    exe="$(find "$BUILD" -name "$name" -type f -executable | head -n1)"
-    [ -n "$exe" ] || continue
-    filter='*'; [ "$name" = ds_cuda_attention_tests ] && filter='*Rope*:*Decode*'
-    DSRT_ATTN_EARLY_KV=1 timeout "${GPU_TEST_TIMEOUT:-120}" "$exe" --gtest_color=no --gtest_filter="$filter" \
-        > "$OUT/parts/${name}_early_kv.log" 2>&1
-    prc=$?
-    row "$name, early KV" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
-        "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/${name}_early_kv.log" | tr '\n' ' ' | cut -c1-80)"
-  done
-fi
 if [ "$what" != build ] && [ "$what" != tp ] && [ -x "$BUILD/bin/dsrt" ]; then
   # bf16 e2e goldens: dsrt runs the fixtures' sm_90a plans (tools/gpu/make_plans.sh) with the
   # CUDA executor; check_goldens.py --bf16 reports max abs/rel logit errors. Logs: $OUT/e2e/.

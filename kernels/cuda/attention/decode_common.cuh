@@ -41,7 +41,6 @@ struct DecodeParams : BatchParams {
   bool cluster_merge;  // splits <= 8 launched as clusters (1, 1, splits): merged through DSMEM
   bool row_mode;
   bool rope_on;     // rope: q is raw, the new key is roped and written here
-  bool early_kv;    // rope_on and pdl_early_kv(): metadata, cached K/V and the rope table read before pdl_wait
   DecodeRope rope;
 };
 

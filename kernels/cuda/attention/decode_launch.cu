@@ -166,7 +166,6 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
   }
   p.row_mode = row_mode;
   p.rope_on = false;
-  p.early_kv = false;
   if (a.rope != nullptr) {
     if (!mma)
       return Status::Error("paged_attention: rope inside attention needs the tensor-core decode kernel "
@@ -184,7 +183,6 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.rope.rotary_dim = r.rotary_dim;
     p.rope.interleaved = r.interleaved;
     p.rope.attention_factor = r.attention_factor;
-    p.early_kv = pdl_early_kv();
   }
   if (mma) {
     DS_RETURN_IF_ERROR(launch_decode_mma(p, items, stream));

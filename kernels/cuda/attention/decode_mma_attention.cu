@@ -10,9 +10,8 @@
 // turns it off) the splits run as one thread-block cluster and merge through
 // distributed shared memory (cluster_merge_splits; both in decode_merge.cuh).
 // With PagedAttentionRope (decode_rope.cuh) q arrives raw and the new key is
-// roped here; with DSRT_ATTN_EARLY_KV=1 on top (p.early_kv) the metadata, the
-// first K/V tile and the rope table are read before the PDL wait. Per 64 keys a
-// warp issues 32 mma, so the kernel runs at the speed of the K/V stream.
+// roped here. Per 64 keys a warp issues 32 mma, so the kernel runs at the speed
+// of the K/V stream.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
@@ -56,13 +55,8 @@ struct MmaDecodeCfg {
 
 template <int kD, bool kCluster>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
-  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait, except with
-  // p.early_kv (every earlier kernel has completed at launch: pdl_early_kv()), where the
-  // step metadata, the cached K/V of the first tile and the rope table are.
-  if (!p.early_kv) {
-    pdl_wait();
-    pdl_trigger();
-  }
+  pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
+  pdl_trigger();
   using C = MmaDecodeCfg<kD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
@@ -89,12 +83,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     }
   }
   DecodeWork w;
-  if (!resolve_decode_work(p, w)) {
-    if (p.early_kv) {
-      pdl_wait();
-      pdl_trigger();
-    }
-    if (w.empty) write_empty_decode_work(p, w);
+  if (!begin_decode_work(p, w)) {
     if constexpr (kCluster) {
       if (w.empty) {  // a neutral partial: nothing visible here
         for (int r = tid; r < w.ng; r += kThreads) part_ml_s[r] = make_float2(-INFINITY, 0.0f);
@@ -139,10 +128,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   const bool holds_new = p.rope_on && kn >= kbeg && kn < kend;
   const int tn = holds_new ? (kn - kbeg) / kTile : -1;
   const float2 cs_own = p.rope_on ? decode_rope_table(p, row, rope_cs_s) : make_float2(1.0f, 0.0f);
-  if (p.early_kv) {  // q and the new k / v come from the kernel before this one
-    pdl_wait();
-    pdl_trigger();
-  }
   // Q rows: heads head0 .. head0 + ng - 1 of this query row; the rest zero.
   for (int i = tid; i < kRows * C::kChunks; i += kThreads) {
     const int r = i / C::kChunks, c = i % C::kChunks;

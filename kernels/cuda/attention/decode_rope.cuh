@@ -44,7 +44,7 @@ struct NewKv {
 
 // Thread tid < rotary_dim / 2 puts (cos, sin) of rotary pair tid at the row's
 // position into cs_s[tid] (visible after the caller's next barrier) and returns
-// it; other threads return (1, 0). Reads only step metadata (the positions).
+// it; other threads return (1, 0).
 __device__ __forceinline__ float2 decode_rope_table(const DecodeParams& p, int row, float2* cs_s) {
   const DecodeRope& r = p.rope;
   const int tid = threadIdx.x;
@@ -59,7 +59,7 @@ __device__ __forceinline__ float2 decode_rope_table(const DecodeParams& p, int r
 
 // When `holds_new`: this thread's share of the new key / value (c: the thread's
 // decode_rope_table entry), also written into the cache by head chunk 0 when the
-// row's slot is >= 0. Reads the raw k / v rows (after pdl_wait()).
+// row's slot is >= 0.
 __device__ __forceinline__ NewKv decode_rope_new_kv(const DecodeParams& p, const DecodeWork& w, bool holds_new,
                                                     float2 c) {
   const DecodeRope& r = p.rope;

@@ -81,14 +81,13 @@ struct GemvParams {
   int k_splits;
   float* partials;
   unsigned* counters;
-  bool late_trigger;  // PDL trigger after the wait (pdl_early_kv(), runtime/cuda/pdl.h)
 };
 
 // Block b computes row tile b / k_splits over k split b % k_splits.
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams p) {
   __shared__ float partial[kWarps][32][4];
   __shared__ unsigned arrival;
-  if (!p.late_trigger) pdl_trigger();
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2;
@@ -139,7 +138,6 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
   StepFrag cur[kUnroll];
   load_w(cur, s_begin);  // weights only before the PDL wait (runtime/cuda/pdl.h)
   pdl_wait();
-  if (p.late_trigger) pdl_trigger();
   load_x(cur, s_begin);
   for (int64_t s = s_begin; s < s_end; s += kUnroll) {
     StepFrag nxt[kUnroll];
@@ -247,7 +245,6 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
     p.swiglu_out = a.swiglu_out;
     p.ld_swiglu = a.ld_swiglu == 0 ? a.n / 2 : a.ld_swiglu;
   }
-  p.late_trigger = pdl_early_kv();
   return p;
 }
 
@@ -342,7 +339,6 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.k_splits = static_cast<int>(splits);
   p.partials = scratch.partials;
   p.counters = scratch.counters;
-  p.late_trigger = pdl_early_kv();
   const int64_t blocks = tiles * splits;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << a.n << " is too large");
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p));

@@ -92,7 +92,6 @@ struct GemvWarpParams {
   // Needs splits 1 or 2 (a block of kGemvRowWarpsPerBlock warps holds a pair).
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
-  bool late_trigger = false;       // PDL trigger after the wait (pdl_early_kv(), runtime/cuda/pdl.h)
 };
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);

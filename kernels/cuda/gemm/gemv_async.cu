@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
   static_assert(!SWIGLU || S == GemvXSource::kX, "the SwiGLU epilogue reads x");
   __shared__ __align__(16) uint4 ring[kWarpsPerBlock][kStages][kPerStage][32];
   __shared__ float red[kWarpsPerBlock][kGemvRedWidth<S, M>];
-  if (!p.late_trigger) pdl_trigger();
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
@@ -69,7 +69,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
 #pragma unroll
   for (int j = 0; j < kStages - 1; ++j) issue(j);
   pdl_wait();  // only weights were read so far (PDL, see runtime/cuda/pdl.h)
-  if (p.late_trigger) pdl_trigger();
   for (int64_t j = 0; j < stages; ++j) {
     cp_async_wait<kStages - 2>();
     issue(j + kStages - 1);

@@ -43,7 +43,7 @@ template <int M, int LOADS, GemvXSource S, bool SWIGLU>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)) gemv_warp_kernel(GemvWarpParams p) {
   static_assert(!SWIGLU || S == GemvXSource::kX, "the SwiGLU epilogue reads x");
   __shared__ float red[kWarpsPerBlock][kGemvRedWidth<S, M>];
-  if (!p.late_trigger) pdl_trigger();
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
@@ -70,7 +70,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
   };
   load(v_begin + lane);
   pdl_wait();
-  if (p.late_trigger) pdl_trigger();
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {
