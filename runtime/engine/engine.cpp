@@ -145,6 +145,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   xo.weight_progress = options.weight_progress;
   xo.dist_timeout = options.dist_timeout;
   xo.enable_p2p_check = options.enable_p2p_check;
+  xo.disable_custom_all_reduce = options.disable_custom_all_reduce;
   DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
   return e;
 }

@@ -35,6 +35,7 @@ struct ExecutorOptions {
   // creation (--dist-timeout), and --enable-p2p-check.
   std::chrono::milliseconds dist_timeout{20000};
   bool enable_p2p_check = false;
+  bool disable_custom_all_reduce = false;  // --disable-custom-all-reduce: NCCL for every all-reduce
   // Multi-process TP group (this process is rank 0); null: in-process. With it,
   // on_group_failure runs when a step fails because the group broke.
   Communicator* dist = nullptr;
@@ -90,6 +91,7 @@ struct EngineOptions {
   std::function<void(size_t, size_t)> weight_progress;
   std::chrono::milliseconds dist_timeout{20000};  // tensor parallelism on GPUs (ExecutorOptions)
   bool enable_p2p_check = false;
+  bool disable_custom_all_reduce = false;
   // Logit rows per step (the CUDA logits buffer); score() feeds chunks of at
   // most this many tokens. 0: min(token capacity, kDefaultMaxLogitRows).
   int64_t max_logit_rows = 0;

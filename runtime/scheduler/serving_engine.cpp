@@ -135,6 +135,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   xo.weight_progress = options.weight_progress;
   xo.dist_timeout = options.dist_timeout;
   xo.enable_p2p_check = options.enable_p2p_check;
+  xo.disable_custom_all_reduce = options.disable_custom_all_reduce;
   DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
   if (cuda && options.log)
     options.log(StrCat() << "memory: the executor holds activations " << format_gib(e->startup_.activation_bytes)

@@ -51,6 +51,7 @@ struct ServingOptions {
   std::function<void(size_t, size_t)> weight_progress;  // GPU weight upload (bytes done, total)
   std::chrono::milliseconds dist_timeout{60000};  // tensor parallelism on GPUs (ExecutorOptions)
   bool enable_p2p_check = false;
+  bool disable_custom_all_reduce = false;
   std::function<void(const std::string&)> log;           // one line per memory-plan decision
 
   Status validate() const;

@@ -32,6 +32,7 @@ struct LoadOptions {
   // with --nnodes each process drives base_gpu_id), and --enable-p2p-check.
   int base_gpu_id = 0;
   bool enable_p2p_check = false;
+  bool disable_custom_all_reduce = false;  // --disable-custom-all-reduce: every all-reduce through NCCL
 };
 
 // CUDA executor knobs shared by generate, score and serve (sm_* plans).

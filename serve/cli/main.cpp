@@ -34,6 +34,9 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
                   "CUDA plans: first GPU to use (this process's rank r runs on base + r, with or without --nnodes)");
   cmd->add_flag("--enable-p2p-check", load.enable_p2p_check,
                 "CUDA plans with --tp: check that every pair of the ranks' GPUs can access each other");
+  cmd->add_flag("--disable-custom-all-reduce", load.disable_custom_all_reduce,
+                "CUDA plans with --tp: every all-reduce through NCCL (no one-shot peer-to-peer kernel for the "
+                "small decode all-reduces; same as DSRT_CUSTOM_ALLREDUCE=0)");
 }
 
 // CUDA executor knobs (sm_* plans); serve registers --mem-fraction-static itself.

@@ -76,6 +76,7 @@ Status run_serve(const ServeArgs& a) {
     so.device = a.load.base_gpu_id;
     so.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.load.dist_timeout * 1000));
     so.enable_p2p_check = a.load.enable_p2p_check;
+    so.disable_custom_all_reduce = a.load.disable_custom_all_reduce;
     so.log = [](const std::string& line) {
       std::fprintf(stderr, "dsrt: %s\n", line.c_str());
       std::fflush(stderr);

@@ -99,7 +99,7 @@ TEST_F(DsrtCli, CudaPlansAndFlagsGiveClearErrors) {
   EXPECT_NE(r.err.find("--cuda-graph-max-bs"), std::string::npos) << r.err;
   // On a CPU plan they change nothing.
   r = dsrt("generate " + plan_ + " --prompt-ids 1,2 --max-new-tokens 3 --ignore-eos --json --disable-cuda-graph "
-           "--cuda-graph-max-bs 8 --mem-fraction-static 0.5");
+           "--cuda-graph-max-bs 8 --mem-fraction-static 0.5 --disable-custom-all-reduce");
   ASSERT_EQ(r.code, 0) << r.err;
   CmdResult plain = dsrt("generate " + plan_ + " --prompt-ids 1,2 --max-new-tokens 3 --ignore-eos --json");
   EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
