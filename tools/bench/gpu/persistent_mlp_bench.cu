@@ -83,75 +83,90 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // One warp's stream of `units` units of `vpu` 16-byte vectors each (padded to whole
 // stages of 32: a unit never shares a stage with the next one); unit t starts at
-// base(t). Stage j of the stream is ring slot j % kStages.
+// base(t). Stage j of the stream is ring slot j % kStages; (t, s) = (j / spu, j % spu)
+// is tracked incrementally (no 64-bit division per stage).
 template <class Base>
 struct Stream {
-  int64_t units;
+  int units;
   int vpu, spu;  // vectors and stages per unit
   Base base;
-  __device__ int64_t stages() const { return units * spu; }
-  __device__ void issue(uint4 (*ring)[32], int lane, int64_t j) const {
-    const int64_t t = j / spu;
-    const int v = static_cast<int>(j - t * spu) * 32 + lane;
-    const bool ok = j < stages() && v < vpu;
+  __device__ void issue(uint4 (*ring)[32], int lane, int j, int t, int s) const {
+    const int v = s * 32 + lane;
+    const bool ok = t < units && v < vpu;
     const uint4* src = ok ? base(t) + v : base(0);
     cp_async16(&ring[j % kStages][lane], src, ok ? 16 : 0);
     cp_async_commit();
   }
+  __device__ void advance(int& t, int& s) const {
+    if (++s == spu) {
+      s = 0;
+      ++t;
+    }
+  }
+  // Issues stages 0 .. kStages - 2 (before a barrier: weights only).
   __device__ void prefetch(uint4 (*ring)[32], int lane) const {
-    for (int j = 0; j < kStages - 1; ++j) issue(ring, lane, j);
+    int t = 0, s = 0;
+    for (int j = 0; j < kStages - 1; ++j) {
+      issue(ring, lane, j, t, s);
+      advance(t, s);
+    }
   }
   // The first kStages - 1 stages were issued (prefetch). consume(t, v, w) per vector,
   // end(t) after the last stage of unit t (every lane of the warp).
   template <class Consume, class End>
   __device__ void run(uint4 (*ring)[32], int lane, Consume consume, End end) const {
-    const int64_t n = stages();
-    for (int64_t j = 0; j < n; ++j) {
+    if (spu == 0) {
+      cp_async_wait<0>();
+      return;
+    }
+    const int n = units * spu;
+    int ti = (kStages - 1) / spu, si = (kStages - 1) % spu, t = 0, s = 0;
+    for (int j = 0; j < n; ++j) {
       cp_async_wait<kStages - 2>();
-      issue(ring, lane, j + kStages - 1);
-      const int64_t t = j / spu;
-      const int s = static_cast<int>(j - t * spu);
+      issue(ring, lane, j + kStages - 1, ti, si);
+      advance(ti, si);
       const int v = s * 32 + lane;
       if (v < vpu) consume(t, v, ring[j % kStages][lane]);
       if (s == spu - 1) end(t);
+      advance(t, s);
     }
     cp_async_wait<0>();
   }
 };
 template <class Base>
-__device__ Stream<Base> make_stream(int64_t units, int vpu, Base base) {
+__device__ Stream<Base> make_stream(int units, int vpu, Base base) {
   return Stream<Base>{units, vpu, (vpu + 31) / 32, base};
 }
 
-__global__ void __launch_bounds__(kWarps * 32, 8) persistent_mlp_kernel(MlpParams p) {
+__global__ void __launch_bounds__(kWarps * 32) persistent_mlp_kernel(MlpParams p) {
   extern __shared__ __align__(16) uint4 xs[];  // x, H / 8 vectors
   __shared__ __align__(16) uint4 ring[kWarps][kStages][32];
   __shared__ float red[kWarps];
   cg::grid_group grid = cg::this_grid();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t W = static_cast<int64_t>(gridDim.x) * kWarps;  // warps in the grid
-  const int64_t gw = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  const int64_t B = gridDim.x;
+  const int W = static_cast<int>(gridDim.x) * kWarps;  // warps in the grid
+  const int gw = static_cast<int>(blockIdx.x) * kWarps + warp;
+  const int B = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+  const int q = (p.nv_i + kWarps - 1) / kWarps;  // phase B: vectors of k per warp
   for (int i = threadIdx.x; i < p.nv_h; i += blockDim.x) xs[i] = p.x[i];
   __syncthreads();
 
-  // Phase B: unit t is row r = blockIdx.x + t B, k quarter `warp`.
+  // Phase B: unit t is row r = b + t B, k quarter `warp`.
   auto phase_b = [&](int l) {
     const uint4* w = p.w_d[l];
-    const int64_t H = p.hidden, q = (p.nv_i + kWarps - 1) / kWarps, nvi = p.nv_i;
-    const int64_t left = nvi - warp * q;
-    const int vpu = static_cast<int>(left < 0 ? 0 : (left < q ? left : q));
-    return make_stream(blockIdx.x < H ? (H - blockIdx.x + B - 1) / B : 0, vpu,
-                       [=](int64_t t) { return w + (blockIdx.x + t * B) * nvi + warp * q; });
+    const int H = p.hidden, nvi = p.nv_i, left = nvi - warp * q;
+    const int vpu = left < 0 ? 0 : (left < q ? left : q);
+    return make_stream(b < H ? (H - b + B - 1) / B : 0, vpu, [=](int t) {
+      return w + static_cast<int64_t>(b + t * B) * nvi + warp * q;
+    });
   };
   // Phase A: two units per output j = gw + t W: gate row j, then up row I + j.
   auto phase_a = [&](int l) {
     const uint4* w = p.w_gu[l];
-    const int64_t I = p.inter, nvh = p.nv_h;
-    const int64_t outputs = gw < I ? (I - gw + W - 1) / W : 0;
-    return make_stream(2 * outputs, p.nv_h, [=](int64_t u) {
-      const int64_t j = gw + (u >> 1) * W;
-      return w + ((u & 1) ? I + j : j) * nvh;
+    const int I = p.inter, nvh = p.nv_h;
+    return make_stream(2 * (gw < I ? (I - gw + W - 1) / W : 0), nvh, [=](int u) {
+      const int j = gw + (u >> 1) * W;
+      return w + static_cast<int64_t>((u & 1) ? I + j : j) * nvh;
     });
   };
 
@@ -161,8 +176,8 @@ __global__ void __launch_bounds__(kWarps * 32, 8) persistent_mlp_kernel(MlpParam
     // Phase A: gate_up + SwiGLU -> act_l (its first stages were issued before the barrier).
     __nv_bfloat16* act = reinterpret_cast<__nv_bfloat16*>(p.act[l]);
     phase_a(l).run(
-        ring[warp], lane, [&](int64_t, int v, const uint4& w) { acc = dot8(w, xs[v], acc); },
-        [&](int64_t u) {
+        ring[warp], lane, [&](int, int v, const uint4& w) { acc = dot8(w, xs[v], acc); },
+        [&](int u) {
           const float s = warp_sum(acc);
           acc = 0.0f;
           if ((u & 1) == 0) {
@@ -170,7 +185,7 @@ __global__ void __launch_bounds__(kWarps * 32, 8) persistent_mlp_kernel(MlpParam
             return;
           }
           if (lane == 0) {
-            const int64_t j = gw + (u >> 1) * W;
+            const int j = gw + (u >> 1) * W;
             act[j] = __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * s);
           }
         });
@@ -178,11 +193,10 @@ __global__ void __launch_bounds__(kWarps * 32, 8) persistent_mlp_kernel(MlpParam
     sb.prefetch(ring[warp], lane);  // the down weights stream while the grid meets
     grid.sync();
     // Phase B: down + residual (act_l written by every block in phase A).
-    const uint4* a = p.act[l];
-    const int64_t q = (p.nv_i + kWarps - 1) / kWarps;
+    const uint4* a = p.act[l] + warp * q;
     sb.run(
-        ring[warp], lane, [&](int64_t, int v, const uint4& w) { acc = dot8(w, a[warp * q + v], acc); },
-        [&](int64_t t) {
+        ring[warp], lane, [&](int, int v, const uint4& w) { acc = dot8(w, a[v], acc); },
+        [&](int t) {
           const float s = warp_sum(acc);
           acc = 0.0f;
           if (lane == 0) red[warp] = s;
@@ -190,7 +204,7 @@ __global__ void __launch_bounds__(kWarps * 32, 8) persistent_mlp_kernel(MlpParam
           if (threadIdx.x == 0) {
             float sum = 0.0f;
             for (int k = 0; k < kWarps; ++k) sum += red[k];
-            const int64_t r = blockIdx.x + t * B;
+            const int r = b + t * B;
             p.resid[r] = __ldcg(p.resid + r) + sum;
           }
           __syncthreads();
@@ -291,6 +305,10 @@ class MlpBench {
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, persistent_mlp_kernel, kWarps * 32, smem));
     const int per_sm = std::min(blocks_per_sm, fit);
     if (per_sm < 1) return Status::Error("persistent kernel: no block fits on an SM");
+    // Every warp of a block needs a non-empty quarter of k in phase B (its end-of-row
+    // __syncthreads pair up by count), and x / act are read in 16-byte vectors.
+    if (s_.inter % (8 * kWarps) != 0 || s_.hidden % 8 != 0)
+      return Status::Error("persistent kernel: intermediate size must be a multiple of 32, hidden of 8");
     *used_blocks_per_sm = per_sm;
     MlpParams p;
     const void* const* all = static_cast<const void* const*>(ptrs_.data());
@@ -434,7 +452,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ds_persistent_mlp_bench: batch-1 decode MLP, PDL chain vs one persistent cooperative kernel"};
   std::string which = "all";
   int layers = 16, reps = 20;
-  std::vector<int> blocks_per_sm = {6, 7, 8};
+  std::vector<int> blocks_per_sm = {5, 6, 7};
   app.add_option("--model", which, "7B, 32B or all")->check(CLI::IsMember({"7B", "32B", "all"}));
   app.add_option("--layers", layers, "layers (distinct weights)")->check(CLI::Range(1, 64));
   app.add_option("--reps", reps, "timed runs (median)")->check(CLI::Range(3, 1000));
