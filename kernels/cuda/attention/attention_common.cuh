@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/attention/attention_internal.h"
+#include "runtime/cuda/cp_async.cuh"
 #include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::attn {
@@ -57,19 +58,6 @@ inline void set_batch_params(BatchParams& p, const AttnLaunch& a) {
   p.page_size = a.page_size;
   p.group = a.num_heads / a.num_kv_heads;
   p.scale_log2 = a.scale * kLog2e;
-}
-
-// 16-byte global -> shared copy; copies nothing and zero-fills when !valid
-// (src must still be a mapped address; callers pass the pool base then).
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 // 2^x on the SFU (ex2.approx.ftz: ~2 ulp, 2^-inf = +0); exp2f without fast

@@ -12,8 +12,9 @@
 
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/cuda/gemm/gemv_common.cuh"
-#include "runtime/cuda/pdl.cuh"
+#include "runtime/cuda/cp_async.cuh"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.cuh"
 
 namespace ds::cuda::detail {
 namespace {
@@ -22,15 +23,6 @@ constexpr int kWarpsPerBlock = kGemvRowWarpsPerBlock;
 constexpr int kStages = 8;
 constexpr int kPerStage = 2;  // 16-byte loads per lane per stage: 1 KiB per warp per stage
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(gmem), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 
 template <int M, GemvXSource S, bool SWIGLU>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWarpParams p) {
@@ -58,7 +50,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
     for (int u = 0; u < kPerStage; ++u) {
       const int64_t v = v_begin + j * kStageVecs + u * 32 + lane;
       const bool ok = j < stages && v < v_end;
-      cp_async16(&ring[warp][j % kStages][u][lane], ok ? w + v : w, ok ? 16 : 0);
+      cp_async_16(&ring[warp][j % kStages][u][lane], ok ? w + v : w, ok);
     }
     cp_async_commit();
   };

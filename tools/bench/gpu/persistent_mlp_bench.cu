@@ -28,8 +28,10 @@
 #include "kernels/cuda/gemm/gather.h"
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/gemv_common.cuh"
 #include "kernels/cuda/gemm/timing_spin.h"
 #include "runtime/common/status.h"
+#include "runtime/cuda/cp_async.cuh"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/pdl.h"
@@ -53,28 +55,6 @@ struct MlpParams {
   int hidden, inter;
 };
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(gmem), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ float dot8(const uint4& w, const uint4& x, float acc) {
-  const __nv_bfloat162* a = reinterpret_cast<const __nv_bfloat162*>(&w);
-  const __nv_bfloat162* b = reinterpret_cast<const __nv_bfloat162*>(&x);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 fa = __bfloat1622float2(a[i]), fb = __bfloat1622float2(b[i]);
-    acc = fmaf(fa.x, fb.x, acc);
-    acc = fmaf(fa.y, fb.y, acc);
-  }
-  return acc;
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
@@ -94,7 +74,7 @@ struct Stream {
     const int v = s * 32 + lane;
     const bool ok = t < units && v < vpu;
     const uint4* src = ok ? base(t) + v : base(0);
-    cp_async16(&ring[j % kStages][lane], src, ok ? 16 : 0);
+    cp_async_16(&ring[j % kStages][lane], src, ok);
     cp_async_commit();
   }
   __device__ void advance(int& t, int& s) const {
@@ -176,7 +156,7 @@ __global__ void __launch_bounds__(kWarps * 32) persistent_mlp_kernel(MlpParams p
     // Phase A: gate_up + SwiGLU -> act_l (its first stages were issued before the barrier).
     __nv_bfloat16* act = reinterpret_cast<__nv_bfloat16*>(p.act[l]);
     phase_a(l).run(
-        ring[warp], lane, [&](int, int v, const uint4& w) { acc = dot8(w, xs[v], acc); },
+        ring[warp], lane, [&](int, int v, const uint4& w) { acc = detail::gemv_dot8(w, xs[v], acc); },
         [&](int u) {
           const float s = warp_sum(acc);
           acc = 0.0f;
@@ -195,7 +175,7 @@ __global__ void __launch_bounds__(kWarps * 32) persistent_mlp_kernel(MlpParams p
     // Phase B: down + residual (act_l written by every block in phase A).
     const uint4* a = p.act[l] + warp * q;
     sb.run(
-        ring[warp], lane, [&](int, int v, const uint4& w) { acc = dot8(w, a[v], acc); },
+        ring[warp], lane, [&](int, int v, const uint4& w) { acc = detail::gemv_dot8(w, a[v], acc); },
         [&](int t) {
           const float s = warp_sum(acc);
           acc = 0.0f;
