@@ -66,6 +66,36 @@ __device__ __forceinline__ void store_merged(const DecodeParams& p, int row, int
   *reinterpret_cast<uint2*>(p.out + row * p.out_ld + static_cast<int64_t>(head) * p.head_dim + d) = o;
 }
 
+// Merges the splits of the group's rows r < w.ng into out (dims in quads over the
+// block's threads), in split order, kMergeBatch splits per step:
+// load(r, d, s, ml, v) fetches split s's (m, l) and acc[d .. d + 3] of row r.
+template <class Load>
+__device__ __forceinline__ void merge_split_rows(const DecodeParams& p, const DecodeWork& w, Load load) {
+  const int quads = p.head_dim / 4;
+  for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
+    const int r = i / quads, d = (i % quads) * 4;
+    // Online merge over batches of splits: m, l, a are relative to m.
+    float m = -INFINITY, l = 0.0f;
+    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int s0 = 0; s0 < p.splits; s0 += kMergeBatch) {
+      float2 ml[kMergeBatch];
+      float4 v[kMergeBatch];
+#pragma unroll
+      for (int j = 0; j < kMergeBatch; ++j) {
+        const int s = s0 + j;
+        if (s < p.splits) {
+          load(r, d, s, ml[j], v[j]);
+        } else {
+          ml[j] = make_float2(-INFINITY, 0.0f);
+          v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+      }
+      merge_split_batch(ml, v, m, l, a);
+    }
+    store_merged(p, w.row, w.head0 + r, d, l, a);
+  }
+}
+
 __device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, const DecodeWork& w) {
   __shared__ bool last_s;
   __syncthreads();  // every partial store of the block precedes thread 0's release
@@ -77,28 +107,12 @@ __device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, cons
   }
   __syncthreads();
   if (!last_s) return;
-  const int quads = p.head_dim / 4;
-  for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
-    const int r = i / quads, d = (i % quads) * 4;
-    const int64_t base = (static_cast<int64_t>(w.item) * p.num_heads + w.head0 + r) * p.splits;
-    // Online merge over batches of splits: m, l, a are relative to m.
-    float m = -INFINITY, l = 0.0f;
-    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int s0 = 0; s0 < p.splits; s0 += kMergeBatch) {
-      float2 ml[kMergeBatch];
-      float4 v[kMergeBatch];
-#pragma unroll
-      for (int j = 0; j < kMergeBatch; ++j) {
-        const int s = s0 + j;
-        // Neutral partials (l = 0) leave acc unwritten: read, then weighted by a select.
-        ml[j] = s < p.splits ? __ldcg(reinterpret_cast<const float2*>(p.part_ml) + base + s) : make_float2(-INFINITY, 0.0f);
-        v[j] = s < p.splits ? __ldcg(reinterpret_cast<const float4*>(p.part_acc + (base + s) * p.head_dim + d))
-                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      }
-      merge_split_batch(ml, v, m, l, a);
-    }
-    store_merged(p, w.row, w.head0 + r, d, l, a);
-  }
+  merge_split_rows(p, w, [&](int r, int d, int s, float2& ml, float4& v) {
+    const int64_t at = (static_cast<int64_t>(w.item) * p.num_heads + w.head0 + r) * p.splits + s;
+    // Neutral partials (l = 0) leave acc unwritten: read, then weighted by a select.
+    ml = __ldcg(reinterpret_cast<const float2*>(p.part_ml) + at);
+    v = __ldcg(reinterpret_cast<const float4*>(p.part_acc + at * p.head_dim + d));
+  });
 }
 
 // Cluster merge (sm_90 thread-block clusters of the splits of one head group):
@@ -115,29 +129,10 @@ __device__ __forceinline__ void cluster_merge_splits(const DecodeParams& p, cons
   cg::cluster_group cluster = cg::this_cluster();
   cluster.sync();
   if (cluster.block_rank() == 0) {
-    const int quads = p.head_dim / 4;
-    for (int i = threadIdx.x; i < w.ng * quads; i += blockDim.x) {
-      const int r = i / quads, d = (i % quads) * 4;
-      float m = -INFINITY, l = 0.0f;
-      float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      for (int s0 = 0; s0 < p.splits; s0 += kMergeBatch) {
-        float2 ml[kMergeBatch];
-        float4 v[kMergeBatch];
-#pragma unroll
-        for (int j = 0; j < kMergeBatch; ++j) {
-          const int s = s0 + j;
-          if (s < p.splits) {
-            ml[j] = cluster.map_shared_rank(ml_s, s)[r];
-            v[j] = *reinterpret_cast<const float4*>(cluster.map_shared_rank(acc_s, s) + r * kD + d);
-          } else {
-            ml[j] = make_float2(-INFINITY, 0.0f);
-            v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-          }
-        }
-        merge_split_batch(ml, v, m, l, a);
-      }
-      store_merged(p, w.row, w.head0 + r, d, l, a);
-    }
+    merge_split_rows(p, w, [&](int r, int d, int s, float2& ml, float4& v) {
+      ml = cluster.map_shared_rank(ml_s, s)[r];
+      v = *reinterpret_cast<const float4*>(cluster.map_shared_rank(acc_s, s) + r * kD + d);
+    });
   }
   cluster.sync();
 #endif
