@@ -12,26 +12,17 @@ namespace ds::cuda {
 Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
   if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
   staging_pending = false;
-  int32_t* w = static_cast<int32_t*>(staging.data());
-  const int64_t T = size, S = size, P = size;
-  const size_t words = kStepHeaderWords + 2 * T + T + 3 * S + 2 + P;
-  w[0] = static_cast<int32_t>(T), w[1] = static_cast<int32_t>(T), w[2] = static_cast<int32_t>(S);
-  w[3] = 0, w[4] = static_cast<int32_t>(P), w[5] = w[6] = w[7] = 0;
-  int32_t* tok = w + kStepHeaderWords;
-  int32_t* pos = tok + T;
-  int32_t* rows = pos + T;
-  int32_t* qs = rows + T;
-  int32_t* kvl = qs + S + 1;
-  int32_t* ps = kvl + S;
-  int32_t* pages = ps + S + 1;
+  // size padding sequences of one token each (T = R = S = P = size, none real).
+  const PackedStep v = begin_packed_step(static_cast<int32_t*>(staging.data()), size, size, size, 0, size);
   for (int64_t i = 0; i < size; ++i) {
-    tok[i] = 0, pos[i] = 0, rows[i] = static_cast<int32_t>(i);
-    qs[i] = static_cast<int32_t>(i), kvl[i] = 1, ps[i] = static_cast<int32_t>(i), pages[i] = scratch_page;
+    v.tokens[i] = 0, v.positions[i] = 0, v.logit_rows[i] = static_cast<int32_t>(i);
+    v.q_start[i] = static_cast<int32_t>(i), v.kv_len[i] = 1, v.page_start[i] = static_cast<int32_t>(i);
+    v.pages[i] = scratch_page;
   }
-  qs[S] = static_cast<int32_t>(S);
-  ps[S] = static_cast<int32_t>(S);
+  v.q_start[size] = static_cast<int32_t>(size);
+  v.page_start[size] = static_cast<int32_t>(size);
   DS_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(blob.data(), staging.data(), words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
+      cudaMemcpyAsync(blob.data(), staging.data(), v.words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
   DS_RETURN_IF_ERROR(staging_done.record(stream));
   staging_pending = true;
   return Status::Ok();

@@ -87,20 +87,12 @@ Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded)
   int64_t P = 0;
   for (const StepSequence* s : seqs) P += (s->num_cached + s->num_tokens + page_size - 1) / page_size;
   P += S - S_real;
-  const size_t words = kStepHeaderWords + 2 * T + R + 3 * S + 2 + P;
+  const size_t words = packed_step_words(T, R, S, P);
   if (words * sizeof(int32_t) > staging.bytes())
     return Status::Error(StrCat() << "internal: packed step of " << words << " words exceeds the staging buffer");
-  int32_t* w = static_cast<int32_t*>(staging.data());
-  int32_t* h = w;
-  h[0] = static_cast<int32_t>(T), h[1] = static_cast<int32_t>(R), h[2] = static_cast<int32_t>(S);
-  h[3] = static_cast<int32_t>(S_real), h[4] = static_cast<int32_t>(P), h[5] = h[6] = h[7] = 0;
-  int32_t* tok = w + kStepHeaderWords;
-  int32_t* pos = tok + T;
-  int32_t* rows = pos + T;
-  int32_t* qs = rows + R;
-  int32_t* kvl = qs + S + 1;
-  int32_t* ps = kvl + S;
-  int32_t* pages = ps + S + 1;
+  const PackedStep v = begin_packed_step(static_cast<int32_t*>(staging.data()), T, R, S, S_real, P);
+  int32_t *tok = v.tokens, *pos = v.positions, *rows = v.logit_rows, *qs = v.q_start, *kvl = v.kv_len,
+          *ps = v.page_start, *pages = v.pages;
   std::copy(b.tokens.begin(), b.tokens.end(), tok);
   std::copy(b.positions.begin(), b.positions.end(), pos);
   std::fill(tok + T_real, tok + T, 0);

@@ -45,8 +45,7 @@ __global__ void unpack_step_kernel(const int32_t* __restrict__ blob, StepMetaBuf
 }  // namespace
 
 size_t step_blob_words(int64_t token_capacity, int64_t max_logit_rows, int64_t max_seqs, int64_t max_pages_per_seq) {
-  return static_cast<size_t>(kStepHeaderWords + 2 * token_capacity + max_logit_rows + 3 * max_seqs + 2 +
-                             max_seqs * max_pages_per_seq);
+  return packed_step_words(token_capacity, max_logit_rows, max_seqs, max_seqs * max_pages_per_seq);
 }
 
 Status launch_unpack_step(const int32_t* blob, const StepMetaBuffers& out, cudaStream_t stream) {

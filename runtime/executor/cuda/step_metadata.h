@@ -23,8 +23,41 @@ namespace ds::cuda {
 
 constexpr int kStepHeaderWords = 8;
 
+// Words of a blob of T tokens, R logit rows, S sequences and P pages.
+constexpr size_t packed_step_words(int64_t T, int64_t R, int64_t S, int64_t P) {
+  return static_cast<size_t>(kStepHeaderWords + 2 * T + R + 3 * S + 2 + P);
+}
+
 // Most int32 words a blob can take for the given limits.
 size_t step_blob_words(int64_t token_capacity, int64_t max_logit_rows, int64_t max_seqs, int64_t max_pages_per_seq);
+
+// The sections of a blob being packed on the host (the layout above).
+struct PackedStep {
+  int32_t* tokens;      // [T]
+  int32_t* positions;   // [T]
+  int32_t* logit_rows;  // [R]
+  int32_t* q_start;     // [S + 1]
+  int32_t* kv_len;      // [S]
+  int32_t* page_start;  // [S + 1]
+  int32_t* pages;       // [P]
+  size_t words;         // packed_step_words(T, R, S, P)
+};
+// Writes the header of a blob at `blob` (room for packed_step_words words) and
+// returns its sections, for the caller to fill.
+inline PackedStep begin_packed_step(int32_t* blob, int64_t T, int64_t R, int64_t S, int64_t S_real, int64_t P) {
+  blob[0] = static_cast<int32_t>(T), blob[1] = static_cast<int32_t>(R), blob[2] = static_cast<int32_t>(S);
+  blob[3] = static_cast<int32_t>(S_real), blob[4] = static_cast<int32_t>(P), blob[5] = blob[6] = blob[7] = 0;
+  PackedStep v;
+  v.tokens = blob + kStepHeaderWords;
+  v.positions = v.tokens + T;
+  v.logit_rows = v.positions + T;
+  v.q_start = v.logit_rows + R;
+  v.kv_len = v.q_start + S + 1;
+  v.page_start = v.kv_len + S;
+  v.pages = v.page_start + S + 1;
+  v.words = packed_step_words(T, R, S, P);
+  return v;
+}
 
 // Fixed device buffers the unpacked step lands in.
 struct StepMetaBuffers {
