@@ -111,55 +111,48 @@ sys.exit(0 if flips == 0 and worst < 0.05 else 1)
 EOF
 }
 
-# Two "nodes" of two GPUs each (--tp 4 --nnodes 2: two ranks per process) vs --tp 4 in one process.
+# Two "nodes" on one host, rendezvous over loopback, vs the same plan in one process:
+#   two_process_row LABEL NAME FIXTURE PLAN TP PORT GPUS0 GPUS1 [DIST_ARGS...]
+# scores 48 positions with `--tp TP` in one process (reference), then with rank 0 on GPUS0 and rank 1 on
+# GPUS1 (`--nnodes 2 DIST_ARGS`), and prints one row comparing rank 0's scores with the reference.
+tp_ids="$(python3 -c "print(','.join(str((i * 7919 + 13) % 1900 + 20) for i in range(48)))")"
+two_process_row() {
+  local label="$1" name="$2" fixture="$3" plan="$4" tp="$5" port="$6" g0="$7" g1="$8"
+  shift 8
+  local common=(--model-path "$ROOT/tests/fixtures/$fixture" --ids "$tp_ids" --top-k 5 --json)
+  local dist=("$@" --nnodes 2 --dist-init-addr "127.0.0.1:$port" --dist-timeout 30)
+  local r1 rc0 rc1 cmp_msg crc
+  timeout 60 "$TP_DSRT" score "$plan" --tp "$tp" "${common[@]}" > "$TP_LOG/${name}_ref.json" 2> "$TP_LOG/${name}_ref.log"
+  CUDA_VISIBLE_DEVICES="$g1" timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 1 \
+      > "$TP_LOG/${name}_r1.json" 2> "$TP_LOG/${name}_r1.log" &
+  r1=$!
+  CUDA_VISIBLE_DEVICES="$g0" timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 0 \
+      > "$TP_LOG/${name}_r0.json" 2> "$TP_LOG/${name}_r0.log"
+  rc0=$?
+  wait $r1; rc1=$?
+  cmp_msg="$(tp_compare "$TP_LOG/${name}_ref.json" "$TP_LOG/${name}_r0.json")"
+  crc=$?
+  row "$label" "$([ $rc0 = 0 ] && [ $rc1 = 0 ] && [ $crc = 0 ] && echo ok || echo FAIL)" "exit $rc0/$rc1; $cmp_msg"
+  [ $rc0 = 0 ] && [ $rc1 = 0 ] || tail -n 5 "$TP_LOG/${name}_r0.log" "$TP_LOG/${name}_r1.log" >&2
+}
+
+# --tp 4 --nnodes 2: two ranks (GPUs) per process.
 m=qwen2-tiny-r1
 plan="$ROOT/.deps/plans/$m.sm_90a.tp4.dsplan"
 if [ "$ngpu" -lt 4 ] || [ ! -f "$plan" ]; then
   row "2-node tp4 $m (2 GPUs each)" "SKIP" "$ngpu GPU(s) or no plan"
 else
-  ids="$(python3 -c "print(','.join(str((i * 7919 + 13) % 1900 + 20) for i in range(48)))")"
-  common=(--model-path "$ROOT/tests/fixtures/$m" --ids "$ids" --top-k 5 --json)
-  timeout 60 "$TP_DSRT" score "$plan" --tp 4 "${common[@]}" > "$TP_LOG/tp4_2node_ref.json" 2> "$TP_LOG/tp4_2node_ref.log"
-  port=$((28000 + RANDOM % 1000))
-  dist=(--tp 4 --nnodes 2 --dist-init-addr "127.0.0.1:$port" --dist-timeout 30)
-  CUDA_VISIBLE_DEVICES=2,3 timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 1 \
-      > "$TP_LOG/tp4_2node_r1.json" 2> "$TP_LOG/tp4_2node_r1.log" &
-  r1=$!
-  CUDA_VISIBLE_DEVICES=0,1 timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 0 \
-      > "$TP_LOG/tp4_2node_r0.json" 2> "$TP_LOG/tp4_2node_r0.log"
-  rc0=$?
-  wait $r1; rc1=$?
-  cmp_msg="$(tp_compare "$TP_LOG/tp4_2node_ref.json" "$TP_LOG/tp4_2node_r0.json")"
-  crc=$?
-  row "2-node tp4 $m (2 GPUs each)" "$([ $rc0 = 0 ] && [ $rc1 = 0 ] && [ $crc = 0 ] && echo ok || echo FAIL)" \
-      "exit $rc0/$rc1; $cmp_msg"
-  [ $rc0 = 0 ] && [ $rc1 = 0 ] || tail -n 5 "$TP_LOG/tp4_2node_r0.log" "$TP_LOG/tp4_2node_r1.log" >&2
+  two_process_row "2-node tp4 $m (2 GPUs each)" tp4_2node "$m" "$plan" 4 $((28000 + RANDOM % 1000)) 0,1 2,3 --tp 4
 fi
 
-# Two "nodes" on one host: one process per GPU, rendezvous over loopback.
+# One process per GPU.
 m=qwen2-tiny-tied
 plan="$ROOT/.deps/plans/$m.sm_90a.tp2.dsplan"
-ids="$(python3 -c "print(','.join(str((i * 7919 + 13) % 1900 + 20) for i in range(48)))")"
 if [ "$ngpu" -lt 2 ] || [ ! -f "$plan" ]; then
   row "2-node tp2 $m" "SKIP" "$ngpu GPU(s) or no plan"
   row "dead peer" "SKIP" "$ngpu GPU(s) or no plan"
 else
-  common=(--model-path "$ROOT/tests/fixtures/$m" --ids "$ids" --top-k 5 --json)
-  timeout 60 "$TP_DSRT" score "$plan" --tp 2 "${common[@]}" > "$TP_LOG/tp_2node_ref.json" 2> "$TP_LOG/tp_2node_ref.log"
-  port=$((29000 + RANDOM % 1000))
-  dist=(--nnodes 2 --dist-init-addr "127.0.0.1:$port" --dist-timeout 30)
-  CUDA_VISIBLE_DEVICES=1 timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 1 \
-      > "$TP_LOG/tp_2node_r1.json" 2> "$TP_LOG/tp_2node_r1.log" &
-  r1=$!
-  CUDA_VISIBLE_DEVICES=0 timeout 60 "$TP_DSRT" score "$plan" "${common[@]}" "${dist[@]}" --node-rank 0 \
-      > "$TP_LOG/tp_2node_r0.json" 2> "$TP_LOG/tp_2node_r0.log"
-  rc0=$?
-  wait $r1; rc1=$?
-  cmp_msg="$(tp_compare "$TP_LOG/tp_2node_ref.json" "$TP_LOG/tp_2node_r0.json")"
-  crc=$?
-  row "2-node tp2 $m" "$([ $rc0 = 0 ] && [ $rc1 = 0 ] && [ $crc = 0 ] && echo ok || echo FAIL)" \
-      "exit $rc0/$rc1; $cmp_msg"
-  [ $rc0 = 0 ] && [ $rc1 = 0 ] || tail -n 5 "$TP_LOG/tp_2node_r0.log" "$TP_LOG/tp_2node_r1.log" >&2
+  two_process_row "2-node tp2 $m" tp_2node "$m" "$plan" 2 $((29000 + RANDOM % 1000)) 0 1
 
   # Dead peer: kill -9 rank 1 of a serving pair, then send a request to rank 0.
   port=$((30000 + RANDOM % 1000)); hport=$((31000 + RANDOM % 1000))
