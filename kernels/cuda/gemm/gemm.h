@@ -23,6 +23,7 @@
 
 #include "runtime/common/dtype.h"
 #include "runtime/common/status.h"
+#include "runtime/cuda/l2_prefetch.h"
 
 namespace ds::cuda {
 
@@ -70,6 +71,10 @@ struct GemmArgs {
   // and no RMSNorm prologue with it; out_dtype must be bf16; swiglu_out must not overlap x.
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
+  // Optional hint (GEMV kernels only; cuBLASLt ignores it): weights of the next
+  // linear, prefetched into L2 after the PDL wait (runtime/cuda/l2_prefetch.h).
+  // Never part of the problem kAuto times and caches (prepare() times without it).
+  L2Prefetch l2_prefetch;
 };
 
 class GemmRunner {

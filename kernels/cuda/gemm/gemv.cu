@@ -33,6 +33,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/gemm/gemv.h"
+#include "runtime/cuda/l2_prefetch.cuh"
 #include "runtime/cuda/pdl.cuh"
 #include "runtime/cuda/cuda_check.h"
 
@@ -79,6 +80,7 @@ struct GemvParams {
   int64_t m, n, k, ldx, ldy;
   bool out_f32;
   int k_splits;
+  L2Prefetch l2_prefetch;
   float* partials;
   unsigned* counters;
 };
@@ -138,6 +140,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
   StepFrag cur[kUnroll];
   load_w(cur, s_begin);  // weights only before the PDL wait (runtime/cuda/pdl.h)
   pdl_wait();
+  if (warp == 0) l2_prefetch_part(p.l2_prefetch, blockIdx.x, gridDim.x, lane);
   load_x(cur, s_begin);
   for (int64_t s = s_begin; s < s_end; s += kUnroll) {
     StepFrag nxt[kUnroll];
@@ -233,6 +236,7 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.splits = splits;
+  p.l2_prefetch = a.l2_prefetch;
   p.deep = deep;
   if (a.norm.src != nullptr) {
     p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
@@ -332,6 +336,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.ldx = a.ldx;
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
+  p.l2_prefetch = a.l2_prefetch;
   const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
   int64_t splits = k_splits > 0 ? k_splits : gemv_k_splits(a, scratch.num_sms);
   if (scratch.partials == nullptr || scratch.counters == nullptr || tiles > kGemvMaxSplitTiles) splits = 1;

@@ -92,6 +92,7 @@ struct GemvWarpParams {
   // Needs splits 1 or 2 (a block of kGemvRowWarpsPerBlock warps holds a pair).
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
+  L2Prefetch l2_prefetch;  // GemmArgs::l2_prefetch, issued by warp 0 of every block
 };
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);

@@ -15,6 +15,7 @@
 
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/cuda/gemm/gemv_common.cuh"
+#include "runtime/cuda/l2_prefetch.cuh"
 #include "runtime/cuda/pdl.cuh"
 #include "runtime/cuda/cuda_check.h"
 
@@ -68,8 +69,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
       wv[u] = v < v_end ? gemv_load_stream(w + v) : zero;
     }
   };
+  const L2PrefetchSlice pf = l2_prefetch_slice(p.l2_prefetch, blockIdx.x * kWarpsPerBlock + warp,
+                                               gridDim.x * kWarpsPerBlock, lane);
   load(v_begin + lane);
   pdl_wait();
+  l2_prefetch_issue(pf);
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "runtime/executor/cuda/cuda_executor_binder.h"
+#include "runtime/executor/l2_prefetch_plan.h"
 
 namespace ds::cuda {
 
@@ -249,7 +250,37 @@ Status Binder::fused(const plan::Kernel& k, BoundOp& op) {
 
 Status CudaExecutor::Impl::bind(const std::vector<DeviceTensor>& weights) {
   Binder b(*this, weights);
-  return b.bind_all();
+  DS_RETURN_IF_ERROR(b.bind_all());
+  return assign_l2_prefetch();
+}
+
+Status CudaExecutor::Impl::assign_l2_prefetch() {
+  int device = 0, l2 = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
+  std::vector<PrefetchOp> ops(program.size());
+  for (size_t i = 0; i < program.size(); ++i) {
+    const BoundOp& op = program[i];
+    switch (op.kind) {
+      case BoundOp::Kind::kAttention:
+      case BoundOp::Kind::kAllReduce: ops[i].role = PrefetchOp::Role::kLatencyBound; break;
+      case BoundOp::Kind::kLinear:
+      case BoundOp::Kind::kLogits:
+        ops[i].role = PrefetchOp::Role::kLinear;
+        ops[i].weight_bytes = static_cast<uint64_t>(op.gemm.n * op.gemm.k) * 2;  // bf16 w [n, k]
+        break;
+      default: break;
+    }
+  }
+  const std::vector<PrefetchAssignment> plan = plan_l2_prefetch(ops, l2_prefetch_budget(static_cast<uint64_t>(l2)));
+  for (size_t i = 0; i < program.size(); ++i) {
+    const PrefetchAssignment& a = plan[i];
+    program[i].l2_prefetch = L2Prefetch{};
+    if (a.bytes == 0) continue;
+    program[i].l2_prefetch.ptr = static_cast<const char*>(program[a.target].gemm.w) + a.offset;
+    program[i].l2_prefetch.bytes = a.bytes;
+  }
+  return Status::Ok();
 }
 
 }  // namespace ds::cuda
