@@ -75,15 +75,15 @@ TEST(L2PrefetchPlan, ZeroBudgetAndNoLinearsPlanNothing) {
 
 TEST(L2PrefetchPlan, BudgetFromEnvironmentOrL2Size) {
   unsetenv("DSRT_L2_PREFETCH_MB");
-  EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 30 * kMiB);
+  EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 0u);
   setenv("DSRT_L2_PREFETCH_MB", "12", 1);
   EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 12 * kMiB);
   setenv("DSRT_L2_PREFETCH_MB", "0", 1);
   EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 0u);
   setenv("DSRT_L2_PREFETCH_MB", "-3", 1);
-  EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 30 * kMiB);  // ignored with a warning
+  EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 0u);  // ignored with a warning
   setenv("DSRT_L2_PREFETCH_MB", "lots", 1);
-  EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 30 * kMiB);
+  EXPECT_EQ(l2_prefetch_budget(50 * kMiB), 0u);
   unsetenv("DSRT_L2_PREFETCH_MB");
 }
 

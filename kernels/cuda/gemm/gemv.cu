@@ -31,6 +31,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/cuda/l2_prefetch.cuh"
@@ -81,6 +83,7 @@ struct GemvParams {
   bool out_f32;
   int k_splits;
   L2Prefetch l2_prefetch;
+  bool self_prefetch;
   float* partials;
   unsigned* counters;
 };
@@ -138,6 +141,10 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
   float acc0[4] = {0.f, 0.f, 0.f, 0.f};
   float acc1[4] = {0.f, 0.f, 0.f, 0.f};
   StepFrag cur[kUnroll];
+  if (p.self_prefetch && lane < 16 && row0 + lane < p.n && s_end > s_begin) {
+    const int64_t k0 = s_begin * 32, k1 = s_end * 32 < p.k ? s_end * 32 : p.k;
+    l2_prefetch_issue({reinterpret_cast<const char*>(p.w + (row0 + lane) * p.k + k0), static_cast<uint32_t>((k1 - k0) * 2)});
+  }
   load_w(cur, s_begin);  // weights only before the PDL wait (runtime/cuda/pdl.h)
   pdl_wait();
   if (warp == 0) l2_prefetch_part(p.l2_prefetch, blockIdx.x, gridDim.x, lane);
@@ -222,6 +229,14 @@ __global__ void add_bias_f32_kernel(float* y, const __nv_bfloat16* bias, int64_t
 
 }  // namespace
 
+bool gemv_self_prefetch() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_GEMV_SELF_PREFETCH");
+    return e != nullptr && std::string(e) == "1";
+  }();
+  return on;
+}
+
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   GemvWarpParams p;
   p.x = a.x;
@@ -237,6 +252,7 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   p.out_f32 = a.out_dtype == DType::kF32;
   p.splits = splits;
   p.l2_prefetch = a.l2_prefetch;
+  p.self_prefetch = gemv_self_prefetch();
   p.deep = deep;
   if (a.norm.src != nullptr) {
     p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
@@ -337,6 +353,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.l2_prefetch = a.l2_prefetch;
+  p.self_prefetch = gemv_self_prefetch();
   const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
   int64_t splits = k_splits > 0 ? k_splits : gemv_k_splits(a, scratch.num_sms);
   if (scratch.partials == nullptr || scratch.counters == nullptr || tiles > kGemvMaxSplitTiles) splits = 1;

@@ -71,6 +71,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
   };
   const L2PrefetchSlice pf = l2_prefetch_slice(p.l2_prefetch, blockIdx.x * kWarpsPerBlock + warp,
                                                gridDim.x * kWarpsPerBlock, lane);
+  if (p.self_prefetch && lane == 0 && v_end > v_begin)
+    l2_prefetch_issue({reinterpret_cast<const char*>(w + v_begin), static_cast<uint32_t>((v_end - v_begin) * 16)});
   load(v_begin + lane);
   pdl_wait();
   l2_prefetch_issue(pf);
