@@ -75,6 +75,10 @@ struct GemmArgs {
   // linear, prefetched into L2 after the PDL wait (runtime/cuda/l2_prefetch.h).
   // Never part of the problem kAuto times and caches (prepare() times without it).
   L2Prefetch l2_prefetch;
+  // GEMV kernels only: each warp first issues one bulk L2 prefetch of its whole
+  // weight slice (before the PDL wait). For linears whose blocks start while the
+  // kernel before them leaves HBM idle (the custom all-reduce waiting for peers).
+  bool prefetch_weights = false;
 };
 
 class GemmRunner {

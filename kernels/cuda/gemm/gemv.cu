@@ -252,7 +252,7 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   p.out_f32 = a.out_dtype == DType::kF32;
   p.splits = splits;
   p.l2_prefetch = a.l2_prefetch;
-  p.self_prefetch = gemv_self_prefetch();
+  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch();
   p.deep = deep;
   if (a.norm.src != nullptr) {
     p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
@@ -353,7 +353,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.l2_prefetch = a.l2_prefetch;
-  p.self_prefetch = gemv_self_prefetch();
+  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch();
   const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
   int64_t splits = k_splits > 0 ? k_splits : gemv_k_splits(a, scratch.num_sms);
   if (scratch.partials == nullptr || scratch.counters == nullptr || tiles > kGemvMaxSplitTiles) splits = 1;

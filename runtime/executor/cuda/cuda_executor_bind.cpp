@@ -2,7 +2,9 @@
 // (builtin ops by name, fused groups to their loaded generated kernel); the
 // GEMM-side ops are in cuda_executor_bind_gemm.cpp.
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
+#include <string>
 
 #include "runtime/executor/cuda/cuda_executor_binder.h"
 #include "runtime/executor/l2_prefetch_plan.h"
@@ -271,6 +273,21 @@ Status CudaExecutor::Impl::assign_l2_prefetch() {
         break;
       default: break;
     }
+  }
+  // Linears right after an all-reduce (absorbed groups in between do not
+  // launch at decode) prefetch their own weights: their blocks start while the
+  // all-reduce waits for its peers. DSRT_GEMV_PREFETCH_AFTER_AR=0: off (A/B).
+  static const bool after_ar = [] {
+    const char* e = std::getenv("DSRT_GEMV_PREFETCH_AFTER_AR");
+    return !(e && std::string(e) == "0");
+  }();
+  size_t prev = BoundOp::kNone;
+  for (size_t i = 0; i < program.size(); ++i) {
+    BoundOp& op = program[i];
+    if (op.kind == BoundOp::Kind::kFused && op.absorbed_by != BoundOp::kNone) continue;
+    op.gemm.prefetch_weights = after_ar && op.kind == BoundOp::Kind::kLinear && prev != BoundOp::kNone &&
+                               program[prev].kind == BoundOp::Kind::kAllReduce;
+    prev = i;
   }
   const std::vector<PrefetchAssignment> plan = plan_l2_prefetch(ops, l2_prefetch_budget(static_cast<uint64_t>(l2)));
   for (size_t i = 0; i < program.size(); ++i) {
