@@ -229,15 +229,15 @@ __global__ void add_bias_f32_kernel(float* y, const __nv_bfloat16* bias, int64_t
 
 }  // namespace
 
-bool gemv_self_prefetch(const GemmArgs& a) {
+bool gemv_self_prefetch(const GemmArgs& a, bool mma) {
   // 1: every GEMV; small / large: weights under / over 64 MiB (A/B experiment).
   static const int mode = [] {
     const char* e = std::getenv("DSRT_GEMV_SELF_PREFETCH");
     const std::string s = e ? e : "";
-    return s == "1" ? 1 : s == "small" ? 2 : s == "large" ? 3 : 0;
+    return s == "1" ? 1 : s == "small" ? 2 : s == "large" ? 3 : s == "mma" ? 4 : s == "warp" ? 5 : 0;
   }();
   const bool small = a.n * a.k * 2 < (int64_t{64} << 20);
-  return mode == 1 || (mode == 2 && small) || (mode == 3 && !small);
+  return mode == 1 || (mode == 2 && small) || (mode == 3 && !small) || (mode == 4 && mma) || (mode == 5 && !mma);
 }
 
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
@@ -255,7 +255,7 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   p.out_f32 = a.out_dtype == DType::kF32;
   p.splits = splits;
   p.l2_prefetch = a.l2_prefetch;
-  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch(a);
+  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch(a, false);
   p.deep = deep;
   if (a.norm.src != nullptr) {
     p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
@@ -356,7 +356,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.l2_prefetch = a.l2_prefetch;
-  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch(a);
+  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch(a, true);
   const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
   int64_t splits = k_splits > 0 ? k_splits : gemv_k_splits(a, scratch.num_sms);
   if (scratch.partials == nullptr || scratch.counters == nullptr || tiles > kGemvMaxSplitTiles) splits = 1;

@@ -97,7 +97,7 @@ struct GemvWarpParams {
 };
 // DSRT_GEMV_SELF_PREFETCH=1 (A/B experiment): every warp of the GEMV kernels
 // issues one bulk L2 prefetch of its whole weight slice before its PDL wait.
-bool gemv_self_prefetch(const GemmArgs& a);
+bool gemv_self_prefetch(const GemmArgs& a, bool mma);
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);
 // swiglu: the SwiGLU epilogue's kernels (splits 1 or 2 only).
