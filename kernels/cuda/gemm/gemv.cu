@@ -234,8 +234,10 @@ bool gemv_self_prefetch(const GemmArgs& a, bool mma) {
   static const int mode = [] {
     const char* e = std::getenv("DSRT_GEMV_SELF_PREFETCH");
     const std::string s = e ? e : "";
-    return s == "1" ? 1 : s == "small" ? 2 : s == "large" ? 3 : s == "mma" ? 4 : s == "warp" ? 5 : 0;
+    return s == "1" ? 1 : s == "small" ? 2 : s == "large" ? 3 : s == "mma" ? 4 : s == "warp" ? 5 : s == "down" ? 6 : s == "head" ? 7 : 0;
   }();
+  if (mode == 6) return a.k > 2 * a.n;
+  if (mode == 7) return a.n >= 65536;
   const bool small = a.n * a.k * 2 < (int64_t{64} << 20);
   return mode == 1 || (mode == 2 && small) || (mode == 3 && !small) || (mode == 4 && mma) || (mode == 5 && !mma);
 }
