@@ -34,7 +34,6 @@ struct AttnLaunch {
   int page_size = 0;
   float scale = 0.0f;
   const PagedAttentionRope* rope = nullptr;  // validated; decode, tensor-core kernel only
-  L2Prefetch l2_prefetch;                    // decode kernels only
 };
 
 // Split-KV geometry of the decode kernel for `items` work items.

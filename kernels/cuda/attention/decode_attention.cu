@@ -47,7 +47,6 @@ template <int kDim>
 __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) {
   pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
   pdl_trigger();
-  if (threadIdx.x < 32) l2_prefetch_part(p.l2_prefetch, cta_linear_index(), cta_count(), threadIdx.x);
   using C = DecodeCfg<kDim>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);

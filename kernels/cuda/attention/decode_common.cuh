@@ -10,7 +10,6 @@
 
 #include "kernels/cuda/attention/attention_common.cuh"
 #include "runtime/common/status.h"
-#include "runtime/cuda/l2_prefetch.cuh"
 
 namespace ds::cuda::attn {
 
@@ -43,7 +42,6 @@ struct DecodeParams : BatchParams {
   bool row_mode;
   bool rope_on;     // rope: q is raw, the new key is roped and written here
   DecodeRope rope;
-  L2Prefetch l2_prefetch;  // issued by warp 0 of every CTA after the PDL wait
 };
 
 // Resolves a work item to (query row, number of visible keys); false: nothing to do.

@@ -165,7 +165,6 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.cluster_merge = mma && g.splits <= kMaxClusterSplits && cluster_merge_enabled();
   }
   p.row_mode = row_mode;
-  p.l2_prefetch = a.l2_prefetch;
   p.rope_on = false;
   if (a.rope != nullptr) {
     if (!mma)

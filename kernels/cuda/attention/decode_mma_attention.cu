@@ -57,7 +57,6 @@ template <int kD, bool kCluster>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
   pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
   pdl_trigger();
-  if (threadIdx.x < 32) l2_prefetch_part(p.l2_prefetch, cta_linear_index(), cta_count(), threadIdx.x);
   using C = MmaDecodeCfg<kD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);

@@ -146,7 +146,6 @@ Status paged_attention(const void* q, int64_t q_ld, const void* k_pool, const vo
   a.head_dim = p.head_dim;
   a.page_size = p.page_size;
   a.scale = p.scale;
-  a.l2_prefetch = p.l2_prefetch;
 
   DS_ASSIGN_OR_RETURN(const int sms, current_sm_count());
   if (batch.max_q_len == 1)

@@ -25,7 +25,6 @@
 #include <cstdint>
 
 #include "runtime/common/status.h"
-#include "runtime/cuda/l2_prefetch.h"
 
 namespace ds::cuda {
 
@@ -36,9 +35,6 @@ struct PagedAttentionParams {
   int v_head_dim = 0;     // == head_dim for Qwen2
   int page_size = 16;
   float scale = 0.0f;     // softmax scale (1/sqrt(head_dim) typically)
-  // Optional (decode path only): weights the decode kernel prefetches into L2
-  // after its PDL wait, for the linear that follows (runtime/cuda/l2_prefetch.h).
-  L2Prefetch l2_prefetch;
 };
 
 // Device-side description of a step (all pointers are device memory).

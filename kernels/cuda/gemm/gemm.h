@@ -23,7 +23,6 @@
 
 #include "runtime/common/dtype.h"
 #include "runtime/common/status.h"
-#include "runtime/cuda/l2_prefetch.h"
 
 namespace ds::cuda {
 
@@ -71,13 +70,11 @@ struct GemmArgs {
   // and no RMSNorm prologue with it; out_dtype must be bf16; swiglu_out must not overlap x.
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
-  // Optional hint (GEMV kernels only; cuBLASLt ignores it): weights of the next
-  // linear, prefetched into L2 after the PDL wait (runtime/cuda/l2_prefetch.h).
-  // Never part of the problem kAuto times and caches (prepare() times without it).
-  L2Prefetch l2_prefetch;
-  // GEMV kernels only: each warp first issues one bulk L2 prefetch of its whole
-  // weight slice (before the PDL wait). For linears whose blocks start while the
-  // kernel before them leaves HBM idle (the custom all-reduce waiting for peers).
+  // Warp-row and tensor-core GEMV kernels only (cuBLASLt, gemv-async and the
+  // SwiGLU epilogue kernels ignore it): each warp first issues one bulk L2
+  // prefetch of its whole weight slice, before its PDL wait
+  // (runtime/cuda/l2_prefetch.cuh). A hint: same results. The executor sets it
+  // on linears whose output goes to an all-reduce (CudaExecutor::Impl::mark_weight_prefetch).
   bool prefetch_weights = false;
 };
 

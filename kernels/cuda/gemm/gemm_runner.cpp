@@ -67,11 +67,7 @@ struct GemmRunner::Impl {
   // added to y again by every timed launch (the residual stream would be lost):
   // those launches write a runner-owned copy of y's shape instead, at y's
   // alignment modulo 16 (same problem key). Its values are arbitrary.
-  // The arguments kAuto times: without the L2 prefetch hint (it is not part of
-  // the problem, and the next linear's bytes would be timed with this one).
-  Result<GemmArgs> timing_args(const GemmArgs& args) {
-    GemmArgs a = args;
-    a.l2_prefetch = L2Prefetch{};
+  Result<GemmArgs> timing_args(const GemmArgs& a) {
     if (a.residual == nullptr || a.residual != a.y) return a;
     const size_t bytes = static_cast<size_t>(a.m * a.ldy) * dtype_bytes(a.out_dtype) + 16;
     if (timing_y.bytes() < bytes) {

@@ -31,8 +31,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/cuda/l2_prefetch.cuh"
@@ -82,8 +80,7 @@ struct GemvParams {
   int64_t m, n, k, ldx, ldy;
   bool out_f32;
   int k_splits;
-  L2Prefetch l2_prefetch;
-  bool self_prefetch;
+  bool prefetch_weights;  // GemmArgs::prefetch_weights
   float* partials;
   unsigned* counters;
 };
@@ -141,13 +138,13 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
   float acc0[4] = {0.f, 0.f, 0.f, 0.f};
   float acc1[4] = {0.f, 0.f, 0.f, 0.f};
   StepFrag cur[kUnroll];
-  if (p.self_prefetch && lane < 16 && row0 + lane < p.n && s_end > s_begin) {
+  if (p.prefetch_weights && lane < 16 && row0 + lane < p.n && s_end > s_begin) {
+    // Row row0 + lane of this warp's k steps, as one bulk prefetch (k % 8 == 0: 16-byte multiples).
     const int64_t k0 = s_begin * 32, k1 = s_end * 32 < p.k ? s_end * 32 : p.k;
-    l2_prefetch_issue({reinterpret_cast<const char*>(p.w + (row0 + lane) * p.k + k0), static_cast<uint32_t>((k1 - k0) * 2)});
+    l2_prefetch_bulk(p.w + (row0 + lane) * p.k + k0, static_cast<uint32_t>((k1 - k0) * 2));
   }
   load_w(cur, s_begin);  // weights only before the PDL wait (runtime/cuda/pdl.h)
   pdl_wait();
-  if (warp == 0) l2_prefetch_part(p.l2_prefetch, blockIdx.x, gridDim.x, lane);
   load_x(cur, s_begin);
   for (int64_t s = s_begin; s < s_end; s += kUnroll) {
     StepFrag nxt[kUnroll];
@@ -229,19 +226,6 @@ __global__ void add_bias_f32_kernel(float* y, const __nv_bfloat16* bias, int64_t
 
 }  // namespace
 
-bool gemv_self_prefetch(const GemmArgs& a, bool mma) {
-  // 1: every GEMV; small / large: weights under / over 64 MiB (A/B experiment).
-  static const int mode = [] {
-    const char* e = std::getenv("DSRT_GEMV_SELF_PREFETCH");
-    const std::string s = e ? e : "";
-    return s == "1" ? 1 : s == "small" ? 2 : s == "large" ? 3 : s == "mma" ? 4 : s == "warp" ? 5 : s == "down" ? 6 : s == "head" ? 7 : 0;
-  }();
-  if (mode == 6) return a.k > 2 * a.n;
-  if (mode == 7) return a.n >= 65536;
-  const bool small = a.n * a.k * 2 < (int64_t{64} << 20);
-  return mode == 1 || (mode == 2 && small) || (mode == 3 && !small) || (mode == 4 && mma) || (mode == 5 && !mma);
-}
-
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   GemvWarpParams p;
   p.x = a.x;
@@ -256,8 +240,7 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.splits = splits;
-  p.l2_prefetch = a.l2_prefetch;
-  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch(a, false);
+  p.prefetch_weights = a.prefetch_weights;
   p.deep = deep;
   if (a.norm.src != nullptr) {
     p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
@@ -357,8 +340,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.ldx = a.ldx;
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
-  p.l2_prefetch = a.l2_prefetch;
-  p.self_prefetch = a.prefetch_weights || gemv_self_prefetch(a, true);
+  p.prefetch_weights = a.prefetch_weights;
   const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
   int64_t splits = k_splits > 0 ? k_splits : gemv_k_splits(a, scratch.num_sms);
   if (scratch.partials == nullptr || scratch.counters == nullptr || tiles > kGemvMaxSplitTiles) splits = 1;

@@ -92,12 +92,8 @@ struct GemvWarpParams {
   // Needs splits 1 or 2 (a block of kGemvRowWarpsPerBlock warps holds a pair).
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
-  L2Prefetch l2_prefetch;  // GemmArgs::l2_prefetch, issued by warp 0 of every block
-  bool self_prefetch = false;  // gemv_self_prefetch(): each warp bulk-prefetches its own weights first
+  bool prefetch_weights = false;  // GemmArgs::prefetch_weights
 };
-// DSRT_GEMV_SELF_PREFETCH=1 (A/B experiment): every warp of the GEMV kernels
-// issues one bulk L2 prefetch of its whole weight slice before its PDL wait.
-bool gemv_self_prefetch(const GemmArgs& a, bool mma);
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);
 // swiglu: the SwiGLU epilogue's kernels (splits 1 or 2 only).

@@ -13,7 +13,6 @@
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/cuda/gemm/gemv_common.cuh"
 #include "runtime/cuda/cp_async.cuh"
-#include "runtime/cuda/l2_prefetch.cuh"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/pdl.cuh"
 
@@ -62,7 +61,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
 #pragma unroll
   for (int j = 0; j < kStages - 1; ++j) issue(j);
   pdl_wait();  // only weights were read so far (PDL, see runtime/cuda/pdl.h)
-  if (warp == 0) l2_prefetch_part(p.l2_prefetch, blockIdx.x, gridDim.x, lane);
   for (int64_t j = 0; j < stages; ++j) {
     cp_async_wait<kStages - 2>();
     issue(j + kStages - 1);

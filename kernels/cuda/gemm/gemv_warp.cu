@@ -69,13 +69,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
       wv[u] = v < v_end ? gemv_load_stream(w + v) : zero;
     }
   };
-  const L2PrefetchSlice pf = l2_prefetch_slice(p.l2_prefetch, blockIdx.x * kWarpsPerBlock + warp,
-                                               gridDim.x * kWarpsPerBlock, lane);
-  if (p.self_prefetch && lane == 0 && v_end > v_begin)
-    l2_prefetch_issue({reinterpret_cast<const char*>(w + v_begin), static_cast<uint32_t>((v_end - v_begin) * 16)});
+  // GemmArgs::prefetch_weights: this warp's whole slice (not in the SwiGLU kernels, which
+  // it would make spill: the executor sets it on linears that feed an all-reduce only).
+  if constexpr (!SWIGLU)
+    if (p.prefetch_weights && lane == 0 && v_end > v_begin)
+      l2_prefetch_bulk(w + v_begin, static_cast<uint32_t>((v_end - v_begin) * 16));
   load(v_begin + lane);
   pdl_wait();
-  l2_prefetch_issue(pf);
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {

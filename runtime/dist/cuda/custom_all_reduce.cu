@@ -6,7 +6,6 @@
 #include <cstdint>
 
 #include "runtime/cuda/cuda_check.h"
-#include "runtime/cuda/l2_prefetch.cuh"
 #include "runtime/cuda/pdl.cuh"
 
 namespace ds::cuda {
@@ -89,7 +88,7 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
                                                                  const uint4* residual, uint4* out, size_t nvec,
                                                                  size_t per_block,
                                                                  size_t half_bytes, uint32_t* counter,
-                                                                 long long timeout_ns, L2Prefetch prefetch) {
+                                                                 long long timeout_ns) {
   __shared__ uint32_t epoch_s;
   const int b = blockIdx.x;
   // Launched with PDL (behind a GEMV that triggers early): wait for the previous
@@ -97,8 +96,6 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
   // (which waits for this one to finish) be scheduled at once.
   pdl_wait();
   pdl_trigger();
-  // The next linear's weights go to L2 while this block waits for its peers.
-  if (threadIdx.x < 32) l2_prefetch_part(prefetch, b, gridDim.x, threadIdx.x);
   if (threadIdx.x == 0) epoch_s = counter[b] + 1;
   __syncthreads();
   const uint32_t epoch = epoch_s;
@@ -205,7 +202,7 @@ bool CustomAllReduce::supports(const void* in, const void* out, DType dtype, siz
 }
 
 Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n,
-                                       cudaStream_t stream, const void* residual, const L2Prefetch& prefetch) {
+                                       cudaStream_t stream, const void* residual) {
   if (rank < 0 || rank >= size())
     return Status::Error(StrCat() << "custom all-reduce: rank " << rank << " of " << size());
   if (n == 0) return Status::Ok();
@@ -235,15 +232,15 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
   switch (dtype) {
     case DType::kBF16:
       e = launch_kernel(one_shot_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
-                        per_block, half_bytes, counter, timeout_ns, prefetch);
+                        per_block, half_bytes, counter, timeout_ns);
       break;
     case DType::kF16:
       e = launch_kernel(one_shot_all_reduce<__half>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
-                        per_block, half_bytes, counter, timeout_ns, prefetch);
+                        per_block, half_bytes, counter, timeout_ns);
       break;
     default:
       e = launch_kernel(one_shot_all_reduce<float>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
-                        per_block, half_bytes, counter, timeout_ns, prefetch);
+                        per_block, half_bytes, counter, timeout_ns);
       break;
   }
   if (e != cudaSuccess) return cuda_error_status(e, "one_shot_all_reduce launch", __FILE__, __LINE__);

@@ -25,7 +25,6 @@
 #include "runtime/common/dtype.h"
 #include "runtime/common/status.h"
 #include "runtime/cuda/device_buffer.h"
-#include "runtime/cuda/l2_prefetch.h"
 
 namespace ds::cuda {
 
@@ -56,10 +55,8 @@ class CustomAllReduce {
   // residual (optional, n elements of dtype, 16-byte aligned, may be out):
   // out = residual + sum over ranks, summed in f32 as residual + in_0 + ... +
   // in_{N-1} (the residual add after a row-parallel linear, fused).
-  // prefetch (optional): the next linear's weights, prefetched into L2 while
-  // the kernel waits for its peers (runtime/cuda/l2_prefetch.h).
   Status all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream,
-                        const void* residual = nullptr, const L2Prefetch& prefetch = {});
+                        const void* residual = nullptr);
 
  private:
   struct Rank {

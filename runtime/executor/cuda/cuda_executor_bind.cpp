@@ -7,7 +7,6 @@
 #include <string>
 
 #include "runtime/executor/cuda/cuda_executor_binder.h"
-#include "runtime/executor/l2_prefetch_plan.h"
 
 namespace ds::cuda {
 
@@ -253,51 +252,28 @@ Status Binder::fused(const plan::Kernel& k, BoundOp& op) {
 Status CudaExecutor::Impl::bind(const std::vector<DeviceTensor>& weights) {
   Binder b(*this, weights);
   DS_RETURN_IF_ERROR(b.bind_all());
-  return assign_l2_prefetch();
+  mark_weight_prefetch();
+  return Status::Ok();
 }
 
-Status CudaExecutor::Impl::assign_l2_prefetch() {
-  int device = 0, l2 = 0;
-  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
-  std::vector<PrefetchOp> ops(program.size());
-  for (size_t i = 0; i < program.size(); ++i) {
-    const BoundOp& op = program[i];
-    switch (op.kind) {
-      case BoundOp::Kind::kAttention:
-      case BoundOp::Kind::kAllReduce: ops[i].role = PrefetchOp::Role::kLatencyBound; break;
-      case BoundOp::Kind::kLinear:
-      case BoundOp::Kind::kLogits:
-        ops[i].role = PrefetchOp::Role::kLinear;
-        ops[i].weight_bytes = static_cast<uint64_t>(op.gemm.n * op.gemm.k) * 2;  // bf16 w [n, k]
-        break;
-      default: break;
-    }
-  }
-  // Linears right after an all-reduce (absorbed groups in between do not
-  // launch at decode) prefetch their own weights: their blocks start while the
-  // all-reduce waits for its peers. DSRT_GEMV_PREFETCH_AFTER_AR=0: off (A/B).
-  static const bool after_ar = [] {
-    const char* e = std::getenv("DSRT_GEMV_PREFETCH_AFTER_AR");
+// The row-parallel linears (o_proj, down_proj) that feed an all-reduce under
+// tensor parallelism prefetch their own weights into L2 (GemmArgs::prefetch_weights).
+// H200, same calls (docs/PERF.md, session 8): 32B TP 2 decode 95.5 / 95.4 tok/s
+// with it on down_proj vs 91.7 / 91.5 without; on the unsharded model the same
+// prefetch on down_proj (which then feeds the next layer's qkv, not an all-reduce)
+// lost 5-8%, so single-GPU plans keep it off. Groups that another instruction
+// absorbs do not launch and are skipped when looking for the next instruction.
+void CudaExecutor::Impl::mark_weight_prefetch() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_GEMV_PREFETCH_BEFORE_AR");
     return !(e && std::string(e) == "0");
   }();
-  size_t prev = BoundOp::kNone;
-  for (size_t i = 0; i < program.size(); ++i) {
-    BoundOp& op = program[i];
+  BoundOp* last_linear = nullptr;
+  for (BoundOp& op : program) {
     if (op.kind == BoundOp::Kind::kFused && op.absorbed_by != BoundOp::kNone) continue;
-    op.gemm.prefetch_weights = after_ar && op.kind == BoundOp::Kind::kLinear && prev != BoundOp::kNone &&
-                               program[prev].kind == BoundOp::Kind::kAllReduce;
-    prev = i;
+    if (op.kind == BoundOp::Kind::kAllReduce && last_linear != nullptr) last_linear->gemm.prefetch_weights = on;
+    last_linear = op.kind == BoundOp::Kind::kLinear ? &op : nullptr;
   }
-  const std::vector<PrefetchAssignment> plan = plan_l2_prefetch(ops, l2_prefetch_budget(static_cast<uint64_t>(l2)));
-  for (size_t i = 0; i < program.size(); ++i) {
-    const PrefetchAssignment& a = plan[i];
-    program[i].l2_prefetch = L2Prefetch{};
-    if (a.bytes == 0) continue;
-    program[i].l2_prefetch.ptr = static_cast<const char*>(program[a.target].gemm.w) + a.offset;
-    program[i].l2_prefetch.bytes = a.bytes;
-  }
-  return Status::Ok();
 }
 
 }  // namespace ds::cuda

@@ -157,7 +157,6 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         s = gather_rows(op.x, op.hidden, 2, m.logit_rows, sh.num_logit_rows, logit_hidden.data(), st);
         if (!s.ok()) break;
         GemmArgs a = op.gemm;
-        a.l2_prefetch = op.l2_prefetch;
         a.x = logit_hidden.data();
         a.m = sh.num_logit_rows;
         s = gemm->run(a, st);
@@ -175,17 +174,15 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
         pb.max_kv_len = static_cast<int>(sh.max_kv_len);
         void* kp = k_pools[static_cast<size_t>(op.layer)].data();
         void* vp = v_pools[static_cast<size_t>(op.layer)].data();
-        PagedAttentionParams ap = op.attn;
-        ap.l2_prefetch = op.l2_prefetch;
         if (attention_rope_on(op, sh)) {  // the rope + KV-write group before it was not launched
           PagedAttentionRope r = op.rope;
           r.k_cache = kp;
           r.v_cache = vp;
           r.slots = m.slot_mapping;
-          s = paged_attention(op.rope_q, op.rope_q_ld, kp, vp, op.out, ap, pb, attn_workspace.data(),
+          s = paged_attention(op.rope_q, op.rope_q_ld, kp, vp, op.out, op.attn, pb, attn_workspace.data(),
                               attn_workspace.bytes(), st, &r);
         } else {
-          s = paged_attention(op.q, 0, kp, vp, op.out, ap, pb, attn_workspace.data(), attn_workspace.bytes(), st);
+          s = paged_attention(op.q, 0, kp, vp, op.out, op.attn, pb, attn_workspace.data(), attn_workspace.bytes(), st);
         }
         break;
       }
@@ -224,7 +221,6 @@ constexpr int64_t kSwigluEpilogueMaxRows = 1;
 GemmArgs CudaExecutor::Impl::linear_args(const BoundOp& op, int64_t m) const {
   GemmArgs a = op.gemm;
   a.m = m;
-  a.l2_prefetch = op.l2_prefetch;
   if (a.norm.src != nullptr && !gemm->supports_norm_prologue(a)) a.norm = NormPrologue{};
   // The SwiGLU epilogue only at batch 1: at m = 2 the timed plain choice is often
   // cuBLASLt, which beats the epilogue GEMV by more than the SiLU*mul launch it
@@ -257,7 +253,7 @@ Status CudaExecutor::Impl::all_reduce(const BoundOp& op, int64_t rows, cudaStrea
   const size_t n = static_cast<size_t>(rows * op.hidden);
   if (n == 0) return Status::Ok();
   if (custom_ar && custom_ar->supports(op.x, op.out, op.dtype, n))
-    return custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st, op.residual, op.l2_prefetch);
+    return custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st, op.residual);
   void* sum = op.residual == op.out ? const_cast<void*>(op.x) : op.out;
   if (comm) {
     DS_RETURN_IF_ERROR(comm->all_reduce_sum(op.x, sum, op.dtype, n, st));

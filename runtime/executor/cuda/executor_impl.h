@@ -15,7 +15,6 @@
 #include "kernels/cuda/sampling/device_sampler.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/kernel_library.h"
-#include "runtime/cuda/l2_prefetch.h"
 #include "runtime/cuda/pinned_buffer.h"
 #include "runtime/dist/cuda/custom_all_reduce.h"
 #include "runtime/dist/cuda/device_communicator.h"
@@ -89,9 +88,6 @@ struct BoundOp {
   DType dtype = DType::kBF16;
   bool per_logit_row = false;
   const void* residual = nullptr;  // kAllReduce: out = residual + sum over ranks
-  // kAttention, kAllReduce (custom kernel), kLinear / kLogits (GEMV kernels):
-  // the next linear's weights this kernel prefetches into L2 (assign_l2_prefetch).
-  L2Prefetch l2_prefetch;
 };
 
 // Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
@@ -184,9 +180,9 @@ struct CudaExecutor::Impl {
   // an error) under tensor parallelism, else a plain synchronize.
   Status sync();
   Status bind(const std::vector<DeviceTensor>& weights);
-  // Sets each BoundOp's l2_prefetch by plan_l2_prefetch (runtime/executor/l2_prefetch_plan.h)
-  // with the device's L2 size; DSRT_L2_PREFETCH_MB overrides the budget (0: off).
-  Status assign_l2_prefetch();
+  // Sets gemm.prefetch_weights on every kLinear whose next launched instruction
+  // is an all-reduce (DSRT_GEMV_PREFETCH_BEFORE_AR=0: on none).
+  void mark_weight_prefetch();
   Status run_program(const StepShape& shape);
   // The GEMM arguments of a kLinear at `m` rows: the norm prologue kept only
   // when the GEMV runs it at this m (then the norm group is skipped).

@@ -134,10 +134,6 @@ Result<AttnResult> run_case_gpu(const AttnCase& c, const AttnData& d, cudaStream
   p.head_dim = p.v_head_dim = c.head_dim;
   p.page_size = c.page_size;
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
-  // Cases with an odd seed also hand the decode kernels an L2 prefetch (of the V
-  // pool, as a stand-in for the next linear's weights): a hint that must not
-  // change any result.
-  if (c.seed % 2 == 1) p.l2_prefetch = L2Prefetch{dv.data(), dv.bytes()};
   PagedAttentionBatch b;
   b.num_seqs = n;
   b.q_start = static_cast<const int32_t*>(dqs.data());

@@ -42,9 +42,8 @@ detail::GemvKernel kernel_of(int link, int64_t m) {
 
 // The chain's launches on `stream`: x_i = y[i], except after every third link,
 // where the output goes through a row gather (also PDL-aware, rows reversed)
-// into g[i - 1] first; odd links add a bias. prefetch: link i also prefetches
-// the next link's weights into L2 (runtime/cuda/l2_prefetch.h): all of them, all
-// but 8 bytes (not a multiple of 16), or from an unaligned address (skipped).
+// into g[i - 1] first; odd links add a bias. prefetch: links 0, 1, 4, 5, 8, 9
+// also prefetch their own weights into L2 first (GemmArgs::prefetch_weights).
 Status run_chain(const Chain& c, const detail::GemvScratch& scratch, cudaStream_t stream, bool prefetch = false) {
   for (int i = 0; i < kLinks; ++i) {
     GemmArgs a;
@@ -53,12 +52,7 @@ Status run_chain(const Chain& c, const detail::GemvScratch& scratch, cudaStream_
     a.w = c.w[static_cast<size_t>(i)].data();
     a.y = c.y[static_cast<size_t>(i + 1)].data();
     a.bias = i % 2 == 1 ? c.bias.data() : nullptr;
-    if (prefetch && i + 1 < kLinks) {
-      const DeviceBuffer& next = c.w[static_cast<size_t>(i + 1)];
-      const uint64_t unaligned = i % 3 == 2 ? 8 : 0;
-      a.l2_prefetch.ptr = static_cast<const char*>(next.data()) + unaligned;
-      a.l2_prefetch.bytes = next.bytes() - (i % 3 == 1 ? 8 : 0) - unaligned;
-    }
+    a.prefetch_weights = prefetch && i % 4 < 2;
     DS_RETURN_IF_ERROR(detail::launch_gemv(a, scratch, stream, 0, kernel_of(i, c.m)));
     if (i % 3 == 2)
       DS_RETURN_IF_ERROR(gather_rows(c.y[static_cast<size_t>(i + 1)].data(), c.n, 2,
@@ -120,7 +114,7 @@ TEST_F(PdlTest, GraphChainWithPdlEqualsEagerWithout) {
     ASSERT_TRUE(stream_.synchronize().ok());
     EXPECT_EQ(0, std::memcmp(ref.data(), result(c).data(), ref.size() * 2)) << "m=" << m << ": eager with PDL";
 
-    // Eager with PDL, every link prefetching the next one's weights: a hint only.
+    // Eager with PDL, links of every kernel prefetching their weights: a hint only.
     reset_outputs(c);
     {
       PdlScope on(true);
