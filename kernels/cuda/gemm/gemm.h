@@ -73,8 +73,8 @@ struct GemmArgs {
   // Warp-row and tensor-core GEMV kernels only (cuBLASLt, gemv-async and the
   // SwiGLU epilogue kernels ignore it): each warp first issues one bulk L2
   // prefetch of its whole weight slice, before its PDL wait
-  // (runtime/cuda/l2_prefetch.cuh). A hint: same results. The executor sets it
-  // on linears whose output goes to an all-reduce (CudaExecutor::Impl::mark_weight_prefetch).
+  // (runtime/cuda/l2_prefetch.cuh). A hint: same results. The executor sets it,
+  // opt-in, on linears whose output goes to an all-reduce (CudaExecutor::Impl::mark_weight_prefetch).
   bool prefetch_weights = false;
 };
 

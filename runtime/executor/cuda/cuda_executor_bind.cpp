@@ -256,17 +256,18 @@ Status CudaExecutor::Impl::bind(const std::vector<DeviceTensor>& weights) {
   return Status::Ok();
 }
 
-// The row-parallel linears (o_proj, down_proj) that feed an all-reduce under
-// tensor parallelism prefetch their own weights into L2 (GemmArgs::prefetch_weights).
-// H200, same calls (docs/PERF.md, session 8): 32B TP 2 decode 95.5 / 95.4 tok/s
-// with it on down_proj vs 91.7 / 91.5 without; on the unsharded model the same
-// prefetch on down_proj (which then feeds the next layer's qkv, not an all-reduce)
-// lost 5-8%, so single-GPU plans keep it off. Groups that another instruction
-// absorbs do not launch and are skipped when looking for the next instruction.
+// Opt-in (DSRT_GEMV_PREFETCH_BEFORE_AR=1): the row-parallel linears (o_proj,
+// down_proj) that feed an all-reduce under tensor parallelism prefetch their own
+// weights into L2 (GemmArgs::prefetch_weights). H200 x2 hosts, 32B TP 2 decode
+// (docs/PERF.md, session 8): +4% on one host (95.5 / 95.4 vs 91.7 / 91.5 tok/s),
+// -1.5% on another (95.5 / 95.6 vs 96.6 / 97.3); the same prefetch on the
+// unsharded down_proj lost 5-8% (7B, 32B). Off until it wins consistently.
+// Groups that another instruction absorbs do not launch and are skipped when
+// looking for the next instruction.
 void CudaExecutor::Impl::mark_weight_prefetch() {
   static const bool on = [] {
     const char* e = std::getenv("DSRT_GEMV_PREFETCH_BEFORE_AR");
-    return !(e && std::string(e) == "0");
+    return e && std::string(e) == "1";
   }();
   BoundOp* last_linear = nullptr;
   for (BoundOp& op : program) {

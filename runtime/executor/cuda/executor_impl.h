@@ -181,7 +181,7 @@ struct CudaExecutor::Impl {
   Status sync();
   Status bind(const std::vector<DeviceTensor>& weights);
   // Sets gemm.prefetch_weights on every kLinear whose next launched instruction
-  // is an all-reduce (DSRT_GEMV_PREFETCH_BEFORE_AR=0: on none).
+  // is an all-reduce, when DSRT_GEMV_PREFETCH_BEFORE_AR=1 (opt-in experiment).
   void mark_weight_prefetch();
   Status run_program(const StepShape& shape);
   // The GEMM arguments of a kLinear at `m` rows: the norm prologue kept only
