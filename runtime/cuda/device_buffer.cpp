@@ -112,4 +112,23 @@ void Event::reset() {
   e_ = nullptr;
 }
 
+GraphExec& GraphExec::operator=(GraphExec&& o) noexcept {
+  if (this != &o) {
+    reset();
+    g_ = std::exchange(o.g_, nullptr);
+  }
+  return *this;
+}
+
+Status GraphExec::launch(const Stream& stream) const {
+  if (g_ == nullptr) return Status::Error("cudaGraphLaunch: no graph");
+  DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(g_, stream.get()));
+  return Status::Ok();
+}
+
+void GraphExec::reset() {
+  if (g_) (void)cudaGraphExecDestroy(g_);
+  g_ = nullptr;
+}
+
 }  // namespace ds::cuda

@@ -76,4 +76,22 @@ class Event {
   cudaEvent_t e_ = nullptr;
 };
 
+// An instantiated CUDA graph, move-only.
+class GraphExec {
+ public:
+  GraphExec() = default;
+  explicit GraphExec(cudaGraphExec_t g) : g_(g) {}
+  ~GraphExec() { reset(); }
+  GraphExec(GraphExec&& o) noexcept : g_(std::exchange(o.g_, nullptr)) {}
+  GraphExec& operator=(GraphExec&& o) noexcept;
+  GraphExec(const GraphExec&) = delete;
+  GraphExec& operator=(const GraphExec&) = delete;
+  cudaGraphExec_t get() const { return g_; }
+  Status launch(const Stream& stream) const;
+  void reset();
+
+ private:
+  cudaGraphExec_t g_ = nullptr;
+};
+
 }  // namespace ds::cuda

@@ -280,7 +280,7 @@ def main():
 
     # Tensor parallelism (bench.sh tp, tools/gpu/bench_tp.sh).
     tp_tps = {}
-    for tp in (1, 2, 4, "2_nccl"):
+    for tp in (1, 2, 4, "2_nccl", "2_custom"):
         r = load(bench_file(f"tp_decode_32B_tp{tp}.json"))
         if r is None:
             continue
@@ -291,9 +291,16 @@ def main():
             tp_tps[tp] = tps
         speedup = tps / tp_tps[1] if tps and tp_tps.get(1) and tp != 1 else None
         label = f"decode bs1 32B TP {tp}".replace("2_nccl", "2 (NCCL all_reduce only)")
+        label = label.replace("2_custom", "2 (custom all_reduce forced)")
+        # dsrt's start-up choice between the custom all-reduce and NCCL (all_reduce_choice.h).
+        choice = ""
+        path = bench_file(f"tp_decode_32B_tp{tp}.log")
+        if path and os.path.exists(path):
+            m = re.search(r"decode all-reduce of .*", open(path, errors="replace").read())
+            choice = m.group(0) if m else ""
         row(label, tps, "tok/s", speedup, "x TP 1", None, None,
             ">= 1.8x TP 1" if tp == 2 else "", speedup >= 1.8 if tp == 2 and speedup else None,
-            log_tail(f"tp_decode_32B_tp{tp}.log") if not tps else "")
+            log_tail(f"tp_decode_32B_tp{tp}.log") if not tps else choice)
     for tp in (2, 4):
         text = None
         path = bench_file(f"tp_nccl_tp{tp}.log")

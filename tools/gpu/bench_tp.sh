@@ -4,7 +4,9 @@
 # parts (default "decode nccl profile serve": about 3-4 minutes on 4 GPUs).
 #   tp_decode_32B_tpN.json   dsrt generate --tp N, 32 prompt ids, 128 new tokens (N = 1, 2, 4; the
 #                            TP 1 run is repeated here so that every figure comes from one card);
-#                            tp_decode_32B_tp2_nccl.json: TP 2 with --disable-custom-all-reduce
+#                            tp_decode_32B_tp2_nccl.json: TP 2 with --disable-custom-all-reduce;
+#                            tp_decode_32B_tp2_custom.json: TP 2 with the custom kernel forced
+#                            (DSRT_CUSTOM_ALLREDUCE=1; by default dsrt times it against NCCL at start-up)
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
 #                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph
 #   tp_profile_32B_tpN.log   DSRT_PROFILE=1, graphs off: per-instruction GPU time of eager decode
@@ -26,9 +28,16 @@ tp_part decode && for tp in 1 2 4; do
     || note "tp decode 32B tp$tp: exit $? (see tp_decode_32B_tp$tp.log)"
 done
 
-# TP 2 once more with every all_reduce through NCCL (the custom one-shot kernel off).
+# TP 2 once more with every all_reduce through NCCL (the custom one-shot kernel off), and
+# once with the custom kernel forced (no start-up timing).
 plan="$(tp_plan 32B 2)"
 if tp_part decode && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ]; then
+  note "tp decode 32B tp2, custom all-reduce forced"
+  cmdlog "tp_decode_32B_tp2_custom" "DSRT_CUSTOM_ALLREDUCE=1 $DSRT generate $plan --tp 2 ... (as above)"
+  # shellcheck disable=SC2086
+  DSRT_CUSTOM_ALLREDUCE=1 timeout 120 "$DSRT" generate "$plan" --tp 2 --load-format dummy --prompt-ids "$tp_prompt" \
+      --max-new-tokens 128 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_custom.json" \
+      2> "$B/tp_decode_32B_tp2_custom.log" || note "tp decode 32B tp2 custom: exit $?"
   note "tp decode 32B tp2, NCCL only"
   cmdlog "tp_decode_32B_tp2_nccl" "$DSRT generate $plan --tp 2 --disable-custom-all-reduce ... (as above)"
   # shellcheck disable=SC2086

@@ -1,7 +1,7 @@
 # Tensor parallelism on GPUs: the `tp` section of tools/gpu/run.sh (sourced by it after the
 # build; uses its ROOT, BUILD, OUT and row()). Rows, each skipped when fewer GPUs are visible:
 #   ds_cuda_executor_tp_tests   TP 2/4 vs TP 1 and CPU on the fixtures, graph == eager, greedy == argmax
-#   custom all-reduce tests     ds_cuda_dist_tests CustomAllReduce.* on all GPUs
+#   custom all-reduce tests     ds_cuda_dist_tests CustomAllReduce.* and AllReduceChoice.* on all GPUs
 #   e2e bf16 tpN <fixture>      dsrt score --tp N on the fixtures' tpN plans vs the goldens (check_goldens.py --bf16)
 #   realshape 1.5B tp           1.5B-shape random model at TP 2/4 vs transformers f32 and vs the TP 1 dsrt run
 #                               (ok: each TP variant within 10% of TP 1's error vs f32)
@@ -34,7 +34,7 @@ fi
 # The one-shot custom all-reduce kernel's own tests (sums, residual, epochs, graph replays).
 dexe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable | head -n1)"
 if [ -n "$dexe" ]; then
-  timeout 120 "$dexe" --gtest_color=no --gtest_filter='CustomAllReduce.*' > "$OUT/parts/ds_cuda_dist_tests_custom_ar.log" 2>&1
+  timeout 120 "$dexe" --gtest_color=no --gtest_filter='CustomAllReduce.*:AllReduceChoice.*' > "$OUT/parts/ds_cuda_dist_tests_custom_ar.log" 2>&1
   prc=$?
   row "custom all-reduce tests" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
       "$(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/parts/ds_cuda_dist_tests_custom_ar.log" | tr '\n' ' ' | cut -c1-80)"

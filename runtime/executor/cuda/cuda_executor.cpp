@@ -98,19 +98,6 @@ Status CudaExecutorOptions::validate() const {
   return Status::Ok();
 }
 
-GraphExec& GraphExec::operator=(GraphExec&& o) noexcept {
-  if (this != &o) {
-    reset();
-    g_ = std::exchange(o.g_, nullptr);
-  }
-  return *this;
-}
-
-void GraphExec::reset() {
-  if (g_) (void)cudaGraphExecDestroy(g_);
-  g_ = nullptr;
-}
-
 std::vector<int64_t> cuda_graph_batch_sizes(int64_t max_bs) {
   std::vector<int64_t> sizes;
   for (int64_t b : {1, 2, 4, 8})

@@ -9,6 +9,7 @@
 
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
+#include "runtime/dist/cuda/all_reduce_choice.h"
 #include "runtime/dist/cuda/device_communicator.h"
 
 namespace ds::cuda {
@@ -91,14 +92,34 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
   e->devices_ = devices;
   e->first_rank_ = first;
   const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE");
+  const std::string custom_env = env ? env : "";
   // Across processes the all-reduce spans GPUs the custom kernel cannot reach.
-  if (options.custom_all_reduce && n > 1 && !group && !(env && std::string(env) == "0")) {
+  if (options.custom_all_reduce && n > 1 && !group && custom_env != "0") {
     auto ar = CustomAllReduce::create(devices, CustomAllReduce::kDefaultMaxBytes, options.exec.dist_timeout);
     if (ar.ok()) {
       e->custom_ar_ = std::move(ar).value();
     } else {
       std::fprintf(stderr, "dsrt: tensor parallelism: all-reduce through NCCL only (%s)\n", ar.status().message().c_str());
     }
+  }
+  // Custom kernel or NCCL for the decode all-reduces: measured on these GPUs
+  // (all_reduce_choice.h) unless DSRT_CUSTOM_ALLREDUCE=1 asks for the kernel.
+  if (e->custom_ar_ && custom_env != "1") {
+    std::vector<DeviceCommunicator*> raw;
+    for (auto& c : comms) raw.push_back(c.get());
+    AllReduceTimingOptions to;
+    const int hidden = plan->model() ? plan->model()->hidden_size() : 0;
+    if (hidden > 0) to.bytes = std::min((static_cast<size_t>(hidden) * sizeof(float) + 15) / 16 * 16, e->custom_ar_->max_bytes());
+    to.timeout = options.exec.dist_timeout;
+    bool measured = false;
+    Result<AllReduceTiming> timed = decode_all_reduce_timing(*e->custom_ar_, raw, devices, to, &measured);
+    if (!timed.ok()) return timed.status().with_context("tensor parallelism: choosing the decode all-reduce");
+    const AllReduceTiming t = *timed;
+    const bool custom = prefer_custom_all_reduce(t);
+    if (measured)
+      std::fprintf(stderr, "dsrt: tensor parallelism: decode all-reduce of %zu bytes: custom kernel %.1f us, NCCL %.1f us -> %s\n",
+                   to.bytes, t.custom_us, t.nccl_us, custom ? "custom kernel" : "NCCL");
+    if (!custom) e->custom_ar_.reset();
   }
   for (int r = 0; r < n; ++r) {
     auto rank = std::make_unique<Rank>();

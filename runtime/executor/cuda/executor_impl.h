@@ -23,23 +23,6 @@
 
 namespace ds::cuda {
 
-// An instantiated CUDA graph, move-only.
-class GraphExec {
- public:
-  GraphExec() = default;
-  explicit GraphExec(cudaGraphExec_t g) : g_(g) {}
-  ~GraphExec() { reset(); }
-  GraphExec(GraphExec&& o) noexcept : g_(std::exchange(o.g_, nullptr)) {}
-  GraphExec& operator=(GraphExec&& o) noexcept;
-  GraphExec(const GraphExec&) = delete;
-  GraphExec& operator=(const GraphExec&) = delete;
-  cudaGraphExec_t get() const { return g_; }
-  void reset();
-
- private:
-  cudaGraphExec_t g_ = nullptr;
-};
-
 // One program instruction bound to device pointers.
 struct BoundOp {
   enum class Kind { kEmbedding, kLinear, kLogits, kAttention, kFused, kAllReduce, kAllGather };
