@@ -92,47 +92,47 @@ Result<size_t> device_weight_bytes(const LoadedPlan& plan) { return cuda::Device
 
 namespace {
 
-// Tensor parallelism in this process: rank r on GPU options.device + r.
+// Tensor parallelism in this process: rank r on GPU options.gpu.device + r.
 Result<std::unique_ptr<Executor>> make_cuda_tp_executor(const LoadedPlan& plan, const LoadedWeights& weights,
                                                         KvCache& kv, const cuda::CudaExecutorOptions& co,
                                                         const ExecutorOptions& options, ExecutorStartup* startup) {
   cuda::CudaTpOptions to;
   to.exec = co;
-  to.base_gpu_id = options.device;
+  to.base_gpu_id = options.gpu.device;
   to.weights = weights.load_options();
   to.weights.tp_rank = 0;
-  to.check_p2p = options.enable_p2p_check;
-  to.custom_all_reduce = !options.disable_custom_all_reduce;
-  if (options.weight_progress) to.progress = options.weight_progress;
+  to.check_p2p = options.gpu.enable_p2p_check;
+  to.custom_all_reduce = !options.gpu.disable_custom_all_reduce;
+  if (options.gpu.weight_progress) to.progress = options.gpu.weight_progress;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaTpExecutor> exec, cuda::CudaTpExecutor::create(plan, kv, to));
   fill_startup(startup, exec->weights_load_seconds(), exec->weight_bytes_per_gpu(), exec->rank_executor(0));
   return std::unique_ptr<Executor>(std::move(exec));
 }
 
 // This process's ranks of a multi-process group (plan tp_size N over the
-// group's K processes: N / K GPUs from options.device on), sized by rank 0's
+// group's K processes: N / K GPUs from options.gpu.device on), sized by rank 0's
 // setup (every rank captures the same graphs). One GPU per process is the
 // N = K case of the same executor.
 Result<std::unique_ptr<Executor>> make_cuda_ranks(const LoadedPlan& plan, const WeightLoadOptions& weight_options,
                                                   KvCache& kv, const FollowerSetup& s, Communicator& dist,
                                                   const ExecutorOptions& options, ExecutorStartup* startup) {
   const std::string who = StrCat() << "tensor-parallel process " << dist.rank() << " of " << dist.size();
-  DS_RETURN_IF_ERROR(check_device(options.device).with_context(who));
+  DS_RETURN_IF_ERROR(check_device(options.gpu.device).with_context(who));
   cuda::CudaTpOptions to;
-  to.exec.device = options.device;
+  to.exec.device = options.gpu.device;
   to.exec.token_capacity = s.token_capacity;
   to.exec.max_seqs = s.max_seqs;
   to.exec.max_model_len = s.max_model_len;
   to.exec.max_logit_rows = s.max_logit_rows;
   to.exec.enable_cuda_graph = s.enable_cuda_graph;
   to.exec.cuda_graph_max_bs = s.cuda_graph_max_bs;
-  to.exec.dist_timeout = options.dist_timeout;
-  to.base_gpu_id = options.device;
+  to.exec.dist_timeout = options.gpu.dist_timeout;
+  to.base_gpu_id = options.gpu.device;
   to.weights = weight_options;
-  to.check_p2p = options.enable_p2p_check;
-  to.custom_all_reduce = !options.disable_custom_all_reduce;
+  to.check_p2p = options.gpu.enable_p2p_check;
+  to.custom_all_reduce = !options.gpu.disable_custom_all_reduce;
   to.process_group = &dist;
-  if (options.weight_progress && dist.rank() == 0) to.progress = options.weight_progress;
+  if (options.gpu.weight_progress && dist.rank() == 0) to.progress = options.gpu.weight_progress;
   auto exec = cuda::CudaTpExecutor::create(plan, kv, to);
   if (!exec.ok()) return exec.status().with_context(who);
   fill_startup(startup, (*exec)->weights_load_seconds(), (*exec)->weight_bytes_per_gpu(), (*exec)->rank_executor(0));
@@ -142,20 +142,20 @@ Result<std::unique_ptr<Executor>> make_cuda_ranks(const LoadedPlan& plan, const 
 // The per-rank executor options (one GPU, or each GPU of a tensor-parallel group).
 Result<cuda::CudaExecutorOptions> cuda_options(const LoadedPlan& plan, const ExecutorOptions& options) {
   cuda::CudaExecutorOptions co;
-  co.device = options.device;
+  co.device = options.gpu.device;
   co.token_capacity = options.token_capacity;
   co.max_seqs = options.max_seqs > 0 ? options.max_seqs : options.token_capacity;
   co.max_logit_rows = std::min(options.max_logit_rows, options.token_capacity);  // 0: token_capacity
   co.max_model_len = options.max_model_len > 0 ? options.max_model_len : plan->model()->max_model_len();
-  co.enable_cuda_graph = options.enable_cuda_graph;
-  if (options.cuda_graph_max_bs > 0) {
-    co.cuda_graph_max_bs = options.cuda_graph_max_bs;
+  co.enable_cuda_graph = options.gpu.enable_cuda_graph;
+  if (options.gpu.cuda_graph_max_bs > 0) {
+    co.cuda_graph_max_bs = options.gpu.cuda_graph_max_bs;
   } else {
-    DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.device));
+    DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.gpu.device));
     co.cuda_graph_max_bs = default_cuda_graph_max_bs(mem.total);
   }
   co.cuda_graph_max_bs = std::min(co.cuda_graph_max_bs, co.max_seqs);  // no graph is larger than a batch
-  co.dist_timeout = options.dist_timeout;
+  co.dist_timeout = options.gpu.dist_timeout;
   DS_RETURN_IF_ERROR(co.validate());
   return co;
 }
@@ -172,7 +172,7 @@ Status run_cuda_follower(const LoadedPlan& plan, const LoadedWeights& weights, C
 
 Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, const LoadedWeights& weights, KvCache& kv,
                                                      const ExecutorOptions& options, ExecutorStartup* startup) {
-  DS_RETURN_IF_ERROR(check_device(options.device));
+  DS_RETURN_IF_ERROR(check_device(options.gpu.device));
   DS_ASSIGN_OR_RETURN(cuda::CudaExecutorOptions co, cuda_options(plan, options));
   if (options.dist && options.dist->size() > 1) {
     // Multi-process: this process is rank 0; rank 0's setup sizes every rank's executor.
@@ -197,7 +197,7 @@ Result<std::unique_ptr<Executor>> make_cuda_executor(const LoadedPlan& plan, con
   }
   if (plan->tp_size() > 1) return make_cuda_tp_executor(plan, weights, kv, co, options, startup);
 
-  DS_ASSIGN_OR_RETURN(TimedWeights tw, load_device_weights(plan, weights.load_options(), options.weight_progress));
+  DS_ASSIGN_OR_RETURN(TimedWeights tw, load_device_weights(plan, weights.load_options(), options.gpu.weight_progress));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaExecutor> exec, cuda::CudaExecutor::create(plan, *tw.weights, kv, co));
   fill_startup(startup, tw.seconds, tw.weights->total_bytes(), *exec);
   return std::unique_ptr<Executor>(new CudaOwningExecutor(std::move(tw.weights), std::move(exec)));

@@ -114,7 +114,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   cfg.host_storage = !cuda;  // the CUDA executor keeps the pools on the device
   if (cuda && have_cuda_executor() && options.mem_fraction_static > 0) {
     // Fail before loading anything when the model cannot fit (one sequence of kv_tokens).
-    DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.device));
+    DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.gpu.device));
     MemoryPlanInput in;
     in.device_total = mem.total;
     in.device_free = mem.free;
@@ -124,7 +124,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
     in.chunked_prefill_size = capacity;
     in.max_logit_rows = e->max_logit_rows_;
     in.vocab_size = plan->model()->vocab_size();
-    in.enable_cuda_graph = options.enable_cuda_graph;
+    in.enable_cuda_graph = options.gpu.enable_cuda_graph;
     in.kv_bytes_per_page = cfg.bytes_per_page();
     in.page_size = page;
     in.max_model_len = kv_tokens;
@@ -138,14 +138,9 @@ Result<std::unique_ptr<Engine>> Engine::create(const LoadedPlan& plan, const Loa
   xo.max_seqs = 1;  // one sequence at a time
   xo.max_logit_rows = e->max_logit_rows_;
   xo.max_model_len = e->max_model_len_;
-  xo.enable_cuda_graph = options.enable_cuda_graph;
-  xo.cuda_graph_max_bs = options.cuda_graph_max_bs > 0 ? options.cuda_graph_max_bs : 1;
-  xo.device = options.device;
+  xo.gpu = options.gpu;
+  if (xo.gpu.cuda_graph_max_bs <= 0) xo.gpu.cuda_graph_max_bs = 1;
   xo.dist = options.dist;
-  xo.weight_progress = options.weight_progress;
-  xo.dist_timeout = options.dist_timeout;
-  xo.enable_p2p_check = options.enable_p2p_check;
-  xo.disable_custom_all_reduce = options.disable_custom_all_reduce;
   DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
   return e;
 }

@@ -20,6 +20,22 @@
 
 namespace ds {
 
+// The device knobs the commands pass through unchanged to the executor
+// (EngineOptions and ServingOptions hold one, ExecutorOptions too).
+struct DeviceOptions {
+  bool enable_cuda_graph = true;  // CUDA: decode steps replay captured graphs
+  int64_t cuda_graph_max_bs = 0;  // CUDA: largest captured decode batch; 0: default_cuda_graph_max_bs
+  int device = 0;                 // CUDA device ordinal (tensor parallelism: rank 0's, rank r on device + r)
+  // Tensor parallelism on GPUs: bound of every collective and of the group's
+  // creation (--dist-timeout), --enable-p2p-check, --disable-custom-all-reduce
+  // (NCCL for every all-reduce).
+  std::chrono::milliseconds dist_timeout{20000};
+  bool enable_p2p_check = false;
+  bool disable_custom_all_reduce = false;
+  // CUDA: weight upload progress (bytes done, bytes total).
+  std::function<void(size_t, size_t)> weight_progress;
+};
+
 // How make_executor builds the executor for the plan's target.
 struct ExecutorOptions {
   int64_t token_capacity = 0;     // most tokens per step (> 0)
@@ -28,20 +44,11 @@ struct ExecutorOptions {
   // the most logit rows a step may ask for; 0: token_capacity.
   int64_t max_logit_rows = 0;
   int64_t max_model_len = 0;      // 0: the plan's
-  bool enable_cuda_graph = true;  // CUDA: decode steps replay captured graphs
-  int64_t cuda_graph_max_bs = 0;  // CUDA: largest captured decode batch; 0: default_cuda_graph_max_bs
-  int device = 0;                 // CUDA device ordinal (tensor parallelism: rank 0's, rank r on device + r)
-  // Tensor parallelism on GPUs: bound of every collective and of the group's
-  // creation (--dist-timeout), and --enable-p2p-check.
-  std::chrono::milliseconds dist_timeout{20000};
-  bool enable_p2p_check = false;
-  bool disable_custom_all_reduce = false;  // --disable-custom-all-reduce: NCCL for every all-reduce
+  DeviceOptions gpu;
   // Multi-process TP group (this process is rank 0); null: in-process. With it,
   // on_group_failure runs when a step fails because the group broke.
   Communicator* dist = nullptr;
   std::function<void(const Status&)> on_group_failure;
-  // CUDA: weight upload progress (bytes done, bytes total).
-  std::function<void(size_t, size_t)> weight_progress;
 };
 
 // Where the executor's startup time went (zeros for the CPU executor's parts it has not).
@@ -85,13 +92,8 @@ struct EngineOptions {
   Communicator* dist = nullptr;  // multi-process TP group (this process is rank 0); null: in-process
   // CUDA plans.
   double mem_fraction_static = 0;  // > 0: check the device memory plan (memory_plan.h) before loading
-  bool enable_cuda_graph = true;
-  int64_t cuda_graph_max_bs = 0;  // 0: default_cuda_graph_max_bs (at most 1 sequence runs: 1 suffices)
-  int device = 0;
-  std::function<void(size_t, size_t)> weight_progress;
-  std::chrono::milliseconds dist_timeout{20000};  // tensor parallelism on GPUs (ExecutorOptions)
-  bool enable_p2p_check = false;
-  bool disable_custom_all_reduce = false;
+  // gpu.cuda_graph_max_bs 0: 1 (at most 1 sequence runs).
+  DeviceOptions gpu;
   // Logit rows per step (the CUDA logits buffer); score() feeds chunks of at
   // most this many tokens. 0: min(token capacity, kDefaultMaxLogitRows).
   int64_t max_logit_rows = 0;

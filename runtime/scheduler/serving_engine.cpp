@@ -21,8 +21,10 @@ Status ServingOptions::validate() const {
     return Status::Error(StrCat() << "kv_memory_fraction " << kv_memory_fraction << " must be in (0, 1]");
   if (mem_fraction_static != 0.0 && !(mem_fraction_static > 0.0 && mem_fraction_static < 1.0))
     return Status::Error(StrCat() << "mem_fraction_static " << mem_fraction_static << " must be in (0, 1)");
-  if (cuda_graph_max_bs < 0)
-    return Status::Error(StrCat() << "cuda_graph_max_bs " << cuda_graph_max_bs << " must be >= 0");
+  if (gpu.cuda_graph_max_bs < 0)
+    return Status::Error(StrCat() << "cuda_graph_max_bs " << gpu.cuda_graph_max_bs << " must be >= 0");
+  if (gpu.dist_timeout.count() <= 0)
+    return Status::Error(StrCat() << "dist_timeout " << gpu.dist_timeout.count() << " ms must be positive");
   if (!(new_token_reserve_ratio >= 0.0 && new_token_reserve_ratio <= 1.0))
     return Status::Error(StrCat() << "new_token_reserve_ratio " << new_token_reserve_ratio << " must be in [0, 1]");
   return Status::Ok();
@@ -63,7 +65,7 @@ int64_t resolve_max_logit_rows(const ServingOptions& options, int64_t chunk) {
 
 Result<MemoryPlan> plan_cuda_memory(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len,
                                     int64_t chunked_prefill_size) {
-  DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.device));
+  DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.gpu.device));
   MemoryPlanInput in;
   in.device_total = mem.total;
   in.device_free = mem.free;
@@ -73,7 +75,7 @@ Result<MemoryPlan> plan_cuda_memory(const LoadedPlan& plan, const ServingOptions
   in.chunked_prefill_size = chunked_prefill_size;
   in.max_logit_rows = resolve_max_logit_rows(options, chunked_prefill_size);  // prompt logprobs are chunked to fit
   in.vocab_size = plan->model()->vocab_size();
-  in.enable_cuda_graph = options.enable_cuda_graph;
+  in.enable_cuda_graph = options.gpu.enable_cuda_graph;
   DS_ASSIGN_OR_RETURN(KvCacheConfig one, KvCacheConfig::from_plan(*plan->kv_cache(), 1));
   in.kv_bytes_per_page = one.bytes_per_page();
   in.page_size = plan->kv_cache()->page_size();
@@ -127,15 +129,9 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   xo.max_seqs = std::min(max_running, chunk);
   xo.max_logit_rows = resolve_max_logit_rows(options, chunk);
   xo.max_model_len = max_len;
-  xo.enable_cuda_graph = options.enable_cuda_graph;
-  xo.cuda_graph_max_bs = options.cuda_graph_max_bs;
-  xo.device = options.device;
+  xo.gpu = options.gpu;
   xo.dist = options.dist;
   xo.on_group_failure = options.on_group_failure;
-  xo.weight_progress = options.weight_progress;
-  xo.dist_timeout = options.dist_timeout;
-  xo.enable_p2p_check = options.enable_p2p_check;
-  xo.disable_custom_all_reduce = options.disable_custom_all_reduce;
   DS_ASSIGN_OR_RETURN(e->executor_, make_executor(plan, weights, *e->kv_, xo, &e->startup_));
   if (cuda && options.log)
     options.log(StrCat() << "memory: the executor holds activations " << format_gib(e->startup_.activation_bytes)

@@ -45,13 +45,7 @@ struct ServingOptions {
   // CUDA plans (sm_*): the KV pool comes from the device memory plan
   // (runtime/executor/memory_plan.h); kv_pages > 0 caps it. The kv_memory_* knobs are CPU-only.
   double mem_fraction_static = 0;      // 0: kDefaultMemFractionStatic (0.88)
-  bool enable_cuda_graph = true;
-  int64_t cuda_graph_max_bs = 0;       // 0: by the card's memory (default_cuda_graph_max_bs)
-  int device = 0;
-  std::function<void(size_t, size_t)> weight_progress;  // GPU weight upload (bytes done, total)
-  std::chrono::milliseconds dist_timeout{60000};  // tensor parallelism on GPUs (ExecutorOptions)
-  bool enable_p2p_check = false;
-  bool disable_custom_all_reduce = false;
+  DeviceOptions gpu{.dist_timeout = std::chrono::milliseconds(60000)};
   std::function<void(const std::string&)> log;           // one line per memory-plan decision
 
   Status validate() const;

@@ -80,8 +80,20 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
 
 ExecutorOptions follower_executor_options(const LoadOptions& options) {
   ExecutorOptions o;
-  o.device = options.base_gpu_id;
-  o.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(options.dist_timeout * 1000));
+  o.gpu.device = options.base_gpu_id;
+  o.gpu.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(options.dist_timeout * 1000));
+  return o;
+}
+
+DeviceOptions device_options(const LoadOptions& load, const CudaArgs& cuda) {
+  DeviceOptions o;
+  o.enable_cuda_graph = !cuda.disable_cuda_graph;
+  o.cuda_graph_max_bs = cuda.cuda_graph_max_bs;
+  o.device = load.base_gpu_id;
+  o.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(load.dist_timeout * 1000));
+  o.enable_p2p_check = load.enable_p2p_check;
+  o.disable_custom_all_reduce = load.disable_custom_all_reduce;
+  o.weight_progress = weight_progress_printer();
   return o;
 }
 

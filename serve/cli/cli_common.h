@@ -60,6 +60,10 @@ Result<LoadedModel> load_model(const LoadOptions& options);
 
 // GPU weight upload progress: a one-line bar on stderr when stderr is a terminal, else nothing.
 std::function<void(size_t, size_t)> weight_progress_printer();
+// The executor's device knobs from the command line (--disable-cuda-graph,
+// --cuda-graph-max-bs, --base-gpu-id, --dist-timeout, --enable-p2p-check,
+// --disable-custom-all-reduce) and the weight upload progress bar.
+DeviceOptions device_options(const LoadOptions& load, const CudaArgs& cuda);
 // "dsrt: loaded 15.2 GiB of weights in 3.4 s (4.8 GB/s)" on stderr (CUDA plans).
 void print_weight_load(size_t bytes, double seconds);
 

@@ -23,13 +23,7 @@ Result<std::unique_ptr<Engine>> make_engine(const LoadedModel& m, int64_t chunk,
   eo.kv_tokens = kv_tokens;
   eo.dist = m.dist.get();
   eo.mem_fraction_static = cuda.mem_fraction_static;
-  eo.enable_cuda_graph = !cuda.disable_cuda_graph;
-  eo.cuda_graph_max_bs = cuda.cuda_graph_max_bs;
-  eo.weight_progress = weight_progress_printer();
-  eo.device = m.options.base_gpu_id;
-  eo.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(m.options.dist_timeout * 1000));
-  eo.enable_p2p_check = m.options.enable_p2p_check;
-  eo.disable_custom_all_reduce = m.options.disable_custom_all_reduce;
+  eo.gpu = device_options(m.options, cuda);
   DS_ASSIGN_OR_RETURN(auto engine, Engine::create(*m.plan, *m.weights, eo));
   if (is_cuda_plan(*m.plan)) print_weight_load(engine->startup().weight_bytes, engine->startup().weights_load_s);
   return engine;

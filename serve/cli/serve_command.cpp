@@ -70,13 +70,7 @@ Status run_serve(const ServeArgs& a) {
   };
   if (cuda) {
     so.mem_fraction_static = a.mem_fraction_given ? a.server.mem_fraction_static : 0.0;  // 0: 0.88
-    so.enable_cuda_graph = !a.cuda.disable_cuda_graph;
-    so.cuda_graph_max_bs = a.cuda.cuda_graph_max_bs;
-    so.weight_progress = weight_progress_printer();
-    so.device = a.load.base_gpu_id;
-    so.dist_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.load.dist_timeout * 1000));
-    so.enable_p2p_check = a.load.enable_p2p_check;
-    so.disable_custom_all_reduce = a.load.disable_custom_all_reduce;
+    so.gpu = device_options(a.load, a.cuda);
     so.log = [](const std::string& line) {
       std::fprintf(stderr, "dsrt: %s\n", line.c_str());
       std::fflush(stderr);
