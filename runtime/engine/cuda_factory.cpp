@@ -102,7 +102,8 @@ Result<std::unique_ptr<Executor>> make_cuda_tp_executor(const LoadedPlan& plan, 
   to.weights = weights.load_options();
   to.weights.tp_rank = 0;
   to.check_p2p = options.gpu.enable_p2p_check;
-  to.custom_all_reduce = !options.gpu.disable_custom_all_reduce;
+  to.all_reduce = options.gpu.disable_custom_all_reduce ? cuda::CudaTpOptions::AllReduceBackend::kNccl
+                                                         : cuda::CudaTpOptions::AllReduceBackend::kMeasured;
   if (options.gpu.weight_progress) to.progress = options.gpu.weight_progress;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaTpExecutor> exec, cuda::CudaTpExecutor::create(plan, kv, to));
   fill_startup(startup, exec->weights_load_seconds(), exec->weight_bytes_per_gpu(), exec->rank_executor(0));
@@ -130,7 +131,8 @@ Result<std::unique_ptr<Executor>> make_cuda_ranks(const LoadedPlan& plan, const 
   to.base_gpu_id = options.gpu.device;
   to.weights = weight_options;
   to.check_p2p = options.gpu.enable_p2p_check;
-  to.custom_all_reduce = !options.gpu.disable_custom_all_reduce;
+  to.all_reduce = options.gpu.disable_custom_all_reduce ? cuda::CudaTpOptions::AllReduceBackend::kNccl
+                                                         : cuda::CudaTpOptions::AllReduceBackend::kMeasured;
   to.process_group = &dist;
   if (options.gpu.weight_progress && dist.rank() == 0) to.progress = options.gpu.weight_progress;
   auto exec = cuda::CudaTpExecutor::create(plan, kv, to);

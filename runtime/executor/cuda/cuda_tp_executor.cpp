@@ -91,10 +91,12 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
   std::unique_ptr<CudaTpExecutor> e(new CudaTpExecutor());
   e->devices_ = devices;
   e->first_rank_ = first;
-  const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE");
-  const std::string custom_env = env ? env : "";
+  using Backend = CudaTpOptions::AllReduceBackend;
+  Backend backend = options.all_reduce;
+  if (const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE"); env && std::string(env) == "0") backend = Backend::kNccl;
+  if (const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE"); env && std::string(env) == "1") backend = Backend::kCustom;
   // Across processes the all-reduce spans GPUs the custom kernel cannot reach.
-  if (options.custom_all_reduce && n > 1 && !group && custom_env != "0") {
+  if (backend != Backend::kNccl && n > 1 && !group) {
     auto ar = CustomAllReduce::create(devices, CustomAllReduce::kDefaultMaxBytes, options.exec.dist_timeout);
     if (ar.ok()) {
       e->custom_ar_ = std::move(ar).value();
@@ -103,8 +105,8 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
     }
   }
   // Custom kernel or NCCL for the decode all-reduces: measured on these GPUs
-  // (all_reduce_choice.h) unless DSRT_CUSTOM_ALLREDUCE=1 asks for the kernel.
-  if (e->custom_ar_ && custom_env != "1") {
+  // (all_reduce_choice.h) unless the kernel is asked for (kCustom).
+  if (e->custom_ar_ && backend == Backend::kMeasured) {
     std::vector<DeviceCommunicator*> raw;
     for (auto& c : comms) raw.push_back(c.get());
     AllReduceTimingOptions to;

@@ -53,11 +53,15 @@ struct CudaTpOptions {
   WeightLoadOptions weights;
   LoadProgressFn progress;  // rank 0's weight upload only
   bool check_p2p = false;   // --enable-p2p-check: every pair of this process's GPUs must reach each other
-  // Small all_reduces (decode) through CustomAllReduce's one-shot NVLink kernel
-  // when every pair of GPUs has peer access (else NCCL alone); env
-  // DSRT_CUSTOM_ALLREDUCE=0 turns it off. In-process groups only: its buffers
-  // are shared between the GPUs of one process.
-  bool custom_all_reduce = true;
+  // Small all_reduces (decode): CustomAllReduce's one-shot NVLink kernel when
+  // every pair of GPUs has peer access, else NCCL alone. kMeasured keeps the
+  // kernel only if it is not slower than NCCL on these GPUs (all_reduce_choice.h;
+  // decided once per process and GPU set); kCustom keeps it unmeasured; kNccl
+  // never builds it. Env DSRT_CUSTOM_ALLREDUCE=0 / =1 overrides with kNccl /
+  // kCustom. In-process groups only: its buffers are shared between the GPUs of
+  // one process.
+  enum class AllReduceBackend { kMeasured, kCustom, kNccl };
+  AllReduceBackend all_reduce = AllReduceBackend::kMeasured;
   // Multi-process: this process's member of the process group (null: one process).
   Communicator* process_group = nullptr;
 };

@@ -4,8 +4,9 @@
 //   (a) TP 2 / TP 4 vs the TP 1 CUDA run and vs the f32 CPU run, checkpoint
 //       weights, over prefill, chunked prefill, a mixed batch and decode steps
 //       (graphs on, 3 sequences padded to 4): logits within bf16 tolerance,
-//       no clear-margin argmax flips.
-//   (b) TP 2 decode graph replay == eager, bit for bit (custom all-reduce and NCCL-only).
+//       no clear-margin argmax flips; custom all-reduce forced, NCCL only, or measured.
+//   (b) TP 2 decode graph replay == eager, bit for bit (custom all-reduce, NCCL only, and the
+//       start-up measured choice, which both executors of the process must share).
 //   (c) TP 2 step_sample greedy == argmax of the TP 2 logits.
 //   (d) setup errors: a TP plan with a single-rank executor, too few GPUs.
 #include <gtest/gtest.h>
@@ -34,7 +35,13 @@ std::string tp_plan_path(const std::string& model, int tp) {
     if (!std::filesystem::exists(path)) FAIL() << "missing " << (path) << ": run tools/gpu/make_plans.sh"; \
   } while (0)
 
-CudaTpOptions tp_options(const std::string& model, bool graphs, bool custom_ar = true) {
+using Backend = CudaTpOptions::AllReduceBackend;
+
+const char* backend_name(Backend b) {
+  return b == Backend::kCustom ? "custom all-reduce" : b == Backend::kNccl ? "NCCL only" : "measured choice";
+}
+
+CudaTpOptions tp_options(const std::string& model, bool graphs, Backend backend = Backend::kCustom) {
   CudaTpOptions o;
   o.exec.token_capacity = kCapacity;
   o.exec.max_seqs = kMaxSeqs;
@@ -44,15 +51,16 @@ CudaTpOptions tp_options(const std::string& model, bool graphs, bool custom_ar =
   o.exec.dist_timeout = std::chrono::seconds(30);
   o.weights.format = LoadFormat::kSafetensors;
   o.weights.model_path = std::string(DS_SOURCE_ROOT) + "/tests/fixtures/" + model;
-  o.custom_all_reduce = custom_ar;
+  o.all_reduce = backend;
   return o;
 }
 
-Result<Side> make_tp_side(const LoadedPlan& plan, const std::string& model, bool graphs, bool custom_ar = true) {
+Result<Side> make_tp_side(const LoadedPlan& plan, const std::string& model, bool graphs,
+                          Backend backend = Backend::kCustom) {
   DS_ASSIGN_OR_RETURN(KvCacheConfig c, KvCacheConfig::from_plan(*plan.plan().kv_cache(), kNumPages));
   c.host_storage = false;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> kv, KvCache::create(c));
-  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs, custom_ar)));
+  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs, backend)));
   std::cout << "[tp] " << model << " tp" << plan.plan().tp_size() << (graphs ? " graphs" : " eager")
             << ": custom all-reduce " << (e->uses_custom_all_reduce() ? "on" : "off") << "\n";
   return Side(std::move(kv), std::move(e));
@@ -86,7 +94,7 @@ std::vector<std::vector<Part>> schedule(int64_t vocab, int decode_seqs = 3) {
 struct Case {
   std::string model;
   int tp;
-  bool custom_ar = true;  // small all_reduces through CustomAllReduce (when peer access allows)
+  Backend backend = Backend::kCustom;  // small all_reduces through CustomAllReduce (when peer access allows)
 };
 
 class TpVsSingle : public ::testing::TestWithParam<Case> {};
@@ -102,7 +110,7 @@ TEST_P(TpVsSingle, LogitsMatchTp1AndCpu) {
   ASSERT_EQ(tp_plan->plan().tp_size(), c.tp);
   Side cpu = take(make_cpu_side(f), "cpu side");
   Side one = take(make_gpu_side(f, /*graphs=*/true), "tp1 side");
-  Side tp = take(make_tp_side(*tp_plan, c.model, /*graphs=*/true, c.custom_ar), "tp side");
+  Side tp = take(make_tp_side(*tp_plan, c.model, /*graphs=*/true, c.backend), "tp side");
   const int64_t vocab = one.exec().vocab_size();
   ASSERT_EQ(tp.exec().vocab_size(), vocab);
   double worst_one = 0, worst_cpu = 0;
@@ -122,7 +130,7 @@ TEST_P(TpVsSingle, LogitsMatchTp1AndCpu) {
     EXPECT_EQ(dc.argmax_mismatch, 0) << c.model << " tp" << c.tp << " step " << step << " vs CPU: " << dc.describe();
     ++step;
   }
-  std::cout << "[tp] " << c.model << " tp" << c.tp << (c.custom_ar ? "" : " (NCCL only)") << ": " << step << " steps, worst rel err vs TP 1 " << worst_one
+  std::cout << "[tp] " << c.model << " tp" << c.tp << " (" << backend_name(c.backend) << ")" << ": " << step << " steps, worst rel err vs TP 1 " << worst_one
             << ", vs CPU f32 " << worst_cpu << "\n";
 }
 
@@ -130,10 +138,14 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TpVsSingle,
                          ::testing::Values(Case{"qwen2-tiny-tied", 2}, Case{"qwen2-tiny-r1", 2},
                                            Case{"qwen2-tiny-yarn", 2}, Case{"qwen2-tiny-tied", 4},
                                            Case{"qwen2-tiny-r1", 4}, Case{"qwen2-tiny-yarn", 4},
-                                           Case{"qwen2-tiny-tied", 2, false}, Case{"qwen2-tiny-r1", 4, false}),
+                                           Case{"qwen2-tiny-tied", 2, Backend::kNccl},
+                                           Case{"qwen2-tiny-r1", 4, Backend::kNccl},
+                                           Case{"qwen2-tiny-yarn", 2, Backend::kMeasured}),
                          [](const ::testing::TestParamInfo<Case>& i) {
                            std::string n = i.param.model + "_tp" + std::to_string(i.param.tp) +
-                                           (i.param.custom_ar ? "" : "_nccl_only");
+                                           (i.param.backend == Backend::kNccl       ? "_nccl_only"
+                                            : i.param.backend == Backend::kMeasured ? "_measured"
+                                                                                    : "");
                            for (char& ch : n)
                              if (ch == '-') ch = '_';
                            return n;
@@ -145,9 +157,13 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
   const std::string model = "qwen2-tiny-r1";
   REQUIRE_PLAN(tp_plan_path(model, 2));
   auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
-  for (bool custom : {true, false}) {
-    Side graph = take(make_tp_side(*plan, model, true, custom), "graph side");
-    Side eager = take(make_tp_side(*plan, model, false, custom), "eager side");
+  // kMeasured: the two executors must make the same (process-wide) choice, or their bits differ.
+  for (Backend backend : {Backend::kCustom, Backend::kNccl, Backend::kMeasured}) {
+    Side graph = take(make_tp_side(*plan, model, true, backend), "graph side");
+    Side eager = take(make_tp_side(*plan, model, false, backend), "eager side");
+    EXPECT_EQ(dynamic_cast<CudaTpExecutor&>(graph.exec()).uses_custom_all_reduce(),
+              dynamic_cast<CudaTpExecutor&>(eager.exec()).uses_custom_all_reduce())
+        << backend_name(backend);
     const int64_t vocab = graph.exec().vocab_size();
     int64_t differing = 0, steps = 0;
     // Four decode sequences: a captured batch size, so the graph runs the same
@@ -162,13 +178,13 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
       for (size_t i = 0; i < lg.size(); ++i) diff += lg[i] != le[i];
       if (diff) {
         const LogitsDiff d = compare_logits(le, lg, vocab);
-        ADD_FAILURE() << (custom ? "custom all-reduce" : "NCCL only") << ", step " << steps << ": " << diff
+        ADD_FAILURE() << backend_name(backend) << ", step " << steps << ": " << diff
                       << " logits differ between graph and eager: " << d.describe();
       }
       differing += diff;
       ++steps;
     }
-    std::cout << "[tp] graph vs eager at TP 2 (" << (custom ? "custom all-reduce" : "NCCL only") << "): " << steps
+    std::cout << "[tp] graph vs eager at TP 2 (" << backend_name(backend) << "): " << steps
               << " steps, " << differing << " differing logits\n";
   }
 }
