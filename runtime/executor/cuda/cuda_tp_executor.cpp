@@ -93,8 +93,10 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
   e->first_rank_ = first;
   using Backend = CudaTpOptions::AllReduceBackend;
   Backend backend = options.all_reduce;
-  if (const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE"); env && std::string(env) == "0") backend = Backend::kNccl;
-  if (const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE"); env && std::string(env) == "1") backend = Backend::kCustom;
+  const char* env = std::getenv("DSRT_CUSTOM_ALLREDUCE");
+  const std::string forced = env ? env : "";
+  if (forced == "0") backend = Backend::kNccl;
+  if (forced == "1") backend = Backend::kCustom;
   // Across processes the all-reduce spans GPUs the custom kernel cannot reach.
   if (backend != Backend::kNccl && n > 1 && !group) {
     auto ar = CustomAllReduce::create(devices, CustomAllReduce::kDefaultMaxBytes, options.exec.dist_timeout);
@@ -109,9 +111,10 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
   if (e->custom_ar_ && backend == Backend::kMeasured) {
     std::vector<DeviceCommunicator*> raw;
     for (auto& c : comms) raw.push_back(c.get());
-    AllReduceTimingOptions to;
+    AllReduceTimingOptions to;  // one f32 row of the hidden state: a batch-1 decode all-reduce
     const int hidden = plan->model() ? plan->model()->hidden_size() : 0;
-    if (hidden > 0) to.bytes = std::min((static_cast<size_t>(hidden) * sizeof(float) + 15) / 16 * 16, e->custom_ar_->max_bytes());
+    if (hidden > 0) to.bytes = (static_cast<size_t>(hidden) * sizeof(float) + 15) / 16 * 16;
+    to.bytes = std::min(to.bytes, e->custom_ar_->max_bytes());
     to.timeout = options.exec.dist_timeout;
     bool measured = false;
     Result<AllReduceTiming> timed = decode_all_reduce_timing(*e->custom_ar_, raw, devices, to, &measured);
@@ -119,7 +122,8 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
     const AllReduceTiming t = *timed;
     const bool custom = prefer_custom_all_reduce(t);
     if (measured)
-      std::fprintf(stderr, "dsrt: tensor parallelism: decode all-reduce of %zu bytes: custom kernel %.1f us, NCCL %.1f us -> %s\n",
+      std::fprintf(stderr,
+                   "dsrt: tensor parallelism: decode all-reduce of %zu bytes: custom kernel %.1f us, NCCL %.1f us -> %s\n",
                    to.bytes, t.custom_us, t.nccl_us, custom ? "custom kernel" : "NCCL");
     if (!custom) e->custom_ar_.reset();
   }
