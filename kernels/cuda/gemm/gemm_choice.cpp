@@ -2,8 +2,8 @@
 #include "kernels/cuda/gemm/gemm_choice.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -117,23 +117,82 @@ bool choice_can_run(Choice c, const GemmArgs& a) {
   return choice_can_run(c, a.m, a.norm.src != nullptr, a.swiglu_out != nullptr);
 }
 
-bool env_forced_kernel(Choice* out) {
-  static const char* env = std::getenv("DSRT_GEMM_KERNEL");
-  if (env == nullptr || *env == 0) return false;
-  for (Choice c : kAllChoices) {
-    if (std::strcmp(env, choice_name(c)) != 0) continue;
-    *out = c;
-    return true;
-  }
+namespace {
+
+bool choice_by_name(const std::string& name, Choice* out) {
+  for (Choice c : kAllChoices)
+    if (name == choice_name(c)) {
+      *out = c;
+      return true;
+    }
   return false;
 }
 
-// DSRT_GEMM_KERNEL=<choice name> (benchmarks, A/B runs): kAuto uses that kernel
-// for every GEMV-eligible problem it can run instead of timing the candidates.
+const ForcedKernels& env_forced() {
+  static const ForcedKernels forced = [] {
+    ForcedKernels f = parse_forced_kernels(std::getenv("DSRT_GEMM_KERNEL"));
+    if (!f.error.empty()) std::fprintf(stderr, "dsrt: ignoring DSRT_GEMM_KERNEL: %s\n", f.error.c_str());
+    return f;
+  }();
+  return forced;
+}
+
+}  // namespace
+
+ForcedKernels parse_forced_kernels(const char* text) {
+  ForcedKernels f;
+  if (text == nullptr) return f;
+  const std::string s(text);
+  size_t pos = 0;
+  while (pos <= s.size() && !s.empty()) {
+    const size_t comma = std::min(s.find(',', pos), s.size());
+    const std::string item = s.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    Choice c;
+    if (eq == std::string::npos) {
+      if (!choice_by_name(item, &c)) return ForcedKernels{.error = "'" + item + "' is not a kernel name"};
+      f.all_set = true, f.all = c;
+      continue;
+    }
+    const std::string shape = item.substr(0, eq), name = item.substr(eq + 1);
+    const size_t x = shape.find('x');
+    ForcedKernels::Entry e;
+    char* end = nullptr;
+    const bool shape_ok = x != std::string::npos && x > 0 && x + 1 < shape.size() &&
+                          shape.find_first_not_of("0123456789x") == std::string::npos && shape.find('x', x + 1) == std::string::npos;
+    if (shape_ok) {
+      e.n = std::strtoll(shape.c_str(), &end, 10);
+      e.k = std::strtoll(shape.c_str() + x + 1, &end, 10);
+    }
+    if (!shape_ok || e.n <= 0 || e.k <= 0)
+      return ForcedKernels{.error = "'" + item + "': expected NxK=<kernel> with positive N and K"};
+    if (!choice_by_name(name, &e.choice)) return ForcedKernels{.error = "'" + name + "' is not a kernel name"};
+    f.by_shape.push_back(e);
+  }
+  return f;
+}
+
+bool env_forced_kernel(Choice* out) {
+  const ForcedKernels& f = env_forced();
+  if (!f.all_set) return false;
+  *out = f.all;
+  return true;
+}
+
+// DSRT_GEMM_KERNEL (benchmarks, A/B runs): kAuto uses the forced kernel for the
+// GEMV-eligible problems it names and can run instead of timing the candidates.
 bool forced_choice(const GemmArgs& a, Choice* out) {
-  Choice c;
-  if (!env_forced_kernel(&c) || !choice_can_run(c, a)) return false;
-  *out = c;
+  const ForcedKernels& f = env_forced();
+  for (const ForcedKernels::Entry& e : f.by_shape)
+    if (e.n == a.n && e.k == a.k) {
+      if (!choice_can_run(e.choice, a)) return false;
+      *out = e.choice;
+      return true;
+    }
+  if (!f.all_set || !choice_can_run(f.all, a)) return false;
+  *out = f.all;
   return true;
 }
 

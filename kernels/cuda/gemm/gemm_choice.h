@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
@@ -57,9 +58,24 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu = false);
 // choice_can_run for the problem `a` (its prologue and epilogue).
 bool choice_can_run(Choice c, const GemmArgs& a);
 
-// DSRT_GEMM_KERNEL=<choice name> (read once): true and *out set when it names a kernel.
+// DSRT_GEMM_KERNEL (A/B runs), read once: either one choice name for every
+// GEMV-sized problem ("gemv-warp-s4"), or comma-separated "NxK=name" entries
+// for the problems whose weight is N x K ("3584x3584=gemv-async,4608x3584=cublaslt"),
+// or both ("gemv-warp,3584x3584=gemv-mma": the entry wins for its shape).
+struct ForcedKernels {
+  bool all_set = false;
+  Choice all = Choice::kCublasLt;
+  struct Entry {
+    int64_t n = 0, k = 0;
+    Choice choice = Choice::kCublasLt;
+  };
+  std::vector<Entry> by_shape;
+  std::string error;  // non-empty: the text was not understood (then nothing is forced)
+};
+ForcedKernels parse_forced_kernels(const char* text);
+// The plain-name form of DSRT_GEMM_KERNEL: true and *out set when it names a kernel for every problem.
 bool env_forced_kernel(Choice* out);
-// The forced kernel when DSRT_GEMM_KERNEL names one that can run `a`.
+// The forced kernel for `a` (its shape's entry, else the plain name) when it can run `a`.
 bool forced_choice(const GemmArgs& a, Choice* out);
 // Long-k problems at m <= 2 under PDL take the warp GEMV: its forced splits are
 // the only candidates timed (empty when the rule does not apply).

@@ -88,5 +88,39 @@ TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   EXPECT_EQ(r, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4}));
 }
 
+// DSRT_GEMM_KERNEL's forms: one name for every problem, NxK=name entries per
+// weight shape, both; anything else is an error (and forces nothing).
+TEST(GemmChoice, ForcedKernelsParse) {
+  ForcedKernels none = parse_forced_kernels(nullptr);
+  EXPECT_FALSE(none.all_set);
+  EXPECT_TRUE(none.by_shape.empty() && none.error.empty());
+  EXPECT_TRUE(parse_forced_kernels("").error.empty());
+
+  ForcedKernels all = parse_forced_kernels("gemv-warp-s4");
+  EXPECT_TRUE(all.error.empty()) << all.error;
+  EXPECT_TRUE(all.all_set);
+  EXPECT_EQ(all.all, Choice::kGemvWarpS4);
+  EXPECT_TRUE(all.by_shape.empty());
+
+  ForcedKernels both = parse_forced_kernels("gemv-warp,3584x3584=gemv-async,4608x3584=cublaslt,");
+  ASSERT_TRUE(both.error.empty()) << both.error;
+  EXPECT_TRUE(both.all_set);
+  EXPECT_EQ(both.all, Choice::kGemvWarp);
+  ASSERT_EQ(both.by_shape.size(), 2u);
+  EXPECT_EQ(both.by_shape[0].n, 3584);
+  EXPECT_EQ(both.by_shape[0].k, 3584);
+  EXPECT_EQ(both.by_shape[0].choice, Choice::kGemvAsync);
+  EXPECT_EQ(both.by_shape[1].n, 4608);
+  EXPECT_EQ(both.by_shape[1].choice, Choice::kCublasLt);
+
+  for (const char* bad : {"gemv-fast", "3584x3584=gemv-fast", "3584=gemv-warp", "x3584=gemv-warp", "3584x=gemv-warp",
+                          "0x3584=gemv-warp", "35a4x3584=gemv-warp", "3584x3584x2=gemv-warp"}) {
+    const ForcedKernels f = parse_forced_kernels(bad);
+    EXPECT_FALSE(f.error.empty()) << bad;
+    EXPECT_FALSE(f.all_set) << bad;
+    EXPECT_TRUE(f.by_shape.empty()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace ds::cuda::detail

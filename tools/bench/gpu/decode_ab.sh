@@ -10,6 +10,8 @@
 # instead of done inside decode attention, DSRT_ATTN_ROPE=0; "warp", "warp-noshortsplit": the
 # same with every GEMV on the warp kernel, free of kAuto's timed choice); "profile" is
 # an eager run (no graphs, 32 tokens) with DSRT_PROFILE=1 that prints the per-instruction table.
+# Any other setting is passed as DSRT_GEMM_KERNEL: a kernel name, or NxK=<kernel> entries that force
+# one weight shape only (e.g. 3584x3584=gemv-async: the 7B o_proj on the cp.async GEMV).
 #   tools/bench/gpu/decode_ab.sh [MODELS (default "7B 32B")] [KERNELS (default: see below)]
 # Prints one line per run: model, setting, decode tok/s.
 set -uo pipefail
