@@ -12,8 +12,8 @@
 
 #include <exception>
 #include <stdexcept>
-#include <thread>
 
+#include "runtime/common/parallel_for.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/dist/tcp_store.h"
 
@@ -178,12 +178,8 @@ Result<std::vector<std::unique_ptr<Communicator>>> create_local_group(int size, 
   std::vector<Result<std::unique_ptr<GlooCommunicator>>> results;
   results.reserve(static_cast<size_t>(size));
   for (int r = 0; r < size; ++r) results.emplace_back(Status::Error("not connected"));
-  {
-    std::vector<std::thread> threads;
-    for (int r = 0; r < size; ++r)
-      threads.emplace_back([&, r] { results[static_cast<size_t>(r)] = connect(store, r, size, options); });
-    for (std::thread& t : threads) t.join();
-  }
+  parallel_for_each(static_cast<size_t>(size),
+                    [&](size_t r) { results[r] = connect(store, static_cast<int>(r), size, options); });
   std::vector<std::unique_ptr<Communicator>> group;
   for (auto& r : results) {
     if (!r.ok()) return r.status();
@@ -223,23 +219,18 @@ Result<std::vector<std::unique_ptr<Communicator>>> connect_local_ranks(const Com
   const int world = o->size * local;
   std::vector<Result<std::unique_ptr<GlooCommunicator>>> results;
   for (int i = 0; i < local; ++i) results.emplace_back(Status::Error("not connected"));
-  {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < local; ++i)
-      threads.emplace_back([&, i] {
-        const int rank = o->rank * local + i;
-        auto client = StoreClient::connect(host, port, o->comm.timeout);
-        if (!client.ok()) {
-          results[static_cast<size_t>(i)] = client.status().with_context(StrCat() << "rank " << rank << "/" << world);
-          return;
-        }
-        ClientStore store(**client);
-        // Keys apart from the process group's own rendezvous.
-        gloo::rendezvous::PrefixStore prefixed(StrCat() << "ranks" << world, store);
-        results[static_cast<size_t>(i)] = connect(prefixed, rank, world, o->comm);
-      });
-    for (std::thread& t : threads) t.join();
-  }
+  parallel_for_each(static_cast<size_t>(local), [&](size_t i) {
+    const int rank = o->rank * local + static_cast<int>(i);
+    auto client = StoreClient::connect(host, port, o->comm.timeout);
+    if (!client.ok()) {
+      results[i] = client.status().with_context(StrCat() << "rank " << rank << "/" << world);
+      return;
+    }
+    ClientStore store(**client);
+    // Keys apart from the process group's own rendezvous.
+    gloo::rendezvous::PrefixStore prefixed(StrCat() << "ranks" << world, store);
+    results[i] = connect(prefixed, rank, world, o->comm);
+  });
   std::vector<std::unique_ptr<Communicator>> group;
   for (auto& r : results) {
     if (!r.ok()) return r.status();

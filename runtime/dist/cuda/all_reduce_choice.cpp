@@ -5,8 +5,8 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 
+#include "runtime/common/parallel_for.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 
@@ -99,14 +99,9 @@ Result<AllReduceTiming> time_decode_all_reduce(CustomAllReduce& custom, const st
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&current));
   std::vector<RankBench> benches(n);
   std::vector<Status> status(n);
-  {
-    std::vector<std::thread> threads;
-    for (size_t r = 0; r < n; ++r)
-      threads.emplace_back([&, r] {
-        status[r] = prepare_rank(benches[r], static_cast<int>(r), custom, *comms[r], devices[r], opt);
-      });
-    for (auto& t : threads) t.join();
-  }
+  parallel_for_each(n, [&](size_t r) {
+    status[r] = prepare_rank(benches[r], static_cast<int>(r), custom, *comms[r], devices[r], opt);
+  });
   Status result;
   for (size_t r = 0; r < n && result.ok(); ++r)
     if (!status[r].ok()) result = status[r].with_context(StrCat() << "all-reduce timing, rank " << r);

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <set>
 #include <string>
-#include <thread>
 
+#include "runtime/common/parallel_for.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/dist/cuda/nccl_communicator.h"
 
@@ -35,21 +35,14 @@ Result<std::vector<std::unique_ptr<DeviceCommunicator>>> init_local_ranks(const 
   const int n = static_cast<int>(devices.size());
   std::vector<std::unique_ptr<NcclCommunicator>> comms(n);
   std::vector<Status> status(n);
-  {
-    std::vector<std::thread> threads;
-    threads.reserve(n);
-    for (int i = 0; i < n; ++i) {
-      threads.emplace_back([&, i] {
-        auto c = NcclCommunicator::init_rank(id, first_rank + i, size, devices[i], timeout);
-        if (c.ok()) {
-          comms[i] = std::move(c).value();
-        } else {
-          status[i] = c.status();
-        }
-      });
+  parallel_for_each(static_cast<size_t>(n), [&](size_t i) {
+    auto c = NcclCommunicator::init_rank(id, first_rank + static_cast<int>(i), size, devices[i], timeout);
+    if (c.ok()) {
+      comms[i] = std::move(c).value();
+    } else {
+      status[i] = c.status();
     }
-    for (auto& t : threads) t.join();
-  }
+  });
   std::string errors;
   int failed = 0;
   for (int i = 0; i < n; ++i) {

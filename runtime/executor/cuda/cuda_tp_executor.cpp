@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "runtime/common/parallel_for.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/dist/cuda/all_reduce_choice.h"
@@ -36,15 +37,6 @@ Status join_errors(const std::vector<Status>& status, const std::string& what, i
   std::string msg = what;
   for (size_t i = 0; i < own.size(); ++i) msg += (i ? "; " : ": ") + own[i];
   return Status::Error(msg);
-}
-
-// Runs fn(r) for every rank on its own thread and waits for all.
-template <typename Fn>
-void for_each_rank_parallel(size_t n, Fn fn) {
-  std::vector<std::thread> threads;
-  threads.reserve(n);
-  for (size_t r = 0; r < n; ++r) threads.emplace_back([&fn, r] { fn(r); });
-  for (auto& t : threads) t.join();
 }
 
 }  // namespace
@@ -136,7 +128,7 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
   // collectives need all ranks at once.
   std::vector<Status> status(static_cast<size_t>(n));
   std::vector<double> load_s(static_cast<size_t>(n), 0.0);
-  for_each_rank_parallel(static_cast<size_t>(n), [&](size_t r) {
+  parallel_for_each(static_cast<size_t>(n), [&](size_t r) {
     Rank& rank = *e->ranks_[r];
     Status s = [&]() -> Status {
       DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices[r]));
@@ -184,7 +176,7 @@ void CudaTpExecutor::teardown() {
     if (r < devices_.size()) (void)cudaSetDevice(devices_[r]);
     ranks_[r]->executor.reset();
   }
-  for_each_rank_parallel(ranks_.size(), [&](size_t r) {
+  parallel_for_each(ranks_.size(), [&](size_t r) {
     Rank& rank = *ranks_[r];
     if (r < devices_.size()) (void)cudaSetDevice(devices_[r]);
     rank.weights.reset();
