@@ -131,4 +131,22 @@ void GraphExec::reset() {
   g_ = nullptr;
 }
 
+Result<GraphExec> capture_graph(cudaStream_t stream, const std::function<Status()>& body) {
+  DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  const Status s = body();
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+  if (!s.ok() || end != cudaSuccess) {
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();  // an invalidated capture leaves its error behind
+    if (!s.ok()) return s;
+    return cuda_error_status(end, "cudaStreamEndCapture", __FILE__, __LINE__);
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+  (void)cudaGraphDestroy(graph);
+  if (inst != cudaSuccess) return cuda_error_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__);
+  return GraphExec(exec);
+}
+
 }  // namespace ds::cuda

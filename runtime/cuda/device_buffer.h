@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <functional>
 #include <utility>
 
 #include "runtime/cuda/cuda_check.h"
@@ -93,5 +94,10 @@ class GraphExec {
  private:
   cudaGraphExec_t g_ = nullptr;
 };
+
+// Captures the work `body` enqueues on `stream` (thread-local capture mode) and
+// instantiates it. On failure the capture is ended, the partial graph dropped
+// and the first error returned (body's before the capture's).
+Result<GraphExec> capture_graph(cudaStream_t stream, const std::function<Status()>& body);
 
 }  // namespace ds::cuda

@@ -21,19 +21,13 @@ struct RankBench {
   GraphExec custom, nccl;
 };
 
-Result<GraphExec> capture(const Stream& stream, int calls, const std::function<Status()>& one) {
-  DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
-  Status st;
-  for (int i = 0; i < calls && st.ok(); ++i) st = one();
-  cudaGraph_t graph = nullptr;
-  const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
-  DS_RETURN_IF_ERROR(st);
-  DS_CUDA_RETURN_IF_ERROR(end);
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-  (void)cudaGraphDestroy(graph);
-  DS_CUDA_RETURN_IF_ERROR(inst);
-  return GraphExec(exec);
+// `calls` back-to-back calls of `one`, captured into one graph.
+Result<GraphExec> capture_calls(const Stream& stream, int calls, const std::function<Status()>& one) {
+  return capture_graph(stream.get(), [&] {
+    Status st;
+    for (int i = 0; i < calls && st.ok(); ++i) st = one();
+    return st;
+  });
 }
 
 // Setup on rank r's own thread: buffers, one eager call of each backend (NCCL
@@ -52,8 +46,8 @@ Status prepare_rank(RankBench& b, int r, CustomAllReduce& custom, DeviceCommunic
   DS_RETURN_IF_ERROR(nccl_one());
   DS_RETURN_IF_ERROR(custom_one());
   DS_RETURN_IF_ERROR(comm.wait(b.stream.get(), opt.timeout));
-  DS_ASSIGN_OR_RETURN(b.custom, capture(b.stream, opt.calls, custom_one));
-  DS_ASSIGN_OR_RETURN(b.nccl, capture(b.stream, opt.calls, nccl_one));
+  DS_ASSIGN_OR_RETURN(b.custom, capture_calls(b.stream, opt.calls, custom_one));
+  DS_ASSIGN_OR_RETURN(b.nccl, capture_calls(b.stream, opt.calls, nccl_one));
   return Status::Ok();
 }
 

@@ -53,23 +53,12 @@ Status CudaExecutor::Impl::capture_graphs() {
     for (size_t kb = 0; kb < kv_buckets.size(); ++kb) {
       sh.max_kv_len = kv_buckets[kb];
       const std::string kctx = StrCat() << ctx << ", kv bound " << sh.max_kv_len;
-      DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-      Status s = launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st);
-      if (s.ok()) s = run_program(sh);
-      cudaGraph_t graph = nullptr;
-      const cudaError_t end = cudaStreamEndCapture(st, &graph);
-      if (!s.ok() || end != cudaSuccess) {
-        if (graph) (void)cudaGraphDestroy(graph);
-        (void)cudaGetLastError();
-        if (!s.ok()) return s.with_context(kctx + " (capture)");
-        DS_CUDA_RETURN_IF_ERROR(end);
-      }
-      cudaGraphExec_t exec = nullptr;
-      const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-      (void)cudaGraphDestroy(graph);
-      if (inst != cudaSuccess)
-        return cuda_error_status(inst, "cudaGraphInstantiate", __FILE__, __LINE__).with_context(kctx);
-      graphs.emplace(std::make_pair(bs, static_cast<int64_t>(kb)), GraphExec(exec));
+      Result<GraphExec> g = capture_graph(st, [&] {
+        Status s = launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st);
+        return s.ok() ? run_program(sh) : s;
+      });
+      if (!g.ok()) return g.status().with_context(kctx + " (capture)");
+      graphs.emplace(std::make_pair(bs, static_cast<int64_t>(kb)), std::move(g).value());
     }
   }
   return Status::Ok();

@@ -21,23 +21,6 @@
 namespace ds::cuda::testing {
 namespace {
 
-class GraphExec {
- public:
-  GraphExec() = default;
-  ~GraphExec() {
-    if (exec_) cudaGraphExecDestroy(exec_);
-    if (graph_) cudaGraphDestroy(graph_);
-  }
-  GraphExec(const GraphExec&) = delete;
-  GraphExec& operator=(const GraphExec&) = delete;
-  cudaGraph_t* graph() { return &graph_; }
-  cudaGraphExec_t* exec() { return &exec_; }
-
- private:
-  cudaGraph_t graph_ = nullptr;
-  cudaGraphExec_t exec_ = nullptr;
-};
-
 template <typename T>
 void put(DeviceBuffer& b, const std::vector<T>& h) {
   ASSERT_LE(h.size() * sizeof(T), b.bytes());
@@ -104,15 +87,13 @@ TEST(PagedAttentionGpu, DecodeCudaGraphReplayWithNewLengths) {
   ASSERT_TRUE(paged_attention(dq.data(), 0, dk.data(), dv.data(), dout.data(), p, batch, ws.data(), ws_bytes, stream).ok());
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
 
-  GraphExec g;
-  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  Status st = paged_attention(dq.data(), 0, dk.data(), dv.data(), dout.data(), p, batch, ws.data(), ws_bytes, stream);
-  ASSERT_EQ(cudaStreamEndCapture(stream, g.graph()), cudaSuccess);
-  ASSERT_TRUE(st.ok()) << st.message();
-  ASSERT_EQ(cudaGraphInstantiate(g.exec(), *g.graph(), 0), cudaSuccess);
+  Result<GraphExec> g = capture_graph(stream, [&] {
+    return paged_attention(dq.data(), 0, dk.data(), dv.data(), dout.data(), p, batch, ws.data(), ws_bytes, stream);
+  });
+  ASSERT_TRUE(g.ok()) << g.status().message();
 
   std::vector<uint16_t> out(row * 4);
-  ASSERT_EQ(cudaGraphLaunch(*g.exec(), stream), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(g->get(), stream), cudaSuccess);
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   ASSERT_TRUE(dout.copy_to_host(out.data(), out.size() * 2).ok());
   const double err_a = max_err(out, A.ref_out);
@@ -121,7 +102,7 @@ TEST(PagedAttentionGpu, DecodeCudaGraphReplayWithNewLengths) {
 
   put(dq, B.q), put(dk, B.k), put(dv, B.v), put(dqs, B.q_start), put(dkv, B.kv_len), put(dpt, B.page_table);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ASSERT_EQ(cudaGraphLaunch(*g.exec(), stream), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(g->get(), stream), cudaSuccess);
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   ASSERT_TRUE(dout.copy_to_host(out.data(), out.size() * 2).ok());
   out.resize(B.ref_out.size());  // B has 3 query rows

@@ -148,26 +148,17 @@ TEST(CustomAllReduce, GraphReplaysWithChangingInputs) {
     DS_ASSIGN_OR_RETURN(DeviceBuffer in, DeviceBuffer::allocate(bytes));
     DS_ASSIGN_OR_RETURN(DeviceBuffer out, DeviceBuffer::allocate(bytes));
     // Two all-reduces per graph (like two per layer), then replays.
-    DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
-    Status cap = g->all_reduce_sum(r, in.data(), out.data(), t, n, stream.get());
-    if (cap.ok()) cap = g->all_reduce_sum(r, out.data(), out.data(), t, n, stream.get());
-    cudaGraph_t graph = nullptr;
-    const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
-    DS_RETURN_IF_ERROR(cap);
-    DS_CUDA_RETURN_IF_ERROR(end);
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    DS_CUDA_RETURN_IF_ERROR(inst);
+    DS_ASSIGN_OR_RETURN(GraphExec exec, capture_graph(stream.get(), [&] {
+                          Status cap = g->all_reduce_sum(r, in.data(), out.data(), t, n, stream.get());
+                          return cap.ok() ? g->all_reduce_sum(r, out.data(), out.data(), t, n, stream.get()) : cap;
+                        }));
     Status s;
     for (int rep = 0; rep < 20 && s.ok(); ++rep) {
       const auto host = encode(n, t, [&](size_t i) { return test_value(r, i, rep); });
       s = in.copy_from_host(host.data(), bytes);
       if (!s.ok()) break;
-      if (cudaError_t e = cudaGraphLaunch(exec, stream.get()); e != cudaSuccess) {
-        s = cuda_error_status(e, "cudaGraphLaunch", __FILE__, __LINE__);
-        break;
-      }
+      s = exec.launch(stream);
+      if (!s.ok()) break;
       s = stream.synchronize();
       if (!s.ok()) break;
       std::vector<uint8_t> got(bytes);
@@ -181,7 +172,6 @@ TEST(CustomAllReduce, GraphReplaysWithChangingInputs) {
       });
       if (!m.empty() && mismatch[r].empty()) mismatch[r] = StrCat() << "replay " << rep << ": " << m;
     }
-    (void)cudaGraphExecDestroy(exec);
     return s;
   });
   expect_all_ok(st, "graph replays");

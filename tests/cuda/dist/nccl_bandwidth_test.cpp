@@ -39,20 +39,15 @@ Status time_all_reduce(DeviceCommunicator& c, Stream& stream, DeviceBuffer& buf,
   DS_RETURN_IF_ERROR(c.wait(stream.get(), 60s));
   DS_ASSIGN_OR_RETURN(float eager_ms, stop.elapsed_ms_since(start));
 
-  cudaGraph_t graph = nullptr;
-  DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
-  Status captured;
-  for (int i = 0; i < iters && captured.ok(); ++i) captured = c.all_reduce_sum(buf.data(), t, n, stream.get());
-  cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
-  std::unique_ptr<CUgraph_st, decltype(&cudaGraphDestroy)> graph_owner(graph, &cudaGraphDestroy);
-  DS_RETURN_IF_ERROR(captured);
-  DS_CUDA_RETURN_IF_ERROR(end);
-  cudaGraphExec_t exec = nullptr;
-  DS_CUDA_RETURN_IF_ERROR(cudaGraphInstantiate(&exec, graph, 0));
-  std::unique_ptr<CUgraphExec_st, decltype(&cudaGraphExecDestroy)> exec_owner(exec, &cudaGraphExecDestroy);
-  DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec, stream.get()));  // warm-up (uploads the graph)
+  DS_ASSIGN_OR_RETURN(GraphExec exec, capture_graph(stream.get(), [&] {
+                        Status captured;
+                        for (int i = 0; i < iters && captured.ok(); ++i)
+                          captured = c.all_reduce_sum(buf.data(), t, n, stream.get());
+                        return captured;
+                      }));
+  DS_RETURN_IF_ERROR(exec.launch(stream));  // warm-up (uploads the graph)
   DS_RETURN_IF_ERROR(start.record(stream));
-  DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec, stream.get()));
+  DS_RETURN_IF_ERROR(exec.launch(stream));
   DS_RETURN_IF_ERROR(stop.record(stream));
   DS_RETURN_IF_ERROR(c.wait(stream.get(), 60s));
   DS_ASSIGN_OR_RETURN(float graph_ms, stop.elapsed_ms_since(start));

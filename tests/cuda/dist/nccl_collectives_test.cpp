@@ -217,19 +217,11 @@ TEST(NcclCollectives, GraphCapturedAllReduceReplays) {
     DS_RETURN_IF_ERROR(c.all_reduce_sum(warm.data(), t, n, stream.get()));
     DS_RETURN_IF_ERROR(c.wait(stream.get(), kWait));
 
-    cudaGraph_t graph = nullptr;
-    DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
-    Status captured = c.all_reduce_sum(buf.data(), t, n, stream.get());
-    cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
-    std::unique_ptr<CUgraph_st, decltype(&cudaGraphDestroy)> graph_owner(graph, &cudaGraphDestroy);
-    DS_RETURN_IF_ERROR(captured);
-    DS_CUDA_RETURN_IF_ERROR(end);
-    cudaGraphExec_t exec = nullptr;
-    DS_CUDA_RETURN_IF_ERROR(cudaGraphInstantiate(&exec, graph, 0));
-    std::unique_ptr<CUgraphExec_st, decltype(&cudaGraphExecDestroy)> exec_owner(exec, &cudaGraphExecDestroy);
+    DS_ASSIGN_OR_RETURN(GraphExec exec,
+                        capture_graph(stream.get(), [&] { return c.all_reduce_sum(buf.data(), t, n, stream.get()); }));
 
     DS_RETURN_IF_ERROR(buf.copy_from_host(bytes.data(), bytes.size()));
-    for (int k = 0; k < kReplays; ++k) DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec, stream.get()));
+    for (int k = 0; k < kReplays; ++k) DS_RETURN_IF_ERROR(exec.launch(stream));
     DS_RETURN_IF_ERROR(c.wait(stream.get(), kWait));
     DS_RETURN_IF_ERROR(buf.copy_to_host(bytes.data(), bytes.size()));
     mismatch[r] = compare_exact(bytes, t, n, [&](size_t i) {

@@ -266,15 +266,10 @@ TEST_F(EpilogueTest, ChoiceIsSharedAcrossRunnersAndCaptures) {
                   .ok());
   ASSERT_EQ(cudaMemcpyAsync(dy_.data(), dres_bf16_.data(), bytes, cudaMemcpyDeviceToDevice, stream_.get()),
             cudaSuccess);
-  ASSERT_EQ(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  const Status captured = runner_->run(a, stream_.get());
-  cudaGraph_t graph = nullptr;
-  ASSERT_EQ(cudaStreamEndCapture(stream_.get(), &graph), cudaSuccess);
-  ASSERT_TRUE(captured.ok()) << captured.message();
+  Result<GraphExec> exec = capture_graph(stream_.get(), [&] { return runner_->run(a, stream_.get()); });
+  ASSERT_TRUE(exec.ok()) << exec.status().message();
   EXPECT_EQ((*other)->chosen_kernel(a), rule) << "the capture's choice must be recorded process-wide";
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  ASSERT_EQ(cudaGraphLaunch(exec, stream_.get()), cudaSuccess);
+  ASSERT_TRUE(exec->launch(stream_).ok());
   ASSERT_TRUE(stream_.synchronize().ok());
   std::vector<uint16_t> from_graph(static_cast<size_t>(c.n)), eager(static_cast<size_t>(c.n));
   ASSERT_TRUE(dy_.copy_to_host(from_graph.data(), bytes).ok());
@@ -283,8 +278,6 @@ TEST_F(EpilogueTest, ChoiceIsSharedAcrossRunnersAndCaptures) {
   ASSERT_TRUE((*other)->run(a, stream_.get()).ok());
   ASSERT_TRUE(stream_.synchronize().ok());
   ASSERT_TRUE(dy_.copy_to_host(eager.data(), bytes).ok());
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
   EXPECT_EQ(0, std::memcmp(from_graph.data(), eager.data(), bytes))
       << "graph (runner 1) and eager (runner 2) results differ for " << c.describe() << " (" << rule << ")";
 

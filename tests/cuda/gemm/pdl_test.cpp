@@ -124,21 +124,14 @@ TEST_F(PdlTest, GraphChainWithPdlEqualsEagerWithout) {
     EXPECT_EQ(0, std::memcmp(ref.data(), result(c).data(), ref.size() * 2)) << "m=" << m << ": with L2 prefetch";
 
     // Captured with PDL, replayed three times.
-    cudaGraph_t graph = nullptr;
-    ASSERT_EQ(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    Status st;
-    {
+    Result<GraphExec> exec = capture_graph(stream_.get(), [&] {
       PdlScope on(true);
-      st = run_chain(c, scratch_.scratch, stream_.get(), /*prefetch=*/m != 3);
-    }
-    ASSERT_EQ(cudaStreamEndCapture(stream_.get(), &graph), cudaSuccess);
-    ASSERT_TRUE(st.ok()) << st.message();
-    cudaGraphExec_t exec = nullptr;
-    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-    cudaGraphDestroy(graph);
+      return run_chain(c, scratch_.scratch, stream_.get(), /*prefetch=*/m != 3);
+    });
+    ASSERT_TRUE(exec.ok()) << exec.status().message();
     for (int rep = 0; rep < 3; ++rep) {
       reset_outputs(c);
-      ASSERT_EQ(cudaGraphLaunch(exec, stream_.get()), cudaSuccess);
+      ASSERT_TRUE(exec->launch(stream_).ok());
       ASSERT_TRUE(stream_.synchronize().ok());
       const std::vector<uint16_t> got = result(c);
       size_t diff = 0;
@@ -146,7 +139,6 @@ TEST_F(PdlTest, GraphChainWithPdlEqualsEagerWithout) {
       EXPECT_EQ(diff, 0u) << "m=" << m << " replay " << rep << ": " << diff << " of " << got.size()
                           << " outputs differ from the eager chain without PDL";
     }
-    cudaGraphExecDestroy(exec);
   }
 }
 
@@ -230,21 +222,14 @@ TEST_F(PdlTest, PrologueAndInPlaceResidualChain) {
     ASSERT_TRUE(stream_.synchronize().ok());
     EXPECT_EQ(0, std::memcmp(ref.data(), final_h().data(), ref.size() * 4)) << "m=" << m << ": eager with PDL";
 
-    cudaGraph_t graph = nullptr;
-    ASSERT_EQ(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    Status st;
-    {
+    Result<GraphExec> exec = capture_graph(stream_.get(), [&] {
       PdlScope on(true);
-      st = run(stream_.get());
-    }
-    ASSERT_EQ(cudaStreamEndCapture(stream_.get(), &graph), cudaSuccess);
-    ASSERT_TRUE(st.ok()) << st.message();
-    cudaGraphExec_t exec = nullptr;
-    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-    cudaGraphDestroy(graph);
+      return run(stream_.get());
+    });
+    ASSERT_TRUE(exec.ok()) << exec.status().message();
     for (int rep = 0; rep < 3; ++rep) {
       reset();
-      ASSERT_EQ(cudaGraphLaunch(exec, stream_.get()), cudaSuccess);
+      ASSERT_TRUE(exec->launch(stream_).ok());
       ASSERT_TRUE(stream_.synchronize().ok());
       const std::vector<float> got = final_h();
       size_t diff = 0;
@@ -252,7 +237,6 @@ TEST_F(PdlTest, PrologueAndInPlaceResidualChain) {
       EXPECT_EQ(diff, 0u) << "m=" << m << " replay " << rep << ": " << diff << " of " << got.size()
                           << " residual-stream values differ from the eager chain without PDL";
     }
-    cudaGraphExecDestroy(exec);
   }
 }
 

@@ -361,21 +361,14 @@ TEST_F(SwigluTest, PdlChainEqualsEagerWithout) {
     ASSERT_TRUE(stream_.synchronize().ok());
     EXPECT_EQ(0, std::memcmp(ref.data(), final_x().data(), ref.size() * 2)) << "m=" << m << ": eager with PDL";
 
-    cudaGraph_t graph = nullptr;
-    ASSERT_EQ(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    Status st;
-    {
+    Result<GraphExec> exec = capture_graph(stream_.get(), [&] {
       PdlScope on(true);
-      st = run(stream_.get());
-    }
-    ASSERT_EQ(cudaStreamEndCapture(stream_.get(), &graph), cudaSuccess);
-    ASSERT_TRUE(st.ok()) << st.message();
-    cudaGraphExec_t exec = nullptr;
-    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-    cudaGraphDestroy(graph);
+      return run(stream_.get());
+    });
+    ASSERT_TRUE(exec.ok()) << exec.status().message();
     for (int rep = 0; rep < 3; ++rep) {
       reset();
-      ASSERT_EQ(cudaGraphLaunch(exec, stream_.get()), cudaSuccess);
+      ASSERT_TRUE(exec->launch(stream_).ok());
       ASSERT_TRUE(stream_.synchronize().ok());
       const std::vector<uint16_t> got = final_x();
       size_t diff = 0;
@@ -383,7 +376,6 @@ TEST_F(SwigluTest, PdlChainEqualsEagerWithout) {
       EXPECT_EQ(diff, 0u) << "m=" << m << " replay " << rep << ": " << diff << " of " << got.size()
                           << " values differ from the eager chain without PDL";
     }
-    cudaGraphExecDestroy(exec);
   }
 }
 

@@ -9,23 +9,9 @@
 
 #include "kernels/cuda/attention/paged_attention.h"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/device_buffer.h"
 
 namespace ds::cuda {
-namespace {
-
-struct GraphPair {  // owns a captured graph and its executable
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  GraphPair() = default;
-  GraphPair(const GraphPair&) = delete;
-  GraphPair& operator=(const GraphPair&) = delete;
-  ~GraphPair() {
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
-  }
-};
-
-}  // namespace
 
 Result<AttnTiming> time_paged_attention(const AttnShape& s, const std::vector<int>& q_lens,
                                         const std::vector<int>& kv_lens, int reps, const Stream& stream) {
@@ -99,19 +85,16 @@ Result<AttnTiming> time_paged_attention(const AttnShape& s, const std::vector<in
   for (int i = 0; i < 3; ++i) DS_RETURN_IF_ERROR(launch(i));
   // Time a captured graph of `reps` launches: no host launch gaps in the numbers
   // (as in a decode step, which runs from a graph).
-  GraphPair g;
-  DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
-  Status captured = Status::Ok();
-  for (int i = 0; i < reps && captured.ok(); ++i) captured = launch(i);
-  const cudaError_t end = cudaStreamEndCapture(stream.get(), &g.graph);
-  DS_RETURN_IF_ERROR(captured);
-  DS_CUDA_RETURN_IF_ERROR(end);
-  DS_CUDA_RETURN_IF_ERROR(cudaGraphInstantiate(&g.exec, g.graph, 0));
-  DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(g.exec, stream.get()));  // warm-up
+  DS_ASSIGN_OR_RETURN(GraphExec g, capture_graph(stream.get(), [&] {
+                        Status captured;
+                        for (int i = 0; i < reps && captured.ok(); ++i) captured = launch(i);
+                        return captured;
+                      }));
+  DS_RETURN_IF_ERROR(g.launch(stream));  // warm-up
   DS_ASSIGN_OR_RETURN(Event start, Event::create());
   DS_ASSIGN_OR_RETURN(Event stop, Event::create());
   DS_RETURN_IF_ERROR(start.record(stream));
-  DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(g.exec, stream.get()));
+  DS_RETURN_IF_ERROR(g.launch(stream));
   DS_RETURN_IF_ERROR(stop.record(stream));
   DS_RETURN_IF_ERROR(stop.synchronize());
   DS_ASSIGN_OR_RETURN(float ms, stop.elapsed_ms_since(start));

@@ -199,22 +199,10 @@ class LayerBench {
       DS_RETURN_IF_ERROR(body());  // eager warm-up (lazy loading, attention smem config)
     }
     DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    const Status s = [&] {
-      PdlScope scope(pdl);
-      return body();
-    }();
-    cudaGraph_t graph = nullptr;
-    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
-    if (!s.ok()) {
-      if (graph) cudaGraphDestroy(graph);
-      return s;
-    }
-    DS_CUDA_RETURN_IF_ERROR(end);
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    DS_CUDA_RETURN_IF_ERROR(inst);
+    DS_ASSIGN_OR_RETURN(GraphExec exec, capture_graph(stream_, [&] {
+                          PdlScope scope(pdl);
+                          return body();
+                        }));
     cudaEvent_t a, b;
     DS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&a));
     DS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&b));
@@ -223,7 +211,7 @@ class LayerBench {
       for (int i = 0; i < reps + 2; ++i) {
         DS_RETURN_IF_ERROR(launch_timing_spin(20000, stream_));
         DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(a, stream_));
-        DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec, stream_));
+        DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec.get(), stream_));
         DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(b, stream_));
         DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(b));
         float t = 0;
@@ -234,7 +222,6 @@ class LayerBench {
     }();
     cudaEventDestroy(a);
     cudaEventDestroy(b);
-    cudaGraphExecDestroy(exec);
     DS_RETURN_IF_ERROR(st);
     std::sort(ms.begin(), ms.end());
     return ms[ms.size() / 2];

@@ -326,23 +326,12 @@ class MlpBench {
   // Median ms of `reps` timed runs of body (each after a spin kernel that holds the GPU
   // until the launches are queued), as a CUDA graph when graph is set (PDL on).
   Result<double> time(bool graph, int reps, const std::function<Status()>& body) {
-    cudaGraphExec_t exec = nullptr;
+    GraphExec exec;
     if (graph) {
       PdlScope pdl(true);
       DS_RETURN_IF_ERROR(body());  // warm-up
       DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-      DS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      const Status s = body();
-      cudaGraph_t g = nullptr;
-      const cudaError_t end = cudaStreamEndCapture(stream_, &g);
-      if (!s.ok()) {
-        if (g) cudaGraphDestroy(g);
-        return s;
-      }
-      DS_CUDA_RETURN_IF_ERROR(end);
-      const cudaError_t inst = cudaGraphInstantiate(&exec, g, 0);
-      cudaGraphDestroy(g);
-      DS_CUDA_RETURN_IF_ERROR(inst);
+      DS_ASSIGN_OR_RETURN(exec, capture_graph(stream_, body));
     } else {
       DS_RETURN_IF_ERROR(body());  // warm-up
     }
@@ -354,8 +343,8 @@ class MlpBench {
       for (int i = 0; i < reps; ++i) {
         DS_RETURN_IF_ERROR(launch_timing_spin(20000, stream_));
         DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(a, stream_));
-        if (exec) {
-          DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec, stream_));
+        if (exec.get()) {
+          DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec.get(), stream_));
         } else {
           DS_RETURN_IF_ERROR(body());
         }
@@ -369,7 +358,6 @@ class MlpBench {
     }();
     cudaEventDestroy(a);
     cudaEventDestroy(b);
-    if (exec) cudaGraphExecDestroy(exec);
     DS_RETURN_IF_ERROR(st);
     std::sort(ms.begin(), ms.end());
     return ms[ms.size() / 2];
