@@ -92,18 +92,24 @@ Result<size_t> device_weight_bytes(const LoadedPlan& plan) { return cuda::Device
 
 namespace {
 
+// The tensor-parallel options both paths below take from the command's device knobs.
+cuda::CudaTpOptions base_tp_options(const DeviceOptions& gpu) {
+  cuda::CudaTpOptions to;
+  to.base_gpu_id = gpu.device;
+  to.check_p2p = gpu.enable_p2p_check;
+  to.all_reduce = gpu.disable_custom_all_reduce ? cuda::CudaTpOptions::AllReduceBackend::kNccl
+                                                : cuda::CudaTpOptions::AllReduceBackend::kMeasured;
+  return to;
+}
+
 // Tensor parallelism in this process: rank r on GPU options.gpu.device + r.
 Result<std::unique_ptr<Executor>> make_cuda_tp_executor(const LoadedPlan& plan, const LoadedWeights& weights,
                                                         KvCache& kv, const cuda::CudaExecutorOptions& co,
                                                         const ExecutorOptions& options, ExecutorStartup* startup) {
-  cuda::CudaTpOptions to;
+  cuda::CudaTpOptions to = base_tp_options(options.gpu);
   to.exec = co;
-  to.base_gpu_id = options.gpu.device;
   to.weights = weights.load_options();
   to.weights.tp_rank = 0;
-  to.check_p2p = options.gpu.enable_p2p_check;
-  to.all_reduce = options.gpu.disable_custom_all_reduce ? cuda::CudaTpOptions::AllReduceBackend::kNccl
-                                                         : cuda::CudaTpOptions::AllReduceBackend::kMeasured;
   if (options.gpu.weight_progress) to.progress = options.gpu.weight_progress;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaTpExecutor> exec, cuda::CudaTpExecutor::create(plan, kv, to));
   fill_startup(startup, exec->weights_load_seconds(), exec->weight_bytes_per_gpu(), exec->rank_executor(0));
@@ -119,7 +125,7 @@ Result<std::unique_ptr<Executor>> make_cuda_ranks(const LoadedPlan& plan, const 
                                                   const ExecutorOptions& options, ExecutorStartup* startup) {
   const std::string who = StrCat() << "tensor-parallel process " << dist.rank() << " of " << dist.size();
   DS_RETURN_IF_ERROR(check_device(options.gpu.device).with_context(who));
-  cuda::CudaTpOptions to;
+  cuda::CudaTpOptions to = base_tp_options(options.gpu);
   to.exec.device = options.gpu.device;
   to.exec.token_capacity = s.token_capacity;
   to.exec.max_seqs = s.max_seqs;
@@ -128,11 +134,7 @@ Result<std::unique_ptr<Executor>> make_cuda_ranks(const LoadedPlan& plan, const 
   to.exec.enable_cuda_graph = s.enable_cuda_graph;
   to.exec.cuda_graph_max_bs = s.cuda_graph_max_bs;
   to.exec.dist_timeout = options.gpu.dist_timeout;
-  to.base_gpu_id = options.gpu.device;
   to.weights = weight_options;
-  to.check_p2p = options.gpu.enable_p2p_check;
-  to.all_reduce = options.gpu.disable_custom_all_reduce ? cuda::CudaTpOptions::AllReduceBackend::kNccl
-                                                         : cuda::CudaTpOptions::AllReduceBackend::kMeasured;
   to.process_group = &dist;
   if (options.gpu.weight_progress && dist.rank() == 0) to.progress = options.gpu.weight_progress;
   auto exec = cuda::CudaTpExecutor::create(plan, kv, to);
