@@ -11,6 +11,8 @@
 #                               vs the in-process --tp 2 run, same plan
 #   dead peer                   rank 1 of a 2-process `dsrt serve` killed: rank 0 must exit non-zero
 #                               with a message within 30 s
+# TP_ROWS picks rows by group (default all): tests (executor TP tests + custom all-reduce tests),
+# e2e, realshape, twoproc (both 2-node rows), dead; e.g. TP_ROWS="twoproc dead" on a second call.
 # Logs: $OUT/e2e/tp_* (packed into logs.tgz by run.sh).
 TP_DSRT="$BUILD/bin/dsrt"
 TP_PY="/opt/torch/.venv/bin/python"
@@ -19,9 +21,12 @@ TP_LOG="$OUT/e2e"
 mkdir -p "$TP_LOG" "$OUT/parts"
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 echo "tp section: $ngpu GPU(s)" >&2
+tp_rows() { case " ${TP_ROWS:-tests e2e realshape twoproc dead} " in *" $1 "*) return 0;; esac; return 1; }
 
 exe="$(find "$BUILD" -name ds_cuda_executor_tp_tests -type f -executable | head -n1)"
-if [ -n "$exe" ]; then
+if ! tp_rows tests; then
+  :
+elif [ -n "$exe" ]; then
   DS_TEST_TIMEOUT_S=60 timeout 170 "$exe" --gtest_color=no > "$OUT/parts/ds_cuda_executor_tp_tests.log" 2>&1
   prc=$?
   row "ds_cuda_executor_tp_tests" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
@@ -33,7 +38,9 @@ else
 fi
 # The one-shot custom all-reduce kernel's own tests (sums, residual, epochs, graph replays).
 dexe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable | head -n1)"
-if [ -n "$dexe" ]; then
+if ! tp_rows tests; then
+  :
+elif [ -n "$dexe" ]; then
   timeout 120 "$dexe" --gtest_color=no --gtest_filter='CustomAllReduce.*:AllReduceChoice.*' > "$OUT/parts/ds_cuda_dist_tests_custom_ar.log" 2>&1
   prc=$?
   row "custom all-reduce tests" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
@@ -41,7 +48,7 @@ if [ -n "$dexe" ]; then
 fi
 
 # TP 2 on every fixture, TP 4 on qwen2-tiny-r1 (one KV head: shared by 4 ranks); 5 cases each.
-for tp in 2 4; do
+tp_rows e2e && for tp in 2 4; do
   models="qwen2-tiny-tied qwen2-tiny-r1 qwen2-tiny-yarn"; [ "$tp" = 4 ] && models="qwen2-tiny-r1"
   for m in $models; do
     plan="$ROOT/.deps/plans/$m.sm_90a.tp$tp.dsplan"
@@ -64,7 +71,9 @@ for tp in 2 4; do
   p="$ROOT/.deps/plans/DeepSeek-R1-Distill-Qwen-1.5B.sm_90a.tp$tp.dsplan"
   [ "$ngpu" -ge "$tp" ] && [ -f "$p" ] && variants+=(--plan "tp$tp=$p")
 done
-if [ ${#variants[@]} -le 2 ] || [ ! -f "$rs_plan" ]; then
+if ! tp_rows realshape; then
+  :
+elif [ ${#variants[@]} -le 2 ] || [ ! -f "$rs_plan" ]; then
   row "realshape 1.5B tp" "SKIP" "no tp plans or $ngpu GPU(s)"
 else
   timeout 240 "$TP_PY" "$ROOT/tools/gpu/check_real_shape.py" --dsrt "$TP_DSRT" "${variants[@]}" --prompts 2 \
@@ -139,7 +148,9 @@ two_process_row() {
 # --tp 4 --nnodes 2: two ranks (GPUs) per process.
 m=qwen2-tiny-r1
 plan="$ROOT/.deps/plans/$m.sm_90a.tp4.dsplan"
-if [ "$ngpu" -lt 4 ] || [ ! -f "$plan" ]; then
+if ! tp_rows twoproc; then
+  :
+elif [ "$ngpu" -lt 4 ] || [ ! -f "$plan" ]; then
   row "2-node tp4 $m (2 GPUs each)" "SKIP" "$ngpu GPU(s) or no plan"
 else
   two_process_row "2-node tp4 $m (2 GPUs each)" tp4_2node "$m" "$plan" 4 $((28000 + RANDOM % 1000)) 0,1 2,3 --tp 4
@@ -149,10 +160,12 @@ fi
 m=qwen2-tiny-tied
 plan="$ROOT/.deps/plans/$m.sm_90a.tp2.dsplan"
 if [ "$ngpu" -lt 2 ] || [ ! -f "$plan" ]; then
-  row "2-node tp2 $m" "SKIP" "$ngpu GPU(s) or no plan"
-  row "dead peer" "SKIP" "$ngpu GPU(s) or no plan"
+  tp_rows twoproc && row "2-node tp2 $m" "SKIP" "$ngpu GPU(s) or no plan"
+  tp_rows dead && row "dead peer" "SKIP" "$ngpu GPU(s) or no plan"
 else
-  two_process_row "2-node tp2 $m" tp_2node "$m" "$plan" 2 $((29000 + RANDOM % 1000)) 0 1
+  tp_rows twoproc && two_process_row "2-node tp2 $m" tp_2node "$m" "$plan" 2 $((29000 + RANDOM % 1000)) 0 1
+fi
+if [ "$ngpu" -ge 2 ] && [ -f "$plan" ] && tp_rows dead; then
 
   # Dead peer: kill -9 rank 1 of a serving pair, then send a request to rank 0.
   port=$((30000 + RANDOM % 1000)); hport=$((31000 + RANDOM % 1000))

@@ -12,6 +12,7 @@
 # an eager run (no graphs, 32 tokens) with DSRT_PROFILE=1 that prints the per-instruction table.
 # Any other setting is passed as DSRT_GEMM_KERNEL: a kernel name, or NxK=<kernel> entries that force
 # one weight shape only (e.g. 3584x3584=gemv-async: the 7B o_proj on the cp.async GEMV).
+# A model written SIZE@tpN (e.g. 32B@tp2) runs that size's tpN plan with --tp N (N GPUs).
 #   tools/bench/gpu/decode_ab.sh [MODELS (default "7B 32B")] [KERNELS (default: see below)]
 # Prints one line per run: model, setting, decode tok/s.
 set -uo pipefail
@@ -23,21 +24,23 @@ MODELS="${1:-7B 32B}"
 KERNELS="${2:-auto nopdl gemv-warp-l2 gemv-warp-deep-l2 gemv-warp gemv-async profile}"
 PROMPT="$(python3 -c "import random; r = random.Random(1); print(','.join(str(r.randrange(1000, 150000)) for _ in range(32)))")"
 for m in $MODELS; do
-  plan="$PLANS/DeepSeek-R1-Distill-Qwen-$m.sm_90a.dsplan"
+  size="${m%@tp*}" tp_args=() suffix=""
+  if [ "$size" != "$m" ]; then tp_args=(--tp "${m#*@tp}"); suffix=".tp${m#*@tp}"; fi
+  plan="$PLANS/DeepSeek-R1-Distill-Qwen-$size.sm_90a$suffix.dsplan"
   [ -f "$plan" ] || { echo "$m: no plan $plan"; continue; }
   for k in $KERNELS; do
     if [ "$k" = profile ]; then
       echo "== $m eager profile (DSRT_PROFILE=1, --disable-cuda-graph, 32 tokens)"
-      DSRT_PROFILE=1 timeout 300 "$BUILD/bin/dsrt" generate "$plan" --load-format dummy --prompt-ids "$PROMPT" \
+      DSRT_PROFILE=1 timeout 300 "$BUILD/bin/dsrt" generate "$plan" "${tp_args[@]}" --load-format dummy --prompt-ids "$PROMPT" \
           --max-new-tokens 32 --ignore-eos --disable-cuda-graph 2>&1 >/dev/null | grep -A40 "dsrt profile"
       continue
     fi
     envs=()
     case "$k" in auto) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
-    out="$(env "${envs[@]}" timeout 300 "$BUILD/bin/dsrt" generate "$plan" --load-format dummy --prompt-ids "$PROMPT" \
+    out="$(env "${envs[@]}" timeout 300 "$BUILD/bin/dsrt" generate "$plan" "${tp_args[@]}" --load-format dummy --prompt-ids "$PROMPT" \
              --max-new-tokens 256 --ignore-eos --json 2>/tmp/decode_ab.err)"
     tps="$(printf '%s' "$out" | python3 -c "import json, sys; print('%.1f' % json.load(sys.stdin)['timings']['decode_tokens_per_s'])" 2>/dev/null)"
-    printf '%-4s %-20s %s\n' "$m" "$k" "${tps:-error: $(tail -n 2 /tmp/decode_ab.err | tr '\n' ' ')}"
+    printf '%-8s %-20s %s\n' "$m" "$k" "${tps:-error: $(tail -n 2 /tmp/decode_ab.err | tr '\n' ' ')}"
     [ "$k" = verbose ] && grep "dsrt gemm:" /tmp/decode_ab.err | sort | uniq -c | head -n 24
   done
 done
