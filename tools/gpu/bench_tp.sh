@@ -6,7 +6,9 @@
 #                            TP 1 run is repeated here so that every figure comes from one card);
 #                            tp_decode_32B_tp2_nccl.json: TP 2 with --disable-custom-all-reduce;
 #                            tp_decode_32B_tp2_custom.json: TP 2 with the custom kernel forced
-#                            (DSRT_CUSTOM_ALLREDUCE=1; by default dsrt times it against NCCL at start-up)
+#                            (DSRT_CUSTOM_ALLREDUCE=1; by default dsrt times it against NCCL at start-up);
+#                            tp_decode_32B_tp2_staged.json: the same without its LL protocol
+#                            (DSRT_CUSTOM_ALLREDUCE_LL=0)
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
 #                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph
 #   tp_profile_32B_tpN.log   DSRT_PROFILE=1, graphs off: per-instruction GPU time of eager decode
@@ -38,6 +40,12 @@ if tp_part decode && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ]; then
   DSRT_CUSTOM_ALLREDUCE=1 timeout 120 "$DSRT" generate "$plan" --tp 2 --load-format dummy --prompt-ids "$tp_prompt" \
       --max-new-tokens 128 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_custom.json" \
       2> "$B/tp_decode_32B_tp2_custom.log" || note "tp decode 32B tp2 custom: exit $?"
+  note "tp decode 32B tp2, custom all-reduce forced, staged protocol only"
+  cmdlog "tp_decode_32B_tp2_staged" "DSRT_CUSTOM_ALLREDUCE=1 DSRT_CUSTOM_ALLREDUCE_LL=0 $DSRT generate $plan --tp 2 ... (as above)"
+  # shellcheck disable=SC2086
+  DSRT_CUSTOM_ALLREDUCE=1 DSRT_CUSTOM_ALLREDUCE_LL=0 timeout 120 "$DSRT" generate "$plan" --tp 2 --load-format dummy \
+      --prompt-ids "$tp_prompt" --max-new-tokens 128 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_staged.json" \
+      2> "$B/tp_decode_32B_tp2_staged.log" || note "tp decode 32B tp2 staged: exit $?"
   note "tp decode 32B tp2, NCCL only"
   cmdlog "tp_decode_32B_tp2_nccl" "$DSRT generate $plan --tp 2 --disable-custom-all-reduce ... (as above)"
   # shellcheck disable=SC2086

@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "runtime/cuda/cuda_check.h"
@@ -35,52 +36,77 @@ __device__ __forceinline__ unsigned long long global_ns() {
   return t;
 }
 
+// Element type <-> float, one 32-bit word at a time (2 bf16/f16 or 1 f32).
 template <typename T>
-struct Vec;  // 16 bytes of T <-> 8 or 4 floats
+struct Word;
 template <>
-struct Vec<__nv_bfloat16> {
-  static constexpr int kN = 8;
-  __device__ static void load(const uint4& v, float* f) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-    for (int i = 0; i < 4; ++i) {
-      const float2 x = __bfloat1622float2(h[i]);
-      f[2 * i] = x.x, f[2 * i + 1] = x.y;
+struct Word<__nv_bfloat16> {
+  static constexpr int kN = 2;
+  __device__ static void unpack(uint32_t w, float* f) {
+    const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w));
+    f[0] = x.x, f[1] = x.y;
+  }
+  __device__ static uint32_t pack(const float* f) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(f[0], f[1]);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+};
+template <>
+struct Word<__half> {
+  static constexpr int kN = 2;
+  __device__ static void unpack(uint32_t w, float* f) {
+    const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&w));
+    f[0] = x.x, f[1] = x.y;
+  }
+  __device__ static uint32_t pack(const float* f) {
+    const __half2 h = __floats2half2_rn(f[0], f[1]);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+};
+template <>
+struct Word<float> {
+  static constexpr int kN = 1;
+  __device__ static void unpack(uint32_t w, float* f) { f[0] = __uint_as_float(w); }
+  __device__ static uint32_t pack(const float* f) { return __float_as_uint(f[0]); }
+};
+
+// W words of T <-> W * Word<T>::kN floats.
+template <typename T, int W>
+struct Vec {
+  static constexpr int kN = W * Word<T>::kN;
+  __device__ static void load(const uint32_t (&w)[W], float* f) {
+#pragma unroll
+    for (int i = 0; i < W; ++i) Word<T>::unpack(w[i], f + i * Word<T>::kN);
+  }
+  __device__ static void store(const float* f, uint32_t (&w)[W]) {
+#pragma unroll
+    for (int i = 0; i < W; ++i) w[i] = Word<T>::pack(f + i * Word<T>::kN);
+  }
+};
+
+// Adds the W words `v` of rank r to acc in the order both kernels use: acc =
+// in_0, then residual + acc, then acc + in_1 ... + in_{N-1}, every rank alike.
+template <typename T, int W>
+__device__ __forceinline__ void add_rank(int r, const uint32_t (&v)[W], const uint32_t* residual, float* acc) {
+  using V = Vec<T, W>;
+  if (r == 0) {
+    V::load(v, acc);
+    if (residual != nullptr) {
+      uint32_t rw[W];
+#pragma unroll
+      for (int i = 0; i < W; ++i) rw[i] = residual[i];
+      float x[V::kN];
+      V::load(rw, x);
+#pragma unroll
+      for (int k = 0; k < V::kN; ++k) acc[k] = x[k] + acc[k];
     }
+  } else {
+    float x[V::kN];
+    V::load(v, x);
+#pragma unroll
+    for (int k = 0; k < V::kN; ++k) acc[k] += x[k];
   }
-  __device__ static uint4 store(const float* f) {
-    uint4 v;
-    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
-    for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-    return v;
-  }
-};
-template <>
-struct Vec<__half> {
-  static constexpr int kN = 8;
-  __device__ static void load(const uint4& v, float* f) {
-    const __half2* h = reinterpret_cast<const __half2*>(&v);
-    for (int i = 0; i < 4; ++i) {
-      const float2 x = __half22float2(h[i]);
-      f[2 * i] = x.x, f[2 * i + 1] = x.y;
-    }
-  }
-  __device__ static uint4 store(const float* f) {
-    uint4 v;
-    __half2* h = reinterpret_cast<__half2*>(&v);
-    for (int i = 0; i < 4; ++i) h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
-    return v;
-  }
-};
-template <>
-struct Vec<float> {
-  static constexpr int kN = 4;
-  __device__ static void load(const uint4& v, float* f) {
-    f[0] = __uint_as_float(v.x), f[1] = __uint_as_float(v.y), f[2] = __uint_as_float(v.z), f[3] = __uint_as_float(v.w);
-  }
-  __device__ static uint4 store(const float* f) {
-    return make_uint4(__float_as_uint(f[0]), __float_as_uint(f[1]), __float_as_uint(f[2]), __float_as_uint(f[3]));
-  }
-};
+}
 
 // Block b handles 16-byte vectors [b * per_block, min((b + 1) * per_block, nvec)).
 template <typename T>
@@ -124,19 +150,99 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
   // 4. Sum the ranks' chunks in rank order (the same bits on every rank), after
   //    the residual when there is one (identical on every rank: the replicated
   //    hidden state). residual may be out: each element is read before it is written.
-  constexpr int kN = Vec<T>::kN;
+  using V = Vec<T, 4>;
   for (size_t i = begin + threadIdx.x; i < end; i += kThreads) {
-    float acc[kN], x[kN];
-    Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[0] + half)[i], acc);
-    if (residual != nullptr) {
-      Vec<T>::load(residual[i], x);
-      for (int k = 0; k < kN; ++k) acc[k] = x[k] + acc[k];
+    float acc[V::kN];
+    const uint32_t* res = residual != nullptr ? reinterpret_cast<const uint32_t*>(residual + i) : nullptr;
+    for (int r = 0; r < world; ++r) {
+      const uint4 u = reinterpret_cast<const uint4*>(peers.staging[r] + half)[i];
+      const uint32_t v[4] = {u.x, u.y, u.z, u.w};
+      add_rank<T, 4>(r, v, res, acc);
     }
-    for (int r = 1; r < world; ++r) {
-      Vec<T>::load(reinterpret_cast<const uint4*>(peers.staging[r] + half)[i], x);
-      for (int k = 0; k < kN; ++k) acc[k] += x[k];
+    uint32_t w[4];
+    V::store(acc, w);
+    out[i] = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+  if (threadIdx.x == 0) counter[b] = epoch;
+}
+
+// --- LL protocol (messages up to ll_max_bytes) ---------------------------------
+// A 16-byte line carries 8 payload bytes: {word 0, epoch, word 1, epoch}. It is
+// written and read as one 16-byte access, and the reader takes it only when
+// both epoch words match, so each 8-byte (word, epoch) half it uses was
+// written by the call it waits for (8-byte aligned halves are not torn). A
+// sender pushes its lines straight into every peer's receive region (posted
+// NVLink stores: no fence, no flag, no read from a peer), and a receiver polls
+// its own memory. Thread t of block b owns payload line b * kLlThreads + t on
+// every call, so a line's epochs only grow; regions alternate by epoch parity
+// (safe for the reason the staging halves are, see the header).
+constexpr int kLlThreads = 256;
+
+struct LlPeers {
+  uint4* recv[CustomAllReduce::kMaxRanks];  // each rank's receive buffer: [2][world][lines_per_rank]
+};
+
+__device__ __forceinline__ void ll_store(uint4* p, uint2 v, uint32_t epoch) {
+  asm volatile("st.volatile.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(epoch), "r"(v.y),
+               "r"(epoch)
+               : "memory");
+}
+
+__device__ __forceinline__ uint4 ll_load(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+
+// The payload of line p once it holds `epoch` (bounded: a missing peer traps).
+__device__ __forceinline__ uint2 ll_wait(const uint4* p, uint32_t epoch, long long timeout_ns) {
+  uint4 v = ll_load(p);
+  if (v.y == epoch && v.w == epoch) return make_uint2(v.x, v.z);
+  const unsigned long long start = global_ns();
+  for (;;) {
+    v = ll_load(p);
+    if (v.y == epoch && v.w == epoch) return make_uint2(v.x, v.z);
+    if (static_cast<long long>(global_ns() - start) > timeout_ns) __trap();
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kLlThreads) ll_all_reduce(LlPeers peers, int rank, int world, const uint2* in,
+                                                            const uint2* residual, uint2* out, size_t nline,
+                                                            size_t lines_per_rank, uint32_t* counter,
+                                                            long long timeout_ns) {
+  __shared__ uint32_t epoch_s;
+  const int b = blockIdx.x;
+  pdl_wait();
+  pdl_trigger();
+  if (threadIdx.x == 0) epoch_s = counter[b] + 1;
+  __syncthreads();
+  const uint32_t epoch = epoch_s;
+  const size_t i = static_cast<size_t>(b) * kLlThreads + threadIdx.x;
+  if (i < nline) {
+    const uint2 mine = in[i];
+    // Region (parity, source rank) of a receive buffer.
+    const size_t base = (static_cast<size_t>(epoch & 1u) * world) * lines_per_rank + i;
+    for (int k = 1; k < world; ++k) {
+      const int d = rank + k < world ? rank + k : rank + k - world;
+      ll_store(peers.recv[d] + base + static_cast<size_t>(rank) * lines_per_rank, mine, epoch);
     }
-    out[i] = Vec<T>::store(acc);
+    // Residual and out may alias in: every read of line i happens before its write.
+    const uint32_t* res = residual != nullptr ? reinterpret_cast<const uint32_t*>(residual + i) : nullptr;
+    float acc[Vec<T, 2>::kN];
+    for (int r = 0; r < world; ++r) {
+      const uint2 u = r == rank ? mine
+                                : ll_wait(peers.recv[rank] + base + static_cast<size_t>(r) * lines_per_rank, epoch,
+                                          timeout_ns);
+      const uint32_t v[2] = {u.x, u.y};
+      add_rank<T, 2>(r, v, res, acc);
+    }
+    uint32_t w[2];
+    Vec<T, 2>::store(acc, w);
+    out[i] = make_uint2(w[0], w[1]);
   }
   if (threadIdx.x == 0) counter[b] = epoch;
 }
@@ -144,7 +250,8 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
 }  // namespace
 
 Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vector<int>& devices, size_t max_bytes,
-                                                                 std::chrono::milliseconds timeout) {
+                                                                 std::chrono::milliseconds timeout,
+                                                                 size_t ll_max_bytes) {
   const int n = static_cast<int>(devices.size());
   if (n < 2 || n > kMaxRanks)
     return Status::Error(StrCat() << "custom all-reduce: " << n << " ranks (2.." << kMaxRanks << " supported)");
@@ -152,6 +259,9 @@ Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vect
     return Status::Error(StrCat() << "custom all-reduce: max_bytes " << max_bytes << " must be a multiple of 16 in (0, "
                                   << kChunkBytes * kMaxBlocks << "]");
   if (timeout.count() <= 0) return Status::Error("custom all-reduce: timeout must be positive");
+  if (ll_max_bytes % 16 != 0 || ll_max_bytes > kMaxLlBytes)
+    return Status::Error(StrCat() << "custom all-reduce: ll_max_bytes " << ll_max_bytes
+                                  << " must be a multiple of 16 in [0, " << kMaxLlBytes << "]");
   int current = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&current));
   for (int a : devices)
@@ -166,6 +276,7 @@ Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vect
   std::unique_ptr<CustomAllReduce> g(new CustomAllReduce());
   g->devices_ = devices;
   g->max_bytes_ = max_bytes;
+  g->ll_max_bytes_ = std::min(ll_max_bytes, max_bytes);
   g->timeout_ns_ = static_cast<long long>(timeout.count()) * 1000000LL;
   for (int r = 0; r < n; ++r) {
     DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices[r]));
@@ -185,6 +296,13 @@ Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vect
     DS_ASSIGN_OR_RETURN(rk.counter, DeviceBuffer::allocate(sizeof(uint32_t) * kMaxBlocks));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.flags.data(), 0, rk.flags.bytes()));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.counter.data(), 0, rk.counter.bytes()));
+    if (g->ll_max_bytes_ > 0) {
+      // Two parity regions per source rank, 16-byte lines of 8 payload bytes.
+      DS_ASSIGN_OR_RETURN(rk.ll_recv, DeviceBuffer::allocate(2 * static_cast<size_t>(n) * 2 * g->ll_max_bytes_));
+      DS_ASSIGN_OR_RETURN(rk.ll_counter, DeviceBuffer::allocate(sizeof(uint32_t) * kMaxBlocks));
+      DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_recv.data(), 0, rk.ll_recv.bytes()));
+      DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_counter.data(), 0, rk.ll_counter.bytes()));
+    }
     DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
     g->ranks_.push_back(std::move(rk));
   }
@@ -211,12 +329,43 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
                                   << " (unaligned, not bf16/f16/f32, or over " << max_bytes_ << " bytes)");
   if (reinterpret_cast<uintptr_t>(residual) % 16 != 0)
     return Status::Error("custom all-reduce: the residual is not 16-byte aligned");
+  const size_t bytes = n * dtype_size(dtype);
+  const int world = size();
+  const long long timeout_ns = timeout_ns_;
+  cudaError_t e = cudaSuccess;
+  if (bytes <= ll_max_bytes_) {
+    LlPeers peers{};
+    for (int r = 0; r < world; ++r) peers.recv[r] = static_cast<uint4*>(ranks_[r].ll_recv.data());
+    const size_t nline = bytes / 8;
+    const dim3 grid(static_cast<unsigned>((nline + kLlThreads - 1) / kLlThreads)), block(kLlThreads);
+    auto* counter = static_cast<uint32_t*>(ranks_[rank].ll_counter.data());
+    const auto* src = static_cast<const uint2*>(in);
+    const auto* res = static_cast<const uint2*>(residual);
+    auto* dst = static_cast<uint2*>(out);
+    const size_t lines_per_rank = ll_max_bytes_ / 8;
+    switch (dtype) {
+      case DType::kBF16:
+        e = launch_kernel(ll_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst,
+                          nline, lines_per_rank, counter, timeout_ns);
+        break;
+      case DType::kF16:
+        e = launch_kernel(ll_all_reduce<__half>, grid, block, 0, stream, peers, rank, world, src, res, dst, nline,
+                          lines_per_rank, counter, timeout_ns);
+        break;
+      default:
+        e = launch_kernel(ll_all_reduce<float>, grid, block, 0, stream, peers, rank, world, src, res, dst, nline,
+                          lines_per_rank, counter, timeout_ns);
+        break;
+    }
+    if (e != cudaSuccess) return cuda_error_status(e, "ll_all_reduce launch", __FILE__, __LINE__);
+    DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return Status::Ok();
+  }
   PeerPtrs peers{};
-  for (int r = 0; r < size(); ++r) {
+  for (int r = 0; r < world; ++r) {
     peers.staging[r] = static_cast<const uint8_t*>(ranks_[r].staging.data());
     peers.flags[r] = static_cast<uint32_t*>(ranks_[r].flags.data());
   }
-  const size_t bytes = n * dtype_size(dtype);
   const size_t nvec = bytes / 16;
   const size_t per_block = kChunkBytes / 16;
   const unsigned blocks = static_cast<unsigned>((nvec + per_block - 1) / per_block);
@@ -226,9 +375,6 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
   auto* dst = static_cast<uint4*>(out);
   const dim3 grid(blocks), block(kThreads);
   const size_t half_bytes = max_bytes_;
-  const int world = size();
-  const long long timeout_ns = timeout_ns_;
-  cudaError_t e = cudaSuccess;
   switch (dtype) {
     case DType::kBF16:
       e = launch_kernel(one_shot_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,

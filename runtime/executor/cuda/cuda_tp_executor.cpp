@@ -91,7 +91,10 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
   if (forced == "1") backend = Backend::kCustom;
   // Across processes the all-reduce spans GPUs the custom kernel cannot reach.
   if (backend != Backend::kNccl && n > 1 && !group) {
-    auto ar = CustomAllReduce::create(devices, CustomAllReduce::kDefaultMaxBytes, options.exec.dist_timeout);
+    // DSRT_CUSTOM_ALLREDUCE_LL=0: every message through the staged protocol (A/B of the LL one).
+    const char* ll_env = std::getenv("DSRT_CUSTOM_ALLREDUCE_LL");
+    const size_t ll_bytes = ll_env && std::string(ll_env) == "0" ? 0 : CustomAllReduce::kDefaultLlMaxBytes;
+    auto ar = CustomAllReduce::create(devices, CustomAllReduce::kDefaultMaxBytes, options.exec.dist_timeout, ll_bytes);
     if (ar.ok()) {
       e->custom_ar_ = std::move(ar).value();
     } else {

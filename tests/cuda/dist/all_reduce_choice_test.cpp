@@ -63,9 +63,10 @@ void expect_exact_sums(int size, CustomAllReduce* custom, const std::vector<Devi
 TEST(AllReduceChoice, TimesBothBackendsAndLeavesThemUsable) {
   DS_REQUIRE_GPUS(2);
   if (!have_device_collectives()) GTEST_SKIP() << "built without NCCL";
-  for (int size : group_sizes()) {
+  for (int size : group_sizes())
+  for (size_t ll : {CustomAllReduce::kDefaultLlMaxBytes, size_t{0}}) {  // the kernel's LL protocol, then staged
     if (!peer_access(size)) GTEST_SKIP() << "no peer access among the first " << size << " GPUs";
-    auto custom = CustomAllReduce::create(first_devices(size), CustomAllReduce::kDefaultMaxBytes, 20s);
+    auto custom = CustomAllReduce::create(first_devices(size), CustomAllReduce::kDefaultMaxBytes, 20s, ll);
     ASSERT_TRUE(custom.ok()) << custom.status().message();
     auto group = create_local_device_group(first_devices(size), 60s);
     ASSERT_TRUE(group.ok()) << group.status().message();
@@ -77,8 +78,9 @@ TEST(AllReduceChoice, TimesBothBackendsAndLeavesThemUsable) {
     o.timeout = 20s;
     auto t = time_decode_all_reduce(**custom, comms, first_devices(size), o);
     ASSERT_TRUE(t.ok()) << t.status().message();
-    std::printf("%d GPUs, %zu bytes: custom kernel %.2f us, NCCL %.2f us per all-reduce -> %s\n", size, o.bytes,
-                t->custom_us, t->nccl_us, prefer_custom_all_reduce(*t) ? "custom" : "NCCL");
+    std::printf("%d GPUs, %zu bytes: custom kernel (%s) %.2f us, NCCL %.2f us per all-reduce -> %s\n", size, o.bytes,
+                o.bytes <= (*custom)->ll_max_bytes() ? "LL" : "staged", t->custom_us, t->nccl_us,
+                prefer_custom_all_reduce(*t) ? "custom" : "NCCL");
     EXPECT_TRUE(std::isfinite(t->custom_us) && t->custom_us > 0.0) << t->custom_us;
     EXPECT_TRUE(std::isfinite(t->nccl_us) && t->nccl_us > 0.0) << t->nccl_us;
     expect_exact_sums(size, custom->get(), comms, StrCat() << size << " GPUs, custom kernel after the timing");

@@ -3,7 +3,10 @@
 // every dtype) for bf16/f16/f32 over sizes from one 16-byte vector to max_bytes
 // (1 to 64 blocks), in place and out of place, many back-to-back calls (epochs,
 // staging halves), and replays of a captured CUDA graph with changing inputs;
-// argument checks. Skips with fewer than 2 GPUs or without peer access.
+// both protocols (LL below ll_max_bytes, staged above it or with LL off), which
+// give the same bits as a host sum in rank order even for inexact values, also
+// when calls of different sizes interleave; argument checks. Skips with fewer
+// than 2 GPUs or without peer access.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,8 +21,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::unique_ptr<CustomAllReduce> make_group(int n) {
-  auto g = CustomAllReduce::create(first_devices(n), CustomAllReduce::kDefaultMaxBytes, 20s);
+// ll_max_bytes 0: every message through the staged protocol.
+std::unique_ptr<CustomAllReduce> make_group(int n, size_t ll_max_bytes = CustomAllReduce::kDefaultLlMaxBytes) {
+  auto g = CustomAllReduce::create(first_devices(n), CustomAllReduce::kDefaultMaxBytes, 20s, ll_max_bytes);
   if (!g.ok()) {
     ADD_FAILURE() << g.status().message();
     return nullptr;
@@ -39,9 +43,10 @@ std::unique_ptr<CustomAllReduce> make_group(int n) {
 
 TEST(CustomAllReduce, ExactSumsOverSizesDtypesAndRepeats) {
   DS_REQUIRE_GPUS(2);
-  for (int size : group_sizes()) {
+  for (int size : group_sizes())
+  for (size_t ll : {CustomAllReduce::kDefaultLlMaxBytes, size_t{0}}) {
     REQUIRE_PEER_ACCESS(size);
-    auto g = make_group(size);
+    auto g = make_group(size, ll);
     ASSERT_NE(g, nullptr);
     const size_t max = g->max_bytes();
     for (DType t : {DType::kBF16, DType::kF16, DType::kF32}) {
@@ -73,10 +78,12 @@ TEST(CustomAllReduce, ExactSumsOverSizesDtypesAndRepeats) {
             }
             return Status::Ok();
           });
-          expect_all_ok(st, StrCat() << size << " ranks, " << dtype_name(t) << ", " << bytes << " bytes");
+          expect_all_ok(st, StrCat() << size << " ranks, LL up to " << ll << " bytes, " << dtype_name(t) << ", "
+                                     << bytes << " bytes");
           for (int r = 0; r < size; ++r)
-            EXPECT_EQ(mismatch[r], "") << size << " ranks, " << dtype_name(t) << ", " << bytes << " bytes, "
-                                       << (in_place ? "in place" : "out of place") << ", rank " << r;
+            EXPECT_EQ(mismatch[r], "") << size << " ranks, LL up to " << ll << " bytes, " << dtype_name(t) << ", "
+                                       << bytes << " bytes, " << (in_place ? "in place" : "out of place")
+                                       << ", rank " << r;
         }
       }
     }
@@ -88,9 +95,10 @@ TEST(CustomAllReduce, ExactSumsOverSizesDtypesAndRepeats) {
 // residual itself (in place, as the plans use it), in every dtype.
 TEST(CustomAllReduce, AddsTheResidualOutOfPlaceAndInPlace) {
   DS_REQUIRE_GPUS(2);
-  for (int size : group_sizes()) {
+  for (int size : group_sizes())
+  for (size_t ll : {CustomAllReduce::kDefaultLlMaxBytes, size_t{0}}) {
     REQUIRE_PEER_ACCESS(size);
-    auto g = make_group(size);
+    auto g = make_group(size, ll);
     ASSERT_NE(g, nullptr);
     for (DType t : {DType::kBF16, DType::kF16, DType::kF32}) {
       const size_t bytes = 5120 * 4 * 3;  // three f32 decode rows of a 5120-wide model
@@ -123,11 +131,77 @@ TEST(CustomAllReduce, AddsTheResidualOutOfPlaceAndInPlace) {
           }
           return Status::Ok();
         });
-        expect_all_ok(st, StrCat() << size << " ranks, " << dtype_name(t) << ", residual");
+        expect_all_ok(st, StrCat() << size << " ranks, LL up to " << ll << " bytes, " << dtype_name(t) << ", residual");
         for (int r = 0; r < size; ++r)
-          EXPECT_EQ(mismatch[r], "") << size << " ranks, " << dtype_name(t) << ", "
+          EXPECT_EQ(mismatch[r], "") << size << " ranks, LL up to " << ll << " bytes, " << dtype_name(t) << ", "
                                      << (in_place ? "in place" : "out of place") << ", rank " << r;
       }
+    }
+  }
+}
+
+// Inexact values (random floats), calls of different sizes back to back (blocks
+// of one message size advance their epochs while the others' stay), the
+// residual on: both protocols give exactly the host's sum in the kernels' order
+// (rank 0, then the residual, then ranks 1..N-1), rounded once to the dtype.
+TEST(CustomAllReduce, ProtocolsMatchTheHostOrderOverInterleavedSizes) {
+  DS_REQUIRE_GPUS(2);
+  for (int size : group_sizes()) {
+    REQUIRE_PEER_ACCESS(size);
+    auto ll = make_group(size), staged = make_group(size, 0);
+    ASSERT_NE(ll, nullptr);
+    ASSERT_NE(staged, nullptr);
+    ASSERT_GT(ll->ll_max_bytes(), size_t{20480});
+    const size_t lim = ll->ll_max_bytes();
+    // LL sizes (one line, one row, a partial block, the bound) and staged ones (just above it).
+    const std::vector<size_t> sizes = {16, 20480, 2048 + 16, lim, 16, lim + 16, 20480, 4096, lim + 4096, 16};
+    for (DType t : {DType::kBF16, DType::kF32}) {
+      const size_t es = dtype_size(t);
+      std::vector<std::string> mismatch(size);
+      auto value = [&](int rank, size_t i, size_t call) {  // a hash of the position, in [-3, 3)
+        uint64_t z = (static_cast<uint64_t>(rank) << 48) ^ (static_cast<uint64_t>(call) << 40) ^ i;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        return static_cast<float>(z >> 40) / static_cast<float>(1 << 24) * 6.0f - 3.0f;
+      };
+      auto st = run_ranks(0, size, [&](int r) -> Status {
+        DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(r));
+        DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
+        const size_t max = lim + 4096;
+        DS_ASSIGN_OR_RETURN(DeviceBuffer in, DeviceBuffer::allocate(max));
+        DS_ASSIGN_OR_RETURN(DeviceBuffer res, DeviceBuffer::allocate(max));
+        DS_ASSIGN_OR_RETURN(DeviceBuffer out, DeviceBuffer::allocate(max));
+        for (size_t c = 0; c < sizes.size(); ++c) {
+          const size_t bytes = sizes[c], n = bytes / es;
+          const auto host = encode(n, t, [&](size_t i) { return value(r, i, c); });
+          const auto rhost = encode(n, t, [&](size_t i) { return value(size, i, c); });
+          // Host reference from the dtype-rounded inputs, in the kernels' order.
+          std::vector<std::vector<uint8_t>> ins;
+          for (int k = 0; k < size; ++k) ins.push_back(encode(n, t, [&](size_t i) { return value(k, i, c); }));
+          const auto want = encode(n, t, [&](size_t i) {
+            float acc = decode_at(ins[0], t, i);
+            acc = decode_at(rhost, t, i) + acc;
+            for (int k = 1; k < size; ++k) acc += decode_at(ins[static_cast<size_t>(k)], t, i);
+            return acc;
+          });
+          for (CustomAllReduce* g : {ll.get(), staged.get()}) {
+            DS_RETURN_IF_ERROR(in.copy_from_host(host.data(), bytes));
+            DS_RETURN_IF_ERROR(res.copy_from_host(rhost.data(), bytes));
+            DS_RETURN_IF_ERROR(g->all_reduce_sum(r, in.data(), out.data(), t, n, stream.get(), res.data()));
+            DS_RETURN_IF_ERROR(stream.synchronize());
+            std::vector<uint8_t> got(bytes);
+            DS_RETURN_IF_ERROR(out.copy_to_host(got.data(), bytes));
+            const std::string m = compare_exact(got, t, n, [&](size_t i) { return decode_at(want, t, i); });
+            if (!m.empty() && mismatch[r].empty())
+              mismatch[r] = StrCat() << (g == ll.get() ? "LL group" : "staged group") << ", call " << c << " ("
+                                     << bytes << " bytes): " << m;
+          }
+        }
+        return Status::Ok();
+      });
+      expect_all_ok(st, StrCat() << size << " ranks, " << dtype_name(t) << ", interleaved sizes");
+      for (int r = 0; r < size; ++r) EXPECT_EQ(mismatch[r], "") << size << " ranks, " << dtype_name(t) << ", rank " << r;
     }
   }
 }
@@ -194,6 +268,9 @@ TEST(CustomAllReduce, RejectsWhatItDoesNotSupport) {
   EXPECT_FALSE(g->all_reduce_sum(2, p, p, DType::kBF16, 8, nullptr).ok());  // rank out of range
   EXPECT_FALSE(CustomAllReduce::create({0}).ok());                         // one rank
   EXPECT_FALSE(CustomAllReduce::create({0, 1}, 100).ok());                 // max_bytes not a multiple of 16
+  EXPECT_FALSE(CustomAllReduce::create({0, 1}, CustomAllReduce::kDefaultMaxBytes, 20s, 24).ok());  // LL bound
+  EXPECT_FALSE(
+      CustomAllReduce::create({0, 1}, CustomAllReduce::kDefaultMaxBytes, 20s, CustomAllReduce::kMaxLlBytes + 16).ok());
 }
 
 }  // namespace
