@@ -73,7 +73,8 @@ std::vector<int32_t> tokens_for(int seq, int64_t from, int64_t n, int64_t vocab)
 }
 
 // The schedule of (a): per step, the parts; decode steps append one token to seqs 0..2.
-// Prefill steps, then 24 decode steps of `decode_seqs` (3 or 4) sequences.
+// Prefill steps, then 24 decode steps of `decode_seqs` (1, 3 or 4) sequences (batch 1:
+// the all-reduce + RMSNorm kernel, CudaExecutorOptions::all_reduce_norm).
 std::vector<std::vector<Part>> schedule(int64_t vocab, int decode_seqs = 3) {
   std::vector<std::vector<Part>> steps;
   steps.push_back({Part{0, tokens_for(0, 0, 37, vocab), true}, Part{1, tokens_for(1, 0, 5, vocab), false}});
@@ -95,6 +96,7 @@ struct Case {
   std::string model;
   int tp;
   Backend backend = Backend::kCustom;  // small all_reduces through CustomAllReduce (when peer access allows)
+  int decode_seqs = 3;
 };
 
 class TpVsSingle : public ::testing::TestWithParam<Case> {};
@@ -115,7 +117,7 @@ TEST_P(TpVsSingle, LogitsMatchTp1AndCpu) {
   ASSERT_EQ(tp.exec().vocab_size(), vocab);
   double worst_one = 0, worst_cpu = 0;
   int step = 0;
-  for (const auto& parts : schedule(vocab)) {
+  for (const auto& parts : schedule(vocab, c.decode_seqs)) {
     std::vector<float> lc, l1, lt;
     ASSERT_TRUE(cpu.run(parts, &lc).ok());
     Status s1 = one.run(parts, &l1);
@@ -140,12 +142,15 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TpVsSingle,
                                            Case{"qwen2-tiny-r1", 4}, Case{"qwen2-tiny-yarn", 4},
                                            Case{"qwen2-tiny-tied", 2, Backend::kNccl},
                                            Case{"qwen2-tiny-r1", 4, Backend::kNccl},
-                                           Case{"qwen2-tiny-yarn", 2, Backend::kMeasured}),
+                                           Case{"qwen2-tiny-yarn", 2, Backend::kMeasured},
+                                           Case{"qwen2-tiny-r1", 2, Backend::kCustom, 1},
+                                           Case{"qwen2-tiny-tied", 4, Backend::kCustom, 1}),
                          [](const ::testing::TestParamInfo<Case>& i) {
                            std::string n = i.param.model + "_tp" + std::to_string(i.param.tp) +
                                            (i.param.backend == Backend::kNccl       ? "_nccl_only"
                                             : i.param.backend == Backend::kMeasured ? "_measured"
-                                                                                    : "");
+                                                                                    : "") +
+                                           (i.param.decode_seqs == 1 ? "_batch1" : "");
                            for (char& ch : n)
                              if (ch == '-') ch = '_';
                            return n;
@@ -158,7 +163,14 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
   REQUIRE_PLAN(tp_plan_path(model, 2));
   auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
   // kMeasured: the two executors must make the same (process-wide) choice, or their bits differ.
-  for (Backend backend : {Backend::kCustom, Backend::kNccl, Backend::kMeasured}) {
+  // Batch 1 (one decode sequence) with the custom kernel: the all-reduce + RMSNorm kernel.
+  struct Run {
+    Backend backend;
+    int decode_seqs;
+  };
+  for (const Run run : {Run{Backend::kCustom, 4}, Run{Backend::kNccl, 4}, Run{Backend::kMeasured, 4},
+                        Run{Backend::kCustom, 1}}) {
+    const Backend backend = run.backend;
     Side graph = take(make_tp_side(*plan, model, true, backend), "graph side");
     Side eager = take(make_tp_side(*plan, model, false, backend), "eager side");
     EXPECT_EQ(dynamic_cast<CudaTpExecutor&>(graph.exec()).uses_custom_all_reduce(),
@@ -169,7 +181,7 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
     // Four decode sequences: a captured batch size, so the graph runs the same
     // GEMM shapes (m = 4) as the eager executor. With three, the graph runs the
     // padded m = 4 and eager m = 3, whose GEMV kernels (and so roundings) may differ.
-    for (const auto& parts : schedule(vocab, 4)) {
+    for (const auto& parts : schedule(vocab, run.decode_seqs)) {
       std::vector<float> lg, le;
       ASSERT_TRUE(graph.run(parts, &lg).ok());
       ASSERT_TRUE(eager.run(parts, &le).ok());
@@ -184,7 +196,8 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
       differing += diff;
       ++steps;
     }
-    std::cout << "[tp] graph vs eager at TP 2 (" << backend_name(backend) << "): " << steps
+    std::cout << "[tp] graph vs eager at TP 2 (" << backend_name(backend) << ", " << run.decode_seqs
+              << " decode sequence(s)): " << steps
               << " steps, " << differing << " differing logits\n";
   }
 }
