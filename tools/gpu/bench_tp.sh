@@ -8,8 +8,7 @@
 #                            tp_decode_32B_tp2_custom.json: TP 2 with the custom kernel forced
 #                            (DSRT_CUSTOM_ALLREDUCE=1; by default dsrt times it against NCCL at start-up);
 #                            tp_decode_32B_tp2_staged.json: the same without its LL protocol
-#                            (DSRT_CUSTOM_ALLREDUCE_LL=0); tp_decode_32B_tp2_nonorm.json: TP 2 with
-#                            the RMSNorm groups launched, not done by the all-reduce (DSRT_AR_NORM=0)
+#                            (DSRT_CUSTOM_ALLREDUCE_LL=0)
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
 #                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph
 #   tp_profile_32B_tpN.log   DSRT_PROFILE=1, graphs off: per-instruction GPU time of eager decode
@@ -47,12 +46,6 @@ if tp_part decode && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ]; then
   DSRT_CUSTOM_ALLREDUCE=1 DSRT_CUSTOM_ALLREDUCE_LL=0 timeout 120 "$DSRT" generate "$plan" --tp 2 --load-format dummy \
       --prompt-ids "$tp_prompt" --max-new-tokens 128 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_staged.json" \
       2> "$B/tp_decode_32B_tp2_staged.log" || note "tp decode 32B tp2 staged: exit $?"
-  note "tp decode 32B tp2, RMSNorm groups launched after the all-reduce"
-  cmdlog "tp_decode_32B_tp2_nonorm" "DSRT_AR_NORM=0 $DSRT generate $plan --tp 2 ... (as above)"
-  # shellcheck disable=SC2086
-  DSRT_AR_NORM=0 timeout 120 "$DSRT" generate "$plan" --tp 2 --load-format dummy --prompt-ids "$tp_prompt" \
-      --max-new-tokens 128 --ignore-eos --json $GEN_ARGS > "$B/tp_decode_32B_tp2_nonorm.json" \
-      2> "$B/tp_decode_32B_tp2_nonorm.log" || note "tp decode 32B tp2 nonorm: exit $?"
   note "tp decode 32B tp2, NCCL only"
   cmdlog "tp_decode_32B_tp2_nccl" "$DSRT generate $plan --tp 2 --disable-custom-all-reduce ... (as above)"
   # shellcheck disable=SC2086

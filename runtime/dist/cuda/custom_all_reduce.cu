@@ -247,89 +247,6 @@ __global__ void __launch_bounds__(kLlThreads) ll_all_reduce(LlPeers peers, int r
   if (threadIdx.x == 0) counter[b] = epoch;
 }
 
-// LL all-reduce of one row fused with the RMSNorm that reads it, in one block
-// (the whole row is needed for the norm; one block per row keeps every read of
-// in/residual before the barrier that precedes every write, so the outputs may
-// alias the inputs): out = residual + sum (as ll_all_reduce), then
-// norm_out = bf16(out * rsqrt(mean(out^2) + eps) * gamma), the generated
-// RMSNorm group's arithmetic; the sum of squares is reduced in a fixed order, so
-// every rank writes the same bits. Its own receive region and epoch.
-constexpr int kLlNormThreads = 1024;
-constexpr int kLlNormLinesPerThread = 4;
-
-template <typename T>
-__global__ void __launch_bounds__(kLlNormThreads) ll_all_reduce_norm(
-    LlPeers peers, int rank, int world, const uint2* in, const uint2* residual, uint2* out, __nv_bfloat16* norm_out,
-    const __nv_bfloat16* gamma, float eps, int n, int nline, size_t lines_per_rank, uint32_t* seq,
-    long long timeout_ns) {
-  constexpr int kN = Vec<T, 2>::kN;  // elements per line
-  constexpr int kL = kLlNormLinesPerThread;
-  __shared__ float red[kLlNormThreads / 32];
-  __shared__ uint32_t epoch_s;
-  pdl_wait();
-  pdl_trigger();
-  if (threadIdx.x == 0) epoch_s = *seq + 1;
-  __syncthreads();
-  const uint32_t epoch = epoch_s;
-  const size_t base = (static_cast<size_t>(epoch & 1u) * world) * lines_per_rank;
-  uint2 mine[kL];
-#pragma unroll
-  for (int u = 0; u < kL; ++u) {
-    const int j = threadIdx.x + u * kLlNormThreads;
-    if (j >= nline) break;
-    mine[u] = in[j];
-    for (int k = 1; k < world; ++k) {
-      const int d = rank + k < world ? rank + k : rank + k - world;
-      ll_store(peers.recv[d] + base + static_cast<size_t>(rank) * lines_per_rank + j, mine[u], epoch);
-    }
-  }
-  float h[kL][kN];
-  float ss = 0.0f;
-#pragma unroll
-  for (int u = 0; u < kL; ++u) {
-    const int j = threadIdx.x + u * kLlNormThreads;
-    if (j >= nline) break;
-    const uint32_t* res = residual != nullptr ? reinterpret_cast<const uint32_t*>(residual + j) : nullptr;
-    for (int r = 0; r < world; ++r) {
-      const uint2 v = r == rank ? mine[u]
-                                : ll_wait(peers.recv[rank] + base + static_cast<size_t>(r) * lines_per_rank + j, epoch,
-                                          timeout_ns);
-      const uint32_t w[2] = {v.x, v.y};
-      add_rank<T, 2>(r, w, res, h[u]);
-    }
-#pragma unroll
-    for (int e = 0; e < kN; ++e) ss += h[u][e] * h[u][e];
-  }
-  // Block sum in a fixed order: lanes by shuffles, then the warps' sums by warp 0.
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
-  __syncthreads();  // also: every read of in/residual is done before any write below
-  if (threadIdx.x < 32) {
-    float t = red[threadIdx.x];
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) t += __shfl_xor_sync(0xffffffffu, t, off);
-    if (threadIdx.x == 0) red[0] = t;
-  }
-  __syncthreads();
-  const float rstd = rsqrtf(red[0] / static_cast<float>(n) + eps);
-#pragma unroll
-  for (int u = 0; u < kL; ++u) {
-    const int j = threadIdx.x + u * kLlNormThreads;
-    if (j >= nline) break;
-    uint32_t w[2];
-    Vec<T, 2>::store(h[u], w);
-    out[j] = make_uint2(w[0], w[1]);
-#pragma unroll
-    for (int e = 0; e < kN; e += 2) {
-      const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(gamma + j * kN + e));
-      *reinterpret_cast<__nv_bfloat162*>(norm_out + j * kN + e) =
-          __floats2bfloat162_rn(h[u][e] * rstd * g.x, h[u][e + 1] * rstd * g.y);
-    }
-  }
-  if (threadIdx.x == 0) *seq = epoch;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vector<int>& devices, size_t max_bytes,
@@ -385,10 +302,6 @@ Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vect
       DS_ASSIGN_OR_RETURN(rk.ll_counter, DeviceBuffer::allocate(sizeof(uint32_t) * kMaxBlocks));
       DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_recv.data(), 0, rk.ll_recv.bytes()));
       DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_counter.data(), 0, rk.ll_counter.bytes()));
-      DS_ASSIGN_OR_RETURN(rk.ll_norm_recv, DeviceBuffer::allocate(2 * static_cast<size_t>(n) * 2 * kMaxNormRowBytes));
-      DS_ASSIGN_OR_RETURN(rk.ll_norm_seq, DeviceBuffer::allocate(sizeof(uint32_t)));
-      DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_norm_recv.data(), 0, rk.ll_norm_recv.bytes()));
-      DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_norm_seq.data(), 0, rk.ll_norm_seq.bytes()));
     }
     DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
     g->ranks_.push_back(std::move(rk));
@@ -477,59 +390,6 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
       break;
   }
   if (e != cudaSuccess) return cuda_error_status(e, "one_shot_all_reduce launch", __FILE__, __LINE__);
-  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return Status::Ok();
-}
-
-}  // namespace ds::cuda
-
-namespace ds::cuda {
-
-bool CustomAllReduce::supports_norm(const void* in, const void* out, DType dtype, size_t n) const {
-  const size_t bytes = n * dtype_size(dtype);
-  return ll_max_bytes_ > 0 && bytes <= kMaxNormRowBytes && supports(in, out, dtype, n);
-}
-
-Status CustomAllReduce::all_reduce_sum_norm(int rank, const void* in, void* out, DType dtype, size_t n,
-                                            cudaStream_t stream, const void* residual, void* norm_out,
-                                            const void* gamma, float eps) {
-  if (rank < 0 || rank >= size())
-    return Status::Error(StrCat() << "custom all-reduce: rank " << rank << " of " << size());
-  if (n == 0 || !supports_norm(in, out, dtype, n))
-    return Status::Error(StrCat() << "custom all-reduce + RMSNorm: a row of " << n << " x " << dtype_name(dtype)
-                                  << " (LL protocol off, unaligned, not bf16/f16/f32, or over " << kMaxNormRowBytes
-                                  << " bytes)");
-  if (reinterpret_cast<uintptr_t>(residual) % 16 != 0 || norm_out == nullptr || gamma == nullptr ||
-      reinterpret_cast<uintptr_t>(norm_out) % 8 != 0 || reinterpret_cast<uintptr_t>(gamma) % 8 != 0)
-    return Status::Error("custom all-reduce + RMSNorm: residual, norm output or gamma missing or unaligned");
-  LlPeers peers{};
-  for (int r = 0; r < size(); ++r) peers.recv[r] = static_cast<uint4*>(ranks_[r].ll_norm_recv.data());
-  const int nline = static_cast<int>(n * dtype_size(dtype) / 8);
-  const size_t lines_per_rank = kMaxNormRowBytes / 8;
-  auto* seq = static_cast<uint32_t*>(ranks_[rank].ll_norm_seq.data());
-  const auto* src = static_cast<const uint2*>(in);
-  const auto* res = static_cast<const uint2*>(residual);
-  auto* dst = static_cast<uint2*>(out);
-  auto* nout = static_cast<__nv_bfloat16*>(norm_out);
-  const auto* g = static_cast<const __nv_bfloat16*>(gamma);
-  const int world = size();
-  const int ni = static_cast<int>(n);
-  cudaError_t e = cudaSuccess;
-  switch (dtype) {
-    case DType::kBF16:
-      e = launch_kernel(ll_all_reduce_norm<__nv_bfloat16>, dim3(1), dim3(kLlNormThreads), 0, stream, peers, rank, world,
-                        src, res, dst, nout, g, eps, ni, nline, lines_per_rank, seq, timeout_ns_);
-      break;
-    case DType::kF16:
-      e = launch_kernel(ll_all_reduce_norm<__half>, dim3(1), dim3(kLlNormThreads), 0, stream, peers, rank, world, src,
-                        res, dst, nout, g, eps, ni, nline, lines_per_rank, seq, timeout_ns_);
-      break;
-    default:
-      e = launch_kernel(ll_all_reduce_norm<float>, dim3(1), dim3(kLlNormThreads), 0, stream, peers, rank, world, src,
-                        res, dst, nout, g, eps, ni, nline, lines_per_rank, seq, timeout_ns_);
-      break;
-  }
-  if (e != cudaSuccess) return cuda_error_status(e, "ll_all_reduce_norm launch", __FILE__, __LINE__);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }

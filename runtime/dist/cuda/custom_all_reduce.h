@@ -46,8 +46,6 @@ class CustomAllReduce {
   // blocks) and its default: 64 KiB, three f32 rows of a 5120-wide model.
   static constexpr size_t kMaxLlBytes = size_t{2048} * kMaxBlocks;
   static constexpr size_t kDefaultLlMaxBytes = size_t{64} << 10;
-  // all_reduce_sum_norm's row bound (one block of 1024 threads, 4 lines each).
-  static constexpr size_t kMaxNormRowBytes = size_t{32} << 10;
 
   // Enables peer access between every pair of `devices` (rank r on devices[r])
   // and allocates each rank's staging (2 x max_bytes) and flags, and for
@@ -77,16 +75,6 @@ class CustomAllReduce {
   Status all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream,
                         const void* residual = nullptr);
 
-  // One row (n elements, at most kMaxNormRowBytes) through the LL protocol in
-  // one kernel that also writes the RMSNorm of the sum: out as all_reduce_sum,
-  // then norm_out = bf16(out * rsqrt(mean(out^2) + eps) * gamma) (gamma bf16 [n];
-  // the generated RMSNorm group's arithmetic, its sum of squares in a fixed
-  // order: the same bits on every rank). out and norm_out may alias in and the
-  // residual. Needs the LL protocol (ll_max_bytes > 0).
-  bool supports_norm(const void* in, const void* out, DType dtype, size_t n) const;
-  Status all_reduce_sum_norm(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream,
-                             const void* residual, void* norm_out, const void* gamma, float eps);
-
  private:
   struct Rank {
     DeviceBuffer staging;  // 2 halves of max_bytes
@@ -94,8 +82,6 @@ class CustomAllReduce {
     DeviceBuffer counter;  // uint32 [kMaxBlocks]: this rank's epochs
     DeviceBuffer ll_recv;     // LL lines written by peers: [2 parities][N sources][ll_max_bytes / 8]
     DeviceBuffer ll_counter;  // uint32 [kMaxBlocks]: this rank's LL epochs
-    DeviceBuffer ll_norm_recv;  // all_reduce_sum_norm's LL lines: [2][N][kMaxNormRowBytes / 8]
-    DeviceBuffer ll_norm_seq;   // uint32: this rank's all_reduce_sum_norm epoch
   };
   CustomAllReduce() = default;
 

@@ -66,11 +66,6 @@ struct CudaExecutorOptions {
   // key and write the KV cache themselves in pure decode steps, and the rope +
   // KV-write group before them is not launched. DSRT_ATTN_ROPE=0 turns it off.
   bool attention_rope = true;
-  // Under tensor parallelism with the custom all-reduce: at batch 1 an RMSNorm
-  // group right after an all_reduce is computed by the all-reduce kernel
-  // (CustomAllReduce::all_reduce_sum_norm) and not launched. DSRT_AR_NORM=0
-  // turns it off.
-  bool all_reduce_norm = true;
 
   Status validate() const;
 };

@@ -74,7 +74,7 @@ std::vector<int32_t> tokens_for(int seq, int64_t from, int64_t n, int64_t vocab)
 
 // The schedule of (a): per step, the parts; decode steps append one token to seqs 0..2.
 // Prefill steps, then 24 decode steps of `decode_seqs` (1, 3 or 4) sequences (batch 1:
-// the all-reduce + RMSNorm kernel, CudaExecutorOptions::all_reduce_norm).
+// the decode graphs of one row, whose all-reduces take the custom kernel's LL protocol).
 std::vector<std::vector<Part>> schedule(int64_t vocab, int decode_seqs = 3) {
   std::vector<std::vector<Part>> steps;
   steps.push_back({Part{0, tokens_for(0, 0, 37, vocab), true}, Part{1, tokens_for(1, 0, 5, vocab), false}});
@@ -163,7 +163,7 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
   REQUIRE_PLAN(tp_plan_path(model, 2));
   auto plan = take(LoadedPlan::from_file(tp_plan_path(model, 2)), "load tp plan");
   // kMeasured: the two executors must make the same (process-wide) choice, or their bits differ.
-  // Batch 1 (one decode sequence) with the custom kernel: the all-reduce + RMSNorm kernel.
+  // Batch 1 (one decode sequence) with the custom kernel: the graph of one row.
   struct Run {
     Backend backend;
     int decode_seqs;
