@@ -10,7 +10,9 @@
 #                            tp_decode_32B_tp2_staged.json: the same without its LL protocol
 #                            (DSRT_CUSTOM_ALLREDUCE_LL=0)
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
-#                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph
+#                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph;
+#                            AllReduceProtocols: us per call of the custom kernel's LL and staged
+#                            protocols and NCCL over f32 decode rows (5120 x 1..12)
 #   tp_profile_32B_tpN.log   DSRT_PROFILE=1, graphs off: per-instruction GPU time of eager decode
 #                            steps; all_reduce's share of the step span (rank 0's profile first)
 #   tp_serve_32B_tp2.json    dsbench 256 x (512 in / 128 out) against dsrt serve --tp 2
@@ -58,7 +60,7 @@ tp_dist_exe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable 2>/dev
 tp_part nccl && for tp in 2 4; do
   [ "$tp_ngpu" -ge "$tp" ] && [ -n "$tp_dist_exe" ] || continue
   note "tp nccl bandwidth on $tp GPUs"
-  CUDA_VISIBLE_DEVICES="$(seq -s, 0 $((tp - 1)))" timeout 90 "$tp_dist_exe" --gtest_filter='NcclBandwidth.*' \
+  CUDA_VISIBLE_DEVICES="$(seq -s, 0 $((tp - 1)))" timeout 90 "$tp_dist_exe" --gtest_filter='NcclBandwidth.*:AllReduceProtocols.*' \
       > "$B/tp_nccl_tp$tp.log" 2>&1 || note "tp nccl tp$tp: exit $?"
 done
 

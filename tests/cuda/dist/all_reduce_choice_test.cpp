@@ -120,3 +120,48 @@ TEST(AllReduceChoice, PrefersTheCustomKernelUnlessNcclIsClearlyFaster) {
 
 }  // namespace
 }  // namespace ds::cuda::testing
+
+namespace ds::cuda::testing {
+namespace {
+
+// A report for docs/PERF.md (tools/gpu/bench_tp.sh, part nccl): the custom
+// kernel's LL and staged protocols and NCCL, each graph-timed by
+// time_decode_all_reduce, over f32 decode rows of a 5120-wide model (1 to 12
+// rows: where the LL bound CustomAllReduce::kDefaultLlMaxBytes should sit).
+// Prints only; the check is that every backend still sums exactly afterwards.
+TEST(AllReduceProtocols, DecodeRowsReport) {
+  DS_REQUIRE_GPUS(2);
+  if (!have_device_collectives()) GTEST_SKIP() << "built without NCCL";
+  const int size = device_count();
+  if (!peer_access(size)) GTEST_SKIP() << "no peer access among the first " << size << " GPUs";
+  auto ll = CustomAllReduce::create(first_devices(size), CustomAllReduce::kDefaultMaxBytes, 20s,
+                                    CustomAllReduce::kMaxLlBytes);
+  auto staged = CustomAllReduce::create(first_devices(size), CustomAllReduce::kDefaultMaxBytes, 20s, 0);
+  ASSERT_TRUE(ll.ok()) << ll.status().message();
+  ASSERT_TRUE(staged.ok()) << staged.status().message();
+  auto group = create_local_device_group(first_devices(size), 60s);
+  ASSERT_TRUE(group.ok()) << group.status().message();
+  std::vector<DeviceCommunicator*> comms;
+  for (auto& c : *group) comms.push_back(c.get());
+  std::printf("all_reduce of f32 rows of 5120 on %d GPUs, us per call (graphs of 16 calls, median of 5)\n", size);
+  std::printf("  %5s %8s %10s %10s %10s\n", "rows", "bytes", "LL", "staged", "NCCL");
+  for (int rows : {1, 2, 3, 4, 6, 8, 12}) {
+    AllReduceTimingOptions o;
+    o.bytes = static_cast<size_t>(rows) * 5120 * 4;
+    o.calls = 16;
+    o.replays = 5;
+    o.timeout = 20s;
+    auto a = time_decode_all_reduce(**ll, comms, first_devices(size), o);
+    ASSERT_TRUE(a.ok()) << a.status().message();
+    auto b = time_decode_all_reduce(**staged, comms, first_devices(size), o);
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    std::printf("  %5d %8zu %10.2f %10.2f %10.2f\n", rows, o.bytes, a->custom_us, b->custom_us,
+                (a->nccl_us + b->nccl_us) / 2);
+  }
+  expect_exact_sums(size, ll->get(), comms, "LL protocol after the report");
+  expect_exact_sums(size, staged->get(), comms, "staged protocol after the report");
+  expect_exact_sums(size, nullptr, comms, "NCCL after the report");
+}
+
+}  // namespace
+}  // namespace ds::cuda::testing
