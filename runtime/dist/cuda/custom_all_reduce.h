@@ -43,9 +43,11 @@ class CustomAllReduce {
   // 1 MiB: f32 decode rows of a 5120-wide model up to a batch of 51 (20 KiB a row).
   static constexpr size_t kDefaultMaxBytes = size_t{1} << 20;
   // LL protocol bound (one block of 256 lines of 8 bytes per 2 KiB, kMaxBlocks
-  // blocks) and its default: 64 KiB, three f32 rows of a 5120-wide model.
+  // blocks: 256 KiB, twelve f32 rows of a 5120-wide model), also the default:
+  // on 2 and 4 x H200 it beat the staged protocol at every size up to there
+  // (docs/PERF.md, session 9: 2.8-4.1 vs 6.3-7.3 us on 2 GPUs).
   static constexpr size_t kMaxLlBytes = size_t{2048} * kMaxBlocks;
-  static constexpr size_t kDefaultLlMaxBytes = size_t{64} << 10;
+  static constexpr size_t kDefaultLlMaxBytes = kMaxLlBytes;
 
   // Enables peer access between every pair of `devices` (rank r on devices[r])
   // and allocates each rank's staging (2 x max_bytes) and flags, and for

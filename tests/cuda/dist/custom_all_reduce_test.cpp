@@ -152,6 +152,7 @@ TEST(CustomAllReduce, ProtocolsMatchTheHostOrderOverInterleavedSizes) {
     ASSERT_NE(ll, nullptr);
     ASSERT_NE(staged, nullptr);
     ASSERT_GT(ll->ll_max_bytes(), size_t{20480});
+    ASSERT_LT(ll->ll_max_bytes() + 4096, ll->max_bytes());
     const size_t lim = ll->ll_max_bytes();
     // LL sizes (one line, one row, a partial block, the bound) and staged ones (just above it).
     const std::vector<size_t> sizes = {16, 20480, 2048 + 16, lim, 16, lim + 16, 20480, 4096, lim + 4096, 16};
