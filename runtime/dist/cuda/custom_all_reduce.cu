@@ -174,9 +174,14 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
 // sender pushes its lines straight into every peer's receive region (posted
 // NVLink stores: no fence, no flag, no read from a peer), and a receiver polls
 // its own memory. Thread t of block b owns payload line b * kLlThreads + t on
-// every call, so a line's epochs only grow; regions alternate by epoch parity
-// (safe for the reason the staging halves are, see the header).
+// every call and pushes it even past the message's end, so all of a block's
+// lines hold the epoch of the block's last call; regions alternate by epoch
+// parity (safe for the reason the staging halves are, see the header).
 constexpr int kLlThreads = 256;
+
+// Lines per (parity, source rank) region: whole blocks, since every thread of a
+// launched block pushes its line.
+size_t ll_lines_per_rank(size_t ll_max_bytes) { return (ll_max_bytes / 8 + kLlThreads - 1) / kLlThreads * kLlThreads; }
 
 struct LlPeers {
   uint4* recv[CustomAllReduce::kMaxRanks];  // each rank's receive buffer: [2][world][lines_per_rank]
@@ -222,14 +227,17 @@ __global__ void __launch_bounds__(kLlThreads) ll_all_reduce(LlPeers peers, int r
   __syncthreads();
   const uint32_t epoch = epoch_s;
   const size_t i = static_cast<size_t>(b) * kLlThreads + threadIdx.x;
+  // Every line of the block is pushed, past the message's end too (zeros): a
+  // block's lines then all carry the epoch of its last call, and none keeps an
+  // older one that could come round again when the 32-bit counter wraps.
+  const uint2 mine = i < nline ? in[i] : make_uint2(0, 0);
+  // Region (parity, source rank) of a receive buffer.
+  const size_t base = (static_cast<size_t>(epoch & 1u) * world) * lines_per_rank + i;
+  for (int k = 1; k < world; ++k) {
+    const int d = rank + k < world ? rank + k : rank + k - world;
+    ll_store(peers.recv[d] + base + static_cast<size_t>(rank) * lines_per_rank, mine, epoch);
+  }
   if (i < nline) {
-    const uint2 mine = in[i];
-    // Region (parity, source rank) of a receive buffer.
-    const size_t base = (static_cast<size_t>(epoch & 1u) * world) * lines_per_rank + i;
-    for (int k = 1; k < world; ++k) {
-      const int d = rank + k < world ? rank + k : rank + k - world;
-      ll_store(peers.recv[d] + base + static_cast<size_t>(rank) * lines_per_rank, mine, epoch);
-    }
     // Residual and out may alias in: every read of line i happens before its write.
     const uint32_t* res = residual != nullptr ? reinterpret_cast<const uint32_t*>(residual + i) : nullptr;
     float acc[Vec<T, 2>::kN];
@@ -298,7 +306,8 @@ Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vect
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.counter.data(), 0, rk.counter.bytes()));
     if (g->ll_max_bytes_ > 0) {
       // Two parity regions per source rank, 16-byte lines of 8 payload bytes.
-      DS_ASSIGN_OR_RETURN(rk.ll_recv, DeviceBuffer::allocate(2 * static_cast<size_t>(n) * 2 * g->ll_max_bytes_));
+      DS_ASSIGN_OR_RETURN(rk.ll_recv,
+                          DeviceBuffer::allocate(2 * static_cast<size_t>(n) * ll_lines_per_rank(g->ll_max_bytes_) * 16));
       DS_ASSIGN_OR_RETURN(rk.ll_counter, DeviceBuffer::allocate(sizeof(uint32_t) * kMaxBlocks));
       DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_recv.data(), 0, rk.ll_recv.bytes()));
       DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_counter.data(), 0, rk.ll_counter.bytes()));
@@ -342,7 +351,7 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
     const auto* src = static_cast<const uint2*>(in);
     const auto* res = static_cast<const uint2*>(residual);
     auto* dst = static_cast<uint2*>(out);
-    const size_t lines_per_rank = ll_max_bytes_ / 8;
+    const size_t lines_per_rank = ll_lines_per_rank(ll_max_bytes_);
     switch (dtype) {
       case DType::kBF16:
         e = launch_kernel(ll_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst,

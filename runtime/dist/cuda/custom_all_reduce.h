@@ -52,7 +52,7 @@ class CustomAllReduce {
   // Enables peer access between every pair of `devices` (rank r on devices[r])
   // and allocates each rank's staging (2 x max_bytes) and flags, and for
   // ll_max_bytes > 0 (a multiple of 16 up to kMaxLlBytes; 0: staged protocol
-  // only) its LL receive buffer (4 x N x ll_max_bytes). An error when a pair has
+  // only) its LL receive buffer (about 4 x N x ll_max_bytes). An error when a pair has
   // no peer access (then use NCCL alone).
   static Result<std::unique_ptr<CustomAllReduce>> create(const std::vector<int>& devices,
                                                          size_t max_bytes = kDefaultMaxBytes,
@@ -82,7 +82,7 @@ class CustomAllReduce {
     DeviceBuffer staging;  // 2 halves of max_bytes
     DeviceBuffer flags;    // uint32 [kMaxBlocks][kMaxRanks], written by peers
     DeviceBuffer counter;  // uint32 [kMaxBlocks]: this rank's epochs
-    DeviceBuffer ll_recv;     // LL lines written by peers: [2 parities][N sources][ll_max_bytes / 8]
+    DeviceBuffer ll_recv;     // LL lines written by peers: [2 parities][N sources][ll_max_bytes / 8, whole blocks]
     DeviceBuffer ll_counter;  // uint32 [kMaxBlocks]: this rank's LL epochs
   };
   CustomAllReduce() = default;

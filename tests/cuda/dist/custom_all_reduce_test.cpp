@@ -44,14 +44,17 @@ std::unique_ptr<CustomAllReduce> make_group(int n, size_t ll_max_bytes = CustomA
 TEST(CustomAllReduce, ExactSumsOverSizesDtypesAndRepeats) {
   DS_REQUIRE_GPUS(2);
   for (int size : group_sizes())
-  for (size_t ll : {CustomAllReduce::kDefaultLlMaxBytes, size_t{0}}) {
+  // LL bounds: the default, none (staged only), and one that is not a whole number of LL blocks.
+  for (size_t ll : {CustomAllReduce::kDefaultLlMaxBytes, size_t{0}, size_t{2048} * 3 + 16}) {
     REQUIRE_PEER_ACCESS(size);
     auto g = make_group(size, ll);
     ASSERT_NE(g, nullptr);
     const size_t max = g->max_bytes();
+    std::vector<size_t> sizes = {16, 10240, 8192 * 3 + 16, max};
+    if (ll != 0) sizes.push_back(ll);  // the largest LL message
     for (DType t : {DType::kBF16, DType::kF16, DType::kF32}) {
       const size_t es = dtype_size(t);
-      for (size_t bytes : {size_t{16}, size_t{10240}, size_t{8192} * 3 + 16, max}) {
+      for (size_t bytes : sizes) {
         const size_t n = bytes / es;
         for (bool in_place : {false, true}) {
           std::vector<std::string> mismatch(size);
