@@ -3,7 +3,8 @@
 //   stream read      a 16-byte-load read-only kernel over 1 GiB
 //   GEMM             cuBLASLt bf16 TFLOP/s at 8192^3 and the 32B prefill shapes (m = 4096)
 //   GEMV             the small-M kernel's weight bytes / time at m = 1 on the 7B/32B
-//                    decode shapes (cuBLASLt beside it), and both paths over m
+//                    decode shapes (cuBLASLt beside it), and both paths over m; its fixed
+//                    cost per launch and streaming rate (fit over n, alone and chained)
 // CUDA events around each launch (queued behind a spin kernel so that host
 // launch gaps are not timed), 3 warm-ups, median of --reps (>= 20) runs.
 // Weight operands rotate through a pool larger than L2 so that no run reads
@@ -220,6 +221,55 @@ Status run(int reps, const std::string& json_path) {
     }
   }
   out["small_m_sweep"] = sweep;
+
+  // ---- GEMV fixed cost (m = 1): the default GEMV over n at fixed k, one launch at a time and
+  // eight back-to-back launches (PDL, as in a decode graph); a least-squares fit of
+  // t = a + bytes / B gives the per-launch cost a (launch, ramp, tail) and the streaming rate B.
+  std::printf("\n%-28s %8s %8s %12s %12s\n", "GEMV over n (m=1)", "n", "k", "single us", "chain us");
+  nlohmann::json fixed = nlohmann::json::array();
+  for (int64_t k : {int64_t{3584}, int64_t{5120}, int64_t{18944}}) {
+    std::vector<double> bytes_v, single_v, chain_v;
+    for (int64_t n : {1024, 2048, 4096, 8192, 16384, 32768}) {
+      DS_ASSIGN_OR_RETURN(double one_ms, time_gemm(1, n, k, DType::kBF16, GemmPath::kGemv));
+      constexpr int kChain = 8;
+      DS_ASSIGN_OR_RETURN(double chain_ms, bench.median_ms([&](int rep) {
+        for (int i = 0; i < kChain; ++i) {
+          GemmArgs a;
+          a.x = x.data();
+          a.w = weight(n, k, rep * kChain + i);
+          a.y = y.data();
+          a.m = 1;
+          a.n = n;
+          a.k = k;
+          DS_RETURN_IF_ERROR(runner->run(a, bench.stream(), GemmPath::kGemv));
+        }
+        return Status::Ok();
+      }));
+      bytes_v.push_back(2.0 * n * k);
+      single_v.push_back(one_ms * 1e3);
+      chain_v.push_back(chain_ms * 1e3 / kChain);
+      std::printf("%-28s %8lld %8lld %12.2f %12.2f\n", "", (long long)n, (long long)k, single_v.back(), chain_v.back());
+    }
+    // Least squares of us = a + bytes * c; B = 1 / c in GB/s.
+    auto fit = [&](const std::vector<double>& t, double* a, double* gbps) {
+      const double nn = static_cast<double>(t.size());
+      double sx = 0, sy = 0, sxx = 0, sxy = 0;
+      for (size_t i = 0; i < t.size(); ++i) {
+        sx += bytes_v[i], sy += t[i], sxx += bytes_v[i] * bytes_v[i], sxy += bytes_v[i] * t[i];
+      }
+      const double c = (nn * sxy - sx * sy) / (nn * sxx - sx * sx);
+      *a = (sy - c * sx) / nn;
+      *gbps = c > 0 ? 1e-3 / c : 0.0;  // bytes per us -> GB/s
+    };
+    double a1 = 0, b1 = 0, a8 = 0, b8 = 0;
+    fit(single_v, &a1, &b1);
+    fit(chain_v, &a8, &b8);
+    std::printf("%-28s k %-6lld single: %.2f us + bytes at %.1f GB/s; chain: %.2f us + bytes at %.1f GB/s\n",
+                "  fit", (long long)k, a1, b1, a8, b8);
+    fixed.push_back({{"k", k}, {"single_fixed_us", a1}, {"single_GBps", b1}, {"chain_fixed_us", a8},
+                     {"chain_GBps", b8}, {"bytes", bytes_v}, {"single_us", single_v}, {"chain_us", chain_v}});
+  }
+  out["gemv_fixed_cost"] = fixed;
 
   // ---- GEMV k-split sweep (m = 1): the auto choice vs forced split counts ----
   DS_ASSIGN_OR_RETURN(DeviceBuffer scratch_buf, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
