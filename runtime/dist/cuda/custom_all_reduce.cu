@@ -255,6 +255,16 @@ __global__ void __launch_bounds__(kLlThreads) ll_all_reduce(LlPeers peers, int r
   if (threadIdx.x == 0) counter[b] = epoch;
 }
 
+// launch(T{}) with T the element type of dtype (bf16, f16 or f32).
+template <typename F>
+cudaError_t for_dtype(DType dtype, F&& launch) {
+  switch (dtype) {
+    case DType::kBF16: return launch(__nv_bfloat16{});
+    case DType::kF16: return launch(__half{});
+    default: return launch(float{});
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vector<int>& devices, size_t max_bytes,
@@ -352,20 +362,10 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
     const auto* res = static_cast<const uint2*>(residual);
     auto* dst = static_cast<uint2*>(out);
     const size_t lines_per_rank = ll_lines_per_rank(ll_max_bytes_);
-    switch (dtype) {
-      case DType::kBF16:
-        e = launch_kernel(ll_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst,
-                          nline, lines_per_rank, counter, timeout_ns);
-        break;
-      case DType::kF16:
-        e = launch_kernel(ll_all_reduce<__half>, grid, block, 0, stream, peers, rank, world, src, res, dst, nline,
-                          lines_per_rank, counter, timeout_ns);
-        break;
-      default:
-        e = launch_kernel(ll_all_reduce<float>, grid, block, 0, stream, peers, rank, world, src, res, dst, nline,
-                          lines_per_rank, counter, timeout_ns);
-        break;
-    }
+    e = for_dtype(dtype, [&](auto tag) {
+      return launch_kernel(ll_all_reduce<decltype(tag)>, grid, block, 0, stream, peers, rank, world, src, res, dst,
+                           nline, lines_per_rank, counter, timeout_ns);
+    });
     if (e != cudaSuccess) return cuda_error_status(e, "ll_all_reduce launch", __FILE__, __LINE__);
     DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return Status::Ok();
@@ -384,20 +384,10 @@ Status CustomAllReduce::all_reduce_sum(int rank, const void* in, void* out, DTyp
   auto* dst = static_cast<uint4*>(out);
   const dim3 grid(blocks), block(kThreads);
   const size_t half_bytes = max_bytes_;
-  switch (dtype) {
-    case DType::kBF16:
-      e = launch_kernel(one_shot_all_reduce<__nv_bfloat16>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
-                        per_block, half_bytes, counter, timeout_ns);
-      break;
-    case DType::kF16:
-      e = launch_kernel(one_shot_all_reduce<__half>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
-                        per_block, half_bytes, counter, timeout_ns);
-      break;
-    default:
-      e = launch_kernel(one_shot_all_reduce<float>, grid, block, 0, stream, peers, rank, world, src, res, dst, nvec,
-                        per_block, half_bytes, counter, timeout_ns);
-      break;
-  }
+  e = for_dtype(dtype, [&](auto tag) {
+    return launch_kernel(one_shot_all_reduce<decltype(tag)>, grid, block, 0, stream, peers, rank, world, src, res,
+                         dst, nvec, per_block, half_bytes, counter, timeout_ns);
+  });
   if (e != cudaSuccess) return cuda_error_status(e, "one_shot_all_reduce launch", __FILE__, __LINE__);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
