@@ -91,8 +91,8 @@ Event& Event::operator=(Event&& o) noexcept {
   return *this;
 }
 
-Status Event::record(const Stream& stream) {
-  DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(e_, stream.get()));
+Status Event::record(cudaStream_t stream) {
+  DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(e_, stream));
   return Status::Ok();
 }
 
@@ -120,9 +120,9 @@ GraphExec& GraphExec::operator=(GraphExec&& o) noexcept {
   return *this;
 }
 
-Status GraphExec::launch(const Stream& stream) const {
+Status GraphExec::launch(cudaStream_t stream) const {
   if (g_ == nullptr) return Status::Error("cudaGraphLaunch: no graph");
-  DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(g_, stream.get()));
+  DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(g_, stream));
   return Status::Ok();
 }
 

@@ -67,7 +67,8 @@ class Event {
   Event& operator=(const Event&) = delete;
 
   cudaEvent_t get() const { return e_; }
-  Status record(const Stream& stream);
+  Status record(const Stream& stream) { return record(stream.get()); }
+  Status record(cudaStream_t stream);
   Status synchronize() const;
   // Milliseconds between `start` and this event (both recorded and complete).
   Result<float> elapsed_ms_since(const Event& start) const;
@@ -88,7 +89,8 @@ class GraphExec {
   GraphExec(const GraphExec&) = delete;
   GraphExec& operator=(const GraphExec&) = delete;
   cudaGraphExec_t get() const { return g_; }
-  Status launch(const Stream& stream) const;
+  Status launch(const Stream& stream) const { return launch(stream.get()); }
+  Status launch(cudaStream_t stream) const;
   void reset();
 
  private:

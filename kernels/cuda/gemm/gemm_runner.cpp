@@ -130,12 +130,11 @@ struct GemmRunner::Impl {
     for (int r = 0; r < kRounds; ++r) {
       for (size_t ci = 0; ci < cands.size(); ++ci) {
         DS_RETURN_IF_ERROR(launch_timing_spin(100000, stream));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(start.get(), stream));
+        DS_RETURN_IF_ERROR(start.record(stream));
         for (int i = 0; i < 3; ++i) DS_RETURN_IF_ERROR(launch(cands[ci], t, stream));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(stop.get(), stream));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop.get()));
-        float ms = 0.0f;
-        DS_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start.get(), stop.get()));
+        DS_RETURN_IF_ERROR(stop.record(stream));
+        DS_RETURN_IF_ERROR(stop.synchronize());
+        DS_ASSIGN_OR_RETURN(const float ms, stop.elapsed_ms_since(start));
         samples[ci].push_back(ms);
       }
     }

@@ -83,7 +83,7 @@ Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
   DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
   if (padded > 0) {
     const auto key = std::make_pair(padded, static_cast<int64_t>(kv_bucket(sh.max_kv_len)));
-    DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graphs.at(key).get(), stream.get()));
+    DS_RETURN_IF_ERROR(graphs.at(key).launch(stream));
     if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->graph_step(t0, stream));
     return Status::Ok();
   }

@@ -145,7 +145,7 @@ struct Loader {
           DS_RETURN_IF_ERROR(place_block(staging[s].data(), v.dtype, nrows, ncols, ncols, t.data, t.dtype, dst_ld, r,
                                          col0 + c, stream));
         }
-        DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(done[s].get(), stream));
+        DS_RETURN_IF_ERROR(done[s].record(stream));
       }
       r += nrows;
     }

@@ -203,26 +203,18 @@ class LayerBench {
                           PdlScope scope(pdl);
                           return body();
                         }));
-    cudaEvent_t a, b;
-    DS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&a));
-    DS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&b));
+    DS_ASSIGN_OR_RETURN(Event a, Event::create());
+    DS_ASSIGN_OR_RETURN(Event b, Event::create());
     std::vector<double> ms;
-    const Status st = [&]() -> Status {
-      for (int i = 0; i < reps + 2; ++i) {
-        DS_RETURN_IF_ERROR(launch_timing_spin(20000, stream_));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(a, stream_));
-        DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec.get(), stream_));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(b, stream_));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(b));
-        float t = 0;
-        DS_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&t, a, b));
-        if (i >= 2) ms.push_back(t);
-      }
-      return Status::Ok();
-    }();
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    DS_RETURN_IF_ERROR(st);
+    for (int i = 0; i < reps + 2; ++i) {
+      DS_RETURN_IF_ERROR(launch_timing_spin(20000, stream_));
+      DS_RETURN_IF_ERROR(a.record(stream_));
+      DS_RETURN_IF_ERROR(exec.launch(stream_));
+      DS_RETURN_IF_ERROR(b.record(stream_));
+      DS_RETURN_IF_ERROR(b.synchronize());
+      DS_ASSIGN_OR_RETURN(const float t, b.elapsed_ms_since(a));
+      if (i >= 2) ms.push_back(t);
+    }
     std::sort(ms.begin(), ms.end());
     return ms[ms.size() / 2];
   }

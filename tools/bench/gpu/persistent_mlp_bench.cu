@@ -335,30 +335,22 @@ class MlpBench {
     } else {
       DS_RETURN_IF_ERROR(body());  // warm-up
     }
-    cudaEvent_t a, b;
-    DS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&a));
-    DS_CUDA_RETURN_IF_ERROR(cudaEventCreate(&b));
+    DS_ASSIGN_OR_RETURN(Event a, Event::create());
+    DS_ASSIGN_OR_RETURN(Event b, Event::create());
     std::vector<double> ms;
-    const Status st = [&]() -> Status {
-      for (int i = 0; i < reps; ++i) {
-        DS_RETURN_IF_ERROR(launch_timing_spin(20000, stream_));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(a, stream_));
-        if (exec.get()) {
-          DS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec.get(), stream_));
-        } else {
-          DS_RETURN_IF_ERROR(body());
-        }
-        DS_CUDA_RETURN_IF_ERROR(cudaEventRecord(b, stream_));
-        DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(b));
-        float t = 0;
-        DS_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
+    for (int i = 0; i < reps; ++i) {
+      DS_RETURN_IF_ERROR(launch_timing_spin(20000, stream_));
+      DS_RETURN_IF_ERROR(a.record(stream_));
+      if (exec.get()) {
+        DS_RETURN_IF_ERROR(exec.launch(stream_));
+      } else {
+        DS_RETURN_IF_ERROR(body());
       }
-      return Status::Ok();
-    }();
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    DS_RETURN_IF_ERROR(st);
+      DS_RETURN_IF_ERROR(b.record(stream_));
+      DS_RETURN_IF_ERROR(b.synchronize());
+      DS_ASSIGN_OR_RETURN(const float t, b.elapsed_ms_since(a));
+      ms.push_back(t);
+    }
     std::sort(ms.begin(), ms.end());
     return ms[ms.size() / 2];
   }
