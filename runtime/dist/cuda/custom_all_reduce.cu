@@ -40,16 +40,8 @@ __global__ void __launch_bounds__(kThreads) one_shot_all_reduce(PeerPtrs peers, 
                                                                  size_t per_block,
                                                                  size_t half_bytes, uint32_t* counter,
                                                                  long long timeout_ns) {
-  __shared__ uint32_t epoch_s;
   const int b = blockIdx.x;
-  // Launched with PDL (behind a GEMV that triggers early): wait for the previous
-  // kernels before touching the input or the counters, and let the next kernel
-  // (which waits for this one to finish) be scheduled at once.
-  pdl_wait();
-  pdl_trigger();
-  if (threadIdx.x == 0) epoch_s = counter[b] + 1;
-  __syncthreads();
-  const uint32_t epoch = epoch_s;
+  const uint32_t epoch = begin_call(counter + b);
   const size_t half = (epoch & 1u) * half_bytes;
   const size_t begin = static_cast<size_t>(b) * per_block;
   const size_t end = begin + per_block < nvec ? begin + per_block : nvec;
@@ -107,13 +99,8 @@ __global__ void __launch_bounds__(kLlThreads) ll_all_reduce(LlPeers peers, int r
                                                             const uint2* residual, uint2* out, size_t nline,
                                                             size_t lines_per_rank, uint32_t* counter,
                                                             long long timeout_ns) {
-  __shared__ uint32_t epoch_s;
   const int b = blockIdx.x;
-  pdl_wait();
-  pdl_trigger();
-  if (threadIdx.x == 0) epoch_s = counter[b] + 1;
-  __syncthreads();
-  const uint32_t epoch = epoch_s;
+  const uint32_t epoch = begin_call(counter + b);
   const size_t i = static_cast<size_t>(b) * kLlThreads + threadIdx.x;
   // Every line of the block is pushed, past the message's end too (zeros): a
   // block's lines then all carry the epoch of its last call, and none keeps an

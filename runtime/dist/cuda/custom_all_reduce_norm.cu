@@ -46,12 +46,7 @@ __global__ void __launch_bounds__(kLlThreads) ll_all_reduce_norm(LlPeers peers, 
   cg::cluster_group cluster = cg::this_cluster();
   __shared__ float red[kLlThreads / 32];
   __shared__ float block_ss;
-  __shared__ uint32_t epoch_s;
-  pdl_wait();
-  pdl_trigger();
-  if (threadIdx.x == 0) epoch_s = *seq + 1;
-  __syncthreads();
-  const uint32_t epoch = epoch_s;
+  const uint32_t epoch = begin_call(seq);
   const int first = static_cast<int>(cluster.block_rank()) * per_block;
   const int last = min(first + per_block, nline);
   const size_t base = (static_cast<size_t>(epoch & 1u) * world) * lines_per_rank;
