@@ -315,10 +315,10 @@ def main():
                     row(f"NCCL all_reduce {label} on {tp} GPUs", float(m.group(6)), "GB/s bus (graph)",
                         float(m.group(5)), "us (graph)", note=f"eager {m.group(3)} us, {m.group(4)} GB/s")
             # AllReduceProtocols.DecodeRowsReport: rows, bytes, LL us, staged us, NCCL us.
-            for rows in ("1", "12"):
-                m = re.search(r"^\s+" + rows + r"\s+(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s*$", text, re.M)
+            for nrows in ("1", "12"):
+                m = re.search(r"^\s+" + nrows + r"\s+(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s*$", text, re.M)
                 if m:
-                    row(f"custom all_reduce, {rows} f32 row(s) of 5120 on {tp} GPUs", float(m.group(2)),
+                    row(f"custom all_reduce, {nrows} f32 row(s) of 5120 on {tp} GPUs", float(m.group(2)),
                         "us LL (graph)", float(m.group(3)), "us staged", note=f"NCCL {m.group(4)} us")
         path = bench_file(f"tp_profile_32B_tp{tp}.log")
         if path and os.path.exists(path):
