@@ -20,12 +20,13 @@ constexpr int kLlThreads = 256;  // LL kernels: one 8-byte payload line per thre
 // The start of every all-reduce kernel (launched with PDL, behind a GEMV that
 // triggers early): waits for the previous kernels before touching the input or
 // the epoch counter, lets the next kernel (which waits for this one to finish)
-// be scheduled at once, and returns this call's epoch, *counter + 1, read once
-// per block. Every thread of the block calls it.
-__device__ __forceinline__ uint32_t begin_call(const uint32_t* counter) {
+// be scheduled at once (unless `trigger` is false: the kernel then calls
+// pdl_trigger() itself later), and returns this call's epoch, *counter + 1,
+// read once per block. Every thread of the block calls it.
+__device__ __forceinline__ uint32_t begin_call(const uint32_t* counter, bool trigger = true) {
   __shared__ uint32_t epoch;
   pdl_wait();
-  pdl_trigger();
+  if (trigger) pdl_trigger();
   if (threadIdx.x == 0) epoch = *counter + 1;
   __syncthreads();
   return epoch;

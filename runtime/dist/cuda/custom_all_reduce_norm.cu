@@ -25,6 +25,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/pdl.cuh"
@@ -63,13 +65,13 @@ __global__ void __launch_bounds__(kLlThreads) ll_all_reduce_norm(LlPeers peers, 
                                                                  __nv_bfloat16* norm_out, const __nv_bfloat16* gamma,
                                                                  float eps, int n, int nline, int per_block,
                                                                  size_t lines_per_rank, uint32_t* seq, uint2* sums,
-                                                                 long long timeout_ns) {
+                                                                 bool early_trigger, long long timeout_ns) {
   constexpr int kN = Vec<float, 2>::kN;  // 2 elements per line
   constexpr int kL = kNormLinesPerThread;
   __shared__ float red[kLlThreads / 32];
   __shared__ float total_s;
   const int b = blockIdx.x;
-  const uint32_t epoch = begin_call(seq + b);
+  const uint32_t epoch = begin_call(seq + b, early_trigger);
   const int first = b * per_block;
   const int last = min(first + per_block, nline);
   const size_t base = (static_cast<size_t>(epoch & 1u) * world) * lines_per_rank;
@@ -120,6 +122,7 @@ __global__ void __launch_bounds__(kLlThreads) ll_all_reduce_norm(LlPeers peers, 
     if (c == 0) total_s = total;
   }
   __syncthreads();
+  if (!early_trigger) pdl_trigger();
   const float rstd = rsqrtf(total_s / static_cast<float>(n) + eps);
 #pragma unroll
   for (int u = 0; u < kL; ++u) {
@@ -158,13 +161,20 @@ Status CustomAllReduce::all_reduce_sum_norm(int rank, const void* in, void* out,
   for (int r = 0; r < size(); ++r) peers.recv[r] = static_cast<uint4*>(ranks_[r].ll_norm_recv.data());
   const int nline = static_cast<int>(n * sizeof(float) / 8);
   const int per_block = (nline + kNormBlocks - 1) / kNormBlocks;
+  // Experiment (DSRT_AR_NORM_TRIGGER=start): let the next kernel (a GEMV, whose
+  // blocks issue their first weight loads before their PDL wait) be scheduled
+  // at the start instead of once the sums are in.
+  static const bool early_trigger = [] {
+    const char* e = std::getenv("DSRT_AR_NORM_TRIGGER");
+    return e != nullptr && std::string(e) == "start";
+  }();
   cudaLaunchAttribute attrs[1];
   cudaLaunchConfig_t cfg = pdl_launch_config(dim3(kNormBlocks), dim3(kLlThreads), 0, stream, attrs);
   const cudaError_t e = cudaLaunchKernelEx(
       &cfg, ll_all_reduce_norm, peers, rank, size(), static_cast<const uint2*>(in), static_cast<const uint2*>(residual),
       static_cast<uint2*>(out), static_cast<__nv_bfloat16*>(norm_out), static_cast<const __nv_bfloat16*>(gamma), eps,
       static_cast<int>(n), nline, per_block, kMaxNormRowBytes / 8, static_cast<uint32_t*>(ranks_[rank].ll_norm_seq.data()),
-      static_cast<uint2*>(ranks_[rank].ll_norm_sums.data()), timeout_ns_);
+      static_cast<uint2*>(ranks_[rank].ll_norm_sums.data()), early_trigger, timeout_ns_);
   if (e != cudaSuccess) return cuda_error_status(e, "ll_all_reduce_norm launch", __FILE__, __LINE__);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
