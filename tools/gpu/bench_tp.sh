@@ -10,8 +10,7 @@
 #                            tp_decode_32B_tp2_custom.json: TP 2 with the custom kernel forced
 #                            (DSRT_CUSTOM_ALLREDUCE=1; by default dsrt times it against NCCL at start-up);
 #                            tp_decode_32B_tp2_staged.json: the same without its LL protocol
-#                            (DSRT_CUSTOM_ALLREDUCE_LL=0); tp_decode_32B_tp2_arnorm.json: with the
-#                            RMSNorm after each all-reduce inside it (DSRT_AR_NORM=1, opt-in)
+#                            (DSRT_CUSTOM_ALLREDUCE_LL=0)
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
 #                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph;
 #                            AllReduceProtocols: us per call of the custom kernel's LL and staged
@@ -86,13 +85,10 @@ if tp_part decode && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ]; then
   note "tp decode 32B tp2, custom all-reduce forced, staged protocol only"
   cmdlog "tp_decode_32B_tp2_staged" "DSRT_CUSTOM_ALLREDUCE=1 DSRT_CUSTOM_ALLREDUCE_LL=0 $DSRT generate $plan --tp 2 ... (as above)"
   tp_decode tp_decode_32B_tp2_staged DSRT_CUSTOM_ALLREDUCE=1 DSRT_CUSTOM_ALLREDUCE_LL=0 -- "$plan" --tp 2
-  note "tp decode 32B tp2, RMSNorm inside the all-reduce (opt-in)"
-  cmdlog "tp_decode_32B_tp2_arnorm" "DSRT_AR_NORM=1 $DSRT generate $plan --tp 2 ... (as above)"
-  tp_decode tp_decode_32B_tp2_arnorm DSRT_AR_NORM=1 -- "$plan" --tp 2
   note "tp decode 32B tp2, NCCL only"
   cmdlog "tp_decode_32B_tp2_nccl" "$DSRT generate $plan --tp 2 --disable-custom-all-reduce ... (as above)"
   tp_decode tp_decode_32B_tp2_nccl -- "$plan" --tp 2 --disable-custom-all-reduce
-  for n in custom staged arnorm nccl; do tp_decode_best "tp_decode_32B_tp2_$n"; done
+  for n in custom staged nccl; do tp_decode_best "tp_decode_32B_tp2_$n"; done
 fi
 
 tp_dist_exe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable 2>/dev/null | head -n1)"

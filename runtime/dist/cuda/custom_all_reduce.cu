@@ -186,12 +186,6 @@ Result<std::unique_ptr<CustomAllReduce>> CustomAllReduce::create(const std::vect
       DS_ASSIGN_OR_RETURN(rk.ll_counter, DeviceBuffer::allocate(sizeof(uint32_t) * kMaxBlocks));
       DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_recv.data(), 0, rk.ll_recv.bytes()));
       DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_counter.data(), 0, rk.ll_counter.bytes()));
-      DS_ASSIGN_OR_RETURN(rk.ll_norm_recv, DeviceBuffer::allocate(2 * static_cast<size_t>(n) * 2 * kMaxNormRowBytes));
-      DS_ASSIGN_OR_RETURN(rk.ll_norm_seq, DeviceBuffer::allocate(sizeof(uint32_t) * kNormBlocks));
-      DS_ASSIGN_OR_RETURN(rk.ll_norm_sums, DeviceBuffer::allocate(sizeof(uint32_t) * 2 * kNormBlocks));
-      DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_norm_recv.data(), 0, rk.ll_norm_recv.bytes()));
-      DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_norm_seq.data(), 0, rk.ll_norm_seq.bytes()));
-      DS_CUDA_RETURN_IF_ERROR(cudaMemset(rk.ll_norm_sums.data(), 0, rk.ll_norm_sums.bytes()));
     }
     DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
     g->ranks_.push_back(std::move(rk));

@@ -48,10 +48,6 @@ class CustomAllReduce {
   // (docs/PERF.md, session 9: 2.8-4.1 vs 6.3-7.3 us on 2 GPUs).
   static constexpr size_t kMaxLlBytes = size_t{2048} * kMaxBlocks;
   static constexpr size_t kDefaultLlMaxBytes = kMaxLlBytes;
-  // all_reduce_sum_norm's row bound: kNormBlocks blocks of 256 threads, 4 lines
-  // of 8 bytes each.
-  static constexpr size_t kMaxNormRowBytes = size_t{64} << 10;
-  static constexpr int kNormBlocks = 8;  // blocks of all_reduce_sum_norm
 
   // Enables peer access between every pair of `devices` (rank r on devices[r])
   // and allocates each rank's staging (2 x max_bytes) and flags, and for
@@ -81,20 +77,6 @@ class CustomAllReduce {
   Status all_reduce_sum(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream,
                         const void* residual = nullptr);
 
-  // One f32 row (n elements, at most kMaxNormRowBytes) through the LL protocol
-  // in one kernel that also writes the RMSNorm of the sum
-  // (custom_all_reduce_norm.cu): out as all_reduce_sum, then norm_out =
-  // bf16(out * rsqrt(mean(out^2) + eps) * gamma), gamma bf16 [n], the generated
-  // RMSNorm group's arithmetic. The row is split over kNormBlocks blocks that
-  // exchange their sums of squares through global memory and add them in block
-  // order, so every rank writes the same bits; every block reads its part of in
-  // and the residual before it posts its sum, and writes only after it has seen
-  // all sums, so out and norm_out may alias them. Needs the LL protocol (ll_max_bytes > 0). Rows of one width per
-  // object: its epoch check relies on each call rewriting all the row's lines.
-  bool supports_norm(const void* in, const void* out, DType dtype, size_t n) const;
-  Status all_reduce_sum_norm(int rank, const void* in, void* out, DType dtype, size_t n, cudaStream_t stream,
-                             const void* residual, void* norm_out, const void* gamma, float eps);
-
  private:
   struct Rank {
     DeviceBuffer staging;  // 2 halves of max_bytes
@@ -102,9 +84,6 @@ class CustomAllReduce {
     DeviceBuffer counter;  // uint32 [kMaxBlocks]: this rank's epochs
     DeviceBuffer ll_recv;     // LL lines written by peers: [2 parities][N sources][ll_max_bytes / 8, whole blocks]
     DeviceBuffer ll_counter;  // uint32 [kMaxBlocks]: this rank's LL epochs
-    DeviceBuffer ll_norm_recv;  // all_reduce_sum_norm's LL lines: [2][N][kMaxNormRowBytes / 8]
-    DeviceBuffer ll_norm_seq;   // uint32 [kNormBlocks]: this rank's all_reduce_sum_norm epochs
-    DeviceBuffer ll_norm_sums;  // uint2 [kNormBlocks]: {sum of squares, epoch} per block
   };
   CustomAllReduce() = default;
 

@@ -1,7 +1,7 @@
 // Device helpers of the custom all-reduce kernels (custom_all_reduce.cu: the
-// staged and LL protocols; custom_all_reduce_norm.cu: LL with the RMSNorm):
-// element words <-> float, the rank-order sum both protocols share, and the LL
-// line store / load / bounded wait. Include from those .cu files only.
+// staged and LL protocols): element words <-> float, the rank-order sum both
+// protocols share, and the LL line store / load / bounded wait. Include from
+// that .cu file only.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -20,13 +20,12 @@ constexpr int kLlThreads = 256;  // LL kernels: one 8-byte payload line per thre
 // The start of every all-reduce kernel (launched with PDL, behind a GEMV that
 // triggers early): waits for the previous kernels before touching the input or
 // the epoch counter, lets the next kernel (which waits for this one to finish)
-// be scheduled at once (unless `trigger` is false: the kernel then calls
-// pdl_trigger() itself later), and returns this call's epoch, *counter + 1,
-// read once per block. Every thread of the block calls it.
-__device__ __forceinline__ uint32_t begin_call(const uint32_t* counter, bool trigger = true) {
+// be scheduled at once, and returns this call's epoch, *counter + 1, read once
+// per block. Every thread of the block calls it.
+__device__ __forceinline__ uint32_t begin_call(const uint32_t* counter) {
   __shared__ uint32_t epoch;
   pdl_wait();
-  if (trigger) pdl_trigger();
+  pdl_trigger();
   if (threadIdx.x == 0) epoch = *counter + 1;
   __syncthreads();
   return epoch;

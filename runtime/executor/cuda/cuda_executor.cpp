@@ -146,7 +146,6 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   x.opt = options;
   if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) x.opt.gemv_prologue = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_SWIGLU"); env && *env) x.opt.gemv_swiglu = std::string(env) != "0";
-  if (const char* env = std::getenv("DSRT_AR_NORM"); env && *env) x.opt.all_reduce_norm = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ATTN_ROPE"); env && *env) x.opt.attention_rope = std::string(env) != "0";
   if (x.opt.max_logit_rows == 0) x.opt.max_logit_rows = x.opt.token_capacity;
   x.plan = &plan;

@@ -66,12 +66,6 @@ struct CudaExecutorOptions {
   // key and write the KV cache themselves in pure decode steps, and the rope +
   // KV-write group before them is not launched. DSRT_ATTN_ROPE=0 turns it off.
   bool attention_rope = true;
-  // Under tensor parallelism with the custom all-reduce: at batch 1 an RMSNorm
-  // group right after an f32 all_reduce is computed by the all-reduce kernel
-  // (CustomAllReduce::all_reduce_sum_norm) and not launched. Opt-in until
-  // measured (DSRT_AR_NORM=1): a one-block version lost 3% at 32B TP 2 and a
-  // thread-block cluster version 2.6% (docs/PERF.md, sessions 9 and 10).
-  bool all_reduce_norm = false;
 
   Status validate() const;
 };

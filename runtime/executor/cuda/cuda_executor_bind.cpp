@@ -102,7 +102,6 @@ Status Binder::bind_all() {
       fused_ins_[i] = ins_;
       fused_kernel_[i] = k;
       DS_RETURN_IF_ERROR(link_swiglu(*k, op, i));
-      link_all_reduce_norm(op, i);
     }
     if (op.kind == BoundOp::Kind::kLinear) DS_RETURN_IF_ERROR(link_prologue(k->attrs(), op, i));
     if (op.kind == BoundOp::Kind::kAttention) DS_RETURN_IF_ERROR(link_attention_rope(k->attrs(), op, i));

@@ -152,26 +152,6 @@ Status Binder::link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos) {
   return Status::Ok();
 }
 
-void Binder::link_all_reduce_norm(BoundOp& op, size_t pos) {
-  if (!x_.opt.all_reduce_norm || x_.tp_size < 2 || pos == 0 || x_.program.size() != pos) return;
-  BoundOp& ar = x_.program.back();  // the instruction right before (nothing in between may see norm_out early)
-  NormGroup ng;
-  if (ar.kind != BoundOp::Kind::kAllReduce || ar.dtype != DType::kF32 || ar.per_logit_row || ar.norm_out != nullptr ||
-      !pure_rms_norm(pos, &ng))
-    return;
-  const Operand& out = outs_.at(0);
-  if (ng.src.kind != Operand::kArena || ng.src.ptr != ar.out || ng.src.dtype != ar.dtype || ng.src.width != ar.hidden ||
-      ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
-      ng.gamma.weight->shape[0] != ar.hidden || out.kind != Operand::kArena || out.dtype != DType::kBF16 ||
-      out.width != ar.hidden || per_row_.count(out.index))
-    return;
-  ar.norm_out = out.ptr;
-  ar.norm_gamma = ng.gamma.ptr;
-  ar.norm_eps = ng.eps;
-  op.absorbed_by = pos - 1;
-  op.absorb = BoundOp::Absorb::kAllReduceNorm;
-}
-
 Status Binder::logits(BoundOp& op) {
   DS_RETURN_IF_ERROR(counts(3, 3, 1));
   DS_RETURN_IF_ERROR(act(ins_[0], -1, "input 0"));

@@ -66,12 +66,6 @@ class Binder {
   Status link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos);
   // A SiLU*mul group (op, at pos) reading a linear marked epilogue = swiglu.
   Status link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos);
-  // With CudaExecutorOptions::all_reduce_norm: a group of one RMSNorm (op, at
-  // pos) of the output of the f32 all_reduce right before it (bf16 gamma and
-  // output of the row width, not logit rows) is linked to that all_reduce
-  // (BoundOp::norm_out), which computes it at batch 1 on the custom kernel.
-  // Anything else stays as it is.
-  void link_all_reduce_norm(BoundOp& op, size_t pos);
   // An attention (op, at pos) with the `rope_prologue` attribute (dscc
   // ds-attention-rope): checks that the group writing its q slices a qkv row,
   // ropes q and k and writes k, v into this layer's cache, and points op.rope

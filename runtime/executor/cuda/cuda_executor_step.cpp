@@ -236,7 +236,6 @@ bool CudaExecutor::Impl::absorbs(const BoundOp& group, const StepShape& sh) cons
     case BoundOp::Absorb::kNormPrologue: return linear_args(by, sh.num_tokens).norm.src != nullptr;
     case BoundOp::Absorb::kSwigluEpilogue: return linear_args(by, sh.num_tokens).swiglu_out != nullptr;
     case BoundOp::Absorb::kAttentionRope: return attention_rope_on(by, sh);
-    case BoundOp::Absorb::kAllReduceNorm: return all_reduce_norm_on(by, sh.num_tokens);
     case BoundOp::Absorb::kNone: break;
   }
   return false;
@@ -250,17 +249,9 @@ bool CudaExecutor::Impl::attention_rope_on(const BoundOp& op, const StepShape& s
 // itself; NCCL sums x in place
 // when out is the residual (x has no other reader: its only use is this
 // all_reduce), then the residual is added.
-bool CudaExecutor::Impl::all_reduce_norm_on(const BoundOp& op, int64_t rows) const {
-  return op.norm_out != nullptr && rows == 1 && custom_ar &&
-         custom_ar->supports_norm(op.x, op.out, op.dtype, static_cast<size_t>(op.hidden));
-}
-
 Status CudaExecutor::Impl::all_reduce(const BoundOp& op, int64_t rows, cudaStream_t st) {
   const size_t n = static_cast<size_t>(rows * op.hidden);
   if (n == 0) return Status::Ok();
-  if (all_reduce_norm_on(op, rows))
-    return custom_ar->all_reduce_sum_norm(tp_rank, op.x, op.out, op.dtype, n, st, op.residual, op.norm_out,
-                                          op.norm_gamma, op.norm_eps);
   if (custom_ar && custom_ar->supports(op.x, op.out, op.dtype, n))
     return custom_ar->all_reduce_sum(tp_rank, op.x, op.out, op.dtype, n, st, op.residual);
   void* sum = op.residual == op.out ? const_cast<void*>(op.x) : op.out;

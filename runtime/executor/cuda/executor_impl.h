@@ -46,11 +46,9 @@ struct BoundOp {
   //  - kSwigluEpilogue: a kLinear with gemm.swiglu_out set (dscc
   //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output;
   //  - kAttentionRope: a kAttention with rope linked (dscc ds-attention-rope)
-  //    ropes q and the new key and writes the KV cache in pure decode steps;
-  //  - kAllReduceNorm: a kAllReduce with norm_out set (the RMSNorm group right
-  //    after it) writes that group's output at batch 1 on the custom all-reduce.
+  //    ropes q and the new key and writes the KV cache in pure decode steps.
   // Each holds only when the absorbing kernel supports the step's shape.
-  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAttentionRope, kAllReduceNorm };
+  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAttentionRope };
   static constexpr size_t kNone = static_cast<size_t>(-1);
   size_t absorbed_by = kNone;
   Absorb absorb = Absorb::kNone;
@@ -73,11 +71,6 @@ struct BoundOp {
   DType dtype = DType::kBF16;
   bool per_logit_row = false;
   const void* residual = nullptr;  // kAllReduce: out = residual + sum over ranks
-  // kAllReduce linked to the RMSNorm group after it (Absorb::kAllReduceNorm):
-  // norm_out = bf16 RMSNorm(out) * norm_gamma.
-  void* norm_out = nullptr;
-  const void* norm_gamma = nullptr;
-  float norm_eps = 0.0f;
 };
 
 // Opt-in profile of eager steps (env DSRT_PROFILE=1): a cudaEvent pair around
@@ -178,8 +171,6 @@ struct CudaExecutor::Impl {
   // when the GEMV runs it at this m (then the norm group is skipped).
   GemmArgs linear_args(const BoundOp& op, int64_t m) const;
   Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
-  // Whether all_reduce() also writes op's linked RMSNorm (rows = 1, custom kernel).
-  bool all_reduce_norm_on(const BoundOp& op, int64_t rows) const;
   // Whether program[group.absorbed_by] computes `group` in a step of shape `sh`.
   bool absorbs(const BoundOp& group, const StepShape& sh) const;
   // Whether attention `op` ropes q and writes the new K/V itself in a step of shape `sh`.

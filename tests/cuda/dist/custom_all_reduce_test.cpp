@@ -10,7 +10,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstring>
 
 #include "runtime/cuda/device_buffer.h"
@@ -208,97 +207,6 @@ TEST(CustomAllReduce, ProtocolsMatchTheHostOrderOverInterleavedSizes) {
       expect_all_ok(st, StrCat() << size << " ranks, " << dtype_name(t) << ", interleaved sizes");
       for (int r = 0; r < size; ++r) EXPECT_EQ(mismatch[r], "") << size << " ranks, " << dtype_name(t) << ", rank " << r;
     }
-  }
-}
-
-// all_reduce_sum_norm (one f32 row, LL protocol over kNormBlocks blocks,
-// RMSNorm of the sum): out is exactly the host's sum in the kernels' order;
-// norm_out is within one bf16 rounding of the host's RMSNorm and has the same
-// bits on every rank; out may be the residual and norm_out may overlap the
-// input (as arena buffers do); several calls in a row (epochs, parity
-// regions); one row width per group, as the executor uses it. Rows from one
-// line (seven blocks without a line) to the bound.
-TEST(CustomAllReduce, RowSumWithRmsNormMatchesTheHost) {
-  DS_REQUIRE_GPUS(2);
-  for (int size : group_sizes()) {
-    REQUIRE_PEER_ACCESS(size);
-    const DType t = DType::kF32;
-    const size_t es = dtype_size(t);
-    {
-      for (size_t n : {size_t{4}, size_t{1536}, size_t{5120}, CustomAllReduce::kMaxNormRowBytes / es}) {
-        auto g = make_group(size);
-        ASSERT_NE(g, nullptr);
-        std::vector<std::vector<uint8_t>> norm(size);
-        std::vector<std::string> mismatch(size);
-        auto value = [&](int rank, size_t i, int call) {
-          return static_cast<float>(static_cast<int>((i * 37 + rank * 11 + call * 5) % 29) - 14) * 0.0625f;
-        };
-        const float eps = 1e-5f;
-        auto gamma_at = [](size_t i) { return 0.5f + static_cast<float>(i % 7) * 0.125f; };
-        auto st = run_ranks(0, size, [&](int r) -> Status {
-          DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(r));
-          DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
-          const size_t bytes = n * es;
-          DS_ASSIGN_OR_RETURN(DeviceBuffer in, DeviceBuffer::allocate(bytes));
-          DS_ASSIGN_OR_RETURN(DeviceBuffer res, DeviceBuffer::allocate(bytes));
-          DS_ASSIGN_OR_RETURN(DeviceBuffer gamma, DeviceBuffer::allocate(n * 2));
-          const auto ghost = encode(n, DType::kBF16, gamma_at);
-          DS_RETURN_IF_ERROR(gamma.copy_from_host(ghost.data(), n * 2));
-          for (int call = 0; call < 5; ++call) {
-            const auto host = encode(n, t, [&](size_t i) { return value(r, i, call); });
-            const auto rhost = encode(n, t, [&](size_t i) { return value(size, i, call); });
-            DS_RETURN_IF_ERROR(in.copy_from_host(host.data(), bytes));
-            DS_RETURN_IF_ERROR(res.copy_from_host(rhost.data(), bytes));
-            // out in place of the residual, norm_out over the input (read before written).
-            DS_RETURN_IF_ERROR(g->all_reduce_sum_norm(r, in.data(), res.data(), t, n, stream.get(), res.data(),
-                                                      in.data(), gamma.data(), eps));
-            DS_RETURN_IF_ERROR(stream.synchronize());
-            std::vector<uint8_t> got(bytes), got_norm(n * 2);
-            DS_RETURN_IF_ERROR(res.copy_to_host(got.data(), bytes));
-            DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(got_norm.data(), in.data(), n * 2, cudaMemcpyDeviceToHost));
-            std::vector<float> sum(n);
-            double ss = 0;
-            for (size_t i = 0; i < n; ++i) {
-              float acc = value(0, i, call);
-              acc = value(size, i, call) + acc;
-              for (int k = 1; k < size; ++k) acc += value(k, i, call);
-              sum[i] = acc;
-              const float h = decode_at(encode(1, t, [&](size_t) { return acc; }), t, 0);
-              ss += static_cast<double>(h) * h;
-            }
-            std::string m = compare_exact(got, t, n, [&](size_t i) { return sum[i]; });
-            const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
-            size_t bad = 0;
-            for (size_t i = 0; i < n && m.empty(); ++i) {
-              const double h = decode_at(got, t, i);
-              const double want = h * rstd * gamma_at(i), y = decode_at(got_norm, DType::kBF16, i);
-              if (std::fabs(y - want) > std::fabs(want) * (1.0 / 128) + 1e-6) ++bad;
-            }
-            if (bad != 0 && m.empty()) m = StrCat() << bad << " of " << n << " norm outputs off by more than one bf16 ulp";
-            if (!m.empty() && mismatch[r].empty()) mismatch[r] = StrCat() << "call " << call << ": " << m;
-            norm[r] = got_norm;
-          }
-          return Status::Ok();
-        });
-        const std::string what = StrCat() << size << " ranks, " << dtype_name(t) << ", row of " << n;
-        expect_all_ok(st, what);
-        for (int r = 0; r < size; ++r) {
-          EXPECT_EQ(mismatch[r], "") << what << ", rank " << r;
-          EXPECT_EQ(norm[r], norm[0]) << what << ": rank " << r << "'s norm output differs from rank 0's";
-        }
-      }
-    }
-    // Not for rows over kMaxNormRowBytes, bf16 rows, or with the LL protocol off.
-    auto g = make_group(size);
-    ASSERT_NE(g, nullptr);
-    auto big = DeviceBuffer::allocate(CustomAllReduce::kMaxNormRowBytes + 16);
-    ASSERT_TRUE(big.ok());
-    EXPECT_FALSE(g->supports_norm(big->data(), big->data(), DType::kF32, CustomAllReduce::kMaxNormRowBytes / 4 + 4));
-    EXPECT_TRUE(g->supports_norm(big->data(), big->data(), DType::kF32, 5120));
-    EXPECT_FALSE(g->supports_norm(big->data(), big->data(), DType::kBF16, 5120));
-    auto staged = make_group(size, 0);
-    ASSERT_NE(staged, nullptr);
-    EXPECT_FALSE(staged->supports_norm(big->data(), big->data(), DType::kF32, 5120));
   }
 }
 

@@ -41,10 +41,8 @@ const char* backend_name(Backend b) {
   return b == Backend::kCustom ? "custom all-reduce" : b == Backend::kNccl ? "NCCL only" : "measured choice";
 }
 
-CudaTpOptions tp_options(const std::string& model, bool graphs, Backend backend = Backend::kCustom,
-                         bool ar_norm = false) {
+CudaTpOptions tp_options(const std::string& model, bool graphs, Backend backend = Backend::kCustom) {
   CudaTpOptions o;
-  o.exec.all_reduce_norm = ar_norm;
   o.exec.token_capacity = kCapacity;
   o.exec.max_seqs = kMaxSeqs;
   o.exec.max_model_len = kMaxModelLen;
@@ -58,11 +56,11 @@ CudaTpOptions tp_options(const std::string& model, bool graphs, Backend backend 
 }
 
 Result<Side> make_tp_side(const LoadedPlan& plan, const std::string& model, bool graphs,
-                          Backend backend = Backend::kCustom, bool ar_norm = false) {
+                          Backend backend = Backend::kCustom) {
   DS_ASSIGN_OR_RETURN(KvCacheConfig c, KvCacheConfig::from_plan(*plan.plan().kv_cache(), kNumPages));
   c.host_storage = false;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> kv, KvCache::create(c));
-  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs, backend, ar_norm)));
+  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs, backend)));
   std::cout << "[tp] " << model << " tp" << plan.plan().tp_size() << (graphs ? " graphs" : " eager")
             << ": custom all-reduce " << (e->uses_custom_all_reduce() ? "on" : "off") << "\n";
   return Side(std::move(kv), std::move(e));
@@ -99,7 +97,6 @@ struct Case {
   int tp;
   Backend backend = Backend::kCustom;  // small all_reduces through CustomAllReduce (when peer access allows)
   int decode_seqs = 3;
-  bool ar_norm = false;  // CudaExecutorOptions::all_reduce_norm (at batch 1)
 };
 
 class TpVsSingle : public ::testing::TestWithParam<Case> {};
@@ -115,7 +112,7 @@ TEST_P(TpVsSingle, LogitsMatchTp1AndCpu) {
   ASSERT_EQ(tp_plan->plan().tp_size(), c.tp);
   Side cpu = take(make_cpu_side(f), "cpu side");
   Side one = take(make_gpu_side(f, /*graphs=*/true), "tp1 side");
-  Side tp = take(make_tp_side(*tp_plan, c.model, /*graphs=*/true, c.backend, c.ar_norm), "tp side");
+  Side tp = take(make_tp_side(*tp_plan, c.model, /*graphs=*/true, c.backend), "tp side");
   const int64_t vocab = one.exec().vocab_size();
   ASSERT_EQ(tp.exec().vocab_size(), vocab);
   double worst_one = 0, worst_cpu = 0;
@@ -147,15 +144,13 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TpVsSingle,
                                            Case{"qwen2-tiny-r1", 4, Backend::kNccl},
                                            Case{"qwen2-tiny-yarn", 2, Backend::kMeasured},
                                            Case{"qwen2-tiny-r1", 2, Backend::kCustom, 1},
-                                           Case{"qwen2-tiny-tied", 4, Backend::kCustom, 1},
-                                           Case{"qwen2-tiny-r1", 2, Backend::kCustom, 1, true},
-                                           Case{"qwen2-tiny-yarn", 4, Backend::kCustom, 1, true}),
+                                           Case{"qwen2-tiny-tied", 4, Backend::kCustom, 1}),
                          [](const ::testing::TestParamInfo<Case>& i) {
                            std::string n = i.param.model + "_tp" + std::to_string(i.param.tp) +
                                            (i.param.backend == Backend::kNccl       ? "_nccl_only"
                                             : i.param.backend == Backend::kMeasured ? "_measured"
                                                                                     : "") +
-                                           (i.param.decode_seqs == 1 ? "_batch1" : "") + (i.param.ar_norm ? "_ar_norm" : "");
+                                           (i.param.decode_seqs == 1 ? "_batch1" : "");
                            for (char& ch : n)
                              if (ch == '-') ch = '_';
                            return n;
@@ -172,13 +167,12 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
   struct Run {
     Backend backend;
     int decode_seqs;
-    bool ar_norm;
   };
-  for (const Run run : {Run{Backend::kCustom, 4, false}, Run{Backend::kNccl, 4, false}, Run{Backend::kMeasured, 4, false},
-                        Run{Backend::kCustom, 1, false}, Run{Backend::kCustom, 1, true}}) {
+  for (const Run run : {Run{Backend::kCustom, 4}, Run{Backend::kNccl, 4}, Run{Backend::kMeasured, 4},
+                        Run{Backend::kCustom, 1}}) {
     const Backend backend = run.backend;
-    Side graph = take(make_tp_side(*plan, model, true, backend, run.ar_norm), "graph side");
-    Side eager = take(make_tp_side(*plan, model, false, backend, run.ar_norm), "eager side");
+    Side graph = take(make_tp_side(*plan, model, true, backend), "graph side");
+    Side eager = take(make_tp_side(*plan, model, false, backend), "eager side");
     EXPECT_EQ(dynamic_cast<CudaTpExecutor&>(graph.exec()).uses_custom_all_reduce(),
               dynamic_cast<CudaTpExecutor&>(eager.exec()).uses_custom_all_reduce())
         << backend_name(backend);
@@ -203,7 +197,7 @@ TEST(TpGraphs, DecodeReplayEqualsEagerBitForBit) {
       ++steps;
     }
     std::cout << "[tp] graph vs eager at TP 2 (" << backend_name(backend) << ", " << run.decode_seqs
-              << " decode sequence(s)" << (run.ar_norm ? ", all-reduce + RMSNorm" : "") << "): " << steps
+              << " decode sequence(s)): " << steps
               << " steps, " << differing << " differing logits\n";
   }
 }
