@@ -41,6 +41,7 @@ struct DecodeParams : BatchParams {
   bool cluster_merge;  // splits <= 8 launched as clusters (1, 1, splits): merged through DSMEM
   bool row_mode;
   bool rope_on;     // rope: q is raw, the new key is roped and written here
+  bool early_loads;  // rope_on only: the first K/V tile is loaded before the PDL wait
   DecodeRope rope;
 };
 

@@ -94,6 +94,16 @@ bool cluster_merge_enabled() {
   return on && detail::pdl_device_ok();  // compute capability >= 9.0 (clusters)
 }
 
+// DSRT_ATTN_EARLY_LOADS=0: the tensor-core decode kernel issues nothing before
+// its PDL wait even with the rope inside (A/B of decode_mma_kernel's early loads).
+bool early_loads_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_ATTN_EARLY_LOADS");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
 // (m, l) floats of `partials` partials, rounded up so the accumulators after them are 16-byte aligned.
 size_t ml_floats(size_t partials) { return (partials * 2 + 3) / 4 * 4; }
 
@@ -166,12 +176,14 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
   }
   p.row_mode = row_mode;
   p.rope_on = false;
+  p.early_loads = false;
   if (a.rope != nullptr) {
     if (!mma)
       return Status::Error("paged_attention: rope inside attention needs the tensor-core decode kernel "
                            "(one query row per sequence, head_dim <= 128)");
     const PagedAttentionRope& r = *a.rope;
     p.rope_on = true;
+    p.early_loads = early_loads_enabled();
     p.rope.k = static_cast<const __nv_bfloat16*>(r.k);
     p.rope.v = static_cast<const __nv_bfloat16*>(r.v);
     p.rope.ld = r.ld;

@@ -53,10 +53,27 @@ struct MmaDecodeCfg {
                 "the cluster partial reuses the K/V stages too");
 };
 
+// PDL (runtime/cuda/pdl.h). With the rope inside (p.rope_on, which
+// p.early_loads requires; DSRT_ATTN_EARLY_LOADS=0 turns it off) nothing this
+// kernel reads before its wait can still be in flight: the page table and
+// lengths come from the step's unpack kernel, which the embedding gather waits
+// for before it lets later kernels start, and the K/V rows of earlier positions
+// were written by earlier steps (the new key's row, written by this kernel, is
+// patched into its tile after the wait).
+// So the first tile's cache loads go out before the wait and overlap the tail
+// of the q/k/v GEMV; q and every write come after it. Without rope_on a
+// rope + KV-write kernel runs just before this one: everything waits.
+__device__ __forceinline__ void pdl_wait_trigger_if(bool now) {
+  if (now) {
+    pdl_wait();
+    pdl_trigger();
+  }
+}
+
 template <int kD, bool kCluster>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
-  pdl_wait();  // PDL-aware launch (runtime/cuda/pdl.h): nothing is read before the wait
-  pdl_trigger();
+  const bool early = p.early_loads;  // the first tile's loads before the PDL wait
+  pdl_wait_trigger_if(!early);
   using C = MmaDecodeCfg<kD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
@@ -83,7 +100,9 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     }
   }
   DecodeWork w;
-  if (!begin_decode_work(p, w)) {
+  if (!resolve_decode_work(p, w)) {
+    pdl_wait_trigger_if(early);
+    if (w.empty) write_empty_decode_work(p, w);
     if constexpr (kCluster) {
       if (w.empty) {  // a neutral partial: nothing visible here
         for (int r = tid; r < w.ng; r += kThreads) part_ml_s[r] = make_float2(-INFINITY, 0.0f);
@@ -120,6 +139,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   const int ntiles = (kend - kbeg + kTile - 1) / kTile;
   load_tile(0, 0);
   cp_async_commit();
+  pdl_wait_trigger_if(early);
   // Rope inside attention (p.rope_on, decode_rope.cuh): the cos/sin table of the
   // row's position, and the new key (history position ctx - 1) when this CTA's
   // keys hold it, patched into its tile after the (stale) cache load.
