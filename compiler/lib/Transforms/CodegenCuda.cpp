@@ -77,6 +77,13 @@ __device__ __forceinline__ void ds_pdl_wait_and_trigger() {
 #endif
 }
 
+// L2 prefetch hint for a weight row (weights are immutable, so it may precede
+// the PDL wait: a decode step's norm then waits on the previous kernel's L2
+// rows, not on a DRAM round trip for gamma).
+__device__ __forceinline__ void ds_prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 __device__ __forceinline__ float ds_to_float(float x) { return x; }
 __device__ __forceinline__ float ds_to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float ds_to_float(__half x) { return __half2float(x); }
@@ -246,7 +253,7 @@ private:
   int64_t maxChunks = 1;
   DenseMap<Value, std::string> names;
   llvm::StringMap<std::string> ropeCosSin; // table key -> shared cos/sin array
-  std::string inParams, outParams, kvParams, tables, body, stores;
+  std::string inParams, outParams, kvParams, tables, body, stores, prefetch;
   unsigned counter = 0, kvCount = 0;
   bool usesSlot = false, usesReduction = false;
 };
@@ -302,6 +309,14 @@ LogicalResult GroupEmitter::emitInputs() {
       body += llvm::formatv("  auto {0} = [&](int j, float (&r)[{1}]) {{ "
                             "ds_load<{1}>({2} + j, r); };\n",
                             v, vec, p);
+      // A weight: block 0 asks for it in L2 before the PDL wait (one hint
+      // per 128-byte line).
+      int64_t bytes = type.getNumElements() * type.getElementTypeBitWidth() / 8;
+      prefetch += llvm::formatv(
+          "  if (blockIdx.x == 0) for (int b = threadIdx.x * 128; b < {0}; b "
+          "+= blockDim.x * 128) ds_prefetch_l2(reinterpret_cast<const "
+          "char*>({1}) + b);\n",
+          bytes, p);
     } else if (type.getRank() == 1 && type.getElementType().isInteger(32)) {
       name(arg) = p; // positions: read as p[row]
     } else {
@@ -493,6 +508,7 @@ FailureOr<KernelSource> GroupEmitter::emit() {
                        "DS_ENTRY(\n    const DsStepArgs* __restrict__ args",
                        blockDim);
   src += inParams + outParams + kvParams + ") {\n";
+  src += prefetch;
   src += "  ds_pdl_wait_and_trigger();\n"
          "  const long long row = blockIdx.x;\n"
          "  if (row >= args->num_tokens) return;\n";

@@ -17,7 +17,7 @@ module attributes {ds.target = "sm_90a", ds.activation_dtype = bf16} {
     // CHECK-SAME: struct DsStepArgs {
     // CHECK-SAME: asm volatile(\22griddepcontrol.wait;\22
     // CHECK-SAME: extern \22C\22 __global__ void __launch_bounds__(32) [[ADDNORM]](\0A    const DsStepArgs* __restrict__ args,\0A    const __nv_bfloat16* __restrict__ in0,\0A    const __nv_bfloat16* __restrict__ in1,\0A    const __nv_bfloat16* __restrict__ in2,\0A    __nv_bfloat16* __restrict__ out0,\0A    __nv_bfloat16* __restrict__ out1)
-    // CHECK-SAME: ds_pdl_wait_and_trigger();\0A  const long long row = blockIdx.x;
+    // CHECK-SAME: if (blockIdx.x == 0) for (int b = threadIdx.x * 128; b < 64; b += blockDim.x * 128) ds_prefetch_l2(reinterpret_cast<const char*>(in2) + b);\0A  ds_pdl_wait_and_trigger();\0A  const long long row = blockIdx.x;
     // CHECK-SAME: if (row >= args->num_tokens) return;
     // CHECK-SAME: ds_load<8>(in0 + row * 32 + j, r)
     // CHECK-SAME: ds_load<8>(in2 + j, r)
