@@ -1,6 +1,9 @@
-// Streaming-read kernel of ds_gpu_ceilings (the spin before timed sections is
-// kernels/cuda/gemm/timing_spin.h).
+// Streaming-read kernel and PDL boundary probes of ds_gpu_ceilings (the spin
+// before timed sections is kernels/cuda/gemm/timing_spin.h).
+#include <cuda_bf16.h>
+
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/pdl.cuh"
 #include "tools/bench/gpu/ceilings_kernels.h"
 
 namespace ds::cuda::bench {
@@ -23,7 +26,39 @@ __global__ void stream_read_kernel(const uint4* __restrict__ src, size_t n, uint
   if (acc == 0x9E3779B9u) *sink = acc;
 }
 
+// The GEMV kernels' PDL pattern without the weights: trigger at the start, wait,
+// then (read_x) every warp reads the k-element bf16 x row the previous launch
+// wrote (16-byte loads through L1, as the GEMVs read x), reduces it and writes
+// one float per warp into y (the next launch's x, so each launch depends on the
+// previous one's data as well as on its completion).
+__global__ void __launch_bounds__(128) pdl_probe_kernel(const __nv_bfloat16* x, int k, float* y, bool read_x) {
+  pdl_trigger();
+  pdl_wait();
+  if (!read_x) return;
+  const int lane = threadIdx.x & 31;
+  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  float acc = 0.0f;
+  for (int v = lane; v < k / 8; v += 32) {
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(x) + v);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(h[i]);
+      acc += f.x + f.y;
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[warp] = acc;
+}
+
 }  // namespace
+
+Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream) {
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(pdl_probe_kernel, dim3(blocks), dim3(128), 0, stream,
+                                        static_cast<const __nv_bfloat16*>(x), k, y, read_x));
+  return Status::Ok();
+}
 
 Status launch_stream_read(const void* src, size_t bytes, uint32_t* sink, int num_sms, cudaStream_t stream) {
   stream_read_kernel<<<num_sms * 4, 512, 0, stream>>>(static_cast<const uint4*>(src), bytes / 16, sink);

@@ -271,6 +271,46 @@ Status run(int reps, const std::string& json_path) {
   }
   out["gemv_fixed_cost"] = fixed;
 
+  // ---- What a PDL boundary costs without the weights: chains of 8 launches of a probe that
+  // triggers and waits like the GEMVs, then (read x) reads the k-wide bf16 row the previous
+  // launch wrote, once per warp, and writes one float per warp for the next. One block, and as
+  // many blocks as the m = 1 warp GEMV keeps resident (9 per SM).
+  {
+    std::printf("\n%-28s %8s %8s %12s\n", "PDL chain probe (8 launches)", "blocks", "k", "us per launch");
+    nlohmann::json probes = nlohmann::json::array();
+    DS_ASSIGN_OR_RETURN(DeviceBuffer ping, DeviceBuffer::allocate(size_t{1} << 16));
+    DS_ASSIGN_OR_RETURN(DeviceBuffer pong, DeviceBuffer::allocate(size_t{1} << 16));
+    DS_CUDA_RETURN_IF_ERROR(cudaMemset(ping.data(), 0, ping.bytes()));
+    DS_CUDA_RETURN_IF_ERROR(cudaMemset(pong.data(), 0, pong.bytes()));
+    const int full = prop.multiProcessorCount * 9;
+    struct Probe {
+      const char* name;
+      int blocks;
+      int k;
+      bool read_x;
+    };
+    const Probe probe_list[] = {{"wait only", 1, 0, false},
+                                {"wait only", full, 0, false},
+                                {"wait + read x", 1, 3584, true},
+                                {"wait + read x", full, 3584, true},
+                                {"wait + read x", full, 18944, true}};
+    for (const Probe& pr : probe_list) {
+      constexpr int kChain = 8;
+      DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int) -> Status {
+        for (int i = 0; i < kChain; ++i) {
+          void* src = i % 2 == 0 ? ping.data() : pong.data();
+          void* dst = i % 2 == 0 ? pong.data() : ping.data();
+          DS_RETURN_IF_ERROR(launch_pdl_probe(src, pr.k, static_cast<float*>(dst), pr.blocks, pr.read_x, bench.stream()));
+        }
+        return Status::Ok();
+      }));
+      const double us = ms * 1e3 / kChain;
+      std::printf("%-28s %8d %8d %12.2f\n", pr.name, pr.blocks, pr.k, us);
+      probes.push_back({{"probe", pr.name}, {"blocks", pr.blocks}, {"k", pr.k}, {"us", us}});
+    }
+    out["pdl_chain_probe"] = probes;
+  }
+
   // ---- GEMV k-split sweep (m = 1): the auto choice vs forced split counts ----
   DS_ASSIGN_OR_RETURN(DeviceBuffer scratch_buf, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
   DS_CUDA_RETURN_IF_ERROR(cudaMemset(scratch_buf.data(), 0, scratch_buf.bytes()));
