@@ -16,7 +16,9 @@ Status launch_stream_read(const void* src, size_t bytes, uint32_t* sink, int num
 // One launch of the PDL boundary probe (PDL attribute as the executor sets it):
 // `blocks` blocks of 128 threads that trigger, wait, and (read_x) read the
 // k-element bf16 row x (k % 8 == 0) per warp and write one float per warp to y
-// (4 * blocks floats).
-Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream);
+// (4 * blocks floats); smem: each block stages x in shared memory once and its
+// warps read it from there.
+Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream,
+                        bool smem = false);
 
 }  // namespace ds::cuda::bench

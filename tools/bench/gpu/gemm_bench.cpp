@@ -288,19 +288,24 @@ Status run(int reps, const std::string& json_path) {
       int blocks;
       int k;
       bool read_x;
+      bool smem = false;
     };
     const Probe probe_list[] = {{"wait only", 1, 0, false},
                                 {"wait only", full, 0, false},
                                 {"wait + read x", 1, 3584, true},
                                 {"wait + read x", full, 3584, true},
-                                {"wait + read x", full, 18944, true}};
+                                {"wait + read x", full, 18944, true},
+                                {"wait + read x, smem", full, 3584, true, true},
+                                {"wait + read x, smem", full, 5120, true, true},
+                                {"wait + read x", full, 5120, true}};
     for (const Probe& pr : probe_list) {
       constexpr int kChain = 8;
       DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int) -> Status {
         for (int i = 0; i < kChain; ++i) {
           void* src = i % 2 == 0 ? ping.data() : pong.data();
           void* dst = i % 2 == 0 ? pong.data() : ping.data();
-          DS_RETURN_IF_ERROR(launch_pdl_probe(src, pr.k, static_cast<float*>(dst), pr.blocks, pr.read_x, bench.stream()));
+          DS_RETURN_IF_ERROR(launch_pdl_probe(src, pr.k, static_cast<float*>(dst), pr.blocks, pr.read_x, bench.stream(),
+                                              pr.smem));
         }
         return Status::Ok();
       }));
