@@ -31,10 +31,14 @@ __global__ void stream_read_kernel(const uint4* __restrict__ src, size_t n, uint
 // wrote (16-byte loads through L1, as the GEMVs read x), reduces it and writes
 // one float per warp into y (the next launch's x, so each launch depends on the
 // previous one's data as well as on its completion).
-__global__ void __launch_bounds__(128) pdl_probe_kernel(const __nv_bfloat16* x, int k, float* y, bool read_x) {
+// replicas > 1: block b reads copy b % replicas of x (copies k + 64 elements
+// apart), spreading the first-touch reads of all blocks over more L2 lines.
+__global__ void __launch_bounds__(128) pdl_probe_kernel(const __nv_bfloat16* x, int k, float* y, bool read_x,
+                                                        int replicas) {
   pdl_trigger();
   pdl_wait();
   if (!read_x) return;
+  x += static_cast<size_t>(blockIdx.x % replicas) * (k + 64);
   const int lane = threadIdx.x & 31;
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   float acc = 0.0f;
@@ -80,7 +84,8 @@ __global__ void __launch_bounds__(128) pdl_probe_smem_kernel(const __nv_bfloat16
 
 }  // namespace
 
-Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream, bool smem) {
+Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream, bool smem,
+                        int replicas) {
   if (smem && read_x) {
     const size_t bytes = static_cast<size_t>(k) * 2;
     DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(pdl_probe_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -90,7 +95,7 @@ Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x,
     return Status::Ok();
   }
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(pdl_probe_kernel, dim3(blocks), dim3(128), 0, stream,
-                                        static_cast<const __nv_bfloat16*>(x), k, y, read_x));
+                                        static_cast<const __nv_bfloat16*>(x), k, y, read_x, replicas));
   return Status::Ok();
 }
 

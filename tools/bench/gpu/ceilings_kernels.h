@@ -17,8 +17,9 @@ Status launch_stream_read(const void* src, size_t bytes, uint32_t* sink, int num
 // `blocks` blocks of 128 threads that trigger, wait, and (read_x) read the
 // k-element bf16 row x (k % 8 == 0) per warp and write one float per warp to y
 // (4 * blocks floats); smem: each block stages x in shared memory once and its
-// warps read it from there.
+// warps read it from there; replicas > 1 (not with smem): block b reads the
+// copy of x at x + (b % replicas) * (k + 64).
 Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream,
-                        bool smem = false);
+                        bool smem = false, int replicas = 1);
 
 }  // namespace ds::cuda::bench

@@ -278,8 +278,9 @@ Status run(int reps, const std::string& json_path) {
   {
     std::printf("\n%-28s %8s %8s %12s\n", "PDL chain probe (8 launches)", "blocks", "k", "us per launch");
     nlohmann::json probes = nlohmann::json::array();
-    DS_ASSIGN_OR_RETURN(DeviceBuffer ping, DeviceBuffer::allocate(size_t{1} << 16));
-    DS_ASSIGN_OR_RETURN(DeviceBuffer pong, DeviceBuffer::allocate(size_t{1} << 16));
+    // Room for 132 copies of the widest row (18944 + 64 bf16 each).
+    DS_ASSIGN_OR_RETURN(DeviceBuffer ping, DeviceBuffer::allocate(size_t{132} * (18944 + 64) * 2));
+    DS_ASSIGN_OR_RETURN(DeviceBuffer pong, DeviceBuffer::allocate(size_t{132} * (18944 + 64) * 2));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(ping.data(), 0, ping.bytes()));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(pong.data(), 0, pong.bytes()));
     const int full = prop.multiProcessorCount * 9;
@@ -289,6 +290,7 @@ Status run(int reps, const std::string& json_path) {
       int k;
       bool read_x;
       bool smem = false;
+      int replicas = 1;
     };
     const Probe probe_list[] = {{"wait only", 1, 0, false},
                                 {"wait only", full, 0, false},
@@ -297,7 +299,12 @@ Status run(int reps, const std::string& json_path) {
                                 {"wait + read x", full, 18944, true},
                                 {"wait + read x, smem", full, 3584, true, true},
                                 {"wait + read x, smem", full, 5120, true, true},
-                                {"wait + read x", full, 5120, true}};
+                                {"wait + read x", full, 5120, true},
+                                {"wait + read x, 4 copies", full, 3584, true, false, 4},
+                                {"wait + read x, 16 copies", full, 3584, true, false, 16},
+                                {"wait + read x, 132 copies", full, 3584, true, false, 132},
+                                {"wait + read x, 16 copies", full, 18944, true, false, 16},
+                                {"wait + read x, 132 copies", full, 18944, true, false, 132}};
     for (const Probe& pr : probe_list) {
       constexpr int kChain = 8;
       DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int) -> Status {
@@ -305,7 +312,7 @@ Status run(int reps, const std::string& json_path) {
           void* src = i % 2 == 0 ? ping.data() : pong.data();
           void* dst = i % 2 == 0 ? pong.data() : ping.data();
           DS_RETURN_IF_ERROR(launch_pdl_probe(src, pr.k, static_cast<float*>(dst), pr.blocks, pr.read_x, bench.stream(),
-                                              pr.smem));
+                                              pr.smem, pr.replicas));
         }
         return Status::Ok();
       }));
