@@ -292,8 +292,13 @@ Status run(int reps, const std::string& json_path) {
       bool smem = false;
       int replicas = 1;
     };
+    const int sms = prop.multiProcessorCount;
     const Probe probe_list[] = {{"wait only", 1, 0, false},
+                                {"wait only", sms, 0, false},
+                                {"wait only", 2 * sms, 0, false},
+                                {"wait only", 4 * sms, 0, false},
                                 {"wait only", full, 0, false},
+                                {"wait only", 4 * full, 0, false},
                                 {"wait + read x", 1, 3584, true},
                                 {"wait + read x", full, 3584, true},
                                 {"wait + read x", full, 18944, true},
