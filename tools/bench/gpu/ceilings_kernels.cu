@@ -31,14 +31,10 @@ __global__ void stream_read_kernel(const uint4* __restrict__ src, size_t n, uint
 // wrote (16-byte loads through L1, as the GEMVs read x), reduces it and writes
 // one float per warp into y (the next launch's x, so each launch depends on the
 // previous one's data as well as on its completion).
-// replicas > 1: block b reads copy b % replicas of x (copies k + 64 elements
-// apart), spreading the first-touch reads of all blocks over more L2 lines.
-__global__ void __launch_bounds__(128) pdl_probe_kernel(const __nv_bfloat16* x, int k, float* y, bool read_x,
-                                                        int replicas) {
+__global__ void __launch_bounds__(128) pdl_probe_kernel(const __nv_bfloat16* x, int k, float* y, bool read_x) {
   pdl_trigger();
   pdl_wait();
   if (!read_x) return;
-  x += static_cast<size_t>(blockIdx.x % replicas) * (k + 64);
   const int lane = threadIdx.x & 31;
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   float acc = 0.0f;
@@ -56,46 +52,11 @@ __global__ void __launch_bounds__(128) pdl_probe_kernel(const __nv_bfloat16* x, 
   if (lane == 0) y[warp] = acc;
 }
 
-// The same with x staged once per block: the block's threads copy the row into
-// shared memory (one request per 16 bytes per block instead of per warp), then
-// every warp reduces it from there.
-__global__ void __launch_bounds__(128) pdl_probe_smem_kernel(const __nv_bfloat16* x, int k, float* y) {
-  extern __shared__ uint4 xs[];
-  pdl_trigger();
-  pdl_wait();
-  for (int v = threadIdx.x; v < k / 8; v += blockDim.x) xs[v] = __ldg(reinterpret_cast<const uint4*>(x) + v);
-  __syncthreads();
-  const int lane = threadIdx.x & 31;
-  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  float acc = 0.0f;
-  for (int v = lane; v < k / 8; v += 32) {
-    const uint4 u = xs[v];
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 f = __bfloat1622float2(h[i]);
-      acc += f.x + f.y;
-    }
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  if (lane == 0) y[warp] = acc;
-}
-
 }  // namespace
 
-Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream, bool smem,
-                        int replicas) {
-  if (smem && read_x) {
-    const size_t bytes = static_cast<size_t>(k) * 2;
-    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(pdl_probe_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(bytes)));
-    DS_CUDA_RETURN_IF_ERROR(launch_kernel(pdl_probe_smem_kernel, dim3(blocks), dim3(128), bytes, stream,
-                                          static_cast<const __nv_bfloat16*>(x), k, y));
-    return Status::Ok();
-  }
+Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream) {
   DS_CUDA_RETURN_IF_ERROR(launch_kernel(pdl_probe_kernel, dim3(blocks), dim3(128), 0, stream,
-                                        static_cast<const __nv_bfloat16*>(x), k, y, read_x, replicas));
+                                        static_cast<const __nv_bfloat16*>(x), k, y, read_x));
   return Status::Ok();
 }
 

@@ -16,10 +16,7 @@ Status launch_stream_read(const void* src, size_t bytes, uint32_t* sink, int num
 // One launch of the PDL boundary probe (PDL attribute as the executor sets it):
 // `blocks` blocks of 128 threads that trigger, wait, and (read_x) read the
 // k-element bf16 row x (k % 8 == 0) per warp and write one float per warp to y
-// (4 * blocks floats); smem: each block stages x in shared memory once and its
-// warps read it from there; replicas > 1 (not with smem): block b reads the
-// copy of x at x + (b % replicas) * (k + 64).
-Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream,
-                        bool smem = false, int replicas = 1);
+// (4 * blocks floats).
+Status launch_pdl_probe(const void* x, int k, float* y, int blocks, bool read_x, cudaStream_t stream);
 
 }  // namespace ds::cuda::bench

@@ -278,9 +278,8 @@ Status run(int reps, const std::string& json_path) {
   {
     std::printf("\n%-28s %8s %8s %12s\n", "PDL chain probe (8 launches)", "blocks", "k", "us per launch");
     nlohmann::json probes = nlohmann::json::array();
-    // Room for 132 copies of the widest row (18944 + 64 bf16 each).
-    DS_ASSIGN_OR_RETURN(DeviceBuffer ping, DeviceBuffer::allocate(size_t{132} * (18944 + 64) * 2));
-    DS_ASSIGN_OR_RETURN(DeviceBuffer pong, DeviceBuffer::allocate(size_t{132} * (18944 + 64) * 2));
+    DS_ASSIGN_OR_RETURN(DeviceBuffer ping, DeviceBuffer::allocate(size_t{1} << 16));
+    DS_ASSIGN_OR_RETURN(DeviceBuffer pong, DeviceBuffer::allocate(size_t{1} << 16));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(ping.data(), 0, ping.bytes()));
     DS_CUDA_RETURN_IF_ERROR(cudaMemset(pong.data(), 0, pong.bytes()));
     const int full = prop.multiProcessorCount * 9;
@@ -289,8 +288,6 @@ Status run(int reps, const std::string& json_path) {
       int blocks;
       int k;
       bool read_x;
-      bool smem = false;
-      int replicas = 1;
     };
     const int sms = prop.multiProcessorCount;
     const Probe probe_list[] = {{"wait only", 1, 0, false},
@@ -301,23 +298,14 @@ Status run(int reps, const std::string& json_path) {
                                 {"wait only", 4 * full, 0, false},
                                 {"wait + read x", 1, 3584, true},
                                 {"wait + read x", full, 3584, true},
-                                {"wait + read x", full, 18944, true},
-                                {"wait + read x, smem", full, 3584, true, true},
-                                {"wait + read x, smem", full, 5120, true, true},
-                                {"wait + read x", full, 5120, true},
-                                {"wait + read x, 4 copies", full, 3584, true, false, 4},
-                                {"wait + read x, 16 copies", full, 3584, true, false, 16},
-                                {"wait + read x, 132 copies", full, 3584, true, false, 132},
-                                {"wait + read x, 16 copies", full, 18944, true, false, 16},
-                                {"wait + read x, 132 copies", full, 18944, true, false, 132}};
+                                {"wait + read x", full, 18944, true}};
     for (const Probe& pr : probe_list) {
       constexpr int kChain = 8;
       DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int) -> Status {
         for (int i = 0; i < kChain; ++i) {
           void* src = i % 2 == 0 ? ping.data() : pong.data();
           void* dst = i % 2 == 0 ? pong.data() : ping.data();
-          DS_RETURN_IF_ERROR(launch_pdl_probe(src, pr.k, static_cast<float*>(dst), pr.blocks, pr.read_x, bench.stream(),
-                                              pr.smem, pr.replicas));
+          DS_RETURN_IF_ERROR(launch_pdl_probe(src, pr.k, static_cast<float*>(dst), pr.blocks, pr.read_x, bench.stream()));
         }
         return Status::Ok();
       }));
@@ -375,6 +363,53 @@ Status run(int reps, const std::string& json_path) {
     splits_json.push_back(row);
   }
   out["gemv_k_splits_GBps"] = splits_json;
+
+  // ---- Warp GEMV (m = 1) with a grid stride over its row blocks: 8 chained launches (PDL),
+  // us per launch, one block per row block ("all") vs at most B blocks per SM. The probe above
+  // puts a bare boundary at ~0.9 us for 132 blocks and ~2.1 us for 1188.
+  {
+    const int bps_list[] = {0, 2, 3, 4, 6};
+    std::printf("\n%-28s %6s %6s %8s %8s %8s %8s %8s\n", "GEMV grid stride (us)", "deep", "splits", "all", "2/SM",
+                "3/SM", "4/SM", "6/SM");
+    const LayerShape tp2[] = {{"32B@tp2 qkv", 3584, 5120}, {"32B@tp2 o", 5120, 2560},
+                              {"32B@tp2 gate_up", 27648, 5120}, {"32B@tp2 down", 5120, 13824}};
+    std::vector<LayerShape> shapes(std::begin(kDecodeShapes), std::end(kDecodeShapes));
+    shapes.insert(shapes.end(), std::begin(tp2), std::end(tp2));
+    nlohmann::json grid_json = nlohmann::json::array();
+    for (const LayerShape& s : shapes) {
+      for (bool deep : {false, true}) {
+        GemmArgs a;
+        a.x = x.data();
+        a.y = y.data();
+        a.m = 1;
+        a.n = s.n;
+        a.k = s.k;
+        a.ldx = s.k;
+        a.ldy = s.n;
+        const int splits = detail::gemv_warp_splits(1, s.n, s.k, prop.multiProcessorCount, deep);
+        std::printf("%-28s %6d %6d", s.name, deep ? 1 : 0, splits);
+        nlohmann::json row = {{"name", s.name}, {"deep", deep}, {"splits", splits}};
+        for (int bps : bps_list) {
+          constexpr int kChain = 8;
+          DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int rep) -> Status {
+            for (int i = 0; i < kChain; ++i) {
+              a.w = weight(s.n, s.k, rep * kChain + i);
+              detail::GemvWarpParams p = detail::gemv_warp_params(a, splits, deep);
+              p.blocks_per_sm = bps;
+              p.num_sms = prop.multiProcessorCount;
+              DS_RETURN_IF_ERROR(detail::launch_gemv_warp(p, bench.stream()));
+            }
+            return Status::Ok();
+          }));
+          std::printf(" %8.2f", ms * 1e3 / kChain);
+          row[bps == 0 ? std::string("all") : std::to_string(bps)] = ms * 1e3 / kChain;
+        }
+        std::printf("\n");
+        grid_json.push_back(row);
+      }
+    }
+    out["gemv_grid_stride_us"] = grid_json;
+  }
 
   if (!json_path.empty()) {
     std::ofstream f(json_path);
