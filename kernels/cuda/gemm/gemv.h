@@ -93,12 +93,6 @@ struct GemvWarpParams {
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
   bool prefetch_weights = false;  // GemmArgs::prefetch_weights
-  // Warp kernel only (experiment, ds_gpu_ceilings): > 0 launches at most
-  // blocks_per_sm * num_sms blocks that loop over the row blocks (grid stride)
-  // instead of one block per row block.
-  int blocks_per_sm = 0;
-  int num_sms = 0;
-  int64_t num_blocks = 0;  // row blocks (set by launch_gemv_warp)
 };
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);

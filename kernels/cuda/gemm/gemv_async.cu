@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
   bool row_ok = false;
-  const int64_t row = gemv_warp_row<SWIGLU>(p, blockIdx.x, warp, row_ok);
+  const int64_t row = gemv_warp_row<SWIGLU>(p, warp, row_ok);
   const int part = warp % splits;
   const int64_t nv = p.k / 8;
   const int64_t chunk = (nv + splits - 1) / splits;

@@ -154,16 +154,16 @@ struct GemvX<GemvXSource::kNormBF16, M> {
 // columns j = b * R / 2 + q, slot 2q streaming gate row j, slot 2q + 1 up row
 // n / 2 + j; both exist iff j < n / 2.
 template <bool SWIGLU>
-__device__ __forceinline__ int64_t gemv_warp_row(const GemvWarpParams& p, int64_t block, int warp, bool& ok) {
+__device__ __forceinline__ int64_t gemv_warp_row(const GemvWarpParams& p, int warp, bool& ok) {
   const int slots = kGemvRowWarpsPerBlock / p.splits;
   const int slot = warp / p.splits;
   if constexpr (SWIGLU) {
     const int64_t half = p.n / 2;
-    const int64_t j = block * (slots / 2) + slot / 2;
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * (slots / 2) + slot / 2;
     ok = j < half;
     return (slot & 1) != 0 ? half + j : j;
   } else {
-    const int64_t row = block * slots + slot;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * slots + slot;
     ok = row < p.n;
     return row;
   }

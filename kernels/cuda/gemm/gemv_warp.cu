@@ -11,7 +11,6 @@
 // row I + j, gemv_common.cuh).
 #include <cuda_bf16.h>
 
-#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/gemm/gemv.h"
@@ -49,52 +48,46 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
-  // One row block per block, or (p.blocks_per_sm > 0) a grid stride over them;
-  // the first one's weight loads go out before the PDL wait.
-  for (int64_t blk = blockIdx.x; blk < p.num_blocks; blk += gridDim.x) {
-    const bool first = blk == blockIdx.x;
-    bool row_ok = false;
-    const int64_t row = gemv_warp_row<SWIGLU>(p, blk, warp, row_ok);
-    const int part = warp % splits;
-    const int64_t nv = p.k / 8;
-    const int64_t chunk = (nv + splits - 1) / splits;
-    const int64_t v_begin = part * chunk;
-    const int64_t v_end = !row_ok ? v_begin : (v_begin + chunk < nv ? v_begin + chunk : nv);
-    const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
-    const GemvX<S, M> xs(p);
-    float acc[M], ss[M];
+  bool row_ok = false;
+  const int64_t row = gemv_warp_row<SWIGLU>(p, warp, row_ok);
+  const int part = warp % splits;
+  const int64_t nv = p.k / 8;
+  const int64_t chunk = (nv + splits - 1) / splits;
+  const int64_t v_begin = part * chunk;
+  const int64_t v_end = !row_ok ? v_begin : (v_begin + chunk < nv ? v_begin + chunk : nv);
+  const uint4* w = reinterpret_cast<const uint4*>(p.w) + (row_ok ? row : 0) * nv;
+  const GemvX<S, M> xs(p);
+  float acc[M], ss[M];
 #pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] = ss[m] = 0.0f;
-    const uint4 zero = make_uint4(0, 0, 0, 0);
-    uint4 wv[LOADS];
-    auto load = [&](int64_t v0) {
+  for (int m = 0; m < M; ++m) acc[m] = ss[m] = 0.0f;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  uint4 wv[LOADS];
+  auto load = [&](int64_t v0) {
 #pragma unroll
-      for (int u = 0; u < LOADS; ++u) {
-        const int64_t v = v0 + 32 * u;
-        wv[u] = v < v_end ? gemv_load_stream(w + v) : zero;
-      }
-    };
-    // GemmArgs::prefetch_weights: this warp's whole slice (not in the SwiGLU kernels, which
-    // it would make spill: the executor sets it on linears that feed an all-reduce only).
-    if constexpr (!SWIGLU)
-      if (first && p.prefetch_weights && lane == 0 && v_end > v_begin)
-        l2_prefetch_bulk(w + v_begin, static_cast<uint32_t>((v_end - v_begin) * 16));
-    load(v_begin + lane);
-    if (first) pdl_wait();
-    for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
-#pragma unroll
-      for (int u = 0; u < LOADS; ++u) {
-        const int64_t v = v0 + 32 * u;
-        if (v < v_end) xs.step(wv[u], v, acc, ss);
-      }
-      load(v0 + 32 * LOADS);
+    for (int u = 0; u < LOADS; ++u) {
+      const int64_t v = v0 + 32 * u;
+      wv[u] = v < v_end ? gemv_load_stream(w + v) : zero;
     }
-    if constexpr (SWIGLU)
-      gemv_swiglu_epilogue<M>(p, acc, red, row, row_ok, warp, lane);
-    else
-      gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
-    if (blk + gridDim.x < p.num_blocks) __syncthreads();  // red is reused
+  };
+  // GemmArgs::prefetch_weights: this warp's whole slice (not in the SwiGLU kernels, which
+  // it would make spill: the executor sets it on linears that feed an all-reduce only).
+  if constexpr (!SWIGLU)
+    if (p.prefetch_weights && lane == 0 && v_end > v_begin)
+      l2_prefetch_bulk(w + v_begin, static_cast<uint32_t>((v_end - v_begin) * 16));
+  load(v_begin + lane);
+  pdl_wait();
+  for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
+#pragma unroll
+    for (int u = 0; u < LOADS; ++u) {
+      const int64_t v = v0 + 32 * u;
+      if (v < v_end) xs.step(wv[u], v, acc, ss);
+    }
+    load(v0 + 32 * LOADS);
   }
+  if constexpr (SWIGLU)
+    gemv_swiglu_epilogue<M>(p, acc, red, row, row_ok, warp, lane);
+  else
+    gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
 }
 
 // Occupancy of the plain kernels (the SwiGLU ones have the same launch bounds
@@ -182,22 +175,17 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
   const int64_t blocks =
       swiglu ? (p.n / 2 + rows_per_block / 2 - 1) / (rows_per_block / 2) : (p.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << p.n << " is too large");
-  GemvWarpParams q = p;
-  q.num_blocks = blocks;
-  int64_t grid_blocks = blocks;
-  if (p.blocks_per_sm > 0 && p.num_sms > 0)
-    grid_blocks = std::min<int64_t>(blocks, static_cast<int64_t>(p.blocks_per_sm) * p.num_sms);
-  const dim3 grid(static_cast<unsigned>(grid_blocks));
+  const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
   cudaError_t err = cudaSuccess;
   if (p.source != GemvXSource::kX) {
     if (p.m > kNormPrologueMaxM)
       return Status::Error(StrCat() << "gemv_warp: the RMSNorm prologue needs m in [1, " << kNormPrologueMaxM
                                     << "], got " << p.m);
-    err = p.source == GemvXSource::kNormF32 ? launch_norm<GemvXSource::kNormF32>(q, grid, threads, stream)
-                                            : launch_norm<GemvXSource::kNormBF16>(q, grid, threads, stream);
+    err = p.source == GemvXSource::kNormF32 ? launch_norm<GemvXSource::kNormF32>(p, grid, threads, stream)
+                                            : launch_norm<GemvXSource::kNormBF16>(p, grid, threads, stream);
   } else {
-    err = swiglu ? launch_x<true>(q, grid, threads, stream) : launch_x<false>(q, grid, threads, stream);
+    err = swiglu ? launch_x<true>(p, grid, threads, stream) : launch_x<false>(p, grid, threads, stream);
   }
   DS_CUDA_RETURN_IF_ERROR(err);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());

@@ -364,53 +364,6 @@ Status run(int reps, const std::string& json_path) {
   }
   out["gemv_k_splits_GBps"] = splits_json;
 
-  // ---- Warp GEMV (m = 1) with a grid stride over its row blocks: 8 chained launches (PDL),
-  // us per launch, one block per row block ("all") vs at most B blocks per SM. The probe above
-  // puts a bare boundary at ~0.9 us for 132 blocks and ~2.1 us for 1188.
-  {
-    const int bps_list[] = {0, 2, 3, 4, 6};
-    std::printf("\n%-28s %6s %6s %8s %8s %8s %8s %8s\n", "GEMV grid stride (us)", "deep", "splits", "all", "2/SM",
-                "3/SM", "4/SM", "6/SM");
-    const LayerShape tp2[] = {{"32B@tp2 qkv", 3584, 5120}, {"32B@tp2 o", 5120, 2560},
-                              {"32B@tp2 gate_up", 27648, 5120}, {"32B@tp2 down", 5120, 13824}};
-    std::vector<LayerShape> shapes(std::begin(kDecodeShapes), std::end(kDecodeShapes));
-    shapes.insert(shapes.end(), std::begin(tp2), std::end(tp2));
-    nlohmann::json grid_json = nlohmann::json::array();
-    for (const LayerShape& s : shapes) {
-      for (bool deep : {false, true}) {
-        GemmArgs a;
-        a.x = x.data();
-        a.y = y.data();
-        a.m = 1;
-        a.n = s.n;
-        a.k = s.k;
-        a.ldx = s.k;
-        a.ldy = s.n;
-        const int splits = detail::gemv_warp_splits(1, s.n, s.k, prop.multiProcessorCount, deep);
-        std::printf("%-28s %6d %6d", s.name, deep ? 1 : 0, splits);
-        nlohmann::json row = {{"name", s.name}, {"deep", deep}, {"splits", splits}};
-        for (int bps : bps_list) {
-          constexpr int kChain = 8;
-          DS_ASSIGN_OR_RETURN(double ms, bench.median_ms([&](int rep) -> Status {
-            for (int i = 0; i < kChain; ++i) {
-              a.w = weight(s.n, s.k, rep * kChain + i);
-              detail::GemvWarpParams p = detail::gemv_warp_params(a, splits, deep);
-              p.blocks_per_sm = bps;
-              p.num_sms = prop.multiProcessorCount;
-              DS_RETURN_IF_ERROR(detail::launch_gemv_warp(p, bench.stream()));
-            }
-            return Status::Ok();
-          }));
-          std::printf(" %8.2f", ms * 1e3 / kChain);
-          row[bps == 0 ? std::string("all") : std::to_string(bps)] = ms * 1e3 / kChain;
-        }
-        std::printf("\n");
-        grid_json.push_back(row);
-      }
-    }
-    out["gemv_grid_stride_us"] = grid_json;
-  }
-
   if (!json_path.empty()) {
     std::ofstream f(json_path);
     if (!f) return Status::Error(StrCat() << "cannot write " << json_path);
