@@ -1,0 +1,240 @@
+// ds_gemv_rows_bench: does a batch-1 warp GEMV get cheaper per launch when each
+// warp computes R rows, loading each 16-byte chunk of x once for R weight rows?
+//
+// ds_gpu_ceilings' PDL chain probe (docs/PERF.md, session 10) puts about 2.5 us
+// of a chained k = 3584 GEMV's 4.5 us fixed cost on every warp reading the x row
+// after its PDL wait. The production warp kernel (gemv_warp.cu) has one row per
+// warp (or one row over S = 2 / 4 warps, a k split summed in shared memory) and
+// one x load per weight load. This kernel keeps the same bytes in flight per lane
+// (R x LOADS = 8 weight loads of 16 bytes) and the same PDL pattern (trigger, the
+// first weight loads, wait), with R rows per warp (R x fewer x loads) and S warps
+// per row group. For each decode shape it times 8 chained launches (distinct
+// weights, PDL, a spin kernel first so the launches are queued) of the
+// production kernel (the kAuto-free warp GEMV with its default split) and of
+// every (R, S) variant, and checks each variant against the production output.
+#include <cuda_bf16.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/gemv_common.cuh"
+#include "kernels/cuda/gemm/timing_spin.h"
+#include "runtime/common/status.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/device_buffer.h"
+#include "runtime/cuda/pdl.cuh"
+
+namespace ds::cuda::bench {
+namespace {
+
+constexpr int kWarps = 4;  // per block
+
+// Block: kWarps / S row groups of R rows; the S warps of a group split k.
+template <int R, int S, int LOADS>
+__global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __restrict__ x,
+                                                               const uint4* __restrict__ w,
+                                                               __nv_bfloat16* __restrict__ y, int64_t n, int64_t k) {
+  __shared__ float red[kWarps][R];
+  pdl_trigger();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int part = warp % S;
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / S) + warp / S) * R;
+  const int64_t nv = k / 8, chunk = (nv + S - 1) / S;
+  const int64_t v_begin = part * chunk, v_end = min(nv, v_begin + chunk);
+  uint4 wv[R][LOADS];
+  auto load = [&](int64_t v0) {
+#pragma unroll
+    for (int u = 0; u < LOADS; ++u) {
+      const int64_t v = v0 + 32 * u;
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        wv[r][u] = v < v_end && row0 + r < n ? detail::gemv_load_stream(w + (row0 + r) * nv + v) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  load(v_begin + lane);
+  pdl_wait();
+  for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
+#pragma unroll
+    for (int u = 0; u < LOADS; ++u) {
+      const int64_t v = v0 + 32 * u;
+      if (v >= v_end) break;
+      const uint4 xv = __ldg(x + v);
+      const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv);
+      float2 xf[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) xf[i] = __bfloat1622float2(xh[i]);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv[r][u]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float2 wf = __bfloat1622float2(wh[i]);
+          acc[r] = fmaf(wf.x, xf[i].x, acc[r]);
+          acc[r] = fmaf(wf.y, xf[i].y, acc[r]);
+        }
+      }
+    }
+    load(v0 + 32 * LOADS);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
+  if constexpr (S > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < R; ++r) red[warp][r] = acc[r];
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float t = 0.0f;
+      for (int s = 0; s < S; ++s) t += red[warp + s][r];
+      acc[r] = t;
+    }
+  }
+  if (lane == 0)
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (row0 + r < n) y[row0 + r] = __float2bfloat16_rn(acc[r]);
+}
+
+struct Variant {
+  int r, s;
+  const char* name;
+  void (*kernel)(const uint4*, const uint4*, __nv_bfloat16*, int64_t, int64_t);
+};
+
+// R x LOADS = 8 weight loads in flight per lane, as the production m = 1 kernel.
+const Variant kVariants[] = {
+    {1, 1, "R1 S1", gemv_rows_kernel<1, 1, 8>}, {2, 1, "R2 S1", gemv_rows_kernel<2, 1, 4>},
+    {4, 1, "R4 S1", gemv_rows_kernel<4, 1, 2>}, {1, 2, "R1 S2", gemv_rows_kernel<1, 2, 8>},
+    {2, 2, "R2 S2", gemv_rows_kernel<2, 2, 4>}, {4, 2, "R4 S2", gemv_rows_kernel<4, 2, 2>},
+    {1, 4, "R1 S4", gemv_rows_kernel<1, 4, 8>}, {2, 4, "R2 S4", gemv_rows_kernel<2, 4, 4>},
+};
+
+struct Shape {
+  const char* name;
+  int64_t n, k;
+};
+const Shape kShapes[] = {
+    {"7B qkv", 4608, 3584},        {"7B o", 3584, 3584},          {"7B gate_up", 37888, 3584},
+    {"7B down", 3584, 18944},      {"32B qkv", 7168, 5120},       {"32B o", 5120, 5120},
+    {"32B gate_up", 55296, 5120},  {"32B down", 5120, 27648},     {"32B@tp2 qkv", 3584, 5120},
+    {"32B@tp2 o", 5120, 2560},     {"32B@tp2 gate_up", 27648, 5120}, {"32B@tp2 down", 5120, 13824},
+};
+
+constexpr int kChain = 8;
+
+Status run(int reps) {
+  int device = 0, sms = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
+  DS_ASSIGN_OR_RETURN(Event a, Event::create());
+  DS_ASSIGN_OR_RETURN(Event b, Event::create());
+  const size_t max_w = 55296ull * 5120;  // elements of the largest shape
+  DS_ASSIGN_OR_RETURN(DeviceBuffer pool, DeviceBuffer::allocate(max_w * 2 * kChain));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::allocate(27648 * 2));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::allocate(55296 * 2));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer y_ref, DeviceBuffer::allocate(55296 * 2));
+  {
+    // Weights and x: small values so the bf16 sums stay well scaled (a fixed pattern).
+    std::vector<__nv_bfloat16> hx(27648);
+    for (size_t i = 0; i < hx.size(); ++i) hx[i] = __float2bfloat16(static_cast<float>((i * 37) % 17) / 16.0f - 0.5f);
+    DS_RETURN_IF_ERROR(x.copy_from_host(hx.data(), hx.size() * 2));
+    std::vector<__nv_bfloat16> hw(1 << 20);
+    for (size_t i = 0; i < hw.size(); ++i) hw[i] = __float2bfloat16(static_cast<float>((i * 101) % 31) / 64.0f - 0.23f);
+    for (size_t off = 0; off < pool.bytes(); off += hw.size() * 2)
+      DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<char*>(pool.data()) + off, hw.data(),
+                                         std::min(hw.size() * 2, pool.bytes() - off), cudaMemcpyHostToDevice));
+  }
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<GemmRunner> runner, GemmRunner::create());
+  auto weight = [&](const Shape& s, int i) {
+    return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * s.n * s.k * 2;
+  };
+  auto time_chain = [&](const std::function<Status(int)>& launch) -> Result<double> {
+    for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
+    std::vector<double> ms;
+    for (int rep = 0; rep < reps; ++rep) {
+      DS_RETURN_IF_ERROR(launch_timing_spin(50000, stream.get()));
+      DS_RETURN_IF_ERROR(a.record(stream));
+      for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
+      DS_RETURN_IF_ERROR(b.record(stream));
+      DS_RETURN_IF_ERROR(b.synchronize());
+      DS_ASSIGN_OR_RETURN(const float t, b.elapsed_ms_since(a));
+      ms.push_back(t * 1e3 / kChain);
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  std::printf("us per launch, 8 chained launches (PDL); production = the warp GEMV with its default split\n");
+  std::printf("%-18s %10s", "shape", "production");
+  for (const Variant& v : kVariants) std::printf(" %8s", v.name);
+  std::printf("   max |diff| of any variant\n");
+  for (const Shape& s : kShapes) {
+    auto production = [&](int i, void* out) {
+      GemmArgs g;
+      g.x = x.data();
+      g.w = weight(s, i);
+      g.y = out;
+      g.m = 1, g.n = s.n, g.k = s.k;
+      return runner->run(g, stream.get(), GemmPath::kGemv);
+    };
+    DS_RETURN_IF_ERROR(production(0, y_ref.data()));
+    DS_ASSIGN_OR_RETURN(const double prod_us, time_chain([&](int i) { return production(i, y.data()); }));
+    std::printf("%-18s %10.2f", s.name, prod_us);
+    std::vector<__nv_bfloat16> ref(s.n), got(s.n);
+    DS_RETURN_IF_ERROR(stream.synchronize());
+    DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
+    double worst = 0.0;
+    for (const Variant& v : kVariants) {
+      const int64_t rows_per_block = (kWarps / v.s) * v.r;
+      const dim3 grid(static_cast<unsigned>((s.n + rows_per_block - 1) / rows_per_block));
+      auto launch = [&](int i) -> Status {
+        DS_CUDA_RETURN_IF_ERROR(launch_kernel(v.kernel, grid, dim3(kWarps * 32), 0, stream.get(),
+                                              static_cast<const uint4*>(x.data()),
+                                              reinterpret_cast<const uint4*>(weight(s, i)),
+                                              static_cast<__nv_bfloat16*>(y.data()), s.n, s.k));
+        return Status::Ok();
+      };
+      DS_RETURN_IF_ERROR(launch(0));
+      DS_RETURN_IF_ERROR(stream.synchronize());
+      DS_RETURN_IF_ERROR(y.copy_to_host(got.data(), s.n * 2));
+      for (int64_t i = 0; i < s.n; ++i) {
+        const double r = __bfloat162float(ref[i]), g = __bfloat162float(got[i]);
+        worst = std::max(worst, std::fabs(r - g) / std::max(1.0, std::fabs(r)));
+      }
+      DS_ASSIGN_OR_RETURN(const double us, time_chain(launch));
+      std::printf(" %8.2f", us);
+    }
+    std::printf("   %.2e\n", worst);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace ds::cuda::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"ds_gemv_rows_bench: batch-1 warp GEMV with R rows per warp vs the production warp GEMV"};
+  int reps = 20;
+  app.add_option("--reps", reps, "timed runs per measurement (median)")->check(CLI::Range(3, 1000));
+  CLI11_PARSE(app, argc, argv);
+  const ds::Status st = ds::cuda::bench::run(reps);
+  if (!st.ok()) {
+    std::fprintf(stderr, "ds_gemv_rows_bench: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
+}
