@@ -12,6 +12,9 @@
 // weights, PDL, a spin kernel first so the launches are queued) of the
 // production kernel (the kAuto-free warp GEMV with its default split) and of
 // every (R, S) variant, and checks each variant against the production output.
+// Variants marked PF also ask for the rest of their first rows in L2 before the
+// wait (cp.async.bulk.prefetch.L2, one per row slice), so that the loads after
+// the wait hit L2 instead of going to DRAM.
 #include <cuda_bf16.h>
 
 #include <CLI/CLI.hpp>
@@ -29,6 +32,7 @@
 #include "runtime/common/status.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
+#include "runtime/cuda/l2_prefetch.cuh"
 #include "runtime/cuda/pdl.cuh"
 
 namespace ds::cuda::bench {
@@ -37,7 +41,7 @@ namespace {
 constexpr int kWarps = 4;  // per block
 
 // Block: kWarps / S row groups of R rows; the S warps of a group split k.
-template <int R, int S, int LOADS>
+template <int R, int S, int LOADS, bool PF = false>
 __global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __restrict__ x,
                                                                const uint4* __restrict__ w,
                                                                __nv_bfloat16* __restrict__ y, int64_t n, int64_t k) {
@@ -62,6 +66,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __r
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   load(v_begin + lane);
+  if constexpr (PF) {
+    const int64_t rest = v_begin + 32 * LOADS;  // past what load() just asked for
+    if (lane < R && row0 + lane < n && rest < v_end)
+      l2_prefetch_bulk(w + (row0 + lane) * nv + rest, static_cast<uint32_t>((v_end - rest) * 16));
+  }
   pdl_wait();
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
@@ -121,6 +130,8 @@ const Variant kVariants[] = {
     {4, 1, "R4 S1", gemv_rows_kernel<4, 1, 2>}, {1, 2, "R1 S2", gemv_rows_kernel<1, 2, 8>},
     {2, 2, "R2 S2", gemv_rows_kernel<2, 2, 4>}, {4, 2, "R4 S2", gemv_rows_kernel<4, 2, 2>},
     {1, 4, "R1 S4", gemv_rows_kernel<1, 4, 8>}, {2, 4, "R2 S4", gemv_rows_kernel<2, 4, 4>},
+    {1, 1, "R1S1 PF", gemv_rows_kernel<1, 1, 8, true>}, {2, 1, "R2S1 PF", gemv_rows_kernel<2, 1, 4, true>},
+    {1, 4, "R1S4 PF", gemv_rows_kernel<1, 4, 8, true>},
 };
 
 struct Shape {
