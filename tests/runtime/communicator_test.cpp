@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "runtime/common/parallel_for.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/dist/tcp_store.h"
 
@@ -14,9 +15,7 @@ namespace {
 template <typename F>
 std::vector<Status> run_ranks(std::vector<std::unique_ptr<Communicator>>& group, F fn) {
   std::vector<Status> st(group.size());
-  std::vector<std::thread> ts;
-  for (size_t r = 0; r < group.size(); ++r) ts.emplace_back([&, r] { st[r] = fn(static_cast<int>(r), *group[r]); });
-  for (auto& t : ts) t.join();
+  parallel_for_each(group.size(), [&](size_t r) { st[r] = fn(static_cast<int>(r), *group[r]); });
   return st;
 }
 

@@ -9,10 +9,10 @@
 #include <cstring>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "runtime/common/dtype.h"
+#include "runtime/common/parallel_for.h"
 #include "runtime/common/status.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/dist/cuda/device_communicator.h"
@@ -45,9 +45,7 @@ inline std::vector<int> first_devices(int n) {
 // Runs fn(rank) on one thread per rank (ranks [first, last)); returns each status.
 inline std::vector<Status> run_ranks(int first, int last, const std::function<Status(int)>& fn) {
   std::vector<Status> status(last - first);
-  std::vector<std::thread> threads;
-  for (int r = first; r < last; ++r) threads.emplace_back([&, r] { status[r - first] = fn(r); });
-  for (auto& t : threads) t.join();
+  parallel_for_each(status.size(), [&](size_t i) { status[i] = fn(first + static_cast<int>(i)); });
   return status;
 }
 
