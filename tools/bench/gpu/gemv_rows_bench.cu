@@ -15,6 +15,10 @@
 // Variants marked PF also ask for the rest of their first rows in L2 before the
 // wait (cp.async.bulk.prefetch.L2, one per row slice), so that the loads after
 // the wait hit L2 instead of going to DRAM.
+// --table swiglu times the gate_up shapes with the SwiGLU epilogue: the
+// production kernels (a block holds gate row j and up row I + j in different
+// warps, combined in shared memory) against groups that hold R / 2 whole
+// gate/up pairs, so the epilogue needs no exchange when S = 1.
 #include <cuda_bf16.h>
 
 #include <CLI/CLI.hpp>
@@ -22,7 +26,9 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
@@ -41,15 +47,34 @@ namespace {
 constexpr int kWarps = 4;  // per block
 
 // Block: kWarps / S row groups of R rows; the S warps of a group split k.
-template <int R, int S, int LOADS, bool PF = false>
+// SWIGLU: the R rows of a group are R / 2 gate rows j.. and the matching up rows
+// half + j.. of a [2 * half, k] weight, and the group writes silu(g) * u for its
+// R / 2 columns (n = 2 * half).
+template <int R, int S, int LOADS, bool PF = false, bool SWIGLU = false>
 __global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __restrict__ x,
                                                                const uint4* __restrict__ w,
                                                                __nv_bfloat16* __restrict__ y, int64_t n, int64_t k) {
+  static_assert(!SWIGLU || R % 2 == 0, "SwiGLU groups hold gate/up row pairs");
+  constexpr int kPairs = SWIGLU ? R / 2 : R;
   __shared__ float red[kWarps][R];
   pdl_trigger();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % S;
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / S) + warp / S) * R;
+  const int64_t half = n / 2;
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / S) + warp / S) * kPairs;
+  int64_t rows[R];
+  bool ok[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if constexpr (SWIGLU) {
+      const int64_t j = row0 + r % kPairs;
+      ok[r] = j < half;
+      rows[r] = r < kPairs ? j : half + j;
+    } else {
+      ok[r] = row0 + r < n;
+      rows[r] = row0 + r;
+    }
+  }
   const int64_t nv = k / 8, chunk = (nv + S - 1) / S;
   const int64_t v_begin = part * chunk, v_end = min(nv, v_begin + chunk);
   uint4 wv[R][LOADS];
@@ -59,7 +84,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __r
       const int64_t v = v0 + 32 * u;
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        wv[r][u] = v < v_end && row0 + r < n ? detail::gemv_load_stream(w + (row0 + r) * nv + v) : make_uint4(0, 0, 0, 0);
+        wv[r][u] = v < v_end && ok[r] ? detail::gemv_load_stream(w + rows[r] * nv + v) : make_uint4(0, 0, 0, 0);
     }
   };
   float acc[R];
@@ -68,8 +93,10 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __r
   load(v_begin + lane);
   if constexpr (PF) {
     const int64_t rest = v_begin + 32 * LOADS;  // past what load() just asked for
-    if (lane < R && row0 + lane < n && rest < v_end)
-      l2_prefetch_bulk(w + (row0 + lane) * nv + rest, static_cast<uint32_t>((v_end - rest) * 16));
+#pragma unroll
+    for (int r = 0; r < R; ++r)  // lane r asks for row r (static register indices)
+      if (lane == r && ok[r] && rest < v_end)
+        l2_prefetch_bulk(w + rows[r] * nv + rest, static_cast<uint32_t>((v_end - rest) * 16));
   }
   pdl_wait();
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
@@ -112,10 +139,18 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __r
       acc[r] = t;
     }
   }
-  if (lane == 0)
+  if (lane != 0) return;
+  if constexpr (SWIGLU) {
+#pragma unroll
+    for (int r = 0; r < kPairs; ++r) {
+      const float g = acc[r], u = acc[kPairs + r];
+      if (ok[r]) y[row0 + r] = __float2bfloat16_rn(g / (1.0f + expf(-g)) * u);
+    }
+  } else {
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      if (row0 + r < n) y[row0 + r] = __float2bfloat16_rn(acc[r]);
+      if (ok[r]) y[rows[r]] = __float2bfloat16_rn(acc[r]);
+  }
 }
 
 struct Variant {
@@ -134,6 +169,14 @@ const Variant kVariants[] = {
     {1, 4, "R1S4 PF", gemv_rows_kernel<1, 4, 8, true>},
 };
 
+// SwiGLU variants: R / 2 gate/up row pairs per group (R x LOADS = 8 loads in flight).
+const Variant kSwigluVariants[] = {
+    {2, 1, "R2 S1", gemv_rows_kernel<2, 1, 4, false, true>},  {2, 2, "R2 S2", gemv_rows_kernel<2, 2, 4, false, true>},
+    {2, 4, "R2 S4", gemv_rows_kernel<2, 4, 4, false, true>},  {4, 1, "R4 S1", gemv_rows_kernel<4, 1, 2, false, true>},
+    {4, 2, "R4 S2", gemv_rows_kernel<4, 2, 2, false, true>},  {2, 2, "R2S2 PF", gemv_rows_kernel<2, 2, 4, true, true>},
+    {2, 4, "R2S4 PF", gemv_rows_kernel<2, 4, 4, true, true>},
+};
+
 struct Shape {
   const char* name;
   int64_t n, k;
@@ -147,7 +190,7 @@ const Shape kShapes[] = {
 
 constexpr int kChain = 8;
 
-Status run(int reps) {
+Status run(int reps, const std::string& table) {
   int device = 0, sms = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
@@ -189,29 +232,18 @@ Status run(int reps) {
     std::sort(ms.begin(), ms.end());
     return ms[ms.size() / 2];
   };
-  std::printf("us per launch, 8 chained launches (PDL); production = the warp GEMV with its default split\n");
-  std::printf("%-18s %10s", "shape", "production");
-  for (const Variant& v : kVariants) std::printf(" %8s", v.name);
-  std::printf("   max |diff| of any variant\n");
-  for (const Shape& s : kShapes) {
-    auto production = [&](int i, void* out) {
-      GemmArgs g;
-      g.x = x.data();
-      g.w = weight(s, i);
-      g.y = out;
-      g.m = 1, g.n = s.n, g.k = s.k;
-      return runner->run(g, stream.get(), GemmPath::kGemv);
-    };
-    DS_RETURN_IF_ERROR(production(0, y_ref.data()));
-    DS_ASSIGN_OR_RETURN(const double prod_us, time_chain([&](int i) { return production(i, y.data()); }));
-    std::printf("%-18s %10.2f", s.name, prod_us);
-    std::vector<__nv_bfloat16> ref(s.n), got(s.n);
+  // Times `variants` on shape (n, k) against the reference output in y_ref (n_out values);
+  // prints one column per variant and the worst relative difference.
+  auto time_variants = [&](const Shape& s, const Variant* variants, size_t count, int64_t n_out) -> Status {
+    std::vector<__nv_bfloat16> ref(n_out), got(n_out);
     DS_RETURN_IF_ERROR(stream.synchronize());
-    DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
+    DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), n_out * 2));
     double worst = 0.0;
-    for (const Variant& v : kVariants) {
-      const int64_t rows_per_block = (kWarps / v.s) * v.r;
-      const dim3 grid(static_cast<unsigned>((s.n + rows_per_block - 1) / rows_per_block));
+    for (size_t vi = 0; vi < count; ++vi) {
+      const Variant& v = variants[vi];
+      const int64_t units = s.n / (n_out == s.n ? 1 : 2);  // rows, or gate/up pairs
+      const int64_t per_block = (kWarps / v.s) * (n_out == s.n ? v.r : v.r / 2);
+      const dim3 grid(static_cast<unsigned>((units + per_block - 1) / per_block));
       auto launch = [&](int i) -> Status {
         DS_CUDA_RETURN_IF_ERROR(launch_kernel(v.kernel, grid, dim3(kWarps * 32), 0, stream.get(),
                                               static_cast<const uint4*>(x.data()),
@@ -221,8 +253,8 @@ Status run(int reps) {
       };
       DS_RETURN_IF_ERROR(launch(0));
       DS_RETURN_IF_ERROR(stream.synchronize());
-      DS_RETURN_IF_ERROR(y.copy_to_host(got.data(), s.n * 2));
-      for (int64_t i = 0; i < s.n; ++i) {
+      DS_RETURN_IF_ERROR(y.copy_to_host(got.data(), n_out * 2));
+      for (int64_t i = 0; i < n_out; ++i) {
         const double r = __bfloat162float(ref[i]), g = __bfloat162float(got[i]);
         worst = std::max(worst, std::fabs(r - g) / std::max(1.0, std::fabs(r)));
       }
@@ -230,6 +262,58 @@ Status run(int reps) {
       std::printf(" %8.2f", us);
     }
     std::printf("   %.2e\n", worst);
+    return Status::Ok();
+  };
+  if (table == "all" || table == "rows") {
+    std::printf("us per launch, 8 chained launches (PDL); production = the warp GEMV with its default split\n");
+    std::printf("%-18s %10s", "shape", "production");
+    for (const Variant& v : kVariants) std::printf(" %8s", v.name);
+    std::printf("   max |diff| of any variant\n");
+    for (const Shape& s : kShapes) {
+      auto production = [&](int i, void* out) {
+        GemmArgs g;
+        g.x = x.data();
+        g.w = weight(s, i);
+        g.y = out;
+        g.m = 1, g.n = s.n, g.k = s.k;
+        return runner->run(g, stream.get(), GemmPath::kGemv);
+      };
+      DS_RETURN_IF_ERROR(production(0, y_ref.data()));
+      DS_ASSIGN_OR_RETURN(const double prod_us, time_chain([&](int i) { return production(i, y.data()); }));
+      std::printf("%-18s %10.2f", s.name, prod_us);
+      DS_RETURN_IF_ERROR(time_variants(s, kVariants, std::size(kVariants), s.n));
+    }
+  }
+  if (table == "all" || table == "swiglu") {
+    // gate_up with the SwiGLU epilogue: the production kernels (warp and cp.async
+    // ring, 1 or 2 warps per row; a block holds gate row j and up row I + j in
+    // different warps) against one warp holding both rows of R / 2 pairs.
+    std::printf("\nSwiGLU gate_up, us per launch, 8 chained launches (PDL); reference = warp s1\n");
+    std::printf("%-18s %8s %8s %8s %8s", "shape", "warp s1", "warp s2", "async s1", "async s2");
+    for (const Variant& v : kSwigluVariants) std::printf(" %8s", v.name);
+    std::printf("   max |diff| of any variant\n");
+    for (const Shape& s : kShapes) {
+      if (std::string(s.name).find("gate_up") == std::string::npos) continue;
+      auto production = [&](int i, void* out, bool async, int splits) {
+        detail::GemvWarpParams p;
+        p.x = x.data();
+        p.w = weight(s, i);
+        p.m = 1, p.n = s.n, p.k = s.k, p.ldx = s.k, p.ldy = s.n;
+        p.splits = splits;
+        p.swiglu_out = out;
+        p.ld_swiglu = s.n / 2;
+        return async ? detail::launch_gemv_async(p, stream.get()) : detail::launch_gemv_warp(p, stream.get());
+      };
+      DS_RETURN_IF_ERROR(production(0, y_ref.data(), false, 1));
+      std::printf("%-18s", s.name);
+      for (const bool async : {false, true})
+        for (const int splits : {1, 2}) {
+          DS_ASSIGN_OR_RETURN(const double us,
+                              time_chain([&](int i) { return production(i, y.data(), async, splits); }));
+          std::printf(" %8.2f", us);
+        }
+      DS_RETURN_IF_ERROR(time_variants(s, kSwigluVariants, std::size(kSwigluVariants), s.n / 2));
+    }
   }
   return Status::Ok();
 }
@@ -240,9 +324,12 @@ Status run(int reps) {
 int main(int argc, char** argv) {
   CLI::App app{"ds_gemv_rows_bench: batch-1 warp GEMV with R rows per warp vs the production warp GEMV"};
   int reps = 20;
+  std::string table = "all";
   app.add_option("--reps", reps, "timed runs per measurement (median)")->check(CLI::Range(3, 1000));
+  app.add_option("--table", table, "rows (plain GEMV), swiglu (gate_up + SwiGLU) or all")
+      ->check(CLI::IsMember({"all", "rows", "swiglu"}));
   CLI11_PARSE(app, argc, argv);
-  const ds::Status st = ds::cuda::bench::run(reps);
+  const ds::Status st = ds::cuda::bench::run(reps, table);
   if (!st.ok()) {
     std::fprintf(stderr, "ds_gemv_rows_bench: %s\n", st.message().c_str());
     return 1;
