@@ -109,8 +109,8 @@ class GemmRunner {
   // n even, k % 8 == 0, ldx % 8 == 0, x and w 16-byte aligned, out_dtype bf16,
   // ld_swiglu (0: n / 2) >= n / 2, no residual, no norm prologue, swiglu_out
   // not overlapping x, and DSRT_GEMM_KERNEL does not force a kernel without
-  // the epilogue. A block of the warp kernels holds gate row j and up row
-  // I + j (k split over 1 or 2 warps per row). Cheap: no launch.
+  // the epilogue. A warp of the warp kernels streams gate row j and up row
+  // I + j (k split over 1, 2 or 4 warps per pair). Cheap: no launch.
   bool supports_swiglu_epilogue(const GemmArgs& args) const;
 
   // Runs the heuristic for a shape ahead of time (before graph capture).

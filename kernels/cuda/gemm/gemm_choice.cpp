@@ -106,8 +106,8 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu) {
     case Choice::kGemvWarp:
     case Choice::kGemvWarpS1:
     case Choice::kGemvWarpS2:
+    case Choice::kGemvWarpS4:
     case Choice::kGemvAsync: return m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);
-    case Choice::kGemvWarpS4: return !swiglu && m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);  // a block holds a gate/up pair
     case Choice::kGemvWarpDeep: return m == 1;
   }
   return false;

@@ -299,9 +299,11 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
     if (kernel == GemvKernel::kMmaTiles)
       return Status::Error("gemv: the tensor-core GEMV (gemv-mma) has no SwiGLU epilogue; use a warp kernel");
     if (kernel == GemvKernel::kAuto) kernel = GemvKernel::kWarpRows;
-    if (k_splits > 2)
+    if (kernel == GemvKernel::kWarpAsync && k_splits > 2)
       return Status::Error(StrCat() << "gemv: k_splits = " << k_splits
-                                    << " with the SwiGLU epilogue (a block holds a gate/up row pair: 1 or 2)");
+                                    << " with the SwiGLU epilogue of gemv-async (a block holds a gate/up row pair: 1 or 2)");
+    if (k_splits != 0 && k_splits != 1 && k_splits != 2 && k_splits != 4)
+      return Status::Error(StrCat() << "gemv: k_splits = " << k_splits << " with the SwiGLU epilogue (1, 2 or 4)");
   }
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
   const bool norm = a.norm.src != nullptr;

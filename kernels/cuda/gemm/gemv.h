@@ -64,7 +64,9 @@ GemvKernel gemv_auto_kernel(int64_t m);
 // automatic (kMmaTiles: gemv_k_splits, clamped to the scratch; kWarpRows:
 // gemv_warp_splits, 1/2/4). With a.norm.src set (the RMSNorm prologue) only the
 // warp kernels run it (kAuto: kWarpRows); kMmaTiles returns an error. The same
-// holds for the SwiGLU epilogue (a.swiglu_out), whose k_splits must be 0, 1 or 2.
+// holds for the SwiGLU epilogue (a.swiglu_out): k_splits 0, 1, 2 or 4 for the
+// warp kernels (one warp streams a gate/up pair, gemv_swiglu.cu), 0, 1 or 2 for
+// gemv-async (a block holds a pair).
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits = 0,
                    GemvKernel kernel = GemvKernel::kAuto);
 
@@ -87,19 +89,26 @@ struct GemvWarpParams {
   int64_t ld_src = 0;
   const void* gamma = nullptr;     // bf16 [k]
   float eps = 0.0f;
-  // SwiGLU epilogue (source kX only): rows j and n / 2 + j of w in one block,
+  // SwiGLU epilogue (source kX only): rows j and n / 2 + j of w,
   // swiglu_out[i, j] = bf16(silu(g) * u) with row stride ld_swiglu; y unused.
-  // Needs splits 1 or 2 (a block of kGemvRowWarpsPerBlock warps holds a pair).
+  // Warp kernels: each warp streams both rows of a pair (splits 1, 2 or 4);
+  // gemv-async: a block holds the pair in different warps (splits 1 or 2).
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
   bool prefetch_weights = false;  // GemmArgs::prefetch_weights
 };
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);
-// swiglu: the SwiGLU epilogue's kernels (splits 1 or 2 only).
+// swiglu: the SwiGLU epilogue's kernels (units: gate/up pairs).
 int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep = false,
                      GemvXSource source = GemvXSource::kX, bool swiglu = false);
+// With p.swiglu_out set, launches launch_gemv_swiglu.
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream);
+// The SwiGLU epilogue's warp kernel (gemv_swiglu.cu): splits 1, 2 or 4 warps per
+// gate/up pair, p.deep at m = 1 for twice the loads in flight.
+Status launch_gemv_swiglu(const GemvWarpParams& p, cudaStream_t stream);
+// Resident warps per SM of that kernel for m (deep: the m = 1 deep variant).
+int gemv_swiglu_resident_warps(int64_t m, bool deep);
 int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source = GemvXSource::kX,
                       bool swiglu = false);
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);

@@ -1,5 +1,5 @@
 // Device helpers shared by the warp-per-row GEMV kernels (gemv_warp.cu,
-// gemv_async.cu): the bf16 dot product of 16-byte vectors, the streaming
+// gemv_async.cu, gemv_swiglu.cu): the bf16 dot product of 16-byte vectors, the streaming
 // weight load, the source of x (GemvX), and the common epilogue (warp
 // reduction, the fixed-order sum of a row's k parts through shared memory,
 // RMSNorm scale, bias, residual, one rounding, store).
@@ -23,14 +23,15 @@
 // (the unfused path rounds it once: the fused result is slightly closer to f32).
 // The source is a template parameter: the plain-x kernels are unchanged.
 //
-// SwiGLU epilogue (decode gate_up, GemmArgs::swiglu_out), also a template
-// parameter: a block's row slots (kGemvRowWarpsPerBlock / splits of them) are
-// taken in pairs, slot 2q streaming gate row j = block * slots / 2 + q and slot
-// 2q + 1 up row I + j of the unchanged [2I, k] weight (gemv_warp_row). Every
-// warp's reduced sums go through the shared-memory step the split epilogue
-// already has, and the gate row's first warp adds the parts of both rows (same
-// fixed order as the plain epilogue), then writes bf16(silu(g) * u). So splits
-// must be 1 or 2 (4 would leave one row per block).
+// SwiGLU epilogue of gemv-async (decode gate_up, GemmArgs::swiglu_out), a
+// template parameter: a block's row slots (kGemvRowWarpsPerBlock / splits of
+// them) are taken in pairs, slot 2q streaming gate row j = block * slots / 2 + q
+// and slot 2q + 1 up row I + j of the unchanged [2I, k] weight (gemv_warp_row).
+// Every warp's reduced sums go through the shared-memory step the split
+// epilogue already has, and the gate row's first warp adds the parts of both
+// rows (same fixed order as the plain epilogue), then writes bf16(silu(g) * u).
+// So splits must be 1 or 2 (4 would leave one row per block). The register
+// warp kernels use a faster layout, one warp per pair (gemv_swiglu.cu).
 #pragma once
 
 #include <cuda_bf16.h>

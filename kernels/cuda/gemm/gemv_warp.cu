@@ -6,9 +6,9 @@
 // Rows (or row parts, gemv_warp_splits) are the units of work, so the load is
 // even across SMs without any cross-block reduction. The epilogue adds the
 // residual; the RMSNorm prologue (m <= 2) replaces x by src and gamma (the
-// design is described in gemv_common.cuh), as a template parameter, and so is
-// the SwiGLU epilogue (m <= 4, splits 1 or 2: a block holds gate row j and up
-// row I + j, gemv_common.cuh).
+// design is described in gemv_common.cuh), as a template parameter. The
+// SwiGLU epilogue has its own kernel, one warp streaming both rows of a
+// gate/up pair (gemv_swiglu.cu); launch_gemv_warp hands it those problems.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -40,16 +40,15 @@ template <int M, int LOADS, GemvXSource S>
 constexpr int kMinBlocks =
     M != 1 ? 1 : (S == GemvXSource::kX ? (LOADS == kLoads ? 9 : 5) : (LOADS == kLoads ? 8 : 4));
 
-template <int M, int LOADS, GemvXSource S, bool SWIGLU>
+template <int M, int LOADS, GemvXSource S>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)) gemv_warp_kernel(GemvWarpParams p) {
-  static_assert(!SWIGLU || S == GemvXSource::kX, "the SwiGLU epilogue reads x");
   __shared__ float red[kWarpsPerBlock][kGemvRedWidth<S, M>];
   pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int splits = p.splits;
   bool row_ok = false;
-  const int64_t row = gemv_warp_row<SWIGLU>(p, warp, row_ok);
+  const int64_t row = gemv_warp_row<false>(p, warp, row_ok);
   const int part = warp % splits;
   const int64_t nv = p.k / 8;
   const int64_t chunk = (nv + splits - 1) / splits;
@@ -69,11 +68,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
       wv[u] = v < v_end ? gemv_load_stream(w + v) : zero;
     }
   };
-  // GemmArgs::prefetch_weights: this warp's whole slice (not in the SwiGLU kernels, which
-  // it would make spill: the executor sets it on linears that feed an all-reduce only).
-  if constexpr (!SWIGLU)
-    if (p.prefetch_weights && lane == 0 && v_end > v_begin)
-      l2_prefetch_bulk(w + v_begin, static_cast<uint32_t>((v_end - v_begin) * 16));
+  // GemmArgs::prefetch_weights: this warp's whole slice (the executor sets it on
+  // linears that feed an all-reduce).
+  if (p.prefetch_weights && lane == 0 && v_end > v_begin)
+    l2_prefetch_bulk(w + v_begin, static_cast<uint32_t>((v_end - v_begin) * 16));
   load(v_begin + lane);
   pdl_wait();
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
@@ -84,19 +82,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
     }
     load(v0 + 32 * LOADS);
   }
-  if constexpr (SWIGLU)
-    gemv_swiglu_epilogue<M>(p, acc, red, row, row_ok, warp, lane);
-  else
-    gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
+  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
 }
 
-// Occupancy of the plain kernels (the SwiGLU ones have the same launch bounds
-// and shared memory; their splits are chosen with these figures).
+// Occupancy of the kernels (gemv_swiglu.cu has its own, for its splits).
 template <int M, int LOADS, GemvXSource S>
 int resident_warps_per_sm() {
   static const int warps = [] {
     int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS, S, false>,
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS, S>,
                                                       kWarpsPerBlock * 32, 0) != cudaSuccess) {
       (void)cudaGetLastError();
       blocks = 8;
@@ -129,22 +123,21 @@ int resident_warps(int64_t m, bool deep, GemvXSource source) {
 template <GemvXSource S>
 cudaError_t launch_norm(const GemvWarpParams& p, dim3 grid, int threads, cudaStream_t stream) {
   if (p.m == 1)
-    return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, S, false>, grid, threads, 0, stream, p)
-                  : launch_kernel(gemv_warp_kernel<1, kLoads, S, false>, grid, threads, 0, stream, p);
-  return launch_kernel(gemv_warp_kernel<2, kLoads, S, false>, grid, threads, 0, stream, p);
+    return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, S>, grid, threads, 0, stream, p)
+                  : launch_kernel(gemv_warp_kernel<1, kLoads, S>, grid, threads, 0, stream, p);
+  return launch_kernel(gemv_warp_kernel<2, kLoads, S>, grid, threads, 0, stream, p);
 }
 
-// The plain-x kernels, with the SwiGLU epilogue or not (m in [1, kGemvWarpMaxM]).
-template <bool SWIGLU>
+// The plain-x kernels (m in [1, kGemvWarpMaxM]).
 cudaError_t launch_x(const GemvWarpParams& p, dim3 grid, int threads, cudaStream_t stream) {
   constexpr GemvXSource kX = GemvXSource::kX;
   switch (p.m) {
     case 1:
-      return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, kX, SWIGLU>, grid, threads, 0, stream, p)
-                    : launch_kernel(gemv_warp_kernel<1, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
-    case 2: return launch_kernel(gemv_warp_kernel<2, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
-    case 3: return launch_kernel(gemv_warp_kernel<3, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
-    default: return launch_kernel(gemv_warp_kernel<4, kLoads, kX, SWIGLU>, grid, threads, 0, stream, p);
+      return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, kX>, grid, threads, 0, stream, p)
+                    : launch_kernel(gemv_warp_kernel<1, kLoads, kX>, grid, threads, 0, stream, p);
+    case 2: return launch_kernel(gemv_warp_kernel<2, kLoads, kX>, grid, threads, 0, stream, p);
+    case 3: return launch_kernel(gemv_warp_kernel<3, kLoads, kX>, grid, threads, 0, stream, p);
+    default: return launch_kernel(gemv_warp_kernel<4, kLoads, kX>, grid, threads, 0, stream, p);
   }
 }
 
@@ -153,27 +146,23 @@ cudaError_t launch_x(const GemvWarpParams& p, dim3 grid, int threads, cudaStream
 int gemv_warp_splits(int64_t m, int64_t n, int64_t k, int num_sms, bool deep, GemvXSource source, bool swiglu) {
   // Work units (row parts) per wave of resident warps: the split whose unit
   // count fills its last wave best, each part keeping >= 8 batches of loads.
+  // SwiGLU: a unit is a gate/up pair's part (both rows, the same loads in flight).
   if (num_sms <= 0 || m < 1 || m > kGemvWarpMaxM) return 1;
   if (source != GemvXSource::kX && m > kNormPrologueMaxM) return 1;
   deep = deep && m == 1;
-  const int64_t wave = static_cast<int64_t>(resident_warps(m, deep, source)) * num_sms;
-  return gemv_rows_best_splits(n, k, wave, 32 * (deep ? kDeepLoads : kLoads) * 8, swiglu ? 2 : kWarpsPerBlock);
+  const int warps = swiglu ? gemv_swiglu_resident_warps(m, deep) : resident_warps(m, deep, source);
+  const int64_t wave = static_cast<int64_t>(warps) * num_sms;
+  return gemv_rows_best_splits(swiglu ? n / 2 : n, k, wave, 32 * (deep ? kDeepLoads : kLoads) * 8);
 }
 
 Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
-  const bool swiglu = p.swiglu_out != nullptr;
-  if (p.splits != 1 && p.splits != 2 && (p.splits != 4 || swiglu))
-    return Status::Error(StrCat() << "gemv_warp: splits = " << p.splits << " is not 1, 2"
-                                  << (swiglu ? " (SwiGLU: a block must hold a gate/up row pair)" : " or 4"));
+  if (p.swiglu_out != nullptr) return launch_gemv_swiglu(p, stream);
+  if (p.splits != 1 && p.splits != 2 && p.splits != 4)
+    return Status::Error(StrCat() << "gemv_warp: splits = " << p.splits << " is not 1, 2 or 4");
   if (p.m < 1 || p.m > kGemvWarpMaxM)
     return Status::Error(StrCat() << "gemv_warp: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
-  if (swiglu && (p.source != GemvXSource::kX || p.n % 2 != 0))
-    return Status::Error(StrCat() << "gemv_warp: the SwiGLU epilogue needs x read from memory and an even n, got n = "
-                                  << p.n);
   const int64_t rows_per_block = kWarpsPerBlock / p.splits;
-  // SwiGLU: rows_per_block / 2 (gate, up) pairs per block over n / 2 columns.
-  const int64_t blocks =
-      swiglu ? (p.n / 2 + rows_per_block / 2 - 1) / (rows_per_block / 2) : (p.n + rows_per_block - 1) / rows_per_block;
+  const int64_t blocks = (p.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << p.n << " is too large");
   const dim3 grid(static_cast<unsigned>(blocks));
   const int threads = kWarpsPerBlock * 32;
@@ -185,7 +174,7 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
     err = p.source == GemvXSource::kNormF32 ? launch_norm<GemvXSource::kNormF32>(p, grid, threads, stream)
                                             : launch_norm<GemvXSource::kNormBF16>(p, grid, threads, stream);
   } else {
-    err = swiglu ? launch_x<true>(p, grid, threads, stream) : launch_x<false>(p, grid, threads, stream);
+    err = launch_x(p, grid, threads, stream);
   }
   DS_CUDA_RETURN_IF_ERROR(err);
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());

@@ -51,10 +51,10 @@ TEST(GemmChoice, EpiloguesAndProloguesLimitTheCandidates) {
   const std::vector<Choice> sw = choice_candidates(a);
   EXPECT_TRUE(has(sw, Choice::kGemvWarpS1));
   EXPECT_TRUE(has(sw, Choice::kGemvWarpS2));
-  EXPECT_FALSE(has(sw, Choice::kGemvWarpS4)) << "a SwiGLU block holds a gate/up row pair";
+  EXPECT_TRUE(has(sw, Choice::kGemvWarpS4)) << "one warp streams a gate/up pair: 4 warps per pair run";
   EXPECT_FALSE(has(sw, Choice::kCublasLt));
   EXPECT_FALSE(has(sw, Choice::kGemvMma));
-  EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, 1, false, true));
+  EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS4, 1, false, true));
   EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS4, 1, true, false));  // the norm prologue takes 4
   EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS4, kNormPrologueMaxM + 1, true, false));
   EXPECT_FALSE(choice_can_run(Choice::kCublasLt, 1, true, false));

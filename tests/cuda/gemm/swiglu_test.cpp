@@ -53,14 +53,15 @@ struct Variant {
 std::vector<Variant> variants_for(int64_t m) {
   std::vector<Variant> v = {{"auto (y null)", false, GemmPath::kAuto, GemvKernel::kAuto, 0, true},
                             {"gemv path", false, GemmPath::kGemv, GemvKernel::kAuto, 0, false}};
-  for (int s : {0, 1, 2}) {
-    v.push_back({s == 0 ? "warp" : s == 1 ? "warp split1" : "warp split2", true, GemmPath::kGemv,
-                 GemvKernel::kWarpRows, s, false});
-    v.push_back({s == 0 ? "async" : s == 1 ? "async split1" : "async split2", true, GemmPath::kGemv,
-                 GemvKernel::kWarpAsync, s, false});
-    if (m == 1)
-      v.push_back({s == 0 ? "deep" : s == 1 ? "deep split1" : "deep split2", true, GemmPath::kGemv,
-                   GemvKernel::kWarpRowsDeep, s, false});
+  // Warp kernels (one warp per gate/up pair): 1, 2 or 4 warps per pair; gemv-async
+  // (a block holds the pair): 1 or 2.
+  static const char* const kWarp[] = {"warp", "warp split1", "warp split2", "", "warp split4"};
+  static const char* const kDeep[] = {"deep", "deep split1", "deep split2", "", "deep split4"};
+  static const char* const kAsync[] = {"async", "async split1", "async split2"};
+  for (int s : {0, 1, 2, 4}) {
+    v.push_back({kWarp[s], true, GemmPath::kGemv, GemvKernel::kWarpRows, s, false});
+    if (s <= 2) v.push_back({kAsync[s], true, GemmPath::kGemv, GemvKernel::kWarpAsync, s, false});
+    if (m == 1) v.push_back({kDeep[s], true, GemmPath::kGemv, GemvKernel::kWarpRowsDeep, s, false});
   }
   return v;
 }
@@ -269,16 +270,24 @@ TEST_F(SwigluTest, UnsupportedCases) {
   st = detail::launch_gemv(resolved, scratch_.scratch, stream_.get(), 1, GemvKernel::kMmaTiles);
   EXPECT_FALSE(st.ok()) << "gemv-mma with swiglu_out";
   std::printf("gemv-mma with swiglu -> %s\n", st.message().c_str());
-  for (GemvKernel kern : {GemvKernel::kWarpRows, GemvKernel::kWarpAsync}) {
-    st = detail::launch_gemv(resolved, scratch_.scratch, stream_.get(), 4, kern);
-    EXPECT_FALSE(st.ok()) << "4 splits with swiglu_out";
-    std::printf("4 splits with swiglu -> %s\n", st.message().c_str());
-  }
+  // gemv-async holds a gate/up pair in one block: 1 or 2 warps per row. The warp kernels take
+  // 1, 2 or 4 warps per pair, nothing else.
+  st = detail::launch_gemv(resolved, scratch_.scratch, stream_.get(), 4, GemvKernel::kWarpAsync);
+  EXPECT_FALSE(st.ok()) << "gemv-async, 4 splits with swiglu_out";
+  std::printf("gemv-async, 4 splits with swiglu -> %s\n", st.message().c_str());
+  st = detail::launch_gemv(resolved, scratch_.scratch, stream_.get(), 3, GemvKernel::kWarpRows);
+  EXPECT_FALSE(st.ok()) << "3 splits with swiglu_out";
+  std::printf("warp, 3 splits with swiglu -> %s\n", st.message().c_str());
   detail::GemvWarpParams p = detail::gemv_warp_params(resolved, 4, false);
-  EXPECT_FALSE(detail::launch_gemv_warp(p, stream_.get()).ok()) << "launch_gemv_warp, 4 splits";
   EXPECT_FALSE(detail::launch_gemv_async(p, stream_.get()).ok()) << "launch_gemv_async, 4 splits";
+  p.splits = 8;
+  EXPECT_FALSE(detail::launch_gemv_warp(p, stream_.get()).ok()) << "launch_gemv_warp, 8 splits";
+  EXPECT_FALSE(detail::launch_gemv_swiglu(p, stream_.get()).ok()) << "launch_gemv_swiglu, 8 splits";
+  p.splits = 1;
+  p.swiglu_out = nullptr;
+  EXPECT_FALSE(detail::launch_gemv_swiglu(p, stream_.get()).ok()) << "launch_gemv_swiglu without swiglu_out";
   EXPECT_LE(detail::gemv_warp_splits(1, 64, 1 << 16, scratch_.scratch.num_sms, false, detail::GemvXSource::kX, true),
-            2);
+            4);
   EXPECT_LE(detail::gemv_async_splits(1, 64, 1 << 16, scratch_.scratch.num_sms, detail::GemvXSource::kX, true), 2);
   EXPECT_TRUE(stream_.synchronize().ok());
 }
@@ -313,9 +322,13 @@ TEST_F(SwigluTest, PdlChainEqualsEagerWithout) {
           a.n = 2 * I, a.k = d, a.ldx = d, a.ldy = 2 * I;
           a.x = x.data();
           a.swiglu_out = h.data();
-          GemvKernel kern = up_kernels[(i / 2) % 3];
+          const int j = i / 2;
+          GemvKernel kern = up_kernels[j % 3];
           if (m != 1 && kern == GemvKernel::kWarpRowsDeep) kern = GemvKernel::kWarpRows;
-          DS_RETURN_IF_ERROR(detail::launch_gemv(a, scratch_.scratch, stream, (i / 2) % 2 == 0 ? 0 : 2, kern));
+          constexpr int kSplits[] = {0, 2, 4};  // (warp 0) (async 2) (deep 4) (warp 2) (async 1) (deep 0)
+          int splits = kSplits[(j / 3 + j) % 3];
+          if (kern == GemvKernel::kWarpAsync && splits == 4) splits = 1;
+          DS_RETURN_IF_ERROR(detail::launch_gemv(a, scratch_.scratch, stream, splits, kern));
         } else {
           a.n = d, a.k = I, a.ldx = I, a.ldy = d;
           a.x = h.data();

@@ -16,9 +16,9 @@
 // wait (cp.async.bulk.prefetch.L2, one per row slice), so that the loads after
 // the wait hit L2 instead of going to DRAM.
 // --table swiglu times the gate_up shapes with the SwiGLU epilogue: the
-// production kernels (a block holds gate row j and up row I + j in different
-// warps, combined in shared memory) against groups that hold R / 2 whole
-// gate/up pairs, so the epilogue needs no exchange when S = 1.
+// production kernels against groups that hold R / 2 whole gate/up pairs (the
+// layout gemv_swiglu.cu adopted after batch 58, which measured it against
+// blocks holding gate row j and up row I + j in different warps).
 #include <cuda_bf16.h>
 
 #include <CLI/CLI.hpp>
@@ -29,6 +29,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
@@ -285,11 +286,12 @@ Status run(int reps, const std::string& table) {
     }
   }
   if (table == "all" || table == "swiglu") {
-    // gate_up with the SwiGLU epilogue: the production kernels (warp and cp.async
-    // ring, 1 or 2 warps per row; a block holds gate row j and up row I + j in
-    // different warps) against one warp holding both rows of R / 2 pairs.
+    // gate_up with the SwiGLU epilogue: the production kernels (the warp kernel,
+    // one warp streaming a gate/up pair over 1/S of k, gemv_swiglu.cu; the
+    // cp.async ring, a block holding gate row j and up row I + j in different
+    // warps) against groups holding R / 2 whole pairs.
     std::printf("\nSwiGLU gate_up, us per launch, 8 chained launches (PDL); reference = warp s1\n");
-    std::printf("%-18s %8s %8s %8s %8s", "shape", "warp s1", "warp s2", "async s1", "async s2");
+    std::printf("%-18s %8s %8s %8s %8s %8s", "shape", "warp s1", "warp s2", "warp s4", "async s1", "async s2");
     for (const Variant& v : kSwigluVariants) std::printf(" %8s", v.name);
     std::printf("   max |diff| of any variant\n");
     for (const Shape& s : kShapes) {
@@ -306,12 +308,13 @@ Status run(int reps, const std::string& table) {
       };
       DS_RETURN_IF_ERROR(production(0, y_ref.data(), false, 1));
       std::printf("%-18s", s.name);
-      for (const bool async : {false, true})
-        for (const int splits : {1, 2}) {
-          DS_ASSIGN_OR_RETURN(const double us,
-                              time_chain([&](int i) { return production(i, y.data(), async, splits); }));
-          std::printf(" %8.2f", us);
-        }
+      const std::pair<bool, int> kProduction[] = {{false, 1}, {false, 2}, {false, 4}, {true, 1}, {true, 2}};
+      for (const auto& [async, splits] : kProduction) {
+        DS_ASSIGN_OR_RETURN(const double us, time_chain([&, async = async, splits = splits](int i) {
+                              return production(i, y.data(), async, splits);
+                            }));
+        std::printf(" %8.2f", us);
+      }
       DS_RETURN_IF_ERROR(time_variants(s, kSwigluVariants, std::size(kSwigluVariants), s.n / 2));
     }
   }
