@@ -81,6 +81,7 @@ ProblemKey cublaslt_plan_key(const GemmArgs& a) {
 const char* gemv_only_feature(const GemmArgs& a) {
   if (a.swiglu_out != nullptr) return "the SwiGLU epilogue";
   if (a.norm.src != nullptr) return "the RMSNorm prologue";
+  if (a.norm_out.slot != nullptr || a.norm_out.x != nullptr || a.norm_in.slot != nullptr) return "the deferred RMSNorm";
   return "";
 }
 

@@ -49,6 +49,34 @@ struct NormPrologue {
   float eps = 1e-6f;
 };
 
+// Deferred RMSNorm (batch-1 decode, warp GEMV kernels only): the RMSNorm
+// x = h * rsqrt(mean(h^2) + eps) * gamma between a linear P that writes h and a
+// linear L that reads x is not launched. P (DeferredNormOut) also writes
+// x' = bf16(h * gamma) where x lives and adds the squares of its stored h into
+// a DeferredNormSlot; L (DeferredNormIn) reads x' as its x and scales each dot
+// by rsqrt(sum / k + eps) before its bias. P's sums go to 32 double partials
+// (output column % 32) with atomics, which L's warps add in a fixed order: the
+// f32 scale is the same in every run unless the double sums' last bits straddle
+// an f32 rounding boundary. L's last block to finish resets the slot, so a slot
+// is zero between steps (allocate it zeroed, one per P -> L pair; P and L run
+// in stream order, L after P and before the next P).
+struct DeferredNormSlot {
+  double ss[32];
+  unsigned int arrivals;  // L's blocks that have read ss
+  unsigned int pad[3];
+};
+constexpr int64_t kDeferredNormMaxM = 1;
+struct DeferredNormOut {
+  DeferredNormSlot* slot = nullptr;  // null: off
+  void* x = nullptr;                 // bf16 [m, n] (row stride ld_x; 0: n): bf16(y * gamma), y as stored
+  int64_t ld_x = 0;
+  const void* gamma = nullptr;       // bf16 [n]
+};
+struct DeferredNormIn {
+  DeferredNormSlot* slot = nullptr;  // null: off
+  float eps = 1e-6f;
+};
+
 struct GemmArgs {
   const void* x = nullptr;     // [m, k] bf16, row stride ldx elements
   const void* w = nullptr;     // [n, k] bf16, contiguous
@@ -76,6 +104,12 @@ struct GemmArgs {
   // (runtime/cuda/l2_prefetch.cuh). A hint: same results. The executor sets it,
   // opt-in, on linears whose output goes to an all-reduce (CudaExecutor::Impl::mark_weight_prefetch).
   bool prefetch_weights = false;
+  // Deferred RMSNorm (see DeferredNormSlot; m <= kDeferredNormMaxM, the warp
+  // GEMV kernels: kAuto times only those). norm_out: this linear is P (out
+  // dtype f32 or bf16, no SwiGLU epilogue); norm_in: this linear is L (x is
+  // read, no RMSNorm prologue). Check supports_deferred_norm() first.
+  DeferredNormOut norm_out;
+  DeferredNormIn norm_in;
 };
 
 class GemmRunner {
@@ -112,6 +146,13 @@ class GemmRunner {
   // the epilogue. A warp of the warp kernels streams gate row j and up row
   // I + j (k split over 1, 2 or 4 warps per pair). Cheap: no launch.
   bool supports_swiglu_epilogue(const GemmArgs& args) const;
+
+  // Whether run(args) can compute args.norm_out / args.norm_in (the deferred
+  // RMSNorm; false when neither slot is set): m <= kDeferredNormMaxM,
+  // the GEMV conditions (gemv_unsupported_reason), no RMSNorm prologue with
+  // norm_in, no SwiGLU epilogue with norm_out, out dtype f32 or bf16, and
+  // DSRT_GEMM_KERNEL does not force a kernel without it. Cheap: no launch.
+  bool supports_deferred_norm(const GemmArgs& args) const;
 
   // Runs the heuristic for a shape ahead of time (before graph capture).
   Status prepare(int64_t m, int64_t n, int64_t k, DType out_dtype, bool has_bias);

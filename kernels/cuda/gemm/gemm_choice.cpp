@@ -15,7 +15,7 @@ namespace ds::cuda::detail {
 bool ProblemKey::operator==(const ProblemKey& o) const {
   return m == o.m && n == o.n && k == o.k && ldx == o.ldx && ldy == o.ldy && ld_src == o.ld_src && out == o.out &&
          bias == o.bias && residual == o.residual && residual_in_place == o.residual_in_place && norm == o.norm &&
-         align == o.align && swiglu == o.swiglu && ld_swiglu == o.ld_swiglu;
+         align == o.align && swiglu == o.swiglu && ld_swiglu == o.ld_swiglu && deferred == o.deferred;
 }
 
 size_t ProblemKeyHash::operator()(const ProblemKey& key) const {
@@ -28,7 +28,7 @@ size_t ProblemKeyHash::operator()(const ProblemKey& key) const {
   mix(static_cast<uint64_t>(key.ldy));
   mix(static_cast<uint64_t>(key.ld_src));
   mix(static_cast<uint64_t>(key.out) << 8 | (key.bias ? 1u : 0u) | (key.residual ? 2u : 0u) |
-      (key.residual_in_place ? 4u : 0u) | static_cast<uint64_t>(key.norm) << 3 | (key.swiglu ? 64u : 0u));
+      (key.residual_in_place ? 4u : 0u) | static_cast<uint64_t>(key.norm) << 3 | (key.swiglu ? 64u : 0u) | static_cast<uint64_t>(key.deferred) << 7);
   mix(static_cast<uint64_t>(key.ld_swiglu));
   mix(key.align);
   return static_cast<size_t>(h);
@@ -65,6 +65,8 @@ ProblemKey make_problem_key(const GemmArgs& a) {
     key.ld_swiglu = a.ld_swiglu == 0 ? a.n / 2 : a.ld_swiglu;
     key.ldy = 0;  // y is not written
   }
+  key.deferred = static_cast<uint8_t>((a.norm_out.slot != nullptr || a.norm_out.x != nullptr ? 1 : 0) |
+                                      (a.norm_in.slot != nullptr ? 2 : 0));
   key.align = align;
   return key;
 }
@@ -99,7 +101,9 @@ constexpr Choice kAllChoices[] = {Choice::kCublasLt,   Choice::kGemvWarp,   Choi
                                   Choice::kGemvWarpS2, Choice::kGemvWarpS4};
 }  // namespace
 
-bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu) {
+bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) {
+  if (deferred && (m > kDeferredNormMaxM || c == Choice::kCublasLt || c == Choice::kGemvMma || c == Choice::kGemvAsync))
+    return false;
   switch (c) {
     case Choice::kCublasLt:
     case Choice::kGemvMma: return !norm && !swiglu;
@@ -114,7 +118,7 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu) {
 }
 
 bool choice_can_run(Choice c, const GemmArgs& a) {
-  return choice_can_run(c, a.m, a.norm.src != nullptr, a.swiglu_out != nullptr);
+  return choice_can_run(c, a.m, a.norm.src != nullptr, a.swiglu_out != nullptr, make_problem_key(a).deferred != 0);
 }
 
 namespace {
@@ -219,7 +223,7 @@ std::vector<Choice> layer_rule_candidates(const GemmArgs& a) {
 // small ones (launch-bound); cuBLASLt wins on few-row long-k shapes and at
 // m >= 4. The RMSNorm prologue and the SwiGLU epilogue run on the warp kernels only.
 Choice static_choice(const GemmArgs& a) {
-  if (a.norm.src != nullptr || a.swiglu_out != nullptr) return Choice::kGemvWarp;
+  if (a.norm.src != nullptr || a.swiglu_out != nullptr || make_problem_key(a).deferred != 0) return Choice::kGemvWarp;
   if (a.m <= 2 && (a.n >= 16384 || a.n * a.k <= (int64_t{16} << 20))) return Choice::kGemvWarp;
   return Choice::kCublasLt;
 }

@@ -23,6 +23,7 @@ struct ProblemKey {
   bool residual = false;
   bool residual_in_place = false;  // residual == y
   uint8_t norm = 0;                // 0: x read; 1: RMSNorm prologue from f32 src; 2: from bf16 src
+  uint8_t deferred = 0;            // deferred RMSNorm: 1 norm_out, 2 norm_in, 3 both
   uint32_t align = 16;             // smallest 16/8/4/2-byte alignment of the pointers
   bool operator==(const ProblemKey& o) const;
 };
@@ -54,7 +55,9 @@ const char* choice_name(Choice c);
 // Whether kernel `c` can compute a GEMV-eligible problem of m rows, with the
 // RMSNorm prologue / SwiGLU epilogue or not: m limits of the warp kernels, the
 // prologue and the SwiGLU epilogue only on them.
-bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu = false);
+// The deferred RMSNorm (GemmArgs::norm_out / norm_in) runs on the warp-row
+// kernels (not gemv-async) at m <= kDeferredNormMaxM.
+bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu = false, bool deferred = false);
 // choice_can_run for the problem `a` (its prologue and epilogue).
 bool choice_can_run(Choice c, const GemmArgs& a);
 

@@ -46,6 +46,7 @@ struct GemmRunner::Impl {
   detail::GemvScratch scratch;
   Event start, stop;          // timing of the GEMV-vs-cuBLASLt choice
   DeviceBuffer timing_y;       // y of the timed launches when the residual is in place
+  DeviceBuffer timing_norm;    // deferred RMSNorm slot and x' row of the timed launches
 
   Status launch(Choice c, const GemmArgs& a, cudaStream_t stream) {
     switch (c) {
@@ -67,16 +68,35 @@ struct GemmRunner::Impl {
   // added to y again by every timed launch (the residual stream would be lost):
   // those launches write a runner-owned copy of y's shape instead, at y's
   // alignment modulo 16 (same problem key). Its values are arbitrary.
+  // The deferred RMSNorm's slot and x' likewise: a timed producer would add
+  // into the pair's slot and a timed reader would reset it (timing happens
+  // between the two inside a step), so both use a runner-owned slot and row.
   Result<GemmArgs> timing_args(const GemmArgs& a) {
-    if (a.residual == nullptr || a.residual != a.y) return a;
-    const size_t bytes = static_cast<size_t>(a.m * a.ldy) * dtype_bytes(a.out_dtype) + 16;
-    if (timing_y.bytes() < bytes) {
-      timing_y = DeviceBuffer();
-      DS_ASSIGN_OR_RETURN(timing_y, DeviceBuffer::allocate(bytes));
-    }
     GemmArgs t = a;
-    t.y = static_cast<char*>(timing_y.data()) + reinterpret_cast<uintptr_t>(a.y) % 16;
-    t.residual = t.y;
+    if (a.residual != nullptr && a.residual == a.y) {
+      const size_t bytes = static_cast<size_t>(a.m * a.ldy) * dtype_bytes(a.out_dtype) + 16;
+      if (timing_y.bytes() < bytes) {
+        timing_y = DeviceBuffer();
+        DS_ASSIGN_OR_RETURN(timing_y, DeviceBuffer::allocate(bytes));
+      }
+      t.y = static_cast<char*>(timing_y.data()) + reinterpret_cast<uintptr_t>(a.y) % 16;
+      t.residual = t.y;
+    }
+    if (a.norm_out.slot != nullptr || a.norm_in.slot != nullptr) {
+      const size_t bytes = sizeof(DeferredNormSlot) + static_cast<size_t>(a.n) * 2 + 16;
+      if (timing_norm.bytes() < bytes) {
+        timing_norm = DeviceBuffer();
+        DS_ASSIGN_OR_RETURN(timing_norm, DeviceBuffer::allocate(bytes));
+        DS_CUDA_RETURN_IF_ERROR(cudaMemset(timing_norm.data(), 0, timing_norm.bytes()));
+      }
+      auto* slot = static_cast<DeferredNormSlot*>(timing_norm.data());
+      if (t.norm_out.slot != nullptr) {
+        t.norm_out.slot = slot;
+        t.norm_out.x = reinterpret_cast<char*>(slot + 1) + reinterpret_cast<uintptr_t>(a.norm_out.x) % 16;
+        t.norm_out.ld_x = 0;
+      }
+      if (t.norm_in.slot != nullptr) t.norm_in.slot = slot;
+    }
     return t;
   }
 
@@ -241,6 +261,21 @@ bool GemmRunner::supports_swiglu_epilogue(const GemmArgs& args) const {
   // at m > 1): the caller launches the SiLU*mul group and y is written.
   detail::Choice forced;
   if (detail::env_forced_kernel(&forced) && !detail::choice_can_run(forced, a.m, false, /*swiglu=*/true))
+    return false;
+  return true;
+}
+
+bool GemmRunner::supports_deferred_norm(const GemmArgs& args) const {
+  GemmArgs a = args;
+  if (a.ldx == 0) a.ldx = a.k;
+  if (a.ldy == 0) a.ldy = a.n;
+  if (a.m < 1 || a.n <= 0 || a.k <= 0 || a.ldx < a.k || a.ldy < a.n) return false;
+  if (a.out_dtype != DType::kBF16 && a.out_dtype != DType::kF32) return false;
+  if (a.norm_out.slot == nullptr && a.norm_in.slot == nullptr) return false;
+  if (!detail::gemv_unsupported_reason(a).empty()) return false;
+  detail::Choice forced;
+  if (detail::env_forced_kernel(&forced) && !detail::choice_can_run(forced, a.m, a.norm.src != nullptr,
+                                                                    a.swiglu_out != nullptr, /*deferred=*/true))
     return false;
   return true;
 }

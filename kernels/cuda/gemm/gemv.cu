@@ -253,6 +253,12 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
     p.swiglu_out = a.swiglu_out;
     p.ld_swiglu = a.ld_swiglu == 0 ? a.n / 2 : a.ld_swiglu;
   }
+  p.nout_slot = a.norm_out.slot;
+  p.nout_x = a.norm_out.x;
+  p.ld_nout = a.norm_out.ld_x == 0 ? a.n : a.norm_out.ld_x;
+  p.nout_gamma = a.norm_out.gamma;
+  p.nin_slot = a.norm_in.slot;
+  p.nin_eps = a.norm_in.eps;
   return p;
 }
 
@@ -304,6 +310,17 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
                                     << " with the SwiGLU epilogue of gemv-async (a block holds a gate/up row pair: 1 or 2)");
     if (k_splits != 0 && k_splits != 1 && k_splits != 2 && k_splits != 4)
       return Status::Error(StrCat() << "gemv: k_splits = " << k_splits << " with the SwiGLU epilogue (1, 2 or 4)");
+  }
+  if (a.norm_out.slot != nullptr || a.norm_out.x != nullptr || a.norm_in.slot != nullptr) {
+    const std::string reason = deferred_norm_unsupported_reason(a);
+    if (!reason.empty()) return Status::Error(StrCat() << "gemv: the deferred RMSNorm cannot run: " << reason);
+    if (a.norm_out.slot == nullptr && a.norm_out.x != nullptr)
+      return Status::Error("gemv: norm_out.x is set but norm_out.slot is null");
+    if (a.norm_out.slot != nullptr && (a.norm_out.x == nullptr || a.norm_out.gamma == nullptr))
+      return Status::Error("gemv: norm_out.slot is set but norm_out.x or norm_out.gamma is null");
+    if (kernel == GemvKernel::kMmaTiles || kernel == GemvKernel::kWarpAsync)
+      return Status::Error("gemv: the deferred RMSNorm runs on the warp-row kernels only (not gemv-mma or gemv-async)");
+    if (kernel == GemvKernel::kAuto) kernel = GemvKernel::kWarpRows;
   }
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
   const bool norm = a.norm.src != nullptr;

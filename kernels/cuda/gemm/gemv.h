@@ -26,6 +26,13 @@ std::string gemv_unsupported_reason(const GemmArgs& a);
 // implemented together), swiglu_out not overlapping x. A null swiglu_out passes.
 std::string swiglu_unsupported_reason(const GemmArgs& a);
 
+// Empty when the warp GEMV kernels (kWarpRows, kWarpRowsDeep) can compute the
+// deferred RMSNorm of `a` (GemmArgs::norm_out / norm_in; empty when neither is
+// set): m <= kDeferredNormMaxM, x read (no prologue) for norm_in, no SwiGLU
+// epilogue with norm_out, out dtype f32/bf16, x' row stride >= n, gamma and x'
+// 2-byte aligned. Null slot/x/gamma pass (checked at launch).
+std::string deferred_norm_unsupported_reason(const GemmArgs& a);
+
 // Empty when the warp GEMV kernels (kWarpRows, kWarpRowsDeep, kWarpAsync) can
 // compute a.norm's RMSNorm prologue: 1 <= m <= kNormPrologueMaxM, k % 8 == 0,
 // w 16-byte aligned, src f32/bf16 with 16-byte aligned rows (ld_src resolved,
@@ -96,6 +103,13 @@ struct GemvWarpParams {
   void* swiglu_out = nullptr;
   int64_t ld_swiglu = 0;
   bool prefetch_weights = false;  // GemmArgs::prefetch_weights
+  // Deferred RMSNorm (GemmArgs::norm_out / norm_in; m = 1, source kX).
+  DeferredNormSlot* nout_slot = nullptr;
+  void* nout_x = nullptr;  // bf16 [m, ld_nout]
+  int64_t ld_nout = 0;
+  const void* nout_gamma = nullptr;
+  DeferredNormSlot* nin_slot = nullptr;
+  float nin_eps = 0.0f;
 };
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);

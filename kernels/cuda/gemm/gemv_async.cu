@@ -137,6 +137,8 @@ cudaError_t launch_x(const GemvWarpParams& p, dim3 grid, int threads, cudaStream
 
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream) {
   const bool swiglu = p.swiglu_out != nullptr;
+  if (p.nout_slot != nullptr || p.nin_slot != nullptr)
+    return Status::Error("gemv_async: the deferred RMSNorm runs on the warp-row kernels only");
   if (p.splits != 1 && p.splits != 2 && (p.splits != 4 || swiglu))
     return Status::Error(StrCat() << "gemv_async: splits = " << p.splits << " is not 1, 2"
                                   << (swiglu ? " (SwiGLU: a block must hold a gate/up row pair)" : " or 4"));

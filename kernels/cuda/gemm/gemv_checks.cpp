@@ -14,12 +14,35 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 }  // namespace
 
 std::string gemv_unsupported_reason(const GemmArgs& a) {
+  if (std::string r = deferred_norm_unsupported_reason(a); !r.empty()) return r;
   if (a.swiglu_out != nullptr) return swiglu_unsupported_reason(a);
   if (a.norm.src != nullptr) return norm_prologue_unsupported_reason(a);
   if (a.m < 1 || a.m > kGemvMaxM) return StrCat() << "m = " << a.m << " is outside [1, " << kGemvMaxM << "]";
   if (a.k % 8 != 0) return StrCat() << "k = " << a.k << " is not a multiple of 8";
   if (a.ldx % 8 != 0) return StrCat() << "ldx = " << a.ldx << " is not a multiple of 8";
   if (!aligned16(a.x) || !aligned16(a.w)) return "x or w is not 16-byte aligned";
+  return {};
+}
+
+std::string deferred_norm_unsupported_reason(const GemmArgs& a) {
+  const bool out = a.norm_out.slot != nullptr || a.norm_out.x != nullptr;
+  const bool in = a.norm_in.slot != nullptr;
+  if (!out && !in) return {};
+  if (a.m < 1 || a.m > kDeferredNormMaxM)
+    return StrCat() << "m = " << a.m << " is outside [1, " << kDeferredNormMaxM << "] (the deferred RMSNorm)";
+  if (in && a.norm.src != nullptr) return "the deferred RMSNorm scale with the RMSNorm prologue is not implemented";
+  if (in && !(a.norm_in.eps >= 0.0f)) return StrCat() << "norm_in.eps = " << a.norm_in.eps << " is not >= 0";
+  if (out) {
+    if (a.swiglu_out != nullptr) return "the deferred RMSNorm output with the SwiGLU epilogue is not implemented";
+    if (a.out_dtype != DType::kBF16 && a.out_dtype != DType::kF32)
+      return StrCat() << "out_dtype " << dtype_name(a.out_dtype) << " is not bf16 or f32";
+    const int64_t ld = a.norm_out.ld_x == 0 ? a.n : a.norm_out.ld_x;
+    if (ld < a.n) return StrCat() << "norm_out.ld_x = " << ld << " is smaller than n = " << a.n;
+    if ((reinterpret_cast<uintptr_t>(a.norm_out.x) & 1u) != 0 || (reinterpret_cast<uintptr_t>(a.norm_out.gamma) & 1u) != 0)
+      return "norm_out.x or norm_out.gamma is not 2-byte aligned";
+    if ((reinterpret_cast<uintptr_t>(a.norm_out.slot) & 15u) != 0) return "norm_out.slot is not 16-byte aligned";
+  }
+  if ((reinterpret_cast<uintptr_t>(a.norm_in.slot) & 15u) != 0) return "norm_in.slot is not 16-byte aligned";
   return {};
 }
 

@@ -175,6 +175,33 @@ __device__ __forceinline__ int64_t gemv_warp_row(const GemvWarpParams& p, int wa
 template <GemvXSource S, int M>
 constexpr int kGemvRedWidth = S == GemvXSource::kX ? M : 2 * M;
 
+// Deferred RMSNorm, the reading linear's side (GemmArgs::norm_in, m = 1): the
+// scale rsqrt(sum / k + eps) from the producer's 32 partial sums of squares
+// (lane l reads partial l from L2; the xor shuffle tree gives every lane the
+// same sum), then the block's arrival; the grid's last block resets the slot
+// for the next step. Every thread of the block calls it, after pdl_wait().
+__device__ __forceinline__ float deferred_norm_scale(DeferredNormSlot* slot, float eps, int64_t k, int lane) {
+  double s = __ldcg(&slot->ss[lane]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+  const float scale = rsqrtf(static_cast<float>(s / static_cast<double>(k)) + eps);
+  __syncthreads();  // every warp of the block has read the partials
+  if (threadIdx.x == 0 && atomicAdd(&slot->arrivals, 1u) == gridDim.x - 1) {
+    for (int i = 0; i < 32; ++i) slot->ss[i] = 0.0;
+    slot->arrivals = 0;
+  }
+  return scale;
+}
+
+// Deferred RMSNorm, the producing linear's side (GemmArgs::norm_out, m = 1):
+// output column `row` of x' = bf16(h * gamma) and h^2 added to partial row % 32,
+// h being y as stored.
+__device__ __forceinline__ void deferred_norm_store(const GemvWarpParams& p, int64_t row, float h) {
+  const float g = __bfloat162float(static_cast<const __nv_bfloat16*>(p.nout_gamma)[row]);
+  static_cast<__nv_bfloat16*>(p.nout_x)[row] = __float2bfloat16_rn(h * g);
+  atomicAdd(&p.nout_slot->ss[row & 31], static_cast<double>(h) * static_cast<double>(h));
+}
+
 // Finishes a warp-per-row GEMV block: reduces each warp's per-lane partial
 // sums (and sums of squares, RMSNorm sources), adds the p.splits warps of a row
 // (consecutive warps, fixed order: deterministic) through `red` (shared,
@@ -188,6 +215,9 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
   static_assert(R == kGemvRedWidth<S, M>, "epilogue shared-memory width");
   const int splits = p.splits;
   const int part = warp % splits;
+  float nscale = 1.0f;  // deferred RMSNorm (norm_in; m = 1 and x read, checked on the host)
+  if constexpr (M == 1 && !kNorm)
+    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(p.nin_slot, p.nin_eps, p.k, lane);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
 #pragma unroll
@@ -226,6 +256,7 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
         if constexpr (kNorm) sq = ss[m];
       }
     if constexpr (kNorm) v *= rsqrtf(sq / static_cast<float>(p.k) + p.eps);
+    v *= nscale;
     if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
     const int64_t at = lane * p.ldy + row;
     if (p.out_f32) {
@@ -233,8 +264,12 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
       static_cast<float*>(p.y)[at] = v;
     } else {
       if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
-      static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
+      const __nv_bfloat16 b = __float2bfloat16_rn(v);
+      static_cast<__nv_bfloat16*>(p.y)[at] = b;
+      v = __bfloat162float(b);
     }
+    if constexpr (M == 1)
+      if (p.nout_slot != nullptr) deferred_norm_store(p, row, v);
   }
 }
 

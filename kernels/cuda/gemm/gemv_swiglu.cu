@@ -95,6 +95,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS>)) g
       au[m] += __shfl_xor_sync(0xffffffffu, au[m], off);
     }
   }
+  float nscale = 1.0f;  // deferred RMSNorm of x (norm_in; m = 1, checked on the host)
+  if constexpr (M == 1)
+    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(p.nin_slot, p.nin_eps, p.k, lane);
   if (splits > 1) {  // the pair's S parts, added in order by its first warp
     if (lane == 0) {
 #pragma unroll
@@ -121,6 +124,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS>)) g
 #pragma unroll
   for (int m = 0; m < M; ++m)
     if (m == lane) g = ag[m], u = au[m];
+  g *= nscale;
+  u *= nscale;
   if (p.bias != nullptr) {
     const __nv_bfloat16* bias = static_cast<const __nv_bfloat16*>(p.bias);
     g += __bfloat162float(bias[j]);
@@ -163,6 +168,10 @@ Status launch_gemv_swiglu(const GemvWarpParams& p, cudaStream_t stream) {
   if (p.source != GemvXSource::kX || p.swiglu_out == nullptr || p.n % 2 != 0)
     return Status::Error(StrCat() << "gemv_swiglu: needs x read from memory, swiglu_out and an even n, got n = "
                                   << p.n);
+  if (p.nout_slot != nullptr)
+    return Status::Error("gemv_swiglu: the deferred RMSNorm output with the SwiGLU epilogue is not implemented");
+  if (p.nin_slot != nullptr && p.m > kDeferredNormMaxM)
+    return Status::Error(StrCat() << "gemv_swiglu: the deferred RMSNorm needs m <= " << kDeferredNormMaxM);
   const int64_t pairs_per_block = kWarpsPerBlock / p.splits;
   const int64_t blocks = (p.n / 2 + pairs_per_block - 1) / pairs_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv_swiglu: n = " << p.n << " is too large");

@@ -161,6 +161,12 @@ Status launch_gemv_warp(const GemvWarpParams& p, cudaStream_t stream) {
     return Status::Error(StrCat() << "gemv_warp: splits = " << p.splits << " is not 1, 2 or 4");
   if (p.m < 1 || p.m > kGemvWarpMaxM)
     return Status::Error(StrCat() << "gemv_warp: m = " << p.m << " is outside [1, " << kGemvWarpMaxM << "]");
+  if ((p.nout_slot != nullptr || p.nin_slot != nullptr) && p.m > kDeferredNormMaxM)
+    return Status::Error(StrCat() << "gemv_warp: the deferred RMSNorm needs m <= " << kDeferredNormMaxM);
+  if (p.nin_slot != nullptr && p.source != GemvXSource::kX)
+    return Status::Error("gemv_warp: the deferred RMSNorm scale with the RMSNorm prologue is not implemented");
+  if (p.nout_slot != nullptr && (p.nout_x == nullptr || p.nout_gamma == nullptr))
+    return Status::Error("gemv_warp: the deferred RMSNorm output needs x' and gamma");
   const int64_t rows_per_block = kWarpsPerBlock / p.splits;
   const int64_t blocks = (p.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return Status::Error(StrCat() << "gemv: n = " << p.n << " is too large");

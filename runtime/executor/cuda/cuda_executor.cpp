@@ -147,6 +147,8 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) x.opt.gemv_prologue = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_SWIGLU"); env && *env) x.opt.gemv_swiglu = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ATTN_ROPE"); env && *env) x.opt.attention_rope = std::string(env) != "0";
+  if (const char* env = std::getenv("DSRT_GEMV_DEFERRED_NORM"); env && *env)
+    x.opt.deferred_norm = std::string(env) != "0";
   if (x.opt.max_logit_rows == 0) x.opt.max_logit_rows = x.opt.token_capacity;
   x.plan = &plan;
   x.kv = &kv;
@@ -262,6 +264,13 @@ size_t CudaExecutor::kv_pool_bytes() const {
 
 double CudaExecutor::kernel_load_seconds() const { return impl_->kernel_load_s; }
 double CudaExecutor::graph_capture_seconds() const { return impl_->graph_capture_s; }
+int64_t CudaExecutor::decode_launches(int64_t batch) const {
+  const StepShape sh{batch, batch, batch, 1, impl_->opt.max_model_len};
+  int64_t n = 0;
+  for (const BoundOp& op : impl_->program)
+    n += op.absorbed_by != BoundOp::kNone && impl_->absorbs(op, sh) ? 0 : 1;
+  return n;
+}
 int CudaExecutor::tp_rank() const { return impl_->tp_rank; }
 bool CudaExecutor::broken() const { return impl_->comm && impl_->comm->aborted(); }
 int CudaExecutor::tp_size() const { return impl_->tp_size; }

@@ -66,6 +66,13 @@ struct CudaExecutorOptions {
   // key and write the KV cache themselves in pure decode steps, and the rope +
   // KV-write group before them is not launched. DSRT_ATTN_ROPE=0 turns it off.
   bool attention_rope = true;
+  // Deferred RMSNorm at batch 1 (GemmArgs::norm_out / norm_in): an RMSNorm
+  // group between a residual linear P that writes its input h and a linear L
+  // marked with the RMSNorm prologue (dscc ds-gemv-prologue: q/k/v, gate_up) is
+  // not launched; P also writes bf16(h * gamma) and the sum of h^2, and L
+  // scales its dots by rsqrt(mean + eps). Ignored while gemv_prologue is on.
+  // DSRT_GEMV_DEFERRED_NORM=0 turns it off.
+  bool deferred_norm = true;
 
   Status validate() const;
 };
@@ -102,6 +109,9 @@ class CudaExecutor : public Executor {
   double graph_capture_seconds() const;
   // True once the rank's communicator was aborted (a peer failed or timed out).
   bool broken() const override;
+  // Instructions a decode step of `batch` sequences launches: the program less
+  // the groups another instruction computes at that batch (fusions, logs, tests).
+  int64_t decode_launches(int64_t batch) const;
   // Tensor-parallel rank and size (0 and 1 without a communicator).
   int tp_rank() const;
   int tp_size() const;

@@ -253,6 +253,16 @@ Status CudaExecutor::Impl::bind(const std::vector<DeviceTensor>& weights) {
   Binder b(*this, weights);
   DS_RETURN_IF_ERROR(b.bind_all());
   mark_weight_prefetch();
+  if (num_norm_slots > 0) {  // the deferred-norm pairs' slots, zeroed
+    DS_ASSIGN_OR_RETURN(norm_slots, DeviceBuffer::allocate(num_norm_slots * sizeof(DeferredNormSlot)));
+    DS_CUDA_RETURN_IF_ERROR(cudaMemset(norm_slots.data(), 0, norm_slots.bytes()));
+    DS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    auto* slots = static_cast<DeferredNormSlot*>(norm_slots.data());
+    for (BoundOp& op : program) {
+      if (op.norm_out_slot != BoundOp::kNone) op.gemm.norm_out.slot = slots + op.norm_out_slot;
+      if (op.norm_in_slot != BoundOp::kNone) op.gemm.norm_in.slot = slots + op.norm_in_slot;
+    }
+  }
   return Status::Ok();
 }
 

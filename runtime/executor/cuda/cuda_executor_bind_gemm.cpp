@@ -73,7 +73,7 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   DS_ASSIGN_OR_RETURN(std::string prologue, attr_string_or(attrs, "prologue", "", where_));
   if (prologue.empty()) return Status::Ok();
   if (prologue != "rms_norm") return err("prologue '" + prologue + "' is not supported by the CUDA executor");
-  if (!x_.opt.gemv_prologue) return Status::Ok();  // off (the default): the group always runs
+  if (!x_.opt.gemv_prologue) return x_.opt.deferred_norm ? link_deferred_norm(op, pos) : Status::Ok();
   // The group that writes x: the last writer of that arena buffer before this linear.
   const auto w = writer_.find(ins_[0].index);
   NormGroup ng;
@@ -97,6 +97,52 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   BoundOp& group = x_.program.at(g);
   group.absorbed_by = pos;
   group.absorb = BoundOp::Absorb::kNormPrologue;
+  return Status::Ok();
+}
+
+// The deferred RMSNorm (CudaExecutorOptions::deferred_norm): L = op (at pos)
+// reads x from a pure RMSNorm group G of (h, gamma) that directly follows P, a
+// linear writing h (its in-place residual stream). Anything else is left as it
+// is (the group runs). P writes x' into x's row while its own input row is
+// still being read, so the two must not overlap in the arena (the plan's
+// buffer reuse assumes x is born at G): checked for the batch-1 rows it writes.
+Status Binder::link_deferred_norm(BoundOp& op, size_t pos) {
+  const auto w = writer_.find(ins_[0].index);
+  NormGroup ng;
+  if (w == writer_.end() || w->second == 0 || !pure_rms_norm(w->second, &ng)) return Status::Ok();
+  const size_t g = w->second, pp = g - 1;
+  const auto hw = writer_.find(ng.src.index);
+  if (ng.src.kind != Operand::kArena || hw == writer_.end() || hw->second != pp) return Status::Ok();
+  BoundOp& prod = x_.program.at(pp);
+  const DType h_dtype = prod.gemm.out_dtype;
+  if (prod.kind != BoundOp::Kind::kLinear || prod.swiglu_marked || prod.norm_consumer != BoundOp::kNone ||
+      prod.gemm.y != ng.src.ptr || prod.gemm.n != op.gemm.k || h_dtype != ng.src.dtype ||
+      ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
+      ng.gamma.weight->shape[0] != op.gemm.k)
+    return Status::Ok();
+  auto span = [](const void* p, int64_t bytes) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    return std::pair<uintptr_t, uintptr_t>(a, a + static_cast<uintptr_t>(bytes));
+  };
+  auto overlap = [](std::pair<uintptr_t, uintptr_t> a, std::pair<uintptr_t, uintptr_t> b) {
+    return a.first < b.second && b.first < a.second;
+  };
+  const auto xo = span(op.gemm.x, op.gemm.k * 2);
+  if (overlap(xo, span(prod.gemm.x, prod.gemm.k * 2)) ||
+      overlap(xo, span(prod.gemm.y, prod.gemm.n * static_cast<int64_t>(dtype_size(h_dtype)))))
+    return Status::Ok();
+  const size_t slot = x_.num_norm_slots++;
+  prod.norm_consumer = pos;
+  prod.norm_out_slot = slot;
+  prod.gemm.norm_out.x = const_cast<void*>(op.gemm.x);
+  prod.gemm.norm_out.ld_x = 0;
+  prod.gemm.norm_out.gamma = ng.gamma.ptr;
+  op.norm_producer = pp;
+  op.norm_in_slot = slot;
+  op.gemm.norm_in.eps = ng.eps;
+  BoundOp& group = x_.program.at(g);
+  group.absorbed_by = pos;
+  group.absorb = BoundOp::Absorb::kDeferredNorm;
   return Status::Ok();
 }
 

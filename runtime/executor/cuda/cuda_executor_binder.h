@@ -64,6 +64,9 @@ class Binder {
   // points the GEMV's NormPrologue at them; run_program then skips the group
   // in steps where the GEMV computes it.
   Status link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos);
+  // The deferred RMSNorm instead (prologue off, deferred_norm on): pairs the
+  // linear writing the norm's input with op when the shapes allow, else nothing.
+  Status link_deferred_norm(BoundOp& op, size_t pos);
   // A SiLU*mul group (op, at pos) reading a linear marked epilogue = swiglu.
   Status link_swiglu(const plan::Kernel& k, BoundOp& op, size_t pos);
   // An attention (op, at pos) with the `rope_prologue` attribute (dscc

@@ -218,15 +218,44 @@ Status CudaExecutor::Impl::run_program(const StepShape& sh) {
 
 constexpr int64_t kSwigluEpilogueMaxRows = 1;
 
-GemmArgs CudaExecutor::Impl::linear_args(const BoundOp& op, int64_t m) const {
+namespace {
+
+// op's GEMM arguments at m rows with its prologue / epilogue resolved, without the deferred norm.
+GemmArgs base_linear_args(const BoundOp& op, int64_t m, const GemmRunner& gemm) {
   GemmArgs a = op.gemm;
   a.m = m;
-  if (a.norm.src != nullptr && !gemm->supports_norm_prologue(a)) a.norm = NormPrologue{};
+  a.norm_out = DeferredNormOut{};
+  a.norm_in = DeferredNormIn{};
+  if (a.norm.src != nullptr && !gemm.supports_norm_prologue(a)) a.norm = NormPrologue{};
   // The SwiGLU epilogue only at batch 1: at m = 2 the timed plain choice is often
   // cuBLASLt, which beats the epilogue GEMV by more than the SiLU*mul launch it
   // saves (H200, TP 2 32B gate_up: 68.7 us + the group vs 83.1 us; docs/PERF.md).
-  if (a.swiglu_out != nullptr && (m > kSwigluEpilogueMaxRows || !gemm->supports_swiglu_epilogue(a)))
+  if (a.swiglu_out != nullptr && (m > kSwigluEpilogueMaxRows || !gemm.supports_swiglu_epilogue(a)))
     a.swiglu_out = nullptr;
+  return a;
+}
+
+}  // namespace
+
+bool CudaExecutor::Impl::deferred_norm_on(size_t producer, size_t consumer, int64_t m) const {
+  if (m > kDeferredNormMaxM) return false;
+  const BoundOp& p = program[producer];
+  const BoundOp& l = program[consumer];
+  GemmArgs pa = base_linear_args(p, m, *gemm);
+  pa.norm_out = p.gemm.norm_out;
+  GemmArgs la = base_linear_args(l, m, *gemm);
+  la.norm_in = l.gemm.norm_in;
+  return gemm->supports_deferred_norm(pa) && gemm->supports_deferred_norm(la);
+}
+
+GemmArgs CudaExecutor::Impl::linear_args(const BoundOp& op, int64_t m) const {
+  GemmArgs a = base_linear_args(op, m, *gemm);
+  if (op.norm_consumer != BoundOp::kNone && deferred_norm_on(static_cast<size_t>(&op - program.data()),
+                                                             op.norm_consumer, m))
+    a.norm_out = op.gemm.norm_out;
+  if (op.norm_producer != BoundOp::kNone && deferred_norm_on(op.norm_producer,
+                                                             static_cast<size_t>(&op - program.data()), m))
+    a.norm_in = op.gemm.norm_in;
   return a;
 }
 
@@ -236,6 +265,7 @@ bool CudaExecutor::Impl::absorbs(const BoundOp& group, const StepShape& sh) cons
     case BoundOp::Absorb::kNormPrologue: return linear_args(by, sh.num_tokens).norm.src != nullptr;
     case BoundOp::Absorb::kSwigluEpilogue: return linear_args(by, sh.num_tokens).swiglu_out != nullptr;
     case BoundOp::Absorb::kAttentionRope: return attention_rope_on(by, sh);
+    case BoundOp::Absorb::kDeferredNorm: return deferred_norm_on(by.norm_producer, group.absorbed_by, sh.num_tokens);
     case BoundOp::Absorb::kNone: break;
   }
   return false;

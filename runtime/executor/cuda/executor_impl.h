@@ -47,11 +47,18 @@ struct BoundOp {
   //    ds-gemv-epilogue) writes the SiLU*mul group that reads its output;
   //  - kAttentionRope: a kAttention with rope linked (dscc ds-attention-rope)
   //    ropes q and the new key and writes the KV cache in pure decode steps.
+  //  - kDeferredNorm: a kLinear L with gemm.norm_in set (an RMSNorm prologue
+  //    mark, CudaExecutorOptions::deferred_norm) scales by the norm whose x its
+  //    producer program[L.norm_producer] wrote (gemm.norm_out) at batch 1.
   // Each holds only when the absorbing kernel supports the step's shape.
-  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAttentionRope };
+  enum class Absorb { kNone, kNormPrologue, kSwigluEpilogue, kAttentionRope, kDeferredNorm };
   static constexpr size_t kNone = static_cast<size_t>(-1);
   size_t absorbed_by = kNone;
   Absorb absorb = Absorb::kNone;
+  // kLinear in a deferred-norm pair: its partner (P: the reading L; L: the
+  // writing P) and the pair's slot (index into CudaExecutor::Impl::norm_slots).
+  size_t norm_consumer = kNone, norm_producer = kNone;
+  size_t norm_out_slot = kNone, norm_in_slot = kNone;
   bool swiglu_marked = false;  // kLinear: plan attr epilogue = "swiglu"
   // kAttention
   const void* q = nullptr;
@@ -139,6 +146,8 @@ struct CudaExecutor::Impl {
   std::map<std::string, LoadedKernel> kernels;  // by entry + source hash (same kernel loaded once)
   std::vector<DeviceBuffer> rope_inv_freq;       // device inv_freq tables of the linked attention ropes
   std::vector<BoundOp> program;
+  DeviceBuffer norm_slots;  // DeferredNormSlot per deferred-norm pair, zeroed (the pair keeps it so)
+  size_t num_norm_slots = 0;
 
   // CUDA graphs of decode steps, by (padded batch size, KV-length bucket). Decode
   // attention is launched with the bucket's bound (kv_buckets: 512, 2048, 8192, ...
@@ -170,6 +179,8 @@ struct CudaExecutor::Impl {
   // The GEMM arguments of a kLinear at `m` rows: the norm prologue kept only
   // when the GEMV runs it at this m (then the norm group is skipped).
   GemmArgs linear_args(const BoundOp& op, int64_t m) const;
+  // Whether the deferred-norm pair (program[producer], program[consumer]) runs at m rows.
+  bool deferred_norm_on(size_t producer, size_t consumer, int64_t m) const;
   Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
   // Whether program[group.absorbed_by] computes `group` in a step of shape `sh`.
   bool absorbs(const BoundOp& group, const StepShape& sh) const;

@@ -1,7 +1,8 @@
 // Decode fusions of the sm_90a plans in the CUDA executor (dscc
 // ds-fuse-residual-add, ds-gemv-prologue, ds-gemv-epilogue): the plan carries
 // them, and an executor that computes the RMSNorm inside the GEMV (batch 1 and
-// 2; opt-in) or SiLU*mul in the gate_up GEMV's epilogue (batch 1; default)
+// 2; opt-in), defers it to the GEMVs around it (batch 1; default) or SiLU*mul
+// in the gate_up GEMV's epilogue (batch 1; default)
 // agrees with one that launches those groups and with the CPU f32 executor,
 // eager and in graphs, over a prefill and decode steps at batch 1, 2, 3 and 5
 // (the groups run at the larger batches). Needs the plans of tools/gpu/make_plans.sh.
@@ -120,6 +121,38 @@ TEST(CudaExecutorFusion, GemvPrologueAgreesWithTheNormGroups) {
 TEST(CudaExecutorFusion, SwigluEpilogueAgreesWithTheSiluMulGroups) {
   compare_fusion("SwiGLU epilogue", [](CudaExecutorOptions& o) { o.gemv_swiglu = true; },
                  [](CudaExecutorOptions& o) { o.gemv_swiglu = false; });
+}
+
+TEST(CudaExecutorFusion, DeferredNormAgreesWithTheNormGroups) {
+  compare_fusion("deferred RMSNorm", [](CudaExecutorOptions& o) { o.deferred_norm = true; },
+                 [](CudaExecutorOptions& o) { o.deferred_norm = false; });
+  compare_fusion("deferred RMSNorm + SwiGLU epilogue",
+                 [](CudaExecutorOptions& o) { o.deferred_norm = true, o.gemv_swiglu = true; },
+                 [](CudaExecutorOptions& o) { o.deferred_norm = false, o.gemv_swiglu = false; });
+}
+
+// The deferred norm removes the norm groups between a residual linear and the
+// next marked linear at batch 1: before gate_up (after o_proj) and before q/k/v
+// (after the previous layer's down_proj) in every layer but the first (there
+// the q/k/v norm reads the embedding and the gate_up norm also adds, see
+// PlanHasResidualAndPrologueLinears). At batch 2 every group runs.
+TEST(CudaExecutorFusion, DeferredNormSkipsTheNormGroupsAtBatchOne) {
+  if (device_count() == 0) GTEST_SKIP() << "no CUDA device/driver";
+  if (!std::filesystem::exists(plan_path(kModel, "sm_90a"))) FAIL() << "missing " << plan_path(kModel, "sm_90a");
+  Fixture f = take(load_fixture(kModel, /*dummy=*/false), "fixture");
+  const int64_t layers = f.gpu_plan->plan().model()->num_layers();
+  auto launches = [&](bool deferred, int64_t batch) {
+    Side side = take(make_gpu_side(f, /*graphs=*/false, kMaxSeqs, [&](CudaExecutorOptions& o) {
+                       o.deferred_norm = deferred;
+                     }),
+                     "gpu side");
+    return static_cast<CudaExecutor&>(side.exec()).decode_launches(batch);
+  };
+  const int64_t off1 = launches(false, 1), on1 = launches(true, 1), off2 = launches(false, 2), on2 = launches(true, 2);
+  std::cout << "[fusion] decode launches per step, deferred norm off/on: batch 1 " << off1 << "/" << on1
+            << ", batch 2 " << off2 << "/" << on2 << " (" << layers << " layers)\n";
+  EXPECT_EQ(off1 - on1, 2 * layers - 2);
+  EXPECT_EQ(on2, off2);
 }
 
 TEST(CudaExecutorFusion, BothGemvFusionsTogether) {

@@ -44,6 +44,26 @@ TEST(GemmChoice, WarpSplitsAreCandidates) {
   EXPECT_FALSE(has(c8, Choice::kGemvWarpS1));
 }
 
+TEST(GemmChoice, DeferredNormRunsOnTheWarpRowKernelsAtBatchOne) {
+  GemmArgs a = problem(1, 3584, 3584);
+  alignas(16) DeferredNormSlot slot{};
+  a.norm_in.slot = &slot;
+  const std::vector<Choice> c = choice_candidates(a);
+  EXPECT_EQ(c, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4,
+                                    Choice::kGemvWarpDeep}));
+  EXPECT_EQ(static_choice(a), Choice::kGemvWarp);
+  EXPECT_EQ(make_problem_key(a).deferred, 2);
+  GemmArgs p = problem(1, 3584, 18944);
+  p.norm_out.slot = &slot;
+  EXPECT_EQ(make_problem_key(p).deferred, 1);
+  EXPECT_FALSE(make_problem_key(p) == make_problem_key(problem(1, 3584, 18944))) << "a separate kAuto choice";
+  EXPECT_FALSE(choice_can_run(Choice::kCublasLt, 1, false, false, true));
+  EXPECT_FALSE(choice_can_run(Choice::kGemvMma, 1, false, false, true));
+  EXPECT_FALSE(choice_can_run(Choice::kGemvAsync, 1, false, false, true));
+  EXPECT_TRUE(choice_can_run(Choice::kGemvWarpS4, 1, false, true, true));
+  EXPECT_FALSE(choice_can_run(Choice::kGemvWarpS1, 2, false, false, true)) << "batch 1 only";
+}
+
 TEST(GemmChoice, EpiloguesAndProloguesLimitTheCandidates) {
   GemmArgs a = problem(1, 37888, 3584);
   uint16_t out = 0;
