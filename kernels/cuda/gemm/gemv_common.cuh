@@ -178,19 +178,12 @@ constexpr int kGemvRedWidth = S == GemvXSource::kX ? M : 2 * M;
 // Deferred RMSNorm, the reading linear's side (GemmArgs::norm_in, m = 1): the
 // scale rsqrt(sum / k + eps) from the producer's 32 partial sums of squares
 // (lane l reads partial l from L2; the xor shuffle tree gives every lane the
-// same sum), then the block's arrival; the grid's last block resets the slot
-// for the next step. Every thread of the block calls it, after pdl_wait().
-__device__ __forceinline__ float deferred_norm_scale(DeferredNormSlot* slot, float eps, int64_t k, int lane) {
+// same sum). After pdl_wait().
+__device__ __forceinline__ float deferred_norm_scale(const DeferredNormSlot* slot, float eps, int64_t k, int lane) {
   double s = __ldcg(&slot->ss[lane]);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-  const float scale = rsqrtf(static_cast<float>(s / static_cast<double>(k)) + eps);
-  __syncthreads();  // every warp of the block has read the partials
-  if (threadIdx.x == 0 && atomicAdd(&slot->arrivals, 1u) == gridDim.x - 1) {
-    for (int i = 0; i < 32; ++i) slot->ss[i] = 0.0;
-    slot->arrivals = 0;
-  }
-  return scale;
+  return rsqrtf(static_cast<float>(s / static_cast<double>(k)) + eps);
 }
 
 // Deferred RMSNorm, the producing linear's side (GemmArgs::norm_out, m = 1):

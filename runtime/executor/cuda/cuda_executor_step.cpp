@@ -140,6 +140,9 @@ Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded)
 Status CudaExecutor::Impl::run_program(const StepShape& sh) {
   cudaStream_t st = stream.get();
   const bool prof = profiler && profiler->active;
+  // The deferred-norm pairs' slots start every batch-1 step at zero (their P linears add into them).
+  if (num_norm_slots > 0 && sh.num_tokens <= kDeferredNormMaxM && sh.num_tokens > 0)
+    DS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(norm_slots.data(), 0, norm_slots.bytes(), st));
   for (size_t i = 0; i < program.size(); ++i) {
     const BoundOp& op = program[i];
     if (prof) DS_RETURN_IF_ERROR(profiler->before(i, st));

@@ -146,7 +146,7 @@ struct CudaExecutor::Impl {
   std::map<std::string, LoadedKernel> kernels;  // by entry + source hash (same kernel loaded once)
   std::vector<DeviceBuffer> rope_inv_freq;       // device inv_freq tables of the linked attention ropes
   std::vector<BoundOp> program;
-  DeviceBuffer norm_slots;  // DeferredNormSlot per deferred-norm pair, zeroed (the pair keeps it so)
+  DeviceBuffer norm_slots;  // DeferredNormSlot per deferred-norm pair, zeroed at the start of batch-1 steps
   size_t num_norm_slots = 0;
 
   // CUDA graphs of decode steps, by (padded batch size, KV-length bucket). Decode
