@@ -175,15 +175,18 @@ __device__ __forceinline__ int64_t gemv_warp_row(const GemvWarpParams& p, int wa
 template <GemvXSource S, int M>
 constexpr int kGemvRedWidth = S == GemvXSource::kX ? M : 2 * M;
 
-// Deferred RMSNorm, the reading linear's side (GemmArgs::norm_in, m = 1): the
-// scale rsqrt(sum / k + eps) from the producer's 32 partial sums of squares
-// (lane l reads partial l from L2; the xor shuffle tree gives every lane the
-// same sum). After pdl_wait().
-__device__ __forceinline__ float deferred_norm_scale(const DeferredNormSlot* slot, float eps, int64_t k, int lane) {
-  double s = __ldcg(&slot->ss[lane]);
+// Deferred RMSNorm, the reading linear's side (GemmArgs::norm_in, m = 1):
+// lane l loads the producer's partial sum of squares l right after pdl_wait()
+// (deferred_norm_partial: the L2 round trip overlaps the weight stream), and
+// the epilogue turns the 32 partials into rsqrt(sum / k + eps)
+// (deferred_norm_scale: the xor shuffle tree gives every lane the same sum).
+__device__ __forceinline__ double deferred_norm_partial(const DeferredNormSlot* slot, int lane) {
+  return slot != nullptr ? __ldcg(&slot->ss[lane]) : 0.0;
+}
+__device__ __forceinline__ float deferred_norm_scale(double partial, float eps, int64_t k) {
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-  return rsqrtf(static_cast<float>(s / static_cast<double>(k)) + eps);
+  for (int off = 16; off > 0; off >>= 1) partial += __shfl_xor_sync(0xffffffffu, partial, off);
+  return rsqrtf(static_cast<float>(partial / static_cast<double>(k)) + eps);
 }
 
 // Deferred RMSNorm, the producing linear's side (GemmArgs::norm_out, m = 1):
@@ -198,19 +201,21 @@ __device__ __forceinline__ void deferred_norm_store(const GemvWarpParams& p, int
 // Finishes a warp-per-row GEMV block: reduces each warp's per-lane partial
 // sums (and sums of squares, RMSNorm sources), adds the p.splits warps of a row
 // (consecutive warps, fixed order: deterministic) through `red` (shared,
-// [kGemvRowWarpsPerBlock][kGemvRedWidth]), applies the RMSNorm scale, adds the
+// [kGemvRowWarpsPerBlock][kGemvRedWidth]), applies the RMSNorm scale (prologue,
+// or the deferred norm's from nin_partial, deferred_norm_partial), adds the
 // bias and the residual in f32 and stores y[:, row] with one rounding. Every
 // thread of the block must call it (after pdl_wait(): it reads the residual).
 template <GemvXSource S, int M, int R>
 __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, float (&acc)[M], float (&ss)[M],
-                                                   float (*red)[R], int64_t row, int warp, int lane) {
+                                                   float (*red)[R], int64_t row, int warp, int lane,
+                                                   double nin_partial = 0.0) {
   constexpr bool kNorm = S != GemvXSource::kX;
   static_assert(R == kGemvRedWidth<S, M>, "epilogue shared-memory width");
   const int splits = p.splits;
   const int part = warp % splits;
   float nscale = 1.0f;  // deferred RMSNorm (norm_in; m = 1 and x read, checked on the host)
   if constexpr (M == 1 && !kNorm)
-    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(p.nin_slot, p.nin_eps, p.k, lane);
+    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(nin_partial, p.nin_eps, p.k);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
 #pragma unroll

@@ -72,6 +72,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS>)) g
   };
   load(v_begin + lane);
   pdl_wait();
+  double nin_partial = 0.0;  // deferred RMSNorm (norm_in, m = 1)
+  if constexpr (M == 1) nin_partial = deferred_norm_partial(p.nin_slot, lane);
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {
@@ -97,7 +99,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS>)) g
   }
   float nscale = 1.0f;  // deferred RMSNorm of x (norm_in; m = 1, checked on the host)
   if constexpr (M == 1)
-    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(p.nin_slot, p.nin_eps, p.k, lane);
+    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(nin_partial, p.nin_eps, p.k);
   if (splits > 1) {  // the pair's S parts, added in order by its first warp
     if (lane == 0) {
 #pragma unroll

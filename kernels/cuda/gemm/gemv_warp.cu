@@ -74,6 +74,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
     l2_prefetch_bulk(w + v_begin, static_cast<uint32_t>((v_end - v_begin) * 16));
   load(v_begin + lane);
   pdl_wait();
+  double nin_partial = 0.0;  // deferred RMSNorm (norm_in, m = 1)
+  if constexpr (M == 1 && S == GemvXSource::kX) nin_partial = deferred_norm_partial(p.nin_slot, lane);
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {
@@ -82,7 +84,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
     }
     load(v0 + 32 * LOADS);
   }
-  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
+  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane, nin_partial);
 }
 
 // Occupancy of the kernels (gemv_swiglu.cu has its own, for its splits).
