@@ -71,8 +71,11 @@ struct CudaExecutorOptions {
   // marked with the RMSNorm prologue (dscc ds-gemv-prologue: q/k/v, gate_up) is
   // not launched; P also writes bf16(h * gamma) and the sum of h^2, and L
   // scales its dots by rsqrt(mean + eps). Ignored while gemv_prologue is on.
-  // DSRT_GEMV_DEFERRED_NORM=0 turns it off.
-  bool deferred_norm = true;
+  // Off by default: on the H200 the GEMVs that do it (warp-row kernels only,
+  // the producer's atomics, the reader's scale) cost about what the norm
+  // launches they remove did (docs/PERF.md, session 11).
+  // DSRT_GEMV_DEFERRED_NORM=1 (or 0) in the environment overrides it.
+  bool deferred_norm = false;
 
   Status validate() const;
 };

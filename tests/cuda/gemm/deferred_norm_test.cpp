@@ -122,7 +122,8 @@ TEST_F(DeferredNormTest, MatchesTheHostAndResetsTheSlot) {
         return h;
       };
       for (const Launch& lp : kLaunches) {
-        // P's y with norm_out equals P's y without it, bit for bit (the deferred output only adds stores).
+        // P's y with norm_out equals P's y without it, bit for bit, with the same kernel and split
+        // (the deferred output only adds stores).
         GemmArgs plain = p;
         plain.norm_out = DeferredNormOut{};
         ASSERT_EQ(reset_h(), cudaSuccess);
@@ -144,8 +145,10 @@ TEST_F(DeferredNormTest, MatchesTheHostAndResetsTheSlot) {
               ASSERT_TRUE(st.ok()) << ctx << ": L: " << st.message();
               ASSERT_TRUE(stream_.synchronize().ok()) << ctx;
               const std::vector<float> h = stored_h();
-              ASSERT_EQ(0, std::memcmp(h.data(), h_plain.data(), h.size() * 4))
-                  << ctx << ": P's y with norm_out differs from without";
+              // (kAuto times the problem with norm_out apart from the one without: its split may differ.)
+              if (!lp.runner)
+                ASSERT_EQ(0, std::memcmp(h.data(), h_plain.data(), h.size() * 4))
+                    << ctx << ": P's y with norm_out differs from without";
               double ss = 0.0;
               for (float v : h) ss += static_cast<double>(v) * v;
               const DeferredNormSlot slot_now = download<DeferredNormSlot>(dslot, 1)[0];
