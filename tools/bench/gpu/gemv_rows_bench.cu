@@ -45,24 +45,24 @@
 namespace ds::cuda::bench {
 namespace {
 
-constexpr int kWarps = 4;  // per block
+constexpr int kWarps = 4;  // per block (W: the kernel's template default)
 
 // Block: kWarps / S row groups of R rows; the S warps of a group split k.
 // SWIGLU: the R rows of a group are R / 2 gate rows j.. and the matching up rows
 // half + j.. of a [2 * half, k] weight, and the group writes silu(g) * u for its
 // R / 2 columns (n = 2 * half).
-template <int R, int S, int LOADS, bool PF = false, bool SWIGLU = false>
-__global__ void __launch_bounds__(kWarps * 32) gemv_rows_kernel(const uint4* __restrict__ x,
+template <int R, int S, int LOADS, bool PF = false, bool SWIGLU = false, int W = kWarps>
+__global__ void __launch_bounds__(W * 32) gemv_rows_kernel(const uint4* __restrict__ x,
                                                                const uint4* __restrict__ w,
                                                                __nv_bfloat16* __restrict__ y, int64_t n, int64_t k) {
   static_assert(!SWIGLU || R % 2 == 0, "SwiGLU groups hold gate/up row pairs");
   constexpr int kPairs = SWIGLU ? R / 2 : R;
-  __shared__ float red[kWarps][R];
+  __shared__ float red[W][R];
   pdl_trigger();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % S;
   const int64_t half = n / 2;
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / S) + warp / S) * kPairs;
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (W / S) + warp / S) * kPairs;
   int64_t rows[R];
   bool ok[R];
 #pragma unroll
@@ -158,6 +158,7 @@ struct Variant {
   int r, s;
   const char* name;
   void (*kernel)(const uint4*, const uint4*, __nv_bfloat16*, int64_t, int64_t);
+  int w = kWarps;  // warps per block
 };
 
 // R x LOADS = 8 weight loads in flight per lane, as the production m = 1 kernel.
@@ -168,6 +169,9 @@ const Variant kVariants[] = {
     {1, 4, "R1 S4", gemv_rows_kernel<1, 4, 8>}, {2, 4, "R2 S4", gemv_rows_kernel<2, 4, 4>},
     {1, 1, "R1S1 PF", gemv_rows_kernel<1, 1, 8, true>}, {2, 1, "R2S1 PF", gemv_rows_kernel<2, 1, 4, true>},
     {1, 4, "R1S4 PF", gemv_rows_kernel<1, 4, 8, true>},
+    // 8-warp blocks: 8 warps per row (R1 S8), or two rows of 4 (R1S4 W8).
+    {1, 8, "R1 S8", gemv_rows_kernel<1, 8, 8, false, false, 8>, 8},
+    {1, 4, "R1S4 W8", gemv_rows_kernel<1, 4, 8, false, false, 8>, 8},
 };
 
 // SwiGLU variants: R / 2 gate/up row pairs per group (R x LOADS = 8 loads in flight).
@@ -243,10 +247,10 @@ Status run(int reps, const std::string& table) {
     for (size_t vi = 0; vi < count; ++vi) {
       const Variant& v = variants[vi];
       const int64_t units = s.n / (n_out == s.n ? 1 : 2);  // rows, or gate/up pairs
-      const int64_t per_block = (kWarps / v.s) * (n_out == s.n ? v.r : v.r / 2);
+      const int64_t per_block = (v.w / v.s) * (n_out == s.n ? v.r : v.r / 2);
       const dim3 grid(static_cast<unsigned>((units + per_block - 1) / per_block));
       auto launch = [&](int i) -> Status {
-        DS_CUDA_RETURN_IF_ERROR(launch_kernel(v.kernel, grid, dim3(kWarps * 32), 0, stream.get(),
+        DS_CUDA_RETURN_IF_ERROR(launch_kernel(v.kernel, grid, dim3(v.w * 32), 0, stream.get(),
                                               static_cast<const uint4*>(x.data()),
                                               reinterpret_cast<const uint4*>(weight(s, i)),
                                               static_cast<__nv_bfloat16*>(y.data()), s.n, s.k));
