@@ -15,6 +15,8 @@
 // Variants marked PF also ask for the rest of their first rows in L2 before the
 // wait (cp.async.bulk.prefetch.L2, one per row slice), so that the loads after
 // the wait hit L2 instead of going to DRAM.
+// Two variants use blocks of 8 warps (8 warps per row; two rows of 4), for the
+// long-k down projections.
 // --table swiglu times the gate_up shapes with the SwiGLU epilogue: the
 // production kernels against groups that hold R / 2 whole gate/up pairs (the
 // layout gemv_swiglu.cu adopted after batch 58, which measured it against
