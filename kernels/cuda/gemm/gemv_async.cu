@@ -84,15 +84,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
 // and shared memory; their splits are chosen with these figures).
 template <int M, GemvXSource S>
 int resident_warps_per_sm() {
-  static const int warps = [] {
-    int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_async_kernel<M, S, false>, kWarpsPerBlock * 32,
-                                                      0) != cudaSuccess) {
-      (void)cudaGetLastError();
-      blocks = 6;
-    }
-    return blocks * kWarpsPerBlock;
-  }();
+  static const int warps = gemv_resident_warps(gemv_async_kernel<M, S, false>, 6);
   return warps;
 }
 

@@ -44,6 +44,54 @@ namespace ds::cuda::detail {
 
 constexpr int kGemvRowWarpsPerBlock = 4;  // warps per block of the warp-per-row kernels
 
+// Resident warps per SM of a warp-row kernel launched in blocks of
+// kGemvRowWarpsPerBlock warps without dynamic shared memory (the figure the
+// split rules fill waves with); `fallback_blocks` per SM if the query fails.
+// Callers cache it per kernel.
+template <typename Kernel>
+int gemv_resident_warps(Kernel kernel, int fallback_blocks) {
+  int blocks = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kGemvRowWarpsPerBlock * 32, 0) != cudaSuccess) {
+    (void)cudaGetLastError();
+    blocks = fallback_blocks;
+  }
+  return blocks * kGemvRowWarpsPerBlock;
+}
+
+// The fixed-order sum of a row's (or gate/up pair's) k parts held by `splits`
+// consecutive warps, through `red` (shared, [kGemvRowWarpsPerBlock][>= M, or
+// >= 2M with TWO]): the per-warp sums a (and b, with TWO) of lane 0 go to `red`,
+// and the group's first warp adds them in warp order. Every thread of the block
+// calls it; it returns false in the warps that are not their group's first
+// (their sums are then spent), true elsewhere (a, b hold the totals). No-op at
+// splits = 1.
+template <int M, bool TWO, int R>
+__device__ __forceinline__ bool gemv_split_sum(float (&a)[M], float (&b)[M], float (*red)[R], int splits, int warp,
+                                               int lane) {
+  static_assert(R >= (TWO ? 2 * M : M), "split-sum shared-memory width");
+  if (splits == 1) return true;
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      red[warp][m] = a[m];
+      if constexpr (TWO) red[warp][M + m] = b[m];
+    }
+  }
+  __syncthreads();
+  if (warp % splits != 0) return false;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float ta = 0.0f, tb = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      ta += red[warp + s][m];
+      if constexpr (TWO) tb += red[warp + s][M + m];
+    }
+    a[m] = ta;
+    if constexpr (TWO) b[m] = tb;
+  }
+  return true;
+}
+
 // 16 bytes of w that are read once: not kept in L1 (x, read by every warp, stays).
 __device__ __forceinline__ uint4 gemv_load_stream(const void* p) {
   uint4 v;
@@ -211,8 +259,6 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
                                                    double nin_partial = 0.0) {
   constexpr bool kNorm = S != GemvXSource::kX;
   static_assert(R == kGemvRedWidth<S, M>, "epilogue shared-memory width");
-  const int splits = p.splits;
-  const int part = warp % splits;
   float nscale = 1.0f;  // deferred RMSNorm (norm_in; m = 1 and x read, checked on the host)
   if constexpr (M == 1 && !kNorm)
     if (p.nin_slot != nullptr) nscale = deferred_norm_scale(nin_partial, p.nin_eps, p.k);
@@ -224,27 +270,7 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
       if constexpr (kNorm) ss[m] += __shfl_xor_sync(0xffffffffu, ss[m], off);
     }
   }
-  if (splits > 1) {
-    if (lane == 0) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        red[warp][m] = acc[m];
-        if constexpr (kNorm) red[warp][M + m] = ss[m];
-      }
-    }
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float total = 0.0f, total_ss = 0.0f;
-      for (int s2 = 0; s2 < splits; ++s2) {
-        total += red[warp + s2][m];
-        if constexpr (kNorm) total_ss += red[warp + s2][M + m];
-      }
-      acc[m] = total;
-      if constexpr (kNorm) ss[m] = total_ss;
-    }
-  }
+  if (!gemv_split_sum<M, kNorm>(acc, ss, red, p.splits, warp, lane)) return;
   if (row < p.n && lane < M) {
     float v = 0.0f, sq = 0.0f;
 #pragma unroll

@@ -100,27 +100,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS>)) g
   float nscale = 1.0f;  // deferred RMSNorm of x (norm_in; m = 1, checked on the host)
   if constexpr (M == 1)
     if (p.nin_slot != nullptr) nscale = deferred_norm_scale(nin_partial, p.nin_eps, p.k);
-  if (splits > 1) {  // the pair's S parts, added in order by its first warp
-    if (lane == 0) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        red[warp][m] = ag[m];
-        red[warp][M + m] = au[m];
-      }
-    }
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float g = 0.0f, u = 0.0f;
-      for (int s = 0; s < splits; ++s) {
-        g += red[warp + s][m];
-        u += red[warp + s][M + m];
-      }
-      ag[m] = g;
-      au[m] = u;
-    }
-  }
+  if (!gemv_split_sum<M, true>(ag, au, red, splits, warp, lane)) return;  // the pair's S parts, in order
   if (!ok || lane >= M) return;
   float g = 0.0f, u = 0.0f;  // lane m writes x row m (static register indices)
 #pragma unroll
@@ -139,15 +119,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS>)) g
 
 template <int M, int LOADS>
 int resident_warps() {
-  static const int warps = [] {
-    int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_swiglu_kernel<M, LOADS>, kWarpsPerBlock * 32, 0) !=
-        cudaSuccess) {
-      (void)cudaGetLastError();
-      blocks = 8;
-    }
-    return blocks * kWarpsPerBlock;
-  }();
+  static const int warps = gemv_resident_warps(gemv_swiglu_kernel<M, LOADS>, 8);
   return warps;
 }
 

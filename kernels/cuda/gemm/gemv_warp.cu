@@ -90,15 +90,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
 // Occupancy of the kernels (gemv_swiglu.cu has its own, for its splits).
 template <int M, int LOADS, GemvXSource S>
 int resident_warps_per_sm() {
-  static const int warps = [] {
-    int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS, S>,
-                                                      kWarpsPerBlock * 32, 0) != cudaSuccess) {
-      (void)cudaGetLastError();
-      blocks = 8;
-    }
-    return blocks * kWarpsPerBlock;
-  }();
+  static const int warps = gemv_resident_warps(gemv_warp_kernel<M, LOADS, S>, 8);
   return warps;
 }
 
