@@ -240,24 +240,20 @@ GemmArgs base_linear_args(const BoundOp& op, int64_t m, const GemmRunner& gemm) 
 
 }  // namespace
 
-bool CudaExecutor::Impl::deferred_norm_on(size_t producer, size_t consumer, int64_t m) const {
+bool CudaExecutor::Impl::deferred_norm_on(const BoundOp& producer, const BoundOp& consumer, int64_t m) const {
   if (m > kDeferredNormMaxM) return false;
-  const BoundOp& p = program[producer];
-  const BoundOp& l = program[consumer];
-  GemmArgs pa = base_linear_args(p, m, *gemm);
-  pa.norm_out = p.gemm.norm_out;
-  GemmArgs la = base_linear_args(l, m, *gemm);
-  la.norm_in = l.gemm.norm_in;
+  GemmArgs pa = base_linear_args(producer, m, *gemm);
+  pa.norm_out = producer.gemm.norm_out;
+  GemmArgs la = base_linear_args(consumer, m, *gemm);
+  la.norm_in = consumer.gemm.norm_in;
   return gemm->supports_deferred_norm(pa) && gemm->supports_deferred_norm(la);
 }
 
 GemmArgs CudaExecutor::Impl::linear_args(const BoundOp& op, int64_t m) const {
   GemmArgs a = base_linear_args(op, m, *gemm);
-  if (op.norm_consumer != BoundOp::kNone && deferred_norm_on(static_cast<size_t>(&op - program.data()),
-                                                             op.norm_consumer, m))
+  if (op.norm_consumer != BoundOp::kNone && deferred_norm_on(op, program[op.norm_consumer], m))
     a.norm_out = op.gemm.norm_out;
-  if (op.norm_producer != BoundOp::kNone && deferred_norm_on(op.norm_producer,
-                                                             static_cast<size_t>(&op - program.data()), m))
+  if (op.norm_producer != BoundOp::kNone && deferred_norm_on(program[op.norm_producer], op, m))
     a.norm_in = op.gemm.norm_in;
   return a;
 }
@@ -268,7 +264,7 @@ bool CudaExecutor::Impl::absorbs(const BoundOp& group, const StepShape& sh) cons
     case BoundOp::Absorb::kNormPrologue: return linear_args(by, sh.num_tokens).norm.src != nullptr;
     case BoundOp::Absorb::kSwigluEpilogue: return linear_args(by, sh.num_tokens).swiglu_out != nullptr;
     case BoundOp::Absorb::kAttentionRope: return attention_rope_on(by, sh);
-    case BoundOp::Absorb::kDeferredNorm: return deferred_norm_on(by.norm_producer, group.absorbed_by, sh.num_tokens);
+    case BoundOp::Absorb::kDeferredNorm: return deferred_norm_on(program[by.norm_producer], by, sh.num_tokens);
     case BoundOp::Absorb::kNone: break;
   }
   return false;

@@ -179,8 +179,8 @@ struct CudaExecutor::Impl {
   // The GEMM arguments of a kLinear at `m` rows: the norm prologue kept only
   // when the GEMV runs it at this m (then the norm group is skipped).
   GemmArgs linear_args(const BoundOp& op, int64_t m) const;
-  // Whether the deferred-norm pair (program[producer], program[consumer]) runs at m rows.
-  bool deferred_norm_on(size_t producer, size_t consumer, int64_t m) const;
+  // Whether the deferred-norm pair (producer, consumer: both in `program`) runs at m rows.
+  bool deferred_norm_on(const BoundOp& producer, const BoundOp& consumer, int64_t m) const;
   Status all_reduce(const BoundOp& op, int64_t rows, cudaStream_t stream);
   // Whether program[group.absorbed_by] computes `group` in a step of shape `sh`.
   bool absorbs(const BoundOp& group, const StepShape& sh) const;
