@@ -144,7 +144,22 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
     l2_prefetch_bulk(p.w + (row0 + lane) * p.k + k0, static_cast<uint32_t>((k1 - k0) * 2));
   }
   load_w(cur, s_begin);  // weights only before the PDL wait (runtime/cuda/pdl.h)
+  // Warp 0's residual, loaded right after the wait so that its round trip
+  // overlaps the weight stream instead of adding to the tile's tail.
+  // Accumulator i: row g + 8 * (i / 2), column 2t + i % 2 (below). (The bias
+  // stays in the epilogue: two more live registers spill at this kernel's 128.)
+  float res_v[4] = {0.f, 0.f, 0.f, 0.f};
   pdl_wait();
+  if (warp == 0 && p.residual != nullptr) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = row0 + g + 8 * (i / 2), col = 2 * t + (i % 2);
+      if (row >= p.n || col >= p.m) continue;
+      const int64_t at = col * p.ldy + row;
+      res_v[i] = p.out_f32 ? static_cast<const float*>(p.residual)[at]
+                           : __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
+    }
+  }
   load_x(cur, s_begin);
   for (int64_t s = s_begin; s < s_end; s += kUnroll) {
     StepFrag nxt[kUnroll];
@@ -204,14 +219,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
     if (row >= p.n || col >= p.m) continue;
     float v = vals[i];
     if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
+    if (p.residual != nullptr) v += res_v[i];
     const int64_t at = col * p.ldy + row;
-    if (p.out_f32) {
-      if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
+    if (p.out_f32)
       static_cast<float*>(p.y)[at] = v;
-    } else {
-      if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
+    else
       static_cast<__nv_bfloat16*>(p.y)[at] = __float2bfloat16_rn(v);
-    }
   }
 }
 

@@ -60,7 +60,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
   for (int m = 0; m < M; ++m) acc[m] = ss[m] = 0.0f;
 #pragma unroll
   for (int j = 0; j < kStages - 1; ++j) issue(j);
+  GemvRowTail<S == GemvXSource::kX> tail;  // the rows epilogue's bias and residual (the SwiGLU one reads its own)
+  if constexpr (!SWIGLU) tail.load_before_wait<M>(p, row, part == 0, lane);
   pdl_wait();  // only weights were read so far (PDL, see runtime/cuda/pdl.h)
+  if constexpr (!SWIGLU) tail.load_after_wait<M>(p, row, part == 0, lane);
   for (int64_t j = 0; j < stages; ++j) {
     cp_async_wait<kStages - 2>();
     issue(j + kStages - 1);
@@ -77,7 +80,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_async_kernel(GemvWar
   if constexpr (SWIGLU)
     gemv_swiglu_epilogue<M>(p, acc, red, row, row_ok, warp, lane);
   else
-    gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane);
+    gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane, tail);
 }
 
 // Occupancy of the plain kernels (the SwiGLU ones have the same launch bounds

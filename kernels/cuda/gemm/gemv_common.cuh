@@ -224,8 +224,10 @@ template <GemvXSource S, int M>
 constexpr int kGemvRedWidth = S == GemvXSource::kX ? M : 2 * M;
 
 // Deferred RMSNorm, the reading linear's side (GemmArgs::norm_in, m = 1):
-// lane l loads the producer's partial sum of squares l right after pdl_wait()
-// (deferred_norm_partial: the L2 round trip overlaps the weight stream), and
+// lane l loads the producer's partial sum of squares l (deferred_norm_partial:
+// the SwiGLU kernel right after pdl_wait(), so that the L2 round trip overlaps
+// the weight stream; the rows epilogue, whose register goes to GemvRowTail,
+// at its start), and
 // the epilogue turns the 32 partials into rsqrt(sum / k + eps)
 // (deferred_norm_scale: the xor shuffle tree gives every lane the same sum).
 __device__ __forceinline__ double deferred_norm_partial(const DeferredNormSlot* slot, int lane) {
@@ -246,22 +248,62 @@ __device__ __forceinline__ void deferred_norm_store(const GemvWarpParams& p, int
   atomicAdd(&p.nout_slot->ss[row & 31], static_cast<double>(h) * static_cast<double>(h));
 }
 
+// The epilogue's per-row operand that does not depend on the dot products,
+// loaded early so that its L2 round trip overlaps the weight stream instead of
+// adding to the tail of the last warps: the residual (an earlier kernel's
+// output) right after pdl_wait(), or, without one, the bias (a weight) before
+// it. One register (the m = 1 kernels have none to spare): with both, the bias
+// is read in the epilogue. Lane m < M of a row's first warp holds row m's
+// value (the lanes that store in gemv_rows_epilogue); elsewhere it is unused.
+// EARLY = false (the RMSNorm-prologue kernels, whose extra live values leave
+// no register for it) reads both in the epilogue.
+template <bool EARLY>
+struct GemvRowTail {
+  float early = 0.0f;
+  template <int M>
+  __device__ __forceinline__ void load_before_wait(const GemvWarpParams& p, int64_t row, bool first_warp, int lane) {
+    if (EARLY && first_warp && lane < M && row < p.n && p.bias != nullptr && p.residual == nullptr)
+      early = bf16_at(p.bias, row);
+  }
+  template <int M>
+  __device__ __forceinline__ void load_after_wait(const GemvWarpParams& p, int64_t row, bool first_warp, int lane) {
+    if (EARLY && first_warp && lane < M && row < p.n && p.residual != nullptr) early = residual_at(p, lane * p.ldy + row);
+  }
+  // v + bias, then + residual, as the stores always added them (row `row` of x row m = lane).
+  __device__ __forceinline__ float add_to(const GemvWarpParams& p, int64_t row, int lane, float v) const {
+    if (p.bias != nullptr) v += EARLY && p.residual == nullptr ? early : bf16_at(p.bias, row);
+    if (p.residual != nullptr) v += EARLY ? early : residual_at(p, lane * p.ldy + row);
+    return v;
+  }
+
+ private:
+  __device__ __forceinline__ static float bf16_at(const void* a, int64_t i) {
+    return __bfloat162float(static_cast<const __nv_bfloat16*>(a)[i]);
+  }
+  __device__ __forceinline__ static float residual_at(const GemvWarpParams& p, int64_t at) {
+    return p.out_f32 ? static_cast<const float*>(p.residual)[at] : bf16_at(p.residual, at);
+  }
+};
+
 // Finishes a warp-per-row GEMV block: reduces each warp's per-lane partial
 // sums (and sums of squares, RMSNorm sources), adds the p.splits warps of a row
 // (consecutive warps, fixed order: deterministic) through `red` (shared,
 // [kGemvRowWarpsPerBlock][kGemvRedWidth]), applies the RMSNorm scale (prologue,
-// or the deferred norm's from nin_partial, deferred_norm_partial), adds the
-// bias and the residual in f32 and stores y[:, row] with one rounding. Every
-// thread of the block must call it (after pdl_wait(): it reads the residual).
+// or the deferred norm's: its partial is read here, deferred_norm_partial), adds the
+// bias and the residual (preloaded in `tail`) in f32 and stores y[:, row]
+// with one rounding. Every thread of the block must call it (after pdl_wait()).
 template <GemvXSource S, int M, int R>
 __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, float (&acc)[M], float (&ss)[M],
                                                    float (*red)[R], int64_t row, int warp, int lane,
-                                                   double nin_partial = 0.0) {
+                                                   const GemvRowTail<S == GemvXSource::kX>& tail) {
   constexpr bool kNorm = S != GemvXSource::kX;
   static_assert(R == kGemvRedWidth<S, M>, "epilogue shared-memory width");
-  float nscale = 1.0f;  // deferred RMSNorm (norm_in; m = 1 and x read, checked on the host)
+  // Deferred RMSNorm (norm_in; m = 1 and x read, checked on the host). The
+  // partial is loaded here, not after the PDL wait: the m = 1 kernel has no
+  // register to keep it through the loop next to the preloaded residual.
+  float nscale = 1.0f;
   if constexpr (M == 1 && !kNorm)
-    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(nin_partial, p.nin_eps, p.k);
+    if (p.nin_slot != nullptr) nscale = deferred_norm_scale(deferred_norm_partial(p.nin_slot, lane), p.nin_eps, p.k);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
 #pragma unroll
@@ -281,13 +323,11 @@ __device__ __forceinline__ void gemv_rows_epilogue(const GemvWarpParams& p, floa
       }
     if constexpr (kNorm) v *= rsqrtf(sq / static_cast<float>(p.k) + p.eps);
     v *= nscale;
-    if (p.bias != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[row]);
+    v = tail.add_to(p, row, lane, v);
     const int64_t at = lane * p.ldy + row;
     if (p.out_f32) {
-      if (p.residual != nullptr) v += static_cast<const float*>(p.residual)[at];
       static_cast<float*>(p.y)[at] = v;
     } else {
-      if (p.residual != nullptr) v += __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
       const __nv_bfloat16 b = __float2bfloat16_rn(v);
       static_cast<__nv_bfloat16*>(p.y)[at] = b;
       v = __bfloat162float(b);

@@ -73,9 +73,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
   if (p.prefetch_weights && lane == 0 && v_end > v_begin)
     l2_prefetch_bulk(w + v_begin, static_cast<uint32_t>((v_end - v_begin) * 16));
   load(v_begin + lane);
+  GemvRowTail<S == GemvXSource::kX> tail;
+  tail.load_before_wait<M>(p, row, part == 0, lane);
   pdl_wait();
-  double nin_partial = 0.0;  // deferred RMSNorm (norm_in, m = 1)
-  if constexpr (M == 1 && S == GemvXSource::kX) nin_partial = deferred_norm_partial(p.nin_slot, lane);
+  tail.load_after_wait<M>(p, row, part == 0, lane);
   for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * LOADS) {
 #pragma unroll
     for (int u = 0; u < LOADS; ++u) {
@@ -84,7 +85,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
     }
     load(v0 + 32 * LOADS);
   }
-  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane, nin_partial);
+  gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane, tail);
 }
 
 // Occupancy of the kernels (gemv_swiglu.cu has its own, for its splits).

@@ -83,8 +83,10 @@ Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
   DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
   if (padded > 0) {
     const auto key = std::make_pair(padded, static_cast<int64_t>(kv_bucket(sh.max_kv_len)));
+    const bool prof = profiler && profiler->active;
+    if (prof) DS_RETURN_IF_ERROR(profiler->graph_begin(stream));
     DS_RETURN_IF_ERROR(graphs.at(key).launch(stream));
-    if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->graph_step(t0, stream));
+    if (prof) DS_RETURN_IF_ERROR(profiler->graph_end(stream));
     return Status::Ok();
   }
   DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, stream.get()));

@@ -48,6 +48,9 @@ Result<std::unique_ptr<StepProfiler>> StepProfiler::create(const std::vector<Bou
       p->events_.push_back(std::move(e));
     }
   }
+  for (Event& e : p->graph_events_) {
+    DS_ASSIGN_OR_RETURN(e, Event::create());
+  }
   if (const char* every = std::getenv("DSRT_PROFILE_EVERY")) p->every_ = std::max(0LL, std::atoll(every));
   return p;
 }
@@ -74,10 +77,31 @@ Status StepProfiler::eager_step(std::chrono::steady_clock::time_point t0, const 
   return Status::Ok();
 }
 
-Status StepProfiler::graph_step(std::chrono::steady_clock::time_point t0, const Stream& s) {
-  DS_RETURN_IF_ERROR(s.synchronize());
-  graph_wall_ms_ += since_ms(t0);
+Status StepProfiler::collect_graph_span() {
+  if (!graph_pending_) return Status::Ok();
+  DS_RETURN_IF_ERROR(graph_events_[1].synchronize());
+  DS_ASSIGN_OR_RETURN(float ms, graph_events_[1].elapsed_ms_since(graph_events_[0]));
+  graph_gpu_ms_ += ms;
   ++graph_steps_;
+  graph_pending_ = false;
+  return Status::Ok();
+}
+
+Status StepProfiler::graph_begin(const Stream& s) {
+  DS_RETURN_IF_ERROR(collect_graph_span());
+  const auto now = std::chrono::steady_clock::now();
+  // Only back-to-back graph steps form a period (an eager step in between would skew it).
+  if (graph_steps_ > 0 && last_graph_start_ != std::chrono::steady_clock::time_point{}) {
+    graph_period_ms_ += std::chrono::duration<double, std::milli>(now - last_graph_start_).count();
+    ++graph_periods_;
+  }
+  last_graph_start_ = now;
+  return record(graph_events_[0], s.get());
+}
+
+Status StepProfiler::graph_end(const Stream& s) {
+  DS_RETURN_IF_ERROR(record(graph_events_[1], s.get()));
+  graph_pending_ = true;
   maybe_print();
   return Status::Ok();
 }
@@ -86,7 +110,8 @@ void StepProfiler::maybe_print() {
   if (every_ > 0 && (eager_steps_ + graph_steps_) % every_ == 0) print();
 }
 
-void StepProfiler::print() const {
+void StepProfiler::print() {
+  if (Status s = collect_graph_span(); !s.ok()) std::fprintf(stderr, "dsrt profile: %s\n", s.message().c_str());
   if (eager_steps_ == 0 && graph_steps_ == 0) return;
   std::fprintf(stderr, "dsrt profile (DSRT_PROFILE=1; steps are synchronized, so wall times include that):\n");
   if (eager_steps_ > 0) {
@@ -108,9 +133,14 @@ void StepProfiler::print() const {
                  static_cast<long long>(eager_steps_), eager_wall_ms_ / n, eager_span_ms_ / n, sum / n,
                  (eager_span_ms_ - sum) / n);
   }
-  if (graph_steps_ > 0)
-    std::fprintf(stderr, "  graph steps %lld: wall %.3f ms/step\n", static_cast<long long>(graph_steps_),
-                 graph_wall_ms_ / static_cast<double>(graph_steps_));
+  if (graph_steps_ > 0) {
+    const double gpu = graph_gpu_ms_ / static_cast<double>(graph_steps_);
+    const double period = graph_periods_ > 0 ? graph_period_ms_ / static_cast<double>(graph_periods_) : 0.0;
+    std::fprintf(stderr,
+                 "  graph steps %lld: graph replay %.3f ms/step on the GPU, launch-to-launch period %.3f ms/step, "
+                 "outside the graph %.3f ms/step\n",
+                 static_cast<long long>(graph_steps_), gpu, period, period > 0 ? period - gpu : 0.0);
+  }
 }
 
 }  // namespace ds::cuda

@@ -91,8 +91,13 @@ class StepProfiler {
   Status before(size_t op, cudaStream_t s) { return record(events_[2 * op], s); }
   Status after(size_t op, cudaStream_t s) { return record(events_[2 * op + 1], s); }
   Status eager_step(std::chrono::steady_clock::time_point t0, const Stream& s);
-  Status graph_step(std::chrono::steady_clock::time_point t0, const Stream& s);
-  void print() const;
+  // Graph steps: the replay's GPU time (events around the launch, read one
+  // step later, so the step is not synchronized) and the period between
+  // consecutive launches on the host; their difference is what a decode step
+  // costs outside its graph (upload, sampling, host work, launch latency).
+  Status graph_begin(const Stream& s);
+  Status graph_end(const Stream& s);
+  void print();
 
  private:
   static Status record(const Event& e, cudaStream_t s);
@@ -105,8 +110,12 @@ class StepProfiler {
   std::vector<Event> events_;       // 2 per instruction
   std::vector<size_t> row_of_;      // instruction -> row
   std::vector<Row> rows_;
-  int64_t eager_steps_ = 0, graph_steps_ = 0;
-  double eager_wall_ms_ = 0, eager_span_ms_ = 0, graph_wall_ms_ = 0;
+  Status collect_graph_span();
+  Event graph_events_[2];
+  bool graph_pending_ = false;  // graph_events_ recorded, not yet read
+  std::chrono::steady_clock::time_point last_graph_start_{};
+  int64_t eager_steps_ = 0, graph_steps_ = 0, graph_periods_ = 0;
+  double eager_wall_ms_ = 0, eager_span_ms_ = 0, graph_gpu_ms_ = 0, graph_period_ms_ = 0;
   int64_t every_ = 0;
 };
 
