@@ -31,6 +31,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/cuda/l2_prefetch.cuh"
@@ -81,6 +83,7 @@ struct GemvParams {
   bool out_f32;
   int k_splits;
   bool prefetch_weights;  // GemmArgs::prefetch_weights
+  bool early_tail;        // gemv_early_tail(); the residual preload
   float* partials;
   unsigned* counters;
 };
@@ -150,7 +153,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
   // stays in the epilogue: two more live registers spill at this kernel's 128.)
   float res_v[4] = {0.f, 0.f, 0.f, 0.f};
   pdl_wait();
-  if (warp == 0 && p.residual != nullptr) {
+  if (warp == 0 && p.residual != nullptr && p.early_tail) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int64_t row = row0 + g + 8 * (i / 2), col = 2 * t + (i % 2);
@@ -219,8 +222,11 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
     if (row >= p.n || col >= p.m) continue;
     float v = vals[i];
     if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
-    if (p.residual != nullptr) v += res_v[i];
     const int64_t at = col * p.ldy + row;
+    if (p.residual != nullptr)
+      v += p.early_tail ? res_v[i]
+                        : (p.out_f32 ? static_cast<const float*>(p.residual)[at]
+                                     : __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]));
     if (p.out_f32)
       static_cast<float*>(p.y)[at] = v;
     else
@@ -254,6 +260,7 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   p.out_f32 = a.out_dtype == DType::kF32;
   p.splits = splits;
   p.prefetch_weights = a.prefetch_weights;
+  p.early_tail = gemv_early_tail();
   p.deep = deep;
   if (a.norm.src != nullptr) {
     p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
@@ -272,7 +279,16 @@ GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   p.nout_gamma = a.norm_out.gamma;
   p.nin_slot = a.norm_in.slot;
   p.nin_eps = a.norm_in.eps;
+  p.early_tail = gemv_early_tail();
   return p;
+}
+
+bool gemv_early_tail() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_GEMV_EARLY_TAIL");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
 }
 
 size_t gemv_scratch_bytes() {
@@ -373,6 +389,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
   p.ldy = a.ldy;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.prefetch_weights = a.prefetch_weights;
+  p.early_tail = gemv_early_tail();
   const int64_t tiles = (a.n + kRowsPerBlock - 1) / kRowsPerBlock;
   int64_t splits = k_splits > 0 ? k_splits : gemv_k_splits(a, scratch.num_sms);
   if (scratch.partials == nullptr || scratch.counters == nullptr || tiles > kGemvMaxSplitTiles) splits = 1;

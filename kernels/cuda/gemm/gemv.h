@@ -110,7 +110,11 @@ struct GemvWarpParams {
   const void* nout_gamma = nullptr;
   DeferredNormSlot* nin_slot = nullptr;
   float nin_eps = 0.0f;
+  bool early_tail = true;  // gemv_early_tail()
 };
+// DSRT_GEMV_EARLY_TAIL=0 turns off the GEMV epilogues' early residual / bias
+// loads (GemvRowTail in gemv_common.cuh, and the mma kernel's): an A/B switch.
+bool gemv_early_tail();
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);
 // swiglu: the SwiGLU epilogue's kernels (units: gate/up pairs).

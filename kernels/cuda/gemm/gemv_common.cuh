@@ -262,17 +262,19 @@ struct GemvRowTail {
   float early = 0.0f;
   template <int M>
   __device__ __forceinline__ void load_before_wait(const GemvWarpParams& p, int64_t row, bool first_warp, int lane) {
-    if (EARLY && first_warp && lane < M && row < p.n && p.bias != nullptr && p.residual == nullptr)
+    if (EARLY && p.early_tail && first_warp && lane < M && row < p.n && p.bias != nullptr && p.residual == nullptr)
       early = bf16_at(p.bias, row);
   }
   template <int M>
   __device__ __forceinline__ void load_after_wait(const GemvWarpParams& p, int64_t row, bool first_warp, int lane) {
-    if (EARLY && first_warp && lane < M && row < p.n && p.residual != nullptr) early = residual_at(p, lane * p.ldy + row);
+    if (EARLY && p.early_tail && first_warp && lane < M && row < p.n && p.residual != nullptr)
+      early = residual_at(p, lane * p.ldy + row);
   }
   // v + bias, then + residual, as the stores always added them (row `row` of x row m = lane).
   __device__ __forceinline__ float add_to(const GemvWarpParams& p, int64_t row, int lane, float v) const {
-    if (p.bias != nullptr) v += EARLY && p.residual == nullptr ? early : bf16_at(p.bias, row);
-    if (p.residual != nullptr) v += EARLY ? early : residual_at(p, lane * p.ldy + row);
+    const bool e = EARLY && p.early_tail;
+    if (p.bias != nullptr) v += e && p.residual == nullptr ? early : bf16_at(p.bias, row);
+    if (p.residual != nullptr) v += e ? early : residual_at(p, lane * p.ldy + row);
     return v;
   }
 
