@@ -221,6 +221,78 @@ Status Engine::feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, cons
   return Status::Ok();
 }
 
+Status Engine::generate_pipelined(Sequence& seq, const std::vector<int32_t>& prompt, RowSampling rs, int64_t budget,
+                                  const std::vector<int32_t>& eos, bool ignore_eos, GenerateResult* out) {
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  const Clock::time_point t0 = Clock::now();
+  Clock::time_point t_decode = t0;
+  // The prompt: every chunk but the last is a plain step; the last one is sampled (token 1).
+  const int64_t n = static_cast<int64_t>(prompt.size()), cap = executor_->token_capacity();
+  int64_t queued = 0, sampled = 0;  // samples waiting to be collected / queued in all
+  Status st;
+  for (int64_t start = 0; start < n && st.ok(); start += cap) {
+    const int64_t len = std::min(cap, n - start);
+    st = kv_->reserve(seq.pages, seq.num_cached + len);
+    if (!st.ok()) break;
+    StepBatch b = chunk_batch(seq, prompt.data() + start, len);
+    if (start + len < n) {
+      st = executor_->step(b, nullptr);
+    } else {
+      b.logit_rows.push_back(static_cast<int32_t>(len - 1));
+      rs.counter = 0;
+      st = executor_->enqueue_step_sample(b, {rs});
+      if (st.ok()) ++queued, ++sampled;
+    }
+    if (st.ok()) seq.num_cached += len;
+  }
+  const int32_t from_device = previous_sample_token(0);
+  std::vector<RowSample> got;
+  while (st.ok() && queued > 0) {
+    // Queue the step that continues from token `sampled` before that token
+    // comes back: its input is the id the device just drew.
+    if (sampled < budget) {
+      st = kv_->reserve(seq.pages, seq.num_cached + 1);
+      if (!st.ok()) break;
+      StepBatch b = chunk_batch(seq, &from_device, 1);
+      b.logit_rows.push_back(0);
+      rs.counter = static_cast<uint64_t>(sampled);
+      st = executor_->enqueue_step_sample(b, {rs});
+      if (!st.ok()) break;
+      seq.num_cached += 1;
+      ++queued, ++sampled;
+    }
+    st = executor_->collect_samples(&got);
+    --queued;
+    if (!st.ok()) break;
+    if (got.size() != 1) {
+      st = Status::Error("the executor returned no sampled token");
+      break;
+    }
+    const int32_t tok = got[0].id;
+    out->output_ids.push_back(tok);
+    if (out->output_ids.size() == 1) {
+      out->prefill_ms = out->ttft_ms = ms_since(t0);
+      t_decode = Clock::now();
+    }
+    if (!ignore_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) {
+      out->finish_reason = "stop";
+      break;
+    }
+    if (static_cast<int64_t>(out->output_ids.size()) >= budget) break;
+  }
+  // A step queued past the end (EOS) is collected and dropped: nothing may still run when the pages are freed.
+  for (; queued > 0; --queued) {
+    Status drained = executor_->collect_samples(&got);
+    if (st.ok() && !drained.ok()) st = drained;
+  }
+  if (!out->output_ids.empty()) {
+    out->decode_ms = ms_since(t_decode);
+    out->decode_tokens = static_cast<int64_t>(out->output_ids.size()) - 1;
+  }
+  return st;
+}
+
 Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, const GenerateOptions& options) {
   DS_RETURN_IF_ERROR(check_ids(prompt));
   DS_RETURN_IF_ERROR(options.sampling.validate());
@@ -248,6 +320,13 @@ Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, cons
   using Clock = std::chrono::steady_clock;
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   const Clock::time_point t0 = Clock::now();
+  if (on_device && executor_->pipelines_sampling()) {
+    Status st = generate_pipelined(seq, prompt, rs, budget, eos, options.ignore_eos, &out);
+    Status freed = kv_->free(seq.pages);
+    DS_RETURN_IF_ERROR(st);
+    DS_RETURN_IF_ERROR(freed);
+    return out;
+  }
   Status st = on_device ? feed_sample(seq, prompt.data(), static_cast<int64_t>(prompt.size()), rs, &next)
                         : feed(seq, prompt.data(), static_cast<int64_t>(prompt.size()), false, &logits);
   out.prefill_ms = ms_since(t0);

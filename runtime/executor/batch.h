@@ -16,8 +16,13 @@ struct StepSequence {
   std::vector<int32_t> page_table;  // covers num_cached + num_tokens tokens
 };
 
+// A step token that the host does not know yet: the id that the executor's
+// most recent device sampling (Executor::enqueue_step_sample / step_sample)
+// chose for its logit row `row`, read on the device (pipelined decode).
+constexpr int32_t previous_sample_token(int64_t row) { return static_cast<int32_t>(-1 - row); }
+
 struct StepBatch {
-  std::vector<int32_t> tokens;      // step input 0, [T]
+  std::vector<int32_t> tokens;      // step input 0, [T]; ids, or previous_sample_token(r) where the executor allows
   std::vector<int32_t> positions;   // step input 1, [T]
   std::vector<int32_t> logit_rows;  // step input 2, [R]: rows of the step whose logits are returned
   std::vector<StepSequence> sequences;

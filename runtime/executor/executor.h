@@ -30,6 +30,23 @@ class Executor {
     return Status::Error("this executor does not sample on the device");
   }
 
+  // Pipelined device sampling (decode without a host round trip between
+  // steps): enqueue_step_sample() queues the step and the sampling of its
+  // logit rows and returns without waiting for them; collect_samples() waits
+  // for the oldest queued step and returns its samples, in order. At most
+  // two steps may wait to be collected. A token of a queued step may be
+  // previous_sample_token(r) (batch.h): the id sampled for row r of the step
+  // queued just before it, which the host does not need to know. Errors of a
+  // queued step may surface in a later call.
+  virtual bool pipelines_sampling() const { return false; }
+  virtual Status enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) {
+    (void)batch, (void)rows;
+    return Status::Error("this executor does not pipeline device sampling");
+  }
+  virtual Status collect_samples(std::vector<RowSample>* out) {
+    (void)out;
+    return Status::Error("this executor does not pipeline device sampling");
+  }
   // True once the executor's collectives failed (tensor parallelism: a peer
   // died or timed out and the communicator was aborted): no later step can run.
   virtual bool broken() const { return false; }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "kernels/cuda/sampling/sampling_kernel.h"
@@ -63,8 +64,19 @@ struct DeviceSampler::Impl {
   DeviceBuffer scratch;          // [scratch_slots, vocab] int32, zero between launches
   DeviceBuffer results;          // [max_rows] SampleRowOut
   PinnedBuffer upload_host;
-  PinnedBuffer results_host;
+  Event upload_done;             // recorded after the H2D copy of upload_host
+  bool upload_pending = false;
   std::vector<SampleLaunch> launches;  // reused across calls
+  // Queued calls (enqueue -> collect), a ring of kMaxQueued: each has its own
+  // pinned results, so a later call's copy back never overwrites unread ones.
+  struct Slot {
+    PinnedBuffer results_host;
+    Event done;                  // recorded after the copy back
+    std::vector<int> logprobs;   // per row: top logprobs to return
+  };
+  Slot slots[DeviceSampler::kMaxQueued];
+  int head = 0, count = 0;
+  cudaStream_t last_stream = nullptr;  // stream of the queued calls
 
   size_t params_bytes() const { return static_cast<size_t>(max_rows) * sizeof(SampleRowParams); }
 
@@ -107,7 +119,11 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
   DS_CUDA_RETURN_IF_ERROR(cudaMemset(m.scratch.data(), 0, scratch_bytes));
   const size_t results_bytes = static_cast<size_t>(max_rows) * sizeof(SampleRowOut);
   DS_ASSIGN_OR_RETURN(m.results, DeviceBuffer::allocate(results_bytes));
-  DS_ASSIGN_OR_RETURN(m.results_host, PinnedBuffer::allocate(results_bytes));
+  for (Impl::Slot& slot : m.slots) {
+    DS_ASSIGN_OR_RETURN(slot.results_host, PinnedBuffer::allocate(results_bytes));
+    DS_ASSIGN_OR_RETURN(slot.done, Event::create());
+  }
+  DS_ASSIGN_OR_RETURN(m.upload_done, Event::create());
   return s;
 }
 
@@ -117,13 +133,35 @@ size_t DeviceSampler::device_bytes() const {
 
 Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows, std::vector<RowSample>* out,
                              cudaStream_t stream) {
-  Impl& m = *impl_;
   if (!out) return Status::Error("DeviceSampler::sample: out is null");
   out->clear();
   if (rows.empty()) return Status::Ok();
-  if (!logits) return Status::Error("DeviceSampler::sample: logits is null");
+  if (impl_->count > 0) return Status::Error("DeviceSampler::sample: queued calls are not collected yet");
+  DS_RETURN_IF_ERROR(enqueue(logits, rows, stream));
+  return collect(out);
+}
+
+int DeviceSampler::queued() const { return impl_->count; }
+
+const int32_t* DeviceSampler::device_ids() const {
+  return reinterpret_cast<const int32_t*>(static_cast<const char*>(impl_->results.data()) + offsetof(SampleRowOut, id));
+}
+
+int DeviceSampler::device_ids_stride() {
+  static_assert(sizeof(SampleRowOut) % sizeof(int32_t) == 0, "SampleRowOut is a whole number of int32 words");
+  return static_cast<int>(sizeof(SampleRowOut) / sizeof(int32_t));
+}
+
+Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& rows, cudaStream_t stream) {
+  Impl& m = *impl_;
+  if (rows.empty()) return Status::Error("DeviceSampler::enqueue: no rows");
+  if (!logits) return Status::Error("DeviceSampler::enqueue: logits is null");
+  if (m.count == kMaxQueued)
+    return Status::Error(StrCat() << "DeviceSampler::enqueue: " << kMaxQueued << " calls wait to be collected");
+  if (m.count > 0 && stream != m.last_stream)
+    return Status::Error("DeviceSampler::enqueue: queued calls run on another stream");
   if (static_cast<int64_t>(rows.size()) > m.max_rows)
-    return Status::Error(StrCat() << "DeviceSampler::sample: " << rows.size() << " rows exceed max_rows "
+    return Status::Error(StrCat() << "DeviceSampler::enqueue: " << rows.size() << " rows exceed max_rows "
                                   << m.max_rows << " given at create()");
   // Only penalized rows upload a history; frequency/presence read the output only.
   int64_t history = 0;
@@ -133,7 +171,14 @@ Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows
     if (rows[i].repetition_penalty != 1.0f) history += rows[i].prompt_len;
     history += rows[i].output_len;
   }
+  if (history > m.history_capacity && m.count > 0) {
+    // Growing frees the buffers that queued calls still use: let them finish first.
+    DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  }
   DS_RETURN_IF_ERROR(m.reserve_history(history));
+  // The previous call's upload must have left the staging before it is rewritten.
+  if (m.upload_pending) DS_RETURN_IF_ERROR(m.upload_done.synchronize());
+  m.upload_pending = false;
 
   const size_t n = rows.size();
   auto* params = static_cast<SampleRowParams*>(m.upload_host.data());
@@ -204,26 +249,46 @@ Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows
   }
   err = cudaMemcpyAsync(m.upload.data(), m.upload_host.data(), upload_bytes, cudaMemcpyHostToDevice, stream);
   if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling params)", __FILE__, __LINE__));
+  Status recorded = m.upload_done.record(stream);
+  if (!recorded.ok()) return fail(recorded);
+  m.upload_pending = true;
   for (const SampleLaunch& launch : launch_ranges) {
     Status st = launch_sample_rows(launch, stream);
-    if (!st.ok()) return fail(st.with_context("DeviceSampler::sample"));
+    if (!st.ok()) return fail(st.with_context("DeviceSampler::enqueue"));
   }
 
-  err = cudaMemcpyAsync(m.results_host.data(), m.results.data(), n * sizeof(SampleRowOut), cudaMemcpyDeviceToHost,
+  Impl::Slot& slot = m.slots[(m.head + m.count) % kMaxQueued];
+  err = cudaMemcpyAsync(slot.results_host.data(), m.results.data(), n * sizeof(SampleRowOut), cudaMemcpyDeviceToHost,
                         stream);
   if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling results)", __FILE__, __LINE__));
-  err = cudaStreamSynchronize(stream);
-  if (err != cudaSuccess) return cuda_error_status(err, "cudaStreamSynchronize(sampling)", __FILE__, __LINE__);
+  recorded = slot.done.record(stream);
+  if (!recorded.ok()) return fail(recorded);
+  slot.logprobs.resize(n);
+  for (size_t i = 0; i < n; ++i) slot.logprobs[i] = std::max(0, std::min<int>(rows[i].logprobs, kSamplingMaxLogprobs));
+  m.last_stream = stream;
+  ++m.count;
+  return Status::Ok();
+}
 
-  const auto* res = static_cast<const SampleRowOut*>(m.results_host.data());
+Status DeviceSampler::collect(std::vector<RowSample>* out) {
+  Impl& m = *impl_;
+  if (!out) return Status::Error("DeviceSampler::collect: out is null");
+  out->clear();
+  if (m.count == 0) return Status::Error("DeviceSampler::collect: nothing is queued");
+  Impl::Slot& slot = m.slots[m.head];
+  m.head = (m.head + 1) % kMaxQueued;
+  --m.count;
+  DS_RETURN_IF_ERROR(slot.done.synchronize().with_context("sampling"));
+  const auto* res = static_cast<const SampleRowOut*>(slot.results_host.data());
+  const size_t n = slot.logprobs.size();
   out->resize(n);
   for (size_t i = 0; i < n; ++i) {
     RowSample& o = (*out)[i];
     o.id = res[i].id;
     o.logprob = res[i].logprob;
     o.top.clear();
-    const int k = std::max(0, std::min<int>(rows[i].logprobs, kSamplingMaxLogprobs));
-    for (int j = 0; j < k && j < m.vocab; ++j) o.top.emplace_back(res[i].top_ids[j], res[i].top_logprobs[j]);
+    for (int j = 0; j < slot.logprobs[i] && j < m.vocab; ++j)
+      o.top.emplace_back(res[i].top_ids[j], res[i].top_logprobs[j]);
   }
   return Status::Ok();
 }

@@ -32,8 +32,27 @@ class DeviceSampler {
 
   // logits: device f32 [rows.size(), vocab], row stride vocab; may be modified in
   // place (penalties, temperature). Synchronizes `stream` before returning.
+  // Same as enqueue() then collect().
   Status sample(float* logits, const std::vector<RowSampling>& rows, std::vector<RowSample>* out,
                 cudaStream_t stream);
+
+  // Pipelined use: enqueue() queues the upload, the kernels and the copy back
+  // of one call on `stream` and returns without waiting for them (it only
+  // waits, if need be, until the previous call's upload has left the pinned
+  // staging it rewrites); collect() waits for the oldest queued call and
+  // returns its samples. At most kMaxQueued calls may wait to be collected.
+  // The rows' host histories are read during enqueue() only.
+  static constexpr int kMaxQueued = 2;
+  Status enqueue(float* logits, const std::vector<RowSampling>& rows, cudaStream_t stream);
+  Status collect(std::vector<RowSample>* out);
+  int queued() const;
+
+  // The ids of the most recently enqueued call, on the device: row r's id is
+  // ids[r * stride] (int32 words), written by that call's kernels in stream
+  // order (a later kernel on the same stream may read them, e.g. to feed the
+  // next decode step without a round trip through the host).
+  const int32_t* device_ids() const;
+  static int device_ids_stride();
 
   // Device memory the sampler holds (for the memory plan).
   size_t device_bytes() const;

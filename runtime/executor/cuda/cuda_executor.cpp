@@ -147,6 +147,8 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) x.opt.gemv_prologue = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_SWIGLU"); env && *env) x.opt.gemv_swiglu = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ATTN_ROPE"); env && *env) x.opt.attention_rope = std::string(env) != "0";
+  if (const char* env = std::getenv("DSRT_PIPELINED_SAMPLING"); env && *env)
+    x.opt.pipelined_sampling = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_DEFERRED_NORM"); env && *env)
     x.opt.deferred_norm = std::string(env) != "0";
   if (x.opt.max_logit_rows == 0) x.opt.max_logit_rows = x.opt.token_capacity;
@@ -214,6 +216,8 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
 
   DS_ASSIGN_OR_RETURN(x.gemm, GemmRunner::create());
   DS_ASSIGN_OR_RETURN(x.sampler, DeviceSampler::create(x.vocab, rows));
+  x.m.prev_ids = x.sampler->device_ids();  // previous_sample_token(r), read by the unpack kernel
+  x.m.prev_ids_stride = DeviceSampler::device_ids_stride();
 
   const auto t0 = std::chrono::steady_clock::now();
   DS_RETURN_IF_ERROR(x.bind(weights).with_context("plan " + plan.origin()));

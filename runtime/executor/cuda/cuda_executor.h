@@ -76,6 +76,10 @@ struct CudaExecutorOptions {
   // launches they remove did (docs/PERF.md, session 11).
   // DSRT_GEMV_DEFERRED_NORM=1 (or 0) in the environment overrides it.
   bool deferred_norm = false;
+  // Pipelined device sampling (Executor::enqueue_step_sample): offered on one
+  // GPU without a communicator. DSRT_PIPELINED_SAMPLING=0 turns it off (A/B:
+  // callers then take the synchronous step_sample path).
+  bool pipelined_sampling = true;
 
   Status validate() const;
 };
@@ -102,6 +106,12 @@ class CudaExecutor : public Executor {
   bool samples_on_device() const override { return true; }
   Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
                      std::vector<RowSample>* out) override;
+  // Pipelined sampling (Executor): one GPU without a communicator, when
+  // CudaExecutorOptions::pipelined_sampling; a step's previous_sample_token(r)
+  // tokens (any step, once a sampling ran) are read by its unpack kernel.
+  bool pipelines_sampling() const override;
+  Status enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) override;
+  Status collect_samples(std::vector<RowSample>* out) override;
 
   // Device bytes held besides weights and KV pools (arena, logits, workspaces, graphs).
   size_t activation_bytes() const;

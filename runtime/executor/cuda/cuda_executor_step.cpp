@@ -27,8 +27,14 @@ Result<std::vector<const StepSequence*>> check_batch(const StepBatch& b, const C
   if (S <= 0 || S > x.opt.max_seqs)
     return Status::Error(StrCat() << "step has " << S << " sequences; the executor takes 1 to " << x.opt.max_seqs);
   for (int64_t t = 0; t < T; ++t) {
-    if (b.tokens[t] < 0 || b.tokens[t] >= x.vocab)
-      return Status::Error(StrCat() << "step token " << t << " has id " << b.tokens[t] << ", outside the vocabulary [0, "
+    const int32_t id = b.tokens[t];
+    if (id < 0 && -1 - static_cast<int64_t>(id) < x.last_sample_rows) continue;  // previous_sample_token(row)
+    if (id < 0)
+      return Status::Error(StrCat() << "step token " << t << " has id " << id << ", outside the vocabulary [0, "
+                                    << x.vocab << ") and not previous_sample_token(r) of one of the "
+                                    << x.last_sample_rows << " rows the last device sampling drew");
+    if (id >= x.vocab)
+      return Status::Error(StrCat() << "step token " << t << " has id " << id << ", outside the vocabulary [0, "
                                     << x.vocab << ")");
     if (b.positions[t] < 0) return Status::Error(StrCat() << "step token " << t << " has position " << b.positions[t]);
   }
@@ -316,6 +322,9 @@ Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSa
   if (static_cast<int64_t>(rows.size()) != batch.num_logit_rows())
     return Status::Error(StrCat() << "step_sample: " << rows.size() << " sampling rows for " << batch.num_logit_rows()
                                   << " logit rows");
+  if (x.sampler->queued() > 0)
+    return Status::Error(StrCat() << "step_sample: " << x.sampler->queued()
+                                  << " pipelined steps are not collected yet (collect_samples)");
   DS_RETURN_IF_ERROR(x.launch_step(batch));
   if (rows.empty()) {
     out->clear();
@@ -324,7 +333,35 @@ Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSa
   // The sampler synchronizes the stream without a bound: first make sure the
   // step's collectives completed (a dead peer is then an error, not a hang).
   if (x.comm) DS_RETURN_IF_ERROR(x.sync());
-  return x.sampler->sample(static_cast<float*>(x.logits.data()), rows, out, x.stream.get());
+  x.last_sample_rows = 0;  // the device ids are being rewritten
+  DS_RETURN_IF_ERROR(x.sampler->sample(static_cast<float*>(x.logits.data()), rows, out, x.stream.get()));
+  x.last_sample_rows = static_cast<int64_t>(rows.size());
+  return Status::Ok();
+}
+
+bool CudaExecutor::pipelines_sampling() const { return impl_->comm == nullptr && impl_->opt.pipelined_sampling; }
+
+Status CudaExecutor::enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) {
+  Impl& x = *impl_;
+  if (!pipelines_sampling())
+    return Status::Error(
+        "enqueue_step_sample: not offered here (tensor-parallel ranks, or pipelined_sampling off): use step_sample");
+  if (rows.empty() || static_cast<int64_t>(rows.size()) != batch.num_logit_rows())
+    return Status::Error(StrCat() << "enqueue_step_sample: " << rows.size() << " sampling rows for "
+                                  << batch.num_logit_rows() << " logit rows (at least one is needed)");
+  if (x.sampler->queued() == DeviceSampler::kMaxQueued)
+    return Status::Error(StrCat() << "enqueue_step_sample: " << DeviceSampler::kMaxQueued
+                                  << " steps wait to be collected");
+  DS_RETURN_IF_ERROR(x.launch_step(batch));
+  x.last_sample_rows = 0;
+  DS_RETURN_IF_ERROR(x.sampler->enqueue(static_cast<float*>(x.logits.data()), rows, x.stream.get()));
+  x.last_sample_rows = static_cast<int64_t>(rows.size());
+  return Status::Ok();
+}
+
+Status CudaExecutor::collect_samples(std::vector<RowSample>* out) {
+  if (!out) return Status::Error("collect_samples: no output vector");
+  return impl_->sampler->collect(out);
 }
 
 }  // namespace ds::cuda

@@ -151,6 +151,9 @@ struct CudaExecutor::Impl {
   std::unique_ptr<GemmRunner> gemm;
   DeviceBuffer attn_workspace;
   std::unique_ptr<DeviceSampler> sampler;
+  // Rows of the most recent device sampling whose ids a step may take as
+  // previous_sample_token(r) (0 while none, or while one is being rewritten).
+  int64_t last_sample_rows = 0;
 
   std::map<std::string, LoadedKernel> kernels;  // by entry + source hash (same kernel loaded once)
   std::vector<DeviceBuffer> rope_inv_freq;       // device inv_freq tables of the linked attention ropes

@@ -20,7 +20,8 @@ __global__ void unpack_step_kernel(const int32_t* __restrict__ blob, StepMetaBuf
   const int nthreads = gridDim.x * blockDim.x;
   if (tid == 0) out.args->num_tokens = T;
   for (int i = tid; i < T; i += nthreads) {
-    out.tokens[i] = tokens[i];
+    const int32_t t = tokens[i];  // < 0: the previous sampling's id of row -1 - t (checked on the host)
+    out.tokens[i] = t >= 0 || out.prev_ids == nullptr ? t : out.prev_ids[static_cast<long long>(-1 - t) * out.prev_ids_stride];
     out.positions[i] = positions[i];
   }
   for (int i = tid; i < R; i += nthreads) out.logit_rows[i] = logit_rows[i];

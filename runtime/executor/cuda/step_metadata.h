@@ -9,6 +9,10 @@
 // positions [kv_len[s] - q_len, kv_len[s]); its pages are
 // pages[page_start[s] .. page_start[s+1]). Sequences s >= S_real are padding
 // (CUDA-graph replay of a smaller batch): their tokens get slot -1 (no KV write).
+// A token t < 0 is previous_sample_token(r) = -1 - r (runtime/executor/batch.h):
+// the kernel reads the id that the last sampling before it chose for row r
+// (StepMetaBuffers::prev_ids), so a decode step can be queued before the host
+// knows the token it continues from.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -69,6 +73,8 @@ struct StepMetaBuffers {
   int32_t* kv_len = nullptr;      // [max_seqs]
   int32_t* page_table = nullptr;  // [max_seqs, page_table_stride]
   int32_t* slot_mapping = nullptr;  // [token_capacity]
+  const int32_t* prev_ids = nullptr;  // row r's last sampled id at prev_ids[r * prev_ids_stride] (or null)
+  int32_t prev_ids_stride = 1;
   int64_t page_table_stride = 0;
   int32_t page_size = 16;
 };
