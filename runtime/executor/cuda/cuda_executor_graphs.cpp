@@ -80,6 +80,7 @@ Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
     if (b.num_tokens() == S && b.num_logit_rows() <= bs) padded = bs;
   }
   const auto t0 = std::chrono::steady_clock::now();
+  if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->step_begin(stream));
   DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
   if (padded > 0) {
     const auto key = std::make_pair(padded, static_cast<int64_t>(kv_bucket(sh.max_kv_len)));

@@ -48,9 +48,10 @@ Result<std::unique_ptr<StepProfiler>> StepProfiler::create(const std::vector<Bou
       p->events_.push_back(std::move(e));
     }
   }
-  for (Event& e : p->graph_events_) {
-    DS_ASSIGN_OR_RETURN(e, Event::create());
-  }
+  for (GraphStepEvents& g : p->ring_)
+    for (Event* e : {&g.begin, &g.graph_begin, &g.graph_end, &g.sampled}) {
+      DS_ASSIGN_OR_RETURN(*e, Event::create());
+    }
   if (const char* every = std::getenv("DSRT_PROFILE_EVERY")) p->every_ = std::max(0LL, std::atoll(every));
   return p;
 }
@@ -77,33 +78,66 @@ Status StepProfiler::eager_step(std::chrono::steady_clock::time_point t0, const 
   return Status::Ok();
 }
 
-Status StepProfiler::collect_graph_span() {
-  if (!graph_pending_) return Status::Ok();
-  DS_RETURN_IF_ERROR(graph_events_[1].synchronize());
-  DS_ASSIGN_OR_RETURN(float ms, graph_events_[1].elapsed_ms_since(graph_events_[0]));
-  graph_gpu_ms_ += ms;
+Status StepProfiler::collect_graph_step(int slot) {
+  GraphStepEvents& g = ring_[slot];
+  if (!g.recorded) return Status::Ok();
+  g.recorded = false;
+  if (!g.has_graph) return Status::Ok();  // an eager step: only its neighbours' gaps would be skewed
+  const Event& last = g.has_sampled ? g.sampled : g.graph_end;
+  DS_RETURN_IF_ERROR(last.synchronize());
+  DS_ASSIGN_OR_RETURN(float up, g.graph_begin.elapsed_ms_since(g.begin));
+  DS_ASSIGN_OR_RETURN(float run, g.graph_end.elapsed_ms_since(g.graph_begin));
+  upload_ms_ += up;
+  graph_gpu_ms_ += run;
   ++graph_steps_;
-  graph_pending_ = false;
+  if (g.has_sampled) {
+    DS_ASSIGN_OR_RETURN(float smp, g.sampled.elapsed_ms_since(g.graph_end));
+    sample_ms_ += smp;
+    ++sampled_steps_;
+  }
+  const GraphStepEvents& prev = ring_[(slot + kRing - 1) % kRing];
+  if (prev.has_graph && prev.has_sampled) {  // still intact: it is read before its slot is reused
+    DS_ASSIGN_OR_RETURN(float gap, g.begin.elapsed_ms_since(prev.sampled));
+    gap_ms_ += gap;
+    ++gap_steps_;
+  }
   return Status::Ok();
 }
 
+Status StepProfiler::step_begin(const Stream& s) {
+  ++step_index_;
+  // Step i - 2 is complete (a pipelined caller collected it before queueing step i).
+  if (step_index_ >= 2) DS_RETURN_IF_ERROR(collect_graph_step(static_cast<int>((step_index_ - 2) % kRing)));
+  GraphStepEvents& g = ring_[step_index_ % kRing];
+  g.recorded = true;
+  g.has_graph = g.has_sampled = false;
+  return record(g.begin, s.get());
+}
+
 Status StepProfiler::graph_begin(const Stream& s) {
-  DS_RETURN_IF_ERROR(collect_graph_span());
   const auto now = std::chrono::steady_clock::now();
-  // Only back-to-back graph steps form a period (an eager step in between would skew it).
-  if (graph_steps_ > 0 && last_graph_start_ != std::chrono::steady_clock::time_point{}) {
+  if (last_graph_start_ != std::chrono::steady_clock::time_point{}) {
     graph_period_ms_ += std::chrono::duration<double, std::milli>(now - last_graph_start_).count();
     ++graph_periods_;
   }
   last_graph_start_ = now;
-  return record(graph_events_[0], s.get());
+  GraphStepEvents& g = ring_[step_index_ % kRing];
+  g.has_graph = true;
+  return record(g.graph_begin, s.get());
 }
 
 Status StepProfiler::graph_end(const Stream& s) {
-  DS_RETURN_IF_ERROR(record(graph_events_[1], s.get()));
-  graph_pending_ = true;
+  DS_RETURN_IF_ERROR(record(ring_[step_index_ % kRing].graph_end, s.get()));
   maybe_print();
   return Status::Ok();
+}
+
+Status StepProfiler::sampled(const Stream& s) {
+  if (step_index_ < 0) return Status::Ok();
+  GraphStepEvents& g = ring_[step_index_ % kRing];
+  if (!g.has_graph) return Status::Ok();
+  g.has_sampled = true;
+  return record(g.sampled, s.get());
 }
 
 void StepProfiler::maybe_print() {
@@ -111,7 +145,10 @@ void StepProfiler::maybe_print() {
 }
 
 void StepProfiler::print() {
-  if (Status s = collect_graph_span(); !s.ok()) std::fprintf(stderr, "dsrt profile: %s\n", s.message().c_str());
+  // The last steps: read in order (each needs its predecessor intact).
+  for (int64_t i = std::max<int64_t>(0, step_index_ - 1); i <= step_index_; ++i)
+    if (Status s = collect_graph_step(static_cast<int>(i % kRing)); !s.ok())
+      std::fprintf(stderr, "dsrt profile: %s\n", s.message().c_str());
   if (eager_steps_ == 0 && graph_steps_ == 0) return;
   std::fprintf(stderr, "dsrt profile (DSRT_PROFILE=1; steps are synchronized, so wall times include that):\n");
   if (eager_steps_ > 0) {
@@ -134,12 +171,15 @@ void StepProfiler::print() {
                  (eager_span_ms_ - sum) / n);
   }
   if (graph_steps_ > 0) {
-    const double gpu = graph_gpu_ms_ / static_cast<double>(graph_steps_);
+    const double n = static_cast<double>(graph_steps_);
     const double period = graph_periods_ > 0 ? graph_period_ms_ / static_cast<double>(graph_periods_) : 0.0;
     std::fprintf(stderr,
-                 "  graph steps %lld: graph replay %.3f ms/step on the GPU, launch-to-launch period %.3f ms/step, "
-                 "outside the graph %.3f ms/step\n",
-                 static_cast<long long>(graph_steps_), gpu, period, period > 0 ? period - gpu : 0.0);
+                 "  graph steps %lld: on the GPU upload %.4f ms/step, graph replay %.4f, sampling %.4f (%lld steps), "
+                 "gap to the next upload %.4f (%lld); host launch-to-launch period %.4f ms/step\n",
+                 static_cast<long long>(graph_steps_), upload_ms_ / n, graph_gpu_ms_ / n,
+                 sampled_steps_ ? sample_ms_ / static_cast<double>(sampled_steps_) : 0.0,
+                 static_cast<long long>(sampled_steps_), gap_steps_ ? gap_ms_ / static_cast<double>(gap_steps_) : 0.0,
+                 static_cast<long long>(gap_steps_), period);
   }
 }
 

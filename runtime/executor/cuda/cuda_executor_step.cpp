@@ -336,6 +336,7 @@ Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSa
   x.last_sample_rows = 0;  // the device ids are being rewritten
   DS_RETURN_IF_ERROR(x.sampler->sample(static_cast<float*>(x.logits.data()), rows, out, x.stream.get()));
   x.last_sample_rows = static_cast<int64_t>(rows.size());
+  if (x.profiler && x.profiler->active) DS_RETURN_IF_ERROR(x.profiler->sampled(x.stream));
   return Status::Ok();
 }
 
@@ -356,6 +357,7 @@ Status CudaExecutor::enqueue_step_sample(const StepBatch& batch, const std::vect
   x.last_sample_rows = 0;
   DS_RETURN_IF_ERROR(x.sampler->enqueue(static_cast<float*>(x.logits.data()), rows, x.stream.get()));
   x.last_sample_rows = static_cast<int64_t>(rows.size());
+  if (x.profiler && x.profiler->active) DS_RETURN_IF_ERROR(x.profiler->sampled(x.stream));
   return Status::Ok();
 }
 

@@ -91,12 +91,15 @@ class StepProfiler {
   Status before(size_t op, cudaStream_t s) { return record(events_[2 * op], s); }
   Status after(size_t op, cudaStream_t s) { return record(events_[2 * op + 1], s); }
   Status eager_step(std::chrono::steady_clock::time_point t0, const Stream& s);
-  // Graph steps: the replay's GPU time (events around the launch, read one
-  // step later, so the step is not synchronized) and the period between
-  // consecutive launches on the host; their difference is what a decode step
-  // costs outside its graph (upload, sampling, host work, launch latency).
+  // Graph steps (no synchronization added: each step's events are read two
+  // steps later): step_begin() before the step's upload, graph_begin/_end()
+  // around the replay, sampled() after its device sampling (if any). The
+  // report splits a step into upload, replay, sampling and the gap before
+  // the next step's upload (host latency), next to the host's launch period.
+  Status step_begin(const Stream& s);
   Status graph_begin(const Stream& s);
   Status graph_end(const Stream& s);
+  Status sampled(const Stream& s);
   void print();
 
  private:
@@ -110,12 +113,18 @@ class StepProfiler {
   std::vector<Event> events_;       // 2 per instruction
   std::vector<size_t> row_of_;      // instruction -> row
   std::vector<Row> rows_;
-  Status collect_graph_span();
-  Event graph_events_[2];
-  bool graph_pending_ = false;  // graph_events_ recorded, not yet read
+  struct GraphStepEvents {
+    Event begin, graph_begin, graph_end, sampled;
+    bool recorded = false, has_graph = false, has_sampled = false;
+  };
+  static constexpr int kRing = 4;
+  Status collect_graph_step(int slot);  // reads ring_[slot] (complete), with ring_[slot - 1] for the gap
+  GraphStepEvents ring_[kRing];
+  int64_t step_index_ = -1;           // ring_[step_index_ % kRing] is the current step
   std::chrono::steady_clock::time_point last_graph_start_{};
-  int64_t eager_steps_ = 0, graph_steps_ = 0, graph_periods_ = 0;
-  double eager_wall_ms_ = 0, eager_span_ms_ = 0, graph_gpu_ms_ = 0, graph_period_ms_ = 0;
+  int64_t eager_steps_ = 0, graph_steps_ = 0, graph_periods_ = 0, sampled_steps_ = 0, gap_steps_ = 0;
+  double eager_wall_ms_ = 0, eager_span_ms_ = 0, graph_gpu_ms_ = 0, graph_period_ms_ = 0, upload_ms_ = 0,
+         sample_ms_ = 0, gap_ms_ = 0;
   int64_t every_ = 0;
 };
 
