@@ -189,6 +189,13 @@ __global__ void __launch_bounds__(kThreads, 2) sample_rows_kernel(SampleLaunch a
         out->top_logprobs[k] = 0.0f;
       }
   }
+  if (a.out_host != nullptr) {  // the host's copy, written over PCIe (no copy back on the stream)
+    __syncthreads();
+    constexpr int kWords = static_cast<int>(sizeof(SampleRowOut) / sizeof(int32_t));
+    static_assert(kWords <= kThreads, "one word of the row's result per thread");
+    if (threadIdx.x < kWords)
+      reinterpret_cast<int32_t*>(a.out_host + r)[threadIdx.x] = __ldcg(reinterpret_cast<const int32_t*>(out) + threadIdx.x);
+  }
 }
 
 }  // namespace

@@ -42,11 +42,12 @@ struct SampleLaunch {
   float* logits = nullptr;                 // [rows, vocab], modified by penalties
   int64_t vocab = 0;
   int32_t rows = 0;
-  const SampleRowParams* params = nullptr; // [rows]
+  const SampleRowParams* params = nullptr; // [rows] device or mapped pinned memory
   const int32_t* tokens = nullptr;         // histories (device)
   float* raw_history = nullptr;            // same length as tokens: raw logits of history tokens
   int32_t* scratch = nullptr;              // [slots, vocab] int32, all zero between launches
   SampleRowOut* out = nullptr;             // [rows]
+  SampleRowOut* out_host = nullptr;        // [rows] mapped pinned memory (device address) or null: a copy of out
 };
 
 // One CTA per row: raw logprobs, penalties, greedy argmax or filtered draw.

@@ -212,7 +212,7 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(x.m.args, &args, sizeof(args), cudaMemcpyHostToDevice));
   const size_t blob_bytes = step_blob_words(cap, rows, seqs, x.max_pages_per_seq) * sizeof(int32_t);
   DS_ASSIGN_OR_RETURN(x.blob, DeviceBuffer::allocate(blob_bytes));
-  DS_ASSIGN_OR_RETURN(x.staging, PinnedBuffer::allocate(blob_bytes));
+  DS_ASSIGN_OR_RETURN(x.staging, PinnedBuffer::allocate_mapped(blob_bytes));  // read by launch_copy_step
 
   DS_ASSIGN_OR_RETURN(x.gemm, GemmRunner::create());
   DS_ASSIGN_OR_RETURN(x.sampler, DeviceSampler::create(x.vocab, rows));

@@ -21,8 +21,8 @@ Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
   }
   v.q_start[size] = static_cast<int32_t>(size);
   v.page_start[size] = static_cast<int32_t>(size);
-  DS_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(blob.data(), staging.data(), v.words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
+  DS_RETURN_IF_ERROR(launch_copy_step(static_cast<int32_t*>(blob.data()),
+                                      static_cast<const int32_t*>(staging.device_data()), v.words, stream.get()));
   DS_RETURN_IF_ERROR(staging_done.record(stream));
   staging_pending = true;
   return Status::Ok();

@@ -153,8 +153,8 @@ struct CudaExecutor::Impl {
   DeviceBuffer logit_hidden;    // bf16 [max_logit_rows, hidden]: gathered rows for the lm_head GEMM
   DeviceBuffer meta;            // fixed step buffers (StepMetaBuffers) + DsStepArgs
   DeviceBuffer blob;            // device copy of the packed step
-  PinnedBuffer staging;         // host packed step
-  Event staging_done;           // recorded after the H2D copy of `staging`
+  PinnedBuffer staging;         // host packed step (mapped: launch_copy_step reads it)
+  Event staging_done;           // recorded after the copy of `staging` to `blob`
   bool staging_pending = false;
   StepMetaBuffers m;
   std::unique_ptr<GemmRunner> gemm;

@@ -1,5 +1,8 @@
 #include "runtime/executor/cuda/step_metadata.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace ds::cuda {
 namespace {
 
@@ -43,7 +46,34 @@ __global__ void unpack_step_kernel(const int32_t* __restrict__ blob, StepMetaBuf
   }
 }
 
+constexpr int kCopyThreads = 256;
+
+__global__ void copy_step_kernel(int32_t* __restrict__ dst, const int32_t* __restrict__ src, size_t words) {
+  // 16-byte reads when both ends allow it (a step of a few sequences is one round trip).
+  const bool vec = (reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % 16 == 0;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  size_t done = 0;
+  if (vec) {
+    const size_t quads = words / 4;
+    for (size_t q = i; q < quads; q += stride)
+      reinterpret_cast<int4*>(dst)[q] = reinterpret_cast<const int4*>(src)[q];
+    done = quads * 4;
+  }
+  for (size_t w = done + i; w < words; w += stride) dst[w] = src[w];
+}
+
 }  // namespace
+
+Status launch_copy_step(int32_t* blob, const int32_t* mapped_staging, size_t words, cudaStream_t stream) {
+  if (!blob || !mapped_staging) return Status::Error("copy_step: null blob or staging (is the staging mapped?)");
+  if (words == 0) return Status::Ok();
+  const size_t per_block = static_cast<size_t>(kCopyThreads) * 4;
+  const unsigned blocks = static_cast<unsigned>(std::min<size_t>((words + per_block - 1) / per_block, 64));
+  copy_step_kernel<<<blocks, kCopyThreads, 0, stream>>>(blob, mapped_staging, words);
+  DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
 
 size_t step_blob_words(int64_t token_capacity, int64_t max_logit_rows, int64_t max_seqs, int64_t max_pages_per_seq) {
   return packed_step_words(token_capacity, max_logit_rows, max_seqs, max_seqs * max_pages_per_seq);
