@@ -59,6 +59,7 @@ Status validate_row(const RowSampling& s, size_t i) {
 struct DeviceSampler::Impl {
   int64_t vocab = 0;
   int64_t max_rows = 0;
+  bool zero_copy = true;  // create()'s
   int64_t history_capacity = 0;  // tokens
   DeviceBuffer upload;           // [max_rows] SampleRowParams, then history tokens
   DeviceBuffer raw_history;      // [history_capacity] float
@@ -105,7 +106,7 @@ struct DeviceSampler::Impl {
 DeviceSampler::DeviceSampler() : impl_(std::make_unique<Impl>()) {}
 DeviceSampler::~DeviceSampler() = default;
 
-Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int64_t max_rows) {
+Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int64_t max_rows, bool zero_copy) {
   if (vocab <= 0 || vocab > (int64_t{1} << 31) - 1)
     return Status::Error(StrCat() << "DeviceSampler: vocab " << vocab << " must be in [1, 2^31)");
   if (max_rows <= 0 || max_rows > (int64_t{1} << 31) - 1)
@@ -114,6 +115,7 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
   Impl& m = *s->impl_;
   m.vocab = vocab;
   m.max_rows = max_rows;
+  m.zero_copy = zero_copy;
   DS_RETURN_IF_ERROR(m.reserve_history(kInitialHistoryTokens));
   m.scratch_slots = std::min(max_rows, kMaxScratchSlots);
   const size_t scratch_bytes = static_cast<size_t>(m.scratch_slots) * static_cast<size_t>(vocab) * sizeof(int32_t);
@@ -230,11 +232,11 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
   // with histories, one copy as before. Results: the kernels also write the
   // host's copy into the call's mapped slot (no copy back on the stream).
   // Each small cudaMemcpyAsync costs ~10 us of stream time on an H200.
-  const bool zero_copy = offset == 0;
+  const bool zero_copy = m.zero_copy && offset == 0;
   const auto* d_params = static_cast<const SampleRowParams*>(zero_copy ? m.upload_host.device_data() : m.upload.data());
   auto* d_results = static_cast<SampleRowOut*>(m.results.data());
   Impl::Slot& slot = m.slots[(m.head + m.count) % kMaxQueued];
-  auto* h_results = static_cast<SampleRowOut*>(slot.results_host.device_data());
+  auto* h_results = m.zero_copy ? static_cast<SampleRowOut*>(slot.results_host.device_data()) : nullptr;
   // Launches over consecutive row ranges holding at most scratch_slots penalized rows each.
   size_t begin = 0;
   while (begin < n) {
@@ -269,6 +271,11 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
   }
   Status recorded = m.upload_done.record(stream);
   if (!recorded.ok()) return fail(recorded);
+  if (!m.zero_copy) {
+    err = cudaMemcpyAsync(slot.results_host.data(), m.results.data(), n * sizeof(SampleRowOut),
+                          cudaMemcpyDeviceToHost, stream);
+    if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling results)", __FILE__, __LINE__));
+  }
   recorded = slot.done.record(stream);
   if (!recorded.ok()) return fail(recorded);
   slot.logprobs.resize(n);

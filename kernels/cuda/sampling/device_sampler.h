@@ -24,8 +24,11 @@ namespace ds::cuda {
 
 class DeviceSampler {
  public:
-  // max_rows: most rows per call; vocab: row length.
-  static Result<std::unique_ptr<DeviceSampler>> create(int64_t vocab, int64_t max_rows);
+  // max_rows: most rows per call; vocab: row length. zero_copy: the kernels
+  // read the row parameters from mapped pinned staging (when no histories are
+  // uploaded) and write the host's results into mapped pinned memory, instead
+  // of a copy each way on the stream.
+  static Result<std::unique_ptr<DeviceSampler>> create(int64_t vocab, int64_t max_rows, bool zero_copy = true);
   ~DeviceSampler();
   DeviceSampler(const DeviceSampler&) = delete;
   DeviceSampler& operator=(const DeviceSampler&) = delete;

@@ -147,6 +147,7 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) x.opt.gemv_prologue = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_SWIGLU"); env && *env) x.opt.gemv_swiglu = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ATTN_ROPE"); env && *env) x.opt.attention_rope = std::string(env) != "0";
+  if (const char* env = std::getenv("DSRT_ZERO_COPY"); env && *env) x.opt.zero_copy_upload = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_PIPELINED_SAMPLING"); env && *env)
     x.opt.pipelined_sampling = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_DEFERRED_NORM"); env && *env)
@@ -215,7 +216,7 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   DS_ASSIGN_OR_RETURN(x.staging, PinnedBuffer::allocate_mapped(blob_bytes));  // read by launch_copy_step
 
   DS_ASSIGN_OR_RETURN(x.gemm, GemmRunner::create());
-  DS_ASSIGN_OR_RETURN(x.sampler, DeviceSampler::create(x.vocab, rows));
+  DS_ASSIGN_OR_RETURN(x.sampler, DeviceSampler::create(x.vocab, rows, x.opt.zero_copy_upload));
   x.m.prev_ids = x.sampler->device_ids();  // previous_sample_token(r), read by the unpack kernel
   x.m.prev_ids_stride = DeviceSampler::device_ids_stride();
 

@@ -80,6 +80,10 @@ struct CudaExecutorOptions {
   // GPU without a communicator. DSRT_PIPELINED_SAMPLING=0 turns it off (A/B:
   // callers then take the synchronous step_sample path).
   bool pipelined_sampling = true;
+  // The packed step goes to the device by a kernel reading mapped pinned
+  // staging (launch_copy_step) instead of a cudaMemcpyAsync. DSRT_ZERO_COPY=0
+  // turns this and the sampler's mapped parameters / results off (A/B).
+  bool zero_copy_upload = true;
 
   Status validate() const;
 };

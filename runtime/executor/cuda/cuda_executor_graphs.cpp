@@ -9,6 +9,15 @@
 
 namespace ds::cuda {
 
+Status CudaExecutor::Impl::copy_staging(size_t words) {
+  if (opt.zero_copy_upload)
+    return launch_copy_step(static_cast<int32_t*>(blob.data()), static_cast<const int32_t*>(staging.device_data()),
+                            words, stream.get());
+  DS_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(blob.data(), staging.data(), words * sizeof(int32_t), cudaMemcpyHostToDevice, stream.get()));
+  return Status::Ok();
+}
+
 Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
   if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
   staging_pending = false;
@@ -21,8 +30,7 @@ Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
   }
   v.q_start[size] = static_cast<int32_t>(size);
   v.page_start[size] = static_cast<int32_t>(size);
-  DS_RETURN_IF_ERROR(launch_copy_step(static_cast<int32_t*>(blob.data()),
-                                      static_cast<const int32_t*>(staging.device_data()), v.words, stream.get()));
+  DS_RETURN_IF_ERROR(copy_staging(v.words));
   DS_RETURN_IF_ERROR(staging_done.record(stream));
   staging_pending = true;
   return Status::Ok();

@@ -136,8 +136,7 @@ Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded)
   // Decode steps launch attention with the KV-length bucket's bound, as the graphs
   // are captured: the same batch gives bit-identical results with or without graphs.
   if (shape.max_q_len <= 1) shape.max_kv_len = kv_buckets[kv_bucket(shape.max_kv_len)];
-  DS_RETURN_IF_ERROR(launch_copy_step(static_cast<int32_t*>(blob.data()),
-                                      static_cast<const int32_t*>(staging.device_data()), words, stream.get()));
+  DS_RETURN_IF_ERROR(copy_staging(words));
   DS_RETURN_IF_ERROR(staging_done.record(stream));
   staging_pending = true;
   return shape;

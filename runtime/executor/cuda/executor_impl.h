@@ -210,6 +210,8 @@ struct CudaExecutor::Impl {
   Status capture_graphs();
   // Index of the smallest KV bucket >= max_kv_len.
   size_t kv_bucket(int64_t max_kv_len) const;
+  // Copies `words` of `staging` to `blob` on the stream (opt.zero_copy_upload: launch_copy_step).
+  Status copy_staging(size_t words);
   // Packs the step into `staging` (padding to `padded_seqs` decode sequences
   // when > 0) and copies it to the device; returns the shape to launch.
   Result<StepShape> upload(const StepBatch& batch, int64_t padded_seqs);
