@@ -4,6 +4,8 @@
 // when over 256 rows carry penalties) that reads the row parameters from mapped
 // pinned staging (one H2D copy instead when penalized rows upload histories)
 // and writes the results into mapped pinned memory, then one wait (collect).
+// Calls whose rows are all greedy without logprobs or penalties take the split
+// greedy kernel (greedy_kernel.cu: several CTAs per row, no parameters).
 // Device memory: the [min(max_rows,
 // 256), vocab] int32 penalty scratch plus O(max_rows + history) small buffers.
 #include "kernels/cuda/sampling/device_sampler.h"
@@ -19,6 +21,9 @@
 
 namespace ds::cuda {
 namespace {
+
+// Rows of one greedy launch (the grid's y dimension).
+constexpr size_t kMaxGreedyRows = 65535;
 
 constexpr int64_t kInitialHistoryTokens = int64_t{1} << 16;
 // Most prompt + output tokens of all penalized rows of one call (256 MiB of int32).
@@ -78,6 +83,14 @@ struct DeviceSampler::Impl {
     std::vector<int> logprobs;   // per row: top logprobs to return
   };
   Slot slots[DeviceSampler::kMaxQueued];
+  // Greedy rows without logprobs or penalties (greedy_kernel.cu): per-row
+  // partials [max_rows * kGreedyMaxSplits] values then ids, and zeroed counters.
+  DeviceBuffer greedy_parts;
+  DeviceBuffer greedy_counters;
+
+  Status launch_greedy(float* logits, size_t n, SampleRowOut* h_results, cudaStream_t stream);
+  Status launch_rows(float* logits, const std::vector<RowSampling>& rows, SampleRowOut* h_results,
+                     cudaStream_t stream);
   int head = 0, count = 0;
   cudaStream_t last_stream = nullptr;  // stream of the queued calls
 
@@ -128,11 +141,16 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
     DS_ASSIGN_OR_RETURN(slot.done, Event::create());
   }
   DS_ASSIGN_OR_RETURN(m.upload_done, Event::create());
+  const size_t parts = static_cast<size_t>(max_rows) * kGreedyMaxSplits;
+  DS_ASSIGN_OR_RETURN(m.greedy_parts, DeviceBuffer::allocate(parts * (sizeof(float) + sizeof(int32_t))));
+  DS_ASSIGN_OR_RETURN(m.greedy_counters, DeviceBuffer::allocate(static_cast<size_t>(max_rows) * sizeof(unsigned)));
+  DS_CUDA_RETURN_IF_ERROR(cudaMemset(m.greedy_counters.data(), 0, m.greedy_counters.bytes()));
   return s;
 }
 
 size_t DeviceSampler::device_bytes() const {
-  return impl_->upload.bytes() + impl_->raw_history.bytes() + impl_->scratch.bytes() + impl_->results.bytes();
+  return impl_->upload.bytes() + impl_->raw_history.bytes() + impl_->scratch.bytes() + impl_->results.bytes() +
+         impl_->greedy_parts.bytes() + impl_->greedy_counters.bytes();
 }
 
 Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows, std::vector<RowSample>* out,
@@ -167,26 +185,72 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
   if (static_cast<int64_t>(rows.size()) > m.max_rows)
     return Status::Error(StrCat() << "DeviceSampler::enqueue: " << rows.size() << " rows exceed max_rows "
                                   << m.max_rows << " given at create()");
-  // Only penalized rows upload a history; frequency/presence read the output only.
-  int64_t history = 0;
+  bool plain_greedy = rows.size() <= kMaxGreedyRows;
   for (size_t i = 0; i < rows.size(); ++i) {
     DS_RETURN_IF_ERROR(validate_row(rows[i], i));
-    if (!needs_penalties(rows[i])) continue;
-    if (rows[i].repetition_penalty != 1.0f) history += rows[i].prompt_len;
-    history += rows[i].output_len;
+    plain_greedy = plain_greedy && (rows[i].temperature == 0.0f || rows[i].top_k == 1) &&
+                   !needs_penalties(rows[i]) && rows[i].logprobs < 0;
   }
-  if (history > m.history_capacity && m.count > 0) {
+  const size_t n = rows.size();
+  Impl::Slot& slot = m.slots[(m.head + m.count) % kMaxQueued];
+  // Results: the kernels also write the host's copy into the call's mapped
+  // slot (zero_copy), else one copy back on the stream.
+  auto* h_results = m.zero_copy ? static_cast<SampleRowOut*>(slot.results_host.device_data()) : nullptr;
+  auto fail = [&](Status st) {
+    cudaStreamSynchronize(stream);  // the staging buffers must outlive queued copies
+    return st;
+  };
+  Status launched = plain_greedy ? m.launch_greedy(logits, n, h_results, stream)
+                                 : m.launch_rows(logits, rows, h_results, stream);
+  if (!launched.ok()) return fail(launched.with_context("DeviceSampler::enqueue"));
+  if (!m.zero_copy) {
+    const cudaError_t err = cudaMemcpyAsync(slot.results_host.data(), m.results.data(), n * sizeof(SampleRowOut),
+                                            cudaMemcpyDeviceToHost, stream);
+    if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling results)", __FILE__, __LINE__));
+  }
+  Status recorded = slot.done.record(stream);
+  if (!recorded.ok()) return fail(recorded);
+  slot.logprobs.resize(n);
+  for (size_t i = 0; i < n; ++i) slot.logprobs[i] = std::max(0, std::min<int>(rows[i].logprobs, kSamplingMaxLogprobs));
+  m.last_stream = stream;
+  ++m.count;
+  return Status::Ok();
+}
+
+Status DeviceSampler::Impl::launch_greedy(float* logits, size_t n, SampleRowOut* h_results, cudaStream_t stream) {
+  GreedyLaunch g;
+  g.logits = logits;
+  g.vocab = vocab;
+  g.rows = static_cast<int32_t>(n);
+  g.part_value = static_cast<float*>(greedy_parts.data());
+  g.part_id = reinterpret_cast<int32_t*>(g.part_value + max_rows * kGreedyMaxSplits);
+  g.counters = static_cast<unsigned*>(greedy_counters.data());
+  g.out = static_cast<SampleRowOut*>(results.data());
+  g.out_host = h_results;
+  return launch_greedy_rows(g, stream);
+}
+
+Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSampling>& rows, SampleRowOut* h_results,
+                                        cudaStream_t stream) {
+  // Only penalized rows upload a history; frequency/presence read the output only.
+  int64_t history = 0;
+  for (const RowSampling& r : rows) {
+    if (!needs_penalties(r)) continue;
+    if (r.repetition_penalty != 1.0f) history += r.prompt_len;
+    history += r.output_len;
+  }
+  if (history > history_capacity && count > 0) {
     // Growing frees the buffers that queued calls still use: let them finish first.
     DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   }
-  DS_RETURN_IF_ERROR(m.reserve_history(history));
-  // The previous call's upload must have left the staging before it is rewritten.
-  if (m.upload_pending) DS_RETURN_IF_ERROR(m.upload_done.synchronize());
-  m.upload_pending = false;
+  DS_RETURN_IF_ERROR(reserve_history(history));
+  // The previous call's kernels must be done with the staging before it is rewritten.
+  if (upload_pending) DS_RETURN_IF_ERROR(upload_done.synchronize());
+  upload_pending = false;
 
   const size_t n = rows.size();
-  auto* params = static_cast<SampleRowParams*>(m.upload_host.data());
-  auto* tokens = reinterpret_cast<int32_t*>(static_cast<char*>(m.upload_host.data()) + n * sizeof(SampleRowParams));
+  auto* params = static_cast<SampleRowParams*>(upload_host.data());
+  auto* tokens = reinterpret_cast<int32_t*>(static_cast<char*>(upload_host.data()) + n * sizeof(SampleRowParams));
   int64_t offset = 0;
   for (size_t i = 0; i < n; ++i) {
     const RowSampling& s = rows[i];
@@ -217,72 +281,44 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
       offset += s.output_len;
     }
   }
-
-  auto fail = [&](Status st) {
-    cudaStreamSynchronize(stream);  // the staging buffers must outlive queued copies
-    return st;
-  };
-  const size_t upload_bytes = n * sizeof(SampleRowParams) + static_cast<size_t>(offset) * sizeof(int32_t);
-  cudaError_t err = cudaSuccess;
-  std::vector<SampleLaunch>& launch_ranges = m.launches;
-  launch_ranges.clear();
-
   // Parameters: without histories (the common case) the kernels read them
   // straight from the mapped staging, so nothing is copied on the stream;
-  // with histories, one copy as before. Results: the kernels also write the
-  // host's copy into the call's mapped slot (no copy back on the stream).
-  // Each small cudaMemcpyAsync costs ~10 us of stream time on an H200.
-  const bool zero_copy = m.zero_copy && offset == 0;
-  const auto* d_params = static_cast<const SampleRowParams*>(zero_copy ? m.upload_host.device_data() : m.upload.data());
-  auto* d_results = static_cast<SampleRowOut*>(m.results.data());
-  Impl::Slot& slot = m.slots[(m.head + m.count) % kMaxQueued];
-  auto* h_results = m.zero_copy ? static_cast<SampleRowOut*>(slot.results_host.device_data()) : nullptr;
+  // with histories, one copy. Each small cudaMemcpyAsync costs ~10 us of
+  // stream time on an H200.
+  const bool params_mapped = zero_copy && offset == 0;
+  const auto* d_params = static_cast<const SampleRowParams*>(params_mapped ? upload_host.device_data() : upload.data());
+  auto* d_results = static_cast<SampleRowOut*>(results.data());
+  launches.clear();
   // Launches over consecutive row ranges holding at most scratch_slots penalized rows each.
   size_t begin = 0;
   while (begin < n) {
     size_t end = begin;
-    int64_t slot = 0;
+    int64_t used = 0;
     for (; end < n; ++end) {
       if (!needs_penalties(rows[end]) || params[end].prompt_len + params[end].output_len == 0) continue;
-      if (slot == m.scratch_slots) break;
-      params[end].scratch_slot = static_cast<int32_t>(slot++);
+      if (used == scratch_slots) break;
+      params[end].scratch_slot = static_cast<int32_t>(used++);
     }
     SampleLaunch launch;
-    launch.logits = logits + static_cast<int64_t>(begin) * m.vocab;
-    launch.vocab = m.vocab;
+    launch.logits = logits + static_cast<int64_t>(begin) * vocab;
+    launch.vocab = vocab;
     launch.rows = static_cast<int32_t>(end - begin);
     launch.params = d_params + begin;
-    launch.tokens = reinterpret_cast<const int32_t*>(static_cast<char*>(m.upload.data()) + n * sizeof(SampleRowParams));
-    launch.raw_history = static_cast<float*>(m.raw_history.data());
-    launch.scratch = static_cast<int32_t*>(m.scratch.data());
+    launch.tokens = reinterpret_cast<const int32_t*>(static_cast<char*>(upload.data()) + n * sizeof(SampleRowParams));
+    launch.raw_history = static_cast<float*>(raw_history.data());
+    launch.scratch = static_cast<int32_t*>(scratch.data());
     launch.out = d_results + begin;
-    launch.out_host = h_results + begin;
-    launch_ranges.push_back(launch);
+    launch.out_host = h_results != nullptr ? h_results + begin : nullptr;
+    launches.push_back(launch);
     begin = end;
   }
-  if (!zero_copy) {
-    err = cudaMemcpyAsync(m.upload.data(), m.upload_host.data(), upload_bytes, cudaMemcpyHostToDevice, stream);
-    if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling params)", __FILE__, __LINE__));
+  if (!params_mapped) {
+    const size_t bytes = n * sizeof(SampleRowParams) + static_cast<size_t>(offset) * sizeof(int32_t);
+    DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(upload.data(), upload_host.data(), bytes, cudaMemcpyHostToDevice, stream));
   }
-  m.upload_pending = true;  // until the event below: the kernels may read the staging itself
-  for (const SampleLaunch& launch : launch_ranges) {
-    Status st = launch_sample_rows(launch, stream);
-    if (!st.ok()) return fail(st.with_context("DeviceSampler::enqueue"));
-  }
-  Status recorded = m.upload_done.record(stream);
-  if (!recorded.ok()) return fail(recorded);
-  if (!m.zero_copy) {
-    err = cudaMemcpyAsync(slot.results_host.data(), m.results.data(), n * sizeof(SampleRowOut),
-                          cudaMemcpyDeviceToHost, stream);
-    if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling results)", __FILE__, __LINE__));
-  }
-  recorded = slot.done.record(stream);
-  if (!recorded.ok()) return fail(recorded);
-  slot.logprobs.resize(n);
-  for (size_t i = 0; i < n; ++i) slot.logprobs[i] = std::max(0, std::min<int>(rows[i].logprobs, kSamplingMaxLogprobs));
-  m.last_stream = stream;
-  ++m.count;
-  return Status::Ok();
+  upload_pending = true;  // until the event below: the kernels may read the staging itself
+  for (const SampleLaunch& launch : launches) DS_RETURN_IF_ERROR(launch_sample_rows(launch, stream));
+  return upload_done.record(stream);
 }
 
 Status DeviceSampler::collect(std::vector<RowSample>* out) {

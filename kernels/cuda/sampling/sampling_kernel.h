@@ -53,4 +53,22 @@ struct SampleLaunch {
 // One CTA per row: raw logprobs, penalties, greedy argmax or filtered draw.
 Status launch_sample_rows(const SampleLaunch& args, cudaStream_t stream);
 
+// Greedy rows without logprobs or penalties (greedy_kernel.cu): greedy_splits
+// CTAs per row, merged by the row's last CTA; the same ids as the per-row
+// kernel. part_value / part_id hold rows * kGreedyMaxSplits entries; counters
+// [rows] start at zero and are left at zero.
+constexpr int kGreedyMaxSplits = 32;
+struct GreedyLaunch {
+  const float* logits = nullptr;  // [rows, vocab]
+  int64_t vocab = 0;
+  int32_t rows = 0;
+  float* part_value = nullptr;
+  int32_t* part_id = nullptr;
+  unsigned* counters = nullptr;
+  SampleRowOut* out = nullptr;       // [rows]
+  SampleRowOut* out_host = nullptr;  // [rows] mapped pinned memory (device address) or null
+};
+int greedy_splits(int64_t vocab);
+Status launch_greedy_rows(const GreedyLaunch& args, cudaStream_t stream);
+
 }  // namespace ds::cuda

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "kernels/cuda/sampling/sampling_kernel.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/engine/sampler.h"
 #include "runtime/scheduler/token_sampler.h"
@@ -72,6 +73,45 @@ TEST(DeviceSampler, GreedyMatchesCpuArgmaxWithTies) {
     ASSERT_EQ(out.size(), static_cast<size_t>(rows));
     for (int64_t r = 0; r < rows; ++r)
       EXPECT_EQ(out[r].id, argmax(&logits[r * vocab], vocab)) << "vocab " << vocab << " row " << r;
+  }
+}
+
+// Greedy rows without logprobs take the split kernel (greedy_kernel.cu); the
+// same rows asking for logprobs take the per-row kernel. Both must give the
+// CPU's argmax: ties (lowest id), NaNs (ignored; 0 for an all-NaN row), -inf
+// rows, maxima at slice boundaries, one split (small vocab) up to the cap
+// (large vocab), many rows, and again on the next call (the counters reset).
+TEST(DeviceSampler, SplitGreedyMatchesPerRowKernelAndCpu) {
+  DS_SKIP_WITHOUT_GPU();
+  for (int64_t vocab : {int64_t{1001}, int64_t{8193}, int64_t{152064}, int64_t{1} << 20}) {
+    const int64_t rows = 70;
+    auto h = SamplerHarness::create(vocab, rows);
+    ASSERT_TRUE(h);
+    std::vector<float> logits = random_logits(rows, vocab, 5 + static_cast<uint32_t>(vocab), 3.0f, 0.25f);
+    const float nan = std::nanf("");
+    const int splits = greedy_splits(vocab);
+    const int64_t slice = (vocab + 3) / 4 / splits * 4;  // a token near a slice boundary
+    for (int64_t i = 0; i < vocab; ++i) logits[1 * vocab + i] = nan;                   // row 1: all NaN
+    for (int64_t i = 0; i < vocab; ++i) logits[2 * vocab + i] = -INFINITY;             // row 2: all -inf
+    logits[3 * vocab + 5] = nan, logits[3 * vocab + vocab - 2] = 40.0f;                 // row 3: NaN + late max
+    logits[4 * vocab + slice] = 60.0f, logits[4 * vocab + slice - 1] = 60.0f;           // row 4: tie across a boundary
+    logits[5 * vocab + vocab - 1] = 60.0f, logits[5 * vocab + 0] = 60.0f;               // row 5: first and last
+    for (int pass = 0; pass < 2; ++pass) {
+      std::vector<RowSample> fast, per_row;
+      Status st = h->run(logits, std::vector<RowSampling>(rows, greedy_row()), &fast);
+      ASSERT_TRUE(st.ok()) << st.message();
+      st = h->run(logits, std::vector<RowSampling>(rows, greedy_row(0)), &per_row);
+      ASSERT_TRUE(st.ok()) << st.message();
+      ASSERT_EQ(fast.size(), static_cast<size_t>(rows));
+      ASSERT_EQ(per_row.size(), static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) {
+        EXPECT_EQ(fast[r].id, per_row[r].id) << "vocab " << vocab << " row " << r << " pass " << pass;
+        if (r != 1) EXPECT_EQ(fast[r].id, argmax(&logits[r * vocab], vocab)) << "vocab " << vocab << " row " << r;
+        EXPECT_TRUE(fast[r].top.empty());
+      }
+      EXPECT_EQ(fast[1].id, 0) << "an all-NaN row gives id 0";
+      EXPECT_EQ(fast[2].id, 0) << "an all -inf row gives the lowest id";
+    }
   }
 }
 
