@@ -89,8 +89,6 @@ struct DeviceSampler::Impl {
   DeviceBuffer greedy_counters;
 
   Status launch_greedy(float* logits, size_t n, SampleRowOut* h_results, cudaStream_t stream);
-  // Queues the call whose kernels were just launched on `stream` (slot head + count).
-  Status queue_call(const std::vector<RowSampling>& rows, cudaStream_t stream);
   Status launch_rows(float* logits, const std::vector<RowSampling>& rows, SampleRowOut* h_results,
                      cudaStream_t stream);
   int head = 0, count = 0;
@@ -187,8 +185,12 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
   if (static_cast<int64_t>(rows.size()) > m.max_rows)
     return Status::Error(StrCat() << "DeviceSampler::enqueue: " << rows.size() << " rows exceed max_rows "
                                   << m.max_rows << " given at create()");
-  for (size_t i = 0; i < rows.size(); ++i) DS_RETURN_IF_ERROR(validate_row(rows[i], i));
-  const bool greedy = plain_greedy(rows);
+  bool plain_greedy = rows.size() <= kMaxGreedyRows;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    DS_RETURN_IF_ERROR(validate_row(rows[i], i));
+    plain_greedy = plain_greedy && (rows[i].temperature == 0.0f || rows[i].top_k == 1) &&
+                   !needs_penalties(rows[i]) && rows[i].logprobs < 0;
+  }
   const size_t n = rows.size();
   Impl::Slot& slot = m.slots[(m.head + m.count) % kMaxQueued];
   // Results: the kernels also write the host's copy into the call's mapped
@@ -198,71 +200,21 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
     cudaStreamSynchronize(stream);  // the staging buffers must outlive queued copies
     return st;
   };
-  Status launched = greedy ? m.launch_greedy(logits, n, h_results, stream) : m.launch_rows(logits, rows, h_results, stream);
+  Status launched = plain_greedy ? m.launch_greedy(logits, n, h_results, stream)
+                                 : m.launch_rows(logits, rows, h_results, stream);
   if (!launched.ok()) return fail(launched.with_context("DeviceSampler::enqueue"));
   if (!m.zero_copy) {
     const cudaError_t err = cudaMemcpyAsync(slot.results_host.data(), m.results.data(), n * sizeof(SampleRowOut),
                                             cudaMemcpyDeviceToHost, stream);
     if (err != cudaSuccess) return fail(cuda_error_status(err, "cudaMemcpyAsync(sampling results)", __FILE__, __LINE__));
   }
-  Status queued = m.queue_call(rows, stream);
-  if (!queued.ok()) return fail(queued);
+  Status recorded = slot.done.record(stream);
+  if (!recorded.ok()) return fail(recorded);
+  slot.logprobs.resize(n);
+  for (size_t i = 0; i < n; ++i) slot.logprobs[i] = std::max(0, std::min<int>(rows[i].logprobs, kSamplingMaxLogprobs));
+  m.last_stream = stream;
+  ++m.count;
   return Status::Ok();
-}
-
-Status DeviceSampler::Impl::queue_call(const std::vector<RowSampling>& rows, cudaStream_t stream) {
-  Slot& slot = slots[(head + count) % kMaxQueued];
-  DS_RETURN_IF_ERROR(slot.done.record(stream));
-  slot.logprobs.resize(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i)
-    slot.logprobs[i] = std::max(0, std::min<int>(rows[i].logprobs, kSamplingMaxLogprobs));
-  last_stream = stream;
-  ++count;
-  return Status::Ok();
-}
-
-bool DeviceSampler::plain_greedy(const std::vector<RowSampling>& rows) {
-  if (rows.empty() || rows.size() > kMaxGreedyRows) return false;
-  for (const RowSampling& r : rows)
-    if (!(r.temperature == 0.0f || r.top_k == 1) || needs_penalties(r) || r.logprobs >= 0) return false;
-  return true;
-}
-
-Status DeviceSampler::graph_greedy(const float* logits, int64_t rows, const int32_t* slot_word, cudaStream_t stream) {
-  Impl& m = *impl_;
-  static_assert(kMaxQueued == 2, "GreedyLaunch::slot_hosts holds kMaxQueued slots");
-  if (!logits || !slot_word) return Status::Error("DeviceSampler::graph_greedy: null logits or slot word");
-  if (rows < 1 || rows > m.max_rows || rows > static_cast<int64_t>(kMaxGreedyRows))
-    return Status::Error(StrCat() << "DeviceSampler::graph_greedy: " << rows << " rows (max_rows " << m.max_rows << ")");
-  if (!m.zero_copy) return Status::Error("DeviceSampler::graph_greedy: needs the mapped result slots (zero_copy)");
-  GreedyLaunch g;
-  g.logits = logits;
-  g.vocab = m.vocab;
-  g.rows = static_cast<int32_t>(rows);
-  g.part_value = static_cast<float*>(m.greedy_parts.data());
-  g.part_id = reinterpret_cast<int32_t*>(g.part_value + m.max_rows * kGreedyMaxSplits);
-  g.counters = static_cast<unsigned*>(m.greedy_counters.data());
-  g.out = static_cast<SampleRowOut*>(m.results.data());
-  g.graph_slot = slot_word;
-  for (int i = 0; i < kMaxQueued; ++i) g.slot_hosts[i] = static_cast<SampleRowOut*>(m.slots[i].results_host.device_data());
-  return launch_greedy_rows(g, stream);
-}
-
-Result<int> DeviceSampler::begin_graph_call(const std::vector<RowSampling>& rows) const {
-  const Impl& m = *impl_;
-  if (!m.zero_copy || !plain_greedy(rows)) return Status::Error("DeviceSampler::begin_graph_call: not plain greedy rows");
-  if (m.count == kMaxQueued)
-    return Status::Error(StrCat() << "DeviceSampler::begin_graph_call: " << kMaxQueued << " calls wait to be collected");
-  return (m.head + m.count) % kMaxQueued;
-}
-
-Status DeviceSampler::end_graph_call(const std::vector<RowSampling>& rows, cudaStream_t stream) {
-  Impl& m = *impl_;
-  if (m.count == kMaxQueued)
-    return Status::Error(StrCat() << "DeviceSampler::end_graph_call: " << kMaxQueued << " calls wait to be collected");
-  if (m.count > 0 && stream != m.last_stream)
-    return Status::Error("DeviceSampler::end_graph_call: queued calls run on another stream");
-  return m.queue_call(rows, stream);
 }
 
 Status DeviceSampler::Impl::launch_greedy(float* logits, size_t n, SampleRowOut* h_results, cudaStream_t stream) {

@@ -50,20 +50,6 @@ class DeviceSampler {
   Status collect(std::vector<RowSample>* out);
   int queued() const;
 
-  // Greedy sampling inside a captured decode graph. graph_greedy() launches
-  // the split greedy kernel over `rows` rows of `logits` on `stream` (under
-  // capture) so that each replay samples the step when the int at `slot_word`
-  // (device memory, written with the step) is a slot index, and does nothing
-  // when it is -1. Per step: begin_graph_call() returns the slot index to
-  // write there (and checks that the rows are plain greedy and one more call
-  // fits the queue); after the replay is launched, end_graph_call() queues the
-  // call as enqueue() would, to be collected in order. Plain greedy: every row
-  // greedy (temperature 0 or top_k 1), without logprobs or penalties.
-  static bool plain_greedy(const std::vector<RowSampling>& rows);
-  Status graph_greedy(const float* logits, int64_t rows, const int32_t* slot_word, cudaStream_t stream);
-  Result<int> begin_graph_call(const std::vector<RowSampling>& rows) const;
-  Status end_graph_call(const std::vector<RowSampling>& rows, cudaStream_t stream);
-
   // The ids of the most recently enqueued call, on the device: row r's id is
   // ids[r * stride] (int32 words), written by that call's kernels in stream
   // order (a later kernel on the same stream may read them, e.g. to feed the

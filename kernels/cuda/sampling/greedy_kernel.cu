@@ -19,12 +19,6 @@ namespace {
 __global__ void __launch_bounds__(kThreads) greedy_rows_kernel(GreedyLaunch a) {
   __shared__ ReduceSmem sm;
   __shared__ bool last;
-  SampleRowOut* out_host = a.out_host;
-  if (a.graph_slot != nullptr) {  // captured in a decode graph: this step's slot, or nothing to do
-    const int slot = *a.graph_slot;
-    if (slot < 0 || slot > 1) return;
-    out_host = a.slot_hosts[slot];
-  }
   const int r = blockIdx.y, s = blockIdx.x, splits = gridDim.x;
   float* row = const_cast<float*>(a.logits) + static_cast<int64_t>(r) * a.vocab;
   const bool vec = (a.vocab % 4 == 0) && (reinterpret_cast<uintptr_t>(a.logits) % 16 == 0);
@@ -63,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) greedy_rows_kernel(GreedyLaunch a) {
     o.top_logprobs[k] = 0.0f;
   }
   a.out[r] = o;
-  if (out_host != nullptr) out_host[r] = o;
+  if (a.out_host != nullptr) a.out_host[r] = o;
 }
 
 }  // namespace

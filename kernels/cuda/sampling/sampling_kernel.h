@@ -67,11 +67,6 @@ struct GreedyLaunch {
   unsigned* counters = nullptr;
   SampleRowOut* out = nullptr;       // [rows]
   SampleRowOut* out_host = nullptr;  // [rows] mapped pinned memory (device address) or null
-  // A launch captured in a decode graph (DeviceSampler::graph_greedy): the
-  // host's copy goes to slot_hosts[*graph_slot], read when the kernel runs;
-  // *graph_slot < 0 means the step is sampled elsewhere and the kernel does nothing.
-  const int32_t* graph_slot = nullptr;
-  SampleRowOut* slot_hosts[2] = {nullptr, nullptr};
 };
 int greedy_splits(int64_t vocab);
 Status launch_greedy_rows(const GreedyLaunch& args, cudaStream_t stream);

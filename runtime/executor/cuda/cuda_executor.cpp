@@ -148,7 +148,6 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   if (const char* env = std::getenv("DSRT_GEMV_SWIGLU"); env && *env) x.opt.gemv_swiglu = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ATTN_ROPE"); env && *env) x.opt.attention_rope = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ZERO_COPY"); env && *env) x.opt.zero_copy_upload = std::string(env) != "0";
-  if (const char* env = std::getenv("DSRT_GRAPH_SAMPLING"); env && *env) x.opt.graph_sampling = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_PIPELINED_SAMPLING"); env && *env)
     x.opt.pipelined_sampling = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_DEFERRED_NORM"); env && *env)
@@ -220,7 +219,6 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   DS_ASSIGN_OR_RETURN(x.sampler, DeviceSampler::create(x.vocab, rows, x.opt.zero_copy_upload));
   x.m.prev_ids = x.sampler->device_ids();  // previous_sample_token(r), read by the unpack kernel
   x.m.prev_ids_stride = DeviceSampler::device_ids_stride();
-  x.graph_sampling = x.opt.graph_sampling && x.opt.zero_copy_upload;
 
   const auto t0 = std::chrono::steady_clock::now();
   DS_RETURN_IF_ERROR(x.bind(weights).with_context("plan " + plan.origin()));

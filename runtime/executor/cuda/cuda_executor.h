@@ -84,12 +84,6 @@ struct CudaExecutorOptions {
   // staging (launch_copy_step) instead of a cudaMemcpyAsync. DSRT_ZERO_COPY=0
   // turns this and the sampler's mapped parameters / results off (A/B).
   bool zero_copy_upload = true;
-  // Decode graphs end with the sampler's split greedy kernel, which samples a
-  // replayed step whose rows are all greedy without logprobs or penalties
-  // (the sampler then launches nothing after the graph). Needs
-  // zero_copy_upload (the results go to mapped pinned slots).
-  // DSRT_GRAPH_SAMPLING=0 turns it off.
-  bool graph_sampling = true;
 
   Status validate() const;
 };

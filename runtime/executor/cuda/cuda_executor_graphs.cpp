@@ -63,12 +63,7 @@ Status CudaExecutor::Impl::capture_graphs() {
       const std::string kctx = StrCat() << ctx << ", kv bound " << sh.max_kv_len;
       Result<GraphExec> g = capture_graph(st, [&] {
         Status s = launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, st);
-        if (s.ok()) s = run_program(sh);
-        // The greedy tail: samples the step when its header names a sampler slot (graph_sample_slot).
-        if (s.ok() && graph_sampling)
-          s = sampler->graph_greedy(static_cast<const float*>(logits.data()), bs,
-                                    static_cast<const int32_t*>(blob.data()) + kStepHeaderGraphSlot, st);
-        return s;
+        return s.ok() ? run_program(sh) : s;
       });
       if (!g.ok()) return g.status().with_context(kctx + " (capture)");
       graphs.emplace(std::make_pair(bs, static_cast<int64_t>(kb)), std::move(g).value());
@@ -82,7 +77,7 @@ size_t CudaExecutor::Impl::kv_bucket(int64_t max_kv_len) const {
   return it == kv_buckets.end() ? kv_buckets.size() - 1 : static_cast<size_t>(it - kv_buckets.begin());
 }
 
-Result<bool> CudaExecutor::Impl::launch_step(const StepBatch& b, int graph_slot) {
+Status CudaExecutor::Impl::launch_step(const StepBatch& b) {
   DS_CUDA_RETURN_IF_ERROR(cudaSetDevice(opt.device));  // steps may come from another thread
   int64_t padded = 0;
   if (!graphs.empty() && !graph_sizes.empty() &&
@@ -94,19 +89,19 @@ Result<bool> CudaExecutor::Impl::launch_step(const StepBatch& b, int graph_slot)
   }
   const auto t0 = std::chrono::steady_clock::now();
   if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->step_begin(stream));
-  DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded, graph_slot));
+  DS_ASSIGN_OR_RETURN(StepShape sh, upload(b, padded));
   if (padded > 0) {
     const auto key = std::make_pair(padded, static_cast<int64_t>(kv_bucket(sh.max_kv_len)));
     const bool prof = profiler && profiler->active;
     if (prof) DS_RETURN_IF_ERROR(profiler->graph_begin(stream));
     DS_RETURN_IF_ERROR(graphs.at(key).launch(stream));
     if (prof) DS_RETURN_IF_ERROR(profiler->graph_end(stream));
-    return true;
+    return Status::Ok();
   }
   DS_RETURN_IF_ERROR(launch_unpack_step(static_cast<const int32_t*>(blob.data()), m, stream.get()));
   DS_RETURN_IF_ERROR(run_program(sh));
   if (profiler && profiler->active) DS_RETURN_IF_ERROR(profiler->eager_step(t0, stream));
-  return false;
+  return Status::Ok();
 }
 
 }  // namespace ds::cuda

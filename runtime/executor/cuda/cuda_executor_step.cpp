@@ -76,7 +76,7 @@ Result<std::vector<const StepSequence*>> check_batch(const StepBatch& b, const C
 
 }  // namespace
 
-Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded, int graph_slot) {
+Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded) {
   // The previous step's copy must be done before the staging is rewritten.
   if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
   staging_pending = false;
@@ -97,7 +97,6 @@ Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded,
   if (words * sizeof(int32_t) > staging.bytes())
     return Status::Error(StrCat() << "internal: packed step of " << words << " words exceeds the staging buffer");
   const PackedStep v = begin_packed_step(static_cast<int32_t*>(staging.data()), T, R, S, S_real, P);
-  static_cast<int32_t*>(staging.data())[kStepHeaderGraphSlot] = padded > 0 ? graph_slot : -1;
   int32_t *tok = v.tokens, *pos = v.positions, *rows = v.logit_rows, *qs = v.q_start, *kvl = v.kv_len,
           *ps = v.page_start, *pages = v.pages;
   std::copy(b.tokens.begin(), b.tokens.end(), tok);
@@ -303,7 +302,7 @@ Status CudaExecutor::Impl::all_reduce(const BoundOp& op, int64_t rows, cudaStrea
 
 Status CudaExecutor::step(const StepBatch& batch, float* logits) {
   Impl& x = *impl_;
-  DS_RETURN_IF_ERROR(x.launch_step(batch).status());
+  DS_RETURN_IF_ERROR(x.launch_step(batch));
   // Without a logits buffer (e.g. a prefill chunk whose logits nobody reads) the
   // step stays queued on the stream: the host may prepare the next one meanwhile.
   // Under tensor parallelism every step ends with the bounded wait instead: a
@@ -325,8 +324,7 @@ Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSa
   if (x.sampler->queued() > 0)
     return Status::Error(StrCat() << "step_sample: " << x.sampler->queued()
                                   << " pipelined steps are not collected yet (collect_samples)");
-  const int slot = x.graph_sample_slot(rows);
-  DS_ASSIGN_OR_RETURN(const bool replayed, x.launch_step(batch, slot));
+  DS_RETURN_IF_ERROR(x.launch_step(batch));
   if (rows.empty()) {
     out->clear();
     return x.sync();
@@ -334,8 +332,9 @@ Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSa
   // The sampler synchronizes the stream without a bound: first make sure the
   // step's collectives completed (a dead peer is then an error, not a hang).
   if (x.comm) DS_RETURN_IF_ERROR(x.sync());
-  DS_RETURN_IF_ERROR(x.queue_sampling(rows, replayed && slot >= 0));
-  DS_RETURN_IF_ERROR(x.sampler->collect(out));
+  x.last_sample_rows = 0;  // the device ids are being rewritten
+  DS_RETURN_IF_ERROR(x.sampler->sample(static_cast<float*>(x.logits.data()), rows, out, x.stream.get()));
+  x.last_sample_rows = static_cast<int64_t>(rows.size());
   if (x.profiler && x.profiler->active) DS_RETURN_IF_ERROR(x.profiler->sampled(x.stream));
   return Status::Ok();
 }
@@ -353,26 +352,11 @@ Status CudaExecutor::enqueue_step_sample(const StepBatch& batch, const std::vect
   if (x.sampler->queued() == DeviceSampler::kMaxQueued)
     return Status::Error(StrCat() << "enqueue_step_sample: " << DeviceSampler::kMaxQueued
                                   << " steps wait to be collected");
-  const int slot = x.graph_sample_slot(rows);
-  DS_ASSIGN_OR_RETURN(const bool replayed, x.launch_step(batch, slot));
-  DS_RETURN_IF_ERROR(x.queue_sampling(rows, replayed && slot >= 0));
+  DS_RETURN_IF_ERROR(x.launch_step(batch));
+  x.last_sample_rows = 0;
+  DS_RETURN_IF_ERROR(x.sampler->enqueue(static_cast<float*>(x.logits.data()), rows, x.stream.get()));
+  x.last_sample_rows = static_cast<int64_t>(rows.size());
   if (x.profiler && x.profiler->active) DS_RETURN_IF_ERROR(x.profiler->sampled(x.stream));
-  return Status::Ok();
-}
-
-int CudaExecutor::Impl::graph_sample_slot(const std::vector<RowSampling>& rows) const {
-  if (!graph_sampling || !DeviceSampler::plain_greedy(rows)) return -1;
-  Result<int> slot = sampler->begin_graph_call(rows);
-  return slot.ok() ? slot.value() : -1;
-}
-
-Status CudaExecutor::Impl::queue_sampling(const std::vector<RowSampling>& rows, bool by_graph) {
-  last_sample_rows = 0;  // the device ids are being rewritten
-  if (by_graph)
-    DS_RETURN_IF_ERROR(sampler->end_graph_call(rows, stream.get()));
-  else
-    DS_RETURN_IF_ERROR(sampler->enqueue(static_cast<float*>(logits.data()), rows, stream.get()));
-  last_sample_rows = static_cast<int64_t>(rows.size());
   return Status::Ok();
 }
 

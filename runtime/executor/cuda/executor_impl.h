@@ -163,8 +163,6 @@ struct CudaExecutor::Impl {
   // Rows of the most recent device sampling whose ids a step may take as
   // previous_sample_token(r) (0 while none, or while one is being rewritten).
   int64_t last_sample_rows = 0;
-  // The decode graphs end with the sampler's greedy kernel (DeviceSampler::graph_greedy).
-  bool graph_sampling = false;
 
   std::map<std::string, LoadedKernel> kernels;  // by entry + source hash (same kernel loaded once)
   std::vector<DeviceBuffer> rope_inv_freq;       // device inv_freq tables of the linked attention ropes
@@ -216,18 +214,9 @@ struct CudaExecutor::Impl {
   Status copy_staging(size_t words);
   // Packs the step into `staging` (padding to `padded_seqs` decode sequences
   // when > 0) and copies it to the device; returns the shape to launch.
-  // graph_slot: header word G of a step replayed from a graph (else -1).
-  Result<StepShape> upload(const StepBatch& batch, int64_t padded_seqs, int graph_slot = -1);
+  Result<StepShape> upload(const StepBatch& batch, int64_t padded_seqs);
   Status upload_padding_only(int64_t size);
-  // Returns whether a decode graph replayed the step. graph_slot >= 0: the
-  // graph's greedy tail samples the step into that sampler slot (if replayed).
-  Result<bool> launch_step(const StepBatch& batch, int graph_slot = -1);
-  // The sampler slot for a step whose rows the decode graph can sample itself
-  // (graph sampling captured, plain greedy rows, room in the queue), else -1.
-  int graph_sample_slot(const std::vector<RowSampling>& rows) const;
-  // Queues the sampling of a launched step: by the graph's tail (replayed with
-  // graph_slot >= 0) or by the sampler's own kernels.
-  Status queue_sampling(const std::vector<RowSampling>& rows, bool by_graph);
+  Status launch_step(const StepBatch& batch);
 };
 
 }  // namespace ds::cuda

@@ -3,8 +3,7 @@
 // program reads (so that a captured CUDA graph stays valid from step to step).
 //
 // Packed blob (int32 words, mapped pinned staging -> device blob, launch_copy_step):
-//   header[8]: T, R, S, S_real, P, G, 0, 0 (G: the sampler's result slot when the
-//   decode graph samples the step itself, DeviceSampler::graph_greedy; -1: not)
+//   header[8]: T, R, S, S_real, P, 0, 0, 0
 //   tokens[T] positions[T] logit_rows[R] q_start[S+1] kv_len[S] page_start[S+1] pages[P]
 // Sequence s owns step rows [q_start[s], q_start[s+1]) which are its history
 // positions [kv_len[s] - q_len, kv_len[s]); its pages are
@@ -27,7 +26,6 @@
 namespace ds::cuda {
 
 constexpr int kStepHeaderWords = 8;
-constexpr int kStepHeaderGraphSlot = 5;  // header word G
 
 // Words of a blob of T tokens, R logit rows, S sequences and P pages.
 constexpr size_t packed_step_words(int64_t T, int64_t R, int64_t S, int64_t P) {
@@ -52,8 +50,7 @@ struct PackedStep {
 // returns its sections, for the caller to fill.
 inline PackedStep begin_packed_step(int32_t* blob, int64_t T, int64_t R, int64_t S, int64_t S_real, int64_t P) {
   blob[0] = static_cast<int32_t>(T), blob[1] = static_cast<int32_t>(R), blob[2] = static_cast<int32_t>(S);
-  blob[3] = static_cast<int32_t>(S_real), blob[4] = static_cast<int32_t>(P);
-  blob[kStepHeaderGraphSlot] = -1, blob[6] = blob[7] = 0;
+  blob[3] = static_cast<int32_t>(S_real), blob[4] = static_cast<int32_t>(P), blob[5] = blob[6] = blob[7] = 0;
   PackedStep v;
   v.tokens = blob + kStepHeaderWords;
   v.positions = v.tokens + T;

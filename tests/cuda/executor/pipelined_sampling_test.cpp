@@ -2,10 +2,8 @@
 // collect_samples, previous_sample_token): decode steps queued before the host
 // knows their input tokens (the unpack kernel reads the ids the last sampling
 // drew) give the same samples as the synchronous step_sample path fed with the
-// ids explicitly, greedy and seeded-random, with CUDA graphs and eagerly; the
-// decode graphs' own greedy tail (CudaExecutorOptions::graph_sampling) draws
-// what the sampler draws; misuse is an error. Needs the plans of
-// tools/gpu/make_plans.sh.
+// ids explicitly, greedy and seeded-random, with CUDA graphs and eagerly, and
+// misuse is an error. Needs the plans of tools/gpu/make_plans.sh.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -30,13 +28,11 @@ constexpr int kDecodeSteps = 12;
   } while (0)
 
 // Row r samples sequence r; even rows greedy, odd rows temperature 0.9 / top-k 50
-// with a per-row seed, the draw keyed by the decode step (counter); with
-// all_greedy every row is greedy (what the decode graphs sample themselves).
-bool g_all_greedy = false;
+// with a per-row seed, the draw keyed by the decode step (counter).
 std::vector<RowSampling> rows_for(int step) {
   std::vector<RowSampling> rows(kSeqs);
   for (int r = 0; r < kSeqs; ++r) {
-    rows[r].temperature = r % 2 == 0 || g_all_greedy ? 0.0f : 0.9f;
+    rows[r].temperature = r % 2 == 0 ? 0.0f : 0.9f;
     rows[r].top_k = r % 2 == 0 ? -1 : 50;
     rows[r].seed = 1000 + static_cast<uint64_t>(r);
     rows[r].counter = static_cast<uint64_t>(step);
@@ -144,30 +140,6 @@ TEST_P(PipelinedSampling, QueuedStepsSampleWhatSynchronousStepsSample) {
     EXPECT_GT(changed, 0);
   } catch (const std::exception&) {
   }
-}
-
-// All rows greedy: the decode graphs sample the steps themselves (greedy tail),
-// synchronously and pipelined; an eager executor (its sampler's kernels) and a
-// graph executor with graph_sampling off must draw the same ids.
-TEST(PipelinedSamplingGraphTail, GraphGreedyTailDrawsWhatTheSamplerDraws) {
-  SKIP_WITHOUT_GPU_OR_PLANS();
-  g_all_greedy = true;
-  try {
-    Fixture f = take(load_fixture(kModel, /*dummy=*/false), "load fixture");
-    Side eager = take(make_gpu_side(f, false), "cuda executor");
-    Side tail_sync = take(make_gpu_side(f, true), "cuda executor");
-    Side tail_pipe = take(make_gpu_side(f, true), "cuda executor");
-    Side no_tail = take(make_gpu_side(f, true, kMaxSeqs, [](CudaExecutorOptions& o) { o.graph_sampling = false; }),
-                        "cuda executor");
-    const int64_t V = eager.exec().vocab_size();
-    const auto want = run_synchronous(eager, V);
-    ASSERT_EQ(want.size(), static_cast<size_t>(kDecodeSteps + 1));
-    EXPECT_EQ(run_synchronous(tail_sync, V), want) << "graph tail, step_sample";
-    EXPECT_EQ(run_pipelined(tail_pipe, V), want) << "graph tail, pipelined";
-    EXPECT_EQ(run_synchronous(no_tail, V), want) << "graphs without the tail";
-  } catch (const std::exception&) {
-  }
-  g_all_greedy = false;
 }
 
 INSTANTIATE_TEST_SUITE_P(GraphsAndEager, PipelinedSampling, ::testing::Bool(),
