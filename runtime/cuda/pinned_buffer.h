@@ -26,7 +26,7 @@ class PinnedBuffer {
     b.bytes_ = bytes;
     return b;
   }
-  // Mapped into the device's address space as well (cudaHostAllocMapped):
+  // Mapped into the device address space as well (cudaHostAllocMapped; portable to every device):
   // kernels read and write it through device_data() (zero-copy over PCIe), so a
   // few hundred bytes need no cudaMemcpyAsync (whose DMA round trip costs ~10
   // us of stream time on an H200).
@@ -34,7 +34,7 @@ class PinnedBuffer {
     PinnedBuffer b;
     if (bytes == 0) return b;
     void* p = nullptr;
-    DS_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&p, bytes, cudaHostAllocMapped));
+    DS_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&p, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
     b.ptr_ = p;
     b.bytes_ = bytes;
     void* d = nullptr;
