@@ -91,8 +91,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
 }
 
 // DSRT_GEMV_BLOCKS_PER_SM=C (5..8; an experiment): the m = 1 plain-x kernel
-// is held to C resident blocks per SM by a dynamic shared-memory pad that
-// fills the largest shared-memory carveout (228 KiB: L1 keeps 28), which changes how many
+// is held to C resident blocks per SM by a dynamic shared-memory pad under a
+// 32 KiB shared-memory carveout (L1 keeps the rest), which changes how many
 // waves of row parts a grid runs (the split rule and kAuto see the new
 // occupancy). 0: off (9 blocks per SM, by registers).
 struct OccupancyCap {
@@ -105,12 +105,12 @@ const OccupancyCap& occupancy_cap() {
     const char* e = std::getenv("DSRT_GEMV_BLOCKS_PER_SM");
     const int b = e ? std::atoi(e) : 0;
     if (b < 5 || b > 8) return c;
-    constexpr int kCarveoutBytes = 228 * 1024, kPerBlockReserve = 1024 + 64;  // reserve + static smem, rounded up
+    constexpr int kCarveoutBytes = 32 * 1024, kPerBlockReserve = 1024 + 64;  // reserve + static smem, rounded up
     c.blocks = b;
     c.pad = static_cast<size_t>(kCarveoutBytes / b - kPerBlockReserve);
     auto* kernel = gemv_warp_kernel<1, kLoads, GemvXSource::kX>;
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                             cudaSharedmemCarveoutMaxShared) != cudaSuccess) {
+    // 32 KiB of 228: the closest carveout the driver offers at or above it.
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 15) != cudaSuccess) {
       (void)cudaGetLastError();
       return OccupancyCap{};
     }
