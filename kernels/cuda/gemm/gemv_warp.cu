@@ -12,8 +12,6 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/cuda/gemm/gemv_common.cuh"
@@ -90,58 +88,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, (kMinBlocks<M, LOADS, S>)
   gemv_rows_epilogue<S, M>(p, acc, ss, red, row, warp, lane, tail);
 }
 
-// DSRT_GEMV_BLOCKS_PER_SM=C (5..8; an experiment): the m = 1 plain-x kernel
-// is held to C resident blocks per SM by a dynamic shared-memory pad under a
-// 32 KiB shared-memory carveout (L1 keeps the rest), which changes how many
-// waves of row parts a grid runs (the split rule and kAuto see the new
-// occupancy). 0: off (9 blocks per SM, by registers).
-struct OccupancyCap {
-  int blocks = 0;
-  size_t pad = 0;  // dynamic shared memory per block
-};
-const OccupancyCap& occupancy_cap() {
-  static const OccupancyCap cap = [] {
-    OccupancyCap c;
-    const char* e = std::getenv("DSRT_GEMV_BLOCKS_PER_SM");
-    const int b = e ? std::atoi(e) : 0;
-    if (b < 5 || b > 8) return c;
-    constexpr int kCarveoutBytes = 32 * 1024, kPerBlockReserve = 1024 + 64;  // reserve + static smem, rounded up
-    c.blocks = b;
-    c.pad = static_cast<size_t>(kCarveoutBytes / b - kPerBlockReserve);
-    auto* kernel = gemv_warp_kernel<1, kLoads, GemvXSource::kX>;
-    // 32 KiB of 228: the closest carveout the driver offers at or above it.
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 15) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return OccupancyCap{};
-    }
-    int got = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&got, kernel, kWarpsPerBlock * 32, c.pad) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return OccupancyCap{};
-    }
-    std::fprintf(stderr, "dsrt gemv: DSRT_GEMV_BLOCKS_PER_SM=%d -> %d resident blocks per SM (pad %zu bytes)\n", b,
-                 got, c.pad);
-    return c;
-  }();
-  return cap;
-}
-
 // Occupancy of the kernels (gemv_swiglu.cu has its own, for its splits).
 template <int M, int LOADS, GemvXSource S>
 int resident_warps_per_sm() {
-  static const int warps = [] {
-    if constexpr (M == 1 && LOADS == kLoads && S == GemvXSource::kX) {
-      const OccupancyCap& cap = occupancy_cap();
-      if (cap.blocks > 0) {
-        int blocks = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_warp_kernel<M, LOADS, S>,
-                                                          kWarpsPerBlock * 32, cap.pad) == cudaSuccess)
-          return blocks * kWarpsPerBlock;
-        (void)cudaGetLastError();
-      }
-    }
-    return gemv_resident_warps(gemv_warp_kernel<M, LOADS, S>, 8);
-  }();
+  static const int warps = gemv_resident_warps(gemv_warp_kernel<M, LOADS, S>, 8);
   return warps;
 }
 
@@ -179,7 +129,7 @@ cudaError_t launch_x(const GemvWarpParams& p, dim3 grid, int threads, cudaStream
   switch (p.m) {
     case 1:
       return p.deep ? launch_kernel(gemv_warp_kernel<1, kDeepLoads, kX>, grid, threads, 0, stream, p)
-                    : launch_kernel(gemv_warp_kernel<1, kLoads, kX>, grid, threads, occupancy_cap().pad, stream, p);
+                    : launch_kernel(gemv_warp_kernel<1, kLoads, kX>, grid, threads, 0, stream, p);
     case 2: return launch_kernel(gemv_warp_kernel<2, kLoads, kX>, grid, threads, 0, stream, p);
     case 3: return launch_kernel(gemv_warp_kernel<3, kLoads, kX>, grid, threads, 0, stream, p);
     default: return launch_kernel(gemv_warp_kernel<4, kLoads, kX>, grid, threads, 0, stream, p);
