@@ -291,6 +291,38 @@ Status run(int reps, const std::string& table) {
       DS_RETURN_IF_ERROR(time_variants(s, kVariants, std::size(kVariants), s.n));
     }
   }
+  if (table == "all" || table == "fill") {
+    // Wave-fill sweep: the production warp GEMV at 4 warps per row over the
+    // down projections' k and n around theirs. A grid of 4n row parts runs
+    // 4n / (36 warps x SMs) waves of resident warps (9 blocks of 4 warps per SM);
+    // if a partial last wave costs its tail, GB/s peaks at whole waves.
+    const int64_t wave_rows = 36 * static_cast<int64_t>(sms) / 4;  // rows per wave at s4
+    std::printf("\nWave fill: warp GEMV s4, m = 1, us per launch (8 chained, PDL), GB/s of weights;"
+                " waves = 4n / (36 x %d)\n", sms);
+    std::printf("%8s %8s %8s %10s %10s\n", "k", "n", "waves", "us", "GB/s");
+    detail::GemvScratch none;
+    for (int64_t k : {int64_t{18944}, int64_t{27648}, int64_t{13824}}) {
+      std::vector<int64_t> ns;
+      for (int64_t q = 8; q <= 20; ++q) ns.push_back(wave_rows * q / 4);  // 2 to 5 waves in quarter steps
+      ns.push_back(k == 18944 ? 3584 : 5120);                             // the model's own n
+      for (int64_t n : ns) {
+        if (static_cast<size_t>(n * k) > max_w) continue;
+        const Shape sh{"fill", n, k};
+        auto launch = [&](int i) {
+          GemmArgs g;
+          g.x = x.data();
+          g.w = weight(sh, i);
+          g.y = y.data();
+          g.m = 1, g.n = n, g.k = k, g.ldx = k, g.ldy = n;
+          return detail::launch_gemv(g, none, stream.get(), 4, detail::GemvKernel::kWarpRows);
+        };
+        DS_ASSIGN_OR_RETURN(const double us, time_chain(launch));
+        std::printf("%8lld %8lld %8.2f %10.2f %10.1f\n", static_cast<long long>(k), static_cast<long long>(n),
+                    static_cast<double>(n) / static_cast<double>(wave_rows), us,
+                    static_cast<double>(n * k * 2) / (us * 1e3));
+      }
+    }
+  }
   if (table == "all" || table == "swiglu") {
     // gate_up with the SwiGLU epilogue: the production kernels (the warp kernel,
     // one warp streaming a gate/up pair over 1/S of k, gemv_swiglu.cu; the
@@ -335,7 +367,7 @@ int main(int argc, char** argv) {
   int reps = 20;
   std::string table = "all";
   app.add_option("--reps", reps, "timed runs per measurement (median)")->check(CLI::Range(3, 1000));
-  app.add_option("--table", table, "rows (plain GEMV), swiglu (gate_up + SwiGLU) or all")
+  app.add_option("--table", table, "rows (plain GEMV), swiglu (gate_up + SwiGLU), fill (wave-fill sweep) or all")
       ->check(CLI::IsMember({"all", "rows", "swiglu"}));
   CLI11_PARSE(app, argc, argv);
   const ds::Status st = ds::cuda::bench::run(reps, table);
