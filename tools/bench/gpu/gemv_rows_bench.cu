@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
   std::string table = "all";
   app.add_option("--reps", reps, "timed runs per measurement (median)")->check(CLI::Range(3, 1000));
   app.add_option("--table", table, "rows (plain GEMV), swiglu (gate_up + SwiGLU), fill (wave-fill sweep) or all")
-      ->check(CLI::IsMember({"all", "rows", "swiglu"}));
+      ->check(CLI::IsMember({"all", "rows", "swiglu", "fill"}));
   CLI11_PARSE(app, argc, argv);
   const ds::Status st = ds::cuda::bench::run(reps, table);
   if (!st.ok()) {
