@@ -138,6 +138,8 @@ class Engine {
   int64_t max_model_len() const { return max_model_len_; }
   int64_t max_logit_rows() const { return max_logit_rows_; }
   const KvCache& kv_cache() const { return *kv_; }
+  // The executor (e.g. for tests: the CPU executor's sampling switches).
+  Executor& executor() { return *executor_; }
   // eos ids from the plan (generation defaults, else tokenizer).
   std::vector<int32_t> default_eos_ids() const;
 

@@ -2,6 +2,7 @@
 
 #include "runtime/engine/row_sampler.h"
 
+#include <algorithm>
 #include <set>
 
 namespace ds {
@@ -186,6 +187,24 @@ Status CpuExecutor::prepare(const LoadedPlan& plan, const LoadedWeights& weights
 }
 
 Status CpuExecutor::step(const StepBatch& batch, float* logits) {
+  if (std::none_of(batch.tokens.begin(), batch.tokens.end(), [](int32_t t) { return t < 0; }))
+    return run_step(batch, logits);
+  // previous_sample_token(r): the id the last sampling drew for row r.
+  StepBatch resolved = batch;
+  for (size_t i = 0; i < resolved.tokens.size(); ++i) {
+    const int32_t t = resolved.tokens[i];
+    if (t >= 0) continue;
+    const int64_t row = -1 - static_cast<int64_t>(t);
+    if (row >= static_cast<int64_t>(last_ids_.size()))
+      return Status::Error(StrCat() << "step token " << i << " has id " << t << ", outside the vocabulary [0, " << vocab_
+                                    << ") and not previous_sample_token(r) of one of the " << last_ids_.size()
+                                    << " rows the last sampling drew");
+    resolved.tokens[i] = last_ids_[static_cast<size_t>(row)];
+  }
+  return run_step(resolved, logits);
+}
+
+Status CpuExecutor::run_step(const StepBatch& batch, float* logits) {
   const int64_t T = batch.num_tokens();
   if (T <= 0 || T > capacity_)
     return Status::Error(StrCat() << "step has " << T << " tokens; the executor takes 1 to " << capacity_);
@@ -220,6 +239,34 @@ Status CpuExecutor::step(const StepBatch& batch, float* logits) {
 
 Status CpuExecutor::step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
                                 std::vector<RowSample>* out) {
+  if (!queued_.empty())
+    return Status::Error(StrCat() << "step_sample: " << queued_.size()
+                                  << " pipelined steps are not collected yet (collect_samples)");
+  return sample(batch, rows, out);
+}
+
+Status CpuExecutor::enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) {
+  if (!pipelines_sampling())
+    return Status::Error("enqueue_step_sample: the CPU executor pipelines only with set_sample_in_step: use step_sample");
+  if (rows.empty() || static_cast<int64_t>(rows.size()) != batch.num_logit_rows())
+    return Status::Error(StrCat() << "enqueue_step_sample: " << rows.size() << " sampling rows for "
+                                  << batch.num_logit_rows() << " logit rows (at least one is needed)");
+  if (queued_.size() == 2) return Status::Error("enqueue_step_sample: 2 steps wait to be collected");
+  std::vector<RowSample> out;
+  DS_RETURN_IF_ERROR(sample(batch, rows, &out));
+  queued_.push_back(std::move(out));
+  return Status::Ok();
+}
+
+Status CpuExecutor::collect_samples(std::vector<RowSample>* out) {
+  if (!out) return Status::Error("collect_samples: no output vector");
+  if (queued_.empty()) return Status::Error("collect_samples: nothing is queued");
+  *out = std::move(queued_.front());
+  queued_.pop_front();
+  return Status::Ok();
+}
+
+Status CpuExecutor::sample(const StepBatch& batch, const std::vector<RowSampling>& rows, std::vector<RowSample>* out) {
   if (!out) return Status::Error("step_sample: no output vector");
   if (static_cast<int64_t>(rows.size()) != batch.num_logit_rows())
     return Status::Error(StrCat() << "step_sample: " << rows.size() << " row samplings for "
@@ -232,6 +279,8 @@ Status CpuExecutor::step_sample(const StepBatch& batch, const std::vector<RowSam
   out->reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i)
     out->push_back(sample_row(sample_logits_.data() + i * static_cast<size_t>(vocab_), vocab_, rows[i], &sample_scratch_));
+  last_ids_.clear();
+  for (const RowSample& r : *out) last_ids_.push_back(r.id);
   return Status::Ok();
 }
 

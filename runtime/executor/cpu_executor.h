@@ -3,6 +3,7 @@
 // builtin kernels (kernels/ref) by op name and interprets fused groups op by op.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -35,6 +36,15 @@ class CpuExecutor : public Executor {
   void set_sample_in_step(bool on) { sample_in_step_ = on; }
   Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
                      std::vector<RowSample>* out) override;
+  // Executor's pipelined sampling, with set_sample_in_step (and
+  // set_pipelined_sampling, on by default): each queued step runs at once and
+  // its samples wait, at most two calls deep; a step token
+  // previous_sample_token(r) is the id the last sampling drew for row r (any
+  // step, as in the CUDA executor).
+  bool pipelines_sampling() const override { return sample_in_step_ && pipelined_; }
+  void set_pipelined_sampling(bool on) { pipelined_ = on; }
+  Status enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) override;
+  Status collect_samples(std::vector<RowSample>* out) override;
 
   size_t arena_bytes() const { return arena_.size() * sizeof(float); }
 
@@ -44,6 +54,8 @@ class CpuExecutor : public Executor {
     std::vector<PreparedOp> ops;  // one for a builtin kernel; the group's ops for a fused kernel
   };
   Status prepare(const LoadedPlan& plan, const LoadedWeights& weights);
+  Status run_step(const StepBatch& batch, float* logits);
+  Status sample(const StepBatch& batch, const std::vector<RowSampling>& rows, std::vector<RowSample>* out);
 
   KvCache* kv_ = nullptr;
   Communicator* comm_ = nullptr;
@@ -51,6 +63,9 @@ class CpuExecutor : public Executor {
   int64_t capacity_ = 0;
   int64_t vocab_ = 0;
   bool sample_in_step_ = false;
+  bool pipelined_ = true;
+  std::deque<std::vector<RowSample>> queued_;  // enqueue_step_sample's, oldest first
+  std::vector<int32_t> last_ids_;              // the last sampling's ids (previous_sample_token)
   std::vector<float> sample_logits_, sample_scratch_;  // step_sample
   std::vector<float> arena_;
   std::vector<std::vector<float>> scratch_;  // fused-group intermediates

@@ -181,6 +181,102 @@ INSTANTIATE_TEST_SUITE_P(Plans, ExecutorE2E,
                                            std::make_tuple(false, true, 3), std::make_tuple(true, true, 5),
                                            std::make_tuple(true, false, 1)));
 
+// Engine::generate on an executor that samples inside its step: pipelined
+// (the step after token k is queued before token k is read, its input
+// previous_sample_token(0)) and synchronous give the same tokens, greedy ones
+// equal to host sampling; a stop token mid-pipeline ends the output there and
+// the step queued past it is dropped; prompts longer than a step are chunked.
+TEST(ExecutorE2E, PipelinedSamplingInStepMatchesTheSynchronousPaths) {
+  TinyModel m;
+  m.fused = true;
+  Fixture f(m);
+  auto host = f.engine(4), pipe = f.engine(4), sync = f.engine(4);
+  auto& pipe_cpu = dynamic_cast<CpuExecutor&>(pipe->executor());
+  auto& sync_cpu = dynamic_cast<CpuExecutor&>(sync->executor());
+  pipe_cpu.set_sample_in_step(true);
+  sync_cpu.set_sample_in_step(true);
+  sync_cpu.set_pipelined_sampling(false);
+  ASSERT_TRUE(pipe->executor().pipelines_sampling());
+  ASSERT_FALSE(sync->executor().pipelines_sampling());
+  ASSERT_FALSE(host->executor().pipelines_sampling());
+  for (int n : {6, 9}) {
+    const auto ids = prompt(n, static_cast<int>(m.vocab));
+    for (int64_t max_new : {1, 2, 8}) {
+      GenerateOptions go;
+      go.max_new_tokens = max_new;
+      go.ignore_eos = true;
+      auto a = host->generate(ids, go), b = pipe->generate(ids, go), c = sync->generate(ids, go);
+      ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << b.status().message() << c.status().message();
+      EXPECT_EQ(b->output_ids, a->output_ids) << "prompt " << n << ", " << max_new << " tokens";
+      EXPECT_EQ(c->output_ids, a->output_ids) << "prompt " << n << ", " << max_new << " tokens";
+      EXPECT_EQ(b->output_ids.size(), static_cast<size_t>(max_new));
+      EXPECT_EQ(b->finish_reason, "length");
+      EXPECT_EQ(b->decode_tokens, max_new - 1);
+      if (max_new == 8) {  // stop at the third token: one step was queued past it
+        GenerateOptions stop = go;
+        stop.ignore_eos = false;
+        stop.eos_token_ids = {a->output_ids[2]};
+        auto s = pipe->generate(ids, stop);
+        ASSERT_TRUE(s.ok()) << s.status().message();
+        EXPECT_EQ(s->finish_reason, "stop");
+        const auto first = std::find(a->output_ids.begin(), a->output_ids.end(), a->output_ids[2]);
+        EXPECT_EQ(s->output_ids, std::vector<int32_t>(a->output_ids.begin(), first + 1));
+      }
+      // Seeded draws: a function of (seed, tokens generated so far, logits) on both paths.
+      GenerateOptions drawn = go;
+      drawn.sampling.temperature = 1.3f;
+      drawn.sampling.top_k = 20;
+      drawn.sampling.seed = 17 + static_cast<uint64_t>(max_new);
+      auto d1 = pipe->generate(ids, drawn), d2 = sync->generate(ids, drawn);
+      ASSERT_TRUE(d1.ok() && d2.ok());
+      EXPECT_EQ(d1->output_ids, d2->output_ids) << "seeded, prompt " << n << ", " << max_new << " tokens";
+    }
+  }
+  EXPECT_EQ(pipe->kv_cache().num_free_pages(), pipe->kv_cache().num_pages());  // every page returned
+}
+
+// The CPU executor's pipelined API refuses what the CUDA executor refuses.
+TEST(ExecutorE2E, PipelinedSamplingMisuseIsAnError) {
+  TinyModel m;
+  Fixture f(m);
+  auto e = f.engine(8);
+  auto& cpu = dynamic_cast<CpuExecutor&>(e->executor());
+  std::vector<RowSample> out;
+  std::vector<RowSampling> one(1);
+  one[0].temperature = 0.0f;
+  KvCache& kv = const_cast<KvCache&>(e->kv_cache());
+  PageTable pages;
+  ASSERT_TRUE(kv.reserve(pages, 8).ok());
+  auto batch = [&](std::vector<int32_t> tokens, int64_t cached) {
+    StepBatch b;
+    b.tokens = tokens;
+    for (size_t i = 0; i < tokens.size(); ++i) b.positions.push_back(static_cast<int32_t>(cached + i));
+    b.sequences.push_back(StepSequence{0, static_cast<int64_t>(tokens.size()), cached, pages.pages});
+    b.logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
+    return b;
+  };
+  auto expect_error = [](const Status& s, const char* needle) {
+    EXPECT_FALSE(s.ok()) << needle;
+    EXPECT_NE(s.message().find(needle), std::string::npos) << s.message();
+  };
+  expect_error(cpu.enqueue_step_sample(batch({1, 2}, 0), one), "set_sample_in_step");
+  cpu.set_sample_in_step(true);
+  expect_error(cpu.collect_samples(&out), "nothing is queued");
+  expect_error(cpu.enqueue_step_sample(batch({previous_sample_token(0)}, 0), one), "previous_sample_token");
+  expect_error(cpu.enqueue_step_sample(batch({1, 2}, 0), {}), "sampling rows");
+  ASSERT_TRUE(cpu.enqueue_step_sample(batch({1, 2}, 0), one).ok());
+  expect_error(cpu.enqueue_step_sample(batch({previous_sample_token(1)}, 2), one), "previous_sample_token");
+  ASSERT_TRUE(cpu.enqueue_step_sample(batch({previous_sample_token(0)}, 2), one).ok());
+  expect_error(cpu.enqueue_step_sample(batch({previous_sample_token(0)}, 3), one), "wait to be collected");
+  expect_error(cpu.step_sample(batch({previous_sample_token(0)}, 3), one, &out), "not collected");
+  ASSERT_TRUE(cpu.collect_samples(&out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(cpu.collect_samples(&out).ok());
+  expect_error(cpu.collect_samples(&out), "nothing is queued");
+  ASSERT_TRUE(cpu.step_sample(batch({previous_sample_token(0)}, 3), one, &out).ok());
+  ASSERT_TRUE(kv.free(pages).ok());
+}
+
 TEST(ExecutorE2E, GreedyGenerateMatchesDense) {
   TinyModel m;
   m.fused = true;
