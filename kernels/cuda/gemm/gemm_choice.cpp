@@ -80,6 +80,8 @@ const char* choice_name(Choice c) {
     case Choice::kGemvWarpS1: return "gemv-warp-s1";
     case Choice::kGemvWarpS2: return "gemv-warp-s2";
     case Choice::kGemvWarpS4: return "gemv-warp-s4";
+    case Choice::kGemvWarpDeepS2: return "gemv-warp-deep-s2";
+    case Choice::kGemvWarpDeepS4: return "gemv-warp-deep-s4";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
@@ -91,6 +93,8 @@ int choice_warp_splits(Choice c) {
     case Choice::kGemvWarpS1: return 1;
     case Choice::kGemvWarpS2: return 2;
     case Choice::kGemvWarpS4: return 4;
+    case Choice::kGemvWarpDeepS2: return 2;
+    case Choice::kGemvWarpDeepS4: return 4;
     default: return -1;
   }
 }
@@ -98,7 +102,8 @@ int choice_warp_splits(Choice c) {
 namespace {
 constexpr Choice kAllChoices[] = {Choice::kCublasLt,   Choice::kGemvWarp,   Choice::kGemvWarpDeep,
                                   Choice::kGemvAsync,  Choice::kGemvMma,    Choice::kGemvWarpS1,
-                                  Choice::kGemvWarpS2, Choice::kGemvWarpS4};
+                                  Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
+                                  Choice::kGemvWarpDeepS4};
 }  // namespace
 
 bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) {
@@ -112,7 +117,9 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) 
     case Choice::kGemvWarpS2:
     case Choice::kGemvWarpS4:
     case Choice::kGemvAsync: return m <= (norm ? kNormPrologueMaxM : kGemvWarpMaxM);
-    case Choice::kGemvWarpDeep: return m == 1;
+    case Choice::kGemvWarpDeep:
+    case Choice::kGemvWarpDeepS2:
+    case Choice::kGemvWarpDeepS4: return m == 1;
   }
   return false;
 }

@@ -47,7 +47,11 @@ enum class Choice : uint8_t {
   kGemvMma,
   kGemvWarpS1,
   kGemvWarpS2,
-  kGemvWarpS4
+  kGemvWarpS4,
+  // The m = 1 deep kernel (twice the loads in flight, fewer resident warps) at
+  // 2 / 4 warps per row: only when forced (DSRT_GEMM_KERNEL), not timed by kAuto.
+  kGemvWarpDeepS2,
+  kGemvWarpDeepS4
 };
 // Warps per row of a kGemvWarp* choice (0: the wave-fill rule; -1: not a warp-row choice).
 int choice_warp_splits(Choice c);

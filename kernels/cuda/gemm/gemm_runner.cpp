@@ -59,6 +59,10 @@ struct GemmRunner::Impl {
       case Choice::kGemvWarpS2:
       case Choice::kGemvWarpS4:
         return detail::launch_gemv(a, scratch, stream, detail::choice_warp_splits(c), detail::GemvKernel::kWarpRows);
+      case Choice::kGemvWarpDeepS2:
+      case Choice::kGemvWarpDeepS4:
+        return detail::launch_gemv(a, scratch, stream, detail::choice_warp_splits(c),
+                                   detail::GemvKernel::kWarpRowsDeep);
       case Choice::kCublasLt: break;
     }
     return lt->run(a, stream);

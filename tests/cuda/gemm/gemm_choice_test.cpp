@@ -133,6 +133,19 @@ TEST(GemmChoice, ForcedKernelsParse) {
   EXPECT_EQ(both.by_shape[1].n, 4608);
   EXPECT_EQ(both.by_shape[1].choice, Choice::kCublasLt);
 
+  // The deep kernel at forced splits: named, runnable at m = 1 only, never a kAuto candidate.
+  ForcedKernels deep = parse_forced_kernels("3584x18944=gemv-warp-deep-s4,5120x27648=gemv-warp-deep-s2");
+  ASSERT_TRUE(deep.error.empty()) << deep.error;
+  ASSERT_EQ(deep.by_shape.size(), 2u);
+  EXPECT_EQ(deep.by_shape[0].choice, Choice::kGemvWarpDeepS4);
+  EXPECT_EQ(deep.by_shape[1].choice, Choice::kGemvWarpDeepS2);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpDeepS4), 4);
+  EXPECT_EQ(choice_warp_splits(Choice::kGemvWarpDeepS2), 2);
+  EXPECT_TRUE(choice_can_run(Choice::kGemvWarpDeepS4, 1, false));
+  EXPECT_FALSE(choice_can_run(Choice::kGemvWarpDeepS4, 2, false));
+  for (Choice c : choice_candidates(problem(1, 3584, 18944)))
+    EXPECT_TRUE(c != Choice::kGemvWarpDeepS2 && c != Choice::kGemvWarpDeepS4) << choice_name(c);
+
   for (const char* bad : {"gemv-fast", "3584x3584=gemv-fast", "3584=gemv-warp", "x3584=gemv-warp", "3584x=gemv-warp",
                           "0x3584=gemv-warp", "35a4x3584=gemv-warp", "3584x3584x2=gemv-warp"}) {
     const ForcedKernels f = parse_forced_kernels(bad);

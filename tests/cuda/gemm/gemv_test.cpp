@@ -163,6 +163,46 @@ TEST_F(GemvTest, SplitKCountsAreCorrectAndDeterministic) {
 // carry a residual (o, down), per warp kernel: microseconds per launch (mean of
 // 24 back to back, weights rotating through copies > L2) with x read (plain),
 // with the prologue from an f32 / bf16 src, and with an in-place f32 residual.
+// The warp-row kernels at m = 1 with every forced split, the deep variant
+// included (kGemvWarpDeepS2 / S4 run it at 2 / 4 warps per row), on a long-k
+// shape with a bias and a row count that leaves a partial block: within
+// tolerance of the host.
+TEST_F(GemvTest, WarpKernelsAtForcedSplits) {
+  const int64_t m = 1, n = 203, k = 4104;
+  auto x = random_bf16(static_cast<size_t>(m * k), 17);
+  auto w = random_bf16(static_cast<size_t>(n * k), 18);
+  auto b = random_bf16(static_cast<size_t>(n), 19);
+  std::vector<float> xf(x.size()), ref(static_cast<size_t>(m * n));
+  for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_f32(x[i]);
+  ref::LinearParams lp;
+  lp.rows = m;
+  lp.in = k;
+  lp.out = n;
+  ASSERT_TRUE(ref::linear(xf.data(), w.data(), DType::kBF16, b.data(), DType::kBF16, lp, ref.data()).ok());
+  DeviceBuffer dx = upload(x), dw = upload(w), db = upload(b);
+  auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * n) * 4);
+  ASSERT_TRUE(dy.ok());
+  GemmArgs a;
+  a.x = dx.data();
+  a.w = dw.data();
+  a.bias = db.data();
+  a.y = dy->data();
+  a.m = m, a.n = n, a.k = k, a.ldx = k, a.ldy = n;
+  a.out_dtype = DType::kF32;
+  float row_max = 0.0f;
+  for (float v : ref) row_max = std::max(row_max, std::fabs(v));
+  for (detail::GemvKernel kernel : {detail::GemvKernel::kWarpRows, detail::GemvKernel::kWarpRowsDeep})
+    for (int splits : {1, 2, 4}) {
+      ASSERT_TRUE(detail::launch_gemv(a, scratch_.scratch, stream_.get(), splits, kernel).ok());
+      ASSERT_TRUE(stream_.synchronize().ok());
+      std::vector<float> y(static_cast<size_t>(m * n));
+      ASSERT_TRUE(dy->copy_to_host(y.data(), y.size() * 4).ok());
+      for (int64_t c = 0; c < n; ++c)
+        ASSERT_LE(std::fabs(y[c] - ref[c]), 1e-2 * row_max + 1e-3)
+            << (kernel == detail::GemvKernel::kWarpRowsDeep ? "deep" : "warp") << " splits " << splits << " col " << c;
+    }
+}
+
 TEST_F(GemvTest, NormPrologueAndResidualCostReport) {
   struct S {
     const char* name;
