@@ -33,6 +33,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/gemv_common.cuh"
 #include "runtime/cuda/l2_prefetch.cuh"
 #include "runtime/cuda/pdl.cuh"
 #include "runtime/cuda/cuda_check.h"
@@ -49,14 +50,6 @@ constexpr int kBlocksPerSm = 2;  // __launch_bounds__ minimum (128 registers)
 struct StepFrag {
   uint4 wlo, whi, x;
 };
-
-__device__ __forceinline__ uint4 load_stream(const __nv_bfloat16* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
 
 __device__ __forceinline__ uint4 load_cached(const __nv_bfloat16* p) {
   return __ldg(reinterpret_cast<const uint4*>(p));
@@ -119,8 +112,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t kk = (s0 + u) * 32;
       const bool in = (s0 + u < s_end) && (kk + 8 * t < p.k);
-      f[u].wlo = (in && lo_ok) ? load_stream(wlo_ptr + kk) : zero;
-      f[u].whi = (in && hi_ok) ? load_stream(whi_ptr + kk) : zero;
+      f[u].wlo = (in && lo_ok) ? gemv_load_stream(wlo_ptr + kk) : zero;
+      f[u].whi = (in && hi_ok) ? gemv_load_stream(whi_ptr + kk) : zero;
     }
   };
   auto load_x = [&](StepFrag (&f)[kUnroll], int64_t s0) {
@@ -156,9 +149,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
     for (int i = 0; i < 4; ++i) {
       const int64_t row = row0 + g + 8 * (i / 2), col = 2 * t + (i % 2);
       if (row >= p.n || col >= p.m) continue;
-      const int64_t at = col * p.ldy + row;
-      res_v[i] = p.out_f32 ? static_cast<const float*>(p.residual)[at]
-                           : __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]);
+      res_v[i] = gemv_residual_at(p.residual, p.out_f32, col * p.ldy + row);
     }
   }
   load_x(cur, s_begin);
@@ -221,10 +212,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) gemv_kernel(GemvParams
     float v = vals[i];
     if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
     const int64_t at = col * p.ldy + row;
-    if (p.residual != nullptr)
-      v += p.early_tail ? res_v[i]
-                        : (p.out_f32 ? static_cast<const float*>(p.residual)[at]
-                                     : __bfloat162float(static_cast<const __nv_bfloat16*>(p.residual)[at]));
+    if (p.residual != nullptr) v += p.early_tail ? res_v[i] : gemv_residual_at(p.residual, p.out_f32, at);
     if (p.out_f32)
       static_cast<float*>(p.y)[at] = v;
     else

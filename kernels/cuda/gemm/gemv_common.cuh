@@ -1,5 +1,6 @@
 // Device helpers shared by the warp-per-row GEMV kernels (gemv_warp.cu,
-// gemv_async.cu, gemv_swiglu.cu): the bf16 dot product of 16-byte vectors, the streaming
+// gemv_async.cu, gemv_swiglu.cu; the tensor-core GEMV of gemv.cu takes the
+// streaming load and the residual read): the bf16 dot product of 16-byte vectors, the streaming
 // weight load, the source of x (GemvX), and the common epilogue (warp
 // reduction, the fixed-order sum of a row's k parts through shared memory,
 // RMSNorm scale, bias, residual, one rounding, store).
@@ -248,6 +249,12 @@ __device__ __forceinline__ void deferred_norm_store(const GemvWarpParams& p, int
   atomicAdd(&p.nout_slot->ss[row & 31], static_cast<double>(h) * static_cast<double>(h));
 }
 
+// Element `at` of a GEMV's residual, which has y's dtype (f32 or bf16), as f32.
+__device__ __forceinline__ float gemv_residual_at(const void* residual, bool f32, int64_t at) {
+  return f32 ? static_cast<const float*>(residual)[at]
+             : __bfloat162float(static_cast<const __nv_bfloat16*>(residual)[at]);
+}
+
 // The epilogue's per-row operand that does not depend on the dot products,
 // loaded early so that its L2 round trip overlaps the weight stream instead of
 // adding to the tail of the last warps: the residual (an earlier kernel's
@@ -283,7 +290,7 @@ struct GemvRowTail {
     return __bfloat162float(static_cast<const __nv_bfloat16*>(a)[i]);
   }
   __device__ __forceinline__ static float residual_at(const GemvWarpParams& p, int64_t at) {
-    return p.out_f32 ? static_cast<const float*>(p.residual)[at] : bf16_at(p.residual, at);
+    return gemv_residual_at(p.residual, p.out_f32, at);
   }
 };
 
