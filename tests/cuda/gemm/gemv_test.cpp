@@ -101,35 +101,47 @@ TEST_F(GemvTest, DecodeShapesBandwidthReport) {
   }
 }
 
+// y = x · wᵀ + b (f32 out, bias bf16) with random bf16 inputs from seeds
+// seed, seed + 1, seed + 2, on the device, and its host reference.
+struct LinearCase {
+  std::vector<float> ref;
+  DeviceBuffer dx, dw, db, dy;
+  GemmArgs a;
+};
+void make_linear_case(int64_t m, int64_t n, int64_t k, uint32_t seed, LinearCase* c) {
+  auto x = random_bf16(static_cast<size_t>(m * k), seed);
+  auto w = random_bf16(static_cast<size_t>(n * k), seed + 1);
+  auto b = random_bf16(static_cast<size_t>(n), seed + 2);
+  std::vector<float> xf(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_f32(x[i]);
+  c->ref.assign(static_cast<size_t>(m * n), 0.0f);
+  ref::LinearParams lp;
+  lp.rows = m;
+  lp.in = k;
+  lp.out = n;
+  ASSERT_TRUE(ref::linear(xf.data(), w.data(), DType::kBF16, b.data(), DType::kBF16, lp, c->ref.data()).ok());
+  c->dx = upload(x), c->dw = upload(w), c->db = upload(b);
+  auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * n) * 4);
+  ASSERT_TRUE(dy.ok());
+  c->dy = std::move(dy).value();
+  GemmArgs& a = c->a;
+  a.x = c->dx.data();
+  a.w = c->dw.data();
+  a.bias = c->db.data();
+  a.y = c->dy.data();
+  a.m = m, a.n = n, a.k = k, a.ldx = k, a.ldy = n;
+  a.out_dtype = DType::kF32;
+}
+
 // The tensor-core GEMV at forced k-split counts (including counts that do not
 // divide the k steps), twice each: within tolerance and bit-identical on rerun
 // (splits are added in a fixed order; the arrival counters reset themselves).
 TEST_F(GemvTest, SplitKCountsAreCorrectAndDeterministic) {
   const int64_t m = 3, n = 200, k = 2056;
-  auto x = random_bf16(static_cast<size_t>(m * k), 7);
-  auto w = random_bf16(static_cast<size_t>(n * k), 8);
-  auto b = random_bf16(static_cast<size_t>(n), 9);
-  std::vector<float> xf(x.size()), ref(static_cast<size_t>(m * n));
-  for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_f32(x[i]);
-  ref::LinearParams lp;
-  lp.rows = m;
-  lp.in = k;
-  lp.out = n;
-  ASSERT_TRUE(ref::linear(xf.data(), w.data(), DType::kBF16, b.data(), DType::kBF16, lp, ref.data()).ok());
-  DeviceBuffer dx = upload(x), dw = upload(w), db = upload(b);
-  auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * n) * 4);
-  ASSERT_TRUE(dy.ok());
-  GemmArgs a;
-  a.x = dx.data();
-  a.w = dw.data();
-  a.bias = db.data();
-  a.y = dy->data();
-  a.m = m;
-  a.n = n;
-  a.k = k;
-  a.ldx = k;
-  a.ldy = n;
-  a.out_dtype = DType::kF32;
+  LinearCase lin;
+  ASSERT_NO_FATAL_FAILURE(make_linear_case(m, n, k, 7, &lin));
+  const GemmArgs& a = lin.a;
+  const std::vector<float>& ref = lin.ref;
   for (int splits : {1, 2, 3, 5, 8, 64}) {
     std::vector<float> first;
     double max_abs = 0.0;
@@ -138,7 +150,7 @@ TEST_F(GemvTest, SplitKCountsAreCorrectAndDeterministic) {
           detail::launch_gemv(a, scratch_.scratch, stream_.get(), splits, detail::GemvKernel::kMmaTiles).ok());
       ASSERT_TRUE(stream_.synchronize().ok());
       std::vector<float> y(static_cast<size_t>(m * n));
-      ASSERT_TRUE(dy->copy_to_host(y.data(), y.size() * 4).ok());
+      ASSERT_TRUE(lin.dy.copy_to_host(y.data(), y.size() * 4).ok());
       for (int64_t r = 0; r < m; ++r) {
         float row_max = 0.0f;
         for (int64_t c = 0; c < n; ++c) row_max = std::max(row_max, std::fabs(ref[r * n + c]));
@@ -158,37 +170,16 @@ TEST_F(GemvTest, SplitKCountsAreCorrectAndDeterministic) {
   }
 }
 
-// Not a timing assertion: the cost of the RMSNorm prologue and of the residual
-// epilogue on the decode shapes that follow an RMSNorm (qkv, gate_up) and
-// carry a residual (o, down), per warp kernel: microseconds per launch (mean of
-// 24 back to back, weights rotating through copies > L2) with x read (plain),
-// with the prologue from an f32 / bf16 src, and with an in-place f32 residual.
 // The warp-row kernels at m = 1 with every forced split, the deep variant
 // included (kGemvWarpDeepS2 / S4 run it at 2 / 4 warps per row), on a long-k
 // shape with a bias and a row count that leaves a partial block: within
 // tolerance of the host.
 TEST_F(GemvTest, WarpKernelsAtForcedSplits) {
   const int64_t m = 1, n = 203, k = 4104;
-  auto x = random_bf16(static_cast<size_t>(m * k), 17);
-  auto w = random_bf16(static_cast<size_t>(n * k), 18);
-  auto b = random_bf16(static_cast<size_t>(n), 19);
-  std::vector<float> xf(x.size()), ref(static_cast<size_t>(m * n));
-  for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_f32(x[i]);
-  ref::LinearParams lp;
-  lp.rows = m;
-  lp.in = k;
-  lp.out = n;
-  ASSERT_TRUE(ref::linear(xf.data(), w.data(), DType::kBF16, b.data(), DType::kBF16, lp, ref.data()).ok());
-  DeviceBuffer dx = upload(x), dw = upload(w), db = upload(b);
-  auto dy = DeviceBuffer::allocate(static_cast<size_t>(m * n) * 4);
-  ASSERT_TRUE(dy.ok());
-  GemmArgs a;
-  a.x = dx.data();
-  a.w = dw.data();
-  a.bias = db.data();
-  a.y = dy->data();
-  a.m = m, a.n = n, a.k = k, a.ldx = k, a.ldy = n;
-  a.out_dtype = DType::kF32;
+  LinearCase lin;
+  ASSERT_NO_FATAL_FAILURE(make_linear_case(m, n, k, 17, &lin));
+  const GemmArgs& a = lin.a;
+  const std::vector<float>& ref = lin.ref;
   float row_max = 0.0f;
   for (float v : ref) row_max = std::max(row_max, std::fabs(v));
   for (detail::GemvKernel kernel : {detail::GemvKernel::kWarpRows, detail::GemvKernel::kWarpRowsDeep})
@@ -196,13 +187,18 @@ TEST_F(GemvTest, WarpKernelsAtForcedSplits) {
       ASSERT_TRUE(detail::launch_gemv(a, scratch_.scratch, stream_.get(), splits, kernel).ok());
       ASSERT_TRUE(stream_.synchronize().ok());
       std::vector<float> y(static_cast<size_t>(m * n));
-      ASSERT_TRUE(dy->copy_to_host(y.data(), y.size() * 4).ok());
+      ASSERT_TRUE(lin.dy.copy_to_host(y.data(), y.size() * 4).ok());
       for (int64_t c = 0; c < n; ++c)
         ASSERT_LE(std::fabs(y[c] - ref[c]), 1e-2 * row_max + 1e-3)
             << (kernel == detail::GemvKernel::kWarpRowsDeep ? "deep" : "warp") << " splits " << splits << " col " << c;
     }
 }
 
+// Not a timing assertion: the cost of the RMSNorm prologue and of the residual
+// epilogue on the decode shapes that follow an RMSNorm (qkv, gate_up) and
+// carry a residual (o, down), per warp kernel: microseconds per launch (mean of
+// 24 back to back, weights rotating through copies > L2) with x read (plain),
+// with the prologue from an f32 / bf16 src, and with an in-place f32 residual.
 TEST_F(GemvTest, NormPrologueAndResidualCostReport) {
   struct S {
     const char* name;
