@@ -9,6 +9,12 @@
 #include "runtime/executor/tp_executor.h"
 
 namespace ds {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+}  // namespace
 
 #ifdef DS_HAVE_CUDA_EXECUTOR
 // runtime/engine/cuda_factory.cpp
@@ -209,6 +215,9 @@ Status Engine::feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, cons
     StepBatch b = chunk_batch(seq, tokens + start, len);
     if (start + len < n) {
       DS_RETURN_IF_ERROR(executor_->step(b, nullptr));  // a prefill chunk whose logits nobody reads
+    } else if (token == nullptr) {
+      b.logit_rows.push_back(static_cast<int32_t>(len - 1));
+      DS_RETURN_IF_ERROR(executor_->enqueue_step_sample(b, {sampling}));
     } else {
       b.logit_rows.push_back(static_cast<int32_t>(len - 1));
       std::vector<RowSample> out;
@@ -223,29 +232,12 @@ Status Engine::feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, cons
 
 Status Engine::generate_pipelined(Sequence& seq, const std::vector<int32_t>& prompt, RowSampling rs, int64_t budget,
                                   const std::vector<int32_t>& eos, bool ignore_eos, GenerateResult* out) {
-  using Clock = std::chrono::steady_clock;
-  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   const Clock::time_point t0 = Clock::now();
   Clock::time_point t_decode = t0;
-  // The prompt: every chunk but the last is a plain step; the last one is sampled (token 1).
-  const int64_t n = static_cast<int64_t>(prompt.size()), cap = executor_->token_capacity();
-  int64_t queued = 0, sampled = 0;  // samples waiting to be collected / queued in all
-  Status st;
-  for (int64_t start = 0; start < n && st.ok(); start += cap) {
-    const int64_t len = std::min(cap, n - start);
-    st = kv_->reserve(seq.pages, seq.num_cached + len);
-    if (!st.ok()) break;
-    StepBatch b = chunk_batch(seq, prompt.data() + start, len);
-    if (start + len < n) {
-      st = executor_->step(b, nullptr);
-    } else {
-      b.logit_rows.push_back(static_cast<int32_t>(len - 1));
-      rs.counter = 0;
-      st = executor_->enqueue_step_sample(b, {rs});
-      if (st.ok()) ++queued, ++sampled;
-    }
-    if (st.ok()) seq.num_cached += len;
-  }
+  // The prompt: every chunk but the last is a plain step; the last one's sampling (token 1) is queued.
+  rs.counter = 0;
+  Status st = feed_sample(seq, prompt.data(), static_cast<int64_t>(prompt.size()), rs, nullptr);
+  int64_t queued = st.ok() ? 1 : 0, sampled = queued;  // samples waiting to be collected / queued in all
   const int32_t from_device = previous_sample_token(0);
   std::vector<RowSample> got;
   while (st.ok() && queued > 0) {
@@ -317,8 +309,6 @@ Result<GenerateResult> Engine::generate(const std::vector<int32_t>& prompt, cons
   rs.min_p = options.sampling.min_p;
   rs.seed = options.sampling.seed;
   int32_t next = 0;
-  using Clock = std::chrono::steady_clock;
-  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   const Clock::time_point t0 = Clock::now();
   if (on_device && executor_->pipelines_sampling()) {
     Status st = generate_pipelined(seq, prompt, rs, budget, eos, options.ignore_eos, &out);

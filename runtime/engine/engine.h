@@ -154,14 +154,15 @@ class Engine {
   // The step of one chunk of `len` tokens following the sequence's history (no logit rows).
   static StepBatch chunk_batch(const Sequence& seq, const int32_t* tokens, int64_t len);
   Status feed(Sequence& seq, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>* logits);
+  // Same, but the executor samples the next token on its device from the last
+  // token's logits (no logits cross to the host). token null: the last chunk's
+  // sampling is queued (Executor::enqueue_step_sample) for collect_samples.
+  Status feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, const RowSampling& sampling, int32_t* token);
   // generate() on an executor that pipelines device sampling: the decode step
   // after token k is queued before token k comes back (its input is the id the
   // device drew), so the device does not wait for the host between steps.
   Status generate_pipelined(Sequence& seq, const std::vector<int32_t>& prompt, RowSampling rs, int64_t budget,
                             const std::vector<int32_t>& eos, bool ignore_eos, GenerateResult* out);
-  // Same, but the executor samples the next token on its device from the last
-  // token's logits (no logits cross to the host).
-  Status feed_sample(Sequence& seq, const int32_t* tokens, int64_t n, const RowSampling& sampling, int32_t* token);
   Status check_ids(const std::vector<int32_t>& ids) const;
 
   const LoadedPlan* plan_ = nullptr;
