@@ -17,29 +17,14 @@ class PinnedBuffer {
  public:
   PinnedBuffer() = default;
   // bytes == 0 gives an empty buffer (data() == nullptr).
-  static Result<PinnedBuffer> allocate(size_t bytes) {
-    PinnedBuffer b;
-    if (bytes == 0) return b;
-    void* p = nullptr;
-    DS_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
-    b.ptr_ = p;
-    b.bytes_ = bytes;
-    return b;
-  }
+  static Result<PinnedBuffer> allocate(size_t bytes) { return allocate_with(bytes, cudaHostAllocDefault); }
   // Mapped into the device address space as well (cudaHostAllocMapped; portable to every device):
   // kernels read and write it through device_data() (zero-copy over PCIe), so a
   // few hundred bytes need no cudaMemcpyAsync (whose DMA round trip costs ~10
   // us of stream time on an H200).
   static Result<PinnedBuffer> allocate_mapped(size_t bytes) {
-    PinnedBuffer b;
-    if (bytes == 0) return b;
-    void* p = nullptr;
-    DS_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&p, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
-    b.ptr_ = p;
-    b.bytes_ = bytes;
-    void* d = nullptr;
-    DS_CUDA_RETURN_IF_ERROR(cudaHostGetDevicePointer(&d, p, 0));
-    b.device_ptr_ = d;
+    DS_ASSIGN_OR_RETURN(PinnedBuffer b, allocate_with(bytes, cudaHostAllocMapped | cudaHostAllocPortable));
+    if (b.ptr_ != nullptr) DS_CUDA_RETURN_IF_ERROR(cudaHostGetDevicePointer(&b.device_ptr_, b.ptr_, 0));
     return b;
   }
   ~PinnedBuffer() { reset(); }
@@ -72,6 +57,16 @@ class PinnedBuffer {
   }
 
  private:
+  static Result<PinnedBuffer> allocate_with(size_t bytes, unsigned flags) {
+    PinnedBuffer b;
+    if (bytes == 0) return b;
+    void* p = nullptr;
+    DS_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&p, bytes, flags));
+    b.ptr_ = p;  // owned only once allocated
+    b.bytes_ = bytes;
+    return b;
+  }
+
   void* ptr_ = nullptr;
   void* device_ptr_ = nullptr;
   size_t bytes_ = 0;
