@@ -194,6 +194,79 @@ TEST_F(GemvTest, WarpKernelsAtForcedSplits) {
     }
 }
 
+// The stream-K GEMV (one wave of warps with equal shares of the flattened w;
+// rows shared by several warps are summed through the scratch) over a grid of
+// shapes and wave sizes (num_sms forced down to 1 and 7 gives shares of many
+// rows; the device's own count gives rows of several shares): within
+// tolerance of the host, bit-identical on rerun (the shares' sums are added
+// in warp order; the arrival counters reset themselves), with f32 output and
+// bias, and with bf16 output and an in-place residual.
+TEST_F(GemvTest, StreamKAcrossShapesAndWaves) {
+  struct S {
+    int64_t n, k;
+  } shapes[] = {{1, 2048}, {5, 2048}, {203, 4104}, {64, 30000}, {3584, 18944}, {1000, 2056}};
+  for (const S& s : shapes) {
+    LinearCase lin;
+    ASSERT_NO_FATAL_FAILURE(make_linear_case(1, s.n, s.k, 23, &lin));
+    float row_max = 0.0f;
+    for (float v : lin.ref) row_max = std::max(row_max, std::fabs(v));
+    for (int sms : {1, 7, scratch_.scratch.num_sms}) {
+      detail::GemvScratch sc = scratch_.scratch;
+      sc.num_sms = sms;
+      std::vector<float> first;
+      for (int rep = 0; rep < 2; ++rep) {
+        ASSERT_EQ(cudaMemset(lin.dy.data(), 0xff, lin.dy.bytes()), cudaSuccess);  // NaN: every row must be written
+        const Status st = detail::launch_gemv(lin.a, sc, stream_.get(), 0, detail::GemvKernel::kWarpStreamK);
+        ASSERT_TRUE(st.ok()) << st.message();
+        ASSERT_TRUE(stream_.synchronize().ok());
+        std::vector<float> y(static_cast<size_t>(s.n));
+        ASSERT_TRUE(lin.dy.copy_to_host(y.data(), y.size() * 4).ok());
+        for (int64_t c = 0; c < s.n; ++c)
+          ASSERT_LE(std::fabs(y[c] - lin.ref[c]), 1e-2 * row_max + 1e-3)
+              << "n " << s.n << " k " << s.k << " sms " << sms << " col " << c;
+        if (rep == 0)
+          first = y;
+        else
+          EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * 4)) << "n " << s.n << " sms " << sms;
+      }
+    }
+  }
+  // bf16 out, residual in place (y += x · wᵀ + b), twice: each launch adds once.
+  const int64_t n = 3584, k = 18944;
+  LinearCase lin;
+  ASSERT_NO_FATAL_FAILURE(make_linear_case(1, n, k, 29, &lin));
+  const std::vector<uint16_t> resid = random_bf16(static_cast<size_t>(n), 31);
+  DeviceBuffer dy = upload(resid);
+  GemmArgs a = lin.a;
+  a.y = dy.data();
+  a.residual = dy.data();
+  a.out_dtype = DType::kBF16;
+  std::vector<float> expect(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) expect[c] = bf16_to_f32(resid[c]);
+  float row_max = 0.0f;
+  for (float v : lin.ref) row_max = std::max(row_max, std::fabs(v));
+  for (int rep = 0; rep < 2; ++rep) {
+    ASSERT_TRUE(detail::launch_gemv(a, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kWarpStreamK).ok());
+    ASSERT_TRUE(stream_.synchronize().ok());
+    std::vector<uint16_t> got(static_cast<size_t>(n));
+    ASSERT_TRUE(dy.copy_to_host(got.data(), got.size() * 2).ok());
+    for (int64_t c = 0; c < n; ++c) {
+      expect[c] += lin.ref[c];
+      ASSERT_LE(std::fabs(bf16_to_f32(got[c]) - expect[c]), 2e-2 * (row_max + std::fabs(expect[c])) + 1e-2)
+          << "rep " << rep << " col " << c;
+      expect[c] = bf16_to_f32(got[c]);  // the next launch adds to the rounded value
+    }
+  }
+  // What it cannot run is an error, not a wrong result.
+  GemmArgs bad = lin.a;
+  bad.m = 2;
+  EXPECT_FALSE(detail::launch_gemv(bad, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kWarpStreamK).ok());
+  bad = lin.a;
+  bad.k = 1024, bad.ldx = 1024;
+  EXPECT_FALSE(detail::launch_gemv(bad, scratch_.scratch, stream_.get(), 0, detail::GemvKernel::kWarpStreamK).ok());
+  EXPECT_FALSE(detail::launch_gemv(lin.a, detail::GemvScratch{}, stream_.get(), 0, detail::GemvKernel::kWarpStreamK).ok());
+}
+
 // Not a timing assertion: the cost of the RMSNorm prologue and of the residual
 // epilogue on the decode shapes that follow an RMSNorm (qkv, gate_up) and
 // carry a residual (o, down), per warp kernel: microseconds per launch (mean of
