@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <string>
 #include <unordered_map>
 
 #include "kernels/cuda/gemm/gemv.h"
@@ -83,7 +82,6 @@ const char* choice_name(Choice c) {
     case Choice::kGemvWarpS4: return "gemv-warp-s4";
     case Choice::kGemvWarpDeepS2: return "gemv-warp-deep-s2";
     case Choice::kGemvWarpDeepS4: return "gemv-warp-deep-s4";
-    case Choice::kGemvStreamK: return "gemv-streamk";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
@@ -105,7 +103,7 @@ namespace {
 constexpr Choice kAllChoices[] = {Choice::kCublasLt,   Choice::kGemvWarp,   Choice::kGemvWarpDeep,
                                   Choice::kGemvAsync,  Choice::kGemvMma,    Choice::kGemvWarpS1,
                                   Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
-                                  Choice::kGemvWarpDeepS4, Choice::kGemvStreamK};
+                                  Choice::kGemvWarpDeepS4};
 }  // namespace
 
 bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) {
@@ -122,13 +120,11 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) 
     case Choice::kGemvWarpDeep:
     case Choice::kGemvWarpDeepS2:
     case Choice::kGemvWarpDeepS4: return m == 1;
-    case Choice::kGemvStreamK: return m == 1 && !norm && !swiglu && !deferred;
   }
   return false;
 }
 
 bool choice_can_run(Choice c, const GemmArgs& a) {
-  if (c == Choice::kGemvStreamK && !gemv_streamk_unsupported_reason(a).empty()) return false;
   return choice_can_run(c, a.m, a.norm.src != nullptr, a.swiglu_out != nullptr, make_problem_key(a).deferred != 0);
 }
 
@@ -224,17 +220,9 @@ std::vector<Choice> layer_rule_candidates(const GemmArgs& a) {
   if (a.m > 2 || a.k < 4 * a.n) return {};  // measured at m = 1; the warp kernel's x reads grow with m
   if (pdl_env_off() || !pdl_device_ok()) return {};
   std::vector<Choice> out;
-  for (Choice c : {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvStreamK})
-    if (choice_can_run(c, a) && (c != Choice::kGemvStreamK || streamk_candidate_on())) out.push_back(c);
+  for (Choice c : {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4})
+    if (choice_can_run(c, a)) out.push_back(c);
   return out;
-}
-
-bool streamk_candidate_on() {
-  static const bool on = [] {
-    const char* e = std::getenv("DSRT_GEMV_STREAMK");
-    return !(e && std::string(e) == "0");
-  }();
-  return on;
 }
 
 // From the H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at
@@ -250,8 +238,8 @@ Choice static_choice(const GemmArgs& a) {
 std::vector<Choice> choice_candidates(const GemmArgs& a) {
   std::vector<Choice> out;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvMma, Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4,
-                   Choice::kGemvAsync, Choice::kGemvWarpDeep, Choice::kGemvStreamK})
-    if (choice_can_run(c, a) && (c != Choice::kGemvStreamK || streamk_candidate_on())) out.push_back(c);
+                   Choice::kGemvAsync, Choice::kGemvWarpDeep})
+    if (choice_can_run(c, a)) out.push_back(c);
   return out;
 }
 

@@ -51,14 +51,8 @@ enum class Choice : uint8_t {
   // The m = 1 deep kernel (twice the loads in flight, fewer resident warps) at
   // 2 / 4 warps per row: only when forced (DSRT_GEMM_KERNEL), not timed by kAuto.
   kGemvWarpDeepS2,
-  kGemvWarpDeepS4,
-  // The stream-K GEMV (gemv_streamk.cu): m = 1, x read, k >= 2048; a kAuto
-  // candidate unless DSRT_GEMV_STREAMK=0.
-  kGemvStreamK
+  kGemvWarpDeepS4
 };
-// DSRT_GEMV_STREAMK=0 keeps the stream-K GEMV out of kAuto's candidates (A/B runs;
-// DSRT_GEMM_KERNEL can still force it).
-bool streamk_candidate_on();
 // Warps per row of a kGemvWarp* choice (0: the wave-fill rule; -1: not a warp-row choice).
 int choice_warp_splits(Choice c);
 const char* choice_name(Choice c);

@@ -63,8 +63,6 @@ struct GemmRunner::Impl {
       case Choice::kGemvWarpDeepS4:
         return detail::launch_gemv(a, scratch, stream, detail::choice_warp_splits(c),
                                    detail::GemvKernel::kWarpRowsDeep);
-      case Choice::kGemvStreamK:
-        return detail::launch_gemv(a, scratch, stream, 0, detail::GemvKernel::kWarpStreamK);
       case Choice::kCublasLt: break;
     }
     return lt->run(a, stream);

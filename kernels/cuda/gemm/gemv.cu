@@ -292,7 +292,6 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
     if (kernel == GemvKernel::kAuto) kernel = GemvKernel::kWarpRows;
   }
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
-  if (kernel == GemvKernel::kWarpStreamK) return launch_gemv_streamk(a, scratch, stream);
   const bool norm = a.norm.src != nullptr;
   const GemvXSource source = !norm                                ? GemvXSource::kX
                              : a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32

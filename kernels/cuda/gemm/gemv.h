@@ -49,7 +49,7 @@ struct GemvScratch {
   unsigned* counters = nullptr;  // kGemvMaxSplitTiles, zeroed
   int num_sms = 0;               // of the device the kernel runs on
 };
-constexpr int64_t kGemvMaxSplitTiles = 8192;  // also the stream-K GEMV's warps (counters)
+constexpr int64_t kGemvMaxSplitTiles = 2048;
 constexpr int64_t kGemvMaxSplitBlocks = 4096;
 size_t gemv_scratch_bytes();  // partials then counters, one allocation
 
@@ -61,9 +61,7 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 // kWarpRowsDeep: the warp kernel with 16 loads in flight per lane (m = 1 only;
 // fewer resident warps, twice the bytes in flight each).
 // kWarpAsync: warp per row, w landing in shared memory via cp.async (m <= 4).
-// kWarpStreamK: one wave of warps with equal shares of the flattened w
-// (gemv_streamk.cu; m = 1, x read, bias / residual only).
-enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles, kWarpStreamK };
+enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles };
 constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
 GemvKernel gemv_auto_kernel(int64_t m);
@@ -132,14 +130,6 @@ int gemv_swiglu_resident_warps(int64_t m, bool deep);
 int gemv_async_splits(int64_t m, int64_t n, int64_t k, int num_sms, GemvXSource source = GemvXSource::kX,
                       bool swiglu = false);
 Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
-
-// The stream-K GEMV (gemv_streamk.cu): empty when it can compute `a` (m = 1,
-// no prologue, SwiGLU or deferred norm, k % 8 == 0 and k >= 2048, x and w
-// 16-byte aligned, n * k / 8 < 2^31); otherwise the reason.
-std::string gemv_streamk_unsupported_reason(const GemmArgs& a);
-// Shared rows are combined through scratch (partials and counters, which it
-// leaves at zero).
-Status launch_gemv_streamk(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);

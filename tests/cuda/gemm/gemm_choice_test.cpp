@@ -92,9 +92,9 @@ TEST(GemmChoice, WarpSplitCounts) {
 TEST(GemmChoice, NamesAreDistinct) {
   std::set<std::string> names;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
-                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvStreamK})
+                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4})
     names.insert(choice_name(c));
-  EXPECT_EQ(names.size(), 9u);
+  EXPECT_EQ(names.size(), 8u);
   EXPECT_TRUE(names.count("gemv-warp-s4"));
 }
 
@@ -105,28 +105,7 @@ TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   EXPECT_TRUE(layer_rule_candidates(problem(3, 3584, 18944)).empty());  // m > 2: never
   const std::vector<Choice> r = layer_rule_candidates(problem(1, 3584, 18944));
   if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
-  std::vector<Choice> expect{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4};
-  if (streamk_candidate_on()) expect.push_back(Choice::kGemvStreamK);
-  EXPECT_EQ(r, expect);
-}
-
-// The stream-K GEMV: m = 1, plain x, k >= 2048 and a multiple of 8; a kAuto
-// candidate (unless DSRT_GEMV_STREAMK=0) where it can run, forceable by name.
-TEST(GemmChoice, StreamKLimits) {
-  EXPECT_TRUE(choice_can_run(Choice::kGemvStreamK, problem(1, 3584, 18944)));
-  EXPECT_FALSE(choice_can_run(Choice::kGemvStreamK, problem(2, 3584, 18944)));
-  EXPECT_FALSE(choice_can_run(Choice::kGemvStreamK, problem(1, 3584, 1024)));  // k < 2048
-  EXPECT_FALSE(choice_can_run(Choice::kGemvStreamK, problem(1, 3584, 2052)));  // k % 8
-  EXPECT_FALSE(choice_can_run(Choice::kGemvStreamK, 1, true, false));         // RMSNorm prologue
-  EXPECT_FALSE(choice_can_run(Choice::kGemvStreamK, 1, false, true));         // SwiGLU epilogue
-  EXPECT_FALSE(choice_can_run(Choice::kGemvStreamK, 1, false, false, true));  // deferred RMSNorm
-  EXPECT_EQ(choice_warp_splits(Choice::kGemvStreamK), -1);
-  EXPECT_EQ(has(choice_candidates(problem(1, 3584, 18944)), Choice::kGemvStreamK), streamk_candidate_on());
-  EXPECT_FALSE(has(choice_candidates(problem(1, 3584, 1024)), Choice::kGemvStreamK));
-  ForcedKernels f = parse_forced_kernels("3584x18944=gemv-streamk");
-  ASSERT_TRUE(f.error.empty()) << f.error;
-  ASSERT_EQ(f.by_shape.size(), 1u);
-  EXPECT_EQ(f.by_shape[0].choice, Choice::kGemvStreamK);
+  EXPECT_EQ(r, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4}));
 }
 
 // DSRT_GEMM_KERNEL's forms: one name for every problem, NxK=name entries per

@@ -13,8 +13,7 @@
 # same with every GEMV on the warp kernel, free of kAuto's timed choice; "latetail": the GEMV
 # epilogues read the residual / bias at the end, DSRT_GEMV_EARLY_TAIL=0; "nopipe": each decode step waits
 # for its sampled token on the host before the next is queued, DSRT_PIPELINED_SAMPLING=0; "nozerocopy": the
-# step upload and the sampler's parameters / results as cudaMemcpyAsyncs, DSRT_ZERO_COPY=0; "nostreamk": the
-# stream-K GEMV left out of kAuto's candidates, DSRT_GEMV_STREAMK=0, "nostreamk-verbose" printing the choices too); "graphprofile" prints the
+# step upload and the sampler's parameters / results as cudaMemcpyAsyncs, DSRT_ZERO_COPY=0); "graphprofile" prints the
 # decode graphs' GPU time per step against the launch-to-launch period (DSRT_PROFILE=1, graphs on,
 # 256 tokens: what a step costs outside its graph); "profile" is
 # an eager run (no graphs, 32 tokens) with DSRT_PROFILE=1 that prints the per-instruction table.
@@ -50,11 +49,11 @@ for m in $MODELS; do
       continue
     fi
     envs=()
-    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nostreamk) envs=(DSRT_GEMV_STREAMK=0) ;; nostreamk-verbose) envs=(DSRT_GEMV_STREAMK=0 DSRT_GEMM_VERBOSE=1) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
+    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
     out="$(env "${envs[@]}" timeout 300 "$BUILD/bin/dsrt" generate "$plan" "${tp_args[@]}" --load-format dummy --prompt-ids "$PROMPT" \
              --max-new-tokens 256 --ignore-eos --json 2>/tmp/decode_ab.err)"
     tps="$(printf '%s' "$out" | python3 -c "import json, sys; print('%.1f' % json.load(sys.stdin)['timings']['decode_tokens_per_s'])" 2>/dev/null)"
     printf '%-8s %-20s %s\n' "$m" "$k" "${tps:-error: $(tail -n 2 /tmp/decode_ab.err | tr '\n' ' ')}"
-    case "$k" in *verbose) grep "dsrt gemm:" /tmp/decode_ab.err | sort | uniq -c | head -n 24 ;; esac
+    [ "$k" = verbose ] && grep "dsrt gemm:" /tmp/decode_ab.err | sort | uniq -c | head -n 24
   done
 done

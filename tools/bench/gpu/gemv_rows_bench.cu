@@ -297,60 +297,29 @@ Status run(int reps, const std::string& table) {
     // 4n / (36 warps x SMs) waves of resident warps (9 blocks of 4 warps per SM);
     // if a partial last wave costs its tail, GB/s peaks at whole waves.
     const int64_t wave_rows = 36 * static_cast<int64_t>(sms) / 4;  // rows per wave at s4
-    std::printf("\nWave fill: warp GEMV s4 and the stream-K GEMV (one wave of equal shares), m = 1, us per launch"
-                " (8 chained, PDL), GB/s of weights; waves = 4n / (36 x %d) of the s4 kernel\n", sms);
-    std::printf("%8s %8s %8s %10s %10s %10s %10s\n", "k", "n", "waves", "s4 us", "s4 GB/s", "sk us", "sk GB/s");
-    DS_ASSIGN_OR_RETURN(DeviceBuffer scratch_buf, DeviceBuffer::allocate(detail::gemv_scratch_bytes()));
-    DS_CUDA_RETURN_IF_ERROR(cudaMemset(scratch_buf.data(), 0, scratch_buf.bytes()));
-    detail::GemvScratch scratch;
-    scratch.partials = static_cast<float*>(scratch_buf.data());
-    scratch.counters = reinterpret_cast<unsigned*>(scratch.partials + detail::kGemvMaxSplitBlocks * 128);
-    scratch.num_sms = sms;
-    // The sweep, then every decode shape of kShapes as a plain GEMV (k = 0 rows).
-    std::vector<std::pair<int64_t, int64_t>> points;  // (k, n)
+    std::printf("\nWave fill: warp GEMV s4, m = 1, us per launch (8 chained, PDL), GB/s of weights;"
+                " waves = 4n / (36 x %d)\n", sms);
+    std::printf("%8s %8s %8s %10s %10s\n", "k", "n", "waves", "us", "GB/s");
+    detail::GemvScratch none;
     for (int64_t k : {int64_t{18944}, int64_t{27648}, int64_t{13824}}) {
-      for (int64_t q = 8; q <= 20; ++q) points.emplace_back(k, wave_rows * q / 4);  // 2 to 5 waves, quarter steps
-      points.emplace_back(k, k == 18944 ? 3584 : 5120);                            // the model's own n
-    }
-    for (const Shape& d : kShapes) points.emplace_back(d.k, d.n);
-    {
-      for (const auto& point : points) {
-        const int64_t k = point.first, n = point.second;
+      std::vector<int64_t> ns;
+      for (int64_t q = 8; q <= 20; ++q) ns.push_back(wave_rows * q / 4);  // 2 to 5 waves in quarter steps
+      ns.push_back(k == 18944 ? 3584 : 5120);                             // the model's own n
+      for (int64_t n : ns) {
         if (static_cast<size_t>(n * k) > max_w) continue;
         const Shape sh{"fill", n, k};
-        auto args = [&](int i, void* out) {
+        auto launch = [&](int i) {
           GemmArgs g;
           g.x = x.data();
           g.w = weight(sh, i);
-          g.y = out;
+          g.y = y.data();
           g.m = 1, g.n = n, g.k = k, g.ldx = k, g.ldy = n;
-          return g;
+          return detail::launch_gemv(g, none, stream.get(), 4, detail::GemvKernel::kWarpRows);
         };
-        auto warp = [&](int i) {
-          return detail::launch_gemv(args(i, y.data()), scratch, stream.get(), 4, detail::GemvKernel::kWarpRows);
-        };
-        auto streamk = [&](int i) {
-          return detail::launch_gemv(args(i, y.data()), scratch, stream.get(), 0, detail::GemvKernel::kWarpStreamK);
-        };
-        DS_ASSIGN_OR_RETURN(const double us, time_chain(warp));
-        DS_ASSIGN_OR_RETURN(const double sk_us, time_chain(streamk));
-        // Same sums in another order: both outputs within bf16 rounding of each other.
-        DS_RETURN_IF_ERROR(detail::launch_gemv(args(0, y_ref.data()), scratch, stream.get(), 4,
-                                               detail::GemvKernel::kWarpRows));
-        DS_RETURN_IF_ERROR(streamk(0));
-        DS_RETURN_IF_ERROR(stream.synchronize());
-        std::vector<__nv_bfloat16> ref(n), got(n);
-        DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), n * 2));
-        DS_RETURN_IF_ERROR(y.copy_to_host(got.data(), n * 2));
-        double worst = 0.0;
-        for (int64_t i = 0; i < n; ++i) {
-          const double r = __bfloat162float(ref[i]), g = __bfloat162float(got[i]);
-          worst = std::max(worst, std::fabs(r - g) / std::max(1.0, std::fabs(r)));
-        }
-        std::printf("%8lld %8lld %8.2f %10.2f %10.1f %10.2f %10.1f   %.1e\n", static_cast<long long>(k),
-                    static_cast<long long>(n), static_cast<double>(n) / static_cast<double>(wave_rows), us,
-                    static_cast<double>(n * k * 2) / (us * 1e3), sk_us, static_cast<double>(n * k * 2) / (sk_us * 1e3),
-                    worst);
+        DS_ASSIGN_OR_RETURN(const double us, time_chain(launch));
+        std::printf("%8lld %8lld %8.2f %10.2f %10.1f\n", static_cast<long long>(k), static_cast<long long>(n),
+                    static_cast<double>(n) / static_cast<double>(wave_rows), us,
+                    static_cast<double>(n * k * 2) / (us * 1e3));
       }
     }
   }
