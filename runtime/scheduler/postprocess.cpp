@@ -10,9 +10,6 @@ namespace ds {
 namespace {
 
 bool contains(const std::vector<int32_t>& ids, int32_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
-bool contains_ptr(const std::vector<SchedRequest*>& v, const SchedRequest* p) {
-  return std::find(v.begin(), v.end(), p) != v.end();
-}
 
 RequestOutput make_output(SchedRequest& r) {
   RequestOutput out;
@@ -54,16 +51,19 @@ RowSampling Scheduler::row_sampling_of(const SchedRequest& r) {
 }
 
 void Scheduler::postprocess(std::vector<BatchEntry>& batch, const std::vector<float>* logits,
-                            const std::vector<RowSample>* samples) {
+                            const std::vector<RowSample>* samples, bool overlapped) {
   DS_CHECK((logits == nullptr) != (samples == nullptr), "postprocess needs logits or samples");
+  DS_CHECK(!overlapped || samples != nullptr, "an overlapped step samples on the device");
   const int64_t vocab = executor_.vocab_size();
   std::vector<SchedRequest*> done;
   for (BatchEntry& e : batch) {
     SchedRequest& r = *e.req;
+    if (r.finished) continue;  // finished while this step was queued (overlap schedule)
     r.in_batch = false;
     const bool prompt_rows = r.needs_prompt_logits();
-    const int64_t last = r.num_tokens() - 1;
-    r.num_computed += e.count;
+    // The token index whose next token this entry samples; overlapped, its placeholder's predecessor.
+    const int64_t last = overlapped ? e.sample_index - 1 : r.num_tokens() - 1;
+    if (!overlapped) r.num_computed += e.count;
     bool sampled = false;
     GeneratedToken tok;
     for (size_t i = 0; i < e.rows.size(); ++i) {
@@ -92,46 +92,54 @@ void Scheduler::postprocess(std::vector<BatchEntry>& batch, const std::vector<fl
       }
     }
     if (!sampled) continue;  // mid-prefill chunk
-    r.tokens.push_back(tok.id);
+    if (overlapped)
+      r.tokens[static_cast<size_t>(e.sample_index)] = tok.id;
+    else
+      r.tokens.push_back(tok.id);
     ++counters_.generation_tokens_total;
     RequestOutput out = make_output(r);
-    out.completion_tokens = r.num_generated();
+    const int64_t generated = last + 2 - r.prompt_len;  // up to this token (a later placeholder may follow)
+    out.completion_tokens = generated;
     const int32_t id = tok.id;
     out.tokens.push_back(std::move(tok));
     FinishReason reason = FinishReason::kNone;
     if ((!r.sampling.ignore_eos && contains(options_.eos_token_ids, id)) || contains(r.sampling.stop_token_ids, id)) {
       reason = FinishReason::kStop;
       out.matched_stop_token = id;
-    } else if (r.num_generated() >= r.max_new_tokens) {
+    } else if (generated >= r.max_new_tokens) {
       reason = FinishReason::kLength;
     }
     if (reason == FinishReason::kNone) {
       r.sink->on_output(std::move(out));
       continue;
     }
+    drop_placeholder(r);  // the queued step's extra row for it is dropped
     finish(r, reason, std::move(out), true);
     done.push_back(&r);
   }
-  if (done.empty()) return;
-  running_.erase(std::remove_if(running_.begin(), running_.end(),
-                                [&](const ReqPtr& p) { return contains_ptr(done, p.get()); }),
-                 running_.end());
+  drop_finished(done);
+}
+
+void Scheduler::drop_placeholder(SchedRequest& r) {
+  if (!r.has_placeholder()) return;
+  r.tokens.pop_back();
+  DS_CHECK(!r.has_placeholder(), "request " << r.id << " has two pending tokens");
 }
 
 void Scheduler::fail_batch(std::vector<BatchEntry>& batch, const Status& error) {
   std::vector<SchedRequest*> done;
   for (BatchEntry& e : batch) {
     SchedRequest& r = *e.req;
+    if (r.finished) continue;
     r.in_batch = false;
+    while (r.has_placeholder()) r.tokens.pop_back();  // never sampled
     RequestOutput out = make_output(r);
     out.completion_tokens = r.num_generated();
     out.error = error.message();
     finish(r, FinishReason::kError, std::move(out), false);
     done.push_back(&r);
   }
-  running_.erase(std::remove_if(running_.begin(), running_.end(),
-                                [&](const ReqPtr& p) { return contains_ptr(done, p.get()); }),
-                 running_.end());
+  drop_finished(done);
 }
 
 void Scheduler::finish(SchedRequest& r, FinishReason reason, RequestOutput out, bool cache_prefix) {
@@ -158,9 +166,10 @@ void Scheduler::abort_now(RequestId id) {
   }
   auto it = std::find_if(running_.begin(), running_.end(), [&](const ReqPtr& p) { return p->id == id; });
   if (it != running_.end()) {
-    ReqPtr owned = std::move(*it);
-    running_.erase(it);
-    finish(*owned, FinishReason::kAbort, make_output(*owned), false);
+    SchedRequest& r = **it;
+    while (r.has_placeholder()) r.tokens.pop_back();  // its pending tokens are dropped
+    finish(r, FinishReason::kAbort, make_output(r), false);
+    drop_finished({&r});
   }
 }
 

@@ -94,6 +94,8 @@ class ServingBackend {
     int64_t prefix_cache_hit_tokens = 0, prefix_cache_query_tokens = 0;
     int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
     int64_t preemptions_total = 0;
+    // Steps whose batch was queued while the previous one ran (overlap schedule).
+    int64_t overlap_steps_total = 0;
     // kv_pages_used counts pages held by requests (incl. prefix-cache pages they share);
     // kv_pages_cached: pages the prefix cache holds (unreferenced ones are evictable, i.e. free).
     int64_t kv_pages_cached = 0;

@@ -43,7 +43,12 @@ struct SchedRequest {
 
   // Per-step bookkeeping.
   bool in_batch = false;
+  // Finished while a queued (overlap) step still names it: kept alive, skipped.
+  bool finished = false;
 
+  // Overlap schedule: the last token may be previous_sample_token(row) (batch.h),
+  // the id a queued step is sampling; it is replaced when that step is collected.
+  bool has_placeholder() const { return !tokens.empty() && tokens.back() < 0; }
   int64_t num_generated() const { return static_cast<int64_t>(tokens.size()) - prompt_len; }
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   // Tokens not yet in the KV cache (the last token always: its logits give the next one).

@@ -32,7 +32,8 @@ std::vector<Scheduler::BatchEntry> Scheduler::schedule() {
   // 1. Decodes (one row each: the cap is at least max_running_requests).
   for (size_t i = 0; i < running_.size() && budget > 0 && rows_left > 0;) {
     SchedRequest& r = *running_[i];
-    if (!r.is_decode()) {
+    // Overlap schedule: a request whose pending token is its last waits for it.
+    if (!r.is_decode() || r.remaining_new_tokens() <= 0) {
       ++i;
       continue;
     }

@@ -68,10 +68,12 @@ void Scheduler::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  // Nothing runs any more: abort whatever is left (from this thread).
+  // Nothing runs any more: collect a queued step, abort whatever is left (from this thread).
+  if (inflight_) (void)finish_inflight();
   drain_inbox();
   while (!running_.empty()) abort_now(running_.front()->id);
   while (!waiting_.empty()) abort_now(waiting_.front()->id);
+  retired_.clear();
   publish_stats();
 }
 
@@ -80,7 +82,8 @@ void Scheduler::loop() {
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] {
-        return stop_ || !inbox_.empty() || !abort_inbox_.empty() || !running_.empty() || !waiting_.empty();
+        return stop_ || !inbox_.empty() || !abort_inbox_.empty() || !running_.empty() || !waiting_.empty() ||
+               inflight_.has_value();
       });
       if (stop_) return;
     }
@@ -105,12 +108,26 @@ Result<bool> Scheduler::step() {
   if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id())
     return Status::Error("Scheduler::step() called while the loop thread runs");
   drain_inbox();
+  const bool overlap = overlap_step_possible();
+  // A synchronous step, or nothing else to run: the queued step comes first.
+  if (inflight_ && (!overlap || (running_.empty() && waiting_.empty()))) {
+    const Status st = finish_inflight();
+    publish_stats();
+    if (!st.ok()) return st.with_context("executor step");
+    if (overlap) return true;
+  }
   if (running_.empty() && waiting_.empty()) {
     publish_stats();
     return false;
   }
   std::vector<BatchEntry> batch = schedule();
   if (batch.empty()) {
+    if (inflight_) {  // the running requests wait for the queued step (their last token)
+      const Status st = finish_inflight();
+      publish_stats();
+      if (!st.ok()) return st.with_context("executor step");
+      return true;
+    }
     // Unreachable with a pool of at least max_model_len tokens; never spin on it.
     if (running_.empty() && !waiting_.empty()) {
       SchedRequest& r = *waiting_.front();
@@ -126,18 +143,12 @@ Result<bool> Scheduler::step() {
   }
   // Run: one executor step over the whole batch.
   StepBatch sb;
-  int64_t rows = 0;
-  for (BatchEntry& e : batch) {
-    SchedRequest& r = *e.req;
-    const int64_t first = sb.num_tokens();
-    sb.sequences.push_back(StepSequence{first, e.count, e.start, r.pages.pages});
-    for (int64_t t = e.start; t < e.start + e.count; ++t) {
-      sb.tokens.push_back(r.tokens[static_cast<size_t>(t)]);
-      sb.positions.push_back(static_cast<int32_t>(t));
-    }
-    e.first_row = rows;
-    for (int64_t t : e.rows) sb.logit_rows.push_back(static_cast<int32_t>(first + t - e.start));
-    rows += static_cast<int64_t>(e.rows.size());
+  const int64_t rows = build_step(batch, &sb);
+  if (overlap) {
+    const Status st = run_overlapped(batch, sb, rows);
+    publish_stats();
+    if (!st.ok()) return st.with_context("executor step");
+    return true;
   }
   // Executors that sample on their device do so when no entry needs prompt
   // logprobs (those need every row's logits on the host).
@@ -165,6 +176,23 @@ Result<bool> Scheduler::step() {
   postprocess(batch, device_sampling ? nullptr : &logits_, device_sampling ? &samples_ : nullptr);
   publish_stats();
   return true;
+}
+
+int64_t Scheduler::build_step(std::vector<BatchEntry>& batch, StepBatch* sb) const {
+  int64_t rows = 0;
+  for (BatchEntry& e : batch) {
+    SchedRequest& r = *e.req;
+    const int64_t first = sb->num_tokens();
+    sb->sequences.push_back(StepSequence{first, e.count, e.start, r.pages.pages});
+    for (int64_t t = e.start; t < e.start + e.count; ++t) {
+      sb->tokens.push_back(r.tokens[static_cast<size_t>(t)]);
+      sb->positions.push_back(static_cast<int32_t>(t));
+    }
+    e.first_row = rows;
+    for (int64_t t : e.rows) sb->logit_rows.push_back(static_cast<int32_t>(first + t - e.start));
+    rows += static_cast<int64_t>(e.rows.size());
+  }
+  return rows;
 }
 
 Status Scheduler::run_until_idle() {

@@ -1,6 +1,19 @@
 // Continuous-batching scheduler (SGLang / mini-sglang style). A background
 // loop repeats step(): schedule -> run -> postprocess.
 //
+// Overlap schedule (SchedulerOptions::overlap_schedule, executors that pipeline
+// device sampling, overlap_schedule.cpp): step N + 1 is scheduled and queued
+// before step N's samples reach the host, so the host's scheduling and
+// postprocessing run while the device computes. A request sampled in step N
+// feeds previous_sample_token(row) to step N + 1 (the device substitutes the
+// id); step N's postprocess, after step N + 1 is queued, puts the real id in
+// its place, streams it and checks the stop conditions. A request that
+// finishes in step N has one extra row in step N + 1, whose sample is dropped.
+// Steps fall back to the synchronous order (the queued step collected first)
+// while a request needs the host's view of its history on the device
+// (penalties) or every prompt row's logits (prompt logprobs), or when KV pages
+// are short enough that scheduling could preempt a request with a pending token.
+//
 //   schedule     (schedule_batch.cpp)  decode tokens of running requests first, then
 //                continuing prefill chunks, then FCFS admissions from the waiting queue
 //                (prefix-cache match, KV admission control), up to the per-step token
@@ -18,7 +31,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 #include <unordered_set>
 #include <vector>
 
@@ -48,6 +63,10 @@ struct SchedulerOptions {
   // max_running_requests; prompt-logprob prefills (a row per prompt token) are
   // cut into chunks that fit the rows the step has left.
   int64_t max_logit_rows = 0;
+  // Queue the next step before collecting the current one's samples, when the
+  // executor pipelines device sampling (SGLang's overlap schedule;
+  // --disable-overlap-schedule turns it off).
+  bool overlap_schedule = true;
 
   Status validate(int64_t token_capacity) const;
 };
@@ -88,11 +107,34 @@ class Scheduler : public ServingBackend {
     int64_t count = 0;   // tokens fed this step
     std::vector<int64_t> rows;  // token index of each logit row requested for this entry
     int64_t first_row = 0;      // its first row in the step's logits
+    int64_t sample_index = -1;  // overlap: index in req->tokens of the placeholder of its sampled token
+  };
+  // A step queued with Executor::enqueue_step_sample and not yet collected.
+  struct InFlight {
+    std::vector<BatchEntry> batch;
+    int64_t rows = 0;
+    uint64_t seq = 0;  // enqueued_seq_ when it was queued
   };
 
   void loop();
   // Moves submitted requests and abort requests in from the HTTP threads.
   void drain_inbox();
+  // The executor step of `batch`: tokens, positions, page tables and logit rows
+  // (sets each entry's first_row); returns the number of rows.
+  int64_t build_step(std::vector<BatchEntry>& batch, StepBatch* sb) const;
+  // overlap_schedule.cpp
+  bool overlap_step_possible() const;
+  // Queues `batch` (placeholders for its sampled tokens), then collects and
+  // postprocesses the step queued before it.
+  Status run_overlapped(std::vector<BatchEntry>& batch, const StepBatch& sb, int64_t rows);
+  // Collects and postprocesses the queued step (inflight_ is empty afterwards).
+  Status finish_inflight();
+  Status collect_and_postprocess(InFlight& f);
+  // Removes finished requests from running_: destroyed, or kept in retired_
+  // while a queued step names them.
+  void drop_finished(const std::vector<SchedRequest*>& done);
+  // Drops r's pending token (its queued step's sample), if it has one.
+  void drop_placeholder(SchedRequest& r);
   // schedule_batch.cpp
   std::vector<BatchEntry> schedule();
   bool try_admit(SchedRequest& r, int64_t budget_left, int64_t rows_left, std::vector<BatchEntry>& batch);
@@ -108,9 +150,11 @@ class Scheduler : public ServingBackend {
   void add_entry(SchedRequest& r, int64_t count, std::vector<BatchEntry>& batch);
   // postprocess.cpp
   // Exactly one of `logits` (host sampling: the rows' f32 logits) and `samples`
-  // (the executor sampled each row: step_sample) is set.
+  // (the executor sampled each row: step_sample) is set. `overlapped`: a step of
+  // the overlap schedule (num_computed was advanced when it was queued, sampled
+  // tokens replace their placeholders, finished requests may still be queued).
   void postprocess(std::vector<BatchEntry>& batch, const std::vector<float>* logits,
-                   const std::vector<RowSample>* samples);
+                   const std::vector<RowSample>* samples, bool overlapped = false);
   // The RowSampling of r's next token (step_sample): its parameters, resolved
   // seed, counter = tokens generated so far, and its prompt/output history.
   static RowSampling row_sampling_of(const SchedRequest& r);
@@ -135,6 +179,11 @@ class Scheduler : public ServingBackend {
   std::vector<float> logits_;
   std::vector<RowSample> samples_;
   Stats counters_;
+  std::optional<InFlight> inflight_;  // overlap schedule: the queued step
+  uint64_t enqueued_seq_ = 0;         // steps queued so far
+  // Finished requests a queued step may still name, with the enqueued_seq_ after
+  // whose collection they can go.
+  std::vector<std::pair<uint64_t, ReqPtr>> retired_;
 
   // Shared with the HTTP threads (mu_).
   mutable std::mutex mu_;

@@ -146,6 +146,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
   so.new_token_reserve_ratio = options.new_token_reserve_ratio;
   so.reserve_clip_tokens = options.reserve_clip_tokens;
   so.max_logit_rows = xo.max_logit_rows;
+  so.overlap_schedule = options.overlap_schedule;
   DS_ASSIGN_OR_RETURN(e->scheduler_, Scheduler::create(*e->executor_, *e->kv_, so));
   if (options.start_loop) e->scheduler_->start();
   return e;

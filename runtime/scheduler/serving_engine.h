@@ -38,6 +38,7 @@ struct ServingOptions {
   double new_token_reserve_ratio = 0.3;
   int64_t reserve_clip_tokens = 4096;
   bool start_loop = true;            // false: drive scheduler().step() yourself
+  bool overlap_schedule = true;      // SchedulerOptions::overlap_schedule (--disable-overlap-schedule)
   // Multi-process tensor parallelism: this process is rank 0 of `dist`; each
   // step is broadcast to the other ranks. `on_group_failure` runs when the group breaks.
   Communicator* dist = nullptr;

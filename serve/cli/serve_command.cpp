@@ -29,6 +29,9 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
   cmd->add_option("--kv-budget-bytes", a.kv_budget_bytes,
                   "CPU backend: KV byte budget (0: room for max(max-model-len, 256 x max-running-requests) tokens)");
   cmd->add_flag("--disable-radix-cache", a.disable_prefix_cache, "Turn the prefix cache off");
+  cmd->add_flag("--disable-overlap-schedule", a.disable_overlap_schedule,
+                "Collect each step's sampled tokens before scheduling the next (the overlap schedule queues the "
+                "next step first when the executor pipelines device sampling)");
   cmd->add_option("--max-logit-rows", a.max_logit_rows,
                   "Logit rows per step: CUDA logits buffer of rows x vocab floats; prompt logprobs are computed in "
                   "chunks of this many rows (0: max(max-running-requests, 256), at most the chunked prefill size)");
@@ -60,6 +63,7 @@ Status run_serve(const ServeArgs& a) {
   so.kv_memory_bytes = a.kv_budget_bytes;
   so.kv_memory_fraction = a.server.mem_fraction_static;
   so.enable_prefix_cache = !a.disable_prefix_cache;
+  so.overlap_schedule = !a.disable_overlap_schedule;
   so.max_logit_rows = a.max_logit_rows;
   so.dist = m.dist.get();
   so.on_group_failure = [](const Status& s) {

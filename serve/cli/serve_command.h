@@ -16,6 +16,7 @@ struct ServeArgs {
   http::ServerOptions server;
   int64_t kv_budget_bytes = 0;  // CPU KV byte budget; the pool gets mem_fraction_static of it (0: token default)
   bool disable_prefix_cache = false;
+  bool disable_overlap_schedule = false;
   int64_t max_logit_rows = 0;   // logit rows per step (0: ServingOptions' default)
   bool mem_fraction_given = false;  // --mem-fraction-static on the command line
   CudaArgs cuda;                    // sm_* plans (mem_fraction_static comes from server.mem_fraction_static)

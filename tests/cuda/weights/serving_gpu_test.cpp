@@ -125,6 +125,8 @@ TEST(CudaServing, BatchedGreedyTokensAreTheArgmaxOfTeacherForcedLogits) {
     ASSERT_TRUE((*serving)->submit(prompts.back(), s, sinks.back()).ok());
   }
   ASSERT_TRUE((*serving)->scheduler().run_until_idle().ok());
+  // One GPU pipelines device sampling: the decode steps ran on the overlap schedule.
+  EXPECT_GT((*serving)->scheduler().stats().overlap_steps_total, 0);
 
   EngineOptions eo;
   eo.token_capacity = 64;

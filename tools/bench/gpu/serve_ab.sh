@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Serving A/B on the GPU machine (after tools/gpu/run.sh build): for each model and setting,
+# `dsrt serve PLAN --load-format dummy` and one dsbench run of NUM random requests (IN prompt
+# tokens, OUT new tokens, all sent at once), one line per run: model, setting, total and output
+# tok/s, median TPOT and TTFT.
+#   tools/bench/gpu/serve_ab.sh [MODELS (default "7B")] [SETTINGS (default "overlap nooverlap")]
+# Settings: "overlap" (the defaults), "nooverlap" (--disable-overlap-schedule), "nograph"
+# (--disable-cuda-graph); any other word is passed to dsrt serve with '+' read as a space
+# (e.g. --max-running-requests+128).
+# NUM (256), IN (512), OUT (128), PORT (30125).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
+PLANS="${PLANS:-$ROOT/.deps/plans}"
+bash "$ROOT/tools/gpu/pack_plans.sh" --unpack >/dev/null 2>&1 || true
+MODELS="${1:-7B}"
+SETTINGS="${2:-overlap nooverlap}"
+NUM="${NUM:-256}" IN="${IN:-512}" OUT="${OUT:-128}" PORT="${PORT:-30125}"
+WORK="$(mktemp -d)"
+for m in $MODELS; do
+  plan="$PLANS/DeepSeek-R1-Distill-Qwen-$m.sm_90a.dsplan"
+  [ -f "$plan" ] || { echo "$m: no plan $plan"; continue; }
+  for s in $SETTINGS; do
+    case "$s" in overlap) args="" ;; nooverlap) args="--disable-overlap-schedule" ;; nograph) args="--disable-cuda-graph" ;;
+      *) args="${s//+/ }" ;; esac
+    # shellcheck disable=SC2086
+    "$BUILD/bin/dsrt" serve "$plan" --load-format dummy --host 127.0.0.1 --port "$PORT" $args > "$WORK/serve.log" 2>&1 &
+    pid=$!
+    ok=0
+    for _ in $(seq 600); do
+      kill -0 "$pid" 2>/dev/null || break
+      curl -sf "http://127.0.0.1:$PORT/health" > /dev/null 2>&1 && { ok=1; break; }
+      sleep 0.5
+    done
+    if [ "$ok" = 1 ]; then
+      timeout 600 "$BUILD/bin/dsbench" --base-url "http://127.0.0.1:$PORT" --plan "$plan" --dataset random \
+          --num-prompts "$NUM" --random-input-len "$IN" --random-output-len "$OUT" --max-concurrency "$NUM" \
+          --warmup 2 --progress-interval 0 --output-file "$WORK/r.json" > "$WORK/bench.log" 2>&1
+      python3 - "$WORK/r.json" "$m" "$s" <<'PY'
+import json, sys
+try:
+    m = json.load(open(sys.argv[1]))
+    m = m.get("metrics", m)
+    print("%-6s %-28s total %9.1f tok/s  out %8.1f tok/s  TPOT p50 %7.2f ms  TTFT p50 %8.1f ms  ok %d" % (
+        sys.argv[2], sys.argv[3], m["total_throughput"], m["output_throughput"], m["tpot_ms"]["median"],
+        m["ttft_ms"]["median"], m["completed"]))
+except Exception as e:
+    print("%-6s %-28s error: %s" % (sys.argv[2], sys.argv[3], e))
+PY
+    else
+      echo "$m $s: the server did not become healthy"; tail -n 5 "$WORK/serve.log"
+    fi
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  done
+done
+rm -rf "$WORK"
