@@ -35,6 +35,11 @@ class CudaOwningExecutor : public Executor {
                      std::vector<RowSample>* out) override {
     return exec_->step_sample(batch, rows, out);
   }
+  bool pipelines_sampling() const override { return exec_->pipelines_sampling(); }
+  Status enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) override {
+    return exec_->enqueue_step_sample(batch, rows);
+  }
+  Status collect_samples(std::vector<RowSample>* out) override { return exec_->collect_samples(out); }
   bool broken() const override { return exec_->broken(); }
 
  private:

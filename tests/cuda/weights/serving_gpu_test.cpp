@@ -132,6 +132,8 @@ TEST(CudaServing, BatchedGreedyTokensAreTheArgmaxOfTeacherForcedLogits) {
   eo.token_capacity = 64;
   auto engine = Engine::create(*m.plan, *m.weights, eo);
   ASSERT_TRUE(engine.ok()) << engine.status().message();
+  // The factory's executor offers the CUDA executor's pipelined sampling (Engine::generate uses it).
+  EXPECT_TRUE((*engine)->executor().pipelines_sampling());
   double worst_gap = 0, worst_lp = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const Collect& c = *sinks[i];

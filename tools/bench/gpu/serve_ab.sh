@@ -46,7 +46,9 @@ try:
         m["ttft_ms"]["median"], m["completed"]))
 except Exception as e:
     print("%-6s %-28s error: %s" % (sys.argv[2], sys.argv[3], e))
+    sys.exit(1)
 PY
+      [ $? = 0 ] || { tail -n 6 "$WORK/bench.log"; tail -n 4 "$WORK/serve.log"; }
     else
       echo "$m $s: the server did not become healthy"; tail -n 5 "$WORK/serve.log"
     fi
