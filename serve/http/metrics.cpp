@@ -86,6 +86,8 @@ std::string ServerMetrics::render(const ServingBackend::Stats& s, const std::str
   gauge("dsrt:generation_tokens_total", "Tokens generated.", "counter", "", double(s.generation_tokens_total), &out);
   gauge("dsrt:num_preemptions_total", "Requests preempted (KV pages reclaimed).", "counter", "",
         double(s.preemptions_total), &out);
+  gauge("dsrt:num_overlap_steps_total", "Scheduler steps queued while the previous one ran (overlap schedule).",
+        "counter", "", double(s.overlap_steps_total), &out);
   gauge("dsrt:http_requests_in_flight", "Generation HTTP requests being served.", "gauge", "",
         double(http_requests_in_flight.load()), &out);
   {

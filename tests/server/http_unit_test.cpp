@@ -399,7 +399,9 @@ TEST(Metrics, PrometheusText) {
   s.kv_pages_total = 20;
   s.prefix_cache_hit_tokens = 30;
   s.prefix_cache_query_tokens = 120;
+  s.overlap_steps_total = 7;
   std::string text = m.render(s, "m");
+  EXPECT_NE(text.find("dsrt:num_overlap_steps_total 7\n"), std::string::npos);
   EXPECT_NE(text.find("dsrt:num_requests_running 2\n"), std::string::npos);
   EXPECT_NE(text.find("dsrt:kv_cache_usage_perc 0.25\n"), std::string::npos);
   EXPECT_NE(text.find("dsrt:prefix_cache_hit_rate 0.25\n"), std::string::npos);

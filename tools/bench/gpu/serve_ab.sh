@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Serving A/B on the GPU machine (after tools/gpu/run.sh build): for each model and setting,
-# `dsrt serve PLAN --load-format dummy` and one dsbench run of NUM random requests (IN prompt
-# tokens, OUT new tokens, all sent at once), one line per run: model, setting, total and output
+# `dsrt serve PLAN --load-format dummy` and one dsbench run of NUM random requests (INPUT_LEN prompt
+# tokens, OUTPUT_LEN new tokens, all sent at once), one line per run: model, setting, total and output
 # tok/s, median TPOT and TTFT.
 #   tools/bench/gpu/serve_ab.sh [MODELS (default "7B")] [SETTINGS (default "overlap nooverlap")]
 # Settings: "overlap" (the defaults), "nooverlap" (--disable-overlap-schedule), "nograph"
 # (--disable-cuda-graph); any other word is passed to dsrt serve with '+' read as a space
 # (e.g. --max-running-requests+128).
-# NUM (256), IN (512), OUT (128), PORT (30125).
+# NUM (256), INPUT_LEN (512), OUTPUT_LEN (128), PORT (30125) (not IN / OUT: the device runner sets OUT).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
@@ -15,7 +15,7 @@ PLANS="${PLANS:-$ROOT/.deps/plans}"
 bash "$ROOT/tools/gpu/pack_plans.sh" --unpack >/dev/null 2>&1 || true
 MODELS="${1:-7B}"
 SETTINGS="${2:-overlap nooverlap}"
-NUM="${NUM:-256}" IN="${IN:-512}" OUT="${OUT:-128}" PORT="${PORT:-30125}"
+NUM="${NUM:-256}" INPUT_LEN="${INPUT_LEN:-512}" OUTPUT_LEN="${OUTPUT_LEN:-128}" PORT="${PORT:-30125}"
 WORK="$(mktemp -d)"
 for m in $MODELS; do
   plan="$PLANS/DeepSeek-R1-Distill-Qwen-$m.sm_90a.dsplan"
@@ -34,7 +34,7 @@ for m in $MODELS; do
     done
     if [ "$ok" = 1 ]; then
       timeout 600 "$BUILD/bin/dsbench" --base-url "http://127.0.0.1:$PORT" --plan "$plan" --dataset random \
-          --num-prompts "$NUM" --random-input-len "$IN" --random-output-len "$OUT" --max-concurrency "$NUM" \
+          --num-prompts "$NUM" --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" --max-concurrency "$NUM" \
           --warmup 2 --progress-interval 0 --output-file "$WORK/r.json" > "$WORK/bench.log" 2>&1
       python3 - "$WORK/r.json" "$m" "$s" <<'PY'
 import json, sys
