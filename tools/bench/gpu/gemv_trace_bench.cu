@@ -94,28 +94,105 @@ __global__ void __launch_bounds__(kWarps * 32, 9)
   }
 }
 
+// Persistent form of the 4-warps-per-row kernel: a grid of resident blocks,
+// each taking rows by ticket (atomicAdd; the first row is blockIdx.x, so its
+// weights are requested before the PDL wait) until none is left, the next
+// row's ticket fetched while the current row streams and its first loads
+// issued before the current row's sums are stored. No block is launched after
+// the first wave, and blocks leave one by one as the rows run out.
+// counters[0]: tickets, counters[1]: blocks done (the last one resets both).
+__global__ void __launch_bounds__(kWarps * 32, 9)
+    persistent_gemv(const uint4* __restrict__ x, const uint4* __restrict__ w, __nv_bfloat16* __restrict__ y,
+                    int64_t n, int64_t k, unsigned* __restrict__ counters, Stamp* __restrict__ trace) {
+  __shared__ float red[2][kWarps];
+  __shared__ int64_t next_row[2];
+  const unsigned long long t0 = now();
+  pdl_trigger();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t nv = k / 8, chunk = (nv + kWarps - 1) / kWarps;
+  const int64_t v_begin = warp * chunk, v_end = min(nv, v_begin + chunk);
+  int64_t row = blockIdx.x;
+  uint4 wv[kLoads];
+  auto load = [&](int64_t r, int64_t v0) {
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u)
+      wv[u] = v0 + 32 * u < v_end ? detail::gemv_load_stream(w + r * nv + v0 + 32 * u) : make_uint4(0, 0, 0, 0);
+  };
+  load(row, v_begin + lane);
+  pdl_wait();
+  const unsigned long long t1 = now();
+  if (threadIdx.x == 0) next_row[0] = gridDim.x + static_cast<int64_t>(atomicAdd(&counters[0], 1u));
+  for (int cur = 0;; cur ^= 1) {
+    float acc = 0.0f;
+    for (int64_t v0 = v_begin + lane; v0 < v_end; v0 += 32 * kLoads) {
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u)
+        if (v0 + 32 * u < v_end) acc = detail::gemv_dot8(wv[u], __ldg(x + v0 + 32 * u), acc);
+      if (v0 + 32 * kLoads < v_end) load(row, v0 + 32 * kLoads);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0) red[cur][warp] = acc;
+    __syncthreads();
+    const int64_t next = next_row[cur];
+    if (next < n) {
+      load(next, v_begin + lane);  // the next row's first loads before this row's store
+      if (threadIdx.x == 0) next_row[cur ^ 1] = gridDim.x + static_cast<int64_t>(atomicAdd(&counters[0], 1u));
+    }
+    if (threadIdx.x == 0) y[row] = __float2bfloat16_rn(red[cur][0] + red[cur][1] + red[cur][2] + red[cur][3]);
+    if (next >= n) break;
+    row = next;
+  }
+  if (threadIdx.x == 0 && atomicAdd(&counters[1], 1u) == gridDim.x - 1) {
+    counters[0] = 0;
+    counters[1] = 0;
+  }
+  if (lane == 0) {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    trace[blockIdx.x * kWarps + warp] = Stamp{t0, t1, now(), sm, 0};
+  }
+}
+
 struct Shape {
   const char* name;
   int64_t n, k;
-  int s;
+  int s;                    // warps per row (the persistent kernel: 4)
+  bool persistent = false;  // persistent_gemv
 };
 
 Status run_shape(const Shape& sh, const DeviceBuffer& pool, const DeviceBuffer& x, const DeviceBuffer& y,
                  Stream& stream) {
-  const int64_t blocks = (sh.n + kWarps / sh.s - 1) / (kWarps / sh.s);
+  int64_t blocks = (sh.n + kWarps / sh.s - 1) / (kWarps / sh.s);
+  if (sh.persistent) {
+    int per_sm = 0, sms = 0, dev = 0;
+    DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
+    DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    DS_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, persistent_gemv, kWarps * 32, 0));
+    blocks = std::min<int64_t>(sh.n, static_cast<int64_t>(per_sm) * sms);
+  }
   const int64_t warps = blocks * kWarps;
   DS_ASSIGN_OR_RETURN(DeviceBuffer trace, DeviceBuffer::allocate(sizeof(Stamp) * warps * kChain));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer counters, DeviceBuffer::allocate(2 * sizeof(unsigned)));
+  DS_CUDA_RETURN_IF_ERROR(cudaMemset(counters.data(), 0, counters.bytes()));
   auto kernel = sh.s == 1 ? traced_gemv<1> : sh.s == 2 ? traced_gemv<2> : traced_gemv<4>;
   const size_t wbytes = static_cast<size_t>(sh.n * sh.k) * 2;
   auto launch_all = [&]() -> Status {
     DS_RETURN_IF_ERROR(launch_timing_spin(50000, stream.get()));
-    for (int i = 0; i < kChain; ++i)
-      DS_CUDA_RETURN_IF_ERROR(launch_kernel(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), 0,
-                                            stream.get(), static_cast<const uint4*>(x.data()),
-                                            reinterpret_cast<const uint4*>(static_cast<const char*>(pool.data()) +
-                                                                           static_cast<size_t>(i) * wbytes),
-                                            static_cast<__nv_bfloat16*>(y.data()), sh.n, sh.k,
-                                            static_cast<Stamp*>(trace.data()) + i * warps));
+    for (int i = 0; i < kChain; ++i) {
+      const uint4* wi =
+          reinterpret_cast<const uint4*>(static_cast<const char*>(pool.data()) + static_cast<size_t>(i) * wbytes);
+      Stamp* ti = static_cast<Stamp*>(trace.data()) + i * warps;
+      auto* yi = static_cast<__nv_bfloat16*>(y.data());
+      const auto* xi = static_cast<const uint4*>(x.data());
+      if (sh.persistent)
+        DS_CUDA_RETURN_IF_ERROR(launch_kernel(persistent_gemv, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32),
+                                              0, stream.get(), xi, wi, yi, sh.n, sh.k,
+                                              static_cast<unsigned*>(counters.data()), ti));
+      else
+        DS_CUDA_RETURN_IF_ERROR(launch_kernel(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), 0,
+                                              stream.get(), xi, wi, yi, sh.n, sh.k, ti));
+    }
     return stream.synchronize();
   };
   DS_RETURN_IF_ERROR(launch_all());  // warm-up
@@ -180,9 +257,16 @@ Status run_shape(const Shape& sh, const DeviceBuffer& pool, const DeviceBuffer& 
 }
 
 Status run(const std::string& only) {
-  const Shape shapes[] = {{"7B down s4", 3584, 18944, 4}, {"7B down s1", 3584, 18944, 1},
-                          {"32B down s4", 5120, 27648, 4}, {"7B o s2", 3584, 3584, 2},
-                          {"7B gate_up s1", 37888, 3584, 1}, {"32B@tp2 down s4", 5120, 13824, 4}};
+  const Shape shapes[] = {{"7B down s4", 3584, 18944, 4},
+                          {"7B down persistent", 3584, 18944, 4, true},
+                          {"7B down s1", 3584, 18944, 1},
+                          {"32B down s4", 5120, 27648, 4},
+                          {"32B down persistent", 5120, 27648, 4, true},
+                          {"7B o s2", 3584, 3584, 2},
+                          {"7B o persistent", 3584, 3584, 4, true},
+                          {"7B gate_up s1", 37888, 3584, 1},
+                          {"32B@tp2 down s4", 5120, 13824, 4},
+                          {"32B@tp2 down persistent", 5120, 13824, 4, true}};
   size_t max_w = 0;
   for (const Shape& s : shapes) max_w = std::max(max_w, static_cast<size_t>(s.n * s.k) * 2);
   DS_ASSIGN_OR_RETURN(DeviceBuffer pool, DeviceBuffer::allocate(max_w * kChain));
