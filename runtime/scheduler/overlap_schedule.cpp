@@ -18,22 +18,15 @@
 #include "runtime/scheduler/scheduler.h"
 
 namespace ds {
-namespace {
-
-bool has_penalties(const RequestSampling& s) {
-  return s.repetition_penalty != 1.0f || s.frequency_penalty != 0.0f || s.presence_penalty != 0.0f;
-}
-
-}  // namespace
 
 bool Scheduler::overlap_step_possible() const {
   if (!options_.overlap_schedule || !executor_.samples_on_device() || !executor_.pipelines_sampling()) return false;
   // Penalties read the token history on the device (a placeholder is not a
   // token there); prompt logprobs need every prompt row's logits on the host.
   for (const ReqPtr& r : running_)
-    if (has_penalties(r->sampling) || r->needs_prompt_logits()) return false;
+    if (r->sampler->needs_penalties() || r->needs_prompt_logits()) return false;
   for (const ReqPtr& r : waiting_)
-    if (has_penalties(r->sampling) || r->needs_prompt_logits()) return false;
+    if (r->sampler->needs_penalties() || r->needs_prompt_logits()) return false;
   // No preemption while tokens are pending: the decodes (a page each at most)
   // and the continuing prefills (the token budget, plus a partial page each)
   // must fit in free + evictable pages. Admissions never preempt.
