@@ -109,11 +109,14 @@ Result<bool> Scheduler::step() {
     return Status::Error("Scheduler::step() called while the loop thread runs");
   drain_inbox();
   const bool overlap = overlap_step_possible();
-  // A synchronous step, or nothing else to run: the queued step comes first.
-  if (inflight_ && (!overlap || (running_.empty() && waiting_.empty()))) {
+  auto collect_queued = [&]() -> Status {
     const Status st = finish_inflight();
     publish_stats();
-    if (!st.ok()) return st.with_context("executor step");
+    return st.ok() ? st : st.with_context("executor step");
+  };
+  // A synchronous step, or nothing else to run: the queued step comes first.
+  if (inflight_ && (!overlap || (running_.empty() && waiting_.empty()))) {
+    DS_RETURN_IF_ERROR(collect_queued());
     if (overlap) return true;
   }
   if (running_.empty() && waiting_.empty()) {
@@ -123,9 +126,7 @@ Result<bool> Scheduler::step() {
   std::vector<BatchEntry> batch = schedule();
   if (batch.empty()) {
     if (inflight_) {  // the running requests wait for the queued step (their last token)
-      const Status st = finish_inflight();
-      publish_stats();
-      if (!st.ok()) return st.with_context("executor step");
+      DS_RETURN_IF_ERROR(collect_queued());
       return true;
     }
     // Unreachable with a pool of at least max_model_len tokens; never spin on it.
