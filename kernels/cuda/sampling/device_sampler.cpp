@@ -71,13 +71,14 @@ struct DeviceSampler::Impl {
   int64_t scratch_slots = 0;
   DeviceBuffer scratch;          // [scratch_slots, vocab] int32, zero between launches
   DeviceBuffer results;          // [max_rows] SampleRowOut
-  PinnedBuffer upload_host;
-  Event upload_done;             // recorded after the last reader of upload_host (copy or kernels)
-  bool upload_pending = false;
   std::vector<SampleLaunch> launches;  // reused across calls
   // Queued calls (enqueue -> collect), a ring of kMaxQueued: each has its own
-  // pinned results, so a later call's copy back never overwrites unread ones.
+  // pinned results, so a later call's copy back never overwrites unread ones,
+  // and its own parameter staging, so a call never waits for the previous
+  // one's kernels (the call that used a slot's staging before was collected,
+  // i.e. its kernels finished, before the slot is enqueued again).
   struct Slot {
+    PinnedBuffer upload_host;    // mapped: row parameters then histories (read by the copy or the kernels)
     PinnedBuffer results_host;   // mapped: the kernels write it
     Event done;                  // recorded after the kernels
     std::vector<int> logprobs;   // per row: top logprobs to return
@@ -89,7 +90,7 @@ struct DeviceSampler::Impl {
   DeviceBuffer greedy_counters;
 
   Status launch_greedy(float* logits, size_t n, SampleRowOut* h_results, cudaStream_t stream);
-  Status launch_rows(float* logits, const std::vector<RowSampling>& rows, SampleRowOut* h_results,
+  Status launch_rows(float* logits, const std::vector<RowSampling>& rows, Slot& slot, SampleRowOut* h_results,
                      cudaStream_t stream);
   int head = 0, count = 0;
   cudaStream_t last_stream = nullptr;  // stream of the queued calls
@@ -106,11 +107,13 @@ struct DeviceSampler::Impl {
     // Release first so the old and new buffers never coexist.
     upload.reset();
     raw_history.reset();
-    upload_host.reset();
+    for (Slot& slot : slots) slot.upload_host.reset();
     history_capacity = 0;
     DS_ASSIGN_OR_RETURN(upload, DeviceBuffer::allocate(upload_bytes));
     DS_ASSIGN_OR_RETURN(raw_history, DeviceBuffer::allocate(static_cast<size_t>(cap) * sizeof(float)));
-    DS_ASSIGN_OR_RETURN(upload_host, PinnedBuffer::allocate_mapped(upload_bytes));
+    for (Slot& slot : slots) {
+      DS_ASSIGN_OR_RETURN(slot.upload_host, PinnedBuffer::allocate_mapped(upload_bytes));
+    }
     history_capacity = cap;
     return Status::Ok();
   }
@@ -140,7 +143,6 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
     DS_ASSIGN_OR_RETURN(slot.results_host, PinnedBuffer::allocate_mapped(results_bytes));
     DS_ASSIGN_OR_RETURN(slot.done, Event::create());
   }
-  DS_ASSIGN_OR_RETURN(m.upload_done, Event::create());
   const size_t parts = static_cast<size_t>(max_rows) * kGreedyMaxSplits;
   DS_ASSIGN_OR_RETURN(m.greedy_parts, DeviceBuffer::allocate(parts * (sizeof(float) + sizeof(int32_t))));
   DS_ASSIGN_OR_RETURN(m.greedy_counters, DeviceBuffer::allocate(static_cast<size_t>(max_rows) * sizeof(unsigned)));
@@ -201,7 +203,7 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
     return st;
   };
   Status launched = plain_greedy ? m.launch_greedy(logits, n, h_results, stream)
-                                 : m.launch_rows(logits, rows, h_results, stream);
+                                 : m.launch_rows(logits, rows, slot, h_results, stream);
   if (!launched.ok()) return fail(launched.with_context("DeviceSampler::enqueue"));
   if (!m.zero_copy) {
     const cudaError_t err = cudaMemcpyAsync(slot.results_host.data(), m.results.data(), n * sizeof(SampleRowOut),
@@ -230,8 +232,8 @@ Status DeviceSampler::Impl::launch_greedy(float* logits, size_t n, SampleRowOut*
   return launch_greedy_rows(g, stream);
 }
 
-Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSampling>& rows, SampleRowOut* h_results,
-                                        cudaStream_t stream) {
+Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSampling>& rows, Slot& slot,
+                                        SampleRowOut* h_results, cudaStream_t stream) {
   // Only penalized rows upload a history; frequency/presence read the output only.
   int64_t history = 0;
   for (const RowSampling& r : rows) {
@@ -244,10 +246,8 @@ Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSamp
     DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   }
   DS_RETURN_IF_ERROR(reserve_history(history));
-  // The previous call's kernels must be done with the staging before it is rewritten.
-  if (upload_pending) DS_RETURN_IF_ERROR(upload_done.synchronize());
-  upload_pending = false;
-
+  // This slot's staging was last read by a call that has been collected: free to rewrite.
+  PinnedBuffer& upload_host = slot.upload_host;
   const size_t n = rows.size();
   auto* params = static_cast<SampleRowParams*>(upload_host.data());
   auto* tokens = reinterpret_cast<int32_t*>(static_cast<char*>(upload_host.data()) + n * sizeof(SampleRowParams));
@@ -316,9 +316,8 @@ Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSamp
     const size_t bytes = n * sizeof(SampleRowParams) + static_cast<size_t>(offset) * sizeof(int32_t);
     DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(upload.data(), upload_host.data(), bytes, cudaMemcpyHostToDevice, stream));
   }
-  upload_pending = true;  // until the event below: the kernels may read the staging itself
   for (const SampleLaunch& launch : launches) DS_RETURN_IF_ERROR(launch_sample_rows(launch, stream));
-  return upload_done.record(stream);
+  return Status::Ok();
 }
 
 Status DeviceSampler::collect(std::vector<RowSample>* out) {

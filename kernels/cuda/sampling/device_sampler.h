@@ -40,10 +40,11 @@ class DeviceSampler {
                 cudaStream_t stream);
 
   // Pipelined use: enqueue() queues the upload, the kernels and the copy back
-  // of one call on `stream` and returns without waiting for them (it only
-  // waits, if need be, until the previous call's upload has left the pinned
-  // staging it rewrites); collect() waits for the oldest queued call and
-  // returns its samples. At most kMaxQueued calls may wait to be collected.
+  // of one call on `stream` and returns without waiting for them (each queued
+  // call has its own pinned staging; it waits only when the penalty history
+  // buffers must grow while calls are queued); collect() waits for the oldest
+  // queued call and returns its samples. At most kMaxQueued calls may wait to
+  // be collected.
   // The rows' host histories are read during enqueue() only.
   static constexpr int kMaxQueued = 2;
   Status enqueue(float* logits, const std::vector<RowSampling>& rows, cudaStream_t stream);

@@ -7,7 +7,9 @@
 # Settings: "overlap" (the defaults), "nooverlap" (--disable-overlap-schedule), "nograph"
 # (--disable-cuda-graph); any other word is passed to dsrt serve with '+' read as a space
 # (e.g. --max-running-requests+128).
-# NUM (256), INPUT_LEN (512), OUTPUT_LEN (128), PORT (30125) (not IN / OUT: the device runner sets OUT).
+# NUM (256), INPUT_LEN (512), OUTPUT_LEN (128), PORT (30125) (not IN / OUT: the device runner sets OUT);
+# BODY: a JSON object merged into every request (dsbench --extra-request-body; dsbench sends
+# temperature 0 by default), e.g. BODY='{"temperature": 0.6, "top_p": 0.95}'.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build-gpu}"
@@ -35,7 +37,8 @@ for m in $MODELS; do
     if [ "$ok" = 1 ]; then
       timeout 600 "$BUILD/bin/dsbench" --base-url "http://127.0.0.1:$PORT" --plan "$plan" --dataset random \
           --num-prompts "$NUM" --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" --max-concurrency "$NUM" \
-          --warmup 2 --progress-interval 0 --output-file "$WORK/r.json" > "$WORK/bench.log" 2>&1
+          --warmup 2 --progress-interval 0 --output-file "$WORK/r.json" ${BODY:+--extra-request-body "$BODY"} \
+          > "$WORK/bench.log" 2>&1
       python3 - "$WORK/r.json" "$m" "$s" <<'PY'
 import json, sys
 try:
