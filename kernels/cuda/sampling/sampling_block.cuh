@@ -14,10 +14,6 @@ namespace ds::cuda::sampling {
 
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
-// Groups a thread loads before it uses the first: one CTA streams a 152k-token
-// row several times, and with one 16-byte load per thread in flight each pass
-// waited on L2 latency (H200: ~100+ us per pass).
-constexpr int kRowUnroll = 8;
 constexpr unsigned kFullMask = 0xFFFFFFFFu;
 
 // A logit row read in groups of 4 consecutive tokens (one float4 when the row
@@ -43,46 +39,6 @@ struct RowView {
 #pragma unroll
     for (int j = 0; j < 4; ++j) v[j] = j < n ? row[base + j] : 0.0f;
     return n;
-  }
-
-  // f(g, v, n) for g = first, first + stride, ... < groups, in that order (the
-  // plain strided loop's), with kRowUnroll groups loaded ahead.
-  template <typename F>
-  __device__ __forceinline__ void for_each(int64_t first, int64_t stride, F&& f) const {
-    for (int64_t g0 = first; g0 < groups; g0 += kRowUnroll * stride) {
-      float v[kRowUnroll][4];
-      int n[kRowUnroll];
-#pragma unroll
-      for (int u = 0; u < kRowUnroll; ++u) {
-        const int64_t g = g0 + u * stride;
-        n[u] = g < groups ? load(g, v[u]) : 0;
-      }
-#pragma unroll
-      for (int u = 0; u < kRowUnroll; ++u)
-        if (n[u] > 0) f(g0 + u * stride, v[u], n[u]);
-    }
-  }
-
-  // Warp-uniform form: for each warp step base = first_base, first_base +
-  // stride, ... < groups, every lane calls f(base, base + lane, v, n), n = 0
-  // for lanes past the row (so warp collectives inside f see the whole warp).
-  template <typename F>
-  __device__ __forceinline__ void for_each_warp(int64_t first_base, int64_t stride, F&& f) const {
-    const int lane = threadIdx.x & 31;
-    for (int64_t b0 = first_base; b0 < groups; b0 += kRowUnroll * stride) {
-      float v[kRowUnroll][4];
-      int n[kRowUnroll];
-#pragma unroll
-      for (int u = 0; u < kRowUnroll; ++u) {
-        const int64_t g = b0 + u * stride + lane;
-        n[u] = g < groups ? load(g, v[u]) : 0;
-      }
-#pragma unroll
-      for (int u = 0; u < kRowUnroll; ++u) {
-        const int64_t base = b0 + u * stride;
-        if (base < groups) f(base, base + lane, v[u], n[u]);
-      }
-    }
   }
 };
 
@@ -173,11 +129,11 @@ __device__ __forceinline__ void block_argmax(float& bv, int& bi, ReduceSmem& sm)
 __device__ __forceinline__ int row_argmax(const RowView& rv, ReduceSmem& sm, float* max_value) {
   float bv = -INFINITY;
   int bi = INT_MAX;
-  rv.for_each(threadIdx.x, kThreads, [&](int64_t g, const float (&v)[4], int n) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (j < n) keep_better(bv, bi, v[j], static_cast<int>(g * 4 + j));
-  });
+  for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
+    float v[4];
+    const int n = rv.load(g, v);
+    for (int j = 0; j < n; ++j) keep_better(bv, bi, v[j], static_cast<int>(g * 4 + j));
+  }
   block_argmax(bv, bi, sm);
   if (max_value) *max_value = bv;
   return bi == INT_MAX ? 0 : bi;
@@ -211,11 +167,11 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, float om, float os
 // log(sum(exp(row))) of the whole row; +-inf when the max is infinite.
 __device__ __forceinline__ float row_logsumexp(const RowView& rv, ReduceSmem& sm) {
   float m = -INFINITY, s = 0.0f;
-  rv.for_each(threadIdx.x, kThreads, [&](int64_t, const float (&v)[4], int n) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (j < n) lse_add(m, s, v[j]);
-  });
+  for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
+    float v[4];
+    const int n = rv.load(g, v);
+    for (int j = 0; j < n; ++j) lse_add(m, s, v[j]);
+  }
   block_reduce_pair(m, s, -INFINITY, 0.0f, sm.s, sm.final_s, sm,
                     [](float& m1, float& s1, float m2, float s2) { lse_merge(m1, s1, m2, s2); });
   if (isinf(m)) return m;

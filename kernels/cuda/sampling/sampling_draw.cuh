@@ -75,14 +75,17 @@ __device__ int draw_inverse_cdf(const RowView& rv, const DrawParams& d, SelectSm
   for (int t = threadIdx.x; t < ntiles; t += kThreads) sm.mass[t] = 0;
   __syncthreads();
   // Pass 1: a warp covers 32 consecutive groups per iteration, all in one tile.
-  rv.for_each_warp(static_cast<int64_t>(warp) * 32, kThreads, [&](int64_t base, int64_t g, const float (&v)[4], int n) {
+  for (int64_t base = static_cast<int64_t>(warp) * 32; base < rv.groups; base += kThreads) {
+    const int64_t g = base + lane;
     unsigned long long s = 0;
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (j < n) s += kept_mass(v[j], static_cast<uint32_t>(g * 4 + j), d);
+    if (g < rv.groups) {
+      float v[4];
+      const int n = rv.load(g, v);
+      for (int j = 0; j < n; ++j) s += kept_mass(v[j], static_cast<uint32_t>(g * 4 + j), d);
+    }
     s = warp_sum_u64(s);
     if (lane == 0 && s) atomicAdd(&sm.mass[base / tile_groups], s);
-  });
+  }
   __syncthreads();
   if (warp == 0) {
     const int per = (ntiles + 31) / 32;
@@ -173,16 +176,16 @@ __device__ int sample_small_top_k(const RowView& rv, int k, float top_p, float i
     st.n_min_p = k;
   }
   __syncthreads();
-  rv.for_each(threadIdx.x, kThreads, [&](int64_t g, const float (&v)[4], int n) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      if (j >= n) continue;
+  for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
+    float v[4];
+    const int n = rv.load(g, v);
+    for (int j = 0; j < n; ++j) {
       const uint64_t key = rank_key(v[j], static_cast<uint32_t>(g * 4 + j));
       if (key < cut) continue;
       const unsigned slot = atomicAdd(&st.found, 1u);
       if (slot < static_cast<unsigned>(kSmallTopK)) unsorted[slot] = key;
     }
-  });
+  }
   __syncthreads();
   const int kk = min(static_cast<int>(st.found), k);  // == k: rank keys are unique
   for (int i = threadIdx.x; i < kk; i += kThreads) {  // rank sort (keys are distinct)

@@ -12,9 +12,6 @@
 //      per-token test. The draw is an inverse CDF with one Philox4x32-10
 //      uniform keyed by (seed, counter) over fixed-point masses: an exact draw
 //      from the filtered softmax(logits / temperature) (sampling_draw.cuh).
-// Every pass over the row loads kRowUnroll float4 groups per thread before it
-// uses them (RowView::for_each): one CTA per SM, up to 128 registers, so the
-// loads in flight, not the L2 latency of one load per thread, set a pass's time.
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/sampling/philox.h"
@@ -42,16 +39,16 @@ __device__ void write_top_logprobs(const RowView& rv, int n, float lse, KernelSm
   const uint64_t cut = select_cut(rv, spec, sm.select);
   if (threadIdx.x == 0) sm.top_found = 0;
   __syncthreads();
-  rv.for_each(threadIdx.x, kThreads, [&](int64_t g, const float (&v)[4], int cnt) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      if (j >= cnt) continue;
+  for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
+    float v[4];
+    const int cnt = rv.load(g, v);
+    for (int j = 0; j < cnt; ++j) {
       const uint64_t key = rank_key(v[j], static_cast<uint32_t>(g * 4 + j));
       if (key < cut) continue;
       const unsigned slot = atomicAdd(&sm.top_found, 1u);
       if (slot < static_cast<unsigned>(kSamplingMaxLogprobs)) sm.top_keys[slot] = key;
     }
-  });
+  }
   __syncthreads();
   if (threadIdx.x == 0) {
     const int m = min(static_cast<int>(sm.top_found), n);  // == n: rank keys are unique
@@ -140,7 +137,7 @@ __device__ int sample_filtered(const RowView& rv, const SampleRowParams& p, Kern
   return chosen >= 0 ? chosen : row_argmax(rv, sm.reduce, nullptr);
 }
 
-__global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(SampleLaunch a) {
+__global__ void __launch_bounds__(kThreads, 2) sample_rows_kernel(SampleLaunch a) {
   __shared__ KernelSmem sm;
   const int r = blockIdx.x;
   const SampleRowParams p = a.params[r];

@@ -119,7 +119,10 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
     // redux) so one shared atomic per distinct bin and warp step is issued:
     // logits crowd into few bins of the top digit.
     const int lane = threadIdx.x & 31;
-    rv.for_each_warp(threadIdx.x - lane, kThreads, [&](int64_t, int64_t g, const float (&v)[4], int n) {
+    for (int64_t base = threadIdx.x - lane; base < rv.groups; base += kThreads) {
+      const int64_t g = base + lane;
+      float v[4];
+      const int n = g < rv.groups ? rv.load(g, v) : 0;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         unsigned d = 0xFFFFFFFFu;
@@ -146,7 +149,7 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
         }
         if (leader) atomicAdd(&sm.cnt[d], static_cast<unsigned>(__popc(peers)));
       }
-    });
+    }
     __syncthreads();
     if (threadIdx.x < 32)
       find_bucket(sm, nb, by_mass, by_mass && level == 0, spec.top_p, need, target, acc_cnt, acc_mass);
