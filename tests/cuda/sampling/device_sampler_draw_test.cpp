@@ -189,25 +189,28 @@ TEST(DeviceSamplerDraw, Cost256RowsVocab152k) {
                  {"T=1 top_p=0.9", sampled(1.0f, -1, 0.9f, 0.0f, 1, 0)},
                  {"T=1 (no filter)", sampled(1.0f, -1, 1.0f, 0.0f, 1, 0)},
                  {"T=1 top_k=2000 top_p=0.95", sampled(1.0f, 2000, 0.95f, 0.0f, 1, 0)},
-                 {"T=0.7 top_k=20 min_p=0.05 logprobs=5", sampled(0.7f, 20, 1.0f, 0.05f, 1, 0)}};
+                 {"T=0.7 top_k=20 min_p=0.05 logprobs=5", sampled(0.7f, 20, 1.0f, 0.05f, 1, 0)},
+                 {"T=0.6 top_p=0.95", {}}};
   configs[5].spec.logprobs = 5;
-  for (const Config& c : configs) {
-    std::vector<RowSampling> specs(rows, c.spec);
-    std::vector<RowSample> out;
-    std::vector<double> ms;
-    for (int it = 0; it < 12; ++it) {
-      for (int64_t r = 0; r < rows; ++r) specs[r].counter = static_cast<uint64_t>(it * rows + r);
-      const auto t0 = std::chrono::steady_clock::now();
-      Status st = h->sampler().sample(static_cast<float*>(dev->data()), specs, &out, s->get());
-      const auto t1 = std::chrono::steady_clock::now();
-      ASSERT_TRUE(st.ok()) << st.message();
-      if (it >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  configs[6].spec = sampled(0.6f, -1, 0.95f, 0.0f, 1, 0);  // the R1 model card's
+  for (int64_t n : {int64_t{64}, rows})
+    for (const Config& c : configs) {
+      std::vector<RowSampling> specs(static_cast<size_t>(n), c.spec);
+      std::vector<RowSample> out;
+      std::vector<double> ms;
+      for (int it = 0; it < 12; ++it) {
+        for (int64_t r = 0; r < n; ++r) specs[r].counter = static_cast<uint64_t>(it * n + r);
+        const auto t0 = std::chrono::steady_clock::now();
+        Status st = h->sampler().sample(static_cast<float*>(dev->data()), specs, &out, s->get());
+        const auto t1 = std::chrono::steady_clock::now();
+        ASSERT_TRUE(st.ok()) << st.message();
+        if (it >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      }
+      std::sort(ms.begin(), ms.end());
+      std::printf("[bench] DeviceSampler::sample %lld rows x vocab %lld, %s: median %.3f ms, min %.3f ms\n",
+                  static_cast<long long>(n), static_cast<long long>(vocab), c.name, ms[ms.size() / 2], ms.front());
+      for (int64_t r = 0; r < n; ++r) ASSERT_TRUE(out[r].id >= 0 && out[r].id < vocab);
     }
-    std::sort(ms.begin(), ms.end());
-    std::printf("[bench] DeviceSampler::sample %lld rows x vocab %lld, %s: median %.3f ms, min %.3f ms\n",
-                static_cast<long long>(rows), static_cast<long long>(vocab), c.name, ms[ms.size() / 2], ms.front());
-    for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(out[r].id >= 0 && out[r].id < vocab);
-  }
 }
 
 }  // namespace
