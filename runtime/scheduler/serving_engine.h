@@ -82,6 +82,7 @@ class ServingEngine : public ServingBackend {
   int64_t vocab_size() const override { return scheduler_->vocab_size(); }
 
   Scheduler& scheduler() { return *scheduler_; }
+  Executor& executor() { return *executor_; }
   const KvCache& kv_cache() const { return *kv_; }
   // Where the executor's startup went (weights, kernels, graphs; CUDA plans).
   const ExecutorStartup& startup() const { return startup_; }

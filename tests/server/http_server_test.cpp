@@ -13,6 +13,7 @@
 
 #include "runtime/common/file_util.h"
 #include "runtime/engine/engine.h"
+#include "runtime/executor/cpu_executor.h"
 #include "runtime/plan/plan_reader.h"
 #include "runtime/scheduler/serving_engine.h"
 #include "runtime/weights/weight_loader.h"
@@ -37,6 +38,7 @@ std::string fixture_file(const std::string& path) {
 }
 
 struct Served {
+  bool overlap = false;  // the engine's executor samples in the step, pipelined: the overlap schedule runs
   std::unique_ptr<test::TempDir> dir;
   std::unique_ptr<LoadedPlan> plan;
   std::unique_ptr<LoadedWeights> weights;
@@ -49,10 +51,15 @@ struct Served {
 
 Served* g = nullptr;
 
-class HttpServerTest : public ::testing::Test {
+// Every test runs twice: with the CPU executor sampling on the host (the
+// synchronous schedule), and sampling in the step with pipelining (the CUDA
+// executor's contract: the scheduler's overlap schedule), so the HTTP layer is
+// checked over both.
+class HttpServerTest : public ::testing::TestWithParam<bool> {
  protected:
-  static void SetUpTestSuite() {
+  static void StartServer(bool overlap) {
     g = new Served();
+    g->overlap = overlap;
     const std::string fixture = std::string(DS_SOURCE_DIR) + "/tests/fixtures/qwen2-tiny-r1/";
     test::TinyModel tm;
     tm.tokenizer_json = fixture_file(fixture + "tokenizer.json");
@@ -73,9 +80,15 @@ class HttpServerTest : public ::testing::Test {
     g->weights = std::move(*weights);
     ServingOptions so;
     so.max_running_requests = 8;
+    so.start_loop = false;
     auto engine = ServingEngine::create(*g->plan, *g->weights, so);
     ASSERT_TRUE(engine.ok()) << engine.status().message();
     g->engine = std::move(*engine);
+    auto* cpu = dynamic_cast<CpuExecutor*>(&g->engine->executor());
+    ASSERT_NE(cpu, nullptr);
+    cpu->set_sample_in_step(overlap);
+    cpu->set_pipelined_sampling(overlap);
+    g->engine->scheduler().start();
     ServerOptions o;
     o.port = 0;
     o.api_key = kKey;
@@ -90,7 +103,8 @@ class HttpServerTest : public ::testing::Test {
     g->thread = std::thread([] { EXPECT_TRUE(g->server->serve().ok()); });
   }
 
-  static void TearDownTestSuite() {
+  static void StopServer() {
+    if (!g) return;
     if (g->server) g->server->stop();
     if (g->thread.joinable()) g->thread.join();
     g->server.reset();
@@ -99,7 +113,14 @@ class HttpServerTest : public ::testing::Test {
     g = nullptr;
   }
 
-  void SetUp() override { ASSERT_NE(g->server, nullptr); }
+  static void TearDownTestSuite() { StopServer(); }
+
+  // One server at a time, for the current parameter.
+  void SetUp() override {
+    if (g && g->overlap != GetParam()) StopServer();
+    if (!g) StartServer(GetParam());
+    ASSERT_NE(g->server, nullptr);
+  }
 
   static httplib::Client client(bool with_key = true) {
     httplib::Client c("127.0.0.1", g->port);
@@ -142,7 +163,7 @@ class HttpServerTest : public ::testing::Test {
   }
 };
 
-TEST_F(HttpServerTest, HealthAuthAndModels) {
+TEST_P(HttpServerTest, HealthAuthAndModels) {
   auto res = client(false).Get("/health");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
@@ -158,7 +179,7 @@ TEST_F(HttpServerTest, HealthAuthAndModels) {
   EXPECT_EQ(models["data"][0]["max_model_len"], kMaxModelLen);
 }
 
-TEST_F(HttpServerTest, CompletionGreedyEqualsEngineGenerate) {
+TEST_P(HttpServerTest, CompletionGreedyEqualsEngineGenerate) {
   json tok = post("/tokenize", {{"prompt", "The capital of France"}});
   std::vector<int32_t> ids = tok["tokens"].get<std::vector<int32_t>>();
   ASSERT_FALSE(ids.empty());
@@ -176,7 +197,7 @@ TEST_F(HttpServerTest, CompletionGreedyEqualsEngineGenerate) {
   EXPECT_EQ(r["object"], "text_completion");
 }
 
-TEST_F(HttpServerTest, StreamingMatchesNonStreaming) {
+TEST_P(HttpServerTest, StreamingMatchesNonStreaming) {
   json req = {{"prompt", "Once upon"}, {"max_tokens", 8}, {"temperature", 0}, {"ignore_eos", true}};
   json full = post("/v1/completions", req);
   req["stream"] = true;
@@ -199,7 +220,7 @@ TEST_F(HttpServerTest, StreamingMatchesNonStreaming) {
   EXPECT_EQ(text, full["choices"][0]["text"].get<std::string>());
 }
 
-TEST_F(HttpServerTest, StopStringTruncatesStreamAndNot) {
+TEST_P(HttpServerTest, StopStringTruncatesStreamAndNot) {
   json req = {{"prompt", "a b c"}, {"max_tokens", 24}, {"temperature", 0}, {"ignore_eos", true}};
   std::string full = post("/v1/completions", req)["choices"][0]["text"];
   ASSERT_GE(full.size(), 6u);
@@ -220,7 +241,7 @@ TEST_F(HttpServerTest, StopStringTruncatesStreamAndNot) {
   EXPECT_EQ(text, expected);
 }
 
-TEST_F(HttpServerTest, ChatReasoningParserOnRenderedPrompt) {
+TEST_P(HttpServerTest, ChatReasoningParserOnRenderedPrompt) {
   json messages = json::array({{{"role", "user"}, {"content", "Hi there"}}});
   json tok = post("/tokenize", {{"messages", messages}});
   std::vector<int32_t> ids = tok["tokens"].get<std::vector<int32_t>>();
@@ -240,7 +261,7 @@ TEST_F(HttpServerTest, ChatReasoningParserOnRenderedPrompt) {
   EXPECT_EQ(r["usage"]["prompt_tokens"], ids.size());
 }
 
-TEST_F(HttpServerTest, ErrorsAreJsonAndTheServerKeepsServing) {
+TEST_P(HttpServerTest, ErrorsAreJsonAndTheServerKeepsServing) {
   auto res = client().Post("/v1/chat/completions", "{not json", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
@@ -263,7 +284,7 @@ TEST_F(HttpServerTest, ErrorsAreJsonAndTheServerKeepsServing) {
   EXPECT_EQ(ok["choices"].size(), 1u);
 }
 
-TEST_F(HttpServerTest, FanOutAndMetricsReturnToIdle) {
+TEST_P(HttpServerTest, FanOutAndMetricsReturnToIdle) {
   json r = post("/v1/completions", {{"prompt", {"one", "two"}}, {"n", 2}, {"max_tokens", 3}, {"ignore_eos", true},
                                     {"seed", 5}});
   ASSERT_EQ(r["choices"].size(), 4u);
@@ -286,9 +307,14 @@ TEST_F(HttpServerTest, FanOutAndMetricsReturnToIdle) {
   }
   EXPECT_NE(text.find("dsrt:num_requests_running 0\n"), std::string::npos) << text;
   EXPECT_NE(text.find("dsrt:kv_cache_pages_used 0\n"), std::string::npos) << text;
+  // The overlap instance really overlapped its steps; the synchronous one never did.
+  EXPECT_EQ(text.find("dsrt:num_overlap_steps_total 0\n") == std::string::npos, GetParam()) << text;
   EXPECT_NE(text.find("# TYPE dsrt:time_to_first_token_seconds histogram"), std::string::npos);
   EXPECT_EQ(text.find("dsrt:time_to_first_token_seconds_count 0\n"), std::string::npos);
 }
+
+INSTANTIATE_TEST_SUITE_P(Schedules, HttpServerTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "overlap" : "synchronous"; });
 
 }  // namespace
 }  // namespace ds::http
