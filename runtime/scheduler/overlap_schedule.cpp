@@ -21,12 +21,14 @@ namespace ds {
 
 bool Scheduler::overlap_step_possible() const {
   if (!options_.overlap_schedule || !executor_.samples_on_device() || !executor_.pipelines_sampling()) return false;
-  // Penalties read the token history on the device (a placeholder is not a
-  // token there); prompt logprobs need every prompt row's logits on the host.
+  // Penalties read the token history on the device, where a pending token's
+  // placeholder is not a token: a penalized request with one waits for a
+  // synchronous step (so such a request overlaps every other step). Prompt
+  // logprobs need every prompt row's logits on the host.
   for (const ReqPtr& r : running_)
-    if (r->sampler->needs_penalties() || r->needs_prompt_logits()) return false;
+    if (r->needs_prompt_logits() || (r->has_placeholder() && r->sampler->needs_penalties())) return false;
   for (const ReqPtr& r : waiting_)
-    if (r->sampler->needs_penalties() || r->needs_prompt_logits()) return false;
+    if (r->needs_prompt_logits()) return false;
   // No preemption while tokens are pending: the decodes (a page each at most)
   // and the continuing prefills (the token budget, plus a partial page each)
   // must fit in free + evictable pages. Admissions never preempt.

@@ -10,9 +10,9 @@
 // its place, streams it and checks the stop conditions. A request that
 // finishes in step N has one extra row in step N + 1, whose sample is dropped.
 // Steps fall back to the synchronous order (the queued step collected first)
-// while a request needs the host's view of its history on the device
-// (penalties) or every prompt row's logits (prompt logprobs), or when KV pages
-// are short enough that scheduling could preempt a request with a pending token.
+// when a penalized request has a pending token (the device reads its history),
+// while a request needs every prompt row's logits (prompt logprobs), or when KV
+// pages are short enough that scheduling could preempt a request with a pending token.
 //
 //   schedule     (schedule_batch.cpp)  decode tokens of running requests first, then
 //                continuing prefill chunks, then FCFS admissions from the waiting queue

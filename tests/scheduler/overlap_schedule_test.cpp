@@ -3,7 +3,8 @@
 // executor's contract, CpuExecutor::set_sample_in_step / set_pipelined_sampling):
 // the same requests give the same tokens, logprobs, finish reasons and
 // per-update counts as the synchronous schedule; steps fall back to the
-// synchronous order for penalties, prompt logprobs and short KV; aborts and
+// synchronous order for a penalized request's pending token, prompt logprobs
+// and short KV; aborts and
 // stops while a step is queued leave no request or KV page behind.
 #include <gtest/gtest.h>
 
@@ -106,7 +107,7 @@ TEST(OverlapSchedule, SameOutputsAsTheSynchronousSchedule) {
   EXPECT_EQ(overlap.stats.generation_tokens_total, sync.stats.generation_tokens_total);
 }
 
-TEST(OverlapSchedule, PenaltiesAndPromptLogprobsRunSynchronously) {
+TEST(OverlapSchedule, PenaltiesAlternateAndPromptLogprobsRunSynchronously) {
   const TestModel& m = TestModel::get();
   std::vector<std::vector<int32_t>> prompts;
   std::vector<RequestSampling> s;
@@ -114,10 +115,14 @@ TEST(OverlapSchedule, PenaltiesAndPromptLogprobsRunSynchronously) {
     prompts.push_back(make_prompt(9 + i, m.vocab(), 90 + i));
     s.push_back(greedy(6));
   }
-  s[0].max_new_tokens = 20;  // outlives the others: no step may overlap
+  s[0].max_new_tokens = 20;  // outlives the others
   s[0].frequency_penalty = 0.8f;
   const RunOutputs sync = run(harness(false), prompts, s), overlap = run(harness(true), prompts, s);
-  EXPECT_EQ(overlap.stats.overlap_steps_total, 0);
+  // Alone at the end, the penalized request overlaps every other step (a step
+  // after it sampled must first collect its token for the history).
+  const RunOutputs plain = run(harness(true), prompts, std::vector<RequestSampling>(3, greedy(20)));
+  EXPECT_GT(overlap.stats.overlap_steps_total, 3);
+  EXPECT_LT(overlap.stats.overlap_steps_total, plain.stats.overlap_steps_total - 5);
   expect_same(overlap, sync);
   // Short-lived: once it finished, the others' steps overlap again.
   s[0].max_new_tokens = 2;
