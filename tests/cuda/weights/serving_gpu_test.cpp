@@ -169,6 +169,38 @@ TEST(CudaServing, BatchedGreedyTokensAreTheArgmaxOfTeacherForcedLogits) {
   std::printf("greedy vs teacher-forced argmax: worst logit gap %.4g, worst logprob error %.4g\n", worst_gap, worst_lp);
 }
 
+// A penalized request on the overlap schedule (a synchronous step whenever it
+// has a pending token, overlapped steps in between) draws the tokens of the
+// synchronous schedule: one request, so both run the same batch shapes.
+TEST(CudaServing, PenalizedRequestOverlapsAndMatchesTheSynchronousSchedule) {
+  SETUP_GPU_MODEL(m);
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<int64_t> overlapped;
+  for (bool overlap : {false, true}) {
+    ServingOptions so = serving_options();
+    so.overlap_schedule = overlap;
+    auto serving = ServingEngine::create(*m.plan, *m.weights, so);
+    ASSERT_TRUE(serving.ok()) << serving.status().message();
+    RequestSampling s;
+    s.temperature = 0.0f;
+    s.repetition_penalty = 1.3f;
+    s.frequency_penalty = 0.5f;
+    s.max_new_tokens = 24;
+    s.ignore_eos = true;
+    auto sink = std::make_shared<Collect>();
+    ASSERT_TRUE((*serving)->submit(prompt(11, (*serving)->vocab_size(), 77), s, sink).ok());
+    ASSERT_TRUE((*serving)->scheduler().run_until_idle().ok());
+    ASSERT_EQ(sink->error, "");
+    ASSERT_EQ(sink->tokens.size(), 24u);
+    ids.emplace_back();
+    for (const GeneratedToken& t : sink->tokens) ids.back().push_back(t.id);
+    overlapped.push_back((*serving)->scheduler().stats().overlap_steps_total);
+  }
+  EXPECT_EQ(ids[1], ids[0]);
+  EXPECT_EQ(overlapped[0], 0);
+  EXPECT_GT(overlapped[1], 5);
+}
+
 TEST(CudaServing, SeededSamplingIsReproducibleInABatch) {
   SETUP_GPU_MODEL(m);
   auto serving = ServingEngine::create(*m.plan, *m.weights, serving_options());
