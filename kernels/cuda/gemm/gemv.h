@@ -115,6 +115,22 @@ struct GemvWarpParams {
 // DSRT_GEMV_EARLY_TAIL=0 turns off the GEMV epilogues' early residual / bias
 // loads (GemvRowTail in gemv_common.cuh, and the mma kernel's): an A/B switch.
 bool gemv_early_tail();
+// The operands every GEMV kernel's parameters carry, from `a`: x, w, bias, y,
+// residual, the shape and strides, the output dtype, the weight prefetch and
+// the early epilogue loads (the warp kernels' GemvWarpParams and the
+// tensor-core kernel's GemvParams; pointers cast to the struct's types).
+template <typename Params>
+void fill_gemv_operands(const GemmArgs& a, Params& p) {
+  p.x = static_cast<decltype(p.x)>(a.x);
+  p.w = static_cast<decltype(p.w)>(a.w);
+  p.bias = static_cast<decltype(p.bias)>(a.bias);
+  p.y = a.y;
+  p.residual = a.residual;
+  p.m = a.m, p.n = a.n, p.k = a.k, p.ldx = a.ldx, p.ldy = a.ldy;
+  p.out_f32 = a.out_dtype == DType::kF32;
+  p.prefetch_weights = a.prefetch_weights;
+  p.early_tail = gemv_early_tail();
+}
 // The warp kernels' parameters for `a` (ldx/ldy resolved), source from a.norm.
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep);
 // swiglu: the SwiGLU epilogue's kernels (units: gate/up pairs).

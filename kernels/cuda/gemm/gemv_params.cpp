@@ -9,20 +9,8 @@ namespace ds::cuda::detail {
 
 GemvWarpParams gemv_warp_params(const GemmArgs& a, int splits, bool deep) {
   GemvWarpParams p;
-  p.x = a.x;
-  p.w = a.w;
-  p.bias = a.bias;
-  p.y = a.y;
-  p.residual = a.residual;
-  p.m = a.m;
-  p.n = a.n;
-  p.k = a.k;
-  p.ldx = a.ldx;
-  p.ldy = a.ldy;
-  p.out_f32 = a.out_dtype == DType::kF32;
+  fill_gemv_operands(a, p);
   p.splits = splits;
-  p.prefetch_weights = a.prefetch_weights;
-  p.early_tail = gemv_early_tail();
   p.deep = deep;
   if (a.norm.src != nullptr) {
     p.source = a.norm.src_dtype == DType::kF32 ? GemvXSource::kNormF32 : GemvXSource::kNormBF16;
