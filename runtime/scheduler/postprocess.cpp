@@ -132,7 +132,7 @@ void Scheduler::fail_batch(std::vector<BatchEntry>& batch, const Status& error) 
     SchedRequest& r = *e.req;
     if (r.finished) continue;
     r.in_batch = false;
-    while (r.has_placeholder()) r.tokens.pop_back();  // never sampled
+    r.drop_placeholders();
     RequestOutput out = make_output(r);
     out.completion_tokens = r.num_generated();
     out.error = error.message();
@@ -167,7 +167,7 @@ void Scheduler::abort_now(RequestId id) {
   auto it = std::find_if(running_.begin(), running_.end(), [&](const ReqPtr& p) { return p->id == id; });
   if (it != running_.end()) {
     SchedRequest& r = **it;
-    while (r.has_placeholder()) r.tokens.pop_back();  // its pending tokens are dropped
+    r.drop_placeholders();
     finish(r, FinishReason::kAbort, make_output(r), false);
     drop_finished({&r});
   }

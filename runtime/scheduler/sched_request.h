@@ -49,6 +49,10 @@ struct SchedRequest {
   // Overlap schedule: the last token may be previous_sample_token(row) (batch.h),
   // the id a queued step is sampling; it is replaced when that step is collected.
   bool has_placeholder() const { return !tokens.empty() && tokens.back() < 0; }
+  // Drops the pending tokens (a failed or aborted request's, never sampled).
+  void drop_placeholders() {
+    while (has_placeholder()) tokens.pop_back();
+  }
   int64_t num_generated() const { return static_cast<int64_t>(tokens.size()) - prompt_len; }
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   // Tokens not yet in the KV cache (the last token always: its logits give the next one).
