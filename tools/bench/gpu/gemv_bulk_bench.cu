@@ -1,0 +1,343 @@
+// ds_gemv_bulk_bench: does a batch-1 GEMV that streams its weights with Hopper
+// bulk copies (cp.async.bulk into shared memory, mbarrier pipeline) lose less
+// per launch than the production warp GEMV?
+//
+// The production m = 1 kernels (gemv_warp.cu) stream each row part with 16-byte
+// register loads from many small blocks; docs/PERF.md (session 13) traces their
+// losses to occupancy holes (the grid filling, a dip at every wave change, the
+// last wave) and a steady rate of about 4.0-4.1 TB/s against 4.5 for a plain
+// stream read. This kernel has one (or two) resident blocks per SM that live for
+// the whole launch: block b owns a contiguous range of whole rows, i.e. one
+// contiguous byte range of the weight, which one producer thread streams into a
+// ring of shared-memory stages with 1-D bulk copies (no register staging, no
+// waves). The producer needs nothing from the previous kernel, so it fills the
+// ring before the block's PDL wait; the consumer warps wait, stage x in shared
+// memory, and take the stages in order, each warp keeping one partial per row
+// (reduced once at the end). For each decode shape it times 8 chained launches
+// (distinct weights, PDL, a spin kernel first) of the production GEMV (kAuto's
+// path without timing: GemmPath::kGemv) and of every variant, and checks each
+// variant against the production output.
+#include <cuda_bf16.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/timing_spin.h"
+#include "runtime/common/status.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/device_buffer.h"
+#include "runtime/cuda/pdl.cuh"
+
+namespace ds::cuda::bench {
+namespace {
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT;\n"
+      "}\n" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+// 1-D bulk copy global -> this block's shared memory, completing on `bar`.
+template <bool EVICT_FIRST>
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  if constexpr (EVICT_FIRST) {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::
+            "r"(smem_u32(dst)),
+        "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(policy)
+        : "memory");
+  } else {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                     smem_u32(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_u32(bar))
+                 : "memory");
+  }
+}
+
+// Geometry shared by host and device: a row of nv = k / 8 16-byte vectors is
+// segs_per_row segments of seg vectors; a stage holds segs_per_stage segments
+// (whole rows when k is short, a part of a row when it is long).
+struct BulkGeometry {
+  int64_t n = 0, k = 0, nv = 0;
+  int seg = 0, segs_per_row = 0, segs_per_stage = 0;
+  int rows_max = 0;  // most rows a block owns
+  int blocks = 0;
+
+  static BulkGeometry make(int64_t n, int64_t k, int target_vecs, int blocks) {
+    BulkGeometry g;
+    g.n = n, g.k = k, g.nv = k / 8, g.blocks = blocks;
+    if (g.nv <= target_vecs) {
+      g.seg = static_cast<int>(g.nv), g.segs_per_row = 1;
+      g.segs_per_stage = std::max<int>(1, static_cast<int>(target_vecs / g.nv));
+    } else {
+      int j = 2;
+      while (g.nv % j != 0 || g.nv / j > target_vecs) ++j;
+      g.seg = static_cast<int>(g.nv / j), g.segs_per_row = j, g.segs_per_stage = 1;
+    }
+    g.rows_max = static_cast<int>((n + blocks - 1) / blocks);
+    return g;
+  }
+  __host__ __device__ size_t stage_vecs() const { return static_cast<size_t>(seg) * segs_per_stage; }
+};
+
+constexpr size_t kBarBytes = 256;  // 2 x up to 16 stages of 8-byte barriers
+
+template <int CW, int STAGES>
+size_t bulk_smem_bytes(const BulkGeometry& g) {
+  return kBarBytes + g.nv * 16 + STAGES * g.stage_vecs() * 16 + static_cast<size_t>(g.rows_max) * CW * 4;
+}
+
+// CW consumer warps + one producer warp. Block b owns rows [n b / G, n (b + 1) / G).
+template <int CW, int STAGES, bool EVICT_FIRST>
+__global__ void __launch_bounds__((CW + 1) * 32) gemv_bulk_kernel(const uint4* __restrict__ x,
+                                                                  const uint4* __restrict__ w,
+                                                                  __nv_bfloat16* __restrict__ y, BulkGeometry g) {
+  static_assert(2 * STAGES * 8 <= kBarBytes, "barrier area");
+  extern __shared__ __align__(128) unsigned char smem[];
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem);
+  uint64_t* empty = full + STAGES;
+  uint4* xs = reinterpret_cast<uint4*>(smem + kBarBytes);
+  uint4* ring = xs + g.nv;
+  float* part = reinterpret_cast<float*>(ring + STAGES * g.stage_vecs());
+  pdl_trigger();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t r0 = g.n * blockIdx.x / g.blocks, r1 = g.n * (blockIdx.x + 1) / g.blocks;
+  const int64_t segs = (r1 - r0) * g.segs_per_row;
+  const int64_t stages = (segs + g.segs_per_stage - 1) / g.segs_per_stage;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; ++s) mbar_init(&full[s], 1), mbar_init(&empty[s], CW);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  if (warp == CW) {  // producer: weights only, so no PDL wait
+    if (lane != 0) return;
+    const uint4* base = w + r0 * g.nv;
+    for (int64_t i = 0; i < stages; ++i) {
+      const int slot = static_cast<int>(i % STAGES);
+      if (i >= STAGES) mbar_wait(&empty[slot], static_cast<uint32_t>((i / STAGES - 1) & 1));
+      const int64_t seg0 = i * g.segs_per_stage;
+      const int64_t nseg = min(static_cast<int64_t>(g.segs_per_stage), segs - seg0);
+      const uint32_t bytes = static_cast<uint32_t>(nseg * g.seg * 16);
+      mbar_expect_tx(&full[slot], bytes);
+      bulk_load<EVICT_FIRST>(ring + slot * g.stage_vecs(), base + seg0 * g.seg, bytes, &full[slot]);
+    }
+    return;
+  }
+  constexpr int T = CW * 32;
+  const int t = threadIdx.x;
+  pdl_wait();
+  for (int64_t v = t; v < g.nv; v += T) xs[v] = __ldg(x + v);
+  asm volatile("bar.sync 1, %0;" ::"r"(T) : "memory");
+  float acc = 0.0f;
+  for (int64_t i = 0; i < stages; ++i) {
+    const int slot = static_cast<int>(i % STAGES);
+    mbar_wait(&full[slot], static_cast<uint32_t>((i / STAGES) & 1));
+    const uint4* st = ring + slot * g.stage_vecs();
+    const int64_t seg0 = i * g.segs_per_stage;
+    const int nseg = static_cast<int>(min(static_cast<int64_t>(g.segs_per_stage), segs - seg0));
+    for (int q = 0; q < nseg; ++q) {
+      const int64_t gs = seg0 + q;
+      const int64_t row_local = gs / g.segs_per_row;
+      const int piece = static_cast<int>(gs - row_local * g.segs_per_row);
+      const uint4* ws = st + static_cast<int64_t>(q) * g.seg;
+      const uint4* xc = xs + static_cast<int64_t>(piece) * g.seg;
+#pragma unroll 4
+      for (int v = t; v < g.seg; v += T) {
+        const uint4 wv = ws[v], xv = xc[v];
+        const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv);
+        const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 wf = __bfloat1622float2(wh[e]), xf = __bfloat1622float2(xh[e]);
+          acc = fmaf(wf.x, xf.x, acc);
+          acc = fmaf(wf.y, xf.y, acc);
+        }
+      }
+      if (piece == g.segs_per_row - 1) {
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+        if (lane == 0) part[row_local * CW + warp] = acc;
+        acc = 0.0f;
+      }
+    }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[slot]);
+  }
+  asm volatile("bar.sync 1, %0;" ::"r"(T) : "memory");
+  for (int64_t rl = t; rl < r1 - r0; rl += T) {
+    float s = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CW; ++c) s += part[rl * CW + c];
+    y[r0 + rl] = __float2bfloat16_rn(s);
+  }
+}
+
+struct Variant {
+  const char* name;
+  int cw, stages, blocks_per_sm, target_vecs;
+  void (*kernel)(const uint4*, const uint4*, __nv_bfloat16*, BulkGeometry);
+  size_t (*smem)(const BulkGeometry&);
+};
+
+#define DS_BULK_VARIANT(NAME, CW, ST, EV, BPS, TV) \
+  Variant { NAME, CW, ST, BPS, TV, gemv_bulk_kernel<CW, ST, EV>, bulk_smem_bytes<CW, ST> }
+
+const Variant kVariants[] = {
+    DS_BULK_VARIANT("8w 4x16K", 8, 4, false, 1, 1024),  DS_BULK_VARIANT("8w 6x16K", 8, 6, false, 1, 1024),
+    DS_BULK_VARIANT("8w 8x16K", 8, 8, false, 1, 1024),  DS_BULK_VARIANT("8w 8x8K", 8, 8, false, 1, 512),
+    DS_BULK_VARIANT("8w 12x8K", 8, 12, false, 1, 512),  DS_BULK_VARIANT("8w 6x16K ef", 8, 6, true, 1, 1024),
+    DS_BULK_VARIANT("4w 4x16K b2", 4, 4, false, 2, 1024), DS_BULK_VARIANT("4w 6x8K b2", 4, 6, false, 2, 512),
+    DS_BULK_VARIANT("16w 8x16K", 16, 8, false, 1, 1024),
+};
+
+struct Shape {
+  const char* name;
+  int64_t n, k;
+};
+const Shape kShapes[] = {
+    {"7B qkv", 4608, 3584},       {"7B o", 3584, 3584},       {"7B down", 3584, 18944},
+    {"7B gate_up", 37888, 3584},  {"32B qkv", 7168, 5120},    {"32B o", 5120, 5120},
+    {"32B down", 5120, 27648},    {"32B@tp2 qkv", 3584, 5120}, {"32B@tp2 o", 5120, 2560},
+    {"32B@tp2 down", 5120, 13824}, {"lm_head 7B", 152064, 3584},
+};
+
+constexpr int kChain = 8;
+
+Status run(int reps) {
+  int device = 0, sms = 0, smem_optin = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
+  DS_ASSIGN_OR_RETURN(Event a, Event::create());
+  DS_ASSIGN_OR_RETURN(Event b, Event::create());
+  const size_t max_w = 152064ull * 3584;  // elements of the largest shape
+  DS_ASSIGN_OR_RETURN(DeviceBuffer pool, DeviceBuffer::allocate(max_w * 2 * kChain));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::allocate(27648 * 2));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::allocate(152064 * 2));
+  DS_ASSIGN_OR_RETURN(DeviceBuffer y_ref, DeviceBuffer::allocate(152064 * 2));
+  {
+    std::vector<__nv_bfloat16> hx(27648);
+    for (size_t i = 0; i < hx.size(); ++i) hx[i] = __float2bfloat16(static_cast<float>((i * 37) % 17) / 16.0f - 0.5f);
+    DS_RETURN_IF_ERROR(x.copy_from_host(hx.data(), hx.size() * 2));
+    std::vector<__nv_bfloat16> hw(1 << 20);
+    for (size_t i = 0; i < hw.size(); ++i) hw[i] = __float2bfloat16(static_cast<float>((i * 101) % 31) / 64.0f - 0.23f);
+    for (size_t off = 0; off < pool.bytes(); off += hw.size() * 2)
+      DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<char*>(pool.data()) + off, hw.data(),
+                                         std::min(hw.size() * 2, pool.bytes() - off), cudaMemcpyHostToDevice));
+  }
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<GemmRunner> runner, GemmRunner::create());
+  auto weight = [&](const Shape& s, int i) {
+    return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * s.n * s.k * 2;
+  };
+  auto time_chain = [&](const std::function<Status(int)>& launch) -> Result<double> {
+    for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
+    std::vector<double> ms;
+    for (int rep = 0; rep < reps; ++rep) {
+      DS_RETURN_IF_ERROR(launch_timing_spin(50000, stream.get()));
+      DS_RETURN_IF_ERROR(a.record(stream));
+      for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
+      DS_RETURN_IF_ERROR(b.record(stream));
+      DS_RETURN_IF_ERROR(b.synchronize());
+      DS_ASSIGN_OR_RETURN(const float t, b.elapsed_ms_since(a));
+      ms.push_back(t * 1e3 / kChain);
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  std::printf("us per launch, 8 chained launches (PDL), GB/s of weights in ( ); production = GemmPath::kGemv\n");
+  std::printf("%-14s %16s", "shape", "production");
+  for (const Variant& v : kVariants) std::printf(" %16s", v.name);
+  std::printf("   worst rel diff\n");
+  for (const Shape& s : kShapes) {
+    const double mb = static_cast<double>(s.n * s.k * 2) / 1e3;  // kB -> GB/s with us
+    auto production = [&](int i, void* out) {
+      GemmArgs g;
+      g.x = x.data();
+      g.w = weight(s, i);
+      g.y = out;
+      g.m = 1, g.n = s.n, g.k = s.k;
+      return runner->run(g, stream.get(), GemmPath::kGemv);
+    };
+    DS_RETURN_IF_ERROR(production(0, y_ref.data()));
+    DS_ASSIGN_OR_RETURN(const double prod_us, time_chain([&](int i) { return production(i, y.data()); }));
+    std::printf("%-14s %8.2f (%5.0f)", s.name, prod_us, mb / prod_us);
+    std::vector<__nv_bfloat16> ref(s.n), got(s.n);
+    DS_RETURN_IF_ERROR(stream.synchronize());
+    DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
+    double worst = 0.0;
+    for (const Variant& v : kVariants) {
+      const BulkGeometry geo = BulkGeometry::make(s.n, s.k, v.target_vecs, sms * v.blocks_per_sm);
+      const size_t smem = v.smem(geo);
+      if (smem > static_cast<size_t>(smem_optin) / v.blocks_per_sm) {
+        std::printf(" %16s", "(smem)");
+        continue;
+      }
+      DS_CUDA_RETURN_IF_ERROR(
+          cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+      auto launch = [&](int i) -> Status {
+        DS_CUDA_RETURN_IF_ERROR(launch_kernel(v.kernel, dim3(geo.blocks), dim3((v.cw + 1) * 32), smem, stream.get(),
+                                              static_cast<const uint4*>(x.data()),
+                                              reinterpret_cast<const uint4*>(weight(s, i)),
+                                              static_cast<__nv_bfloat16*>(y.data()), geo));
+        return Status::Ok();
+      };
+      DS_RETURN_IF_ERROR(launch(0));
+      DS_RETURN_IF_ERROR(stream.synchronize());
+      DS_RETURN_IF_ERROR(y.copy_to_host(got.data(), s.n * 2));
+      for (int64_t i = 0; i < s.n; ++i) {
+        const double r = __bfloat162float(ref[i]), gv = __bfloat162float(got[i]);
+        worst = std::max(worst, std::fabs(r - gv) / std::max(1.0, std::fabs(r)));
+      }
+      DS_ASSIGN_OR_RETURN(const double us, time_chain(launch));
+      std::printf(" %8.2f (%5.0f)", us, mb / us);
+    }
+    std::printf("   %.2e\n", worst);
+    std::fflush(stdout);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace ds::cuda::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"ds_gemv_bulk_bench: batch-1 GEMV streaming its weights with bulk copies vs the production GEMV"};
+  int reps = 20;
+  app.add_option("--reps", reps, "timed runs per measurement (median)")->check(CLI::Range(3, 1000));
+  CLI11_PARSE(app, argc, argv);
+  const ds::Status st = ds::cuda::bench::run(reps);
+  if (!st.ok()) {
+    std::fprintf(stderr, "ds_gemv_bulk_bench: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
+}
