@@ -200,22 +200,194 @@ __global__ void __launch_bounds__((CW + 1) * 32) gemv_bulk_kernel(const uint4* _
   }
 }
 
-struct Variant {
-  const char* name;
-  int cw, stages, blocks_per_sm, target_vecs;
-  void (*kernel)(const uint4*, const uint4*, __nv_bfloat16*, BulkGeometry);
-  size_t (*smem)(const BulkGeometry&);
+// Second form: no producer warp. Each of the CW warps owns the block's stages
+// i = warp, warp + CW, ... and D ring slots of its own; its lane 0 issues the
+// bulk copy of its next stage into the slot it has just read (after a
+// generic -> async proxy fence), so stages of different warps are in flight and
+// consumed concurrently. A stage is one segment of a row (long k: a row is
+// spr = ceil(nv / target) segments of up to seg vectors) or j whole rows (k
+// short). part[row * spr + piece] holds each warp-reduced piece.
+struct RingGeometry {
+  int64_t n = 0, k = 0, nv = 0;
+  int seg = 0, spr = 0, rows_per_stage = 0;
+  int rows_max = 0, blocks = 0;
+  static RingGeometry make(int64_t n, int64_t k, int target_vecs, int blocks) {
+    RingGeometry g;
+    g.n = n, g.k = k, g.nv = k / 8, g.blocks = blocks;
+    if (g.nv <= target_vecs) {
+      g.spr = 1, g.seg = static_cast<int>(g.nv);
+      g.rows_per_stage = std::max<int>(1, static_cast<int>(target_vecs / g.nv));
+    } else {
+      g.spr = static_cast<int>((g.nv + target_vecs - 1) / target_vecs);
+      g.seg = static_cast<int>((g.nv + g.spr - 1) / g.spr);
+      g.rows_per_stage = 1;
+    }
+    g.rows_max = static_cast<int>((n + blocks - 1) / blocks);
+    return g;
+  }
+  __host__ __device__ int64_t slot_vecs() const { return static_cast<int64_t>(seg) * rows_per_stage; }
 };
 
-#define DS_BULK_VARIANT(NAME, CW, ST, EV, BPS, TV) \
-  Variant { NAME, CW, ST, BPS, TV, gemv_bulk_kernel<CW, ST, EV>, bulk_smem_bytes<CW, ST> }
+template <int CW, int D>
+size_t ring_smem_bytes(const RingGeometry& g) {
+  return kBarBytes + g.nv * 16 + static_cast<size_t>(CW) * D * g.slot_vecs() * 16 +
+         static_cast<size_t>(g.rows_max) * g.spr * 4;
+}
+
+template <int CW, int D, bool EVICT_FIRST>
+__global__ void __launch_bounds__(CW * 32) gemv_ring_kernel(const uint4* __restrict__ x,
+                                                            const uint4* __restrict__ w,
+                                                            __nv_bfloat16* __restrict__ y, RingGeometry g) {
+  static_assert(CW * D * 8 <= kBarBytes, "barrier area");
+  extern __shared__ __align__(128) unsigned char smem[];
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem);
+  uint4* xs = reinterpret_cast<uint4*>(smem + kBarBytes);
+  uint4* ring = xs + g.nv;
+  const int64_t slot_vecs = g.slot_vecs();
+  float* part = reinterpret_cast<float*>(ring + CW * D * slot_vecs);
+  pdl_trigger();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t r0 = g.n * blockIdx.x / g.blocks, r1 = g.n * (blockIdx.x + 1) / g.blocks;
+  const int64_t rows = r1 - r0;
+  const int64_t stages = g.spr > 1 ? rows * g.spr : (rows + g.rows_per_stage - 1) / g.rows_per_stage;
+  uint64_t* bars = full + warp * D;
+  uint4* slots = ring + static_cast<int64_t>(warp) * D * slot_vecs;
+  const uint4* base = w + r0 * g.nv;
+  // Stage i: its first vector (relative to base) and its length in vectors.
+  auto stage_span = [&](int64_t i, int64_t& off, int64_t& len) {
+    if (g.spr > 1) {
+      const int64_t row = i / g.spr, piece = i - row * g.spr;
+      off = row * g.nv + piece * g.seg;
+      len = min(static_cast<int64_t>(g.seg), g.nv - piece * g.seg);
+    } else {
+      off = i * g.rows_per_stage * g.nv;
+      len = min(static_cast<int64_t>(g.rows_per_stage), rows - i * g.rows_per_stage) * g.nv;
+    }
+  };
+  if (lane == 0) {
+    for (int d = 0; d < D; ++d) mbar_init(&bars[d], 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    for (int d = 0; d < D; ++d) {
+      const int64_t i = warp + static_cast<int64_t>(d) * CW;
+      if (i >= stages) break;
+      int64_t off, len;
+      stage_span(i, off, len);
+      mbar_expect_tx(&bars[d], static_cast<uint32_t>(len * 16));
+      bulk_load<EVICT_FIRST>(slots + d * slot_vecs, base + off, static_cast<uint32_t>(len * 16), &bars[d]);
+    }
+  }
+  __syncwarp();
+  pdl_wait();
+  for (int64_t v = threadIdx.x; v < g.nv; v += CW * 32) xs[v] = __ldg(x + v);
+  __syncthreads();
+  int m = 0;
+  for (int64_t i = warp; i < stages; i += CW, ++m) {
+    const int d = m % D;
+    mbar_wait(&bars[d], static_cast<uint32_t>((m / D) & 1));
+    const uint4* st = slots + d * slot_vecs;
+    int64_t off, len;
+    stage_span(i, off, len);
+    // Pieces of this stage: one row segment, or rows_per_stage whole rows.
+    const int64_t pieces = g.spr > 1 ? 1 : len / g.nv;
+    const int64_t piece_len = g.spr > 1 ? len : g.nv;
+    for (int64_t p = 0; p < pieces; ++p) {
+      const uint4* ws = st + p * piece_len;
+      const int64_t col0 = g.spr > 1 ? (i % g.spr) * g.seg : 0;
+      const uint4* xc = xs + col0;
+      float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll 4
+      for (int64_t v = lane; v < piece_len; v += 32) {
+        const uint4 wv = ws[v], xv = xc[v];
+        const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv);
+        const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 wf = __bfloat1622float2(wh[e]), xf = __bfloat1622float2(xh[e]);
+          a0 = fmaf(wf.x, xf.x, a0);
+          a1 = fmaf(wf.y, xf.y, a1);
+        }
+      }
+      float acc = a0 + a1;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+      if (lane == 0) {
+        const int64_t slot_index = g.spr > 1 ? i : (i * g.rows_per_stage + p);  // row * spr + piece
+        part[slot_index] = acc;
+      }
+    }
+    // Refill this slot with the warp's stage i + D * CW (the slot is read: every lane is past it).
+    __syncwarp();
+    const int64_t next = i + static_cast<int64_t>(D) * CW;
+    if (lane == 0 && next < stages) {
+      int64_t noff, nlen;
+      stage_span(next, noff, nlen);
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+      mbar_expect_tx(&bars[d], static_cast<uint32_t>(nlen * 16));
+      bulk_load<EVICT_FIRST>(slots + d * slot_vecs, base + noff, static_cast<uint32_t>(nlen * 16), &bars[d]);
+    }
+  }
+  __syncthreads();
+  for (int64_t rl = threadIdx.x; rl < rows; rl += CW * 32) {
+    float s = 0.0f;
+    for (int p = 0; p < g.spr; ++p) s += part[rl * g.spr + p];
+    y[r0 + rl] = __float2bfloat16_rn(s);
+  }
+}
+
+struct Variant {
+  const char* name;
+  int threads, blocks_per_sm, target_vecs;
+  // Geometry, shared memory and launch of one variant (x, w, y, blocks, smem, stream).
+  size_t (*smem)(int64_t n, int64_t k, int target, int blocks);
+  cudaError_t (*launch)(const uint4*, const uint4*, __nv_bfloat16*, int64_t n, int64_t k, int target, int blocks,
+                        size_t smem, cudaStream_t);
+  const void* kernel;
+};
+
+template <int CW, int ST, bool EV>
+size_t bulk_smem(int64_t n, int64_t k, int target, int blocks) {
+  return bulk_smem_bytes<CW, ST>(BulkGeometry::make(n, k, target, blocks));
+}
+template <int CW, int ST, bool EV>
+cudaError_t bulk_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_t n, int64_t k, int target,
+                        int blocks, size_t smem, cudaStream_t s) {
+  return launch_kernel(gemv_bulk_kernel<CW, ST, EV>, dim3(blocks), dim3((CW + 1) * 32), smem, s, x, w, y,
+                       BulkGeometry::make(n, k, target, blocks));
+}
+template <int CW, int D, bool EV>
+size_t ring_smem(int64_t n, int64_t k, int target, int blocks) {
+  return ring_smem_bytes<CW, D>(RingGeometry::make(n, k, target, blocks));
+}
+template <int CW, int D, bool EV>
+cudaError_t ring_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_t n, int64_t k, int target,
+                        int blocks, size_t smem, cudaStream_t s) {
+  return launch_kernel(gemv_ring_kernel<CW, D, EV>, dim3(blocks), dim3(CW * 32), smem, s, x, w, y,
+                       RingGeometry::make(n, k, target, blocks));
+}
+
+#define DS_BULK_VARIANT(NAME, CW, ST, EV, BPS, TV)                                              \
+  Variant {                                                                                     \
+    NAME, (CW + 1) * 32, BPS, TV, bulk_smem<CW, ST, EV>, bulk_launch<CW, ST, EV>,               \
+        reinterpret_cast<const void*>(gemv_bulk_kernel<CW, ST, EV>)                             \
+  }
+#define DS_RING_VARIANT(NAME, CW, D, EV, BPS, TV)                                               \
+  Variant {                                                                                     \
+    NAME, CW * 32, BPS, TV, ring_smem<CW, D, EV>, ring_launch<CW, D, EV>,                       \
+        reinterpret_cast<const void*>(gemv_ring_kernel<CW, D, EV>)                              \
+  }
 
 const Variant kVariants[] = {
-    DS_BULK_VARIANT("8w 4x16K", 8, 4, false, 1, 1024),  DS_BULK_VARIANT("8w 6x16K", 8, 6, false, 1, 1024),
-    DS_BULK_VARIANT("8w 8x16K", 8, 8, false, 1, 1024),  DS_BULK_VARIANT("8w 8x8K", 8, 8, false, 1, 512),
-    DS_BULK_VARIANT("8w 12x8K", 8, 12, false, 1, 512),  DS_BULK_VARIANT("8w 6x16K ef", 8, 6, true, 1, 1024),
-    DS_BULK_VARIANT("4w 4x16K b2", 4, 4, false, 2, 1024), DS_BULK_VARIANT("4w 6x8K b2", 4, 6, false, 2, 512),
-    DS_BULK_VARIANT("16w 8x16K", 16, 8, false, 1, 1024),
+    DS_BULK_VARIANT("prod 4w4x16K b2", 4, 4, false, 2, 1024),
+    DS_RING_VARIANT("ring 8w d2 8K", 8, 2, false, 1, 512),
+    DS_RING_VARIANT("ring 8w d1 16K", 8, 1, false, 1, 1024),
+    DS_RING_VARIANT("ring 8w d3 4K", 8, 3, false, 1, 256),
+    DS_RING_VARIANT("ring 16w d1 8K", 16, 1, false, 1, 512),
+    DS_RING_VARIANT("ring 12w d1 8K", 12, 1, false, 1, 512),
+    DS_RING_VARIANT("ring 16w d2 4K", 16, 2, false, 1, 256),
+    DS_RING_VARIANT("ring 4w d2 8K b2", 4, 2, false, 2, 512),
+    DS_RING_VARIANT("ring 8w d1 8K b2", 8, 1, false, 2, 512),
+    DS_RING_VARIANT("ring 8w d2 4K b2", 8, 2, false, 2, 256),
+    DS_RING_VARIANT("ring 16w d1 8K ef", 16, 1, true, 1, 512),
 };
 
 struct Shape {
@@ -274,7 +446,7 @@ Status run(int reps) {
     return ms[ms.size() / 2];
   };
   std::printf("us per launch, 8 chained launches (PDL), GB/s of weights in ( ); production = GemmPath::kGemv\n");
-  std::printf("%-14s %16s", "shape", "production");
+  std::printf("%-14s %16s %16s", "shape", "production", "kAuto");
   for (const Variant& v : kVariants) std::printf(" %16s", v.name);
   std::printf("   worst rel diff\n");
   for (const Shape& s : kShapes) {
@@ -289,14 +461,23 @@ Status run(int reps) {
     };
     DS_RETURN_IF_ERROR(production(0, y_ref.data()));
     DS_ASSIGN_OR_RETURN(const double prod_us, time_chain([&](int i) { return production(i, y.data()); }));
-    std::printf("%-14s %8.2f (%5.0f)", s.name, prod_us, mb / prod_us);
+    auto chosen = [&](int i) {
+      GemmArgs g;
+      g.x = x.data();
+      g.w = weight(s, i);
+      g.y = y.data();
+      g.m = 1, g.n = s.n, g.k = s.k;
+      return runner->run(g, stream.get(), GemmPath::kAuto);
+    };
+    DS_ASSIGN_OR_RETURN(const double auto_us, time_chain(chosen));
+    std::printf("%-14s %8.2f (%5.0f) %8.2f (%5.0f)", s.name, prod_us, mb / prod_us, auto_us, mb / auto_us);
     std::vector<__nv_bfloat16> ref(s.n), got(s.n);
     DS_RETURN_IF_ERROR(stream.synchronize());
     DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
     double worst = 0.0;
     for (const Variant& v : kVariants) {
-      const BulkGeometry geo = BulkGeometry::make(s.n, s.k, v.target_vecs, sms * v.blocks_per_sm);
-      const size_t smem = v.smem(geo);
+      const int blocks = sms * v.blocks_per_sm;
+      const size_t smem = v.smem(s.n, s.k, v.target_vecs, blocks);
       if (smem > static_cast<size_t>(smem_optin) / v.blocks_per_sm) {
         std::printf(" %16s", "(smem)");
         continue;
@@ -304,10 +485,10 @@ Status run(int reps) {
       DS_CUDA_RETURN_IF_ERROR(
           cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
       auto launch = [&](int i) -> Status {
-        DS_CUDA_RETURN_IF_ERROR(launch_kernel(v.kernel, dim3(geo.blocks), dim3((v.cw + 1) * 32), smem, stream.get(),
-                                              static_cast<const uint4*>(x.data()),
-                                              reinterpret_cast<const uint4*>(weight(s, i)),
-                                              static_cast<__nv_bfloat16*>(y.data()), geo));
+        DS_CUDA_RETURN_IF_ERROR(v.launch(static_cast<const uint4*>(x.data()),
+                                         reinterpret_cast<const uint4*>(weight(s, i)),
+                                         static_cast<__nv_bfloat16*>(y.data()), s.n, s.k, v.target_vecs, blocks, smem,
+                                         stream.get()));
         return Status::Ok();
       };
       DS_RETURN_IF_ERROR(launch(0));
