@@ -108,7 +108,7 @@ struct BulkGeometry {
   __host__ __device__ size_t stage_vecs() const { return static_cast<size_t>(seg) * segs_per_stage; }
 };
 
-constexpr size_t kBarBytes = 256;  // 2 x up to 16 stages of 8-byte barriers
+constexpr size_t kBarBytes = 512;  // up to 63 8-byte barriers, then the ring's claim counter
 
 template <int CW, int STAGES>
 size_t bulk_smem_bytes(const BulkGeometry& g) {
@@ -234,11 +234,13 @@ size_t ring_smem_bytes(const RingGeometry& g) {
          static_cast<size_t>(g.rows_max) * g.spr * 4;
 }
 
-template <int CW, int D, bool EVICT_FIRST>
+// DYN: a warp takes its next stage from a block-wide counter (atomicAdd in shared
+// memory) instead of every CW-th stage, so the block's warps end together.
+template <int CW, int D, bool EVICT_FIRST, bool DYN = false>
 __global__ void __launch_bounds__(CW * 32) gemv_ring_kernel(const uint4* __restrict__ x,
                                                             const uint4* __restrict__ w,
                                                             __nv_bfloat16* __restrict__ y, RingGeometry g) {
-  static_assert(CW * D * 8 <= kBarBytes, "barrier area");
+  static_assert(CW * D * 8 + 4 <= kBarBytes, "barrier area");
   extern __shared__ __align__(128) unsigned char smem[];
   uint64_t* full = reinterpret_cast<uint64_t*>(smem);
   uint4* xs = reinterpret_cast<uint4*>(smem + kBarBytes);
@@ -279,51 +281,69 @@ __global__ void __launch_bounds__(CW * 32) gemv_ring_kernel(const uint4* __restr
   __syncwarp();
   pdl_wait();
   for (int64_t v = threadIdx.x; v < g.nv; v += CW * 32) xs[v] = __ldg(x + v);
+  if (threadIdx.x == 0) *(reinterpret_cast<unsigned*>(smem + kBarBytes) - 1) = CW * D;
   __syncthreads();
-  int m = 0;
-  for (int64_t i = warp; i < stages; i += CW, ++m) {
-    const int d = m % D;
-    mbar_wait(&bars[d], static_cast<uint32_t>((m / D) & 1));
-    const uint4* st = slots + d * slot_vecs;
-    int64_t off, len;
-    stage_span(i, off, len);
-    // Pieces of this stage: one row segment, or rows_per_stage whole rows.
-    const int64_t pieces = g.spr > 1 ? 1 : len / g.nv;
-    const int64_t piece_len = g.spr > 1 ? len : g.nv;
-    for (int64_t p = 0; p < pieces; ++p) {
-      const uint4* ws = st + p * piece_len;
-      const int64_t col0 = g.spr > 1 ? (i % g.spr) * g.seg : 0;
-      const uint4* xc = xs + col0;
-      float a0 = 0.0f, a1 = 0.0f;
+  unsigned* claim = reinterpret_cast<unsigned*>(smem + kBarBytes) - 1;
+  int64_t cur[D];
+#pragma unroll
+  for (int d = 0; d < D; ++d) cur[d] = warp + static_cast<int64_t>(d) * CW;
+  uint32_t phase = 0;
+  bool any = true;
+  while (any) {
+    any = false;
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      const int64_t i = cur[d];
+      if (i >= stages) continue;
+      any = true;
+      mbar_wait(&bars[d], (phase >> d) & 1u);
+      phase ^= 1u << d;
+      const uint4* st = slots + d * slot_vecs;
+      int64_t off, len;
+      stage_span(i, off, len);
+      // Pieces of this stage: one row segment, or rows_per_stage whole rows.
+      const int64_t pieces = g.spr > 1 ? 1 : len / g.nv;
+      const int64_t piece_len = g.spr > 1 ? len : g.nv;
+      for (int64_t p = 0; p < pieces; ++p) {
+        const uint4* ws = st + p * piece_len;
+        const int64_t col0 = g.spr > 1 ? (i % g.spr) * g.seg : 0;
+        const uint4* xc = xs + col0;
+        float a0 = 0.0f, a1 = 0.0f;
 #pragma unroll 4
-      for (int64_t v = lane; v < piece_len; v += 32) {
-        const uint4 wv = ws[v], xv = xc[v];
-        const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv);
-        const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv);
+        for (int64_t v = lane; v < piece_len; v += 32) {
+          const uint4 wv = ws[v], xv = xc[v];
+          const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv);
+          const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float2 wf = __bfloat1622float2(wh[e]), xf = __bfloat1622float2(xh[e]);
-          a0 = fmaf(wf.x, xf.x, a0);
-          a1 = fmaf(wf.y, xf.y, a1);
+          for (int e = 0; e < 4; ++e) {
+            const float2 wf = __bfloat1622float2(wh[e]), xf = __bfloat1622float2(xh[e]);
+            a0 = fmaf(wf.x, xf.x, a0);
+            a1 = fmaf(wf.y, xf.y, a1);
+          }
         }
-      }
-      float acc = a0 + a1;
+        float acc = a0 + a1;
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-      if (lane == 0) {
-        const int64_t slot_index = g.spr > 1 ? i : (i * g.rows_per_stage + p);  // row * spr + piece
-        part[slot_index] = acc;
+        for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        if (lane == 0) part[g.spr > 1 ? i : (i * g.rows_per_stage + p)] = acc;  // row * spr + piece
       }
-    }
-    // Refill this slot with the warp's stage i + D * CW (the slot is read: every lane is past it).
-    __syncwarp();
-    const int64_t next = i + static_cast<int64_t>(D) * CW;
-    if (lane == 0 && next < stages) {
-      int64_t noff, nlen;
-      stage_span(next, noff, nlen);
-      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-      mbar_expect_tx(&bars[d], static_cast<uint32_t>(nlen * 16));
-      bulk_load<EVICT_FIRST>(slots + d * slot_vecs, base + noff, static_cast<uint32_t>(nlen * 16), &bars[d]);
+      // Refill this slot with the warp's next stage (the slot is read: every lane is past it).
+      __syncwarp();
+      int64_t next;
+      if constexpr (DYN) {
+        unsigned c = 0;
+        if (lane == 0) c = atomicAdd(claim, 1u);
+        next = __shfl_sync(0xffffffffu, c, 0);
+      } else {
+        next = i + static_cast<int64_t>(D) * CW;
+      }
+      if (lane == 0 && next < stages) {
+        int64_t noff, nlen;
+        stage_span(next, noff, nlen);
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        mbar_expect_tx(&bars[d], static_cast<uint32_t>(nlen * 16));
+        bulk_load<EVICT_FIRST>(slots + d * slot_vecs, base + noff, static_cast<uint32_t>(nlen * 16), &bars[d]);
+      }
+      cur[d] = next;
     }
   }
   __syncthreads();
@@ -354,14 +374,14 @@ cudaError_t bulk_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_
   return launch_kernel(gemv_bulk_kernel<CW, ST, EV>, dim3(blocks), dim3((CW + 1) * 32), smem, s, x, w, y,
                        BulkGeometry::make(n, k, target, blocks));
 }
-template <int CW, int D, bool EV>
+template <int CW, int D, bool EV, bool DYN = false>
 size_t ring_smem(int64_t n, int64_t k, int target, int blocks) {
   return ring_smem_bytes<CW, D>(RingGeometry::make(n, k, target, blocks));
 }
-template <int CW, int D, bool EV>
+template <int CW, int D, bool EV, bool DYN = false>
 cudaError_t ring_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_t n, int64_t k, int target,
                         int blocks, size_t smem, cudaStream_t s) {
-  return launch_kernel(gemv_ring_kernel<CW, D, EV>, dim3(blocks), dim3(CW * 32), smem, s, x, w, y,
+  return launch_kernel(gemv_ring_kernel<CW, D, EV, DYN>, dim3(blocks), dim3(CW * 32), smem, s, x, w, y,
                        RingGeometry::make(n, k, target, blocks));
 }
 
@@ -370,24 +390,25 @@ cudaError_t ring_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_
     NAME, (CW + 1) * 32, BPS, TV, bulk_smem<CW, ST, EV>, bulk_launch<CW, ST, EV>,               \
         reinterpret_cast<const void*>(gemv_bulk_kernel<CW, ST, EV>)                             \
   }
-#define DS_RING_VARIANT(NAME, CW, D, EV, BPS, TV)                                               \
+#define DS_RING_VARIANT(NAME, CW, D, EV, BPS, TV, DYN)                                          \
   Variant {                                                                                     \
-    NAME, CW * 32, BPS, TV, ring_smem<CW, D, EV>, ring_launch<CW, D, EV>,                       \
-        reinterpret_cast<const void*>(gemv_ring_kernel<CW, D, EV>)                              \
+    NAME, CW * 32, BPS, TV, ring_smem<CW, D, EV, DYN>, ring_launch<CW, D, EV, DYN>,             \
+        reinterpret_cast<const void*>(gemv_ring_kernel<CW, D, EV, DYN>)                         \
   }
 
 const Variant kVariants[] = {
     DS_BULK_VARIANT("prod 4w4x16K b2", 4, 4, false, 2, 1024),
-    DS_RING_VARIANT("ring 8w d2 8K", 8, 2, false, 1, 512),
-    DS_RING_VARIANT("ring 8w d1 16K", 8, 1, false, 1, 1024),
-    DS_RING_VARIANT("ring 8w d3 4K", 8, 3, false, 1, 256),
-    DS_RING_VARIANT("ring 16w d1 8K", 16, 1, false, 1, 512),
-    DS_RING_VARIANT("ring 12w d1 8K", 12, 1, false, 1, 512),
-    DS_RING_VARIANT("ring 16w d2 4K", 16, 2, false, 1, 256),
-    DS_RING_VARIANT("ring 4w d2 8K b2", 4, 2, false, 2, 512),
-    DS_RING_VARIANT("ring 8w d1 8K b2", 8, 1, false, 2, 512),
-    DS_RING_VARIANT("ring 8w d2 4K b2", 8, 2, false, 2, 256),
-    DS_RING_VARIANT("ring 16w d1 8K ef", 16, 1, true, 1, 512),
+    DS_RING_VARIANT("ring 8w d2 8K", 8, 2, true, 1, 512, false),
+    DS_RING_VARIANT("ring 16w d1 8K", 16, 1, true, 1, 512, false),
+    DS_RING_VARIANT("dyn 16w d1 8K", 16, 1, true, 1, 512, true),
+    DS_RING_VARIANT("dyn 12w d1 8K", 12, 1, true, 1, 512, true),
+    DS_RING_VARIANT("dyn 8w d2 8K", 8, 2, true, 1, 512, true),
+    DS_RING_VARIANT("dyn 16w d1 4K", 16, 1, true, 1, 256, true),
+    DS_RING_VARIANT("dyn 8w d2 4K", 8, 2, true, 1, 256, true),
+    DS_RING_VARIANT("dyn 8w d1 8K", 8, 1, true, 1, 512, true),
+    DS_RING_VARIANT("dyn 16w d1 6K", 16, 1, true, 1, 384, true),
+    DS_RING_VARIANT("dyn 8w d1 8K b2", 8, 1, true, 2, 512, true),
+    DS_RING_VARIANT("dyn 16w d2 4K", 16, 2, true, 1, 256, true),
 };
 
 struct Shape {
