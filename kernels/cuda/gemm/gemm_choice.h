@@ -51,8 +51,14 @@ enum class Choice : uint8_t {
   // The m = 1 deep kernel (twice the loads in flight, fewer resident warps) at
   // 2 / 4 warps per row: only when forced (DSRT_GEMM_KERNEL), not timed by kAuto.
   kGemvWarpDeepS2,
-  kGemvWarpDeepS4
+  kGemvWarpDeepS4,
+  // The bulk-streaming GEMV (gemv_bulk.cu: m = 1, sm_90+) with 8 / 16 warps per block.
+  kGemvBulkW8,
+  kGemvBulkW16
 };
+// Whether kAuto times the bulk GEMV (sm_90+ device; DSRT_GEMV_BULK=0 turns it off
+// for A/B runs; a forced DSRT_GEMM_KERNEL still runs it).
+bool gemv_bulk_candidates_on();
 // Warps per row of a kGemvWarp* choice (0: the wave-fill rule; -1: not a warp-row choice).
 int choice_warp_splits(Choice c);
 const char* choice_name(Choice c);

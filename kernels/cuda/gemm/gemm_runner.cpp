@@ -63,6 +63,9 @@ struct GemmRunner::Impl {
       case Choice::kGemvWarpDeepS4:
         return detail::launch_gemv(a, scratch, stream, detail::choice_warp_splits(c),
                                    detail::GemvKernel::kWarpRowsDeep);
+      case Choice::kGemvBulkW8:
+      case Choice::kGemvBulkW16:
+        return detail::launch_gemv(a, scratch, stream, c == Choice::kGemvBulkW8 ? 8 : 16, detail::GemvKernel::kBulk);
       case Choice::kCublasLt: break;
     }
     return lt->run(a, stream);

@@ -291,6 +291,7 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
       return Status::Error("gemv: the deferred RMSNorm runs on the warp-row kernels only (not gemv-mma or gemv-async)");
     if (kernel == GemvKernel::kAuto) kernel = GemvKernel::kWarpRows;
   }
+  if (kernel == GemvKernel::kBulk) return launch_gemv_bulk(a, k_splits == 0 ? 8 : k_splits, scratch.num_sms, stream);
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
   const bool norm = a.norm.src != nullptr;
   const GemvXSource source = !norm                                ? GemvXSource::kX

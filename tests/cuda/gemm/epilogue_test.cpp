@@ -16,9 +16,11 @@
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/linear.h"
+#include "runtime/cuda/pdl.h"
 #include "tests/cuda/gemm/epilogue_test_util.h"
 
 namespace ds::cuda {
@@ -57,6 +59,11 @@ std::vector<Variant> variants_for(const Case& c) {
     v.push_back({"gemv-async-split4", true, GemmPath::kGemv, GemvKernel::kWarpAsync, 4});
   }
   if (c.m == 1) v.push_back({"gemv-warp-deep", true, GemmPath::kGemv, GemvKernel::kWarpRowsDeep});
+  if (c.m == 1 && !norm && detail::choice_can_run(detail::Choice::kGemvBulkW8, 1, false, false, false) &&
+      detail::pdl_device_ok()) {
+    v.push_back({"gemv-bulk-w8", true, GemmPath::kGemv, GemvKernel::kBulk, 8});
+    v.push_back({"gemv-bulk-w16", true, GemmPath::kGemv, GemvKernel::kBulk, 16});
+  }
   if (!norm) {
     v.push_back({"gemv-mma", true, GemmPath::kGemv, GemvKernel::kMmaTiles, 1});
     v.push_back({"gemv-mma-split3", true, GemmPath::kGemv, GemvKernel::kMmaTiles, 3});

@@ -92,20 +92,24 @@ TEST(GemmChoice, WarpSplitCounts) {
 TEST(GemmChoice, NamesAreDistinct) {
   std::set<std::string> names;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
-                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4})
+                   Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
+                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16})
     names.insert(choice_name(c));
-  EXPECT_EQ(names.size(), 8u);
+  EXPECT_EQ(names.size(), 12u);
+  EXPECT_TRUE(names.count("gemv-bulk-w16"));
   EXPECT_TRUE(names.count("gemv-warp-s4"));
 }
 
 // The long-k rule (m <= 2, k >= 4n) applies only with PDL on an sm_90+ device; when it
-// applies, it offers exactly the forced warp splits.
+// applies, it offers exactly the forced warp splits and (m = 1) the bulk GEMV.
 TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   EXPECT_TRUE(layer_rule_candidates(problem(1, 3584, 3584)).empty());  // k < 4n: never
   EXPECT_TRUE(layer_rule_candidates(problem(3, 3584, 18944)).empty());  // m > 2: never
   const std::vector<Choice> r = layer_rule_candidates(problem(1, 3584, 18944));
   if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
-  EXPECT_EQ(r, (std::vector<Choice>{Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4}));
+  std::vector<Choice> want = {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4};
+  if (gemv_bulk_candidates_on()) want.insert(want.end(), {Choice::kGemvBulkW8, Choice::kGemvBulkW16});
+  EXPECT_EQ(r, want);
 }
 
 // DSRT_GEMM_KERNEL's forms: one name for every problem, NxK=name entries per

@@ -4,6 +4,7 @@
 // epilogue per kernel.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/ref/linear.h"
 #include "runtime/cuda/cuda_check.h"
@@ -192,6 +194,72 @@ TEST_F(GemvTest, WarpKernelsAtForcedSplits) {
         ASSERT_LE(std::fabs(y[c] - ref[c]), 1e-2 * row_max + 1e-3)
             << (kernel == detail::GemvKernel::kWarpRowsDeep ? "deep" : "warp") << " splits " << splits << " col " << c;
     }
+}
+
+// The bulk-streaming GEMV (sm_90+) at 8 and 16 warps over the geometries it
+// cuts a weight into: rows longer than a ring slot (several segments per row,
+// a short last segment: k = 4104, 18944, 40960), many whole rows per slot
+// (k = 8, 64) with a short last stage, fewer rows than SMs (n = 1, 7), more
+// rows than fit the per-block partials at one wave (n x segments past 4096 x
+// SMs), with the bias; twice each: within tolerance of the host and
+// bit-identical on rerun (fixed summation order).
+TEST_F(GemvTest, BulkKernelGeometries) {
+  GemmArgs probe;
+  probe.m = 1, probe.n = 8, probe.k = 64, probe.x = probe.w = reinterpret_cast<const void*>(uintptr_t{256});
+  if (!detail::choice_can_run(detail::Choice::kGemvBulkW8, probe)) GTEST_SKIP() << "no sm_90+ device";
+  struct Shape {
+    int64_t n, k;
+  };
+  const Shape shapes[] = {{203, 4104}, {1, 18944}, {448, 18944}, {7, 40960}, {1000, 8},
+                          {4099, 64},  {300, 3584}, {1, 8},     {600000, 8}, {40000, 4104}};
+  for (const Shape& s : shapes) {
+    LinearCase lin;
+    ASSERT_NO_FATAL_FAILURE(make_linear_case(1, s.n, s.k, 31, &lin));
+    float row_max = 0.0f;
+    for (float v : lin.ref) row_max = std::max(row_max, std::fabs(v));
+    for (int warps : {8, 16}) {
+      std::vector<float> first;
+      for (int rep = 0; rep < 2; ++rep) {
+        const Status st = detail::launch_gemv(lin.a, scratch_.scratch, stream_.get(), warps, detail::GemvKernel::kBulk);
+        ASSERT_TRUE(st.ok()) << st.message();
+        ASSERT_TRUE(stream_.synchronize().ok());
+        std::vector<float> y(static_cast<size_t>(s.n));
+        ASSERT_TRUE(lin.dy.copy_to_host(y.data(), y.size() * 4).ok());
+        for (int64_t c = 0; c < s.n; ++c)
+          ASSERT_LE(std::fabs(y[c] - lin.ref[c]), 1e-2 * row_max + 1e-3)
+              << "n " << s.n << " k " << s.k << " warps " << warps << " col " << c;
+        if (rep == 0) first = y;
+        else ASSERT_EQ(std::memcmp(first.data(), y.data(), y.size() * 4), 0) << "n " << s.n << " k " << s.k;
+      }
+    }
+  }
+}
+
+// What the bulk GEMV refuses, with a reason naming it.
+TEST(GemvBulk, UnsupportedCases) {
+  GemmArgs a;
+  a.m = 1, a.n = 8, a.k = 64;
+  a.x = a.w = reinterpret_cast<const void*>(uintptr_t{256});
+  EXPECT_EQ(detail::gemv_bulk_unsupported_reason(a), "");
+  GemmArgs m2 = a;
+  m2.m = 2;
+  EXPECT_NE(detail::gemv_bulk_unsupported_reason(m2).find("batch 1"), std::string::npos);
+  GemmArgs longk = a;
+  longk.k = detail::kGemvBulkMaxK + 8;
+  EXPECT_NE(detail::gemv_bulk_unsupported_reason(longk).find("shared memory"), std::string::npos);
+  GemmArgs odd = a;
+  odd.k = 60;
+  EXPECT_NE(detail::gemv_bulk_unsupported_reason(odd).find("multiple of 8"), std::string::npos);
+  GemmArgs mis = a;
+  mis.w = reinterpret_cast<const void*>(uintptr_t{258});
+  EXPECT_NE(detail::gemv_bulk_unsupported_reason(mis).find("aligned"), std::string::npos);
+  GemmArgs sw = a;
+  uint16_t out = 0;
+  sw.swiglu_out = &out;
+  EXPECT_NE(detail::gemv_bulk_unsupported_reason(sw).find("SwiGLU"), std::string::npos);
+  EXPECT_FALSE(detail::choice_can_run(detail::Choice::kGemvBulkW16, 1, true, false, false)) << "norm prologue";
+  EXPECT_FALSE(detail::choice_can_run(detail::Choice::kGemvBulkW16, 1, false, false, true)) << "deferred norm";
+  EXPECT_FALSE(detail::choice_can_run(detail::Choice::kGemvBulkW16, 2, false, false, false)) << "m = 2";
 }
 
 // Not a timing assertion: the cost of the RMSNorm prologue and of the residual
