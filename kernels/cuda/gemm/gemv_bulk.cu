@@ -42,7 +42,8 @@ constexpr size_t kPartBytes = 16 << 10;    // most per-block partial sums
 constexpr size_t kMaxSmemBytes = 227 << 10;
 
 struct BulkGeometry {
-  int64_t n = 0, nv = 0;  // rows; 16-byte vectors per row (k / 8)
+  int64_t n = 0, nv = 0;  // rows (SwiGLU: gate/up pairs, n / 2); 16-byte vectors per row (k / 8)
+  int halves = 1;         // 2 with the SwiGLU epilogue: a block streams its gate rows, then its up rows
   int seg = 0;            // vectors per row segment
   int spr = 0;            // segments per row
   int rows_per_stage = 0; // whole rows per stage when spr == 1
@@ -51,8 +52,10 @@ struct BulkGeometry {
   __host__ __device__ int64_t slot_vecs() const { return static_cast<int64_t>(seg) * rows_per_stage; }
 };
 
-BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms) {
+BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu) {
   BulkGeometry g;
+  g.halves = swiglu ? 2 : 1;
+  n /= g.halves;
   g.n = n, g.nv = k / 8;
   if (g.nv <= kSlotVecs) {
     g.spr = 1, g.seg = static_cast<int>(g.nv), g.rows_per_stage = static_cast<int>(kSlotVecs / g.nv);
@@ -64,7 +67,8 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms) {
   int64_t blocks = std::min<int64_t>(n, std::max(num_sms, 1));
   // Enough blocks that a block's partial sums fit kPartBytes (more than one wave
   // only for shapes far past the models': n x spr > 4096 x num_sms).
-  while ((n + blocks - 1) / blocks * g.spr * 4 > static_cast<int64_t>(kPartBytes)) blocks += std::max(num_sms, 1);
+  while ((n + blocks - 1) / blocks * g.halves * g.spr * 4 > static_cast<int64_t>(kPartBytes))
+    blocks += std::max(num_sms, 1);
   g.blocks = static_cast<int>(std::min<int64_t>(blocks, n));
   g.rows_max = (n + g.blocks - 1) / g.blocks;
   return g;
@@ -72,7 +76,7 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms) {
 
 size_t bulk_smem_bytes(const BulkGeometry& g) {
   return kHeaderBytes + static_cast<size_t>(g.nv) * 16 + static_cast<size_t>(kSlotsPerBlock) * g.slot_vecs() * 16 +
-         static_cast<size_t>(g.rows_max) * g.spr * 4;
+         static_cast<size_t>(g.rows_max) * g.halves * g.spr * 4;
 }
 
 struct BulkParams {
@@ -82,6 +86,7 @@ struct BulkParams {
   const void* residual = nullptr;
   void* y = nullptr;
   bool out_f32 = false;
+  __nv_bfloat16* swiglu_out = nullptr;  // halves == 2: y[j] = bf16(silu(gate_j) * up_j) here
 };
 
 __device__ __forceinline__ float residual_value(const void* residual, bool f32, int64_t at) {
@@ -104,26 +109,34 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t r0 = g.n * blockIdx.x / g.blocks, r1 = g.n * (blockIdx.x + 1) / g.blocks;
   const int64_t rows = r1 - r0;
-  const int64_t stages = g.spr > 1 ? rows * g.spr : (rows + g.rows_per_stage - 1) / g.rows_per_stage;
+  // Virtual rows: [0, rows) are the block's rows (gate rows with SwiGLU), [rows, 2 rows) its up rows.
+  const int64_t half_stages = g.spr > 1 ? rows * g.spr : (rows + g.rows_per_stage - 1) / g.rows_per_stage;
+  const int64_t stages = half_stages * g.halves;
   uint64_t* my_bars = bars + warp * D;
   uint4* my_slots = ring + static_cast<int64_t>(warp) * D * slot_vecs;
-  const uint4* base = p.w + r0 * g.nv;
-  // Stage i: its first vector (relative to base) and its length in vectors.
-  auto span = [&](int64_t i, int64_t& off, int64_t& len) {
+  // First vector of virtual row vr in w.
+  auto row_base = [&](int64_t vr) -> int64_t {
+    return (vr < rows ? r0 + vr : g.n + r0 + (vr - rows)) * g.nv;
+  };
+  // Stage i: its first vector in w, its length in vectors, and its first virtual row.
+  auto span = [&](int64_t i, int64_t& off, int64_t& len, int64_t& vrow) {
     if (g.spr > 1) {
-      const int64_t row = i / g.spr, piece = i - row * g.spr;
-      off = row * g.nv + piece * g.seg;
+      vrow = i / g.spr;
+      const int64_t piece = i - vrow * g.spr;
+      off = row_base(vrow) + piece * g.seg;
       len = min(static_cast<int64_t>(g.seg), g.nv - piece * g.seg);
     } else {
-      off = i * g.rows_per_stage * g.nv;
-      len = min(static_cast<int64_t>(g.rows_per_stage), rows - i * g.rows_per_stage) * g.nv;
+      const int64_t h = i / half_stages, local = i - h * half_stages;
+      vrow = h * rows + local * g.rows_per_stage;
+      off = row_base(vrow);
+      len = min(static_cast<int64_t>(g.rows_per_stage), rows - local * g.rows_per_stage) * g.nv;
     }
   };
   auto issue = [&](int d, int64_t i) {
-    int64_t off, len;
-    span(i, off, len);
+    int64_t off, len, vrow;
+    span(i, off, len, vrow);
     mbar_arrive_expect_tx(&my_bars[d], static_cast<uint32_t>(len * 16));
-    bulk_load_evict_first(my_slots + d * slot_vecs, base + off, static_cast<uint32_t>(len * 16), &my_bars[d]);
+    bulk_load_evict_first(my_slots + d * slot_vecs, p.w + off, static_cast<uint32_t>(len * 16), &my_bars[d]);
   };
   int64_t cur[D];
 #pragma unroll
@@ -151,8 +164,8 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
       mbar_wait(&my_bars[d], (phase >> d) & 1u);
       phase ^= 1u << d;
       const uint4* st = my_slots + d * slot_vecs;
-      int64_t off, len;
-      span(i, off, len);
+      int64_t off, len, vrow;
+      span(i, off, len, vrow);
       const int64_t pieces = g.spr > 1 ? 1 : len / g.nv;  // one row segment, or whole rows
       const int64_t piece_len = g.spr > 1 ? len : g.nv;
       const uint4* xc = xs + (g.spr > 1 ? (i % g.spr) * g.seg : 0);
@@ -174,7 +187,7 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
         float acc = a0 + a1;
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-        if (lane == 0) part[g.spr > 1 ? i : i * g.rows_per_stage + q] = acc;  // [row][segment]
+        if (lane == 0) part[g.spr > 1 ? i : vrow + q] = acc;  // [virtual row][segment]
       }
       // The slot is read by every lane: refill it with the block's next stage.
       __syncwarp();
@@ -189,11 +202,21 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
     }
   }
   __syncthreads();
+  auto row_sum = [&](int64_t vr) {
+    float v = 0.0f;
+    for (int s = 0; s < g.spr; ++s) v += part[vr * g.spr + s];
+    return v;
+  };
   for (int64_t rl = threadIdx.x; rl < rows; rl += W * 32) {
     const int64_t row = r0 + rl;
-    float v = 0.0f;
-    for (int s = 0; s < g.spr; ++s) v += part[rl * g.spr + s];
+    float v = row_sum(rl);
     if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
+    if (g.halves == 2) {  // SwiGLU: as gemv_swiglu.cu, silu(g) * u in f32
+      float u = row_sum(rows + rl);
+      if (p.bias != nullptr) u += __bfloat162float(p.bias[g.n + row]);
+      p.swiglu_out[row] = __float2bfloat16_rn(v / (1.0f + expf(-v)) * u);
+      continue;
+    }
     if (p.residual != nullptr) v += residual_value(p.residual, p.out_f32, row);
     if (p.out_f32)
       static_cast<float*>(p.y)[row] = v;
@@ -226,7 +249,10 @@ Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cuda
 std::string gemv_bulk_unsupported_reason(const GemmArgs& a) {
   if (a.m != 1) return StrCat() << "m = " << a.m << " (batch 1 only)";
   if (a.norm.src != nullptr) return "the RMSNorm prologue (x must be read)";
-  if (a.swiglu_out != nullptr) return "the SwiGLU epilogue";
+  if (a.swiglu_out != nullptr) {
+    const std::string reason = swiglu_unsupported_reason(a);
+    if (!reason.empty()) return "the SwiGLU epilogue: " + reason;
+  }
   if (a.norm_out.slot != nullptr || a.norm_out.x != nullptr || a.norm_in.slot != nullptr) return "the deferred RMSNorm";
   if (a.k % 8 != 0 || a.k <= 0) return StrCat() << "k = " << a.k << " (a positive multiple of 8)";
   if (a.k > kGemvBulkMaxK) return StrCat() << "k = " << a.k << " > " << kGemvBulkMaxK << " (x is staged in shared memory)";
@@ -240,8 +266,10 @@ Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t 
   if (warps != 8 && warps != 16) return Status::Error(StrCat() << "gemv-bulk: " << warps << " warps (8 or 16)");
   if (!pdl_device_ok()) return Status::Error("gemv-bulk: needs an sm_90+ device (bulk copies)");
   if (a.n == 0) return Status::Ok();
-  if (a.x == nullptr || a.w == nullptr || a.y == nullptr) return Status::Error("gemv-bulk: null x, w or y");
-  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms);
+  const bool swiglu = a.swiglu_out != nullptr;
+  if (a.x == nullptr || a.w == nullptr || (a.y == nullptr && !swiglu))
+    return Status::Error("gemv-bulk: null x, w or y");
+  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu);
   const size_t smem = bulk_smem_bytes(g);
   if (smem > kMaxSmemBytes)
     return Status::Error(StrCat() << "gemv-bulk: internal: " << smem << " bytes of shared memory for n = " << a.n
@@ -253,6 +281,7 @@ Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t 
   p.residual = a.residual;
   p.y = a.y;
   p.out_f32 = a.out_dtype == DType::kF32;
+  p.swiglu_out = static_cast<__nv_bfloat16*>(a.swiglu_out);
   return warps == 8 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<16, 1>(p, g, smem, stream);
 }
 

@@ -63,6 +63,11 @@ std::vector<Variant> variants_for(int64_t m) {
     if (s <= 2) v.push_back({kAsync[s], true, GemmPath::kGemv, GemvKernel::kWarpAsync, s, false});
     if (m == 1) v.push_back({kDeep[s], true, GemmPath::kGemv, GemvKernel::kWarpRowsDeep, s, false});
   }
+  // The bulk-streaming GEMV (m = 1, sm_90+): 8 or 16 warps, gate rows then up rows per block.
+  if (m == 1 && detail::pdl_device_ok()) {
+    v.push_back({"bulk w8", true, GemmPath::kGemv, GemvKernel::kBulk, 8, false});
+    v.push_back({"bulk w16", true, GemmPath::kGemv, GemvKernel::kBulk, 16, false});
+  }
   return v;
 }
 
