@@ -266,6 +266,8 @@ GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows :
 
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits,
                    GemvKernel kernel) {
+  // The bulk GEMV checks its own operands (prologue, epilogues, m, k, alignment).
+  if (kernel == GemvKernel::kBulk) return launch_gemv_bulk(a, k_splits == 0 ? 8 : k_splits, scratch.num_sms, stream);
   const bool swiglu = a.swiglu_out != nullptr;
   if (swiglu) {
     // As for the prologue: what would read or write out of bounds is re-checked here.
@@ -291,7 +293,6 @@ Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t s
       return Status::Error("gemv: the deferred RMSNorm runs on the warp-row kernels only (not gemv-mma or gemv-async)");
     if (kernel == GemvKernel::kAuto) kernel = GemvKernel::kWarpRows;
   }
-  if (kernel == GemvKernel::kBulk) return launch_gemv_bulk(a, k_splits == 0 ? 8 : k_splits, scratch.num_sms, stream);
   if (kernel == GemvKernel::kAuto) kernel = gemv_auto_kernel(a.m);
   const bool norm = a.norm.src != nullptr;
   const GemvXSource source = !norm                                ? GemvXSource::kX
