@@ -124,7 +124,7 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) 
     case Choice::kGemvWarpDeepS2:
     case Choice::kGemvWarpDeepS4: return m == 1;
     case Choice::kGemvBulkW8:
-    case Choice::kGemvBulkW16: return m == 1 && !norm;
+    case Choice::kGemvBulkW16: return m == 1 && !norm && !deferred;
   }
   return false;
 }

@@ -87,14 +87,6 @@ struct BulkParams {
   void* y = nullptr;
   bool out_f32 = false;
   __nv_bfloat16* swiglu_out = nullptr;  // halves == 2: y[j] = bf16(silu(gate_j) * up_j) here
-  // Deferred RMSNorm (gemm.h DeferredNormSlot): as producer, x'[row] = bf16(h * gamma[row])
-  // and h^2 added to nout_slot->ss[row % 32], h being y as stored; as reader, every dot
-  // scaled by rsqrt(sum(nin_slot->ss) / k + eps) before the bias.
-  DeferredNormSlot* nout_slot = nullptr;
-  __nv_bfloat16* nout_x = nullptr;
-  const __nv_bfloat16* nout_gamma = nullptr;
-  const DeferredNormSlot* nin_slot = nullptr;
-  float nin_eps = 0.0f;
 };
 
 __device__ __forceinline__ float residual_value(const void* residual, bool f32, int64_t at) {
@@ -215,34 +207,21 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
     for (int s = 0; s < g.spr; ++s) v += part[vr * g.spr + s];
     return v;
   };
-  float scale = 1.0f;  // the deferred RMSNorm's, as the warp kernels compute it (xor tree over the 32 partials)
-  if (p.nin_slot != nullptr) {
-    double ss = 0.0;
-    for (int l = 0; l < 32; ++l) ss += __ldcg(&p.nin_slot->ss[l]);
-    scale = rsqrtf(static_cast<float>(ss / static_cast<double>(g.nv * 8)) + p.nin_eps);
-  }
   for (int64_t rl = threadIdx.x; rl < rows; rl += W * 32) {
     const int64_t row = r0 + rl;
-    float v = row_sum(rl) * scale;
+    float v = row_sum(rl);
     if (p.bias != nullptr) v += __bfloat162float(p.bias[row]);
     if (g.halves == 2) {  // SwiGLU: as gemv_swiglu.cu, silu(g) * u in f32
-      float u = row_sum(rows + rl) * scale;
+      float u = row_sum(rows + rl);
       if (p.bias != nullptr) u += __bfloat162float(p.bias[g.n + row]);
       p.swiglu_out[row] = __float2bfloat16_rn(v / (1.0f + expf(-v)) * u);
       continue;
     }
     if (p.residual != nullptr) v += residual_value(p.residual, p.out_f32, row);
-    if (p.out_f32) {
+    if (p.out_f32)
       static_cast<float*>(p.y)[row] = v;
-    } else {
-      const __nv_bfloat16 b = __float2bfloat16_rn(v);
-      static_cast<__nv_bfloat16*>(p.y)[row] = b;
-      v = __bfloat162float(b);
-    }
-    if (p.nout_slot != nullptr) {
-      p.nout_x[row] = __float2bfloat16_rn(v * __bfloat162float(p.nout_gamma[row]));
-      atomicAdd(&p.nout_slot->ss[row & 31], static_cast<double>(v) * static_cast<double>(v));
-    }
+    else
+      static_cast<__nv_bfloat16*>(p.y)[row] = __float2bfloat16_rn(v);
   }
 #else
   __trap();
@@ -274,10 +253,7 @@ std::string gemv_bulk_unsupported_reason(const GemmArgs& a) {
     const std::string reason = swiglu_unsupported_reason(a);
     if (!reason.empty()) return "the SwiGLU epilogue: " + reason;
   }
-  if (a.norm_out.slot != nullptr || a.norm_out.x != nullptr || a.norm_in.slot != nullptr) {
-    const std::string reason = deferred_norm_unsupported_reason(a);
-    if (!reason.empty()) return "the deferred RMSNorm: " + reason;
-  }
+  if (a.norm_out.slot != nullptr || a.norm_out.x != nullptr || a.norm_in.slot != nullptr) return "the deferred RMSNorm";
   if (a.k % 8 != 0 || a.k <= 0) return StrCat() << "k = " << a.k << " (a positive multiple of 8)";
   if (a.k > kGemvBulkMaxK) return StrCat() << "k = " << a.k << " > " << kGemvBulkMaxK << " (x is staged in shared memory)";
   if (pointer_alignment(a.x) < 16 || pointer_alignment(a.w) < 16) return "x and w must be 16-byte aligned";
@@ -306,17 +282,6 @@ Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t 
   p.y = a.y;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.swiglu_out = static_cast<__nv_bfloat16*>(a.swiglu_out);
-  if (a.norm_out.slot != nullptr) {
-    if (a.norm_out.x == nullptr || a.norm_out.gamma == nullptr)
-      return Status::Error("gemv-bulk: norm_out.slot is set but norm_out.x or norm_out.gamma is null");
-    p.nout_slot = a.norm_out.slot;
-    p.nout_x = static_cast<__nv_bfloat16*>(a.norm_out.x);
-    p.nout_gamma = static_cast<const __nv_bfloat16*>(a.norm_out.gamma);
-  } else if (a.norm_out.x != nullptr) {
-    return Status::Error("gemv-bulk: norm_out.x is set but norm_out.slot is null");
-  }
-  p.nin_slot = a.norm_in.slot;
-  p.nin_eps = a.norm_in.eps;
   return warps == 8 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<16, 1>(p, g, smem, stream);
 }
 

@@ -19,7 +19,6 @@
 
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
-#include "runtime/cuda/pdl.h"
 #include "tests/cuda/gemm/gemm_test_util.h"
 
 namespace ds::cuda {
@@ -39,10 +38,7 @@ struct Launch {
 };
 const Launch kLaunches[] = {{"warp s1", false, GemvKernel::kWarpRows, 1},  {"warp s2", false, GemvKernel::kWarpRows, 2},
                             {"warp s4", false, GemvKernel::kWarpRows, 4},  {"deep", false, GemvKernel::kWarpRowsDeep, 0},
-                            {"bulk w8", false, GemvKernel::kBulk, 8},      {"bulk w16", false, GemvKernel::kBulk, 16},
                             {"kAuto", true, GemvKernel::kAuto, 0}};
-// The bulk GEMV needs an sm_90+ device.
-bool can_launch(const Launch& l) { return l.kernel != GemvKernel::kBulk || detail::pdl_device_ok(); }
 
 class DeferredNormTest : public testing::RunnerTest {
  protected:
@@ -126,7 +122,6 @@ TEST_F(DeferredNormTest, MatchesTheHost) {
         return h;
       };
       for (const Launch& lp : kLaunches) {
-        if (!can_launch(lp)) continue;
         // P's y with norm_out equals P's y without it, bit for bit, with the same kernel and split
         // (the deferred output only adds stores).
         GemmArgs plain = p;
@@ -136,7 +131,6 @@ TEST_F(DeferredNormTest, MatchesTheHost) {
         ASSERT_TRUE(stream_.synchronize().ok());
         const std::vector<float> h_plain = stored_h();
         for (const Launch& ll : kLaunches) {
-          if (!can_launch(ll)) continue;
           const std::string ctx = StrCat() << "d=" << c.d << " kp=" << c.kp << " h " << dtype_name(h_dtype)
                                            << ", P " << lp.name << ", L " << ll.name;
           std::vector<uint16_t> first_yl, first_ys;
