@@ -25,8 +25,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/cuda/gemm/bulk_copy.cuh"
 #include "kernels/cuda/gemm/gemm_choice.h"
@@ -51,13 +49,11 @@ struct BulkGeometry {
   int rows_per_stage = 0; // whole rows per stage when spr == 1
   int blocks = 0;
   int64_t rows_max = 0;
-  bool x_smem = false;    // x staged in shared memory (else read through L1)
   __host__ __device__ int64_t slot_vecs() const { return static_cast<int64_t>(seg) * rows_per_stage; }
 };
 
-BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, bool x_smem) {
+BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu) {
   BulkGeometry g;
-  g.x_smem = x_smem;
   g.halves = swiglu ? 2 : 1;
   n /= g.halves;
   g.n = n, g.nv = k / 8;
@@ -79,7 +75,7 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, bool 
 }
 
 size_t bulk_smem_bytes(const BulkGeometry& g) {
-  return kHeaderBytes + (g.x_smem ? static_cast<size_t>(g.nv) * 16 : 0) + static_cast<size_t>(kSlotsPerBlock) * g.slot_vecs() * 16 +
+  return kHeaderBytes + static_cast<size_t>(g.nv) * 16 + static_cast<size_t>(kSlotsPerBlock) * g.slot_vecs() * 16 +
          static_cast<size_t>(g.rows_max) * g.halves * g.spr * 4;
 }
 
@@ -98,10 +94,7 @@ __device__ __forceinline__ float residual_value(const void* residual, bool f32, 
              : __bfloat162float(static_cast<const __nv_bfloat16*>(residual)[at]);
 }
 
-// XS: x staged in shared memory after the PDL wait (g.x_smem), else each warp
-// reads its x segment through L1 as it consumes a stage (no block barrier after
-// the wait: a warp starts on its first stage as soon as it lands).
-template <int W, int D, bool XS>
+template <int W, int D>
 __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeometry g) {
   static_assert(W * D == kSlotsPerBlock && W * D * 8 + 4 <= kHeaderBytes, "ring layout");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -110,7 +103,7 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
   unsigned* claim = reinterpret_cast<unsigned*>(smem + kHeaderBytes) - 1;
   uint4* xs = reinterpret_cast<uint4*>(smem + kHeaderBytes);
   const int64_t slot_vecs = g.slot_vecs();
-  uint4* ring = xs + (XS ? g.nv : 0);
+  uint4* ring = xs + g.nv;
   float* part = reinterpret_cast<float*>(ring + kSlotsPerBlock * slot_vecs);
   pdl_trigger();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -156,16 +149,10 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
     for (int d = 0; d < D; ++d)
       if (cur[d] < stages) issue(d, cur[d]);
   }
-  if constexpr (XS) {
-    pdl_wait();
-    for (int64_t v = threadIdx.x; v < g.nv; v += W * 32) xs[v] = __ldg(p.x + v);
-    if (threadIdx.x == 0) *claim = W * D;
-    __syncthreads();
-  } else {
-    if (threadIdx.x == 0) *claim = W * D;
-    __syncthreads();
-    pdl_wait();
-  }
+  pdl_wait();
+  for (int64_t v = threadIdx.x; v < g.nv; v += W * 32) xs[v] = __ldg(p.x + v);
+  if (threadIdx.x == 0) *claim = W * D;
+  __syncthreads();
   uint32_t phase = 0;
   for (bool any = true; any;) {
     any = false;
@@ -181,13 +168,13 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
       span(i, off, len, vrow);
       const int64_t pieces = g.spr > 1 ? 1 : len / g.nv;  // one row segment, or whole rows
       const int64_t piece_len = g.spr > 1 ? len : g.nv;
-      const uint4* xc = (XS ? xs : p.x) + (g.spr > 1 ? (i % g.spr) * g.seg : 0);
+      const uint4* xc = xs + (g.spr > 1 ? (i % g.spr) * g.seg : 0);
       for (int64_t q = 0; q < pieces; ++q) {
         const uint4* ws = st + q * piece_len;
         float a0 = 0.0f, a1 = 0.0f;
 #pragma unroll 4
         for (int64_t v = lane; v < piece_len; v += 32) {
-          const uint4 wv = ws[v], xv = XS ? xc[v] : __ldg(xc + v);
+          const uint4 wv = ws[v], xv = xc[v];
           const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv);
           const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv);
 #pragma unroll
@@ -241,7 +228,7 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
 #endif
 }
 
-template <int W, int D, bool XS>
+template <int W, int D>
 Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cudaStream_t stream) {
   // The kernel's shared-memory limit, raised once per device to the most any shape needs.
   static std::atomic<uint64_t> raised{0};
@@ -249,21 +236,12 @@ Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cuda
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
   const uint64_t bit = uint64_t{1} << (dev & 63);
   if ((raised.load(std::memory_order_acquire) & bit) == 0) {
-    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(gemv_bulk_kernel<W, D, XS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(gemv_bulk_kernel<W, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(kMaxSmemBytes)));
     raised.fetch_or(bit, std::memory_order_acq_rel);
   }
-  DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_bulk_kernel<W, D, XS>, dim3(g.blocks), dim3(W * 32), smem, stream, p, g));
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_bulk_kernel<W, D>, dim3(g.blocks), dim3(W * 32), smem, stream, p, g));
   return Status::Ok();
-}
-
-// DSRT_GEMV_BULK_X=smem: x staged in shared memory (A/B against the L1 reads).
-bool gemv_bulk_x_in_smem() {
-  static const bool smem = [] {
-    const char* e = std::getenv("DSRT_GEMV_BULK_X");
-    return e != nullptr && std::string(e) == "smem";
-  }();
-  return smem;
 }
 
 }  // namespace
@@ -291,8 +269,7 @@ Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t 
   const bool swiglu = a.swiglu_out != nullptr;
   if (a.x == nullptr || a.w == nullptr || (a.y == nullptr && !swiglu))
     return Status::Error("gemv-bulk: null x, w or y");
-  const bool x_smem = gemv_bulk_x_in_smem();
-  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu, x_smem);
+  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu);
   const size_t smem = bulk_smem_bytes(g);
   if (smem > kMaxSmemBytes)
     return Status::Error(StrCat() << "gemv-bulk: internal: " << smem << " bytes of shared memory for n = " << a.n
@@ -305,8 +282,7 @@ Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t 
   p.y = a.y;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.swiglu_out = static_cast<__nv_bfloat16*>(a.swiglu_out);
-  if (x_smem) return warps == 8 ? launch_bulk<8, 2, true>(p, g, smem, stream) : launch_bulk<16, 1, true>(p, g, smem, stream);
-  return warps == 8 ? launch_bulk<8, 2, false>(p, g, smem, stream) : launch_bulk<16, 1, false>(p, g, smem, stream);
+  return warps == 8 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<16, 1>(p, g, smem, stream);
 }
 
 }  // namespace ds::cuda::detail
