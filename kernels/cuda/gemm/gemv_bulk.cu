@@ -255,7 +255,8 @@ std::string gemv_bulk_unsupported_reason(const GemmArgs& a) {
   }
   if (a.norm_out.slot != nullptr || a.norm_out.x != nullptr || a.norm_in.slot != nullptr) return "the deferred RMSNorm";
   if (a.k % 8 != 0 || a.k <= 0) return StrCat() << "k = " << a.k << " (a positive multiple of 8)";
-  if (a.k > kGemvBulkMaxK) return StrCat() << "k = " << a.k << " > " << kGemvBulkMaxK << " (x is staged in shared memory)";
+  if (a.k > kGemvBulkMaxK)
+    return StrCat() << "k = " << a.k << " > " << kGemvBulkMaxK << " (x is staged in shared memory)";
   if (pointer_alignment(a.x) < 16 || pointer_alignment(a.w) < 16) return "x and w must be 16-byte aligned";
   return "";
 }

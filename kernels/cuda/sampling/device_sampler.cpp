@@ -5,7 +5,9 @@
 // pinned staging (one H2D copy instead when penalized rows upload histories)
 // and writes the results into mapped pinned memory, then one wait (collect).
 // Calls whose rows are all greedy without logprobs or penalties take the split
-// greedy kernel (greedy_kernel.cu: several CTAs per row, no parameters).
+// greedy kernel (greedy_kernel.cu: several CTAs per row, no parameters); other
+// calls of few rows without logprobs, penalties or a small top-k take the
+// cluster kernel (split_sampling_kernel.cu: 2-8 CTAs per row on sm_90+).
 // Device memory: the [min(max_rows,
 // 256), vocab] int32 penalty scratch plus O(max_rows + history) small buffers.
 #include "kernels/cuda/sampling/device_sampler.h"
@@ -13,9 +15,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/cuda/sampling/sampling_kernel.h"
+#include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/pinned_buffer.h"
 
@@ -65,6 +69,10 @@ struct DeviceSampler::Impl {
   int64_t vocab = 0;
   int64_t max_rows = 0;
   bool zero_copy = true;  // create()'s
+  // Cluster sampling (split_sampling_kernel.cu): an sm_90+ device, not turned off
+  // by DSRT_SAMPLING_SPLIT=0 (A/B runs); num_sms sizes the clusters.
+  bool cluster_ok = false;
+  int num_sms = 0;
   int64_t history_capacity = 0;  // tokens
   DeviceBuffer upload;           // [max_rows] SampleRowParams, then history tokens
   DeviceBuffer raw_history;      // [history_capacity] float
@@ -122,7 +130,8 @@ struct DeviceSampler::Impl {
 DeviceSampler::DeviceSampler() : impl_(std::make_unique<Impl>()) {}
 DeviceSampler::~DeviceSampler() = default;
 
-Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int64_t max_rows, bool zero_copy) {
+Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int64_t max_rows, bool zero_copy,
+                                                             bool cluster) {
   if (vocab <= 0 || vocab > (int64_t{1} << 31) - 1)
     return Status::Error(StrCat() << "DeviceSampler: vocab " << vocab << " must be in [1, 2^31)");
   if (max_rows <= 0 || max_rows > (int64_t{1} << 31) - 1)
@@ -132,6 +141,14 @@ Result<std::unique_ptr<DeviceSampler>> DeviceSampler::create(int64_t vocab, int6
   m.vocab = vocab;
   m.max_rows = max_rows;
   m.zero_copy = zero_copy;
+  {
+    int dev = 0, major = 0;
+    DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
+    DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&m.num_sms, cudaDevAttrMultiProcessorCount, dev));
+    const char* env = std::getenv("DSRT_SAMPLING_SPLIT");
+    m.cluster_ok = cluster && major >= 9 && !(env != nullptr && std::strcmp(env, "0") == 0);
+  }
   DS_RETURN_IF_ERROR(m.reserve_history(kInitialHistoryTokens));
   m.scratch_slots = std::min(max_rows, kMaxScratchSlots);
   const size_t scratch_bytes = static_cast<size_t>(m.scratch_slots) * static_cast<size_t>(vocab) * sizeof(int32_t);
@@ -316,6 +333,15 @@ Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSamp
     const size_t bytes = n * sizeof(SampleRowParams) + static_cast<size_t>(offset) * sizeof(int32_t);
     DS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(upload.data(), upload_host.data(), bytes, cudaMemcpyHostToDevice, stream));
   }
+  // Few rows without logprobs, penalties or a small top-k: several CTAs per row.
+  bool split = cluster_ok && launches.size() == 1;
+  for (size_t i = 0; i < n && split; ++i) {
+    const RowSampling& s = rows[i];
+    const bool small_top_k = s.top_k > 1 && s.top_k <= kSamplingSmallTopK && s.top_k < vocab;
+    split = s.logprobs < 0 && !needs_penalties(s) && !small_top_k;
+  }
+  const int splits = split ? sampling_cluster_splits(static_cast<int64_t>(n), num_sms) : 1;
+  if (splits > 1) return launch_sample_rows_split(launches[0], splits, stream);
   for (const SampleLaunch& launch : launches) DS_RETURN_IF_ERROR(launch_sample_rows(launch, stream));
   return Status::Ok();
 }

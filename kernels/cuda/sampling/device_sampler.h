@@ -27,8 +27,12 @@ class DeviceSampler {
   // max_rows: most rows per call; vocab: row length. zero_copy: the kernels
   // read the row parameters from mapped pinned staging (when no histories are
   // uploaded) and write the host's results into mapped pinned memory, instead
-  // of a copy each way on the stream.
-  static Result<std::unique_ptr<DeviceSampler>> create(int64_t vocab, int64_t max_rows, bool zero_copy = true);
+  // of a copy each way on the stream. cluster: calls of few rows without
+  // logprobs, penalties or a small top-k run several CTAs per row on an sm_90+
+  // device (split_sampling_kernel.cu; the same ids; DSRT_SAMPLING_SPLIT=0 also
+  // turns it off).
+  static Result<std::unique_ptr<DeviceSampler>> create(int64_t vocab, int64_t max_rows, bool zero_copy = true,
+                                                       bool cluster = true);
   ~DeviceSampler();
   DeviceSampler(const DeviceSampler&) = delete;
   DeviceSampler& operator=(const DeviceSampler&) = delete;

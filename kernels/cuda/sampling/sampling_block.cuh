@@ -125,16 +125,25 @@ __device__ __forceinline__ void block_argmax(float& bv, int& bi, ReduceSmem& sm)
                     [](float& v, int& i, float ov, int oi) { keep_better(v, i, ov, oi); });
 }
 
-// Argmax over a whole row (lowest id on ties); 0 when no value compares (NaN row).
-__device__ __forceinline__ int row_argmax(const RowView& rv, ReduceSmem& sm, float* max_value) {
-  float bv = -INFINITY;
-  int bi = INT_MAX;
-  for (int64_t g = threadIdx.x; g < rv.groups; g += kThreads) {
+// Block argmax of the token groups [g0, g1): (value, id) of the best token,
+// (-inf, INT_MAX) when no value compares; every thread gets it.
+__device__ __forceinline__ void range_argmax(const RowView& rv, int64_t g0, int64_t g1, ReduceSmem& sm, float& bv,
+                                             int& bi) {
+  bv = -INFINITY;
+  bi = INT_MAX;
+  for (int64_t g = g0 + threadIdx.x; g < g1; g += kThreads) {
     float v[4];
     const int n = rv.load(g, v);
     for (int j = 0; j < n; ++j) keep_better(bv, bi, v[j], static_cast<int>(g * 4 + j));
   }
   block_argmax(bv, bi, sm);
+}
+
+// Argmax over a whole row (lowest id on ties); 0 when no value compares (NaN row).
+__device__ __forceinline__ int row_argmax(const RowView& rv, ReduceSmem& sm, float* max_value) {
+  float bv;
+  int bi;
+  range_argmax(rv, 0, rv.groups, sm, bv, bi);
   if (max_value) *max_value = bv;
   return bi == INT_MAX ? 0 : bi;
 }

@@ -65,50 +65,77 @@ __device__ __forceinline__ unsigned long long warp_inclusive_scan_u64(unsigned l
   return v;
 }
 
-// Returns the drawn token, or -1 when no kept token has mass (caller falls back).
-__device__ int draw_inverse_cdf(const RowView& rv, const DrawParams& d, SelectSmem& sm) {
+// Tiles of the token groups [g0, g1): consecutive runs of 32 * m groups, at
+// most kMaxBins of them (sm.mass holds one sum per tile).
+struct DrawTiles {
+  int64_t g0, g1, m, tile_groups;
+  int ntiles;
+  __device__ __forceinline__ DrawTiles(int64_t begin, int64_t end) : g0(begin), g1(end) {
+    const int64_t warp_tiles = (g1 - g0 + 31) / 32;
+    m = (warp_tiles + kMaxBins - 1) / kMaxBins;  // warp iterations per tile
+    tile_groups = 32 * m;
+    ntiles = static_cast<int>((g1 - g0 + tile_groups - 1) / tile_groups);
+  }
+};
+
+// Pass 1 of the draw over the groups of `t`: the kept mass of every tile into
+// sm.mass; returns the total (every thread gets it).
+__device__ inline unsigned long long draw_tile_masses(const RowView& rv, const DrawParams& d, const DrawTiles& t,
+                                               SelectSmem& sm) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t warp_tiles = (rv.groups + 31) / 32;
-  const int64_t m = (warp_tiles + kMaxBins - 1) / kMaxBins;  // warp iterations per tile
-  const int64_t tile_groups = 32 * m;
-  const int ntiles = static_cast<int>((rv.groups + tile_groups - 1) / tile_groups);
-  for (int t = threadIdx.x; t < ntiles; t += kThreads) sm.mass[t] = 0;
+  for (int i = threadIdx.x; i < t.ntiles; i += kThreads) sm.mass[i] = 0;
   __syncthreads();
-  // Pass 1: a warp covers 32 consecutive groups per iteration, all in one tile.
-  for (int64_t base = static_cast<int64_t>(warp) * 32; base < rv.groups; base += kThreads) {
+  // A warp covers 32 consecutive groups per iteration, all in one tile.
+  for (int64_t base = t.g0 + static_cast<int64_t>(warp) * 32; base < t.g1; base += kThreads) {
     const int64_t g = base + lane;
     unsigned long long s = 0;
-    if (g < rv.groups) {
+    if (g < t.g1) {
       float v[4];
       const int n = rv.load(g, v);
       for (int j = 0; j < n; ++j) s += kept_mass(v[j], static_cast<uint32_t>(g * 4 + j), d);
     }
     s = warp_sum_u64(s);
-    if (lane == 0 && s) atomicAdd(&sm.mass[base / tile_groups], s);
+    if (lane == 0 && s) atomicAdd(&sm.mass[(base - t.g0) / t.tile_groups], s);
   }
   __syncthreads();
   if (warp == 0) {
-    const int per = (ntiles + 31) / 32;
-    const int t0 = lane * per, t1 = min(ntiles, t0 + per);
+    const int per = (t.ntiles + 31) / 32;
+    const int t0 = lane * per, t1 = min(t.ntiles, t0 + per);
     unsigned long long lane_sum = 0;
-    for (int t = t0; t < t1; ++t) lane_sum += sm.mass[t];
+    for (int i = t0; i < t1; ++i) lane_sum += sm.mass[i];
     const unsigned long long total = warp_sum_u64(lane_sum);
+    if (lane == 0) sm.bucket_mass = total;
+  }
+  __syncthreads();
+  const unsigned long long total = sm.bucket_mass;
+  __syncthreads();
+  return total;
+}
+
+// Pass 2: the token of the groups of `t` where the running kept mass (in id
+// order, from the tiles' sums left by draw_tile_masses) passes `target` (<
+// their total); -1 if none does.
+__device__ inline int draw_pick(const RowView& rv, const DrawParams& d, const DrawTiles& t, unsigned long long target,
+                         SelectSmem& sm) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (warp == 0) {
+    const int per = (t.ntiles + 31) / 32;
+    const int t0 = lane * per, t1 = min(t.ntiles, t0 + per);
+    unsigned long long lane_sum = 0;
+    for (int i = t0; i < t1; ++i) lane_sum += sm.mass[i];
     const unsigned long long incl = warp_inclusive_scan_u64(lane_sum);
     if (lane == 0) sm.found = 0;
     __syncwarp();
-    if (total > 0) {
-      const unsigned long long target = cdf_target(row_uniform(d.seed, d.counter), total);
-      unsigned long long run = incl - lane_sum;
-      if (run <= target && target < incl) {
-        for (int t = t0; t < t1; ++t) {
-          if (target < run + sm.mass[t]) {
-            sm.bucket = static_cast<unsigned>(t);
-            sm.above_mass = target - run;  // target inside the tile
-            sm.found = 1;
-            break;
-          }
-          run += sm.mass[t];
+    unsigned long long run = incl - lane_sum;
+    if (run <= target && target < incl) {
+      for (int i = t0; i < t1; ++i) {
+        if (target < run + sm.mass[i]) {
+          sm.bucket = static_cast<unsigned>(i);
+          sm.above_mass = target - run;  // target inside the tile
+          sm.found = 1;
+          break;
         }
+        run += sm.mass[i];
       }
     }
   }
@@ -119,10 +146,10 @@ __device__ int draw_inverse_cdf(const RowView& rv, const DrawParams& d, SelectSm
     const unsigned long long r = sm.above_mass;
     unsigned long long run = 0;
     int chosen = -1;
-    for (int64_t i = 0; i < m && chosen < 0; ++i) {
-      const int64_t g = tile * tile_groups + 32 * i + lane;
+    for (int64_t i = 0; i < t.m && chosen < 0; ++i) {
+      const int64_t g = t.g0 + tile * t.tile_groups + 32 * i + lane;
       unsigned long long ms[4] = {0, 0, 0, 0};
-      if (g < rv.groups) {
+      if (g < t.g1) {
         float v[4];
         const int n = rv.load(g, v);
         for (int j = 0; j < n; ++j) ms[j] = kept_mass(v[j], static_cast<uint32_t>(g * 4 + j), d);
@@ -155,6 +182,16 @@ __device__ int draw_inverse_cdf(const RowView& rv, const DrawParams& d, SelectSm
   return chosen == 0xFFFFFFFFu ? -1 : static_cast<int>(chosen);
 }
 
+// Returns the drawn token, or -1 when no kept token has mass (caller falls back).
+// Pass 1 sums the masses per tile, warp 0 finds the tile holding the uniform's
+// target, warp 0 then re-walks only that tile.
+__device__ inline int draw_inverse_cdf(const RowView& rv, const DrawParams& d, SelectSmem& sm) {
+  const DrawTiles t(0, rv.groups);
+  const unsigned long long total = draw_tile_masses(rv, d, t, sm);
+  if (total == 0) return -1;
+  return draw_pick(rv, d, t, cdf_target(row_uniform(d.seed, d.counter), total), sm);
+}
+
 struct SmallTopKSmem {
   unsigned int found;
   int n_min_p;
@@ -163,7 +200,7 @@ struct SmallTopKSmem {
 };
 
 // top_k in [2, kSmallTopK], top_k < vocab. Returns the drawn token.
-__device__ int sample_small_top_k(const RowView& rv, int k, float top_p, float inv_t, float min_p, uint64_t seed,
+__device__ inline int sample_small_top_k(const RowView& rv, int k, float top_p, float inv_t, float min_p, uint64_t seed,
                                   uint64_t counter, SelectSmem& sm, SmallTopKSmem& st) {
   SelectSpec spec;
   spec.count = static_cast<unsigned long long>(k);

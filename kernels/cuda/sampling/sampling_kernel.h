@@ -53,6 +53,16 @@ struct SampleLaunch {
 // One CTA per row: raw logprobs, penalties, greedy argmax or filtered draw.
 Status launch_sample_rows(const SampleLaunch& args, cudaStream_t stream);
 
+// Rows without logprobs or penalties over a thread-block cluster of `splits`
+// (2, 4 or 8) CTAs per row (split_sampling_kernel.cu, sm_90+): the same ids as
+// the per-row kernel. Rows with 1 < top_k <= kSamplingSmallTopK (< vocab) take
+// the per-row kernel's small top-k path and must not be launched here.
+constexpr int kSamplingSmallTopK = 1024;
+constexpr int kSamplingMaxClusterSplits = 8;
+// CTAs per row that keep rows x splits within two CTAs per SM (1: the per-row kernel).
+int sampling_cluster_splits(int64_t rows, int num_sms);
+Status launch_sample_rows_split(const SampleLaunch& args, int splits, cudaStream_t stream);
+
 // Greedy rows without logprobs or penalties (greedy_kernel.cu): greedy_splits
 // CTAs per row, merged by the row's last CTA; the same ids as the per-row
 // kernel. part_value / part_id hold rows * kGreedyMaxSplits entries; counters

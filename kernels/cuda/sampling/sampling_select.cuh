@@ -103,7 +103,19 @@ __device__ __forceinline__ void find_bucket(SelectSmem& sm, int nb, bool by_mass
   }
 }
 
-__device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSpec& spec, SelectSmem& sm) {
+// No-op histogram combine: the block holds the whole row.
+struct BlockCombine {
+  __device__ __forceinline__ void operator()(SelectSmem&, int, bool) const {}
+};
+
+// select_cut over the token groups [g0, g1) of the row, with `combine(sm, nb,
+// by_mass)` called once the block's histogram of a pass is complete (every
+// thread, after a __syncthreads()): a thread-block cluster holding the row in
+// slices adds its blocks' histograms there (split_sampling_kernel.cu), so every
+// block finds the same bucket and takes the same number of passes.
+template <typename Combine>
+__device__ __forceinline__ uint64_t select_cut_range(const RowView& rv, const SelectSpec& spec, SelectSmem& sm,
+                                                     int64_t g0, int64_t g1, const Combine& combine) {
   bool by_mass = spec.by_mass;
   unsigned long long need = spec.count, acc_cnt = 0, acc_mass = 0;
   double target = 0.0;
@@ -119,10 +131,10 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
     // redux) so one shared atomic per distinct bin and warp step is issued:
     // logits crowd into few bins of the top digit.
     const int lane = threadIdx.x & 31;
-    for (int64_t base = threadIdx.x - lane; base < rv.groups; base += kThreads) {
+    for (int64_t base = g0 + threadIdx.x - lane; base < g1; base += kThreads) {
       const int64_t g = base + lane;
       float v[4];
-      const int n = g < rv.groups ? rv.load(g, v) : 0;
+      const int n = g < g1 ? rv.load(g, v) : 0;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         unsigned d = 0xFFFFFFFFu;
@@ -151,6 +163,7 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
       }
     }
     __syncthreads();
+    combine(sm, nb, by_mass);
     if (threadIdx.x < 32)
       find_bucket(sm, nb, by_mass, by_mass && level == 0, spec.top_p, need, target, acc_cnt, acc_mass);
     __syncthreads();
@@ -178,6 +191,10 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
     __syncthreads();  // sm is cleared by the next pass
   }
   return prefix > spec.lo ? prefix : spec.lo;
+}
+
+__device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSpec& spec, SelectSmem& sm) {
+  return select_cut_range(rv, spec, sm, 0, rv.groups, BlockCombine{});
 }
 
 }  // namespace ds::cuda::sampling

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <set>
 
@@ -73,6 +74,57 @@ TEST(DeviceSamplerDraw, DrawsLieInTheCpuAllowedSet) {
       }
     }
   }
+}
+
+// The cluster kernel (several CTAs per row, split_sampling_kernel.cu) draws
+// exactly what the per-row kernel draws: the same ids for every row over
+// greedy rows, top-p, large top-k, min-p and temperature mixes, quantized
+// logits (ties at the cuts), a NaN row, an all -inf row and rows whose mass
+// sits at a slice boundary, at row counts that give 8, 4 and 2 CTAs per row.
+TEST(DeviceSamplerDraw, ClusterKernelDrawsWhatThePerRowKernelDraws) {
+  DS_SKIP_WITHOUT_GPU();
+  const RowSampling kinds[] = {sampled(1.0f, -1, 0.9f, 0.0f, 1, 0),   sampled(0.6f, -1, 0.95f, 0.0f, 2, 0),
+                               sampled(0.0f, -1, 1.0f, 0.0f, 3, 0),   sampled(1.3f, 3000, 0.8f, 0.05f, 4, 0),
+                               sampled(0.9f, 1500, 1.0f, 0.02f, 5, 0), sampled(1.0f, -1, 0.01f, 0.0f, 6, 0),
+                               sampled(2.0f, -1, 1.0f, 0.0f, 7, 0),   sampled(0.7f, -1, 1.0f, 0.3f, 8, 0),
+                               sampled(1.0f, 1, 0.5f, 0.0f, 9, 0)};
+  int compared = 0;
+  for (int64_t vocab : {int64_t{1001}, int64_t{4099}, int64_t{152064}}) {
+    for (int64_t rows : {int64_t{5}, int64_t{33}, int64_t{64}, int64_t{100}}) {
+      auto cluster = SamplerHarness::create(vocab, rows, true);
+      auto per_row = SamplerHarness::create(vocab, rows, false);
+      ASSERT_TRUE(cluster && per_row);
+      for (float step : {0.0f, 0.5f}) {
+        std::vector<float> logits = random_logits(rows, vocab, 7 + static_cast<uint32_t>(vocab + rows), 2.5f, step);
+        for (int64_t i = 0; i < vocab; ++i) logits[1 * vocab + i] = std::nanf("");  // row 1: NaN
+        for (int64_t i = 0; i < vocab; ++i) logits[2 * vocab + i] = -INFINITY;     // row 2: all -inf
+        // Row 3: the mass in two tokens on either side of the middle (a slice boundary at 2, 4, 8 CTAs).
+        const int64_t mid = (vocab + 3) / 4 / 2 * 4;
+        logits[3 * vocab + mid - 1] = 30.0f, logits[3 * vocab + mid] = 30.0f;
+        for (int draw = 0; draw < 3; ++draw) {
+          std::vector<RowSampling> specs;
+          for (int64_t r = 0; r < rows; ++r) {
+            RowSampling s = kinds[(r + draw) % (sizeof(kinds) / sizeof(kinds[0]))];
+            s.seed = 1000 + static_cast<uint64_t>(r), s.counter = static_cast<uint64_t>(draw * rows + r);
+            specs.push_back(s);
+          }
+          std::vector<RowSample> a, b;
+          Status st = cluster->run(logits, specs, &a);
+          ASSERT_TRUE(st.ok()) << st.message();
+          st = per_row->run(logits, specs, &b);
+          ASSERT_TRUE(st.ok()) << st.message();
+          for (int64_t r = 0; r < rows; ++r) {
+            ASSERT_EQ(a[r].id, b[r].id) << "vocab " << vocab << " rows " << rows << " step " << step << " draw " << draw
+                                        << " row " << r << " (T " << specs[r].temperature << " k " << specs[r].top_k
+                                        << " p " << specs[r].top_p << " min_p " << specs[r].min_p << ")";
+            EXPECT_TRUE(a[r].top.empty());
+            ++compared;
+          }
+        }
+      }
+    }
+  }
+  std::printf("[cluster] %d rows drawn identically by the cluster and per-row kernels\n", compared);
 }
 
 TEST(DeviceSamplerDraw, SameSeedAndCounterSameToken) {
@@ -193,22 +245,27 @@ TEST(DeviceSamplerDraw, Cost256RowsVocab152k) {
                  {"T=0.6 top_p=0.95", {}}};
   configs[5].spec.logprobs = 5;
   configs[6].spec = sampled(0.6f, -1, 0.95f, 0.0f, 1, 0);  // the R1 model card's
-  for (int64_t n : {int64_t{64}, rows})
+  auto per_row = SamplerHarness::create(vocab, rows, false);  // the per-row kernel only, for comparison
+  ASSERT_TRUE(per_row);
+  for (int64_t n : {int64_t{16}, int64_t{64}, rows})
+    for (int kernel = 0; kernel < (n < rows ? 2 : 1); ++kernel)
     for (const Config& c : configs) {
+      DeviceSampler& sampler = kernel == 0 ? h->sampler() : per_row->sampler();
       std::vector<RowSampling> specs(static_cast<size_t>(n), c.spec);
       std::vector<RowSample> out;
       std::vector<double> ms;
       for (int it = 0; it < 12; ++it) {
         for (int64_t r = 0; r < n; ++r) specs[r].counter = static_cast<uint64_t>(it * n + r);
         const auto t0 = std::chrono::steady_clock::now();
-        Status st = h->sampler().sample(static_cast<float*>(dev->data()), specs, &out, s->get());
+        Status st = sampler.sample(static_cast<float*>(dev->data()), specs, &out, s->get());
         const auto t1 = std::chrono::steady_clock::now();
         ASSERT_TRUE(st.ok()) << st.message();
         if (it >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
       }
       std::sort(ms.begin(), ms.end());
-      std::printf("[bench] DeviceSampler::sample %lld rows x vocab %lld, %s: median %.3f ms, min %.3f ms\n",
-                  static_cast<long long>(n), static_cast<long long>(vocab), c.name, ms[ms.size() / 2], ms.front());
+      std::printf("[bench] DeviceSampler::sample %lld rows x vocab %lld, %s%s: median %.3f ms, min %.3f ms\n",
+                  static_cast<long long>(n), static_cast<long long>(vocab), c.name,
+                  kernel == 0 ? "" : " (per-row kernel only)", ms[ms.size() / 2], ms.front());
       for (int64_t r = 0; r < n; ++r) ASSERT_TRUE(out[r].id >= 0 && out[r].id < vocab);
     }
 }

@@ -59,10 +59,10 @@ std::vector<float> random_logits(int64_t rows, int64_t vocab, uint32_t seed, flo
   return v;
 }
 
-std::unique_ptr<SamplerHarness> SamplerHarness::create(int64_t vocab, int64_t max_rows) {
+std::unique_ptr<SamplerHarness> SamplerHarness::create(int64_t vocab, int64_t max_rows, bool cluster) {
   auto h = std::make_unique<SamplerHarness>();
   h->vocab_ = vocab;
-  auto s = DeviceSampler::create(vocab, max_rows);
+  auto s = DeviceSampler::create(vocab, max_rows, true, cluster);
   if (!s.ok()) return nullptr;
   h->sampler_ = std::move(s.value());
   auto st = Stream::create();

@@ -36,7 +36,8 @@ std::vector<float> random_logits(int64_t rows, int64_t vocab, uint32_t seed, flo
 // (optional) receives the row data after the call (penalties are in place).
 class SamplerHarness {
  public:
-  static std::unique_ptr<SamplerHarness> create(int64_t vocab, int64_t max_rows);
+  // cluster: DeviceSampler::create's (false: always the per-row kernel).
+  static std::unique_ptr<SamplerHarness> create(int64_t vocab, int64_t max_rows, bool cluster = true);
   Status run(const std::vector<float>& logits, const std::vector<RowSampling>& rows, std::vector<RowSample>* out,
              std::vector<float>* logits_after = nullptr);
   DeviceSampler& sampler() { return *sampler_; }

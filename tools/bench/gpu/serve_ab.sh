@@ -5,7 +5,7 @@
 # tok/s, median TPOT and TTFT.
 #   tools/bench/gpu/serve_ab.sh [MODELS (default "7B")] [SETTINGS (default "overlap nooverlap")]
 # Settings: "overlap" (the defaults), "nooverlap" (--disable-overlap-schedule), "nograph"
-# (--disable-cuda-graph); any other word is passed to dsrt serve with '+' read as a space
+# (--disable-cuda-graph), "nosplitsampling" (DSRT_SAMPLING_SPLIT=0: every sampled row on one CTA); any other word is passed to dsrt serve with '+' read as a space
 # (e.g. --max-running-requests+128).
 # NUM (256), INPUT_LEN (512), OUTPUT_LEN (128), PORT (30125) (not IN / OUT: the device runner sets OUT);
 # BODY: a JSON object merged into every request (dsbench --extra-request-body; dsbench sends
@@ -23,10 +23,12 @@ for m in $MODELS; do
   plan="$PLANS/DeepSeek-R1-Distill-Qwen-$m.sm_90a.dsplan"
   [ -f "$plan" ] || { echo "$m: no plan $plan"; continue; }
   for s in $SETTINGS; do
+    envs=""
     case "$s" in overlap) args="" ;; nooverlap) args="--disable-overlap-schedule" ;; nograph) args="--disable-cuda-graph" ;;
+      nosplitsampling) args="" envs="DSRT_SAMPLING_SPLIT=0" ;;
       *) args="${s//+/ }" ;; esac
     # shellcheck disable=SC2086
-    "$BUILD/bin/dsrt" serve "$plan" --load-format dummy --host 127.0.0.1 --port "$PORT" $args > "$WORK/serve.log" 2>&1 &
+    env $envs "$BUILD/bin/dsrt" serve "$plan" --load-format dummy --host 127.0.0.1 --port "$PORT" $args > "$WORK/serve.log" 2>&1 &
     pid=$!
     ok=0
     for _ in $(seq 600); do
