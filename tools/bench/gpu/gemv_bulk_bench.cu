@@ -1,22 +1,17 @@
-// ds_gemv_bulk_bench: does a batch-1 GEMV that streams its weights with Hopper
-// bulk copies (cp.async.bulk into shared memory, mbarrier pipeline) lose less
-// per launch than the production warp GEMV?
+// ds_gemv_bulk_bench: the bulk-streaming batch-1 GEMV (gemv_bulk.cu) and
+// variants of its layout against the production warp / tensor-core GEMVs.
 //
-// The production m = 1 kernels (gemv_warp.cu) stream each row part with 16-byte
-// register loads from many small blocks; docs/PERF.md (session 13) traces their
-// losses to occupancy holes (the grid filling, a dip at every wave change, the
-// last wave) and a steady rate of about 4.0-4.1 TB/s against 4.5 for a plain
-// stream read. This kernel has one (or two) resident blocks per SM that live for
-// the whole launch: block b owns a contiguous range of whole rows, i.e. one
-// contiguous byte range of the weight, which one producer thread streams into a
-// ring of shared-memory stages with 1-D bulk copies (no register staging, no
-// waves). The producer needs nothing from the previous kernel, so it fills the
-// ring before the block's PDL wait; the consumer warps wait, stage x in shared
-// memory, and take the stages in order, each warp keeping one partial per row
-// (reduced once at the end). For each decode shape it times 8 chained launches
-// (distinct weights, PDL, a spin kernel first) of the production GEMV (kAuto's
-// path without timing: GemmPath::kGemv) and of every variant, and checks each
-// variant against the production output.
+// The production bulk kernel has one block per SM that streams a contiguous row
+// range through a ring of shared-memory slots filled by 1-D bulk copies; each
+// warp issues and consumes its own slots and claims the block's next stage
+// (docs/PERF.md, session 14). The variants here change the warps per block, the
+// slots per warp, the slot size and whether stages are claimed block-wide or
+// taken every W-th, and one or two blocks per SM. (Session 14's first form, one
+// producer thread feeding consumer warps that all work on the same stage,
+// streamed at 2.1-2.4 TB/s and was dropped.) For each decode shape it times 8
+// chained launches (distinct weights, PDL, a spin kernel first) of the production
+// path (GemmPath::kGemv), kAuto's choice, the production bulk kernel at 8 and 16
+// warps, and every variant, and checks each against the production output.
 #include <cuda_bf16.h>
 
 #include <CLI/CLI.hpp>
@@ -29,7 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/gemm/bulk_copy.cuh"
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemv.h"
 #include "kernels/cuda/gemm/timing_spin.h"
 #include "runtime/common/status.h"
 #include "runtime/cuda/cuda_check.h"
@@ -39,169 +36,17 @@
 namespace ds::cuda::bench {
 namespace {
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      "@!p bra WAIT;\n"
-      "}\n" ::"r"(smem_u32(bar)),
-      "r"(parity)
-      : "memory");
-}
-// 1-D bulk copy global -> this block's shared memory, completing on `bar`.
-template <bool EVICT_FIRST>
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-  if constexpr (EVICT_FIRST) {
-    uint64_t policy;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-    asm volatile(
-        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::
-            "r"(smem_u32(dst)),
-        "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(policy)
-        : "memory");
-  } else {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                     smem_u32(dst)),
-                 "l"(src), "r"(bytes), "r"(smem_u32(bar))
-                 : "memory");
-  }
-}
-
-// Geometry shared by host and device: a row of nv = k / 8 16-byte vectors is
-// segs_per_row segments of seg vectors; a stage holds segs_per_stage segments
-// (whole rows when k is short, a part of a row when it is long).
-struct BulkGeometry {
-  int64_t n = 0, k = 0, nv = 0;
-  int seg = 0, segs_per_row = 0, segs_per_stage = 0;
-  int rows_max = 0;  // most rows a block owns
-  int blocks = 0;
-
-  static BulkGeometry make(int64_t n, int64_t k, int target_vecs, int blocks) {
-    BulkGeometry g;
-    g.n = n, g.k = k, g.nv = k / 8, g.blocks = blocks;
-    if (g.nv <= target_vecs) {
-      g.seg = static_cast<int>(g.nv), g.segs_per_row = 1;
-      g.segs_per_stage = std::max<int>(1, static_cast<int>(target_vecs / g.nv));
-    } else {
-      int j = 2;
-      while (g.nv % j != 0 || g.nv / j > target_vecs) ++j;
-      g.seg = static_cast<int>(g.nv / j), g.segs_per_row = j, g.segs_per_stage = 1;
-    }
-    g.rows_max = static_cast<int>((n + blocks - 1) / blocks);
-    return g;
-  }
-  __host__ __device__ size_t stage_vecs() const { return static_cast<size_t>(seg) * segs_per_stage; }
-};
+using detail::bulk_load_evict_first;
+using detail::fence_proxy_async_shared;
+using detail::mbar_arrive_expect_tx;
+using detail::mbar_init;
+using detail::mbar_init_fence;
+using detail::mbar_wait;
 
 constexpr size_t kBarBytes = 512;  // up to 63 8-byte barriers, then the ring's claim counter
 
-template <int CW, int STAGES>
-size_t bulk_smem_bytes(const BulkGeometry& g) {
-  return kBarBytes + g.nv * 16 + STAGES * g.stage_vecs() * 16 + static_cast<size_t>(g.rows_max) * CW * 4;
-}
-
-// CW consumer warps + one producer warp. Block b owns rows [n b / G, n (b + 1) / G).
-template <int CW, int STAGES, bool EVICT_FIRST>
-__global__ void __launch_bounds__((CW + 1) * 32) gemv_bulk_kernel(const uint4* __restrict__ x,
-                                                                  const uint4* __restrict__ w,
-                                                                  __nv_bfloat16* __restrict__ y, BulkGeometry g) {
-  static_assert(2 * STAGES * 8 <= kBarBytes, "barrier area");
-  extern __shared__ __align__(128) unsigned char smem[];
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem);
-  uint64_t* empty = full + STAGES;
-  uint4* xs = reinterpret_cast<uint4*>(smem + kBarBytes);
-  uint4* ring = xs + g.nv;
-  float* part = reinterpret_cast<float*>(ring + STAGES * g.stage_vecs());
-  pdl_trigger();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t r0 = g.n * blockIdx.x / g.blocks, r1 = g.n * (blockIdx.x + 1) / g.blocks;
-  const int64_t segs = (r1 - r0) * g.segs_per_row;
-  const int64_t stages = (segs + g.segs_per_stage - 1) / g.segs_per_stage;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < STAGES; ++s) mbar_init(&full[s], 1), mbar_init(&empty[s], CW);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
-  if (warp == CW) {  // producer: weights only, so no PDL wait
-    if (lane != 0) return;
-    const uint4* base = w + r0 * g.nv;
-    for (int64_t i = 0; i < stages; ++i) {
-      const int slot = static_cast<int>(i % STAGES);
-      if (i >= STAGES) mbar_wait(&empty[slot], static_cast<uint32_t>((i / STAGES - 1) & 1));
-      const int64_t seg0 = i * g.segs_per_stage;
-      const int64_t nseg = min(static_cast<int64_t>(g.segs_per_stage), segs - seg0);
-      const uint32_t bytes = static_cast<uint32_t>(nseg * g.seg * 16);
-      mbar_expect_tx(&full[slot], bytes);
-      bulk_load<EVICT_FIRST>(ring + slot * g.stage_vecs(), base + seg0 * g.seg, bytes, &full[slot]);
-    }
-    return;
-  }
-  constexpr int T = CW * 32;
-  const int t = threadIdx.x;
-  pdl_wait();
-  for (int64_t v = t; v < g.nv; v += T) xs[v] = __ldg(x + v);
-  asm volatile("bar.sync 1, %0;" ::"r"(T) : "memory");
-  float acc = 0.0f;
-  for (int64_t i = 0; i < stages; ++i) {
-    const int slot = static_cast<int>(i % STAGES);
-    mbar_wait(&full[slot], static_cast<uint32_t>((i / STAGES) & 1));
-    const uint4* st = ring + slot * g.stage_vecs();
-    const int64_t seg0 = i * g.segs_per_stage;
-    const int nseg = static_cast<int>(min(static_cast<int64_t>(g.segs_per_stage), segs - seg0));
-    for (int q = 0; q < nseg; ++q) {
-      const int64_t gs = seg0 + q;
-      const int64_t row_local = gs / g.segs_per_row;
-      const int piece = static_cast<int>(gs - row_local * g.segs_per_row);
-      const uint4* ws = st + static_cast<int64_t>(q) * g.seg;
-      const uint4* xc = xs + static_cast<int64_t>(piece) * g.seg;
-#pragma unroll 4
-      for (int v = t; v < g.seg; v += T) {
-        const uint4 wv = ws[v], xv = xc[v];
-        const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv);
-        const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float2 wf = __bfloat1622float2(wh[e]), xf = __bfloat1622float2(xh[e]);
-          acc = fmaf(wf.x, xf.x, acc);
-          acc = fmaf(wf.y, xf.y, acc);
-        }
-      }
-      if (piece == g.segs_per_row - 1) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-        if (lane == 0) part[row_local * CW + warp] = acc;
-        acc = 0.0f;
-      }
-    }
-    __syncwarp();
-    if (lane == 0) mbar_arrive(&empty[slot]);
-  }
-  asm volatile("bar.sync 1, %0;" ::"r"(T) : "memory");
-  for (int64_t rl = t; rl < r1 - r0; rl += T) {
-    float s = 0.0f;
-#pragma unroll
-    for (int c = 0; c < CW; ++c) s += part[rl * CW + c];
-    y[r0 + rl] = __float2bfloat16_rn(s);
-  }
-}
-
-// Second form: no producer warp. Each of the CW warps owns the block's stages
-// i = warp, warp + CW, ... and D ring slots of its own; its lane 0 issues the
+// Each of the CW warps owns D ring slots and the block's stages i = warp,
+// warp + CW, ... (or, DYN, the next unclaimed one); its lane 0 issues the
 // bulk copy of its next stage into the slot it has just read (after a
 // generic -> async proxy fence), so stages of different warps are in flight and
 // consumed concurrently. A stage is one segment of a row (long k: a row is
@@ -236,7 +81,7 @@ size_t ring_smem_bytes(const RingGeometry& g) {
 
 // DYN: a warp takes its next stage from a block-wide counter (atomicAdd in shared
 // memory) instead of every CW-th stage, so the block's warps end together.
-template <int CW, int D, bool EVICT_FIRST, bool DYN = false>
+template <int CW, int D, bool DYN = false>
 __global__ void __launch_bounds__(CW * 32) gemv_ring_kernel(const uint4* __restrict__ x,
                                                             const uint4* __restrict__ w,
                                                             __nv_bfloat16* __restrict__ y, RingGeometry g) {
@@ -268,14 +113,14 @@ __global__ void __launch_bounds__(CW * 32) gemv_ring_kernel(const uint4* __restr
   };
   if (lane == 0) {
     for (int d = 0; d < D; ++d) mbar_init(&bars[d], 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    mbar_init_fence();
     for (int d = 0; d < D; ++d) {
       const int64_t i = warp + static_cast<int64_t>(d) * CW;
       if (i >= stages) break;
       int64_t off, len;
       stage_span(i, off, len);
-      mbar_expect_tx(&bars[d], static_cast<uint32_t>(len * 16));
-      bulk_load<EVICT_FIRST>(slots + d * slot_vecs, base + off, static_cast<uint32_t>(len * 16), &bars[d]);
+      mbar_arrive_expect_tx(&bars[d], static_cast<uint32_t>(len * 16));
+      bulk_load_evict_first(slots + d * slot_vecs, base + off, static_cast<uint32_t>(len * 16), &bars[d]);
     }
   }
   __syncwarp();
@@ -339,9 +184,9 @@ __global__ void __launch_bounds__(CW * 32) gemv_ring_kernel(const uint4* __restr
       if (lane == 0 && next < stages) {
         int64_t noff, nlen;
         stage_span(next, noff, nlen);
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-        mbar_expect_tx(&bars[d], static_cast<uint32_t>(nlen * 16));
-        bulk_load<EVICT_FIRST>(slots + d * slot_vecs, base + noff, static_cast<uint32_t>(nlen * 16), &bars[d]);
+        fence_proxy_async_shared();
+        mbar_arrive_expect_tx(&bars[d], static_cast<uint32_t>(nlen * 16));
+        bulk_load_evict_first(slots + d * slot_vecs, base + noff, static_cast<uint32_t>(nlen * 16), &bars[d]);
       }
       cur[d] = next;
     }
@@ -364,51 +209,27 @@ struct Variant {
   const void* kernel;
 };
 
-template <int CW, int ST, bool EV>
-size_t bulk_smem(int64_t n, int64_t k, int target, int blocks) {
-  return bulk_smem_bytes<CW, ST>(BulkGeometry::make(n, k, target, blocks));
-}
-template <int CW, int ST, bool EV>
-cudaError_t bulk_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_t n, int64_t k, int target,
-                        int blocks, size_t smem, cudaStream_t s) {
-  return launch_kernel(gemv_bulk_kernel<CW, ST, EV>, dim3(blocks), dim3((CW + 1) * 32), smem, s, x, w, y,
-                       BulkGeometry::make(n, k, target, blocks));
-}
-template <int CW, int D, bool EV, bool DYN = false>
+template <int CW, int D, bool DYN = false>
 size_t ring_smem(int64_t n, int64_t k, int target, int blocks) {
   return ring_smem_bytes<CW, D>(RingGeometry::make(n, k, target, blocks));
 }
-template <int CW, int D, bool EV, bool DYN = false>
+template <int CW, int D, bool DYN = false>
 cudaError_t ring_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_t n, int64_t k, int target,
                         int blocks, size_t smem, cudaStream_t s) {
-  return launch_kernel(gemv_ring_kernel<CW, D, EV, DYN>, dim3(blocks), dim3(CW * 32), smem, s, x, w, y,
+  return launch_kernel(gemv_ring_kernel<CW, D, DYN>, dim3(blocks), dim3(CW * 32), smem, s, x, w, y,
                        RingGeometry::make(n, k, target, blocks));
 }
 
-#define DS_BULK_VARIANT(NAME, CW, ST, EV, BPS, TV)                                              \
+#define DS_RING_VARIANT(NAME, CW, D, BPS, TV, DYN)                                              \
   Variant {                                                                                     \
-    NAME, (CW + 1) * 32, BPS, TV, bulk_smem<CW, ST, EV>, bulk_launch<CW, ST, EV>,               \
-        reinterpret_cast<const void*>(gemv_bulk_kernel<CW, ST, EV>)                             \
-  }
-#define DS_RING_VARIANT(NAME, CW, D, EV, BPS, TV, DYN)                                          \
-  Variant {                                                                                     \
-    NAME, CW * 32, BPS, TV, ring_smem<CW, D, EV, DYN>, ring_launch<CW, D, EV, DYN>,             \
-        reinterpret_cast<const void*>(gemv_ring_kernel<CW, D, EV, DYN>)                         \
+    NAME, CW * 32, BPS, TV, ring_smem<CW, D, DYN>, ring_launch<CW, D, DYN>,                     \
+        reinterpret_cast<const void*>(gemv_ring_kernel<CW, D, DYN>)                             \
   }
 
 const Variant kVariants[] = {
-    DS_BULK_VARIANT("prod 4w4x16K b2", 4, 4, false, 2, 1024),
-    DS_RING_VARIANT("ring 8w d2 8K", 8, 2, true, 1, 512, false),
-    DS_RING_VARIANT("ring 16w d1 8K", 16, 1, true, 1, 512, false),
-    DS_RING_VARIANT("dyn 16w d1 8K", 16, 1, true, 1, 512, true),
-    DS_RING_VARIANT("dyn 12w d1 8K", 12, 1, true, 1, 512, true),
-    DS_RING_VARIANT("dyn 8w d2 8K", 8, 2, true, 1, 512, true),
-    DS_RING_VARIANT("dyn 16w d1 4K", 16, 1, true, 1, 256, true),
-    DS_RING_VARIANT("dyn 8w d2 4K", 8, 2, true, 1, 256, true),
-    DS_RING_VARIANT("dyn 8w d1 8K", 8, 1, true, 1, 512, true),
-    DS_RING_VARIANT("dyn 16w d1 6K", 16, 1, true, 1, 384, true),
-    DS_RING_VARIANT("dyn 8w d1 8K b2", 8, 1, true, 2, 512, true),
-    DS_RING_VARIANT("dyn 16w d2 4K", 16, 2, true, 1, 256, true),
+    DS_RING_VARIANT("ring 8w d2 8K", 8, 2, 1, 512, false), DS_RING_VARIANT("dyn 12w d1 8K", 12, 1, 1, 512, true),
+    DS_RING_VARIANT("dyn 16w d1 6K", 16, 1, 1, 384, true), DS_RING_VARIANT("dyn 16w d1 4K", 16, 1, 1, 256, true),
+    DS_RING_VARIANT("dyn 8w d1 8K b2", 8, 1, 2, 512, true), DS_RING_VARIANT("dyn 16w d2 4K", 16, 2, 1, 256, true),
 };
 
 struct Shape {
@@ -448,6 +269,8 @@ Status run(int reps) {
                                          std::min(hw.size() * 2, pool.bytes() - off), cudaMemcpyHostToDevice));
   }
   DS_ASSIGN_OR_RETURN(std::unique_ptr<GemmRunner> runner, GemmRunner::create());
+  detail::GemvScratch scratch;  // the bulk kernel needs only the SM count
+  scratch.num_sms = sms;
   auto weight = [&](const Shape& s, int i) {
     return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * s.n * s.k * 2;
   };
@@ -467,7 +290,7 @@ Status run(int reps) {
     return ms[ms.size() / 2];
   };
   std::printf("us per launch, 8 chained launches (PDL), GB/s of weights in ( ); production = GemmPath::kGemv\n");
-  std::printf("%-14s %16s %16s", "shape", "production", "kAuto");
+  std::printf("%-14s %16s %16s %16s %16s", "shape", "production", "kAuto", "gemv-bulk-w8", "gemv-bulk-w16");
   for (const Variant& v : kVariants) std::printf(" %16s", v.name);
   std::printf("   worst rel diff\n");
   for (const Shape& s : kShapes) {
@@ -492,6 +315,18 @@ Status run(int reps) {
     };
     DS_ASSIGN_OR_RETURN(const double auto_us, time_chain(chosen));
     std::printf("%-14s %8.2f (%5.0f) %8.2f (%5.0f)", s.name, prod_us, mb / prod_us, auto_us, mb / auto_us);
+    for (int warps : {8, 16}) {  // the production bulk kernel
+      auto bulk = [&](int i) {
+        GemmArgs g;
+        g.x = x.data();
+        g.w = weight(s, i);
+        g.y = y.data();
+        g.m = 1, g.n = s.n, g.k = s.k, g.ldx = s.k, g.ldy = s.n;
+        return detail::launch_gemv(g, scratch, stream.get(), warps, detail::GemvKernel::kBulk);
+      };
+      DS_ASSIGN_OR_RETURN(const double us, time_chain(bulk));
+      std::printf(" %8.2f (%5.0f)", us, mb / us);
+    }
     std::vector<__nv_bfloat16> ref(s.n), got(s.n);
     DS_RETURN_IF_ERROR(stream.synchronize());
     DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
