@@ -340,8 +340,14 @@ Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSamp
     const bool small_top_k = s.top_k > 1 && s.top_k <= kSamplingSmallTopK && s.top_k < vocab;
     split = s.logprobs < 0 && !needs_penalties(s) && !small_top_k;
   }
-  const int splits = split ? sampling_cluster_splits(static_cast<int64_t>(n), num_sms) : 1;
-  if (splits > 1) return launch_sample_rows_split(launches[0], splits, stream);
+  const int splits = split ? sampling_cluster_splits(static_cast<int64_t>(n), vocab, num_sms) : 1;
+  if (splits > 1) {
+    if (launch_sample_rows_split(launches[0], splits, stream).ok()) return Status::Ok();
+    // A cluster that cannot be scheduled here (a launch-configuration error, which
+    // does not stick): the per-row kernel from now on.
+    (void)cudaGetLastError();
+    cluster_ok = false;
+  }
   for (const SampleLaunch& launch : launches) DS_RETURN_IF_ERROR(launch_sample_rows(launch, stream));
   return Status::Ok();
 }

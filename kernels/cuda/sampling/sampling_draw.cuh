@@ -72,7 +72,9 @@ struct DrawTiles {
   int ntiles;
   __device__ __forceinline__ DrawTiles(int64_t begin, int64_t end) : g0(begin), g1(end) {
     const int64_t warp_tiles = (g1 - g0 + 31) / 32;
-    m = (warp_tiles + kMaxBins - 1) / kMaxBins;  // warp iterations per tile
+    // Warp iterations per tile; at least 1, so an empty range (a cluster CTA's
+    // slice of a tiny row) has no tiles instead of a division by zero.
+    m = max(int64_t{1}, (warp_tiles + kMaxBins - 1) / kMaxBins);
     tile_groups = 32 * m;
     ntiles = static_cast<int>((g1 - g0 + tile_groups - 1) / tile_groups);
   }

@@ -59,8 +59,9 @@ Status launch_sample_rows(const SampleLaunch& args, cudaStream_t stream);
 // the per-row kernel's small top-k path and must not be launched here.
 constexpr int kSamplingSmallTopK = 1024;
 constexpr int kSamplingMaxClusterSplits = 8;
-// CTAs per row that keep rows x splits within two CTAs per SM (1: the per-row kernel).
-int sampling_cluster_splits(int64_t rows, int num_sms);
+// CTAs per row that keep rows x splits within two CTAs per SM and give every CTA
+// at least one group of 4 tokens (1: the per-row kernel).
+int sampling_cluster_splits(int64_t rows, int64_t vocab, int num_sms);
 Status launch_sample_rows_split(const SampleLaunch& args, int splits, cudaStream_t stream);
 
 // Greedy rows without logprobs or penalties (greedy_kernel.cu): greedy_splits

@@ -187,9 +187,10 @@ static_assert(kSamplingSmallTopK == kSmallTopK, "DeviceSampler routes small top-
 }  // namespace
 }  // namespace sampling
 
-int sampling_cluster_splits(int64_t rows, int num_sms) {
+int sampling_cluster_splits(int64_t rows, int64_t vocab, int num_sms) {
+  const int64_t groups = (vocab + 3) / 4;
   int splits = kSamplingMaxClusterSplits;
-  while (splits > 1 && rows * splits > 2 * static_cast<int64_t>(num_sms)) splits /= 2;
+  while (splits > 1 && (rows * splits > 2 * static_cast<int64_t>(num_sms) || groups < splits)) splits /= 2;
   return splits;
 }
 

@@ -79,8 +79,9 @@ TEST(DeviceSamplerDraw, DrawsLieInTheCpuAllowedSet) {
 // The cluster kernel (several CTAs per row, split_sampling_kernel.cu) draws
 // exactly what the per-row kernel draws: the same ids for every row over
 // greedy rows, top-p, large top-k, min-p and temperature mixes, quantized
-// logits (ties at the cuts), a NaN row, an all -inf row and rows whose mass
-// sits at a slice boundary, at row counts that give 8, 4 and 2 CTAs per row.
+// logits (ties at the cuts), a NaN row, an all -inf row, rows whose mass sits
+// at a slice boundary and rows shorter than the cluster (CTAs with empty
+// slices), at row counts that give 8, 4 and 2 CTAs per row.
 TEST(DeviceSamplerDraw, ClusterKernelDrawsWhatThePerRowKernelDraws) {
   DS_SKIP_WITHOUT_GPU();
   const RowSampling kinds[] = {sampled(1.0f, -1, 0.9f, 0.0f, 1, 0),   sampled(0.6f, -1, 0.95f, 0.0f, 2, 0),
@@ -89,7 +90,8 @@ TEST(DeviceSamplerDraw, ClusterKernelDrawsWhatThePerRowKernelDraws) {
                                sampled(2.0f, -1, 1.0f, 0.0f, 7, 0),   sampled(0.7f, -1, 1.0f, 0.3f, 8, 0),
                                sampled(1.0f, 1, 0.5f, 0.0f, 9, 0)};
   int compared = 0;
-  for (int64_t vocab : {int64_t{1001}, int64_t{4099}, int64_t{152064}}) {
+  // Vocab 6: fewer token groups than 2 CTAs (the per-row kernel takes it); 30: one group per CTA at 8.
+  for (int64_t vocab : {int64_t{6}, int64_t{30}, int64_t{1001}, int64_t{4099}, int64_t{152064}}) {
     for (int64_t rows : {int64_t{5}, int64_t{33}, int64_t{64}, int64_t{100}}) {
       auto cluster = SamplerHarness::create(vocab, rows, true);
       auto per_row = SamplerHarness::create(vocab, rows, false);
