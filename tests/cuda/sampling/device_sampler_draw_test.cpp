@@ -90,7 +90,7 @@ TEST(DeviceSamplerDraw, ClusterKernelDrawsWhatThePerRowKernelDraws) {
                                sampled(2.0f, -1, 1.0f, 0.0f, 7, 0),   sampled(0.7f, -1, 1.0f, 0.3f, 8, 0),
                                sampled(1.0f, 1, 0.5f, 0.0f, 9, 0)};
   int compared = 0;
-  // Vocab 6: fewer token groups than 2 CTAs (the per-row kernel takes it); 30: one group per CTA at 8.
+  // Vocab 6 and 30: rows of 2 and 8 token groups, one group per CTA.
   for (int64_t vocab : {int64_t{6}, int64_t{30}, int64_t{1001}, int64_t{4099}, int64_t{152064}}) {
     for (int64_t rows : {int64_t{5}, int64_t{33}, int64_t{64}, int64_t{100}}) {
       auto cluster = SamplerHarness::create(vocab, rows, true);

@@ -48,6 +48,23 @@ TEST(DeviceSamplerArgs, CreateRejectsBadSizes) {
   EXPECT_FALSE(DeviceSampler::create(int64_t{1} << 32, 4).ok());
 }
 
+// Host only: CTAs per row of the cluster sampler (split_sampling_kernel.cu): at
+// most two CTAs per SM over all rows, at least one group of 4 tokens per CTA.
+TEST(DeviceSamplerArgs, ClusterSplits) {
+  EXPECT_EQ(sampling_cluster_splits(1, 152064, 132), 8);
+  EXPECT_EQ(sampling_cluster_splits(33, 152064, 132), 8);   // 264 CTAs
+  EXPECT_EQ(sampling_cluster_splits(34, 152064, 132), 4);
+  EXPECT_EQ(sampling_cluster_splits(64, 152064, 132), 4);
+  EXPECT_EQ(sampling_cluster_splits(100, 152064, 132), 2);
+  EXPECT_EQ(sampling_cluster_splits(133, 152064, 132), 1);  // the per-row kernel
+  EXPECT_EQ(sampling_cluster_splits(16, 30, 132), 8);       // 8 groups: one per CTA
+  EXPECT_EQ(sampling_cluster_splits(16, 29, 132), 8);       // 8 groups, the last one partial
+  EXPECT_EQ(sampling_cluster_splits(16, 28, 132), 4);       // 7 groups
+  EXPECT_EQ(sampling_cluster_splits(16, 6, 132), 2);        // 2 groups
+  EXPECT_EQ(sampling_cluster_splits(16, 4, 132), 1);        // 1 group
+  EXPECT_EQ(sampling_cluster_splits(1, 152064, 1), 2);      // 2 CTAs on one SM
+}
+
 TEST(DeviceSampler, GreedyMatchesCpuArgmaxWithTies) {
   DS_SKIP_WITHOUT_GPU();
   for (int64_t vocab : kVocabs) {
