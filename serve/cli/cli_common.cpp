@@ -8,6 +8,7 @@
 #include <memory>
 #include <cstdlib>
 
+#include "runtime/common/dtype.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/engine/engine.h"
 
@@ -17,12 +18,34 @@
 
 namespace ds::cli {
 
+// --dtype: vLLM's names for the dtype a model computes in. A plan's is fixed by
+// dscc (f32 CPU plans, bf16 CUDA plans), so anything but "auto" must match it.
+static Status check_dtype_option(const std::string& dtype, const std::string& plan_path, const LoadedPlan& plan) {
+  if (dtype == "auto") return Status::Ok();
+  DType want;
+  if (dtype == "bfloat16" || dtype == "bf16") {
+    want = DType::kBF16;
+  } else if (dtype == "float32" || dtype == "float") {
+    want = DType::kF32;
+  } else if (dtype == "float16" || dtype == "half") {
+    want = DType::kF16;
+  } else {
+    return Status::Error(StrCat() << "--dtype " << dtype << ": expected auto, bfloat16, float16 or float32");
+  }
+  const auto have = static_cast<DType>(plan.plan().activation_dtype());
+  if (have != want)
+    return Status::Error(StrCat() << "--dtype " << dtype << ": plan " << plan_path << " computes in "
+                                  << dtype_name(have) << " (dscc compiles the dtype in; pass --dtype auto)");
+  return Status::Ok();
+}
+
 Result<LoadedModel> load_model(const LoadOptions& options) {
   LoadedModel m;
   m.options = options;
   if (options.base_gpu_id < 0) return Status::Error(StrCat() << "--base-gpu-id " << options.base_gpu_id << " must be >= 0");
   if (!(options.dist_timeout > 0)) return Status::Error("--dist-timeout must be positive (seconds)");
   DS_ASSIGN_OR_RETURN(m.plan, LoadedPlan::from_file(options.plan_path));
+  DS_RETURN_IF_ERROR(check_dtype_option(options.dtype, options.plan_path, *m.plan));
   const int plan_tp = m.plan->plan().tp_size();
   if (options.nnodes < 1) return Status::Error(StrCat() << "--nnodes " << options.nnodes << " must be at least 1");
   if (options.nnodes > 1) {

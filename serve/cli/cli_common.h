@@ -33,6 +33,9 @@ struct LoadOptions {
   int base_gpu_id = 0;
   bool enable_p2p_check = false;
   bool disable_custom_all_reduce = false;  // --disable-custom-all-reduce: every all-reduce through NCCL
+  // --dtype (vLLM's): "auto", or the dtype the plan must compute in (dscc compiles it in).
+  std::string dtype = "auto";
+  bool trust_remote_code = false;  // accepted for SGLang/vLLM commands; dsrt runs no checkpoint code
 };
 
 // CUDA executor knobs shared by generate, score and serve (sm_* plans).

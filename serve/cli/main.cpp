@@ -21,9 +21,13 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
   cmd->add_option("--load-format", load.load_format, "auto | safetensors | dummy (random weights)")
       ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
   cmd->add_option("--dummy-seed", load.dummy_seed, "Seed of the dummy weights");
-  cmd->add_option("--tp", load.tp,
+  cmd->add_option("--tp,--tensor-parallel-size", load.tp,
                   "Tensor-parallel ranks of the whole group (one thread each in this process, or split over "
                   "--nnodes processes); must equal the plan's tp_size (dscc --tp)");
+  cmd->add_option("--dtype", load.dtype,
+                  "auto, or the dtype the plan must compute in (bfloat16 | float16 | float32; dscc compiles it in)");
+  cmd->add_flag("--trust-remote-code", load.trust_remote_code,
+                "Accepted for SGLang / vLLM commands; no effect (dsrt runs no code from a checkpoint)");
   cmd->add_option("--nnodes", load.nnodes,
                   "Multi-process tensor parallelism: number of processes; the plan's tp_size ranks split evenly "
                   "over them (--tp N --nnodes K: N / K ranks, and for CUDA plans N / K GPUs, in each)");
@@ -42,13 +46,13 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
 // CUDA executor knobs (sm_* plans); serve registers --mem-fraction-static itself.
 void add_cuda_options(CLI::App* cmd, ds::cli::CudaArgs& c, bool mem_fraction) {
   if (mem_fraction)
-    cmd->add_option("--mem-fraction-static", c.mem_fraction_static,
+    cmd->add_option("--mem-fraction-static,--gpu-memory-utilization", c.mem_fraction_static,
                     "CUDA plans: fraction of GPU memory for weights + KV cache; checked before loading");
   cmd->add_option("--cuda-graph-max-bs", c.cuda_graph_max_bs,
                   "CUDA plans: largest decode batch replayed from a CUDA graph (default by GPU memory: 8 below "
                   "20 GiB, 32 below 35, 128 below 60, 256 below 90 (H100), else 512 (H200); capped by the "
                   "running requests)");
-  cmd->add_flag("--disable-cuda-graph", c.disable_cuda_graph, "CUDA plans: run every step eagerly");
+  cmd->add_flag("--disable-cuda-graph,--enforce-eager", c.disable_cuda_graph, "CUDA plans: run every step eagerly");
 }
 
 }  // namespace

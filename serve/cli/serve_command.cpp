@@ -22,7 +22,7 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
                   "Requests in the running batch at most (CUDA: also the executor's sequences per step; capped "
                   "to what the KV pool holds)");
   cmd->add_option("--chunked-prefill-size", o.chunked_prefill_size, "Tokens per step (0: min(2048, max-model-len))");
-  cmd->add_option("--mem-fraction-static", o.mem_fraction_static,
+  cmd->add_option("--mem-fraction-static,--gpu-memory-utilization", o.mem_fraction_static,
                   "CUDA plans: fraction of GPU memory for weights + KV pool (default 0.88; the rest holds "
                   "activations and CUDA graphs). CPU plans: fraction of --kv-budget-bytes given to the KV pool")
       ->each([&a](const std::string&) { a.mem_fraction_given = true; });
@@ -37,12 +37,16 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
                   "chunks of this many rows (0: max(max-running-requests, 256), at most the chunked prefill size)");
   cmd->add_option("--reasoning-parser", o.reasoning_parser, "Split reasoning_content from content: deepseek_r1")
       ->check(CLI::IsMember({"deepseek_r1"}));
+  cmd->add_flag("--enable-reasoning", a.enable_reasoning,
+                "vLLM's switch for --reasoning-parser (which alone turns the split on here); needs it");
   cmd->add_option("--log-level", o.log_level, "debug | info | warning | error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
 }
 
 Status run_serve(const ServeArgs& a) {
   DS_RETURN_IF_ERROR(a.server.validate());
+  if (a.enable_reasoning && a.server.reasoning_parser.empty())
+    return Status::Error("--enable-reasoning needs --reasoning-parser (deepseek_r1)");
   if (a.kv_budget_bytes < 0) return Status::Error("--kv-budget-bytes must be >= 0");
   if (a.max_logit_rows < 0) return Status::Error("--max-logit-rows must be >= 0");
   if (a.cuda.cuda_graph_max_bs < 0) return Status::Error("--cuda-graph-max-bs must be >= 0");

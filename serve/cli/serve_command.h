@@ -19,6 +19,7 @@ struct ServeArgs {
   bool disable_overlap_schedule = false;
   int64_t max_logit_rows = 0;   // logit rows per step (0: ServingOptions' default)
   bool mem_fraction_given = false;  // --mem-fraction-static on the command line
+  bool enable_reasoning = false;    // --enable-reasoning (vLLM): requires --reasoning-parser
   CudaArgs cuda;                    // sm_* plans (mem_fraction_static comes from server.mem_fraction_static)
 };
 

@@ -105,6 +105,40 @@ TEST_F(DsrtCli, CudaPlansAndFlagsGiveClearErrors) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
 }
 
+// The SGLang / vLLM spellings users' launch commands carry: --tensor-parallel-size
+// (--tp), --gpu-memory-utilization (--mem-fraction-static), --enforce-eager
+// (--disable-cuda-graph), --dtype (checked against the plan's compiled dtype),
+// --trust-remote-code (no effect) and vLLM's --enable-reasoning (needs
+// --reasoning-parser).
+TEST_F(DsrtCli, SglangAndVllmFlagSpellings) {
+  const std::string gen = "generate " + plan_ + " --prompt-ids 1,2 --max-new-tokens 3 --ignore-eos --json";
+  CmdResult plain = dsrt(gen);
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  CmdResult r = dsrt(gen + " --tensor-parallel-size 1 --gpu-memory-utilization 0.4 --enforce-eager --dtype auto "
+                           "--trust-remote-code");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --dtype float32");  // a CPU plan computes in f32
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --dtype bfloat16");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--dtype bfloat16: plan " + plan_ + " computes in f32"), std::string::npos) << r.err;
+  r = dsrt("score " + plan_ + " --ids 1 --json --dtype int8");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--dtype int8: expected auto, bfloat16, float16 or float32"), std::string::npos) << r.err;
+  r = dsrt("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --tensor-parallel-size 2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--tp 2 does not match plan"), std::string::npos) << r.err;
+  r = dsrt("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --gpu-memory-utilization 1.5");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--mem-fraction-static 1.5 must be in (0, 1)"), std::string::npos) << r.err;
+  r = dsrt("serve " + plan_ + " --port 0 --enable-reasoning");
+  if (r.err.find("unknown subcommand") == std::string::npos) {  // dsrt built with the HTTP server
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.err.find("--enable-reasoning needs --reasoning-parser"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(DsrtCli, ScoreJson) {
   CmdResult r = dsrt("score " + plan_ + " --ids 1,2,3,4 --top-k 3 --json");
   ASSERT_EQ(r.code, 0) << r.err;
