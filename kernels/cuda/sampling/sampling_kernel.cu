@@ -117,21 +117,8 @@ __device__ int sample_filtered(const RowView& rv, const SampleRowParams& p, Kern
     return sample_small_top_k(rv, p.top_k, p.top_p, inv_t, p.min_p, p.seed, p.counter, sm.select, sm.small);
   float max_logit = -INFINITY;
   row_argmax(rv, sm.reduce, &max_logit);
-  uint64_t cut = 0;
-  if (p.top_k > 0 && p.top_k < rv.vocab) {
-    SelectSpec spec;
-    spec.count = static_cast<unsigned long long>(p.top_k);
-    cut = select_cut(rv, spec, sm.select);
-  }
-  if (p.top_p < 1.0f) {
-    SelectSpec spec;
-    spec.by_mass = true;
-    spec.top_p = p.top_p;
-    spec.max_logit = max_logit;
-    spec.inv_t = inv_t;
-    spec.lo = cut;
-    cut = select_cut(rv, spec, sm.select);
-  }
+  const uint64_t cut =
+      filter_cut_range(rv, p.top_k, p.top_p, max_logit, inv_t, sm.select, 0, rv.groups, BlockCombine{});
   const DrawParams d{cut, max_logit, inv_t, p.min_p, p.seed, p.counter};
   const int chosen = draw_inverse_cdf(rv, d, sm.select);
   return chosen >= 0 ? chosen : row_argmax(rv, sm.reduce, nullptr);

@@ -197,4 +197,29 @@ __device__ __forceinline__ uint64_t select_cut(const RowView& rv, const SelectSp
   return select_cut_range(rv, spec, sm, 0, rv.groups, BlockCombine{});
 }
 
+// The cut of a sampled row's filters over the groups [g0, g1): top-k (off when
+// top_k <= 0 or >= vocab), then top-p over the tokens top-k keeps (off at 1);
+// 0 keeps every token.
+template <typename Combine>
+__device__ __forceinline__ uint64_t filter_cut_range(const RowView& rv, int32_t top_k, float top_p, float max_logit,
+                                                     float inv_t, SelectSmem& sm, int64_t g0, int64_t g1,
+                                                     const Combine& combine) {
+  uint64_t cut = 0;
+  if (top_k > 0 && top_k < rv.vocab) {
+    SelectSpec spec;
+    spec.count = static_cast<unsigned long long>(top_k);
+    cut = select_cut_range(rv, spec, sm, g0, g1, combine);
+  }
+  if (top_p < 1.0f) {
+    SelectSpec spec;
+    spec.by_mass = true;
+    spec.top_p = top_p;
+    spec.max_logit = max_logit;
+    spec.inv_t = inv_t;
+    spec.lo = cut;
+    cut = select_cut_range(rv, spec, sm, g0, g1, combine);
+  }
+  return cut;
+}
+
 }  // namespace ds::cuda::sampling

@@ -129,21 +129,7 @@ __global__ void __launch_bounds__(kThreads, 2) split_sample_kernel(SampleLaunch 
     if (rank == 0) chosen = argmax_id;
   } else {
     const float inv_t = 1.0f / p.temperature;
-    uint64_t cut = 0;
-    if (p.top_k > 0 && p.top_k < a.vocab) {
-      SelectSpec spec;
-      spec.count = static_cast<unsigned long long>(p.top_k);
-      cut = select_cut_range(rv, spec, sm.select, g0, g1, ClusterCombine{});
-    }
-    if (p.top_p < 1.0f) {
-      SelectSpec spec;
-      spec.by_mass = true;
-      spec.top_p = p.top_p;
-      spec.max_logit = max_logit;
-      spec.inv_t = inv_t;
-      spec.lo = cut;
-      cut = select_cut_range(rv, spec, sm.select, g0, g1, ClusterCombine{});
-    }
+    const uint64_t cut = filter_cut_range(rv, p.top_k, p.top_p, max_logit, inv_t, sm.select, g0, g1, ClusterCombine{});
     const DrawParams d{cut, max_logit, inv_t, p.min_p, p.seed, p.counter};
     const DrawTiles tiles(g0, g1);
     const unsigned long long mine = draw_tile_masses(rv, d, tiles, sm.select);
