@@ -27,11 +27,11 @@
 #include "kernels/cuda/gemm/bulk_copy.cuh"
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
-#include "kernels/cuda/gemm/timing_spin.h"
 #include "runtime/common/status.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/pdl.cuh"
+#include "tools/bench/gpu/gemv_chain.h"
 
 namespace ds::cuda::bench {
 namespace {
@@ -243,8 +243,6 @@ const Shape kShapes[] = {
     {"32B@tp2 down", 5120, 13824}, {"lm_head 7B", 152064, 3584},
 };
 
-constexpr int kChain = 8;
-
 Status run(int reps) {
   int device = 0, sms = 0, smem_optin = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
@@ -258,37 +256,14 @@ Status run(int reps) {
   DS_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::allocate(27648 * 2));
   DS_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::allocate(152064 * 2));
   DS_ASSIGN_OR_RETURN(DeviceBuffer y_ref, DeviceBuffer::allocate(152064 * 2));
-  {
-    std::vector<__nv_bfloat16> hx(27648);
-    for (size_t i = 0; i < hx.size(); ++i) hx[i] = __float2bfloat16(static_cast<float>((i * 37) % 17) / 16.0f - 0.5f);
-    DS_RETURN_IF_ERROR(x.copy_from_host(hx.data(), hx.size() * 2));
-    std::vector<__nv_bfloat16> hw(1 << 20);
-    for (size_t i = 0; i < hw.size(); ++i) hw[i] = __float2bfloat16(static_cast<float>((i * 101) % 31) / 64.0f - 0.23f);
-    for (size_t off = 0; off < pool.bytes(); off += hw.size() * 2)
-      DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<char*>(pool.data()) + off, hw.data(),
-                                         std::min(hw.size() * 2, pool.bytes() - off), cudaMemcpyHostToDevice));
-  }
+  DS_RETURN_IF_ERROR(fill_gemv_inputs(x, pool));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<GemmRunner> runner, GemmRunner::create());
   detail::GemvScratch scratch;  // the bulk kernel needs only the SM count
   scratch.num_sms = sms;
   auto weight = [&](const Shape& s, int i) {
     return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * s.n * s.k * 2;
   };
-  auto time_chain = [&](const std::function<Status(int)>& launch) -> Result<double> {
-    for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
-    std::vector<double> ms;
-    for (int rep = 0; rep < reps; ++rep) {
-      DS_RETURN_IF_ERROR(launch_timing_spin(50000, stream.get()));
-      DS_RETURN_IF_ERROR(a.record(stream));
-      for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
-      DS_RETURN_IF_ERROR(b.record(stream));
-      DS_RETURN_IF_ERROR(b.synchronize());
-      DS_ASSIGN_OR_RETURN(const float t, b.elapsed_ms_since(a));
-      ms.push_back(t * 1e3 / kChain);
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-  };
+  auto chain_us = [&](const std::function<Status(int)>& launch) { return time_chain(stream, a, b, reps, launch); };
   std::printf("us per launch, 8 chained launches (PDL), GB/s of weights in ( ); production = GemmPath::kGemv\n");
   std::printf("%-14s %16s %16s %16s %16s", "shape", "production", "kAuto", "gemv-bulk-w8", "gemv-bulk-w16");
   for (const Variant& v : kVariants) std::printf(" %16s", v.name);
@@ -304,7 +279,7 @@ Status run(int reps) {
       return runner->run(g, stream.get(), GemmPath::kGemv);
     };
     DS_RETURN_IF_ERROR(production(0, y_ref.data()));
-    DS_ASSIGN_OR_RETURN(const double prod_us, time_chain([&](int i) { return production(i, y.data()); }));
+    DS_ASSIGN_OR_RETURN(const double prod_us, chain_us([&](int i) { return production(i, y.data()); }));
     auto chosen = [&](int i) {
       GemmArgs g;
       g.x = x.data();
@@ -313,7 +288,7 @@ Status run(int reps) {
       g.m = 1, g.n = s.n, g.k = s.k;
       return runner->run(g, stream.get(), GemmPath::kAuto);
     };
-    DS_ASSIGN_OR_RETURN(const double auto_us, time_chain(chosen));
+    DS_ASSIGN_OR_RETURN(const double auto_us, chain_us(chosen));
     std::printf("%-14s %8.2f (%5.0f) %8.2f (%5.0f)", s.name, prod_us, mb / prod_us, auto_us, mb / auto_us);
     for (int warps : {8, 16}) {  // the production bulk kernel
       auto bulk = [&](int i) {
@@ -324,7 +299,7 @@ Status run(int reps) {
         g.m = 1, g.n = s.n, g.k = s.k, g.ldx = s.k, g.ldy = s.n;
         return detail::launch_gemv(g, scratch, stream.get(), warps, detail::GemvKernel::kBulk);
       };
-      DS_ASSIGN_OR_RETURN(const double us, time_chain(bulk));
+      DS_ASSIGN_OR_RETURN(const double us, chain_us(bulk));
       std::printf(" %8.2f (%5.0f)", us, mb / us);
     }
     std::vector<__nv_bfloat16> ref(s.n), got(s.n);
@@ -354,7 +329,7 @@ Status run(int reps) {
         const double r = __bfloat162float(ref[i]), gv = __bfloat162float(got[i]);
         worst = std::max(worst, std::fabs(r - gv) / std::max(1.0, std::fabs(r)));
       }
-      DS_ASSIGN_OR_RETURN(const double us, time_chain(launch));
+      DS_ASSIGN_OR_RETURN(const double us, chain_us(launch));
       std::printf(" %8.2f (%5.0f)", us, mb / us);
     }
     std::printf("   %.2e\n", worst);

@@ -37,12 +37,12 @@
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/cuda/gemm/gemv_common.cuh"
-#include "kernels/cuda/gemm/timing_spin.h"
 #include "runtime/common/status.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/l2_prefetch.cuh"
 #include "runtime/cuda/pdl.cuh"
+#include "tools/bench/gpu/gemv_chain.h"
 
 namespace ds::cuda::bench {
 namespace {
@@ -195,8 +195,6 @@ const Shape kShapes[] = {
     {"32B@tp2 o", 5120, 2560},     {"32B@tp2 gate_up", 27648, 5120}, {"32B@tp2 down", 5120, 13824},
 };
 
-constexpr int kChain = 8;
-
 Status run(int reps, const std::string& table) {
   int device = 0, sms = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
@@ -209,36 +207,12 @@ Status run(int reps, const std::string& table) {
   DS_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::allocate(27648 * 2));
   DS_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::allocate(55296 * 2));
   DS_ASSIGN_OR_RETURN(DeviceBuffer y_ref, DeviceBuffer::allocate(55296 * 2));
-  {
-    // Weights and x: small values so the bf16 sums stay well scaled (a fixed pattern).
-    std::vector<__nv_bfloat16> hx(27648);
-    for (size_t i = 0; i < hx.size(); ++i) hx[i] = __float2bfloat16(static_cast<float>((i * 37) % 17) / 16.0f - 0.5f);
-    DS_RETURN_IF_ERROR(x.copy_from_host(hx.data(), hx.size() * 2));
-    std::vector<__nv_bfloat16> hw(1 << 20);
-    for (size_t i = 0; i < hw.size(); ++i) hw[i] = __float2bfloat16(static_cast<float>((i * 101) % 31) / 64.0f - 0.23f);
-    for (size_t off = 0; off < pool.bytes(); off += hw.size() * 2)
-      DS_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<char*>(pool.data()) + off, hw.data(),
-                                         std::min(hw.size() * 2, pool.bytes() - off), cudaMemcpyHostToDevice));
-  }
+  DS_RETURN_IF_ERROR(fill_gemv_inputs(x, pool));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<GemmRunner> runner, GemmRunner::create());
   auto weight = [&](const Shape& s, int i) {
     return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * s.n * s.k * 2;
   };
-  auto time_chain = [&](const std::function<Status(int)>& launch) -> Result<double> {
-    for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
-    std::vector<double> ms;
-    for (int rep = 0; rep < reps; ++rep) {
-      DS_RETURN_IF_ERROR(launch_timing_spin(50000, stream.get()));
-      DS_RETURN_IF_ERROR(a.record(stream));
-      for (int i = 0; i < kChain; ++i) DS_RETURN_IF_ERROR(launch(i));
-      DS_RETURN_IF_ERROR(b.record(stream));
-      DS_RETURN_IF_ERROR(b.synchronize());
-      DS_ASSIGN_OR_RETURN(const float t, b.elapsed_ms_since(a));
-      ms.push_back(t * 1e3 / kChain);
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-  };
+  auto chain_us = [&](const std::function<Status(int)>& launch) { return time_chain(stream, a, b, reps, launch); };
   // Times `variants` on shape (n, k) against the reference output in y_ref (n_out values);
   // prints one column per variant and the worst relative difference.
   auto time_variants = [&](const Shape& s, const Variant* variants, size_t count, int64_t n_out) -> Status {
@@ -265,7 +239,7 @@ Status run(int reps, const std::string& table) {
         const double r = __bfloat162float(ref[i]), g = __bfloat162float(got[i]);
         worst = std::max(worst, std::fabs(r - g) / std::max(1.0, std::fabs(r)));
       }
-      DS_ASSIGN_OR_RETURN(const double us, time_chain(launch));
+      DS_ASSIGN_OR_RETURN(const double us, chain_us(launch));
       std::printf(" %8.2f", us);
     }
     std::printf("   %.2e\n", worst);
@@ -286,7 +260,7 @@ Status run(int reps, const std::string& table) {
         return runner->run(g, stream.get(), GemmPath::kGemv);
       };
       DS_RETURN_IF_ERROR(production(0, y_ref.data()));
-      DS_ASSIGN_OR_RETURN(const double prod_us, time_chain([&](int i) { return production(i, y.data()); }));
+      DS_ASSIGN_OR_RETURN(const double prod_us, chain_us([&](int i) { return production(i, y.data()); }));
       std::printf("%-18s %10.2f", s.name, prod_us);
       DS_RETURN_IF_ERROR(time_variants(s, kVariants, std::size(kVariants), s.n));
     }
@@ -316,7 +290,7 @@ Status run(int reps, const std::string& table) {
           g.m = 1, g.n = n, g.k = k, g.ldx = k, g.ldy = n;
           return detail::launch_gemv(g, none, stream.get(), 4, detail::GemvKernel::kWarpRows);
         };
-        DS_ASSIGN_OR_RETURN(const double us, time_chain(launch));
+        DS_ASSIGN_OR_RETURN(const double us, chain_us(launch));
         std::printf("%8lld %8lld %8.2f %10.2f %10.1f\n", static_cast<long long>(k), static_cast<long long>(n),
                     static_cast<double>(n) / static_cast<double>(wave_rows), us,
                     static_cast<double>(n * k * 2) / (us * 1e3));
@@ -348,7 +322,7 @@ Status run(int reps, const std::string& table) {
       std::printf("%-18s", s.name);
       const std::pair<bool, int> kProduction[] = {{false, 1}, {false, 2}, {false, 4}, {true, 1}, {true, 2}};
       for (const auto& [async, splits] : kProduction) {
-        DS_ASSIGN_OR_RETURN(const double us, time_chain([&, async = async, splits = splits](int i) {
+        DS_ASSIGN_OR_RETURN(const double us, chain_us([&, async = async, splits = splits](int i) {
                               return production(i, y.data(), async, splits);
                             }));
         std::printf(" %8.2f", us);
