@@ -224,6 +224,15 @@ bool forced_choice(const GemmArgs& a, Choice* out) {
   return true;
 }
 
+namespace {
+// The bulk GEMV's choices that can run `a`, unless DSRT_GEMV_BULK=0.
+void append_bulk_candidates(const GemmArgs& a, std::vector<Choice>& out) {
+  if (!gemv_bulk_candidates_on()) return;
+  for (Choice c : {Choice::kGemvBulkW8, Choice::kGemvBulkW16})
+    if (choice_can_run(c, a)) out.push_back(c);
+}
+}  // namespace
+
 // Long-k problems at m <= 2 (the MLP down projection, k >= 4n) take the warp
 // GEMV while PDL is on: alone or back to back cuBLASLt is as fast or faster
 // (H200: 7B down 39 vs 42 us), but inside a decode layer the GEMV streams its
@@ -241,9 +250,7 @@ std::vector<Choice> layer_rule_candidates(const GemmArgs& a) {
     if (choice_can_run(c, a)) out.push_back(c);
   // The bulk GEMV streams its first stages before its PDL wait too (the
   // down projections: 7B 36.2-36.4 vs warp-s4 38.2-38.5 us in PDL chains).
-  if (gemv_bulk_candidates_on())
-    for (Choice c : {Choice::kGemvBulkW8, Choice::kGemvBulkW16})
-      if (choice_can_run(c, a)) out.push_back(c);
+  append_bulk_candidates(a, out);
   return out;
 }
 
@@ -262,9 +269,7 @@ std::vector<Choice> choice_candidates(const GemmArgs& a) {
   for (Choice c : {Choice::kCublasLt, Choice::kGemvMma, Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4,
                    Choice::kGemvAsync, Choice::kGemvWarpDeep})
     if (choice_can_run(c, a)) out.push_back(c);
-  if (gemv_bulk_candidates_on())
-    for (Choice c : {Choice::kGemvBulkW8, Choice::kGemvBulkW16})
-      if (choice_can_run(c, a)) out.push_back(c);
+  append_bulk_candidates(a, out);
   return out;
 }
 
