@@ -85,6 +85,8 @@ const char* choice_name(Choice c) {
     case Choice::kGemvWarpDeepS4: return "gemv-warp-deep-s4";
     case Choice::kGemvBulkW8: return "gemv-bulk-w8";
     case Choice::kGemvBulkW16: return "gemv-bulk-w16";
+    case Choice::kGemvBulkW8Static: return "gemv-bulk-w8-static";
+    case Choice::kGemvBulkW16S6: return "gemv-bulk-w16-6k";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
@@ -106,8 +108,22 @@ namespace {
 constexpr Choice kAllChoices[] = {Choice::kCublasLt,   Choice::kGemvWarp,   Choice::kGemvWarpDeep,
                                   Choice::kGemvAsync,  Choice::kGemvMma,    Choice::kGemvWarpS1,
                                   Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
-                                  Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16};
+                                  Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16,
+                                  Choice::kGemvBulkW8Static, Choice::kGemvBulkW16S6};
 }  // namespace
+
+bool is_bulk_choice(Choice c) {
+  return c == Choice::kGemvBulkW8 || c == Choice::kGemvBulkW16 || c == Choice::kGemvBulkW8Static ||
+         c == Choice::kGemvBulkW16S6;
+}
+
+GemvBulkConfig bulk_config(Choice c) {
+  GemvBulkConfig config;
+  config.warps = c == Choice::kGemvBulkW16 || c == Choice::kGemvBulkW16S6 ? 16 : 8;
+  config.claim = c != Choice::kGemvBulkW8Static;
+  config.slot_kib = c == Choice::kGemvBulkW16S6 ? 6 : 8;
+  return config;
+}
 
 bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) {
   if (deferred && (m > kDeferredNormMaxM || c == Choice::kCublasLt || c == Choice::kGemvMma || c == Choice::kGemvAsync))
@@ -124,7 +140,9 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) 
     case Choice::kGemvWarpDeepS2:
     case Choice::kGemvWarpDeepS4: return m == 1;
     case Choice::kGemvBulkW8:
-    case Choice::kGemvBulkW16: return m == 1 && !norm && !deferred;
+    case Choice::kGemvBulkW16:
+    case Choice::kGemvBulkW8Static:
+    case Choice::kGemvBulkW16S6: return m == 1 && !norm && !deferred;
   }
   return false;
 }
@@ -132,7 +150,7 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) 
 bool choice_can_run(Choice c, const GemmArgs& a) {
   if (!choice_can_run(c, a.m, a.norm.src != nullptr, a.swiglu_out != nullptr, make_problem_key(a).deferred != 0))
     return false;
-  if (c == Choice::kGemvBulkW8 || c == Choice::kGemvBulkW16)
+  if (is_bulk_choice(c))
     return pdl_device_ok() && gemv_bulk_unsupported_reason(a).empty();
   return true;
 }
@@ -228,7 +246,7 @@ namespace {
 // The bulk GEMV's choices that can run `a`, unless DSRT_GEMV_BULK=0.
 void append_bulk_candidates(const GemmArgs& a, std::vector<Choice>& out) {
   if (!gemv_bulk_candidates_on()) return;
-  for (Choice c : {Choice::kGemvBulkW8, Choice::kGemvBulkW16})
+  for (Choice c : {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW8Static, Choice::kGemvBulkW16S6})
     if (choice_can_run(c, a)) out.push_back(c);
 }
 }  // namespace

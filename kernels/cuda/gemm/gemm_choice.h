@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemv.h"
 
 namespace ds::cuda::detail {
 
@@ -52,10 +53,18 @@ enum class Choice : uint8_t {
   // 2 / 4 warps per row: only when forced (DSRT_GEMM_KERNEL), not timed by kAuto.
   kGemvWarpDeepS2,
   kGemvWarpDeepS4,
-  // The bulk-streaming GEMV (gemv_bulk.cu: m = 1, sm_90+) with 8 / 16 warps per block.
+  // The bulk-streaming GEMV (gemv_bulk.cu: m = 1, sm_90+) with 8 / 16 warps per
+  // block, stages claimed block-wide, 8 KiB ring slots; W8Static: 8 warps taking
+  // every 16th stage (short rows: no shared atomic per stage); W16S6: 16 warps,
+  // 6 KiB slots (long rows cut into more, shorter segments).
   kGemvBulkW8,
-  kGemvBulkW16
+  kGemvBulkW16,
+  kGemvBulkW8Static,
+  kGemvBulkW16S6
 };
+// Whether `c` is one of the bulk GEMV's layouts, and that layout.
+bool is_bulk_choice(Choice c);
+GemvBulkConfig bulk_config(Choice c);
 // Whether kAuto times the bulk GEMV (sm_90+ device; DSRT_GEMV_BULK=0 turns it off
 // for A/B runs; a forced DSRT_GEMM_KERNEL still runs it).
 bool gemv_bulk_candidates_on();

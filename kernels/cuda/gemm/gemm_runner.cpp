@@ -65,7 +65,8 @@ struct GemmRunner::Impl {
                                    detail::GemvKernel::kWarpRowsDeep);
       case Choice::kGemvBulkW8:
       case Choice::kGemvBulkW16:
-        return detail::launch_gemv(a, scratch, stream, c == Choice::kGemvBulkW8 ? 8 : 16, detail::GemvKernel::kBulk);
+      case Choice::kGemvBulkW8Static:
+      case Choice::kGemvBulkW16S6: return detail::launch_gemv_bulk(a, detail::bulk_config(c), scratch.num_sms, stream);
       case Choice::kCublasLt: break;
     }
     return lt->run(a, stream);

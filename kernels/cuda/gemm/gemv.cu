@@ -267,7 +267,11 @@ GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows :
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits,
                    GemvKernel kernel) {
   // The bulk GEMV checks its own operands (prologue, epilogues, m, k, alignment).
-  if (kernel == GemvKernel::kBulk) return launch_gemv_bulk(a, k_splits == 0 ? 8 : k_splits, scratch.num_sms, stream);
+  if (kernel == GemvKernel::kBulk) {
+    GemvBulkConfig config;
+    config.warps = k_splits == 0 ? 8 : k_splits;
+    return launch_gemv_bulk(a, config, scratch.num_sms, stream);
+  }
   const bool swiglu = a.swiglu_out != nullptr;
   if (swiglu) {
     // As for the prologue: what would read or write out of bounds is re-checked here.

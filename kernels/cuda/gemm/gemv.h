@@ -61,7 +61,8 @@ int gemv_k_splits(const GemmArgs& a, int num_sms);
 // kWarpRowsDeep: the warp kernel with 16 loads in flight per lane (m = 1 only;
 // fewer resident warps, twice the bytes in flight each).
 // kWarpAsync: warp per row, w landing in shared memory via cp.async (m <= 4).
-// kBulk: gemv_bulk.cu (m = 1, sm_90+; k_splits = its warps, 8 or 16, 0: 8).
+// kBulk: gemv_bulk.cu (m = 1, sm_90+; k_splits = its warps, 8 or 16, 0: 8; the
+// default GemvBulkConfig otherwise).
 enum class GemvKernel { kAuto, kWarpRows, kWarpRowsDeep, kWarpAsync, kMmaTiles, kBulk };
 constexpr int64_t kGemvWarpMaxM = 4;
 // kAuto's choice for m.
@@ -151,12 +152,19 @@ Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
 // The bulk-streaming GEMV (gemv_bulk.cu, sm_90+): m = 1, x read (no prologue,
 // no SwiGLU, no deferred norm), bias and residual (f32 or bf16 out) as the warp
 // kernels; one resident block per SM streams a contiguous row range through a
-// 128 KiB ring of bulk copies, with 8 (2 slots each) or 16 (1 slot) warps.
+// ring of 16 slots filled by bulk copies, with 8 (2 slots each) or 16 (1 slot) warps.
 constexpr int64_t kGemvBulkMaxK = 40960;  // x is staged in shared memory
+// Its layouts (kAuto times the few of gemm_choice.h):
+struct GemvBulkConfig {
+  int warps = 8;      // 8 (2 ring slots each) or 16 (1 slot each)
+  bool claim = true;  // a warp takes the block's next unclaimed stage (the warps end together)
+                      // or every 16th stage (no shared atomic per stage: cheaper for short rows)
+  int slot_kib = 8;   // ring slot size, 2..8 KiB (16 slots in flight per SM)
+};
 // Empty when it can compute `a`; otherwise the reason (the device is checked at launch).
 std::string gemv_bulk_unsupported_reason(const GemmArgs& a);
-// warps: 8 or 16; num_sms: the device's SM count (GemvScratch::num_sms).
-Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t stream);
+// num_sms: the device's SM count (GemvScratch::num_sms).
+Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num_sms, cudaStream_t stream);
 
 // y[r, c] += bias[c] for r < m, c < n; y f32 with row stride ldy, bias bf16.
 Status launch_add_bias_f32(float* y, const void* bias, int64_t m, int64_t n, int64_t ldy, cudaStream_t stream);

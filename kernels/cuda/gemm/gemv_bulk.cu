@@ -1,16 +1,17 @@
-// The bulk-streaming batch-1 GEMV (sm_90+; kAuto choices gemv-bulk-w8 and
-// gemv-bulk-w16): y = x · wᵀ (+ bias) (+ residual) at m = 1.
+// The bulk-streaming batch-1 GEMV (sm_90+; kAuto choices gemv-bulk-w8, -w16,
+// -w8-static and -w16-6k): y = x · wᵀ (+ bias) (+ residual) at m = 1.
 //
 // One block per SM for the whole launch. Block b owns the rows [n b / B, n (b + 1) / B),
 // i.e. one contiguous byte range of w, cut into stages: a stage is a segment of
-// a row (k long: a row is spr segments of up to kSlotVecs 16-byte vectors) or a
+// a row (k long: a row is spr segments of up to a slot's 16-byte vectors) or a
 // few whole rows (k short). Each of the block's W warps has D ring slots of
-// kSlotVecs vectors in shared memory; its lane 0 fills a slot with one bulk copy
+// slot_kib KiB in shared memory; its lane 0 fills a slot with one bulk copy
 // (cp.async.bulk, no register staging) and the warp consumes it, then takes the
 // block's next unclaimed stage (a shared-memory counter, so the warps end
-// together) into the slot it has just read. The first W x D stages are issued
-// before the PDL wait (weights do not depend on the previous kernel); x is staged
-// in shared memory after it. Each warp-reduced stage piece goes to a per-block
+// together; or, without the claim, every W x D-th stage: no shared atomic per
+// stage, cheaper where stages are short) into the slot it has just read. The
+// first W x D stages are issued before the PDL wait (weights do not depend on
+// the previous kernel); x is staged in shared memory after it. Each warp-reduced stage piece goes to a per-block
 // partial array (one float per row segment), which the block sums per row in
 // segment order at the end (deterministic), adding the bias and the residual in
 // f32 as the warp kernels do, with one rounding into y.
@@ -18,8 +19,8 @@
 // Why: the warp-per-row kernels stream a row part per warp from many short
 // blocks, and lose 5-8 us per long-k launch to the grid filling up, the dip at
 // each wave change and the last wave (docs/PERF.md, sessions 10-13). Here every
-// SM streams one contiguous range with 128 KiB in flight from start to end
-// (ds_gemv_bulk_bench, session 14).
+// SM streams one contiguous range with 96-128 KiB in flight from start to end
+// (ds_gemv_bulk_bench, sessions 14-15).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -35,8 +36,7 @@
 namespace ds::cuda::detail {
 namespace {
 
-constexpr int kSlotVecs = 512;             // 8 KiB per ring slot
-constexpr int kSlotsPerBlock = 16;         // W x D: 128 KiB of weights in flight per SM
+constexpr int kSlotsPerBlock = 16;         // W x D: 16 x slot_kib KiB of weights in flight per SM
 constexpr size_t kHeaderBytes = 256;       // barriers, then the claim counter in the last 4 bytes
 constexpr size_t kPartBytes = 16 << 10;    // most per-block partial sums
 constexpr size_t kMaxSmemBytes = 227 << 10;
@@ -52,15 +52,16 @@ struct BulkGeometry {
   __host__ __device__ int64_t slot_vecs() const { return static_cast<int64_t>(seg) * rows_per_stage; }
 };
 
-BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu) {
+BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int slot_kib) {
+  const int64_t slot_vecs = int64_t{slot_kib} * 64;  // 16-byte vectors per ring slot
   BulkGeometry g;
   g.halves = swiglu ? 2 : 1;
   n /= g.halves;
   g.n = n, g.nv = k / 8;
-  if (g.nv <= kSlotVecs) {
-    g.spr = 1, g.seg = static_cast<int>(g.nv), g.rows_per_stage = static_cast<int>(kSlotVecs / g.nv);
+  if (g.nv <= slot_vecs) {
+    g.spr = 1, g.seg = static_cast<int>(g.nv), g.rows_per_stage = static_cast<int>(slot_vecs / g.nv);
   } else {
-    g.spr = static_cast<int>((g.nv + kSlotVecs - 1) / kSlotVecs);
+    g.spr = static_cast<int>((g.nv + slot_vecs - 1) / slot_vecs);
     g.seg = static_cast<int>((g.nv + g.spr - 1) / g.spr);
     g.rows_per_stage = 1;
   }
@@ -94,7 +95,9 @@ __device__ __forceinline__ float residual_value(const void* residual, bool f32, 
              : __bfloat162float(static_cast<const __nv_bfloat16*>(residual)[at]);
 }
 
-template <int W, int D>
+// kClaim: a warp takes the block's next unclaimed stage (shared counter);
+// otherwise stage i's slot is refilled with stage i + W x D.
+template <int W, int D, bool kClaim>
 __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeometry g) {
   static_assert(W * D == kSlotsPerBlock && W * D * 8 + 4 <= kHeaderBytes, "ring layout");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -191,9 +194,12 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
       }
       // The slot is read by every lane: refill it with the block's next stage.
       __syncwarp();
-      unsigned next = 0;
-      if (lane == 0) next = atomicAdd(claim, 1u);
-      next = __shfl_sync(0xffffffffu, next, 0);
+      int64_t next = i + W * D;
+      if constexpr (kClaim) {
+        unsigned c = 0;
+        if (lane == 0) c = atomicAdd(claim, 1u);
+        next = __shfl_sync(0xffffffffu, c, 0);
+      }
       if (lane == 0 && next < stages) {
         fence_proxy_async_shared();
         issue(d, next);
@@ -228,7 +234,7 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
 #endif
 }
 
-template <int W, int D>
+template <int W, int D, bool kClaim>
 Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cudaStream_t stream) {
   // The kernel's shared-memory limit, raised once per device to the most any shape needs.
   static std::atomic<uint64_t> raised{0};
@@ -236,11 +242,11 @@ Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cuda
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
   const uint64_t bit = uint64_t{1} << (dev & 63);
   if ((raised.load(std::memory_order_acquire) & bit) == 0) {
-    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(gemv_bulk_kernel<W, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(gemv_bulk_kernel<W, D, kClaim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(kMaxSmemBytes)));
     raised.fetch_or(bit, std::memory_order_acq_rel);
   }
-  DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_bulk_kernel<W, D>, dim3(g.blocks), dim3(W * 32), smem, stream, p, g));
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_bulk_kernel<W, D, kClaim>, dim3(g.blocks), dim3(W * 32), smem, stream, p, g));
   return Status::Ok();
 }
 
@@ -261,16 +267,19 @@ std::string gemv_bulk_unsupported_reason(const GemmArgs& a) {
   return "";
 }
 
-Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t stream) {
+Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num_sms, cudaStream_t stream) {
   const std::string reason = gemv_bulk_unsupported_reason(a);
   if (!reason.empty()) return Status::Error(StrCat() << "gemv-bulk: cannot run: " << reason);
-  if (warps != 8 && warps != 16) return Status::Error(StrCat() << "gemv-bulk: " << warps << " warps (8 or 16)");
+  if (config.warps != 8 && config.warps != 16)
+    return Status::Error(StrCat() << "gemv-bulk: " << config.warps << " warps (8 or 16)");
+  if (config.slot_kib < 2 || config.slot_kib > 8)
+    return Status::Error(StrCat() << "gemv-bulk: ring slots of " << config.slot_kib << " KiB (2 to 8)");
   if (!pdl_device_ok()) return Status::Error("gemv-bulk: needs an sm_90+ device (bulk copies)");
   if (a.n == 0) return Status::Ok();
   const bool swiglu = a.swiglu_out != nullptr;
   if (a.x == nullptr || a.w == nullptr || (a.y == nullptr && !swiglu))
     return Status::Error("gemv-bulk: null x, w or y");
-  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu);
+  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu, config.slot_kib);
   const size_t smem = bulk_smem_bytes(g);
   if (smem > kMaxSmemBytes)
     return Status::Error(StrCat() << "gemv-bulk: internal: " << smem << " bytes of shared memory for n = " << a.n
@@ -283,7 +292,9 @@ Status launch_gemv_bulk(const GemmArgs& a, int warps, int num_sms, cudaStream_t 
   p.y = a.y;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.swiglu_out = static_cast<__nv_bfloat16*>(a.swiglu_out);
-  return warps == 8 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<16, 1>(p, g, smem, stream);
+  if (config.warps == 8)
+    return config.claim ? launch_bulk<8, 2, true>(p, g, smem, stream) : launch_bulk<8, 2, false>(p, g, smem, stream);
+  return config.claim ? launch_bulk<16, 1, true>(p, g, smem, stream) : launch_bulk<16, 1, false>(p, g, smem, stream);
 }
 
 }  // namespace ds::cuda::detail

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -93,11 +94,52 @@ TEST(GemmChoice, NamesAreDistinct) {
   std::set<std::string> names;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
                    Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
-                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16})
+                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW8Static,
+                   Choice::kGemvBulkW16S6})
     names.insert(choice_name(c));
-  EXPECT_EQ(names.size(), 12u);
+  EXPECT_EQ(names.size(), 14u);
+  EXPECT_TRUE(names.count("gemv-bulk-w8-static"));
+  EXPECT_TRUE(names.count("gemv-bulk-w16-6k"));
   EXPECT_TRUE(names.count("gemv-bulk-w16"));
   EXPECT_TRUE(names.count("gemv-warp-s4"));
+}
+
+// Each bulk choice runs its own layout of the one bulk kernel, every other
+// choice none; DSRT_GEMM_KERNEL names them; launch_gemv_bulk refuses a layout
+// it has no kernel for before touching the device.
+TEST(GemmChoice, BulkChoicesAreLayouts) {
+  struct Want {
+    Choice c;
+    int warps;
+    bool claim;
+    int slot_kib;
+  };
+  for (const Want& w : {Want{Choice::kGemvBulkW8, 8, true, 8}, Want{Choice::kGemvBulkW16, 16, true, 8},
+                        Want{Choice::kGemvBulkW8Static, 8, false, 8}, Want{Choice::kGemvBulkW16S6, 16, true, 6}}) {
+    EXPECT_TRUE(is_bulk_choice(w.c)) << choice_name(w.c);
+    const GemvBulkConfig config = bulk_config(w.c);
+    EXPECT_EQ(config.warps, w.warps) << choice_name(w.c);
+    EXPECT_EQ(config.claim, w.claim) << choice_name(w.c);
+    EXPECT_EQ(config.slot_kib, w.slot_kib) << choice_name(w.c);
+    const ForcedKernels f = parse_forced_kernels(choice_name(w.c));
+    EXPECT_TRUE(f.error.empty()) << f.error;
+    EXPECT_TRUE(f.all_set && f.all == w.c) << choice_name(w.c);
+  }
+  for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvAsync, Choice::kGemvMma, Choice::kGemvWarpS4})
+    EXPECT_FALSE(is_bulk_choice(c)) << choice_name(c);
+  GemmArgs a = problem(1, 8, 64);
+  a.x = a.w = reinterpret_cast<const void*>(uintptr_t{256});
+  a.y = reinterpret_cast<void*>(uintptr_t{512});
+  GemvBulkConfig twelve;
+  twelve.warps = 12;
+  const Status st = launch_gemv_bulk(a, twelve, 132, nullptr);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("12 warps"), std::string::npos) << st.message();
+  GemvBulkConfig big;
+  big.slot_kib = 16;
+  const Status st2 = launch_gemv_bulk(a, big, 132, nullptr);
+  EXPECT_FALSE(st2.ok());
+  EXPECT_NE(st2.message().find("16 KiB"), std::string::npos) << st2.message();
 }
 
 // The long-k rule (m <= 2, k >= 4n) applies only with PDL on an sm_90+ device; when it
@@ -108,7 +150,8 @@ TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   const std::vector<Choice> r = layer_rule_candidates(problem(1, 3584, 18944));
   if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
   std::vector<Choice> want = {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4};
-  if (gemv_bulk_candidates_on()) want.insert(want.end(), {Choice::kGemvBulkW8, Choice::kGemvBulkW16});
+  if (gemv_bulk_candidates_on())
+    want.insert(want.end(), {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW8Static, Choice::kGemvBulkW16S6});
   EXPECT_EQ(r, want);
 }
 

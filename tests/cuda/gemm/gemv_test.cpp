@@ -196,7 +196,19 @@ TEST_F(GemvTest, WarpKernelsAtForcedSplits) {
     }
 }
 
-// The bulk-streaming GEMV (sm_90+) at 8 and 16 warps over the geometries it
+// The bulk GEMV's layouts (warps per block, stages claimed block-wide or taken
+// in a fixed order, ring slot size): kAuto's four and two that only a forced
+// configuration runs (16 warps in fixed order, the smallest slots).
+struct BulkLayout {
+  const char* name;
+  detail::GemvBulkConfig config;
+};
+const BulkLayout kBulkLayouts[] = {
+    {"w8", {8, true, 8}},         {"w16", {16, true, 8}},        {"w8-static", {8, false, 8}},
+    {"w16-6k", {16, true, 6}},    {"w16-static", {16, false, 8}}, {"w8-2k", {8, true, 2}},
+};
+
+// The bulk-streaming GEMV (sm_90+) in each of those layouts over the geometries it
 // cuts a weight into: rows longer than a ring slot (several segments per row,
 // a short last segment: k = 4104, 18944, 40960), many whole rows per slot
 // (k = 8, 64) with a short last stage, fewer rows than SMs (n = 1, 7), more
@@ -217,19 +229,20 @@ TEST_F(GemvTest, BulkKernelGeometries) {
     ASSERT_NO_FATAL_FAILURE(make_linear_case(1, s.n, s.k, 31, &lin));
     float row_max = 0.0f;
     for (float v : lin.ref) row_max = std::max(row_max, std::fabs(v));
-    for (int warps : {8, 16}) {
+    for (const BulkLayout& layout : kBulkLayouts) {
       std::vector<float> first;
       for (int rep = 0; rep < 2; ++rep) {
-        const Status st = detail::launch_gemv(lin.a, scratch_.scratch, stream_.get(), warps, detail::GemvKernel::kBulk);
+        const Status st = detail::launch_gemv_bulk(lin.a, layout.config, scratch_.scratch.num_sms, stream_.get());
         ASSERT_TRUE(st.ok()) << st.message();
         ASSERT_TRUE(stream_.synchronize().ok());
         std::vector<float> y(static_cast<size_t>(s.n));
         ASSERT_TRUE(lin.dy.copy_to_host(y.data(), y.size() * 4).ok());
         for (int64_t c = 0; c < s.n; ++c)
           ASSERT_LE(std::fabs(y[c] - lin.ref[c]), 1e-2 * row_max + 1e-3)
-              << "n " << s.n << " k " << s.k << " warps " << warps << " col " << c;
+              << "n " << s.n << " k " << s.k << " " << layout.name << " col " << c;
         if (rep == 0) first = y;
-        else ASSERT_EQ(std::memcmp(first.data(), y.data(), y.size() * 4), 0) << "n " << s.n << " k " << s.k;
+        else ASSERT_EQ(std::memcmp(first.data(), y.data(), y.size() * 4), 0)
+            << "n " << s.n << " k " << s.k << " " << layout.name;
       }
     }
   }

@@ -10,8 +10,8 @@
 // producer thread feeding consumer warps that all work on the same stage,
 // streamed at 2.1-2.4 TB/s and was dropped.) For each decode shape it times 8
 // chained launches (distinct weights, PDL, a spin kernel first) of the production
-// path (GemmPath::kGemv), kAuto's choice, the production bulk kernel at 8 and 16
-// warps, and every variant, and checks each against the production output.
+// path (GemmPath::kGemv), kAuto's choice, the production bulk kernel in kAuto's
+// four layouts, and every variant, and checks each against the production output.
 #include <cuda_bf16.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +26,7 @@
 
 #include "kernels/cuda/gemm/bulk_copy.cuh"
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
 #include "runtime/common/status.h"
 #include "runtime/cuda/cuda_check.h"
@@ -226,11 +227,15 @@ cudaError_t ring_launch(const uint4* x, const uint4* w, __nv_bfloat16* y, int64_
         reinterpret_cast<const void*>(gemv_ring_kernel<CW, D, DYN>)                             \
   }
 
+// (Session 14's "ring 8w d2 8K" and "dyn 16w d1 6K" are the production layouts
+// gemv-bulk-w8-static and gemv-bulk-w16-6k now.)
 const Variant kVariants[] = {
-    DS_RING_VARIANT("ring 8w d2 8K", 8, 2, 1, 512, false), DS_RING_VARIANT("dyn 12w d1 8K", 12, 1, 1, 512, true),
-    DS_RING_VARIANT("dyn 16w d1 6K", 16, 1, 1, 384, true), DS_RING_VARIANT("dyn 16w d1 4K", 16, 1, 1, 256, true),
+    DS_RING_VARIANT("dyn 12w d1 8K", 12, 1, 1, 512, true), DS_RING_VARIANT("dyn 16w d1 4K", 16, 1, 1, 256, true),
     DS_RING_VARIANT("dyn 8w d1 8K b2", 8, 1, 2, 512, true), DS_RING_VARIANT("dyn 16w d2 4K", 16, 2, 1, 256, true),
 };
+// kAuto's bulk layouts (gemm_choice.h).
+const detail::Choice kBulkChoices[] = {detail::Choice::kGemvBulkW8, detail::Choice::kGemvBulkW16,
+                                       detail::Choice::kGemvBulkW8Static, detail::Choice::kGemvBulkW16S6};
 
 struct Shape {
   const char* name;
@@ -265,7 +270,8 @@ Status run(int reps) {
   };
   auto chain_us = [&](const std::function<Status(int)>& launch) { return time_chain(stream, a, b, reps, launch); };
   std::printf("us per launch, 8 chained launches (PDL), GB/s of weights in ( ); production = GemmPath::kGemv\n");
-  std::printf("%-14s %16s %16s %16s %16s", "shape", "production", "kAuto", "gemv-bulk-w8", "gemv-bulk-w16");
+  std::printf("%-14s %16s %16s", "shape", "production", "kAuto");
+  for (detail::Choice c : kBulkChoices) std::printf(" %19s", detail::choice_name(c));
   for (const Variant& v : kVariants) std::printf(" %16s", v.name);
   std::printf("   worst rel diff\n");
   for (const Shape& s : kShapes) {
@@ -290,22 +296,33 @@ Status run(int reps) {
     };
     DS_ASSIGN_OR_RETURN(const double auto_us, chain_us(chosen));
     std::printf("%-14s %8.2f (%5.0f) %8.2f (%5.0f)", s.name, prod_us, mb / prod_us, auto_us, mb / auto_us);
-    for (int warps : {8, 16}) {  // the production bulk kernel
+    std::vector<__nv_bfloat16> ref(s.n), got(s.n);
+    DS_RETURN_IF_ERROR(stream.synchronize());
+    DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
+    double worst = 0.0;
+    auto check = [&]() -> Status {
+      DS_RETURN_IF_ERROR(stream.synchronize());
+      DS_RETURN_IF_ERROR(y.copy_to_host(got.data(), s.n * 2));
+      for (int64_t i = 0; i < s.n; ++i) {
+        const double r = __bfloat162float(ref[i]), gv = __bfloat162float(got[i]);
+        worst = std::max(worst, std::fabs(r - gv) / std::max(1.0, std::fabs(r)));
+      }
+      return Status::Ok();
+    };
+    for (detail::Choice c : kBulkChoices) {  // the production bulk kernel
       auto bulk = [&](int i) {
         GemmArgs g;
         g.x = x.data();
         g.w = weight(s, i);
         g.y = y.data();
         g.m = 1, g.n = s.n, g.k = s.k, g.ldx = s.k, g.ldy = s.n;
-        return detail::launch_gemv(g, scratch, stream.get(), warps, detail::GemvKernel::kBulk);
+        return detail::launch_gemv_bulk(g, detail::bulk_config(c), scratch.num_sms, stream.get());
       };
+      DS_RETURN_IF_ERROR(bulk(0));
+      DS_RETURN_IF_ERROR(check());
       DS_ASSIGN_OR_RETURN(const double us, chain_us(bulk));
-      std::printf(" %8.2f (%5.0f)", us, mb / us);
+      std::printf("    %8.2f (%5.0f)", us, mb / us);
     }
-    std::vector<__nv_bfloat16> ref(s.n), got(s.n);
-    DS_RETURN_IF_ERROR(stream.synchronize());
-    DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
-    double worst = 0.0;
     for (const Variant& v : kVariants) {
       const int blocks = sms * v.blocks_per_sm;
       const size_t smem = v.smem(s.n, s.k, v.target_vecs, blocks);
@@ -323,12 +340,7 @@ Status run(int reps) {
         return Status::Ok();
       };
       DS_RETURN_IF_ERROR(launch(0));
-      DS_RETURN_IF_ERROR(stream.synchronize());
-      DS_RETURN_IF_ERROR(y.copy_to_host(got.data(), s.n * 2));
-      for (int64_t i = 0; i < s.n; ++i) {
-        const double r = __bfloat162float(ref[i]), gv = __bfloat162float(got[i]);
-        worst = std::max(worst, std::fabs(r - gv) / std::max(1.0, std::fabs(r)));
-      }
+      DS_RETURN_IF_ERROR(check());
       DS_ASSIGN_OR_RETURN(const double us, chain_us(launch));
       std::printf(" %8.2f (%5.0f)", us, mb / us);
     }
