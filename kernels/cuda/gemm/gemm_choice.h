@@ -54,13 +54,14 @@ enum class Choice : uint8_t {
   kGemvWarpDeepS2,
   kGemvWarpDeepS4,
   // The bulk-streaming GEMV (gemv_bulk.cu: m = 1, sm_90+) with 8 / 16 warps per
-  // block, stages claimed block-wide, 8 KiB ring slots; W8Static: 8 warps taking
-  // every 16th stage (short rows: no shared atomic per stage); W16S6: 16 warps,
-  // 6 KiB slots (long rows cut into more, shorter segments).
+  // block and 8 KiB ring slots (16 per SM); W12: 12 warps, 12 slots; W16S6: 16
+  // warps, 6 KiB slots (long rows in more, shorter segments); W8x2: two blocks
+  // of 8 warps with 8 slots each per SM.
   kGemvBulkW8,
   kGemvBulkW16,
-  kGemvBulkW8Static,
-  kGemvBulkW16S6
+  kGemvBulkW12,
+  kGemvBulkW16S6,
+  kGemvBulkW8x2
 };
 // Whether `c` is one of the bulk GEMV's layouts, and that layout.
 bool is_bulk_choice(Choice c);

@@ -1,20 +1,20 @@
-// The bulk-streaming batch-1 GEMV (sm_90+; kAuto choices gemv-bulk-w8, -w16,
-// -w8-static and -w16-6k): y = x · wᵀ (+ bias) (+ residual) at m = 1.
+// The bulk-streaming batch-1 GEMV (sm_90+; kAuto choices gemv-bulk-w8, -w12,
+// -w16, -w16-6k and -w8x2): y = x · wᵀ (+ bias) (+ residual) at m = 1.
 //
-// One block per SM for the whole launch. Block b owns the rows [n b / B, n (b + 1) / B),
-// i.e. one contiguous byte range of w, cut into stages: a stage is a segment of
-// a row (k long: a row is spr segments of up to a slot's 16-byte vectors) or a
-// few whole rows (k short). Each of the block's W warps has D ring slots of
-// slot_kib KiB in shared memory; its lane 0 fills a slot with one bulk copy
-// (cp.async.bulk, no register staging) and the warp consumes it, then takes the
-// block's next unclaimed stage (a shared-memory counter, so the warps end
-// together; or, without the claim, every W x D-th stage: no shared atomic per
-// stage, cheaper where stages are short) into the slot it has just read. The
+// One block per SM (w8x2: two) for the whole launch. Block b owns the rows
+// [n b / B, n (b + 1) / B), i.e. one contiguous byte range of w, cut into
+// stages: a stage is a segment of a row (k long: a row is spr segments of up to
+// a slot's 16-byte vectors) or a few whole rows (k short). Each of the block's
+// W warps has D ring slots of slot_kib KiB in shared memory; its lane 0 fills a
+// slot with one bulk copy (cp.async.bulk, no register staging) and the warp
+// consumes it, then takes the block's next unclaimed stage (a shared-memory
+// counter, so the warps end together) into the slot it has just read. The
 // first W x D stages are issued before the PDL wait (weights do not depend on
-// the previous kernel); x is staged in shared memory after it. Each warp-reduced stage piece goes to a per-block
-// partial array (one float per row segment), which the block sums per row in
-// segment order at the end (deterministic), adding the bias and the residual in
-// f32 as the warp kernels do, with one rounding into y.
+// the previous kernel); x is staged in shared memory after it. Each
+// warp-reduced stage piece goes to a per-block partial array (one float per row
+// segment), which the block sums per row in segment order at the end
+// (deterministic), adding the bias and the residual in f32 as the warp kernels
+// do, with one rounding into y.
 //
 // Why: the warp-per-row kernels stream a row part per warp from many short
 // blocks, and lose 5-8 us per long-k launch to the grid filling up, the dip at
@@ -36,7 +36,7 @@
 namespace ds::cuda::detail {
 namespace {
 
-constexpr int kSlotsPerBlock = 16;         // W x D: 16 x slot_kib KiB of weights in flight per SM
+constexpr int kMaxSlotsPerBlock = 16;      // W x D ring slots of slot_kib KiB per block
 constexpr size_t kHeaderBytes = 256;       // barriers, then the claim counter in the last 4 bytes
 constexpr size_t kPartBytes = 16 << 10;    // most per-block partial sums
 constexpr size_t kMaxSmemBytes = 227 << 10;
@@ -52,7 +52,7 @@ struct BulkGeometry {
   __host__ __device__ int64_t slot_vecs() const { return static_cast<int64_t>(seg) * rows_per_stage; }
 };
 
-BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int slot_kib) {
+BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int slot_kib, int blocks_per_sm) {
   const int64_t slot_vecs = int64_t{slot_kib} * 64;  // 16-byte vectors per ring slot
   BulkGeometry g;
   g.halves = swiglu ? 2 : 1;
@@ -65,18 +65,18 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int s
     g.seg = static_cast<int>((g.nv + g.spr - 1) / g.spr);
     g.rows_per_stage = 1;
   }
-  int64_t blocks = std::min<int64_t>(n, std::max(num_sms, 1));
+  const int64_t wave = static_cast<int64_t>(std::max(num_sms, 1)) * blocks_per_sm;
+  int64_t blocks = std::min<int64_t>(n, wave);
   // Enough blocks that a block's partial sums fit kPartBytes (more than one wave
   // only for shapes far past the models': n x spr > 4096 x num_sms).
-  while ((n + blocks - 1) / blocks * g.halves * g.spr * 4 > static_cast<int64_t>(kPartBytes))
-    blocks += std::max(num_sms, 1);
+  while ((n + blocks - 1) / blocks * g.halves * g.spr * 4 > static_cast<int64_t>(kPartBytes)) blocks += wave;
   g.blocks = static_cast<int>(std::min<int64_t>(blocks, n));
   g.rows_max = (n + g.blocks - 1) / g.blocks;
   return g;
 }
 
-size_t bulk_smem_bytes(const BulkGeometry& g) {
-  return kHeaderBytes + static_cast<size_t>(g.nv) * 16 + static_cast<size_t>(kSlotsPerBlock) * g.slot_vecs() * 16 +
+size_t bulk_smem_bytes(const BulkGeometry& g, int slots) {
+  return kHeaderBytes + static_cast<size_t>(g.nv) * 16 + static_cast<size_t>(slots) * g.slot_vecs() * 16 +
          static_cast<size_t>(g.rows_max) * g.halves * g.spr * 4;
 }
 
@@ -95,11 +95,9 @@ __device__ __forceinline__ float residual_value(const void* residual, bool f32, 
              : __bfloat162float(static_cast<const __nv_bfloat16*>(residual)[at]);
 }
 
-// kClaim: a warp takes the block's next unclaimed stage (shared counter);
-// otherwise stage i's slot is refilled with stage i + W x D.
-template <int W, int D, bool kClaim>
+template <int W, int D>
 __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeometry g) {
-  static_assert(W * D == kSlotsPerBlock && W * D * 8 + 4 <= kHeaderBytes, "ring layout");
+  static_assert(W * D <= kMaxSlotsPerBlock && W * D * 8 + 4 <= kHeaderBytes, "ring layout");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) unsigned char smem[];
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem);
@@ -107,7 +105,7 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
   uint4* xs = reinterpret_cast<uint4*>(smem + kHeaderBytes);
   const int64_t slot_vecs = g.slot_vecs();
   uint4* ring = xs + g.nv;
-  float* part = reinterpret_cast<float*>(ring + kSlotsPerBlock * slot_vecs);
+  float* part = reinterpret_cast<float*>(ring + W * D * slot_vecs);
   pdl_trigger();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t r0 = g.n * blockIdx.x / g.blocks, r1 = g.n * (blockIdx.x + 1) / g.blocks;
@@ -194,12 +192,9 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
       }
       // The slot is read by every lane: refill it with the block's next stage.
       __syncwarp();
-      int64_t next = i + W * D;
-      if constexpr (kClaim) {
-        unsigned c = 0;
-        if (lane == 0) c = atomicAdd(claim, 1u);
-        next = __shfl_sync(0xffffffffu, c, 0);
-      }
+      unsigned next = 0;
+      if (lane == 0) next = atomicAdd(claim, 1u);
+      next = __shfl_sync(0xffffffffu, next, 0);
       if (lane == 0 && next < stages) {
         fence_proxy_async_shared();
         issue(d, next);
@@ -234,7 +229,7 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
 #endif
 }
 
-template <int W, int D, bool kClaim>
+template <int W, int D>
 Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cudaStream_t stream) {
   // The kernel's shared-memory limit, raised once per device to the most any shape needs.
   static std::atomic<uint64_t> raised{0};
@@ -242,11 +237,11 @@ Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cuda
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
   const uint64_t bit = uint64_t{1} << (dev & 63);
   if ((raised.load(std::memory_order_acquire) & bit) == 0) {
-    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(gemv_bulk_kernel<W, D, kClaim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    DS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(gemv_bulk_kernel<W, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(kMaxSmemBytes)));
     raised.fetch_or(bit, std::memory_order_acq_rel);
   }
-  DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_bulk_kernel<W, D, kClaim>, dim3(g.blocks), dim3(W * 32), smem, stream, p, g));
+  DS_CUDA_RETURN_IF_ERROR(launch_kernel(gemv_bulk_kernel<W, D>, dim3(g.blocks), dim3(W * 32), smem, stream, p, g));
   return Status::Ok();
 }
 
@@ -270,8 +265,11 @@ std::string gemv_bulk_unsupported_reason(const GemmArgs& a) {
 Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num_sms, cudaStream_t stream) {
   const std::string reason = gemv_bulk_unsupported_reason(a);
   if (!reason.empty()) return Status::Error(StrCat() << "gemv-bulk: cannot run: " << reason);
-  if (config.warps != 8 && config.warps != 16)
-    return Status::Error(StrCat() << "gemv-bulk: " << config.warps << " warps (8 or 16)");
+  if (config.warps != 8 && config.warps != 12 && config.warps != 16)
+    return Status::Error(StrCat() << "gemv-bulk: " << config.warps << " warps (8, 12 or 16)");
+  if (config.blocks_per_sm != 1 && !(config.blocks_per_sm == 2 && config.warps == 8))
+    return Status::Error(StrCat() << "gemv-bulk: " << config.blocks_per_sm << " blocks per SM of " << config.warps
+                                  << " warps (1, or 2 of 8)");
   if (config.slot_kib < 2 || config.slot_kib > 8)
     return Status::Error(StrCat() << "gemv-bulk: ring slots of " << config.slot_kib << " KiB (2 to 8)");
   if (!pdl_device_ok()) return Status::Error("gemv-bulk: needs an sm_90+ device (bulk copies)");
@@ -279,8 +277,10 @@ Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num
   const bool swiglu = a.swiglu_out != nullptr;
   if (a.x == nullptr || a.w == nullptr || (a.y == nullptr && !swiglu))
     return Status::Error("gemv-bulk: null x, w or y");
-  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu, config.slot_kib);
-  const size_t smem = bulk_smem_bytes(g);
+  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu, config.slot_kib, config.blocks_per_sm);
+  // Ring slots per warp: 16 per SM in all, except 12 warps x 1.
+  const int per_warp = config.warps == 8 && config.blocks_per_sm == 1 ? 2 : 1;
+  const size_t smem = bulk_smem_bytes(g, config.warps * per_warp);
   if (smem > kMaxSmemBytes)
     return Status::Error(StrCat() << "gemv-bulk: internal: " << smem << " bytes of shared memory for n = " << a.n
                                   << ", k = " << a.k);
@@ -292,9 +292,9 @@ Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num
   p.y = a.y;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.swiglu_out = static_cast<__nv_bfloat16*>(a.swiglu_out);
-  if (config.warps == 8)
-    return config.claim ? launch_bulk<8, 2, true>(p, g, smem, stream) : launch_bulk<8, 2, false>(p, g, smem, stream);
-  return config.claim ? launch_bulk<16, 1, true>(p, g, smem, stream) : launch_bulk<16, 1, false>(p, g, smem, stream);
+  if (config.warps == 12) return launch_bulk<12, 1>(p, g, smem, stream);
+  if (config.warps == 16) return launch_bulk<16, 1>(p, g, smem, stream);
+  return per_warp == 2 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<8, 1>(p, g, smem, stream);
 }
 
 }  // namespace ds::cuda::detail

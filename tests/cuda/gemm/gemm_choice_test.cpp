@@ -94,12 +94,13 @@ TEST(GemmChoice, NamesAreDistinct) {
   std::set<std::string> names;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
                    Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
-                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW8Static,
-                   Choice::kGemvBulkW16S6})
+                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW12,
+                   Choice::kGemvBulkW16S6, Choice::kGemvBulkW8x2})
     names.insert(choice_name(c));
-  EXPECT_EQ(names.size(), 14u);
-  EXPECT_TRUE(names.count("gemv-bulk-w8-static"));
+  EXPECT_EQ(names.size(), 15u);
+  EXPECT_TRUE(names.count("gemv-bulk-w12"));
   EXPECT_TRUE(names.count("gemv-bulk-w16-6k"));
+  EXPECT_TRUE(names.count("gemv-bulk-w8x2"));
   EXPECT_TRUE(names.count("gemv-bulk-w16"));
   EXPECT_TRUE(names.count("gemv-warp-s4"));
 }
@@ -110,17 +111,16 @@ TEST(GemmChoice, NamesAreDistinct) {
 TEST(GemmChoice, BulkChoicesAreLayouts) {
   struct Want {
     Choice c;
-    int warps;
-    bool claim;
-    int slot_kib;
+    int warps, slot_kib, blocks_per_sm;
   };
-  for (const Want& w : {Want{Choice::kGemvBulkW8, 8, true, 8}, Want{Choice::kGemvBulkW16, 16, true, 8},
-                        Want{Choice::kGemvBulkW8Static, 8, false, 8}, Want{Choice::kGemvBulkW16S6, 16, true, 6}}) {
+  for (const Want& w : {Want{Choice::kGemvBulkW8, 8, 8, 1}, Want{Choice::kGemvBulkW16, 16, 8, 1},
+                        Want{Choice::kGemvBulkW12, 12, 8, 1}, Want{Choice::kGemvBulkW16S6, 16, 6, 1},
+                        Want{Choice::kGemvBulkW8x2, 8, 8, 2}}) {
     EXPECT_TRUE(is_bulk_choice(w.c)) << choice_name(w.c);
     const GemvBulkConfig config = bulk_config(w.c);
     EXPECT_EQ(config.warps, w.warps) << choice_name(w.c);
-    EXPECT_EQ(config.claim, w.claim) << choice_name(w.c);
     EXPECT_EQ(config.slot_kib, w.slot_kib) << choice_name(w.c);
+    EXPECT_EQ(config.blocks_per_sm, w.blocks_per_sm) << choice_name(w.c);
     const ForcedKernels f = parse_forced_kernels(choice_name(w.c));
     EXPECT_TRUE(f.error.empty()) << f.error;
     EXPECT_TRUE(f.all_set && f.all == w.c) << choice_name(w.c);
@@ -130,11 +130,16 @@ TEST(GemmChoice, BulkChoicesAreLayouts) {
   GemmArgs a = problem(1, 8, 64);
   a.x = a.w = reinterpret_cast<const void*>(uintptr_t{256});
   a.y = reinterpret_cast<void*>(uintptr_t{512});
-  GemvBulkConfig twelve;
-  twelve.warps = 12;
-  const Status st = launch_gemv_bulk(a, twelve, 132, nullptr);
+  GemvBulkConfig ten;
+  ten.warps = 10;
+  const Status st = launch_gemv_bulk(a, ten, 132, nullptr);
   EXPECT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("12 warps"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("10 warps"), std::string::npos) << st.message();
+  GemvBulkConfig two16;
+  two16.warps = 16, two16.blocks_per_sm = 2;
+  const Status st3 = launch_gemv_bulk(a, two16, 132, nullptr);
+  EXPECT_FALSE(st3.ok());
+  EXPECT_NE(st3.message().find("2 blocks per SM"), std::string::npos) << st3.message();
   GemvBulkConfig big;
   big.slot_kib = 16;
   const Status st2 = launch_gemv_bulk(a, big, 132, nullptr);
@@ -151,7 +156,8 @@ TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
   std::vector<Choice> want = {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4};
   if (gemv_bulk_candidates_on())
-    want.insert(want.end(), {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW8Static, Choice::kGemvBulkW16S6});
+    want.insert(want.end(), {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW12, Choice::kGemvBulkW16S6,
+                             Choice::kGemvBulkW8x2});
   EXPECT_EQ(r, want);
 }
 

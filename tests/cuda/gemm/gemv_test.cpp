@@ -196,16 +196,15 @@ TEST_F(GemvTest, WarpKernelsAtForcedSplits) {
     }
 }
 
-// The bulk GEMV's layouts (warps per block, stages claimed block-wide or taken
-// in a fixed order, ring slot size): kAuto's four and two that only a forced
-// configuration runs (16 warps in fixed order, the smallest slots).
+// The bulk GEMV's layouts (warps per block, ring slot size, blocks per SM):
+// kAuto's five and one that only a forced configuration runs (the smallest slots).
 struct BulkLayout {
   const char* name;
   detail::GemvBulkConfig config;
 };
 const BulkLayout kBulkLayouts[] = {
-    {"w8", {8, true, 8}},         {"w16", {16, true, 8}},        {"w8-static", {8, false, 8}},
-    {"w16-6k", {16, true, 6}},    {"w16-static", {16, false, 8}}, {"w8-2k", {8, true, 2}},
+    {"w8", {8, 8, 1}},       {"w16", {16, 8, 1}}, {"w12", {12, 8, 1}},
+    {"w16-6k", {16, 6, 1}},  {"w8x2", {8, 8, 2}}, {"w8-2k", {8, 2, 1}},
 };
 
 // The bulk-streaming GEMV (sm_90+) in each of those layouts over the geometries it

@@ -20,7 +20,8 @@
 # Any other setting is passed as DSRT_GEMM_KERNEL: a kernel name, or NxK=<kernel> entries that force
 # one weight shape only (e.g. 3584x3584=gemv-async: the 7B o_proj on the cp.async GEMV).
 # "nobulk": kAuto without the bulk-streaming GEMV candidates (DSRT_GEMV_BULK=0; "nobulk-verbose" prints
-# the choices).
+# the choices). "nodecoys": kAuto times weights that fit in L2 on themselves instead of rotating over
+# decoy copies (DSRT_GEMM_TIMING_DECOYS=0; "nodecoys-verbose" prints the choices).
 # A model written SIZE@tpN (e.g. 32B@tp2) runs that size's tpN plan with --tp N (N GPUs).
 #   tools/bench/gpu/decode_ab.sh [MODELS (default "7B 32B")] [KERNELS (default: see below)]
 # Prints one line per run: model, setting, decode tok/s.
@@ -51,11 +52,11 @@ for m in $MODELS; do
       continue
     fi
     envs=()
-    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; nobulk) envs=(DSRT_GEMV_BULK=0) ;; nobulk-verbose) envs=(DSRT_GEMV_BULK=0 DSRT_GEMM_VERBOSE=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
+    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; nobulk) envs=(DSRT_GEMV_BULK=0) ;; nobulk-verbose) envs=(DSRT_GEMV_BULK=0 DSRT_GEMM_VERBOSE=1) ;; nodecoys) envs=(DSRT_GEMM_TIMING_DECOYS=0) ;; nodecoys-verbose) envs=(DSRT_GEMM_TIMING_DECOYS=0 DSRT_GEMM_VERBOSE=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
     out="$(env "${envs[@]}" timeout 300 "$BUILD/bin/dsrt" generate "$plan" "${tp_args[@]}" --load-format dummy --prompt-ids "$PROMPT" \
              --max-new-tokens 256 --ignore-eos --json 2>/tmp/decode_ab.err)"
     tps="$(printf '%s' "$out" | python3 -c "import json, sys; print('%.1f' % json.load(sys.stdin)['timings']['decode_tokens_per_s'])" 2>/dev/null)"
     printf '%-8s %-20s %s\n' "$m" "$k" "${tps:-error: $(tail -n 2 /tmp/decode_ab.err | tr '\n' ' ')}"
-    [ "$k" = verbose ] || [ "$k" = nobulk-verbose ] && grep "dsrt gemm:" /tmp/decode_ab.err | sort | uniq -c | head -n 24
+    [ "$k" = verbose ] || [ "$k" = nobulk-verbose ] || [ "$k" = nodecoys-verbose ] && grep "dsrt gemm:" /tmp/decode_ab.err | sort | uniq -c | head -n 24
   done
 done
