@@ -129,6 +129,8 @@ GemvBulkConfig bulk_config(Choice c) {
 bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) {
   if (deferred && (m > kDeferredNormMaxM || c == Choice::kCublasLt || c == Choice::kGemvMma || c == Choice::kGemvAsync))
     return false;
+  // The RMSNorm prologue with the SwiGLU epilogue: only the bulk GEMV (it stages x once per block).
+  if (norm && swiglu && !is_bulk_choice(c)) return false;
   switch (c) {
     case Choice::kCublasLt:
     case Choice::kGemvMma: return !norm && !swiglu;
@@ -144,7 +146,7 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) 
     case Choice::kGemvBulkW16:
     case Choice::kGemvBulkW12:
     case Choice::kGemvBulkW16S6:
-    case Choice::kGemvBulkW8x2: return m == 1 && !norm && !deferred;
+    case Choice::kGemvBulkW8x2: return m == 1 && !deferred;
   }
   return false;
 }
@@ -280,6 +282,7 @@ std::vector<Choice> layer_rule_candidates(const GemmArgs& a) {
 // small ones (launch-bound); cuBLASLt wins on few-row long-k shapes and at
 // m >= 4. The RMSNorm prologue and the SwiGLU epilogue run on the warp kernels only.
 Choice static_choice(const GemmArgs& a) {
+  if (a.norm.src != nullptr && a.swiglu_out != nullptr) return Choice::kGemvBulkW16;
   if (a.norm.src != nullptr || a.swiglu_out != nullptr || make_problem_key(a).deferred != 0) return Choice::kGemvWarp;
   if (a.m <= 2 && (a.n >= 16384 || a.n * a.k <= (int64_t{16} << 20))) return Choice::kGemvWarp;
   return Choice::kCublasLt;

@@ -305,11 +305,17 @@ bool GemmRunner::supports_swiglu_epilogue(const GemmArgs& args) const {
   if (a.ldx == 0) a.ldx = a.k;
   if (a.m < 1 || a.n <= 0 || a.k <= 0 || a.ldx < a.k) return false;
   if ((reinterpret_cast<uintptr_t>(a.swiglu_out) & 1u) != 0) return false;
-  if (!detail::swiglu_unsupported_reason(a).empty()) return false;
+  const bool norm = a.norm.src != nullptr;
+  if (norm) {
+    // With the RMSNorm prologue only the bulk GEMV computes it (kAuto times its layouts).
+    if (!detail::gemv_bulk_candidates_on() || !detail::gemv_bulk_unsupported_reason(a).empty()) return false;
+  } else if (!detail::swiglu_unsupported_reason(a).empty()) {
+    return false;
+  }
   // A DSRT_GEMM_KERNEL without the epilogue (cublaslt, gemv-mma, gemv-warp-deep
   // at m > 1): the caller launches the SiLU*mul group and y is written.
   detail::Choice forced;
-  if (detail::env_forced_kernel(&forced) && !detail::choice_can_run(forced, a.m, false, /*swiglu=*/true))
+  if (detail::env_forced_kernel(&forced) && !detail::choice_can_run(forced, a.m, norm, /*swiglu=*/true))
     return false;
   return true;
 }

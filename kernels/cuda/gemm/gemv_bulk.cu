@@ -10,7 +10,9 @@
 // consumes it, then takes the block's next unclaimed stage (a shared-memory
 // counter, so the warps end together) into the slot it has just read. The
 // first W x D stages are issued before the PDL wait (weights do not depend on
-// the previous kernel); x is staged in shared memory after it. Each
+// the previous kernel); x is staged in shared memory after it (with the RMSNorm
+// prologue each block computes x = bf16(h * rstd * gamma) from the norm's
+// source h there, the value the norm group would have written). Each
 // warp-reduced stage piece goes to a per-block partial array (one float per row
 // segment), which the block sums per row in segment order at the end
 // (deterministic), adding the bias and the residual in f32 as the warp kernels
@@ -37,7 +39,8 @@ namespace ds::cuda::detail {
 namespace {
 
 constexpr int kMaxSlotsPerBlock = 16;      // W x D ring slots of slot_kib KiB per block
-constexpr size_t kHeaderBytes = 256;       // barriers, then the claim counter in the last 4 bytes
+constexpr size_t kHeaderBytes = 256;       // barriers, the norm's warp sums at kRedOffset, the claim counter last
+constexpr size_t kRedOffset = 128;
 constexpr size_t kPartBytes = 16 << 10;    // most per-block partial sums
 constexpr size_t kMaxSmemBytes = 227 << 10;
 
@@ -88,7 +91,63 @@ struct BulkParams {
   void* y = nullptr;
   bool out_f32 = false;
   __nv_bfloat16* swiglu_out = nullptr;  // halves == 2: y[j] = bf16(silu(gate_j) * up_j) here
+  const void* norm_src = nullptr;       // RMSNorm prologue: x is not read
+  bool norm_f32 = true;
+  const uint4* gamma = nullptr;
+  float eps = 0.0f;
 };
+
+// Eight values of the norm's source h (f32 or bf16) at 16-byte vector v of x.
+__device__ __forceinline__ void load_h8(const BulkParams& p, int64_t v, float (&h)[8]) {
+  if (p.norm_f32) {
+    const float4* s = static_cast<const float4*>(p.norm_src) + 2 * v;
+    const float4 a = __ldg(s), b = __ldg(s + 1);
+    h[0] = a.x, h[1] = a.y, h[2] = a.z, h[3] = a.w, h[4] = b.x, h[5] = b.y, h[6] = b.z, h[7] = b.w;
+  } else {
+    const uint4 u = __ldg(static_cast<const uint4*>(p.norm_src) + v);
+    const __nv_bfloat162* b = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float2 f = __bfloat1622float2(b[e]);
+      h[2 * e] = f.x, h[2 * e + 1] = f.y;
+    }
+  }
+}
+
+// x = bf16(h * rstd * gamma) with rstd = rsqrt(mean(h^2) + eps), as dscc's
+// generated rms_norm computes it (f32, one rounding), into xs; red holds W floats.
+template <int W>
+__device__ void stage_normed_x(const BulkParams& p, int64_t nv, uint4* xs, float* red) {
+  float ss = 0.0f;
+  for (int64_t v = threadIdx.x; v < nv; v += W * 32) {
+    float h[8];
+    load_h8(p, v, h);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ss = fmaf(h[i], h[i], ss);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < W; ++w) total += red[w];  // fixed order: every block gets the same rstd
+  const float rstd = rsqrtf(total / static_cast<float>(nv * 8) + p.eps);
+  for (int64_t v = threadIdx.x; v < nv; v += W * 32) {
+    float h[8];
+    load_h8(p, v, h);
+    const uint4 gv = __ldg(p.gamma + v);
+    const __nv_bfloat162* gh = reinterpret_cast<const __nv_bfloat162*>(&gv);
+    uint4 out;
+    __nv_bfloat162* oh = reinterpret_cast<__nv_bfloat162*>(&out);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float2 g = __bfloat1622float2(gh[e]);
+      oh[e] = __floats2bfloat162_rn(h[2 * e] * rstd * g.x, h[2 * e + 1] * rstd * g.y);
+    }
+    xs[v] = out;
+  }
+}
 
 __device__ __forceinline__ float residual_value(const void* residual, bool f32, int64_t at) {
   return f32 ? static_cast<const float*>(residual)[at]
@@ -97,7 +156,8 @@ __device__ __forceinline__ float residual_value(const void* residual, bool f32, 
 
 template <int W, int D>
 __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeometry g) {
-  static_assert(W * D <= kMaxSlotsPerBlock && W * D * 8 + 4 <= kHeaderBytes, "ring layout");
+  static_assert(W * D <= kMaxSlotsPerBlock && W * D * 8 <= kRedOffset && kRedOffset + W * 4 + 4 <= kHeaderBytes,
+                "ring layout");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) unsigned char smem[];
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem);
@@ -151,7 +211,11 @@ __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeo
       if (cur[d] < stages) issue(d, cur[d]);
   }
   pdl_wait();
-  for (int64_t v = threadIdx.x; v < g.nv; v += W * 32) xs[v] = __ldg(p.x + v);
+  if (p.norm_src == nullptr) {
+    for (int64_t v = threadIdx.x; v < g.nv; v += W * 32) xs[v] = __ldg(p.x + v);
+  } else {
+    stage_normed_x<W>(p, g.nv, xs, reinterpret_cast<float*>(smem + kRedOffset));
+  }
   if (threadIdx.x == 0) *claim = W * D;
   __syncthreads();
   uint32_t phase = 0;
@@ -249,16 +313,31 @@ Status launch_bulk(const BulkParams& p, const BulkGeometry& g, size_t smem, cuda
 
 std::string gemv_bulk_unsupported_reason(const GemmArgs& a) {
   if (a.m != 1) return StrCat() << "m = " << a.m << " (batch 1 only)";
-  if (a.norm.src != nullptr) return "the RMSNorm prologue (x must be read)";
+  if (a.norm.src != nullptr) {
+    GemmArgs plain = a;
+    plain.swiglu_out = nullptr;
+    const std::string reason = norm_prologue_unsupported_reason(plain);
+    if (!reason.empty()) return "the RMSNorm prologue: " + reason;
+  }
   if (a.swiglu_out != nullptr) {
-    const std::string reason = swiglu_unsupported_reason(a);
+    GemmArgs plain = a;
+    plain.norm = NormPrologue{};  // the warp kernels' limit; this kernel stages x first
+    const std::string reason = swiglu_unsupported_reason(plain);
     if (!reason.empty()) return "the SwiGLU epilogue: " + reason;
+    if (a.norm.src != nullptr) {
+      // Other blocks still read src while swiglu_out is written: they must not overlap.
+      const uintptr_t s0 = reinterpret_cast<uintptr_t>(a.norm.src), o0 = reinterpret_cast<uintptr_t>(a.swiglu_out);
+      const uintptr_t s1 = s0 + static_cast<uintptr_t>(a.k) * (a.norm.src_dtype == DType::kF32 ? 4 : 2);
+      const uintptr_t o1 = o0 + static_cast<uintptr_t>(a.n / 2) * 2;
+      if (s0 < o1 && o0 < s1) return "the RMSNorm prologue: norm.src overlaps swiglu_out";
+    }
   }
   if (a.norm_out.slot != nullptr || a.norm_out.x != nullptr || a.norm_in.slot != nullptr) return "the deferred RMSNorm";
   if (a.k % 8 != 0 || a.k <= 0) return StrCat() << "k = " << a.k << " (a positive multiple of 8)";
   if (a.k > kGemvBulkMaxK)
     return StrCat() << "k = " << a.k << " > " << kGemvBulkMaxK << " (x is staged in shared memory)";
-  if (pointer_alignment(a.x) < 16 || pointer_alignment(a.w) < 16) return "x and w must be 16-byte aligned";
+  if ((a.norm.src == nullptr && pointer_alignment(a.x) < 16) || pointer_alignment(a.w) < 16)
+    return "x and w must be 16-byte aligned";
   return "";
 }
 
@@ -275,8 +354,9 @@ Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num
   if (!pdl_device_ok()) return Status::Error("gemv-bulk: needs an sm_90+ device (bulk copies)");
   if (a.n == 0) return Status::Ok();
   const bool swiglu = a.swiglu_out != nullptr;
-  if (a.x == nullptr || a.w == nullptr || (a.y == nullptr && !swiglu))
-    return Status::Error("gemv-bulk: null x, w or y");
+  const bool norm = a.norm.src != nullptr;
+  if ((a.x == nullptr && !norm) || a.w == nullptr || (a.y == nullptr && !swiglu) || (norm && a.norm.gamma == nullptr))
+    return Status::Error("gemv-bulk: null x, w, y or norm.gamma");
   const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu, config.slot_kib, config.blocks_per_sm);
   // Ring slots per warp: 16 per SM in all, except 12 warps x 1.
   const int per_warp = config.warps == 8 && config.blocks_per_sm == 1 ? 2 : 1;
@@ -292,6 +372,10 @@ Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num
   p.y = a.y;
   p.out_f32 = a.out_dtype == DType::kF32;
   p.swiglu_out = static_cast<__nv_bfloat16*>(a.swiglu_out);
+  p.norm_src = a.norm.src;
+  p.norm_f32 = a.norm.src_dtype == DType::kF32;
+  p.gamma = static_cast<const uint4*>(a.norm.gamma);
+  p.eps = a.norm.eps;
   if (config.warps == 12) return launch_bulk<12, 1>(p, g, smem, stream);
   if (config.warps == 16) return launch_bulk<16, 1>(p, g, smem, stream);
   return per_warp == 2 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<8, 1>(p, g, smem, stream);
