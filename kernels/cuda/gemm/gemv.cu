@@ -266,6 +266,8 @@ GemvKernel gemv_auto_kernel(int64_t m) { return m <= 2 ? GemvKernel::kWarpRows :
 
 Status launch_gemv(const GemmArgs& a, const GemvScratch& scratch, cudaStream_t stream, int k_splits,
                    GemvKernel kernel) {
+  // The RMSNorm prologue with the SwiGLU epilogue runs on the bulk GEMV only.
+  if (kernel == GemvKernel::kAuto && a.norm.src != nullptr && a.swiglu_out != nullptr) kernel = GemvKernel::kBulk;
   // The bulk GEMV checks its own operands (prologue, epilogues, m, k, alignment).
   if (kernel == GemvKernel::kBulk) {
     GemvBulkConfig config;

@@ -15,6 +15,8 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 
 std::string gemv_unsupported_reason(const GemmArgs& a) {
   if (std::string r = deferred_norm_unsupported_reason(a); !r.empty()) return r;
+  // The RMSNorm prologue with the SwiGLU epilogue: the bulk GEMV's alone (m = 1; sm_90+, checked at launch).
+  if (a.swiglu_out != nullptr && a.norm.src != nullptr) return gemv_bulk_unsupported_reason(a);
   if (a.swiglu_out != nullptr) return swiglu_unsupported_reason(a);
   if (a.norm.src != nullptr) return norm_prologue_unsupported_reason(a);
   if (a.m < 1 || a.m > kGemvMaxM) return StrCat() << "m = " << a.m << " is outside [1, " << kGemvMaxM << "]";

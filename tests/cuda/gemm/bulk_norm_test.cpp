@@ -159,9 +159,13 @@ TEST_F(BulkNormTest, MatchesReference) {
               }
               ASSERT_TRUE(st.ok()) << what.str() << ": " << st.message();
               ASSERT_TRUE(stream_.synchronize().ok()) << what.str();
-              if (li < 0 && swiglu)
-                EXPECT_EQ(runner_->chosen_kernel(a).rfind("gemv-bulk", 0), 0u)
-                    << what.str() << ": kAuto took " << runner_->chosen_kernel(a);
+              // kAuto may take a warp kernel's prologue without the SwiGLU epilogue: it scales
+              // its dots by rstd instead of rounding x to bf16 (up to a bf16 ulp of each term).
+              const bool bulk = runner_->chosen_kernel(a).rfind("gemv-bulk", 0) == 0;
+              if (li < 0 && swiglu) EXPECT_TRUE(bulk) << what.str() << ": kAuto took " << runner_->chosen_kernel(a);
+              std::vector<double> tol_run = tol;
+              if (li < 0 && !bulk)
+                for (int64_t j = 0; j < outs; ++j) tol_run[j] += absdot[j] / 256.0;
               std::vector<double> got(static_cast<size_t>(outs));
               if (out == DType::kF32) {
                 std::vector<float> g(static_cast<size_t>(outs));
@@ -175,11 +179,11 @@ TEST_F(BulkNormTest, MatchesReference) {
               int64_t bad = 0, first = -1;
               for (int64_t j = 0; j < outs; ++j) {
                 const double err = std::fabs(got[j] - want[j]);
-                if (!(err <= tol[j])) {
+                if (!(err <= tol_run[j])) {
                   if (first < 0) first = j;
                   ++bad;
                 }
-                if (std::isfinite(err)) worst = std::max(worst, err / tol[j]);
+                if (std::isfinite(err)) worst = std::max(worst, err / tol_run[j]);
               }
               ++runs;
               EXPECT_EQ(bad, 0) << what.str() << ": " << bad << " of " << outs << " off, first col " << first

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/linear.h"
@@ -247,7 +248,13 @@ TEST_F(SwigluTest, UnsupportedCases) {
   b = a;
   b.norm.src = base + (128 << 10);
   b.norm.gamma = base + (640 << 10);
-  expect_no(b, "with the RMSNorm prologue");
+  // With the RMSNorm prologue: the bulk GEMV's alone (m = 1 on sm_90+; bulk_norm_test.cpp).
+  if (detail::pdl_device_ok() && detail::gemv_bulk_candidates_on())
+    EXPECT_TRUE(runner_->supports_swiglu_epilogue(b)) << "with the RMSNorm prologue at m = 1";
+  else
+    expect_no(b, "with the RMSNorm prologue (no bulk GEMV)");
+  b.m = 2;
+  expect_no(b, "with the RMSNorm prologue at m = 2");
   b = a;
   b.out_dtype = DType::kF32;
   expect_no(b, "out_dtype f32");
