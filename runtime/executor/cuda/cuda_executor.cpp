@@ -144,7 +144,10 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   std::unique_ptr<CudaExecutor> e(new CudaExecutor());
   Impl& x = *e->impl_;
   x.opt = options;
-  if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) x.opt.gemv_prologue = std::string(env) != "0";
+  if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) {
+    x.opt.gemv_prologue_swiglu = std::string(env) == "swiglu";
+    x.opt.gemv_prologue = std::string(env) != "0" && !x.opt.gemv_prologue_swiglu;
+  }
   if (const char* env = std::getenv("DSRT_GEMV_SWIGLU"); env && *env) x.opt.gemv_swiglu = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ATTN_ROPE"); env && *env) x.opt.attention_rope = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_ZERO_COPY"); env && *env) x.opt.zero_copy_upload = std::string(env) != "0";

@@ -73,7 +73,9 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   DS_ASSIGN_OR_RETURN(std::string prologue, attr_string_or(attrs, "prologue", "", where_));
   if (prologue.empty()) return Status::Ok();
   if (prologue != "rms_norm") return err("prologue '" + prologue + "' is not supported by the CUDA executor");
-  if (!x_.opt.gemv_prologue) return x_.opt.deferred_norm ? link_deferred_norm(op, pos) : Status::Ok();
+  op.prologue_with_swiglu = !x_.opt.gemv_prologue && x_.opt.gemv_prologue_swiglu && op.swiglu_marked;
+  if (!x_.opt.gemv_prologue && !op.prologue_with_swiglu)
+    return x_.opt.deferred_norm ? link_deferred_norm(op, pos) : Status::Ok();
   // The group that writes x: the last writer of that arena buffer before this linear.
   const auto w = writer_.find(ins_[0].index);
   NormGroup ng;

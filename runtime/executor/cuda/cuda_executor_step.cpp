@@ -235,6 +235,9 @@ GemmArgs base_linear_args(const BoundOp& op, int64_t m, const GemmRunner& gemm) 
   a.norm_out = DeferredNormOut{};
   a.norm_in = DeferredNormIn{};
   if (a.norm.src != nullptr && !gemm.supports_norm_prologue(a)) a.norm = NormPrologue{};
+  if (a.norm.src != nullptr && op.prologue_with_swiglu &&
+      (a.swiglu_out == nullptr || m > kSwigluEpilogueMaxRows || !gemm.supports_swiglu_epilogue(a)))
+    a.norm = NormPrologue{};
   // The SwiGLU epilogue only at batch 1: at m = 2 the timed plain choice is often
   // cuBLASLt, which beats the epilogue GEMV by more than the SiLU*mul launch it
   // saves (H200, TP 2 32B gate_up: 68.7 us + the group vs 83.1 us; docs/PERF.md).

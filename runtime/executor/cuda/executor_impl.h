@@ -60,6 +60,9 @@ struct BoundOp {
   size_t norm_consumer = kNone, norm_producer = kNone;
   size_t norm_out_slot = kNone, norm_in_slot = kNone;
   bool swiglu_marked = false;  // kLinear: plan attr epilogue = "swiglu"
+  // kLinear: its RMSNorm prologue is linked only together with its SwiGLU
+  // epilogue (CudaExecutorOptions::gemv_prologue_swiglu): without the one, not the other.
+  bool prologue_with_swiglu = false;
   // kAttention
   const void* q = nullptr;
   int layer = -1;

@@ -1,8 +1,9 @@
 // Decode fusions of the sm_90a plans in the CUDA executor (dscc
 // ds-fuse-residual-add, ds-gemv-prologue, ds-gemv-epilogue): the plan carries
 // them, and an executor that computes the RMSNorm inside the GEMV (batch 1 and
-// 2; opt-in), defers it to the GEMVs around it (batch 1; default) or SiLU*mul
-// in the gate_up GEMV's epilogue (batch 1; default)
+// 2; opt-in; or only in gate_up's, with its SwiGLU epilogue), defers it to the
+// GEMVs around it (batch 1; opt-in) or SiLU*mul in the gate_up GEMV's epilogue
+// (batch 1; default)
 // agrees with one that launches those groups and with the CPU f32 executor,
 // eager and in graphs, over a prefill and decode steps at batch 1, 2, 3 and 5
 // (the groups run at the larger batches). Needs the plans of tools/gpu/make_plans.sh.
@@ -152,6 +153,33 @@ TEST(CudaExecutorFusion, DeferredNormSkipsTheNormGroupsAtBatchOne) {
   std::cout << "[fusion] decode launches per step, deferred norm off/on: batch 1 " << off1 << "/" << on1
             << ", batch 2 " << off2 << "/" << on2 << " (" << layers << " layers)\n";
   EXPECT_EQ(off1 - on1, 2 * layers - 2);
+  EXPECT_EQ(on2, off2);
+}
+
+// DSRT_GEMV_PROLOGUE=swiglu: the RMSNorm prologue only on gate_up, together
+// with its SwiGLU epilogue, at batch 1 (the bulk GEMV, sm_90+): one launch
+// fewer per layer but the first (its gate_up norm also adds); none at batch 2.
+TEST(CudaExecutorFusion, PrologueWithSwigluAgreesWithTheGroups) {
+  compare_fusion("prologue with the SwiGLU epilogue",
+                 [](CudaExecutorOptions& o) { o.gemv_prologue_swiglu = true, o.gemv_swiglu = true; },
+                 [](CudaExecutorOptions& o) { o.gemv_prologue_swiglu = false, o.gemv_swiglu = false; });
+  if (device_count() == 0 || !std::filesystem::exists(plan_path(kModel, "sm_90a"))) return;
+  int major = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  if (major < 9) GTEST_SKIP() << "the pair runs on the bulk GEMV (sm_90+) only";
+  Fixture f = take(load_fixture(kModel, /*dummy=*/false), "fixture");
+  const int64_t layers = f.gpu_plan->plan().model()->num_layers();
+  auto launches = [&](bool on, int64_t batch) {
+    Side side = take(make_gpu_side(f, /*graphs=*/false, kMaxSeqs, [&](CudaExecutorOptions& o) {
+                       o.gemv_prologue_swiglu = on;
+                     }),
+                     "gpu side");
+    return static_cast<CudaExecutor&>(side.exec()).decode_launches(batch);
+  };
+  const int64_t off1 = launches(false, 1), on1 = launches(true, 1), off2 = launches(false, 2), on2 = launches(true, 2);
+  std::cout << "[fusion] decode launches per step, prologue with SwiGLU off/on: batch 1 " << off1 << "/" << on1
+            << ", batch 2 " << off2 << "/" << on2 << " (" << layers << " layers)\n";
+  EXPECT_EQ(off1 - on1, layers - 1);
   EXPECT_EQ(on2, off2);
 }
 
