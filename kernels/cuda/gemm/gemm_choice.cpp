@@ -85,9 +85,7 @@ const char* choice_name(Choice c) {
     case Choice::kGemvWarpDeepS4: return "gemv-warp-deep-s4";
     case Choice::kGemvBulkW8: return "gemv-bulk-w8";
     case Choice::kGemvBulkW16: return "gemv-bulk-w16";
-    case Choice::kGemvBulkW12: return "gemv-bulk-w12";
     case Choice::kGemvBulkW16S6: return "gemv-bulk-w16-6k";
-    case Choice::kGemvBulkW8x2: return "gemv-bulk-w8x2";
     case Choice::kGemvMma: break;
   }
   return "gemv-mma";
@@ -110,19 +108,17 @@ constexpr Choice kAllChoices[] = {Choice::kCublasLt,   Choice::kGemvWarp,   Choi
                                   Choice::kGemvAsync,  Choice::kGemvMma,    Choice::kGemvWarpS1,
                                   Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
                                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16,
-                                  Choice::kGemvBulkW12, Choice::kGemvBulkW16S6, Choice::kGemvBulkW8x2};
+                                  Choice::kGemvBulkW16S6};
 }  // namespace
 
 bool is_bulk_choice(Choice c) {
-  return c == Choice::kGemvBulkW8 || c == Choice::kGemvBulkW16 || c == Choice::kGemvBulkW12 ||
-         c == Choice::kGemvBulkW16S6 || c == Choice::kGemvBulkW8x2;
+  return c == Choice::kGemvBulkW8 || c == Choice::kGemvBulkW16 || c == Choice::kGemvBulkW16S6;
 }
 
 GemvBulkConfig bulk_config(Choice c) {
   GemvBulkConfig config;
-  config.warps = c == Choice::kGemvBulkW16 || c == Choice::kGemvBulkW16S6 ? 16 : c == Choice::kGemvBulkW12 ? 12 : 8;
+  config.warps = c == Choice::kGemvBulkW8 ? 8 : 16;
   config.slot_kib = c == Choice::kGemvBulkW16S6 ? 6 : 8;
-  config.blocks_per_sm = c == Choice::kGemvBulkW8x2 ? 2 : 1;
   return config;
 }
 
@@ -144,9 +140,7 @@ bool choice_can_run(Choice c, int64_t m, bool norm, bool swiglu, bool deferred) 
     case Choice::kGemvWarpDeepS4: return m == 1;
     case Choice::kGemvBulkW8:
     case Choice::kGemvBulkW16:
-    case Choice::kGemvBulkW12:
-    case Choice::kGemvBulkW16S6:
-    case Choice::kGemvBulkW8x2: return m == 1 && !deferred;
+    case Choice::kGemvBulkW16S6: return m == 1 && !deferred;
   }
   return false;
 }
@@ -250,8 +244,7 @@ namespace {
 // The bulk GEMV's choices that can run `a`, unless DSRT_GEMV_BULK=0.
 void append_bulk_candidates(const GemmArgs& a, std::vector<Choice>& out) {
   if (!gemv_bulk_candidates_on()) return;
-  for (Choice c : {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW12, Choice::kGemvBulkW16S6,
-                   Choice::kGemvBulkW8x2})
+  for (Choice c : {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW16S6})
     if (choice_can_run(c, a)) out.push_back(c);
 }
 }  // namespace

@@ -54,14 +54,11 @@ enum class Choice : uint8_t {
   kGemvWarpDeepS2,
   kGemvWarpDeepS4,
   // The bulk-streaming GEMV (gemv_bulk.cu: m = 1, sm_90+) with 8 / 16 warps per
-  // block and 8 KiB ring slots (16 per SM); W12: 12 warps, 12 slots; W16S6: 16
-  // warps, 6 KiB slots (long rows in more, shorter segments); W8x2: two blocks
-  // of 8 warps with 8 slots each per SM.
+  // block and 8 KiB ring slots (16 per SM); W16S6: 16 warps, 6 KiB slots (long
+  // rows in more, shorter segments: the 32B down projection).
   kGemvBulkW8,
   kGemvBulkW16,
-  kGemvBulkW12,
-  kGemvBulkW16S6,
-  kGemvBulkW8x2
+  kGemvBulkW16S6
 };
 // Whether `c` is one of the bulk GEMV's layouts, and that layout.
 bool is_bulk_choice(Choice c);

@@ -75,9 +75,7 @@ struct GemmRunner::Impl {
                                    detail::GemvKernel::kWarpRowsDeep);
       case Choice::kGemvBulkW8:
       case Choice::kGemvBulkW16:
-      case Choice::kGemvBulkW12:
-      case Choice::kGemvBulkW16S6:
-      case Choice::kGemvBulkW8x2: return detail::launch_gemv_bulk(a, detail::bulk_config(c), scratch.num_sms, stream);
+      case Choice::kGemvBulkW16S6: return detail::launch_gemv_bulk(a, detail::bulk_config(c), scratch.num_sms, stream);
       case Choice::kCublasLt: break;
     }
     return lt->run(a, stream);

@@ -151,14 +151,14 @@ Status launch_gemv_async(const GemvWarpParams& p, cudaStream_t stream);
 
 // The bulk-streaming GEMV (gemv_bulk.cu, sm_90+): m = 1, x read (no prologue,
 // no SwiGLU, no deferred norm), bias and residual (f32 or bf16 out) as the warp
-// kernels; one (or two) resident blocks per SM stream a contiguous row range
-// through a ring of shared-memory slots filled by bulk copies (GemvBulkConfig).
+// kernels, and the RMSNorm prologue (also with the SwiGLU epilogue: the only
+// kernel with that pair); one resident block per SM streams a contiguous row
+// range through a ring of 16 shared-memory slots filled by bulk copies.
 constexpr int64_t kGemvBulkMaxK = 40960;  // x is staged in shared memory
 // Its layouts (kAuto's choices in gemm_choice.h):
 struct GemvBulkConfig {
-  int warps = 8;          // per block: 8 (2 ring slots each, or 1 with 2 blocks per SM), 12 or 16 (1 slot each)
-  int slot_kib = 8;       // ring slot size, 2..8 KiB
-  int blocks_per_sm = 1;  // 2: two blocks of 8 warps (8 slots each) share an SM
+  int warps = 8;     // per block: 8 (2 ring slots each) or 16 (1 slot each)
+  int slot_kib = 8;  // ring slot size, 2..8 KiB (16 slots per SM)
 };
 // Empty when it can compute `a`; otherwise the reason (the device is checked at launch).
 std::string gemv_bulk_unsupported_reason(const GemmArgs& a);

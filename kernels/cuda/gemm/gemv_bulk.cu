@@ -1,7 +1,7 @@
-// The bulk-streaming batch-1 GEMV (sm_90+; kAuto choices gemv-bulk-w8, -w12,
-// -w16, -w16-6k and -w8x2): y = x · wᵀ (+ bias) (+ residual) at m = 1.
+// The bulk-streaming batch-1 GEMV (sm_90+; kAuto choices gemv-bulk-w8, -w16
+// and -w16-6k): y = x · wᵀ (+ bias) (+ residual) at m = 1.
 //
-// One block per SM (w8x2: two) for the whole launch. Block b owns the rows
+// One block per SM for the whole launch. Block b owns the rows
 // [n b / B, n (b + 1) / B), i.e. one contiguous byte range of w, cut into
 // stages: a stage is a segment of a row (k long: a row is spr segments of up to
 // a slot's 16-byte vectors) or a few whole rows (k short). Each of the block's
@@ -38,7 +38,7 @@
 namespace ds::cuda::detail {
 namespace {
 
-constexpr int kMaxSlotsPerBlock = 16;      // W x D ring slots of slot_kib KiB per block
+constexpr int kSlotsPerBlock = 16;         // W x D ring slots of slot_kib KiB per block
 constexpr size_t kHeaderBytes = 256;       // barriers, the norm's warp sums at kRedOffset, the claim counter last
 constexpr size_t kRedOffset = 128;
 constexpr size_t kPartBytes = 16 << 10;    // most per-block partial sums
@@ -55,7 +55,7 @@ struct BulkGeometry {
   __host__ __device__ int64_t slot_vecs() const { return static_cast<int64_t>(seg) * rows_per_stage; }
 };
 
-BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int slot_kib, int blocks_per_sm) {
+BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int slot_kib) {
   const int64_t slot_vecs = int64_t{slot_kib} * 64;  // 16-byte vectors per ring slot
   BulkGeometry g;
   g.halves = swiglu ? 2 : 1;
@@ -68,7 +68,7 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int s
     g.seg = static_cast<int>((g.nv + g.spr - 1) / g.spr);
     g.rows_per_stage = 1;
   }
-  const int64_t wave = static_cast<int64_t>(std::max(num_sms, 1)) * blocks_per_sm;
+  const int64_t wave = std::max(num_sms, 1);
   int64_t blocks = std::min<int64_t>(n, wave);
   // Enough blocks that a block's partial sums fit kPartBytes (more than one wave
   // only for shapes far past the models': n x spr > 4096 x num_sms).
@@ -78,8 +78,8 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int s
   return g;
 }
 
-size_t bulk_smem_bytes(const BulkGeometry& g, int slots) {
-  return kHeaderBytes + static_cast<size_t>(g.nv) * 16 + static_cast<size_t>(slots) * g.slot_vecs() * 16 +
+size_t bulk_smem_bytes(const BulkGeometry& g) {
+  return kHeaderBytes + static_cast<size_t>(g.nv) * 16 + static_cast<size_t>(kSlotsPerBlock) * g.slot_vecs() * 16 +
          static_cast<size_t>(g.rows_max) * g.halves * g.spr * 4;
 }
 
@@ -156,7 +156,7 @@ __device__ __forceinline__ float residual_value(const void* residual, bool f32, 
 
 template <int W, int D>
 __global__ void __launch_bounds__(W * 32) gemv_bulk_kernel(BulkParams p, BulkGeometry g) {
-  static_assert(W * D <= kMaxSlotsPerBlock && W * D * 8 <= kRedOffset && kRedOffset + W * 4 + 4 <= kHeaderBytes,
+  static_assert(W * D == kSlotsPerBlock && W * D * 8 <= kRedOffset && kRedOffset + W * 4 + 4 <= kHeaderBytes,
                 "ring layout");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) unsigned char smem[];
@@ -344,11 +344,8 @@ std::string gemv_bulk_unsupported_reason(const GemmArgs& a) {
 Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num_sms, cudaStream_t stream) {
   const std::string reason = gemv_bulk_unsupported_reason(a);
   if (!reason.empty()) return Status::Error(StrCat() << "gemv-bulk: cannot run: " << reason);
-  if (config.warps != 8 && config.warps != 12 && config.warps != 16)
-    return Status::Error(StrCat() << "gemv-bulk: " << config.warps << " warps (8, 12 or 16)");
-  if (config.blocks_per_sm != 1 && !(config.blocks_per_sm == 2 && config.warps == 8))
-    return Status::Error(StrCat() << "gemv-bulk: " << config.blocks_per_sm << " blocks per SM of " << config.warps
-                                  << " warps (1, or 2 of 8)");
+  if (config.warps != 8 && config.warps != 16)
+    return Status::Error(StrCat() << "gemv-bulk: " << config.warps << " warps (8 or 16)");
   if (config.slot_kib < 2 || config.slot_kib > 8)
     return Status::Error(StrCat() << "gemv-bulk: ring slots of " << config.slot_kib << " KiB (2 to 8)");
   if (!pdl_device_ok()) return Status::Error("gemv-bulk: needs an sm_90+ device (bulk copies)");
@@ -357,10 +354,8 @@ Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num
   const bool norm = a.norm.src != nullptr;
   if ((a.x == nullptr && !norm) || a.w == nullptr || (a.y == nullptr && !swiglu) || (norm && a.norm.gamma == nullptr))
     return Status::Error("gemv-bulk: null x, w, y or norm.gamma");
-  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu, config.slot_kib, config.blocks_per_sm);
-  // Ring slots per warp: 16 per SM in all, except 12 warps x 1.
-  const int per_warp = config.warps == 8 && config.blocks_per_sm == 1 ? 2 : 1;
-  const size_t smem = bulk_smem_bytes(g, config.warps * per_warp);
+  const BulkGeometry g = bulk_geometry(a.n, a.k, num_sms, swiglu, config.slot_kib);
+  const size_t smem = bulk_smem_bytes(g);
   if (smem > kMaxSmemBytes)
     return Status::Error(StrCat() << "gemv-bulk: internal: " << smem << " bytes of shared memory for n = " << a.n
                                   << ", k = " << a.k);
@@ -376,9 +371,7 @@ Status launch_gemv_bulk(const GemmArgs& a, const GemvBulkConfig& config, int num
   p.norm_f32 = a.norm.src_dtype == DType::kF32;
   p.gamma = static_cast<const uint4*>(a.norm.gamma);
   p.eps = a.norm.eps;
-  if (config.warps == 12) return launch_bulk<12, 1>(p, g, smem, stream);
-  if (config.warps == 16) return launch_bulk<16, 1>(p, g, smem, stream);
-  return per_warp == 2 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<8, 1>(p, g, smem, stream);
+  return config.warps == 8 ? launch_bulk<8, 2>(p, g, smem, stream) : launch_bulk<16, 1>(p, g, smem, stream);
 }
 
 }  // namespace ds::cuda::detail

@@ -145,7 +145,7 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   Impl& x = *e->impl_;
   x.opt = options;
   if (const char* env = std::getenv("DSRT_GEMV_PROLOGUE"); env && *env) {
-    x.opt.gemv_prologue_swiglu = std::string(env) == "swiglu";
+    x.opt.gemv_prologue_swiglu = std::string(env) == "swiglu";  // =1: gemv_prologue covers gate_up too
     x.opt.gemv_prologue = std::string(env) != "0" && !x.opt.gemv_prologue_swiglu;
   }
   if (const char* env = std::getenv("DSRT_GEMV_SWIGLU"); env && *env) x.opt.gemv_swiglu = std::string(env) != "0";

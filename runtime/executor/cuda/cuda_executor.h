@@ -59,10 +59,12 @@ struct CudaExecutorOptions {
   // (or 0) in the environment overrides it.
   bool gemv_prologue = false;
   // The same only on the linears that also carry the SwiGLU epilogue (gate_up)
-  // and only at batch 1, where the bulk GEMV stages the normed x once per block
-  // and writes silu(gate) * up: one kernel instead of norm + GEMV.
-  // DSRT_GEMV_PROLOGUE=swiglu turns it on (=0 both off, =1 gemv_prologue).
-  bool gemv_prologue_swiglu = false;
+  // and only at batch 1, where the bulk GEMV (sm_90+) stages the normed x once
+  // per block and writes silu(gate) * up: one kernel instead of norm + GEMV. On
+  // by default (H200, 32B decode 61.7-61.8 vs 61.3-61.4 tok/s, 7B within noise;
+  // docs/PERF.md, session 15). DSRT_GEMV_PROLOGUE=swiglu / =1 / =0 in the
+  // environment: this one, gemv_prologue, neither.
+  bool gemv_prologue_swiglu = true;
   // Linears marked with a SwiGLU epilogue (dscc ds-gemv-epilogue: gate_up) write
   // silu(gate) * up themselves at decode batch sizes, and the SiLU*mul group is
   // not launched. DSRT_GEMV_SWIGLU=0 turns it off.

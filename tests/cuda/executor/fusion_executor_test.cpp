@@ -116,7 +116,7 @@ void compare_fusion(const char* what, const std::function<void(CudaExecutorOptio
 
 TEST(CudaExecutorFusion, GemvPrologueAgreesWithTheNormGroups) {
   compare_fusion("RMSNorm prologue", [](CudaExecutorOptions& o) { o.gemv_prologue = true; },
-                 [](CudaExecutorOptions& o) { o.gemv_prologue = false; });
+                 [](CudaExecutorOptions& o) { o.gemv_prologue = false, o.gemv_prologue_swiglu = false; });
 }
 
 TEST(CudaExecutorFusion, SwigluEpilogueAgreesWithTheSiluMulGroups) {
@@ -125,10 +125,10 @@ TEST(CudaExecutorFusion, SwigluEpilogueAgreesWithTheSiluMulGroups) {
 }
 
 TEST(CudaExecutorFusion, DeferredNormAgreesWithTheNormGroups) {
-  compare_fusion("deferred RMSNorm", [](CudaExecutorOptions& o) { o.deferred_norm = true; },
-                 [](CudaExecutorOptions& o) { o.deferred_norm = false; });
+  compare_fusion("deferred RMSNorm", [](CudaExecutorOptions& o) { o.deferred_norm = true, o.gemv_prologue_swiglu = false; },
+                 [](CudaExecutorOptions& o) { o.deferred_norm = false, o.gemv_prologue_swiglu = false; });
   compare_fusion("deferred RMSNorm + SwiGLU epilogue",
-                 [](CudaExecutorOptions& o) { o.deferred_norm = true, o.gemv_swiglu = true; },
+                 [](CudaExecutorOptions& o) { o.deferred_norm = true, o.gemv_swiglu = true, o.gemv_prologue_swiglu = false; },
                  [](CudaExecutorOptions& o) { o.deferred_norm = false, o.gemv_swiglu = false; });
 }
 
@@ -145,6 +145,7 @@ TEST(CudaExecutorFusion, DeferredNormSkipsTheNormGroupsAtBatchOne) {
   auto launches = [&](bool deferred, int64_t batch) {
     Side side = take(make_gpu_side(f, /*graphs=*/false, kMaxSeqs, [&](CudaExecutorOptions& o) {
                        o.deferred_norm = deferred;
+                       o.gemv_prologue_swiglu = false;  // it takes gate_up's norm first
                      }),
                      "gpu side");
     return static_cast<CudaExecutor&>(side.exec()).decode_launches(batch);

@@ -94,13 +94,11 @@ TEST(GemmChoice, NamesAreDistinct) {
   std::set<std::string> names;
   for (Choice c : {Choice::kCublasLt, Choice::kGemvWarp, Choice::kGemvWarpDeep, Choice::kGemvAsync, Choice::kGemvMma,
                    Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4, Choice::kGemvWarpDeepS2,
-                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW12,
-                   Choice::kGemvBulkW16S6, Choice::kGemvBulkW8x2})
+                   Choice::kGemvWarpDeepS4, Choice::kGemvBulkW8, Choice::kGemvBulkW16,
+                   Choice::kGemvBulkW16S6})
     names.insert(choice_name(c));
-  EXPECT_EQ(names.size(), 15u);
-  EXPECT_TRUE(names.count("gemv-bulk-w12"));
+  EXPECT_EQ(names.size(), 13u);
   EXPECT_TRUE(names.count("gemv-bulk-w16-6k"));
-  EXPECT_TRUE(names.count("gemv-bulk-w8x2"));
   EXPECT_TRUE(names.count("gemv-bulk-w16"));
   EXPECT_TRUE(names.count("gemv-warp-s4"));
 }
@@ -111,16 +109,14 @@ TEST(GemmChoice, NamesAreDistinct) {
 TEST(GemmChoice, BulkChoicesAreLayouts) {
   struct Want {
     Choice c;
-    int warps, slot_kib, blocks_per_sm;
+    int warps, slot_kib;
   };
-  for (const Want& w : {Want{Choice::kGemvBulkW8, 8, 8, 1}, Want{Choice::kGemvBulkW16, 16, 8, 1},
-                        Want{Choice::kGemvBulkW12, 12, 8, 1}, Want{Choice::kGemvBulkW16S6, 16, 6, 1},
-                        Want{Choice::kGemvBulkW8x2, 8, 8, 2}}) {
+  for (const Want& w : {Want{Choice::kGemvBulkW8, 8, 8}, Want{Choice::kGemvBulkW16, 16, 8},
+                        Want{Choice::kGemvBulkW16S6, 16, 6}}) {
     EXPECT_TRUE(is_bulk_choice(w.c)) << choice_name(w.c);
     const GemvBulkConfig config = bulk_config(w.c);
     EXPECT_EQ(config.warps, w.warps) << choice_name(w.c);
     EXPECT_EQ(config.slot_kib, w.slot_kib) << choice_name(w.c);
-    EXPECT_EQ(config.blocks_per_sm, w.blocks_per_sm) << choice_name(w.c);
     const ForcedKernels f = parse_forced_kernels(choice_name(w.c));
     EXPECT_TRUE(f.error.empty()) << f.error;
     EXPECT_TRUE(f.all_set && f.all == w.c) << choice_name(w.c);
@@ -135,11 +131,7 @@ TEST(GemmChoice, BulkChoicesAreLayouts) {
   const Status st = launch_gemv_bulk(a, ten, 132, nullptr);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("10 warps"), std::string::npos) << st.message();
-  GemvBulkConfig two16;
-  two16.warps = 16, two16.blocks_per_sm = 2;
-  const Status st3 = launch_gemv_bulk(a, two16, 132, nullptr);
-  EXPECT_FALSE(st3.ok());
-  EXPECT_NE(st3.message().find("2 blocks per SM"), std::string::npos) << st3.message();
+
   GemvBulkConfig big;
   big.slot_kib = 16;
   const Status st2 = launch_gemv_bulk(a, big, 132, nullptr);
@@ -156,8 +148,7 @@ TEST(GemmChoice, LongKRuleOffersOnlyWarpSplits) {
   if (r.empty()) GTEST_SKIP() << "PDL off here (no sm_90+ device or DSRT_PDL=0): the rule does not apply";
   std::vector<Choice> want = {Choice::kGemvWarpS1, Choice::kGemvWarpS2, Choice::kGemvWarpS4};
   if (gemv_bulk_candidates_on())
-    want.insert(want.end(), {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW12, Choice::kGemvBulkW16S6,
-                             Choice::kGemvBulkW8x2});
+    want.insert(want.end(), {Choice::kGemvBulkW8, Choice::kGemvBulkW16, Choice::kGemvBulkW16S6});
   EXPECT_EQ(r, want);
 }
 

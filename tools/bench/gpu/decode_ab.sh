@@ -4,7 +4,8 @@
 # (DSRT_GEMM_KERNEL, "auto" = kAuto's timed choice), with PDL off (DSRT_PDL=0) and with the
 # RMSNorm GEMV prologue on ("prologue": DSRT_GEMV_PROLOGUE=1, the norm groups are skipped at
 # batch 1-2; "prologue-verbose" prints kAuto's choices; "prologue-swiglu": only gate_up's, with its
-# SwiGLU epilogue, at batch 1: DSRT_GEMV_PROLOGUE=swiglu), with the SwiGLU epilogue off ("noswiglu": DSRT_GEMV_SWIGLU=0), with short KV
+# SwiGLU epilogue, at batch 1: DSRT_GEMV_PROLOGUE=swiglu, the default; "noprologue": neither,
+# DSRT_GEMV_PROLOGUE=0), with the SwiGLU epilogue off ("noswiglu": DSRT_GEMV_SWIGLU=0), with short KV
 # bounds unsplit ("noshortsplit": DSRT_ATTN_SHORT_SPLITS=0; "nocluster": the splits merged through global
 # memory instead of a thread-block cluster, DSRT_ATTN_CLUSTER_MERGE=0; "verbose": auto, printing
 # kAuto's timed GEMM choices, DSRT_GEMM_VERBOSE=1; "norope": the rope + KV-write group launched
@@ -53,7 +54,7 @@ for m in $MODELS; do
       continue
     fi
     envs=()
-    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; nobulk) envs=(DSRT_GEMV_BULK=0) ;; nobulk-verbose) envs=(DSRT_GEMV_BULK=0 DSRT_GEMM_VERBOSE=1) ;; nodecoys) envs=(DSRT_GEMM_TIMING_DECOYS=0) ;; nodecoys-verbose) envs=(DSRT_GEMM_TIMING_DECOYS=0 DSRT_GEMM_VERBOSE=1) ;; prologue-verbose) envs=(DSRT_GEMV_PROLOGUE=1 DSRT_GEMM_VERBOSE=1) ;; prologue-swiglu) envs=(DSRT_GEMV_PROLOGUE=swiglu) ;; prologue-swiglu-verbose) envs=(DSRT_GEMV_PROLOGUE=swiglu DSRT_GEMM_VERBOSE=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
+    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; nobulk) envs=(DSRT_GEMV_BULK=0) ;; nobulk-verbose) envs=(DSRT_GEMV_BULK=0 DSRT_GEMM_VERBOSE=1) ;; nodecoys) envs=(DSRT_GEMM_TIMING_DECOYS=0) ;; nodecoys-verbose) envs=(DSRT_GEMM_TIMING_DECOYS=0 DSRT_GEMM_VERBOSE=1) ;; prologue-verbose) envs=(DSRT_GEMV_PROLOGUE=1 DSRT_GEMM_VERBOSE=1) ;; prologue-swiglu) envs=(DSRT_GEMV_PROLOGUE=swiglu) ;; noprologue) envs=(DSRT_GEMV_PROLOGUE=0) ;; prologue-swiglu-verbose) envs=(DSRT_GEMV_PROLOGUE=swiglu DSRT_GEMM_VERBOSE=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
     out="$(env "${envs[@]}" timeout 300 "$BUILD/bin/dsrt" generate "$plan" "${tp_args[@]}" --load-format dummy --prompt-ids "$PROMPT" \
              --max-new-tokens 256 --ignore-eos --json 2>/tmp/decode_ab.err)"
     tps="$(printf '%s' "$out" | python3 -c "import json, sys; print('%.1f' % json.load(sys.stdin)['timings']['decode_tokens_per_s'])" 2>/dev/null)"
