@@ -18,25 +18,61 @@
 
 namespace ds::cli {
 
+// DType of a --dtype / --kv-cache-dtype name (torch's and the short ones); false if none.
+static bool dtype_by_name(const std::string& name, DType* out) {
+  if (name == "bfloat16" || name == "bf16") *out = DType::kBF16;
+  else if (name == "float32" || name == "float" || name == "f32") *out = DType::kF32;
+  else if (name == "float16" || name == "half" || name == "f16") *out = DType::kF16;
+  else return false;
+  return true;
+}
+
 // --dtype: vLLM's names for the dtype a model computes in. A plan's is fixed by
 // dscc (f32 CPU plans, bf16 CUDA plans), so anything but "auto" must match it.
 static Status check_dtype_option(const std::string& dtype, const std::string& plan_path, const LoadedPlan& plan) {
   if (dtype == "auto") return Status::Ok();
   DType want;
-  if (dtype == "bfloat16" || dtype == "bf16") {
-    want = DType::kBF16;
-  } else if (dtype == "float32" || dtype == "float") {
-    want = DType::kF32;
-  } else if (dtype == "float16" || dtype == "half") {
-    want = DType::kF16;
-  } else {
+  if (!dtype_by_name(dtype, &want))
     return Status::Error(StrCat() << "--dtype " << dtype << ": expected auto, bfloat16, float16 or float32");
-  }
   const auto have = static_cast<DType>(plan.plan().activation_dtype());
   if (have != want)
     return Status::Error(StrCat() << "--dtype " << dtype << ": plan " << plan_path << " computes in "
                                   << dtype_name(have) << " (dscc compiles the dtype in; pass --dtype auto)");
   return Status::Ok();
+}
+
+// --kv-cache-dtype: the plan fixes the KV cache's dtype (dscc: bf16 on CUDA
+// targets, f32 on the CPU), so anything but "auto" must name it. The FP8 caches
+// of SGLang / vLLM are not implemented: refused with a message saying so.
+static Status check_kv_cache_dtype_option(const std::string& name, const std::string& plan_path,
+                                          const LoadedPlan& plan) {
+  if (name == "auto") return Status::Ok();
+  const plan::KvCacheLayout* kv = plan.plan().kv_cache();
+  const DType have = kv ? static_cast<DType>(kv->dtype()) : static_cast<DType>(plan.plan().activation_dtype());
+  if (name.rfind("fp8", 0) == 0)
+    return Status::Error(StrCat() << "--kv-cache-dtype " << name << ": an FP8 KV cache is not implemented; plan "
+                                  << plan_path << " keeps its KV cache in " << dtype_name(have)
+                                  << " (pass --kv-cache-dtype auto)");
+  DType want;
+  if (!dtype_by_name(name, &want))
+    return Status::Error(StrCat() << "--kv-cache-dtype " << name
+                                  << ": expected auto, bfloat16, float16, float32 (or fp8_e5m2 / fp8_e4m3, "
+                                     "not implemented)");
+  if (want != have)
+    return Status::Error(StrCat() << "--kv-cache-dtype " << name << ": plan " << plan_path << " keeps its KV cache in "
+                                  << dtype_name(have) << " (pass --kv-cache-dtype auto)");
+  return Status::Ok();
+}
+
+// --quantization: weights are what dscc compiled into the plan (bf16 on CUDA
+// targets); dsrt quantizes nothing at load time.
+static Status check_quantization_option(const std::string& name, const std::string& plan_path) {
+  if (name.empty() || name == "none") return Status::Ok();
+  if (name == "fp8")
+    return Status::Error(StrCat() << "--quantization fp8: FP8 weight quantization is not implemented; plan "
+                                  << plan_path << " runs the weights dscc compiled into it (leave --quantization out)");
+  return Status::Error(StrCat() << "--quantization " << name << ": not supported; plan " << plan_path
+                                << " runs the weights dscc compiled into it (leave --quantization out)");
 }
 
 Result<LoadedModel> load_model(const LoadOptions& options) {
@@ -46,6 +82,8 @@ Result<LoadedModel> load_model(const LoadOptions& options) {
   if (!(options.dist_timeout > 0)) return Status::Error("--dist-timeout must be positive (seconds)");
   DS_ASSIGN_OR_RETURN(m.plan, LoadedPlan::from_file(options.plan_path));
   DS_RETURN_IF_ERROR(check_dtype_option(options.dtype, options.plan_path, *m.plan));
+  DS_RETURN_IF_ERROR(check_kv_cache_dtype_option(options.kv_cache_dtype, options.plan_path, *m.plan));
+  DS_RETURN_IF_ERROR(check_quantization_option(options.quantization, options.plan_path));
   const int plan_tp = m.plan->plan().tp_size();
   if (options.nnodes < 1) return Status::Error(StrCat() << "--nnodes " << options.nnodes << " must be at least 1");
   if (options.nnodes > 1) {

@@ -35,6 +35,12 @@ struct LoadOptions {
   bool disable_custom_all_reduce = false;  // --disable-custom-all-reduce: every all-reduce through NCCL
   // --dtype (vLLM's): "auto", or the dtype the plan must compute in (dscc compiles it in).
   std::string dtype = "auto";
+  // --kv-cache-dtype (SGLang / vLLM): "auto", or the KV cache dtype the plan
+  // holds; the FP8 caches (fp8_e5m2, fp8_e4m3) are refused with a clear error.
+  std::string kv_cache_dtype = "auto";
+  // --quantization (SGLang / vLLM): empty or "none"; a plan runs the weights dscc
+  // compiled into it (bf16), so fp8 and the others are refused with a clear error.
+  std::string quantization;
   bool trust_remote_code = false;  // accepted for SGLang/vLLM commands; dsrt runs no checkpoint code
 };
 

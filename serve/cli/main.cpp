@@ -26,6 +26,12 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
                   "--nnodes processes); must equal the plan's tp_size (dscc --tp)");
   cmd->add_option("--dtype", load.dtype,
                   "auto, or the dtype the plan must compute in (bfloat16 | float16 | float32; dscc compiles it in)");
+  cmd->add_option("--kv-cache-dtype", load.kv_cache_dtype,
+                  "auto, or the KV cache dtype the plan holds (bfloat16 on CUDA plans); fp8_e5m2 / fp8_e4m3 are not "
+                  "implemented");
+  cmd->add_option("--quantization", load.quantization,
+                  "Weight quantization (SGLang / vLLM): none; the plan runs the weights dscc compiled into it (fp8 is "
+                  "not implemented)");
   cmd->add_flag("--trust-remote-code", load.trust_remote_code,
                 "Accepted for SGLang / vLLM commands; no effect (dsrt runs no code from a checkpoint)");
   cmd->add_option("--nnodes", load.nnodes,

@@ -126,6 +126,31 @@ TEST_F(DsrtCli, SglangAndVllmFlagSpellings) {
   r = dsrt("score " + plan_ + " --ids 1 --json --dtype int8");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("--dtype int8: expected auto, bfloat16, float16 or float32"), std::string::npos) << r.err;
+  // --kv-cache-dtype: auto, or the plan's (a CPU plan keeps f32); FP8 caches and --quantization are refused by name.
+  r = dsrt(gen + " --kv-cache-dtype auto --quantization none");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype float32");
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype fp8_e5m2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--kv-cache-dtype fp8_e5m2: an FP8 KV cache is not implemented; plan " + plan_ +
+                       " keeps its KV cache in f32"),
+            std::string::npos)
+      << r.err;
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype bfloat16");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--kv-cache-dtype bfloat16: plan " + plan_ + " keeps its KV cache in f32"), std::string::npos)
+      << r.err;
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype int4");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--kv-cache-dtype int4: expected auto"), std::string::npos) << r.err;
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --quantization fp8");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--quantization fp8: FP8 weight quantization is not implemented"), std::string::npos) << r.err;
+  r = dsrt("score " + plan_ + " --ids 1,2 --json --quantization awq");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--quantization awq: not supported"), std::string::npos) << r.err;
   r = dsrt("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --tensor-parallel-size 2");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("--tp 2 does not match plan"), std::string::npos) << r.err;
