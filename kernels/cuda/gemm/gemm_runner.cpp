@@ -145,12 +145,13 @@ struct GemmRunner::Impl {
     // in a decode step, where every linear's weight comes from DRAM (H200, 7B
     // qkv on gemv-warp-s1: 9.6 us timed that way, 11.9 us in a chain of distinct
     // weights, ds_gemv_bulk_bench). Its timed launches therefore rotate over
-    // zeroed decoy weights of its shape, twice the L2 size in all (freed below);
+    // zeroed decoy weights of its shape, at least twice the L2 size in all (at
+    // most three times: freed below);
     // without the memory for them (or with DSRT_GEMM_TIMING_DECOYS=0), the weight itself.
     DeviceBuffer decoys;
     std::vector<const void*> weights{a.w};
     const size_t w_bytes = static_cast<size_t>(a.n) * static_cast<size_t>(a.k) * 2;
-    if (timing_decoys_on() && l2_bytes > 0 && w_bytes < 2 * static_cast<size_t>(l2_bytes)) {
+    if (timing_decoys_on() && l2_bytes > 0 && w_bytes < static_cast<size_t>(l2_bytes)) {
       const size_t stride = (w_bytes + 255) / 256 * 256;
       const size_t count = std::min<size_t>(64, (2 * static_cast<size_t>(l2_bytes) + w_bytes - 1) / w_bytes + 1);
       Result<DeviceBuffer> pool = DeviceBuffer::allocate(stride * count);
