@@ -240,7 +240,7 @@ const detail::Choice kBulkChoices[] = {detail::Choice::kGemvBulkW8, detail::Choi
                                        detail::Choice::kGemvBulkW16S6};
 
 struct Shape {
-  const char* name;
+  std::string name;
   int64_t n, k;
 };
 const Shape kShapes[] = {
@@ -251,7 +251,7 @@ const Shape kShapes[] = {
     {"32B@tp2 down", 5120, 13824}, {"lm_head 7B", 152064, 3584},
 };
 
-Status run(int reps) {
+Status run(int reps, const std::vector<Shape>& shapes) {
   int device = 0, sms = 0, smem_optin = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
@@ -277,7 +277,9 @@ Status run(int reps) {
   for (detail::Choice c : kBulkChoices) std::printf(" %19s", detail::choice_name(c));
   for (const Variant& v : kVariants) std::printf(" %16s", v.name);
   std::printf("   worst rel diff\n");
-  for (const Shape& s : kShapes) {
+  for (const Shape& s : shapes) {
+    if (s.n * s.k > 152064ll * 3584 || s.n > 152064 || s.k > 27648 || s.k % 8 != 0)
+      return Status::Error(StrCat() << "shape " << s.name << ": at most 152064 x 3584 elements, n <= 152064, k <= 27648, k % 8 == 0");
     const double mb = static_cast<double>(s.n * s.k * 2) / 1e3;  // kB -> GB/s with us
     auto production = [&](int i, void* out) {
       GemmArgs g;
@@ -298,7 +300,7 @@ Status run(int reps) {
       return runner->run(g, stream.get(), GemmPath::kAuto);
     };
     DS_ASSIGN_OR_RETURN(const double auto_us, chain_us(chosen));
-    std::printf("%-14s %8.2f (%5.0f) %8.2f (%5.0f)", s.name, prod_us, mb / prod_us, auto_us, mb / auto_us);
+    std::printf("%-14s %8.2f (%5.0f) %8.2f (%5.0f)", s.name.c_str(), prod_us, mb / prod_us, auto_us, mb / auto_us);
     std::vector<__nv_bfloat16> ref(s.n), got(s.n);
     DS_RETURN_IF_ERROR(stream.synchronize());
     DS_RETURN_IF_ERROR(y_ref.copy_to_host(ref.data(), s.n * 2));
@@ -360,8 +362,24 @@ int main(int argc, char** argv) {
   CLI::App app{"ds_gemv_bulk_bench: batch-1 GEMV streaming its weights with bulk copies vs the production GEMV"};
   int reps = 20;
   app.add_option("--reps", reps, "timed runs per measurement (median)")->check(CLI::Range(3, 1000));
+  std::vector<std::string> only;
+  app.add_option("--shapes", only, "NxK weight shapes to time instead of the decode shapes (e.g. 7168x9472)")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
-  const ds::Status st = ds::cuda::bench::run(reps);
+  std::vector<ds::cuda::bench::Shape> shapes(std::begin(ds::cuda::bench::kShapes), std::end(ds::cuda::bench::kShapes));
+  if (!only.empty()) {
+    shapes.clear();
+    for (const std::string& t : only) {
+      long long n = 0, k = 0;
+      char extra = 0;
+      if (std::sscanf(t.c_str(), "%lldx%lld%c", &n, &k, &extra) != 2 || n <= 0 || k <= 0) {
+        std::fprintf(stderr, "ds_gemv_bulk_bench: --shapes: '%s' is not NxK\n", t.c_str());
+        return 1;
+      }
+      shapes.push_back({t, n, k});
+    }
+  }
+  const ds::Status st = ds::cuda::bench::run(reps, shapes);
   if (!st.ok()) {
     std::fprintf(stderr, "ds_gemv_bulk_bench: %s\n", st.message().c_str());
     return 1;
