@@ -28,6 +28,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/gemm/bulk_copy.cuh"
 #include "kernels/cuda/gemm/gemm_choice.h"
@@ -55,6 +57,15 @@ struct BulkGeometry {
   __host__ __device__ int64_t slot_vecs() const { return static_cast<int64_t>(seg) * rows_per_stage; }
 };
 
+// DSRT_GEMV_BULK_ALIGN=0: row segments of equal length instead of whole lines (A/B runs).
+bool bulk_segments_aligned() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_GEMV_BULK_ALIGN");
+    return !(e != nullptr && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
 BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int slot_kib) {
   const int64_t slot_vecs = int64_t{slot_kib} * 64;  // 16-byte vectors per ring slot
   BulkGeometry g;
@@ -64,8 +75,16 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int s
   if (g.nv <= slot_vecs) {
     g.spr = 1, g.seg = static_cast<int>(g.nv), g.rows_per_stage = static_cast<int>(slot_vecs / g.nv);
   } else {
+    // Segments of a whole number of 128-byte lines (the last one shorter): a bulk
+    // copy that starts or ends inside a line makes two copies fetch it (H200, 7B
+    // down, k = 18944: 474-vector segments ran at 3.7 TB/s where the same bytes in
+    // 448-vector rows ran at 3.9; docs/PERF.md, session 15). Rows start on a line
+    // when k is a multiple of 64.
     g.spr = static_cast<int>((g.nv + slot_vecs - 1) / slot_vecs);
-    g.seg = static_cast<int>((g.nv + g.spr - 1) / g.spr);
+    int64_t seg = (g.nv + g.spr - 1) / g.spr;
+    if (bulk_segments_aligned()) seg = std::min(slot_vecs, (seg + 7) / 8 * 8);
+    g.seg = static_cast<int>(seg);
+    g.spr = static_cast<int>((g.nv + seg - 1) / seg);
     g.rows_per_stage = 1;
   }
   const int64_t wave = std::max(num_sms, 1);

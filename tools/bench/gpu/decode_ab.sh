@@ -23,7 +23,8 @@
 # one weight shape only (e.g. 3584x3584=gemv-async: the 7B o_proj on the cp.async GEMV).
 # "nobulk": kAuto without the bulk-streaming GEMV candidates (DSRT_GEMV_BULK=0; "nobulk-verbose" prints
 # the choices). "nodecoys": kAuto times weights that fit in L2 on themselves instead of rotating over
-# decoy copies (DSRT_GEMM_TIMING_DECOYS=0; "nodecoys-verbose" prints the choices).
+# decoy copies (DSRT_GEMM_TIMING_DECOYS=0; "nodecoys-verbose" prints the choices). "noalign": the bulk
+# GEMV cuts long rows into equal segments instead of whole 128-byte lines (DSRT_GEMV_BULK_ALIGN=0).
 # A model written SIZE@tpN (e.g. 32B@tp2) runs that size's tpN plan with --tp N (N GPUs).
 #   tools/bench/gpu/decode_ab.sh [MODELS (default "7B 32B")] [KERNELS (default: see below)]
 # Prints one line per run: model, setting, decode tok/s.
@@ -54,7 +55,7 @@ for m in $MODELS; do
       continue
     fi
     envs=()
-    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; nobulk) envs=(DSRT_GEMV_BULK=0) ;; nobulk-verbose) envs=(DSRT_GEMV_BULK=0 DSRT_GEMM_VERBOSE=1) ;; nodecoys) envs=(DSRT_GEMM_TIMING_DECOYS=0) ;; nodecoys-verbose) envs=(DSRT_GEMM_TIMING_DECOYS=0 DSRT_GEMM_VERBOSE=1) ;; prologue-verbose) envs=(DSRT_GEMV_PROLOGUE=1 DSRT_GEMM_VERBOSE=1) ;; prologue-swiglu) envs=(DSRT_GEMV_PROLOGUE=swiglu) ;; noprologue) envs=(DSRT_GEMV_PROLOGUE=0) ;; prologue-swiglu-verbose) envs=(DSRT_GEMV_PROLOGUE=swiglu DSRT_GEMM_VERBOSE=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
+    case "$k" in auto) ;; latetail) envs=(DSRT_GEMV_EARLY_TAIL=0) ;; nopipe) envs=(DSRT_PIPELINED_SAMPLING=0) ;; nozerocopy) envs=(DSRT_ZERO_COPY=0) ;; nopdl) envs=(DSRT_PDL=0) ;; prologue) envs=(DSRT_GEMV_PROLOGUE=1) ;; noswiglu) envs=(DSRT_GEMV_SWIGLU=0) ;; noshortsplit) envs=(DSRT_ATTN_SHORT_SPLITS=0) ;; nocluster) envs=(DSRT_ATTN_CLUSTER_MERGE=0) ;; norope) envs=(DSRT_ATTN_ROPE=0) ;; noearly) envs=(DSRT_ATTN_EARLY_LOADS=0) ;; deferred) envs=(DSRT_GEMV_DEFERRED_NORM=1) ;; nobulk) envs=(DSRT_GEMV_BULK=0) ;; nobulk-verbose) envs=(DSRT_GEMV_BULK=0 DSRT_GEMM_VERBOSE=1) ;; nodecoys) envs=(DSRT_GEMM_TIMING_DECOYS=0) ;; nodecoys-verbose) envs=(DSRT_GEMM_TIMING_DECOYS=0 DSRT_GEMM_VERBOSE=1) ;; prologue-verbose) envs=(DSRT_GEMV_PROLOGUE=1 DSRT_GEMM_VERBOSE=1) ;; prologue-swiglu) envs=(DSRT_GEMV_PROLOGUE=swiglu) ;; noprologue) envs=(DSRT_GEMV_PROLOGUE=0) ;; noalign) envs=(DSRT_GEMV_BULK_ALIGN=0) ;; prologue-swiglu-verbose) envs=(DSRT_GEMV_PROLOGUE=swiglu DSRT_GEMM_VERBOSE=1) ;; verbose) envs=(DSRT_GEMM_VERBOSE=1) ;; warp) envs=(DSRT_GEMM_KERNEL=gemv-warp) ;; warp-noshortsplit) envs=(DSRT_GEMM_KERNEL=gemv-warp DSRT_ATTN_SHORT_SPLITS=0) ;; *) envs=(DSRT_GEMM_KERNEL="$k") ;; esac
     out="$(env "${envs[@]}" timeout 300 "$BUILD/bin/dsrt" generate "$plan" "${tp_args[@]}" --load-format dummy --prompt-ids "$PROMPT" \
              --max-new-tokens 256 --ignore-eos --json 2>/tmp/decode_ab.err)"
     tps="$(printf '%s' "$out" | python3 -c "import json, sys; print('%.1f' % json.load(sys.stdin)['timings']['decode_tokens_per_s'])" 2>/dev/null)"
