@@ -77,9 +77,9 @@ BulkGeometry bulk_geometry(int64_t n, int64_t k, int num_sms, bool swiglu, int s
   } else {
     // Segments of a whole number of 128-byte lines (the last one shorter): a bulk
     // copy that starts or ends inside a line makes two copies fetch it (H200, 7B
-    // down, k = 18944: 474-vector segments ran at 3.7 TB/s where the same bytes in
-    // 448-vector rows ran at 3.9; docs/PERF.md, session 15). Rows start on a line
-    // when k is a multiple of 64.
+    // down, k = 18944: 35.4 us per launch with 480-vector segments, 36.8 with
+    // 474; 7B decode 255.8 vs 251.8 tok/s; docs/PERF.md, session 15). Rows start
+    // on a line when k is a multiple of 64.
     g.spr = static_cast<int>((g.nv + slot_vecs - 1) / slot_vecs);
     int64_t seg = (g.nv + g.spr - 1) / g.spr;
     if (bulk_segments_aligned()) seg = std::min(slot_vecs, (seg + 7) / 8 * 8);
