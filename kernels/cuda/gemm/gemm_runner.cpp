@@ -16,6 +16,7 @@
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/timing_decoys.h"
 #include "kernels/cuda/gemm/timing_spin.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
@@ -29,15 +30,6 @@ bool verbose_choices() {
   static const bool on = [] {
     const char* e = std::getenv("DSRT_GEMM_VERBOSE");
     return e && std::strcmp(e, "0") != 0 && *e;
-  }();
-  return on;
-}
-
-// DSRT_GEMM_TIMING_DECOYS=0: kAuto times L2-sized weights on themselves (A/B runs).
-bool timing_decoys_on() {
-  static const bool on = [] {
-    const char* e = std::getenv("DSRT_GEMM_TIMING_DECOYS");
-    return !(e != nullptr && std::strcmp(e, "0") == 0);
   }();
   return on;
 }
@@ -56,7 +48,7 @@ struct GemmRunner::Impl {
   Event start, stop;          // timing of the GEMV-vs-cuBLASLt choice
   DeviceBuffer timing_y;       // y of the timed launches when the residual is in place
   DeviceBuffer timing_norm;    // deferred RMSNorm slot and x' row of the timed launches
-  int l2_bytes = 0;             // the device's L2 size (timing decoys)
+  size_t l2_bytes = 0;          // the device's L2 size (timing decoys)
 
   Status launch(Choice c, const GemmArgs& a, cudaStream_t stream) {
     switch (c) {
@@ -140,34 +132,11 @@ struct GemmRunner::Impl {
     if (capture != cudaStreamCaptureStatusNone)
       return detail::record_shared_choice(device, key, rule.empty() ? detail::static_choice(a) : Choice::kGemvWarp);
     DS_ASSIGN_OR_RETURN(const GemmArgs t, timing_args(a));
-    // A weight that fits in L2 would come from L2 in the second and third timed
-    // launch, and the kernels whose loads leave it there would look faster than
-    // in a decode step, where every linear's weight comes from DRAM (H200, 7B
-    // qkv on gemv-warp-s1: 9.6 us timed that way, 11.9 us in a chain of distinct
-    // weights, ds_gemv_bulk_bench). Its timed launches therefore rotate over
-    // zeroed decoy weights of its shape, at least twice the L2 size in all (at
-    // most three times: freed below);
-    // without the memory for them (or with DSRT_GEMM_TIMING_DECOYS=0), the weight itself.
-    DeviceBuffer decoys;
-    std::vector<const void*> weights{a.w};
-    const size_t w_bytes = static_cast<size_t>(a.n) * static_cast<size_t>(a.k) * 2;
-    if (timing_decoys_on() && l2_bytes > 0 && w_bytes < static_cast<size_t>(l2_bytes)) {
-      const size_t stride = (w_bytes + 255) / 256 * 256;
-      const size_t count = std::min<size_t>(64, (2 * static_cast<size_t>(l2_bytes) + w_bytes - 1) / w_bytes + 1);
-      Result<DeviceBuffer> pool = DeviceBuffer::allocate(stride * count);
-      if (pool.ok()) {
-        decoys = std::move(pool).value();
-        DS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(decoys.data(), 0, decoys.bytes(), stream));
-        weights.clear();
-        for (size_t i = 0; i < count; ++i) weights.push_back(static_cast<const char*>(decoys.data()) + i * stride);
-      } else {
-        (void)cudaGetLastError();  // the failed allocation is not sticky; time on the weight itself
-      }
-    }
-    size_t turn = 0;
+    // Timed over decoy copies when the weight fits in L2 (timing_decoys.h).
+    DS_ASSIGN_OR_RETURN(detail::TimingDecoys decoys, detail::TimingDecoys::make(a, l2_bytes, stream));
     auto timed = [&](Choice c) {
       GemmArgs ti = t;
-      ti.w = weights[turn++ % weights.size()];
+      ti.w = decoys.next();
       return launch(c, ti, stream);
     };
     // Three launches back to back (under PDL each overlaps the previous one's
@@ -245,7 +214,9 @@ Result<std::unique_ptr<GemmRunner>> GemmRunner::create(size_t workspace_bytes) {
   int device = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&impl.scratch.num_sms, cudaDevAttrMultiProcessorCount, device));
-  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&impl.l2_bytes, cudaDevAttrL2CacheSize, device));
+  int l2 = 0;
+  DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
+  impl.l2_bytes = static_cast<size_t>(std::max(l2, 0));
   impl.scratch.partials = static_cast<float*>(impl.gemv_scratch.data());
   impl.scratch.counters = reinterpret_cast<unsigned*>(impl.scratch.partials + detail::kGemvMaxSplitBlocks * 128);
   DS_ASSIGN_OR_RETURN(impl.start, Event::create());

@@ -4,6 +4,7 @@
 // and the SwiGLU epilogue exclude cuBLASLt and the tensor-core GEMV, the
 // long-k PDL rule offers only the forced splits, and every choice has a name
 // that DSRT_GEMM_KERNEL accepts.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "kernels/cuda/gemm/gemm_choice.h"
 #include "kernels/cuda/gemm/gemv.h"
+#include "kernels/cuda/gemm/timing_decoys.h"
 
 namespace ds::cuda::detail {
 namespace {
@@ -137,6 +139,47 @@ TEST(GemmChoice, BulkChoicesAreLayouts) {
   const Status st2 = launch_gemv_bulk(a, big, 132, nullptr);
   EXPECT_FALSE(st2.ok());
   EXPECT_NE(st2.message().find("16 KiB"), std::string::npos) << st2.message();
+}
+
+// kAuto's timing decoys: none for a weight of at least the L2 size or without
+// an L2 figure (every launch reads the weight); for a smaller one (a device
+// present), distinct zeroed copies in turn, at least twice the L2 size in all.
+TEST(GemmChoice, TimingDecoysNotForLargeWeights) {
+  GemmArgs a = problem(1, 4096, 4096);  // 32 MiB of bf16
+  a.w = reinterpret_cast<const void*>(uintptr_t{1} << 30);
+  for (size_t l2 : {size_t{0}, size_t{32} << 20, size_t{16} << 20}) {
+    Result<TimingDecoys> d = TimingDecoys::make(a, l2, nullptr);
+    ASSERT_TRUE(d.ok()) << d.status().message();
+    EXPECT_FALSE(d->active()) << "l2 " << l2;
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(d->next(), a.w) << "l2 " << l2;
+  }
+}
+
+TEST(GemmChoice, TimingDecoysRotate) {
+  GemmArgs a = problem(1, 4096, 4096);
+  a.w = reinterpret_cast<const void*>(uintptr_t{1} << 30);
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    (void)cudaGetLastError();
+    GTEST_SKIP() << "no CUDA device: the decoys themselves are not allocated here";
+  }
+  const size_t l2 = size_t{50} << 20;
+  Result<TimingDecoys> d = TimingDecoys::make(a, l2, nullptr);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  ASSERT_TRUE(d->active());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::set<const void*> seen;
+  const void* first = d->next();
+  seen.insert(first);
+  for (const void* p = d->next(); p != first; p = d->next()) {
+    EXPECT_NE(p, a.w);
+    seen.insert(p);
+    ASSERT_LT(seen.size(), 65u);
+  }
+  EXPECT_GE(seen.size() * 4096 * 4096 * 2, 2 * l2);
+  uint16_t probe[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  ASSERT_EQ(cudaMemcpy(probe, *seen.rbegin(), sizeof(probe), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (uint16_t v : probe) EXPECT_EQ(v, 0);
 }
 
 // The long-k rule (m <= 2, k >= 4n) applies only with PDL on an sm_90+ device; when it
