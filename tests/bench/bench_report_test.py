@@ -81,6 +81,8 @@ def main():
         expect(r.returncode == 0, f"exit status {r.returncode}, stderr:\n{r.stderr}")
         expect("decode bs1 7B" in out and "242.0" in out, "7B decode row")
         expect(">= 255 tok/s (H200), >= 90% copy NO" in out, "7B decode goal not met")
+        # 242.0 tok/s x 15.23 GB (every weight, the embedding table included) / 4226.5 GB/s copy.
+        expect("all 15.23 GB of weights: 87.2% of copy" in out, "7B all-weights share of copy")
         tp2 = [l for l in out.splitlines() if l.startswith("decode bs1 32B TP 2 ") and "(" not in l]
         expect(len(tp2) == 1 and "1.721" in tp2[0] and "NO" in tp2[0], f"TP 2 row with 1.721x TP 1: {tp2}")
         expect("custom kernel 2.3 us, NCCL 8.5 us -> custom kernel" in out, "start-up all-reduce choice note")

@@ -70,6 +70,10 @@ def model_bytes(models_dir, size):
     c = load(path)
     if not c or "hidden_size" not in c:
         return None, None
+    return model_bytes_from_config(c)
+
+
+def model_bytes_from_config(c):
     h, inter, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
     heads, kv = c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"])
     hd = c.get("head_dim") or h // heads
@@ -78,6 +82,15 @@ def model_bytes(models_dir, size):
     lm_head = h * c["vocab_size"]
     decode_bytes = 2 * (layers * per_layer + lm_head + h)
     return decode_bytes, c
+
+
+def all_weight_bytes(c):
+    """Bytes of every bf16 weight of the checkpoint, the whole embedding table included: the
+    count the issue's decode goals (7B 255 tok/s, 32B 59 tok/s = 90% of copy) are stated in."""
+    h = c["hidden_size"]
+    tied = c.get("tie_word_embeddings", False)
+    decode_bytes, _ = model_bytes_from_config(c)
+    return decode_bytes + (0 if tied else 2 * h * (c["vocab_size"] - 1))
 
 
 def prefill_flops(c, t):
@@ -204,14 +217,18 @@ def main():
             row(f"decode bs1 {m}", None, "tok/s",
                 note=log_tail(f"decode_{m}.log") or r.get("error", "no decode_tokens_per_s in dsrt JSON"))
             continue
-        nbytes, _ = model_bytes(a.models, m)
+        nbytes, c = model_bytes(a.models, m)
         gbs = tps * nbytes / 1e9 if nbytes else None
         pct = 100 * gbs / copy if gbs and copy else None
         hf_tps = (hf[m].get("decode") or {}).get("tok_per_s")
         goal = GOALS[f"decode_{m}"]
+        note = f"ttft {r.get('ttft_ms')} ms, {len(r.get('output_ids', []))} tokens"
+        if c and copy:
+            # The rate column counts the bytes a step reads; the goal's 90% counts every weight.
+            allb = all_weight_bytes(c)
+            note += f"; all {allb / 1e9:.2f} GB of weights: {100 * tps * allb / 1e9 / copy:.1f}% of copy"
         row(f"decode bs1 {m}", tps, "tok/s", gbs, "GB/s", pct, tps / hf_tps if hf_tps else None,
-            f">= {goal:g} tok/s (H200), >= 90% copy", tps >= goal,
-            f"ttft {r.get('ttft_ms')} ms, {len(r.get('output_ids', []))} tokens")
+            f">= {goal:g} tok/s (H200), >= 90% copy", tps >= goal, note)
 
     r = load(bench_file("prefill_32B.json"))
     if r is not None:
