@@ -76,21 +76,29 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   op.prologue_with_swiglu = !x_.opt.gemv_prologue && x_.opt.gemv_prologue_swiglu && op.swiglu_marked;
   if (!x_.opt.gemv_prologue && !op.prologue_with_swiglu)
     return x_.opt.deferred_norm ? link_deferred_norm(op, pos) : Status::Ok();
+  // A plan whose marked linear does not fit: an error when the prologue was
+  // asked for (gemv_prologue); under the default gate_up-only form the group
+  // simply keeps running.
+  auto refuse = [&](const std::string& why) -> Status {
+    if (x_.opt.gemv_prologue) return err(why);
+    op.prologue_with_swiglu = false;
+    return x_.opt.deferred_norm ? link_deferred_norm(op, pos) : Status::Ok();
+  };
   // The group that writes x: the last writer of that arena buffer before this linear.
   const auto w = writer_.find(ins_[0].index);
   NormGroup ng;
   if (w == writer_.end() || !pure_rms_norm(w->second, &ng))
-    return err(StrCat() << "prologue rms_norm: input 0 '" << ins_[0].name
-                        << "' is not written by a group of one rms_norm of (input 0, input 1)");
+    return refuse(StrCat() << "prologue rms_norm: input 0 '" << ins_[0].name
+                           << "' is not written by a group of one rms_norm of (input 0, input 1)");
   const size_t g = w->second;
   if (ng.src.kind != Operand::kArena || (ng.src.dtype != DType::kF32 && ng.src.dtype != DType::kBF16) ||
       ng.src.width != op.gemm.k)
-    return err(StrCat() << "prologue rms_norm: the norm's input '" << ng.src.name
-                        << "' must be an f32 or bf16 arena buffer of " << op.gemm.k << " elements per token");
+    return refuse(StrCat() << "prologue rms_norm: the norm's input '" << ng.src.name
+                           << "' must be an f32 or bf16 arena buffer of " << op.gemm.k << " elements per token");
   if (ng.gamma.kind != Operand::kWeight || ng.gamma.dtype != DType::kBF16 || ng.gamma.weight->shape.size() != 1 ||
       ng.gamma.weight->shape[0] != op.gemm.k)
-    return err(StrCat() << "prologue rms_norm: the norm's weight '" << ng.gamma.name << "' must be bf16 [" << op.gemm.k
-                        << "]");
+    return refuse(StrCat() << "prologue rms_norm: the norm's weight '" << ng.gamma.name << "' must be bf16 ["
+                           << op.gemm.k << "]");
   op.gemm.norm.src = ng.src.ptr;
   op.gemm.norm.src_dtype = ng.src.dtype;
   op.gemm.norm.ld_src = 0;
