@@ -256,22 +256,15 @@ Status run(int reps, const std::vector<Shape>& shapes) {
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
-  DS_ASSIGN_OR_RETURN(Event a, Event::create());
-  DS_ASSIGN_OR_RETURN(Event b, Event::create());
-  const size_t max_w = 152064ull * 3584;  // elements of the largest shape
-  DS_ASSIGN_OR_RETURN(DeviceBuffer pool, DeviceBuffer::allocate(max_w * 2 * kChain));
-  DS_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::allocate(27648 * 2));
-  DS_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::allocate(152064 * 2));
-  DS_ASSIGN_OR_RETURN(DeviceBuffer y_ref, DeviceBuffer::allocate(152064 * 2));
-  DS_RETURN_IF_ERROR(fill_gemv_inputs(x, pool));
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<GemmRunner> runner, GemmRunner::create());
+  // Buffers for the largest shape: 152064 x 3584 elements, n up to 152064.
+  DS_ASSIGN_OR_RETURN(ChainBench cb, ChainBench::create(152064ull * 3584, 152064));
+  const Stream& stream = cb.stream;
+  DeviceBuffer &x = cb.x, &y = cb.y, &y_ref = cb.y_ref;
+  GemmRunner* runner = cb.runner.get();
   detail::GemvScratch scratch;  // the bulk kernel needs only the SM count
   scratch.num_sms = sms;
-  auto weight = [&](const Shape& s, int i) {
-    return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * s.n * s.k * 2;
-  };
-  auto chain_us = [&](const std::function<Status(int)>& launch) { return time_chain(stream, a, b, reps, launch); };
+  auto weight = [&](const Shape& s, int i) { return cb.weight(s.n, s.k, i); };
+  auto chain_us = [&](const std::function<Status(int)>& launch) { return cb.chain_us(reps, launch); };
   std::printf("us per launch, 8 chained launches (PDL), GB/s of weights in ( ); production = GemmPath::kGemv\n");
   std::printf("%-14s %16s %16s", "shape", "production", "kAuto");
   for (detail::Choice c : kBulkChoices) std::printf(" %19s", detail::choice_name(c));
@@ -279,7 +272,8 @@ Status run(int reps, const std::vector<Shape>& shapes) {
   std::printf("   worst rel diff\n");
   for (const Shape& s : shapes) {
     if (s.n * s.k > 152064ll * 3584 || s.n > 152064 || s.k > 27648 || s.k % 8 != 0)
-      return Status::Error(StrCat() << "shape " << s.name << ": at most 152064 x 3584 elements, n <= 152064, k <= 27648, k % 8 == 0");
+      return Status::Error(StrCat() << "shape " << s.name
+                                    << ": at most 152064 x 3584 elements, n <= 152064, k <= 27648, k % 8 == 0");
     const double mb = static_cast<double>(s.n * s.k * 2) / 1e3;  // kB -> GB/s with us
     auto production = [&](int i, void* out) {
       GemmArgs g;

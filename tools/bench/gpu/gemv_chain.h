@@ -1,5 +1,5 @@
 // What the batch-1 GEMV benchmarks (ds_gemv_rows_bench, ds_gemv_bulk_bench)
-// share: their fixed inputs and the timing of a PDL chain of launches.
+// share: their buffers and fixed inputs, and the timing of a PDL chain of launches.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -7,7 +7,11 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
+#include <utility>
 #include <vector>
+
+#include "kernels/cuda/gemm/gemm.h"
 
 #include "kernels/cuda/gemm/timing_spin.h"
 #include "runtime/common/status.h"
@@ -53,5 +57,36 @@ inline Result<double> time_chain(const Stream& stream, Event& a, Event& b, int r
   std::sort(us.begin(), us.end());
   return us[us.size() / 2];
 }
+
+// What both benchmarks time with: a stream and a pair of events, kChain copies
+// of a weight of up to max_w elements (fill_gemv_inputs), x (k up to 27648), y
+// and the reference y (max_n values each), and a GemmRunner.
+struct ChainBench {
+  Stream stream;
+  Event a, b;
+  DeviceBuffer pool, x, y, y_ref;
+  std::unique_ptr<GemmRunner> runner;
+
+  static Result<ChainBench> create(size_t max_w, size_t max_n) {
+    ChainBench c;
+    DS_ASSIGN_OR_RETURN(c.stream, Stream::create());
+    DS_ASSIGN_OR_RETURN(c.a, Event::create());
+    DS_ASSIGN_OR_RETURN(c.b, Event::create());
+    DS_ASSIGN_OR_RETURN(c.pool, DeviceBuffer::allocate(max_w * 2 * kChain));
+    DS_ASSIGN_OR_RETURN(c.x, DeviceBuffer::allocate(27648 * 2));
+    DS_ASSIGN_OR_RETURN(c.y, DeviceBuffer::allocate(max_n * 2));
+    DS_ASSIGN_OR_RETURN(c.y_ref, DeviceBuffer::allocate(max_n * 2));
+    DS_RETURN_IF_ERROR(fill_gemv_inputs(c.x, c.pool));
+    DS_ASSIGN_OR_RETURN(c.runner, GemmRunner::create());
+    return std::move(c);
+  }
+  // Launch i's copy of an n x k weight.
+  const char* weight(int64_t n, int64_t k, int i) const {
+    return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * n * k * 2;
+  }
+  Result<double> chain_us(int reps, const std::function<Status(int)>& launch) {
+    return time_chain(stream, a, b, reps, launch);
+  }
+};
 
 }  // namespace ds::cuda::bench

@@ -199,20 +199,13 @@ Status run(int reps, const std::string& table) {
   int device = 0, sms = 0;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
   DS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  DS_ASSIGN_OR_RETURN(Stream stream, Stream::create());
-  DS_ASSIGN_OR_RETURN(Event a, Event::create());
-  DS_ASSIGN_OR_RETURN(Event b, Event::create());
-  const size_t max_w = 55296ull * 5120;  // elements of the largest shape
-  DS_ASSIGN_OR_RETURN(DeviceBuffer pool, DeviceBuffer::allocate(max_w * 2 * kChain));
-  DS_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::allocate(27648 * 2));
-  DS_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::allocate(55296 * 2));
-  DS_ASSIGN_OR_RETURN(DeviceBuffer y_ref, DeviceBuffer::allocate(55296 * 2));
-  DS_RETURN_IF_ERROR(fill_gemv_inputs(x, pool));
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<GemmRunner> runner, GemmRunner::create());
-  auto weight = [&](const Shape& s, int i) {
-    return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * s.n * s.k * 2;
-  };
-  auto chain_us = [&](const std::function<Status(int)>& launch) { return time_chain(stream, a, b, reps, launch); };
+  const size_t max_w = 55296ull * 5120;  // elements of the largest shape (32B gate_up)
+  DS_ASSIGN_OR_RETURN(ChainBench cb, ChainBench::create(max_w, 55296));
+  const Stream& stream = cb.stream;
+  DeviceBuffer &x = cb.x, &y = cb.y, &y_ref = cb.y_ref;
+  GemmRunner* runner = cb.runner.get();
+  auto weight = [&](const Shape& s, int i) { return cb.weight(s.n, s.k, i); };
+  auto chain_us = [&](const std::function<Status(int)>& launch) { return cb.chain_us(reps, launch); };
   // Times `variants` on shape (n, k) against the reference output in y_ref (n_out values);
   // prints one column per variant and the worst relative difference.
   auto time_variants = [&](const Shape& s, const Variant* variants, size_t count, int64_t n_out) -> Status {
