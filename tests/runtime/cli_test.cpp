@@ -120,43 +120,34 @@ TEST_F(DsrtCli, SglangAndVllmFlagSpellings) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
   r = dsrt("score " + plan_ + " --ids 1,2 --json --dtype float32");  // a CPU plan computes in f32
   EXPECT_EQ(r.code, 0) << r.err;
-  r = dsrt("score " + plan_ + " --ids 1,2 --json --dtype bfloat16");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--dtype bfloat16: plan " + plan_ + " computes in f32"), std::string::npos) << r.err;
-  r = dsrt("score " + plan_ + " --ids 1 --json --dtype int8");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--dtype int8: expected auto, bfloat16, float16 or float32"), std::string::npos) << r.err;
+  // A non-zero exit whose stderr contains `text`.
+  auto expect_fails = [&](const std::string& args, const std::string& text) {
+    const CmdResult f = dsrt(args);
+    EXPECT_NE(f.code, 0) << args;
+    EXPECT_NE(f.err.find(text), std::string::npos) << args << ": " << f.err;
+  };
+  const std::string score = "score " + plan_ + " --ids 1,2 --json ";
+  expect_fails(score + "--dtype bfloat16", "--dtype bfloat16: plan " + plan_ + " computes in f32");
+  expect_fails("score " + plan_ + " --ids 1 --json --dtype int8",
+               "--dtype int8: expected auto, bfloat16, float16 or float32");
   // --kv-cache-dtype: auto, or the plan's (a CPU plan keeps f32); FP8 caches and --quantization are refused by name.
   r = dsrt(gen + " --kv-cache-dtype auto --quantization none");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
-  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype float32");
+  r = dsrt(score + "--kv-cache-dtype float32");
   EXPECT_EQ(r.code, 0) << r.err;
-  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype fp8_e5m2");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--kv-cache-dtype fp8_e5m2: an FP8 KV cache is not implemented; plan " + plan_ +
-                       " keeps its KV cache in f32"),
-            std::string::npos)
-      << r.err;
-  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype bfloat16");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--kv-cache-dtype bfloat16: plan " + plan_ + " keeps its KV cache in f32"), std::string::npos)
-      << r.err;
-  r = dsrt("score " + plan_ + " --ids 1,2 --json --kv-cache-dtype int4");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--kv-cache-dtype int4: expected auto"), std::string::npos) << r.err;
-  r = dsrt("score " + plan_ + " --ids 1,2 --json --quantization fp8");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--quantization fp8: FP8 weight quantization is not implemented"), std::string::npos) << r.err;
-  r = dsrt("score " + plan_ + " --ids 1,2 --json --quantization awq");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--quantization awq: not supported"), std::string::npos) << r.err;
-  r = dsrt("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --tensor-parallel-size 2");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--tp 2 does not match plan"), std::string::npos) << r.err;
-  r = dsrt("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --gpu-memory-utilization 1.5");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("--mem-fraction-static 1.5 must be in (0, 1)"), std::string::npos) << r.err;
+  expect_fails(score + "--kv-cache-dtype fp8_e5m2",
+               "--kv-cache-dtype fp8_e5m2: an FP8 KV cache is not implemented; plan " + plan_ +
+                   " keeps its KV cache in f32");
+  expect_fails(score + "--kv-cache-dtype bfloat16",
+               "--kv-cache-dtype bfloat16: plan " + plan_ + " keeps its KV cache in f32");
+  expect_fails(score + "--kv-cache-dtype int4", "--kv-cache-dtype int4: expected auto");
+  expect_fails(score + "--quantization fp8", "--quantization fp8: FP8 weight quantization is not implemented");
+  expect_fails(score + "--quantization awq", "--quantization awq: not supported");
+  expect_fails("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --tensor-parallel-size 2",
+               "--tp 2 does not match plan");
+  expect_fails("generate " + plan_ + " --prompt-ids 1 --max-new-tokens 1 --gpu-memory-utilization 1.5",
+               "--mem-fraction-static 1.5 must be in (0, 1)");
   r = dsrt("serve " + plan_ + " --port 0 --enable-reasoning");
   if (r.err.find("unknown subcommand") == std::string::npos) {  // dsrt built with the HTTP server
     EXPECT_NE(r.code, 0);
