@@ -273,7 +273,8 @@ std::vector<Choice> layer_rule_candidates(const GemmArgs& a) {
 // From the H200 report of ds_cuda_gemm_tests: the warp kernel beats cuBLASLt at
 // m <= 2 on many-row shapes (gate_up, lm_head: 4.2-4.6 vs 3.9-4.4 TB/s) and on
 // small ones (launch-bound); cuBLASLt wins on few-row long-k shapes and at
-// m >= 4. The RMSNorm prologue and the SwiGLU epilogue run on the warp kernels only.
+// m >= 4. The RMSNorm prologue or the SwiGLU epilogue alone runs on the warp
+// kernels, the two together on the bulk GEMV only.
 Choice static_choice(const GemmArgs& a) {
   if (a.norm.src != nullptr && a.swiglu_out != nullptr) return Choice::kGemvBulkW16;
   if (a.norm.src != nullptr || a.swiglu_out != nullptr || make_problem_key(a).deferred != 0) return Choice::kGemvWarp;

@@ -74,16 +74,16 @@ Status Binder::link_prologue(const PlanAttrs* attrs, BoundOp& op, size_t pos) {
   if (prologue.empty()) return Status::Ok();
   if (prologue != "rms_norm") return err("prologue '" + prologue + "' is not supported by the CUDA executor");
   op.prologue_with_swiglu = !x_.opt.gemv_prologue && x_.opt.gemv_prologue_swiglu && op.swiglu_marked;
-  if (!x_.opt.gemv_prologue && !op.prologue_with_swiglu)
-    return x_.opt.deferred_norm ? link_deferred_norm(op, pos) : Status::Ok();
-  // A plan whose marked linear does not fit: an error when the prologue was
-  // asked for (gemv_prologue); under the default gate_up-only form the group
-  // simply keeps running.
-  auto refuse = [&](const std::string& why) -> Status {
-    if (x_.opt.gemv_prologue) return err(why);
+  // No prologue here: the norm group runs (or is deferred, CudaExecutorOptions::deferred_norm).
+  auto without = [&]() -> Status {
     op.prologue_with_swiglu = false;
     return x_.opt.deferred_norm ? link_deferred_norm(op, pos) : Status::Ok();
   };
+  if (!x_.opt.gemv_prologue && !op.prologue_with_swiglu) return without();
+  // A plan whose marked linear does not fit: an error when the prologue was
+  // asked for (gemv_prologue); under the default gate_up-only form the group
+  // simply keeps running.
+  auto refuse = [&](const std::string& why) -> Status { return x_.opt.gemv_prologue ? err(why) : without(); };
   // The group that writes x: the last writer of that arena buffer before this linear.
   const auto w = writer_.find(ins_[0].index);
   NormGroup ng;
