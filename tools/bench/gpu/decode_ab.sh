@@ -60,6 +60,6 @@ for m in $MODELS; do
              --max-new-tokens 256 --ignore-eos --json 2>/tmp/decode_ab.err)"
     tps="$(printf '%s' "$out" | python3 -c "import json, sys; print('%.1f' % json.load(sys.stdin)['timings']['decode_tokens_per_s'])" 2>/dev/null)"
     printf '%-8s %-20s %s\n' "$m" "$k" "${tps:-error: $(tail -n 2 /tmp/decode_ab.err | tr '\n' ' ')}"
-    [ "$k" = verbose ] || [ "$k" = nobulk-verbose ] || [ "$k" = nodecoys-verbose ] || [ "$k" = prologue-verbose ] || [ "$k" = prologue-swiglu-verbose ] && grep "dsrt gemm:" /tmp/decode_ab.err | sort | uniq -c | head -n 24
+    case "$k" in *verbose) grep "dsrt gemm:" /tmp/decode_ab.err | sort | uniq -c | head -n 24 ;; esac
   done
 done
