@@ -102,6 +102,13 @@ struct DeviceSampler::Impl {
                      cudaStream_t stream);
   int head = 0, count = 0;
   cudaStream_t last_stream = nullptr;  // stream of the queued calls
+  DeviceSampler::StreamWait stream_wait;  // empty: cudaStreamSynchronize
+
+  Status wait_stream(cudaStream_t stream) const {
+    if (stream_wait) return stream_wait(stream);
+    DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    return Status::Ok();
+  }
 
   size_t params_bytes() const { return static_cast<size_t>(max_rows) * sizeof(SampleRowParams); }
 
@@ -184,6 +191,12 @@ Status DeviceSampler::sample(float* logits, const std::vector<RowSampling>& rows
 
 int DeviceSampler::queued() const { return impl_->count; }
 
+void DeviceSampler::set_stream_wait(StreamWait wait) { impl_->stream_wait = std::move(wait); }
+
+cudaEvent_t DeviceSampler::oldest_done_event() const {
+  return impl_->count > 0 ? impl_->slots[impl_->head].done.get() : nullptr;
+}
+
 const int32_t* DeviceSampler::device_ids() const {
   return reinterpret_cast<const int32_t*>(static_cast<const char*>(impl_->results.data()) + offsetof(SampleRowOut, id));
 }
@@ -216,7 +229,7 @@ Status DeviceSampler::enqueue(float* logits, const std::vector<RowSampling>& row
   // slot (zero_copy), else one copy back on the stream.
   auto* h_results = m.zero_copy ? static_cast<SampleRowOut*>(slot.results_host.device_data()) : nullptr;
   auto fail = [&](Status st) {
-    cudaStreamSynchronize(stream);  // the staging buffers must outlive queued copies
+    (void)m.wait_stream(stream);  // the staging buffers must outlive queued copies
     return st;
   };
   Status launched = plain_greedy ? m.launch_greedy(logits, n, h_results, stream)
@@ -260,7 +273,7 @@ Status DeviceSampler::Impl::launch_rows(float* logits, const std::vector<RowSamp
   }
   if (history > history_capacity && count > 0) {
     // Growing frees the buffers that queued calls still use: let them finish first.
-    DS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    DS_RETURN_IF_ERROR(wait_stream(stream));
   }
   DS_RETURN_IF_ERROR(reserve_history(history));
   // This slot's staging was last read by a call that has been collected: free to rewrite.

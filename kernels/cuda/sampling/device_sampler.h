@@ -14,6 +14,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -54,6 +55,17 @@ class DeviceSampler {
   Status enqueue(float* logits, const std::vector<RowSampling>& rows, cudaStream_t stream);
   Status collect(std::vector<RowSample>* out);
   int queued() const;
+  // The event collect() waits on next (recorded after the oldest queued call's
+  // kernels and copies); null when nothing is queued. A caller that must bound
+  // the wait (tensor parallelism: the step before it ran collectives) waits on
+  // it first, then collect() returns at once.
+  cudaEvent_t oldest_done_event() const;
+  // How enqueue() waits for the stream's queued work when it must (the penalty
+  // history grows while calls are queued, or a launch failed): by default
+  // cudaStreamSynchronize; a tensor-parallel rank sets its communicator's
+  // bounded wait, so a dead peer is an error there too, not a hang.
+  using StreamWait = std::function<Status(cudaStream_t)>;
+  void set_stream_wait(StreamWait wait);
 
   // The ids of the most recently enqueued call, on the device: row r's id is
   // ids[r * stride] (int32 words), written by that call's kernels in stream

@@ -42,6 +42,10 @@ class DeviceCommunicator {
   // Waits for the rank's outstanding collectives with a timeout; an error (and
   // the communicator aborted) when a peer does not take part in time.
   virtual Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) = 0;
+  // The same for the work recorded before `event` (on any of the rank's
+  // streams) instead of everything queued on a stream: pipelined steps wait for
+  // the oldest queued step while a later one stays queued behind it.
+  virtual Status wait_event(cudaEvent_t event, std::chrono::milliseconds timeout) = 0;
   // True once the communicator was aborted (after an error or a timeout).
   virtual bool aborted() const = 0;
   // Aborts now (idempotent): this rank's pending collectives end, later calls error.

@@ -211,24 +211,19 @@ Status NcclCommunicator::all_gather(const void* in, DType dtype, size_t n, void*
   return settle("ncclAllGather", ncclAllGather(in, out, n * per_element, type, comm_, stream));
 }
 
-Status NcclCommunicator::wait(cudaStream_t stream, std::chrono::milliseconds timeout) {
-  if (!comm_) return aborted_error("wait");
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
-  if (capture != cudaStreamCaptureStatusNone)
-    return Status::Error(StrCat() << who() << ": wait() on a stream that is being captured into a CUDA graph");
-  const auto start = Clock::now();
-  const auto deadline = start + timeout;
+template <typename Query>
+Status NcclCommunicator::wait_until_done(Query query, const char* what, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
   Backoff backoff;
   for (;;) {
-    cudaError_t q = cudaStreamQuery(stream);
+    const cudaError_t q = query();
     ncclResult_t state = ncclSuccess;
     ncclResult_t r = ncclCommGetAsyncError(comm_, &state);
     if (r != ncclSuccess) return fail("ncclCommGetAsyncError", r);
     if (state != ncclSuccess && state != ncclInProgress) return fail("a collective", state);
     if (q == cudaSuccess) return Status::Ok();
     if (q != cudaErrorNotReady) {
-      Status st = cuda_error_status(q, "cudaStreamQuery", __FILE__, __LINE__);
+      Status st = cuda_error_status(q, what, __FILE__, __LINE__);
       abort_reason_ = StrCat() << who() << ": " << st.message();
       abort_comm();
       return Status::Error(abort_reason_ + "; communicator aborted");
@@ -241,6 +236,21 @@ Status NcclCommunicator::wait(cudaStream_t stream, std::chrono::milliseconds tim
     }
     backoff.pause();
   }
+}
+
+Status NcclCommunicator::wait(cudaStream_t stream, std::chrono::milliseconds timeout) {
+  if (!comm_) return aborted_error("wait");
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  DS_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone)
+    return Status::Error(StrCat() << who() << ": wait() on a stream that is being captured into a CUDA graph");
+  return wait_until_done([stream] { return cudaStreamQuery(stream); }, "cudaStreamQuery", timeout);
+}
+
+Status NcclCommunicator::wait_event(cudaEvent_t event, std::chrono::milliseconds timeout) {
+  if (!comm_) return aborted_error("wait_event");
+  if (event == nullptr) return Status::Error(StrCat() << who() << ": wait_event() without an event");
+  return wait_until_done([event] { return cudaEventQuery(event); }, "cudaEventQuery", timeout);
 }
 
 }  // namespace ds::cuda

@@ -36,6 +36,7 @@ class NcclCommunicator final : public DeviceCommunicator {
   Status all_reduce_sum(const void* in, void* out, DType dtype, size_t n, cudaStream_t stream) override;
   Status all_gather(const void* in, DType dtype, size_t n, void* out, cudaStream_t stream) override;
   Status wait(cudaStream_t stream, std::chrono::milliseconds timeout) override;
+  Status wait_event(cudaEvent_t event, std::chrono::milliseconds timeout) override;
 
   // True once the communicator was aborted (after an error or timeout).
   bool aborted() const override { return comm_ == nullptr; }
@@ -54,6 +55,11 @@ class NcclCommunicator final : public DeviceCommunicator {
   // communicator leaves that state (bounded by timeout_).
   Status settle(const char* what, ncclResult_t result);
   Status aborted_error(const char* what) const;
+  // wait() / wait_event(): polls `query` (cudaStreamQuery or cudaEventQuery)
+  // and the communicator's asynchronous error until the work is done, an error
+  // shows, or `timeout` passes (then the communicator is aborted).
+  template <typename Query>
+  Status wait_until_done(Query query, const char* what, std::chrono::milliseconds timeout);
 
   ncclComm_t comm_ = nullptr;
   int rank_ = 0;

@@ -119,6 +119,19 @@ Status CudaExecutor::Impl::sync() {
   return stream.synchronize();
 }
 
+Status CudaExecutor::Impl::wait_event(cudaEvent_t event) {
+  if (comm) return comm->wait_event(event, opt.dist_timeout);
+  DS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(event));
+  return Status::Ok();
+}
+
+Status CudaExecutor::Impl::wait_staging() {
+  if (!staging_pending) return Status::Ok();
+  DS_RETURN_IF_ERROR(wait_event(staging_done.get()));
+  staging_pending = false;
+  return Status::Ok();
+}
+
 CudaExecutor::CudaExecutor() : impl_(std::make_unique<Impl>()) {}
 CudaExecutor::~CudaExecutor() = default;
 
@@ -153,6 +166,8 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   if (const char* env = std::getenv("DSRT_ZERO_COPY"); env && *env) x.opt.zero_copy_upload = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_PIPELINED_SAMPLING"); env && *env)
     x.opt.pipelined_sampling = std::string(env) != "0";
+  if (const char* env = std::getenv("DSRT_TP_PIPELINED_SAMPLING"); env && *env)
+    x.opt.pipelined_with_comm = std::string(env) != "0";
   if (const char* env = std::getenv("DSRT_GEMV_DEFERRED_NORM"); env && *env)
     x.opt.deferred_norm = std::string(env) != "0";
   if (x.opt.max_logit_rows == 0) x.opt.max_logit_rows = x.opt.token_capacity;
@@ -221,6 +236,10 @@ Result<std::unique_ptr<CudaExecutor>> CudaExecutor::create(const LoadedPlan& pla
   DS_ASSIGN_OR_RETURN(x.gemm, GemmRunner::create());
   DS_ASSIGN_OR_RETURN(x.sampler, DeviceSampler::create(x.vocab, rows, x.opt.zero_copy_upload));
   x.m.prev_ids = x.sampler->device_ids();  // previous_sample_token(r), read by the unpack kernel
+  if (x.comm) {  // the sampler's waits on queued steps are bounded like every other wait of a rank
+    Impl* xp = &x;
+    x.sampler->set_stream_wait([xp](cudaStream_t s) { return xp->comm->wait(s, xp->opt.dist_timeout); });
+  }
   x.m.prev_ids_stride = DeviceSampler::device_ids_stride();
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -87,6 +87,14 @@ struct CudaExecutorOptions {
   // GPU without a communicator. DSRT_PIPELINED_SAMPLING=0 turns it off (A/B:
   // callers then take the synchronous step_sample path).
   bool pipelined_sampling = true;
+  // The same on a tensor-parallel rank (with a communicator): every rank samples
+  // the all-gathered logits with the same rows (the draws are reproducible, so
+  // all ranks hold the same ids for the next step's previous_sample_token), and
+  // collect_samples() first waits for the oldest queued step through the
+  // communicator's bounded wait (a dead peer is an error, not a hang). Off by
+  // default until measured on a multi-GPU machine (docs/PERF.md);
+  // DSRT_TP_PIPELINED_SAMPLING=1 (or 0) in the environment overrides it.
+  bool pipelined_with_comm = false;
   // The packed step goes to the device by a kernel reading mapped pinned
   // staging (launch_copy_step) instead of a cudaMemcpyAsync. DSRT_ZERO_COPY=0
   // turns this and the sampler's mapped parameters / results off (A/B).
@@ -117,9 +125,10 @@ class CudaExecutor : public Executor {
   bool samples_on_device() const override { return true; }
   Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
                      std::vector<RowSample>* out) override;
-  // Pipelined sampling (Executor): one GPU without a communicator, when
-  // CudaExecutorOptions::pipelined_sampling; a step's previous_sample_token(r)
-  // tokens (any step, once a sampling ran) are read by its unpack kernel.
+  // Pipelined sampling (Executor): when CudaExecutorOptions::pipelined_sampling
+  // (and, on a tensor-parallel rank, pipelined_with_comm); a step's
+  // previous_sample_token(r) tokens (any step, once a sampling ran) are read by
+  // its unpack kernel.
   bool pipelines_sampling() const override;
   Status enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) override;
   Status collect_samples(std::vector<RowSample>* out) override;

@@ -19,8 +19,7 @@ Status CudaExecutor::Impl::copy_staging(size_t words) {
 }
 
 Status CudaExecutor::Impl::upload_padding_only(int64_t size) {
-  if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
-  staging_pending = false;
+  DS_RETURN_IF_ERROR(wait_staging());
   // size padding sequences of one token each (T = R = S = P = size, none real).
   const PackedStep v = begin_packed_step(static_cast<int32_t*>(staging.data()), size, size, size, 0, size);
   for (int64_t i = 0; i < size; ++i) {

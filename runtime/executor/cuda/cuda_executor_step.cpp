@@ -77,9 +77,7 @@ Result<std::vector<const StepSequence*>> check_batch(const StepBatch& b, const C
 }  // namespace
 
 Result<StepShape> CudaExecutor::Impl::upload(const StepBatch& b, int64_t padded) {
-  // The previous step's copy must be done before the staging is rewritten.
-  if (staging_pending) DS_RETURN_IF_ERROR(staging_done.synchronize());
-  staging_pending = false;
+  DS_RETURN_IF_ERROR(wait_staging());
   std::vector<const StepSequence*> seqs;
   {
     auto checked = check_batch(b, *this);
@@ -342,13 +340,17 @@ Status CudaExecutor::step_sample(const StepBatch& batch, const std::vector<RowSa
   return Status::Ok();
 }
 
-bool CudaExecutor::pipelines_sampling() const { return impl_->comm == nullptr && impl_->opt.pipelined_sampling; }
+bool CudaExecutor::pipelines_sampling() const {
+  const Impl& x = *impl_;
+  return x.opt.pipelined_sampling && (x.comm == nullptr || x.opt.pipelined_with_comm);
+}
 
 Status CudaExecutor::enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) {
   Impl& x = *impl_;
   if (!pipelines_sampling())
     return Status::Error(
-        "enqueue_step_sample: not offered here (tensor-parallel ranks, or pipelined_sampling off): use step_sample");
+        "enqueue_step_sample: not offered here (pipelined_sampling off, or pipelined_with_comm off on a "
+        "tensor-parallel rank): use step_sample");
   if (rows.empty() || static_cast<int64_t>(rows.size()) != batch.num_logit_rows())
     return Status::Error(StrCat() << "enqueue_step_sample: " << rows.size() << " sampling rows for "
                                   << batch.num_logit_rows() << " logit rows (at least one is needed)");
@@ -364,8 +366,12 @@ Status CudaExecutor::enqueue_step_sample(const StepBatch& batch, const std::vect
 }
 
 Status CudaExecutor::collect_samples(std::vector<RowSample>* out) {
+  Impl& x = *impl_;
   if (!out) return Status::Error("collect_samples: no output vector");
-  return impl_->sampler->collect(out);
+  // The oldest queued step ran collectives: wait for it with the communicator's
+  // bound first (the sampler's own wait has none), then collect at once.
+  if (x.comm && x.sampler->queued() > 0) DS_RETURN_IF_ERROR(x.wait_event(x.sampler->oldest_done_event()));
+  return x.sampler->collect(out);
 }
 
 }  // namespace ds::cuda

@@ -158,6 +158,8 @@ Result<std::unique_ptr<CudaTpExecutor>> CudaTpExecutor::create(const LoadedPlan&
     return s;
   }
   e->weights_load_s_ = *std::max_element(load_s.begin(), load_s.end());
+  e->all_ranks_sample_ = std::all_of(e->ranks_.begin(), e->ranks_.end(),
+                                     [](const std::unique_ptr<Rank>& r) { return r->executor->pipelines_sampling(); });
   for (size_t r = 1; r < e->ranks_.size(); ++r) e->ranks_[r]->thread = std::thread(&CudaTpExecutor::worker, e.get(), r);
   return e;
 }
@@ -188,6 +190,7 @@ void CudaTpExecutor::teardown() {
 }
 
 bool CudaTpExecutor::broken() const {
+  if (diverged_.load()) return true;
   for (const auto& r : ranks_)
     if (r->executor && r->executor->broken()) return true;
   return false;
@@ -196,11 +199,27 @@ bool CudaTpExecutor::broken() const {
 int64_t CudaTpExecutor::token_capacity() const { return ranks_[0]->executor->token_capacity(); }
 int64_t CudaTpExecutor::vocab_size() const { return ranks_[0]->executor->vocab_size(); }
 
+Status CudaTpExecutor::run_rank(size_t r, Job job, const StepBatch* batch, float* logits,
+                                const std::vector<RowSampling>* rows, std::vector<RowSample>* out) {
+  CudaExecutor& e = *ranks_[r]->executor;
+  std::vector<RowSample>* mine = r == 0 ? out : &ranks_[r]->samples;
+  switch (job) {
+    case Job::kStep: return e.step(*batch, r == 0 ? logits : nullptr);
+    case Job::kSample:
+      // Without pipelining only rank 0 samples; the others run the step and wait for its collectives.
+      if (r != 0 && !all_ranks_sample_) return e.step(*batch, nullptr);
+      return e.step_sample(*batch, *rows, mine);
+    case Job::kEnqueue: return e.enqueue_step_sample(*batch, *rows);
+    case Job::kCollect: return e.collect_samples(mine);
+  }
+  return Status::Error("internal: unknown tensor-parallel job");
+}
+
 void CudaTpExecutor::worker(size_t r) {
   Rank& rank = *ranks_[r];
   uint64_t seen = 0;
   for (;;) {
-    // Spin briefly, then sleep until the next step (or stop).
+    // Spin briefly, then sleep until the next job (or stop).
     const auto spin_until = Clock::now() + kSpin;
     while (generation_.load() == seen && !stop_.load() && Clock::now() < spin_until) std::this_thread::yield();
     if (generation_.load() == seen && !stop_.load()) {
@@ -209,8 +228,7 @@ void CudaTpExecutor::worker(size_t r) {
     }
     if (stop_.load()) return;
     seen = generation_.load();
-    // Ranks > 0 never sample: they run the step and wait for its collectives.
-    rank.status = rank.executor->step(*batch_, nullptr);
+    rank.status = run_rank(r, job_, batch_, nullptr, rows_, nullptr);
     if (pending_.fetch_sub(1) == 1) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_done_.notify_one();
@@ -218,17 +236,20 @@ void CudaTpExecutor::worker(size_t r) {
   }
 }
 
-Status CudaTpExecutor::run(Job job, const StepBatch& batch, float* logits, const std::vector<RowSampling>* rows,
+Status CudaTpExecutor::run(Job job, const StepBatch* batch, float* logits, const std::vector<RowSampling>* rows,
                            std::vector<RowSample>* out) {
+  if (diverged_.load())
+    return Status::Error("tensor-parallel executor: the ranks drew different tokens earlier; no later step can run");
   {
     std::lock_guard<std::mutex> lock(mu_);
-    batch_ = &batch;
+    batch_ = batch;
+    rows_ = rows;
+    job_ = job;
     pending_ = ranks_.size() - 1;
     generation_.fetch_add(1);
   }
   cv_start_.notify_all();
-  Rank& r0 = *ranks_[0];
-  r0.status = job == Job::kSample ? r0.executor->step_sample(batch, *rows, out) : r0.executor->step(batch, logits);
+  ranks_[0]->status = run_rank(0, job, batch, logits, rows, out);
   const auto spin_until = Clock::now() + kSpin;
   while (pending_.load() != 0 && Clock::now() < spin_until) std::this_thread::yield();
   if (pending_.load() != 0) {
@@ -236,18 +257,54 @@ Status CudaTpExecutor::run(Job job, const StepBatch& batch, float* logits, const
     cv_done_.wait(lock, [&] { return pending_.load() == 0; });
   }
   batch_ = nullptr;
+  rows_ = nullptr;
   std::vector<Status> status;
   for (auto& r : ranks_) status.push_back(r->status);
-  return join_errors(status, "tensor-parallel step", first_rank_);
+  DS_RETURN_IF_ERROR(join_errors(status, "tensor-parallel step", first_rank_));
+  const bool sampled_everywhere = job == Job::kCollect || (job == Job::kSample && all_ranks_sample_);
+  return sampled_everywhere && out ? check_agreement(*out) : Status::Ok();
+}
+
+Status CudaTpExecutor::check_agreement(const std::vector<RowSample>& rank0) {
+  for (size_t r = 1; r < ranks_.size(); ++r) {
+    const std::vector<RowSample>& other = ranks_[r]->samples;
+    for (size_t i = 0; i < rank0.size(); ++i) {
+      const int32_t theirs = i < other.size() ? other[i].id : -1;
+      if (theirs == rank0[i].id) continue;
+      diverged_ = true;
+      return Status::Error(StrCat() << "tensor-parallel sampling: rank " << first_rank_ + static_cast<int>(r)
+                                    << " drew token " << theirs << " for row " << i << " where rank " << first_rank_
+                                    << " drew " << rank0[i].id << " (" << other.size() << " vs " << rank0.size()
+                                    << " rows); the ranks' inputs diverged, no later step can run");
+    }
+  }
+  return Status::Ok();
 }
 
 Status CudaTpExecutor::step(const StepBatch& batch, float* logits) {
-  return run(Job::kStep, batch, logits, nullptr, nullptr);
+  return run(Job::kStep, &batch, logits, nullptr, nullptr);
 }
 
 Status CudaTpExecutor::step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
                                    std::vector<RowSample>* out) {
-  return run(Job::kSample, batch, nullptr, &rows, out);
+  if (!out) return Status::Error("step_sample: no output vector");
+  return run(Job::kSample, &batch, nullptr, &rows, out);
+}
+
+bool CudaTpExecutor::pipelines_sampling() const { return all_ranks_sample_; }
+
+Status CudaTpExecutor::enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) {
+  if (!all_ranks_sample_)
+    return Status::Error(
+        "enqueue_step_sample: not offered here (pipelined_with_comm off on the tensor-parallel ranks): use step_sample");
+  return run(Job::kEnqueue, &batch, nullptr, &rows, nullptr);
+}
+
+Status CudaTpExecutor::collect_samples(std::vector<RowSample>* out) {
+  if (!out) return Status::Error("collect_samples: no output vector");
+  if (!all_ranks_sample_)
+    return Status::Error("collect_samples: pipelined sampling is off on the tensor-parallel ranks");
+  return run(Job::kCollect, nullptr, nullptr, nullptr, out);
 }
 
 }  // namespace ds::cuda

@@ -18,6 +18,12 @@
 //   logits  rank 0's (after the plan's all_gather every rank holds all of them).
 //   samples only rank 0 samples (the other ranks run the step without its
 //           sampling): one sampler, one answer, nothing to keep in agreement.
+//           With pipelined sampling (CudaExecutorOptions::pipelined_with_comm)
+//           every rank samples the all-gathered logits with the same rows, so
+//           each holds the ids a queued step's previous_sample_token reads;
+//           the draws are reproducible, and rank 0 checks after every sampling
+//           that all ranks drew the same ids (a difference is an error and
+//           leaves the executor broken: the ranks' KV caches disagree).
 //
 // One KvCache serves every rank: it only keeps the page bookkeeping (the device
 // pools, with per-rank KV heads, live in each rank's executor), and every rank
@@ -81,6 +87,10 @@ class CudaTpExecutor : public Executor {
   bool samples_on_device() const override { return true; }
   Status step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows,
                      std::vector<RowSample>* out) override;
+  // Pipelined sampling: when every rank's executor offers it (pipelined_with_comm).
+  bool pipelines_sampling() const override;
+  Status enqueue_step_sample(const StepBatch& batch, const std::vector<RowSampling>& rows) override;
+  Status collect_samples(std::vector<RowSample>* out) override;
 
   bool broken() const override;
   int local_ranks() const { return static_cast<int>(ranks_.size()); }
@@ -100,13 +110,21 @@ class CudaTpExecutor : public Executor {
     std::unique_ptr<DeviceWeights> weights;
     std::unique_ptr<CudaExecutor> executor;
     Status status;
+    std::vector<RowSample> samples;  // ranks > 0: what this rank drew (agreement check)
     std::thread thread;
   };
-  enum class Job { kStep, kSample };
+  // kStep: step without sampling; kSample: step_sample (rank 0 alone unless
+  // every rank samples); kEnqueue / kCollect: the pipelined pair, every rank.
+  enum class Job { kStep, kSample, kEnqueue, kCollect };
   CudaTpExecutor() = default;
   void worker(size_t r);
-  Status run(Job job, const StepBatch& batch, float* logits, const std::vector<RowSampling>* rows,
+  // Rank r's part of `job` (rank 0 in the caller's thread, the others in theirs).
+  Status run_rank(size_t r, Job job, const StepBatch* batch, float* logits, const std::vector<RowSampling>* rows,
+                  std::vector<RowSample>* out);
+  Status run(Job job, const StepBatch* batch, float* logits, const std::vector<RowSampling>* rows,
              std::vector<RowSample>* out);
+  // After a sampling on every rank: the other ranks drew rank 0's ids.
+  Status check_agreement(const std::vector<RowSample>& rank0);
   void teardown();
 
   std::unique_ptr<CustomAllReduce> custom_ar_;  // outlives the executors (declared first: destroyed last)
@@ -120,6 +138,10 @@ class CudaTpExecutor : public Executor {
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
   const StepBatch* batch_ = nullptr;
+  const std::vector<RowSampling>* rows_ = nullptr;
+  Job job_ = Job::kStep;
+  bool all_ranks_sample_ = false;     // pipelined sampling: every rank samples
+  std::atomic<bool> diverged_{false};  // the ranks drew different ids once: broken
   std::atomic<uint64_t> generation_{0};
   std::atomic<size_t> pending_{0};
   std::atomic<bool> stop_{false};

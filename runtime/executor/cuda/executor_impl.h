@@ -195,6 +195,11 @@ struct CudaExecutor::Impl {
   // Waits for the stream: comm->wait (bounded by dist_timeout; a dead peer is
   // an error) under tensor parallelism, else a plain synchronize.
   Status sync();
+  // Waits for the work recorded before `event`: bounded by the communicator's
+  // wait under tensor parallelism (a dead peer is an error), else a plain wait.
+  Status wait_event(cudaEvent_t event);
+  // The previous step's staging copy is done (before the staging is rewritten).
+  Status wait_staging();
   Status bind(const std::vector<DeviceTensor>& weights);
   // Sets gemm.prefetch_weights on every kLinear whose next launched instruction
   // is an all-reduce, when DSRT_GEMV_PREFETCH_BEFORE_AR=1 (opt-in experiment).

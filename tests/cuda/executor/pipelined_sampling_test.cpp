@@ -10,14 +10,13 @@
 #include <map>
 
 #include "executor_harness.h"
+#include "pipelined_schedule.h"
 #include "runtime/cuda/cuda_check.h"
 
 namespace ds::cuda::testing {
 namespace {
 
 constexpr const char* kModel = "qwen2-tiny-r1";
-constexpr int kSeqs = 3;
-constexpr int kDecodeSteps = 12;
 
 #define SKIP_WITHOUT_GPU_OR_PLANS()                                                                         \
   do {                                                                                                      \
@@ -26,96 +25,6 @@ constexpr int kDecodeSteps = 12;
       FAIL() << "missing " << plan_path(kModel, "sm_90a") << ": run tools/gpu/make_plans.sh on the development " \
              << "machine";                                                                                  \
   } while (0)
-
-// Row r samples sequence r; even rows greedy, odd rows temperature 0.9 / top-k 50
-// with a per-row seed, the draw keyed by the decode step (counter).
-std::vector<RowSampling> rows_for(int step) {
-  std::vector<RowSampling> rows(kSeqs);
-  for (int r = 0; r < kSeqs; ++r) {
-    rows[r].temperature = r % 2 == 0 ? 0.0f : 0.9f;
-    rows[r].top_k = r % 2 == 0 ? -1 : 50;
-    rows[r].seed = 1000 + static_cast<uint64_t>(r);
-    rows[r].counter = static_cast<uint64_t>(step);
-  }
-  return rows;
-}
-
-// The prompt step: kSeqs sequences of different lengths, one logit row each.
-std::vector<Part> prompts(int64_t vocab) {
-  std::vector<Part> parts;
-  for (int s = 0; s < kSeqs; ++s) {
-    Part p{s, {}, false};
-    for (int64_t i = 0; i < 7 + 5 * s; ++i) p.tokens.push_back(token_at(s, i, vocab));
-    parts.push_back(p);
-  }
-  return parts;
-}
-
-// Synchronous reference: each decode step carries the previous step's ids.
-std::vector<std::vector<int32_t>> run_synchronous(Side& side, int64_t vocab) {
-  std::vector<std::vector<int32_t>> ids;
-  std::vector<Part> parts = prompts(vocab);
-  for (int step = 0; step <= kDecodeSteps; ++step) {
-    StepBatch b = take(side.build(parts), "build");
-    std::vector<RowSample> out;
-    Status st = side.exec().step_sample(b, rows_for(step), &out);
-    if (!st.ok() || out.size() != static_cast<size_t>(kSeqs)) {
-      ADD_FAILURE() << "step_sample " << step << ": " << st.message();
-      return ids;
-    }
-    side.commit(parts);
-    ids.emplace_back();
-    parts.clear();
-    for (int s = 0; s < kSeqs; ++s) {
-      ids.back().push_back(out[s].id);
-      parts.push_back(Part{s, {out[s].id}, false});
-    }
-  }
-  return ids;
-}
-
-// Pipelined: the step after step k is queued before step k's samples are
-// collected, its tokens previous_sample_token(s).
-std::vector<std::vector<int32_t>> run_pipelined(Side& side, int64_t vocab) {
-  std::vector<std::vector<int32_t>> ids;
-  Executor& e = side.exec();
-  std::vector<Part> parts = prompts(vocab);
-  int queued = 0;
-  for (int step = 0; step <= kDecodeSteps; ++step) {
-    StepBatch b = take(side.build(parts), "build");
-    Status st = e.enqueue_step_sample(b, rows_for(step));
-    if (!st.ok()) {
-      ADD_FAILURE() << "enqueue_step_sample " << step << ": " << st.message();
-      break;
-    }
-    ++queued;
-    side.commit(parts);
-    parts.clear();
-    for (int s = 0; s < kSeqs; ++s) parts.push_back(Part{s, {previous_sample_token(s)}, false});
-    if (queued == 2) {  // keep one step in flight while the host reads the other
-      std::vector<RowSample> out;
-      st = e.collect_samples(&out);
-      --queued;
-      if (!st.ok() || out.size() != static_cast<size_t>(kSeqs)) {
-        ADD_FAILURE() << "collect_samples: " << st.message();
-        break;
-      }
-      ids.emplace_back();
-      for (const RowSample& r : out) ids.back().push_back(r.id);
-    }
-  }
-  for (; queued > 0; --queued) {
-    std::vector<RowSample> out;
-    Status st = e.collect_samples(&out);
-    if (!st.ok()) {
-      ADD_FAILURE() << "collect_samples: " << st.message();
-      break;
-    }
-    ids.emplace_back();
-    for (const RowSample& r : out) ids.back().push_back(r.id);
-  }
-  return ids;
-}
 
 class PipelinedSampling : public ::testing::TestWithParam<bool> {};
 
@@ -130,7 +39,7 @@ TEST_P(PipelinedSampling, QueuedStepsSampleWhatSynchronousStepsSample) {
     const int64_t V = sync_side.exec().vocab_size();
     const auto want = run_synchronous(sync_side, V);
     const auto got = run_pipelined(pipe_side, V);
-    ASSERT_EQ(want.size(), static_cast<size_t>(kDecodeSteps + 1));
+    ASSERT_EQ(want.size(), static_cast<size_t>(kPipelinedDecodeSteps + 1));
     ASSERT_EQ(got.size(), want.size());
     int changed = 0;  // the decode inputs must actually move (not the same id every step)
     for (size_t step = 0; step < want.size(); ++step) {

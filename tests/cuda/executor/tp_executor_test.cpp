@@ -9,12 +9,18 @@
 //       start-up measured choice, which both executors of the process must share).
 //   (c) TP 2 step_sample greedy == argmax of the TP 2 logits.
 //   (d) setup errors: a TP plan with a single-rank executor, too few GPUs.
+//   (e) pipelined sampling on the ranks (pipelined_with_comm): queued steps whose
+//       tokens are previous_sample_token sample what synchronous steps sample,
+//       greedy and seeded, graphs and eager; TP 1 (one rank with a one-rank NCCL
+//       communicator: runs on one GPU), TP 2 and TP 4. Off: not offered.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include "executor_harness.h"
+#include "pipelined_schedule.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/executor/cuda/cuda_tp_executor.h"
 
@@ -41,7 +47,8 @@ const char* backend_name(Backend b) {
   return b == Backend::kCustom ? "custom all-reduce" : b == Backend::kNccl ? "NCCL only" : "measured choice";
 }
 
-CudaTpOptions tp_options(const std::string& model, bool graphs, Backend backend = Backend::kCustom) {
+CudaTpOptions tp_options(const std::string& model, bool graphs, Backend backend = Backend::kCustom,
+                         bool pipelined = false) {
   CudaTpOptions o;
   o.exec.token_capacity = kCapacity;
   o.exec.max_seqs = kMaxSeqs;
@@ -52,15 +59,16 @@ CudaTpOptions tp_options(const std::string& model, bool graphs, Backend backend 
   o.weights.format = LoadFormat::kSafetensors;
   o.weights.model_path = std::string(DS_SOURCE_ROOT) + "/tests/fixtures/" + model;
   o.all_reduce = backend;
+  o.exec.pipelined_with_comm = pipelined;
   return o;
 }
 
 Result<Side> make_tp_side(const LoadedPlan& plan, const std::string& model, bool graphs,
-                          Backend backend = Backend::kCustom) {
+                          Backend backend = Backend::kCustom, bool pipelined = false) {
   DS_ASSIGN_OR_RETURN(KvCacheConfig c, KvCacheConfig::from_plan(*plan.plan().kv_cache(), kNumPages));
   c.host_storage = false;
   DS_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> kv, KvCache::create(c));
-  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs, backend)));
+  DS_ASSIGN_OR_RETURN(auto e, CudaTpExecutor::create(plan, *kv, tp_options(model, graphs, backend, pipelined)));
   std::cout << "[tp] " << model << " tp" << plan.plan().tp_size() << (graphs ? " graphs" : " eager")
             << ": custom all-reduce " << (e->uses_custom_all_reduce() ? "on" : "off") << "\n";
   return Side(std::move(kv), std::move(e));
@@ -234,6 +242,59 @@ TEST(TpSampling, GreedyEqualsArgmaxOfLogits) {
   }
   std::cout << "[tp] greedy == argmax on " << rows_checked << " rows\n";
 }
+
+// (e)
+struct PipeCase {
+  int tp;
+  bool graphs;
+};
+
+void PrintTo(const PipeCase& c, std::ostream* os) { *os << "TP " << c.tp << (c.graphs ? ", graphs" : ", eager"); }
+
+class TpPipelined : public ::testing::TestWithParam<PipeCase> {};
+
+TEST_P(TpPipelined, QueuedStepsSampleWhatSynchronousStepsSample) {
+  const PipeCase c = GetParam();
+  SKIP_WITHOUT_GPUS(c.tp);
+  if (std::getenv("DSRT_TP_PIPELINED_SAMPLING")) GTEST_SKIP() << "DSRT_TP_PIPELINED_SAMPLING overrides the options";
+  const std::string model = "qwen2-tiny-r1";
+  REQUIRE_PLAN(tp_plan_path(model, c.tp));
+  auto plan = take(LoadedPlan::from_file(tp_plan_path(model, c.tp)), "load plan");
+  // Reference: only rank 0 samples. Then every rank sampling, synchronously
+  // (step_sample checks that the ranks agree) and pipelined.
+  Side ref = take(make_tp_side(*plan, model, c.graphs, Backend::kNccl, false), "rank-0 sampling side");
+  Side all = take(make_tp_side(*plan, model, c.graphs, Backend::kNccl, true), "every-rank sampling side");
+  Side pipe = take(make_tp_side(*plan, model, c.graphs, Backend::kNccl, true), "pipelined side");
+  EXPECT_FALSE(ref.exec().pipelines_sampling());
+  ASSERT_TRUE(pipe.exec().pipelines_sampling());
+  std::vector<RowSampling> one(1);
+  const Status off = ref.exec().enqueue_step_sample(take(ref.build({Part{0, {1, 2}, false}}), "build"), one);
+  EXPECT_NE(off.message().find("pipelined_with_comm"), std::string::npos) << off.message();
+  const int64_t vocab = ref.exec().vocab_size();
+  const auto want = run_synchronous(ref, vocab);
+  const auto every = run_synchronous(all, vocab);
+  const auto got = run_pipelined(pipe, vocab);
+  ASSERT_EQ(want.size(), static_cast<size_t>(kPipelinedDecodeSteps + 1));
+  ASSERT_EQ(every.size(), want.size());
+  ASSERT_EQ(got.size(), want.size());
+  int changed = 0;  // the decode inputs must actually move
+  for (size_t step = 0; step < want.size(); ++step) {
+    EXPECT_EQ(every[step], want[step]) << "every rank sampling, step " << step;
+    EXPECT_EQ(got[step], want[step]) << "pipelined, step " << step;
+    if (step > 0 && want[step] != want[step - 1]) ++changed;
+  }
+  EXPECT_GT(changed, 0);
+  EXPECT_FALSE(pipe.exec().broken());
+  std::cout << "[tp] pipelined sampling at TP " << c.tp << (c.graphs ? " (graphs)" : " (eager)") << ": "
+            << want.size() << " steps equal to rank-0 sampling\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Degrees, TpPipelined,
+                         ::testing::Values(PipeCase{1, true}, PipeCase{1, false}, PipeCase{2, true},
+                                           PipeCase{2, false}, PipeCase{4, true}),
+                         [](const ::testing::TestParamInfo<PipeCase>& i) {
+                           return "tp" + std::to_string(i.param.tp) + (i.param.graphs ? "_graphs" : "_eager");
+                         });
 
 // (d)
 TEST(TpSetup, SingleRankExecutorRejectsShardedPlan) {
