@@ -57,6 +57,11 @@ Result<int64_t> resolve_kv_pages(const LoadedPlan& plan, const ServingOptions& o
   return (tokens + page - 1) / page;
 }
 
+int64_t default_chunked_prefill_size(int64_t max_model_len, int64_t max_running_requests, size_t gpu_total_bytes) {
+  const int64_t budget = gpu_total_bytes >= kLargeGpuBytes ? 4096 : 2048;
+  return std::max<int64_t>(std::min<int64_t>(budget, max_model_len), max_running_requests);
+}
+
 int64_t resolve_max_logit_rows(const ServingOptions& options, int64_t chunk) {
   const int64_t rows = options.max_logit_rows > 0 ? options.max_logit_rows
                                                   : std::max(options.max_running_requests, kDefaultMaxLogitRows);
@@ -99,16 +104,32 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
     return Status::Error(StrCat() << "max_model_len " << options.max_model_len << " exceeds the plan's "
                                   << plan_len << " (recompile with dscc --max-model-len)");
   const int64_t max_len = options.max_model_len > 0 ? options.max_model_len : plan_len;
-  // Auto budget: up to 2048 prefill tokens, and always a decode slot per running request.
-  const int64_t chunk = options.chunked_prefill_size > 0
-                            ? options.chunked_prefill_size
-                            : std::max<int64_t>(std::min<int64_t>(2048, max_len), options.max_running_requests);
   const bool cuda = is_cuda_plan(plan);
+  // Auto budget (default_chunked_prefill_size): always a decode slot per running request.
+  size_t gpu_total = 0;
+  if (cuda && options.chunked_prefill_size == 0) {
+    DS_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, query_device_memory(options.gpu.device));
+    gpu_total = mem.total;
+  }
+  int64_t chunk = options.chunked_prefill_size > 0
+                      ? options.chunked_prefill_size
+                      : default_chunked_prefill_size(max_len, options.max_running_requests, gpu_total);
   int64_t pages = 0;
   int64_t max_running = options.max_running_requests;
   size_t planned_activations = 0;
   if (cuda) {
-    DS_ASSIGN_OR_RETURN(MemoryPlan mp, plan_cuda_memory(plan, options, max_len, chunk));
+    Result<MemoryPlan> planned = plan_cuda_memory(plan, options, max_len, chunk);
+    const int64_t small = default_chunked_prefill_size(max_len, options.max_running_requests, 0);
+    if (!planned.ok() && options.chunked_prefill_size == 0 && chunk > small) {
+      // The larger automatic budget does not fit: the small one may.
+      if (options.log)
+        options.log(StrCat() << "memory: a step budget of " << chunk << " tokens does not fit ("
+                             << planned.status().message() << "); trying " << small);
+      chunk = small;
+      planned = plan_cuda_memory(plan, options, max_len, chunk);
+    }
+    if (!planned.ok()) return planned.status();
+    const MemoryPlan& mp = *planned;
     planned_activations = mp.activation_bytes;
     pages = options.kv_pages > 0 ? std::min(options.kv_pages, mp.kv_pages) : mp.kv_pages;
     max_running = mp.max_running_requests;

@@ -21,7 +21,7 @@ namespace ds {
 struct ServingOptions {
   int64_t max_running_requests = 64;
   int64_t chunked_prefill_size = 0;  // per-step token budget = executor capacity;
-                                     // 0: max(min(2048, max_model_len), max_running_requests)
+                                     // 0: default_chunked_prefill_size()
   int64_t max_model_len = 0;         // 0: the plan's; at most the plan's
   // KV budget, first that applies: kv_pages > 0; else kv_memory_fraction of
   // kv_memory_bytes (> 0); else enough pages for max(max_model_len,
@@ -57,6 +57,16 @@ std::vector<int32_t> plan_eos_token_ids(const LoadedPlan& plan);
 
 // Pages the KV budget of `options` gives for this plan.
 Result<int64_t> resolve_kv_pages(const LoadedPlan& plan, const ServingOptions& options, int64_t max_model_len);
+
+// The per-step token budget when --chunked-prefill-size is not given:
+// max(min(B, max_model_len), max_running_requests) with B = 4096 on a GPU of at
+// least kLargeGpuBytes (H100 / H200 class: larger prefill GEMMs, fewer steps;
+// 32B / 7B serving 256 x (512 in / 128 out) on an H200: +2.8% / +2.6% total
+// tok/s over 2048, docs/PERF.md session 16), else 2048 (smaller GPUs, the CPU
+// backend: gpu_total_bytes = 0). Creation falls back to 2048 when the larger
+// budget's activations do not fit the device memory plan.
+constexpr size_t kLargeGpuBytes = size_t{60} << 30;
+int64_t default_chunked_prefill_size(int64_t max_model_len, int64_t max_running_requests, size_t gpu_total_bytes);
 
 // Logit rows per step under `options` with steps of `chunked_prefill_size` tokens.
 int64_t resolve_max_logit_rows(const ServingOptions& options, int64_t chunked_prefill_size);

@@ -21,7 +21,7 @@ void add_serve_options(CLI::App* cmd, ServeArgs& a) {
   cmd->add_option("--max-running-requests", o.max_running_requests,
                   "Requests in the running batch at most (CUDA: also the executor's sequences per step; capped "
                   "to what the KV pool holds)");
-  cmd->add_option("--chunked-prefill-size", o.chunked_prefill_size, "Tokens per step (0: min(2048, max-model-len))");
+  cmd->add_option("--chunked-prefill-size", o.chunked_prefill_size, "Tokens per step (0: 4096 on GPUs of >= 60 GiB, else 2048; at most max-model-len, at least max-running-requests)");
   cmd->add_option("--mem-fraction-static,--gpu-memory-utilization", o.mem_fraction_static,
                   "CUDA plans: fraction of GPU memory for weights + KV pool (default 0.88; the rest holds "
                   "activations and CUDA graphs). CPU plans: fraction of --kv-budget-bytes given to the KV pool")

@@ -169,6 +169,20 @@ TEST(LogitRowCap, ServingDefaultHoldsARowPerRunningRequestAndAtMostTheChunk) {
   EXPECT_FALSE(o.validate().ok());
 }
 
+TEST(ServingDefaults, ChunkedPrefillSizeByGpuMemory) {
+  const size_t gib = size_t{1} << 30;
+  // CPU backend (no GPU) and GPUs below kLargeGpuBytes: 2048; H100 / H200 class: 4096.
+  EXPECT_EQ(default_chunked_prefill_size(8192, 64, 0), 2048);
+  EXPECT_EQ(default_chunked_prefill_size(8192, 64, 24 * gib), 2048);
+  EXPECT_EQ(default_chunked_prefill_size(8192, 64, kLargeGpuBytes - 1), 2048);
+  EXPECT_EQ(default_chunked_prefill_size(8192, 64, kLargeGpuBytes), 4096);
+  EXPECT_EQ(default_chunked_prefill_size(8192, 64, 141 * gib), 4096);
+  // At most max_model_len, at least a decode slot per running request.
+  EXPECT_EQ(default_chunked_prefill_size(1024, 64, 141 * gib), 1024);
+  EXPECT_EQ(default_chunked_prefill_size(1024, 2000, 141 * gib), 2000);
+  EXPECT_EQ(default_chunked_prefill_size(8192, 5000, 0), 5000);
+}
+
 TEST(LogitRowCap, ServingEngineRejectsACapBelowMaxRunningRequests) {
   const TestModel& m = TestModel::get();
   ServingOptions o;
