@@ -9,6 +9,10 @@
 // launch gaps are not timed), 3 warm-ups, median of --reps (>= 20) runs.
 // Weight operands rotate through a pool larger than L2 so that no run reads
 // its weights from L2. Output: a table on stdout, and JSON with --json FILE.
+// --m-sweep 1,16,64,...: only the copy ceiling and every decode shape at those
+// m (cuBLASLt, the GEMV kernel where m <= kGemvMaxM, kAuto after prepare():
+// its timed choice): the weight-bound range of decode batches (weight bytes /
+// time as % of copy).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -81,7 +85,7 @@ class Bench {
   Event start_, stop_;
 };
 
-Status run(int reps, const std::string& json_path) {
+Status run(int reps, const std::string& json_path, const std::vector<int64_t>& m_sweep) {
   if (device_count() == 0) return Status::Error("no CUDA device");
   cudaDeviceProp prop;
   DS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, 0));
@@ -149,6 +153,46 @@ Status run(int reps, const std::string& json_path) {
       return runner->run(a, bench.stream(), path);
     });
   };
+
+  if (!m_sweep.empty()) {
+    std::printf("\n%-14s %6s %10s %8s %10s %8s %10s %8s  %s\n", "decode m sweep", "m", "cuBLASLt", "%copy", "GEMV us",
+                "%copy", "kAuto us", "%copy", "kAuto kernel");
+    nlohmann::json rows = nlohmann::json::array();
+    for (const LayerShape& s : kDecodeShapes) {
+      const DType od = std::string(s.name) == "lm_head" ? DType::kF32 : DType::kBF16;
+      const double bytes = 2.0 * s.n * s.k;
+      auto pct = [&](double ms) { return 100.0 * bytes / (ms * 1e6) / copy_gbps; };
+      for (int64_t m : m_sweep) {
+        DS_ASSIGN_OR_RETURN(double lt_ms, time_gemm(m, s.n, s.k, od, GemmPath::kCublasLt));
+        double g_ms = -1.0;
+        if (m <= kGemvMaxM) {
+          DS_ASSIGN_OR_RETURN(g_ms, time_gemm(m, s.n, s.k, od, GemmPath::kGemv));
+        }
+        GemmArgs probe;
+        probe.x = x.data();
+        probe.w = weight(s.n, s.k, 0);
+        probe.y = y.data();
+        probe.m = m, probe.n = s.n, probe.k = s.k, probe.out_dtype = od;
+        // As the executor does before capturing its decode graphs: kAuto's timed choices.
+        DS_RETURN_IF_ERROR(runner->prepare(probe, bench.stream()));
+        DS_ASSIGN_OR_RETURN(double auto_ms, time_gemm(m, s.n, s.k, od, GemmPath::kAuto));
+        const std::string chosen = runner->chosen_kernel(probe);
+        std::printf("%-14s %6lld %10.2f %7.1f%% %10s %7s%% %10.2f %7.1f%%  %s\n", s.name, (long long)m, lt_ms * 1e3,
+                    pct(lt_ms), g_ms < 0 ? "-" : std::to_string(g_ms * 1e3).substr(0, 6).c_str(),
+                    g_ms < 0 ? "-" : std::to_string(pct(g_ms)).substr(0, 5).c_str(), auto_ms * 1e3, pct(auto_ms),
+                    chosen.c_str());
+        rows.push_back({{"name", s.name}, {"m", m}, {"cublaslt_us", lt_ms * 1e3},
+                        {"gemv_us", g_ms < 0 ? nlohmann::json() : nlohmann::json(g_ms * 1e3)},
+                        {"auto_us", auto_ms * 1e3}, {"auto_kernel", chosen}});
+      }
+    }
+    out["m_sweep"] = rows;
+    if (!json_path.empty()) {
+      std::ofstream f(json_path);
+      f << out.dump(2) << "\n";
+    }
+    return Status::Ok();
+  }
 
   // ---- GEMM (cuBLASLt) ----
   std::printf("\n%-28s %8s %8s %8s %10s %10s\n", "cuBLASLt bf16 GEMM", "m", "n", "k", "ms", "TFLOP/s");
@@ -382,8 +426,12 @@ int main(int argc, char** argv) {
   int reps = 20;
   app.add_option("--json", json_path, "also write the results as JSON to this file");
   app.add_option("--reps", reps, "timed runs per measurement (median reported)")->check(CLI::Range(20, 1000));
+  std::vector<int64_t> m_sweep;
+  app.add_option("--m-sweep", m_sweep, "only the copy ceiling and the decode shapes at these m (comma-separated)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   CLI11_PARSE(app, argc, argv);
-  ds::Status st = ds::cuda::bench::run(reps, json_path);
+  ds::Status st = ds::cuda::bench::run(reps, json_path, m_sweep);
   if (!st.ok()) {
     std::fprintf(stderr, "ds_gpu_ceilings: %s\n", st.message().c_str());
     return 1;

@@ -5,8 +5,12 @@
 # tok/s, median TPOT and TTFT.
 #   tools/bench/gpu/serve_ab.sh [MODELS (default "7B")] [SETTINGS (default "overlap nooverlap")]
 # Settings: "overlap" (the defaults), "nooverlap" (--disable-overlap-schedule), "nograph"
-# (--disable-cuda-graph), "nosplitsampling" (DSRT_SAMPLING_SPLIT=0: every sampled row on one CTA); any other word is passed to dsrt serve with '+' read as a space
-# (e.g. --max-running-requests+128).
+# (--disable-cuda-graph), "nosplitsampling" (DSRT_SAMPLING_SPLIT=0: every sampled row on one CTA), "profile"
+# (DSRT_PROFILE=1: the executor's step profile, printed to the server log when it stops), "profile-eager"
+# (the same with --disable-cuda-graph: per-instruction times); any other word is passed to dsrt serve with
+# '+' read as a space (e.g. --max-running-requests+128).
+# SERVE_LOG_DIR: keep each run's server log there as MODEL_SETTING.log (the profile settings print the
+# profile's lines from it).
 # NUM (256), INPUT_LEN (512), OUTPUT_LEN (128), PORT (30125) (not IN / OUT: the device runner sets OUT);
 # BODY: a JSON object merged into every request (dsbench --extra-request-body; dsbench sends
 # temperature 0 by default), e.g. BODY='{"temperature": 0.6, "top_p": 0.95}'.
@@ -26,6 +30,7 @@ for m in $MODELS; do
     envs=""
     case "$s" in overlap) args="" ;; nooverlap) args="--disable-overlap-schedule" ;; nograph) args="--disable-cuda-graph" ;;
       nosplitsampling) args="" envs="DSRT_SAMPLING_SPLIT=0" ;;
+      profile) args="" envs="DSRT_PROFILE=1" ;; profile-eager) args="--disable-cuda-graph" envs="DSRT_PROFILE=1" ;;
       *) args="${s//+/ }" ;; esac
     # shellcheck disable=SC2086
     env $envs "$BUILD/bin/dsrt" serve "$plan" --load-format dummy --host 127.0.0.1 --port "$PORT" $args > "$WORK/serve.log" 2>&1 &
@@ -58,6 +63,10 @@ PY
       echo "$m $s: the server did not become healthy"; tail -n 5 "$WORK/serve.log"
     fi
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    case "$s" in profile*) sed -n '/dsrt profile/,$p' "$WORK/serve.log" | head -n 40 ;; esac
+    if [ -n "${SERVE_LOG_DIR:-}" ]; then
+      mkdir -p "$SERVE_LOG_DIR" && cp "$WORK/serve.log" "$SERVE_LOG_DIR/${m}_$(echo "$s" | tr -c 'A-Za-z0-9.=_-' '_').log"
+    fi
   done
 done
 rm -rf "$WORK"
