@@ -9,6 +9,8 @@
 # (DSRT_PROFILE=1: the executor's step profile, printed to the server log when it stops), "profile-eager"
 # (the same with --disable-cuda-graph: per-instruction times); any other word is passed to dsrt serve with
 # '+' read as a space (e.g. --max-running-requests+128).
+# "tppipe": tensor-parallel ranks pipeline device sampling (DSRT_TP_PIPELINED_SAMPLING=1). A model written
+# SIZE@tpN (e.g. 32B@tp2) serves that size's tpN plan with --tp N (N GPUs).
 # SERVE_LOG_DIR: keep each run's server log there as MODEL_SETTING.log (the profile settings print the
 # profile's lines from it).
 # NUM (256), INPUT_LEN (512), OUTPUT_LEN (128), PORT (30125) (not IN / OUT: the device runner sets OUT);
@@ -24,16 +26,19 @@ SETTINGS="${2:-overlap nooverlap}"
 NUM="${NUM:-256}" INPUT_LEN="${INPUT_LEN:-512}" OUTPUT_LEN="${OUTPUT_LEN:-128}" PORT="${PORT:-30125}"
 WORK="$(mktemp -d)"
 for m in $MODELS; do
-  plan="$PLANS/DeepSeek-R1-Distill-Qwen-$m.sm_90a.dsplan"
+  size="${m%@tp*}" tp_args="" suffix=""
+  if [ "$size" != "$m" ]; then tp_args="--tp ${m#*@tp}"; suffix=".tp${m#*@tp}"; fi
+  plan="$PLANS/DeepSeek-R1-Distill-Qwen-$size.sm_90a$suffix.dsplan"
   [ -f "$plan" ] || { echo "$m: no plan $plan"; continue; }
   for s in $SETTINGS; do
     envs=""
     case "$s" in overlap) args="" ;; nooverlap) args="--disable-overlap-schedule" ;; nograph) args="--disable-cuda-graph" ;;
       nosplitsampling) args="" envs="DSRT_SAMPLING_SPLIT=0" ;;
+      tppipe) args="" envs="DSRT_TP_PIPELINED_SAMPLING=1" ;;
       profile) args="" envs="DSRT_PROFILE=1" ;; profile-eager) args="--disable-cuda-graph" envs="DSRT_PROFILE=1" ;;
       *) args="${s//+/ }" ;; esac
     # shellcheck disable=SC2086
-    env $envs "$BUILD/bin/dsrt" serve "$plan" --load-format dummy --host 127.0.0.1 --port "$PORT" $args > "$WORK/serve.log" 2>&1 &
+    env $envs "$BUILD/bin/dsrt" serve "$plan" $tp_args --load-format dummy --host 127.0.0.1 --port "$PORT" $args > "$WORK/serve.log" 2>&1 &
     pid=$!
     ok=0
     for _ in $(seq 600); do
