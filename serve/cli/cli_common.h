@@ -42,6 +42,7 @@ struct LoadOptions {
   // compiled into it (bf16), so fp8 and the others are refused with a clear error.
   std::string quantization;
   bool trust_remote_code = false;  // accepted for SGLang/vLLM commands; dsrt runs no checkpoint code
+  bool enable_torch_compile = false;  // accepted for SGLang commands; plans are compiled ahead of time
 };
 
 // CUDA executor knobs shared by generate, score and serve (sm_* plans).

@@ -34,6 +34,9 @@ void add_load_options(CLI::App* cmd, ds::cli::LoadOptions& load) {
                   "not implemented)");
   cmd->add_flag("--trust-remote-code", load.trust_remote_code,
                 "Accepted for SGLang / vLLM commands; no effect (dsrt runs no code from a checkpoint)");
+  cmd->add_flag("--enable-torch-compile", load.enable_torch_compile,
+                "Accepted for SGLang commands; no effect (dscc compiled and fused the model ahead of time, and "
+                "decode steps replay CUDA graphs)");
   cmd->add_option("--nnodes", load.nnodes,
                   "Multi-process tensor parallelism: number of processes; the plan's tp_size ranks split evenly "
                   "over them (--tp N --nnodes K: N / K ranks, and for CUDA plans N / K GPUs, in each)");

@@ -108,14 +108,14 @@ TEST_F(DsrtCli, CudaPlansAndFlagsGiveClearErrors) {
 // The SGLang / vLLM spellings users' launch commands carry: --tensor-parallel-size
 // (--tp), --gpu-memory-utilization (--mem-fraction-static), --enforce-eager
 // (--disable-cuda-graph), --dtype (checked against the plan's compiled dtype),
-// --trust-remote-code (no effect) and vLLM's --enable-reasoning (needs
-// --reasoning-parser).
+// --trust-remote-code and SGLang's --enable-torch-compile (no effect) and vLLM's
+// --enable-reasoning (needs --reasoning-parser).
 TEST_F(DsrtCli, SglangAndVllmFlagSpellings) {
   const std::string gen = "generate " + plan_ + " --prompt-ids 1,2 --max-new-tokens 3 --ignore-eos --json";
   CmdResult plain = dsrt(gen);
   ASSERT_EQ(plain.code, 0) << plain.err;
   CmdResult r = dsrt(gen + " --tensor-parallel-size 1 --gpu-memory-utilization 0.4 --enforce-eager --dtype auto "
-                           "--trust-remote-code");
+                           "--trust-remote-code --enable-torch-compile");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["output_ids"], nlohmann::json::parse(plain.out)["output_ids"]);
   r = dsrt("score " + plan_ + " --ids 1,2 --json --dtype float32");  // a CPU plan computes in f32

@@ -297,7 +297,7 @@ def main():
 
     # Tensor parallelism (bench.sh tp, tools/gpu/bench_tp.sh).
     tp_tps = {}
-    for tp in (1, 2, 4, "2_nccl", "2_custom", "2_staged"):
+    for tp in (1, 2, 4, "2_nccl", "2_custom", "2_staged", "2_tppipe"):
         r = load(bench_file(f"tp_decode_32B_tp{tp}.json"))
         if r is None:
             continue
@@ -310,6 +310,7 @@ def main():
         label = f"decode bs1 32B TP {tp}".replace("2_nccl", "2 (NCCL all_reduce only)")
         label = label.replace("2_custom", "2 (custom all_reduce forced)")
         label = label.replace("2_staged", "2 (custom all_reduce forced, staged protocol)")
+        label = label.replace("2_tppipe", "2 (pipelined sampling on every rank)")
         # dsrt's start-up choice between the custom all-reduce and NCCL (all_reduce_choice.h).
         choice = ""
         path = bench_file(f"tp_decode_32B_tp{tp}.log")

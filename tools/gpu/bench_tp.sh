@@ -10,7 +10,8 @@
 #                            tp_decode_32B_tp2_custom.json: TP 2 with the custom kernel forced
 #                            (DSRT_CUSTOM_ALLREDUCE=1; by default dsrt times it against NCCL at start-up);
 #                            tp_decode_32B_tp2_staged.json: the same without its LL protocol
-#                            (DSRT_CUSTOM_ALLREDUCE_LL=0)
+#                            (DSRT_CUSTOM_ALLREDUCE_LL=0); tp_decode_32B_tp2_tppipe.json: TP 2 with
+#                            pipelined sampling on every rank (DSRT_TP_PIPELINED_SAMPLING=1)
 #   tp_nccl_tpN.log          ds_cuda_dist_tests NcclBandwidth on N GPUs: all_reduce bus bandwidth
 #                            at 64 MiB and at decode sizes (5120 x 1..256 rows), eager and graph;
 #                            AllReduceProtocols: us per call of the custom kernel's LL and staged
@@ -88,7 +89,10 @@ if tp_part decode && [ "$tp_ngpu" -ge 2 ] && [ -f "$plan" ]; then
   note "tp decode 32B tp2, NCCL only"
   cmdlog "tp_decode_32B_tp2_nccl" "$DSRT generate $plan --tp 2 --disable-custom-all-reduce ... (as above)"
   tp_decode tp_decode_32B_tp2_nccl -- "$plan" --tp 2 --disable-custom-all-reduce
-  for n in custom staged nccl; do tp_decode_best "tp_decode_32B_tp2_$n"; done
+  note "tp decode 32B tp2, pipelined sampling on every rank"
+  cmdlog "tp_decode_32B_tp2_tppipe" "DSRT_TP_PIPELINED_SAMPLING=1 $DSRT generate $plan --tp 2 ... (as above)"
+  tp_decode tp_decode_32B_tp2_tppipe DSRT_TP_PIPELINED_SAMPLING=1 -- "$plan" --tp 2
+  for n in custom staged nccl tppipe; do tp_decode_best "tp_decode_32B_tp2_$n"; done
 fi
 
 tp_dist_exe="$(find "$BUILD" -name ds_cuda_dist_tests -type f -executable 2>/dev/null | head -n1)"
