@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 
 #include "kernels/cuda/attention/attention_internal.h"
 #include "runtime/cuda/cp_async.cuh"
@@ -129,7 +130,13 @@ inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms, boo
   const int granules = max_kv_len <= kSingleKernelMaxKv ? 1 : 2;
   const int max_by_len = (max_kv_len + granules * kSplitGranule - 1) / (granules * kSplitGranule);
   // About two CTAs per SM in one wave: enough to keep HBM busy, and no tail wave.
-  const int want = (2 * num_sms + base - 1) / base;
+  // DSRT_ATTN_CTAS_PER_SM=N (1-16) sets that target (A/B runs).
+  static const int per_sm = [] {
+    const char* e = std::getenv("DSRT_ATTN_CTAS_PER_SM");
+    const int v = e ? std::atoi(e) : 0;
+    return v >= 1 && v <= 16 ? v : 2;
+  }();
+  const int want = (per_sm * num_sms + base - 1) / base;
   int splits = want < max_by_len ? want : max_by_len;
   if (splits > 128) splits = 128;
   return splits < 1 ? 1 : splits;

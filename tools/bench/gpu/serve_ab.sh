@@ -8,7 +8,8 @@
 # (--disable-cuda-graph), "nosplitsampling" (DSRT_SAMPLING_SPLIT=0: every sampled row on one CTA), "profile"
 # (DSRT_PROFILE=1: the executor's step profile, printed to the server log when it stops), "profile-eager"
 # (the same with --disable-cuda-graph: per-instruction times); any other word is passed to dsrt serve with
-# '+' read as a space (e.g. --max-running-requests+128).
+# '+' read as a space (e.g. --max-running-requests+128); a word of VAR=VALUE ('+' between several) sets
+# those environment variables for dsrt (e.g. DSRT_ATTN_CTAS_PER_SM=4).
 # "tppipe": tensor-parallel ranks pipeline device sampling (DSRT_TP_PIPELINED_SAMPLING=1). A model written
 # SIZE@tpN (e.g. 32B@tp2) serves that size's tpN plan with --tp N (N GPUs).
 # SERVE_LOG_DIR: keep each run's server log there as MODEL_SETTING.log (the profile settings print the
@@ -36,6 +37,7 @@ for m in $MODELS; do
       nosplitsampling) args="" envs="DSRT_SAMPLING_SPLIT=0" ;;
       tppipe) args="" envs="DSRT_TP_PIPELINED_SAMPLING=1" ;;
       profile) args="" envs="DSRT_PROFILE=1" ;; profile-eager) args="--disable-cuda-graph" envs="DSRT_PROFILE=1" ;;
+      *=*) case "$s" in --*) args="${s//+/ }" ;; *) args="" envs="${s//+/ }" ;; esac ;;
       *) args="${s//+/ }" ;; esac
     # shellcheck disable=SC2086
     env $envs "$BUILD/bin/dsrt" serve "$plan" $tp_args --load-format dummy --host 127.0.0.1 --port "$PORT" $args > "$WORK/serve.log" 2>&1 &
