@@ -129,6 +129,11 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const LoadedPlan& p
       planned = plan_cuda_memory(plan, options, max_len, chunk);
     }
     if (!planned.ok()) return planned.status();
+    if (options.log)
+      options.log(StrCat() << "step budget: " << chunk << " tokens per step ("
+                           << (options.chunked_prefill_size > 0 ? "--chunked-prefill-size"
+                                                                : "default for this GPU; --chunked-prefill-size sets it")
+                           << ")");
     const MemoryPlan& mp = *planned;
     planned_activations = mp.activation_bytes;
     pages = options.kv_pages > 0 ? std::min(options.kv_pages, mp.kv_pages) : mp.kv_pages;
