@@ -140,18 +140,21 @@ Status run(int reps, const std::string& json_path, const std::vector<int64_t>& m
     const size_t copies = std::max<size_t>(1, std::min<size_t>(16, pool_bytes / bytes));
     return static_cast<const char*>(pool.data()) + (rep % copies) * bytes;
   };
+  // The product of shape (m, n, k) on weight copy `rep`.
+  auto gemm_args = [&](int64_t m, int64_t n, int64_t k, DType out_dtype, int rep) {
+    GemmArgs a;
+    a.x = x.data();
+    a.w = weight(n, k, rep);
+    a.y = y.data();
+    a.m = m;
+    a.n = n;
+    a.k = k;
+    a.out_dtype = out_dtype;
+    return a;
+  };
   auto time_gemm = [&](int64_t m, int64_t n, int64_t k, DType out_dtype, GemmPath path) -> Result<double> {
-    return bench.median_ms([&](int rep) {
-      GemmArgs a;
-      a.x = x.data();
-      a.w = weight(n, k, rep);
-      a.y = y.data();
-      a.m = m;
-      a.n = n;
-      a.k = k;
-      a.out_dtype = out_dtype;
-      return runner->run(a, bench.stream(), path);
-    });
+    return bench.median_ms(
+        [&](int rep) { return runner->run(gemm_args(m, n, k, out_dtype, rep), bench.stream(), path); });
   };
 
   if (!m_sweep.empty()) {
@@ -168,11 +171,7 @@ Status run(int reps, const std::string& json_path, const std::vector<int64_t>& m
         if (m <= kGemvMaxM) {
           DS_ASSIGN_OR_RETURN(g_ms, time_gemm(m, s.n, s.k, od, GemmPath::kGemv));
         }
-        GemmArgs probe;
-        probe.x = x.data();
-        probe.w = weight(s.n, s.k, 0);
-        probe.y = y.data();
-        probe.m = m, probe.n = s.n, probe.k = s.k, probe.out_dtype = od;
+        const GemmArgs probe = gemm_args(m, s.n, s.k, od, 0);
         // As the executor does before capturing its decode graphs: kAuto's timed choices.
         DS_RETURN_IF_ERROR(runner->prepare(probe, bench.stream()));
         DS_ASSIGN_OR_RETURN(double auto_ms, time_gemm(m, s.n, s.k, od, GemmPath::kAuto));
@@ -227,15 +226,7 @@ Status run(int reps, const std::string& json_path, const std::vector<int64_t>& m
     DS_ASSIGN_OR_RETURN(double ms, time_gemm(1, s.n, s.k, od, GemmPath::kGemv));
     DS_ASSIGN_OR_RETURN(double lt_ms, time_gemm(1, s.n, s.k, od, GemmPath::kCublasLt));
     DS_ASSIGN_OR_RETURN(double auto_ms, time_gemm(1, s.n, s.k, od, GemmPath::kAuto));
-    GemmArgs probe;
-    probe.x = x.data();
-    probe.w = weight(s.n, s.k, 0);
-    probe.y = y.data();
-    probe.m = 1;
-    probe.n = s.n;
-    probe.k = s.k;
-    probe.out_dtype = od;
-    const std::string chosen = runner->chosen_kernel(probe);
+    const std::string chosen = runner->chosen_kernel(gemm_args(1, s.n, s.k, od, 0));
     const double bytes = 2.0 * s.n * s.k;
     const double gbps = bytes / (ms * 1e6), lt_gbps = bytes / (lt_ms * 1e6), auto_gbps = bytes / (auto_ms * 1e6);
     std::printf("%-28s %8lld %8lld %10.2f %10.1f %7.1f%% %12.2f %10.1f %10.2f %8.1f  %s\n", s.name, (long long)s.n,

@@ -276,23 +276,11 @@ Status run(int reps, const std::vector<Shape>& shapes) {
                                     << ": at most 152064 x 3584 elements, n <= 152064, k <= 27648, k % 8 == 0");
     const double mb = static_cast<double>(s.n * s.k * 2) / 1e3;  // kB -> GB/s with us
     auto production = [&](int i, void* out) {
-      GemmArgs g;
-      g.x = x.data();
-      g.w = weight(s, i);
-      g.y = out;
-      g.m = 1, g.n = s.n, g.k = s.k;
-      return runner->run(g, stream.get(), GemmPath::kGemv);
+      return runner->run(cb.gemv_args(s.n, s.k, i, out), stream.get(), GemmPath::kGemv);
     };
     DS_RETURN_IF_ERROR(production(0, y_ref.data()));
     DS_ASSIGN_OR_RETURN(const double prod_us, chain_us([&](int i) { return production(i, y.data()); }));
-    auto chosen = [&](int i) {
-      GemmArgs g;
-      g.x = x.data();
-      g.w = weight(s, i);
-      g.y = y.data();
-      g.m = 1, g.n = s.n, g.k = s.k;
-      return runner->run(g, stream.get(), GemmPath::kAuto);
-    };
+    auto chosen = [&](int i) { return runner->run(cb.gemv_args(s.n, s.k, i, y.data()), stream.get(), GemmPath::kAuto); };
     DS_ASSIGN_OR_RETURN(const double auto_us, chain_us(chosen));
     std::printf("%-14s %8.2f (%5.0f) %8.2f (%5.0f)", s.name.c_str(), prod_us, mb / prod_us, auto_us, mb / auto_us);
     std::vector<__nv_bfloat16> ref(s.n), got(s.n);
@@ -310,12 +298,8 @@ Status run(int reps, const std::vector<Shape>& shapes) {
     };
     for (detail::Choice c : kBulkChoices) {  // the production bulk kernel
       auto bulk = [&](int i) {
-        GemmArgs g;
-        g.x = x.data();
-        g.w = weight(s, i);
-        g.y = y.data();
-        g.m = 1, g.n = s.n, g.k = s.k, g.ldx = s.k, g.ldy = s.n;
-        return detail::launch_gemv_bulk(g, detail::bulk_config(c), scratch.num_sms, stream.get());
+        return detail::launch_gemv_bulk(cb.gemv_args(s.n, s.k, i, y.data()), detail::bulk_config(c), scratch.num_sms,
+                                        stream.get());
       };
       DS_RETURN_IF_ERROR(bulk(0));
       DS_RETURN_IF_ERROR(check());

@@ -84,6 +84,16 @@ struct ChainBench {
   const char* weight(int64_t n, int64_t k, int i) const {
     return static_cast<const char*>(pool.data()) + static_cast<size_t>(i % kChain) * n * k * 2;
   }
+  // The m = 1 product into `out` on launch i's copy of an n x k weight (dense
+  // strides, resolved: also what the kernels launched directly take).
+  GemmArgs gemv_args(int64_t n, int64_t k, int i, void* out) const {
+    GemmArgs g;
+    g.x = x.data();
+    g.w = weight(n, k, i);
+    g.y = out;
+    g.m = 1, g.n = n, g.k = k, g.ldx = k, g.ldy = n;
+    return g;
+  }
   Result<double> chain_us(int reps, const std::function<Status(int)>& launch) {
     return time_chain(stream, a, b, reps, launch);
   }

@@ -245,12 +245,7 @@ Status run(int reps, const std::string& table) {
     std::printf("   max |diff| of any variant\n");
     for (const Shape& s : kShapes) {
       auto production = [&](int i, void* out) {
-        GemmArgs g;
-        g.x = x.data();
-        g.w = weight(s, i);
-        g.y = out;
-        g.m = 1, g.n = s.n, g.k = s.k;
-        return runner->run(g, stream.get(), GemmPath::kGemv);
+        return runner->run(cb.gemv_args(s.n, s.k, i, out), stream.get(), GemmPath::kGemv);
       };
       DS_RETURN_IF_ERROR(production(0, y_ref.data()));
       DS_ASSIGN_OR_RETURN(const double prod_us, chain_us([&](int i) { return production(i, y.data()); }));
@@ -274,14 +269,9 @@ Status run(int reps, const std::string& table) {
       ns.push_back(k == 18944 ? 3584 : 5120);                             // the model's own n
       for (int64_t n : ns) {
         if (static_cast<size_t>(n * k) > max_w) continue;
-        const Shape sh{"fill", n, k};
         auto launch = [&](int i) {
-          GemmArgs g;
-          g.x = x.data();
-          g.w = weight(sh, i);
-          g.y = y.data();
-          g.m = 1, g.n = n, g.k = k, g.ldx = k, g.ldy = n;
-          return detail::launch_gemv(g, none, stream.get(), 4, detail::GemvKernel::kWarpRows);
+          return detail::launch_gemv(cb.gemv_args(n, k, i, y.data()), none, stream.get(), 4,
+                                     detail::GemvKernel::kWarpRows);
         };
         DS_ASSIGN_OR_RETURN(const double us, chain_us(launch));
         std::printf("%8lld %8lld %8.2f %10.2f %10.1f\n", static_cast<long long>(k), static_cast<long long>(n),
