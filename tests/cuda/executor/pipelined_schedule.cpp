@@ -57,6 +57,18 @@ std::vector<std::vector<int32_t>> run_synchronous(Side& side, int64_t vocab) {
 std::vector<std::vector<int32_t>> run_pipelined(Side& side, int64_t vocab) {
   std::vector<std::vector<int32_t>> ids;
   Executor& e = side.exec();
+  // Collects the oldest queued step's samples into `ids`; false (a failure recorded) on an error.
+  auto collect = [&]() {
+    std::vector<RowSample> out;
+    const Status st = e.collect_samples(&out);
+    if (!st.ok() || out.size() != static_cast<size_t>(kPipelinedSeqs)) {
+      ADD_FAILURE() << "collect_samples: " << st.message() << " (" << out.size() << " samples)";
+      return false;
+    }
+    ids.emplace_back();
+    for (const RowSample& r : out) ids.back().push_back(r.id);
+    return true;
+  };
   std::vector<Part> parts = prompts(vocab);
   int queued = 0;
   for (int step = 0; step <= kPipelinedDecodeSteps; ++step) {
@@ -71,27 +83,12 @@ std::vector<std::vector<int32_t>> run_pipelined(Side& side, int64_t vocab) {
     parts.clear();
     for (int s = 0; s < kPipelinedSeqs; ++s) parts.push_back(Part{s, {previous_sample_token(s)}, false});
     if (queued == 2) {  // keep one step in flight while the host reads the other
-      std::vector<RowSample> out;
-      st = e.collect_samples(&out);
       --queued;
-      if (!st.ok() || out.size() != static_cast<size_t>(kPipelinedSeqs)) {
-        ADD_FAILURE() << "collect_samples: " << st.message();
-        break;
-      }
-      ids.emplace_back();
-      for (const RowSample& r : out) ids.back().push_back(r.id);
+      if (!collect()) break;
     }
   }
-  for (; queued > 0; --queued) {
-    std::vector<RowSample> out;
-    Status st = e.collect_samples(&out);
-    if (!st.ok()) {
-      ADD_FAILURE() << "collect_samples: " << st.message();
-      break;
-    }
-    ids.emplace_back();
-    for (const RowSample& r : out) ids.back().push_back(r.id);
-  }
+  for (; queued > 0; --queued)
+    if (!collect()) break;
   return ids;
 }
 
