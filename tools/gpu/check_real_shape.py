@@ -53,6 +53,10 @@ def parse_args():
     ap.add_argument("--len", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--std", type=float, default=0.02, help="std of the random weights (norms are 1)")
+    ap.add_argument("--init", choices=["ds", "hf"], default="ds",
+                    help="ds: every weight and bias N(0, std), norm weights 1 + 0.1 N(0, 1) (a dropped norm "
+                         "weight shows); hf: transformers' own initialisation from config.json "
+                         "(initializer_range, zero biases, unit norms)")
     ap.add_argument("--goal", type=float, default=1e-2, help="relative L2 error goal")
     ap.add_argument("--dsrt-args", default="", help="extra dsrt score arguments (space separated)")
     ap.add_argument("--out", default="")
@@ -81,7 +85,7 @@ def build_and_save(args):
         model = from_config(AutoModelForCausalLM, config, torch.bfloat16, "eager")
     gen = torch.Generator(device="cuda").manual_seed(args.seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for name, p in (model.named_parameters() if args.init == "ds" else []):
             if p.dim() == 1 and "norm" in name:
                 # Norm weights near 1 (not exactly, so that a dropped norm weight shows).
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen, device="cuda", dtype=torch.float32))
@@ -135,7 +139,34 @@ def reference_logits(model, config, prompts):
     floors = bf16_floors(ref, run)
     del ref
     torch.cuda.empty_cache()
-    return out_f32, out_bf16, floors
+    return out_f32, out_bf16, floors, hf_bf16_backends(model, config, run)
+
+
+def hf_bf16_backends(model, config, run):
+    """Logits of transformers-bf16 run other ways than the reference (eager attention, default
+    cuBLAS settings): "sdpa" (torch's scaled-dot-product attention kernels) and "no_reduced_reduction"
+    (eager, torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction off). Every rounding
+    point of the model's code is the same; only kernels and summation orders differ, so their
+    distance from the reference bf16 logits is how far two bf16 runs of one implementation are.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = {}
+    with torch.device("cuda"):
+        sdpa = from_config(AutoModelForCausalLM, config, torch.bfloat16, "sdpa")
+    sdpa.load_state_dict(model.state_dict(), strict=True)
+    sdpa.eval()
+    out["sdpa"] = run(sdpa)
+    del sdpa
+    torch.cuda.empty_cache()
+    flag = torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction
+    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = not flag
+    try:
+        out["no_reduced_reduction" if flag else "reduced_reduction"] = run(model)
+    finally:
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = flag
+    return out
 
 
 def bf16_floors(ref, run):
@@ -253,7 +284,16 @@ def main():
     model, config = build_and_save(args)
     g = torch.Generator().manual_seed(args.seed + 1)
     prompts = torch.randint(0, config.vocab_size, (args.prompts, args.len), generator=g).tolist()
-    ref_f32, ref_bf16, floors = reference_logits(model, config, prompts)
+    ref_f32, ref_bf16, floors, backends = reference_logits(model, config, prompts)
+    result["init"] = args.init
+    # transformers-bf16 against itself with other kernels: the spread between two bf16 runs of the
+    # same code, i.e. how close any other implementation could come to transformers-bf16.
+    result["hf_bf16_backends_vs_hf_bf16"] = {name: [compare(out[i], ref_bf16[i]) for i in range(len(prompts))]
+                                            for name, out in backends.items()}
+    result["hf_bf16_backends_vs_f32"] = {name: [compare(out[i], ref_f32[i]) for i in range(len(prompts))]
+                                        for name, out in backends.items()}
+    log("hf bf16 backends vs hf bf16: " + json.dumps(
+        {k: [e.get("rel_l2") for e in v] for k, v in result["hf_bf16_backends_vs_hf_bf16"].items()}))
     # What part of the error no bf16 implementation avoids (f32 model, bf16 GEMM inputs [+ outputs, KV]).
     result["bf16_floors_vs_f32"] = {name: [compare(out[i], ref_f32[i]) for i in range(len(prompts))]
                                     for name, out in floors.items()}

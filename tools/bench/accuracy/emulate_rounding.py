@@ -58,6 +58,9 @@ VARIANTS = {
     "res32o_gu32": dict(res=F, gin=B, gout=F, qkvout=B, odout=F, kv=B, aout=B, act=B, hf=False),
     "res32oq": dict(res=F, gin=B, gout=B, odout=F, kv=F, aout=B, act=B, hf=False),
     "gemm_in_only": dict(res=F, gin=B, gout=F, odout=F, kv=F, aout=B, act=B, hf=False),
+    "split_all": dict(res=F, gin=F, gout=B, qkvout=B, odout=F, kv=B, aout=F, act=F, hf=False),
+    "split_all_kv32": dict(res=F, gin=F, gout=B, qkvout=B, odout=F, kv=F, aout=F, act=F, hf=False),
+    "split_gin": dict(res=F, gin=F, gout=B, qkvout=B, odout=F, kv=B, aout=B, act=B, hf=False),
 }
 
 
