@@ -1,7 +1,8 @@
 // Split-KV decode on tensor cores (head_dim <= 128). One CTA per (sequence,
 // KV head x chunk of <= 16 query heads, split): the chunk's query heads are the
 // 16 rows of an mma tile (GQA: every K/V page is read once for all of them).
-// 64-key K/V tiles stream through a two-stage cp.async pipeline; warp w takes
+// 64-key K/V tiles stream through a kStages-deep cp.async pipeline (2 or 3
+// stages; DSRT_ATTN_STAGES, decode_mma_stages()); warp w takes
 // keys [16w, 16w + 16) of each tile: S = Q K^T (16 heads x 16 keys), an f32
 // online softmax per head, O += P V. At the end the four warps' (m, l, O) are
 // merged through smem into the output (one split) or a partial for the
@@ -17,6 +18,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/attention/attention_common.cuh"
 #include "kernels/cuda/attention/attention_internal.h"
@@ -36,11 +39,12 @@ constexpr int kWarps = 4;
 constexpr int kRows = kMmaDecodeHeads;  // query heads per CTA (mma M)
 constexpr int kTile = 64;  // keys per stage, 16 per warp
 
-template <int kD>
+template <int kD, int kStages>
 struct MmaDecodeCfg {
+  static_assert(kStages >= 2, "one tile in flight while another is consumed");
   static constexpr int kStride = kD + 8;  // bf16 smem row, +16 B: ldmatrix conflict-free
   static constexpr int kChunks = kD / 8;
-  static constexpr int kKvElems = 2 * 2 * kTile * kStride;  // 2 stages x (K, V)
+  static constexpr int kKvElems = kStages * 2 * kTile * kStride;  // stages x (K, V)
   static constexpr int kOStride = kD + 4;                    // f32 merge rows
   static constexpr size_t kSmemBytes =
       (kKvElems + kRows * kStride) * sizeof(bf16) + kWarps * kRows * 2 * sizeof(float);
@@ -70,11 +74,11 @@ __device__ __forceinline__ void pdl_wait_trigger_if(bool now) {
   }
 }
 
-template <int kD, bool kCluster>
+template <int kD, bool kCluster, int kStages>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
   const bool early = p.early_loads;  // the first tile's loads before the PDL wait
   pdl_wait_trigger_if(!early);
-  using C = MmaDecodeCfg<kD>;
+  using C = MmaDecodeCfg<kD, kStages>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
   bf16* q_s = kv_s + C::kKvElems;                                  // [kRows][kStride]
@@ -156,6 +160,14 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     cp_async_16(q_s + r * C::kStride + c * 8, src, valid);
   }
   cp_async_commit();
+  // Tiles 1 .. kStages - 2 ahead of the loop (commit groups: tile 0, q, then one per tile, empty
+  // ones past the last tile, so that waiting for all but the newest kStages - 1 groups always
+  // means "tile t has landed").
+#pragma unroll
+  for (int i = 1; i < kStages - 1; ++i) {
+    if (i < ntiles) load_tile(i, i);
+    cp_async_commit();
+  }
   const NewKv nk = p.rope_on ? decode_rope_new_kv(p, w, holds_new, cs_own) : NewKv{};
 
   const int g = lane >> 2, t4 = lane & 3;
@@ -168,18 +180,16 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   uint32_t qf[kD / 16][4];
 
   for (int t = 0; t < ntiles; ++t) {
-    if (t + 1 < ntiles) {
-      load_tile(t + 1, (t + 1) & 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    const int stage = t % kStages;
+    // The stage refilled here was consumed in iteration t - 1 (closing barrier).
+    if (t + kStages - 1 < ntiles) load_tile(t + kStages - 1, (t + kStages - 1) % kStages);
+    cp_async_commit();
+    cp_async_wait<kStages - 1>();
     __syncthreads();
     if (p.rope_on && (t == 0 || t == tn)) {  // block-uniform
       if (t == 0) decode_rope_q(p, q_s, C::kStride, ng, rope_cs_s);  // the table is visible after the barrier
       if (t == tn && nk.on) {  // the new key's row of this tile: K (threads < D/2) or V
-        bf16* k_row = kv_s + (t & 1) * 2 * kTile * C::kStride + (kn - kbeg - t * kTile) * C::kStride;
+        bf16* k_row = kv_s + stage * 2 * kTile * C::kStride + (kn - kbeg - t * kTile) * C::kStride;
         bf16* dst = tid < p.head_dim / 2 ? k_row : k_row + kTile * C::kStride;
         dst[nk.a] = nk.x;
         dst[nk.b] = nk.y;
@@ -191,7 +201,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
       for (int kk = 0; kk < kD / 16; ++kk)
         ldmatrix_x4(qf[kk], q_s + (lane & 15) * C::kStride + kk * 16 + (lane >> 4) * 8);
     }
-    const bf16* ks = kv_s + (t & 1) * 2 * kTile * C::kStride + warp * 16 * C::kStride;
+    const bf16* ks = kv_s + stage * 2 * kTile * C::kStride + warp * 16 * C::kStride;
     const bf16* vs = ks + kTile * C::kStride;
 
     float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
@@ -333,41 +343,58 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   }
 }
 
-template <int kD>
+template <int kD, int kStages>
 Status configure_dim() {
   static std::atomic<uint64_t> done{0}, done_cluster{0};
-  DS_RETURN_IF_ERROR(ensure_smem_limit(decode_mma_kernel<kD, false>, MmaDecodeCfg<kD>::kSmemBytes, done));
-  return ensure_smem_limit(decode_mma_kernel<kD, true>, MmaDecodeCfg<kD>::kSmemBytes, done_cluster);
+  constexpr size_t bytes = MmaDecodeCfg<kD, kStages>::kSmemBytes;
+  DS_RETURN_IF_ERROR(ensure_smem_limit(decode_mma_kernel<kD, false, kStages>, bytes, done));
+  return ensure_smem_limit(decode_mma_kernel<kD, true, kStages>, bytes, done_cluster);
 }
 
-template <int kD>
+template <int kD, int kStages>
 Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
-  DS_RETURN_IF_ERROR(configure_dim<kD>());
+  DS_RETURN_IF_ERROR((configure_dim<kD, kStages>()));
+  constexpr size_t bytes = MmaDecodeCfg<kD, kStages>::kSmemBytes;
   const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
   if (!p.cluster_merge) {
     DS_CUDA_RETURN_IF_ERROR(
-        launch_kernel(decode_mma_kernel<kD, false>, grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream, p));
+        launch_kernel(decode_mma_kernel<kD, false, kStages>, grid, dim3(kThreads), bytes, stream, p));
   } else {
     // The splits of a head group form one cluster (PDL attribute kept when on).
     cudaLaunchAttribute attrs[2];
-    cudaLaunchConfig_t cfg = pdl_cluster_launch_config(grid, dim3(kThreads), MmaDecodeCfg<kD>::kSmemBytes, stream,
-                                                       attrs, dim3(1, 1, static_cast<unsigned>(p.splits)));
-    DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&cfg, decode_mma_kernel<kD, true>, p));
+    cudaLaunchConfig_t cfg = pdl_cluster_launch_config(grid, dim3(kThreads), bytes, stream, attrs,
+                                                       dim3(1, 1, static_cast<unsigned>(p.splits)));
+    DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&cfg, decode_mma_kernel<kD, true, kStages>, p));
   }
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }
 
+template <int kD>
+Status launch_dim_stages(const DecodeParams& p, int items, cudaStream_t stream) {
+  return decode_mma_stages() == 3 ? launch_dim<kD, 3>(p, items, stream) : launch_dim<kD, 2>(p, items, stream);
+}
+
 }  // namespace
 
+int decode_mma_stages() {
+  static const int stages = [] {
+    const char* e = std::getenv("DSRT_ATTN_STAGES");
+    return e && std::string(e) == "3" ? 3 : 2;
+  }();
+  return stages;
+}
+
 Status configure_decode_mma_kernels() {
-  DS_RETURN_IF_ERROR(configure_dim<64>());
-  return configure_dim<128>();
+  DS_RETURN_IF_ERROR((configure_dim<64, 2>()));
+  DS_RETURN_IF_ERROR((configure_dim<128, 2>()));
+  DS_RETURN_IF_ERROR((configure_dim<64, 3>()));
+  return configure_dim<128, 3>();
 }
 
 Status launch_decode_mma(const DecodeParams& p, int items, cudaStream_t stream) {
-  if (p.head_dim <= 64) return launch_dim<64>(p, items, stream);
-  if (p.head_dim <= 128) return launch_dim<128>(p, items, stream);
+  if (p.head_dim <= 64) return launch_dim_stages<64>(p, items, stream);
+  if (p.head_dim <= 128) return launch_dim_stages<128>(p, items, stream);
   return Status::Error(StrCat() << "paged_attention: tensor-core decode takes head_dim <= 128, got " << p.head_dim);
 }
 
