@@ -29,6 +29,7 @@
 """
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -153,8 +154,10 @@ def hf_bf16_backends(model, config, run):
     from transformers import AutoModelForCausalLM
 
     out = {}
+    # A copy of the config: from_config records the attention backend in the config object,
+    # which the reference model also reads at every forward.
     with torch.device("cuda"):
-        sdpa = from_config(AutoModelForCausalLM, config, torch.bfloat16, "sdpa")
+        sdpa = from_config(AutoModelForCausalLM, copy.deepcopy(config), torch.bfloat16, "sdpa")
     sdpa.load_state_dict(model.state_dict(), strict=True)
     sdpa.eval()
     out["sdpa"] = run(sdpa)

@@ -121,7 +121,18 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   const int seq = w.seq, row = w.row, kbeg = w.kbeg, kend = w.kend;
 
   const int32_t* pages = p.page_table + seq * p.pt_stride;
-  auto load_tile = [&](int tile, int stage) {
+  // Page ids of a tile's rows for this thread's loads. They are read one tile
+  // before the tile's loads go out, so the page-table round trip overlaps the
+  // tile being consumed instead of adding to every tile's latency.
+  auto fetch_pages = [&](int tile, int32_t (&ids)[kIters]) {
+    const int key0 = kbeg + tile * kTile;
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int key = key0 + (tid + u * kThreads) / C::kChunks;
+      ids[u] = key < kend ? pages[key / p.page_size] : 0;
+    }
+  };
+  auto load_tile = [&](int tile, int stage, const int32_t (&ids)[kIters]) {
     const int key0 = kbeg + tile * kTile;
     bf16* ks = kv_s + stage * 2 * kTile * C::kStride;
     bf16* vs = ks + kTile * C::kStride;
@@ -133,7 +144,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
       const bool valid = key < kend && c * 8 < p.head_dim;
       int64_t off = 0;
       if (valid) {
-        const int64_t page = tile == 0 ? first_pages[u] : pages[key / p.page_size];
+        const int64_t page = ids[u];
         off = ((page * p.page_size + key % p.page_size) * p.num_kv_heads + kvh) * static_cast<int64_t>(p.head_dim) + c * 8;
       }
       cp_async_16(ks + j * C::kStride + c * 8, p.k + off, valid);
@@ -141,7 +152,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     }
   };
   const int ntiles = (kend - kbeg + kTile - 1) / kTile;
-  load_tile(0, 0);
+  load_tile(0, 0, first_pages);
   cp_async_commit();
   pdl_wait_trigger_if(early);
   // Rope inside attention (p.rope_on, decode_rope.cuh): the cos/sin table of the
@@ -163,11 +174,16 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   // Tiles 1 .. kStages - 2 ahead of the loop (commit groups: tile 0, q, then one per tile, empty
   // ones past the last tile, so that waiting for all but the newest kStages - 1 groups always
   // means "tile t has landed").
+  int32_t next_pages[kIters];  // of tile t + kStages - 1 at iteration t
 #pragma unroll
   for (int i = 1; i < kStages - 1; ++i) {
-    if (i < ntiles) load_tile(i, i);
+    if (i < ntiles) {
+      fetch_pages(i, next_pages);
+      load_tile(i, i, next_pages);
+    }
     cp_async_commit();
   }
+  if (kStages - 1 < ntiles) fetch_pages(kStages - 1, next_pages);
   const NewKv nk = p.rope_on ? decode_rope_new_kv(p, w, holds_new, cs_own) : NewKv{};
 
   const int g = lane >> 2, t4 = lane & 3;
@@ -182,8 +198,9 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   for (int t = 0; t < ntiles; ++t) {
     const int stage = t % kStages;
     // The stage refilled here was consumed in iteration t - 1 (closing barrier).
-    if (t + kStages - 1 < ntiles) load_tile(t + kStages - 1, (t + kStages - 1) % kStages);
+    if (t + kStages - 1 < ntiles) load_tile(t + kStages - 1, (t + kStages - 1) % kStages, next_pages);
     cp_async_commit();
+    if (t + kStages < ntiles) fetch_pages(t + kStages, next_pages);  // used next iteration
     cp_async_wait<kStages - 1>();
     __syncthreads();
     if (p.rope_on && (t == 0 || t == tn)) {  // block-uniform
