@@ -42,6 +42,7 @@ struct DecodeParams : BatchParams {
   bool row_mode;
   bool rope_on;     // rope: q is raw, the new key is roped and written here
   bool early_loads;  // rope_on only: the first K/V tile is loaded before the PDL wait
+  bool page_ahead;   // tensor-core kernel: page ids read a tile ahead (DSRT_ATTN_PAGE_AHEAD=0: off)
   DecodeRope rope;
 };
 

@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     }
     cp_async_commit();
   }
-  if (kStages - 1 < ntiles) fetch_pages(kStages - 1, next_pages);
+  if (p.page_ahead && kStages - 1 < ntiles) fetch_pages(kStages - 1, next_pages);
   const NewKv nk = p.rope_on ? decode_rope_new_kv(p, w, holds_new, cs_own) : NewKv{};
 
   const int g = lane >> 2, t4 = lane & 3;
@@ -198,9 +198,12 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   for (int t = 0; t < ntiles; ++t) {
     const int stage = t % kStages;
     // The stage refilled here was consumed in iteration t - 1 (closing barrier).
-    if (t + kStages - 1 < ntiles) load_tile(t + kStages - 1, (t + kStages - 1) % kStages, next_pages);
+    if (t + kStages - 1 < ntiles) {
+      if (!p.page_ahead) fetch_pages(t + kStages - 1, next_pages);
+      load_tile(t + kStages - 1, (t + kStages - 1) % kStages, next_pages);
+    }
     cp_async_commit();
-    if (t + kStages < ntiles) fetch_pages(t + kStages, next_pages);  // used next iteration
+    if (p.page_ahead && t + kStages < ntiles) fetch_pages(t + kStages, next_pages);  // used next iteration
     cp_async_wait<kStages - 1>();
     __syncthreads();
     if (p.rope_on && (t == 0 || t == tn)) {  // block-uniform
