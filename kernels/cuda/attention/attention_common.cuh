@@ -120,6 +120,16 @@ __device__ __forceinline__ int64_t kv_offset(const int32_t* pages, int j, int pa
 // (work items, head groups, the kv length bound, SM count), never on actual
 // lengths, so a CUDA graph captured with it stays valid.
 // split_short = false: bounds <= kSingleKernelMaxKv run unsplit (DSRT_ATTN_SHORT_SPLITS=0).
+// DSRT_ATTN_SPLIT_FLOOR=0: the KV split count rounds up (more CTAs than resident
+// slots) and every split decode of <= 8 splits merges in a cluster (A/B switch).
+inline bool split_floor_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("DSRT_ATTN_SPLIT_FLOOR");
+    return !(e && e[0] == '0' && e[1] == 0);
+  }();
+  return on;
+}
+
 inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms, bool split_short = true) {
   const int base = items * groups;
   if (base <= 0 || max_kv_len <= 0) return 1;
@@ -129,14 +139,19 @@ inline int num_kv_splits(int items, int groups, int max_kv_len, int num_sms, boo
   // per split (two tiles, the second in flight while the first is used).
   const int granules = max_kv_len <= kSingleKernelMaxKv ? 1 : 2;
   const int max_by_len = (max_kv_len + granules * kSplitGranule - 1) / (granules * kSplitGranule);
-  // About two CTAs per SM in one wave: enough to keep HBM busy, and no tail wave.
-  // DSRT_ATTN_CTAS_PER_SM=N (1-16) sets that target (A/B runs).
+  // At most two CTAs per SM (what fits at head_dim 128: registers), all resident in one
+  // wave: the most splits whose CTAs all fit, never a tail wave. (Rounding up instead,
+  // e.g. 3 splits of 128 head groups = 384 CTAs for 264 slots, made a second wave: 7B
+  // 32 x 512 keys 26.5 us against 17.3 us with 2 splits, H200 batch 130.)
+  // DSRT_ATTN_CTAS_PER_SM=N (1-16) sets the per-SM target; DSRT_ATTN_SPLIT_FLOOR=0
+  // rounds up as before (A/B runs).
   static const int per_sm = [] {
     const char* e = std::getenv("DSRT_ATTN_CTAS_PER_SM");
     const int v = e ? std::atoi(e) : 0;
     return v >= 1 && v <= 16 ? v : 2;
   }();
-  const int want = (per_sm * num_sms + base - 1) / base;
+  const int slots = per_sm * num_sms;
+  const int want = split_floor_enabled() ? slots / base : (slots + base - 1) / base;
   int splits = want < max_by_len ? want : max_by_len;
   if (splits > 128) splits = 128;
   return splits < 1 ? 1 : splits;

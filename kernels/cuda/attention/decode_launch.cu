@@ -182,7 +182,13 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.part_ml = reinterpret_cast<float*>(part);
     p.part_acc = p.part_ml + ml_floats(static_cast<size_t>(items) * a.num_heads * g.splits);
     p.counters = mma ? static_cast<unsigned*>(workspace) : nullptr;
-    p.cluster_merge = mma && g.splits <= kMaxClusterSplits && cluster_merge_enabled();
+    // Clusters when they are cheap to place: every CTA of the launch on its own SM, or
+    // pairs. Clusters of up to 8 CTAs at two per SM wait for co-scheduling (7B, 8
+    // sequences x 512 keys, 256 CTAs: 14.5 us with clusters of 8, 8.7 us with the
+    // global-memory merge; H200 batch 130).
+    const int64_t ctas = static_cast<int64_t>(items) * a.num_kv_heads * g.head_chunks * g.splits;
+    const bool cheap_clusters = !split_floor_enabled() || ctas <= num_sms || g.splits <= 2;
+    p.cluster_merge = mma && g.splits <= kMaxClusterSplits && cheap_clusters && cluster_merge_enabled();
   }
   p.row_mode = row_mode;
   p.page_ahead = page_ahead_enabled();

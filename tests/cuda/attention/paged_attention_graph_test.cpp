@@ -205,6 +205,15 @@ TEST(PagedAttentionArgs, DecodeSplitGeometryAndWorkspaceLayout) {
   g = attn::decode_geometry(1, 40, 8, 128, 8192, sms);
   EXPECT_GE(g.chunk_len, 128);
   EXPECT_GT(g.splits, 1);
+  // Split launches fit in one wave of two CTAs per SM: 32 sequences x 4 head groups
+  // take 2 splits (256 CTAs), not 3 (384 CTAs for 264 slots).
+  g = attn::decode_geometry(32, 28, 4, 128, 512, sms);
+  EXPECT_EQ(g.splits, 2);
+  for (int bound : {512, 2048, 8192})
+    for (int a = 1; a <= 256; ++a) {
+      const attn::DecodeGeometry ga = attn::decode_geometry(a, 28, 4, 128, bound, sms);
+      if (ga.splits > 1) EXPECT_LE(a * 4 * ga.splits, 2 * sms) << "bound " << bound << ", " << a << " sequences";
+    }
 
   PagedAttentionParams p;
   p.num_heads = 28, p.num_kv_heads = 4, p.head_dim = p.v_head_dim = 128, p.page_size = 16, p.scale = 0.088f;
