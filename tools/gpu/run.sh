@@ -50,12 +50,6 @@ if [ "$what" != build ] && [ "$what" != tp ] && [ -d "$BUILD" ]; then
     prc=$?
     row "attention tests, global merge" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
         "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/ds_cuda_attention_tests_global_merge.log" | tr '\n' ' ' | cut -c1-80)"
-    # The three-stage K/V pipeline of the tensor-core decode kernel (DSRT_ATTN_STAGES=3).
-    DSRT_ATTN_STAGES=3 timeout "${GPU_TEST_TIMEOUT:-120}" "$exe" --gtest_color=no --gtest_filter='*Decode*:*Mixed*' \
-        > "$OUT/parts/ds_cuda_attention_tests_stages3.log" 2>&1
-    prc=$?
-    row "attention tests, 3 stages" "$([ $prc = 0 ] && echo ok || echo FAIL)" \
-        "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/parts/ds_cuda_attention_tests_stages3.log" | tr '\n' ' ' | cut -c1-80)"
   fi
 fi
 if [ "$what" != build ] && [ "$what" != tp ] && [ -x "$BUILD/bin/dsrt" ]; then

@@ -42,7 +42,6 @@ struct DecodeParams : BatchParams {
   bool row_mode;
   bool rope_on;     // rope: q is raw, the new key is roped and written here
   bool early_loads;  // rope_on only: the first K/V tile is loaded before the PDL wait
-  bool page_ahead;   // tensor-core kernel: page ids read a tile ahead (DSRT_ATTN_PAGE_AHEAD=0: off)
   DecodeRope rope;
 };
 
@@ -126,9 +125,5 @@ Status configure_decode_generic_kernel();
 // Decode with tensor cores (head_dim <= 128, <= 16 query heads per CTA).
 Status launch_decode_mma(const DecodeParams& p, int items, cudaStream_t stream);
 Status configure_decode_mma_kernels();
-// K/V pipeline depth of the tensor-core decode kernel: 2 stages (default) or 3
-// (DSRT_ATTN_STAGES=3: a third 64-key tile in flight per CTA, ~105 KB of shared
-// memory at head_dim 128, still two CTAs per SM).
-int decode_mma_stages();
 
 }  // namespace ds::cuda::attn

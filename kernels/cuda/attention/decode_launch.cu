@@ -104,16 +104,6 @@ bool early_loads_enabled() {
   return on;
 }
 
-// DSRT_ATTN_PAGE_AHEAD=0: the tensor-core decode kernel reads a tile's page ids
-// right before its loads instead of one tile ahead (A/B switch).
-bool page_ahead_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("DSRT_ATTN_PAGE_AHEAD");
-    return !(e && std::string(e) == "0");
-  }();
-  return on;
-}
-
 // (m, l) floats of `partials` partials, rounded up so the accumulators after them are 16-byte aligned.
 size_t ml_floats(size_t partials) { return (partials * 2 + 3) / 4 * 4; }
 
@@ -191,7 +181,6 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.cluster_merge = mma && g.splits <= kMaxClusterSplits && cheap_clusters && cluster_merge_enabled();
   }
   p.row_mode = row_mode;
-  p.page_ahead = page_ahead_enabled();
   p.rope_on = false;
   p.early_loads = false;
   if (a.rope != nullptr) {

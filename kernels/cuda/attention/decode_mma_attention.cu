@@ -1,8 +1,8 @@
 // Split-KV decode on tensor cores (head_dim <= 128). One CTA per (sequence,
 // KV head x chunk of <= 16 query heads, split): the chunk's query heads are the
 // 16 rows of an mma tile (GQA: every K/V page is read once for all of them).
-// 64-key K/V tiles stream through a kStages-deep cp.async pipeline (2 or 3
-// stages; DSRT_ATTN_STAGES, decode_mma_stages()); warp w takes
+// 64-key K/V tiles stream through a kStages-deep cp.async pipeline (two
+// stages: a third gained nothing on the H200, batches 129-131); warp w takes
 // keys [16w, 16w + 16) of each tile: S = Q K^T (16 heads x 16 keys), an f32
 // online softmax per head, O += P V. At the end the four warps' (m, l, O) are
 // merged through smem into the output (one split) or a partial for the
@@ -18,8 +18,6 @@
 
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/cuda/attention/attention_common.cuh"
 #include "kernels/cuda/attention/attention_internal.h"
@@ -38,8 +36,9 @@ constexpr int kThreads = 128;
 constexpr int kWarps = 4;
 constexpr int kRows = kMmaDecodeHeads;  // query heads per CTA (mma M)
 constexpr int kTile = 64;  // keys per stage, 16 per warp
+constexpr int kStages = 2;  // K/V tiles in the cp.async pipeline
 
-template <int kD, int kStages>
+template <int kD>
 struct MmaDecodeCfg {
   static_assert(kStages >= 2, "one tile in flight while another is consumed");
   static constexpr int kStride = kD + 8;  // bf16 smem row, +16 B: ldmatrix conflict-free
@@ -74,11 +73,11 @@ __device__ __forceinline__ void pdl_wait_trigger_if(bool now) {
   }
 }
 
-template <int kD, bool kCluster, int kStages>
+template <int kD, bool kCluster>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams p) {
   const bool early = p.early_loads;  // the first tile's loads before the PDL wait
   pdl_wait_trigger_if(!early);
-  using C = MmaDecodeCfg<kD, kStages>;
+  using C = MmaDecodeCfg<kD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* kv_s = reinterpret_cast<bf16*>(smem_raw);
   bf16* q_s = kv_s + C::kKvElems;                                  // [kRows][kStride]
@@ -183,7 +182,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     }
     cp_async_commit();
   }
-  if (p.page_ahead && kStages - 1 < ntiles) fetch_pages(kStages - 1, next_pages);
+  if (kStages - 1 < ntiles) fetch_pages(kStages - 1, next_pages);
   const NewKv nk = p.rope_on ? decode_rope_new_kv(p, w, holds_new, cs_own) : NewKv{};
 
   const int g = lane >> 2, t4 = lane & 3;
@@ -198,12 +197,9 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   for (int t = 0; t < ntiles; ++t) {
     const int stage = t % kStages;
     // The stage refilled here was consumed in iteration t - 1 (closing barrier).
-    if (t + kStages - 1 < ntiles) {
-      if (!p.page_ahead) fetch_pages(t + kStages - 1, next_pages);
-      load_tile(t + kStages - 1, (t + kStages - 1) % kStages, next_pages);
-    }
+    if (t + kStages - 1 < ntiles) load_tile(t + kStages - 1, (t + kStages - 1) % kStages, next_pages);
     cp_async_commit();
-    if (p.page_ahead && t + kStages < ntiles) fetch_pages(t + kStages, next_pages);  // used next iteration
+    if (t + kStages < ntiles) fetch_pages(t + kStages, next_pages);  // used next iteration
     cp_async_wait<kStages - 1>();
     __syncthreads();
     if (p.rope_on && (t == 0 || t == tn)) {  // block-uniform
@@ -363,58 +359,43 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   }
 }
 
-template <int kD, int kStages>
+template <int kD>
 Status configure_dim() {
   static std::atomic<uint64_t> done{0}, done_cluster{0};
-  constexpr size_t bytes = MmaDecodeCfg<kD, kStages>::kSmemBytes;
-  DS_RETURN_IF_ERROR(ensure_smem_limit(decode_mma_kernel<kD, false, kStages>, bytes, done));
-  return ensure_smem_limit(decode_mma_kernel<kD, true, kStages>, bytes, done_cluster);
+  constexpr size_t bytes = MmaDecodeCfg<kD>::kSmemBytes;
+  DS_RETURN_IF_ERROR(ensure_smem_limit(decode_mma_kernel<kD, false>, bytes, done));
+  return ensure_smem_limit(decode_mma_kernel<kD, true>, bytes, done_cluster);
 }
 
-template <int kD, int kStages>
+template <int kD>
 Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
-  DS_RETURN_IF_ERROR((configure_dim<kD, kStages>()));
-  constexpr size_t bytes = MmaDecodeCfg<kD, kStages>::kSmemBytes;
+  DS_RETURN_IF_ERROR(configure_dim<kD>());
+  constexpr size_t bytes = MmaDecodeCfg<kD>::kSmemBytes;
   const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
   if (!p.cluster_merge) {
     DS_CUDA_RETURN_IF_ERROR(
-        launch_kernel(decode_mma_kernel<kD, false, kStages>, grid, dim3(kThreads), bytes, stream, p));
+        launch_kernel(decode_mma_kernel<kD, false>, grid, dim3(kThreads), bytes, stream, p));
   } else {
     // The splits of a head group form one cluster (PDL attribute kept when on).
     cudaLaunchAttribute attrs[2];
     cudaLaunchConfig_t cfg = pdl_cluster_launch_config(grid, dim3(kThreads), bytes, stream, attrs,
                                                        dim3(1, 1, static_cast<unsigned>(p.splits)));
-    DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&cfg, decode_mma_kernel<kD, true, kStages>, p));
+    DS_CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&cfg, decode_mma_kernel<kD, true>, p));
   }
   DS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }
 
-template <int kD>
-Status launch_dim_stages(const DecodeParams& p, int items, cudaStream_t stream) {
-  return decode_mma_stages() == 3 ? launch_dim<kD, 3>(p, items, stream) : launch_dim<kD, 2>(p, items, stream);
-}
-
 }  // namespace
 
-int decode_mma_stages() {
-  static const int stages = [] {
-    const char* e = std::getenv("DSRT_ATTN_STAGES");
-    return e && std::string(e) == "3" ? 3 : 2;
-  }();
-  return stages;
-}
-
 Status configure_decode_mma_kernels() {
-  DS_RETURN_IF_ERROR((configure_dim<64, 2>()));
-  DS_RETURN_IF_ERROR((configure_dim<128, 2>()));
-  DS_RETURN_IF_ERROR((configure_dim<64, 3>()));
-  return configure_dim<128, 3>();
+  DS_RETURN_IF_ERROR(configure_dim<64>());
+  return configure_dim<128>();
 }
 
 Status launch_decode_mma(const DecodeParams& p, int items, cudaStream_t stream) {
-  if (p.head_dim <= 64) return launch_dim_stages<64>(p, items, stream);
-  if (p.head_dim <= 128) return launch_dim_stages<128>(p, items, stream);
+  if (p.head_dim <= 64) return launch_dim<64>(p, items, stream);
+  if (p.head_dim <= 128) return launch_dim<128>(p, items, stream);
   return Status::Error(StrCat() << "paged_attention: tensor-core decode takes head_dim <= 128, got " << p.head_dim);
 }
 
