@@ -21,7 +21,11 @@
    (stdout and --out); "as_close_as_hf_bf16" says whether dsrt is at least as close to float32
    as transformers-bf16 is. "bf16_floors_vs_f32": the float32 model with only bf16 GEMM inputs
    ("linear_in") and also bf16 GEMM outputs and q/k/v ("linear_io_kv") against itself: the
-   part of the error no bf16 implementation avoids. The first plan's results are the top-level "results" / "pass";
+   part of the error no bf16 implementation avoids. "hf_bf16_backends_vs_hf_bf16": transformers-bf16
+   run with torch's sdpa attention and with cuBLAS's reduced-precision reduction toggled, against
+   the reference transformers-bf16 run (eager attention): how far two runs of the same bf16 code
+   are apart (--init hf: transformers' own initialisation instead of this script's).
+   The first plan's results are the top-level "results" / "pass";
    "variants" lists every plan's. Exit status 1 when a prompt of the first plan misses the goal.
 
   /opt/torch/.venv/bin/python tools/gpu/check_real_shape.py --dsrt build-gpu/bin/dsrt \\

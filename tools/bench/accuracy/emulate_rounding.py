@@ -24,7 +24,10 @@ truth vs hfbf16 3.0e-2, res16 (dsrt with a bf16 residual) 2.7e-2, res32 (f32 res
 q/k/v until rope and the KV write) 1.8e-2, res32o_gu32 (+ f32 gate/up outputs) 1.7e-2, res32oq
 (+ f32 KV) 1.8e-2, gemm_in_only (bf16 GEMM inputs, every other value float32: the floor of any
 bf16 tensor-core implementation) 1.4e-2. The measured GPU figures (transformers-bf16 3.2e-2, dsrt with a bf16 residual 2.7e-2)
-match the first two.
+match the first two. Exact GEMM inputs (what split-bf16 operands, x = hi + lo in two bf16 GEMMs, would
+give) with everything else as dsrt (2026-11-29): split_gin (norm outputs only) 1.5e-2, split_all (every
+GEMM input) 1.2e-2, split_all_kv32 (and an f32 KV cache) 1.2e-2: 1e-2 needs float32 activations
+throughout, not only better GEMM operands.
 """
 import argparse
 import sys
