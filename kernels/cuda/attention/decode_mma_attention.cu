@@ -36,11 +36,10 @@ constexpr int kThreads = 128;
 constexpr int kWarps = 4;
 constexpr int kRows = kMmaDecodeHeads;  // query heads per CTA (mma M)
 constexpr int kTile = 64;  // keys per stage, 16 per warp
-constexpr int kStages = 2;  // K/V tiles in the cp.async pipeline
+constexpr int kStages = 2;  // K/V tiles in the cp.async pipeline (>= 2)
 
 template <int kD>
 struct MmaDecodeCfg {
-  static_assert(kStages >= 2, "one tile in flight while another is consumed");
   static constexpr int kStride = kD + 8;  // bf16 smem row, +16 B: ldmatrix conflict-free
   static constexpr int kChunks = kD / 8;
   static constexpr int kKvElems = kStages * 2 * kTile * kStride;  // stages x (K, V)
@@ -170,9 +169,8 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     cp_async_16(q_s + r * C::kStride + c * 8, src, valid);
   }
   cp_async_commit();
-  // Tiles 1 .. kStages - 2 ahead of the loop (commit groups: tile 0, q, then one per tile, empty
-  // ones past the last tile, so that waiting for all but the newest kStages - 1 groups always
-  // means "tile t has landed").
+  // Tiles 1 .. kStages - 2 before the loop. Commit groups: tile 0, q, one per tile (empty past the
+  // last), so waiting for all but the newest kStages - 1 groups means "tile t has landed".
   int32_t next_pages[kIters];  // of tile t + kStages - 1 at iteration t
 #pragma unroll
   for (int i = 1; i < kStages - 1; ++i) {
