@@ -37,14 +37,11 @@ struct DecodeParams : BatchParams {
   int splits, chunk_len;
   float* part_ml;   // [items, num_heads, splits, 2]
   float* part_acc;  // [items, num_heads, splits, head_dim]
-  unsigned* counters;  // [items, head groups] arrivals, or null: the combine kernel merges
+  unsigned* counters;  // [items, gridDim.y] arrivals, or null: the combine kernel merges
   bool cluster_merge;  // splits <= 8 launched as clusters (1, 1, splits): merged through DSMEM
   bool row_mode;
   bool rope_on;     // rope: q is raw, the new key is roped and written here
   bool early_loads;  // rope_on only: the first K/V tile is loaded before the PDL wait
-  // Grid (head groups, items, splits) instead of (items, head groups, splits): the CTAs
-  // that start together are one sequence's KV heads, which share its pages' bytes.
-  bool items_on_y;
   DecodeRope rope;
 };
 
@@ -74,7 +71,7 @@ __device__ __forceinline__ bool resolve_item(const DecodeParams& p, int item, in
 // One decode CTA's share: work item x (KV head, chunk of its query heads) x
 // split -> query heads [head0, head0 + ng) of query `row` over keys [kbeg, kend).
 struct DecodeWork {
-  int item, group, kvh, g0, ng, head0, split;  // group: KV head x chunk index
+  int item, kvh, g0, ng, head0, split;
   int seq, row, ctx, kbeg, kend;
   bool empty;  // resolved, but this split holds no key (its neutral partial is written)
 };
@@ -82,10 +79,9 @@ struct DecodeWork {
 // Resolves the calling CTA's DecodeWork without writing anything. False when
 // there is nothing to compute (w.empty: resolved, but no key in its range).
 __device__ __forceinline__ bool resolve_decode_work(const DecodeParams& p, DecodeWork& w) {
-  w.item = p.items_on_y ? blockIdx.y : blockIdx.x;
-  w.group = p.items_on_y ? blockIdx.x : blockIdx.y;
-  w.kvh = w.group / p.head_chunks;
-  w.g0 = (w.group % p.head_chunks) * p.heads_per_chunk;
+  w.item = blockIdx.x;
+  w.kvh = blockIdx.y / p.head_chunks;
+  w.g0 = (blockIdx.y % p.head_chunks) * p.heads_per_chunk;
   w.ng = min(p.heads_per_chunk, p.group - w.g0);
   w.head0 = w.kvh * p.group + w.g0;
   w.split = blockIdx.z;

@@ -104,16 +104,6 @@ bool early_loads_enabled() {
   return on;
 }
 
-// DSRT_ATTN_ITEMS_ON_Y=0: the tensor-core decode grid is (items, head groups,
-// splits) instead of (head groups, items, splits) (A/B switch).
-bool items_on_y_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("DSRT_ATTN_ITEMS_ON_Y");
-    return !(e && std::string(e) == "0");
-  }();
-  return on;
-}
-
 // (m, l) floats of `partials` partials, rounded up so the accumulators after them are 16-byte aligned.
 size_t ml_floats(size_t partials) { return (partials * 2 + 3) / 4 * 4; }
 
@@ -191,7 +181,6 @@ Status launch_decode(const AttnLaunch& a, bool row_mode, bool require_split, voi
     p.cluster_merge = mma && g.splits <= kMaxClusterSplits && cheap_clusters && cluster_merge_enabled();
   }
   p.row_mode = row_mode;
-  p.items_on_y = mma && items <= 65535 && items_on_y_enabled();
   p.rope_on = false;
   p.early_loads = false;
   if (a.rope != nullptr) {

@@ -100,7 +100,7 @@ __device__ __forceinline__ void merge_splits_if_last(const DecodeParams& p, cons
   __shared__ bool last_s;
   __syncthreads();  // every partial store of the block precedes thread 0's release
   if (threadIdx.x == 0) {
-    unsigned* c = p.counters + static_cast<int64_t>(w.item) * (p.num_kv_heads * p.head_chunks) + w.group;
+    unsigned* c = p.counters + static_cast<int64_t>(w.item) * gridDim.y + blockIdx.y;
     const bool last = atomic_add_acq_rel_gpu(c, 1u) + 1u == static_cast<unsigned>(p.splits);
     if (last) *c = 0u;  // read again only by the next launch, after this grid completes
     last_s = last;

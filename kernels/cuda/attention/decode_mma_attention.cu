@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   static_assert(kTile * C::kChunks % kThreads == 0, "tile load mapping");
   int32_t first_pages[kIters];
   {
-    const int seq0 = p.items_on_y ? blockIdx.y : blockIdx.x;  // never row mode here: work item == sequence
+    const int seq0 = blockIdx.x;  // never row mode here: work item == sequence
     const int key0 = static_cast<int>(blockIdx.z) * p.chunk_len;
     const int32_t* pt = p.page_table + static_cast<int64_t>(seq0) * p.pt_stride;
 #pragma unroll
@@ -369,8 +369,7 @@ template <int kD>
 Status launch_dim(const DecodeParams& p, int items, cudaStream_t stream) {
   DS_RETURN_IF_ERROR(configure_dim<kD>());
   constexpr size_t bytes = MmaDecodeCfg<kD>::kSmemBytes;
-  const int groups = p.num_kv_heads * p.head_chunks;
-  const dim3 grid = p.items_on_y ? dim3(groups, items, p.splits) : dim3(items, groups, p.splits);
+  const dim3 grid(items, p.num_kv_heads * p.head_chunks, p.splits);
   if (!p.cluster_merge) {
     DS_CUDA_RETURN_IF_ERROR(
         launch_kernel(decode_mma_kernel<kD, false>, grid, dim3(kThreads), bytes, stream, p));

@@ -80,7 +80,7 @@ __device__ __forceinline__ NewKv decode_rope_new_kv(const DecodeParams& p, const
     nk = NewKv{a, a + 1, r.v[kv_off + a], r.v[kv_off + a + 1], true};
   }
   const int32_t slot = r.slots[w.row];
-  if (slot >= 0 && w.group % p.head_chunks == 0) {
+  if (slot >= 0 && blockIdx.y % p.head_chunks == 0) {
     __nv_bfloat16* dst =
         (tid < half ? r.k_cache : r.v_cache) + (static_cast<int64_t>(slot) * p.num_kv_heads + w.kvh) * p.head_dim;
     dst[nk.a] = nk.x;
