@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
@@ -30,6 +29,7 @@
 #include "kernels/cuda/gemm/gather.h"
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
+#include "runtime/common/file_util.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/pdl.h"
@@ -418,10 +418,8 @@ Status run(const std::string& which, const Options& opt, const std::string& json
     if (which != "all" && which != m.name) continue;
     DS_RETURN_IF_ERROR(run_model(m, opt, copy_gbps, out).with_context(m.name));
   }
-  if (!json_path.empty()) {
-    std::ofstream f(json_path);
-    f << out.dump(2) << "\n";
-  }
+  // Written whole (temporary file, then rename) or not at all.
+  if (!json_path.empty()) DS_RETURN_IF_ERROR(write_file_atomic(json_path, out.dump(2) + "\n"));
   return Status::Ok();
 }
 

@@ -18,7 +18,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,6 +25,7 @@
 #include "kernels/cuda/gemm/gather.h"
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/gemm/gemv.h"
+#include "runtime/common/file_util.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_buffer.h"
 #include "kernels/cuda/gemm/timing_spin.h"
@@ -84,6 +84,14 @@ class Bench {
   Stream stream_;
   Event start_, stop_;
 };
+
+// --json: the results, written whole (temporary file, then rename) or not at all.
+Status write_json(const std::string& path, const nlohmann::json& out) {
+  if (path.empty()) return Status::Ok();
+  DS_RETURN_IF_ERROR(write_file_atomic(path, out.dump(2) + "\n"));
+  std::printf("\nwrote %s\n", path.c_str());
+  return Status::Ok();
+}
 
 Status run(int reps, const std::string& json_path, const std::vector<int64_t>& m_sweep) {
   if (device_count() == 0) return Status::Error("no CUDA device");
@@ -186,11 +194,7 @@ Status run(int reps, const std::string& json_path, const std::vector<int64_t>& m
       }
     }
     out["m_sweep"] = rows;
-    if (!json_path.empty()) {
-      std::ofstream f(json_path);
-      f << out.dump(2) << "\n";
-    }
-    return Status::Ok();
+    return write_json(json_path, out);
   }
 
   // ---- GEMM (cuBLASLt) ----
@@ -398,14 +402,7 @@ Status run(int reps, const std::string& json_path, const std::vector<int64_t>& m
     splits_json.push_back(row);
   }
   out["gemv_k_splits_GBps"] = splits_json;
-
-  if (!json_path.empty()) {
-    std::ofstream f(json_path);
-    if (!f) return Status::Error(StrCat() << "cannot write " << json_path);
-    f << out.dump(2) << "\n";
-    std::printf("\nwrote %s\n", json_path.c_str());
-  }
-  return Status::Ok();
+  return write_json(json_path, out);
 }
 
 }  // namespace
