@@ -41,28 +41,24 @@ int run(int reps, const std::vector<DecodePoint>& only) {
   if (!stream.ok()) return std::fprintf(stderr, "%s\n", stream.status().message().c_str()), 1;
   const AttnShape shapes[] = {{"7B", 28, 4, 128}, {"32B", 40, 8, 128}};
   std::printf("%-5s %-8s %6s %7s %10s %9s\n", "shape", "path", "batch", "kv_len", "us", "GB/s");
-  if (!only.empty()) {  // the listed decode points alone (e.g. under Nsight Compute)
-    for (const DecodePoint& d : only) {
-      const AttnShape* s = nullptr;
-      for (const AttnShape& c : shapes)
-        if (d.shape == c.name) s = &c;
-      if (s == nullptr) return std::fprintf(stderr, "--decode: unknown shape '%s' (7B or 32B)\n", d.shape.c_str()), 2;
-      Result<AttnTiming> r =
-          time_paged_attention(*s, std::vector<int>(d.batch, 1), std::vector<int>(d.batch, d.kv_len), reps, stream.value());
-      if (!r.ok()) return std::fprintf(stderr, "%s\n", r.status().message().c_str()), 1;
-      std::printf("%-5s %-8s %6d %7d %10.1f %9.1f\n", s->name, "decode", d.batch, d.kv_len, r.value().us,
-                  r.value().gbps());
-    }
-    return 0;
+  // The decode points: the grid, or (--decode) the listed ones alone, e.g. under Nsight Compute.
+  std::vector<DecodePoint> points = only;
+  if (points.empty())
+    for (const AttnShape& s : shapes)
+      for (int batch : {1, 8, 32, 64, 128, 256})
+        for (int kv_len : {512, 2048, 8192}) points.push_back({s.name, batch, kv_len});
+  for (const DecodePoint& d : points) {
+    const AttnShape* s = nullptr;
+    for (const AttnShape& c : shapes)
+      if (d.shape == c.name) s = &c;
+    if (s == nullptr) return std::fprintf(stderr, "--decode: unknown shape '%s' (7B or 32B)\n", d.shape.c_str()), 2;
+    Result<AttnTiming> r =
+        time_paged_attention(*s, std::vector<int>(d.batch, 1), std::vector<int>(d.batch, d.kv_len), reps, stream.value());
+    if (!r.ok()) return std::fprintf(stderr, "%s\n", r.status().message().c_str()), 1;
+    std::printf("%-5s %-8s %6d %7d %10.1f %9.1f\n", s->name, "decode", d.batch, d.kv_len, r.value().us,
+                r.value().gbps());
   }
-  for (const AttnShape& s : shapes)
-    for (int batch : {1, 8, 32, 64, 128, 256})
-      for (int kv_len : {512, 2048, 8192}) {
-        Result<AttnTiming> r = time_paged_attention(s, std::vector<int>(batch, 1), std::vector<int>(batch, kv_len), reps, stream.value());
-        if (!r.ok()) return std::fprintf(stderr, "%s\n", r.status().message().c_str()), 1;
-        std::printf("%-5s %-8s %6d %7d %10.1f %9.1f\n", s.name, "decode", batch, kv_len, r.value().us,
-                    r.value().gbps());
-      }
+  if (!only.empty()) return 0;
   std::printf("\n%-5s %-8s %6s %7s %10s %9s\n", "shape", "path", "q_len", "kv_len", "us", "TFLOP/s");
   const int prefill[][2] = {{1024, 1024}, {2048, 2048}, {4096, 4096}, {8192, 8192}, {512, 4096}, {2048, 8192}};
   for (const AttnShape& s : shapes)

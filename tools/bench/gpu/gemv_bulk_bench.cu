@@ -261,8 +261,6 @@ Status run(int reps, const std::vector<Shape>& shapes) {
   const Stream& stream = cb.stream;
   DeviceBuffer &x = cb.x, &y = cb.y, &y_ref = cb.y_ref;
   GemmRunner* runner = cb.runner.get();
-  detail::GemvScratch scratch;  // the bulk kernel needs only the SM count
-  scratch.num_sms = sms;
   auto weight = [&](const Shape& s, int i) { return cb.weight(s.n, s.k, i); };
   auto chain_us = [&](const std::function<Status(int)>& launch) { return cb.chain_us(reps, launch); };
   std::printf("us per launch, 8 chained launches (PDL), GB/s of weights in ( ); production = GemmPath::kGemv\n");
@@ -298,8 +296,7 @@ Status run(int reps, const std::vector<Shape>& shapes) {
     };
     for (detail::Choice c : kBulkChoices) {  // the production bulk kernel
       auto bulk = [&](int i) {
-        return detail::launch_gemv_bulk(cb.gemv_args(s.n, s.k, i, y.data()), detail::bulk_config(c), scratch.num_sms,
-                                        stream.get());
+        return detail::launch_gemv_bulk(cb.gemv_args(s.n, s.k, i, y.data()), detail::bulk_config(c), sms, stream.get());
       };
       DS_RETURN_IF_ERROR(bulk(0));
       DS_RETURN_IF_ERROR(check());
