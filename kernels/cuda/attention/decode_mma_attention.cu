@@ -1,18 +1,19 @@
 // Split-KV decode on tensor cores (head_dim <= 128). One CTA per (sequence,
 // KV head x chunk of <= 16 query heads, split): the chunk's query heads are the
 // 16 rows of an mma tile (GQA: every K/V page is read once for all of them).
-// 64-key K/V tiles stream through a kStages-deep cp.async pipeline (two
-// stages: a third gained nothing on the H200, batches 129-131); warp w takes
-// keys [16w, 16w + 16) of each tile: S = Q K^T (16 heads x 16 keys), an f32
-// online softmax per head, O += P V. At the end the four warps' (m, l, O) are
+// 64-key K/V tiles stream through a two-stage cp.async pipeline (a third stage
+// gained nothing on the H200, session 17), their page ids read a tile ahead;
+// warp w takes keys [16w, 16w + 16) of each tile: S = Q K^T (16 heads x 16
+// keys), an f32 online softmax per head, O += P V. At the end the four warps' (m, l, O) are
 // merged through smem into the output (one split) or a partial for the
 // combine kernel, or the last CTA of the head group merges the splits
 // (merge_splits_if_last), or (sm_90+, <= 8 splits; DSRT_ATTN_CLUSTER_MERGE=0
 // turns it off) the splits run as one thread-block cluster and merge through
 // distributed shared memory (cluster_merge_splits; both in decode_merge.cuh).
 // With PagedAttentionRope (decode_rope.cuh) q arrives raw and the new key is
-// roped here. Per 64 keys a warp issues 32 mma, so the kernel runs at the speed
-// of the K/V stream.
+// roped here. Per 64 keys a warp issues 32 mma; at 182 registers two CTAs (8
+// warps) fit an SM, and Nsight Compute (session 17) shows them waiting on their
+// own mma / multiply chains more than on the K/V stream.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
@@ -36,13 +37,12 @@ constexpr int kThreads = 128;
 constexpr int kWarps = 4;
 constexpr int kRows = kMmaDecodeHeads;  // query heads per CTA (mma M)
 constexpr int kTile = 64;  // keys per stage, 16 per warp
-constexpr int kStages = 2;  // K/V tiles in the cp.async pipeline (>= 2)
 
 template <int kD>
 struct MmaDecodeCfg {
   static constexpr int kStride = kD + 8;  // bf16 smem row, +16 B: ldmatrix conflict-free
   static constexpr int kChunks = kD / 8;
-  static constexpr int kKvElems = kStages * 2 * kTile * kStride;  // stages x (K, V)
+  static constexpr int kKvElems = 2 * 2 * kTile * kStride;  // 2 stages x (K, V)
   static constexpr int kOStride = kD + 4;                    // f32 merge rows
   static constexpr size_t kSmemBytes =
       (kKvElems + kRows * kStride) * sizeof(bf16) + kWarps * kRows * 2 * sizeof(float);
@@ -169,18 +169,8 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
     cp_async_16(q_s + r * C::kStride + c * 8, src, valid);
   }
   cp_async_commit();
-  // Tiles 1 .. kStages - 2 before the loop. Commit groups: tile 0, q, one per tile (empty past the
-  // last), so waiting for all but the newest kStages - 1 groups means "tile t has landed".
-  int32_t next_pages[kIters];  // of tile t + kStages - 1 at iteration t
-#pragma unroll
-  for (int i = 1; i < kStages - 1; ++i) {
-    if (i < ntiles) {
-      fetch_pages(i, next_pages);
-      load_tile(i, i, next_pages);
-    }
-    cp_async_commit();
-  }
-  if (kStages - 1 < ntiles) fetch_pages(kStages - 1, next_pages);
+  int32_t next_pages[kIters];  // page ids of tile t + 1 at iteration t
+  if (1 < ntiles) fetch_pages(1, next_pages);
   const NewKv nk = p.rope_on ? decode_rope_new_kv(p, w, holds_new, cs_own) : NewKv{};
 
   const int g = lane >> 2, t4 = lane & 3;
@@ -193,12 +183,14 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const DecodeParams
   uint32_t qf[kD / 16][4];
 
   for (int t = 0; t < ntiles; ++t) {
-    const int stage = t % kStages;
-    // The stage refilled here was consumed in iteration t - 1 (closing barrier).
-    if (t + kStages - 1 < ntiles) load_tile(t + kStages - 1, (t + kStages - 1) % kStages, next_pages);
+    const int stage = t % 2;
+    // Tile t + 1 into the other stage, consumed in iteration t - 1 (closing barrier). One
+    // commit group per iteration (empty after the last tile; before the loop: tile 0, q),
+    // so waiting for all but the newest group means "tile t has landed".
+    if (t + 1 < ntiles) load_tile(t + 1, (t + 1) % 2, next_pages);
     cp_async_commit();
-    if (t + kStages < ntiles) fetch_pages(t + kStages, next_pages);  // used next iteration
-    cp_async_wait<kStages - 1>();
+    if (t + 2 < ntiles) fetch_pages(t + 2, next_pages);  // used next iteration
+    cp_async_wait<1>();
     __syncthreads();
     if (p.rope_on && (t == 0 || t == tn)) {  // block-uniform
       if (t == 0) decode_rope_q(p, q_s, C::kStride, ng, rope_cs_s);  // the table is visible after the barrier
